@@ -1,0 +1,149 @@
+//! Decode errors: what went wrong, where, and which CWMP fault the peer should receive.
+
+use crate::fault::FaultCode;
+
+/// Which side of the session received the bad message (and so which fault range answers it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The CPE received it: answer with a 9xxx fault.
+    Cpe,
+    /// The ACS received it: answer with an 8xxx fault.
+    Acs,
+}
+
+/// What was wrong with the input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeErrorKind {
+    /// The body is larger than the configured limit.
+    #[error("body of {size} bytes exceeds the limit of {limit} bytes")]
+    TooLarge {
+        /// Bytes received.
+        size: usize,
+        /// Configured limit.
+        limit: usize,
+    },
+    /// Elements nest deeper than the configured limit.
+    #[error("elements nest deeper than {0} levels")]
+    TooDeep(usize),
+    /// The bytes are not valid in the declared or detected charset.
+    #[error("text is not valid in its character encoding")]
+    InvalidUtf8,
+    /// The XML prolog names a charset we do not know.
+    #[error("unsupported character encoding {0:?}")]
+    UnsupportedEncoding(String),
+    /// Malformed XML.
+    #[error("malformed XML: {0}")]
+    Syntax(String),
+    /// A document type declaration (DTDs and entity declarations are refused).
+    #[error("document type declarations are not allowed")]
+    Dtd,
+    /// A reference to an entity that XML does not predefine.
+    #[error("undefined entity &{0};")]
+    UndefinedEntity(String),
+    /// The root is not a SOAP envelope, or it has no Body.
+    #[error("not a SOAP envelope with a Body")]
+    NotAnEnvelope,
+    /// The Body holds no element.
+    #[error("the SOAP Body is empty")]
+    EmptyBody,
+    /// The Body's element names no CWMP method we know.
+    #[error("unknown method {0:?}")]
+    UnknownMethod(String),
+    /// A header element we do not know carries mustUnderstand="1".
+    #[error("header element {0:?} must be understood but is unknown")]
+    MustUnderstand(String),
+    /// A required element is missing.
+    #[error("element {child:?} missing in {parent:?}")]
+    MissingElement {
+        /// The element that should contain it.
+        parent: String,
+        /// The missing element's name.
+        child: &'static str,
+    },
+    /// An element's text is not of the required type.
+    #[error("element {element:?} has value {value:?}, expected {expected}")]
+    InvalidValue {
+        /// The element.
+        element: String,
+        /// Its text (shortened).
+        value: String,
+        /// What it should have been.
+        expected: &'static str,
+    },
+}
+
+/// A decode error with its position in the input (byte offset, and line and column from 1).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind} (line {line}, column {column})")]
+pub struct DecodeError {
+    /// What went wrong.
+    pub kind: DecodeErrorKind,
+    /// Byte offset into the (UTF-8) input.
+    pub offset: usize,
+    /// Line, from 1; 0 until [`DecodeError::locate`] ran.
+    pub line: usize,
+    /// Column in characters, from 1; 0 until [`DecodeError::locate`] ran.
+    pub column: usize,
+}
+
+impl DecodeError {
+    pub(crate) fn at(kind: DecodeErrorKind, offset: usize) -> Self {
+        DecodeError {
+            kind,
+            offset,
+            line: 0,
+            column: 0,
+        }
+    }
+
+    /// Fills in line and column from the input the offset points into.
+    pub(crate) fn locate(mut self, input: &str) -> Self {
+        let mut end = self.offset.min(input.len());
+        while !input.is_char_boundary(end) {
+            end -= 1;
+        }
+        let before = &input[..end];
+        self.line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        self.column = before[line_start..].chars().count() + 1;
+        self
+    }
+
+    /// The fault the peer should receive for this message, given who received it.
+    pub fn fault_code(&self, receiver: Role) -> FaultCode {
+        use DecodeErrorKind as K;
+        use FaultCode as F;
+        match (&self.kind, receiver) {
+            (K::TooLarge { .. } | K::TooDeep(_), Role::Cpe) => F::ResourcesExceeded,
+            (K::TooLarge { .. } | K::TooDeep(_), Role::Acs) => F::AcsResourcesExceeded,
+            (K::UnknownMethod(_), Role::Cpe) => F::MethodNotSupported,
+            (K::UnknownMethod(_), Role::Acs) => F::AcsMethodNotSupported,
+            (K::InvalidValue { .. }, Role::Cpe) => F::InvalidParameterType,
+            (
+                K::InvalidUtf8
+                | K::UnsupportedEncoding(_)
+                | K::Syntax(_)
+                | K::Dtd
+                | K::UndefinedEntity(_)
+                | K::NotAnEnvelope
+                | K::EmptyBody
+                | K::MustUnderstand(_)
+                | K::MissingElement { .. },
+                Role::Cpe,
+            ) => F::InvalidArguments,
+            (
+                K::InvalidUtf8
+                | K::UnsupportedEncoding(_)
+                | K::Syntax(_)
+                | K::Dtd
+                | K::UndefinedEntity(_)
+                | K::NotAnEnvelope
+                | K::EmptyBody
+                | K::MustUnderstand(_)
+                | K::MissingElement { .. }
+                | K::InvalidValue { .. },
+                Role::Acs,
+            ) => F::AcsInvalidArguments,
+        }
+    }
+}

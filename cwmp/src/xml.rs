@@ -1,0 +1,533 @@
+//! Tolerant XML input layer (charset, limits, a borrowed element tree) and the envelope writer.
+//!
+//! Decoding happens in two steps: [`Doc::parse`] turns bytes into a flat tree of elements that
+//! borrow from the input (namespace resolved, entity references expanded, DTDs refused), then the
+//! message modules walk that tree through [`El`]. Encoding appends to a [`Writer`].
+
+use std::borrow::Cow;
+
+use quick_xml::events::Event;
+use quick_xml::name::ResolveResult;
+use quick_xml::NsReader;
+
+use crate::error::{DecodeError, DecodeErrorKind};
+use crate::ns::{self, CwmpNs};
+
+/// Limits applied while decoding input from a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest accepted body in bytes.
+    pub max_body: usize,
+    /// Deepest accepted element nesting.
+    pub max_depth: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body: 4 * 1024 * 1024,
+            max_depth: 32,
+        }
+    }
+}
+
+/// Which namespace an element or attribute is bound to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ns {
+    None,
+    SoapEnv,
+    SoapEnc,
+    Xsi,
+    Xsd,
+    Cwmp(CwmpNs),
+    Other,
+}
+
+fn classify(r: &ResolveResult<'_>) -> Ns {
+    match r {
+        ResolveResult::Bound(n) => match n.as_ref() {
+            b if b == ns::SOAP_ENV.as_bytes() => Ns::SoapEnv,
+            b if b == ns::SOAP_ENC.as_bytes() => Ns::SoapEnc,
+            b if b == ns::XSI.as_bytes() => Ns::Xsi,
+            b if b == ns::XSD.as_bytes() => Ns::Xsd,
+            b => match CwmpNs::from_uri(b) {
+                Some(v) => Ns::Cwmp(v),
+                None => Ns::Other,
+            },
+        },
+        ResolveResult::Unbound => Ns::None,
+        // An undeclared prefix: real CPEs do this; treat it as "some namespace".
+        ResolveResult::Unknown(_) => Ns::Other,
+    }
+}
+
+const NONE: u32 = u32::MAX;
+
+#[derive(Debug)]
+pub(crate) struct Node<'a> {
+    pub ns: Ns,
+    pub name: &'a str,
+    pub text: Cow<'a, str>,
+    /// Local part of `xsi:type`, if present.
+    pub xsi_type: Option<&'a str>,
+    /// Value of `soap-env:mustUnderstand`, if present.
+    pub must_understand: Option<&'a str>,
+    pub offset: usize,
+    first_child: u32,
+    last_child: u32,
+    next_sibling: u32,
+}
+
+/// A parsed document: elements in document order, the root at index 0.
+#[derive(Debug)]
+pub(crate) struct Doc<'a> {
+    pub input: &'a str,
+    nodes: Vec<Node<'a>>,
+}
+
+/// Finds `part` inside `input` (it must be a sub-slice) and returns it with the input's lifetime.
+fn reslice<'a>(input: &'a str, part: &[u8]) -> Option<&'a str> {
+    let start = (part.as_ptr() as usize).checked_sub(input.as_ptr() as usize)?;
+    input.get(start..start.checked_add(part.len())?)
+}
+
+/// Turns raw bytes into UTF-8 text: strips a BOM, follows a UTF-16 BOM or the prolog's charset.
+pub(crate) fn to_utf8(input: &[u8]) -> Result<Cow<'_, str>, DecodeError> {
+    if let Some((enc, bom_len)) = encoding_rs::Encoding::for_bom(input) {
+        let body = &input[bom_len..];
+        if enc == encoding_rs::UTF_8 {
+            return std::str::from_utf8(body)
+                .map(Cow::Borrowed)
+                .map_err(|e| DecodeError::at(DecodeErrorKind::InvalidUtf8, bom_len + e.valid_up_to()));
+        }
+        let (text, had_errors) = enc.decode_without_bom_handling(body);
+        if had_errors {
+            return Err(DecodeError::at(DecodeErrorKind::InvalidUtf8, 0));
+        }
+        return Ok(Cow::Owned(text.into_owned()));
+    }
+    if let Some(label) = declared_encoding(input) {
+        let enc = encoding_rs::Encoding::for_label(label.as_bytes()).ok_or_else(|| {
+            DecodeError::at(DecodeErrorKind::UnsupportedEncoding(label.clone()), 0)
+        })?;
+        if enc != encoding_rs::UTF_8 {
+            let (text, had_errors) = enc.decode_without_bom_handling(input);
+            if had_errors {
+                return Err(DecodeError::at(DecodeErrorKind::InvalidUtf8, 0));
+            }
+            return Ok(Cow::Owned(text.into_owned()));
+        }
+    }
+    std::str::from_utf8(input)
+        .map(Cow::Borrowed)
+        .map_err(|e| DecodeError::at(DecodeErrorKind::InvalidUtf8, e.valid_up_to()))
+}
+
+/// The `encoding="..."` of an XML declaration at the very start, if any.
+fn declared_encoding(input: &[u8]) -> Option<String> {
+    let head = input.get(..input.len().min(256))?;
+    if !head.starts_with(b"<?xml") {
+        return None;
+    }
+    let end = head.windows(2).position(|w| w == b"?>")?;
+    let decl = std::str::from_utf8(&head[..end]).ok()?;
+    let at = decl.find("encoding")?;
+    let rest = decl[at + "encoding".len()..].trim_start().strip_prefix('=')?.trim_start();
+    let quote = rest.chars().next()?;
+    if quote != '"' && quote != '\'' {
+        return None;
+    }
+    let rest = &rest[1..];
+    Some(rest[..rest.find(quote)?].to_string())
+}
+
+fn predefined_entity(name: &str) -> Option<char> {
+    Some(match name {
+        "amp" => '&',
+        "lt" => '<',
+        "gt" => '>',
+        "quot" => '"',
+        "apos" => '\'',
+        _ => return None,
+    })
+}
+
+fn char_ref(name: &str) -> Option<char> {
+    let digits = name.strip_prefix('#')?;
+    let code = match digits.strip_prefix(['x', 'X']) {
+        Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+        None => digits.parse::<u32>().ok()?,
+    };
+    char::from_u32(code)
+}
+
+fn push_text<'a>(text: &mut Cow<'a, str>, piece: Cow<'a, str>) {
+    if text.is_empty() {
+        *text = piece;
+    } else {
+        text.to_mut().push_str(&piece);
+    }
+}
+
+impl<'a> Doc<'a> {
+    /// Parses `input` into an element tree. `input` must already be UTF-8 (see [`to_utf8`]).
+    pub fn parse(input: &'a str, limits: &Limits) -> Result<Doc<'a>, DecodeError> {
+        let mut reader = NsReader::from_str(input);
+        let cfg = reader.config_mut();
+        cfg.trim_text(false);
+        cfg.expand_empty_elements = true;
+        cfg.check_end_names = true;
+        let mut nodes: Vec<Node<'a>> = Vec::with_capacity(64);
+        let mut stack: Vec<u32> = Vec::with_capacity(16);
+        let mut seen_root = false;
+        loop {
+            let offset = reader.buffer_position() as usize;
+            let (resolved, event) = match reader.read_resolved_event() {
+                Ok(v) => v,
+                Err(e) => {
+                    let pos = reader.error_position() as usize;
+                    return Err(DecodeError::at(DecodeErrorKind::Syntax(e.to_string()), pos));
+                }
+            };
+            match event {
+                Event::Start(start) => {
+                    if stack.len() >= limits.max_depth {
+                        return Err(DecodeError::at(DecodeErrorKind::TooDeep(limits.max_depth), offset));
+                    }
+                    if stack.is_empty() && seen_root {
+                        return Err(DecodeError::at(
+                            DecodeErrorKind::Syntax("more than one root element".into()),
+                            offset,
+                        ));
+                    }
+                    seen_root = true;
+                    let elem_ns = classify(&resolved);
+                    let local = start.local_name();
+                    let name = reslice(input, local.as_ref()).ok_or_else(|| {
+                        DecodeError::at(DecodeErrorKind::Syntax("element name".into()), offset)
+                    })?;
+                    let mut xsi_type = None;
+                    let mut must_understand = None;
+                    for attr in start.attributes() {
+                        let attr = attr.map_err(|e| {
+                            DecodeError::at(DecodeErrorKind::Syntax(e.to_string()), offset)
+                        })?;
+                        let (attr_ns, attr_local) = reader.resolve_attribute(attr.key);
+                        let attr_ns = classify(&attr_ns);
+                        let value = reslice(input, &attr.value);
+                        match (attr_ns, attr_local.as_ref()) {
+                            (Ns::Xsi, b"type") | (Ns::Other, b"type") => {
+                                xsi_type = value.map(|v| v.rsplit(':').next().unwrap_or(v).trim());
+                            }
+                            (Ns::SoapEnv, b"mustUnderstand") => must_understand = value.map(str::trim),
+                            _ => {}
+                        }
+                    }
+                    let idx = nodes.len() as u32;
+                    nodes.push(Node {
+                        ns: elem_ns,
+                        name,
+                        text: Cow::Borrowed(""),
+                        xsi_type,
+                        must_understand,
+                        offset,
+                        first_child: NONE,
+                        last_child: NONE,
+                        next_sibling: NONE,
+                    });
+                    if let Some(&parent) = stack.last() {
+                        let p = &mut nodes[parent as usize];
+                        let prev = p.last_child;
+                        p.last_child = idx;
+                        if prev == NONE {
+                            p.first_child = idx;
+                        } else {
+                            nodes[prev as usize].next_sibling = idx;
+                        }
+                    }
+                    stack.push(idx);
+                }
+                Event::End(_) => {
+                    stack.pop();
+                }
+                Event::Text(t) => {
+                    if let Some(&cur) = stack.last() {
+                        let piece = t.decode().map_err(|e| {
+                            DecodeError::at(DecodeErrorKind::Syntax(e.to_string()), offset)
+                        })?;
+                        push_text(&mut nodes[cur as usize].text, piece);
+                    } else if !t.iter().all(u8::is_ascii_whitespace) {
+                        return Err(DecodeError::at(
+                            DecodeErrorKind::Syntax("text outside the root element".into()),
+                            offset,
+                        ));
+                    }
+                }
+                Event::CData(t) => {
+                    if let Some(&cur) = stack.last() {
+                        let piece = t.decode().map_err(|e| {
+                            DecodeError::at(DecodeErrorKind::Syntax(e.to_string()), offset)
+                        })?;
+                        push_text(&mut nodes[cur as usize].text, piece);
+                    }
+                }
+                Event::GeneralRef(r) => {
+                    let name = std::str::from_utf8(&r).unwrap_or("");
+                    let ch = predefined_entity(name).or_else(|| char_ref(name)).ok_or_else(|| {
+                        DecodeError::at(DecodeErrorKind::UndefinedEntity(name.to_string()), offset)
+                    })?;
+                    if let Some(&cur) = stack.last() {
+                        nodes[cur as usize].text.to_mut().push(ch);
+                    }
+                }
+                Event::DocType(_) => return Err(DecodeError::at(DecodeErrorKind::Dtd, offset)),
+                Event::Empty(_) => {
+                    // expand_empty_elements is on: never produced.
+                }
+                Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
+                Event::Eof => break,
+            }
+        }
+        if !stack.is_empty() {
+            return Err(DecodeError::at(
+                DecodeErrorKind::Syntax("unexpected end of input".into()),
+                input.len(),
+            ));
+        }
+        if nodes.is_empty() {
+            return Err(DecodeError::at(DecodeErrorKind::NotAnEnvelope, 0));
+        }
+        Ok(Doc { input, nodes })
+    }
+
+    pub fn root(&self) -> El<'_, 'a> {
+        El { doc: self, idx: 0 }
+    }
+}
+
+/// A cursor on one element of a [`Doc`], with typed accessors that report what and where.
+#[derive(Clone, Copy)]
+pub(crate) struct El<'d, 'a> {
+    doc: &'d Doc<'a>,
+    idx: u32,
+}
+
+impl<'d, 'a> El<'d, 'a> {
+    fn node(&self) -> &'d Node<'a> {
+        &self.doc.nodes[self.idx as usize]
+    }
+    pub fn name(&self) -> &'a str {
+        self.node().name
+    }
+    pub fn ns(&self) -> Ns {
+        self.node().ns
+    }
+    pub fn offset(&self) -> usize {
+        self.node().offset
+    }
+    pub fn xsi_type(&self) -> Option<&'a str> {
+        self.node().xsi_type
+    }
+    pub fn must_understand(&self) -> bool {
+        matches!(self.node().must_understand, Some("1") | Some("true"))
+    }
+    /// Text content with surrounding white space removed.
+    pub fn text(&self) -> &'d str {
+        self.node().text.trim()
+    }
+    /// Text content exactly as sent (entity references expanded).
+    pub fn raw_text(&self) -> &'d str {
+        &self.node().text
+    }
+    /// Element children in document order.
+    pub fn children(&self) -> Children<'d, 'a> {
+        Children {
+            doc: self.doc,
+            next: self.node().first_child,
+        }
+    }
+    /// First child element with this local name, whatever its namespace.
+    pub fn opt(&self, name: &str) -> Option<El<'d, 'a>> {
+        self.children().find(|c| c.name() == name)
+    }
+    /// First child element with this local name, or a missing-element error.
+    pub fn req(&self, name: &'static str) -> Result<El<'d, 'a>, DecodeError> {
+        self.opt(name).ok_or_else(|| {
+            DecodeError::at(
+                DecodeErrorKind::MissingElement {
+                    parent: self.name().to_string(),
+                    child: name,
+                },
+                self.offset(),
+            )
+        })
+    }
+    pub fn invalid(&self, expected: &'static str) -> DecodeError {
+        DecodeError::at(
+            DecodeErrorKind::InvalidValue {
+                element: self.name().to_string(),
+                value: truncate(self.text()),
+                expected,
+            },
+            self.offset(),
+        )
+    }
+    pub fn string(&self, name: &'static str) -> Result<String, DecodeError> {
+        Ok(self.req(name)?.raw_text().to_string())
+    }
+    pub fn opt_string(&self, name: &str) -> Option<String> {
+        self.opt(name).map(|e| e.raw_text().to_string())
+    }
+    pub fn as_u32(&self) -> Result<u32, DecodeError> {
+        self.text().parse().map_err(|_| self.invalid("unsignedInt"))
+    }
+    pub fn as_i32(&self) -> Result<i32, DecodeError> {
+        self.text().parse().map_err(|_| self.invalid("int"))
+    }
+    pub fn as_bool(&self) -> Result<bool, DecodeError> {
+        parse_bool(self.text()).ok_or_else(|| self.invalid("boolean"))
+    }
+    pub fn u32(&self, name: &'static str) -> Result<u32, DecodeError> {
+        self.req(name)?.as_u32()
+    }
+    pub fn i32(&self, name: &'static str) -> Result<i32, DecodeError> {
+        self.req(name)?.as_i32()
+    }
+    pub fn bool(&self, name: &'static str) -> Result<bool, DecodeError> {
+        self.req(name)?.as_bool()
+    }
+    pub fn datetime(&self, name: &'static str) -> Result<crate::DateTime, DecodeError> {
+        let e = self.req(name)?;
+        crate::DateTime::parse(e.text()).ok_or_else(|| e.invalid("dateTime"))
+    }
+    /// Decodes every child element (the members of a SOAP array) with `f`.
+    pub fn list<T>(
+        &self,
+        name: &'static str,
+        f: impl Fn(El<'d, 'a>) -> Result<T, DecodeError>,
+    ) -> Result<Vec<T>, DecodeError> {
+        self.req(name)?.children().map(f).collect()
+    }
+    /// Strings of a SOAP array of `xsd:string`.
+    pub fn string_list(&self, name: &'static str) -> Result<Vec<String>, DecodeError> {
+        self.list(name, |e| Ok(e.raw_text().to_string()))
+    }
+}
+
+pub(crate) fn parse_bool(s: &str) -> Option<bool> {
+    match s {
+        "true" | "1" => Some(true),
+        "false" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+fn truncate(s: &str) -> String {
+    if s.len() <= 64 {
+        return s.to_string();
+    }
+    let mut end = 64;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end])
+}
+
+/// Iterator over the element children of an element.
+pub(crate) struct Children<'d, 'a> {
+    doc: &'d Doc<'a>,
+    next: u32,
+}
+
+impl<'d, 'a> Iterator for Children<'d, 'a> {
+    type Item = El<'d, 'a>;
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.next == NONE {
+            return None;
+        }
+        let el = El {
+            doc: self.doc,
+            idx: self.next,
+        };
+        self.next = self.doc.nodes[self.next as usize].next_sibling;
+        Some(el)
+    }
+}
+
+/// Appends escaped XML to a string buffer. Prefixes: `soap-env`, `soap-enc`, `xsd`, `xsi`, `cwmp`.
+pub(crate) struct Writer {
+    pub buf: String,
+}
+
+impl Writer {
+    pub fn new(capacity: usize) -> Self {
+        Writer {
+            buf: String::with_capacity(capacity),
+        }
+    }
+    pub fn open(&mut self, name: &str) {
+        self.buf.push('<');
+        self.buf.push_str(name);
+        self.buf.push('>');
+    }
+    pub fn close(&mut self, name: &str) {
+        self.buf.push_str("</");
+        self.buf.push_str(name);
+        self.buf.push('>');
+    }
+    pub fn escape(&mut self, text: &str) {
+        let mut last = 0;
+        for (i, b) in text.bytes().enumerate() {
+            let rep = match b {
+                b'&' => "&amp;",
+                b'<' => "&lt;",
+                b'>' => "&gt;",
+                b'"' => "&quot;",
+                b'\r' => "&#13;",
+                _ => continue,
+            };
+            self.buf.push_str(&text[last..i]);
+            self.buf.push_str(rep);
+            last = i + 1;
+        }
+        self.buf.push_str(&text[last..]);
+    }
+    /// `<name>text</name>`
+    pub fn text(&mut self, name: &str, text: &str) {
+        self.open(name);
+        self.escape(text);
+        self.close(name);
+    }
+    pub fn display(&mut self, name: &str, v: impl std::fmt::Display) {
+        use std::fmt::Write;
+        self.open(name);
+        let _ = write!(self.buf, "{v}");
+        self.close(name);
+    }
+    pub fn bool(&mut self, name: &str, v: bool) {
+        self.text(name, if v { "true" } else { "false" });
+    }
+    /// Opens a SOAP-encoded array: `<name soap-enc:arrayType="item_type[len]">`.
+    pub fn array_open(&mut self, name: &str, item_type: &str, len: usize) {
+        use std::fmt::Write;
+        let _ = write!(self.buf, "<{name} soap-enc:arrayType=\"{item_type}[{len}]\">");
+    }
+    /// A whole array of `xsd:string`, each member named `string`.
+    pub fn string_array(&mut self, name: &str, items: &[String]) {
+        self.array_open(name, "xsd:string", items.len());
+        for s in items {
+            self.text("string", s);
+        }
+        self.close(name);
+    }
+    /// A whole array of structs, each encoded by `f` inside `<item_name>`.
+    pub fn struct_array<T>(&mut self, name: &str, item_name: &str, items: &[T], f: impl Fn(&mut Self, &T)) {
+        self.array_open(name, &format!("cwmp:{item_name}"), items.len());
+        for item in items {
+            self.open(item_name);
+            f(self, item);
+            self.close(item_name);
+        }
+        self.close(name);
+    }
+}
