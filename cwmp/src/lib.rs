@@ -19,6 +19,8 @@
 pub mod envelope;
 pub mod error;
 pub mod fault;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ns;
 pub mod rpc;
 pub mod session;

@@ -81,7 +81,6 @@ pub(crate) struct Node<'a> {
 /// A parsed document: elements in document order, the root at index 0.
 #[derive(Debug)]
 pub(crate) struct Doc<'a> {
-    pub input: &'a str,
     nodes: Vec<Node<'a>>,
 }
 
@@ -297,7 +296,7 @@ impl<'a> Doc<'a> {
         if nodes.is_empty() {
             return Err(DecodeError::at(DecodeErrorKind::NotAnEnvelope, 0));
         }
-        Ok(Doc { input, nodes })
+        Ok(Doc { nodes })
     }
 
     pub fn root(&self) -> El<'_, 'a> {
