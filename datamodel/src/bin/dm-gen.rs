@@ -1,0 +1,42 @@
+//! `dm-gen`: extracts the facts of the objects this stack serves from Broadband Forum data-model
+//! XML (and our vendor extension, written in the same format) into `datamodel/data/device2.dm`,
+//! and renders `docs/datamodel.md` from the compiled schema.
+//!
+//! ```text
+//! cargo run -p datamodel --bin dm-gen -- extract ../shared/bbf/tr-181-2-17-0-cwmp-full.xml \
+//!     datamodel/vendor/vrgw-virtualization.xml > datamodel/data/device2.dm
+//! cargo run -p datamodel --bin dm-gen -- docs > docs/datamodel.md
+//! ```
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("extract") if args.len() == 3 => match extract(&args[1], &args[2]) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("dm-gen: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Some("docs") => {
+            print!("{}", datamodel::docs::markdown());
+            ExitCode::SUCCESS
+        }
+        _ => {
+            eprintln!("usage: dm-gen extract TR181_FULL_XML VENDOR_XML > device2.dm\n       dm-gen docs > datamodel.md");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn extract(bbf: &str, vendor: &str) -> Result<String, String> {
+    let bbf_text = std::fs::read_to_string(bbf).map_err(|e| format!("{bbf}: {e}"))?;
+    let vendor_text = std::fs::read_to_string(vendor).map_err(|e| format!("{vendor}: {e}"))?;
+    let base = |p: &str| p.rsplit('/').next().unwrap_or(p).to_string();
+    datamodel::gen::extract(&bbf_text, &base(bbf), &vendor_text, &base(vendor)).map_err(|e| e.to_string())
+}

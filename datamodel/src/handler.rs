@@ -1,0 +1,25 @@
+//! The one trait behind which a subtree is served: an in-memory [`crate::Tree`], live values, or
+//! (in the host agent) a vRGW's proxy reached over XML-RPC.
+
+use cwmp::{Fault, ParameterFault, ParameterInfo, ParameterValue};
+
+/// A data model, or a subtree mounted into one. Paths are the handler's own (a vRGW's handler
+/// sees `Device.DHCPv4...`, whatever prefix the host mounts it under).
+pub trait Handler: Send {
+    /// Values of a full path, or of everything below a partial path.
+    fn get(&self, path: &str) -> Result<Vec<ParameterValue>, Fault>;
+    /// GetParameterNames semantics.
+    fn names(&self, path: &str, next_level: bool) -> Result<Vec<ParameterInfo>, Fault>;
+    /// Checks values without applying them; every refused parameter is reported.
+    fn validate_set(&self, values: &[ParameterValue]) -> Result<(), Vec<ParameterFault>>;
+    /// Applies values already validated, all or nothing.
+    fn apply_set(&mut self, values: &[ParameterValue]) -> Result<(), Fault>;
+    /// AddObject on a table path; the new instance number.
+    fn add_object(&mut self, table: &str) -> Result<u32, Fault>;
+    /// DeleteObject on an instance path.
+    fn delete_object(&mut self, object: &str) -> Result<(), Fault>;
+    /// Whether active notification on this parameter is refused (fault 9009).
+    fn can_deny_active(&self, _path: &str) -> bool {
+        false
+    }
+}
