@@ -188,24 +188,14 @@ pub struct Envelope {
 impl Envelope {
     /// A message with only an ID header.
     pub fn new(ns: CwmpNs, id: Option<String>, body: Body) -> Envelope {
-        Envelope {
-            ns,
-            header: Header {
-                id,
-                ..Header::default()
-            },
-            body,
-        }
+        Envelope { ns, header: Header { id, ..Header::default() }, body }
     }
 
     /// Decodes a message received from a peer. Never panics; errors say what and where.
     pub fn decode(input: &[u8], limits: &Limits) -> Result<Envelope, DecodeError> {
         if input.len() > limits.max_body {
             return Err(DecodeError::at(
-                DecodeErrorKind::TooLarge {
-                    size: input.len(),
-                    limit: limits.max_body,
-                },
+                DecodeErrorKind::TooLarge { size: input.len(), limit: limits.max_body },
                 limits.max_body,
             ));
         }
@@ -231,27 +221,18 @@ impl Envelope {
                     "HoldRequests" => header.hold_requests = Some(el.as_bool()?),
                     "NoMoreRequests" => header.no_more_requests = Some(el.as_bool()?),
                     "SessionTimeout" => header.session_timeout = Some(el.as_u32()?),
-                    "SupportedCWMPVersions" => {
-                        header.supported_cwmp_versions = Some(el.text().to_string())
-                    }
+                    "SupportedCWMPVersions" => header.supported_cwmp_versions = Some(el.text().to_string()),
                     "UseCWMPVersion" => header.use_cwmp_version = Some(el.text().to_string()),
                     other if el.must_understand() => {
-                        return Err(DecodeError::at(
-                            DecodeErrorKind::MustUnderstand(other.to_string()),
-                            el.offset(),
-                        ))
+                        return Err(DecodeError::at(DecodeErrorKind::MustUnderstand(other.to_string()), el.offset()))
                     }
                     _ => {}
                 }
             }
         }
-        let body_el = root
-            .opt("Body")
-            .ok_or_else(|| DecodeError::at(DecodeErrorKind::NotAnEnvelope, root.offset()))?;
-        let msg = body_el
-            .children()
-            .next()
-            .ok_or_else(|| DecodeError::at(DecodeErrorKind::EmptyBody, body_el.offset()))?;
+        let body_el = root.opt("Body").ok_or_else(|| DecodeError::at(DecodeErrorKind::NotAnEnvelope, root.offset()))?;
+        let msg =
+            body_el.children().next().ok_or_else(|| DecodeError::at(DecodeErrorKind::EmptyBody, body_el.offset()))?;
         if let Ns::Cwmp(n) = msg.ns() {
             ns = Some(n);
         }
@@ -260,11 +241,7 @@ impl Envelope {
         } else {
             Body::decode_method(msg)?
         };
-        Ok(Envelope {
-            ns: ns.unwrap_or(CwmpNs::V1_0),
-            header,
-            body,
-        })
+        Ok(Envelope { ns: ns.unwrap_or(CwmpNs::V1_0), header, body })
     }
 
     /// Encodes the message as UTF-8 XML.

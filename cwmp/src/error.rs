@@ -80,20 +80,15 @@ pub struct DecodeError {
     pub kind: DecodeErrorKind,
     /// Byte offset into the (UTF-8) input.
     pub offset: usize,
-    /// Line, from 1; 0 until [`DecodeError::locate`] ran.
+    /// Line, from 1 (0 for errors found before the text was decoded).
     pub line: usize,
-    /// Column in characters, from 1; 0 until [`DecodeError::locate`] ran.
+    /// Column in characters, from 1 (0 like `line`).
     pub column: usize,
 }
 
 impl DecodeError {
     pub(crate) fn at(kind: DecodeErrorKind, offset: usize) -> Self {
-        DecodeError {
-            kind,
-            offset,
-            line: 0,
-            column: 0,
-        }
+        DecodeError { kind, offset, line: 0, column: 0 }
     }
 
     /// Fills in line and column from the input the offset points into.
@@ -113,37 +108,34 @@ impl DecodeError {
     pub fn fault_code(&self, receiver: Role) -> FaultCode {
         use DecodeErrorKind as K;
         use FaultCode as F;
-        match (&self.kind, receiver) {
-            (K::TooLarge { .. } | K::TooDeep(_), Role::Cpe) => F::ResourcesExceeded,
-            (K::TooLarge { .. } | K::TooDeep(_), Role::Acs) => F::AcsResourcesExceeded,
-            (K::UnknownMethod(_), Role::Cpe) => F::MethodNotSupported,
-            (K::UnknownMethod(_), Role::Acs) => F::AcsMethodNotSupported,
-            (K::InvalidValue { .. }, Role::Cpe) => F::InvalidParameterType,
-            (
-                K::InvalidUtf8
-                | K::UnsupportedEncoding(_)
-                | K::Syntax(_)
-                | K::Dtd
-                | K::UndefinedEntity(_)
-                | K::NotAnEnvelope
-                | K::EmptyBody
-                | K::MustUnderstand(_)
-                | K::MissingElement { .. },
-                Role::Cpe,
-            ) => F::InvalidArguments,
-            (
-                K::InvalidUtf8
-                | K::UnsupportedEncoding(_)
-                | K::Syntax(_)
-                | K::Dtd
-                | K::UndefinedEntity(_)
-                | K::NotAnEnvelope
-                | K::EmptyBody
-                | K::MustUnderstand(_)
-                | K::MissingElement { .. }
-                | K::InvalidValue { .. },
-                Role::Acs,
-            ) => F::AcsInvalidArguments,
+        enum Class {
+            Resources,
+            Method,
+            Type,
+            Arguments,
+        }
+        let class = match &self.kind {
+            K::TooLarge { .. } | K::TooDeep(_) => Class::Resources,
+            K::UnknownMethod(_) => Class::Method,
+            K::InvalidValue { .. } => Class::Type,
+            K::InvalidUtf8
+            | K::UnsupportedEncoding(_)
+            | K::Syntax(_)
+            | K::Dtd
+            | K::UndefinedEntity(_)
+            | K::NotAnEnvelope
+            | K::EmptyBody
+            | K::MustUnderstand(_)
+            | K::MissingElement { .. } => Class::Arguments,
+        };
+        match (class, receiver) {
+            (Class::Resources, Role::Cpe) => F::ResourcesExceeded,
+            (Class::Resources, Role::Acs) => F::AcsResourcesExceeded,
+            (Class::Method, Role::Cpe) => F::MethodNotSupported,
+            (Class::Method, Role::Acs) => F::AcsMethodNotSupported,
+            (Class::Type, Role::Cpe) => F::InvalidParameterType,
+            (Class::Type | Class::Arguments, Role::Acs) => F::AcsInvalidArguments,
+            (Class::Arguments, Role::Cpe) => F::InvalidArguments,
         }
     }
 }

@@ -130,19 +130,11 @@ pub struct Fault {
 impl Fault {
     /// A fault with the code's standard description.
     pub fn new(code: FaultCode) -> Fault {
-        Fault {
-            code,
-            string: code.description().to_string(),
-            set_parameter_values_faults: Vec::new(),
-        }
+        Fault { code, string: code.description().to_string(), set_parameter_values_faults: Vec::new() }
     }
     /// A fault with a specific explanation.
     pub fn with_string(code: FaultCode, string: impl Into<String>) -> Fault {
-        Fault {
-            code,
-            string: string.into(),
-            set_parameter_values_faults: Vec::new(),
-        }
+        Fault { code, string: string.into(), set_parameter_values_faults: Vec::new() }
     }
 
     pub(crate) fn decode(el: El<'_, '_>) -> Result<Fault, DecodeError> {
@@ -158,19 +150,12 @@ impl Fault {
                 string: c.opt_string("FaultString").unwrap_or_default(),
             });
         }
-        Ok(Fault {
-            code,
-            string,
-            set_parameter_values_faults: spvf,
-        })
+        Ok(Fault { code, string, set_parameter_values_faults: spvf })
     }
 
     pub(crate) fn encode(&self, w: &mut Writer) {
         w.open("soap-env:Fault");
-        w.text(
-            "faultcode",
-            if self.code.is_client_fault() { "Client" } else { "Server" },
-        );
+        w.text("faultcode", if self.code.is_client_fault() { "Client" } else { "Server" });
         w.text("faultstring", "CWMP fault");
         w.open("detail");
         w.open("cwmp:Fault");

@@ -5,10 +5,7 @@ use crate::{Envelope, Limits};
 /// Decodes `data`; whatever decodes must re-encode to something that decodes to the same value.
 /// Panics when the property does not hold (a bug); returns whether `data` decoded.
 pub fn check_decode(data: &[u8]) -> bool {
-    let limits = Limits {
-        max_body: 1 << 20,
-        max_depth: 32,
-    };
+    let limits = Limits { max_body: 1 << 20, max_depth: 32 };
     let Ok(env) = Envelope::decode(data, &limits) else {
         return false;
     };
@@ -18,4 +15,10 @@ pub fn check_decode(data: &[u8]) -> bool {
         Err(e) => panic!("re-encoded message does not decode: {e}\n{again}"),
     }
     true
+}
+
+/// Parses `data` into the element tree only (no message mapping); the node count. For profiling.
+pub fn parse_tree_only(data: &[u8]) -> usize {
+    let Ok(text) = crate::xml::to_utf8(data) else { return 0 };
+    crate::xml::Doc::parse(&text, &Limits::default()).map_or(0, |d| d.len())
 }

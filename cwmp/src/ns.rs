@@ -62,13 +62,8 @@ pub enum CwmpVersion {
 
 impl CwmpVersion {
     /// Every version this crate speaks, oldest first.
-    pub const ALL: [CwmpVersion; 5] = [
-        CwmpVersion::V1_0,
-        CwmpVersion::V1_1,
-        CwmpVersion::V1_2,
-        CwmpVersion::V1_3,
-        CwmpVersion::V1_4,
-    ];
+    pub const ALL: [CwmpVersion; 5] =
+        [CwmpVersion::V1_0, CwmpVersion::V1_1, CwmpVersion::V1_2, CwmpVersion::V1_3, CwmpVersion::V1_4];
     /// The namespace messages of this version are written in.
     pub fn namespace(self) -> CwmpNs {
         match self {
@@ -122,11 +117,7 @@ pub fn negotiate(
     acs_supported: &[CwmpVersion],
 ) -> Option<CwmpVersion> {
     match cpe_supported {
-        Some(list) => list
-            .iter()
-            .copied()
-            .filter(|v| acs_supported.contains(v))
-            .max(),
+        Some(list) => list.iter().copied().filter(|v| acs_supported.contains(v)).max(),
         None => {
             let v = CwmpVersion::from_namespace(inform_ns);
             if acs_supported.contains(&v) {

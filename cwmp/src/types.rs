@@ -57,10 +57,7 @@ pub struct Event {
 impl Event {
     /// An event with an empty command key.
     pub fn new(code: &str) -> Event {
-        Event {
-            code: code.to_string(),
-            command_key: String::new(),
-        }
+        Event { code: code.to_string(), command_key: String::new() }
     }
     pub(crate) fn decode(el: El<'_, '_>) -> Result<Self, DecodeError> {
         Ok(Event {
@@ -130,10 +127,7 @@ pub struct ParameterValue {
 impl ParameterValue {
     /// A name and value pair.
     pub fn new(name: impl Into<String>, value: Value) -> Self {
-        ParameterValue {
-            name: name.into(),
-            value,
-        }
+        ParameterValue { name: name.into(), value }
     }
     pub(crate) fn decode(el: El<'_, '_>) -> Result<Self, DecodeError> {
         let name = el.req("Name")?.text().to_string();
@@ -220,10 +214,7 @@ impl Notification {
         })
     }
     pub(crate) fn decode(el: El<'_, '_>) -> Result<Self, DecodeError> {
-        el.as_u32()
-            .ok()
-            .and_then(Notification::from_code)
-            .ok_or_else(|| el.invalid("notification 0 to 6"))
+        el.as_u32().ok().and_then(Notification::from_code).ok_or_else(|| el.invalid("notification 0 to 6"))
     }
 }
 
@@ -265,23 +256,14 @@ pub struct TransferFault {
 impl TransferFault {
     /// The "no fault" value.
     pub fn none() -> Self {
-        TransferFault {
-            code: 0,
-            string: String::new(),
-        }
+        TransferFault { code: 0, string: String::new() }
     }
     /// A fault from a code.
     pub fn from_fault(code: FaultCode, string: &str) -> Self {
-        TransferFault {
-            code: code.code(),
-            string: string.to_string(),
-        }
+        TransferFault { code: code.code(), string: string.to_string() }
     }
     pub(crate) fn decode(el: El<'_, '_>) -> Result<Self, DecodeError> {
-        Ok(TransferFault {
-            code: el.u32("FaultCode")?,
-            string: el.opt_string("FaultString").unwrap_or_default(),
-        })
+        Ok(TransferFault { code: el.u32("FaultCode")?, string: el.opt_string("FaultString").unwrap_or_default() })
     }
     pub(crate) fn encode(&self, w: &mut Writer, name: &str) {
         w.open(name);
@@ -489,4 +471,15 @@ impl OpResult {
         w.text("CompleteTime", self.complete_time.as_str());
         self.fault.encode(w, "Fault");
     }
+}
+
+/// The `Status`, `StartTime` and `CompleteTime` that DownloadResponse and UploadResponse share.
+pub(crate) fn decode_transfer_status(el: El<'_, '_>) -> Result<(u8, DateTime, DateTime), DecodeError> {
+    Ok((crate::rpc::status(el)?, el.datetime("StartTime")?, el.datetime("CompleteTime")?))
+}
+
+pub(crate) fn encode_transfer_status(w: &mut Writer, status: u8, start: &DateTime, complete: &DateTime) {
+    w.display("Status", status);
+    w.text("StartTime", start.as_str());
+    w.text("CompleteTime", complete.as_str());
 }

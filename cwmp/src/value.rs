@@ -118,10 +118,7 @@ impl Value {
     /// Parses `text` as a value of type `ty`. Strings are kept exactly; other types are trimmed.
     pub fn parse(ty: XsdType, text: &str) -> Result<Value, ValueError> {
         let t = text.trim();
-        let err = || ValueError {
-            ty,
-            value: t.chars().take(64).collect(),
-        };
+        let err = || ValueError { ty, value: t.chars().take(64).collect() };
         Ok(match ty {
             XsdType::String => Value::String(text.to_string()),
             XsdType::Int => Value::Int(t.parse().map_err(|_| err())?),
@@ -155,9 +152,7 @@ impl Value {
     pub fn to_lexical(&self) -> std::borrow::Cow<'_, str> {
         use std::borrow::Cow;
         match self {
-            Value::String(s) | Value::Base64(s) | Value::HexBinary(s) | Value::Decimal(s) => {
-                Cow::Borrowed(s)
-            }
+            Value::String(s) | Value::Base64(s) | Value::HexBinary(s) | Value::Decimal(s) => Cow::Borrowed(s),
             Value::DateTime(d) => Cow::Borrowed(d.as_str()),
             Value::Int(v) => Cow::Owned(v.to_string()),
             Value::UnsignedInt(v) => Cow::Owned(v.to_string()),
@@ -180,10 +175,7 @@ fn is_base64(s: &str) -> bool {
         return false;
     }
     let pad = compact.iter().rev().take_while(|&&b| b == b'=').count();
-    pad <= 2
-        && compact[..compact.len() - pad]
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
+    pad <= 2 && compact[..compact.len() - pad].iter().all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
 }
 
 fn is_decimal(s: &str) -> bool {
@@ -267,12 +259,7 @@ impl DateTime {
         let d = doy - (153 * mp + 2) / 5 + 1;
         let m = if mp < 10 { mp + 3 } else { mp - 9 };
         let y = yoe + era * 400 + i64::from(m <= 2);
-        DateTime(format!(
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-            rem / 3600,
-            rem % 3600 / 60,
-            rem % 60
-        ))
+        DateTime(format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60))
     }
 
     /// The lexical form.
@@ -289,7 +276,10 @@ mod tests {
     fn lexical_forms() {
         assert_eq!(Value::parse(XsdType::Int, " -5 ").ok(), Some(Value::Int(-5)));
         assert!(Value::parse(XsdType::UnsignedInt, "-1").is_err());
-        assert_eq!(Value::parse(XsdType::UnsignedLong, "18446744073709551615").ok(), Some(Value::UnsignedLong(u64::MAX)));
+        assert_eq!(
+            Value::parse(XsdType::UnsignedLong, "18446744073709551615").ok(),
+            Some(Value::UnsignedLong(u64::MAX))
+        );
         assert_eq!(Value::parse(XsdType::Boolean, "1").ok(), Some(Value::Boolean(true)));
         assert!(Value::parse(XsdType::Boolean, "yes").is_err());
         assert!(Value::parse(XsdType::Base64, "aGVsbG8=").is_ok());

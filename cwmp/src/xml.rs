@@ -7,8 +7,7 @@
 use std::borrow::Cow;
 
 use quick_xml::events::Event;
-use quick_xml::name::ResolveResult;
-use quick_xml::NsReader;
+use quick_xml::Reader;
 
 use crate::error::{DecodeError, DecodeErrorKind};
 use crate::ns::{self, CwmpNs};
@@ -24,10 +23,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_body: 4 * 1024 * 1024,
-            max_depth: 32,
-        }
+        Limits { max_body: 4 * 1024 * 1024, max_depth: 32 }
     }
 }
 
@@ -43,21 +39,45 @@ pub(crate) enum Ns {
     Other,
 }
 
-fn classify(r: &ResolveResult<'_>) -> Ns {
-    match r {
-        ResolveResult::Bound(n) => match n.as_ref() {
-            b if b == ns::SOAP_ENV.as_bytes() => Ns::SoapEnv,
-            b if b == ns::SOAP_ENC.as_bytes() => Ns::SoapEnc,
-            b if b == ns::XSI.as_bytes() => Ns::Xsi,
-            b if b == ns::XSD.as_bytes() => Ns::Xsd,
-            b => match CwmpNs::from_uri(b) {
-                Some(v) => Ns::Cwmp(v),
-                None => Ns::Other,
-            },
+fn classify(uri: &[u8]) -> Ns {
+    match uri {
+        b if b == ns::SOAP_ENV.as_bytes() => Ns::SoapEnv,
+        b if b == ns::SOAP_ENC.as_bytes() => Ns::SoapEnc,
+        b if b == ns::XSI.as_bytes() => Ns::Xsi,
+        b if b == ns::XSD.as_bytes() => Ns::Xsd,
+        b => match CwmpNs::from_uri(b) {
+            Some(v) => Ns::Cwmp(v),
+            None => Ns::Other,
         },
-        ResolveResult::Unbound => Ns::None,
+    }
+}
+
+/// Namespaces matter only for the envelope, its Header and Body, and their children (the
+/// method); deeper elements are matched by local name, as real CPEs require. Bindings are
+/// therefore tracked down to this depth, which keeps decoding of large parameter lists cheap.
+const NS_DEPTH: usize = 3;
+
+/// A namespace declaration in scope: prefix (empty for the default namespace), its
+/// namespace, and the depth of the element that declared it.
+struct Binding<'a> {
+    prefix: &'a [u8],
+    ns: Ns,
+    depth: usize,
+}
+
+fn resolve(bindings: &[Binding<'_>], prefix: &[u8]) -> Ns {
+    match bindings.iter().rev().find(|b| b.prefix == prefix) {
+        Some(b) => b.ns,
+        None if prefix.is_empty() => Ns::None,
         // An undeclared prefix: real CPEs do this; treat it as "some namespace".
-        ResolveResult::Unknown(_) => Ns::Other,
+        None => Ns::Other,
+    }
+}
+
+fn split_qname(q: &[u8]) -> (&[u8], &[u8]) {
+    match q.iter().position(|&b| b == b':') {
+        Some(i) => (&q[..i], &q[i + 1..]),
+        None => (&[], q),
     }
 }
 
@@ -106,9 +126,8 @@ pub(crate) fn to_utf8(input: &[u8]) -> Result<Cow<'_, str>, DecodeError> {
         return Ok(Cow::Owned(text.into_owned()));
     }
     if let Some(label) = declared_encoding(input) {
-        let enc = encoding_rs::Encoding::for_label(label.as_bytes()).ok_or_else(|| {
-            DecodeError::at(DecodeErrorKind::UnsupportedEncoding(label.clone()), 0)
-        })?;
+        let enc = encoding_rs::Encoding::for_label(label.as_bytes())
+            .ok_or_else(|| DecodeError::at(DecodeErrorKind::UnsupportedEncoding(label.clone()), 0))?;
         if enc != encoding_rs::UTF_8 {
             let (text, had_errors) = enc.decode_without_bom_handling(input);
             if had_errors {
@@ -171,17 +190,18 @@ fn push_text<'a>(text: &mut Cow<'a, str>, piece: Cow<'a, str>) {
 impl<'a> Doc<'a> {
     /// Parses `input` into an element tree. `input` must already be UTF-8 (see [`to_utf8`]).
     pub fn parse(input: &'a str, limits: &Limits) -> Result<Doc<'a>, DecodeError> {
-        let mut reader = NsReader::from_str(input);
+        let mut reader = Reader::from_str(input);
         let cfg = reader.config_mut();
         cfg.trim_text(false);
         cfg.expand_empty_elements = true;
         cfg.check_end_names = true;
-        let mut nodes: Vec<Node<'a>> = Vec::with_capacity(64);
+        let mut nodes: Vec<Node<'a>> = Vec::with_capacity(16 + input.len() / 40);
         let mut stack: Vec<u32> = Vec::with_capacity(16);
+        let mut bindings: Vec<Binding<'a>> = Vec::new();
         let mut seen_root = false;
         loop {
             let offset = reader.buffer_position() as usize;
-            let (resolved, event) = match reader.read_resolved_event() {
+            let event = match reader.read_event() {
                 Ok(v) => v,
                 Err(e) => {
                     let pos = reader.error_position() as usize;
@@ -190,38 +210,44 @@ impl<'a> Doc<'a> {
             };
             match event {
                 Event::Start(start) => {
-                    if stack.len() >= limits.max_depth {
+                    let depth = stack.len();
+                    if depth >= limits.max_depth {
                         return Err(DecodeError::at(DecodeErrorKind::TooDeep(limits.max_depth), offset));
                     }
-                    if stack.is_empty() && seen_root {
+                    if depth == 0 && seen_root {
                         return Err(DecodeError::at(
                             DecodeErrorKind::Syntax("more than one root element".into()),
                             offset,
                         ));
                     }
                     seen_root = true;
-                    let elem_ns = classify(&resolved);
-                    let local = start.local_name();
-                    let name = reslice(input, local.as_ref()).ok_or_else(|| {
-                        DecodeError::at(DecodeErrorKind::Syntax("element name".into()), offset)
-                    })?;
+                    let syntax = || DecodeError::at(DecodeErrorKind::Syntax("element name".into()), offset);
+                    let qname = reslice(input, start.name().as_ref()).ok_or_else(syntax)?;
+                    let (prefix, local) = split_qname(qname.as_bytes());
+                    let name = reslice(input, local).ok_or_else(syntax)?;
                     let mut xsi_type = None;
                     let mut must_understand = None;
-                    for attr in start.attributes() {
-                        let attr = attr.map_err(|e| {
-                            DecodeError::at(DecodeErrorKind::Syntax(e.to_string()), offset)
-                        })?;
-                        let (attr_ns, attr_local) = reader.resolve_attribute(attr.key);
-                        let attr_ns = classify(&attr_ns);
-                        let value = reslice(input, &attr.value);
-                        match (attr_ns, attr_local.as_ref()) {
-                            (Ns::Xsi, b"type") | (Ns::Other, b"type") => {
+                    if !start.attributes_raw().iter().all(u8::is_ascii_whitespace) {
+                        for attr in start.attributes().with_checks(false) {
+                            let attr =
+                                attr.map_err(|e| DecodeError::at(DecodeErrorKind::Syntax(e.to_string()), offset))?;
+                            let key = reslice(input, attr.key.as_ref()).unwrap_or("").as_bytes();
+                            let value = reslice(input, &attr.value);
+                            let (apfx, alocal) = split_qname(key);
+                            if key == b"xmlns" || apfx == b"xmlns" {
+                                if depth < NS_DEPTH {
+                                    let uri = value.unwrap_or("").as_bytes();
+                                    let p = if key == b"xmlns" { &[][..] } else { alocal };
+                                    bindings.push(Binding { prefix: p, ns: classify(uri), depth });
+                                }
+                            } else if !apfx.is_empty() && alocal == b"type" {
                                 xsi_type = value.map(|v| v.rsplit(':').next().unwrap_or(v).trim());
+                            } else if !apfx.is_empty() && alocal == b"mustUnderstand" {
+                                must_understand = value.map(str::trim);
                             }
-                            (Ns::SoapEnv, b"mustUnderstand") => must_understand = value.map(str::trim),
-                            _ => {}
                         }
                     }
+                    let elem_ns = if depth < NS_DEPTH { resolve(&bindings, prefix) } else { Ns::Other };
                     let idx = nodes.len() as u32;
                     nodes.push(Node {
                         ns: elem_ns,
@@ -248,12 +274,16 @@ impl<'a> Doc<'a> {
                 }
                 Event::End(_) => {
                     stack.pop();
+                    let depth = stack.len();
+                    while bindings.last().is_some_and(|b| b.depth >= depth) {
+                        bindings.pop();
+                    }
                 }
                 Event::Text(t) => {
                     if let Some(&cur) = stack.last() {
-                        let piece = t.decode().map_err(|e| {
-                            DecodeError::at(DecodeErrorKind::Syntax(e.to_string()), offset)
-                        })?;
+                        let piece = reslice(input, &t)
+                            .map(Cow::Borrowed)
+                            .ok_or_else(|| DecodeError::at(DecodeErrorKind::Syntax("text".into()), offset))?;
                         push_text(&mut nodes[cur as usize].text, piece);
                     } else if !t.iter().all(u8::is_ascii_whitespace) {
                         return Err(DecodeError::at(
@@ -264,17 +294,17 @@ impl<'a> Doc<'a> {
                 }
                 Event::CData(t) => {
                     if let Some(&cur) = stack.last() {
-                        let piece = t.decode().map_err(|e| {
-                            DecodeError::at(DecodeErrorKind::Syntax(e.to_string()), offset)
-                        })?;
+                        let piece = reslice(input, &t)
+                            .map(Cow::Borrowed)
+                            .ok_or_else(|| DecodeError::at(DecodeErrorKind::Syntax("CDATA".into()), offset))?;
                         push_text(&mut nodes[cur as usize].text, piece);
                     }
                 }
                 Event::GeneralRef(r) => {
                     let name = std::str::from_utf8(&r).unwrap_or("");
-                    let ch = predefined_entity(name).or_else(|| char_ref(name)).ok_or_else(|| {
-                        DecodeError::at(DecodeErrorKind::UndefinedEntity(name.to_string()), offset)
-                    })?;
+                    let ch = predefined_entity(name)
+                        .or_else(|| char_ref(name))
+                        .ok_or_else(|| DecodeError::at(DecodeErrorKind::UndefinedEntity(name.to_string()), offset))?;
                     if let Some(&cur) = stack.last() {
                         nodes[cur as usize].text.to_mut().push(ch);
                     }
@@ -288,15 +318,16 @@ impl<'a> Doc<'a> {
             }
         }
         if !stack.is_empty() {
-            return Err(DecodeError::at(
-                DecodeErrorKind::Syntax("unexpected end of input".into()),
-                input.len(),
-            ));
+            return Err(DecodeError::at(DecodeErrorKind::Syntax("unexpected end of input".into()), input.len()));
         }
         if nodes.is_empty() {
             return Err(DecodeError::at(DecodeErrorKind::NotAnEnvelope, 0));
         }
         Ok(Doc { nodes })
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
     }
 
     pub fn root(&self) -> El<'_, 'a> {
@@ -340,10 +371,7 @@ impl<'d, 'a> El<'d, 'a> {
     }
     /// Element children in document order.
     pub fn children(&self) -> Children<'d, 'a> {
-        Children {
-            doc: self.doc,
-            next: self.node().first_child,
-        }
+        Children { doc: self.doc, next: self.node().first_child }
     }
     /// First child element with this local name, whatever its namespace.
     pub fn opt(&self, name: &str) -> Option<El<'d, 'a>> {
@@ -353,21 +381,14 @@ impl<'d, 'a> El<'d, 'a> {
     pub fn req(&self, name: &'static str) -> Result<El<'d, 'a>, DecodeError> {
         self.opt(name).ok_or_else(|| {
             DecodeError::at(
-                DecodeErrorKind::MissingElement {
-                    parent: self.name().to_string(),
-                    child: name,
-                },
+                DecodeErrorKind::MissingElement { parent: self.name().to_string(), child: name },
                 self.offset(),
             )
         })
     }
     pub fn invalid(&self, expected: &'static str) -> DecodeError {
         DecodeError::at(
-            DecodeErrorKind::InvalidValue {
-                element: self.name().to_string(),
-                value: truncate(self.text()),
-                expected,
-            },
+            DecodeErrorKind::InvalidValue { element: self.name().to_string(), value: truncate(self.text()), expected },
             self.offset(),
         )
     }
@@ -444,10 +465,7 @@ impl<'d, 'a> Iterator for Children<'d, 'a> {
         if self.next == NONE {
             return None;
         }
-        let el = El {
-            doc: self.doc,
-            idx: self.next,
-        };
+        let el = El { doc: self.doc, idx: self.next };
         self.next = self.doc.nodes[self.next as usize].next_sibling;
         Some(el)
     }
@@ -460,9 +478,7 @@ pub(crate) struct Writer {
 
 impl Writer {
     pub fn new(capacity: usize) -> Self {
-        Writer {
-            buf: String::with_capacity(capacity),
-        }
+        Writer { buf: String::with_capacity(capacity) }
     }
     pub fn open(&mut self, name: &str) {
         self.buf.push('<');

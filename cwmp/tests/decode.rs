@@ -80,9 +80,13 @@ fn dtds_and_entities_are_refused() {
 
 #[test]
 fn size_and_depth_limits() {
-    let big = Envelope::new(CwmpNs::V1_2, None, Body::GetParameterValuesResponse(GetParameterValuesResponse {
-        parameter_list: (0..1000).map(|i| ParameterValue::new(format!("A.{i}"), Value::Int(i))).collect(),
-    }))
+    let big = Envelope::new(
+        CwmpNs::V1_2,
+        None,
+        Body::GetParameterValuesResponse(GetParameterValuesResponse {
+            parameter_list: (0..1000).map(|i| ParameterValue::new(format!("A.{i}"), Value::Int(i))).collect(),
+        }),
+    )
     .encode();
     let small = Limits { max_body: 10_000, ..Limits::default() };
     let err = Envelope::decode(big.as_bytes(), &small).expect_err("too large");
@@ -124,7 +128,9 @@ fn errors_say_what_and_where() {
     assert_eq!(decode(must.as_bytes()).expect_err("must understand").kind, DecodeErrorKind::MustUnderstand("Y".into()));
     assert!(decode(must.replace("=\"1\"", "=\"0\"").as_bytes()).is_ok());
 
-    for bad in ["", "<", "<a></b>", "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"/>", "\u{0}"] {
+    for bad in
+        ["", "<", "<a></b>", "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"/>", "\u{0}"]
+    {
         assert!(decode(bad.as_bytes()).is_err(), "{bad:?}");
     }
 }

@@ -31,9 +31,27 @@ impl Rng {
 }
 
 const TOKENS: &[&[u8]] = &[
-    b"<", b">", b"&", b"&amp;", b"&#0;", b"&#x10FFFF;", b"]]>", b"<![CDATA[x]]>", b"<!DOCTYPE a>",
-    b"<!--", b"-->", b"\"", b"xsi:type=\"xsd:int\"", b"</a>", b"<a>", b"\xff", b"\xc3", b"\0",
-    b" xmlns=\"urn:dslforum-org:cwmp-1-1\"", b"99999999999999999999", b"-1",
+    b"<",
+    b">",
+    b"&",
+    b"&amp;",
+    b"&#0;",
+    b"&#x10FFFF;",
+    b"]]>",
+    b"<![CDATA[x]]>",
+    b"<!DOCTYPE a>",
+    b"<!--",
+    b"-->",
+    b"\"",
+    b"xsi:type=\"xsd:int\"",
+    b"</a>",
+    b"<a>",
+    b"\xff",
+    b"\xc3",
+    b"\0",
+    b" xmlns=\"urn:dslforum-org:cwmp-1-1\"",
+    b"99999999999999999999",
+    b"-1",
 ];
 
 fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {

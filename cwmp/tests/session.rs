@@ -118,14 +118,19 @@ fn full_session_with_cpe_and_acs_requests() {
     );
     assert_eq!(
         log.posts,
-        ["Inform", "TransferComplete", "(empty)", "GetParameterValuesResponse", "Fault", "(empty)"]
+        ["Inform", "TransferComplete", "(empty)", "GetParameterValuesResponse", "Fault"],
+        "the CPE said it had nothing more with its empty POST, so the ACS's 204 ends the session"
     );
     assert!(cpe.is_done() && acs.is_done());
     assert_eq!(acs.version(), CwmpVersion::V1_4);
     assert!(matches!(log.acs[0], AcsEvent::Inform { version: CwmpVersion::V1_4, .. }));
     assert!(matches!(&log.acs[1], AcsEvent::CpeRequest(Body::TransferComplete(t)) if t.command_key == "dl-1"));
-    assert!(matches!(&log.acs[2], AcsEvent::Response { response: Body::GetParameterValuesResponse(r), .. } if r.parameter_list.len() == 1));
-    assert!(matches!(&log.acs[3], AcsEvent::Response { request: Body::Reboot(_), response: Body::Fault(f) } if f.code == FaultCode::MethodNotSupported));
+    assert!(
+        matches!(&log.acs[2], AcsEvent::Response { response: Body::GetParameterValuesResponse(r), .. } if r.parameter_list.len() == 1)
+    );
+    assert!(
+        matches!(&log.acs[3], AcsEvent::Response { request: Body::Reboot(_), response: Body::Fault(f) } if f.code == FaultCode::MethodNotSupported)
+    );
     assert_eq!(log.acs[4], AcsEvent::Ended);
     assert_eq!(log.cpe[0], CpeEvent::InformAccepted { version: CwmpVersion::V1_4 });
     assert!(matches!(&log.cpe[1], CpeEvent::RequestAnswered { response: Body::TransferCompleteResponse(_), .. }));
@@ -135,7 +140,8 @@ fn full_session_with_cpe_and_acs_requests() {
 #[test]
 fn hold_requests_keeps_cpe_requests_back() {
     let now = Instant::now();
-    let mut cpe = CpeSession::new(CpeConfig::default(), inform(&["7 TRANSFER COMPLETE"]), vec![transfer_complete()], now);
+    let mut cpe =
+        CpeSession::new(CpeConfig::default(), inform(&["7 TRANSFER COMPLETE"]), vec![transfer_complete()], now);
     let mut acs = AcsSession::new(AcsConfig { hold_requests: true, ..AcsConfig::default() }, now);
     let log = run(&mut cpe, &mut acs, |_| {}, answer);
     assert_eq!(log.posts, ["Inform", "(empty)"]);
@@ -174,7 +180,9 @@ fn version_negotiation() {
     let mut acs = AcsSession::new(acs_cfg, now);
     let log = run(&mut cpe, &mut acs, |_| {}, answer);
     assert!(matches!(&log.acs[0], AcsEvent::Failed { error: SessionError::VersionIncompatible, .. }));
-    assert!(matches!(&log.cpe[0], CpeEvent::Failed(SessionError::Fault(f)) if f.code == FaultCode::AcsVersionIncompatible));
+    assert!(
+        matches!(&log.cpe[0], CpeEvent::Failed(SessionError::Fault(f)) if f.code == FaultCode::AcsVersionIncompatible)
+    );
 }
 
 #[test]
@@ -196,10 +204,7 @@ fn acs_session_times_out_and_returns_the_outstanding_request() {
     assert!(!acs.is_done());
     acs.handle_timeout(deadline);
     assert!(acs.is_done());
-    assert_eq!(
-        acs.poll_event(),
-        Some(AcsEvent::Failed { error: SessionError::Timeout, outstanding: Some(req) })
-    );
+    assert_eq!(acs.poll_event(), Some(AcsEvent::Failed { error: SessionError::Timeout, outstanding: Some(req) }));
 }
 
 #[test]
@@ -207,7 +212,8 @@ fn cpe_answers_unknown_and_malformed_requests_with_faults() {
     let now = Instant::now();
     let mut cpe = CpeSession::new(CpeConfig::default(), inform(&["1 BOOT"]), vec![], now);
     let _ = cpe.poll_transmit();
-    let resp = Envelope::new(CwmpNs::V1_2, Some("cpe-1".into()), Body::InformResponse(InformResponse { max_envelopes: 1 }));
+    let resp =
+        Envelope::new(CwmpNs::V1_2, Some("cpe-1".into()), Body::InformResponse(InformResponse { max_envelopes: 1 }));
     cpe.handle_response(200, resp.encode().as_bytes(), now);
     assert_eq!(cpe.poll_transmit(), Some(Transmit::Empty));
     let unknown = r#"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:cwmp="urn:dslforum-org:cwmp-1-2"><soap:Body><cwmp:SetVouchers/></soap:Body></soap:Envelope>"#;
@@ -221,9 +227,10 @@ fn cpe_answers_unknown_and_malformed_requests_with_faults() {
     let env = Envelope::decode(fault.as_bytes(), &Limits::default()).expect("fault decodes");
     assert!(matches!(env.body, Body::Fault(f) if f.code == FaultCode::InvalidArguments));
     cpe.handle_response(204, b"", now);
-    assert_eq!(cpe.poll_transmit(), Some(Transmit::Empty));
-    cpe.handle_response(204, b"", now);
-    assert!(cpe.is_done());
+    assert!(cpe.is_done(), "the empty POST was sent earlier, so the 204 ends the session");
+    assert_eq!(cpe.poll_transmit(), None);
+    let events: Vec<_> = std::iter::from_fn(|| cpe.poll_event()).collect();
+    assert_eq!(events.last(), Some(&CpeEvent::Ended { unsent: vec![] }));
 }
 
 #[test]
@@ -249,6 +256,8 @@ fn cpe_fails_on_http_error_and_retry_fault() {
     let _ = cpe.poll_transmit();
     let f = Envelope::new(CwmpNs::V1_2, None, Body::Fault(Fault::new(FaultCode::AcsRetryRequest)));
     cpe.handle_response(200, f.encode().as_bytes(), now);
-    assert!(matches!(cpe.poll_event(), Some(CpeEvent::Failed(SessionError::Fault(f))) if f.code == FaultCode::AcsRetryRequest));
+    assert!(
+        matches!(cpe.poll_event(), Some(CpeEvent::Failed(SessionError::Fault(f))) if f.code == FaultCode::AcsRetryRequest)
+    );
     assert!(cpe.is_done());
 }

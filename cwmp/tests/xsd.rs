@@ -86,10 +86,7 @@ fn declared(schema: &str) -> BTreeSet<String> {
 
 #[test]
 fn every_message_validates_against_cwmp_1_4() {
-    let envs: Vec<_> = common::envelopes()
-        .into_iter()
-        .map(|e| (e.body.method_name().to_string(), e))
-        .collect();
+    let envs: Vec<_> = common::envelopes().into_iter().map(|e| (e.body.method_name().to_string(), e)).collect();
     let names: BTreeSet<_> = envs.iter().map(|(n, _)| n.clone()).collect();
     assert_eq!(names.len(), 51, "one sample per message type (50 methods and Fault)");
     // Our samples cover every method the 1.2 schema declares except the voucher/option methods.

@@ -20,6 +20,7 @@ pub mod gen;
 pub mod handler;
 pub mod model;
 pub mod path;
+pub mod rpc;
 pub mod schema;
 pub mod tree;
 pub mod types;

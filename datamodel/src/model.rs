@@ -186,6 +186,16 @@ impl DataModel {
 
     /// Checks a SetParameterValues everywhere without applying it.
     pub fn validate_set_parameter_values(&self, values: &[ParameterValue]) -> Result<(), Fault> {
+        self.plan_set(values).map(|_| ())
+    }
+
+    /// Validates every part of a set and returns what to apply: the root's values in their
+    /// parameters' types, and each mount's part in the mount's own paths.
+    #[allow(clippy::type_complexity)]
+    fn plan_set(
+        &self,
+        values: &[ParameterValue],
+    ) -> Result<(Vec<(String, Value)>, Vec<(String, Vec<ParameterValue>)>), Fault> {
         let mut faults = Vec::new();
         let mut seen = HashSet::new();
         let mut root_part = Vec::new();
@@ -201,15 +211,18 @@ impl DataModel {
             }
             match self.route(&pv.name) {
                 Route::Root => root_part.push(pv.clone()),
-                Route::Mount(p) => mount_parts
-                    .entry(p)
-                    .or_default()
-                    .push(ParameterValue::new(inner(p, &pv.name), pv.value.clone())),
+                Route::Mount(p) => {
+                    mount_parts.entry(p).or_default().push(ParameterValue::new(inner(p, &pv.name), pv.value.clone()))
+                }
             }
         }
-        if let Err(f) = self.root.validate(&root_part) {
-            faults.extend(f);
-        }
+        let coerced = match self.root.validate(&root_part) {
+            Ok(c) => c,
+            Err(f) => {
+                faults.extend(f);
+                Vec::new()
+            }
+        };
         for (prefix, part) in &mount_parts {
             if let Err(f) = self.mounts[*prefix].validate_set(part) {
                 faults.extend(f.into_iter().map(|mut pf| {
@@ -219,7 +232,7 @@ impl DataModel {
             }
         }
         if faults.is_empty() {
-            Ok(())
+            Ok((coerced, mount_parts.into_iter().map(|(k, v)| (k.to_string(), v)).collect()))
         } else {
             Err(Fault {
                 code: FaultCode::InvalidArguments,
@@ -232,23 +245,7 @@ impl DataModel {
     /// SetParameterValues: validated everywhere first, applied only when every value is good.
     /// Values set by the ACS are not reported back as value changes.
     pub fn set_parameter_values(&mut self, values: &[ParameterValue], parameter_key: &str) -> Result<u8, Fault> {
-        self.validate_set_parameter_values(values)?;
-        let mut root_part = Vec::new();
-        let mut mount_parts: BTreeMap<String, Vec<ParameterValue>> = BTreeMap::new();
-        for pv in values {
-            match self.route(&pv.name) {
-                Route::Root => root_part.push(pv.clone()),
-                Route::Mount(p) => {
-                    let inner_pv = ParameterValue::new(inner(p, &pv.name), pv.value.clone());
-                    mount_parts.entry(p.to_string()).or_default().push(inner_pv);
-                }
-            }
-        }
-        let coerced = self.root.validate(&root_part).map_err(|faults| Fault {
-            code: FaultCode::InvalidArguments,
-            string: "refused".into(),
-            set_parameter_values_faults: faults,
-        })?;
+        let (coerced, mount_parts) = self.plan_set(values)?;
         for (prefix, part) in &mount_parts {
             if let Some(h) = self.mounts.get_mut(prefix) {
                 h.apply_set(part)?;
@@ -340,7 +337,10 @@ impl DataModel {
         let mut plan: Vec<(String, &SetParameterAttribute)> = Vec::new();
         for s in list {
             if s.access_list.iter().any(|a| a != "Subscriber") {
-                return Err(Fault::with_string(FaultCode::InvalidArguments, "the access list may hold only \"Subscriber\""));
+                return Err(Fault::with_string(
+                    FaultCode::InvalidArguments,
+                    "the access list may hold only \"Subscriber\"",
+                ));
             }
             let path = if s.name.is_empty() { self.root.schema().root().to_string() } else { s.name.clone() };
             if path.ends_with('.') {
@@ -390,11 +390,7 @@ impl DataModel {
             let n = if n.is_empty() { self.root.schema().root().to_string() } else { n.clone() };
             for p in self.params_under(&n)? {
                 let a = self.attrs.get(&p).cloned().unwrap_or_default();
-                out.push(ParameterAttribute {
-                    name: p,
-                    notification: a.notification,
-                    access_list: a.access_list,
-                });
+                out.push(ParameterAttribute { name: p, notification: a.notification, access_list: a.access_list });
             }
         }
         Ok(out)
@@ -415,7 +411,10 @@ impl DataModel {
             let Some(now) = now.pop() else { continue };
             if self.reported.get(&p) != Some(&now.value) {
                 self.reported.insert(p.clone(), now.value.clone());
-                if matches!(n, Notification::Active | Notification::ActiveLightweight | Notification::PassiveActiveLightweight) {
+                if matches!(
+                    n,
+                    Notification::Active | Notification::ActiveLightweight | Notification::PassiveActiveLightweight
+                ) {
                     out.active = true;
                 }
                 out.changed.push(now);

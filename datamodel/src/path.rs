@@ -80,7 +80,17 @@ mod tests {
         let p = Path::parse("Device.X_VRGW-ORG_Virtualization.Instance.3.").expect("valid");
         assert!(p.partial);
         assert_eq!(p.template, "Device.X_VRGW-ORG_Virtualization.Instance.{i}.");
-        for bad in ["", ".", "Device..A", "Device.0.A", "Device.01.A", "Device.A B", "Device.[x].A", "1.A", "Device.99999999999.A"] {
+        for bad in [
+            "",
+            ".",
+            "Device..A",
+            "Device.0.A",
+            "Device.01.A",
+            "Device.A B",
+            "Device.[x].A",
+            "1.A",
+            "Device.99999999999.A",
+        ] {
             assert_eq!(Path::parse(bad).map_err(|e| e.0), Err(FaultCode::InvalidParameterName), "{bad:?}");
         }
         assert!(Path::parse(&"A.".repeat(200)).is_err());

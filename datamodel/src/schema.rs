@@ -172,18 +172,7 @@ fn unesc(s: &str) -> String {
 }
 
 fn xsd(prim: &str) -> XsdType {
-    match prim {
-        "int" => XsdType::Int,
-        "unsignedInt" => XsdType::UnsignedInt,
-        "long" => XsdType::Long,
-        "unsignedLong" => XsdType::UnsignedLong,
-        "boolean" => XsdType::Boolean,
-        "dateTime" => XsdType::DateTime,
-        "base64" => XsdType::Base64,
-        "hexBinary" => XsdType::HexBinary,
-        "decimal" => XsdType::Decimal,
-        _ => XsdType::String,
-    }
+    XsdType::from_local(prim).unwrap_or(XsdType::String)
 }
 
 /// Parses the facts file. The file is ours and generated, so a malformed line is a build bug:
@@ -332,15 +321,8 @@ impl Schema {
     }
 
     fn profile(prefixes: &[&str]) -> Schema {
-        let included = |path: &str| {
-            prefixes.iter().any(|p| {
-                if *p == "Device." {
-                    path == "Device."
-                } else {
-                    path.starts_with(p)
-                }
-            })
-        };
+        let included =
+            |path: &str| prefixes.iter().any(|p| if *p == "Device." { path == "Device." } else { path.starts_with(p) });
         let raw: Vec<&RawObject> = facts().iter().filter(|o| included(&o.path)).collect();
         // NumberOfEntries parameters of tables this profile has.
         let mut entries_params = HashMap::new();
@@ -493,9 +475,8 @@ impl ParamDef {
             };
         }
         if let Value::String(s) = v {
-            return Value::parse(self.ty, s).map_err(|e| {
-                (FaultCode::InvalidParameterValue, format!("{}: {e}", self.name))
-            });
+            return Value::parse(self.ty, s)
+                .map_err(|e| (FaultCode::InvalidParameterValue, format!("{}: {e}", self.name)));
         }
         Err(wrong())
     }
@@ -511,15 +492,18 @@ impl ParamDef {
         };
         if let Some(n) = n {
             let ok = self.ranges.is_empty()
-                || self
-                    .ranges
-                    .iter()
-                    .any(|(lo, hi)| lo.is_none_or(|l| n >= l) && hi.is_none_or(|h| n <= h));
+                || self.ranges.iter().any(|(lo, hi)| lo.is_none_or(|l| n >= l) && hi.is_none_or(|h| n <= h));
             if !ok {
                 let rs: Vec<String> = self
                     .ranges
                     .iter()
-                    .map(|(a, b)| format!("{}..{}", a.map_or(String::new(), |x| x.to_string()), b.map_or(String::new(), |x| x.to_string())))
+                    .map(|(a, b)| {
+                        format!(
+                            "{}..{}",
+                            a.map_or(String::new(), |x| x.to_string()),
+                            b.map_or(String::new(), |x| x.to_string())
+                        )
+                    })
                     .collect();
                 return bad(format!("{n} is outside {}", rs.join(" or ")));
             }
@@ -533,11 +517,8 @@ impl ParamDef {
                         return bad(format!("list longer than {max} characters"));
                     }
                 }
-                let items: Vec<&str> = if text.trim().is_empty() {
-                    Vec::new()
-                } else {
-                    text.split(',').map(str::trim).collect()
-                };
+                let items: Vec<&str> =
+                    if text.trim().is_empty() { Vec::new() } else { text.split(',').map(str::trim).collect() };
                 if l.max_items.is_some_and(|m| items.len() as u64 > m) {
                     return bad(format!("{} items, at most {} allowed", items.len(), l.max_items.unwrap_or(0)));
                 }
@@ -550,7 +531,11 @@ impl ParamDef {
         };
         for item in items {
             if let Some((lo, hi)) = self.size {
-                let len = if matches!(self.ty, XsdType::HexBinary) { item.len() as u64 / 2 } else { item.chars().count() as u64 };
+                let len = if matches!(self.ty, XsdType::HexBinary) {
+                    item.len() as u64 / 2
+                } else {
+                    item.chars().count() as u64
+                };
                 if lo.is_some_and(|l| len < l) || hi.is_some_and(|h| len > h) {
                     return bad(format!(
                         "length {len} is outside {}..{}",

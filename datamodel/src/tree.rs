@@ -36,10 +36,7 @@ pub struct Tree {
 
 impl std::fmt::Debug for Tree {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tree")
-            .field("values", &self.values.len())
-            .field("tables", &self.tables.len())
-            .finish()
+        f.debug_struct("Tree").field("values", &self.values.len()).field("tables", &self.tables.len()).finish()
     }
 }
 
@@ -48,11 +45,7 @@ fn fault(code: FaultCode, msg: impl Into<String>) -> Fault {
 }
 
 fn pfault(name: &str, code: FaultCode, msg: impl Into<String>) -> ParameterFault {
-    ParameterFault {
-        parameter_name: name.to_string(),
-        code,
-        string: msg.into(),
-    }
+    ParameterFault { parameter_name: name.to_string(), code, string: msg.into() }
 }
 
 impl Tree {
@@ -96,13 +89,7 @@ impl Tree {
             let c = &schema.objects[ci];
             let name = child_name(&o.path, c);
             if c.multi {
-                self.tables.insert(
-                    format!("{prefix}{name}."),
-                    Table {
-                        next: 1,
-                        live: BTreeSet::new(),
-                    },
-                );
+                self.tables.insert(format!("{prefix}{name}."), Table { next: 1, live: BTreeSet::new() });
             } else {
                 self.create_object(&format!("{prefix}{name}."), ci);
             }
@@ -236,10 +223,7 @@ impl Tree {
     fn walk_object(&self, prefix: &str, idx: usize, next_level: bool, top: bool, out: &mut Vec<ParameterInfo>) {
         let o = &self.schema.objects[idx];
         if top && !next_level {
-            out.push(ParameterInfo {
-                name: prefix.to_string(),
-                writable: o.multi && o.writable,
-            });
+            out.push(ParameterInfo { name: prefix.to_string(), writable: o.multi && o.writable });
         }
         if o.mount {
             return;
@@ -254,10 +238,7 @@ impl Tree {
             let c = &self.schema.objects[ci];
             let child = format!("{prefix}{}.", child_name(&o.path, c));
             if next_level {
-                out.push(ParameterInfo {
-                    name: child,
-                    writable: c.multi && c.writable,
-                });
+                out.push(ParameterInfo { name: child, writable: c.multi && c.writable });
             } else if c.multi {
                 self.walk_table(&child, ci, false, true, out);
             } else {
@@ -269,19 +250,13 @@ impl Tree {
     fn walk_table(&self, table: &str, row: usize, next_level: bool, top: bool, out: &mut Vec<ParameterInfo>) {
         let o = &self.schema.objects[row];
         if top && !next_level {
-            out.push(ParameterInfo {
-                name: table.to_string(),
-                writable: o.writable,
-            });
+            out.push(ParameterInfo { name: table.to_string(), writable: o.writable });
         }
         let Some(t) = self.tables.get(table) else { return };
         for n in &t.live {
             let inst = format!("{table}{n}.");
             if next_level {
-                out.push(ParameterInfo {
-                    name: inst,
-                    writable: o.writable,
-                });
+                out.push(ParameterInfo { name: inst, writable: o.writable });
             } else {
                 self.walk_object(&inst, row, false, true, out);
             }
@@ -352,7 +327,10 @@ impl Tree {
             for key in obj.keys.iter().filter(|k| k.params.contains(&def.name)) {
                 let tuple = |r: &str| -> Option<Vec<Value>> {
                     let vals: Vec<Value> = key.params.iter().filter_map(|k| value_at(&format!("{r}{k}"))).collect();
-                    let unassigned = vals.iter().any(|v| matches!(v, Value::String(s) if s.is_empty()) || matches!(v, Value::UnsignedInt(0) | Value::Int(0)));
+                    let unassigned = vals.iter().any(|v| {
+                        matches!(v, Value::String(s) if s.is_empty())
+                            || matches!(v, Value::UnsignedInt(0) | Value::Int(0))
+                    });
                     (!unassigned && vals.len() == key.params.len()).then_some(vals)
                 };
                 let Some(mine) = tuple(row) else { continue };

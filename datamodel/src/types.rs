@@ -24,8 +24,7 @@ pub fn check(dt: &str, value: &str) -> Result<(), String> {
 }
 
 fn prefix<T: std::str::FromStr>(v: &str, max: u8) -> bool {
-    v.split_once('/')
-        .is_some_and(|(a, n)| a.parse::<T>().is_ok() && n.parse::<u8>().is_ok_and(|n| n <= max))
+    v.split_once('/').is_some_and(|(a, n)| a.parse::<T>().is_ok() && n.parse::<u8>().is_ok_and(|n| n <= max))
 }
 
 fn is_mac(v: &str) -> bool {

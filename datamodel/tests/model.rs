@@ -41,7 +41,9 @@ fn profiles_come_from_the_bbf_definitions() {
     assert_eq!(lease.ty, cwmp::XsdType::Int);
     assert_eq!(lease.ranges, vec![(Some(-1), None)]);
     assert_eq!(v.param("Device.WiFi.SSID.{i}.SSID").and_then(|p| p.size), Some((None, Some(32))));
-    assert!(v.param("Device.WiFi.AccessPoint.{i}.Security.ModeEnabled").is_some_and(|p| p.enums.contains(&"WPA2-Personal".to_string())));
+    assert!(v
+        .param("Device.WiFi.AccessPoint.{i}.Security.ModeEnabled")
+        .is_some_and(|p| p.enums.contains(&"WPA2-Personal".to_string())));
     assert!(v.object("Device.DHCPv4.Server.Pool.{i}.StaticAddress.{i}.").is_some());
     assert!(v.object("Device.ManagementServer.").is_none(), "the vRGW profile has no ManagementServer");
     let h = Schema::host();
@@ -74,7 +76,12 @@ fn add_and_delete_objects_keep_numbers_and_counts_true() {
     for bad in ["Device.DHCPv4.Server.Pool.2.", "Device.DHCPv4.Server.", "Device.DHCPv4.Server.Pool.1.Enable"] {
         assert_eq!(m.delete_object(bad, "x").map_err(|f| f.code), Err(FaultCode::InvalidParameterName), "{bad}");
     }
-    for bad in ["Device.DHCPv4.Server.Pool.1.", "Device.DeviceInfo.", "Device.Nope.", "Device.DHCPv4.Server.Pool.7.StaticAddress."] {
+    for bad in [
+        "Device.DHCPv4.Server.Pool.1.",
+        "Device.DeviceInfo.",
+        "Device.Nope.",
+        "Device.DHCPv4.Server.Pool.7.StaticAddress.",
+    ] {
         assert_eq!(m.add_object(bad, "x").map_err(|f| f.code), Err(FaultCode::InvalidParameterName), "{bad}");
     }
     assert_eq!(m.parameter_key(), "k5", "failed operations change no key");
@@ -98,7 +105,10 @@ fn get_parameter_names_both_levels() {
     assert!(all.iter().any(|p| p.name == "Device.DHCPv4.Server.Pool.1.StaticAddress."));
     let one = m.get_parameter_names("Device.DeviceInfo.UpTime", false).expect("one");
     assert_eq!(one.len(), 1);
-    assert_eq!(m.get_parameter_names("Device.DeviceInfo.UpTime", true).map_err(|f| f.code), Err(FaultCode::InvalidArguments));
+    assert_eq!(
+        m.get_parameter_names("Device.DeviceInfo.UpTime", true).map_err(|f| f.code),
+        Err(FaultCode::InvalidArguments)
+    );
     assert_eq!(m.get_parameter_names("Device.Nope.", true).map_err(|f| f.code), Err(FaultCode::InvalidParameterName));
     let root = m.get_parameter_names("", true).expect("root");
     assert_eq!(root[0].name, "Device.");
@@ -127,7 +137,11 @@ fn set_parameter_values_is_all_or_nothing_with_precise_faults() {
         )
         .expect_err("refused");
     assert_eq!(err.code, FaultCode::InvalidArguments);
-    let codes: Vec<_> = err.set_parameter_values_faults.iter().map(|f| (f.parameter_name.rsplit('.').next().unwrap_or(""), f.code)).collect();
+    let codes: Vec<_> = err
+        .set_parameter_values_faults
+        .iter()
+        .map(|f| (f.parameter_name.rsplit('.').next().unwrap_or(""), f.code))
+        .collect();
     assert_eq!(
         codes,
         [
@@ -160,7 +174,10 @@ fn set_parameter_values_is_all_or_nothing_with_precise_faults() {
         .expect_err("list too long");
     assert_eq!(too_many.set_parameter_values_faults[0].code, FaultCode::InvalidParameterValue);
     let twice = m
-        .set_parameter_values(&[pv(&format!("{p}Enable"), Value::Boolean(true)), pv(&format!("{p}Enable"), Value::Boolean(false))], "x")
+        .set_parameter_values(
+            &[pv(&format!("{p}Enable"), Value::Boolean(true)), pv(&format!("{p}Enable"), Value::Boolean(false))],
+            "x",
+        )
         .expect_err("named twice");
     assert_eq!(twice.set_parameter_values_faults[0].code, FaultCode::InvalidArguments);
 }
@@ -215,8 +232,20 @@ fn notifications_track_value_changes_and_refuse_denied_active() {
     let status = "Device.X_VRGW-ORG_Virtualization.Instance.1.Status";
     let subscriber = "Device.X_VRGW-ORG_Virtualization.Instance.1.Subscriber";
     m.set_parameter_attributes(&[
-        SetParameterAttribute { name: status.into(), notification_change: true, notification: Notification::Active, access_list_change: false, access_list: vec![] },
-        SetParameterAttribute { name: subscriber.into(), notification_change: true, notification: Notification::Passive, access_list_change: true, access_list: vec!["Subscriber".into()] },
+        SetParameterAttribute {
+            name: status.into(),
+            notification_change: true,
+            notification: Notification::Active,
+            access_list_change: false,
+            access_list: vec![],
+        },
+        SetParameterAttribute {
+            name: subscriber.into(),
+            notification_change: true,
+            notification: Notification::Passive,
+            access_list_change: true,
+            access_list: vec!["Subscriber".into()],
+        },
     ])
     .expect("attributes");
     assert_eq!(m.poll_value_changes(), datamodel::ValueChanges::default());

@@ -34,8 +34,13 @@ fn facts_file_matches_the_bbf_xml() {
 
 #[test]
 fn generator_reports_missing_objects() {
-    let err = datamodel::gen::extract("<dm:document xmlns:dm=\"x\"><model name=\"Device:2.17\"/></dm:document>", "empty.xml", "<x/>", "v.xml")
-        .expect_err("nothing to extract");
+    let err = datamodel::gen::extract(
+        "<dm:document xmlns:dm=\"x\"><model name=\"Device:2.17\"/></dm:document>",
+        "empty.xml",
+        "<x/>",
+        "v.xml",
+    )
+    .expect_err("nothing to extract");
     assert!(err.to_string().contains("object Device. not found"), "{err}");
     let err = datamodel::gen::extract("<a><b></a>", "broken.xml", "<x/>", "v.xml").expect_err("malformed");
     assert!(err.to_string().starts_with("broken.xml: malformed XML"), "{err}");

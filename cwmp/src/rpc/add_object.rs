@@ -46,10 +46,7 @@ impl Rpc for AddObjectResponse {
         if instance_number == 0 {
             return Err(n.invalid("instance number from 1"));
         }
-        Ok(AddObjectResponse {
-            instance_number,
-            status: super::status(el)?,
-        })
+        Ok(AddObjectResponse { instance_number, status: super::status(el)? })
     }
     fn encode(&self, w: &mut Writer) {
         w.display("InstanceNumber", self.instance_number);

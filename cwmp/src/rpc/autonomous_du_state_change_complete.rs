@@ -70,8 +70,6 @@ mod tests {
                 operation_performed: "Install".into(),
             }],
         }));
-        round_trip(Body::AutonomousDUStateChangeCompleteResponse(
-            AutonomousDUStateChangeCompleteResponse {},
-        ));
+        round_trip(Body::AutonomousDUStateChangeCompleteResponse(AutonomousDUStateChangeCompleteResponse {}));
     }
 }

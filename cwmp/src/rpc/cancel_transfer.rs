@@ -16,9 +16,7 @@ pub struct CancelTransfer {
 impl Rpc for CancelTransfer {
     const NAME: &'static str = "CancelTransfer";
     fn decode(el: El<'_, '_>) -> Result<Self, DecodeError> {
-        Ok(CancelTransfer {
-            command_key: el.opt_string("CommandKey").unwrap_or_default(),
-        })
+        Ok(CancelTransfer { command_key: el.opt_string("CommandKey").unwrap_or_default() })
     }
     fn encode(&self, w: &mut Writer) {
         w.text("CommandKey", &self.command_key);

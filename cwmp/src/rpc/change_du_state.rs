@@ -27,10 +27,7 @@ impl Rpc for ChangeDUState {
         if operations.is_empty() {
             el.req("Operations")?;
         }
-        Ok(ChangeDUState {
-            operations,
-            command_key: el.opt_string("CommandKey").unwrap_or_default(),
-        })
+        Ok(ChangeDUState { operations, command_key: el.opt_string("CommandKey").unwrap_or_default() })
     }
     fn encode(&self, w: &mut Writer) {
         for op in &self.operations {

@@ -39,9 +39,7 @@ pub struct DeleteObjectResponse {
 impl Rpc for DeleteObjectResponse {
     const NAME: &'static str = "DeleteObjectResponse";
     fn decode(el: El<'_, '_>) -> Result<Self, DecodeError> {
-        Ok(DeleteObjectResponse {
-            status: super::status(el)?,
-        })
+        Ok(DeleteObjectResponse { status: super::status(el)? })
     }
     fn encode(&self, w: &mut Writer) {
         w.display("Status", self.status);

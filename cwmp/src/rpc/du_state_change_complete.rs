@@ -19,18 +19,12 @@ pub struct DUStateChangeComplete {
 impl Rpc for DUStateChangeComplete {
     const NAME: &'static str = "DUStateChangeComplete";
     fn decode(el: El<'_, '_>) -> Result<Self, DecodeError> {
-        let results = el
-            .children()
-            .filter(|c| c.name() == "Results")
-            .map(OpResult::decode)
-            .collect::<Result<Vec<_>, _>>()?;
+        let results =
+            el.children().filter(|c| c.name() == "Results").map(OpResult::decode).collect::<Result<Vec<_>, _>>()?;
         if results.is_empty() {
             el.req("Results")?;
         }
-        Ok(DUStateChangeComplete {
-            results,
-            command_key: el.opt_string("CommandKey").unwrap_or_default(),
-        })
+        Ok(DUStateChangeComplete { results, command_key: el.opt_string("CommandKey").unwrap_or_default() })
     }
     fn encode(&self, w: &mut Writer) {
         for r in &self.results {

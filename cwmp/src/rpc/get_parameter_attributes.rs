@@ -17,9 +17,7 @@ pub struct GetParameterAttributes {
 impl Rpc for GetParameterAttributes {
     const NAME: &'static str = "GetParameterAttributes";
     fn decode(el: El<'_, '_>) -> Result<Self, DecodeError> {
-        Ok(GetParameterAttributes {
-            parameter_names: el.string_list("ParameterNames")?,
-        })
+        Ok(GetParameterAttributes { parameter_names: el.string_list("ParameterNames")? })
     }
     fn encode(&self, w: &mut Writer) {
         w.string_array("ParameterNames", &self.parameter_names);

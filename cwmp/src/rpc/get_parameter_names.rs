@@ -42,10 +42,7 @@ impl Rpc for GetParameterNamesResponse {
     fn decode(el: El<'_, '_>) -> Result<Self, DecodeError> {
         Ok(GetParameterNamesResponse {
             parameter_list: el.list("ParameterList", |e| {
-                Ok(ParameterInfo {
-                    name: e.req("Name")?.text().to_string(),
-                    writable: e.bool("Writable")?,
-                })
+                Ok(ParameterInfo { name: e.req("Name")?.text().to_string(), writable: e.bool("Writable")? })
             })?,
         })
     }
@@ -65,10 +62,7 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        round_trip(Body::GetParameterNames(GetParameterNames {
-            parameter_path: "Device.".into(),
-            next_level: true,
-        }));
+        round_trip(Body::GetParameterNames(GetParameterNames { parameter_path: "Device.".into(), next_level: true }));
         round_trip(Body::GetParameterNamesResponse(GetParameterNamesResponse {
             parameter_list: vec![
                 ParameterInfo { name: "Device.DeviceInfo.".into(), writable: false },

@@ -17,9 +17,7 @@ pub struct GetParameterValues {
 impl Rpc for GetParameterValues {
     const NAME: &'static str = "GetParameterValues";
     fn decode(el: El<'_, '_>) -> Result<Self, DecodeError> {
-        Ok(GetParameterValues {
-            parameter_names: el.string_list("ParameterNames")?,
-        })
+        Ok(GetParameterValues { parameter_names: el.string_list("ParameterNames")? })
     }
     fn encode(&self, w: &mut Writer) {
         w.string_array("ParameterNames", &self.parameter_names);
@@ -36,9 +34,7 @@ pub struct GetParameterValuesResponse {
 impl Rpc for GetParameterValuesResponse {
     const NAME: &'static str = "GetParameterValuesResponse";
     fn decode(el: El<'_, '_>) -> Result<Self, DecodeError> {
-        Ok(GetParameterValuesResponse {
-            parameter_list: decode_parameter_values(el, "ParameterList")?,
-        })
+        Ok(GetParameterValuesResponse { parameter_list: decode_parameter_values(el, "ParameterList")? })
     }
     fn encode(&self, w: &mut Writer) {
         encode_parameter_values(w, "ParameterList", &self.parameter_list);

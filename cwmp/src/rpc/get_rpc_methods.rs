@@ -21,9 +21,7 @@ pub struct GetRPCMethodsResponse {
 impl Rpc for GetRPCMethodsResponse {
     const NAME: &'static str = "GetRPCMethodsResponse";
     fn decode(el: El<'_, '_>) -> Result<Self, DecodeError> {
-        Ok(GetRPCMethodsResponse {
-            method_list: el.string_list("MethodList")?,
-        })
+        Ok(GetRPCMethodsResponse { method_list: el.string_list("MethodList")? })
     }
     fn encode(&self, w: &mut Writer) {
         w.string_array("MethodList", &self.method_list);

@@ -69,9 +69,7 @@ pub struct InformResponse {
 impl Rpc for InformResponse {
     const NAME: &'static str = "InformResponse";
     fn decode(el: El<'_, '_>) -> Result<Self, DecodeError> {
-        Ok(InformResponse {
-            max_envelopes: el.opt("MaxEnvelopes").map(|e| e.as_u32()).transpose()?.unwrap_or(1),
-        })
+        Ok(InformResponse { max_envelopes: el.opt("MaxEnvelopes").map(|e| e.as_u32()).transpose()?.unwrap_or(1) })
     }
     fn encode(&self, w: &mut Writer) {
         w.display("MaxEnvelopes", self.max_envelopes);

@@ -23,12 +23,7 @@ impl Rpc for Kicked {
     const NAME: &'static str = "Kicked";
     fn decode(el: El<'_, '_>) -> Result<Self, DecodeError> {
         let s = |n: &str| el.opt_string(n).unwrap_or_default();
-        Ok(Kicked {
-            command: el.string("Command")?,
-            referer: s("Referer"),
-            arg: s("Arg"),
-            next: s("Next"),
-        })
+        Ok(Kicked { command: el.string("Command")?, referer: s("Referer"), arg: s("Arg"), next: s("Next") })
     }
     fn encode(&self, w: &mut Writer) {
         w.text("Command", &self.command);
@@ -48,9 +43,7 @@ pub struct KickedResponse {
 impl Rpc for KickedResponse {
     const NAME: &'static str = "KickedResponse";
     fn decode(el: El<'_, '_>) -> Result<Self, DecodeError> {
-        Ok(KickedResponse {
-            next_url: el.opt_string("NextURL").unwrap_or_default(),
-        })
+        Ok(KickedResponse { next_url: el.opt_string("NextURL").unwrap_or_default() })
     }
     fn encode(&self, w: &mut Writer) {
         w.text("NextURL", &self.next_url);

@@ -75,7 +75,7 @@ pub(crate) fn status(el: El<'_, '_>) -> Result<u8, DecodeError> {
 pub(crate) fn round_trip(body: crate::Body) {
     let env = crate::Envelope::new(crate::CwmpNs::V1_2, Some("id-1".into()), body);
     let bytes = env.encode();
-    let back = crate::Envelope::decode(bytes.as_bytes(), &crate::Limits::default())
-        .unwrap_or_else(|e| panic!("{e}\n{bytes}"));
+    let back =
+        crate::Envelope::decode(bytes.as_bytes(), &crate::Limits::default()).unwrap_or_else(|e| panic!("{e}\n{bytes}"));
     assert_eq!(back, env, "{bytes}");
 }

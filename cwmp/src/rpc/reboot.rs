@@ -16,9 +16,7 @@ pub struct Reboot {
 impl Rpc for Reboot {
     const NAME: &'static str = "Reboot";
     fn decode(el: El<'_, '_>) -> Result<Self, DecodeError> {
-        Ok(Reboot {
-            command_key: el.opt_string("CommandKey").unwrap_or_default(),
-        })
+        Ok(Reboot { command_key: el.opt_string("CommandKey").unwrap_or_default() })
     }
     fn encode(&self, w: &mut Writer) {
         w.text("CommandKey", &self.command_key);

@@ -23,10 +23,7 @@ impl Rpc for RequestDownload {
             file_type: el.req("FileType")?.text().to_string(),
             file_type_arg: match el.opt("FileTypeArg") {
                 Some(_) => el.list("FileTypeArg", |a| {
-                    Ok(Arg {
-                        name: a.string("Name")?,
-                        value: a.opt_string("Value").unwrap_or_default(),
-                    })
+                    Ok(Arg { name: a.string("Name")?, value: a.opt_string("Value").unwrap_or_default() })
                 })?,
                 None => Vec::new(),
             },

@@ -40,9 +40,7 @@ pub struct SetParameterValuesResponse {
 impl Rpc for SetParameterValuesResponse {
     const NAME: &'static str = "SetParameterValuesResponse";
     fn decode(el: El<'_, '_>) -> Result<Self, DecodeError> {
-        Ok(SetParameterValuesResponse {
-            status: super::status(el)?,
-        })
+        Ok(SetParameterValuesResponse { status: super::status(el)? })
     }
     fn encode(&self, w: &mut Writer) {
         w.display("Status", self.status);

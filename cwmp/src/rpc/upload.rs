@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use super::Rpc;
 use crate::error::DecodeError;
+use crate::types::{decode_transfer_status, encode_transfer_status};
 use crate::value::DateTime;
 use crate::xml::{El, Writer};
 
@@ -61,16 +62,11 @@ pub struct UploadResponse {
 impl Rpc for UploadResponse {
     const NAME: &'static str = "UploadResponse";
     fn decode(el: El<'_, '_>) -> Result<Self, DecodeError> {
-        Ok(UploadResponse {
-            status: super::status(el)?,
-            start_time: el.datetime("StartTime")?,
-            complete_time: el.datetime("CompleteTime")?,
-        })
+        let (status, start_time, complete_time) = decode_transfer_status(el)?;
+        Ok(UploadResponse { status, start_time, complete_time })
     }
     fn encode(&self, w: &mut Writer) {
-        w.display("Status", self.status);
-        w.text("StartTime", self.start_time.as_str());
-        w.text("CompleteTime", self.complete_time.as_str());
+        encode_transfer_status(w, self.status, &self.start_time, &self.complete_time);
     }
 }
 

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use super::SessionError;
 use crate::rpc::get_rpc_methods::GetRPCMethodsResponse;
 use crate::{
-    negotiate, AutonomousDUStateChangeCompleteResponse, AutonomousTransferCompleteResponse, Body,
-    CwmpVersion, DUStateChangeCompleteResponse, Envelope, Fault, FaultCode, Header, Inform,
-    InformResponse, KickedResponse, Limits, RequestDownloadResponse, Role, TransferCompleteResponse,
+    negotiate, AutonomousDUStateChangeCompleteResponse, AutonomousTransferCompleteResponse, Body, CwmpVersion,
+    DUStateChangeCompleteResponse, Envelope, Fault, FaultCode, Header, Inform, InformResponse, KickedResponse, Limits,
+    RequestDownloadResponse, Role, TransferCompleteResponse,
 };
 
 /// What the ACS session needs to know.
@@ -195,11 +195,7 @@ impl AcsSession {
         self.state = match (state, env) {
             (State::ExpectInform, Some(env)) => match env.body {
                 Body::Inform(inform) => {
-                    let supported = env
-                        .header
-                        .supported_cwmp_versions
-                        .as_deref()
-                        .map(CwmpVersion::parse_list);
+                    let supported = env.header.supported_cwmp_versions.as_deref().map(CwmpVersion::parse_list);
                     match negotiate(env.ns, supported.as_deref(), &self.config.supported_versions) {
                         Some(version) => {
                             self.version = version;
@@ -256,20 +252,14 @@ impl AcsSession {
             // One request is outstanding at a time, so the answer is matched by order even when
             // a CPE echoes a different cwmp:ID.
             (State::ExpectResponse { request, .. }, Some(env)) if env.body.is_response() => {
-                self.events.push_back(AcsEvent::Response {
-                    request,
-                    response: env.body,
-                });
+                self.events.push_back(AcsEvent::Response { request, response: env.body });
                 self.send_next()
             }
             (State::ExpectResponse { request, .. }, other) => {
                 let got = other.map_or("empty POST".to_string(), |e| e.body.method_name().to_string());
                 self.reply = Some(Reply::NoContent);
                 self.fail_with(
-                    SessionError::Unexpected {
-                        expected: "a response to the ACS's request",
-                        got,
-                    },
+                    SessionError::Unexpected { expected: "a response to the ACS's request", got },
                     Some(request),
                 );
                 return;
@@ -289,9 +279,7 @@ impl AcsSession {
                 Body::AutonomousDUStateChangeCompleteResponse(AutonomousDUStateChangeCompleteResponse {})
             }
             Body::RequestDownload(_) => Body::RequestDownloadResponse(RequestDownloadResponse {}),
-            Body::Kicked(_) => Body::KickedResponse(KickedResponse {
-                next_url: self.config.kicked_next_url.clone(),
-            }),
+            Body::Kicked(_) => Body::KickedResponse(KickedResponse { next_url: self.config.kicked_next_url.clone() }),
             Body::GetRPCMethods(_) => Body::GetRPCMethodsResponse(GetRPCMethodsResponse {
                 method_list: [
                     "Inform",
@@ -342,10 +330,7 @@ impl AcsSession {
     }
 
     fn unexpected(&mut self, expected: &'static str, got: &str) {
-        self.fail(SessionError::Unexpected {
-            expected,
-            got: got.to_string(),
-        });
+        self.fail(SessionError::Unexpected { expected, got: got.to_string() });
     }
 
     fn fail(&mut self, error: SessionError) {
@@ -362,4 +347,3 @@ impl AcsSession {
         self.events.push_back(AcsEvent::Failed { error, outstanding });
     }
 }
-

@@ -72,7 +72,7 @@ enum State {
     SendInform,
     ExpectInformResponse,
     ExpectRequestResponse { request: Body },
-    ExpectAcsMessage { after_empty_post: bool },
+    ExpectAcsMessage,
     ExpectHostResponse { id: Option<String> },
     Done,
 }
@@ -86,6 +86,8 @@ pub struct CpeSession {
     inform: Option<Inform>,
     own_requests: VecDeque<Body>,
     hold_requests: bool,
+    /// The CPE said it has nothing more (an empty POST); an empty answer then ends the session.
+    sent_empty_post: bool,
     next_id: u64,
     transmit: Option<Transmit>,
     events: VecDeque<CpeEvent>,
@@ -95,12 +97,7 @@ pub struct CpeSession {
 impl CpeSession {
     /// A session that will open with `inform`; `own_requests` (TransferComplete, ...) follow it.
     pub fn new(config: CpeConfig, inform: Inform, own_requests: Vec<Body>, now: Instant) -> CpeSession {
-        let version = config
-            .supported_versions
-            .iter()
-            .copied()
-            .max()
-            .unwrap_or(CwmpVersion::V1_0);
+        let version = config.supported_versions.iter().copied().max().unwrap_or(CwmpVersion::V1_0);
         let deadline = Some(now + config.session_timeout);
         CpeSession {
             config,
@@ -109,6 +106,7 @@ impl CpeSession {
             inform: Some(inform),
             own_requests: own_requests.into(),
             hold_requests: false,
+            sent_empty_post: false,
             next_id: 1,
             transmit: None,
             events: VecDeque::new(),
@@ -131,18 +129,11 @@ impl CpeSession {
         if let State::SendInform = self.state {
             let inform = self.inform.take()?;
             let id = self.fresh_id();
-            let mut header = Header {
-                id: Some(id.clone()),
-                ..Header::default()
-            };
+            let mut header = Header { id: Some(id.clone()), ..Header::default() };
             if self.version >= CwmpVersion::V1_4 {
                 header.supported_cwmp_versions = Some(CwmpVersion::format_list(&self.config.supported_versions));
             }
-            let env = Envelope {
-                ns: self.version.namespace(),
-                header,
-                body: Body::Inform(inform),
-            };
+            let env = Envelope { ns: self.version.namespace(), header, body: Body::Inform(inform) };
             self.state = State::ExpectInformResponse;
             return Some(Transmit::Envelope(env.encode()));
         }
@@ -191,11 +182,11 @@ impl CpeSession {
             match Envelope::decode(body, &self.config.limits) {
                 Ok(env) => Some(env),
                 Err(err) => {
-                    if let State::ExpectAcsMessage { .. } = self.state {
+                    if let State::ExpectAcsMessage = self.state {
                         // An ACS request we cannot read still gets an answer: the fault it maps to.
                         let fault = Fault::with_string(err.fault_code(Role::Cpe), err.to_string());
                         self.send(None, Body::Fault(fault));
-                        self.state = State::ExpectAcsMessage { after_empty_post: false };
+                        self.state = State::ExpectAcsMessage;
                         return;
                     }
                     self.fail(SessionError::Decode(err));
@@ -226,23 +217,24 @@ impl CpeSession {
                 let _ = request;
                 return self.unexpected("a response to the CPE's request", got);
             }
-            (State::ExpectAcsMessage { after_empty_post }, None) => {
+            (State::ExpectAcsMessage, None) => {
                 if !self.hold_requests && !self.own_requests.is_empty() {
                     self.next_post()
-                } else if after_empty_post {
+                } else if self.sent_empty_post {
                     self.finish();
                     State::Done
                 } else {
                     self.transmit = Some(Transmit::Empty);
-                    State::ExpectAcsMessage { after_empty_post: true }
+                    self.sent_empty_post = true;
+                    State::ExpectAcsMessage
                 }
             }
-            (State::ExpectAcsMessage { .. }, Some(env)) if !env.body.is_response() => {
+            (State::ExpectAcsMessage, Some(env)) if !env.body.is_response() => {
                 self.hold_requests = env.header.hold_requests.unwrap_or(false);
                 self.events.push_back(CpeEvent::Request(env.body));
                 State::ExpectHostResponse { id: env.header.id }
             }
-            (State::ExpectAcsMessage { .. }, Some(env)) => {
+            (State::ExpectAcsMessage, Some(env)) => {
                 return self.unexpected("a request from the ACS", env.body.method_name())
             }
             (s @ (State::SendInform | State::ExpectHostResponse { .. } | State::Done), _) => s,
@@ -254,7 +246,7 @@ impl CpeSession {
         match std::mem::replace(&mut self.state, State::Done) {
             State::ExpectHostResponse { id } => {
                 self.send(id, response);
-                self.state = State::ExpectAcsMessage { after_empty_post: false };
+                self.state = State::ExpectAcsMessage;
                 self.deadline = Some(now + self.config.session_timeout);
                 Ok(())
             }
@@ -286,7 +278,8 @@ impl CpeSession {
             }
         }
         self.transmit = Some(Transmit::Empty);
-        State::ExpectAcsMessage { after_empty_post: true }
+        self.sent_empty_post = true;
+        State::ExpectAcsMessage
     }
 
     fn adopt_version(&mut self, env: &Envelope) {
@@ -312,10 +305,7 @@ impl CpeSession {
     }
 
     fn unexpected(&mut self, expected: &'static str, got: &str) {
-        self.fail(SessionError::Unexpected {
-            expected,
-            got: got.to_string(),
-        });
+        self.fail(SessionError::Unexpected { expected, got: got.to_string() });
     }
 
     fn fail(&mut self, err: SessionError) {

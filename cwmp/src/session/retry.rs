@@ -14,10 +14,7 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy {
-            minimum_wait_interval: 5,
-            interval_multiplier: 2000,
-        }
+        RetryPolicy { minimum_wait_interval: 5, interval_multiplier: 2000 }
     }
 }
 

@@ -44,7 +44,11 @@ pub fn get_parameter_values_response(n: usize) -> GetParameterValuesResponse {
     GetParameterValuesResponse {
         parameter_list: (0..n)
             .map(|i| {
-                let name = format!("Device.X_VRGW-ORG_Virtualization.Instance.{}.Device.DHCPv4.Server.Pool.1.P{}", i / 30 + 1, i % 30);
+                let name = format!(
+                    "Device.X_VRGW-ORG_Virtualization.Instance.{}.Device.DHCPv4.Server.Pool.1.P{}",
+                    i / 30 + 1,
+                    i % 30
+                );
                 let value = match i % 5 {
                     0 => Value::String(format!("192.168.{}.{}", i % 250, i % 200)),
                     1 => Value::UnsignedInt(i as u32 * 7),
@@ -127,7 +131,10 @@ pub fn bodies() -> Vec<Body> {
         }),
         Body::AddObject(AddObject { object_name: "Device.NAT.PortMapping.".into(), parameter_key: "add-1".into() }),
         Body::AddObjectResponse(AddObjectResponse { instance_number: 4, status: 0 }),
-        Body::DeleteObject(DeleteObject { object_name: "Device.NAT.PortMapping.4.".into(), parameter_key: "del-1".into() }),
+        Body::DeleteObject(DeleteObject {
+            object_name: "Device.NAT.PortMapping.4.".into(),
+            parameter_key: "del-1".into(),
+        }),
         Body::DeleteObjectResponse(DeleteObjectResponse { status: 0 }),
         Body::Reboot(Reboot { command_key: "reboot-7".into() }),
         Body::RebootResponse(RebootResponse {}),
@@ -143,7 +150,11 @@ pub fn bodies() -> Vec<Body> {
             success_url: "".into(),
             failure_url: "".into(),
         }),
-        Body::DownloadResponse(DownloadResponse { status: 1, start_time: DateTime::unknown(), complete_time: DateTime::unknown() }),
+        Body::DownloadResponse(DownloadResponse {
+            status: 1,
+            start_time: DateTime::unknown(),
+            complete_time: DateTime::unknown(),
+        }),
         Body::Upload(Upload {
             command_key: "up-1".into(),
             file_type: "1 Vendor Configuration File".into(),

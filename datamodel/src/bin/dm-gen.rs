@@ -28,7 +28,9 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         _ => {
-            eprintln!("usage: dm-gen extract TR181_FULL_XML VENDOR_XML > device2.dm\n       dm-gen docs > datamodel.md");
+            eprintln!(
+                "usage: dm-gen extract TR181_FULL_XML VENDOR_XML > device2.dm\n       dm-gen docs > datamodel.md"
+            );
             ExitCode::from(2)
         }
     }
