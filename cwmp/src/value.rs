@@ -1,9 +1,9 @@
 //! Typed parameter values (the xsd types of TR-069 A.2.1) and the dateTime lexical form.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A parameter value with its xsd type.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "value", rename_all = "camelCase")]
 pub enum Value {
     /// `xsd:string`, also any value sent without `xsi:type` or with a type we do not know.
@@ -188,9 +188,22 @@ fn is_decimal(s: &str) -> bool {
 
 /// An `xsd:dateTime` in its validated lexical form (TR-069 allows a missing time zone, and uses
 /// `0001-01-01T00:00:00Z` for "unknown").
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub struct DateTime(String);
+
+impl From<DateTime> for String {
+    fn from(d: DateTime) -> String {
+        d.0
+    }
+}
+
+impl TryFrom<String> for DateTime {
+    type Error = String;
+    fn try_from(s: String) -> Result<DateTime, String> {
+        DateTime::parse(&s).ok_or_else(|| format!("{s:?} is not an xsd:dateTime"))
+    }
+}
 
 impl DateTime {
     /// The "unknown time" value.

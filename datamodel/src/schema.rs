@@ -536,12 +536,13 @@ impl ParamDef {
                 } else {
                     item.chars().count() as u64
                 };
-                if lo.is_some_and(|l| len < l) || hi.is_some_and(|h| len > h) {
-                    return bad(format!(
-                        "length {len} is outside {}..{}",
-                        lo.map_or(String::new(), |x| x.to_string()),
-                        hi.map_or(String::new(), |x| x.to_string())
-                    ));
+                let lo = lo.unwrap_or(0);
+                if len < lo || hi.is_some_and(|h| len > h) {
+                    return bad(match hi {
+                        Some(h) if lo == 0 => format!("{len} characters, at most {h} allowed"),
+                        Some(h) => format!("{len} characters, {lo} to {h} needed"),
+                        None => format!("{len} characters, at least {lo} needed"),
+                    });
                 }
             }
             if !self.enums.is_empty() && !self.enums.iter().any(|e| e == item) {

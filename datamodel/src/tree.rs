@@ -5,15 +5,16 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use cwmp::{Fault, FaultCode, ParameterFault, ParameterInfo, ParameterValue, Value};
+use serde::{Deserialize, Serialize};
 
 use crate::handler::Handler;
 use crate::path::{parent, Path};
 use crate::schema::{Access, ObjectDef, Schema};
 
 /// Computes a live value for a parameter (its concrete path is passed in).
-pub type Getter = Box<dyn Fn(&str) -> Option<Value> + Send + Sync>;
+pub type Getter = Arc<dyn Fn(&str) -> Option<Value> + Send + Sync>;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Table {
     next: u32,
     live: BTreeSet<u32>,
@@ -25,7 +26,9 @@ enum Target {
     Table(usize),
 }
 
-/// A data model held in memory (static values plus optional live getters).
+/// A data model held in memory (static values plus optional live getters). Cloning is cheap
+/// enough to build a candidate configuration and check it before it replaces the live one.
+#[derive(Clone)]
 pub struct Tree {
     schema: Arc<Schema>,
     values: BTreeMap<String, Value>,
@@ -375,13 +378,22 @@ impl Tree {
 
     /// AddObject on a table path (`Device.NAT.PortMapping.`); returns the new instance number.
     pub fn add_object(&mut self, path: &str) -> Result<u32, Fault> {
+        self.add_row(path, false)
+    }
+
+    /// Adds a row from inside the device, read-only tables included (Hosts.Host from leases).
+    pub fn add_object_internal(&mut self, path: &str) -> Result<u32, Fault> {
+        self.add_row(path, true)
+    }
+
+    fn add_row(&mut self, path: &str, internal: bool) -> Result<u32, Fault> {
         let p = Path::parse(path).map_err(|(c, m)| fault(c, m))?;
         let row_idx = match (p.partial, self.resolve_object(&p)?) {
             (true, Target::Table(i)) => i,
             _ => return Err(fault(FaultCode::InvalidParameterName, format!("{path} is not a table"))),
         };
         let row = &self.schema.objects[row_idx];
-        if !row.writable {
+        if !row.writable && !internal {
             return Err(fault(FaultCode::InvalidParameterName, format!("{path} does not take AddObject")));
         }
         let max = row.max_entries;
@@ -406,6 +418,15 @@ impl Tree {
 
     /// DeleteObject on an instance path (`Device.NAT.PortMapping.2.`).
     pub fn delete_object(&mut self, path: &str) -> Result<(), Fault> {
+        self.delete_row(path, false)
+    }
+
+    /// Deletes a row from inside the device, read-only tables included.
+    pub fn delete_object_internal(&mut self, path: &str) -> Result<(), Fault> {
+        self.delete_row(path, true)
+    }
+
+    fn delete_row(&mut self, path: &str, internal: bool) -> Result<(), Fault> {
         let p = Path::parse(path).map_err(|(c, m)| fault(c, m))?;
         let not_instance = || fault(FaultCode::InvalidParameterName, format!("{path} is not an instance"));
         if !p.partial || !p.template.ends_with("{i}.") {
@@ -415,7 +436,7 @@ impl Tree {
         if !self.instances_exist(path) {
             return Err(not_instance());
         }
-        if !row.writable {
+        if !row.writable && !internal {
             return Err(fault(FaultCode::InvalidParameterName, format!("{path} does not take DeleteObject")));
         }
         let table = parent(path).to_string();
@@ -448,6 +469,57 @@ impl Tree {
             .ok()
             .and_then(|p| self.schema.param(&p.template).map(|d| d.notify))
             .is_some_and(|n| n == crate::schema::NotifyPolicy::CanDeny)
+    }
+}
+
+/// A tree's state, for persisting it: values, tables with their next instance numbers, and
+/// which write-once parameters were written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    values: BTreeMap<String, Value>,
+    tables: BTreeMap<String, Table>,
+    written_once: BTreeSet<String>,
+}
+
+impl PartialEq for Table {
+    fn eq(&self, other: &Table) -> bool {
+        self.next == other.next && self.live == other.live
+    }
+}
+
+impl Tree {
+    /// The state to persist.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            values: self.values.clone(),
+            tables: self.tables.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            written_once: self.written_once.iter().cloned().collect(),
+        }
+    }
+
+    /// Rebuilds a tree from a snapshot, checking every value against the schema (a damaged or
+    /// foreign state file is refused with the path that does not fit).
+    pub fn restore(schema: Arc<Schema>, snap: Snapshot) -> Result<Tree, String> {
+        for (path, v) in &snap.values {
+            let p = Path::parse(path).map_err(|(_, m)| m)?;
+            let def = schema.param(&p.template).ok_or_else(|| format!("{path}: not in the data model"))?;
+            if v.xsd_type() != def.ty {
+                return Err(format!("{path}: stored as {}, defined as {}", v.xsd_type().qname(), def.ty.qname()));
+            }
+        }
+        for table in snap.tables.keys() {
+            let p = Path::parse(table).map_err(|(_, m)| m)?;
+            if schema.object(&format!("{}{{i}}.", p.template)).is_none() {
+                return Err(format!("{table}: not a table of the data model"));
+            }
+        }
+        Ok(Tree {
+            schema,
+            values: snap.values,
+            tables: snap.tables.into_iter().collect(),
+            written_once: snap.written_once.into_iter().collect(),
+            getters: HashMap::new(),
+        })
     }
 }
 

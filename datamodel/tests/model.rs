@@ -326,11 +326,35 @@ fn live_getters_serve_current_values() {
     let ticks = Arc::new(AtomicU32::new(5));
     let mut t = Tree::new(Schema::vrgw());
     let src = ticks.clone();
-    t.bind_getter("Device.DeviceInfo.UpTime", Box::new(move |_| Some(Value::UnsignedInt(src.load(Ordering::SeqCst)))));
+    t.bind_getter("Device.DeviceInfo.UpTime", Arc::new(move |_| Some(Value::UnsignedInt(src.load(Ordering::SeqCst)))));
     let m = DataModel::new(t);
     assert_eq!(get(&m, "Device.DeviceInfo.UpTime"), Value::UnsignedInt(5));
     ticks.store(6, Ordering::SeqCst);
     assert_eq!(get(&m, "Device.DeviceInfo.UpTime"), Value::UnsignedInt(6));
     let all = m.get_parameter_values(&["Device.DeviceInfo.".into()]).expect("partial");
     assert!(all.contains(&pv("Device.DeviceInfo.UpTime", Value::UnsignedInt(6))));
+}
+
+#[test]
+fn snapshots_restore_and_refuse_damage() {
+    let mut t = Tree::new(Schema::vrgw());
+    t.add_object(POOLS).expect("1");
+    t.add_object(POOLS).expect("2");
+    t.delete_object("Device.DHCPv4.Server.Pool.1.").expect("delete");
+    let v = t.validate(&[pv("Device.DHCPv4.Server.Pool.2.Alias", s("lan"))]).expect("valid");
+    t.apply(v);
+    let json = serde_json::to_string(&t.snapshot()).expect("serialize");
+    let snap: datamodel::tree::Snapshot = serde_json::from_str(&json).expect("deserialize");
+    let mut back = Tree::restore(Schema::vrgw(), snap).expect("restore");
+    assert_eq!(back.snapshot(), t.snapshot());
+    assert_eq!(back.add_object(POOLS), Ok(3), "the next instance number survives");
+    assert!(back.validate(&[pv("Device.DHCPv4.Server.Pool.2.Alias", s("again"))]).is_err(), "write-once survives");
+    let damaged = json.replace("\"unsignedInt\",\"value\":0", "\"string\",\"value\":\"0\"");
+    assert_ne!(damaged, json);
+    let err = Tree::restore(Schema::vrgw(), serde_json::from_str(&damaged).expect("json")).expect_err("typed wrong");
+    assert!(err.contains("stored as xsd:string"), "{err}");
+    // Read-only tables take rows from inside the device only.
+    assert!(back.add_object("Device.Hosts.Host.").is_err());
+    assert_eq!(back.add_object_internal("Device.Hosts.Host."), Ok(1));
+    back.delete_object_internal("Device.Hosts.Host.1.").expect("internal delete");
 }

@@ -1,0 +1,220 @@
+//! Applying rendered configurations to the real system: the LAN address (`ip`), the nftables
+//! ruleset (`nft -c` then `nft -f`, atomic), dnsmasq (`--test`, then a restart of the child it
+//! runs under this process) and the hostapd file. A step that fails undoes the steps before it,
+//! so the previous working configuration keeps serving.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::files::write_atomic;
+use crate::render::Rendered;
+
+/// Where the daemons' files live and which programs to run.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub run_dir: PathBuf,
+    pub lan_if: String,
+    pub dnsmasq_bin: String,
+    pub nft_bin: String,
+    pub ip_bin: String,
+    /// Do not touch the LAN interface's address (when something else owns it).
+    pub manage_lan_address: bool,
+}
+
+impl Paths {
+    pub fn dnsmasq_conf(&self) -> PathBuf {
+        self.run_dir.join("dnsmasq.conf")
+    }
+    pub fn nft_conf(&self) -> PathBuf {
+        self.run_dir.join("nftables.conf")
+    }
+    pub fn hostapd_conf(&self) -> PathBuf {
+        self.run_dir.join("hostapd.conf")
+    }
+    pub fn pid_file(&self) -> PathBuf {
+        self.run_dir.join("dnsmasq.pid")
+    }
+}
+
+/// Why applying failed (after the rollback).
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("the LAN address could not be set: {0}")]
+    Lan(String),
+    #[error("nftables refused the ruleset: {0}")]
+    Nft(String),
+    #[error("dnsmasq refused the configuration: {0}")]
+    Dnsmasq(String),
+    #[error("writing {0}: {1}")]
+    Io(String, String),
+}
+
+/// The configuration in force and the dnsmasq child.
+pub struct Daemons {
+    pub paths: Paths,
+    applied: Option<Rendered>,
+    dnsmasq: Option<Child>,
+}
+
+fn run(cmd: &mut Command) -> Result<(), String> {
+    let out = cmd.stdin(Stdio::null()).output().map_err(|e| format!("{:?}: {e}", cmd.get_program()))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+impl Daemons {
+    pub fn new(paths: Paths) -> Daemons {
+        Daemons { paths, applied: None, dnsmasq: None }
+    }
+
+    /// Whether dnsmasq is running.
+    pub fn dnsmasq_running(&mut self) -> bool {
+        matches!(self.dnsmasq.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    /// Checks a rendered configuration with the daemons' own checkers, changing nothing.
+    pub fn check(&self, r: &Rendered) -> Result<(), ApplyError> {
+        let dir = &self.paths.run_dir;
+        std::fs::create_dir_all(dir).map_err(|e| ApplyError::Io(dir.display().to_string(), e.to_string()))?;
+        let probe = dir.join(".dnsmasq.check.conf");
+        write_atomic(&probe, r.dnsmasq.as_bytes())
+            .map_err(|e| ApplyError::Io(probe.display().to_string(), e.to_string()))?;
+        let res =
+            run(Command::new(&self.paths.dnsmasq_bin).arg("--test").arg(format!("--conf-file={}", probe.display())));
+        let _ = std::fs::remove_file(&probe);
+        res.map_err(ApplyError::Dnsmasq)?;
+        let probe = dir.join(".nftables.check.conf");
+        write_atomic(&probe, r.nft.as_bytes())
+            .map_err(|e| ApplyError::Io(probe.display().to_string(), e.to_string()))?;
+        let res = run(Command::new(&self.paths.nft_bin).arg("-c").arg("-f").arg(&probe));
+        let _ = std::fs::remove_file(&probe);
+        res.map_err(ApplyError::Nft)
+    }
+
+    /// Applies `r`, step by step; on failure the steps already taken are undone and the
+    /// previous configuration is running again.
+    pub fn apply(&mut self, r: &Rendered) -> Result<(), ApplyError> {
+        let old = self.applied.clone();
+        let lan_changed = old.as_ref().map(|o| &o.lan) != Some(&r.lan);
+        if lan_changed {
+            self.set_lan(r.lan.as_deref()).map_err(ApplyError::Lan)?;
+        }
+        if old.as_ref().map(|o| &o.nft) != Some(&r.nft) {
+            if let Err(e) = self.load_nft(&r.nft) {
+                if lan_changed {
+                    let _ = self.set_lan(old.as_ref().and_then(|o| o.lan.as_deref()));
+                }
+                return Err(ApplyError::Nft(e));
+            }
+        }
+        if old.as_ref().map(|o| &o.dnsmasq) != Some(&r.dnsmasq) || lan_changed || !self.dnsmasq_running() {
+            if let Err(e) = self.restart_dnsmasq(&r.dnsmasq) {
+                tracing::warn!("dnsmasq refused the new configuration, restoring the previous one: {e}");
+                if let Some(o) = &old {
+                    if lan_changed {
+                        let _ = self.set_lan(o.lan.as_deref());
+                    }
+                    let _ = self.load_nft(&o.nft);
+                    if let Err(e2) = self.restart_dnsmasq(&o.dnsmasq) {
+                        tracing::error!("the previous dnsmasq configuration does not start either: {e2}");
+                    }
+                }
+                return Err(ApplyError::Dnsmasq(e));
+            }
+        }
+        let hostapd = self.paths.hostapd_conf();
+        write_atomic(&hostapd, r.hostapd.as_bytes())
+            .map_err(|e| ApplyError::Io(hostapd.display().to_string(), e.to_string()))?;
+        self.applied = Some(r.clone());
+        Ok(())
+    }
+
+    fn set_lan(&self, cidr: Option<&str>) -> Result<(), String> {
+        if !self.paths.manage_lan_address {
+            return Ok(());
+        }
+        let dev = &self.paths.lan_if;
+        run(Command::new(&self.paths.ip_bin).args(["link", "set", dev, "up"]))?;
+        run(Command::new(&self.paths.ip_bin).args(["-4", "addr", "flush", "dev", dev]))?;
+        if let Some(c) = cidr {
+            run(Command::new(&self.paths.ip_bin).args(["addr", "add", c, "dev", dev]))?;
+        }
+        Ok(())
+    }
+
+    fn load_nft(&self, ruleset: &str) -> Result<(), String> {
+        let path = self.paths.nft_conf();
+        let next = self.paths.run_dir.join("nftables.conf.next");
+        write_atomic(&next, ruleset.as_bytes()).map_err(|e| e.to_string())?;
+        run(Command::new(&self.paths.nft_bin).arg("-c").arg("-f").arg(&next))?;
+        run(Command::new(&self.paths.nft_bin).arg("-f").arg(&next))?;
+        std::fs::rename(&next, &path).map_err(|e| e.to_string())
+    }
+
+    fn stop_dnsmasq(&mut self) {
+        if let Some(mut c) = self.dnsmasq.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn restart_dnsmasq(&mut self, conf: &str) -> Result<(), String> {
+        let path = self.paths.dnsmasq_conf();
+        let next = self.paths.run_dir.join("dnsmasq.conf.next");
+        write_atomic(&next, conf.as_bytes()).map_err(|e| e.to_string())?;
+        run(Command::new(&self.paths.dnsmasq_bin).arg("--test").arg(format!("--conf-file={}", next.display())))?;
+        std::fs::rename(&next, &path).map_err(|e| e.to_string())?;
+        self.stop_dnsmasq();
+        let mut child = Command::new(&self.paths.dnsmasq_bin)
+            .arg("--keep-in-foreground")
+            .arg("--log-facility=-")
+            .arg(format!("--conf-file={}", path.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("{}: {e}", self.paths.dnsmasq_bin))?;
+        // dnsmasq fails at once when it cannot bind or read its files.
+        for _ in 0..10 {
+            std::thread::sleep(Duration::from_millis(20));
+            if let Ok(Some(status)) = child.try_wait() {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
+                }
+                return Err(format!("dnsmasq exited ({status}): {}", err.trim()));
+            }
+        }
+        // Drain its log so it never blocks on a full pipe.
+        if let Some(err) = child.stderr.take() {
+            std::thread::spawn(move || {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+                    tracing::info!(target: "dnsmasq", "{line}");
+                }
+            });
+        }
+        self.dnsmasq = Some(child);
+        Ok(())
+    }
+
+    /// Stops dnsmasq (at exit).
+    pub fn shutdown(&mut self) {
+        self.stop_dnsmasq();
+    }
+}
+
+impl Drop for Daemons {
+    fn drop(&mut self) {
+        self.stop_dnsmasq();
+    }
+}
+
+/// The lease file dnsmasq writes.
+pub fn lease_file(state_dir: &Path) -> PathBuf {
+    state_dir.join("dnsmasq.leases")
+}

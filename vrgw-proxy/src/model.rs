@@ -1,0 +1,341 @@
+//! The vRGW's data model: factory defaults, live values (uptime, memory), hosts from the dnsmasq
+//! lease file, the checks that span several parameters, and the state file.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::sync::Arc;
+
+use cwmp::{FaultCode, ParameterFault, ParameterValue, Value};
+use datamodel::tree::Snapshot;
+use datamodel::{Schema, Tree};
+use serde::{Deserialize, Serialize};
+
+pub const LAN_ADDR: &str = "Device.IP.Interface.1.IPv4Address.1.";
+pub const POOL: &str = "Device.DHCPv4.Server.Pool.";
+pub const HOSTS: &str = "Device.Hosts.Host.";
+
+fn s(v: &str) -> Value {
+    Value::String(v.to_string())
+}
+
+/// A tree with the vRGW's factory configuration: LAN 192.168.1.1/24, one DHCP pool
+/// .100 to .199, one SSID with WPA2, masquerade on the WAN, firewall "Low", DNS relay on.
+pub fn factory_defaults(instance_id: &str) -> Tree {
+    let mut t = Tree::new(Schema::vrgw());
+    let add = |t: &mut Tree, p: &str| {
+        let _ = t.add_object(p);
+    };
+    add(&mut t, "Device.IP.Interface.");
+    add(&mut t, "Device.IP.Interface.");
+    add(&mut t, "Device.IP.Interface.1.IPv4Address.");
+    add(&mut t, POOL);
+    add(&mut t, "Device.WiFi.SSID.");
+    add(&mut t, "Device.WiFi.AccessPoint.");
+    add(&mut t, "Device.NAT.InterfaceSetting.");
+    let values = [
+        ("Device.IP.Interface.1.Enable", Value::Boolean(true)),
+        ("Device.IP.Interface.1.IPv4Enable", Value::Boolean(true)),
+        ("Device.IP.Interface.1.Alias", s("lan")),
+        ("Device.IP.Interface.2.Enable", Value::Boolean(true)),
+        ("Device.IP.Interface.2.IPv4Enable", Value::Boolean(true)),
+        ("Device.IP.Interface.2.Alias", s("wan")),
+        ("Device.IP.Interface.1.IPv4Address.1.Enable", Value::Boolean(true)),
+        ("Device.IP.Interface.1.IPv4Address.1.IPAddress", s("192.168.1.1")),
+        ("Device.IP.Interface.1.IPv4Address.1.SubnetMask", s("255.255.255.0")),
+        ("Device.DHCPv4.Server.Enable", Value::Boolean(true)),
+        ("Device.DHCPv4.Server.Pool.1.Enable", Value::Boolean(true)),
+        ("Device.DHCPv4.Server.Pool.1.Interface", s("Device.IP.Interface.1")),
+        ("Device.DHCPv4.Server.Pool.1.MinAddress", s("192.168.1.100")),
+        ("Device.DHCPv4.Server.Pool.1.MaxAddress", s("192.168.1.199")),
+        ("Device.DHCPv4.Server.Pool.1.SubnetMask", s("255.255.255.0")),
+        ("Device.DHCPv4.Server.Pool.1.IPRouters", s("192.168.1.1")),
+        ("Device.DHCPv4.Server.Pool.1.DNSServers", s("192.168.1.1")),
+        ("Device.DHCPv4.Server.Pool.1.DomainName", s("home.lan")),
+        ("Device.DHCPv4.Server.Pool.1.LeaseTime", Value::Int(86400)),
+        ("Device.WiFi.SSID.1.Enable", Value::Boolean(true)),
+        ("Device.WiFi.SSID.1.SSID", s(&format!("vrgw-{instance_id}"))),
+        ("Device.WiFi.AccessPoint.1.Enable", Value::Boolean(true)),
+        ("Device.WiFi.AccessPoint.1.SSIDReference", s("Device.WiFi.SSID.1")),
+        ("Device.WiFi.AccessPoint.1.Security.ModeEnabled", s("WPA2-Personal")),
+        ("Device.WiFi.AccessPoint.1.Security.KeyPassphrase", s("change-this-passphrase")),
+        ("Device.NAT.InterfaceSetting.1.Enable", Value::Boolean(true)),
+        ("Device.NAT.InterfaceSetting.1.Interface", s("Device.IP.Interface.2")),
+        ("Device.Firewall.Enable", Value::Boolean(true)),
+        ("Device.Firewall.Config", s("Low")),
+        ("Device.DNS.Relay.Enable", Value::Boolean(true)),
+    ];
+    let list: Vec<ParameterValue> = values.into_iter().map(|(k, v)| ParameterValue::new(k, v)).collect();
+    match t.validate(&list) {
+        Ok(v) => t.apply(v),
+        Err(faults) => tracing::error!(?faults, "factory defaults do not fit the data model"),
+    }
+    let _ = t.set_internal("Device.IP.Interface.1.Name", s("lan"));
+    let _ = t.set_internal("Device.IP.Interface.2.Name", s("wan"));
+    let _ = t.set_internal("Device.WiFi.SSID.1.Name", s("wlan0"));
+    t
+}
+
+/// Serves DeviceInfo's live values from the system.
+pub fn install_live_values(t: &mut Tree) {
+    let _ = t.set_internal("Device.DeviceInfo.SoftwareVersion", s(env!("CARGO_PKG_VERSION")));
+    let _ = t.set_internal("Device.DeviceInfo.Manufacturer", s("vRGW Project"));
+    let _ = t.set_internal("Device.DeviceInfo.ProductClass", s("vRGW"));
+    t.bind_getter(
+        "Device.DeviceInfo.UpTime",
+        Arc::new(|_| {
+            let up = std::fs::read_to_string("/proc/uptime").ok()?;
+            let secs: f64 = up.split_whitespace().next()?.parse().ok()?;
+            Some(Value::UnsignedInt(secs as u32))
+        }),
+    );
+    for (param, field) in [("Total", "MemTotal:"), ("Free", "MemAvailable:")] {
+        t.bind_getter(
+            &format!("Device.DeviceInfo.MemoryStatus.{param}"),
+            Arc::new(move |_| {
+                let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+                let line = info.lines().find(|l| l.starts_with(field))?;
+                let kib: u32 = line.split_whitespace().nth(1)?.parse().ok()?;
+                Some(Value::UnsignedInt(kib))
+            }),
+        );
+    }
+}
+
+/// One lease of the dnsmasq lease file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub expiry: u64,
+    pub mac: String,
+    pub ip: String,
+    pub hostname: String,
+}
+
+/// Parses dnsmasq's lease file (`expiry mac ip hostname client-id`, `*` for unknown).
+pub fn parse_leases(text: &str) -> Vec<Lease> {
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.len() < 4 {
+                return None;
+            }
+            Some(Lease {
+                expiry: f[0].parse().ok()?,
+                mac: f[1].to_ascii_lowercase(),
+                ip: f[2].to_string(),
+                hostname: if f[3] == "*" { String::new() } else { f[3].to_string() },
+            })
+        })
+        .collect()
+}
+
+/// Makes Device.Hosts.Host match the leases: a host keeps its instance number while its lease
+/// lasts; new hosts get new rows; gone ones are removed.
+pub fn sync_hosts(t: &mut Tree, leases: &[Lease]) {
+    let mut rows: BTreeMap<String, u32> = BTreeMap::new();
+    for n in t.instances(HOSTS) {
+        if let Some(Value::String(mac)) = t.value(&format!("{HOSTS}{n}.PhysAddress")) {
+            rows.insert(mac, n);
+        }
+    }
+    for (mac, n) in &rows {
+        if !leases.iter().any(|l| &l.mac == mac) {
+            let _ = t.delete_object_internal(&format!("{HOSTS}{n}."));
+        }
+    }
+    for l in leases {
+        let n = match rows.get(&l.mac) {
+            Some(&n) => n,
+            None => match t.add_object_internal(HOSTS) {
+                Ok(n) => n,
+                Err(_) => continue,
+            },
+        };
+        let p = format!("{HOSTS}{n}.");
+        let _ = t.set_internal(&format!("{p}PhysAddress"), s(&l.mac));
+        let _ = t.set_internal(&format!("{p}IPAddress"), s(&l.ip));
+        let _ = t.set_internal(&format!("{p}HostName"), s(&l.hostname));
+        let _ = t.set_internal(&format!("{p}Active"), Value::Boolean(true));
+        let _ = t.set_internal(&format!("{p}Layer3Interface"), s("Device.IP.Interface.1"));
+        let _ = t.set_internal(&format!("{p}DHCPClient"), s("Device.DHCPv4.Server.Pool.1"));
+    }
+}
+
+pub fn text(t: &Tree, path: &str) -> String {
+    t.value(path).map(|v| v.to_string()).unwrap_or_default()
+}
+
+pub fn flag(t: &Tree, path: &str) -> bool {
+    matches!(t.value(path), Some(Value::Boolean(true)))
+}
+
+/// Prefix length of a contiguous IPv4 mask.
+pub fn prefix_len(mask: Ipv4Addr) -> Option<u32> {
+    let m = u32::from(mask);
+    let len = m.leading_ones();
+    (m.checked_shl(len).unwrap_or(0) == 0).then_some(len)
+}
+
+/// The LAN address and mask, if valid.
+pub fn lan(t: &Tree) -> Option<(Ipv4Addr, Ipv4Addr)> {
+    let ip: Ipv4Addr = text(t, &format!("{LAN_ADDR}IPAddress")).parse().ok()?;
+    let mask: Ipv4Addr = text(t, &format!("{LAN_ADDR}SubnetMask")).parse().ok()?;
+    Some((ip, mask))
+}
+
+fn in_subnet(a: Ipv4Addr, net: Ipv4Addr, mask: Ipv4Addr) -> bool {
+    u32::from(a) & u32::from(mask) == u32::from(net) & u32::from(mask)
+}
+
+/// Checks that span parameters: pool range order and subnet, mask shape, SSID bytes, WPA
+/// passphrase, port-mapping clients. Each problem names its parameter.
+pub fn check(t: &Tree) -> Vec<ParameterFault> {
+    let mut out = Vec::new();
+    let mut bad = |path: String, msg: String| {
+        out.push(ParameterFault { parameter_name: path, code: FaultCode::InvalidParameterValue, string: msg })
+    };
+    let addr_path = format!("{LAN_ADDR}IPAddress");
+    let mask_path = format!("{LAN_ADDR}SubnetMask");
+    let lan_ok = match (text(t, &addr_path).parse::<Ipv4Addr>(), text(t, &mask_path).parse::<Ipv4Addr>()) {
+        (Ok(ip), Ok(mask)) => match prefix_len(mask) {
+            Some(len) if (1..=30).contains(&len) => {
+                let host = u32::from(ip) & !u32::from(mask);
+                if host == 0 || host == !u32::from(mask) {
+                    bad(addr_path.clone(), format!("IPAddress {ip} is the network or broadcast address of its subnet"));
+                    None
+                } else {
+                    Some((ip, mask))
+                }
+            }
+            _ => {
+                bad(mask_path.clone(), format!("SubnetMask {mask} is not a usable contiguous mask (/1 to /30)"));
+                None
+            }
+        },
+        _ => {
+            bad(addr_path.clone(), "the LAN needs an IPv4 address and mask".into());
+            None
+        }
+    };
+    for n in t.instances(POOL) {
+        let p = format!("{POOL}{n}.");
+        if !flag(t, &format!("{p}Enable")) {
+            continue;
+        }
+        let min = text(t, &format!("{p}MinAddress")).parse::<Ipv4Addr>();
+        let max = text(t, &format!("{p}MaxAddress")).parse::<Ipv4Addr>();
+        let (Ok(min), Ok(max)) = (min, max) else {
+            bad(format!("{p}MinAddress"), "an enabled pool needs MinAddress and MaxAddress".into());
+            continue;
+        };
+        if u32::from(min) > u32::from(max) {
+            bad(format!("{p}MinAddress"), format!("MinAddress {min} is above MaxAddress {max}"));
+        }
+        if let Some((ip, mask)) = lan_ok {
+            let net = Ipv4Addr::from(u32::from(ip) & u32::from(mask));
+            let cidr = format!("{net}/{}", prefix_len(mask).unwrap_or(0));
+            for (name, a) in [("MinAddress", min), ("MaxAddress", max)] {
+                if !in_subnet(a, ip, mask) {
+                    bad(format!("{p}{name}"), format!("{name} {a} is outside the LAN subnet {cidr}"));
+                }
+            }
+            if (u32::from(min)..=u32::from(max)).contains(&u32::from(ip)) {
+                bad(format!("{p}MinAddress"), format!("the range {min} to {max} holds the LAN address {ip}"));
+            }
+            let pool_mask = text(t, &format!("{p}SubnetMask"));
+            if !pool_mask.is_empty() && pool_mask.parse::<Ipv4Addr>().ok().and_then(prefix_len).is_none() {
+                bad(format!("{p}SubnetMask"), format!("SubnetMask {pool_mask} is not a contiguous mask"));
+            }
+            for r in text(t, &format!("{p}IPRouters")).split(',').map(str::trim).filter(|r| !r.is_empty()) {
+                if r.parse::<Ipv4Addr>().map(|a| !in_subnet(a, ip, mask)).unwrap_or(true) {
+                    bad(format!("{p}IPRouters"), format!("router {r} is outside the LAN subnet {cidr}"));
+                }
+            }
+            for m in t.instances(&format!("{p}StaticAddress.")) {
+                let sp = format!("{p}StaticAddress.{m}.");
+                if !flag(t, &format!("{sp}Enable")) {
+                    continue;
+                }
+                if text(t, &format!("{sp}Chaddr")).is_empty() {
+                    bad(format!("{sp}Chaddr"), "an enabled static address needs Chaddr".into());
+                }
+                match text(t, &format!("{sp}Yiaddr")).parse::<Ipv4Addr>() {
+                    Ok(a) if in_subnet(a, ip, mask) => {}
+                    _ => bad(format!("{sp}Yiaddr"), format!("Yiaddr must be an address in the LAN subnet {cidr}")),
+                }
+            }
+        }
+    }
+    for n in t.instances("Device.WiFi.SSID.") {
+        let p = format!("Device.WiFi.SSID.{n}.SSID");
+        let ssid = text(t, &p);
+        if ssid.len() > 32 {
+            bad(p, format!("SSID is {} bytes, at most 32 are allowed", ssid.len()));
+        } else if ssid.is_empty() && flag(t, &format!("Device.WiFi.SSID.{n}.Enable")) {
+            bad(p, "an enabled SSID needs a name".into());
+        }
+    }
+    for n in t.instances("Device.WiFi.AccessPoint.") {
+        let sec = format!("Device.WiFi.AccessPoint.{n}.Security.");
+        let mode = text(t, &format!("{sec}ModeEnabled"));
+        if mode.contains("Personal") {
+            let pass = text(t, &format!("{sec}KeyPassphrase"));
+            let len = pass.chars().count();
+            if !(8..=63).contains(&len) || !pass.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+                bad(
+                    format!("{sec}KeyPassphrase"),
+                    format!("a WPA passphrase is 8 to 63 printable ASCII characters; this one has {len}"),
+                );
+            }
+        }
+    }
+    for n in t.instances("Device.NAT.PortMapping.") {
+        let p = format!("Device.NAT.PortMapping.{n}.");
+        if !flag(t, &format!("{p}Enable")) {
+            continue;
+        }
+        let client = text(t, &format!("{p}InternalClient"));
+        match (client.parse::<Ipv4Addr>(), lan_ok) {
+            (Ok(a), Some((ip, mask))) if in_subnet(a, ip, mask) => {}
+            _ => bad(format!("{p}InternalClient"), format!("InternalClient {client:?} must be an address on the LAN")),
+        }
+        if matches!(t.value(&format!("{p}ExternalPort")), Some(Value::UnsignedInt(0))) {
+            bad(format!("{p}ExternalPort"), "an enabled port mapping needs ExternalPort".into());
+        }
+    }
+    for n in t.instances("Device.DNS.Relay.Forwarding.") {
+        let p = format!("Device.DNS.Relay.Forwarding.{n}.DNSServer");
+        let v = text(t, &p);
+        if flag(t, &format!("Device.DNS.Relay.Forwarding.{n}.Enable")) && v.parse::<std::net::IpAddr>().is_err() {
+            bad(p, format!("DNSServer {v:?} is not an IP address"));
+        }
+    }
+    out
+}
+
+/// What the state file holds.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Persisted {
+    pub version: u32,
+    pub parameter_key: String,
+    pub tree: Snapshot,
+}
+
+/// Loads the state file; `Ok(None)` when there is none yet.
+pub fn load(path: &Path) -> Result<Option<(Tree, String)>, String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    let p: Persisted = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let tree = Tree::restore(Schema::vrgw(), p.tree).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Some((tree, p.parameter_key)))
+}
+
+/// Writes the state file atomically.
+pub fn save(path: &Path, tree: &Tree, key: &str) -> std::io::Result<()> {
+    let p = Persisted { version: 1, parameter_key: key.to_string(), tree: tree.snapshot() };
+    let json = serde_json::to_vec_pretty(&p).map_err(std::io::Error::other)?;
+    crate::files::write_atomic(path, &json)
+}
