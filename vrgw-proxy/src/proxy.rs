@@ -40,6 +40,11 @@ pub fn fault_of(faults: Vec<ParameterFault>) -> Fault {
     Fault { code, string, set_parameter_values_faults: faults }
 }
 
+/// Whether a path reads Device.Hosts (so the lease file must be read first).
+fn touches_hosts(path: &str) -> bool {
+    path.is_empty() || path.starts_with(model::HOSTS) || model::HOSTS.starts_with(path)
+}
+
 fn apply_fault(e: ApplyError) -> Fault {
     Fault::with_string(FaultCode::InternalError, format!("{e}; the previous configuration is still in force"))
 }
@@ -94,7 +99,9 @@ impl Proxy {
     }
 
     pub fn get(&mut self, paths: &[String]) -> Result<Vec<ParameterValue>, Fault> {
-        self.refresh_hosts();
+        if paths.iter().any(|p| touches_hosts(p)) {
+            self.refresh_hosts();
+        }
         let mut out = Vec::new();
         for p in paths {
             out.extend(self.tree.get(p)?);
@@ -103,7 +110,9 @@ impl Proxy {
     }
 
     pub fn names(&mut self, path: &str, next_level: bool) -> Result<Vec<ParameterInfo>, Fault> {
-        self.refresh_hosts();
+        if touches_hosts(path) {
+            self.refresh_hosts();
+        }
         self.tree.names(path, next_level)
     }
 

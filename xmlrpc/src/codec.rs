@@ -76,6 +76,21 @@ impl DecodeError {
     }
 }
 
+/// Bytes of element names: 1 a name byte, 2 the prefix separator `:`, 0 anything else.
+const NAME_CHAR: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        if c.is_ascii_alphanumeric() || c == b'_' || c == b'-' || c == b'.' || c >= 0x80 {
+            t[i] = 1;
+        }
+        i += 1;
+    }
+    t[b':' as usize] = 2;
+    t
+};
+
 enum Tok<'a> {
     Start(&'a str),
     End(&'a str),
@@ -202,13 +217,13 @@ impl<'a> Parser<'a> {
         let mut i = from;
         let mut local_start = from;
         while let Some(&x) = b.get(i) {
-            if x.is_ascii_alphanumeric() || matches!(x, b'_' | b'-' | b'.') || x >= 0x80 {
-                i += 1;
-            } else if x == b':' {
-                i += 1;
-                local_start = i;
-            } else {
-                break;
+            match NAME_CHAR[x as usize] {
+                1 => i += 1,
+                2 => {
+                    i += 1;
+                    local_start = i;
+                }
+                _ => break,
             }
         }
         let first_ok = b.get(from).is_some_and(|&x| x.is_ascii_alphabetic() || x == b'_' || x >= 0x80);
