@@ -66,6 +66,10 @@ fn run(
             log.acs.push(ev);
         }
         let reply = acs.poll_reply().expect("the ACS always replies to a POST");
+        // Choosing the reply can end the session (the 204): its event comes now.
+        while let Some(ev) = acs.poll_event() {
+            log.acs.push(ev);
+        }
         match reply {
             Reply::Envelope(s) => cpe.handle_response(200, s.as_bytes(), now),
             Reply::NoContent => cpe.handle_response(204, b"", now),
@@ -260,4 +264,46 @@ fn cpe_fails_on_http_error_and_retry_fault() {
         matches!(cpe.poll_event(), Some(CpeEvent::Failed(SessionError::Fault(f))) if f.code == FaultCode::AcsRetryRequest)
     );
     assert!(cpe.is_done());
+}
+
+#[test]
+fn requests_queued_in_answer_to_a_response_go_out_in_the_same_session() {
+    let now = Instant::now();
+    let mut cpe = CpeSession::new(CpeConfig::default(), inform(&["1 BOOT"]), vec![], now);
+    let mut acs = AcsSession::new(AcsConfig::default(), now);
+    let mut posts = Vec::new();
+    while let Some(tx) = cpe.poll_transmit() {
+        let body = match tx {
+            Transmit::Envelope(s) => s,
+            Transmit::Empty => String::new(),
+        };
+        posts.push(if body.is_empty() { "(empty)".to_string() } else { method_of(&body) });
+        acs.handle_post(body.as_bytes(), now);
+        while let Some(ev) = acs.poll_event() {
+            match ev {
+                AcsEvent::Inform { .. } => acs
+                    .queue_request(Body::GetParameterValues(GetParameterValues { parameter_names: vec!["A".into()] })),
+                // A follow-up decided only once the answer is known (as a task's next step is).
+                AcsEvent::Response { response: Body::GetParameterValuesResponse(_), .. } => {
+                    acs.queue_request(Body::Reboot(Reboot { command_key: "k".into() }))
+                }
+                _ => {}
+            }
+        }
+        match acs.poll_reply().expect("reply") {
+            Reply::Envelope(s) => cpe.handle_response(200, s.as_bytes(), now),
+            Reply::NoContent => cpe.handle_response(204, b"", now),
+        }
+        while let Some(ev) = cpe.poll_event() {
+            if let CpeEvent::Request(req) = &ev {
+                let resp = match req {
+                    Body::Reboot(_) => Body::RebootResponse(RebootResponse {}),
+                    other => answer(other),
+                };
+                cpe.respond(resp, now).expect("respond");
+            }
+        }
+    }
+    assert_eq!(posts, ["Inform", "(empty)", "GetParameterValuesResponse", "RebootResponse"]);
+    assert!(acs.is_done() && cpe.is_done());
 }

@@ -88,7 +88,12 @@ pub enum AcsEvent {
 enum State {
     ExpectInform,
     ExpectCpeMessage,
-    ExpectResponse { request: Body },
+    ExpectResponse {
+        request: Body,
+    },
+    /// The CPE may take requests; the reply is chosen in `poll_reply`, after the host has seen
+    /// the events and queued what follows from them.
+    ReadyForRequests,
     Done,
 }
 
@@ -158,16 +163,16 @@ impl AcsSession {
         }
     }
 
-    /// The HTTP response for the last POST. Call after draining events (so queued requests count).
+    /// The HTTP response for the last POST. Call after draining events, so that requests queued
+    /// in answer to them (a follow-up step, the next task) are sent in this reply.
     pub fn poll_reply(&mut self) -> Option<Reply> {
         if let Some(r) = self.reply.take() {
             return Some(r);
         }
-        if let State::ExpectCpeMessage = self.state {
-            // Reached only after an empty POST (see handle_post): send a request or end.
-            return None;
+        if let State::ReadyForRequests = self.state {
+            self.state = self.send_next();
         }
-        None
+        self.reply.take()
     }
 
     /// Feeds one HTTP POST body from the CPE (empty for the empty POST).
@@ -248,12 +253,12 @@ impl AcsSession {
                 self.reply = Some(Reply::NoContent);
                 return self.unexpected("a CPE request or the empty POST", env.body.method_name());
             }
-            (State::ExpectCpeMessage, None) => self.send_next(),
+            (State::ExpectCpeMessage, None) => State::ReadyForRequests,
             // One request is outstanding at a time, so the answer is matched by order even when
             // a CPE echoes a different cwmp:ID.
             (State::ExpectResponse { request, .. }, Some(env)) if env.body.is_response() => {
                 self.events.push_back(AcsEvent::Response { request, response: env.body });
-                self.send_next()
+                State::ReadyForRequests
             }
             (State::ExpectResponse { request, .. }, other) => {
                 let got = other.map_or("empty POST".to_string(), |e| e.body.method_name().to_string());
@@ -263,6 +268,10 @@ impl AcsSession {
                     Some(request),
                 );
                 return;
+            }
+            (State::ReadyForRequests, _) => {
+                self.reply = Some(Reply::NoContent);
+                return self.fail(SessionError::Misuse("handle_post before poll_reply"));
             }
             (State::Done, _) => State::Done,
         };

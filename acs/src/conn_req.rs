@@ -1,0 +1,92 @@
+//! Connection requests: an HTTP GET to the device's ConnectionRequestURL, answering a Digest (or
+//! Basic) challenge with the device's credentials, within a timeout, with errors in words.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::header;
+use hyper::{Request, StatusCode, Uri};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+/// Why a connection request did not reach the device.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CrError {
+    #[error("the device has no connection request URL yet (it has not informed)")]
+    NoUrl,
+    #[error("invalid connection request URL {0:?}")]
+    BadUrl(String),
+    #[error("device unreachable at {0}: {1}")]
+    Unreachable(String, String),
+    #[error("no answer from {0} within {1:?}")]
+    Timeout(String, Duration),
+    #[error("the device refused the credentials at {0}")]
+    Unauthorized(String),
+    #[error("the device answered {1} at {0}")]
+    Status(String, u16),
+}
+
+async fn get(url: &Uri, auth: Option<String>) -> Result<hyper::Response<hyper::body::Incoming>, String> {
+    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let mut req = Request::get(url.clone()).body(Empty::new()).map_err(|e| e.to_string())?;
+    if let Some(a) = auth {
+        if let Ok(v) = header::HeaderValue::from_str(&a) {
+            req.headers_mut().insert(header::AUTHORIZATION, v);
+        }
+    }
+    client.request(req).await.map_err(|e| {
+        let mut msg = e.to_string();
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            msg = format!("{msg}: {s}");
+            src = s.source();
+        }
+        msg
+    })
+}
+
+/// Sends a connection request; Ok when the device answered 200 or 204.
+pub async fn send(url: &str, user: &str, pass: &str, timeout: Duration) -> Result<(), CrError> {
+    if url.is_empty() {
+        return Err(CrError::NoUrl);
+    }
+    let uri: Uri = url.parse().map_err(|_| CrError::BadUrl(url.into()))?;
+    let path = uri.path_and_query().map_or("/".to_string(), |p| p.as_str().to_string());
+    let attempt = async {
+        let first = get(&uri, None).await.map_err(|e| CrError::Unreachable(url.into(), e))?;
+        let status = first.status();
+        if status == StatusCode::UNAUTHORIZED {
+            let challenges: Vec<String> = first
+                .headers()
+                .get_all(header::WWW_AUTHENTICATE)
+                .iter()
+                .filter_map(|h| h.to_str().ok().map(str::to_string))
+                .collect();
+            let _ = first.into_body().collect().await;
+            let cnonce = crate::endpoint::random_hex(8);
+            let auth = challenges
+                .iter()
+                .filter(|c| c.starts_with("Digest"))
+                .find_map(|c| crate::auth::answer(c, "GET", &path, user, pass, &cnonce))
+                .or_else(|| {
+                    challenges.iter().any(|c| c.starts_with("Basic")).then(|| {
+                        use base64::Engine as _;
+                        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}")))
+                    })
+                })
+                .ok_or_else(|| CrError::Unauthorized(url.into()))?;
+            let second = get(&uri, Some(auth)).await.map_err(|e| CrError::Unreachable(url.into(), e))?;
+            return match second.status() {
+                StatusCode::OK | StatusCode::NO_CONTENT => Ok(()),
+                StatusCode::UNAUTHORIZED => Err(CrError::Unauthorized(url.into())),
+                s => Err(CrError::Status(url.into(), s.as_u16())),
+            };
+        }
+        match status {
+            StatusCode::OK | StatusCode::NO_CONTENT => Ok(()),
+            s => Err(CrError::Status(url.into(), s.as_u16())),
+        }
+    };
+    tokio::time::timeout(timeout, attempt).await.map_err(|_| CrError::Timeout(url.into(), timeout))?
+}

@@ -1,0 +1,457 @@
+//! The CWMP endpoint: HTTP POSTs from CPEs, authenticated (Digest or Basic), tracked by a
+//! session cookie, each session driven by `cwmp::session::AcsSession`; one session per device
+//! at a time; tasks run in order inside sessions.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cwmp::session::{AcsConfig, AcsEvent, AcsSession, Reply};
+use cwmp::Body;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+use crate::auth::Verifier;
+use crate::store::{CachedParam, Device, Store, TaskStatus};
+use crate::tasks::{self, Context, Running, Step};
+
+/// Unix seconds now.
+pub fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Random hex from the kernel.
+pub fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = std::io::Read::read_exact(&mut f, &mut buf);
+    }
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Settings of the CWMP side.
+#[derive(Debug, Clone)]
+pub struct EndpointConfig {
+    /// Credentials CPEs authenticate with: username -> password; empty disables authentication.
+    pub credentials: HashMap<String, String>,
+    /// Idle time after which a session is dropped.
+    pub session_timeout: Duration,
+    /// Largest accepted body.
+    pub max_body: usize,
+    /// Base URL of the file server (for Download).
+    pub file_base_url: String,
+}
+
+struct Session {
+    cwmp: AcsSession,
+    device: Option<String>,
+    running: Option<Running>,
+    last: Instant,
+}
+
+/// The ACS's shared state.
+pub struct Acs {
+    pub store: Arc<dyn Store>,
+    pub config: EndpointConfig,
+    verifier: Verifier,
+    sessions: Mutex<HashMap<String, Session>>,
+    busy: Mutex<HashMap<String, String>>,
+    /// Woken whenever a task finishes or faults.
+    pub task_events: Notify,
+}
+
+enum Outcome {
+    Reply(Response<Full<Bytes>>),
+}
+
+fn text(status: StatusCode, msg: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(msg)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r
+}
+
+fn cookie_of(req: &Request<Incoming>) -> Option<String> {
+    req.headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|h| h.to_str().ok())
+        .find_map(|h| h.split(';').map(str::trim).find_map(|c| c.strip_prefix("acs_session=").map(str::to_string)))
+}
+
+impl Acs {
+    pub fn new(store: Arc<dyn Store>, config: EndpointConfig) -> Arc<Acs> {
+        let mut secret = [0u8; 32];
+        if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+            let _ = std::io::Read::read_exact(&mut f, &mut secret);
+        }
+        Arc::new(Acs {
+            store,
+            config,
+            verifier: Verifier::new("vrgw-acs", secret),
+            sessions: Mutex::new(HashMap::new()),
+            busy: Mutex::new(HashMap::new()),
+            task_events: Notify::new(),
+        })
+    }
+
+    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn busy(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.busy.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Number of sessions open now.
+    pub fn open_sessions(&self) -> usize {
+        self.sessions().len()
+    }
+
+    async fn http(self: Arc<Self>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        if req.method() != hyper::Method::POST {
+            return text(StatusCode::METHOD_NOT_ALLOWED, "CWMP takes POST\n".into());
+        }
+        let cookie = cookie_of(&req);
+        let known = cookie.as_ref().is_some_and(|c| self.sessions().contains_key(c));
+        if !known && !self.config.credentials.is_empty() {
+            let header = req.headers().get(header::AUTHORIZATION).and_then(|h| h.to_str().ok());
+            if let Err(e) = self.verifier.verify("POST", header, |u| self.config.credentials.get(u).cloned(), now()) {
+                tracing::warn!("CPE authentication failed: {e}");
+                let mut r = text(StatusCode::UNAUTHORIZED, format!("authentication required: {e}\n"));
+                for c in self.verifier.challenges(now()) {
+                    if let Ok(v) = HeaderValue::from_str(&c) {
+                        r.headers_mut().append(header::WWW_AUTHENTICATE, v);
+                    }
+                }
+                return r;
+            }
+        }
+        let body = match Limited::new(req.into_body(), self.config.max_body).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => {
+                tracing::warn!("refused a CWMP body over {} bytes", self.config.max_body);
+                return text(StatusCode::PAYLOAD_TOO_LARGE, format!("body over {} bytes\n", self.config.max_body));
+            }
+        };
+        let acs = self.clone();
+        // Store calls block briefly (SQLite): keep them off the async workers.
+        let result = tokio::task::spawn_blocking(move || acs.handle(cookie.filter(|_| known), &body)).await;
+        match result {
+            Ok(Outcome::Reply(r)) => r,
+            Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("internal error: {e}\n")),
+        }
+    }
+
+    fn handle(&self, cookie: Option<String>, body: &[u8]) -> Outcome {
+        let t = Instant::now();
+        let (id, mut s) = match cookie.and_then(|c| self.sessions().remove(&c).map(|s| (c, s))) {
+            Some(v) => v,
+            None => {
+                if body.iter().all(u8::is_ascii_whitespace) {
+                    return Outcome::Reply(text(StatusCode::BAD_REQUEST, "a session starts with an Inform\n".into()));
+                }
+                let cfg = AcsConfig {
+                    session_timeout: self.config.session_timeout,
+                    limits: cwmp::Limits { max_body: self.config.max_body, ..cwmp::Limits::default() },
+                    ..AcsConfig::default()
+                };
+                (random_hex(16), Session { cwmp: AcsSession::new(cfg, t), device: None, running: None, last: t })
+            }
+        };
+        let first = s.device.is_none();
+        s.cwmp.handle_post(body, t);
+        s.last = t;
+        while let Some(ev) = s.cwmp.poll_event() {
+            match ev {
+                AcsEvent::Inform { inform, version, .. } => {
+                    let dev = inform.device_id.key();
+                    {
+                        let mut busy = self.busy();
+                        if let Some(other) = busy.get(&dev) {
+                            if other != &id && self.sessions().contains_key(other) {
+                                tracing::info!(device = %dev, "refused a second session while one is open");
+                                let mut r = text(
+                                    StatusCode::SERVICE_UNAVAILABLE,
+                                    "a session with this device is open\n".into(),
+                                );
+                                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                                return Outcome::Reply(r);
+                            }
+                        }
+                        busy.insert(dev.clone(), id.clone());
+                    }
+                    tracing::info!(device = %dev, cwmp = version.as_str(), events = ?inform.events.iter().map(|e| e.code.as_str()).collect::<Vec<_>>(), "Inform");
+                    self.on_inform(&dev, &inform);
+                    s.device = Some(dev);
+                }
+                AcsEvent::CpeRequest(Body::TransferComplete(tc)) => {
+                    if let Some(dev) = &s.device {
+                        self.on_transfer_complete(dev, &tc);
+                    }
+                }
+                AcsEvent::CpeRequest(_) => {}
+                AcsEvent::Response { response, .. } => self.on_response(&mut s, response),
+                AcsEvent::Ended => {}
+                AcsEvent::Failed { error, .. } => {
+                    tracing::warn!(device = ?s.device, "session failed: {error}");
+                }
+            }
+        }
+        self.schedule(&mut s);
+        let reply = s.cwmp.poll_reply();
+        let done = s.cwmp.is_done();
+        let resp = match reply {
+            Some(Reply::Envelope(xml)) => {
+                let mut r = Response::new(Full::new(Bytes::from(xml)));
+                r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml; charset=utf-8"));
+                if first {
+                    if let Ok(v) = HeaderValue::from_str(&format!("acs_session={id}; Path=/; HttpOnly")) {
+                        r.headers_mut().insert(header::SET_COOKIE, v);
+                    }
+                }
+                r
+            }
+            Some(Reply::NoContent) | None => {
+                let mut r = Response::new(Full::new(Bytes::new()));
+                *r.status_mut() = StatusCode::NO_CONTENT;
+                r
+            }
+        };
+        if done {
+            self.end(&id, &s);
+        } else {
+            self.sessions().insert(id, s);
+        }
+        Outcome::Reply(resp)
+    }
+
+    fn end(&self, id: &str, s: &Session) {
+        if let Some(dev) = &s.device {
+            let mut busy = self.busy();
+            if busy.get(dev).map(String::as_str) == Some(id) {
+                busy.remove(dev);
+            }
+        }
+    }
+
+    fn on_inform(&self, dev: &str, inform: &cwmp::Inform) {
+        let at = now();
+        let find = |suffix: &str| {
+            inform.parameter_list.iter().find(|p| p.name.ends_with(suffix)).map(|p| p.value.to_lexical().into_owned())
+        };
+        let d = Device {
+            id: dev.to_string(),
+            manufacturer: inform.device_id.manufacturer.clone(),
+            oui: inform.device_id.oui.clone(),
+            product_class: inform.device_id.product_class.clone(),
+            serial_number: inform.device_id.serial_number.clone(),
+            cr_url: find("ManagementServer.ConnectionRequestURL").unwrap_or_default(),
+            cr_username: String::new(),
+            cr_password: String::new(),
+            last_inform: at,
+            tags: Vec::new(),
+        };
+        let result = (|| -> Result<(), crate::store::StoreError> {
+            if self.store.record_inform(&d)? {
+                tracing::info!(device = %dev, "new device");
+            }
+            let cached: Vec<CachedParam> = inform
+                .parameter_list
+                .iter()
+                .map(|p| CachedParam {
+                    name: p.name.clone(),
+                    ty: p.value.xsd_type().qname().trim_start_matches("xsd:").into(),
+                    value: p.value.to_lexical().into_owned(),
+                    updated: at,
+                })
+                .collect();
+            self.store.cache_params(dev, &cached)?;
+            for e in &inform.events {
+                self.store.add_event(dev, &e.code, &e.command_key, at)?;
+            }
+            let key = find("ManagementServer.ParameterKey");
+            for t in self.store.open_tasks(dev)? {
+                if t.status != TaskStatus::Sent {
+                    continue;
+                }
+                match tasks::reconcile(&t, key.as_deref(), &inform.events) {
+                    TaskStatus::Done => {
+                        tracing::info!(device = %dev, task = t.id, "a task sent before an interruption was applied");
+                        self.store
+                            .complete(t.id, &json!({"status": 0, "confirmed": "by the key the device reports"}))?;
+                    }
+                    _ => self.store.mark_pending(t.id, 0)?,
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            tracing::error!(device = %dev, "recording the Inform: {e}");
+        }
+        self.task_events.notify_waiters();
+    }
+
+    fn on_transfer_complete(&self, dev: &str, tc: &cwmp::TransferComplete) {
+        let Ok(tasks) = self.store.tasks(Some(dev)) else { return };
+        if let Some(t) = tasks.iter().find(|t| t.key == tc.command_key && t.status != TaskStatus::Fault) {
+            let r = if tc.fault.code == 0 {
+                self.store.complete(t.id, &json!({"status": 0, "transferComplete": true})).map(|_| ())
+            } else {
+                self.store
+                    .fault(
+                        dev,
+                        Some(t.id),
+                        &format!("cwmp.{}", tc.fault.code),
+                        &tc.fault.string,
+                        "TransferComplete",
+                        now(),
+                    )
+                    .map(|_| ())
+            };
+            if let Err(e) = r {
+                tracing::error!(device = %dev, "recording TransferComplete: {e}");
+            }
+            self.task_events.notify_waiters();
+        }
+    }
+
+    fn on_response(&self, s: &mut Session, response: Body) {
+        let Some(mut run) = s.running.take() else { return };
+        match run.on_response(response, self.store.as_ref(), now()) {
+            Step::Next(body) => {
+                s.cwmp.queue_request(body);
+                s.running = Some(run);
+            }
+            Step::Done(result) => {
+                if let Err(e) = self.store.complete(run.task.id, &result) {
+                    tracing::error!("recording task {}: {e}", run.task.id);
+                }
+                tracing::info!(device = %run.task.device, task = run.task.id, "task done");
+                self.task_events.notify_waiters();
+            }
+            Step::Fault(f) => {
+                let dev = run.task.device.clone();
+                if tasks::transient(f.code) && run.task.attempts < 5 {
+                    let wait = tasks::backoff(run.task.attempts);
+                    tracing::warn!(device = %dev, task = run.task.id, "transient fault {} ({}); retry in {wait} s", f.code.code(), f.string);
+                    let _ = self.store.mark_pending(run.task.id, now() + wait);
+                } else {
+                    let detail = f
+                        .set_parameter_values_faults
+                        .iter()
+                        .map(|p| format!("{}: {} {}", p.parameter_name, p.code.code(), p.string))
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    tracing::warn!(device = %dev, task = run.task.id, "task fault {} {}", f.code.code(), f.string);
+                    let _ = self.store.fault(
+                        &dev,
+                        Some(run.task.id),
+                        &format!("cwmp.{}", f.code.code()),
+                        &f.string,
+                        &detail,
+                        now(),
+                    );
+                }
+                self.task_events.notify_waiters();
+            }
+        }
+    }
+
+    /// Queues the device's next task when nothing is running.
+    fn schedule(&self, s: &mut Session) {
+        if s.running.is_some() || s.cwmp.queued() > 0 || s.cwmp.is_done() {
+            return;
+        }
+        let Some(dev) = s.device.clone() else { return };
+        let Ok(open) = self.store.open_tasks(&dev) else { return };
+        let at = now();
+        let ctx = Context { file_base_url: &self.config.file_base_url };
+        for mut task in open.into_iter().filter(|t| t.status == TaskStatus::Pending && t.not_before <= at) {
+            task.key = format!("task-{}-{}", task.id, task.attempts + 1);
+            match Running::start(task.clone(), &ctx) {
+                Ok((run, body)) => {
+                    if let Err(e) = self.store.mark_sent(task.id, &task.key) {
+                        tracing::error!("marking task {} sent: {e}", task.id);
+                        return;
+                    }
+                    s.cwmp.queue_request(body);
+                    s.running = Some(run);
+                    return;
+                }
+                Err(e) => {
+                    let _ = self.store.fault(&dev, Some(task.id), "task.invalid", &e.0, "", at);
+                    self.task_events.notify_waiters();
+                }
+            }
+        }
+    }
+
+    /// Drops sessions idle longer than the session timeout (their devices can open new ones).
+    pub fn sweep(&self) {
+        let t = Instant::now();
+        let mut gone = Vec::new();
+        {
+            let mut sessions = self.sessions();
+            let stale: Vec<String> = sessions
+                .iter()
+                .filter(|(_, s)| t.duration_since(s.last) > self.config.session_timeout)
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in stale {
+                if let Some(s) = sessions.remove(&k) {
+                    tracing::warn!(device = ?s.device, "session timed out");
+                    gone.push((k, s));
+                }
+            }
+        }
+        for (k, s) in gone {
+            self.end(&k, &s);
+        }
+    }
+
+    /// Serves the CWMP endpoint on `listener` until `shutdown`.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        let sweeper = {
+            let acs = self.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    acs.sweep();
+                }
+            })
+        };
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, _) = tokio::select! {
+                r = listener.accept() => r?,
+                () = &mut shutdown => { sweeper.abort(); return Ok(()); }
+            };
+            let _ = stream.set_nodelay(true);
+            let acs = self.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req| {
+                    let acs = acs.clone();
+                    async move { Ok::<_, Infallible>(acs.http(req).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .keep_alive(true)
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! The northbound API for OSS, compatible with GenieACS's NBI for devices, tasks and faults,
+//! with bearer-token authentication on by default.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value as Json};
+use tokio::net::TcpListener;
+
+use crate::endpoint::{now, Acs};
+use crate::query;
+use crate::store::{Task, TaskStatus};
+use crate::tasks;
+
+/// Settings of the NBI.
+#[derive(Debug, Clone)]
+pub struct NbiConfig {
+    /// Accepted bearer tokens; empty means no authentication (only for tests on loopback).
+    pub tokens: Vec<String>,
+    /// Connection-request timeout.
+    pub cr_timeout: Duration,
+    /// Connection-request credentials for devices that have none of their own.
+    pub cr_username: String,
+    pub cr_password: String,
+}
+
+fn json_response(status: StatusCode, body: &Json) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+fn error(status: StatusCode, msg: impl Into<String>) -> Response<Full<Bytes>> {
+    let msg = msg.into();
+    tracing::info!(status = status.as_u16(), "NBI refused a request: {msg}");
+    json_response(status, &json!({"error": msg}))
+}
+
+fn query_params(q: Option<&str>) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        out.insert(decode(k), decode(v));
+    }
+    out
+}
+
+/// Percent-decoding (and `+` as space) of a query component.
+fn decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let hex = |c: Option<&u8>| c.and_then(|c| (*c as char).to_digit(16));
+                match (hex(b.get(i + 1)), hex(b.get(i + 2))) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 3;
+                        continue;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A task as GenieACS shows it.
+fn task_json(t: &Task) -> Json {
+    let mut j = t.spec.clone();
+    if let Json::Object(m) = &mut j {
+        m.insert("_id".into(), json!(t.id.to_string()));
+        m.insert("device".into(), json!(t.device));
+        m.insert("timestamp".into(), json!(query::iso(t.created)));
+        m.insert("status".into(), serde_json::to_value(t.status).unwrap_or(Json::Null));
+        m.insert("attempts".into(), json!(t.attempts));
+        if let Some(r) = &t.result {
+            m.insert("result".into(), r.clone());
+        }
+    }
+    j
+}
+
+/// The NBI server.
+pub struct Nbi {
+    acs: Arc<Acs>,
+    config: NbiConfig,
+}
+
+impl Nbi {
+    pub fn new(acs: Arc<Acs>, config: NbiConfig) -> Arc<Nbi> {
+        Arc::new(Nbi { acs, config })
+    }
+
+    fn authorized(&self, req: &Request<Incoming>) -> bool {
+        if self.config.tokens.is_empty() {
+            return true;
+        }
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer "));
+        given.is_some_and(|g| {
+            self.config
+                .tokens
+                .iter()
+                .any(|t| t.len() == g.len() && t.bytes().zip(g.bytes()).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0)
+        })
+    }
+
+    async fn http(self: Arc<Self>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        if !self.authorized(&req) {
+            let mut r = error(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return r;
+        }
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let params = query_params(req.uri().query());
+        let body = match Limited::new(req.into_body(), 1 << 20).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => return error(StatusCode::PAYLOAD_TOO_LARGE, "request body over 1 MiB"),
+        };
+        let segs: Vec<String> = path.trim_matches('/').split('/').map(decode).collect();
+        let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+        let store = self.acs.store.clone();
+        let blocking = |f: Box<dyn FnOnce() -> Response<Full<Bytes>> + Send>| async move {
+            tokio::task::spawn_blocking(f)
+                .await
+                .unwrap_or_else(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+        };
+        match (&method, segs.as_slice()) {
+            (&Method::GET, ["devices"]) => {
+                let q: Json = match params.get("query").filter(|q| !q.is_empty()) {
+                    Some(q) => match serde_json::from_str(q) {
+                        Ok(v) => v,
+                        Err(e) => return error(StatusCode::BAD_REQUEST, format!("query is not JSON: {e}")),
+                    },
+                    None => json!({}),
+                };
+                let projection: Vec<String> =
+                    params.get("projection").map(|p| p.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()).unwrap_or_default();
+                blocking(Box::new(move || {
+                    let devices = match store.devices() {
+                        Ok(d) => d,
+                        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+                    };
+                    let mut out = Vec::new();
+                    for d in devices {
+                        let ps = store.params(&d.id).unwrap_or_default();
+                        match query::matches(&d, &ps, &q) {
+                            Ok(true) => out.push(query::device_json(&d, &ps, &projection)),
+                            Ok(false) => {}
+                            Err(e) => return error(StatusCode::BAD_REQUEST, e.0),
+                        }
+                    }
+                    json_response(StatusCode::OK, &Json::Array(out))
+                }))
+                .await
+            }
+            (&Method::POST, ["devices", dev, "tasks"]) => {
+                let spec: Json = match serde_json::from_slice(&body) {
+                    Ok(v) => v,
+                    Err(e) => return error(StatusCode::BAD_REQUEST, format!("the task is not JSON: {e}")),
+                };
+                if let Err(e) = tasks::validate(&spec) {
+                    return error(StatusCode::BAD_REQUEST, e.0);
+                }
+                let dev = dev.to_string();
+                let device = match store.device(&dev) {
+                    Ok(Some(d)) => d,
+                    Ok(None) => return error(StatusCode::NOT_FOUND, format!("no device {dev}")),
+                    Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+                };
+                let task = match store.enqueue(&dev, &spec, now()) {
+                    Ok(t) => t,
+                    Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+                };
+                tracing::info!(device = %dev, task = task.id, "task queued");
+                let timeout = params.get("timeout").and_then(|t| t.parse::<u64>().ok()).map(Duration::from_millis).unwrap_or(Duration::from_secs(3));
+                if !params.contains_key("connection_request") {
+                    return json_response(StatusCode::ACCEPTED, &task_json(&task));
+                }
+                let deadline = tokio::time::Instant::now() + timeout;
+                let (user, pass) = if device.cr_username.is_empty() {
+                    (self.config.cr_username.as_str(), self.config.cr_password.as_str())
+                } else {
+                    (device.cr_username.as_str(), device.cr_password.as_str())
+                };
+                if let Err(e) = crate::conn_req::send(&device.cr_url, user, pass, self.config.cr_timeout.min(timeout)).await {
+                    tracing::warn!(device = %dev, "connection request failed: {e}");
+                    let mut r = json_response(StatusCode::ACCEPTED, &task_json(&task));
+                    if let Ok(v) = HeaderValue::from_str(&e.to_string()) {
+                        r.headers_mut().insert("x-connection-request-error", v);
+                    }
+                    return r;
+                }
+                loop {
+                    let notified = self.acs.task_events.notified();
+                    match store.task(task.id) {
+                        Ok(Some(t)) if matches!(t.status, TaskStatus::Done) => return json_response(StatusCode::OK, &task_json(&t)),
+                        Ok(Some(t)) if matches!(t.status, TaskStatus::Fault) => {
+                            let fault = store.faults().unwrap_or_default().into_iter().find(|f| f.task == Some(t.id));
+                            let mut j = task_json(&t);
+                            if let (Json::Object(m), Some(f)) = (&mut j, fault) {
+                                m.insert("fault".into(), json!({"_id": f.id.to_string(), "code": f.code, "message": f.message, "detail": f.detail}));
+                            }
+                            return json_response(StatusCode::OK, &j);
+                        }
+                        Ok(Some(_)) => {}
+                        Ok(None) => return error(StatusCode::NOT_FOUND, "the task was deleted"),
+                        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+                    }
+                    if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                        let t = store.task(task.id).ok().flatten().unwrap_or(task);
+                        return json_response(StatusCode::ACCEPTED, &task_json(&t));
+                    }
+                }
+            }
+            (&Method::POST | &Method::DELETE, ["devices", dev, "tags", tag]) => {
+                let (dev, tag, add) = (dev.to_string(), tag.to_string(), method == Method::POST);
+                blocking(Box::new(move || match store.device(&dev) {
+                    Ok(Some(d)) => {
+                        let mut tags = d.tags.clone();
+                        tags.retain(|t| t != &tag);
+                        if add {
+                            tags.push(tag);
+                        }
+                        match store.set_tags(&dev, &tags) {
+                            Ok(()) => json_response(StatusCode::OK, &json!({})),
+                            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+                        }
+                    }
+                    Ok(None) => error(StatusCode::NOT_FOUND, format!("no device {dev}")),
+                    Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+                }))
+                .await
+            }
+            (&Method::GET, ["tasks"]) => {
+                let device = params.get("query").and_then(|q| serde_json::from_str::<Json>(q).ok()).and_then(|q| q.get("device").and_then(Json::as_str).map(str::to_string));
+                match store.tasks(device.as_deref()) {
+                    Ok(ts) => json_response(StatusCode::OK, &Json::Array(ts.iter().map(task_json).collect())),
+                    Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+                }
+            }
+            (&Method::DELETE, ["tasks", id]) => match id.parse::<i64>() {
+                Ok(id) => match store.delete_task(id) {
+                    Ok(true) => json_response(StatusCode::OK, &json!({})),
+                    Ok(false) => error(StatusCode::NOT_FOUND, format!("no task {id}")),
+                    Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+                },
+                Err(_) => error(StatusCode::BAD_REQUEST, "a task id is a number"),
+            },
+            (&Method::POST, ["tasks", id, "retry"]) => match id.parse::<i64>() {
+                Ok(id) => match store.retry_task(id) {
+                    Ok(true) => json_response(StatusCode::OK, &json!({})),
+                    Ok(false) => error(StatusCode::NOT_FOUND, format!("no faulted task {id}")),
+                    Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+                },
+                Err(_) => error(StatusCode::BAD_REQUEST, "a task id is a number"),
+            },
+            (&Method::GET, ["faults"]) => match store.faults() {
+                Ok(fs) => json_response(
+                    StatusCode::OK,
+                    &Json::Array(
+                        fs.iter()
+                            .map(|f| {
+                                json!({"_id": f.id.to_string(), "device": f.device, "task": f.task.map(|t| t.to_string()),
+                                       "code": f.code, "message": f.message, "detail": f.detail, "timestamp": query::iso(f.timestamp)})
+                            })
+                            .collect(),
+                    ),
+                ),
+                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            },
+            (&Method::DELETE, ["faults", id]) => match id.parse::<i64>() {
+                Ok(id) => match store.delete_fault(id) {
+                    Ok(true) => json_response(StatusCode::OK, &json!({})),
+                    Ok(false) => error(StatusCode::NOT_FOUND, format!("no fault {id}")),
+                    Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+                },
+                Err(_) => error(StatusCode::BAD_REQUEST, "a fault id is a number"),
+            },
+            _ => error(StatusCode::NOT_FOUND, format!("no route {method} {path}")),
+        }
+    }
+
+    /// Serves the NBI on `listener` until `shutdown`.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, _) = tokio::select! {
+                r = listener.accept() => r?,
+                () = &mut shutdown => return Ok(()),
+            };
+            let nbi = self.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req| {
+                    let nbi = nbi.clone();
+                    async move { Ok::<_, Infallible>(nbi.http(req).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(super::decode("%7B%22_id%22%3A%22a%20b%22%7D"), "{\"_id\":\"a b\"}");
+        assert_eq!(super::decode("a+b%2"), "a b%2");
+    }
+}

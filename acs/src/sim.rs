@@ -1,0 +1,316 @@
+//! A simulated CPE: a TR-181 host data model behind the `cwmp` crate's CPE session, talking HTTP
+//! to an ACS (cookies, Digest or Basic), answering connection requests (Digest), and rebooting or
+//! resetting on request. Tests drive the ACS with it; `cwmp-sim` runs many for load.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cwmp::session::{CpeConfig, CpeEvent, CpeSession, Transmit};
+use cwmp::{Body, DateTime, DeviceId, Event, Inform, ParameterValue, Value};
+use datamodel::{DataModel, Schema, Tree};
+use http_body_util::{BodyExt, Full};
+use hyper::header::{self, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio::sync::Mutex;
+
+use crate::auth::{answer, Verifier};
+use crate::endpoint::{now, random_hex};
+
+/// One simulated device.
+pub struct SimCpe {
+    pub serial: String,
+    acs_url: String,
+    acs_user: String,
+    acs_pass: String,
+    cr_url: String,
+    cr_user: String,
+    cr_pass: String,
+    model: std::sync::Mutex<DataModel>,
+    /// Events for the next Inform (e.g. "M Reboot" after a reboot).
+    next_events: std::sync::Mutex<Vec<Event>>,
+    session: Mutex<()>,
+    http: Client<HttpConnector, Full<Bytes>>,
+    verifier: Verifier,
+    /// Sessions completed.
+    pub sessions: std::sync::atomic::AtomicU64,
+    /// SetParameterValues requests applied.
+    pub sets_applied: std::sync::atomic::AtomicU64,
+}
+
+/// What a session took.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionStats {
+    pub duration: Duration,
+    pub requests_served: usize,
+}
+
+impl SimCpe {
+    /// A device with serial `serial`, whose connection requests arrive at `cr_addr`.
+    pub fn new(
+        serial: &str,
+        acs_url: &str,
+        acs_user: &str,
+        acs_pass: &str,
+        cr_addr: SocketAddr,
+        cr_creds: (&str, &str),
+    ) -> Arc<SimCpe> {
+        let cr_url = format!("http://{cr_addr}/cr/{serial}");
+        let mut tree = Tree::new(Schema::host());
+        let _ = tree.set_internal("Device.ManagementServer.ConnectionRequestURL", Value::String(cr_url.clone()));
+        let _ = tree.set_internal("Device.DeviceInfo.SoftwareVersion", Value::String(env!("CARGO_PKG_VERSION").into()));
+        let _ = tree.set_internal("Device.DeviceInfo.SerialNumber", Value::String(serial.into()));
+        let mut secret = [0u8; 32];
+        secret[..serial.len().min(32)].copy_from_slice(&serial.as_bytes()[..serial.len().min(32)]);
+        Arc::new(SimCpe {
+            serial: serial.into(),
+            acs_url: acs_url.into(),
+            acs_user: acs_user.into(),
+            acs_pass: acs_pass.into(),
+            cr_url,
+            cr_user: cr_creds.0.into(),
+            cr_pass: cr_creds.1.into(),
+            model: std::sync::Mutex::new(DataModel::new(tree)),
+            next_events: std::sync::Mutex::new(vec![Event::new(cwmp::event::BOOTSTRAP), Event::new(cwmp::event::BOOT)]),
+            session: Mutex::new(()),
+            http: Client::builder(TokioExecutor::new()).build_http(),
+            verifier: Verifier::new("sim-cpe", secret),
+            sessions: std::sync::atomic::AtomicU64::new(0),
+            sets_applied: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    /// The identity the ACS knows this device by.
+    pub fn device_id(&self) -> String {
+        DeviceId {
+            manufacturer: "vRGW Project".into(),
+            oui: "00A0B1".into(),
+            product_class: "SimCPE".into(),
+            serial_number: self.serial.clone(),
+        }
+        .key()
+    }
+
+    /// Credentials the ACS must use for connection requests.
+    pub fn cr_credentials(&self) -> (String, String) {
+        (self.cr_user.clone(), self.cr_pass.clone())
+    }
+
+    /// Carries out a data-model request as the device would.
+    pub fn apply(&self, req: &Body) -> Body {
+        if matches!(req, Body::SetParameterValues(_)) {
+            self.sets_applied.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        datamodel::rpc::serve(&mut self.model.lock().unwrap_or_else(|e| e.into_inner()), req)
+    }
+
+    /// The Inform this device would send now, with `events`.
+    pub fn inform_envelope(&self, events: &[&str]) -> String {
+        let inform = self.inform(events.iter().map(|e| Event::new(e)).collect());
+        cwmp::Envelope::new(cwmp::CwmpNs::V1_2, Some("sim-1".into()), Body::Inform(inform)).encode()
+    }
+
+    /// Read access to the data model.
+    pub fn with_model<R>(&self, f: impl FnOnce(&DataModel) -> R) -> R {
+        f(&self.model.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn inform(&self, events: Vec<Event>) -> Inform {
+        let model = self.model.lock().unwrap_or_else(|e| e.into_inner());
+        let names = [
+            "Device.DeviceInfo.SoftwareVersion",
+            "Device.ManagementServer.ConnectionRequestURL",
+            "Device.ManagementServer.ParameterKey",
+        ];
+        let parameter_list =
+            names.iter().filter_map(|n| model.get_parameter_values(&[n.to_string()]).ok()).flatten().collect();
+        Inform {
+            device_id: DeviceId {
+                manufacturer: "vRGW Project".into(),
+                oui: "00A0B1".into(),
+                product_class: "SimCPE".into(),
+                serial_number: self.serial.clone(),
+            },
+            events,
+            max_envelopes: 1,
+            current_time: DateTime::from_unix(now()),
+            retry_count: 0,
+            parameter_list,
+        }
+    }
+
+    async fn post(
+        &self,
+        body: String,
+        cookie: &Option<String>,
+        auth: &Option<String>,
+    ) -> Result<(StatusCode, Option<String>, Vec<String>, Bytes), String> {
+        let mut req = Request::post(&self.acs_url)
+            .header(header::CONTENT_TYPE, "text/xml")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| e.to_string())?;
+        if let Some(c) = cookie {
+            if let Ok(v) = HeaderValue::from_str(c) {
+                req.headers_mut().insert(header::COOKIE, v);
+            }
+        }
+        if let Some(a) = auth {
+            if let Ok(v) = HeaderValue::from_str(a) {
+                req.headers_mut().insert(header::AUTHORIZATION, v);
+            }
+        }
+        let resp = self.http.request(req).await.map_err(|e| format!("ACS unreachable: {e}"))?;
+        let status = resp.status();
+        let set_cookie = resp
+            .headers()
+            .get(header::SET_COOKIE)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|c| c.split(';').next())
+            .map(str::to_string);
+        let challenges = resp
+            .headers()
+            .get_all(header::WWW_AUTHENTICATE)
+            .iter()
+            .filter_map(|h| h.to_str().ok().map(str::to_string))
+            .collect();
+        let body = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+        Ok((status, set_cookie, challenges, body))
+    }
+
+    /// Runs one session with `extra` events added to the pending ones.
+    pub async fn session(&self, extra: &[&str]) -> Result<SessionStats, String> {
+        let _one = self.session.lock().await;
+        let start = Instant::now();
+        let mut events = std::mem::take(&mut *self.next_events.lock().unwrap_or_else(|e| e.into_inner()));
+        events.extend(extra.iter().map(|e| Event::new(e)));
+        if events.is_empty() {
+            events.push(Event::new(cwmp::event::PERIODIC));
+        }
+        let mut s = CpeSession::new(CpeConfig::default(), self.inform(events.clone()), vec![], Instant::now());
+        let (mut cookie, mut auth) = (None::<String>, None::<String>);
+        let mut served = 0;
+        let mut after: Vec<Event> = Vec::new();
+        let mut reset = false;
+        while let Some(tx) = s.poll_transmit() {
+            let body = match tx {
+                Transmit::Envelope(x) => x,
+                Transmit::Empty => String::new(),
+            };
+            let (mut status, mut set_cookie, mut challenges, mut reply) =
+                self.post(body.clone(), &cookie, &auth).await?;
+            if status == StatusCode::UNAUTHORIZED && auth.is_none() {
+                let cnonce = random_hex(8);
+                auth = challenges.iter().find_map(|c| answer(c, "POST", "/", &self.acs_user, &self.acs_pass, &cnonce));
+                if auth.is_none() {
+                    use base64::Engine as _;
+                    auth = Some(format!(
+                        "Basic {}",
+                        base64::engine::general_purpose::STANDARD
+                            .encode(format!("{}:{}", self.acs_user, self.acs_pass))
+                    ));
+                }
+                (status, set_cookie, challenges, reply) = self.post(body, &cookie, &auth).await?;
+            }
+            let _ = challenges;
+            if let Some(c) = set_cookie {
+                cookie = Some(c);
+            }
+            if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::UNAUTHORIZED {
+                *self.next_events.lock().unwrap_or_else(|e| e.into_inner()) = events;
+                return Err(format!("ACS answered {status}"));
+            }
+            s.handle_response(status.as_u16(), &reply, Instant::now());
+            while let Some(ev) = s.poll_event() {
+                match ev {
+                    CpeEvent::Request(req) => {
+                        served += 1;
+                        let resp = match &req {
+                            Body::Reboot(r) => {
+                                after.push(Event::new(cwmp::event::BOOT));
+                                after.push(Event { code: "M Reboot".into(), command_key: r.command_key.clone() });
+                                Body::RebootResponse(cwmp::RebootResponse {})
+                            }
+                            Body::FactoryReset(_) => {
+                                reset = true;
+                                Body::FactoryResetResponse(cwmp::FactoryResetResponse {})
+                            }
+                            other => self.apply(other),
+                        };
+                        let _ = s.respond(resp, Instant::now());
+                    }
+                    CpeEvent::Failed(e) => {
+                        *self.next_events.lock().unwrap_or_else(|e| e.into_inner()) = events;
+                        return Err(e.to_string());
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if reset {
+            let mut tree = Tree::new(Schema::host());
+            let _ =
+                tree.set_internal("Device.ManagementServer.ConnectionRequestURL", Value::String(self.cr_url.clone()));
+            *self.model.lock().unwrap_or_else(|e| e.into_inner()) = DataModel::new(tree);
+            after = vec![Event::new(cwmp::event::BOOTSTRAP), Event::new(cwmp::event::BOOT)];
+        }
+        self.next_events.lock().unwrap_or_else(|e| e.into_inner()).extend(after);
+        self.sessions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(SessionStats { duration: start.elapsed(), requests_served: served })
+    }
+
+    /// Serves connection requests (Digest-authenticated GETs) for the devices in `sims`; each
+    /// accepted request starts a session with "6 CONNECTION REQUEST".
+    pub async fn serve_connection_requests(sims: Vec<Arc<SimCpe>>, listener: TcpListener) -> std::io::Result<()> {
+        let sims = Arc::new(sims);
+        loop {
+            let (stream, _) = listener.accept().await?;
+            let sims = sims.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let sims = sims.clone();
+                    async move {
+                        let serial = req.uri().path().rsplit('/').next().unwrap_or("").to_string();
+                        let Some(sim) = sims.iter().find(|s| s.serial == serial).cloned() else {
+                            let mut r = Response::new(Full::new(Bytes::from_static(b"no such device\n")));
+                            *r.status_mut() = StatusCode::NOT_FOUND;
+                            return Ok::<_, std::convert::Infallible>(r);
+                        };
+                        let header = req.headers().get(header::AUTHORIZATION).and_then(|h| h.to_str().ok());
+                        if sim
+                            .verifier
+                            .verify("GET", header, |u| (u == sim.cr_user).then(|| sim.cr_pass.clone()), now())
+                            .is_err()
+                        {
+                            let mut r = Response::new(Full::new(Bytes::new()));
+                            *r.status_mut() = StatusCode::UNAUTHORIZED;
+                            for c in sim.verifier.challenges(now()).into_iter().filter(|c| c.starts_with("Digest")) {
+                                if let Ok(v) = HeaderValue::from_str(&c) {
+                                    r.headers_mut().append(header::WWW_AUTHENTICATE, v);
+                                }
+                            }
+                            return Ok(r);
+                        }
+                        tokio::spawn(async move {
+                            if let Err(e) = sim.session(&[cwmp::event::CONNECTION_REQUEST]).await {
+                                tracing::warn!(serial = %sim.serial, "session after a connection request failed: {e}");
+                            }
+                        });
+                        let mut r = Response::new(Full::new(Bytes::new()));
+                        *r.status_mut() = StatusCode::NO_CONTENT;
+                        Ok(r)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+            });
+        }
+    }
+}
+
+/// The parameter values a device's data model holds under `path`.
+pub fn values(sim: &SimCpe, path: &str) -> Vec<ParameterValue> {
+    sim.with_model(|m| m.get_parameter_values(&[path.to_string()]).unwrap_or_default())
+}

@@ -1,0 +1,511 @@
+//! The store: a narrow trait (so another engine can back it later) and its SQLite implementation
+//! (WAL, schema migrations by `user_version`, one transaction per logical write).
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+/// A store error: what failed, in words.
+#[derive(Debug, thiserror::Error)]
+#[error("store: {0}")]
+pub struct StoreError(pub String);
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError(e.to_string())
+    }
+}
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// A device as the ACS knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Device {
+    /// `OUI-ProductClass-SerialNumber`.
+    pub id: String,
+    pub manufacturer: String,
+    pub oui: String,
+    pub product_class: String,
+    pub serial_number: String,
+    /// Where connection requests go.
+    pub cr_url: String,
+    pub cr_username: String,
+    pub cr_password: String,
+    /// Unix seconds of the last Inform.
+    pub last_inform: i64,
+    pub tags: Vec<String>,
+}
+
+/// A cached parameter value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CachedParam {
+    pub name: String,
+    /// xsd type name without prefix (`string`, `unsignedInt`, ...).
+    pub ty: String,
+    pub value: String,
+    /// Unix seconds when it was read.
+    pub updated: i64,
+}
+
+/// Where a task is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskStatus {
+    /// Waiting for a session.
+    Pending,
+    /// Sent to the device in a session whose answer was not recorded yet.
+    Sent,
+    /// Finished; `result` holds the answer.
+    Done,
+    /// Finished with a fault; see the faults.
+    Fault,
+}
+
+impl TaskStatus {
+    fn parse(s: &str) -> TaskStatus {
+        match s {
+            "sent" => TaskStatus::Sent,
+            "done" => TaskStatus::Done,
+            "fault" => TaskStatus::Fault,
+            _ => TaskStatus::Pending,
+        }
+    }
+}
+
+/// A queued task.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Task {
+    pub id: i64,
+    pub device: String,
+    /// The task as the NBI received it (`{"name": "getParameterValues", ...}`).
+    pub spec: serde_json::Value,
+    pub status: TaskStatus,
+    pub attempts: i64,
+    /// Unix seconds before which a retry must not run.
+    pub not_before: i64,
+    /// CommandKey/ParameterKey the task is sent with: `task-<id>-<attempt>`.
+    pub key: String,
+    pub created: i64,
+    pub result: Option<serde_json::Value>,
+}
+
+/// A recorded fault.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FaultRecord {
+    pub id: i64,
+    pub device: String,
+    pub task: Option<i64>,
+    pub code: String,
+    pub message: String,
+    pub detail: String,
+    pub timestamp: i64,
+}
+
+/// What the ACS needs from a store.
+pub trait Store: Send + Sync + 'static {
+    /// Creates or updates a device from an Inform; returns whether it is new.
+    fn record_inform(&self, d: &Device) -> Result<bool>;
+    fn device(&self, id: &str) -> Result<Option<Device>>;
+    fn devices(&self) -> Result<Vec<Device>>;
+    fn set_tags(&self, id: &str, tags: &[String]) -> Result<()>;
+    /// Stores parameter values (one transaction).
+    fn cache_params(&self, device: &str, params: &[CachedParam]) -> Result<()>;
+    /// Forgets cached parameters below a path (after a delete).
+    fn forget_params(&self, device: &str, prefix: &str) -> Result<()>;
+    fn params(&self, device: &str) -> Result<Vec<CachedParam>>;
+    fn add_event(&self, device: &str, code: &str, command_key: &str, at: i64) -> Result<()>;
+    fn enqueue(&self, device: &str, spec: &serde_json::Value, now: i64) -> Result<Task>;
+    fn task(&self, id: i64) -> Result<Option<Task>>;
+    fn tasks(&self, device: Option<&str>) -> Result<Vec<Task>>;
+    /// Tasks of a device that are pending or sent, oldest first.
+    fn open_tasks(&self, device: &str) -> Result<Vec<Task>>;
+    /// Marks a task sent under `key` (durably, before it leaves).
+    fn mark_sent(&self, id: i64, key: &str) -> Result<()>;
+    fn mark_pending(&self, id: i64, not_before: i64) -> Result<()>;
+    fn complete(&self, id: i64, result: &serde_json::Value) -> Result<()>;
+    /// Records a fault and marks its task faulted (one transaction).
+    fn fault(&self, device: &str, task: Option<i64>, code: &str, message: &str, detail: &str, at: i64) -> Result<i64>;
+    fn delete_task(&self, id: i64) -> Result<bool>;
+    /// Makes a faulted task pending again and drops its faults.
+    fn retry_task(&self, id: i64) -> Result<bool>;
+    fn faults(&self) -> Result<Vec<FaultRecord>>;
+    fn delete_fault(&self, id: i64) -> Result<bool>;
+}
+
+/// The SQLite store.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    "CREATE TABLE devices (
+        id TEXT PRIMARY KEY, manufacturer TEXT NOT NULL, oui TEXT NOT NULL, product_class TEXT NOT NULL,
+        serial_number TEXT NOT NULL, cr_url TEXT NOT NULL DEFAULT '', cr_username TEXT NOT NULL DEFAULT '',
+        cr_password TEXT NOT NULL DEFAULT '', last_inform INTEGER NOT NULL, tags TEXT NOT NULL DEFAULT '[]',
+        created INTEGER NOT NULL);
+     CREATE TABLE params (
+        device TEXT NOT NULL, name TEXT NOT NULL, type TEXT NOT NULL, value TEXT NOT NULL,
+        updated INTEGER NOT NULL, PRIMARY KEY (device, name)) WITHOUT ROWID;
+     CREATE TABLE tasks (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, device TEXT NOT NULL, spec TEXT NOT NULL,
+        status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, not_before INTEGER NOT NULL DEFAULT 0,
+        key TEXT NOT NULL DEFAULT '', created INTEGER NOT NULL, result TEXT);
+     CREATE INDEX tasks_device ON tasks (device, status, id);
+     CREATE TABLE faults (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, device TEXT NOT NULL, task INTEGER, code TEXT NOT NULL,
+        message TEXT NOT NULL, detail TEXT NOT NULL, timestamp INTEGER NOT NULL);
+     CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, device TEXT NOT NULL, code TEXT NOT NULL,
+        command_key TEXT NOT NULL, timestamp INTEGER NOT NULL);
+     CREATE TABLE files (name TEXT PRIMARY KEY, content BLOB NOT NULL, metadata TEXT NOT NULL);
+     CREATE TABLE profiles (name TEXT PRIMARY KEY, precondition TEXT NOT NULL, configuration TEXT NOT NULL);",
+];
+
+fn task_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Task> {
+    let spec: String = r.get(2)?;
+    let status: String = r.get(3)?;
+    let result: Option<String> = r.get(8)?;
+    Ok(Task {
+        id: r.get(0)?,
+        device: r.get(1)?,
+        spec: serde_json::from_str(&spec).unwrap_or(serde_json::Value::Null),
+        status: TaskStatus::parse(&status),
+        attempts: r.get(4)?,
+        not_before: r.get(5)?,
+        key: r.get(6)?,
+        created: r.get(7)?,
+        result: result.and_then(|s| serde_json::from_str(&s).ok()),
+    })
+}
+
+const TASK_COLS: &str = "id, device, spec, status, attempts, not_before, key, created, result";
+
+fn device_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
+    let tags: String = r.get(9)?;
+    Ok(Device {
+        id: r.get(0)?,
+        manufacturer: r.get(1)?,
+        oui: r.get(2)?,
+        product_class: r.get(3)?,
+        serial_number: r.get(4)?,
+        cr_url: r.get(5)?,
+        cr_username: r.get(6)?,
+        cr_password: r.get(7)?,
+        last_inform: r.get(8)?,
+        tags: serde_json::from_str(&tags).unwrap_or_default(),
+    })
+}
+
+const DEVICE_COLS: &str =
+    "id, manufacturer, oui, product_class, serial_number, cr_url, cr_username, cr_password, last_inform, tags";
+
+impl SqliteStore {
+    /// Opens (creating if needed) and migrates the database at `path` (`:memory:` for tests).
+    pub fn open(path: &Path) -> Result<SqliteStore> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version as usize > MIGRATIONS.len() {
+            return Err(StoreError(format!(
+                "{}: schema version {version} is newer than this ACS knows ({})",
+                path.display(),
+                MIGRATIONS.len()
+            )));
+        }
+        for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = conn.unchecked_transaction()?;
+            tx.execute_batch(m)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+            tracing::info!(version = i + 1, "database migrated");
+        }
+        Ok(SqliteStore { conn: Mutex::new(conn) })
+    }
+
+    fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Store for SqliteStore {
+    fn record_inform(&self, d: &Device) -> Result<bool> {
+        let db = self.db();
+        let tx = db.unchecked_transaction()?;
+        let exists: bool =
+            tx.query_row("SELECT 1 FROM devices WHERE id = ?1", [&d.id], |_| Ok(true)).optional()?.is_some();
+        if exists {
+            tx.execute(
+                "UPDATE devices SET manufacturer = ?2, oui = ?3, product_class = ?4, serial_number = ?5,
+                 cr_url = CASE WHEN ?6 = '' THEN cr_url ELSE ?6 END, last_inform = ?7 WHERE id = ?1",
+                params![d.id, d.manufacturer, d.oui, d.product_class, d.serial_number, d.cr_url, d.last_inform],
+            )?;
+        } else {
+            tx.execute(
+                "INSERT INTO devices (id, manufacturer, oui, product_class, serial_number, cr_url, cr_username,
+                 cr_password, last_inform, tags, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?9)",
+                params![
+                    d.id,
+                    d.manufacturer,
+                    d.oui,
+                    d.product_class,
+                    d.serial_number,
+                    d.cr_url,
+                    d.cr_username,
+                    d.cr_password,
+                    d.last_inform,
+                    serde_json::to_string(&d.tags).unwrap_or_else(|_| "[]".into())
+                ],
+            )?;
+        }
+        tx.commit()?;
+        Ok(!exists)
+    }
+
+    fn device(&self, id: &str) -> Result<Option<Device>> {
+        Ok(self
+            .db()
+            .query_row(&format!("SELECT {DEVICE_COLS} FROM devices WHERE id = ?1"), [id], device_row)
+            .optional()?)
+    }
+
+    fn devices(&self) -> Result<Vec<Device>> {
+        let db = self.db();
+        let mut st = db.prepare(&format!("SELECT {DEVICE_COLS} FROM devices ORDER BY id"))?;
+        let rows = st.query_map([], device_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn set_tags(&self, id: &str, tags: &[String]) -> Result<()> {
+        self.db().execute(
+            "UPDATE devices SET tags = ?2 WHERE id = ?1",
+            params![id, serde_json::to_string(tags).unwrap_or_else(|_| "[]".into())],
+        )?;
+        Ok(())
+    }
+
+    fn cache_params(&self, device: &str, ps: &[CachedParam]) -> Result<()> {
+        let db = self.db();
+        let tx = db.unchecked_transaction()?;
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT INTO params (device, name, type, value, updated) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (device, name) DO UPDATE SET type = ?3, value = ?4, updated = ?5",
+            )?;
+            for p in ps {
+                st.execute(params![device, p.name, p.ty, p.value, p.updated])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn forget_params(&self, device: &str, prefix: &str) -> Result<()> {
+        self.db().execute(
+            "DELETE FROM params WHERE device = ?1 AND substr(name, 1, length(?2)) = ?2",
+            params![device, prefix],
+        )?;
+        Ok(())
+    }
+
+    fn params(&self, device: &str) -> Result<Vec<CachedParam>> {
+        let db = self.db();
+        let mut st =
+            db.prepare_cached("SELECT name, type, value, updated FROM params WHERE device = ?1 ORDER BY name")?;
+        let rows = st
+            .query_map([device], |r| {
+                Ok(CachedParam { name: r.get(0)?, ty: r.get(1)?, value: r.get(2)?, updated: r.get(3)? })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn add_event(&self, device: &str, code: &str, command_key: &str, at: i64) -> Result<()> {
+        self.db().execute(
+            "INSERT INTO events (device, code, command_key, timestamp) VALUES (?1, ?2, ?3, ?4)",
+            params![device, code, command_key, at],
+        )?;
+        Ok(())
+    }
+
+    fn enqueue(&self, device: &str, spec: &serde_json::Value, now: i64) -> Result<Task> {
+        let db = self.db();
+        db.execute(
+            "INSERT INTO tasks (device, spec, status, created) VALUES (?1, ?2, 'pending', ?3)",
+            params![device, spec.to_string(), now],
+        )?;
+        let id = db.last_insert_rowid();
+        Ok(db.query_row(&format!("SELECT {TASK_COLS} FROM tasks WHERE id = ?1"), [id], task_row)?)
+    }
+
+    fn task(&self, id: i64) -> Result<Option<Task>> {
+        Ok(self.db().query_row(&format!("SELECT {TASK_COLS} FROM tasks WHERE id = ?1"), [id], task_row).optional()?)
+    }
+
+    fn tasks(&self, device: Option<&str>) -> Result<Vec<Task>> {
+        let db = self.db();
+        let mut st =
+            db.prepare(&format!("SELECT {TASK_COLS} FROM tasks WHERE ?1 IS NULL OR device = ?1 ORDER BY id"))?;
+        let rows = st.query_map([device], task_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn open_tasks(&self, device: &str) -> Result<Vec<Task>> {
+        let db = self.db();
+        let mut st = db.prepare_cached(&format!(
+            "SELECT {TASK_COLS} FROM tasks WHERE device = ?1 AND status IN ('pending', 'sent') ORDER BY id"
+        ))?;
+        let rows = st.query_map([device], task_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn mark_sent(&self, id: i64, key: &str) -> Result<()> {
+        self.db().execute(
+            "UPDATE tasks SET status = 'sent', key = ?2, attempts = attempts + 1 WHERE id = ?1",
+            params![id, key],
+        )?;
+        Ok(())
+    }
+
+    fn mark_pending(&self, id: i64, not_before: i64) -> Result<()> {
+        self.db()
+            .execute("UPDATE tasks SET status = 'pending', not_before = ?2 WHERE id = ?1", params![id, not_before])?;
+        Ok(())
+    }
+
+    fn complete(&self, id: i64, result: &serde_json::Value) -> Result<()> {
+        self.db()
+            .execute("UPDATE tasks SET status = 'done', result = ?2 WHERE id = ?1", params![id, result.to_string()])?;
+        Ok(())
+    }
+
+    fn fault(&self, device: &str, task: Option<i64>, code: &str, message: &str, detail: &str, at: i64) -> Result<i64> {
+        let db = self.db();
+        let tx = db.unchecked_transaction()?;
+        tx.execute(
+            "INSERT INTO faults (device, task, code, message, detail, timestamp) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![device, task, code, message, detail, at],
+        )?;
+        let id = tx.last_insert_rowid();
+        if let Some(t) = task {
+            tx.execute("UPDATE tasks SET status = 'fault' WHERE id = ?1", [t])?;
+        }
+        tx.commit()?;
+        Ok(id)
+    }
+
+    fn delete_task(&self, id: i64) -> Result<bool> {
+        let db = self.db();
+        let tx = db.unchecked_transaction()?;
+        let n = tx.execute("DELETE FROM tasks WHERE id = ?1", [id])?;
+        tx.execute("DELETE FROM faults WHERE task = ?1", [id])?;
+        tx.commit()?;
+        Ok(n > 0)
+    }
+
+    fn retry_task(&self, id: i64) -> Result<bool> {
+        let db = self.db();
+        let tx = db.unchecked_transaction()?;
+        let n =
+            tx.execute("UPDATE tasks SET status = 'pending', not_before = 0 WHERE id = ?1 AND status = 'fault'", [id])?;
+        if n > 0 {
+            tx.execute("DELETE FROM faults WHERE task = ?1", [id])?;
+        }
+        tx.commit()?;
+        Ok(n > 0)
+    }
+
+    fn faults(&self) -> Result<Vec<FaultRecord>> {
+        let db = self.db();
+        let mut st = db.prepare("SELECT id, device, task, code, message, detail, timestamp FROM faults ORDER BY id")?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(FaultRecord {
+                    id: r.get(0)?,
+                    device: r.get(1)?,
+                    task: r.get(2)?,
+                    code: r.get(3)?,
+                    message: r.get(4)?,
+                    detail: r.get(5)?,
+                    timestamp: r.get(6)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn delete_fault(&self, id: i64) -> Result<bool> {
+        Ok(self.db().execute("DELETE FROM faults WHERE id = ?1", [id])? > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dev(id: &str) -> Device {
+        Device {
+            id: id.into(),
+            manufacturer: "m".into(),
+            oui: "00A0B1".into(),
+            product_class: "p".into(),
+            serial_number: "s".into(),
+            cr_url: "http://127.0.0.1:1/".into(),
+            cr_username: "u".into(),
+            cr_password: "pw".into(),
+            last_inform: 1,
+            tags: vec![],
+        }
+    }
+
+    #[test]
+    fn devices_params_tasks_faults() {
+        let dir = std::env::temp_dir().join(format!("acs-store-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let db = dir.join("acs.db");
+        {
+            let s = SqliteStore::open(&db).expect("open");
+            assert!(s.record_inform(&dev("a")).expect("new"));
+            let mut again = dev("a");
+            again.cr_url = String::new();
+            again.last_inform = 5;
+            assert!(!s.record_inform(&again).expect("known"));
+            let d = s.device("a").expect("get").expect("present");
+            assert_eq!(
+                (d.last_inform, d.cr_url.as_str()),
+                (5, "http://127.0.0.1:1/"),
+                "an empty URL keeps the old one"
+            );
+            s.cache_params(
+                "a",
+                &[CachedParam { name: "Device.X.Y".into(), ty: "string".into(), value: "v".into(), updated: 5 }],
+            )
+            .expect("cache");
+            s.cache_params(
+                "a",
+                &[CachedParam { name: "Device.X.Y".into(), ty: "string".into(), value: "w".into(), updated: 6 }],
+            )
+            .expect("update");
+            assert_eq!(s.params("a").expect("params")[0].value, "w");
+            s.forget_params("a", "Device.X.").expect("forget");
+            assert!(s.params("a").expect("params").is_empty());
+            let t = s.enqueue("a", &serde_json::json!({"name": "reboot"}), 7).expect("enqueue");
+            s.mark_sent(t.id, "task-1-1").expect("sent");
+            let f = s.fault("a", Some(t.id), "cwmp.9002", "Internal error", "", 8).expect("fault");
+            assert_eq!(s.task(t.id).expect("task").map(|t| t.status), Some(TaskStatus::Fault));
+            assert_eq!(s.faults().expect("faults")[0].id, f);
+            assert!(s.retry_task(t.id).expect("retry"));
+            assert!(s.faults().expect("faults").is_empty());
+            assert_eq!(s.open_tasks("a").expect("open").len(), 1);
+        }
+        // Reopening keeps everything and does not migrate twice.
+        let s = SqliteStore::open(&db).expect("reopen");
+        assert_eq!(s.open_tasks("a").expect("open")[0].attempts, 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

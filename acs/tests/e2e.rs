@@ -1,0 +1,344 @@
+//! The `acs` binary driven from outside: simulated CPEs (Digest to the ACS, Digest connection
+//! requests back) and an OSS using the GenieACS-compatible NBI. Includes SIGKILL with tasks
+//! queued and in flight: none lost, none run twice.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use acs::sim::SimCpe;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{json, Value};
+
+const TOKEN: &str = "test-token-0123456789";
+
+struct Acs {
+    child: Child,
+    cwmp: SocketAddr,
+    nbi: SocketAddr,
+}
+
+impl Drop for Acs {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(db: &Path, cwmp: Option<SocketAddr>, nbi: Option<SocketAddr>) -> Acs {
+    let log = std::fs::File::create(db.with_extension("log")).expect("log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_acs"))
+        .args(["--cwmp-listen", &cwmp.map_or("127.0.0.1:0".into(), |a| a.to_string())])
+        .args(["--nbi-listen", &nbi.map_or("127.0.0.1:0".into(), |a| a.to_string())])
+        .arg("--db")
+        .arg(db)
+        .args(["--nbi-token", TOKEN, "--cpe-credentials", "cpe:cpe-secret", "--cr-credentials", "cr:cr-secret"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("start acs");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("listening line");
+    let addr = |k: &str| -> SocketAddr {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(k))
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("{line:?}"))
+    };
+    Acs { cwmp: addr("cwmp="), nbi: addr("nbi="), child }
+}
+
+async fn nbi(
+    acs: &Acs,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+    token: Option<&str>,
+) -> (u16, Value, Option<String>) {
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let mut req = Request::builder().method(method).uri(format!("http://{}{path}", acs.nbi));
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let req = req.body(Full::new(Bytes::from(body.map(|b| b.to_string()).unwrap_or_default()))).expect("request");
+    let resp = client.request(req).await.expect("NBI reachable");
+    let status = resp.status().as_u16();
+    let cr = resp.headers().get("x-connection-request-error").and_then(|h| h.to_str().ok()).map(str::to_string);
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null), cr)
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("acs-e2e-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    dir
+}
+
+async fn sim_with_cr(acs: &Acs, serial: &str) -> Arc<SimCpe> {
+    let cr = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let sim = SimCpe::new(
+        serial,
+        &format!("http://{}/", acs.cwmp),
+        "cpe",
+        "cpe-secret",
+        cr.local_addr().expect("addr"),
+        ("cr", "cr-secret"),
+    );
+    tokio::spawn(SimCpe::serve_connection_requests(vec![sim.clone()], cr));
+    sim
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oss_drives_a_cpe_through_the_nbi() {
+    let dir = tmp("drive");
+    let acs = start(&dir.join("acs.db"), None, None);
+    let sim = sim_with_cr(&acs, "e2e-1").await;
+    sim.session(&[]).await.expect("bootstrap session");
+    let id = sim.device_id();
+
+    // The device is known, with its Inform parameters cached.
+    let (s, devices, _) =
+        nbi(&acs, Method::GET, &format!("/devices?query={}", enc(&json!({"_id": id}).to_string())), None, Some(TOKEN))
+            .await;
+    assert_eq!(s, 200);
+    assert_eq!(devices[0]["_id"], json!(id));
+    assert_eq!(devices[0]["Device"]["DeviceInfo"]["SoftwareVersion"]["_value"], json!(env!("CARGO_PKG_VERSION")));
+
+    // A read through a connection request answers within the timeout.
+    let path = format!("/devices/{}/tasks?connection_request&timeout=8000", enc(&id));
+    let (s, task, cr) = nbi(
+        &acs,
+        Method::POST,
+        &path,
+        Some(json!({"name": "getParameterValues", "parameterNames": ["Device.DeviceInfo.SerialNumber"]})),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!((s, cr), (200, None), "{task}");
+    assert_eq!(task["status"], json!("done"));
+    assert_eq!(task["result"]["parameters"][0][1], json!("e2e-1"));
+
+    // A set reaches the device's data model, and the cache follows.
+    let (s, task, _) = nbi(
+        &acs,
+        Method::POST,
+        &path,
+        Some(json!({"name": "setParameterValues", "parameterValues": [["Device.DeviceInfo.ProvisioningCode", "qemu:///system", "xsd:string"]]})),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(s, 200, "{task}");
+    assert_eq!(task["status"], json!("done"), "{task}");
+    assert_eq!(
+        acs::sim::values(&sim, "Device.DeviceInfo.ProvisioningCode")[0].value,
+        cwmp::Value::String("qemu:///system".into())
+    );
+    let (_, devices, _) = nbi(
+        &acs,
+        Method::GET,
+        &format!(
+            "/devices?query={}&projection=Device.DeviceInfo.ProvisioningCode",
+            enc(&json!({"Device.DeviceInfo.ProvisioningCode": "qemu:///system"}).to_string())
+        ),
+        None,
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(devices.as_array().map(Vec::len), Some(1));
+    assert!(devices[0].get("_deviceId").is_none(), "projection applies");
+
+    // AddObject with values, then DeleteObject.
+    let (s, task, _) = nbi(&acs, Method::POST, &path, Some(json!({"name": "addObject", "objectName": "Device.X_VRGW-ORG_Virtualization.Instance", "parameterValues": [["Subscriber", "alice"], ["CVLAN", 7, "xsd:unsignedInt"]]})), Some(TOKEN)).await;
+    assert_eq!((s, &task["status"]), (200, &json!("done")), "{task}");
+    let n = task["result"]["instance"].as_u64().expect("instance number");
+    assert_eq!(
+        acs::sim::values(&sim, &format!("Device.X_VRGW-ORG_Virtualization.Instance.{n}.Subscriber"))[0].value,
+        cwmp::Value::String("alice".into())
+    );
+    let (s, task, _) = nbi(
+        &acs,
+        Method::POST,
+        &path,
+        Some(json!({"name": "deleteObject", "objectName": format!("Device.X_VRGW-ORG_Virtualization.Instance.{n}.")})),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!((s, &task["status"]), (200, &json!("done")), "{task}");
+
+    // A set the device refuses becomes a fault, listed, retried on request, and deleted.
+    let (s, task, _) = nbi(&acs, Method::POST, &path, Some(json!({"name": "setParameterValues", "parameterValues": [["Device.DeviceInfo.UpTime", 5, "xsd:unsignedInt"]]})), Some(TOKEN)).await;
+    assert_eq!(s, 200);
+    assert_eq!(task["status"], json!("fault"), "{task}");
+    assert_eq!(task["fault"]["code"], json!("cwmp.9003"));
+    assert!(task["fault"]["detail"].as_str().unwrap_or("").contains("Device.DeviceInfo.UpTime: 9008"), "{task}");
+    let (_, faults, _) = nbi(&acs, Method::GET, "/faults", None, Some(TOKEN)).await;
+    let fault_id = faults[0]["_id"].as_str().expect("fault id").to_string();
+    let task_id = task["_id"].as_str().expect("task id").to_string();
+    assert_eq!(nbi(&acs, Method::POST, &format!("/tasks/{task_id}/retry"), None, Some(TOKEN)).await.0, 200);
+    assert_eq!(nbi(&acs, Method::DELETE, &format!("/tasks/{task_id}"), None, Some(TOKEN)).await.0, 200);
+    assert_eq!(
+        nbi(&acs, Method::DELETE, &format!("/faults/{fault_id}"), None, Some(TOKEN)).await.0,
+        404,
+        "went with its task"
+    );
+
+    // Bad input: precise statuses with reasons, nothing stored.
+    let (s, _, _) = nbi(&acs, Method::GET, "/devices", None, None).await;
+    assert_eq!(s, 401);
+    let (s, _, _) = nbi(&acs, Method::GET, "/devices", None, Some("wrong")).await;
+    assert_eq!(s, 401);
+    let (s, e, _) = nbi(&acs, Method::GET, "/devices?query=%7Bnot-json", None, Some(TOKEN)).await;
+    assert_eq!(s, 400);
+    assert!(e["error"].as_str().unwrap_or("").contains("not JSON"));
+    let (s, e, _) =
+        nbi(&acs, Method::GET, &format!("/devices?query={}", enc(r#"{"_id":{"$where":"1"}}"#)), None, Some(TOKEN))
+            .await;
+    assert_eq!((s, e["error"].as_str()), (400, Some("unsupported operator $where")));
+    let (s, e, _) = nbi(&acs, Method::POST, &path, Some(json!({"name": "fly"})), Some(TOKEN)).await;
+    assert_eq!((s, e["error"].as_str()), (400, Some("unknown task \"fly\"")));
+    let (s, _, _) =
+        nbi(&acs, Method::POST, "/devices/nobody/tasks", Some(json!({"name": "reboot"})), Some(TOKEN)).await;
+    assert_eq!(s, 404);
+    let (_, tasks, _) = nbi(&acs, Method::GET, "/tasks", None, Some(TOKEN)).await;
+    assert!(tasks.as_array().is_some_and(|t| t.iter().all(|t| t["name"] != json!("fly"))));
+
+    // A CPE with the wrong password gets no session; an unreachable device gets a clear 202.
+    let cr = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let intruder = SimCpe::new(
+        "e2e-2",
+        &format!("http://{}/", acs.cwmp),
+        "cpe",
+        "wrong",
+        cr.local_addr().expect("addr"),
+        ("cr", "cr-secret"),
+    );
+    let err = intruder.session(&[]).await.expect_err("refused");
+    assert!(err.contains("401"), "{err}");
+    drop(cr);
+    let lonely = SimCpe::new(
+        "e2e-3",
+        &format!("http://{}/", acs.cwmp),
+        "cpe",
+        "cpe-secret",
+        "127.0.0.1:9".parse().expect("addr"),
+        ("cr", "cr-secret"),
+    );
+    lonely.session(&[]).await.expect("bootstrap");
+    let (s, task, cr) = nbi(
+        &acs,
+        Method::POST,
+        &format!("/devices/{}/tasks?connection_request&timeout=2000", enc(&lonely.device_id())),
+        Some(json!({"name": "reboot"})),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(s, 202);
+    assert_eq!(task["status"], json!("pending"));
+    assert!(
+        cr.is_some_and(|c| c.contains("device unreachable at http://127.0.0.1:9/")),
+        "connection request error in words"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_loses_no_task_and_runs_none_twice() {
+    let dir = tmp("kill");
+    let db = dir.join("acs.db");
+    let acs = start(&db, None, None);
+    let sim = sim_with_cr(&acs, "kill-1").await;
+    sim.session(&[]).await.expect("bootstrap");
+    let id = sim.device_id();
+    let tasks_path = format!("/devices/{}/tasks", enc(&id));
+    let set =
+        |v: &str| json!({"name": "setParameterValues", "parameterValues": [["Device.DeviceInfo.ProvisioningCode", v]]});
+    // Two tasks queued without a connection request.
+    assert_eq!(nbi(&acs, Method::POST, &tasks_path, Some(set("first")), Some(TOKEN)).await.0, 202);
+    assert_eq!(nbi(&acs, Method::POST, &tasks_path, Some(set("second")), Some(TOKEN)).await.0, 202);
+
+    // A session by hand: the first task goes out, the CPE applies it, and the ACS dies (SIGKILL)
+    // before it hears the answer.
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let post = |body: String, cookie: Option<String>, auth: Option<String>| {
+        let client = client.clone();
+        let url = format!("http://{}/", acs.cwmp);
+        async move {
+            let mut r = Request::post(url).header("content-type", "text/xml");
+            if let Some(c) = cookie {
+                r = r.header("cookie", c);
+            }
+            if let Some(a) = auth {
+                r = r.header("authorization", a);
+            }
+            let resp = client.request(r.body(Full::new(Bytes::from(body))).expect("req")).await.expect("post");
+            let cookie = resp
+                .headers()
+                .get("set-cookie")
+                .and_then(|h| h.to_str().ok())
+                .and_then(|c| c.split(';').next())
+                .map(str::to_string);
+            let chal: Vec<String> = resp
+                .headers()
+                .get_all("www-authenticate")
+                .iter()
+                .filter_map(|h| h.to_str().ok().map(str::to_string))
+                .collect();
+            let status = resp.status().as_u16();
+            (status, cookie, chal, resp.into_body().collect().await.expect("body").to_bytes())
+        }
+    };
+    let inform = sim.inform_envelope(&["2 PERIODIC"]);
+    let (s, _, chal, _) = post(inform.clone(), None, None).await;
+    assert_eq!(s, 401);
+    let auth =
+        chal.iter().find_map(|c| acs::auth::answer(c, "POST", "/", "cpe", "cpe-secret", "abcd")).expect("digest");
+    let (s, cookie, _, _) = post(inform, None, Some(auth)).await;
+    assert_eq!(s, 200);
+    let (s, _, _, body) = post(String::new(), cookie.clone(), None).await;
+    assert_eq!(s, 200);
+    let env = cwmp::Envelope::decode(&body, &cwmp::Limits::default()).expect("request");
+    let cwmp::Body::SetParameterValues(spv) = &env.body else { panic!("{:?}", env.body) };
+    assert_eq!(spv.parameter_list[0].value, cwmp::Value::String("first".into()));
+    let applied = sim.apply(&env.body);
+    assert!(matches!(applied, cwmp::Body::SetParameterValuesResponse(_)));
+    let (cwmp_addr, nbi_addr) = (acs.cwmp, acs.nbi);
+    drop(acs); // SIGKILL (Child::kill)
+
+    let acs = start(&db, Some(cwmp_addr), Some(nbi_addr));
+    // The next session: the sent task is recognised as applied by the ParameterKey the device
+    // reports; the queued one runs once.
+    sim.session(&[]).await.expect("session after restart");
+    let (_, tasks, _) =
+        nbi(&acs, Method::GET, &format!("/tasks?query={}", enc(&json!({"device": id}).to_string())), None, Some(TOKEN))
+            .await;
+    let tasks = tasks.as_array().expect("tasks").clone();
+    assert_eq!(tasks.len(), 2, "{tasks:?}");
+    assert!(tasks.iter().all(|t| t["status"] == json!("done")), "{tasks:?}");
+    assert_eq!(tasks[0]["result"]["confirmed"], json!("by the key the device reports"));
+    assert_eq!(sim.sets_applied.load(Ordering::SeqCst), 2, "each set ran exactly once");
+    assert_eq!(
+        acs::sim::values(&sim, "Device.DeviceInfo.ProvisioningCode")[0].value,
+        cwmp::Value::String("second".into())
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
