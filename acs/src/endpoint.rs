@@ -67,6 +67,8 @@ pub struct Acs {
     busy: Mutex<HashMap<String, String>>,
     /// Woken whenever a task finishes or faults.
     pub task_events: Notify,
+    /// Outgoing webhook events.
+    pub webhooks: crate::webhooks::Sender,
 }
 
 enum Outcome {
@@ -89,7 +91,7 @@ fn cookie_of(req: &Request<Incoming>) -> Option<String> {
 }
 
 impl Acs {
-    pub fn new(store: Arc<dyn Store>, config: EndpointConfig) -> Arc<Acs> {
+    pub fn new(store: Arc<dyn Store>, config: EndpointConfig, webhooks: crate::webhooks::Sender) -> Arc<Acs> {
         let mut secret = [0u8; 32];
         if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
             let _ = std::io::Read::read_exact(&mut f, &mut secret);
@@ -101,6 +103,7 @@ impl Acs {
             sessions: Mutex::new(HashMap::new()),
             busy: Mutex::new(HashMap::new()),
             task_events: Notify::new(),
+            webhooks,
         })
     }
 
@@ -118,6 +121,23 @@ impl Acs {
     }
 
     async fn http(self: Arc<Self>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        if req.method() == hyper::Method::GET {
+            if let Some(name) = req.uri().path().strip_prefix("/files/").map(str::to_string) {
+                let store = self.store.clone();
+                return tokio::task::spawn_blocking(move || match store.file(&name) {
+                    Ok(Some((content, _))) => {
+                        let mut r = Response::new(Full::new(Bytes::from(content)));
+                        r.headers_mut()
+                            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+                        r
+                    }
+                    Ok(None) => text(StatusCode::NOT_FOUND, format!("no file {name}\n")),
+                    Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+                })
+                .await
+                .unwrap_or_else(|e| text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()));
+            }
+        }
         if req.method() != hyper::Method::POST {
             return text(StatusCode::METHOD_NOT_ALLOWED, "CWMP takes POST\n".into());
         }
@@ -278,7 +298,9 @@ impl Acs {
             self.store.cache_params(dev, &cached)?;
             for e in &inform.events {
                 self.store.add_event(dev, &e.code, &e.command_key, at)?;
+                self.webhooks.send(crate::webhooks::Event::device(dev, &e.code, at));
             }
+            crate::presets::apply(self.store.as_ref(), dev, &inform.events, at)?;
             let key = find("ManagementServer.ParameterKey");
             for t in self.store.open_tasks(dev)? {
                 if t.status != TaskStatus::Sent {
@@ -290,6 +312,7 @@ impl Acs {
                         self.store
                             .complete(t.id, &json!({"status": 0, "confirmed": "by the key the device reports"}))?;
                     }
+                    TaskStatus::Sent => {}
                     _ => self.store.mark_pending(t.id, 0)?,
                 }
             }
@@ -305,6 +328,7 @@ impl Acs {
         let Ok(tasks) = self.store.tasks(Some(dev)) else { return };
         if let Some(t) = tasks.iter().find(|t| t.key == tc.command_key && t.status != TaskStatus::Fault) {
             let r = if tc.fault.code == 0 {
+                tracing::info!(device = %dev, task = t.id, "download complete");
                 self.store.complete(t.id, &json!({"status": 0, "transferComplete": true})).map(|_| ())
             } else {
                 self.store
@@ -337,7 +361,11 @@ impl Acs {
                     tracing::error!("recording task {}: {e}", run.task.id);
                 }
                 tracing::info!(device = %run.task.device, task = run.task.id, "task done");
+                self.webhooks.send(crate::webhooks::Event::task(&run.task.device, "task.done", run.task.id, now()));
                 self.task_events.notify_waiters();
+            }
+            Step::AwaitTransfer => {
+                tracing::info!(device = %run.task.device, task = run.task.id, "download accepted; waiting for TransferComplete");
             }
             Step::Fault(f) => {
                 let dev = run.task.device.clone();

@@ -7,6 +7,8 @@
 //! - [`endpoint`]: CWMP sessions over HTTP, running tasks.
 //! - [`tasks`]: task JSON to CWMP requests, results, retries, reconciliation after restarts.
 //! - [`nbi`]: the northbound API; [`query`]: its query language subset and device JSON.
+//! - [`presets`]: provisioning profiles applied on Inform events.
+//! - [`webhooks`]: device and task events delivered to HTTP endpoints, with retries.
 //! - [`conn_req`]: connection requests; [`sim`]: the simulated CPE.
 //!
 //! Item-level docs are still to be written for this crate (issue 4 is in progress); each module
@@ -16,7 +18,9 @@ pub mod auth;
 pub mod conn_req;
 pub mod endpoint;
 pub mod nbi;
+pub mod presets;
 pub mod query;
 pub mod sim;
 pub mod store;
 pub mod tasks;
+pub mod webhooks;

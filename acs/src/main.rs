@@ -59,6 +59,8 @@ struct FileConfig {
     store: StoreSection,
     #[serde(default)]
     log: LogSection,
+    #[serde(default)]
+    webhooks: Vec<acs::webhooks::Hook>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -176,32 +178,35 @@ fn run(opts: Opts, file: FileConfig) -> Result<(), String> {
         tracing::warn!("no CPE credentials configured: CPEs are not authenticated");
     }
     let store = Arc::new(SqliteStore::open(&db).map_err(|e| e.to_string())?);
-    let acs = Acs::new(
-        store,
-        EndpointConfig {
-            credentials,
-            session_timeout: Duration::from_secs(file.cwmp.session_timeout_secs.unwrap_or(30)),
-            max_body: file.cwmp.max_body_bytes.unwrap_or(4 << 20),
-            file_base_url: opts
-                .file_base_url
-                .or(file.cwmp.file_base_url)
-                .unwrap_or_else(|| format!("http://{nbi_listen}/files")),
-        },
-    );
-    let nbi = Nbi::new(
-        acs.clone(),
-        NbiConfig {
-            tokens,
-            cr_timeout: Duration::from_millis(file.cwmp.cr_timeout_ms.unwrap_or(3000)),
-            cr_username,
-            cr_password,
-        },
-    );
+    let file_base_url = opts.file_base_url.or(file.cwmp.file_base_url);
+    let mut endpoint = EndpointConfig {
+        credentials,
+        session_timeout: Duration::from_secs(file.cwmp.session_timeout_secs.unwrap_or(30)),
+        max_body: file.cwmp.max_body_bytes.unwrap_or(4 << 20),
+        file_base_url: String::new(),
+    };
+    let nbi_config = NbiConfig {
+        tokens,
+        cr_timeout: Duration::from_millis(file.cwmp.cr_timeout_ms.unwrap_or(3000)),
+        cr_username,
+        cr_password,
+    };
+    let hooks = file.webhooks;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
     rt.block_on(async move {
         let cl = tokio::net::TcpListener::bind(cwmp_listen).await.map_err(|e| format!("{cwmp_listen}: {e}"))?;
         let nl = tokio::net::TcpListener::bind(nbi_listen).await.map_err(|e| format!("{nbi_listen}: {e}"))?;
         let (ca, na) = (cl.local_addr().map_err(|e| e.to_string())?, nl.local_addr().map_err(|e| e.to_string())?);
+        endpoint.file_base_url = file_base_url.unwrap_or_else(|| {
+            if ca.ip().is_unspecified() {
+                tracing::warn!(
+                    "file_base_url is not set and the CWMP address is unspecified: devices get {ca} in Download URLs"
+                );
+            }
+            format!("http://{ca}/files")
+        });
+        let acs = Acs::new(store, endpoint, acs::webhooks::start(hooks));
+        let nbi = Nbi::new(acs.clone(), nbi_config);
         println!("listening cwmp={ca} nbi={na}");
         tracing::info!(cwmp = %ca, nbi = %na, db = %db.display(), "ACS started");
         let stop = async {

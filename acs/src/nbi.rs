@@ -133,10 +133,11 @@ impl Nbi {
         }
         let method = req.method().clone();
         let path = req.uri().path().to_string();
+        let headers = req.headers().clone();
         let params = query_params(req.uri().query());
-        let body = match Limited::new(req.into_body(), 1 << 20).collect().await {
+        let body = match Limited::new(req.into_body(), 64 << 20).collect().await {
             Ok(b) => b.to_bytes(),
-            Err(_) => return error(StatusCode::PAYLOAD_TOO_LARGE, "request body over 1 MiB"),
+            Err(_) => return error(StatusCode::PAYLOAD_TOO_LARGE, "request body over 64 MiB"),
         };
         let segs: Vec<String> = path.trim_matches('/').split('/').map(decode).collect();
         let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
@@ -297,6 +298,83 @@ impl Nbi {
                     Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
                 },
                 Err(_) => error(StatusCode::BAD_REQUEST, "a fault id is a number"),
+            },
+            (&Method::POST, ["tasks"]) => {
+                let q: Json = match params.get("query").map(|q| serde_json::from_str(q)) {
+                    Some(Ok(v)) => v,
+                    Some(Err(e)) => return error(StatusCode::BAD_REQUEST, format!("query is not JSON: {e}")),
+                    None => return error(StatusCode::BAD_REQUEST, "a bulk task needs ?query= naming the devices"),
+                };
+                let spec: Json = match serde_json::from_slice(&body) {
+                    Ok(v) => v,
+                    Err(e) => return error(StatusCode::BAD_REQUEST, format!("the task is not JSON: {e}")),
+                };
+                if let Err(e) = tasks::validate(&spec) {
+                    return error(StatusCode::BAD_REQUEST, e.0);
+                }
+                blocking(Box::new(move || {
+                    let devices = match store.devices() {
+                        Ok(d) => d,
+                        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+                    };
+                    let mut ids = Vec::new();
+                    for d in devices {
+                        let ps = store.params(&d.id).unwrap_or_default();
+                        match query::matches(&d, &ps, &q) {
+                            Ok(true) => match store.enqueue(&d.id, &spec, now()) {
+                                Ok(t) => ids.push(json!({"_id": t.id.to_string(), "device": d.id})),
+                                Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+                            },
+                            Ok(false) => {}
+                            Err(e) => return error(StatusCode::BAD_REQUEST, e.0),
+                        }
+                    }
+                    tracing::info!(count = ids.len(), "bulk task queued");
+                    json_response(StatusCode::OK, &json!({"tasks": ids}))
+                }))
+                .await
+            }
+            (&Method::GET, ["presets"]) => match store.presets() {
+                Ok(ps) => json_response(StatusCode::OK, &Json::Array(ps.into_iter().map(|(n, mut p)| { if let Json::Object(m) = &mut p { m.insert("_id".into(), json!(n)); } p }).collect())),
+                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            },
+            (&Method::PUT, ["presets", name]) => {
+                let preset: Json = match serde_json::from_slice(&body) {
+                    Ok(v) => v,
+                    Err(e) => return error(StatusCode::BAD_REQUEST, format!("the preset is not JSON: {e}")),
+                };
+                if let Err(e) = crate::presets::validate(&preset) {
+                    return error(StatusCode::BAD_REQUEST, e.0);
+                }
+                match store.put_preset(name, &preset) {
+                    Ok(()) => json_response(StatusCode::OK, &json!({})),
+                    Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+                }
+            }
+            (&Method::DELETE, ["presets", name]) => match store.delete_preset(name) {
+                Ok(true) => json_response(StatusCode::OK, &json!({})),
+                Ok(false) => error(StatusCode::NOT_FOUND, format!("no preset {name}")),
+                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            },
+            (&Method::GET, ["files"]) => match store.files() {
+                Ok(fs) => json_response(StatusCode::OK, &Json::Array(fs.into_iter().map(|(n, len, mut m)| { if let Json::Object(o) = &mut m { o.insert("_id".into(), json!(n)); o.insert("length".into(), json!(len)); } m }).collect())),
+                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            },
+            (&Method::PUT, ["files", name]) => {
+                let h = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                let meta = json!({"fileType": h("filetype"), "oui": h("oui"), "productClass": h("productclass"), "version": h("version")});
+                if name.is_empty() || name.contains("..") {
+                    return error(StatusCode::BAD_REQUEST, "invalid file name");
+                }
+                match store.put_file(name, &body, &meta) {
+                    Ok(()) => json_response(StatusCode::OK, &json!({})),
+                    Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+                }
+            }
+            (&Method::DELETE, ["files", name]) => match store.delete_file(name) {
+                Ok(true) => json_response(StatusCode::OK, &json!({})),
+                Ok(false) => error(StatusCode::NOT_FOUND, format!("no file {name}")),
+                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
             },
             _ => error(StatusCode::NOT_FOUND, format!("no route {method} {path}")),
         }

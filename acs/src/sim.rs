@@ -33,6 +33,10 @@ pub struct SimCpe {
     model: std::sync::Mutex<DataModel>,
     /// Events for the next Inform (e.g. "M Reboot" after a reboot).
     next_events: std::sync::Mutex<Vec<Event>>,
+    /// Requests for the next session (TransferComplete after a download).
+    next_requests: std::sync::Mutex<Vec<Body>>,
+    /// Bytes of the last file downloaded.
+    pub downloaded: std::sync::Mutex<Vec<u8>>,
     session: Mutex<()>,
     http: Client<HttpConnector, Full<Bytes>>,
     verifier: Verifier,
@@ -76,6 +80,8 @@ impl SimCpe {
             cr_pass: cr_creds.1.into(),
             model: std::sync::Mutex::new(DataModel::new(tree)),
             next_events: std::sync::Mutex::new(vec![Event::new(cwmp::event::BOOTSTRAP), Event::new(cwmp::event::BOOT)]),
+            next_requests: std::sync::Mutex::new(Vec::new()),
+            downloaded: std::sync::Mutex::new(Vec::new()),
             session: Mutex::new(()),
             http: Client::builder(TokioExecutor::new()).build_http(),
             verifier: Verifier::new("sim-cpe", secret),
@@ -190,7 +196,9 @@ impl SimCpe {
         if events.is_empty() {
             events.push(Event::new(cwmp::event::PERIODIC));
         }
-        let mut s = CpeSession::new(CpeConfig::default(), self.inform(events.clone()), vec![], Instant::now());
+        let own = std::mem::take(&mut *self.next_requests.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut s = CpeSession::new(CpeConfig::default(), self.inform(events.clone()), own, Instant::now());
+        let mut follow_up = false;
         let (mut cookie, mut auth) = (None::<String>, None::<String>);
         let mut served = 0;
         let mut after: Vec<Event> = Vec::new();
@@ -234,6 +242,32 @@ impl SimCpe {
                                 after.push(Event { code: "M Reboot".into(), command_key: r.command_key.clone() });
                                 Body::RebootResponse(cwmp::RebootResponse {})
                             }
+                            Body::Download(d) => {
+                                let started = now();
+                                let fault = match self.fetch(&d.url).await {
+                                    Ok(bytes) => {
+                                        *self.downloaded.lock().unwrap_or_else(|e| e.into_inner()) = bytes;
+                                        cwmp::TransferFault::none()
+                                    }
+                                    Err(e) => cwmp::TransferFault { code: 9016, string: e },
+                                };
+                                after.push(Event::new(cwmp::event::TRANSFER_COMPLETE));
+                                after.push(Event { code: "M Download".into(), command_key: d.command_key.clone() });
+                                self.next_requests.lock().unwrap_or_else(|e| e.into_inner()).push(
+                                    Body::TransferComplete(cwmp::TransferComplete {
+                                        command_key: d.command_key.clone(),
+                                        fault,
+                                        start_time: DateTime::from_unix(started),
+                                        complete_time: DateTime::from_unix(now()),
+                                    }),
+                                );
+                                follow_up = true;
+                                Body::DownloadResponse(cwmp::DownloadResponse {
+                                    status: 1,
+                                    start_time: DateTime::unknown(),
+                                    complete_time: DateTime::unknown(),
+                                })
+                            }
                             Body::FactoryReset(_) => {
                                 reset = true;
                                 Body::FactoryResetResponse(cwmp::FactoryResetResponse {})
@@ -259,7 +293,24 @@ impl SimCpe {
         }
         self.next_events.lock().unwrap_or_else(|e| e.into_inner()).extend(after);
         self.sessions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ok(SessionStats { duration: start.elapsed(), requests_served: served })
+        let stats = SessionStats { duration: start.elapsed(), requests_served: served };
+        drop(_one);
+        if follow_up {
+            // A CPE reports a finished transfer in a new session right away.
+            Box::pin(self.session(&[])).await?;
+        }
+        Ok(stats)
+    }
+
+    async fn fetch(&self, url: &str) -> Result<Vec<u8>, String> {
+        let client: Client<HttpConnector, http_body_util::Empty<Bytes>> =
+            Client::builder(TokioExecutor::new()).build_http();
+        let uri: hyper::Uri = url.parse().map_err(|_| format!("invalid URL {url}"))?;
+        let resp = client.get(uri).await.map_err(|e| format!("{url}: {e}"))?;
+        if !resp.status().is_success() {
+            return Err(format!("{url}: HTTP {}", resp.status()));
+        }
+        Ok(resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes().to_vec())
     }
 
     /// Serves connection requests (Digest-authenticated GETs) for the devices in `sims`; each

@@ -132,6 +132,15 @@ pub trait Store: Send + Sync + 'static {
     fn retry_task(&self, id: i64) -> Result<bool>;
     fn faults(&self) -> Result<Vec<FaultRecord>>;
     fn delete_fault(&self, id: i64) -> Result<bool>;
+    /// Provisioning profiles (GenieACS presets), by name.
+    fn put_preset(&self, name: &str, preset: &serde_json::Value) -> Result<()>;
+    fn delete_preset(&self, name: &str) -> Result<bool>;
+    fn presets(&self) -> Result<Vec<(String, serde_json::Value)>>;
+    /// Files devices download.
+    fn put_file(&self, name: &str, content: &[u8], metadata: &serde_json::Value) -> Result<()>;
+    fn file(&self, name: &str) -> Result<Option<(Vec<u8>, serde_json::Value)>>;
+    fn files(&self) -> Result<Vec<(String, usize, serde_json::Value)>>;
+    fn delete_file(&self, name: &str) -> Result<bool>;
 }
 
 /// The SQLite store.
@@ -207,7 +216,9 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<SqliteStore> {
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
+        // WAL with synchronous=NORMAL: a committed transaction survives the process being killed
+        // (SIGKILL, crash); only a power loss can take the last ones back.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version as usize > MIGRATIONS.len() {
@@ -440,6 +451,71 @@ impl Store for SqliteStore {
 
     fn delete_fault(&self, id: i64) -> Result<bool> {
         Ok(self.db().execute("DELETE FROM faults WHERE id = ?1", [id])? > 0)
+    }
+
+    fn put_preset(&self, name: &str, preset: &serde_json::Value) -> Result<()> {
+        let pre = preset.get("precondition").map(|p| p.to_string()).unwrap_or_else(|| "{}".into());
+        self.db().execute(
+            "INSERT INTO profiles (name, precondition, configuration) VALUES (?1, ?2, ?3)
+             ON CONFLICT (name) DO UPDATE SET precondition = ?2, configuration = ?3",
+            params![name, pre, preset.to_string()],
+        )?;
+        Ok(())
+    }
+
+    fn delete_preset(&self, name: &str) -> Result<bool> {
+        Ok(self.db().execute("DELETE FROM profiles WHERE name = ?1", [name])? > 0)
+    }
+
+    fn presets(&self) -> Result<Vec<(String, serde_json::Value)>> {
+        let db = self.db();
+        let mut st = db.prepare_cached("SELECT name, configuration FROM profiles ORDER BY name")?;
+        let rows = st
+            .query_map([], |r| {
+                let c: String = r.get(1)?;
+                Ok((r.get::<_, String>(0)?, serde_json::from_str(&c).unwrap_or(serde_json::Value::Null)))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn put_file(&self, name: &str, content: &[u8], metadata: &serde_json::Value) -> Result<()> {
+        self.db().execute(
+            "INSERT INTO files (name, content, metadata) VALUES (?1, ?2, ?3)
+             ON CONFLICT (name) DO UPDATE SET content = ?2, metadata = ?3",
+            params![name, content, metadata.to_string()],
+        )?;
+        Ok(())
+    }
+
+    fn file(&self, name: &str) -> Result<Option<(Vec<u8>, serde_json::Value)>> {
+        Ok(self
+            .db()
+            .query_row("SELECT content, metadata FROM files WHERE name = ?1", [name], |r| {
+                let m: String = r.get(1)?;
+                Ok((r.get::<_, Vec<u8>>(0)?, serde_json::from_str(&m).unwrap_or(serde_json::Value::Null)))
+            })
+            .optional()?)
+    }
+
+    fn files(&self) -> Result<Vec<(String, usize, serde_json::Value)>> {
+        let db = self.db();
+        let mut st = db.prepare("SELECT name, length(content), metadata FROM files ORDER BY name")?;
+        let rows = st
+            .query_map([], |r| {
+                let m: String = r.get(2)?;
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)? as usize,
+                    serde_json::from_str(&m).unwrap_or(serde_json::Value::Null),
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn delete_file(&self, name: &str) -> Result<bool> {
+        Ok(self.db().execute("DELETE FROM files WHERE name = ?1", [name])? > 0)
     }
 }
 

@@ -104,6 +104,8 @@ pub enum Step {
     Done(Json),
     /// The CPE answered with a fault.
     Fault(cwmp::Fault),
+    /// The CPE will report the transfer later (TransferComplete); the task stays sent.
+    AwaitTransfer,
 }
 
 /// Where files are served from (for Download).
@@ -222,7 +224,7 @@ impl Running {
             }
             Body::RebootResponse(_) | Body::FactoryResetResponse(_) => Step::Done(json!({"status": 0})),
             Body::DownloadResponse(r) if r.status == 0 => Step::Done(json!({"status": 0})),
-            Body::DownloadResponse(_) => Step::Done(json!({"status": 1, "pending": "TransferComplete"})),
+            Body::DownloadResponse(_) => Step::AwaitTransfer,
             other => Step::Fault(cwmp::Fault::with_string(
                 FaultCode::AcsInvalidArguments,
                 format!("{} does not answer {name}", other.method_name()),
@@ -242,13 +244,18 @@ pub fn backoff(attempts: i64) -> i64 {
 }
 
 /// After a restart or a broken session, decides a sent task from the new Inform: applied (the
-/// CPE's ParameterKey or an event's CommandKey carries the task's key) or not (run it again).
+/// CPE's ParameterKey or an event's CommandKey carries the task's key), not applied (run it
+/// again: Pending), or still open (a download whose TransferComplete follows: Sent).
 pub fn reconcile(task: &Task, parameter_key: Option<&str>, events: &[cwmp::Event]) -> TaskStatus {
     let name = task.spec.get("name").and_then(Json::as_str).unwrap_or("");
+    if name == "download" {
+        // The TransferComplete that comes with "M Download" decides (and carries the outcome).
+        let reported = events.iter().any(|e| e.code == "M Download" && e.command_key == task.key);
+        return if reported { TaskStatus::Sent } else { TaskStatus::Pending };
+    }
     let applied = match name {
         "setParameterValues" | "addObject" | "deleteObject" => parameter_key == Some(task.key.as_str()),
         "reboot" => events.iter().any(|e| e.code == "M Reboot" && e.command_key == task.key),
-        "download" => events.iter().any(|e| e.code == "M Download" && e.command_key == task.key),
         "factoryReset" => events.iter().any(|e| e.code == "0 BOOTSTRAP"),
         _ => false,
     };

@@ -33,8 +33,13 @@ impl Drop for Acs {
 }
 
 fn start(db: &Path, cwmp: Option<SocketAddr>, nbi: Option<SocketAddr>) -> Acs {
+    start_with(db, cwmp, nbi, &[])
+}
+
+fn start_with(db: &Path, cwmp: Option<SocketAddr>, nbi: Option<SocketAddr>, extra: &[&str]) -> Acs {
     let log = std::fs::File::create(db.with_extension("log")).expect("log");
     let mut child = Command::new(env!("CARGO_BIN_EXE_acs"))
+        .args(extra)
         .args(["--cwmp-listen", &cwmp.map_or("127.0.0.1:0".into(), |a| a.to_string())])
         .args(["--nbi-listen", &nbi.map_or("127.0.0.1:0".into(), |a| a.to_string())])
         .arg("--db")
@@ -340,5 +345,165 @@ async fn sigkill_loses_no_task_and_runs_none_twice() {
         acs::sim::values(&sim, "Device.DeviceInfo.ProvisioningCode")[0].value,
         cwmp::Value::String("second".into())
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An HTTP receiver for webhooks that fails the first delivery (500) and records the rest.
+async fn hook_receiver() -> (SocketAddr, Arc<std::sync::Mutex<Vec<Value>>>) {
+    let got = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let g = got.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = l.accept().await else { return };
+            let (g, calls) = (g.clone(), calls.clone());
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let (g, calls) = (g.clone(), calls.clone());
+                    async move {
+                        let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                        let n = calls.fetch_add(1, Ordering::SeqCst);
+                        let mut r = hyper::Response::new(Full::new(Bytes::new()));
+                        if n == 0 {
+                            *r.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
+                        } else if let Ok(v) = serde_json::from_slice::<Value>(&body) {
+                            g.lock().unwrap_or_else(|e| e.into_inner()).push(v);
+                        }
+                        Ok::<_, std::convert::Infallible>(r)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    (addr, got)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presets_files_bulk_webhooks_and_bad_cwmp_input() {
+    let dir = tmp("more");
+    let (hook, got) = hook_receiver().await;
+    let conf = dir.join("acs.toml");
+    std::fs::write(&conf, format!("[cwmp]\nsession_timeout_secs = 30\n\n[[webhooks]]\nurl = \"http://{hook}/hook\"\nevents = [\"0 BOOTSTRAP\", \"task.done\"]\n")).expect("config");
+    let acs = start_with(&dir.join("acs.db"), None, None, &["--config", conf.to_str().unwrap_or_default()]);
+
+    // A preset: on BOOTSTRAP, SimCPE devices get a provisioning code and a tag.
+    let preset = json!({"precondition": {"_deviceId._ProductClass": "SimCPE"}, "events": {"0 BOOTSTRAP": true},
+        "configurations": [{"type": "value", "name": "Device.DeviceInfo.ProvisioningCode", "value": "lab-1"}, {"type": "add_tag", "tag": "provisioned"}]});
+    assert_eq!(nbi(&acs, Method::PUT, "/presets/lab", Some(preset), Some(TOKEN)).await.0, 200);
+    let (s, e, _) =
+        nbi(&acs, Method::PUT, "/presets/bad", Some(json!({"configurations": [{"type": "launch"}]})), Some(TOKEN))
+            .await;
+    assert_eq!((s, e["error"].as_str()), (400, Some("unknown configuration type Some(\"launch\")")));
+    let sim = sim_with_cr(&acs, "more-1").await;
+    sim.session(&[]).await.expect("bootstrap");
+    // The preset's task was queued during the BOOTSTRAP session and ran in it.
+    assert_eq!(
+        acs::sim::values(&sim, "Device.DeviceInfo.ProvisioningCode")[0].value,
+        cwmp::Value::String("lab-1".into())
+    );
+    let id = sim.device_id();
+    let (_, devices, _) = nbi(
+        &acs,
+        Method::GET,
+        &format!("/devices?query={}", enc(&json!({"_tags": "provisioned"}).to_string())),
+        None,
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(devices.as_array().map(Vec::len), Some(1));
+
+    // A file, served to the device by the ACS, downloaded with a Download task.
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let put = Request::put(format!("http://{}/files/fw-1.bin", acs.nbi))
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .header("fileType", "1 Firmware Upgrade Image")
+        .body(Full::new(Bytes::from_static(b"firmware bytes")))
+        .expect("req");
+    assert_eq!(client.request(put).await.expect("put file").status().as_u16(), 200);
+    let path = format!("/devices/{}/tasks?connection_request&timeout=8000", enc(&id));
+    let (s, task, _) = nbi(
+        &acs,
+        Method::POST,
+        &path,
+        Some(json!({"name": "download", "fileType": "1 Firmware Upgrade Image", "fileName": "fw-1.bin"})),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!((s, &task["status"]), (200, &json!("done")), "{task}");
+    assert_eq!(task["result"]["transferComplete"], json!(true));
+    assert_eq!(sim.downloaded.lock().map(|d| d.clone()).unwrap_or_default(), b"firmware bytes");
+
+    // A bulk task on a query.
+    let (s, bulk, _) = nbi(
+        &acs,
+        Method::POST,
+        &format!("/tasks?query={}", enc(&json!({"_tags": "provisioned"}).to_string())),
+        Some(json!({"name": "reboot"})),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(bulk["tasks"].as_array().map(Vec::len), Some(1));
+    let (s, _, _) = nbi(&acs, Method::POST, "/tasks", Some(json!({"name": "reboot"})), Some(TOKEN)).await;
+    assert_eq!(s, 400, "a bulk task names its devices");
+
+    // Webhooks arrived despite the receiver's first failure (retried).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let events: Vec<Value> = got.lock().map(|g| g.clone()).unwrap_or_default();
+        let boot = events.iter().any(|e| e["event"] == json!("0 BOOTSTRAP") && e["device"] == json!(id));
+        let done = events.iter().any(|e| e["event"] == json!("task.done"));
+        if boot && done {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "webhooks: {events:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    // Bad CWMP input: a fault or an HTTP status with a reason, nothing stored.
+    let cwmp_post = |body: Vec<u8>, auth: bool| {
+        let client = client.clone();
+        let url = format!("http://{}/", acs.cwmp);
+        async move {
+            let mut r = Request::post(url);
+            if auth {
+                use base64::Engine as _;
+                r = r.header(
+                    "authorization",
+                    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("cpe:cpe-secret")),
+                );
+            }
+            let resp = client.request(r.body(Full::new(Bytes::from(body))).expect("req")).await.expect("post");
+            let status = resp.status().as_u16();
+            (status, resp.into_body().collect().await.expect("body").to_bytes())
+        }
+    };
+    let (s, body) = cwmp_post(b"<not xml".to_vec(), true).await;
+    assert_eq!(s, 200);
+    let env = cwmp::Envelope::decode(&body, &cwmp::Limits::default()).expect("a SOAP fault");
+    assert!(matches!(env.body, cwmp::Body::Fault(ref f) if f.code == cwmp::FaultCode::AcsInvalidArguments), "{env:?}");
+    let (s, _) = cwmp_post(vec![b' '; 5 << 20], true).await;
+    assert_eq!(s, 413);
+    let (s, _) = cwmp_post(sim.inform_envelope(&["2 PERIODIC"]).into_bytes(), false).await;
+    assert_eq!(s, 401);
+    let unknown = "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\" xmlns:cwmp=\"urn:dslforum-org:cwmp-1-2\"><soap:Body><cwmp:Frobnicate/></soap:Body></soap:Envelope>";
+    let (_, body) = cwmp_post(unknown.as_bytes().to_vec(), true).await;
+    let env = cwmp::Envelope::decode(&body, &cwmp::Limits::default()).expect("a SOAP fault");
+    assert!(
+        matches!(env.body, cwmp::Body::Fault(ref f) if f.code == cwmp::FaultCode::AcsMethodNotSupported),
+        "{env:?}"
+    );
+    // One session per device: a second Inform while one is open gets 503.
+    let (s, _) = cwmp_post(sim.inform_envelope(&["2 PERIODIC"]).into_bytes(), true).await;
+    assert_eq!(s, 200, "first session opens");
+    let (s, _) = cwmp_post(sim.inform_envelope(&["2 PERIODIC"]).into_bytes(), true).await;
+    assert_eq!(s, 503, "a second concurrent session is refused");
+    let (_, devices, _) = nbi(&acs, Method::GET, "/devices", None, Some(TOKEN)).await;
+    assert_eq!(devices.as_array().map(Vec::len), Some(1), "bad input stored no device");
     let _ = std::fs::remove_dir_all(&dir);
 }

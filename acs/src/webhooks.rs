@@ -1,0 +1,96 @@
+//! Webhooks: device events (each Inform event code) and task outcomes (`task.done`,
+//! `task.fault`) POSTed as JSON to configured URLs, each delivery retried with backoff.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::Request;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+/// One event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Event {
+    pub device: String,
+    pub event: String,
+    pub task: Option<i64>,
+    /// ISO time.
+    pub time: String,
+}
+
+impl Event {
+    pub fn device(device: &str, code: &str, at: i64) -> Event {
+        Event { device: device.into(), event: code.into(), task: None, time: crate::query::iso(at) }
+    }
+    pub fn task(device: &str, what: &str, task: i64, at: i64) -> Event {
+        Event { device: device.into(), event: what.into(), task: Some(task), time: crate::query::iso(at) }
+    }
+}
+
+/// A webhook: where, and which events (empty: all).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct Hook {
+    pub url: String,
+    #[serde(default)]
+    pub events: Vec<String>,
+}
+
+/// The sending side, cheap to clone; sends nothing when no hooks are configured.
+#[derive(Clone)]
+pub struct Sender(Option<mpsc::UnboundedSender<Event>>);
+
+impl Sender {
+    /// A sender that drops every event.
+    pub fn none() -> Sender {
+        Sender(None)
+    }
+    pub fn send(&self, e: Event) {
+        if let Some(tx) = &self.0 {
+            let _ = tx.send(e);
+        }
+    }
+}
+
+/// Attempts per delivery.
+pub const ATTEMPTS: u32 = 5;
+
+/// Starts the dispatcher on the current runtime; returns the sender to give the ACS.
+pub fn start(hooks: Vec<Hook>) -> Sender {
+    if hooks.is_empty() {
+        return Sender::none();
+    }
+    let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
+    tokio::spawn(async move {
+        let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+        while let Some(ev) = rx.recv().await {
+            for h in hooks.iter().filter(|h| h.events.is_empty() || h.events.contains(&ev.event)) {
+                let (client, url, body) =
+                    (client.clone(), h.url.clone(), serde_json::to_string(&ev).unwrap_or_default());
+                tokio::spawn(async move {
+                    for attempt in 0..ATTEMPTS {
+                        let req = Request::post(&url)
+                            .header("content-type", "application/json")
+                            .body(Full::new(Bytes::from(body.clone())));
+                        let ok = match req {
+                            Ok(r) => {
+                                matches!(tokio::time::timeout(Duration::from_secs(5), client.request(r)).await, Ok(Ok(resp)) if resp.status().is_success())
+                            }
+                            Err(_) => false,
+                        };
+                        if ok {
+                            return;
+                        }
+                        let wait = Duration::from_millis(200 << attempt);
+                        tracing::warn!(%url, attempt = attempt + 1, "webhook delivery failed; retrying in {wait:?}");
+                        tokio::time::sleep(wait).await;
+                    }
+                    tracing::error!(%url, "webhook delivery failed {ATTEMPTS} times; event dropped: {body}");
+                });
+            }
+        }
+    });
+    Sender(Some(tx))
+}
