@@ -163,12 +163,11 @@ impl Acs {
                 return text(StatusCode::PAYLOAD_TOO_LARGE, format!("body over {} bytes\n", self.config.max_body));
             }
         };
-        let acs = self.clone();
-        // Store calls block briefly (SQLite): keep them off the async workers.
-        let result = tokio::task::spawn_blocking(move || acs.handle(cookie.filter(|_| known), &body)).await;
-        match result {
-            Ok(Outcome::Reply(r)) => r,
-            Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("internal error: {e}\n")),
+        // The session work is short SQLite transactions on a local WAL database (tens of
+        // microseconds); handing each POST to the blocking pool cost more in thread switches than
+        // it saved (see docs/benchmarks.md), so it runs here.
+        match self.handle(cookie.filter(|_| known), &body) {
+            Outcome::Reply(r) => r,
         }
     }
 
@@ -282,9 +281,6 @@ impl Acs {
             tags: Vec::new(),
         };
         let result = (|| -> Result<(), crate::store::StoreError> {
-            if self.store.record_inform(&d)? {
-                tracing::info!(device = %dev, "new device");
-            }
             let cached: Vec<CachedParam> = inform
                 .parameter_list
                 .iter()
@@ -295,9 +291,12 @@ impl Acs {
                     updated: at,
                 })
                 .collect();
-            self.store.cache_params(dev, &cached)?;
+            let events: Vec<(String, String)> =
+                inform.events.iter().map(|e| (e.code.clone(), e.command_key.clone())).collect();
+            if self.store.record_session_start(&d, &cached, &events)? {
+                tracing::info!(device = %dev, "new device");
+            }
             for e in &inform.events {
-                self.store.add_event(dev, &e.code, &e.command_key, at)?;
                 self.webhooks.send(crate::webhooks::Event::device(dev, &e.code, at));
             }
             crate::presets::apply(self.store.as_ref(), dev, &inform.events, at)?;

@@ -4,7 +4,8 @@
 //! ```json
 //! {"precondition": {"_deviceId._ProductClass": "SimCPE"}, "events": {"0 BOOTSTRAP": true},
 //!  "configurations": [{"type": "value", "name": "Device.DeviceInfo.ProvisioningCode", "value": "lab"},
-//!                     {"type": "add_tag", "tag": "provisioned"}]}
+//!                     {"type": "add_tag", "tag": "provisioned"},
+//!                     {"type": "refresh", "names": ["Device.DeviceInfo.UpTime"]}]}
 //! ```
 
 use serde_json::{json, Value as Json};
@@ -61,6 +62,15 @@ pub fn validate(p: &Json) -> Result<(), BadPreset> {
                     return Err(BadPreset("a value configuration needs name and value".into()));
                 }
             }
+            Some("refresh") => {
+                if !c
+                    .get("names")
+                    .and_then(Json::as_array)
+                    .is_some_and(|a| !a.is_empty() && a.iter().all(Json::is_string))
+                {
+                    return Err(BadPreset("a refresh configuration needs names (parameter paths)".into()));
+                }
+            }
             Some("add_tag" | "delete_tag") => {
                 if c.get("tag").and_then(Json::as_str).is_none() {
                     return Err(BadPreset("a tag configuration needs tag".into()));
@@ -92,6 +102,7 @@ pub fn apply(store: &dyn Store, device: &str, events: &[cwmp::Event], now: i64) 
         }
         let confs = p.get("configurations").and_then(Json::as_array).cloned().unwrap_or_default();
         let mut values = Vec::new();
+        let mut refresh: Vec<Json> = Vec::new();
         let mut tags = dev.tags.clone();
         for c in confs {
             match c.get("type").and_then(Json::as_str) {
@@ -102,6 +113,7 @@ pub fn apply(store: &dyn Store, device: &str, events: &[cwmp::Event], now: i64) 
                     }
                     values.push(Json::Array(v));
                 }
+                Some("refresh") => refresh.extend(c["names"].as_array().cloned().unwrap_or_default()),
                 Some("add_tag") => {
                     if let Some(t) = c["tag"].as_str() {
                         if !tags.iter().any(|x| x == t) {
@@ -121,6 +133,12 @@ pub fn apply(store: &dyn Store, device: &str, events: &[cwmp::Event], now: i64) 
             let spec = json!({"name": "setParameterValues", "parameterValues": values, "preset": name});
             let t = store.enqueue(device, &spec, now)?;
             tracing::info!(device, preset = %name, task = t.id, "preset applied");
+            queued.push(t.id);
+        }
+        if !refresh.is_empty() {
+            let spec = json!({"name": "getParameterValues", "parameterNames": refresh, "preset": name});
+            let t = store.enqueue(device, &spec, now)?;
+            tracing::debug!(device, preset = %name, task = t.id, "preset refresh queued");
             queued.push(t.id);
         }
     }

@@ -365,3 +365,82 @@ impl SimCpe {
 pub fn values(sim: &SimCpe, path: &str) -> Vec<ParameterValue> {
     sim.with_model(|m| m.get_parameter_values(&[path.to_string()]).unwrap_or_default())
 }
+
+/// What a load run measured.
+#[derive(Debug, Clone)]
+pub struct LoadReport {
+    pub sessions: u64,
+    pub failures: u64,
+    pub seconds: f64,
+    pub p50: Duration,
+    pub p99: Duration,
+}
+
+impl LoadReport {
+    pub fn per_second(&self) -> f64 {
+        self.sessions as f64 / self.seconds.max(1e-9)
+    }
+}
+
+impl std::fmt::Display for LoadReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} sessions in {:.1} s: {:.0}/s, p50 {:.1} ms, p99 {:.1} ms, {} failed",
+            self.sessions,
+            self.seconds,
+            self.per_second(),
+            self.p50.as_secs_f64() * 1e3,
+            self.p99.as_secs_f64() * 1e3,
+            self.failures
+        )
+    }
+}
+
+/// Runs sessions back to back on every device for `duration`; `before` runs before each
+/// session (to queue a task, say).
+pub async fn load(
+    sims: Vec<Arc<SimCpe>>,
+    duration: Duration,
+    before: Arc<dyn Fn(&SimCpe) + Send + Sync>,
+) -> LoadReport {
+    let start = Instant::now();
+    let deadline = start + duration;
+    let mut tasks = Vec::new();
+    for sim in sims {
+        let before = before.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut lat, mut failed) = (Vec::new(), 0u64);
+            while Instant::now() < deadline {
+                before(&sim);
+                let t = Instant::now();
+                match sim.session(&[]).await {
+                    Ok(_) => lat.push(t.elapsed()),
+                    Err(_) => {
+                        failed += 1;
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+            (lat, failed)
+        }));
+    }
+    let (mut all, mut failures) = (Vec::new(), 0);
+    for t in tasks {
+        if let Ok((l, f)) = t.await {
+            all.extend(l);
+            failures += f;
+        }
+    }
+    all.sort();
+    let pick = |q: f64| {
+        all.get(((all.len() as f64 * q) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or_default()
+    };
+    LoadReport {
+        sessions: all.len() as u64,
+        failures,
+        seconds: start.elapsed().as_secs_f64(),
+        p50: pick(0.5),
+        p99: pick(0.99),
+    }
+}

@@ -107,6 +107,9 @@ pub struct FaultRecord {
 pub trait Store: Send + Sync + 'static {
     /// Creates or updates a device from an Inform; returns whether it is new.
     fn record_inform(&self, d: &Device) -> Result<bool>;
+    /// Everything an Inform brings, in one transaction: the device, its Inform parameters and
+    /// its events. Returns whether the device is new.
+    fn record_session_start(&self, d: &Device, params: &[CachedParam], events: &[(String, String)]) -> Result<bool>;
     fn device(&self, id: &str) -> Result<Option<Device>>;
     fn devices(&self) -> Result<Vec<Device>>;
     fn set_tags(&self, id: &str, tags: &[String]) -> Result<()>;
@@ -277,6 +280,64 @@ impl Store for SqliteStore {
         Ok(!exists)
     }
 
+    fn record_session_start(&self, d: &Device, ps: &[CachedParam], events: &[(String, String)]) -> Result<bool> {
+        let db = self.db();
+        let tx = db.unchecked_transaction()?;
+        let exists = tx
+            .prepare_cached("SELECT 1 FROM devices WHERE id = ?1")?
+            .query_row([&d.id], |_| Ok(true))
+            .optional()?
+            .is_some();
+        if exists {
+            tx.prepare_cached(
+                "UPDATE devices SET manufacturer = ?2, oui = ?3, product_class = ?4, serial_number = ?5,
+                 cr_url = CASE WHEN ?6 = '' THEN cr_url ELSE ?6 END, last_inform = ?7 WHERE id = ?1",
+            )?
+            .execute(params![
+                d.id,
+                d.manufacturer,
+                d.oui,
+                d.product_class,
+                d.serial_number,
+                d.cr_url,
+                d.last_inform
+            ])?;
+        } else {
+            tx.execute(
+                "INSERT INTO devices (id, manufacturer, oui, product_class, serial_number, cr_url, cr_username,
+                 cr_password, last_inform, tags, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?9)",
+                params![
+                    d.id,
+                    d.manufacturer,
+                    d.oui,
+                    d.product_class,
+                    d.serial_number,
+                    d.cr_url,
+                    d.cr_username,
+                    d.cr_password,
+                    d.last_inform,
+                    serde_json::to_string(&d.tags).unwrap_or_else(|_| "[]".into())
+                ],
+            )?;
+        }
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT INTO params (device, name, type, value, updated) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (device, name) DO UPDATE SET type = ?3, value = ?4, updated = ?5",
+            )?;
+            for p in ps {
+                st.execute(params![d.id, p.name, p.ty, p.value, p.updated])?;
+            }
+            let mut ev =
+                tx.prepare_cached("INSERT INTO events (device, code, command_key, timestamp) VALUES (?1, ?2, ?3, ?4)")?;
+            for (code, key) in events {
+                ev.execute(params![d.id, code, key, d.last_inform])?;
+            }
+        }
+        tx.commit()?;
+        Ok(!exists)
+    }
+
     fn device(&self, id: &str) -> Result<Option<Device>> {
         Ok(self
             .db()
@@ -354,7 +415,9 @@ impl Store for SqliteStore {
     }
 
     fn task(&self, id: i64) -> Result<Option<Task>> {
-        Ok(self.db().query_row(&format!("SELECT {TASK_COLS} FROM tasks WHERE id = ?1"), [id], task_row).optional()?)
+        let db = self.db();
+        let mut st = db.prepare_cached(&format!("SELECT {TASK_COLS} FROM tasks WHERE id = ?1"))?;
+        Ok(st.query_row([id], task_row).optional()?)
     }
 
     fn tasks(&self, device: Option<&str>) -> Result<Vec<Task>> {
@@ -375,10 +438,9 @@ impl Store for SqliteStore {
     }
 
     fn mark_sent(&self, id: i64, key: &str) -> Result<()> {
-        self.db().execute(
-            "UPDATE tasks SET status = 'sent', key = ?2, attempts = attempts + 1 WHERE id = ?1",
-            params![id, key],
-        )?;
+        self.db()
+            .prepare_cached("UPDATE tasks SET status = 'sent', key = ?2, attempts = attempts + 1 WHERE id = ?1")?
+            .execute(params![id, key])?;
         Ok(())
     }
 

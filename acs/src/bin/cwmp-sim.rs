@@ -1,0 +1,92 @@
+//! `cwmp-sim`: N simulated CPEs against an ACS. Each informs (BOOTSTRAP, then PERIODIC
+//! back to back or every `--periodic-secs`), answers connection requests (Digest), GPV, GPN,
+//! SPV, AddObject, DeleteObject, Reboot, FactoryReset, Download; reports sessions per second and
+//! latency percentiles.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use acs::sim::{load, SimCpe};
+use clap::Parser;
+
+#[derive(Debug, Parser)]
+#[command(name = "cwmp-sim", about = "Simulated TR-069 CPEs for tests and load")]
+struct Opts {
+    /// ACS URL.
+    #[arg(long, default_value = "http://127.0.0.1:7547/")]
+    acs: String,
+    /// Number of devices.
+    #[arg(long, default_value_t = 10)]
+    count: usize,
+    /// Serial numbers are PREFIX-0, PREFIX-1, ...
+    #[arg(long, default_value = "sim")]
+    serial_prefix: String,
+    /// Credentials towards the ACS (user:password).
+    #[arg(long, default_value = "cpe:cpe")]
+    credentials: String,
+    /// Credentials the ACS must use for connection requests (user:password).
+    #[arg(long, default_value = "cr:cr")]
+    cr_credentials: String,
+    /// Where connection requests are received.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    cr_listen: std::net::SocketAddr,
+    /// Seconds between periodic sessions; 0 runs them back to back (load).
+    #[arg(long, default_value_t = 0)]
+    periodic_secs: u64,
+    /// How long to run, in seconds.
+    #[arg(long, default_value_t = 10)]
+    duration_secs: u64,
+}
+
+fn pair(s: &str) -> (String, String) {
+    let (a, b) = s.split_once(':').unwrap_or((s, ""));
+    (a.to_string(), b.to_string())
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .init();
+    let o = Opts::parse();
+    let Ok(rt) = tokio::runtime::Runtime::new() else { return std::process::ExitCode::FAILURE };
+    rt.block_on(async move {
+        let cr = match tokio::net::TcpListener::bind(o.cr_listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("cwmp-sim: {}: {e}", o.cr_listen);
+                return std::process::ExitCode::FAILURE;
+            }
+        };
+        let cr_addr = cr.local_addr().unwrap_or(o.cr_listen);
+        let (user, pass) = pair(&o.credentials);
+        let (cu, cp) = pair(&o.cr_credentials);
+        let sims: Vec<Arc<SimCpe>> = (0..o.count)
+            .map(|i| SimCpe::new(&format!("{}-{i}", o.serial_prefix), &o.acs, &user, &pass, cr_addr, (&cu, &cp)))
+            .collect();
+        tokio::spawn(SimCpe::serve_connection_requests(sims.clone(), cr));
+        println!("{} devices, connection requests at http://{cr_addr}/cr/<serial>", sims.len());
+        let duration = Duration::from_secs(o.duration_secs);
+        if o.periodic_secs == 0 {
+            let report = load(sims, duration, Arc::new(|_| {})).await;
+            println!("{report}");
+        } else {
+            let end = tokio::time::Instant::now() + duration;
+            for s in &sims {
+                let s = s.clone();
+                let every = Duration::from_secs(o.periodic_secs);
+                tokio::spawn(async move {
+                    while tokio::time::Instant::now() < end {
+                        if let Err(e) = s.session(&[]).await {
+                            eprintln!("{}: {e}", s.serial);
+                        }
+                        tokio::time::sleep(every).await;
+                    }
+                });
+            }
+            tokio::time::sleep_until(end).await;
+            let total: u64 = sims.iter().map(|s| s.sessions.load(std::sync::atomic::Ordering::Relaxed)).sum();
+            println!("{total} sessions");
+        }
+        std::process::ExitCode::SUCCESS
+    })
+}
