@@ -452,6 +452,16 @@ impl Acs {
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
+        self.serve_tls(listener, None, shutdown).await
+    }
+
+    /// Serves the CWMP endpoint, over TLS when `tls` is given.
+    pub async fn serve_tls(
+        self: Arc<Self>,
+        listener: TcpListener,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
         let sweeper = {
             let acs = self.clone();
             tokio::spawn(async move {
@@ -469,15 +479,24 @@ impl Acs {
             };
             let _ = stream.set_nodelay(true);
             let acs = self.clone();
+            let tls = tls.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req| {
                     let acs = acs.clone();
                     async move { Ok::<_, Infallible>(acs.http(req).await) }
                 });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .keep_alive(true)
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
+                let builder = hyper::server::conn::http1::Builder::new();
+                match tls {
+                    Some(t) => match t.accept(stream).await {
+                        Ok(s) => {
+                            let _ = builder.serve_connection(TokioIo::new(s), svc).await;
+                        }
+                        Err(e) => tracing::warn!("TLS handshake failed: {e}"),
+                    },
+                    None => {
+                        let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                    }
+                }
             });
         }
     }

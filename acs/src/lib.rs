@@ -9,6 +9,7 @@
 //! - [`nbi`]: the northbound API; [`query`]: its query language subset and device JSON.
 //! - [`presets`]: provisioning profiles applied on Inform events.
 //! - [`webhooks`]: device and task events delivered to HTTP endpoints, with retries.
+//! - [`tls`]: TLS for the CWMP endpoint.
 //! - [`conn_req`]: connection requests; [`sim`]: the simulated CPE.
 //!
 //! Item-level docs are still to be written for this crate (issue 4 is in progress); each module
@@ -23,4 +24,5 @@ pub mod query;
 pub mod sim;
 pub mod store;
 pub mod tasks;
+pub mod tls;
 pub mod webhooks;

@@ -46,6 +46,12 @@ struct Opts {
     /// Base URL of the file server devices download from.
     #[arg(long)]
     file_base_url: Option<String>,
+    /// PEM certificate chain: serve CWMP over TLS.
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -76,6 +82,8 @@ struct CwmpSection {
     cr_password: Option<String>,
     cr_timeout_ms: Option<u64>,
     file_base_url: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -192,6 +200,11 @@ fn run(opts: Opts, file: FileConfig) -> Result<(), String> {
         cr_password,
     };
     let hooks = file.webhooks;
+    let tls = match (opts.tls_cert.or(file.cwmp.tls_cert), opts.tls_key.or(file.cwmp.tls_key)) {
+        (Some(c), Some(k)) => Some(acs::tls::acceptor(&c, &k)?),
+        (None, None) => None,
+        _ => return Err("TLS needs both a certificate and a key".into()),
+    };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
     rt.block_on(async move {
         let cl = tokio::net::TcpListener::bind(cwmp_listen).await.map_err(|e| format!("{cwmp_listen}: {e}"))?;
@@ -208,11 +221,14 @@ fn run(opts: Opts, file: FileConfig) -> Result<(), String> {
         let acs = Acs::new(store, endpoint, acs::webhooks::start(hooks));
         let nbi = Nbi::new(acs.clone(), nbi_config);
         println!("listening cwmp={ca} nbi={na}");
+        if tls.is_some() {
+            tracing::info!("CWMP over TLS");
+        }
         tracing::info!(cwmp = %ca, nbi = %na, db = %db.display(), "ACS started");
         let stop = async {
             let _ = tokio::signal::ctrl_c().await;
         };
-        let cwmp = tokio::spawn(acs.serve(cl, std::future::pending()));
+        let cwmp = tokio::spawn(acs.serve_tls(cl, tls, std::future::pending()));
         let nbi = tokio::spawn(nbi.serve(nl, std::future::pending()));
         stop.await;
         cwmp.abort();

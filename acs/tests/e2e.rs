@@ -507,3 +507,47 @@ async fn presets_files_bulk_webhooks_and_bad_cwmp_input() {
     assert_eq!(devices.as_array().map(Vec::len), Some(1), "bad input stored no device");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cwmp_over_tls() {
+    let dir = tmp("tls");
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
+    std::fs::write(dir.join("cert.pem"), cert.cert.pem()).expect("cert");
+    std::fs::write(dir.join("key.pem"), cert.key_pair.serialize_pem()).expect("key");
+    let acs = start_with(
+        &dir.join("acs.db"),
+        None,
+        None,
+        &["--tls-cert", dir.join("cert.pem").to_str().unwrap_or_default(), "--tls-key", dir.join("key.pem").to_str().unwrap_or_default()],
+    );
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.cert.der().clone()).expect("root");
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(acs.cwmp).await.expect("connect");
+    let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await.expect("TLS handshake");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await.expect("http");
+    tokio::spawn(conn);
+    let cr = "127.0.0.1:9".parse().expect("addr");
+    let sim = SimCpe::new("tls-1", "https://localhost/", "cpe", "cpe-secret", cr, ("cr", "cr-secret"));
+    use base64::Engine as _;
+    let req = Request::post("/")
+        .header("host", "localhost")
+        .header("authorization", format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("cpe:cpe-secret")))
+        .body(Full::new(Bytes::from(sim.inform_envelope(&["0 BOOTSTRAP"]))))
+        .expect("request");
+    let resp = sender.send_request(req).await.expect("response");
+    assert_eq!(resp.status().as_u16(), 200);
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    let env = cwmp::Envelope::decode(&body, &cwmp::Limits::default()).expect("envelope");
+    assert!(matches!(env.body, cwmp::Body::InformResponse(_)));
+    // Plain HTTP to the TLS port gets no CWMP answer.
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let plain = client.request(Request::post(format!("http://{}/", acs.cwmp)).body(Full::new(Bytes::new())).expect("req")).await;
+    assert!(plain.is_err() || plain.is_ok_and(|r| r.status().as_u16() != 200));
+    let _ = std::fs::remove_dir_all(&dir);
+}
