@@ -21,6 +21,27 @@ use crate::query;
 use crate::store::{Task, TaskStatus};
 use crate::tasks;
 
+/// Every route the NBI serves (method, path template), as docs/openapi.json documents them; a
+/// test checks both against each other and against the server.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/devices"),
+    ("POST", "/devices/{id}/tasks"),
+    ("POST", "/devices/{id}/tags/{tag}"),
+    ("DELETE", "/devices/{id}/tags/{tag}"),
+    ("GET", "/tasks"),
+    ("POST", "/tasks"),
+    ("DELETE", "/tasks/{id}"),
+    ("POST", "/tasks/{id}/retry"),
+    ("GET", "/faults"),
+    ("DELETE", "/faults/{id}"),
+    ("GET", "/presets"),
+    ("PUT", "/presets/{name}"),
+    ("DELETE", "/presets/{name}"),
+    ("GET", "/files"),
+    ("PUT", "/files/{name}"),
+    ("DELETE", "/files/{name}"),
+];
+
 /// Settings of the NBI.
 #[derive(Debug, Clone)]
 pub struct NbiConfig {

@@ -518,7 +518,12 @@ async fn cwmp_over_tls() {
         &dir.join("acs.db"),
         None,
         None,
-        &["--tls-cert", dir.join("cert.pem").to_str().unwrap_or_default(), "--tls-key", dir.join("key.pem").to_str().unwrap_or_default()],
+        &[
+            "--tls-cert",
+            dir.join("cert.pem").to_str().unwrap_or_default(),
+            "--tls-key",
+            dir.join("key.pem").to_str().unwrap_or_default(),
+        ],
     );
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert.cert.der().clone()).expect("root");
@@ -530,14 +535,18 @@ async fn cwmp_over_tls() {
     let tcp = tokio::net::TcpStream::connect(acs.cwmp).await.expect("connect");
     let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
     let tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await.expect("TLS handshake");
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await.expect("http");
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await.expect("http");
     tokio::spawn(conn);
     let cr = "127.0.0.1:9".parse().expect("addr");
     let sim = SimCpe::new("tls-1", "https://localhost/", "cpe", "cpe-secret", cr, ("cr", "cr-secret"));
     use base64::Engine as _;
     let req = Request::post("/")
         .header("host", "localhost")
-        .header("authorization", format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("cpe:cpe-secret")))
+        .header(
+            "authorization",
+            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("cpe:cpe-secret")),
+        )
         .body(Full::new(Bytes::from(sim.inform_envelope(&["0 BOOTSTRAP"]))))
         .expect("request");
     let resp = sender.send_request(req).await.expect("response");
@@ -547,7 +556,40 @@ async fn cwmp_over_tls() {
     assert!(matches!(env.body, cwmp::Body::InformResponse(_)));
     // Plain HTTP to the TLS port gets no CWMP answer.
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let plain = client.request(Request::post(format!("http://{}/", acs.cwmp)).body(Full::new(Bytes::new())).expect("req")).await;
+    let plain = client
+        .request(Request::post(format!("http://{}/", acs.cwmp)).body(Full::new(Bytes::new())).expect("req"))
+        .await;
     assert!(plain.is_err() || plain.is_ok_and(|r| r.status().as_u16() != 200));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_document_matches_the_server() {
+    let doc: Value = serde_json::from_str(include_str!("../../docs/openapi.json")).expect("docs/openapi.json is JSON");
+    let mut documented: Vec<(String, String)> = Vec::new();
+    for (path, ops) in doc["paths"].as_object().expect("paths") {
+        for method in ops.as_object().expect("operations").keys() {
+            documented.push((method.to_uppercase(), path.clone()));
+        }
+    }
+    documented.sort();
+    let mut served: Vec<(String, String)> =
+        acs::nbi::ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    served.sort();
+    assert_eq!(documented, served, "docs/openapi.json and acs::nbi::ROUTES differ");
+
+    let dir = tmp("openapi");
+    let acs = start(&dir.join("acs.db"), None, None);
+    for (method, path) in &documented {
+        let concrete = path.replace("{id}", "1").replace("{tag}", "t").replace("{name}", "n");
+        let m = Method::from_bytes(method.as_bytes()).expect("method");
+        let (s, body, _) = nbi(&acs, m, &concrete, Some(json!({})), Some(TOKEN)).await;
+        let no_route = body["error"].as_str().is_some_and(|e| e.starts_with("no route"));
+        assert!(!no_route, "{method} {path} is documented but not served ({s} {body})");
+        let (s, _, _) = nbi(&acs, Method::from_bytes(method.as_bytes()).expect("method"), &concrete, None, None).await;
+        assert_eq!(s, 401, "{method} {path} without a token");
+    }
+    let (s, body, _) = nbi(&acs, Method::PATCH, "/devices", None, Some(TOKEN)).await;
+    assert_eq!((s, body["error"].as_str()), (404, Some("no route PATCH /devices")));
     let _ = std::fs::remove_dir_all(&dir);
 }
