@@ -38,6 +38,9 @@ pub fn random_hex(bytes: usize) -> String {
     buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The presets, by name.
+pub type Presets = Arc<Vec<(String, serde_json::Value)>>;
+
 /// Settings of the CWMP side.
 #[derive(Debug, Clone)]
 pub struct EndpointConfig {
@@ -69,6 +72,8 @@ pub struct Acs {
     pub task_events: Notify,
     /// Outgoing webhook events.
     pub webhooks: crate::webhooks::Sender,
+    /// Presets, read from the store once and again after each change.
+    presets: Mutex<Option<Presets>>,
 }
 
 enum Outcome {
@@ -104,7 +109,24 @@ impl Acs {
             busy: Mutex::new(HashMap::new()),
             task_events: Notify::new(),
             webhooks,
+            presets: Mutex::new(None),
         })
+    }
+
+    /// The presets (cached).
+    pub fn presets(&self) -> Result<Presets, crate::store::StoreError> {
+        let mut cache = self.presets.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = cache.as_ref() {
+            return Ok(p.clone());
+        }
+        let p = Arc::new(self.store.presets()?);
+        *cache = Some(p.clone());
+        Ok(p)
+    }
+
+    /// Forgets the cached presets (after the NBI changed them).
+    pub fn presets_changed(&self) {
+        *self.presets.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
@@ -299,7 +321,8 @@ impl Acs {
             for e in &inform.events {
                 self.webhooks.send(crate::webhooks::Event::device(dev, &e.code, at));
             }
-            crate::presets::apply(self.store.as_ref(), dev, &inform.events, at)?;
+            let presets = self.presets()?;
+            crate::presets::apply(self.store.as_ref(), &presets, dev, &inform.events, at)?;
             let key = find("ManagementServer.ParameterKey");
             for t in self.store.open_tasks(dev)? {
                 if t.status != TaskStatus::Sent {

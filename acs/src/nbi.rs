@@ -368,12 +368,18 @@ impl Nbi {
                     return error(StatusCode::BAD_REQUEST, e.0);
                 }
                 match store.put_preset(name, &preset) {
-                    Ok(()) => json_response(StatusCode::OK, &json!({})),
+                    Ok(()) => {
+                        self.acs.presets_changed();
+                        json_response(StatusCode::OK, &json!({}))
+                    }
                     Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
                 }
             }
             (&Method::DELETE, ["presets", name]) => match store.delete_preset(name) {
-                Ok(true) => json_response(StatusCode::OK, &json!({})),
+                Ok(true) => {
+                    self.acs.presets_changed();
+                    json_response(StatusCode::OK, &json!({}))
+                }
                 Ok(false) => error(StatusCode::NOT_FOUND, format!("no preset {name}")),
                 Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
             },

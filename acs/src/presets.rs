@@ -83,11 +83,27 @@ pub fn validate(p: &Json) -> Result<(), BadPreset> {
 }
 
 /// Applies the presets that match this Inform; returns the tasks queued.
-pub fn apply(store: &dyn Store, device: &str, events: &[cwmp::Event], now: i64) -> Result<Vec<i64>, StoreError> {
-    let Some(mut dev) = store.device(device)? else { return Ok(Vec::new()) };
-    let params = store.params(device)?;
+pub fn apply(
+    store: &dyn Store,
+    presets: &[(String, Json)],
+    device: &str,
+    events: &[cwmp::Event],
+    now: i64,
+) -> Result<Vec<i64>, StoreError> {
     let mut queued = Vec::new();
-    for (name, p) in store.presets()? {
+    let wanted_here = |p: &Json| {
+        let default = p.get("events").is_none() && events.iter().any(|e| e.code == "0 BOOTSTRAP");
+        default
+            || p.get("events")
+                .and_then(Json::as_object)
+                .is_some_and(|m| events.iter().any(|e| m.get(&e.code).and_then(Json::as_bool) == Some(true)))
+    };
+    if !presets.iter().any(|(_, p)| wanted_here(p)) {
+        return Ok(queued);
+    }
+    let Some(mut dev) = store.device(device)? else { return Ok(queued) };
+    let params = store.params(device)?;
+    for (name, p) in presets {
         let wanted = p.get("events").and_then(Json::as_object).cloned().unwrap_or_else(|| {
             let mut m = serde_json::Map::new();
             m.insert("0 BOOTSTRAP".into(), Json::Bool(true));
@@ -96,7 +112,7 @@ pub fn apply(store: &dyn Store, device: &str, events: &[cwmp::Event], now: i64) 
         if !events.iter().any(|e| wanted.get(&e.code).and_then(Json::as_bool) == Some(true)) {
             continue;
         }
-        let Ok(pre) = precondition(&p) else { continue };
+        let Ok(pre) = precondition(p) else { continue };
         if !query::matches(&dev, &params, &pre).unwrap_or(false) {
             continue;
         }

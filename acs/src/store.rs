@@ -222,6 +222,9 @@ impl SqliteStore {
         // WAL with synchronous=NORMAL: a committed transaction survives the process being killed
         // (SIGKILL, crash); only a power loss can take the last ones back.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // The ACS is the database's only user while it runs: no per-transaction file locks.
+        conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
+        conn.pragma_update(None, "cache_size", -16384)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version as usize > MIGRATIONS.len() {
