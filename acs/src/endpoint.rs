@@ -58,6 +58,8 @@ struct Session {
     cwmp: AcsSession,
     device: Option<String>,
     running: Option<Running>,
+    /// Requests from presets, run before queued tasks and not stored as tasks.
+    local: std::collections::VecDeque<serde_json::Value>,
     last: Instant,
 }
 
@@ -206,7 +208,16 @@ impl Acs {
                     limits: cwmp::Limits { max_body: self.config.max_body, ..cwmp::Limits::default() },
                     ..AcsConfig::default()
                 };
-                (random_hex(16), Session { cwmp: AcsSession::new(cfg, t), device: None, running: None, last: t })
+                (
+                    random_hex(16),
+                    Session {
+                        cwmp: AcsSession::new(cfg, t),
+                        device: None,
+                        running: None,
+                        local: Default::default(),
+                        last: t,
+                    },
+                )
             }
         };
         let first = s.device.is_none();
@@ -232,7 +243,7 @@ impl Acs {
                         busy.insert(dev.clone(), id.clone());
                     }
                     tracing::info!(device = %dev, cwmp = version.as_str(), events = ?inform.events.iter().map(|e| e.code.as_str()).collect::<Vec<_>>(), "Inform");
-                    self.on_inform(&dev, &inform);
+                    s.local = self.on_inform(&dev, &inform).into();
                     s.device = Some(dev);
                 }
                 AcsEvent::CpeRequest(Body::TransferComplete(tc)) => {
@@ -285,7 +296,9 @@ impl Acs {
         }
     }
 
-    fn on_inform(&self, dev: &str, inform: &cwmp::Inform) {
+    /// Records the Inform; returns the preset requests for this session.
+    fn on_inform(&self, dev: &str, inform: &cwmp::Inform) -> Vec<serde_json::Value> {
+        let mut local = Vec::new();
         let at = now();
         let find = |suffix: &str| {
             inform.parameter_list.iter().find(|p| p.name.ends_with(suffix)).map(|p| p.value.to_lexical().into_owned())
@@ -322,7 +335,7 @@ impl Acs {
                 self.webhooks.send(crate::webhooks::Event::device(dev, &e.code, at));
             }
             let presets = self.presets()?;
-            crate::presets::apply(self.store.as_ref(), &presets, dev, &inform.events, at)?;
+            local = crate::presets::apply(self.store.as_ref(), &presets, dev, &inform.events)?;
             let key = find("ManagementServer.ParameterKey");
             for t in self.store.open_tasks(dev)? {
                 if t.status != TaskStatus::Sent {
@@ -344,6 +357,7 @@ impl Acs {
             tracing::error!(device = %dev, "recording the Inform: {e}");
         }
         self.task_events.notify_waiters();
+        local
     }
 
     fn on_transfer_complete(&self, dev: &str, tc: &cwmp::TransferComplete) {
@@ -367,6 +381,8 @@ impl Acs {
             if let Err(e) = r {
                 tracing::error!(device = %dev, "recording TransferComplete: {e}");
             }
+            let what = if tc.fault.code == 0 { "task.done" } else { "task.fault" };
+            self.webhooks.send(crate::webhooks::Event::task(dev, what, t.id, now()));
             self.task_events.notify_waiters();
         }
     }
@@ -377,6 +393,20 @@ impl Acs {
             Step::Next(body) => {
                 s.cwmp.queue_request(body);
                 s.running = Some(run);
+            }
+            Step::Done(_) if run.task.id == 0 => {}
+            Step::Fault(f) if run.task.id == 0 => {
+                let dev = run.task.device.clone();
+                tracing::warn!(device = %dev, "preset request fault {} {}", f.code.code(), f.string);
+                let preset = run.task.spec.get("preset").and_then(|p| p.as_str()).unwrap_or("");
+                let _ = self.store.fault(
+                    &dev,
+                    None,
+                    &format!("cwmp.{}", f.code.code()),
+                    &f.string,
+                    &format!("preset {preset}"),
+                    now(),
+                );
             }
             Step::Done(result) => {
                 if let Err(e) = self.store.complete(run.task.id, &result) {
@@ -423,9 +453,30 @@ impl Acs {
             return;
         }
         let Some(dev) = s.device.clone() else { return };
-        let Ok(open) = self.store.open_tasks(&dev) else { return };
         let at = now();
         let ctx = Context { file_base_url: &self.config.file_base_url };
+        while let Some(spec) = s.local.pop_front() {
+            let task = crate::store::Task {
+                id: 0,
+                device: dev.clone(),
+                key: format!("preset-{}", spec.get("preset").and_then(|p| p.as_str()).unwrap_or("")),
+                spec,
+                status: TaskStatus::Sent,
+                attempts: 1,
+                not_before: 0,
+                created: at,
+                result: None,
+            };
+            match Running::start(task, &ctx) {
+                Ok((run, body)) => {
+                    s.cwmp.queue_request(body);
+                    s.running = Some(run);
+                    return;
+                }
+                Err(e) => tracing::warn!(device = %dev, "preset request skipped: {e}"),
+            }
+        }
+        let Ok(open) = self.store.open_tasks(&dev) else { return };
         for mut task in open.into_iter().filter(|t| t.status == TaskStatus::Pending && t.not_before <= at) {
             task.key = format!("task-{}-{}", task.id, task.attempts + 1);
             match Running::start(task.clone(), &ctx) {

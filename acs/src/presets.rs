@@ -82,14 +82,26 @@ pub fn validate(p: &Json) -> Result<(), BadPreset> {
     Ok(())
 }
 
-/// Applies the presets that match this Inform; returns the tasks queued.
+/// Whether a query names a parameter path (rather than only `_id`, `_tags`, ...).
+fn mentions_parameters(q: &Json) -> bool {
+    match q {
+        Json::Object(m) => {
+            m.iter().any(|(k, v)| if k.starts_with('$') { mentions_parameters(v) } else { !k.starts_with('_') })
+        }
+        Json::Array(a) => a.iter().any(mentions_parameters),
+        _ => false,
+    }
+}
+
+/// Applies the presets that match this Inform: tags now, and the requests to run in this session
+/// (returned as task specifications). Presets are derived again at every matching Inform, so
+/// their requests are not queued durably; a session cut short simply leaves them to the next.
 pub fn apply(
     store: &dyn Store,
     presets: &[(String, Json)],
     device: &str,
     events: &[cwmp::Event],
-    now: i64,
-) -> Result<Vec<i64>, StoreError> {
+) -> Result<Vec<Json>, StoreError> {
     let mut queued = Vec::new();
     let wanted_here = |p: &Json| {
         let default = p.get("events").is_none() && events.iter().any(|e| e.code == "0 BOOTSTRAP");
@@ -102,7 +114,12 @@ pub fn apply(
         return Ok(queued);
     }
     let Some(mut dev) = store.device(device)? else { return Ok(queued) };
-    let params = store.params(device)?;
+    // Parameters are read only when a precondition looks at them.
+    let params = if presets.iter().any(|(_, p)| precondition(p).is_ok_and(|q| mentions_parameters(&q))) {
+        store.params(device)?
+    } else {
+        Vec::new()
+    };
     for (name, p) in presets {
         let wanted = p.get("events").and_then(Json::as_object).cloned().unwrap_or_else(|| {
             let mut m = serde_json::Map::new();
@@ -146,16 +163,11 @@ pub fn apply(
             dev.tags = tags;
         }
         if !values.is_empty() {
-            let spec = json!({"name": "setParameterValues", "parameterValues": values, "preset": name});
-            let t = store.enqueue(device, &spec, now)?;
-            tracing::info!(device, preset = %name, task = t.id, "preset applied");
-            queued.push(t.id);
+            tracing::info!(device, preset = %name, "preset applies values");
+            queued.push(json!({"name": "setParameterValues", "parameterValues": values, "preset": name}));
         }
         if !refresh.is_empty() {
-            let spec = json!({"name": "getParameterValues", "parameterNames": refresh, "preset": name});
-            let t = store.enqueue(device, &spec, now)?;
-            tracing::debug!(device, preset = %name, task = t.id, "preset refresh queued");
-            queued.push(t.id);
+            queued.push(json!({"name": "getParameterValues", "parameterNames": refresh, "preset": name}));
         }
     }
     Ok(queued)

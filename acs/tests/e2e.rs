@@ -388,7 +388,7 @@ async fn presets_files_bulk_webhooks_and_bad_cwmp_input() {
     let dir = tmp("more");
     let (hook, got) = hook_receiver().await;
     let conf = dir.join("acs.toml");
-    std::fs::write(&conf, format!("[cwmp]\nsession_timeout_secs = 30\n\n[[webhooks]]\nurl = \"http://{hook}/hook\"\nevents = [\"0 BOOTSTRAP\", \"task.done\"]\n")).expect("config");
+    std::fs::write(&conf, format!("[cwmp]\nsession_timeout_secs = 30\nmax_body_bytes = 65536\n\n[[webhooks]]\nurl = \"http://{hook}/hook\"\nevents = [\"0 BOOTSTRAP\", \"task.done\"]\n")).expect("config");
     let acs = start_with(&dir.join("acs.db"), None, None, &["--config", conf.to_str().unwrap_or_default()]);
 
     // A preset: on BOOTSTRAP, SimCPE devices get a provisioning code and a tag.
@@ -487,7 +487,8 @@ async fn presets_files_bulk_webhooks_and_bad_cwmp_input() {
     assert_eq!(s, 200);
     let env = cwmp::Envelope::decode(&body, &cwmp::Limits::default()).expect("a SOAP fault");
     assert!(matches!(env.body, cwmp::Body::Fault(ref f) if f.code == cwmp::FaultCode::AcsInvalidArguments), "{env:?}");
-    let (s, _) = cwmp_post(vec![b' '; 5 << 20], true).await;
+    // Over the configured 64 KiB limit (small enough to be written whole before the answer).
+    let (s, _) = cwmp_post(vec![b' '; 100 << 10], true).await;
     assert_eq!(s, 413);
     let (s, _) = cwmp_post(sim.inform_envelope(&["2 PERIODIC"]).into_bytes(), false).await;
     assert_eq!(s, 401);
