@@ -186,6 +186,8 @@ fn run(opts: Opts, file: FileConfig) -> Result<(), String> {
         tracing::warn!("no CPE credentials configured: CPEs are not authenticated");
     }
     let store = Arc::new(SqliteStore::open(&db).map_err(|e| e.to_string())?);
+    // Parameter-cache rows and events are group-committed every few milliseconds.
+    store.start_flusher(Duration::from_millis(3));
     let file_base_url = opts.file_base_url.or(file.cwmp.file_base_url);
     let mut endpoint = EndpointConfig {
         credentials,

@@ -149,6 +149,15 @@ pub trait Store: Send + Sync + 'static {
 /// The SQLite store.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    /// Parameter-cache rows and events waiting for the next group commit (see `flush`).
+    pending: Mutex<Vec<Pending>>,
+}
+
+/// A deferred write: the parameter cache and the event log are written in batches, a few
+/// milliseconds later, in one transaction for many sessions. Reads of the cache flush first.
+enum Pending {
+    Params(String, Vec<CachedParam>),
+    Event(String, String, String, i64),
 }
 
 const MIGRATIONS: &[&str] = &[
@@ -243,7 +252,53 @@ impl SqliteStore {
             tx.commit()?;
             tracing::info!(version = i + 1, "database migrated");
         }
-        Ok(SqliteStore { conn: Mutex::new(conn) })
+        Ok(SqliteStore { conn: Mutex::new(conn), pending: Mutex::new(Vec::new()) })
+    }
+
+    /// Writes the deferred cache rows and events in one transaction.
+    pub fn flush(&self) -> Result<()> {
+        // The database lock first: a reader that flushes waits for a batch another thread has
+        // taken but not yet committed, so it always reads its own writes.
+        let db = self.db();
+        let batch = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let tx = db.unchecked_transaction()?;
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT INTO params (device, name, type, value, updated) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (device, name) DO UPDATE SET type = ?3, value = ?4, updated = ?5",
+            )?;
+            let mut ev =
+                tx.prepare_cached("INSERT INTO events (device, code, command_key, timestamp) VALUES (?1, ?2, ?3, ?4)")?;
+            for w in &batch {
+                match w {
+                    Pending::Params(device, ps) => {
+                        for p in ps {
+                            st.execute(params![device, p.name, p.ty, p.value, p.updated])?;
+                        }
+                    }
+                    Pending::Event(device, code, key, at) => {
+                        ev.execute(params![device, code, key, at])?;
+                    }
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Flushes deferred writes every `every` on a thread of its own, until the store is dropped.
+    pub fn start_flusher(self: &std::sync::Arc<Self>, every: std::time::Duration) {
+        let weak = std::sync::Arc::downgrade(self);
+        std::thread::spawn(move || loop {
+            std::thread::sleep(every);
+            let Some(store) = weak.upgrade() else { return };
+            if let Err(e) = store.flush() {
+                tracing::error!("writing the parameter cache: {e}");
+            }
+        });
     }
 
     fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -325,21 +380,15 @@ impl Store for SqliteStore {
                 ],
             )?;
         }
-        {
-            let mut st = tx.prepare_cached(
-                "INSERT INTO params (device, name, type, value, updated) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (device, name) DO UPDATE SET type = ?3, value = ?4, updated = ?5",
-            )?;
-            for p in ps {
-                st.execute(params![d.id, p.name, p.ty, p.value, p.updated])?;
-            }
-            let mut ev =
-                tx.prepare_cached("INSERT INTO events (device, code, command_key, timestamp) VALUES (?1, ?2, ?3, ?4)")?;
-            for (code, key) in events {
-                ev.execute(params![d.id, code, key, d.last_inform])?;
-            }
-        }
         tx.commit()?;
+        drop(db);
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if !ps.is_empty() {
+            pending.push(Pending::Params(d.id.clone(), ps.to_vec()));
+        }
+        for (code, key) in events {
+            pending.push(Pending::Event(d.id.clone(), code.clone(), key.clone(), d.last_inform));
+        }
         Ok(!exists)
     }
 
@@ -366,22 +415,12 @@ impl Store for SqliteStore {
     }
 
     fn cache_params(&self, device: &str, ps: &[CachedParam]) -> Result<()> {
-        let db = self.db();
-        let tx = db.unchecked_transaction()?;
-        {
-            let mut st = tx.prepare_cached(
-                "INSERT INTO params (device, name, type, value, updated) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (device, name) DO UPDATE SET type = ?3, value = ?4, updated = ?5",
-            )?;
-            for p in ps {
-                st.execute(params![device, p.name, p.ty, p.value, p.updated])?;
-            }
-        }
-        tx.commit()?;
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).push(Pending::Params(device.to_string(), ps.to_vec()));
         Ok(())
     }
 
     fn forget_params(&self, device: &str, prefix: &str) -> Result<()> {
+        self.flush()?;
         self.db().execute(
             "DELETE FROM params WHERE device = ?1 AND substr(name, 1, length(?2)) = ?2",
             params![device, prefix],
@@ -390,6 +429,7 @@ impl Store for SqliteStore {
     }
 
     fn params(&self, device: &str) -> Result<Vec<CachedParam>> {
+        self.flush()?;
         let db = self.db();
         let mut st =
             db.prepare_cached("SELECT name, type, value, updated FROM params WHERE device = ?1 ORDER BY name")?;
@@ -402,6 +442,7 @@ impl Store for SqliteStore {
     }
 
     fn add_event(&self, device: &str, code: &str, command_key: &str, at: i64) -> Result<()> {
+        self.flush()?;
         self.db().execute(
             "INSERT INTO events (device, code, command_key, timestamp) VALUES (?1, ?2, ?3, ?4)",
             params![device, code, command_key, at],
@@ -650,5 +691,13 @@ mod tests {
         let s = SqliteStore::open(&db).expect("reopen");
         assert_eq!(s.open_tasks("a").expect("open")[0].attempts, 1);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        if let Err(e) = self.flush() {
+            tracing::error!("writing the parameter cache at exit: {e}");
+        }
     }
 }
