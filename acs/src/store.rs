@@ -627,6 +627,14 @@ impl Store for SqliteStore {
     }
 }
 
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        if let Err(e) = self.flush() {
+            tracing::error!("writing the parameter cache at exit: {e}");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -691,13 +699,5 @@ mod tests {
         let s = SqliteStore::open(&db).expect("reopen");
         assert_eq!(s.open_tasks("a").expect("open")[0].attempts, 1);
         let _ = std::fs::remove_dir_all(&dir);
-    }
-}
-
-impl Drop for SqliteStore {
-    fn drop(&mut self) {
-        if let Err(e) = self.flush() {
-            tracing::error!("writing the parameter cache at exit: {e}");
-        }
     }
 }
