@@ -316,16 +316,8 @@ impl Acs {
             tags: Vec::new(),
         };
         let result = (|| -> Result<(), crate::store::StoreError> {
-            let cached: Vec<CachedParam> = inform
-                .parameter_list
-                .iter()
-                .map(|p| CachedParam {
-                    name: p.name.clone(),
-                    ty: p.value.xsd_type().qname().trim_start_matches("xsd:").into(),
-                    value: p.value.to_lexical().into_owned(),
-                    updated: at,
-                })
-                .collect();
+            let cached: Vec<CachedParam> =
+                inform.parameter_list.iter().map(|p| CachedParam::from_value(p, at)).collect();
             let events: Vec<(String, String)> =
                 inform.events.iter().map(|e| (e.code.clone(), e.command_key.clone())).collect();
             if self.store.record_session_start(&d, &cached, &events)? {

@@ -49,6 +49,18 @@ pub struct CachedParam {
     pub updated: i64,
 }
 
+impl CachedParam {
+    /// A value as read from a device at `now`.
+    pub fn from_value(p: &cwmp::ParameterValue, now: i64) -> CachedParam {
+        CachedParam {
+            name: p.name.clone(),
+            ty: p.value.xsd_type().qname().trim_start_matches("xsd:").into(),
+            value: p.value.to_lexical().into_owned(),
+            updated: now,
+        }
+    }
+}
+
 /// Where a task is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -308,36 +320,7 @@ impl SqliteStore {
 
 impl Store for SqliteStore {
     fn record_inform(&self, d: &Device) -> Result<bool> {
-        let db = self.db();
-        let tx = db.unchecked_transaction()?;
-        let exists: bool =
-            tx.query_row("SELECT 1 FROM devices WHERE id = ?1", [&d.id], |_| Ok(true)).optional()?.is_some();
-        if exists {
-            tx.execute(
-                "UPDATE devices SET manufacturer = ?2, oui = ?3, product_class = ?4, serial_number = ?5,
-                 cr_url = CASE WHEN ?6 = '' THEN cr_url ELSE ?6 END, last_inform = ?7 WHERE id = ?1",
-                params![d.id, d.manufacturer, d.oui, d.product_class, d.serial_number, d.cr_url, d.last_inform],
-            )?;
-        } else {
-            tx.execute(
-                "INSERT INTO devices (id, manufacturer, oui, product_class, serial_number, cr_url, cr_username,
-                 cr_password, last_inform, tags, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?9)",
-                params![
-                    d.id,
-                    d.manufacturer,
-                    d.oui,
-                    d.product_class,
-                    d.serial_number,
-                    d.cr_url,
-                    d.cr_username,
-                    d.cr_password,
-                    d.last_inform,
-                    serde_json::to_string(&d.tags).unwrap_or_else(|_| "[]".into())
-                ],
-            )?;
-        }
-        tx.commit()?;
-        Ok(!exists)
+        self.record_session_start(d, &[], &[])
     }
 
     fn record_session_start(&self, d: &Device, ps: &[CachedParam], events: &[(String, String)]) -> Result<bool> {

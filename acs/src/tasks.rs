@@ -162,16 +162,8 @@ impl Running {
         match resp {
             Body::Fault(f) => Step::Fault(f),
             Body::GetParameterValuesResponse(r) => {
-                let cached: Vec<CachedParam> = r
-                    .parameter_list
-                    .iter()
-                    .map(|p| CachedParam {
-                        name: p.name.clone(),
-                        ty: p.value.xsd_type().qname().trim_start_matches("xsd:").into(),
-                        value: p.value.to_lexical().into_owned(),
-                        updated: now,
-                    })
-                    .collect();
+                let cached: Vec<CachedParam> =
+                    r.parameter_list.iter().map(|p| CachedParam::from_value(p, now)).collect();
                 if let Err(e) = store.cache_params(&device, &cached) {
                     tracing::error!(%device, "caching parameters: {e}");
                 }
