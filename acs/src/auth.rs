@@ -8,7 +8,9 @@ use sha2::{Digest as _, Sha256};
 /// Digest hash algorithms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Algorithm {
+    /// MD5 (RFC 7616 and the older RFC 2617).
     Md5,
+    /// SHA-256 (RFC 7616).
     Sha256,
 }
 
@@ -69,14 +71,19 @@ fn get<'a>(p: &'a [(String, String)], k: &str) -> Option<&'a str> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     #[error("no credentials")]
+    /// No Authorization header.
     Missing,
     #[error("malformed Authorization header")]
+    /// The header is not Basic or Digest as expected.
     Malformed,
     #[error("unknown user {0:?}")]
+    /// No such user.
     UnknownUser(String),
     #[error("wrong password for {0:?}")]
+    /// The user exists; the password (or digest) is wrong.
     WrongPassword(String),
     #[error("stale or forged nonce")]
+    /// The nonce is expired or was not made here.
     BadNonce,
 }
 
@@ -92,6 +99,7 @@ pub struct Verifier {
 }
 
 impl Verifier {
+    /// A verifier for `realm` whose nonces are MACed with `secret`.
     pub fn new(realm: &str, secret: [u8; 32]) -> Verifier {
         Verifier { realm: realm.into(), secret, nonce_lifetime: 300, allow_basic: true }
     }

@@ -14,16 +14,22 @@ use hyper_util::rt::TokioExecutor;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CrError {
     #[error("the device has no connection request URL yet (it has not informed)")]
+    /// No URL stored for the device.
     NoUrl,
     #[error("invalid connection request URL {0:?}")]
+    /// The stored URL does not parse.
     BadUrl(String),
     #[error("device unreachable at {0}: {1}")]
+    /// Connecting failed (URL, reason).
     Unreachable(String, String),
     #[error("no answer from {0} within {1:?}")]
+    /// No answer in time (URL, timeout).
     Timeout(String, Duration),
     #[error("the device refused the credentials at {0}")]
+    /// The device refused the credentials (URL).
     Unauthorized(String),
     #[error("the device answered {1} at {0}")]
+    /// The device answered another status (URL, status).
     Status(String, u16),
 }
 

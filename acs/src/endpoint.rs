@@ -65,7 +65,9 @@ struct Session {
 
 /// The ACS's shared state.
 pub struct Acs {
+    /// The store everything is recorded in.
     pub store: Arc<dyn Store>,
+    /// Settings of the CWMP side.
     pub config: EndpointConfig,
     verifier: Verifier,
     sessions: Mutex<HashMap<String, Session>>,
@@ -98,6 +100,7 @@ fn cookie_of(req: &Request<Incoming>) -> Option<String> {
 }
 
 impl Acs {
+    /// The ACS over `store`; `webhooks` receives device and task events.
     pub fn new(store: Arc<dyn Store>, config: EndpointConfig, webhooks: crate::webhooks::Sender) -> Arc<Acs> {
         let mut secret = [0u8; 32];
         if let Ok(mut f) = std::fs::File::open("/dev/urandom") {

@@ -12,9 +12,7 @@
 //! - [`tls`]: TLS for the CWMP endpoint.
 //! - [`conn_req`]: connection requests; [`sim`]: the simulated CPE.
 //!
-//! Item-level docs are still to be written for this crate (issue 4 is in progress); each module
-//! says what it holds.
-#![allow(missing_docs)]
+
 pub mod auth;
 pub mod conn_req;
 pub mod endpoint;

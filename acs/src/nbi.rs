@@ -51,6 +51,7 @@ pub struct NbiConfig {
     pub cr_timeout: Duration,
     /// Connection-request credentials for devices that have none of their own.
     pub cr_username: String,
+    /// Password for those connection requests.
     pub cr_password: String,
 }
 
@@ -125,6 +126,7 @@ pub struct Nbi {
 }
 
 impl Nbi {
+    /// The NBI of `acs`.
     pub fn new(acs: Arc<Acs>, config: NbiConfig) -> Arc<Nbi> {
         Arc::new(Nbi { acs, config })
     }

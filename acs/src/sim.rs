@@ -23,6 +23,7 @@ use crate::endpoint::{now, random_hex};
 
 /// One simulated device.
 pub struct SimCpe {
+    /// Serial number (also in the device id).
     pub serial: String,
     acs_url: String,
     acs_user: String,
@@ -49,7 +50,9 @@ pub struct SimCpe {
 /// What a session took.
 #[derive(Debug, Clone, Copy)]
 pub struct SessionStats {
+    /// Wall-clock time of the session.
     pub duration: Duration,
+    /// ACS requests answered in it.
     pub requests_served: usize,
 }
 
@@ -369,14 +372,20 @@ pub fn values(sim: &SimCpe, path: &str) -> Vec<ParameterValue> {
 /// What a load run measured.
 #[derive(Debug, Clone)]
 pub struct LoadReport {
+    /// Sessions completed.
     pub sessions: u64,
+    /// Sessions that failed.
     pub failures: u64,
+    /// Length of the run.
     pub seconds: f64,
+    /// Median session time.
     pub p50: Duration,
+    /// 99th-percentile session time.
     pub p99: Duration,
 }
 
 impl LoadReport {
+    /// Completed sessions per second.
     pub fn per_second(&self) -> f64 {
         self.sessions as f64 / self.seconds.max(1e-9)
     }

@@ -25,25 +25,34 @@ type Result<T> = std::result::Result<T, StoreError>;
 pub struct Device {
     /// `OUI-ProductClass-SerialNumber`.
     pub id: String,
+    /// DeviceId Manufacturer.
     pub manufacturer: String,
+    /// DeviceId OUI.
     pub oui: String,
+    /// DeviceId ProductClass.
     pub product_class: String,
+    /// DeviceId SerialNumber.
     pub serial_number: String,
     /// Where connection requests go.
     pub cr_url: String,
+    /// Username for connection requests (empty: the configured default).
     pub cr_username: String,
+    /// Password for connection requests.
     pub cr_password: String,
     /// Unix seconds of the last Inform.
     pub last_inform: i64,
+    /// Tags (set through the NBI or presets).
     pub tags: Vec<String>,
 }
 
 /// A cached parameter value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CachedParam {
+    /// Full parameter path.
     pub name: String,
     /// xsd type name without prefix (`string`, `unsignedInt`, ...).
     pub ty: String,
+    /// Lexical value.
     pub value: String,
     /// Unix seconds when it was read.
     pub updated: i64,
@@ -89,29 +98,42 @@ impl TaskStatus {
 /// A queued task.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Task {
+    /// Task id.
     pub id: i64,
+    /// Device id.
     pub device: String,
     /// The task as the NBI received it (`{"name": "getParameterValues", ...}`).
     pub spec: serde_json::Value,
+    /// Where it is.
     pub status: TaskStatus,
+    /// How many times it was sent.
     pub attempts: i64,
     /// Unix seconds before which a retry must not run.
     pub not_before: i64,
     /// CommandKey/ParameterKey the task is sent with: `task-<id>-<attempt>`.
     pub key: String,
+    /// Unix seconds when it was queued.
     pub created: i64,
+    /// The result, once done.
     pub result: Option<serde_json::Value>,
 }
 
 /// A recorded fault.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FaultRecord {
+    /// Fault id.
     pub id: i64,
+    /// Device id.
     pub device: String,
+    /// The task that faulted, if any.
     pub task: Option<i64>,
+    /// `cwmp.<code>` for CPE faults, `task.invalid` for tasks that cannot run.
     pub code: String,
+    /// Fault string.
     pub message: String,
+    /// Per-parameter detail or context.
     pub detail: String,
+    /// Unix seconds.
     pub timestamp: i64,
 }
 
@@ -122,39 +144,57 @@ pub trait Store: Send + Sync + 'static {
     /// Everything an Inform brings, in one transaction: the device, its Inform parameters and
     /// its events. Returns whether the device is new.
     fn record_session_start(&self, d: &Device, params: &[CachedParam], events: &[(String, String)]) -> Result<bool>;
+    /// A device by id.
     fn device(&self, id: &str) -> Result<Option<Device>>;
+    /// Every device.
     fn devices(&self) -> Result<Vec<Device>>;
+    /// Replaces a device's tags.
     fn set_tags(&self, id: &str, tags: &[String]) -> Result<()>;
     /// Stores parameter values (one transaction).
     fn cache_params(&self, device: &str, params: &[CachedParam]) -> Result<()>;
     /// Forgets cached parameters below a path (after a delete).
     fn forget_params(&self, device: &str, prefix: &str) -> Result<()>;
+    /// A device's cached parameters.
     fn params(&self, device: &str) -> Result<Vec<CachedParam>>;
+    /// Records an Inform event.
     fn add_event(&self, device: &str, code: &str, command_key: &str, at: i64) -> Result<()>;
+    /// Queues a task.
     fn enqueue(&self, device: &str, spec: &serde_json::Value, now: i64) -> Result<Task>;
+    /// A task by id.
     fn task(&self, id: i64) -> Result<Option<Task>>;
+    /// Tasks, all or of one device.
     fn tasks(&self, device: Option<&str>) -> Result<Vec<Task>>;
     /// Tasks of a device that are pending or sent, oldest first.
     fn open_tasks(&self, device: &str) -> Result<Vec<Task>>;
     /// Marks a task sent under `key` (durably, before it leaves).
     fn mark_sent(&self, id: i64, key: &str) -> Result<()>;
+    /// Makes a task pending again, not before `not_before` (Unix seconds).
     fn mark_pending(&self, id: i64, not_before: i64) -> Result<()>;
+    /// Marks a task done with its result.
     fn complete(&self, id: i64, result: &serde_json::Value) -> Result<()>;
     /// Records a fault and marks its task faulted (one transaction).
     fn fault(&self, device: &str, task: Option<i64>, code: &str, message: &str, detail: &str, at: i64) -> Result<i64>;
+    /// Deletes a task and its faults; whether it existed.
     fn delete_task(&self, id: i64) -> Result<bool>;
     /// Makes a faulted task pending again and drops its faults.
     fn retry_task(&self, id: i64) -> Result<bool>;
+    /// Every fault.
     fn faults(&self) -> Result<Vec<FaultRecord>>;
+    /// Deletes a fault; whether it existed.
     fn delete_fault(&self, id: i64) -> Result<bool>;
     /// Provisioning profiles (GenieACS presets), by name.
     fn put_preset(&self, name: &str, preset: &serde_json::Value) -> Result<()>;
+    /// Deletes a preset; whether it existed.
     fn delete_preset(&self, name: &str) -> Result<bool>;
+    /// Every preset, by name.
     fn presets(&self) -> Result<Vec<(String, serde_json::Value)>>;
     /// Files devices download.
     fn put_file(&self, name: &str, content: &[u8], metadata: &serde_json::Value) -> Result<()>;
+    /// A file's content and metadata.
     fn file(&self, name: &str) -> Result<Option<(Vec<u8>, serde_json::Value)>>;
+    /// Every file: name, size, metadata.
     fn files(&self) -> Result<Vec<(String, usize, serde_json::Value)>>;
+    /// Deletes a file; whether it existed.
     fn delete_file(&self, name: &str) -> Result<bool>;
 }
 

@@ -90,6 +90,7 @@ fn dotted(s: &str) -> String {
 /// A task being run in a session.
 #[derive(Debug)]
 pub struct Running {
+    /// The task.
     pub task: Task,
     stage: u8,
     instance: Option<u32>,
@@ -110,6 +111,7 @@ pub enum Step {
 
 /// Where files are served from (for Download).
 pub struct Context<'a> {
+    /// Base URL of the file server, for Download.
     pub file_base_url: &'a str,
 }
 

@@ -14,17 +14,22 @@ use tokio::sync::mpsc;
 /// One event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Event {
+    /// Device id.
     pub device: String,
+    /// Inform event code, or `task.done` / `task.fault`.
     pub event: String,
+    /// The task, for task events.
     pub task: Option<i64>,
     /// ISO time.
     pub time: String,
 }
 
 impl Event {
+    /// A device event.
     pub fn device(device: &str, code: &str, at: i64) -> Event {
         Event { device: device.into(), event: code.into(), task: None, time: crate::query::iso(at) }
     }
+    /// A task event.
     pub fn task(device: &str, what: &str, task: i64, at: i64) -> Event {
         Event { device: device.into(), event: what.into(), task: Some(task), time: crate::query::iso(at) }
     }
@@ -33,8 +38,10 @@ impl Event {
 /// A webhook: where, and which events (empty: all).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 pub struct Hook {
+    /// Where to POST.
     pub url: String,
     #[serde(default)]
+    /// Event names to send (empty: all).
     pub events: Vec<String>,
 }
 
@@ -47,6 +54,7 @@ impl Sender {
     pub fn none() -> Sender {
         Sender(None)
     }
+    /// Queues an event for delivery.
     pub fn send(&self, e: Event) {
         if let Some(tx) = &self.0 {
             let _ = tx.send(e);
