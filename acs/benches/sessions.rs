@@ -59,6 +59,7 @@ fn start_acs(db: &Path) -> (Child, String) {
         .arg("--db")
         .arg(db)
         .env("RUST_LOG", "warn")
+        .args(std::env::var("BENCH_ACS_WORKERS").ok().map(|w| vec!["--workers".to_string(), w]).unwrap_or_default())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

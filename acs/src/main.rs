@@ -52,6 +52,9 @@ struct Opts {
     /// PEM private key for --tls-cert.
     #[arg(long)]
     tls_key: Option<PathBuf>,
+    /// Worker threads (default: one per CPU).
+    #[arg(long)]
+    workers: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -207,7 +210,11 @@ fn run(opts: Opts, file: FileConfig) -> Result<(), String> {
         (None, None) => None,
         _ => return Err("TLS needs both a certificate and a key".into()),
     };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(w) = opts.workers.filter(|w| *w > 0) {
+        builder.worker_threads(w);
+    }
+    let rt = builder.enable_all().build().map_err(|e| e.to_string())?;
     rt.block_on(async move {
         let cl = tokio::net::TcpListener::bind(cwmp_listen).await.map_err(|e| format!("{cwmp_listen}: {e}"))?;
         let nl = tokio::net::TcpListener::bind(nbi_listen).await.map_err(|e| format!("{nbi_listen}: {e}"))?;
