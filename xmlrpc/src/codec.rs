@@ -76,7 +76,7 @@ impl DecodeError {
     }
 }
 
-/// Bytes of element names: 1 a name byte, 2 the prefix separator `:`, 0 anything else.
+/// Bytes of element names (the prefix separator `:` included): 1 a name byte, 0 anything else.
 const NAME_CHAR: [u8; 256] = {
     let mut t = [0u8; 256];
     let mut i = 0;
@@ -87,7 +87,7 @@ const NAME_CHAR: [u8; 256] = {
         }
         i += 1;
     }
-    t[b':' as usize] = 2;
+    t[b':' as usize] = 1;
     t
 };
 
@@ -145,18 +145,28 @@ impl<'a> Parser<'a> {
             let Some(&c) = b.get(self.at) else { return Ok(Tok::Eof) };
             if c != b'<' {
                 let start = self.at;
-                let end = memchr::memchr(b'<', &b[start..]).map_or(b.len(), |i| start + i);
+                // Text is mostly short: a plain loop beats a vectorised search here.
+                let mut end = start;
+                let mut amp = false;
+                while let Some(&x) = b.get(end) {
+                    match x {
+                        b'<' => break,
+                        b'&' => amp = true,
+                        _ => {}
+                    }
+                    end += 1;
+                }
                 self.at = end;
                 let raw = &self.input[start..end];
-                return Ok(Tok::Text(if memchr::memchr(b'&', raw.as_bytes()).is_some() {
-                    Cow::Owned(self.unescape(raw)?)
-                } else {
-                    Cow::Borrowed(raw)
-                }));
+                return Ok(Tok::Text(if amp { Cow::Owned(self.unescape(raw)?) } else { Cow::Borrowed(raw) }));
             }
             match b.get(self.at + 1) {
                 Some(b'/') => {
                     let (name_end, local) = self.scan_name(self.at + 2)?;
+                    if b.get(name_end) == Some(&b'>') {
+                        self.at = name_end + 1;
+                        return Ok(Tok::End(local));
+                    }
                     let close = memchr::memchr(b'>', &b[name_end..])
                         .map(|i| name_end + i)
                         .filter(|&k| b[name_end..k].iter().all(u8::is_ascii_whitespace))
@@ -214,21 +224,14 @@ impl<'a> Parser<'a> {
     /// Reads an element name starting at `from`; returns where it ends and its local part.
     fn scan_name(&self, from: usize) -> Result<(usize, &'a str), DecodeError> {
         let b = self.input.as_bytes();
-        let mut i = from;
-        let mut local_start = from;
-        while let Some(&x) = b.get(i) {
-            match NAME_CHAR[x as usize] {
-                1 => i += 1,
-                2 => {
-                    i += 1;
-                    local_start = i;
-                }
-                _ => break,
-            }
-        }
-        let first_ok = b.get(from).is_some_and(|&x| x.is_ascii_alphabetic() || x == b'_' || x >= 0x80);
-        match self.input.get(local_start..i) {
-            Some(local) if first_ok && !local.is_empty() => Ok((i, local)),
+        let rest = b.get(from..).unwrap_or_default();
+        let len = rest.iter().position(|&x| NAME_CHAR[x as usize] == 0).unwrap_or(rest.len());
+        let name = &rest[..len];
+        let local_start = name.iter().rposition(|&x| x == b':').map_or(0, |k| k + 1);
+        let first_ok = name.first().is_some_and(|&x| x.is_ascii_alphabetic() || x == b'_' || x >= 0x80);
+        // The name ends at an ASCII byte (or the end), so both ends are character boundaries.
+        match self.input.get(from + local_start..from + len) {
+            Some(local) if first_ok && !local.is_empty() => Ok((from + len, local)),
             _ => Err(self.syntax("malformed XML: invalid element name")),
         }
     }
@@ -285,8 +288,74 @@ impl<'a> Parser<'a> {
         Ok(out)
     }
 
+    /// Moves past XML white space (unless an empty element's end is still to be delivered).
+    fn skip_ws(&mut self) {
+        if self.pending_end.is_none() {
+            let b = self.input.as_bytes();
+            while b.get(self.at).is_some_and(|x| matches!(x, b' ' | b'\t' | b'\r' | b'\n')) {
+                self.at += 1;
+            }
+        }
+    }
+
+    /// The fast path for the canonical form: after white space, a tag like `<value>` or
+    /// `</value>` (letters, digits and dots, no prefix, attributes or inner white space) is
+    /// consumed and returned. Anything else is left to the tokenizer, which accepts every form.
+    fn plain_tag(&mut self) -> Option<Tok<'a>> {
+        if self.pending_end.is_some() {
+            return None;
+        }
+        self.skip_ws();
+        let b = self.input.as_bytes();
+        if b.get(self.at) != Some(&b'<') {
+            return None;
+        }
+        let end = b.get(self.at + 1) == Some(&b'/');
+        let start = self.at + 1 + usize::from(end);
+        let mut i = start;
+        while b.get(i).is_some_and(|x| x.is_ascii_lowercase()) {
+            i += 1;
+        }
+        while b.get(i).is_some_and(|x| x.is_ascii_alphanumeric() || *x == b'.') {
+            i += 1;
+        }
+        if i == start || b.get(i) != Some(&b'>') {
+            return None;
+        }
+        let name = self.input.get(start..i)?;
+        self.pos = self.at;
+        self.at = i + 1;
+        Some(if end { Tok::End(name) } else { Tok::Start(name) })
+    }
+
+    /// The fast path for the canonical form: after white space, exactly `<name>` (or `</name>`),
+    /// without prefix, attributes or inner white space, is consumed. Anything else is left to
+    /// the tokenizer, which accepts every form.
+    fn eat_tag(&mut self, end: bool, name: &str) -> bool {
+        if self.pending_end.is_some() {
+            return false;
+        }
+        let b = self.input.as_bytes();
+        if b.get(self.at) != Some(&b'<') {
+            self.skip_ws();
+        }
+        let open = 1 + usize::from(end);
+        let n = name.len();
+        let Some(r) = b.get(self.at..self.at + open + n + 1) else { return false };
+        let hit =
+            r[0] == b'<' && (!end || r[1] == b'/') && r[open..open + n] == *name.as_bytes() && r[open + n] == b'>';
+        if hit {
+            self.pos = self.at;
+            self.at += open + n + 1;
+        }
+        hit
+    }
+
     /// Next token that is not white space.
     fn tok_skip_ws(&mut self) -> Result<Tok<'a>, DecodeError> {
+        if let Some(t) = self.plain_tag() {
+            return Ok(t);
+        }
         loop {
             match self.tok()? {
                 Tok::Text(t) if t.trim().is_empty() => continue,
@@ -297,6 +366,9 @@ impl<'a> Parser<'a> {
     }
 
     fn expect_start(&mut self, name: &str) -> Result<(), DecodeError> {
+        if self.eat_tag(false, name) {
+            return Ok(());
+        }
         match self.tok_skip_ws()? {
             Tok::Start(n) if n == name => Ok(()),
             other => Err(self.err(format!("expected <{name}>, found {}", describe(&other)))),
@@ -304,6 +376,9 @@ impl<'a> Parser<'a> {
     }
 
     fn expect_end(&mut self, name: &str) -> Result<(), DecodeError> {
+        if self.eat_tag(true, name) {
+            return Ok(());
+        }
         match self.tok_skip_ws()? {
             Tok::End(n) if n == name => Ok(()),
             other => Err(self.err(format!("expected </{name}>, found {}", describe(&other)))),
@@ -312,6 +387,22 @@ impl<'a> Parser<'a> {
 
     /// Text up to `</name>`; no child elements allowed.
     fn text_until_end(&mut self, name: &str) -> Result<Cow<'a, str>, DecodeError> {
+        if self.pending_end.is_none() {
+            let b = self.input.as_bytes();
+            let start = self.at;
+            let mut end = start;
+            while let Some(&x) = b.get(end) {
+                if x == b'<' || x == b'&' {
+                    break;
+                }
+                end += 1;
+            }
+            self.at = end;
+            if b.get(end) == Some(&b'<') && self.eat_tag(true, name) {
+                return Ok(Cow::Borrowed(&self.input[start..end]));
+            }
+            self.at = start;
+        }
         let mut text: Cow<'a, str> = Cow::Borrowed("");
         loop {
             match self.tok()? {
@@ -338,7 +429,26 @@ impl<'a> Parser<'a> {
                 self.input,
             ));
         }
+        // White space before a type element is the common case: skip it without keeping it,
+        // unless the value turns out to be an untyped string.
+        let ws_start = self.at;
+        self.skip_ws();
+        let b = self.input.as_bytes();
         let mut text = String::new();
+        match (b.get(self.at), b.get(self.at + 1)) {
+            // `<value>  </value>`: an untyped string of white space (or empty).
+            (Some(b'<'), Some(b'/')) => text.push_str(&self.input[ws_start..self.at]),
+            // A start tag: the type element.
+            (Some(b'<'), Some(&x)) if NAME_CHAR[x as usize] == 1 => {
+                if let Some(Tok::Start(ty)) = self.plain_tag() {
+                    let v = self.typed(ty, depth)?;
+                    self.expect_end("value")?;
+                    return Ok(v);
+                }
+            }
+            // Text, a comment, CDATA: read it all as it comes.
+            _ => self.at = ws_start,
+        }
         loop {
             match self.tok()? {
                 Tok::Text(t) => text.push_str(&t),
@@ -399,14 +509,25 @@ impl<'a> Parser<'a> {
                 Value::Nil
             }
             "struct" => {
-                let mut members = Vec::new();
+                let mut members = Vec::with_capacity(8);
                 loop {
-                    match self.tok_skip_ws()? {
+                    let tok = if self.eat_tag(false, "member") { Tok::Start("member") } else { self.tok_skip_ws()? };
+                    match tok {
                         Tok::End("struct") => break,
                         Tok::Start("member") => {
                             let (mut name, mut value) = (None, None);
                             loop {
-                                match self.tok_skip_ws()? {
+                                // The canonical order first: <name>, <value>, </member>.
+                                let tok = if name.is_none() && self.eat_tag(false, "name") {
+                                    Tok::Start("name")
+                                } else if value.is_none() && self.eat_tag(false, "value") {
+                                    Tok::Start("value")
+                                } else if value.is_some() && self.eat_tag(true, "member") {
+                                    Tok::End("member")
+                                } else {
+                                    self.tok_skip_ws()?
+                                };
+                                match tok {
                                     Tok::Start("name") => name = Some(self.text_until_end("name")?.into_owned()),
                                     Tok::Start("value") => value = Some(self.value(depth + 1)?),
                                     Tok::End("member") => break,
@@ -429,7 +550,8 @@ impl<'a> Parser<'a> {
                 self.expect_start("data")?;
                 let mut items = Vec::new();
                 loop {
-                    match self.tok_skip_ws()? {
+                    let tok = if self.eat_tag(false, "value") { Tok::Start("value") } else { self.tok_skip_ws()? };
+                    match tok {
                         Tok::Start("value") => items.push(self.value(depth + 1)?),
                         Tok::End("data") => break,
                         other => return Err(self.err(format!("unexpected {} in <data>", describe(&other)))),
@@ -763,6 +885,37 @@ mod tests {
     }
 
     #[test]
+    fn canonical_fast_path_and_general_tokenizer_agree() {
+        // The decoder takes a fast path for canonical tags (`<value>`); the same document with
+        // every tag in another legal form (prefixed, with white space or a comment inside and
+        // around it) must go through the general tokenizer and give the same values.
+        let params = vec![
+            Value::structure([
+                ("a", Value::Int(1)),
+                ("b", Value::String(" spaced <&> ".into())),
+                ("c", Value::Array(vec![Value::Bool(true), Value::Double(0.5), Value::Nil])),
+                ("d", Value::structure([("e", Value::String(String::new()))])),
+            ]),
+            Value::Array(vec![]),
+            Value::String("   ".into()),
+        ];
+        let canonical = encode_call("m", &params);
+        let reformed = canonical
+            .replace("<value>", "<value >")
+            .replace("</value>", "</value\n>")
+            .replace("<member>", "<x:member xmlns:x=\"urn:x\"> <!-- m -->")
+            .replace("</member>", "</x:member >")
+            .replace("<name>", "\n<name\t>")
+            .replace("<struct>", "<struct>\n")
+            .replace("<data>", "<data> ");
+        assert_ne!(canonical, reformed);
+        for doc in [&canonical, &reformed] {
+            let c = decode_call(doc.as_bytes(), &Limits::default()).expect("decodes");
+            assert_eq!(c.params, params, "{doc}");
+        }
+    }
+
+    #[test]
     fn tolerant_forms() {
         let xml = "\u{feff}<?xml version=\"1.0\"?>\n<!-- c --><methodCall>\n <methodName>m</methodName>\n <params>\n  <param><value>untyped &amp; spaced </value></param>\n  <param><value/></param>\n  <param><value><i4> -7 </i4></value></param>\n  <param><value><ex:i8 xmlns:ex=\"http://ws.apache.org/xmlrpc/namespaces/extensions\">-9000000000</ex:i8></value></param>\n  <param><value><ex:nil xmlns:ex=\"http://ws.apache.org/xmlrpc/namespaces/extensions\"/></value></param>\n  <param><value><base64>AAEC\n/w==\n</base64></value></param>\n  <param><value><struct><member><value><int>1</int></value><name>k</name></member></struct></value></param>\n </params>\n</methodCall>\n";
         let c = decode_call(xml.as_bytes(), &Limits::default()).expect("decodes");
@@ -782,6 +935,11 @@ mod tests {
         assert_eq!(
             decode_call(latin1, &Limits::default()).expect("latin-1").params,
             vec![Value::String("café".into())]
+        );
+        let untyped = "<methodCall><methodName>m</methodName><params><param><value>  </value></param><param><value>\n <!-- c --> x </value></param></params></methodCall>";
+        assert_eq!(
+            decode_call(untyped.as_bytes(), &Limits::default()).expect("untyped").params,
+            vec![Value::String("  ".into()), Value::String("\n  x ".into())]
         );
         let no_params = "<methodCall><methodName>system.listMethods</methodName></methodCall>";
         assert_eq!(decode_call(no_params.as_bytes(), &Limits::default()).expect("no params").params, vec![]);
