@@ -31,11 +31,18 @@ pub fn now() -> i64 {
 
 /// Random hex from the kernel.
 pub fn random_hex(bytes: usize) -> String {
+    use ring::rand::SecureRandom as _;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut buf = vec![0u8; bytes];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        let _ = std::io::Read::read_exact(&mut f, &mut buf);
+    // The operating system's generator (getrandom); if it ever failed, a session cookie or nonce
+    // must not be guessable, so stop rather than go on with zeros.
+    ring::rand::SystemRandom::new().fill(&mut buf).expect("the system's random number generator failed");
+    let mut out = String::with_capacity(bytes * 2);
+    for b in buf {
+        out.push(HEX[usize::from(b >> 4)] as char);
+        out.push(HEX[usize::from(b & 15)] as char);
     }
-    buf.iter().map(|b| format!("{b:02x}")).collect()
+    out
 }
 
 /// The presets, by name.

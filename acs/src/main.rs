@@ -16,6 +16,11 @@ use acs::store::SqliteStore;
 use clap::Parser;
 use serde::Deserialize;
 
+// glibc's allocator took about a seventh of the ACS's instructions under session load (many small
+// strings freed on other threads); mimalloc does the same work in a fraction of that.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(name = "acs", version, about = "TR-069 ACS with a GenieACS-compatible northbound API")]
 struct Opts {

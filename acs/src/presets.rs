@@ -113,7 +113,20 @@ pub fn apply(
     if !presets.iter().any(|(_, p)| wanted_here(p)) {
         return Ok(queued);
     }
-    let Some(mut dev) = store.device(device)? else { return Ok(queued) };
+    // The device's record is read only when a precondition or a tag change needs it.
+    let needs_device = |p: &Json| {
+        wanted_here(p)
+            && (precondition(p).map_or(true, |q| q.as_object().is_none_or(|m| !m.is_empty()))
+                || p.get("configurations").and_then(Json::as_array).is_some_and(|cs| {
+                    cs.iter().any(|c| matches!(c.get("type").and_then(Json::as_str), Some("add_tag" | "delete_tag")))
+                }))
+    };
+    let mut dev = if presets.iter().any(|(_, p)| needs_device(p)) {
+        let Some(dev) = store.device(device)? else { return Ok(queued) };
+        dev
+    } else {
+        crate::store::Device { id: device.to_string(), ..Default::default() }
+    };
     // Parameters are read only when a precondition looks at them.
     let params = if presets.iter().any(|(_, p)| precondition(p).is_ok_and(|q| mentions_parameters(&q))) {
         store.params(device)?

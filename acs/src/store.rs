@@ -21,7 +21,7 @@ impl From<rusqlite::Error> for StoreError {
 type Result<T> = std::result::Result<T, StoreError>;
 
 /// A device as the ACS knows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Device {
     /// `OUI-ProductClass-SerialNumber`.
     pub id: String,
@@ -207,7 +207,12 @@ pub struct SqliteStore {
 
 /// A deferred write: the parameter cache and the event log are written in batches, a few
 /// milliseconds later, in one transaction for many sessions. Reads of the cache flush first.
+/// Parameter rows written by one statement when the deferred writes are flushed.
+const PARAM_ROWS: usize = 16;
+
 enum Pending {
+    /// A known device's details from its latest Inform.
+    Device(Device),
     Params(String, Vec<CachedParam>),
     Event(String, String, String, i64),
 }
@@ -235,6 +240,8 @@ const MIGRATIONS: &[&str] = &[
         command_key TEXT NOT NULL, timestamp INTEGER NOT NULL);
      CREATE TABLE files (name TEXT PRIMARY KEY, content BLOB NOT NULL, metadata TEXT NOT NULL);
      CREATE TABLE profiles (name TEXT PRIMARY KEY, precondition TEXT NOT NULL, configuration TEXT NOT NULL);",
+    // 2: a device's open tasks in order straight from an index (no sort, done tasks skipped).
+    "CREATE INDEX tasks_open ON tasks (device, id) WHERE status IN ('pending', 'sent');",
 ];
 
 fn task_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Task> {
@@ -289,6 +296,7 @@ impl SqliteStore {
         // Fewer, larger checkpoints (each one syncs): up to about 40 MB of WAL between them.
         conn.pragma_update(None, "wal_autocheckpoint", 10000)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.set_prepared_statement_cache_capacity(64);
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version as usize > MIGRATIONS.len() {
             return Err(StoreError(format!(
@@ -318,17 +326,51 @@ impl SqliteStore {
         }
         let tx = db.unchecked_transaction()?;
         {
-            let mut st = tx.prepare_cached(
-                "INSERT INTO params (device, name, type, value, updated) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (device, name) DO UPDATE SET type = ?3, value = ?4, updated = ?5",
-            )?;
+            // Rows go in groups of PARAM_ROWS per statement (far fewer statement runs), the rest
+            // one by one.
+            let upsert = |rows: usize| {
+                let values = vec!["(?, ?, ?, ?, ?)"; rows].join(", ");
+                // Every column is given, so REPLACE (one seek, the row overwritten) does what an
+                // upsert does, for less work.
+                format!("INSERT OR REPLACE INTO params (device, name, type, value, updated) VALUES {values}")
+            };
+            let mut one = tx.prepare_cached(&upsert(1))?;
+            let mut group = tx.prepare_cached(&upsert(PARAM_ROWS))?;
             let mut ev =
                 tx.prepare_cached("INSERT INTO events (device, code, command_key, timestamp) VALUES (?1, ?2, ?3, ?4)")?;
+            let mut dev = tx.prepare_cached(
+                "UPDATE devices SET manufacturer = ?2, oui = ?3, product_class = ?4, serial_number = ?5,
+                 cr_url = CASE WHEN ?6 = '' THEN cr_url ELSE ?6 END, last_inform = ?7 WHERE id = ?1",
+            )?;
             for w in &batch {
                 match w {
+                    Pending::Device(d) => {
+                        dev.execute(params![
+                            d.id,
+                            d.manufacturer,
+                            d.oui,
+                            d.product_class,
+                            d.serial_number,
+                            d.cr_url,
+                            d.last_inform
+                        ])?;
+                    }
                     Pending::Params(device, ps) => {
-                        for p in ps {
-                            st.execute(params![device, p.name, p.ty, p.value, p.updated])?;
+                        let mut chunks = ps.chunks_exact(PARAM_ROWS);
+                        for chunk in &mut chunks {
+                            let mut i = 1;
+                            for p in chunk {
+                                group.raw_bind_parameter(i, device)?;
+                                group.raw_bind_parameter(i + 1, &p.name)?;
+                                group.raw_bind_parameter(i + 2, &p.ty)?;
+                                group.raw_bind_parameter(i + 3, &p.value)?;
+                                group.raw_bind_parameter(i + 4, p.updated)?;
+                                i += 5;
+                            }
+                            group.raw_execute()?;
+                        }
+                        for p in chunks.remainder() {
+                            one.execute(params![device, p.name, p.ty, p.value, p.updated])?;
                         }
                     }
                     Pending::Event(device, code, key, at) => {
@@ -365,28 +407,11 @@ impl Store for SqliteStore {
 
     fn record_session_start(&self, d: &Device, ps: &[CachedParam], events: &[(String, String)]) -> Result<bool> {
         let db = self.db();
-        let tx = db.unchecked_transaction()?;
-        let exists = tx
-            .prepare_cached("SELECT 1 FROM devices WHERE id = ?1")?
-            .query_row([&d.id], |_| Ok(true))
-            .optional()?
-            .is_some();
-        if exists {
-            tx.prepare_cached(
-                "UPDATE devices SET manufacturer = ?2, oui = ?3, product_class = ?4, serial_number = ?5,
-                 cr_url = CASE WHEN ?6 = '' THEN cr_url ELSE ?6 END, last_inform = ?7 WHERE id = ?1",
-            )?
-            .execute(params![
-                d.id,
-                d.manufacturer,
-                d.oui,
-                d.product_class,
-                d.serial_number,
-                d.cr_url,
-                d.last_inform
-            ])?;
-        } else {
-            tx.execute(
+        // A known device is the common case: its new Inform details join the deferred writes;
+        // a new one is inserted at once (the NBI must see it, and its id must exist for tasks).
+        let exists = db.prepare_cached("SELECT 1 FROM devices WHERE id = ?1")?.exists([&d.id])?;
+        if !exists {
+            db.execute(
                 "INSERT INTO devices (id, manufacturer, oui, product_class, serial_number, cr_url, cr_username,
                  cr_password, last_inform, tags, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?9)",
                 params![
@@ -403,9 +428,11 @@ impl Store for SqliteStore {
                 ],
             )?;
         }
-        tx.commit()?;
         drop(db);
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if exists {
+            pending.push(Pending::Device(d.clone()));
+        }
         if !ps.is_empty() {
             pending.push(Pending::Params(d.id.clone(), ps.to_vec()));
         }
@@ -416,13 +443,16 @@ impl Store for SqliteStore {
     }
 
     fn device(&self, id: &str) -> Result<Option<Device>> {
+        self.flush()?;
         Ok(self
             .db()
-            .query_row(&format!("SELECT {DEVICE_COLS} FROM devices WHERE id = ?1"), [id], device_row)
+            .prepare_cached(&format!("SELECT {DEVICE_COLS} FROM devices WHERE id = ?1"))?
+            .query_row([id], device_row)
             .optional()?)
     }
 
     fn devices(&self) -> Result<Vec<Device>> {
+        self.flush()?;
         let db = self.db();
         let mut st = db.prepare(&format!("SELECT {DEVICE_COLS} FROM devices ORDER BY id"))?;
         let rows = st.query_map([], device_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
@@ -430,6 +460,7 @@ impl Store for SqliteStore {
     }
 
     fn set_tags(&self, id: &str, tags: &[String]) -> Result<()> {
+        self.flush()?;
         self.db().execute(
             "UPDATE devices SET tags = ?2 WHERE id = ?1",
             params![id, serde_json::to_string(tags).unwrap_or_else(|_| "[]".into())],
@@ -480,7 +511,9 @@ impl Store for SqliteStore {
             params![device, spec.to_string(), now],
         )?;
         let id = db.last_insert_rowid();
-        Ok(db.query_row(&format!("SELECT {TASK_COLS} FROM tasks WHERE id = ?1"), [id], task_row)?)
+        let task =
+            db.prepare_cached(&format!("SELECT {TASK_COLS} FROM tasks WHERE id = ?1"))?.query_row([id], task_row)?;
+        Ok(task)
     }
 
     fn task(&self, id: i64) -> Result<Option<Task>> {
@@ -515,13 +548,15 @@ impl Store for SqliteStore {
 
     fn mark_pending(&self, id: i64, not_before: i64) -> Result<()> {
         self.db()
-            .execute("UPDATE tasks SET status = 'pending', not_before = ?2 WHERE id = ?1", params![id, not_before])?;
+            .prepare_cached("UPDATE tasks SET status = 'pending', not_before = ?2 WHERE id = ?1")?
+            .execute(params![id, not_before])?;
         Ok(())
     }
 
     fn complete(&self, id: i64, result: &serde_json::Value) -> Result<()> {
         self.db()
-            .execute("UPDATE tasks SET status = 'done', result = ?2 WHERE id = ?1", params![id, result.to_string()])?;
+            .prepare_cached("UPDATE tasks SET status = 'done', result = ?2 WHERE id = ?1")?
+            .execute(params![id, result.to_string()])?;
         Ok(())
     }
 
@@ -707,6 +742,26 @@ mod tests {
             )
             .expect("update");
             assert_eq!(s.params("a").expect("params")[0].value, "w");
+            // 37 rows: two groups of PARAM_ROWS and five single rows, written twice (replaced).
+            for round in 0..2 {
+                let many: Vec<CachedParam> = (0..37)
+                    .map(|i| CachedParam {
+                        name: format!("Device.Z.P{i:02}"),
+                        ty: "unsignedInt".into(),
+                        value: format!("{}", i * 10 + round),
+                        updated: 10 + round,
+                    })
+                    .collect();
+                s.cache_params("a", &many).expect("cache many");
+            }
+            let got = s.params("a").expect("params");
+            assert_eq!(got.len(), 38);
+            assert!(got
+                .iter()
+                .filter(|p| p.name.starts_with("Device.Z."))
+                .enumerate()
+                .all(|(i, p)| p.value == format!("{}", i * 10 + 1) && p.updated == 11 && p.ty == "unsignedInt"));
+            s.forget_params("a", "Device.Z.").expect("forget");
             s.forget_params("a", "Device.X.").expect("forget");
             assert!(s.params("a").expect("params").is_empty());
             let t = s.enqueue("a", &serde_json::json!({"name": "reboot"}), 7).expect("enqueue");

@@ -169,13 +169,25 @@ impl Running {
                 if let Err(e) = store.cache_params(&device, &cached) {
                     tracing::error!(%device, "caching parameters: {e}");
                 }
-                let params: Vec<Json> =
-                    cached.iter().map(|c| json!([c.name, c.value, format!("xsd:{}", c.ty)])).collect();
+                let params: Vec<Json> = cached
+                    .into_iter()
+                    .map(|c| {
+                        Json::Array(vec![
+                            Json::String(c.name),
+                            Json::String(c.value),
+                            Json::String(format!("xsd:{}", c.ty)),
+                        ])
+                    })
+                    .collect();
+                // Built as a map directly: `json!` would serialize (deep-copy) the list again.
+                let mut result = serde_json::Map::new();
                 match name.as_str() {
-                    "addObject" => Step::Done(json!({"instance": self.instance, "parameters": params})),
-                    "setParameterValues" => Step::Done(json!({"status": 0, "parameters": params})),
-                    _ => Step::Done(json!({"parameters": params})),
+                    "addObject" => drop(result.insert("instance".into(), json!(self.instance))),
+                    "setParameterValues" => drop(result.insert("status".into(), json!(0))),
+                    _ => {}
                 }
+                result.insert("parameters".into(), Json::Array(params));
+                Step::Done(Json::Object(result))
             }
             Body::SetParameterValuesResponse(r) => {
                 if name == "addObject" {
