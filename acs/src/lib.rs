@@ -13,7 +13,7 @@
 //! - [`conn_req`]: connection requests; [`sim`]: the simulated CPE.
 //!
 
-pub mod auth;
+pub use cwmp::auth;
 pub mod conn_req;
 pub mod endpoint;
 pub mod nbi;

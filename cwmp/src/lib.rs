@@ -16,6 +16,7 @@
 //! 3. asks the session what to send (`poll_transmit`), what to run locally (`poll_request`), and
 //!    when it next needs waking (`deadline`), then calls `handle_timeout` at that time.
 
+pub mod auth;
 pub mod envelope;
 pub mod error;
 pub mod fault;

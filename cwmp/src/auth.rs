@@ -1,6 +1,8 @@
-//! HTTP authentication: Digest (RFC 7616, MD5 and SHA-256, qop=auth) and Basic, for CPEs
-//! reaching the ACS; the client side of Digest for connection requests. Nonces are stateless
-//! (a time stamp and its MAC), so they are not tied to one TCP connection.
+//! HTTP authentication of TR-069 (section 3.4.4): Digest (RFC 7616, MD5 and SHA-256, qop=auth)
+//! and Basic, both sides and sans-IO: an ACS verifying CPEs and a CPE verifying connection
+//! requests use [`Verifier`]; a CPE answering an ACS's challenge and an ACS making a connection
+//! request use [`answer`]. Nonces are stateless (a time stamp and its MAC), so they are not tied
+//! to one TCP connection.
 
 use md5::Md5;
 use sha2::{Digest as _, Sha256};
