@@ -1,0 +1,329 @@
+//! The compute backend: vRGW domains through libvirt (crate `virt`).
+//!
+//! Calls are blocking (libvirt's API is); async callers run them on the blocking pool. Lifecycle
+//! changes are found by polling [`Compute::owned`] and comparing with what the agent expects
+//! (see docs/hypervisor-agent.md: the `virt` crate has no safe binding for libvirt's event
+//! callbacks, and this workspace forbids `unsafe`).
+
+use std::sync::Mutex;
+
+use virt::connect::Connect;
+use virt::domain::Domain;
+use virt::error::ErrorNumber;
+
+use crate::domain::{parse_owner, DomainSpec, Owner, META_NS};
+
+/// A failed compute operation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ComputeError {
+    /// No domain by that name.
+    #[error("no domain named {0}")]
+    NoDomain(String),
+    /// What libvirt said.
+    #[error("libvirt: {0}")]
+    Libvirt(String),
+}
+
+impl From<virt::error::Error> for ComputeError {
+    fn from(e: virt::error::Error) -> Self {
+        ComputeError::Libvirt(e.message().to_string())
+    }
+}
+
+/// Result of a compute operation.
+pub type Result<T> = std::result::Result<T, ComputeError>;
+
+/// A domain's state as the agent cares about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DomState {
+    /// Running.
+    Running,
+    /// Paused (a pooled instance waits like this).
+    Paused,
+    /// Defined, not running.
+    ShutOff,
+    /// Crashed.
+    Crashed,
+    /// Anything else libvirt reports (starting, shutting down, pm-suspended).
+    Other,
+}
+
+impl DomState {
+    /// The name used in the data model's Status parameters.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DomState::Running => "Running",
+            DomState::Paused => "Suspended",
+            DomState::ShutOff => "Stopped",
+            DomState::Crashed => "Error",
+            DomState::Other => "Transitioning",
+        }
+    }
+}
+
+/// Resource use of a running domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stats {
+    /// CPU time used, nanoseconds.
+    pub cpu_time_ns: u64,
+    /// Memory in use, KiB.
+    pub memory_kib: u64,
+}
+
+/// A domain carrying some agent's ownership mark.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedDomain {
+    /// Domain name.
+    pub name: String,
+    /// The mark.
+    pub owner: Owner,
+    /// Its state.
+    pub state: DomState,
+}
+
+/// What the agent needs from a hypervisor.
+pub trait Compute: Send + Sync {
+    /// Defines (persistently) a domain, or replaces the definition of one by that name.
+    fn define(&self, spec: &DomainSpec) -> Result<()>;
+    /// Starts a defined domain.
+    fn start(&self, name: &str) -> Result<()>;
+    /// Pauses a running domain.
+    fn suspend(&self, name: &str) -> Result<()>;
+    /// Resumes a paused domain.
+    fn resume(&self, name: &str) -> Result<()>;
+    /// Powers a domain off at once (nothing to do if it is not running).
+    fn stop(&self, name: &str) -> Result<()>;
+    /// Removes a domain's definition (nothing to do if there is none); stops it first.
+    fn undefine(&self, name: &str) -> Result<()>;
+    /// A domain's state; `None` when there is no such domain.
+    fn state(&self, name: &str) -> Result<Option<DomState>>;
+    /// CPU time and memory of a domain.
+    fn stats(&self, name: &str) -> Result<Stats>;
+    /// Every domain carrying `agent`'s mark.
+    fn owned(&self, agent: &str) -> Result<Vec<OwnedDomain>>;
+    /// The host-side device name of a running domain's NIC with this MAC (the switch port).
+    fn port_of(&self, name: &str, mac: &str) -> Result<Option<String>>;
+}
+
+/// libvirt through the `virt` crate: `test:///default` in tests, `qemu:///system` on hosts.
+pub struct Libvirt {
+    conn: Mutex<Connect>,
+    uri: String,
+}
+
+impl std::fmt::Debug for Libvirt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Libvirt").field("uri", &self.uri).finish()
+    }
+}
+
+impl Libvirt {
+    /// Connects to `uri`.
+    pub fn open(uri: &str) -> Result<Libvirt> {
+        // libvirt prints every error to stderr by default; ours go through tracing instead.
+        virt::error::clear_error_callback();
+        let conn = Connect::open(Some(uri))?;
+        Ok(Libvirt { conn: Mutex::new(conn), uri: uri.to_string() })
+    }
+
+    /// The connection URI.
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&Connect) -> Result<T>) -> Result<T> {
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        f(&conn)
+    }
+
+    fn lookup(conn: &Connect, name: &str) -> Result<Option<Domain>> {
+        match Domain::lookup_by_name(conn, name) {
+            Ok(d) => Ok(Some(d)),
+            Err(e) if e.code() == ErrorNumber::NoDomain => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn domain(conn: &Connect, name: &str) -> Result<Domain> {
+        Self::lookup(conn, name)?.ok_or_else(|| ComputeError::NoDomain(name.to_string()))
+    }
+}
+
+fn dom_state(code: virt::sys::virDomainState) -> DomState {
+    match code {
+        virt::sys::VIR_DOMAIN_RUNNING => DomState::Running,
+        virt::sys::VIR_DOMAIN_PAUSED => DomState::Paused,
+        virt::sys::VIR_DOMAIN_SHUTOFF => DomState::ShutOff,
+        virt::sys::VIR_DOMAIN_CRASHED => DomState::Crashed,
+        _ => DomState::Other,
+    }
+}
+
+impl Compute for Libvirt {
+    fn define(&self, spec: &DomainSpec) -> Result<()> {
+        self.with(|c| Domain::define_xml(c, &spec.to_xml()).map(|_| ()).map_err(Into::into))
+    }
+
+    fn start(&self, name: &str) -> Result<()> {
+        self.with(|c| Self::domain(c, name)?.create().map(|_| ()).map_err(Into::into))
+    }
+
+    fn suspend(&self, name: &str) -> Result<()> {
+        self.with(|c| Self::domain(c, name)?.suspend().map(|_| ()).map_err(Into::into))
+    }
+
+    fn resume(&self, name: &str) -> Result<()> {
+        self.with(|c| Self::domain(c, name)?.resume().map(|_| ()).map_err(Into::into))
+    }
+
+    fn stop(&self, name: &str) -> Result<()> {
+        self.with(|c| {
+            let d = Self::domain(c, name)?;
+            if d.is_active()? {
+                d.destroy()?;
+            }
+            Ok(())
+        })
+    }
+
+    fn undefine(&self, name: &str) -> Result<()> {
+        self.with(|c| {
+            let Some(d) = Self::lookup(c, name)? else { return Ok(()) };
+            if d.is_active()? {
+                d.destroy()?;
+            }
+            d.undefine()?;
+            Ok(())
+        })
+    }
+
+    fn state(&self, name: &str) -> Result<Option<DomState>> {
+        self.with(|c| match Self::lookup(c, name)? {
+            Some(d) => Ok(Some(dom_state(d.get_state()?.0))),
+            None => Ok(None),
+        })
+    }
+
+    fn stats(&self, name: &str) -> Result<Stats> {
+        self.with(|c| {
+            let info = Self::domain(c, name)?.get_info()?;
+            Ok(Stats { cpu_time_ns: info.cpu_time, memory_kib: info.memory })
+        })
+    }
+
+    fn owned(&self, agent: &str) -> Result<Vec<OwnedDomain>> {
+        self.with(|c| {
+            let mut out = Vec::new();
+            for d in c.list_all_domains(0)? {
+                let Ok(meta) = d.get_metadata(virt::sys::VIR_DOMAIN_METADATA_ELEMENT as i32, Some(META_NS), 0) else {
+                    continue;
+                };
+                let Some(owner) = parse_owner(&meta) else { continue };
+                if owner.agent != agent {
+                    continue;
+                }
+                out.push(OwnedDomain { name: d.get_name()?, owner, state: dom_state(d.get_state()?.0) });
+            }
+            out.sort_by_key(|d| d.owner.slot);
+            Ok(out)
+        })
+    }
+
+    fn port_of(&self, name: &str, mac: &str) -> Result<Option<String>> {
+        self.with(|c| {
+            let xml = Self::domain(c, name)?.get_xml_desc(0)?;
+            Ok(target_dev_for_mac(&xml, mac))
+        })
+    }
+}
+
+/// In a live domain XML, the `<target dev='...'/>` of the interface whose MAC is `mac`.
+fn target_dev_for_mac(xml: &str, mac: &str) -> Option<String> {
+    xml.split("<interface").skip(1).find_map(|iface| {
+        let iface = &iface[..iface.find("</interface>")?];
+        let has_mac = iface.contains(&format!("address='{mac}'")) || iface.contains(&format!("address=\"{mac}\""));
+        if !has_mac {
+            return None;
+        }
+        let at = iface.find("<target dev=")? + "<target dev=".len();
+        let q = iface[at..].chars().next()?;
+        let rest = &iface[at + 1..];
+        Some(rest[..rest.find(q)?].to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{mac, Boot, Nic};
+
+    fn spec(agent: &str, slot: u32) -> DomainSpec {
+        DomainSpec {
+            name: format!("{agent}-slot-{slot}"),
+            kind: "test".into(),
+            memory_kib: 98304,
+            vcpus: 1,
+            boot: Boot::Kernel { kernel: "/k".into(), initrd: "/i".into(), cmdline: "quiet".into() },
+            mgmt: Nic { bridge: "vrgw-mgmt".into(), openvswitch: false, vlan: None, mac: mac([0, 2], slot, 0) },
+            lan: Nic { bridge: "vrgw-s100".into(), openvswitch: true, vlan: Some(7), mac: mac([0, 2], slot, 1) },
+            wan: Nic { bridge: "vrgw-wan".into(), openvswitch: false, vlan: None, mac: mac([0, 2], slot, 2) },
+            mgmt_address: "10.99.0.5/24".into(),
+            secret: "s3cr3t".into(),
+            owner: Owner { agent: agent.into(), slot },
+            tb_cache_mib: None,
+        }
+    }
+
+    #[test]
+    fn lifecycle_on_libvirts_test_driver() {
+        let lv = Libvirt::open("test:///default").expect("test driver");
+        let agent = "compute-lifecycle";
+        let s = spec(agent, 1);
+        assert_eq!(lv.state(&s.name).expect("state"), None);
+        lv.define(&s).expect("define");
+        assert_eq!(lv.state(&s.name).expect("state"), Some(DomState::ShutOff));
+        lv.start(&s.name).expect("start");
+        assert_eq!(lv.state(&s.name).expect("state"), Some(DomState::Running));
+        lv.suspend(&s.name).expect("suspend");
+        assert_eq!(lv.state(&s.name).expect("state"), Some(DomState::Paused));
+        lv.resume(&s.name).expect("resume");
+        assert_eq!(lv.state(&s.name).expect("state"), Some(DomState::Running));
+        let st = lv.stats(&s.name).expect("stats");
+        assert_eq!(st.memory_kib, 98304);
+        let owned = lv.owned(agent).expect("owned");
+        assert_eq!(owned.len(), 1);
+        assert_eq!((owned[0].owner.slot, owned[0].state), (1, DomState::Running));
+        assert!(lv.owned("some-other-agent").expect("owned").iter().all(|d| d.name != s.name));
+        lv.stop(&s.name).expect("stop");
+        assert_eq!(lv.state(&s.name).expect("state"), Some(DomState::ShutOff));
+        lv.stop(&s.name).expect("stopping a stopped domain is not an error");
+        lv.undefine(&s.name).expect("undefine");
+        assert_eq!(lv.state(&s.name).expect("state"), None);
+        lv.undefine(&s.name).expect("undefining twice is not an error");
+        assert_eq!(lv.start(&s.name), Err(ComputeError::NoDomain(s.name.clone())));
+        assert!(matches!(lv.suspend(&s.name), Err(ComputeError::NoDomain(_))));
+    }
+
+    #[test]
+    fn libvirt_refusals_are_reported() {
+        let lv = Libvirt::open("test:///default").expect("test driver");
+        let s = spec("compute-refusals", 1);
+        lv.define(&s).expect("define");
+        // Suspending a domain that is not running is refused by libvirt, with its reason.
+        match lv.suspend(&s.name) {
+            Err(ComputeError::Libvirt(m)) => assert!(!m.is_empty()),
+            other => panic!("expected a libvirt error, got {other:?}"),
+        }
+        lv.undefine(&s.name).expect("undefine");
+        assert!(Libvirt::open("no-such-driver:///x").is_err());
+    }
+
+    #[test]
+    fn finds_the_switch_port_by_mac() {
+        let xml = "<domain><devices><interface type='bridge'><mac address='02:00:00:00:01:00'/>\
+                   <target dev='vnet4'/></interface><interface type='bridge'>\
+                   <mac address='02:00:00:00:01:01'/><target dev='vnet5'/></interface></devices></domain>";
+        assert_eq!(target_dev_for_mac(xml, "02:00:00:00:01:01").as_deref(), Some("vnet5"));
+        assert_eq!(target_dev_for_mac(xml, "02:00:00:00:01:09"), None);
+    }
+}
