@@ -161,7 +161,16 @@ fn dom_state(code: virt::sys::virDomainState) -> DomState {
 
 impl Compute for Libvirt {
     fn define(&self, spec: &DomainSpec) -> Result<()> {
-        self.with(|c| Domain::define_xml(c, &spec.to_xml()).map(|_| ()).map_err(Into::into))
+        self.with(|c| {
+            let mut xml = spec.to_xml();
+            // Redefining keeps the domain's identity: libvirt matches definitions by UUID.
+            if let Some(d) = Self::lookup(c, &spec.name)? {
+                let uuid = d.get_uuid_string()?;
+                let name_end = xml.find("</name>").map_or(0, |i| i + "</name>".len());
+                xml.insert_str(name_end, &format!("<uuid>{uuid}</uuid>"));
+            }
+            Domain::define_xml(c, &xml).map(|_| ()).map_err(Into::into)
+        })
     }
 
     fn start(&self, name: &str) -> Result<()> {
@@ -264,9 +273,27 @@ mod tests {
             memory_kib: 98304,
             vcpus: 1,
             boot: Boot::Kernel { kernel: "/k".into(), initrd: "/i".into(), cmdline: "quiet".into() },
-            mgmt: Nic { bridge: "vrgw-mgmt".into(), openvswitch: false, vlan: None, mac: mac([0, 2], slot, 0) },
-            lan: Nic { bridge: "vrgw-s100".into(), openvswitch: true, vlan: Some(7), mac: mac([0, 2], slot, 1) },
-            wan: Nic { bridge: "vrgw-wan".into(), openvswitch: false, vlan: None, mac: mac([0, 2], slot, 2) },
+            mgmt: Nic {
+                bridge: "vrgw-mgmt".into(),
+                openvswitch: false,
+                vlan: None,
+                mac: mac([0, 2], slot, 0),
+                target: None,
+            },
+            lan: Nic {
+                bridge: "vrgw-s100".into(),
+                openvswitch: true,
+                vlan: Some(7),
+                mac: mac([0, 2], slot, 1),
+                target: None,
+            },
+            wan: Nic {
+                bridge: "vrgw-wan".into(),
+                openvswitch: false,
+                vlan: None,
+                mac: mac([0, 2], slot, 2),
+                target: None,
+            },
             mgmt_address: "10.99.0.5/24".into(),
             secret: "s3cr3t".into(),
             owner: Owner { agent: agent.into(), slot },
@@ -287,6 +314,11 @@ mod tests {
         lv.suspend(&s.name).expect("suspend");
         assert_eq!(lv.state(&s.name).expect("state"), Some(DomState::Paused));
         lv.resume(&s.name).expect("resume");
+        assert_eq!(lv.state(&s.name).expect("state"), Some(DomState::Running));
+        // Redefining a running domain (new VLAN tag) keeps it running under the same identity.
+        let mut moved = s.clone();
+        moved.lan.vlan = Some(9);
+        lv.define(&moved).expect("redefine");
         assert_eq!(lv.state(&s.name).expect("state"), Some(DomState::Running));
         let st = lv.stats(&s.name).expect("stats");
         assert_eq!(st.memory_kib, 98304);

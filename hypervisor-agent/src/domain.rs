@@ -45,6 +45,8 @@ pub struct Nic {
     pub vlan: Option<u16>,
     /// MAC address.
     pub mac: String,
+    /// Host-side device name (the switch port), when the agent names it.
+    pub target: Option<String>,
 }
 
 /// Who owns a domain and which slot it fills.
@@ -110,11 +112,11 @@ fn nic(out: &mut String, n: &Nic) {
     }
     // Checksum offload off: Open vSwitch's userspace datapath never fills in offloaded UDP
     // checksums, so DHCP replies would be dropped (see the design brief, section 4).
-    let _ = write!(
-        out,
-        "<mac address='{}'/><model type='virtio'/><driver><host csum='off'/><guest csum='off'/></driver></interface>",
-        esc(&n.mac)
-    );
+    let _ = write!(out, "<mac address='{}'/>", esc(&n.mac));
+    if let Some(t) = &n.target {
+        let _ = write!(out, "<target dev='{}'/>", esc(t));
+    }
+    out.push_str("<model type='virtio'/><driver><host csum='off'/><guest csum='off'/></driver></interface>");
 }
 
 impl DomainSpec {
@@ -214,9 +216,27 @@ mod tests {
                 initrd: "/var/lib/vrgw/initrd.img".into(),
                 cmdline: "console=ttyS0 quiet".into(),
             },
-            mgmt: Nic { bridge: "vrgw-mgmt".into(), openvswitch: false, vlan: None, mac: mac([0, 1], slot, 0) },
-            lan: Nic { bridge: "vrgw-s100".into(), openvswitch: true, vlan: Some(7), mac: mac([0, 1], slot, 1) },
-            wan: Nic { bridge: "vrgw-wan".into(), openvswitch: false, vlan: None, mac: mac([0, 1], slot, 2) },
+            mgmt: Nic {
+                bridge: "vrgw-mgmt".into(),
+                openvswitch: false,
+                vlan: None,
+                mac: mac([0, 1], slot, 0),
+                target: None,
+            },
+            lan: Nic {
+                bridge: "vrgw-s100".into(),
+                openvswitch: true,
+                vlan: Some(7),
+                mac: mac([0, 1], slot, 1),
+                target: Some(format!("vrgwl-{slot}")),
+            },
+            wan: Nic {
+                bridge: "vrgw-wan".into(),
+                openvswitch: false,
+                vlan: None,
+                mac: mac([0, 1], slot, 2),
+                target: None,
+            },
             mgmt_address: "10.99.0.5/24".into(),
             secret: "00112233445566778899aabbccddeeff".into(),
             owner: Owner { agent: "host-a".into(), slot },
@@ -236,6 +256,7 @@ mod tests {
             "<entry>vrgw.mgmt=10.99.0.5/24</entry>",
             "<tb-cache unit='MiB'>16</tb-cache>",
             "agent='host-a' slot='3'",
+            "<target dev='vrgwl-3'/>",
         ] {
             assert!(x.contains(needle), "{needle} missing from {x}");
         }

@@ -63,6 +63,8 @@ pub trait VlanBackend: Send + Sync {
     fn bind(&self, port: &str, svlan: u16, cvlan: u16) -> Result<()>;
     /// Moves `port` back to the parking bridge and closes its C-VLAN on the uplink.
     fn unbind(&self, port: &str) -> Result<()>;
+    /// Removes `port` from the switch (its domain is gone) and closes its C-VLAN on the uplink.
+    fn release(&self, port: &str) -> Result<()>;
     /// Every bound port, for reconciliation after a restart.
     fn bindings(&self) -> Result<Vec<Binding>>;
 }
@@ -289,6 +291,16 @@ impl VlanBackend for Ovs {
         Ok(())
     }
 
+    fn release(&self, port: &str) -> Result<()> {
+        let mut args = Self::v(&["--if-exists", "del-port", port]);
+        if let Some(s) = self.svlan_of(port)? {
+            let cs = self.allowed(s, None, Some(port))?;
+            args.extend(Self::trunks_arg(&format!("{}-s{s}-dn", self.prefix), &cs));
+        }
+        self.run(&args)?;
+        Ok(())
+    }
+
     fn bindings(&self) -> Result<Vec<Binding>> {
         let mut out = Vec::new();
         for s in self.svlans()? {
@@ -364,6 +376,9 @@ mod tests {
         assert_eq!(get("port", "vt1-p2", "tag"), PARKING_VLAN.to_string());
         assert_eq!(get("port", "vt1-s100-dn", "trunks"), format!("[{PARKING_VLAN}]"), "nothing bound: nothing through");
         assert!(o.remove_svlan_if_unused(100).expect("remove 100"));
+        o.release("vt1-p2").expect("release p2");
+        o.release("vt1-p2").expect("releasing twice is not an error");
+        assert!(o.run(&Ovs::v(&["port-to-br", "vt1-p2"])).is_err(), "p2 is gone from the switch");
         assert!(!o.remove_svlan_if_unused(200).expect("200 still used"));
         assert_eq!(o.bindings().expect("bindings"), vec![Binding { port: "vt1-p1".into(), svlan: 200, cvlan: 7 }]);
         for br in ["vt1-s200", "vt1-trunk", "vt1-park"] {

@@ -1,0 +1,333 @@
+//! The host against real libvirt (its test driver, in this process) and real Open vSwitch.
+
+use super::*;
+use crate::compute::Libvirt;
+use crate::vlan::{Binding, Ovs};
+use cwmp::{AddObject, DeleteObject, GetParameterValues, ParameterValue, SetParameterValues};
+
+struct Bed {
+    host: Host,
+    dir: PathBuf,
+    agent: String,
+    lv: Arc<Libvirt>,
+    ovs: Arc<Ovs>,
+}
+
+fn cfg(agent: &str, dir: &std::path::Path) -> HostConfig {
+    HostConfig {
+        agent_id: agent.into(),
+        domain_type: "test".into(),
+        mgmt_bridge: "vrgw-mgmt".into(),
+        mgmt_base: Ipv4Addr::new(10, 99, 0, 0),
+        mgmt_prefix: 16,
+        wan_bridge: "vrgw-wan".into(),
+        overlay_dir: dir.join("overlays"),
+        tb_cache_mib: None,
+        port_prefix: agent.into(),
+    }
+}
+
+/// A host named `agent` (also its switch prefix), its store in a fresh folder.
+fn bed(agent: &str) -> Bed {
+    let dir = std::env::temp_dir().join(format!("hv-host-{agent}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let ovs = Arc::new(Ovs::new(agent, None));
+    for br in ["trunk", "park", "s100", "s200"] {
+        let _ =
+            std::process::Command::new("ovs-vsctl").args(["--if-exists", "del-br", &format!("{agent}-{br}")]).status();
+    }
+    let lv = Arc::new(Libvirt::open("test:///default").expect("libvirt test driver"));
+    let state = State::open(&dir.join("agent.db")).expect("state");
+    let host = Host::open(cfg(agent, &dir), state, lv.clone(), ovs.clone()).expect("host");
+    Bed { host, dir, agent: agent.into(), lv, ovs }
+}
+
+impl Bed {
+    fn reopen(self) -> Bed {
+        let Bed { host, dir, agent, lv, ovs } = self;
+        drop(host);
+        let state = State::open(&dir.join("agent.db")).expect("state");
+        let host = Host::open(cfg(&agent, &dir), state, lv.clone(), ovs.clone()).expect("host");
+        Bed { host, dir, agent, lv, ovs }
+    }
+
+    fn add(&mut self, table: &str) -> u32 {
+        match self.host.handle(&Body::AddObject(AddObject { object_name: table.into(), parameter_key: "k".into() })) {
+            Body::AddObjectResponse(r) => r.instance_number,
+            other => panic!("AddObject {table}: {other:?}"),
+        }
+    }
+
+    fn set(&mut self, values: &[(&str, Value)]) -> Body {
+        self.host.handle(&Body::SetParameterValues(SetParameterValues {
+            parameter_list: values.iter().map(|(n, v)| ParameterValue::new(*n, v.clone())).collect(),
+            parameter_key: "k".into(),
+        }))
+    }
+
+    fn get(&mut self, name: &str) -> Value {
+        match self.host.handle(&Body::GetParameterValues(GetParameterValues { parameter_names: vec![name.into()] })) {
+            Body::GetParameterValuesResponse(mut r) => r.parameter_list.remove(0).value,
+            other => panic!("GPV {name}: {other:?}"),
+        }
+    }
+
+    fn s(&mut self, name: &str) -> String {
+        match self.get(name) {
+            Value::String(s) => s,
+            other => panic!("{name} is {other:?}"),
+        }
+    }
+
+    fn u(&mut self, name: &str) -> u32 {
+        match self.get(name) {
+            Value::UnsignedInt(n) => n,
+            other => panic!("{name} is {other:?}"),
+        }
+    }
+
+    fn fill(&mut self) {
+        for _ in 0..100 {
+            if !self.host.pool_step().expect("pool step") {
+                return;
+            }
+        }
+        panic!("the pool never settled");
+    }
+
+    /// A template and an enabled pool of it with `size` suspended instances.
+    fn template_and_pool(&mut self, size: u32) -> (u32, u32) {
+        let t = self.add(TEMPLATE);
+        let pool = self.add(POOL);
+        let tp = format!("{TEMPLATE}{t}");
+        let r = self.set(&[
+            (&format!("{tp}.Name"), Value::String("openwrt-like".into())),
+            (&format!("{tp}.Image"), Value::String("/var/lib/vrgw/images/base".into())),
+            (&format!("{tp}.MemoryKiB"), Value::UnsignedInt(98304)),
+            (&format!("{POOL}{pool}.Template"), Value::String(tp.clone())),
+            (&format!("{POOL}{pool}.TargetSize"), Value::UnsignedInt(size)),
+            (&format!("{POOL}{pool}.Enable"), Value::Boolean(true)),
+        ]);
+        assert!(matches!(r, Body::SetParameterValuesResponse(_)), "{r:?}");
+        self.fill();
+        (t, pool)
+    }
+
+    fn owned(&self) -> Vec<(String, DomState)> {
+        self.lv.owned(&self.agent).expect("owned").into_iter().map(|d| (d.name, d.state)).collect()
+    }
+
+    fn bindings(&self) -> Vec<Binding> {
+        self.ovs.bindings().expect("bindings")
+    }
+
+    fn clean(self) {
+        for d in self.lv.owned(&self.agent).unwrap_or_default() {
+            let _ = self.lv.undefine(&d.name);
+        }
+        for br in ["trunk", "park", "s100", "s200"] {
+            let _ = std::process::Command::new("ovs-vsctl")
+                .args(["--if-exists", "del-br", &format!("{}-{br}", self.agent)])
+                .status();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn fault_names(b: &Body) -> Vec<(String, u32)> {
+    match b {
+        Body::Fault(f) => {
+            f.set_parameter_values_faults.iter().map(|p| (p.parameter_name.clone(), p.code.code())).collect()
+        }
+        other => panic!("expected a fault, got {other:?}"),
+    }
+}
+
+#[test]
+fn pool_fills_and_drains_with_progress_in_its_parameters() {
+    let mut b = bed("hvpool");
+    let (_, pool) = b.template_and_pool(3);
+    let pp = format!("{POOL}{pool}.");
+    assert_eq!(b.u(&format!("{pp}Ready")), 3);
+    assert_eq!(b.u(&format!("{pp}Suspended")), 3);
+    assert_eq!(b.s(&format!("{pp}Status")), "Idle");
+    assert_eq!(b.owned().iter().filter(|(_, s)| *s == DomState::Paused).count(), 3);
+    // Pooled instances wait on the parking VLAN, bound to no subscriber.
+    assert!(b.bindings().is_empty());
+    assert!(matches!(
+        b.set(&[(&format!("{pp}TargetSize"), Value::UnsignedInt(1))]),
+        Body::SetParameterValuesResponse(_)
+    ));
+    assert_eq!(b.s(&format!("{pp}Status")), "Draining");
+    b.fill();
+    assert_eq!(b.u(&format!("{pp}Ready")), 1);
+    assert_eq!(b.owned().len(), 1);
+    assert!(matches!(b.set(&[(&format!("{pp}Enable"), Value::Boolean(false))]), Body::SetParameterValuesResponse(_)));
+    b.fill();
+    assert_eq!(b.s(&format!("{pp}Status")), "Disabled");
+    assert!(b.owned().is_empty());
+    b.clean();
+}
+
+#[test]
+fn add_object_takes_a_pooled_instance_then_cold_starts_when_the_pool_is_empty() {
+    let mut b = bed("hvprov");
+    let (t, pool) = b.template_and_pool(1);
+    let tp = format!("{TEMPLATE}{t}");
+    let pooled = b.owned();
+    assert_eq!(pooled.len(), 1);
+
+    let i1 = b.add(INSTANCE);
+    let ip = format!("{INSTANCE}{i1}.");
+    assert_eq!(b.s(&format!("{ip}Status")), "Defining");
+    let r = b.set(&[
+        (&format!("{ip}Subscriber"), Value::String("sub-0001".into())),
+        (&format!("{ip}Template"), Value::String(tp.clone())),
+        (&format!("{ip}SVLAN"), Value::UnsignedInt(100)),
+        (&format!("{ip}CVLAN"), Value::UnsignedInt(7)),
+    ]);
+    assert!(matches!(r, Body::SetParameterValuesResponse(_)), "{r:?}");
+    assert_eq!(b.s(&format!("{ip}Status")), "Running", "{}", b.s(&format!("{ip}LastError")));
+    // The pooled domain itself now serves the subscriber, on its VLANs.
+    assert_eq!(b.owned(), vec![(pooled[0].0.clone(), DomState::Running)]);
+    let slot = b.host.state().slot_of(i1).expect("slot").expect("assigned");
+    assert_eq!(b.bindings(), vec![Binding { port: format!("hvprovl{}", slot.id), svlan: 100, cvlan: 7 }]);
+    assert_eq!(b.s(&format!("{ip}ManagementAddress")), slot.mgmt_address.split('/').next().expect("ip"));
+    assert!(b.u(&format!("{ip}MemoryKiB")) > 0);
+    assert_eq!(b.u(&format!("{POOL}{pool}.Ready")), 0, "the pool lent its instance");
+
+    // Pool empty (and not refilled yet): the next subscriber gets a cold-started domain.
+    let i2 = b.add(INSTANCE);
+    let ip2 = format!("{INSTANCE}{i2}.");
+    let r = b.set(&[
+        (&format!("{ip2}Template"), Value::String(tp)),
+        (&format!("{ip2}SVLAN"), Value::UnsignedInt(100)),
+        (&format!("{ip2}CVLAN"), Value::UnsignedInt(8)),
+    ]);
+    assert!(matches!(r, Body::SetParameterValuesResponse(_)), "{r:?}");
+    assert_eq!(b.s(&format!("{ip2}Status")), "Running");
+    assert_eq!(b.owned().len(), 2);
+    assert_eq!(b.bindings().iter().map(|x| x.cvlan).collect::<Vec<_>>(), vec![7, 8]);
+    b.fill();
+    assert_eq!(b.u(&format!("{POOL}{pool}.Ready")), 1, "the pool refilled");
+    assert_eq!(b.owned().len(), 3);
+
+    // Requested states.
+    for (want, dom) in [("Suspended", DomState::Paused), ("Stopped", DomState::ShutOff), ("Running", DomState::Running)]
+    {
+        assert!(matches!(
+            b.set(&[(&format!("{ip}RequestedState"), Value::String(want.into()))]),
+            Body::SetParameterValuesResponse(_)
+        ));
+        let st = b.lv.state(&slot.domain).expect("state");
+        assert_eq!(st, Some(dom), "{want}");
+        assert_eq!(b.s(&format!("{ip}Status")), dom.as_str());
+    }
+
+    // Moving a subscriber to another S-VLAN rebinds its port and drops the empty S-VLAN's
+    // bridge only when nothing else uses it.
+    assert!(matches!(b.set(&[(&format!("{ip}SVLAN"), Value::UnsignedInt(200))]), Body::SetParameterValuesResponse(_)));
+    assert!(b.bindings().contains(&Binding { port: format!("hvprovl{}", slot.id), svlan: 200, cvlan: 7 }));
+
+    // DeleteObject destroys, undefines and frees the VLANs.
+    let r = b.host.handle(&Body::DeleteObject(DeleteObject { object_name: ip.clone(), parameter_key: "k".into() }));
+    assert!(matches!(r, Body::DeleteObjectResponse(_)), "{r:?}");
+    assert_eq!(b.lv.state(&slot.domain).expect("state"), None);
+    assert!(b.bindings().iter().all(|x| x.svlan != 200), "S-VLAN 200 had only that subscriber");
+    assert_eq!(b.host.state().slot_of(i1).expect("slot"), None);
+    b.clean();
+}
+
+#[test]
+fn bad_sets_are_refused_whole_with_a_fault_per_parameter() {
+    let mut b = bed("hvbad");
+    let (t, _) = b.template_and_pool(0);
+    let tp = format!("{TEMPLATE}{t}");
+    let i1 = b.add(INSTANCE);
+    let i2 = b.add(INSTANCE);
+    let (p1, p2) = (format!("{INSTANCE}{i1}."), format!("{INSTANCE}{i2}."));
+    let ok = b.set(&[
+        (&format!("{p1}Template"), Value::String(tp.clone())),
+        (&format!("{p1}SVLAN"), Value::UnsignedInt(100)),
+        (&format!("{p1}CVLAN"), Value::UnsignedInt(7)),
+    ]);
+    assert!(matches!(ok, Body::SetParameterValuesResponse(_)), "{ok:?}");
+    let before = b.owned();
+
+    // The same VLAN pair twice: 9007 on the second instance, and the first part of the set
+    // (a valid subscriber for instance 1) is not applied either.
+    let r = b.set(&[
+        (&format!("{p1}Subscriber"), Value::String("sub-1".into())),
+        (&format!("{p2}Template"), Value::String(tp.clone())),
+        (&format!("{p2}SVLAN"), Value::UnsignedInt(100)),
+        (&format!("{p2}CVLAN"), Value::UnsignedInt(7)),
+    ]);
+    let f = fault_names(&r);
+    assert!(f.iter().all(|(_, c)| *c == 9007) && f.iter().any(|(n, _)| n.starts_with(&p2)), "{f:?}");
+    assert_eq!(b.s(&format!("{p1}Subscriber")), "");
+    assert_eq!(b.s(&format!("{p2}Status")), "Defining");
+
+    // A template that does not exist, an out-of-range VLAN, a bad enumeration: each named.
+    let r = b.set(&[
+        (&format!("{p2}Template"), Value::String(format!("{TEMPLATE}99"))),
+        (&format!("{p2}CVLAN"), Value::UnsignedInt(5000)),
+    ]);
+    let names: Vec<String> = fault_names(&r).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, vec![format!("{p2}Template")], "template reference checked first");
+    let r = b.set(&[
+        (&format!("{p2}CVLAN"), Value::UnsignedInt(5000)),
+        (&format!("{p2}RequestedState"), Value::String("Flying".into())),
+    ]);
+    let mut names: Vec<String> = fault_names(&r).into_iter().map(|(n, _)| n).collect();
+    names.sort();
+    assert_eq!(names, vec![format!("{p2}CVLAN"), format!("{p2}RequestedState")]);
+    // The template of a provisioned instance is fixed.
+    let t2 = b.add(TEMPLATE);
+    let r = b.set(&[(&format!("{p1}Template"), Value::String(format!("{TEMPLATE}{t2}")))]);
+    assert_eq!(fault_names(&r), vec![(format!("{p1}Template"), 9007)]);
+    assert_eq!(b.owned(), before, "no refused set touched a domain");
+    b.clean();
+}
+
+#[test]
+fn restart_finishes_interrupted_work_and_keeps_instances() {
+    let mut b = bed("hvcrash");
+    let (t, pool) = b.template_and_pool(2);
+    let i1 = b.add(INSTANCE);
+    let ip = format!("{INSTANCE}{i1}.");
+    let r = b.set(&[
+        (&format!("{ip}Template"), Value::String(format!("{TEMPLATE}{t}"))),
+        (&format!("{ip}SVLAN"), Value::UnsignedInt(100)),
+        (&format!("{ip}CVLAN"), Value::UnsignedInt(9)),
+    ]);
+    assert!(matches!(r, Body::SetParameterValuesResponse(_)), "{r:?}");
+    assert_eq!(b.s(&format!("{ip}Status")), "Running", "{}", b.s(&format!("{ip}LastError")));
+    let serving = b.host.state().slot_of(i1).expect("slot").expect("assigned");
+    // A crash in the middle of a pool fill: a slot recorded, its domain defined, not started.
+    let half = b.host.state().new_slot("hvcrash", t, Some(pool), &|n| format!("10.99.0.{n}/16"), "x").expect("slot");
+    let spec = b.host.spec(&half, "hvcrash-park", PARKING_VLAN).expect("spec");
+    b.lv.define(&spec).expect("define");
+    // And an owned domain the store knows nothing of (drift).
+    let mut stray = spec.clone();
+    stray.name = "hvcrash-stray".into();
+    stray.owner.slot = 999;
+    b.lv.define(&stray).expect("define stray");
+    // The instance's domain vanished while the agent was down.
+    b.lv.undefine(&serving.domain).expect("vanish");
+
+    let mut b = b.reopen();
+    let names: Vec<String> = b.owned().into_iter().map(|(n, _)| n).collect();
+    assert!(!names.contains(&half.domain), "the half-made pooled domain was rolled back");
+    assert!(!names.contains(&"hvcrash-stray".to_string()), "the stray domain was removed");
+    assert_eq!(b.lv.state(&serving.domain).expect("state"), Some(DomState::Running), "the instance came back");
+    assert_eq!(b.s(&format!("{ip}Status")), "Running");
+    assert_eq!(b.host.state().slot_of(i1).expect("slot").map(|s| s.id), Some(serving.id), "same slot, no duplicate");
+    b.fill();
+    assert_eq!(b.u(&format!("{POOL}{pool}.Ready")), 2);
+    // No instance lost or duplicated: one domain per slot, one slot per instance.
+    let slots = b.host.state().slots().expect("slots");
+    assert_eq!(slots.len(), b.owned().len());
+    assert_eq!(slots.iter().filter(|s| s.instance == Some(i1)).count(), 1);
+    b.clean();
+}

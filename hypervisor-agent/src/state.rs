@@ -1,0 +1,341 @@
+//! The agent's own state, in SQLite: what must survive a crash or a restart.
+//!
+//! - `meta`: the agent's id, the ParameterKey, whether BOOTSTRAP was delivered;
+//! - `events`: Inform events not yet delivered to the ACS (kept until an InformResponse);
+//! - `model`: the configuration part of the host data model (templates, pools, instances and
+//!   their settings), as a snapshot rewritten after every change;
+//! - `slots`: every domain the agent owns, its secret and management address, and what it is for
+//!   (waiting in a pool, serving an instance). A slot is recorded *before* its domain is defined,
+//!   so a crash between the two leaves a record the next start completes or rolls back.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// A failed state operation.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// SQLite said no.
+    #[error("agent state: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The stored model snapshot does not parse.
+    #[error("agent state: stored data model: {0}")]
+    Model(String),
+}
+
+/// Result of a state operation.
+pub type Result<T> = std::result::Result<T, StateError>;
+
+/// What a slot (an owned domain) is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotUse {
+    /// Recorded, its domain not yet defined and started (a crash here is rolled back).
+    Creating,
+    /// Started and suspended, waiting in a pool for a subscriber.
+    Pooled,
+    /// Serving an instance.
+    Assigned,
+    /// Being destroyed (a crash here is finished at the next start).
+    Deleting,
+}
+
+impl SlotUse {
+    fn as_str(self) -> &'static str {
+        match self {
+            SlotUse::Creating => "creating",
+            SlotUse::Pooled => "pooled",
+            SlotUse::Assigned => "assigned",
+            SlotUse::Deleting => "deleting",
+        }
+    }
+
+    fn parse(s: &str) -> SlotUse {
+        match s {
+            "pooled" => SlotUse::Pooled,
+            "assigned" => SlotUse::Assigned,
+            "deleting" => SlotUse::Deleting,
+            _ => SlotUse::Creating,
+        }
+    }
+}
+
+/// One owned domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slot {
+    /// Slot number (also in the domain's name and ownership mark).
+    pub id: u32,
+    /// Domain name.
+    pub domain: String,
+    /// Template instance number it was made from.
+    pub template: u32,
+    /// Pool instance number it belongs to while pooled (kept after assignment for accounting).
+    pub pool: Option<u32>,
+    /// Instance number it serves, when assigned.
+    pub instance: Option<u32>,
+    /// What it is doing.
+    pub usage: SlotUse,
+    /// Management address with prefix length.
+    pub mgmt_address: String,
+    /// The proxy's secret (never logged, never a parameter).
+    pub secret: String,
+}
+
+const MIGRATIONS: &[&str] = &["CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+     CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, code TEXT NOT NULL, command_key TEXT NOT NULL);
+     CREATE TABLE model (id INTEGER PRIMARY KEY CHECK (id = 1), snapshot TEXT NOT NULL);
+     CREATE TABLE slots (
+        id INTEGER PRIMARY KEY, domain TEXT NOT NULL UNIQUE, template INTEGER NOT NULL, pool INTEGER,
+        instance INTEGER UNIQUE, usage TEXT NOT NULL, mgmt_address TEXT NOT NULL, secret TEXT NOT NULL);"];
+
+/// The agent's SQLite store.
+pub struct State {
+    conn: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("State")
+    }
+}
+
+fn slot_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Slot> {
+    let usage: String = r.get(5)?;
+    Ok(Slot {
+        id: r.get(0)?,
+        domain: r.get(1)?,
+        template: r.get(2)?,
+        pool: r.get(3)?,
+        instance: r.get(4)?,
+        usage: SlotUse::parse(&usage),
+        mgmt_address: r.get(6)?,
+        secret: r.get(7)?,
+    })
+}
+
+const SLOT_COLS: &str = "id, domain, template, pool, instance, usage, mgmt_address, secret";
+
+impl State {
+    /// Opens (creating and migrating) the store at `path`.
+    pub fn open(path: &Path) -> Result<State> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // Every change here is a state transition of real resources: make it durable.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        for (i, m) in MIGRATIONS.iter().enumerate().skip(usize::try_from(version).unwrap_or(0)) {
+            let tx = conn.unchecked_transaction()?;
+            tx.execute_batch(m)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        Ok(State { conn: Mutex::new(conn) })
+    }
+
+    fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A `meta` value.
+    pub fn meta(&self, key: &str) -> Result<Option<String>> {
+        Ok(self.db().query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+    }
+
+    /// Sets a `meta` value.
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        self.db().execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = ?2",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+
+    /// Queues an Inform event (a single-instance event code replaces an earlier one).
+    pub fn push_event(&self, code: &str, command_key: &str) -> Result<()> {
+        let db = self.db();
+        let tx = db.unchecked_transaction()?;
+        if !code.starts_with('M') {
+            tx.execute("DELETE FROM events WHERE code = ?1", [code])?;
+        }
+        tx.execute("INSERT INTO events (code, command_key) VALUES (?1, ?2)", params![code, command_key])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The undelivered events, oldest first, with their row ids.
+    pub fn events(&self) -> Result<Vec<(i64, String, String)>> {
+        let db = self.db();
+        let mut st = db.prepare("SELECT id, code, command_key FROM events ORDER BY id")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+
+    /// Forgets events the ACS acknowledged (ids up to and including `last`).
+    pub fn delivered(&self, last: i64) -> Result<()> {
+        self.db().execute("DELETE FROM events WHERE id <= ?1", [last])?;
+        Ok(())
+    }
+
+    /// The stored data-model snapshot.
+    pub fn model(&self) -> Result<Option<datamodel::tree::Snapshot>> {
+        let s: Option<String> =
+            self.db().query_row("SELECT snapshot FROM model WHERE id = 1", [], |r| r.get(0)).optional()?;
+        s.map(|s| serde_json::from_str(&s).map_err(|e| StateError::Model(e.to_string()))).transpose()
+    }
+
+    /// Replaces the stored data-model snapshot.
+    pub fn save_model(&self, snap: &datamodel::tree::Snapshot) -> Result<()> {
+        let s = serde_json::to_string(snap).map_err(|e| StateError::Model(e.to_string()))?;
+        self.db().execute(
+            "INSERT INTO model (id, snapshot) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET snapshot = ?1",
+            [s],
+        )?;
+        Ok(())
+    }
+
+    /// Records a new slot (before its domain exists), its domain named `AGENT-N`.
+    pub fn new_slot(
+        &self,
+        agent: &str,
+        template: u32,
+        pool: Option<u32>,
+        mgmt: &dyn Fn(u32) -> String,
+        secret: &str,
+    ) -> Result<Slot> {
+        let db = self.db();
+        let tx = db.unchecked_transaction()?;
+        // Slot numbers are never reused (they name domains, MAC addresses and log lines).
+        let next: Option<String> =
+            tx.query_row("SELECT value FROM meta WHERE key = 'next_slot'", [], |r| r.get(0)).optional()?;
+        let id: u32 = next.and_then(|n| n.parse().ok()).unwrap_or(1);
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('next_slot', ?1) ON CONFLICT (key) DO UPDATE SET value = ?1",
+            [(id + 1).to_string()],
+        )?;
+        let slot = Slot {
+            id,
+            domain: format!("{agent}-{id}"),
+            template,
+            pool,
+            instance: None,
+            usage: SlotUse::Creating,
+            mgmt_address: mgmt(id),
+            secret: secret.to_string(),
+        };
+        tx.execute(
+            &format!("INSERT INTO slots ({SLOT_COLS}) VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?6, ?7)"),
+            params![
+                slot.id,
+                slot.domain,
+                slot.template,
+                slot.pool,
+                slot.usage.as_str(),
+                slot.mgmt_address,
+                slot.secret
+            ],
+        )?;
+        tx.commit()?;
+        Ok(slot)
+    }
+
+    /// Sets what a slot does (and which instance it serves).
+    pub fn set_slot(&self, id: u32, usage: SlotUse, instance: Option<u32>) -> Result<()> {
+        self.db().execute(
+            "UPDATE slots SET usage = ?2, instance = ?3 WHERE id = ?1",
+            params![id, usage.as_str(), instance],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets a slot (its domain is gone).
+    pub fn drop_slot(&self, id: u32) -> Result<()> {
+        self.db().execute("DELETE FROM slots WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    /// Every slot.
+    pub fn slots(&self) -> Result<Vec<Slot>> {
+        let db = self.db();
+        let mut st = db.prepare(&format!("SELECT {SLOT_COLS} FROM slots ORDER BY id"))?;
+        let rows = st.query_map([], slot_row)?.collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+
+    /// A pooled slot of `pool` to hand to an instance, oldest first.
+    pub fn take_pooled(&self, pool: u32) -> Result<Option<Slot>> {
+        Ok(self
+            .db()
+            .query_row(
+                &format!("SELECT {SLOT_COLS} FROM slots WHERE pool = ?1 AND usage = 'pooled' ORDER BY id LIMIT 1"),
+                [pool],
+                slot_row,
+            )
+            .optional()?)
+    }
+
+    /// The slot serving `instance`.
+    pub fn slot_of(&self, instance: u32) -> Result<Option<Slot>> {
+        Ok(self
+            .db()
+            .query_row(&format!("SELECT {SLOT_COLS} FROM slots WHERE instance = ?1"), [instance], slot_row)
+            .optional()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("hv-state-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        dir.join("agent.db")
+    }
+
+    #[test]
+    fn events_slots_and_model_survive_reopening() {
+        let path = temp("reopen");
+        {
+            let s = State::open(&path).expect("open");
+            s.set_meta("ParameterKey", "k-1").expect("meta");
+            s.push_event("0 BOOTSTRAP", "").expect("event");
+            s.push_event("1 BOOT", "").expect("event");
+            s.push_event("1 BOOT", "").expect("single event not doubled");
+            s.push_event("M Reboot", "cmd-1").expect("event");
+            let a = s.new_slot("vrgw", 1, Some(1), &|n| format!("10.99.0.{}/24", n + 10), "aa").expect("slot");
+            let b = s.new_slot("vrgw", 1, Some(1), &|n| format!("10.99.0.{}/24", n + 10), "bb").expect("slot");
+            assert_eq!((a.id, b.id, a.domain.as_str(), b.mgmt_address.as_str()), (1, 2, "vrgw-1", "10.99.0.12/24"));
+            s.set_slot(1, SlotUse::Pooled, None).expect("pooled");
+            s.set_slot(2, SlotUse::Pooled, None).expect("pooled");
+            let t = s.take_pooled(1).expect("take").expect("one pooled");
+            assert_eq!(t.id, 1);
+            s.set_slot(t.id, SlotUse::Assigned, Some(7)).expect("assign");
+            assert_eq!(s.take_pooled(1).expect("take").map(|x| x.id), Some(2));
+        }
+        let s = State::open(&path).expect("reopen");
+        assert_eq!(s.meta("ParameterKey").expect("meta").as_deref(), Some("k-1"));
+        let ev: Vec<(String, String)> = s.events().expect("events").into_iter().map(|(_, c, k)| (c, k)).collect();
+        assert_eq!(
+            ev,
+            vec![
+                ("0 BOOTSTRAP".into(), String::new()),
+                ("1 BOOT".into(), String::new()),
+                ("M Reboot".into(), "cmd-1".into())
+            ]
+        );
+        let last = s.events().expect("events").last().map(|e| e.0).expect("last");
+        s.delivered(last).expect("delivered");
+        assert!(s.events().expect("events").is_empty());
+        let slot = s.slot_of(7).expect("slot_of").expect("assigned");
+        assert_eq!((slot.id, slot.usage, slot.secret.as_str()), (1, SlotUse::Assigned, "aa"));
+        s.drop_slot(2).expect("drop");
+        assert_eq!(s.slots().expect("slots").len(), 1);
+        // A slot number is never reused.
+        let c = s.new_slot("vrgw", 1, None, &|n| format!("10.99.0.{n}/24"), "cc").expect("slot");
+        assert_eq!(c.id, 3);
+        // One instance, one slot.
+        assert!(s.set_slot(3, SlotUse::Assigned, Some(7)).is_err());
+    }
+}
