@@ -29,21 +29,7 @@ pub fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
-/// Random hex from the kernel.
-pub fn random_hex(bytes: usize) -> String {
-    use ring::rand::SecureRandom as _;
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut buf = vec![0u8; bytes];
-    // The operating system's generator (getrandom); if it ever failed, a session cookie or nonce
-    // must not be guessable, so stop rather than go on with zeros.
-    ring::rand::SystemRandom::new().fill(&mut buf).expect("the system's random number generator failed");
-    let mut out = String::with_capacity(bytes * 2);
-    for b in buf {
-        out.push(HEX[usize::from(b >> 4)] as char);
-        out.push(HEX[usize::from(b & 15)] as char);
-    }
-    out
-}
+pub use cwmp::auth::random_hex;
 
 /// The presets, by name.
 pub type Presets = Arc<Vec<(String, serde_json::Value)>>;

@@ -5,6 +5,7 @@
 //! to one TCP connection.
 
 use md5::Md5;
+use ring::rand::SecureRandom as _;
 use sha2::{Digest as _, Sha256};
 
 /// Digest hash algorithms.
@@ -223,6 +224,21 @@ pub fn answer(challenge: &str, method: &str, uri: &str, user: &str, pass: &str, 
         "Digest username=\"{user}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", algorithm={}, response=\"{response}\"{qop_part}{opaque}",
         algo.name()
     ))
+}
+
+/// `bytes` random bytes from the operating system's generator, hex-encoded: session cookies,
+/// client nonces, per-instance secrets. If the generator ever failed, nothing that must not be
+/// guessable may go on with zeros, so this stops the program instead.
+pub fn random_hex(bytes: usize) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = vec![0u8; bytes];
+    ring::rand::SystemRandom::new().fill(&mut buf).expect("the system's random number generator failed");
+    let mut out = String::with_capacity(bytes * 2);
+    for b in buf {
+        out.push(HEX[usize::from(b >> 4)] as char);
+        out.push(HEX[usize::from(b & 15)] as char);
+    }
+    out
 }
 
 #[cfg(test)]

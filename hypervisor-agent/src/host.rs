@@ -345,7 +345,7 @@ impl Host {
     }
 
     fn secret() -> String {
-        crate::random_hex(16)
+        cwmp::auth::random_hex(16)
     }
 
     fn converge_instance(&mut self, n: u32) -> Result<()> {
