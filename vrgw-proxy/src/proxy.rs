@@ -139,6 +139,19 @@ impl Proxy {
         Ok(())
     }
 
+    /// Everything `set` checks (values, cross-parameter rules, the daemons' own checkers),
+    /// nothing applied: what the host agent asks every vRGW before a set that spans several.
+    pub fn validate(&self, values: &[ParameterValue]) -> Result<(), Fault> {
+        let mut cand = self.tree.clone();
+        let coerced = cand.validate(values).map_err(fault_of)?;
+        cand.apply(coerced);
+        let problems = model::check(&cand);
+        if !problems.is_empty() {
+            return Err(fault_of(problems));
+        }
+        self.daemons.check(&self.rendered(&cand)).map_err(apply_fault)
+    }
+
     pub fn set(&mut self, values: &[ParameterValue], key: &str) -> Result<(), Fault> {
         let mut cand = self.tree.clone();
         let coerced = cand.validate(values).map_err(fault_of)?;

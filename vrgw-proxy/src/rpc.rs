@@ -110,6 +110,36 @@ pub fn register(server: &mut Server, proxy: Arc<Mutex<Proxy>>) {
     );
     let p = proxy.clone();
     server.register(
+        "validate",
+        "Checks values as set would, applying nothing: ([{name, value, type?}]) -> [{name, code, reason}], \
+         empty when every value would be accepted.",
+        &[&["array", "array"]],
+        move |params| {
+            let list = match params.first() {
+                Some(Value::Array(a)) => a.iter().map(parameter).collect::<Result<Vec<_>, _>>()?,
+                _ => return Err(invalid("validate takes an array of {name, value, type?}")),
+            };
+            let g = p.lock().unwrap_or_else(|e| e.into_inner());
+            match g.validate(&list) {
+                Ok(()) => Ok(Value::Array(Vec::new())),
+                Err(f) if !f.set_parameter_values_faults.is_empty() => Ok(Value::Array(
+                    f.set_parameter_values_faults
+                        .into_iter()
+                        .map(|pf| {
+                            Value::structure([
+                                ("name", Value::String(pf.parameter_name)),
+                                ("code", Value::Int(pf.code.code() as i32)),
+                                ("reason", Value::String(pf.string)),
+                            ])
+                        })
+                        .collect(),
+                )),
+                Err(f) => Err(rpc_fault(f)),
+            }
+        },
+    );
+    let p = proxy.clone();
+    server.register(
         "names",
         "GetParameterNames: (path, next_level) -> [{name, writable}].",
         &[&["array", "string", "boolean"]],

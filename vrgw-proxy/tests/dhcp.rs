@@ -243,6 +243,25 @@ fn settings_over_xmlrpc_reach_real_dnsmasq_and_nftables() {
 
         // Refusals: each names the parameter and the reason, with the CWMP code, and changes nothing.
         let conf_before = std::fs::read_to_string(bed.dir.join("run/dnsmasq.conf")).expect("conf");
+        // `validate` says the same without applying anything, a fault per parameter.
+        let v = c
+            .call(
+                "validate",
+                &[Value::Array(vec![
+                    pv(&format!("{POOL}MinAddress"), s("192.168.77.170")),
+                    pv("Device.WiFi.SSID.1.SSID", s("fine")),
+                ])],
+            )
+            .await
+            .expect("validate");
+        let text = format!("{v:?}");
+        assert!(text.contains("MinAddress") && text.contains("9007") && !text.contains("SSID.1.SSID"), "{text}");
+        let ok = c
+            .call("validate", &[Value::Array(vec![pv(&format!("{POOL}MinAddress"), s("192.168.77.152"))])])
+            .await
+            .expect("validate");
+        assert_eq!(ok, Value::Array(vec![]));
+        assert_eq!(get1(&c, &format!("{POOL}MinAddress")).await, "192.168.77.150", "validate applied nothing");
         let (code, msg) = fault(set(&c, vec![pv(&format!("{POOL}MinAddress"), s("192.168.77.170"))], "bad").await);
         assert_eq!(code, 9007);
         assert!(msg.contains("MinAddress 192.168.77.170 is above MaxAddress 192.168.77.160"), "{msg}");
