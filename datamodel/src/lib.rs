@@ -16,6 +16,7 @@
 //! handlers that do I/O (a vRGW proxy) live in the daemons.
 
 pub mod docs;
+pub mod factory;
 pub mod gen;
 pub mod handler;
 pub mod model;

@@ -26,6 +26,7 @@ use datamodel::{DataModel, Schema, Tree};
 
 use crate::compute::{Compute, ComputeError, DomState};
 use crate::domain::{mac, Boot, DomainSpec, Nic, Owner};
+use crate::proxy::{ProxyMount, ProxyTarget};
 use crate::state::{Slot, SlotUse, State, StateError};
 use crate::vlan::{VlanBackend, VlanError, PARKING_VLAN};
 
@@ -48,6 +49,8 @@ pub struct HostConfig {
     pub overlay_dir: PathBuf,
     /// TCG translation-block cache for `qemu` domains, MiB.
     pub tb_cache_mib: Option<u32>,
+    /// TCP port of the proxies on their management addresses.
+    pub proxy_port: u16,
     /// Prefix of the host-side NIC names (`PREFIXl12` is slot 12's LAN port); at most 8
     /// characters, as Linux interface names end at 15.
     pub port_prefix: String,
@@ -94,6 +97,9 @@ struct Wanted {
 pub struct Host {
     /// The data model served to the ACS.
     pub model: DataModel,
+    /// Each instance's own data model, also mounted in `model`.
+    mounts: std::collections::BTreeMap<u32, ProxyMount>,
+    rt: tokio::runtime::Handle,
     state: State,
     compute: Arc<dyn Compute>,
     vlan: Arc<dyn VlanBackend>,
@@ -109,7 +115,16 @@ impl std::fmt::Debug for Host {
 impl Host {
     /// The host model from the stored snapshot (or a fresh one), then reconciled with libvirt
     /// and the switch.
-    pub fn open(cfg: HostConfig, state: State, compute: Arc<dyn Compute>, vlan: Arc<dyn VlanBackend>) -> Result<Host> {
+    ///
+    /// Calls to the proxies run on `rt`; the host's own methods must be called from outside any
+    /// runtime worker (the agent gives the host a thread of its own).
+    pub fn open(
+        cfg: HostConfig,
+        state: State,
+        compute: Arc<dyn Compute>,
+        vlan: Arc<dyn VlanBackend>,
+        rt: tokio::runtime::Handle,
+    ) -> Result<Host> {
         let tree = match state.model()? {
             Some(snap) => Tree::restore(Schema::host(), snap).map_err(HostError::Other)?,
             None => Tree::new(Schema::host()),
@@ -118,7 +133,22 @@ impl Host {
         if let Some(k) = state.meta("ParameterKey")? {
             let _ = model.set_parameter_values(&[], &k);
         }
-        let mut host = Host { model, state, compute, vlan, cfg };
+        let mut mounts = std::collections::BTreeMap::new();
+        let profiles: std::collections::BTreeMap<u32, datamodel::tree::Snapshot> =
+            state.profiles()?.into_iter().collect();
+        for n in model.root().instances(INSTANCE) {
+            let mount = match profiles.get(&n) {
+                Some(snap) => ProxyMount::with_profile(
+                    rt.clone(),
+                    Tree::restore(Schema::vrgw(), snap.clone())
+                        .map_err(|e| HostError::Other(format!("profile {n}: {e}")))?,
+                ),
+                None => ProxyMount::new(rt.clone(), &n.to_string()),
+            };
+            model.mount(&format!("{INSTANCE}{n}.Device."), Box::new(mount.clone()));
+            mounts.insert(n, mount);
+        }
+        let mut host = Host { model, mounts, rt, state, compute, vlan, cfg };
         host.reconcile()?;
         Ok(host)
     }
@@ -164,6 +194,9 @@ impl Host {
 
     fn save(&self) -> Result<()> {
         self.state.save_model(&self.model.root().snapshot())?;
+        let profiles: Vec<(u32, datamodel::tree::Snapshot)> =
+            self.mounts.iter().map(|(n, m)| (*n, m.profile())).collect();
+        self.state.save_profiles(&profiles)?;
         self.state.set_meta("ParameterKey", self.model.parameter_key())?;
         Ok(())
     }
@@ -193,6 +226,22 @@ impl Host {
             self.refresh_stats();
         }
         let resp = datamodel::rpc::serve(&mut self.model, req);
+        // Mounts follow the instance rows.
+        match (req, &resp) {
+            (Body::AddObject(r), Body::AddObjectResponse(a)) if r.object_name == INSTANCE => {
+                let m = ProxyMount::new(self.rt.clone(), &a.instance_number.to_string());
+                self.model.mount(&format!("{INSTANCE}{}.Device.", a.instance_number), Box::new(m.clone()));
+                self.mounts.insert(a.instance_number, m);
+            }
+            (Body::DeleteObject(r), Body::DeleteObjectResponse(_)) => {
+                if let Some(n) = row_number(INSTANCE, &r.object_name) {
+                    if r.object_name.trim_end_matches('.') == format!("{INSTANCE}{n}") {
+                        self.mounts.remove(&n);
+                    }
+                }
+            }
+            _ => {}
+        }
         let changed = matches!(
             resp,
             Body::SetParameterValuesResponse(_) | Body::AddObjectResponse(_) | Body::DeleteObjectResponse(_)
@@ -377,6 +426,9 @@ impl Host {
             }
             tracing::info!(instance = n, svlan = w.svlan, cvlan = w.cvlan, "rebound");
         }
+        if self.mounts.get(&n).is_some_and(|m| !m.attached()) {
+            self.attach(n, &slot)?;
+        }
         let now = self.compute.state(&slot.domain)?;
         match (w.requested.as_str(), now) {
             (_, None) => return Err(HostError::Other(format!("domain {} is missing", slot.domain))),
@@ -434,7 +486,31 @@ impl Host {
             }
         };
         self.set_internal(&format!("{p}LastError"), Value::String(String::new()));
+        self.attach(n, &slot)?;
         self.refresh_instance(n, &slot)
+    }
+
+    /// Points instance `n`'s mount at its proxy (the profile is pushed by [`Host::sync_proxies`]).
+    fn attach(&mut self, n: u32, slot: &Slot) -> Result<()> {
+        let Some(m) = self.mounts.get(&n) else { return Ok(()) };
+        let ip = slot.mgmt_address.split('/').next().unwrap_or("");
+        m.attach(ProxyTarget { url: format!("http://{ip}:{}/RPC2", self.cfg.proxy_port), secret: slot.secret.clone() })
+            .map_err(|f| HostError::Other(f.string))
+    }
+
+    /// Pushes their profiles to instances whose proxies answer and do not have them yet (a
+    /// vRGW that just booted). How many are in sync.
+    pub fn sync_proxies(&mut self) -> usize {
+        let key = self.model.parameter_key().to_string();
+        let mut synced = 0;
+        for (n, m) in &self.mounts {
+            match m.sync(&key) {
+                Ok(true) => synced += 1,
+                Ok(false) => {}
+                Err(f) => tracing::warn!(instance = n, "pushing its profile: {}", f.string),
+            }
+        }
+        synced
     }
 
     fn refresh_instance(&mut self, n: u32, slot: &Slot) -> Result<()> {
@@ -471,6 +547,9 @@ impl Host {
     /// Destroys and undefines instance `n`'s domain and frees its VLANs (before its row goes).
     fn release_instance(&mut self, n: u32) -> Result<()> {
         let Some(slot) = self.state.slot_of(n)? else { return Ok(()) };
+        if let Some(m) = self.mounts.get(&n) {
+            m.detach();
+        }
         self.destroy_slot(&slot)?;
         tracing::info!(instance = n, slot = slot.id, "released");
         Ok(())

@@ -5,5 +5,6 @@
 pub mod compute;
 pub mod domain;
 pub mod host;
+pub mod proxy;
 pub mod state;
 pub mod vlan;

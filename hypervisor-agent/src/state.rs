@@ -86,7 +86,8 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE meta (key TEXT PRIMARY KEY, value TE
      CREATE TABLE model (id INTEGER PRIMARY KEY CHECK (id = 1), snapshot TEXT NOT NULL);
      CREATE TABLE slots (
         id INTEGER PRIMARY KEY, domain TEXT NOT NULL UNIQUE, template INTEGER NOT NULL, pool INTEGER,
-        instance INTEGER UNIQUE, usage TEXT NOT NULL, mgmt_address TEXT NOT NULL, secret TEXT NOT NULL);"];
+        instance INTEGER UNIQUE, usage TEXT NOT NULL, mgmt_address TEXT NOT NULL, secret TEXT NOT NULL);
+     CREATE TABLE profiles (instance INTEGER PRIMARY KEY, snapshot TEXT NOT NULL);"];
 
 /// The agent's SQLite store.
 pub struct State {
@@ -191,6 +192,32 @@ impl State {
             "INSERT INTO model (id, snapshot) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET snapshot = ?1",
             [s],
         )?;
+        Ok(())
+    }
+
+    /// Each instance's profile (the settings of its own data model), by instance number.
+    pub fn profiles(&self) -> Result<Vec<(u32, datamodel::tree::Snapshot)>> {
+        let db = self.db();
+        let mut st = db.prepare("SELECT instance, snapshot FROM profiles ORDER BY instance")?;
+        let rows: Vec<(u32, String)> =
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+        rows.into_iter()
+            .map(|(n, s)| {
+                Ok((n, serde_json::from_str(&s).map_err(|e| StateError::Model(format!("profile {n}: {e}")))?))
+            })
+            .collect()
+    }
+
+    /// Replaces the stored profiles with these (one transaction).
+    pub fn save_profiles(&self, profiles: &[(u32, datamodel::tree::Snapshot)]) -> Result<()> {
+        let db = self.db();
+        let tx = db.unchecked_transaction()?;
+        tx.execute("DELETE FROM profiles", [])?;
+        for (n, snap) in profiles {
+            let s = serde_json::to_string(snap).map_err(|e| StateError::Model(e.to_string()))?;
+            tx.execute("INSERT INTO profiles (instance, snapshot) VALUES (?1, ?2)", params![n, s])?;
+        }
+        tx.commit()?;
         Ok(())
     }
 

@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::Arc;
 
-use cwmp::{FaultCode, ParameterFault, ParameterValue, Value};
+use cwmp::{FaultCode, ParameterFault, Value};
 use datamodel::tree::Snapshot;
 use datamodel::{Schema, Tree};
 use serde::{Deserialize, Serialize};
@@ -19,61 +19,9 @@ fn s(v: &str) -> Value {
     Value::String(v.to_string())
 }
 
-/// A tree with the vRGW's factory configuration: LAN 192.168.1.1/24, one DHCP pool
-/// .100 to .199, one SSID with WPA2, masquerade on the WAN, firewall "Low", DNS relay on.
+/// A tree with the vRGW's factory configuration (see [`datamodel::factory::vrgw`]).
 pub fn factory_defaults(instance_id: &str) -> Tree {
-    let mut t = Tree::new(Schema::vrgw());
-    let add = |t: &mut Tree, p: &str| {
-        let _ = t.add_object(p);
-    };
-    add(&mut t, "Device.IP.Interface.");
-    add(&mut t, "Device.IP.Interface.");
-    add(&mut t, "Device.IP.Interface.1.IPv4Address.");
-    add(&mut t, POOL);
-    add(&mut t, "Device.WiFi.SSID.");
-    add(&mut t, "Device.WiFi.AccessPoint.");
-    add(&mut t, "Device.NAT.InterfaceSetting.");
-    let values = [
-        ("Device.IP.Interface.1.Enable", Value::Boolean(true)),
-        ("Device.IP.Interface.1.IPv4Enable", Value::Boolean(true)),
-        ("Device.IP.Interface.1.Alias", s("lan")),
-        ("Device.IP.Interface.2.Enable", Value::Boolean(true)),
-        ("Device.IP.Interface.2.IPv4Enable", Value::Boolean(true)),
-        ("Device.IP.Interface.2.Alias", s("wan")),
-        ("Device.IP.Interface.1.IPv4Address.1.Enable", Value::Boolean(true)),
-        ("Device.IP.Interface.1.IPv4Address.1.IPAddress", s("192.168.1.1")),
-        ("Device.IP.Interface.1.IPv4Address.1.SubnetMask", s("255.255.255.0")),
-        ("Device.DHCPv4.Server.Enable", Value::Boolean(true)),
-        ("Device.DHCPv4.Server.Pool.1.Enable", Value::Boolean(true)),
-        ("Device.DHCPv4.Server.Pool.1.Interface", s("Device.IP.Interface.1")),
-        ("Device.DHCPv4.Server.Pool.1.MinAddress", s("192.168.1.100")),
-        ("Device.DHCPv4.Server.Pool.1.MaxAddress", s("192.168.1.199")),
-        ("Device.DHCPv4.Server.Pool.1.SubnetMask", s("255.255.255.0")),
-        ("Device.DHCPv4.Server.Pool.1.IPRouters", s("192.168.1.1")),
-        ("Device.DHCPv4.Server.Pool.1.DNSServers", s("192.168.1.1")),
-        ("Device.DHCPv4.Server.Pool.1.DomainName", s("home.lan")),
-        ("Device.DHCPv4.Server.Pool.1.LeaseTime", Value::Int(86400)),
-        ("Device.WiFi.SSID.1.Enable", Value::Boolean(true)),
-        ("Device.WiFi.SSID.1.SSID", s(&format!("vrgw-{instance_id}"))),
-        ("Device.WiFi.AccessPoint.1.Enable", Value::Boolean(true)),
-        ("Device.WiFi.AccessPoint.1.SSIDReference", s("Device.WiFi.SSID.1")),
-        ("Device.WiFi.AccessPoint.1.Security.ModeEnabled", s("WPA2-Personal")),
-        ("Device.WiFi.AccessPoint.1.Security.KeyPassphrase", s("change-this-passphrase")),
-        ("Device.NAT.InterfaceSetting.1.Enable", Value::Boolean(true)),
-        ("Device.NAT.InterfaceSetting.1.Interface", s("Device.IP.Interface.2")),
-        ("Device.Firewall.Enable", Value::Boolean(true)),
-        ("Device.Firewall.Config", s("Low")),
-        ("Device.DNS.Relay.Enable", Value::Boolean(true)),
-    ];
-    let list: Vec<ParameterValue> = values.into_iter().map(|(k, v)| ParameterValue::new(k, v)).collect();
-    match t.validate(&list) {
-        Ok(v) => t.apply(v),
-        Err(faults) => tracing::error!(?faults, "factory defaults do not fit the data model"),
-    }
-    let _ = t.set_internal("Device.IP.Interface.1.Name", s("lan"));
-    let _ = t.set_internal("Device.IP.Interface.2.Name", s("wan"));
-    let _ = t.set_internal("Device.WiFi.SSID.1.Name", s("wlan0"));
-    t
+    datamodel::factory::vrgw(instance_id)
 }
 
 /// Serves DeviceInfo's live values from the system.

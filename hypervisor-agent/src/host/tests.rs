@@ -7,6 +7,7 @@ use cwmp::{AddObject, DeleteObject, GetParameterValues, ParameterValue, SetParam
 
 struct Bed {
     host: Host,
+    rt: tokio::runtime::Runtime,
     dir: PathBuf,
     agent: String,
     lv: Arc<Libvirt>,
@@ -23,6 +24,7 @@ fn cfg(agent: &str, dir: &std::path::Path) -> HostConfig {
         wan_bridge: "vrgw-wan".into(),
         overlay_dir: dir.join("overlays"),
         tb_cache_mib: None,
+        proxy_port: 8730,
         port_prefix: agent.into(),
     }
 }
@@ -39,17 +41,18 @@ fn bed(agent: &str) -> Bed {
     }
     let lv = Arc::new(Libvirt::open("test:///default").expect("libvirt test driver"));
     let state = State::open(&dir.join("agent.db")).expect("state");
-    let host = Host::open(cfg(agent, &dir), state, lv.clone(), ovs.clone()).expect("host");
-    Bed { host, dir, agent: agent.into(), lv, ovs }
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+    let host = Host::open(cfg(agent, &dir), state, lv.clone(), ovs.clone(), rt.handle().clone()).expect("host");
+    Bed { host, rt, dir, agent: agent.into(), lv, ovs }
 }
 
 impl Bed {
     fn reopen(self) -> Bed {
-        let Bed { host, dir, agent, lv, ovs } = self;
+        let Bed { host, rt, dir, agent, lv, ovs } = self;
         drop(host);
         let state = State::open(&dir.join("agent.db")).expect("state");
-        let host = Host::open(cfg(&agent, &dir), state, lv.clone(), ovs.clone()).expect("host");
-        Bed { host, dir, agent, lv, ovs }
+        let host = Host::open(cfg(&agent, &dir), state, lv.clone(), ovs.clone(), rt.handle().clone()).expect("host");
+        Bed { host, rt, dir, agent, lv, ovs }
     }
 
     fn add(&mut self, table: &str) -> u32 {
@@ -329,5 +332,32 @@ fn restart_finishes_interrupted_work_and_keeps_instances() {
     let slots = b.host.state().slots().expect("slots");
     assert_eq!(slots.len(), b.owned().len());
     assert_eq!(slots.iter().filter(|s| s.instance == Some(i1)).count(), 1);
+    b.clean();
+}
+
+#[test]
+fn settings_before_the_vrgw_runs_live_in_its_profile_and_survive_restarts() {
+    let mut b = bed("hvprof");
+    let i = b.add(INSTANCE);
+    let dev = format!("{INSTANCE}{i}.Device.");
+    let min = format!("{dev}DHCPv4.Server.Pool.1.MinAddress");
+    let ssid = format!("{dev}WiFi.SSID.1.SSID");
+    let r = b.set(&[(&min, Value::String("192.168.1.50".into())), (&ssid, Value::String("home-net".into()))]);
+    assert!(matches!(r, Body::SetParameterValuesResponse(_)), "{r:?}");
+    assert_eq!(b.s(&min), "192.168.1.50");
+    // Refusals inside the mount name the host's full path.
+    let r = b.set(&[(&min, Value::String("not an address".into()))]);
+    assert_eq!(fault_names(&r), vec![(min.clone(), 9007)]);
+    let mut b = b.reopen();
+    assert_eq!(b.s(&min), "192.168.1.50", "the profile was stored");
+    assert_eq!(b.s(&ssid), "home-net");
+    // Deleting the instance forgets its profile.
+    let r = b.host.handle(&Body::DeleteObject(DeleteObject {
+        object_name: format!("{INSTANCE}{i}."),
+        parameter_key: "k".into(),
+    }));
+    assert!(matches!(r, Body::DeleteObjectResponse(_)), "{r:?}");
+    let b = b.reopen();
+    assert!(b.host.state().profiles().expect("profiles").is_empty());
     b.clean();
 }
