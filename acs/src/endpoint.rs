@@ -96,9 +96,7 @@ impl Acs {
     /// The ACS over `store`; `webhooks` receives device and task events.
     pub fn new(store: Arc<dyn Store>, config: EndpointConfig, webhooks: crate::webhooks::Sender) -> Arc<Acs> {
         let mut secret = [0u8; 32];
-        if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-            let _ = std::io::Read::read_exact(&mut f, &mut secret);
-        }
+        cwmp::auth::fill_random(&mut secret);
         Arc::new(Acs {
             store,
             config,

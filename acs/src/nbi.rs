@@ -77,6 +77,20 @@ fn query_params(q: Option<&str>) -> HashMap<String, String> {
     out
 }
 
+/// Percent-encoding of a query component, for NBI clients (every byte but letters, digits,
+/// `-`, `_` and `.`): the inverse of what the NBI decodes.
+pub fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 /// Percent-decoding (and `+` as space) of a query component.
 fn decode(s: &str) -> String {
     let b = s.as_bytes();
@@ -435,6 +449,13 @@ impl Nbi {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn percent_encoding_round_trips() {
+        let s = "{\"_id\": \"00A0B1-x y\"}&=%+é";
+        assert_eq!(super::decode(&super::encode(s)), s);
+        assert_eq!(super::encode("a.b-c_d"), "a.b-c_d");
+    }
+
     #[test]
     fn percent_decoding() {
         assert_eq!(super::decode("%7B%22_id%22%3A%22a%20b%22%7D"), "{\"_id\":\"a b\"}");

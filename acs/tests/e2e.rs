@@ -81,15 +81,7 @@ async fn nbi(
 }
 
 fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+    acs::nbi::encode(s)
 }
 
 fn tmp(name: &str) -> PathBuf {

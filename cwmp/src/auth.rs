@@ -226,13 +226,18 @@ pub fn answer(challenge: &str, method: &str, uri: &str, user: &str, pass: &str, 
     ))
 }
 
+/// Fills `buf` from the operating system's generator (see [`random_hex`] for failures).
+pub fn fill_random(buf: &mut [u8]) {
+    ring::rand::SystemRandom::new().fill(buf).expect("the system's random number generator failed");
+}
+
 /// `bytes` random bytes from the operating system's generator, hex-encoded: session cookies,
 /// client nonces, per-instance secrets. If the generator ever failed, nothing that must not be
 /// guessable may go on with zeros, so this stops the program instead.
 pub fn random_hex(bytes: usize) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut buf = vec![0u8; bytes];
-    ring::rand::SystemRandom::new().fill(&mut buf).expect("the system's random number generator failed");
+    fill_random(&mut buf);
     let mut out = String::with_capacity(bytes * 2);
     for b in buf {
         out.push(HEX[usize::from(b >> 4)] as char);

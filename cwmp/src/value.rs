@@ -279,11 +279,51 @@ impl DateTime {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Seconds since the Unix epoch (fractions dropped, the offset applied); `None` for the
+    /// "unknown time" (year 1) and for times TR-069 uses as relative (before 1971).
+    pub fn to_unix(&self) -> Option<i64> {
+        let s = self.0.as_str();
+        let num = |a: usize, b: usize| s.get(a..b)?.parse::<i64>().ok();
+        let (y, m, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+        let (hh, mm, ss) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
+        if y < 1971 {
+            return None;
+        }
+        // Howard Hinnant's days_from_civil.
+        let yy = if m <= 2 { y - 1 } else { y };
+        let era = yy.div_euclid(400);
+        let yoe = yy - era * 400;
+        let mp = if m > 2 { m - 3 } else { m + 9 };
+        let doy = (153 * mp + 2) / 5 + d - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        let days = era * 146_097 + doe - 719_468;
+        let mut secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
+        let tail = s.get(19..).unwrap_or("");
+        let tz = tail.trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
+        if let Some(sign) = tz.chars().next().filter(|c| *c == '+' || *c == '-') {
+            let oh: i64 = tz.get(1..3)?.parse().ok()?;
+            let om: i64 = tz.get(4..6)?.parse().ok()?;
+            let off = oh * 3600 + om * 60;
+            secs += if sign == '+' { -off } else { off };
+        }
+        Some(secs)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn date_times_to_unix_and_back() {
+        for secs in [31_536_000, 1_700_000_000, 1_795_312_066, 4_102_444_800] {
+            assert_eq!(DateTime::from_unix(secs).to_unix(), Some(secs));
+        }
+        let t = DateTime::parse("2026-11-22T03:00:00.250+01:00").expect("parse");
+        assert_eq!(t.to_unix(), DateTime::parse("2026-11-22T02:00:00Z").and_then(|d| d.to_unix()));
+        assert_eq!(DateTime::unknown().to_unix(), None);
+    }
 
     #[test]
     fn lexical_forms() {

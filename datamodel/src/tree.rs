@@ -488,6 +488,12 @@ impl PartialEq for Table {
 }
 
 impl Tree {
+    /// The values the tree holds (set, written internally, or restored), not the schema's
+    /// defaults of parameters never written.
+    pub fn stored_values(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.values.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
     /// The state to persist.
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {

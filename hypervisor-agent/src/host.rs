@@ -99,6 +99,8 @@ pub struct Host {
     pub model: DataModel,
     /// Each instance's own data model, also mounted in `model`.
     mounts: std::collections::BTreeMap<u32, ProxyMount>,
+    /// Changed parameters under notification, not yet reported in an Inform.
+    changes: std::collections::BTreeMap<String, cwmp::ParameterValue>,
     rt: tokio::runtime::Handle,
     state: State,
     compute: Arc<dyn Compute>,
@@ -148,7 +150,7 @@ impl Host {
             model.mount(&format!("{INSTANCE}{n}.Device."), Box::new(mount.clone()));
             mounts.insert(n, mount);
         }
-        let mut host = Host { model, mounts, rt, state, compute, vlan, cfg };
+        let mut host = Host { model, mounts, changes: Default::default(), rt, state, compute, vlan, cfg };
         host.reconcile()?;
         Ok(host)
     }
@@ -199,6 +201,33 @@ impl Host {
         self.state.save_profiles(&profiles)?;
         self.state.set_meta("ParameterKey", self.model.parameter_key())?;
         Ok(())
+    }
+
+    /// Reads the parameters under notification; changed ones wait for the next Inform. When one
+    /// has active notification, "4 VALUE CHANGE" is queued (durably) and true returned.
+    pub fn collect_changes(&mut self) -> bool {
+        let c = self.model.poll_value_changes();
+        for p in c.changed {
+            self.changes.insert(p.name.clone(), p);
+        }
+        if c.active {
+            if let Err(e) = self.state.push_event(cwmp::event::VALUE_CHANGE, "") {
+                tracing::error!("queueing 4 VALUE CHANGE: {e}");
+            }
+        }
+        c.active
+    }
+
+    /// The changed parameters to report in the next Inform.
+    pub fn pending_changes(&self) -> Vec<cwmp::ParameterValue> {
+        self.changes.values().cloned().collect()
+    }
+
+    /// Forgets reported changes (the ACS accepted the Inform that carried them).
+    pub fn changes_reported(&mut self, names: &[String]) {
+        for n in names {
+            self.changes.remove(n);
+        }
     }
 
     /// Serves one ACS request on the host data model, with the side effects described in the

@@ -161,6 +161,16 @@ impl ProxyMount {
         if self.call(&client, "health", &[]).is_err() {
             return Ok(false);
         }
+        // Only what differs from what the vRGW has now.
+        let now = self
+            .call(&client, "get", &[Value::Array(vec![Value::String("Device.".into())])])
+            .map_err(|e| fault_of(&url, e))?;
+        let current: std::collections::HashMap<String, CwmpValue> =
+            now.as_array().unwrap_or_default().iter().filter_map(from_wire).map(|p| (p.name, p.value)).collect();
+        let values: Vec<ParameterValue> = values
+            .into_iter()
+            .filter(|p| current.get(&p.name).is_none_or(|v| v.to_lexical() != p.value.to_lexical()))
+            .collect();
         let list = Value::Array(values.iter().map(wire).collect());
         self.call(&client, "set", &[list, Value::String(parameter_key.into())]).map_err(|e| fault_of(&url, e))?;
         self.lock().synced = true;
@@ -177,12 +187,16 @@ impl ProxyMount {
     }
 }
 
-/// Every writable parameter of a profile with its value: what a fresh vRGW is given.
+/// Every writable parameter the profile holds a value for (the factory configuration and what
+/// the ACS set; not the schema's defaults, which the vRGW has anyway): what a fresh vRGW is given.
 fn writable_values(t: &Tree) -> Vec<ParameterValue> {
     let names = t.names("Device.", false).unwrap_or_default();
     let writable: std::collections::HashSet<String> =
         names.into_iter().filter(|n| n.writable && !n.name.ends_with('.')).map(|n| n.name).collect();
-    t.get("Device.").unwrap_or_default().into_iter().filter(|p| writable.contains(&p.name)).collect()
+    t.stored_values()
+        .filter(|(name, _)| writable.contains(*name))
+        .map(|(name, v)| ParameterValue::new(name, v.clone()))
+        .collect()
 }
 
 impl Handler for ProxyMount {

@@ -1,0 +1,627 @@
+//! The CWMP side: sessions toward the ACS (the `cwmp` crate's `CpeSession` over HTTP or HTTPS,
+//! cookies, Digest or Basic), the events that open them, and the connection-request listener.
+//!
+//! Events are queued in the agent's store before anything else happens and removed only when an
+//! InformResponse acknowledged them, so a crash or restart loses none. "0 BOOTSTRAP" is queued
+//! on the first start ever (and after a factory reset), "1 BOOT" on every start, "2 PERIODIC"
+//! by the periodic timer (PeriodicInformInterval aligned to PeriodicInformTime), "4 VALUE CHANGE"
+//! by the host thread, "6 CONNECTION REQUEST" by an authenticated connection request, "7
+//! TRANSFER COMPLETE" with "M Download" after a Download. A failed session is retried after the
+//! wait of TR-069 3.2.1.1.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cwmp::auth::{answer, Verifier};
+use cwmp::session::{CpeConfig, CpeEvent, CpeSession, RetryPolicy, Transmit};
+use cwmp::{Body, DateTime, DeviceId, Event, Fault, FaultCode, Inform, ParameterValue, Value};
+use http_body_util::{BodyExt, Full};
+use hyper::header::{self, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+use crate::worker::HostHandle;
+
+/// Settings of the CWMP side.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// The ACS URL (`http://` or `https://`).
+    pub acs_url: String,
+    /// Credentials toward the ACS.
+    pub acs_username: String,
+    /// Password toward the ACS (never logged).
+    pub acs_password: String,
+    /// PEM file of the CAs that sign the ACS's certificate (https only).
+    pub acs_ca_file: Option<std::path::PathBuf>,
+    /// The identity in every Inform.
+    pub device_id: DeviceId,
+    /// The URL the ACS must use for connection requests (the listener's public address).
+    pub connection_request_url: String,
+    /// Default connection-request credentials (ManagementServer.ConnectionRequestUsername and
+    /// Password, until the ACS sets others).
+    pub cr_username: String,
+    /// See `cr_username`.
+    pub cr_password: String,
+    /// Where Download puts files.
+    pub download_dir: std::path::PathBuf,
+    /// PeriodicInformInterval until the ACS sets one, seconds.
+    pub periodic_inform_interval: u32,
+}
+
+/// What the agent shares between its session loop and its connection-request listener.
+pub struct Agent {
+    cfg: AgentConfig,
+    host: HostHandle,
+    /// Wakes the session loop.
+    pub wake: Arc<Notify>,
+    retry_count: AtomicU32,
+    /// Requests of the CPE's own for the next session (TransferComplete).
+    own: Mutex<Vec<Body>>,
+    verifier: Verifier,
+    /// Connection-request token bucket: tokens left and when they were counted.
+    last_cr: Mutex<Option<(f64, Instant)>>,
+    tls: Option<tokio_rustls::TlsConnector>,
+    /// Sessions completed (for tests and logs).
+    pub sessions: AtomicU32,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent").field("acs", &self.cfg.acs_url).finish()
+    }
+}
+
+const MS: &str = "Device.ManagementServer.";
+
+/// Connection requests accepted in a burst.
+const CR_BURST: f64 = 10.0;
+/// One more connection request allowed per this much time.
+const CR_REFILL: Duration = Duration::from_secs(2);
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+/// A failed session.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionFailure {
+    /// The ACS could not be reached or broke the exchange.
+    #[error("ACS: {0}")]
+    Transport(String),
+    /// The ACS answered with an HTTP error.
+    #[error("ACS answered HTTP {0}")]
+    Http(u16),
+    /// The CWMP exchange failed.
+    #[error("CWMP: {0}")]
+    Cwmp(String),
+    /// The host thread is gone.
+    #[error("the host thread stopped")]
+    Host,
+}
+
+impl Agent {
+    /// Sets the management server parameters from the configuration and queues the start-up
+    /// events.
+    pub async fn new(cfg: AgentConfig, host: HostHandle) -> Result<Arc<Agent>, String> {
+        let tls =
+            if cfg.acs_url.starts_with("https://") { Some(tls_connector(cfg.acs_ca_file.as_deref())?) } else { None };
+        let c = cfg.clone();
+        host.run(move |h| {
+            let st = h.state();
+            let first = st.meta("bootstrapped")?.is_none();
+            if first {
+                st.push_event(cwmp::event::BOOTSTRAP, "")?;
+            }
+            st.push_event(cwmp::event::BOOT, "")?;
+            let root = h.model.root_mut();
+            let set = |root: &mut datamodel::Tree, p: &str, v: Value| {
+                if let Err(e) = root.set_internal(p, v) {
+                    tracing::warn!(parameter = p, "{}", e.string);
+                }
+            };
+            set(root, &format!("{MS}URL"), Value::String(c.acs_url.clone()));
+            set(root, &format!("{MS}ConnectionRequestURL"), Value::String(c.connection_request_url.clone()));
+            set(root, "Device.DeviceInfo.Manufacturer", Value::String(c.device_id.manufacturer.clone()));
+            set(root, "Device.DeviceInfo.ManufacturerOUI", Value::String(c.device_id.oui.clone()));
+            set(root, "Device.DeviceInfo.ProductClass", Value::String(c.device_id.product_class.clone()));
+            set(root, "Device.DeviceInfo.SerialNumber", Value::String(c.device_id.serial_number.clone()));
+            set(root, "Device.DeviceInfo.SoftwareVersion", Value::String(env!("CARGO_PKG_VERSION").into()));
+            if first {
+                set(
+                    root,
+                    &format!("{MS}PeriodicInformInterval"),
+                    Value::UnsignedInt(c.periodic_inform_interval.max(1)),
+                );
+                set(root, &format!("{MS}ConnectionRequestUsername"), Value::String(c.cr_username.clone()));
+                set(root, &format!("{MS}ConnectionRequestPassword"), Value::String(c.cr_password.clone()));
+                set(root, &format!("{MS}PeriodicInformEnable"), Value::Boolean(true));
+            }
+            Ok::<_, crate::state::StateError>(())
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+        let mut secret = [0u8; 32];
+        cwmp::auth::fill_random(&mut secret);
+        Ok(Arc::new(Agent {
+            cfg,
+            host,
+            wake: Arc::new(Notify::new()),
+            retry_count: AtomicU32::new(0),
+            own: Mutex::new(Vec::new()),
+            verifier: Verifier::new("hypervisor-agent", secret),
+            last_cr: Mutex::new(None),
+            tls,
+            sessions: AtomicU32::new(0),
+        }))
+    }
+
+    /// Queues an event (durably) and wakes the session loop.
+    pub async fn trigger(&self, code: &str, command_key: &str) {
+        let (c, k) = (code.to_string(), command_key.to_string());
+        match self.host.run(move |h| h.state().push_event(&c, &k)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(event = code, "queueing: {e}"),
+            Err(e) => tracing::error!(event = code, "queueing: {e}"),
+        }
+        self.wake.notify_one();
+    }
+
+    /// Time until the next periodic Inform, from PeriodicInformEnable, Interval and Time.
+    async fn periodic_wait(&self) -> Option<Duration> {
+        let values = self
+            .host
+            .run(|h| {
+                let r = h.model.root();
+                (
+                    r.value(&format!("{MS}PeriodicInformEnable")),
+                    r.value(&format!("{MS}PeriodicInformInterval")),
+                    r.value(&format!("{MS}PeriodicInformTime")),
+                )
+            })
+            .await
+            .ok()?;
+        let (Some(Value::Boolean(true)), Some(Value::UnsignedInt(interval))) = (values.0, values.1) else {
+            return None;
+        };
+        let interval = i64::from(interval.max(1));
+        let anchor = match values.2 {
+            Some(Value::DateTime(t)) => t.to_unix().unwrap_or(0),
+            _ => 0,
+        };
+        let now = now_secs();
+        let since = (now - anchor).rem_euclid(interval);
+        Some(Duration::from_secs((interval - since) as u64))
+    }
+
+    /// The session loop: runs a session whenever events are queued, retrying failures with the
+    /// TR-069 wait. Never returns.
+    pub async fn run(self: Arc<Self>) {
+        let retry = RetryPolicy::default();
+        loop {
+            let pending =
+                self.host.run(|h| h.state().events().map(|e| !e.is_empty()).unwrap_or(false)).await.unwrap_or(false);
+            if !pending {
+                let periodic = self.periodic_wait().await;
+                let wake = self.wake.clone();
+                match periodic {
+                    Some(d) => {
+                        tokio::select! {
+                            () = wake.notified() => {}
+                            () = tokio::time::sleep(d) => self.trigger(cwmp::event::PERIODIC, "").await,
+                        }
+                    }
+                    None => wake.notified().await,
+                }
+                continue;
+            }
+            match self.session().await {
+                Ok(()) => {
+                    self.retry_count.store(0, Ordering::SeqCst);
+                    self.sessions.fetch_add(1, Ordering::SeqCst);
+                }
+                Err(e) => {
+                    let n = self.retry_count.fetch_add(1, Ordering::SeqCst);
+                    let jitter = (now_secs() % 1000) as f64 / 1000.0;
+                    let wait = retry.wait(n, jitter);
+                    tracing::warn!(retry = n + 1, wait_secs = wait.as_secs(), "session failed: {e}");
+                    let wake = self.wake.clone();
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        // A connection request does not shorten the retry wait (TR-069
+                        // 3.2.1.1), but a stop of the agent should not wait for it either.
+                        () = async { loop { wake.notified().await } } => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn inform(&self) -> Result<(Inform, i64, Vec<String>), SessionFailure> {
+        let id = self.cfg.device_id.clone();
+        let retry_count = self.retry_count.load(Ordering::SeqCst);
+        self.host
+            .run(move |h| {
+                let events = h.state().events().unwrap_or_default();
+                let last = events.last().map_or(0, |e| e.0);
+                let mut list: Vec<ParameterValue> = Vec::new();
+                for p in [
+                    "Device.DeviceInfo.HardwareVersion",
+                    "Device.DeviceInfo.SoftwareVersion",
+                    "Device.DeviceInfo.ProvisioningCode",
+                    "Device.ManagementServer.ParameterKey",
+                    "Device.ManagementServer.ConnectionRequestURL",
+                ] {
+                    if let Ok(mut v) = h.model.get_parameter_values(&[p.to_string()]) {
+                        list.append(&mut v);
+                    }
+                }
+                let changed = h.pending_changes();
+                let names: Vec<String> = changed.iter().map(|p| p.name.clone()).collect();
+                for c in changed {
+                    if !list.iter().any(|p| p.name == c.name) {
+                        list.push(c);
+                    }
+                }
+                let inform = Inform {
+                    device_id: id,
+                    events: events.into_iter().map(|(_, code, key)| Event { code, command_key: key }).collect(),
+                    max_envelopes: 1,
+                    current_time: DateTime::from_unix(now_secs()),
+                    retry_count,
+                    parameter_list: list,
+                };
+                (inform, last, names)
+            })
+            .await
+            .map_err(|_| SessionFailure::Host)
+    }
+
+    /// One session: Inform, the agent's own requests, then the ACS's requests until it ends it.
+    pub async fn session(&self) -> Result<(), SessionFailure> {
+        let (inform, last_event, reported) = self.inform().await?;
+        let events: Vec<String> = inform.events.iter().map(|e| e.code.clone()).collect();
+        tracing::info!(events = ?events, "session: informing the ACS");
+        let own = std::mem::take(&mut *self.own.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut s = CpeSession::new(CpeConfig::default(), inform, own.clone(), Instant::now());
+        let mut conn = Connection::open(&self.cfg.acs_url, self.tls.clone()).await.inspect_err(|_| {
+            self.own.lock().unwrap_or_else(|e| e.into_inner()).extend(own.clone());
+        })?;
+        let (mut cookie, mut auth) = (None::<String>, None::<String>);
+        let mut after: Vec<(String, String)> = Vec::new();
+        let mut answered_own = 0;
+        let result = async {
+            while let Some(tx) = s.poll_transmit() {
+                let body = match tx {
+                    Transmit::Envelope(x) => x,
+                    Transmit::Empty => String::new(),
+                };
+                let (mut status, mut reply, mut headers) = conn.post(&body, &cookie, &auth).await?;
+                if status == 401 {
+                    let challenges: Vec<String> = headers
+                        .get_all(header::WWW_AUTHENTICATE)
+                        .iter()
+                        .filter_map(|h| h.to_str().ok().map(str::to_string))
+                        .collect();
+                    let path = conn.path.clone();
+                    let cnonce = cwmp::auth::random_hex(8);
+                    auth = challenges
+                        .iter()
+                        .find_map(|c| answer(c, "POST", &path, &self.cfg.acs_username, &self.cfg.acs_password, &cnonce))
+                        .or_else(|| {
+                            use base64::Engine as _;
+                            challenges.iter().any(|c| c.starts_with("Basic")).then(|| {
+                                format!(
+                                    "Basic {}",
+                                    base64::engine::general_purpose::STANDARD
+                                        .encode(format!("{}:{}", self.cfg.acs_username, self.cfg.acs_password))
+                                )
+                            })
+                        });
+                    if auth.is_none() {
+                        return Err(SessionFailure::Http(401));
+                    }
+                    (status, reply, headers) = conn.post(&body, &cookie, &auth).await?;
+                }
+                if let Some(c) =
+                    headers.get(header::SET_COOKIE).and_then(|h| h.to_str().ok()).and_then(|c| c.split(';').next())
+                {
+                    cookie = Some(c.to_string());
+                }
+                if status != 200 && status != 204 {
+                    return Err(SessionFailure::Http(status));
+                }
+                s.handle_response(status, &reply, Instant::now());
+                while let Some(ev) = s.poll_event() {
+                    match ev {
+                        CpeEvent::InformAccepted { .. } => {
+                            let names = reported.clone();
+                            let _ = self
+                                .host
+                                .run(move |h| {
+                                    h.changes_reported(&names);
+                                    let st = h.state();
+                                    if st
+                                        .events()
+                                        .map(|e| e.iter().any(|x| x.1 == cwmp::event::BOOTSTRAP))
+                                        .unwrap_or(false)
+                                    {
+                                        let _ = st.set_meta("bootstrapped", "1");
+                                    }
+                                    st.delivered(last_event)
+                                })
+                                .await;
+                        }
+                        CpeEvent::Request(req) => {
+                            let resp = self.carry_out(req, &mut after).await;
+                            s.respond(resp, Instant::now()).map_err(|e| SessionFailure::Cwmp(e.to_string()))?;
+                        }
+                        CpeEvent::RequestAnswered { .. } => answered_own += 1,
+                        CpeEvent::Ended { unsent } => {
+                            self.own.lock().unwrap_or_else(|e| e.into_inner()).extend(unsent);
+                        }
+                        CpeEvent::Failed(e) => return Err(SessionFailure::Cwmp(e.to_string())),
+                    }
+                }
+            }
+            Ok(())
+        }
+        .await;
+        if result.is_err() {
+            // The agent's own requests not answered go again next time.
+            self.own.lock().unwrap_or_else(|e| e.into_inner()).extend(own.into_iter().skip(answered_own));
+        }
+        result?;
+        for (code, key) in after {
+            self.trigger(&code, &key).await;
+        }
+        Ok(())
+    }
+
+    /// Carries out one ACS request.
+    async fn carry_out(&self, req: Body, after: &mut Vec<(String, String)>) -> Body {
+        match req {
+            Body::Reboot(r) => {
+                // The agent does not reboot its host machine: it starts over as after a boot.
+                after.push((cwmp::event::BOOT.into(), String::new()));
+                after.push((cwmp::event::M_REBOOT.into(), r.command_key));
+                Body::RebootResponse(cwmp::RebootResponse {})
+            }
+            Body::FactoryReset(_) => Body::Fault(Fault::with_string(
+                FaultCode::RequestDenied,
+                "a hypervisor host is not factory-reset over CWMP; delete its instances instead",
+            )),
+            Body::Download(d) => {
+                let started = now_secs();
+                let fault = match self.download(&d).await {
+                    Ok(path) => {
+                        tracing::info!(url = %d.url, path = %path.display(), "downloaded");
+                        cwmp::TransferFault::none()
+                    }
+                    Err(e) => {
+                        tracing::warn!(url = %d.url, "download failed: {e}");
+                        cwmp::TransferFault { code: 9016, string: e }
+                    }
+                };
+                self.own.lock().unwrap_or_else(|e| e.into_inner()).push(Body::TransferComplete(
+                    cwmp::TransferComplete {
+                        command_key: d.command_key.clone(),
+                        fault,
+                        start_time: DateTime::from_unix(started),
+                        complete_time: DateTime::from_unix(now_secs()),
+                    },
+                ));
+                after.push((cwmp::event::TRANSFER_COMPLETE.into(), String::new()));
+                after.push((cwmp::event::M_DOWNLOAD.into(), d.command_key));
+                Body::DownloadResponse(cwmp::DownloadResponse {
+                    status: 1,
+                    start_time: DateTime::unknown(),
+                    complete_time: DateTime::unknown(),
+                })
+            }
+            other => self.host.run(move |h| h.handle(&other)).await.unwrap_or_else(|_| {
+                Body::Fault(Fault::with_string(FaultCode::InternalError, "the host thread stopped"))
+            }),
+        }
+    }
+
+    async fn download(&self, d: &cwmp::Download) -> Result<std::path::PathBuf, String> {
+        let name = if d.target_file_name.is_empty() {
+            d.url.rsplit('/').next().unwrap_or("download").to_string()
+        } else {
+            d.target_file_name.clone()
+        };
+        if name.is_empty() || name.contains('/') || name.starts_with('.') {
+            return Err(format!("refusing the target file name {name:?}"));
+        }
+        let mut conn = Connection::open(&d.url, self.tls.clone()).await.map_err(|e| e.to_string())?;
+        let (status, bytes) = conn.get(&d.url).await.map_err(|e| e.to_string())?;
+        if status != 200 {
+            return Err(format!("{}: HTTP {status}", d.url));
+        }
+        std::fs::create_dir_all(&self.cfg.download_dir).map_err(|e| e.to_string())?;
+        let path = self.cfg.download_dir.join(&name);
+        let tmp = self.cfg.download_dir.join(format!(".{name}.part"));
+        std::fs::write(&tmp, &bytes).map_err(|e| e.to_string())?;
+        std::fs::rename(&tmp, &path).map_err(|e| e.to_string())?;
+        Ok(path)
+    }
+
+    /// Serves connection requests: Digest-authenticated GETs with the credentials of
+    /// ManagementServer.ConnectionRequestUsername/Password; rate-limited (bursts of 10, then one
+    /// per 2 s; beyond, 503 with Retry-After). An accepted one queues "6 CONNECTION REQUEST".
+    pub async fn serve_connection_requests(self: Arc<Self>, listener: TcpListener) -> std::io::Result<()> {
+        loop {
+            let (stream, peer) = listener.accept().await?;
+            let agent = self.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let agent = agent.clone();
+                    async move { Ok::<_, std::convert::Infallible>(agent.connection_request(req, peer).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+            });
+        }
+    }
+
+    async fn connection_request(&self, req: Request<hyper::body::Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
+        let reply = |status: StatusCode, text: &'static str| {
+            let mut r = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+            *r.status_mut() = status;
+            r
+        };
+        if req.method() != hyper::Method::GET {
+            return reply(StatusCode::METHOD_NOT_ALLOWED, "connection requests are GETs\n");
+        }
+        let creds = self
+            .host
+            .run(|h| {
+                let r = h.model.root();
+                let s = |p: &str| match r.value(p) {
+                    Some(Value::String(s)) => s,
+                    _ => String::new(),
+                };
+                (s(&format!("{MS}ConnectionRequestUsername")), s(&format!("{MS}ConnectionRequestPassword")))
+            })
+            .await;
+        let Ok((user, pass)) = creds else { return reply(StatusCode::SERVICE_UNAVAILABLE, "agent stopping\n") };
+        let header = req.headers().get(header::AUTHORIZATION).and_then(|h| h.to_str().ok());
+        let mut verifier = self.verifier.clone();
+        verifier.allow_basic = false;
+        if verifier.verify("GET", header, |u| (u == user).then(|| pass.clone()), now_secs()).is_err() {
+            if header.is_some() {
+                tracing::warn!(%peer, "connection request with wrong credentials");
+            }
+            let mut r = reply(StatusCode::UNAUTHORIZED, "");
+            for c in verifier.challenges(now_secs()).into_iter().filter(|c| c.starts_with("Digest")) {
+                if let Ok(v) = HeaderValue::from_str(&c) {
+                    r.headers_mut().append(header::WWW_AUTHENTICATE, v);
+                }
+            }
+            return r;
+        }
+        {
+            // A token bucket: bursts of CR_BURST, refilled at one per CR_REFILL. Requests that
+            // arrive while a session is pending simply join it (the wake-up coalesces).
+            let mut bucket = self.last_cr.lock().unwrap_or_else(|e| e.into_inner());
+            let (mut tokens, at) = bucket.unwrap_or((CR_BURST, Instant::now()));
+            tokens = (tokens + at.elapsed().as_secs_f64() / CR_REFILL.as_secs_f64()).min(CR_BURST);
+            if tokens < 1.0 {
+                *bucket = Some((tokens, Instant::now()));
+                tracing::warn!(%peer, "connection requests too frequent: refused");
+                let mut r = reply(StatusCode::SERVICE_UNAVAILABLE, "too many connection requests\n");
+                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return r;
+            }
+            *bucket = Some((tokens - 1.0, Instant::now()));
+        }
+        tracing::info!(%peer, "connection request accepted");
+        self.trigger(cwmp::event::CONNECTION_REQUEST, "").await;
+        reply(StatusCode::OK, "")
+    }
+}
+
+/// A TLS client configuration trusting the CAs in `ca_file` (PEM).
+fn tls_connector(ca_file: Option<&std::path::Path>) -> Result<tokio_rustls::TlsConnector, String> {
+    use rustls_pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    let file = ca_file.ok_or("an https ACS URL needs acs_ca_file (the PEM of the CA that signs the ACS)")?;
+    for cert in rustls_pki_types::CertificateDer::pem_file_iter(file).map_err(|e| format!("{}: {e}", file.display()))? {
+        roots.add(cert.map_err(|e| format!("{}: {e}", file.display()))?).map_err(|e| e.to_string())?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
+/// One HTTP/1.1 connection to the ACS, kept for the whole session.
+struct Connection {
+    send: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    authority: String,
+    path: String,
+}
+
+impl Connection {
+    async fn open(url: &str, tls: Option<tokio_rustls::TlsConnector>) -> Result<Connection, SessionFailure> {
+        let uri: hyper::Uri = url.parse().map_err(|_| SessionFailure::Transport(format!("invalid URL {url}")))?;
+        let https = uri.scheme_str() == Some("https");
+        let host = uri.host().ok_or_else(|| SessionFailure::Transport(format!("no host in {url}")))?.to_string();
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let authority = uri.authority().map_or(host.clone(), |a| a.to_string());
+        let path = uri.path_and_query().map_or("/".into(), |p| p.to_string());
+        let tcp = tokio::time::timeout(Duration::from_secs(10), tokio::net::TcpStream::connect((host.as_str(), port)))
+            .await
+            .map_err(|_| SessionFailure::Transport(format!("{authority}: no connection within 10 s")))?
+            .map_err(|e| SessionFailure::Transport(format!("{authority}: {e}")))?;
+        let _ = tcp.set_nodelay(true);
+        let send = if https {
+            let tls = tls.ok_or_else(|| SessionFailure::Transport("https needs a TLS configuration".into()))?;
+            let name = rustls_pki_types::ServerName::try_from(host.clone())
+                .map_err(|_| SessionFailure::Transport(format!("{host} is not a TLS server name")))?;
+            let stream = tls.connect(name, tcp).await.map_err(|e| SessionFailure::Transport(format!("TLS: {e}")))?;
+            let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| SessionFailure::Transport(e.to_string()))?;
+            tokio::spawn(conn);
+            send
+        } else {
+            let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+                .await
+                .map_err(|e| SessionFailure::Transport(e.to_string()))?;
+            tokio::spawn(conn);
+            send
+        };
+        Ok(Connection { send, authority, path })
+    }
+
+    async fn post(
+        &mut self,
+        body: &str,
+        cookie: &Option<String>,
+        auth: &Option<String>,
+    ) -> Result<(u16, Bytes, hyper::HeaderMap), SessionFailure> {
+        let mut req = Request::post(self.path.as_str())
+            .header(header::HOST, self.authority.as_str())
+            .body(Full::new(Bytes::from(body.to_string())))
+            .map_err(|e| SessionFailure::Transport(e.to_string()))?;
+        if !body.is_empty() {
+            req.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml; charset=utf-8"));
+            req.headers_mut().insert("SOAPAction", HeaderValue::from_static(""));
+        }
+        for (name, v) in [(header::COOKIE, cookie), (header::AUTHORIZATION, auth)] {
+            if let Some(v) = v.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+                req.headers_mut().insert(name, v);
+            }
+        }
+        let resp = tokio::time::timeout(Duration::from_secs(60), self.send.send_request(req))
+            .await
+            .map_err(|_| SessionFailure::Transport("no answer within 60 s".into()))?
+            .map_err(|e| SessionFailure::Transport(e.to_string()))?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await.map_err(|e| SessionFailure::Transport(e.to_string()))?.to_bytes();
+        Ok((status, body, headers))
+    }
+
+    async fn get(&mut self, url: &str) -> Result<(u16, Bytes), SessionFailure> {
+        let uri: hyper::Uri = url.parse().map_err(|_| SessionFailure::Transport(format!("invalid URL {url}")))?;
+        let path = uri.path_and_query().map_or("/".into(), |p| p.to_string());
+        let req = Request::get(path.as_str())
+            .header(header::HOST, self.authority.as_str())
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| SessionFailure::Transport(e.to_string()))?;
+        let resp = self.send.send_request(req).await.map_err(|e| SessionFailure::Transport(e.to_string()))?;
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await.map_err(|e| SessionFailure::Transport(e.to_string()))?.to_bytes();
+        Ok((status, body))
+    }
+}

@@ -1,0 +1,114 @@
+//! The host's own thread. [`Host`] calls libvirt, `ovs-vsctl` and the proxies synchronously, so
+//! it lives on a thread of its own; async code sends it jobs. Between jobs the thread does the
+//! background work: one pool step at a time, pushing profiles to vRGWs that just came up, and
+//! every few seconds reading the domains' states (lifecycle changes) and the value changes that
+//! must be notified.
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{oneshot, Notify};
+
+use crate::host::Host;
+
+type Job = Box<dyn FnOnce(&mut Host) + Send>;
+
+/// A handle to the host thread.
+#[derive(Clone)]
+pub struct HostHandle {
+    tx: mpsc::Sender<Job>,
+}
+
+impl std::fmt::Debug for HostHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HostHandle")
+    }
+}
+
+/// The host thread is gone (it panicked).
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the host thread stopped")]
+pub struct Gone;
+
+impl HostHandle {
+    /// Runs `f` on the host thread and returns its result.
+    pub async fn run<R: Send + 'static>(&self, f: impl FnOnce(&mut Host) -> R + Send + 'static) -> Result<R, Gone> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Box::new(move |h| {
+                let _ = tx.send(f(h));
+            }))
+            .map_err(|_| Gone)?;
+        rx.await.map_err(|_| Gone)
+    }
+
+    /// The same from a thread outside the runtime.
+    pub fn run_blocking<R: Send + 'static>(&self, f: impl FnOnce(&mut Host) -> R + Send + 'static) -> Result<R, Gone> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.tx
+            .send(Box::new(move |h| {
+                let _ = tx.send(f(h));
+            }))
+            .map_err(|_| Gone)?;
+        rx.recv().map_err(|_| Gone)
+    }
+}
+
+/// How often the thread reads states and value changes when idle.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// Between two reads of the domains' states.
+    pub poll: Duration,
+    /// Between two pool steps while a pool is not at its target.
+    pub pool_step: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing { poll: Duration::from_secs(2), pool_step: Duration::from_millis(10) }
+    }
+}
+
+/// Starts the host thread. `changed` is notified when a parameter with active notification
+/// changed (the agent then opens a session with "4 VALUE CHANGE").
+pub fn spawn(mut host: Host, timing: Timing, changed: std::sync::Arc<Notify>) -> HostHandle {
+    let (tx, rx) = mpsc::channel::<Job>();
+    std::thread::Builder::new()
+        .name("host".into())
+        .spawn(move || {
+            let mut next_poll = Instant::now();
+            let mut pool_busy = true;
+            loop {
+                let wait =
+                    if pool_busy { timing.pool_step } else { next_poll.saturating_duration_since(Instant::now()) };
+                match rx.recv_timeout(wait) {
+                    Ok(job) => {
+                        job(&mut host);
+                        pool_busy = true;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                }
+                if pool_busy {
+                    pool_busy = match host.pool_step() {
+                        Ok(did) => did,
+                        Err(e) => {
+                            tracing::error!("pool: {e}");
+                            false
+                        }
+                    };
+                }
+                if Instant::now() >= next_poll {
+                    host.refresh_stats();
+                    host.sync_proxies();
+                    if host.collect_changes() {
+                        changed.notify_one();
+                    }
+                    next_poll = Instant::now() + timing.poll;
+                }
+            }
+        })
+        .map(|_| ())
+        .unwrap_or_else(|e| tracing::error!("the host thread could not start: {e}"));
+    HostHandle { tx }
+}

@@ -1,0 +1,280 @@
+//! The whole chain, with real parts: the ACS (in this process, SQLite store, its NBI), the
+//! `hypervisor-agent` binary (libvirt's test driver, real Open vSwitch), and a `vrgw-proxy`
+//! process with real dnsmasq in a network namespace standing for the vRGW's guest.
+//!
+//! An NBI addObject creates a running instance; an NBI setParameterValues on that instance's
+//! DHCP pool reaches the proxy (validated there, written to dnsmasq's configuration) and the
+//! ACS's parameter cache shows the new value. Needs root (network namespaces), Open vSwitch
+//! running (scripts/start-ovs), dnsmasq.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use acs::endpoint::{Acs, EndpointConfig};
+use acs::nbi::{Nbi, NbiConfig};
+use acs::store::SqliteStore;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{json, Value};
+
+const TOKEN: &str = "nbi-token-for-the-agent-test";
+const VIRT: &str = "Device.X_VRGW-ORG_Virtualization.";
+
+fn sh(args: &[&str]) {
+    let out = Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Everything the test started; all stopped and removed on drop.
+struct Bed {
+    dir: PathBuf,
+    netns: String,
+    veth: String,
+    ovs_prefix: String,
+    agent: Option<Child>,
+    proxy: Option<Child>,
+}
+
+impl Drop for Bed {
+    fn drop(&mut self) {
+        for c in [self.proxy.take(), self.agent.take()].into_iter().flatten() {
+            let mut c = c;
+            let _ = Command::new("kill").arg(c.id().to_string()).status();
+            std::thread::sleep(Duration::from_millis(300));
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.netns]).status();
+        let _ = Command::new("ip").args(["link", "del", &self.veth]).status();
+        for br in ["trunk", "park", "s100"] {
+            let _ = Command::new("ovs-vsctl")
+                .args(["--if-exists", "del-br", &format!("{}-{br}", self.ovs_prefix)])
+                .status();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Bed {
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
+    }
+}
+
+async fn nbi(addr: std::net::SocketAddr, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let req = Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"))
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .body(Full::new(Bytes::from(body.map(|b| b.to_string()).unwrap_or_default())))
+        .expect("request");
+    let resp = client.request(req).await.expect("NBI reachable");
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+fn enc(s: &str) -> String {
+    acs::nbi::encode(s)
+}
+
+/// The binary `name` of this workspace, built next to this test's own binary.
+fn workspace_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let path = dir.join(name);
+    if !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let ok =
+            Command::new(cargo).args(["build", "-q", "-p", name, "--bin", name]).status().is_ok_and(|s| s.success());
+        assert!(ok && path.exists(), "could not build {name}");
+    }
+    path
+}
+
+#[test]
+fn nbi_add_object_and_dhcp_settings_reach_a_real_proxy_through_the_agent() {
+    let tag = std::process::id() % 1000;
+    let dir = std::env::temp_dir().join(format!("hv-e2e-{tag}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mut bed = Bed {
+        dir: dir.clone(),
+        netns: format!("hve{tag}"),
+        veth: format!("hvm{tag}"),
+        ovs_prefix: format!("he{tag}"),
+        agent: None,
+        proxy: None,
+    };
+    let ok = Command::new("ip").args(["netns", "add", &bed.netns]).status().is_ok_and(|s| s.success());
+    assert!(ok, "creating a network namespace failed: this test needs root and iproute2");
+    // The vRGW's management link: the agent reaches slot 1 at 10.253.N.2 (mgmt_network .0/24).
+    let net = 10 + tag % 200;
+    let peer = format!("{}p", bed.veth);
+    sh(&["ip", "link", "add", &bed.veth, "type", "veth", "peer", "name", &peer]);
+    sh(&["ip", "link", "set", &peer, "netns", &bed.netns]);
+    sh(&["ip", "addr", "add", &format!("10.253.{net}.1/24"), "dev", &bed.veth]);
+    sh(&["ip", "link", "set", &bed.veth, "up"]);
+    sh(&["ip", "-n", &bed.netns, "addr", "add", &format!("10.253.{net}.2/24"), "dev", &peer]);
+    sh(&["ip", "-n", &bed.netns, "link", "set", &peer, "up"]);
+    sh(&["ip", "-n", &bed.netns, "link", "set", "lo", "up"]);
+    sh(&["ip", "-n", &bed.netns, "link", "add", "lan0", "type", "veth", "peer", "name", "home0"]);
+    sh(&["ip", "-n", &bed.netns, "link", "set", "home0", "up"]);
+
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    // The ACS.
+    let (cwmp_addr, nbi_addr) = rt.block_on(async {
+        let store = Arc::new(SqliteStore::open(&dir.join("acs.db")).expect("acs store"));
+        store.start_flusher(Duration::from_millis(3));
+        let endpoint = EndpointConfig {
+            credentials: HashMap::from([("host-e2e".to_string(), "host-secret".to_string())]),
+            session_timeout: Duration::from_secs(30),
+            max_body: 4 << 20,
+            file_base_url: "http://127.0.0.1:9/files".into(),
+        };
+        let acs = Acs::new(store, endpoint, acs::webhooks::start(vec![]));
+        let nbi = Nbi::new(
+            acs.clone(),
+            NbiConfig {
+                tokens: vec![TOKEN.into()],
+                cr_timeout: Duration::from_secs(3),
+                cr_username: "acs".into(),
+                cr_password: "cr-secret-0123".into(),
+            },
+        );
+        let cl = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let nl = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addrs = (cl.local_addr().expect("addr"), nl.local_addr().expect("addr"));
+        tokio::spawn(acs.serve(cl, std::future::pending()));
+        tokio::spawn(nbi.serve(nl, std::future::pending()));
+        addrs
+    });
+
+    // The agent.
+    let config = format!(
+        "acs_url = \"http://{cwmp_addr}/\"\nacs_username = \"host-e2e\"\nacs_password = \"host-secret\"\n\
+         cr_listen = \"127.0.0.1:0\"\ncr_username = \"acs\"\ncr_password = \"cr-secret-0123\"\n\
+         db = \"{db}\"\nagent_id = \"host-e2e\"\nlibvirt = \"test:///default\"\novs_prefix = \"{ovs}\"\n\
+         mgmt_network = \"10.253.{net}.0/24\"\noverlay_dir = \"{d}/overlays\"\ndownload_dir = \"{d}/downloads\"\n\
+         port_prefix = \"e{tag}\"\n",
+        db = dir.join("agent.db").display(),
+        ovs = bed.ovs_prefix,
+        d = dir.display(),
+    );
+    std::fs::write(dir.join("agent.toml"), config).expect("config");
+    let mut agent = Command::new(env!("CARGO_BIN_EXE_hypervisor-agent"))
+        .arg("--config")
+        .arg(dir.join("agent.toml"))
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(std::fs::File::create(dir.join("agent.log")).expect("log")))
+        .spawn()
+        .expect("start the agent");
+    let mut line = String::new();
+    BufReader::new(agent.stdout.take().expect("stdout")).read_line(&mut line).expect("agent output");
+    bed.agent = Some(agent);
+    assert!(line.starts_with("listening cr="), "agent said {line:?}\n{}", bed.log("agent.log"));
+
+    rt.block_on(async {
+        // The agent bootstraps into the ACS.
+        let id = "00A0B1-vRGW-Host-host-e2e";
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (s, v) = nbi(nbi_addr, Method::GET, &format!("/devices?query={}", enc(&json!({"_id": id}).to_string())), None).await;
+            if s == 200 && v.as_array().is_some_and(|a| !a.is_empty()) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the agent never informed:\n{}", bed.log("agent.log"));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let task = |body: Value| {
+            let path = format!("/devices/{}/tasks?connection_request&timeout=20000", enc(id));
+            async move { nbi(nbi_addr, Method::POST, &path, Some(body)).await }
+        };
+        // A template, then an instance of it on S-VLAN 100 / C-VLAN 7: AddObject with its
+        // values in the same session.
+        let (s, v) = task(json!({"name": "addObject", "objectName": format!("{VIRT}Template."),
+            "parameterValues": [["Name", "vrgw-small"], ["Image", "/var/lib/vrgw/images/small"]]}))
+        .await;
+        assert_eq!(s, 200, "{v}\n{}", bed.log("agent.log"));
+        let t = v["result"]["instance"].as_u64().unwrap_or_else(|| panic!("{v}"));
+        let (s, v) = task(json!({"name": "addObject", "objectName": format!("{VIRT}Instance."),
+            "parameterValues": [["Template", format!("{VIRT}Template.{t}")], ["Subscriber", "sub-42"],
+                                ["SVLAN", "100", "xsd:unsignedInt"], ["CVLAN", "7", "xsd:unsignedInt"]]}))
+        .await;
+        assert_eq!(s, 200, "{v}\n{}", bed.log("agent.log"));
+        assert_eq!(v["status"], "done", "{v}");
+        let n = v["result"]["instance"].as_u64().unwrap_or_else(|| panic!("{v}"));
+        let inst = format!("{VIRT}Instance.{n}.");
+        let (_, v) = task(json!({"name": "getParameterValues", "parameterNames": [format!("{inst}Status"), format!("{inst}ManagementAddress")]})).await;
+        let text = v.to_string();
+        assert!(text.contains("Running") && text.contains(&format!("10.253.{net}.2")), "{text}\n{}", bed.log("agent.log"));
+
+        // The vRGW "boots": its proxy comes up on the management address with the secret the
+        // agent gave the instance (a guest reads it from SMBIOS; here from the agent's store).
+        let state = hypervisor_agent::state::State::open(&dir.join("agent.db")).expect("agent state");
+        let slot = state.slot_of(n as u32).expect("slot").expect("instance has a slot");
+        std::fs::write(dir.join("secret"), &slot.secret).expect("secret");
+        let proxy = Command::new("ip")
+            .args(["netns", "exec", &bed.netns])
+            .arg(workspace_binary("vrgw-proxy"))
+            .args(["--listen", &format!("10.253.{net}.2:8730")])
+            .arg("--secret-file")
+            .arg(dir.join("secret"))
+            .arg("--state-dir")
+            .arg(dir.join("proxy-state"))
+            .arg("--run-dir")
+            .arg(dir.join("proxy-run"))
+            .args(["--lan-if", "lan0", "--wan-if", "wan0", "--instance-id", "sub-42"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(dir.join("proxy.log")).expect("log")))
+            .spawn()
+            .expect("start the proxy");
+        bed.proxy = Some(proxy);
+        // The agent pushes the instance's profile once the proxy answers: the SSID of the
+        // profile (named after the instance) replaces the proxy's own factory one.
+        let conf = dir.join("proxy-run/dnsmasq.conf");
+        let hostapd = dir.join("proxy-run/hostapd.conf");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let ssid2: String = format!("vrgw-{n}").bytes().map(|b| format!("{b:02x}")).collect();
+        while !std::fs::read_to_string(&hostapd).is_ok_and(|c| c.contains(&format!("ssid2={ssid2}\n"))) {
+            assert!(Instant::now() < deadline, "the profile never reached the proxy:\n{}\n{}", bed.log("proxy.log"), bed.log("agent.log"));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+
+        // The OSS changes the subscriber's DHCP pool through the NBI.
+        let pool = format!("{inst}Device.DHCPv4.Server.Pool.1.");
+        let (s, v) = task(json!({"name": "setParameterValues", "parameterValues": [
+            [format!("{pool}MinAddress"), "192.168.1.50"], [format!("{pool}MaxAddress"), "192.168.1.60"]]}))
+        .await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["status"], "done", "{v}\n{}\n{}", bed.log("agent.log"), bed.log("proxy.log"));
+        let text = std::fs::read_to_string(&conf).expect("dnsmasq.conf");
+        assert!(text.contains("192.168.1.50") && text.contains("192.168.1.60"), "{text}");
+        // A value the vRGW refuses comes back as the proxy's fault, and changes nothing.
+        let (_, v) = task(json!({"name": "setParameterValues", "parameterValues": [[format!("{pool}MinAddress"), "192.168.1.70"]]})).await;
+        assert_eq!(v["status"], "fault", "{v}");
+        assert!(v.to_string().contains("9007"), "{v}");
+        assert!(std::fs::read_to_string(&conf).expect("conf").contains("192.168.1.50"));
+
+        // The ACS's parameter cache has the new values.
+        let proj = format!("{pool}MinAddress,{pool}MaxAddress");
+        let (_, v) = nbi(
+            nbi_addr,
+            Method::GET,
+            &format!("/devices?query={}&projection={}", enc(&json!({"_id": id}).to_string()), enc(&proj)),
+            None,
+        )
+        .await;
+        let text = v.to_string();
+        assert!(text.contains("192.168.1.50") && text.contains("192.168.1.60"), "{text}");
+    });
+}
