@@ -33,6 +33,9 @@ fn constraints(p: &ParamDef) -> String {
     if !p.enums.is_empty() {
         c.push(format!("one of {}", p.enums.join(", ")));
     }
+    if p.hidden {
+        c.push("reads as an empty string".into());
+    }
     c.join("; ").replace('|', "\\|")
 }
 

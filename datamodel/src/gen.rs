@@ -108,6 +108,8 @@ struct Param {
     factory_default: Option<String>,
     status: Option<String>,
     enum_ref: Option<String>,
+    /// `hidden` or `secured` syntax: reads return an empty string (passwords, keys).
+    hidden: bool,
 }
 
 #[derive(Debug, Default)]
@@ -196,6 +198,12 @@ fn parse(text: &str, file: &str) -> Result<Doc, GenError> {
                                 status: attr(&e, "status"),
                                 ..Param::default()
                             });
+                        }
+                    }
+                    "syntax" => {
+                        if let Some(p) = param.as_mut() {
+                            p.hidden = attr(&e, "hidden").as_deref() == Some("true")
+                                || attr(&e, "secured").as_deref() == Some("true");
                         }
                     }
                     "list" if in_syntax => {
@@ -377,6 +385,9 @@ fn write_object(out: &mut String, o: &Object, types: &HashMap<String, Facets>) -
         if let Some(n) = &p.notify {
             let _ = write!(out, "\tnotify={n}");
         }
+        if p.hidden {
+            out.push_str("\thidden");
+        }
         out.push('\n');
     }
     Ok(())
@@ -397,7 +408,7 @@ pub fn extract(bbf: &str, bbf_name: &str, vendor: &str, vendor_name: &str) -> Re
         "# Source: {bbf_name} ({model_version}), Broadband Forum cwmp-data-models @35da113 (BSD-3-Clause),"
     );
     let _ = writeln!(out, "#         and {vendor_name} (this project's vendor extension).");
-    let _ = writeln!(out, "# O path access [min= max= entries= enable= key= fkey=]   P name access type [dt= list= size= range= enum= default= notify=]");
+    let _ = writeln!(out, "# O path access [min= max= entries= enable= key= fkey=]   P name access type [dt= list= size= range= enum= default= notify= hidden]");
     for want in TR181_OBJECTS {
         let o = std_doc
             .objects

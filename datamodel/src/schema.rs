@@ -80,6 +80,8 @@ pub struct ParamDef {
     pub default: Option<String>,
     /// Active-notification policy.
     pub notify: NotifyPolicy,
+    /// Reads return an empty string whatever the value (passwords, keys: TR-106 `hidden`/`secured`).
+    pub hidden: bool,
     /// Index of the owning object.
     pub object: usize,
 }
@@ -230,6 +232,7 @@ fn parse_facts(text: &str) -> Result<Vec<RawObject>, String> {
                     enums: Vec::new(),
                     default: None,
                     notify: NotifyPolicy::Normal,
+                    hidden: false,
                     object: 0,
                 };
                 for kv in f {
@@ -252,6 +255,7 @@ fn parse_facts(text: &str) -> Result<Vec<RawObject>, String> {
                         "range" => p.ranges = v.split(',').map(parse_range).collect(),
                         "enum" => p.enums = unesc(v).split('|').map(str::to_string).collect(),
                         "default" => p.default = Some(unesc(v)),
+                        "hidden" => p.hidden = true,
                         "notify" => {
                             p.notify = match v {
                                 "canDeny" => NotifyPolicy::CanDeny,

@@ -165,19 +165,30 @@ impl Tree {
                 .values
                 .range::<str, _>((std::ops::Bound::Included(path), std::ops::Bound::Unbounded))
                 .take_while(|(k, _)| k.starts_with(path))
-                .map(|(k, v)| ParameterValue::new(k.clone(), self.materialize(k, v)))
+                .map(|(k, v)| ParameterValue::new(k.clone(), self.readable(k, v)))
                 .collect())
         } else {
             match self.values.get(path) {
                 Some(v) if self.schema.param(&p.template).is_some() => {
-                    Ok(vec![ParameterValue::new(path, self.materialize(path, v))])
+                    Ok(vec![ParameterValue::new(path, self.readable(path, v))])
                 }
                 _ => Err(fault(FaultCode::InvalidParameterName, format!("no parameter {path}"))),
             }
         }
     }
 
-    /// One value.
+    /// A value as GetParameterValues shows it: hidden parameters (passwords, keys) read as an
+    /// empty string whatever they hold.
+    fn readable(&self, path: &str, v: &Value) -> Value {
+        let hidden = Path::parse(path).ok().and_then(|p| self.schema.param(&p.template)).is_some_and(|d| d.hidden);
+        if hidden {
+            Value::String(String::new())
+        } else {
+            self.materialize(path, v)
+        }
+    }
+
+    /// One value, as stored (hidden ones included: this is for the device's own use).
     pub fn value(&self, path: &str) -> Option<Value> {
         self.values.get(path).map(|v| self.materialize(path, v))
     }

@@ -358,3 +358,17 @@ fn snapshots_restore_and_refuse_damage() {
     assert_eq!(back.add_object_internal("Device.Hosts.Host."), Ok(1));
     back.delete_object_internal("Device.Hosts.Host.1.").expect("internal delete");
 }
+
+#[test]
+fn hidden_parameters_read_as_empty_strings() {
+    let mut m = datamodel::DataModel::new(datamodel::Tree::new(datamodel::Schema::host()));
+    let pw = "Device.ManagementServer.ConnectionRequestPassword";
+    let r = m.set_parameter_values(&[cwmp::ParameterValue::new(pw, cwmp::Value::String("s3cret-pass".into()))], "k");
+    assert_eq!(r, Ok(0));
+    let got = m.get_parameter_values(&[pw.to_string()]).expect("get");
+    assert_eq!(got[0].value, cwmp::Value::String(String::new()), "a password never leaves the device");
+    let all = m.get_parameter_values(&["Device.ManagementServer.".to_string()]).expect("get");
+    assert!(all.iter().all(|p| p.value != cwmp::Value::String("s3cret-pass".into())));
+    // The device itself still knows it (to check connection requests).
+    assert_eq!(m.root().value(pw), Some(cwmp::Value::String("s3cret-pass".into())));
+}
