@@ -7,25 +7,15 @@
 //! ACS's parameter cache shows the new value. Needs root (network namespaces), Open vSwitch
 //! running (scripts/start-ovs), dnsmasq.
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use acs::endpoint::{Acs, EndpointConfig};
-use acs::nbi::{Nbi, NbiConfig};
-use acs::store::SqliteStore;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::{Method, Request};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-use serde_json::{json, Value};
-
-const TOKEN: &str = "nbi-token-for-the-agent-test";
-const VIRT: &str = "Device.X_VRGW-ORG_Virtualization.";
+use common::{nbi, VIRT};
+use hyper::Method;
+use serde_json::json;
 
 fn sh(args: &[&str]) {
     let out = Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("{args:?}: {e}"));
@@ -66,24 +56,6 @@ impl Bed {
     fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
     }
-}
-
-async fn nbi(addr: std::net::SocketAddr, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let req = Request::builder()
-        .method(method)
-        .uri(format!("http://{addr}{path}"))
-        .header("authorization", format!("Bearer {TOKEN}"))
-        .body(Full::new(Bytes::from(body.map(|b| b.to_string()).unwrap_or_default())))
-        .expect("request");
-    let resp = client.request(req).await.expect("NBI reachable");
-    let status = resp.status().as_u16();
-    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
-}
-
-fn enc(s: &str) -> String {
-    acs::nbi::encode(s)
 }
 
 /// The binary `name` of this workspace, built next to this test's own binary.
@@ -130,75 +102,15 @@ fn nbi_add_object_and_dhcp_settings_reach_a_real_proxy_through_the_agent() {
     sh(&["ip", "-n", &bed.netns, "link", "set", "home0", "up"]);
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    // The ACS.
-    let (cwmp_addr, nbi_addr) = rt.block_on(async {
-        let store = Arc::new(SqliteStore::open(&dir.join("acs.db")).expect("acs store"));
-        store.start_flusher(Duration::from_millis(3));
-        let endpoint = EndpointConfig {
-            credentials: HashMap::from([("host-e2e".to_string(), "host-secret".to_string())]),
-            session_timeout: Duration::from_secs(30),
-            max_body: 4 << 20,
-            file_base_url: "http://127.0.0.1:9/files".into(),
-        };
-        let acs = Acs::new(store, endpoint, acs::webhooks::start(vec![]));
-        let nbi = Nbi::new(
-            acs.clone(),
-            NbiConfig {
-                tokens: vec![TOKEN.into()],
-                cr_timeout: Duration::from_secs(3),
-                cr_username: "acs".into(),
-                cr_password: "cr-secret-0123".into(),
-            },
-        );
-        let cl = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let nl = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addrs = (cl.local_addr().expect("addr"), nl.local_addr().expect("addr"));
-        tokio::spawn(acs.serve(cl, std::future::pending()));
-        tokio::spawn(nbi.serve(nl, std::future::pending()));
-        addrs
-    });
-
-    // The agent.
-    let config = format!(
-        "acs_url = \"http://{cwmp_addr}/\"\nacs_username = \"host-e2e\"\nacs_password = \"host-secret\"\n\
-         cr_listen = \"127.0.0.1:0\"\ncr_username = \"acs\"\ncr_password = \"cr-secret-0123\"\n\
-         db = \"{db}\"\nagent_id = \"host-e2e\"\nlibvirt = \"test:///default\"\novs_prefix = \"{ovs}\"\n\
-         mgmt_network = \"10.253.{net}.0/24\"\noverlay_dir = \"{d}/overlays\"\ndownload_dir = \"{d}/downloads\"\n\
-         port_prefix = \"e{tag}\"\n",
-        db = dir.join("agent.db").display(),
-        ovs = bed.ovs_prefix,
-        d = dir.display(),
-    );
-    std::fs::write(dir.join("agent.toml"), config).expect("config");
-    let mut agent = Command::new(env!("CARGO_BIN_EXE_hypervisor-agent"))
-        .arg("--config")
-        .arg(dir.join("agent.toml"))
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(std::fs::File::create(dir.join("agent.log")).expect("log")))
-        .spawn()
-        .expect("start the agent");
-    let mut line = String::new();
-    BufReader::new(agent.stdout.take().expect("stdout")).read_line(&mut line).expect("agent output");
-    bed.agent = Some(agent);
-    assert!(line.starts_with("listening cr="), "agent said {line:?}\n{}", bed.log("agent.log"));
+    let (cwmp_addr, nbi_addr) = common::start_acs(&rt, &dir, "host-e2e");
+    common::agent_config(&dir, "host-e2e", cwmp_addr, &bed.ovs_prefix, &format!("10.253.{net}.0/24"), "");
+    bed.agent = Some(common::start_agent(&dir));
 
     rt.block_on(async {
         // The agent bootstraps into the ACS.
         let id = "00A0B1-vRGW-Host-host-e2e";
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let (s, v) = nbi(nbi_addr, Method::GET, &format!("/devices?query={}", enc(&json!({"_id": id}).to_string())), None).await;
-            if s == 200 && v.as_array().is_some_and(|a| !a.is_empty()) {
-                break;
-            }
-            assert!(Instant::now() < deadline, "the agent never informed:\n{}", bed.log("agent.log"));
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        let task = |body: Value| {
-            let path = format!("/devices/{}/tasks?connection_request&timeout=20000", enc(id));
-            async move { nbi(nbi_addr, Method::POST, &path, Some(body)).await }
-        };
+        common::wait_device(nbi_addr, id, &dir.join("agent.log")).await;
+        let task = |body: serde_json::Value| common::task(nbi_addr, id, body);
         // A template, then an instance of it on S-VLAN 100 / C-VLAN 7: AddObject with its
         // values in the same session.
         let (s, v) = task(json!({"name": "addObject", "objectName": format!("{VIRT}Template."),
@@ -270,7 +182,7 @@ fn nbi_add_object_and_dhcp_settings_reach_a_real_proxy_through_the_agent() {
         let (_, v) = nbi(
             nbi_addr,
             Method::GET,
-            &format!("/devices?query={}&projection={}", enc(&json!({"_id": id}).to_string()), enc(&proj)),
+            &format!("/devices?query={}&projection={}", common::enc(&json!({"_id": id}).to_string()), common::enc(&proj)),
             None,
         )
         .await;
