@@ -42,20 +42,32 @@ fn sigkill_during_a_pool_fill_loses_and_duplicates_nothing() {
 
     let (instance, serving) = rt.block_on(async {
         common::wait_device(nbi, ID, &log).await;
-        let (s, v) = common::task(nbi, ID, json!({"name": "addObject", "objectName": format!("{VIRT}Template."),
-            "parameterValues": [["Image", "/var/lib/vrgw/images/small"]]}))
+        let (s, v) = common::task(
+            nbi,
+            ID,
+            json!({"name": "addObject", "objectName": format!("{VIRT}Template."),
+            "parameterValues": [["Image", "/var/lib/vrgw/images/small"]]}),
+        )
         .await;
         assert_eq!(s, 200, "{v}");
         let t = v["result"]["instance"].as_u64().expect("template");
-        let (s, v) = common::task(nbi, ID, json!({"name": "addObject", "objectName": format!("{VIRT}Instance."),
+        let (s, v) = common::task(
+            nbi,
+            ID,
+            json!({"name": "addObject", "objectName": format!("{VIRT}Instance."),
             "parameterValues": [["Template", format!("{VIRT}Template.{t}")],
-                                ["SVLAN", "300", "xsd:unsignedInt"], ["CVLAN", "12", "xsd:unsignedInt"]]}))
+                                ["SVLAN", "300", "xsd:unsignedInt"], ["CVLAN", "12", "xsd:unsignedInt"]]}),
+        )
         .await;
         assert_eq!((s, &v["status"]), (200, &json!("done")), "{v}");
         let n = v["result"]["instance"].as_u64().expect("instance") as u32;
-        let (s, v) = common::task(nbi, ID, json!({"name": "addObject", "objectName": format!("{VIRT}Pool."),
+        let (s, v) = common::task(
+            nbi,
+            ID,
+            json!({"name": "addObject", "objectName": format!("{VIRT}Pool."),
             "parameterValues": [["Template", format!("{VIRT}Template.{t}")], ["Enable", "true", "xsd:boolean"],
-                                ["TargetSize", target.to_string(), "xsd:unsignedInt"]]}))
+                                ["TargetSize", target.to_string(), "xsd:unsignedInt"]]}),
+        )
         .await;
         assert_eq!((s, &v["status"]), (200, &json!("done")), "{v}");
         let serving = State::open(&dir.join("agent.db")).expect("state").slot_of(n).expect("slot").expect("assigned");
@@ -70,7 +82,11 @@ fn sigkill_during_a_pool_fill_loses_and_duplicates_nothing() {
             assert!(pooled < target, "the pool filled before the kill; raise the target");
             break;
         }
-        assert!(Instant::now() < deadline, "the pool never started filling:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+        assert!(
+            Instant::now() < deadline,
+            "the pool never started filling:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     common::kill9(&mut agent);
@@ -89,7 +105,11 @@ fn sigkill_during_a_pool_fill_loses_and_duplicates_nothing() {
         if pooled == target && !busy {
             break;
         }
-        assert!(Instant::now() < deadline, "the pool did not refill ({pooled}/{target}):\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+        assert!(
+            Instant::now() < deadline,
+            "the pool did not refill ({pooled}/{target}):\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let after = slots(&dir);
@@ -98,7 +118,10 @@ fn sigkill_during_a_pool_fill_loses_and_duplicates_nothing() {
     assert_eq!(serving_now.len(), 1);
     assert_eq!(serving_now[0].id, serving.id);
     assert_eq!(after.len(), target + 1, "one slot per pooled domain and one for the instance");
-    assert!(before.iter().all(|b| b.usage != SlotUse::Creating || !after.iter().any(|a| a.id == b.id)), "half-made slots were rolled back");
+    assert!(
+        before.iter().all(|b| b.usage != SlotUse::Creating || !after.iter().any(|a| a.id == b.id)),
+        "half-made slots were rolled back"
+    );
     assert_eq!(State::open(&dir.join("agent.db")).expect("state").meta("ParameterKey").expect("meta"), key_before);
 
     rt.block_on(async {

@@ -117,6 +117,33 @@ impl Bed {
         (t, pool)
     }
 
+    /// (Alias, VLANID, TPID, LowerLayers) of every VLAN termination row, and the embedded
+    /// devices' references.
+    fn topology(&mut self) -> (Vec<(String, u32, u32, String)>, Vec<String>) {
+        let vt = "Device.Ethernet.VLANTermination.";
+        let mut rows = Vec::new();
+        for i in self.host.model.root().instances(vt) {
+            let p = format!("{vt}{i}.");
+            let lower = self.s(&format!("{p}LowerLayers"));
+            let lower = match lower.strip_prefix(vt) {
+                Some(n) => format!("vt:{}", self.s(&format!("{vt}{n}.Alias"))),
+                None => lower,
+            };
+            rows.push((
+                self.s(&format!("{p}Alias")),
+                self.u(&format!("{p}VLANID")),
+                self.u(&format!("{p}TPID")),
+                lower,
+            ));
+        }
+        rows.sort();
+        let ed = "Device.ManagementServer.EmbeddedDevice.";
+        let mut refs: Vec<String> =
+            self.host.model.root().instances(ed).into_iter().map(|i| self.s(&format!("{ed}{i}.Reference"))).collect();
+        refs.sort();
+        (rows, refs)
+    }
+
     fn owned(&self) -> Vec<(String, DomState)> {
         self.lv.owned(&self.agent).expect("owned").into_iter().map(|d| (d.name, d.state)).collect()
     }
@@ -212,6 +239,18 @@ fn add_object_takes_a_pooled_instance_then_cold_starts_when_the_pool_is_empty() 
     assert_eq!(b.s(&format!("{ip2}Status")), "Running");
     assert_eq!(b.owned().len(), 2);
     assert_eq!(b.bindings().iter().map(|x| x.cvlan).collect::<Vec<_>>(), vec![7, 8]);
+    // The trunk in TR-181 terms: the S-VLAN on the trunk, each C-VLAN stacked on it.
+    let (rows, refs) = b.topology();
+    let trunk = "Device.Ethernet.Interface.1".to_string();
+    assert_eq!(
+        rows,
+        vec![
+            ("cvlan-100-7".into(), 7, 0x8100, "vt:svlan-100".into()),
+            ("cvlan-100-8".into(), 8, 0x8100, "vt:svlan-100".into()),
+            ("svlan-100".into(), 100, 0x88A8, trunk.clone()),
+        ]
+    );
+    assert_eq!(refs, vec![format!("{ip}Device."), format!("{ip2}Device.")]);
     b.fill();
     assert_eq!(b.u(&format!("{POOL}{pool}.Ready")), 1, "the pool refilled");
     assert_eq!(b.owned().len(), 3);
@@ -238,6 +277,12 @@ fn add_object_takes_a_pooled_instance_then_cold_starts_when_the_pool_is_empty() 
     assert!(matches!(r, Body::DeleteObjectResponse(_)), "{r:?}");
     assert_eq!(b.lv.state(&slot.domain).expect("state"), None);
     assert!(b.bindings().iter().all(|x| x.svlan != 200), "S-VLAN 200 had only that subscriber");
+    let (rows, refs) = b.topology();
+    assert_eq!(
+        rows,
+        vec![("cvlan-100-8".into(), 8, 0x8100, "vt:svlan-100".into()), ("svlan-100".into(), 100, 0x88A8, trunk)]
+    );
+    assert_eq!(refs, vec![format!("{ip2}Device.")]);
     assert_eq!(b.host.state().slot_of(i1).expect("slot"), None);
     b.clean();
 }

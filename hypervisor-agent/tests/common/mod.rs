@@ -111,7 +111,8 @@ pub async fn nbi(addr: SocketAddr, method: Method, path: &str, body: Option<Valu
 pub async fn wait_device(nbi_addr: SocketAddr, id: &str, log: &Path) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let (s, v) = nbi(nbi_addr, Method::GET, &format!("/devices?query={}", enc(&json!({"_id": id}).to_string())), None).await;
+        let (s, v) =
+            nbi(nbi_addr, Method::GET, &format!("/devices?query={}", enc(&json!({"_id": id}).to_string())), None).await;
         if s == 200 && v.as_array().is_some_and(|a| !a.is_empty()) {
             return;
         }
