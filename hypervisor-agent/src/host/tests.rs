@@ -5,6 +5,9 @@ use crate::compute::Libvirt;
 use crate::vlan::{Binding, Ovs};
 use cwmp::{AddObject, DeleteObject, GetParameterValues, ParameterValue, SetParameterValues};
 
+/// Alias, VLANID, TPID, LowerLayers of a VLAN termination row.
+type VlanRow = (String, u32, u32, String);
+
 struct Bed {
     host: Host,
     rt: tokio::runtime::Runtime,
@@ -119,7 +122,7 @@ impl Bed {
 
     /// (Alias, VLANID, TPID, LowerLayers) of every VLAN termination row, and the embedded
     /// devices' references.
-    fn topology(&mut self) -> (Vec<(String, u32, u32, String)>, Vec<String>) {
+    fn topology(&mut self) -> (Vec<VlanRow>, Vec<String>) {
         let vt = "Device.Ethernet.VLANTermination.";
         let mut rows = Vec::new();
         for i in self.host.model.root().instances(vt) {
