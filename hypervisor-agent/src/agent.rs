@@ -81,7 +81,7 @@ const MS: &str = "Device.ManagementServer.";
 /// Connection requests accepted in a burst.
 const CR_BURST: f64 = 10.0;
 /// One more connection request allowed per this much time.
-const CR_REFILL: Duration = Duration::from_secs(2);
+const CR_REFILL: Duration = Duration::from_millis(100);
 
 fn now_secs() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
@@ -453,8 +453,8 @@ impl Agent {
     }
 
     /// Serves connection requests: Digest-authenticated GETs with the credentials of
-    /// ManagementServer.ConnectionRequestUsername/Password; rate-limited (bursts of 10, then one
-    /// per 2 s; beyond, 503 with Retry-After). An accepted one queues "6 CONNECTION REQUEST".
+    /// ManagementServer.ConnectionRequestUsername/Password; rate-limited (bursts of 10, then ten
+    /// a second, about what sessions can follow; beyond, 503 with Retry-After). An accepted one queues "6 CONNECTION REQUEST".
     pub async fn serve_connection_requests(self: Arc<Self>, listener: TcpListener) -> std::io::Result<()> {
         loop {
             let (stream, peer) = listener.accept().await?;

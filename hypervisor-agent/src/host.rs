@@ -280,7 +280,27 @@ impl Host {
                 tracing::error!("saving the data model: {e}");
                 return Body::Fault(Fault::with_string(FaultCode::InternalError, e.to_string()));
             }
-            self.converge();
+            // Only the instances this request named (or all, for a change elsewhere in the
+            // virtualization tree, such as a template or a pool).
+            let touched: Option<Vec<u32>> = match req {
+                Body::SetParameterValues(r) => {
+                    let ns: Vec<Option<u32>> = r.parameter_list.iter().map(|p| row_number(INSTANCE, &p.name)).collect();
+                    ns.iter().all(Option::is_some).then(|| ns.into_iter().flatten().collect())
+                }
+                Body::AddObject(r) if r.object_name == INSTANCE => match &resp {
+                    Body::AddObjectResponse(a) => Some(vec![a.instance_number]),
+                    _ => None,
+                },
+                _ => None,
+            };
+            match touched {
+                Some(mut ns) => {
+                    ns.sort_unstable();
+                    ns.dedup();
+                    self.converge_only(&ns);
+                }
+                None => self.converge(),
+            }
         }
         resp
     }
@@ -331,7 +351,14 @@ impl Host {
 
     /// Brings every instance to what its row asks for. Failures are recorded on the instance.
     pub fn converge(&mut self) {
-        for n in self.model.root().instances(INSTANCE) {
+        let all = self.model.root().instances(INSTANCE);
+        self.converge_only(&all);
+    }
+
+    /// [`Host::converge`] for these instances only.
+    fn converge_only(&mut self, instances: &[u32]) {
+        let live = self.model.root().instances(INSTANCE);
+        for &n in instances.iter().filter(|n| live.contains(n)) {
             if let Err(e) = self.converge_instance(n) {
                 tracing::error!(instance = n, "{e}");
                 let p = format!("{INSTANCE}{n}.");

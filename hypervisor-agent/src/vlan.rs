@@ -86,12 +86,19 @@ pub struct Ovs {
     pub uplink: Option<String>,
     /// `ovs-vsctl` binary.
     pub vsctl: String,
+    /// S-VLANs whose bridges and tunnel ports this backend made sure of.
+    ready: std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<u16>>>,
 }
 
 impl Ovs {
     /// A backend naming its bridges `PREFIX-trunk`, `PREFIX-sS`, `PREFIX-park`.
     pub fn new(prefix: &str, uplink: Option<&str>) -> Ovs {
-        Ovs { prefix: prefix.to_string(), uplink: uplink.map(str::to_string), vsctl: "ovs-vsctl".into() }
+        Ovs {
+            prefix: prefix.to_string(),
+            uplink: uplink.map(str::to_string),
+            vsctl: "ovs-vsctl".into(),
+            ready: Default::default(),
+        }
     }
 
     fn trunk(&self) -> String {
@@ -132,23 +139,14 @@ impl Ovs {
         }
     }
 
-    fn tag_of(&self, port: &str) -> Result<Option<u16>> {
-        let t = self.run(&Self::v(&["get", "port", port, "tag"]))?;
-        Ok(t.parse().ok())
-    }
-
     /// The C-VLANs allowed on the S-VLAN bridge's uplink: those of its bound ports.
     fn allowed(&self, s: u16, extra: Option<u16>, without_port: Option<&str>) -> Result<Vec<u16>> {
-        let dn = format!("{}-s{s}-dn", self.prefix);
-        let mut cs: Vec<u16> = Vec::new();
-        for p in self.ports(&self.sbridge(s))? {
-            if p == dn || Some(p.as_str()) == without_port {
-                continue;
-            }
-            if let Some(c) = self.tag_of(&p)? {
-                cs.push(c);
-            }
-        }
+        let mut cs: Vec<u16> = self
+            .bindings()?
+            .into_iter()
+            .filter(|b| b.svlan == s && Some(b.port.as_str()) != without_port)
+            .map(|b| b.cvlan)
+            .collect();
         cs.extend(extra);
         cs.sort_unstable();
         cs.dedup();
@@ -165,10 +163,15 @@ impl Ovs {
         }
     }
 
-    /// The S-VLAN whose bridge `port` is on, if it is on one of ours.
+    /// The S-VLAN `port` is bound on, if any.
     fn svlan_of(&self, port: &str) -> Result<Option<u16>> {
-        let pre = format!("{}-s", self.prefix);
-        Ok(self.run(&Self::v(&["port-to-br", port])).ok().and_then(|b| b.strip_prefix(&pre)?.parse().ok()))
+        Ok(self.bindings()?.into_iter().find(|b| b.port == port).map(|b| b.svlan))
+    }
+
+    /// The external-id key that records a bound port's S-VLAN (one `list port` then tells
+    /// every binding).
+    fn key(&self) -> String {
+        format!("{}-svlan", self.prefix)
     }
 
     fn ensure_bridge(&self, bridge: &str) -> Result<()> {
@@ -204,6 +207,9 @@ impl VlanBackend for Ovs {
 
     fn ensure_svlan(&self, svlan: u16) -> Result<String> {
         let s = check(svlan)?;
+        if self.ready.lock().unwrap_or_else(|e| e.into_inner()).contains(&s) {
+            return Ok(self.sbridge(s));
+        }
         self.run(&Self::v(&["set", "Open_vSwitch", ".", "other_config:vlan-limit=2"]))?;
         self.ensure_bridge(&self.trunk())?;
         let (br, up, dn) = (self.sbridge(s), format!("{}-s{s}-up", self.prefix), format!("{}-s{s}-dn", self.prefix));
@@ -246,6 +252,7 @@ impl VlanBackend for Ovs {
         svlans.sort_unstable();
         svlans.dedup();
         self.set_uplink_trunks(&svlans)?;
+        self.ready.lock().unwrap_or_else(|e| e.into_inner()).insert(s);
         Ok(br)
     }
 
@@ -256,6 +263,7 @@ impl VlanBackend for Ovs {
             return Ok(false);
         }
         let up = format!("{}-s{s}-up", self.prefix);
+        self.ready.lock().unwrap_or_else(|e| e.into_inner()).remove(&s);
         self.run(&Self::v(&["--if-exists", "del-port", &up, "--", "--if-exists", "del-br", &self.sbridge(s)]))?;
         let svlans: Vec<u16> = self.svlans()?.into_iter().filter(|x| *x != s).collect();
         self.set_uplink_trunks(&svlans)?;
@@ -267,7 +275,17 @@ impl VlanBackend for Ovs {
         let br = self.ensure_svlan(s)?;
         let dn = format!("{}-s{s}-dn", self.prefix);
         let cs = self.allowed(s, Some(c), Some(port))?;
-        let mut args = Self::v(&["--if-exists", "del-port", port, "--", "add-port", &br, port, &format!("tag={c}")]);
+        let mut args = Self::v(&[
+            "--if-exists",
+            "del-port",
+            port,
+            "--",
+            "add-port",
+            &br,
+            port,
+            &format!("tag={c}"),
+            &format!("external_ids:{}={s}", self.key()),
+        ]);
         args.extend(Self::trunks_arg(&dn, &cs));
         // Moving from another S-VLAN: its uplink stops carrying this port's old C-VLAN.
         if let Some(old) = self.svlan_of(port)?.filter(|old| *old != s) {
@@ -302,20 +320,26 @@ impl VlanBackend for Ovs {
     }
 
     fn bindings(&self) -> Result<Vec<Binding>> {
-        let mut out = Vec::new();
-        for s in self.svlans()? {
-            let dn = format!("{}-s{s}-dn", self.prefix);
-            for p in self.ports(&self.sbridge(s))? {
-                if p == dn {
-                    continue;
-                }
-                if let Some(c) = self.tag_of(&p)? {
-                    out.push(Binding { port: p, svlan: s, cvlan: c });
-                }
-            }
-        }
-        out.sort();
-        Ok(out)
+        let out = self.run(&Self::v(&[
+            "--format=csv",
+            "--data=bare",
+            "--no-headings",
+            "--columns=name,tag,external_ids",
+            "list",
+            "port",
+        ]))?;
+        let key = format!("{}=", self.key());
+        let mut found: Vec<Binding> = out
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.splitn(3, ',');
+                let (name, tag, ext) = (f.next()?, f.next()?, f.next()?);
+                let s = ext.trim_matches('"').split_whitespace().find_map(|kv| kv.strip_prefix(&key))?.parse().ok()?;
+                Some(Binding { port: name.trim_matches('"').to_string(), svlan: s, cvlan: tag.parse().ok()? })
+            })
+            .collect();
+        found.sort();
+        Ok(found)
     }
 }
 

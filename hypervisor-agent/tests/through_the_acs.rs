@@ -42,7 +42,7 @@ impl Drop for Bed {
             let _ = c.wait();
         }
         let _ = Command::new("ip").args(["netns", "del", &self.netns]).status();
-        let _ = Command::new("ip").args(["link", "del", &self.veth]).status();
+        let _ = Command::new("ip").args(["link", "del", &self.veth]).stderr(Stdio::null()).status();
         for br in ["trunk", "park", "s100"] {
             let _ = Command::new("ovs-vsctl")
                 .args(["--if-exists", "del-br", &format!("{}-{br}", self.ovs_prefix)])
