@@ -331,6 +331,15 @@ impl DataModel {
         }
     }
 
+    /// Every parameter with attributes set (notification other than off, or an access list),
+    /// sorted by name: what a device persists to set again after a restart.
+    pub fn attributes(&self) -> Vec<(String, Notification, Vec<String>)> {
+        let mut v: Vec<(String, Notification, Vec<String>)> =
+            self.attrs.iter().map(|(k, a)| (k.clone(), a.notification, a.access_list.clone())).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
     /// SetParameterAttributes, all or nothing. Active notification on parameters that may deny
     /// it (statistics, uptime) is refused with 9009.
     pub fn set_parameter_attributes(&mut self, list: &[SetParameterAttribute]) -> Result<(), Fault> {

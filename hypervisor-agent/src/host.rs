@@ -150,6 +150,27 @@ impl Host {
             model.mount(&format!("{INSTANCE}{n}.Device."), Box::new(mount.clone()));
             mounts.insert(n, mount);
         }
+        // Notification attributes the ACS set, as they were.
+        if let Some(text) = state.meta("attributes")? {
+            let list: Vec<(String, u32, Vec<String>)> = serde_json::from_str(&text).unwrap_or_default();
+            let attrs: Vec<cwmp::SetParameterAttribute> = list
+                .into_iter()
+                .filter_map(|(name, code, access_list)| {
+                    Some(cwmp::SetParameterAttribute {
+                        name,
+                        notification_change: true,
+                        notification: cwmp::Notification::from_code(code)?,
+                        access_list_change: true,
+                        access_list,
+                    })
+                })
+                .collect();
+            for a in attrs {
+                if let Err(f) = model.set_parameter_attributes(std::slice::from_ref(&a)) {
+                    tracing::warn!(parameter = %a.name, "stored attribute not restored: {}", f.string);
+                }
+            }
+        }
         let mut host = Host { model, mounts, changes: Default::default(), rt, state, compute, vlan, cfg };
         host.reconcile()?;
         Ok(host)
@@ -196,6 +217,13 @@ impl Host {
 
     fn save(&self) -> Result<()> {
         self.state.save_model(&self.model.root().snapshot())?;
+        let attrs: Vec<serde_json::Value> = self
+            .model
+            .attributes()
+            .into_iter()
+            .map(|(name, n, access)| serde_json::json!([name, n.code(), access]))
+            .collect();
+        self.state.set_meta("attributes", &serde_json::Value::Array(attrs).to_string())?;
         let profiles: Vec<(u32, datamodel::tree::Snapshot)> =
             self.mounts.iter().map(|(n, m)| (*n, m.profile())).collect();
         self.state.save_profiles(&profiles)?;
@@ -270,6 +298,11 @@ impl Host {
                 }
             }
             _ => {}
+        }
+        if matches!(resp, Body::SetParameterAttributesResponse(_)) {
+            if let Err(e) = self.save() {
+                tracing::error!("saving attributes: {e}");
+            }
         }
         let changed = matches!(
             resp,

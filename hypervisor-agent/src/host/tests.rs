@@ -409,3 +409,24 @@ fn settings_before_the_vrgw_runs_live_in_its_profile_and_survive_restarts() {
     assert!(b.host.state().profiles().expect("profiles").is_empty());
     b.clean();
 }
+
+#[test]
+fn notification_attributes_survive_restarts() {
+    let mut b = bed("hvattr");
+    let (_, pool) = b.template_and_pool(0);
+    let ready = format!("{POOL}{pool}.Status");
+    let r = b.host.handle(&Body::SetParameterAttributes(cwmp::SetParameterAttributes {
+        parameter_list: vec![cwmp::SetParameterAttribute {
+            name: ready.clone(),
+            notification_change: true,
+            notification: cwmp::Notification::Active,
+            access_list_change: false,
+            access_list: vec![],
+        }],
+    }));
+    assert!(matches!(r, Body::SetParameterAttributesResponse(_)), "{r:?}");
+    let b = b.reopen();
+    let attrs = b.host.model.attributes();
+    assert_eq!(attrs, vec![(ready, cwmp::Notification::Active, vec![])]);
+    b.clean();
+}

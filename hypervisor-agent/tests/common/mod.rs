@@ -25,6 +25,17 @@ pub const CR_PASSWORD: &str = "cr-secret-0123";
 
 /// An ACS (SQLite store in `dir`) serving CWMP and the NBI on loopback, in `rt`; its addresses.
 pub fn start_acs(rt: &tokio::runtime::Runtime, dir: &Path, agent: &str) -> (SocketAddr, SocketAddr) {
+    start_acs_tls(rt, dir, agent, None)
+}
+
+/// The same, CWMP over TLS with this certificate and key (PEM files) when given.
+pub fn start_acs_tls(
+    rt: &tokio::runtime::Runtime,
+    dir: &Path,
+    agent: &str,
+    tls: Option<(&Path, &Path)>,
+) -> (SocketAddr, SocketAddr) {
+    let tls = tls.map(|(c, k)| acs::tls::acceptor(c, k).expect("TLS acceptor"));
     rt.block_on(async {
         let store = Arc::new(SqliteStore::open(&dir.join("acs.db")).expect("acs store"));
         store.start_flusher(Duration::from_millis(3));
@@ -47,7 +58,7 @@ pub fn start_acs(rt: &tokio::runtime::Runtime, dir: &Path, agent: &str) -> (Sock
         let cl = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let nl = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addrs = (cl.local_addr().expect("addr"), nl.local_addr().expect("addr"));
-        tokio::spawn(acs.serve(cl, std::future::pending()));
+        tokio::spawn(acs.serve_tls(cl, tls, std::future::pending()));
         tokio::spawn(nbi.serve(nl, std::future::pending()));
         addrs
     })
