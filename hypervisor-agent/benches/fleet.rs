@@ -51,7 +51,7 @@ fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let (cwmp, nbi) = common::start_acs(&rt, &dir, AGENT);
     common::agent_config(&dir, AGENT, cwmp, &prefix, "10.251.0.0/16", "");
-    let mut agent = common::start_agent(&dir);
+    let agent = common::Guard(common::start_agent(&dir));
     let pooled = |dir: &std::path::Path| {
         State::open(&dir.join("agent.db"))
             .and_then(|s| s.slots())
@@ -132,7 +132,7 @@ fn main() {
         summary(&format!("SetParameterValues, 1 parameter x {instances} instances"), spv);
         summary("floor: one GetParameterValues session", floor);
     });
-    common::kill9(&mut agent);
+    drop(agent);
     for br in ["trunk", "park", "s500"] {
         let _ =
             std::process::Command::new("ovs-vsctl").args(["--if-exists", "del-br", &format!("{prefix}-{br}")]).status();

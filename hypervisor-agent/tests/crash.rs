@@ -36,7 +36,7 @@ fn sigkill_during_a_pool_fill_loses_and_duplicates_nothing() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let (cwmp, nbi) = common::start_acs(&rt, &dir, AGENT);
     common::agent_config(&dir, AGENT, cwmp, &prefix, "10.252.0.0/16", "");
-    let mut agent = common::start_agent(&dir);
+    let mut agent = common::Guard(common::start_agent(&dir));
     let log = dir.join("agent.log");
     let target = 120;
 
@@ -89,14 +89,14 @@ fn sigkill_during_a_pool_fill_loses_and_duplicates_nothing() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    common::kill9(&mut agent);
+    common::kill9(&mut agent.0);
     let before = slots(&dir);
     let key_before = State::open(&dir.join("agent.db")).expect("state").meta("ParameterKey").expect("meta");
     assert!(key_before.is_some(), "the ParameterKey is stored");
     // An event that was queued but never delivered (the ACS is unreachable while it is down).
     State::open(&dir.join("agent.db")).expect("state").push_event("M Reboot", "crash-test").expect("event");
 
-    let mut agent = common::start_agent(&dir);
+    let agent = common::Guard(common::start_agent(&dir));
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let now = slots(&dir);
@@ -140,7 +140,7 @@ fn sigkill_during_a_pool_fill_loses_and_duplicates_nothing() {
         }
         assert!(std::fs::read_to_string(&log).unwrap_or_default().contains("M Reboot"), "the M Reboot event was sent");
     });
-    common::kill9(&mut agent);
+    drop(agent);
     cleanup(&prefix);
     let _ = std::fs::remove_dir_all(&dir);
 }

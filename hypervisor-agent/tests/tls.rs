@@ -30,19 +30,19 @@ fn the_agent_informs_over_tls_and_refuses_an_unknown_certificate() {
         std::fs::write(at.join("agent.toml"), toml.replace(&format!("http://{cwmp}/"), &https)).expect("toml");
     };
     configure(&wrong, &dir.join("other.pem"));
-    let mut agent = common::start_agent(&wrong);
+    let mut agent = common::Guard(common::start_agent(&wrong));
     let deadline = Instant::now() + Duration::from_secs(15);
     while !std::fs::read_to_string(wrong.join("agent.log")).unwrap_or_default().contains("session failed: ACS: TLS") {
         assert!(Instant::now() < deadline, "{}", std::fs::read_to_string(wrong.join("agent.log")).unwrap_or_default());
         std::thread::sleep(Duration::from_millis(100));
     }
-    common::kill9(&mut agent);
+    common::kill9(&mut agent.0);
 
     // The right CA: the agent bootstraps into the ACS over TLS.
     configure(&dir, &dir.join("acs.pem"));
-    let mut agent = common::start_agent(&dir);
+    let agent = common::Guard(common::start_agent(&dir));
     rt.block_on(common::wait_device(nbi, "00A0B1-vRGW-Host-host-tls", &dir.join("agent.log")));
-    common::kill9(&mut agent);
+    drop(agent);
     for br in ["trunk", "park"] {
         let _ =
             std::process::Command::new("ovs-vsctl").args(["--if-exists", "del-br", &format!("{prefix}-{br}")]).status();

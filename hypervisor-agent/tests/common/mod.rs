@@ -142,6 +142,15 @@ pub async fn task(nbi_addr: SocketAddr, id: &str, body: Value) -> (u16, Value) {
     nbi(nbi_addr, Method::POST, &path, Some(body)).await
 }
 
+/// A process killed when this is dropped (a failed assertion included).
+pub struct Guard(pub Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        kill9(&mut self.0);
+    }
+}
+
 /// SIGKILL.
 pub fn kill9(c: &mut Child) {
     let _ = c.kill();
