@@ -28,7 +28,7 @@ use crate::compute::{Compute, ComputeError, DomState};
 use crate::domain::{mac, Boot, DomainSpec, Nic, Owner};
 use crate::proxy::{ProxyMount, ProxyTarget};
 use crate::state::{Slot, SlotUse, State, StateError};
-use crate::vlan::{VlanBackend, VlanError, PARKING_VLAN};
+use crate::vlan::{LanNic, VlanBackend, VlanError};
 
 /// Settings of the host side.
 #[derive(Debug, Clone)]
@@ -413,7 +413,7 @@ impl Host {
     }
 
     /// The domain of `slot` made from `template`, its LAN port on (bridge, tag).
-    fn spec(&self, slot: &Slot, lan_bridge: &str, tag: u16) -> Result<DomainSpec> {
+    fn spec(&self, slot: &Slot, lan: &LanNic) -> Result<DomainSpec> {
         let t = format!("{TEMPLATE}{}.", slot.template);
         if !self.model.root().instances(TEMPLATE).contains(&slot.template) {
             return Err(HostError::Other(format!("template {} does not exist", slot.template)));
@@ -445,9 +445,9 @@ impl Host {
                 target: Some(format!("{}m{}", self.cfg.port_prefix, slot.id)),
             },
             lan: Nic {
-                bridge: lan_bridge.to_string(),
-                openvswitch: true,
-                vlan: Some(tag),
+                bridge: lan.bridge.clone(),
+                openvswitch: lan.openvswitch,
+                vlan: lan.vlan,
                 mac: mac(prefix, slot.id, 1),
                 target: Some(self.lan_port(slot.id)),
             },
@@ -504,13 +504,13 @@ impl Host {
             return self.provision(n, template, w.svlan, w.cvlan, &w.requested);
         };
         // Provisioned: VLANs and state follow the row.
-        let bridge = self.vlan.ensure_svlan(w.svlan)?;
         let port = self.lan_port(slot.id);
         let bound = self.vlan.bindings()?.into_iter().find(|b| b.port == port);
         if bound.as_ref().map(|b| (b.svlan, b.cvlan)) != Some((w.svlan, w.cvlan)) && w.svlan != 0 && w.cvlan != 0 {
             let old = bound.map(|b| b.svlan);
             self.vlan.bind(&port, w.svlan, w.cvlan)?;
-            self.compute.define(&self.spec(&slot, &bridge, w.cvlan)?)?;
+            let nic = self.vlan.lan_nic(Some((w.svlan, w.cvlan)))?;
+            self.compute.define(&self.spec(&slot, &nic)?)?;
             if let Some(old) = old.filter(|o| *o != w.svlan) {
                 self.vlan.remove_svlan_if_unused(old)?;
             }
@@ -542,7 +542,7 @@ impl Host {
             .into_iter()
             .filter(|&k| matches!(self.value(&format!("{POOL}{k}.Enable")), Some(Value::Boolean(true))))
             .find(|&k| row_number(TEMPLATE, &self.string(&format!("{POOL}{k}.Template"))) == Some(template));
-        let bridge = self.vlan.ensure_svlan(s)?;
+        let nic = self.vlan.lan_nic(Some((s, c)))?;
         let taken = match pool {
             Some(k) => self.state.take_pooled(k)?,
             None => None,
@@ -551,7 +551,7 @@ impl Host {
             Some(slot) => {
                 // Rebind its LAN port, record the assignment, resume.
                 self.vlan.bind(&self.lan_port(slot.id), s, c)?;
-                self.compute.define(&self.spec(&slot, &bridge, c)?)?;
+                self.compute.define(&self.spec(&slot, &nic)?)?;
                 self.state.set_slot(slot.id, SlotUse::Assigned, Some(n))?;
                 if requested == "Running" {
                     self.compute.resume(&slot.domain)?;
@@ -562,7 +562,7 @@ impl Host {
             None => {
                 let mgmt = |id: u32| self.mgmt_address(id);
                 let slot = self.state.new_slot(&self.cfg.agent_id, template, None, &mgmt, &Self::secret())?;
-                let spec = self.spec(&slot, &bridge, c)?;
+                let spec = self.spec(&slot, &nic)?;
                 self.compose_image(&spec, template)?;
                 self.compute.define(&spec)?;
                 self.state.set_slot(slot.id, SlotUse::Assigned, Some(n))?;
@@ -802,10 +802,10 @@ impl Host {
     }
 
     fn fill_one(&mut self, pool: u32, template: u32) -> Result<()> {
-        let park = self.vlan.parking_bridge()?;
+        let park = self.vlan.lan_nic(None)?;
         let mgmt = |id: u32| self.mgmt_address(id);
         let slot = self.state.new_slot(&self.cfg.agent_id, template, Some(pool), &mgmt, &Self::secret())?;
-        let spec = self.spec(&slot, &park, PARKING_VLAN)?;
+        let spec = self.spec(&slot, &park)?;
         self.compose_image(&spec, template)?;
         self.compute.define(&spec)?;
         self.compute.start(&slot.domain)?;
@@ -865,8 +865,8 @@ impl Host {
                     tracing::warn!(slot = slot.id, "drift: domain of an instance vanished; defining it again");
                     let n = slot.instance.unwrap_or(0);
                     let w = self.wanted(n);
-                    let bridge = self.vlan.ensure_svlan(w.svlan)?;
-                    let spec = self.spec(&slot, &bridge, w.cvlan)?;
+                    let nic = self.vlan.lan_nic(Some((w.svlan, w.cvlan)))?;
+                    let spec = self.spec(&slot, &nic)?;
                     self.compose_image(&spec, slot.template)?;
                     self.compute.define(&spec)?;
                     if w.requested != "Stopped" {

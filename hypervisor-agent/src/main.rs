@@ -13,7 +13,8 @@ use hypervisor_agent::agent::{Agent, AgentConfig};
 use hypervisor_agent::compute::Libvirt;
 use hypervisor_agent::host::{Host, HostConfig};
 use hypervisor_agent::state::State;
-use hypervisor_agent::vlan::Ovs;
+use hypervisor_agent::vlan::linux::Linux;
+use hypervisor_agent::vlan::{Ovs, VlanBackend};
 use hypervisor_agent::worker;
 use serde::Deserialize;
 
@@ -65,6 +66,7 @@ struct Config {
     domain_type: String,
     vlan_backend: String,
     ovs_prefix: String,
+    linux_prefix: String,
     trunk_uplink: Option<String>,
     mgmt_bridge: String,
     mgmt_network: String,
@@ -102,6 +104,7 @@ impl Default for Config {
             domain_type: "qemu".into(),
             vlan_backend: "ovs".into(),
             ovs_prefix: "vrgw".into(),
+            linux_prefix: "vr".into(),
             trunk_uplink: None,
             mgmt_bridge: "vrgw-mgmt".into(),
             mgmt_network: "10.99.0.0/16".into(),
@@ -143,11 +146,11 @@ fn load(cli: &Cli) -> Result<Config, String> {
     if let Some(v) = &cli.log_format {
         c.log_format = v.clone();
     }
-    if c.vlan_backend != "ovs" {
-        return Err(format!(
-            "vlan_backend {:?}: only \"ovs\" (Open vSwitch) is available; see docs/hypervisor-agent.md",
-            c.vlan_backend
-        ));
+    match c.vlan_backend.as_str() {
+        "ovs" => {}
+        "linux" if c.trunk_uplink.is_some() => {}
+        "linux" => return Err("vlan_backend \"linux\" needs trunk_uplink (the trunk NIC)".into()),
+        other => return Err(format!("vlan_backend {other:?}: \"ovs\" (Open vSwitch) or \"linux\" (rtnetlink)")),
     }
     if c.agent_id.is_empty() || !c.agent_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
         return Err(format!("agent_id {:?}: letters, digits, - and _ only", c.agent_id));
@@ -205,7 +208,12 @@ fn run(c: Config) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let state = State::open(&c.db).map_err(|e| e.to_string())?;
     let compute = Arc::new(Libvirt::open(&c.libvirt).map_err(|e| format!("libvirt {}: {e}", c.libvirt))?);
-    let vlan = Arc::new(Ovs::new(&c.ovs_prefix, c.trunk_uplink.as_deref()));
+    let vlan: Arc<dyn VlanBackend> = match (c.vlan_backend.as_str(), &c.trunk_uplink) {
+        ("linux", Some(up)) => {
+            Arc::new(Linux::new(&c.linux_prefix, up, rt.handle().clone()).map_err(|e| e.to_string())?)
+        }
+        _ => Arc::new(Ovs::new(&c.ovs_prefix, c.trunk_uplink.as_deref())),
+    };
     let host_cfg = HostConfig {
         agent_id: c.agent_id.clone(),
         domain_type: c.domain_type.clone(),

@@ -16,6 +16,8 @@
 
 use std::process::Command;
 
+pub mod linux;
+
 /// The VLAN a pooled instance's LAN port waits on (nothing else is on it).
 pub const PARKING_VLAN: u16 = 4094;
 
@@ -49,8 +51,22 @@ pub struct Binding {
     pub cvlan: u16,
 }
 
+/// Where a vRGW's LAN NIC plugs in, as its domain XML says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LanNic {
+    /// Bridge.
+    pub bridge: String,
+    /// Whether it is an Open vSwitch bridge.
+    pub openvswitch: bool,
+    /// The access VLAN tag on the port, when the switch tags.
+    pub vlan: Option<u16>,
+}
+
 /// What the agent needs from the host's switch.
 pub trait VlanBackend: Send + Sync {
+    /// Where a LAN NIC bound to (S-VLAN, C-VLAN), or parked (`None`), plugs in; what it needs is
+    /// set up first.
+    fn lan_nic(&self, binding: Option<(u16, u16)>) -> Result<LanNic>;
     /// The bridge pooled instances' LAN ports are parked on (created if missing).
     fn parking_bridge(&self) -> Result<String>;
     /// Makes sure the trunk and the S-VLAN's bridge exist; the bridge LAN ports of this S-VLAN
@@ -199,6 +215,13 @@ impl Ovs {
 }
 
 impl VlanBackend for Ovs {
+    fn lan_nic(&self, binding: Option<(u16, u16)>) -> Result<LanNic> {
+        Ok(match binding {
+            Some((s, c)) => LanNic { bridge: self.ensure_svlan(s)?, openvswitch: true, vlan: Some(check(c)?) },
+            None => LanNic { bridge: self.parking_bridge()?, openvswitch: true, vlan: Some(PARKING_VLAN) },
+        })
+    }
+
     fn parking_bridge(&self) -> Result<String> {
         self.run(&Self::v(&["set", "Open_vSwitch", ".", "other_config:vlan-limit=2"]))?;
         self.ensure_bridge(&self.park())?;

@@ -357,7 +357,9 @@ fn restart_finishes_interrupted_work_and_keeps_instances() {
     let serving = b.host.state().slot_of(i1).expect("slot").expect("assigned");
     // A crash in the middle of a pool fill: a slot recorded, its domain defined, not started.
     let half = b.host.state().new_slot("hvcrash", t, Some(pool), &|n| format!("10.99.0.{n}/16"), "x").expect("slot");
-    let spec = b.host.spec(&half, "hvcrash-park", PARKING_VLAN).expect("spec");
+    let park =
+        crate::vlan::LanNic { bridge: "hvcrash-park".into(), openvswitch: true, vlan: Some(crate::vlan::PARKING_VLAN) };
+    let spec = b.host.spec(&half, &park).expect("spec");
     b.lv.define(&spec).expect("define");
     // And an owned domain the store knows nothing of (drift).
     let mut stray = spec.clone();
