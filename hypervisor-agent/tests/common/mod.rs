@@ -41,7 +41,7 @@ pub fn start_acs_tls(
         store.start_flusher(Duration::from_millis(3));
         let endpoint = EndpointConfig {
             credentials: HashMap::from([(agent.to_string(), "host-secret".to_string())]),
-            session_timeout: Duration::from_secs(30),
+            session_timeout: Duration::from_secs(300),
             max_body: 4 << 20,
             file_base_url: "http://127.0.0.1:9/files".into(),
         };
