@@ -19,6 +19,9 @@ use hypervisor_agent::state::State;
 use serde_json::{json, Value};
 
 const AGENT: &str = "host-fleet";
+/// Every dnsmasq takes an inotify instance; on one kernel (unlike guests, each with its own)
+/// 200 of them exceed the default of 128 per user, so the bench raises it for its run.
+const INOTIFY: &str = "/proc/sys/fs/inotify/max_user_instances";
 const ID: &str = "00A0B1-vRGW-Host-host-fleet";
 
 fn sh(args: &[&str]) {
@@ -33,6 +36,8 @@ struct Cleanup {
     proxies: Vec<Child>,
     prefix: String,
     dir: PathBuf,
+    /// fs.inotify.max_user_instances as it was.
+    inotify: Option<String>,
 }
 
 impl Drop for Cleanup {
@@ -53,7 +58,14 @@ impl Drop for Cleanup {
             let _ =
                 Command::new("ovs-vsctl").args(["--if-exists", "del-br", &format!("{}-{br}", self.prefix)]).status();
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some(v) = &self.inotify {
+            let _ = std::fs::write(INOTIFY, v);
+        }
+        if std::thread::panicking() {
+            eprintln!("logs kept in {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
@@ -63,8 +75,13 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("hv-fleet-{tag}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
+    let inotify = std::fs::read_to_string(INOTIFY).ok().map(|v| v.trim().to_string());
+    let need = 2 * n + 64;
+    if inotify.as_deref().and_then(|v| v.parse::<usize>().ok()).is_some_and(|v| v < need) {
+        std::fs::write(INOTIFY, need.to_string()).expect("raising fs.inotify.max_user_instances (root)");
+    }
     let mut cleanup =
-        Cleanup { tag, netns: Vec::new(), proxies: Vec::new(), prefix: format!("hf{tag}"), dir: dir.clone() };
+        Cleanup { tag, netns: Vec::new(), proxies: Vec::new(), prefix: format!("hf{tag}"), dir: dir.clone(), inotify };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let (cwmp, nbi) = common::start_acs(&rt, &dir, AGENT);
     common::agent_config(&dir, AGENT, cwmp, &cleanup.prefix, "10.249.0.0/16", "");
@@ -148,7 +165,8 @@ fn main() {
         cleanup.proxies.push(child);
     }
     // Wait until the agent pushed every profile (the SSID named after the instance).
-    let deadline = Instant::now() + Duration::from_secs(600);
+    let deadline = Instant::now()
+        + Duration::from_secs(std::env::var("BENCH_SYNC_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(600));
     loop {
         let synced = slots
             .iter()
