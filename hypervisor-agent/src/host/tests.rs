@@ -432,3 +432,37 @@ fn notification_attributes_survive_restarts() {
     assert_eq!(attrs, vec![(ready, cwmp::Notification::Active, vec![])]);
     b.clean();
 }
+
+#[test]
+fn qcow2_templates_give_each_instance_an_overlay_of_the_shared_base() {
+    let mut b = bed("hvimg");
+    let base = b.dir.join("base.qcow2");
+    let made = std::process::Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(&base)
+        .arg("16M")
+        .status()
+        .expect("qemu-img (Debian package qemu-utils)");
+    assert!(made.success());
+    let t = b.add(TEMPLATE);
+    let tp = format!("{TEMPLATE}{t}");
+    let i = b.add(INSTANCE);
+    let ip = format!("{INSTANCE}{i}.");
+    let r = b.set(&[
+        (&format!("{tp}.Image"), Value::String(base.display().to_string())),
+        (&format!("{ip}Template"), Value::String(tp.clone())),
+        (&format!("{ip}SVLAN"), Value::UnsignedInt(100)),
+        (&format!("{ip}CVLAN"), Value::UnsignedInt(9)),
+    ]);
+    assert!(matches!(r, Body::SetParameterValuesResponse(_)), "{r:?}");
+    assert_eq!(b.s(&format!("{ip}Status")), "Running", "{}", b.s(&format!("{ip}LastError")));
+    let slot = b.host.state().slot_of(i).expect("slot").expect("assigned");
+    let overlay = b.dir.join("overlays").join(format!("{}.qcow2", slot.domain));
+    let info = std::process::Command::new("qemu-img").arg("info").arg(&overlay).output().expect("qemu-img info");
+    let text = String::from_utf8_lossy(&info.stdout);
+    assert!(text.contains(&format!("backing file: {}", base.display())), "{text}");
+    let r = b.host.handle(&Body::DeleteObject(DeleteObject { object_name: ip, parameter_key: "k".into() }));
+    assert!(matches!(r, Body::DeleteObjectResponse(_)), "{r:?}");
+    assert!(!overlay.exists(), "the overlay goes with its instance");
+    b.clean();
+}
