@@ -116,20 +116,6 @@ fn main() {
     sh(&["ip", "link", "add", &bridge, "type", "bridge"]);
     sh(&["ip", "addr", "add", "10.249.0.1/16", "dev", &bridge]);
     sh(&["ip", "link", "set", &bridge, "up"]);
-    let proxy_bin = {
-        let exe = std::env::current_exe().expect("exe");
-        let target = exe.parent().and_then(|p| p.parent()).expect("target").to_path_buf();
-        let p = target.join("vrgw-proxy");
-        if !p.exists() {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let ok = Command::new(cargo)
-                .args(["build", "-q", "--release", "-p", "vrgw-proxy"])
-                .status()
-                .is_ok_and(|s| s.success());
-            assert!(ok && p.exists(), "could not build vrgw-proxy");
-        }
-        p
-    };
     for s in &slots {
         let Some(inst) = s.instance else { continue };
         let ip = s.mgmt_address.split('/').next().expect("ip").to_string();
@@ -147,21 +133,7 @@ fn main() {
         let d = dir.join(format!("vrgw-{inst}"));
         std::fs::create_dir_all(&d).expect("dir");
         std::fs::write(d.join("secret"), &s.secret).expect("secret");
-        let child = Command::new("ip")
-            .args(["netns", "exec", &ns])
-            .arg(&proxy_bin)
-            .args(["--listen", &format!("{ip}:8730"), "--lan-if", "lan0", "--wan-if", "wan0"])
-            .arg("--secret-file")
-            .arg(d.join("secret"))
-            .arg("--state-dir")
-            .arg(d.join("state"))
-            .arg("--run-dir")
-            .arg(d.join("run"))
-            .args(["--instance-id", &format!("factory-{inst}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(std::fs::File::create(d.join("proxy.log")).expect("log")))
-            .spawn()
-            .expect("proxy");
+        let child = common::start_proxy(&ns, &format!("{ip}:8730"), &d, &format!("factory-{inst}"));
         cleanup.proxies.push(child);
     }
     // Wait until the agent pushed every profile (the SSID named after the instance).
@@ -173,7 +145,7 @@ fn main() {
             .filter_map(|s| s.instance)
             .filter(|i| {
                 let want: String = format!("vrgw-{i}").bytes().map(|b| format!("{b:02x}")).collect();
-                std::fs::read_to_string(dir.join(format!("vrgw-{i}/run/hostapd.conf")))
+                std::fs::read_to_string(dir.join(format!("vrgw-{i}/proxy-run/hostapd.conf")))
                     .is_ok_and(|c| c.contains(&format!("ssid2={want}\n")))
             })
             .count();
@@ -220,7 +192,7 @@ fn main() {
     }
     // Every dnsmasq got its new lease time.
     for i in 1..=n {
-        let conf = std::fs::read_to_string(dir.join(format!("vrgw-{i}/run/dnsmasq.conf"))).unwrap_or_default();
+        let conf = std::fs::read_to_string(dir.join(format!("vrgw-{i}/proxy-run/dnsmasq.conf"))).unwrap_or_default();
         assert!(conf.contains(&format!(",{}", 7200 + i + 2)), "instance {i}: {conf}");
     }
     times.sort();

@@ -84,6 +84,12 @@ fn row_number(prefix: &str, path: &str) -> Option<u32> {
     path.strip_prefix(prefix)?.trim_end_matches('.').split('.').next()?.parse().ok()
 }
 
+/// The instance number when `path` names an instance row itself (`Instance.3.`), not
+/// something below it.
+fn instance_row(path: &str) -> Option<u32> {
+    row_number(INSTANCE, path).filter(|n| path.trim_end_matches('.') == format!("{INSTANCE}{n}"))
+}
+
 /// What an instance row asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Wanted {
@@ -268,12 +274,10 @@ impl Host {
                 }
             }
             Body::DeleteObject(r) => {
-                if let Some(n) = row_number(INSTANCE, &r.object_name) {
-                    if r.object_name.trim_end_matches('.') == format!("{INSTANCE}{n}") {
-                        if let Err(e) = self.release_instance(n) {
-                            tracing::error!(instance = n, "deleting: {e}");
-                            return Body::Fault(Fault::with_string(FaultCode::InternalError, e.to_string()));
-                        }
+                if let Some(n) = instance_row(&r.object_name) {
+                    if let Err(e) = self.release_instance(n) {
+                        tracing::error!(instance = n, "deleting: {e}");
+                        return Body::Fault(Fault::with_string(FaultCode::InternalError, e.to_string()));
                     }
                 }
             }
@@ -291,10 +295,8 @@ impl Host {
                 self.mounts.insert(a.instance_number, m);
             }
             (Body::DeleteObject(r), Body::DeleteObjectResponse(_)) => {
-                if let Some(n) = row_number(INSTANCE, &r.object_name) {
-                    if r.object_name.trim_end_matches('.') == format!("{INSTANCE}{n}") {
-                        self.mounts.remove(&n);
-                    }
+                if let Some(n) = instance_row(&r.object_name) {
+                    self.mounts.remove(&n);
                 }
             }
             _ => {}
@@ -797,7 +799,8 @@ impl Host {
                 return Ok(true);
             }
         }
-        self.update_pools();
+        // Nothing to do: the pools' figures are refreshed by converge and by the periodic
+        // refresh, not after every request the host thread serves.
         Ok(false)
     }
 

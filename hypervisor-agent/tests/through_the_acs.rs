@@ -9,7 +9,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -56,20 +56,6 @@ impl Bed {
     fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
     }
-}
-
-/// The binary `name` of this workspace, built next to this test's own binary.
-fn workspace_binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary");
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let path = dir.join(name);
-    if !path.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let ok =
-            Command::new(cargo).args(["build", "-q", "-p", name, "--bin", name]).status().is_ok_and(|s| s.success());
-        assert!(ok && path.exists(), "could not build {name}");
-    }
-    path
 }
 
 #[test]
@@ -135,21 +121,7 @@ fn nbi_add_object_and_dhcp_settings_reach_a_real_proxy_through_the_agent() {
         let state = hypervisor_agent::state::State::open(&dir.join("agent.db")).expect("agent state");
         let slot = state.slot_of(n as u32).expect("slot").expect("instance has a slot");
         std::fs::write(dir.join("secret"), &slot.secret).expect("secret");
-        let proxy = Command::new("ip")
-            .args(["netns", "exec", &bed.netns])
-            .arg(workspace_binary("vrgw-proxy"))
-            .args(["--listen", &format!("10.253.{net}.2:8730")])
-            .arg("--secret-file")
-            .arg(dir.join("secret"))
-            .arg("--state-dir")
-            .arg(dir.join("proxy-state"))
-            .arg("--run-dir")
-            .arg(dir.join("proxy-run"))
-            .args(["--lan-if", "lan0", "--wan-if", "wan0", "--instance-id", "sub-42"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(std::fs::File::create(dir.join("proxy.log")).expect("log")))
-            .spawn()
-            .expect("start the proxy");
+        let proxy = common::start_proxy(&bed.netns, &format!("10.253.{net}.2:8730"), &dir, "sub-42");
         bed.proxy = Some(proxy);
         // The agent pushes the instance's profile once the proxy answers: the SSID of the
         // profile (named after the instance) replaces the proxy's own factory one.

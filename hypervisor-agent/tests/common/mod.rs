@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -98,6 +98,44 @@ pub fn start_agent(dir: &Path) -> Child {
         std::fs::read_to_string(dir.join("agent.log")).unwrap_or_default()
     );
     agent
+}
+
+/// The binary `name` of this workspace, built next to the running test or bench binary (in the
+/// same profile) when it is not there yet.
+pub fn workspace_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let path = dir.join(name);
+    if !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = Command::new(cargo);
+        build.args(["build", "-q", "-p", name, "--bin", name]);
+        if dir.ends_with("release") {
+            build.arg("--release");
+        }
+        assert!(build.status().is_ok_and(|s| s.success()) && path.exists(), "could not build {name}");
+    }
+    path
+}
+
+/// Starts a `vrgw-proxy` in network namespace `netns`, listening on `listen`, with the secret
+/// file `dir/secret`, its state and run folders and its log in `dir`, as a vRGW guest would.
+pub fn start_proxy(netns: &str, listen: &str, dir: &Path, instance_id: &str) -> Child {
+    Command::new("ip")
+        .args(["netns", "exec", netns])
+        .arg(workspace_binary("vrgw-proxy"))
+        .args(["--listen", listen])
+        .arg("--secret-file")
+        .arg(dir.join("secret"))
+        .arg("--state-dir")
+        .arg(dir.join("proxy-state"))
+        .arg("--run-dir")
+        .arg(dir.join("proxy-run"))
+        .args(["--lan-if", "lan0", "--wan-if", "wan0", "--instance-id", instance_id])
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(dir.join("proxy.log")).expect("log")))
+        .spawn()
+        .expect("start the proxy")
 }
 
 pub fn enc(s: &str) -> String {
