@@ -230,13 +230,9 @@ impl Agent {
                     let jitter = (now_secs() % 1000) as f64 / 1000.0;
                     let wait = retry.wait(n, jitter);
                     tracing::warn!(retry = n + 1, wait_secs = wait.as_secs(), "session failed: {e}");
-                    let wake = self.wake.clone();
-                    tokio::select! {
-                        () = tokio::time::sleep(wait) => {}
-                        // A connection request does not shorten the retry wait (TR-069
-                        // 3.2.1.1), but a stop of the agent should not wait for it either.
-                        () = async { loop { wake.notified().await } } => {}
-                    }
+                    // Nothing shortens the retry wait (TR-069 3.2.1.1); events queued meanwhile
+                    // are in the store and go in the next session.
+                    tokio::time::sleep(wait).await;
                 }
             }
         }
@@ -454,7 +450,8 @@ impl Agent {
 
     /// Serves connection requests: Digest-authenticated GETs with the credentials of
     /// ManagementServer.ConnectionRequestUsername/Password; rate-limited (bursts of 10, then ten
-    /// a second, about what sessions can follow; beyond, 503 with Retry-After). An accepted one queues "6 CONNECTION REQUEST".
+    /// a second, about what sessions can follow; beyond, 503 with Retry-After). An accepted one
+    /// queues "6 CONNECTION REQUEST".
     pub async fn serve_connection_requests(self: Arc<Self>, listener: TcpListener) -> std::io::Result<()> {
         loop {
             let (stream, peer) = listener.accept().await?;
@@ -568,19 +565,23 @@ impl Connection {
             let name = rustls_pki_types::ServerName::try_from(host.clone())
                 .map_err(|_| SessionFailure::Transport(format!("{host} is not a TLS server name")))?;
             let stream = tls.connect(name, tcp).await.map_err(|e| SessionFailure::Transport(format!("TLS: {e}")))?;
-            let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .map_err(|e| SessionFailure::Transport(e.to_string()))?;
-            tokio::spawn(conn);
-            send
+            Self::handshake(stream).await?
         } else {
-            let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-                .await
-                .map_err(|e| SessionFailure::Transport(e.to_string()))?;
-            tokio::spawn(conn);
-            send
+            Self::handshake(tcp).await?
         };
         Ok(Connection { send, authority, path })
+    }
+
+    /// HTTP/1.1 over `io`, its connection driven by a task of its own.
+    async fn handshake<IO>(io: IO) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, SessionFailure>
+    where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+            .await
+            .map_err(|e| SessionFailure::Transport(e.to_string()))?;
+        tokio::spawn(conn);
+        Ok(send)
     }
 
     async fn post(
