@@ -298,6 +298,7 @@ mod tests {
             secret: "s3cr3t".into(),
             owner: Owner { agent: agent.into(), slot },
             tb_cache_mib: None,
+            console_log: None,
         }
     }
 

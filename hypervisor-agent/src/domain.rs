@@ -85,6 +85,8 @@ pub struct DomainSpec {
     pub owner: Owner,
     /// QEMU TCG translation-block cache, MiB (keeps TCG guests small); none for KVM.
     pub tb_cache_mib: Option<u32>,
+    /// A file the serial console is copied to (the guest's boot messages and its proxy's log).
+    pub console_log: Option<String>,
 }
 
 fn esc(s: &str) -> String {
@@ -171,7 +173,13 @@ impl DomainSpec {
         nic(&mut x, &self.mgmt);
         nic(&mut x, &self.lan);
         nic(&mut x, &self.wan);
-        x.push_str("<serial type='pty'/><console type='pty'/></devices></domain>");
+        match &self.console_log {
+            Some(f) => {
+                let _ = write!(x, "<serial type='pty'><log file='{}' append='off'/></serial>", esc(f));
+            }
+            None => x.push_str("<serial type='pty'/>"),
+        }
+        x.push_str("<console type='pty'/></devices></domain>");
         x
     }
 }
@@ -241,6 +249,7 @@ mod tests {
             secret: "00112233445566778899aabbccddeeff".into(),
             owner: Owner { agent: "host-a".into(), slot },
             tb_cache_mib: Some(16),
+            console_log: Some(format!("/var/log/libvirt/qemu/vrgw-{slot}.console.log")),
         }
     }
 
@@ -257,6 +266,7 @@ mod tests {
             "<tb-cache unit='MiB'>16</tb-cache>",
             "agent='host-a' slot='3'",
             "<target dev='vrgwl-3'/>",
+            "<serial type='pty'><log file='/var/log/libvirt/qemu/vrgw-3.console.log' append='off'/></serial>",
         ] {
             assert!(x.contains(needle), "{needle} missing from {x}");
         }

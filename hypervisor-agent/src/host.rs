@@ -51,6 +51,13 @@ pub struct HostConfig {
     pub tb_cache_mib: Option<u32>,
     /// TCP port of the proxies on their management addresses.
     pub proxy_port: u16,
+    /// How long a pooled domain may boot before it is suspended: the pool waits for its proxy to
+    /// accept connections (a booted guest resumes at once for its subscriber), at most this long
+    /// (then the domain is destroyed and made again). `None` suspends at once: libvirt's test
+    /// driver runs no guest.
+    pub pool_warmup: Option<std::time::Duration>,
+    /// Where each domain's serial console is copied (`NAME.console.log`), if anywhere.
+    pub console_log_dir: Option<PathBuf>,
     /// Prefix of the host-side NIC names (`PREFIXl12` is slot 12's LAN port); at most 8
     /// characters, as Linux interface names end at 15.
     pub port_prefix: String,
@@ -112,6 +119,8 @@ pub struct Host {
     compute: Arc<dyn Compute>,
     vlan: Arc<dyn VlanBackend>,
     cfg: HostConfig,
+    /// When each warming slot was started (this run; a restart starts the clock again).
+    warming: std::collections::BTreeMap<u32, std::time::Instant>,
 }
 
 impl std::fmt::Debug for Host {
@@ -177,7 +186,17 @@ impl Host {
                 }
             }
         }
-        let mut host = Host { model, mounts, changes: Default::default(), rt, state, compute, vlan, cfg };
+        let mut host = Host {
+            model,
+            mounts,
+            changes: Default::default(),
+            rt,
+            state,
+            compute,
+            vlan,
+            cfg,
+            warming: Default::default(),
+        };
         host.reconcile()?;
         Ok(host)
     }
@@ -464,6 +483,11 @@ impl Host {
             secret: slot.secret.clone(),
             owner: Owner { agent: self.cfg.agent_id.clone(), slot: slot.id },
             tb_cache_mib: if self.cfg.domain_type == "qemu" { self.cfg.tb_cache_mib } else { None },
+            console_log: self
+                .cfg
+                .console_log_dir
+                .as_ref()
+                .map(|d| d.join(format!("{}.console.log", slot.domain)).display().to_string()),
         })
     }
 
@@ -770,12 +794,19 @@ impl Host {
     /// One unit of pool work: creates one pooled domain for a pool below its target, or
     /// destroys one of a pool above it. Whether anything was done (call again until not).
     pub fn pool_step(&mut self) -> Result<bool> {
+        if self.warm_step()? {
+            self.update_pools();
+            return Ok(true);
+        }
         let slots = self.state.slots()?;
         for k in self.model.root().instances(POOL) {
             let pp = format!("{POOL}{k}.");
             let enabled = matches!(self.value(&format!("{pp}Enable")), Some(Value::Boolean(true)));
             let target = if enabled { self.uint(&format!("{pp}TargetSize")) as usize } else { 0 };
-            let pooled: Vec<&Slot> = slots.iter().filter(|s| s.pool == Some(k) && s.usage == SlotUse::Pooled).collect();
+            let pooled: Vec<&Slot> = slots
+                .iter()
+                .filter(|s| s.pool == Some(k) && matches!(s.usage, SlotUse::Pooled | SlotUse::Warming))
+                .collect();
             if pooled.len() > target {
                 if let Some(victim) = pooled.last() {
                     self.set_internal(&format!("{pp}Status"), Value::String("Draining".into()));
@@ -812,10 +843,57 @@ impl Host {
         self.compose_image(&spec, template)?;
         self.compute.define(&spec)?;
         self.compute.start(&slot.domain)?;
-        self.compute.suspend(&slot.domain)?;
-        self.state.set_slot(slot.id, SlotUse::Pooled, None)?;
-        tracing::info!(pool, slot = slot.id, "pooled a suspended instance");
+        if self.cfg.pool_warmup.is_some() {
+            self.state.set_slot(slot.id, SlotUse::Warming, None)?;
+            self.warming.insert(slot.id, std::time::Instant::now());
+            tracing::info!(pool, slot = slot.id, "started a pool instance; suspending it once it has booted");
+        } else {
+            self.compute.suspend(&slot.domain)?;
+            self.state.set_slot(slot.id, SlotUse::Pooled, None)?;
+            tracing::info!(pool, slot = slot.id, "pooled a suspended instance");
+        }
         Ok(())
+    }
+
+    /// Suspends the warming pool domains whose proxies answer (they have booted), and replaces
+    /// those that did not within the warm-up time. Whether anything changed.
+    fn warm_step(&mut self) -> Result<bool> {
+        let Some(limit) = self.cfg.pool_warmup else { return Ok(false) };
+        let mut changed = false;
+        for slot in self.state.slots()?.into_iter().filter(|s| s.usage == SlotUse::Warming) {
+            let since = *self.warming.entry(slot.id).or_insert_with(std::time::Instant::now);
+            let ip = slot.mgmt_address.split('/').next().unwrap_or("");
+            let answers = ip
+                .parse::<Ipv4Addr>()
+                .map(|ip| {
+                    let addr = std::net::SocketAddr::from((ip, self.cfg.proxy_port));
+                    std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(300)).is_ok()
+                })
+                .unwrap_or(false);
+            if answers {
+                self.compute.suspend(&slot.domain)?;
+                self.state.set_slot(slot.id, SlotUse::Pooled, None)?;
+                self.warming.remove(&slot.id);
+                tracing::info!(
+                    pool = slot.pool,
+                    slot = slot.id,
+                    boot_ms = since.elapsed().as_millis() as u64,
+                    "pooled a booted instance, suspended"
+                );
+                changed = true;
+            } else if since.elapsed() > limit {
+                tracing::error!(
+                    pool = slot.pool,
+                    slot = slot.id,
+                    "its proxy did not answer within {} s of the start; destroying it (the pool makes another)",
+                    limit.as_secs()
+                );
+                self.warming.remove(&slot.id);
+                self.destroy_slot(&slot)?;
+                changed = true;
+            }
+        }
+        Ok(changed)
     }
 
     /// Ready, Suspended and Status of every pool, from the slots.
@@ -824,17 +902,19 @@ impl Host {
         for k in self.model.root().instances(POOL) {
             let pp = format!("{POOL}{k}.");
             let pooled: Vec<&Slot> = slots.iter().filter(|s| s.pool == Some(k) && s.usage == SlotUse::Pooled).collect();
+            let warming = slots.iter().filter(|s| s.pool == Some(k) && s.usage == SlotUse::Warming).count();
             let suspended =
                 pooled.iter().filter(|s| matches!(self.compute.state(&s.domain), Ok(Some(DomState::Paused)))).count();
             let enabled = matches!(self.value(&format!("{pp}Enable")), Some(Value::Boolean(true)));
             let target = if enabled { self.uint(&format!("{pp}TargetSize")) as usize } else { 0 };
-            let status = match (enabled, pooled.len().cmp(&target)) {
+            let status = match (enabled, (pooled.len() + warming).cmp(&target)) {
+                (_, std::cmp::Ordering::Equal) if warming > 0 => "Filling",
                 (false, std::cmp::Ordering::Equal) => "Disabled",
                 (_, std::cmp::Ordering::Less) => "Filling",
                 (_, std::cmp::Ordering::Greater) => "Draining",
                 (true, std::cmp::Ordering::Equal) => "Idle",
             };
-            let keep_error = self.string(&format!("{pp}Status")) == "Error" && pooled.len() != target;
+            let keep_error = self.string(&format!("{pp}Status")) == "Error" && pooled.len() + warming != target;
             self.set_internal(&format!("{pp}Ready"), Value::UnsignedInt(pooled.len() as u32));
             self.set_internal(&format!("{pp}Suspended"), Value::UnsignedInt(suspended as u32));
             if !keep_error {
@@ -860,7 +940,7 @@ impl Host {
                     tracing::warn!(slot = slot.id, "drift: serves no instance any more; removing");
                     self.destroy_slot(&slot)?;
                 }
-                SlotUse::Pooled if !exists => {
+                SlotUse::Pooled | SlotUse::Warming if !exists => {
                     tracing::warn!(slot = slot.id, "drift: pooled domain vanished; forgetting it (the pool refills)");
                     self.state.drop_slot(slot.id)?;
                 }

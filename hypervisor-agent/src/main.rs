@@ -76,6 +76,12 @@ struct Config {
     proxy_port: u16,
     tb_cache_mib: Option<u32>,
     port_prefix: String,
+    /// Seconds a pool domain may take to boot before it is suspended (0: suspend at once;
+    /// default 300, or 0 on libvirt's test driver, which runs no guest).
+    pool_warmup_seconds: Option<u64>,
+    /// Where each domain's serial console is copied (empty: nowhere; default
+    /// /var/log/libvirt/qemu, none on libvirt's test driver).
+    console_log_dir: Option<PathBuf>,
     periodic_inform_interval: u32,
     log_format: String,
 }
@@ -114,6 +120,8 @@ impl Default for Config {
             proxy_port: 8730,
             tb_cache_mib: Some(16),
             port_prefix: "vrgw".into(),
+            pool_warmup_seconds: None,
+            console_log_dir: None,
             periodic_inform_interval: 300,
             log_format: "text".into(),
         }
@@ -225,6 +233,18 @@ fn run(c: Config) -> Result<(), String> {
         tb_cache_mib: c.tb_cache_mib,
         proxy_port: c.proxy_port,
         port_prefix: c.port_prefix.clone(),
+        pool_warmup: match c.pool_warmup_seconds {
+            Some(0) => None,
+            Some(s) => Some(std::time::Duration::from_secs(s)),
+            None if c.libvirt.starts_with("test:") => None,
+            None => Some(std::time::Duration::from_secs(300)),
+        },
+        console_log_dir: match &c.console_log_dir {
+            Some(d) if d.as_os_str().is_empty() => None,
+            Some(d) => Some(d.clone()),
+            None if c.libvirt.starts_with("test:") => None,
+            None => Some(PathBuf::from("/var/log/libvirt/qemu")),
+        },
     };
     let host = Host::open(host_cfg, state, compute, vlan, rt.handle().clone()).map_err(|e| e.to_string())?;
     let changed = Arc::new(tokio::sync::Notify::new());

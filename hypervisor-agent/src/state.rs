@@ -32,6 +32,8 @@ pub type Result<T> = std::result::Result<T, StateError>;
 pub enum SlotUse {
     /// Recorded, its domain not yet defined and started (a crash here is rolled back).
     Creating,
+    /// Started for a pool, booting: suspended once its proxy answers.
+    Warming,
     /// Started and suspended, waiting in a pool for a subscriber.
     Pooled,
     /// Serving an instance.
@@ -44,6 +46,7 @@ impl SlotUse {
     fn as_str(self) -> &'static str {
         match self {
             SlotUse::Creating => "creating",
+            SlotUse::Warming => "warming",
             SlotUse::Pooled => "pooled",
             SlotUse::Assigned => "assigned",
             SlotUse::Deleting => "deleting",
@@ -52,6 +55,7 @@ impl SlotUse {
 
     fn parse(s: &str) -> SlotUse {
         match s {
+            "warming" => SlotUse::Warming,
             "pooled" => SlotUse::Pooled,
             "assigned" => SlotUse::Assigned,
             "deleting" => SlotUse::Deleting,

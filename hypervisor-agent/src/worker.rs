@@ -99,6 +99,8 @@ pub fn spawn(mut host: Host, timing: Timing, changed: std::sync::Arc<Notify>) ->
                     };
                 }
                 if Instant::now() >= next_poll {
+                    // Pool domains still booting are looked at again.
+                    pool_busy = true;
                     host.refresh_stats();
                     host.sync_proxies();
                     if host.collect_changes() {

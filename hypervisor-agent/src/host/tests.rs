@@ -29,11 +29,18 @@ fn cfg(agent: &str, dir: &std::path::Path) -> HostConfig {
         tb_cache_mib: None,
         proxy_port: 8730,
         port_prefix: agent.into(),
+        pool_warmup: None,
+        console_log_dir: None,
     }
 }
 
 /// A host named `agent` (also its switch prefix), its store in a fresh folder.
 fn bed(agent: &str) -> Bed {
+    bed_with(agent, |_| {})
+}
+
+/// The same with its settings changed by `tweak`.
+fn bed_with(agent: &str, tweak: fn(&mut HostConfig)) -> Bed {
     let dir = std::env::temp_dir().join(format!("hv-host-{agent}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
@@ -45,16 +52,24 @@ fn bed(agent: &str) -> Bed {
     let lv = Arc::new(Libvirt::open("test:///default").expect("libvirt test driver"));
     let state = State::open(&dir.join("agent.db")).expect("state");
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
-    let host = Host::open(cfg(agent, &dir), state, lv.clone(), ovs.clone(), rt.handle().clone()).expect("host");
+    let mut c = cfg(agent, &dir);
+    tweak(&mut c);
+    let host = Host::open(c, state, lv.clone(), ovs.clone(), rt.handle().clone()).expect("host");
     Bed { host, rt, dir, agent: agent.into(), lv, ovs }
 }
 
 impl Bed {
     fn reopen(self) -> Bed {
+        self.reopen_with(|_| {})
+    }
+
+    fn reopen_with(self, tweak: fn(&mut HostConfig)) -> Bed {
         let Bed { host, rt, dir, agent, lv, ovs } = self;
         drop(host);
         let state = State::open(&dir.join("agent.db")).expect("state");
-        let host = Host::open(cfg(&agent, &dir), state, lv.clone(), ovs.clone(), rt.handle().clone()).expect("host");
+        let mut c = cfg(&agent, &dir);
+        tweak(&mut c);
+        let host = Host::open(c, state, lv.clone(), ovs.clone(), rt.handle().clone()).expect("host");
         Bed { host, rt, dir, agent, lv, ovs }
     }
 
@@ -200,6 +215,51 @@ fn pool_fills_and_drains_with_progress_in_its_parameters() {
     b.fill();
     assert_eq!(b.s(&format!("{pp}Status")), "Disabled");
     assert!(b.owned().is_empty());
+    b.clean();
+}
+
+#[test]
+fn pool_instances_are_suspended_once_their_proxy_answers_and_replaced_when_it_never_does() {
+    // Management addresses on loopback (slot n is 127.0.0.(n+1)), so a listener here plays the
+    // booted guest's proxy.
+    let mut b = bed_with("hvwarm", |c| {
+        c.mgmt_base = Ipv4Addr::new(127, 0, 0, 0);
+        c.mgmt_prefix = 8;
+        c.proxy_port = 18730;
+        c.pool_warmup = Some(std::time::Duration::from_secs(60));
+    });
+    let (_, pool) = b.template_and_pool(1);
+    let pp = format!("{POOL}{pool}.");
+    // Started, not suspended: nothing answers on 127.0.0.2:18730 yet.
+    assert_eq!(b.owned(), vec![("hvwarm-1".to_string(), DomState::Running)]);
+    assert_eq!(b.u(&format!("{pp}Ready")), 0);
+    assert_eq!(b.s(&format!("{pp}Status")), "Filling");
+    assert!(!b.host.pool_step().expect("step"), "nothing changes while the guest boots");
+    let proxy = std::net::TcpListener::bind("127.0.0.2:18730").expect("listen as slot 1's proxy");
+    assert!(b.host.pool_step().expect("step"));
+    assert_eq!(b.owned(), vec![("hvwarm-1".to_string(), DomState::Paused)]);
+    assert_eq!(b.u(&format!("{pp}Ready")), 1);
+    assert_eq!(b.s(&format!("{pp}Status")), "Idle");
+    drop(proxy);
+
+    // A guest that never answers is destroyed when the warm-up time is over, and replaced.
+    let mut b = b.reopen_with(|c| {
+        c.mgmt_base = Ipv4Addr::new(127, 0, 0, 0);
+        c.mgmt_prefix = 8;
+        c.proxy_port = 18730;
+        c.pool_warmup = Some(std::time::Duration::ZERO);
+    });
+    assert!(matches!(
+        b.set(&[(&format!("{pp}TargetSize"), Value::UnsignedInt(2))]),
+        Body::SetParameterValuesResponse(_)
+    ));
+    assert!(b.host.pool_step().expect("step"), "starts slot 2");
+    assert!(b.owned().contains(&("hvwarm-2".to_string(), DomState::Running)));
+    assert!(b.host.pool_step().expect("step"), "gives up on slot 2");
+    assert!(!b.owned().iter().any(|(d, _)| d == "hvwarm-2"));
+    assert!(b.host.pool_step().expect("step"), "starts slot 3");
+    assert!(b.owned().contains(&("hvwarm-3".to_string(), DomState::Running)));
+    assert_eq!(b.u(&format!("{pp}Ready")), 1, "the booted one stays pooled");
     b.clean();
 }
 

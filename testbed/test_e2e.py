@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""End to end on the testbed: two homes, two vRGW VMs under libvirt/QEMU, Q-in-Q through Open
+vSwitch, everything driven through the ACS's NBI as an OSS would.
+
+It runs testbed/down first and last (also when something fails), so it replaces a testbed that
+was up. Needs root. `VRGW_TESTBED_PROFILE=debug` uses debug builds (scripts/test does).
+"""
+
+import ipaddress
+import os
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tb import bed, nbi, sh  # noqa: E402
+
+INST = nbi.VIRT + "Instance."
+
+
+def in_range(ip, lo, hi):
+    return ipaddress.ip_address(lo) <= ipaddress.ip_address(ip) <= ipaddress.ip_address(hi)
+
+
+def leftovers():
+    """What of the testbed's is still on the machine."""
+    left = []
+    left += [n for n in sh.run(["ip", "netns", "list"], check=False).split() if n.startswith("tb-")]
+    for line in sh.run(["ip", "-o", "link", "show"], check=False).splitlines():
+        name = line.split(":")[1].strip().split("@")[0]
+        if name.startswith(("tb-", bed.HOST)):
+            left.append(name)
+    left += [b for b in sh.run(["ovs-vsctl", "list-br"], check=False).split() if b.startswith(("tb-", bed.HOST))]
+    left += [d for d in sh.run(["virsh", "-c", bed.LIBVIRT, "list", "--all", "--name"], check=False).split()
+             if d.startswith(bed.HOST + "-")]
+    for f in ("acs.pid", "agent.pid"):
+        if bed.pid_alive(os.path.join(bed.RUN, f)):
+            left.append(f)
+    return left
+
+
+class Testbed(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        sh.need_root()
+        bed.down()
+        cls.addClassCleanup(bed.down)
+        cls.api = bed.up(homes=2, pool=1, lease_timeout=300)
+        cls.inst = {k: h["instance"] for k, h in bed.load_homes().items()}
+
+    def hosts_of(self, home):
+        """MAC addresses in vRGW `home`'s lease table, through the data model."""
+        i = self.inst[home]
+        v = self.api.get(["%s%d.Device.Hosts.Host." % (INST, i)])
+        return {val.lower() for name, val in v.items() if name.endswith(".PhysAddress")}
+
+    def test_1_each_home_gets_its_lease_from_its_own_vrgw_over_qinq(self):
+        macs = {k: bed.home_mac(k) for k in (1, 2)}
+        for k in (1, 2):
+            lease = bed.read_lease(k)
+            self.assertIsNotNone(lease, "home %d has no lease" % k)
+            self.assertEqual(lease["mac"], macs[k])
+            self.assertTrue(in_range(lease["ip"], "192.168.1.100", "192.168.1.199"), lease)
+            self.assertEqual(lease["router"], "192.168.1.1")
+            hosts = self.hosts_of(k)
+            self.assertIn(macs[k], hosts, "vRGW of home %d does not list it among its hosts" % k)
+            self.assertNotIn(macs[3 - k], hosts, "vRGW of home %d leased to the other home" % k)
+        # The trunk carries the home's frames with an 802.1ad outer tag (S-VLAN) over an 802.1Q
+        # inner tag (its C-VLAN).
+        cap = subprocess.Popen(["tcpdump", "-enli", bed.AN_TRUNK], stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True)
+        time.sleep(1)
+        self.assertTrue(bed.ping(2, "192.168.1.1", count=3))
+        cap.terminate()
+        out, _ = cap.communicate(timeout=20)
+        self.assertIn("ethertype 802.1Q-QinQ (0x88a8), length", out)
+        self.assertIn("vlan %d, p 0, ethertype 802.1Q (0x8100), vlan %d," % (bed.SVLAN, bed.cvlan(2)), out)
+
+    def test_2_homes_reach_the_internet_through_their_vrgws_nat(self):
+        # The internet namespace has no route to 192.168.1.0/24: only NAT brings replies back.
+        self.assertNotIn("192.168.1.", sh.run(["ip", "route"], netns=bed.INET_NS))
+        for k in (1, 2):
+            self.assertTrue(bed.ping(k, bed.INET_ADDR, count=2, wait=2), "home %d cannot reach the internet" % k)
+
+    def test_3_homes_cannot_reach_each_other(self):
+        a, b = bed.read_lease(1)["ip"], bed.read_lease(2)["ip"]
+        self.assertTrue(bed.ping(1, "192.168.1.1"), "control: home 1 reaches its own vRGW")
+        self.assertFalse(bed.ping(1, b, count=2), "home 1 reached home 2's address")
+        self.assertFalse(bed.ping(2, a, count=2), "home 2 reached home 1's address")
+
+    def test_4_a_pool_change_through_the_nbi_shows_in_that_homes_next_lease_only(self):
+        before2 = bed.read_lease(2)["ip"]
+        pool = "%s%d.Device.DHCPv4.Server.Pool.1." % (INST, self.inst[1])
+        self.api.set([(pool + "MinAddress", "192.168.1.50"), (pool + "MaxAddress", "192.168.1.59")])
+        got = self.api.get([pool + "MinAddress", pool + "MaxAddress"])
+        self.assertEqual(got[pool + "MaxAddress"], "192.168.1.59")
+        lease1 = bed.dhcp(1, timeout=60)
+        self.assertIsNotNone(lease1, "home 1 got no lease after the change")
+        self.assertTrue(in_range(lease1["ip"], "192.168.1.50", "192.168.1.59"), lease1)
+        lease2 = bed.dhcp(2, timeout=60)
+        self.assertIsNotNone(lease2)
+        self.assertTrue(in_range(lease2["ip"], "192.168.1.100", "192.168.1.199"), lease2)
+        self.assertEqual(lease2["ip"], before2, "home 2 keeps its address")
+
+    def test_5_a_vrgw_suspended_through_the_data_model_stops_answering_until_resumed(self):
+        i = self.inst[1]
+        self.api.set([("%s%d.RequestedState" % (INST, i), "Suspended")])
+        self.assertEqual(self.api.get(["%s%d.Status" % (INST, i)])["%s%d.Status" % (INST, i)], "Suspended")
+        self.assertFalse(bed.ping(1, "192.168.1.1", count=3), "a suspended vRGW answered")
+        self.assertTrue(bed.ping(2, "192.168.1.1"), "the other home's vRGW keeps answering")
+        self.api.set([("%s%d.RequestedState" % (INST, i), "Running")])
+        sh.wait_for("home 1's vRGW answering again", lambda: bed.ping(1, "192.168.1.1"), 30, 0.5)
+        self.assertEqual(self.api.get(["%s%d.Status" % (INST, i)])["%s%d.Status" % (INST, i)], "Running")
+
+    def test_6_up_again_keeps_what_is_there(self):
+        before = bed.inventory(self.api)[2]
+        bed.up(homes=2, pool=1, lease_timeout=120)
+        after = bed.inventory(self.api)[2]
+        self.assertEqual(sorted(before), sorted(after), "a second up provisioned again")
+        self.assertEqual({r["Subscriber"] for r in after.values()}, {"home-1", "home-2"})
+
+    def test_7_down_removes_everything_also_after_a_partial_up(self):
+        bed.down()
+        self.assertEqual(leftovers(), [])
+        # A partial up (as one that failed half-way), then down.
+        bed.start_services()
+        bed.network_up()
+        bed.home_up(1)
+        self.assertNotEqual(leftovers(), [])
+        bed.down()
+        self.assertEqual(leftovers(), [])
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
