@@ -162,8 +162,11 @@ def netns(name):
     sh.run(["ip", "link", "set", "lo", "up"], netns=name)
 
 
-def network_up():
-    sh.say("network: management and WAN bridges, internet namespace, access node, trunk")
+def network_up(uplink=None):
+    """The host's bridges and the internet namespace; with no real `uplink`, also the emulated
+    access node and the trunk to it."""
+    sh.say("network: management and WAN bridges, internet namespace" +
+           (", trunk on %s" % uplink if uplink else ", access node, trunk"))
     linux_bridge(MGMT_BRIDGE, MGMT_HOST_ADDR)
     linux_bridge(WAN_BRIDGE)
     # The internet: a namespace behind the vRGWs' WAN side, handing out WAN addresses.
@@ -181,6 +184,11 @@ def network_up():
                 "--dhcp-leasefile=" + os.path.join(RUN, "inet-dnsmasq.leases"),
                 "--pid-file=" + os.path.join(RUN, "inet-dnsmasq.pid"), "--log-facility=" +
                 os.path.join(RUN, "inet-dnsmasq.log"), "--log-dhcp"])
+    if uplink:
+        if not link_exists(uplink):
+            raise sh.Failed("--uplink %s: no such interface" % uplink)
+        sh.run(["ip", "link", "set", uplink, "up"])
+        return
     # The trunk from the host to the access node.
     veth(UPLINK, AN_TRUNK)
     for d in (UPLINK, AN_TRUNK):
@@ -323,7 +331,7 @@ def daemon(name, args, ready_line):
     return True
 
 
-def stack_up(img):
+def stack_up(uplink=None):
     acs_bin, agent_bin = binaries()
     token = secret("nbi-token")
     cpe = secret("cpe-secret", 12)
@@ -354,7 +362,7 @@ def stack_up(img):
             'vlan_backend = "ovs"',
             'ovs_prefix = "%s"' % HOST,
             'port_prefix = "%s"' % HOST,
-            'trunk_uplink = "%s"' % UPLINK,
+            'trunk_uplink = "%s"' % (uplink or UPLINK),
             'mgmt_bridge = "%s"' % MGMT_BRIDGE,
             'mgmt_network = "%s"' % MGMT_NETWORK,
             'wan_bridge = "%s"' % WAN_BRIDGE,
@@ -422,7 +430,9 @@ def save_homes(h):
         json.dump(h, f, indent=1)
 
 
-def up(homes=3, pool=2, lease_timeout=240):
+def up(homes=3, pool=2, lease_timeout=240, uplink=None):
+    """Everything, in order; with a real trunk NIC (`uplink`), no emulated access node or homes:
+    the subscribers are provisioned and real homes behind the real access node lease."""
     sh.need_root()
     t0 = time.monotonic()
     sh.say("step 1/6: Debian packages")
@@ -432,16 +442,22 @@ def up(homes=3, pool=2, lease_timeout=240):
     sh.say("step 3/6: guest image")
     img = image.build()
     sh.say("step 4/6: network")
-    network_up()
+    network_up(uplink)
     sh.say("step 5/6: ACS and hypervisor agent")
-    api = stack_up(img)
+    api = stack_up(uplink)
     sh.say("step 6/6: subscribers through the NBI, homes, leases")
     instances = provision(api, img, homes, pool)
     known = load_homes()
     for k in range(1, homes + 1):
-        home_up(k)
-        known[k] = {"instance": instances[k], "svlan": SVLAN, "cvlan": cvlan(k), "netns": home_ns(k)}
+        if not uplink:
+            home_up(k)
+        known[k] = {"instance": instances[k], "svlan": SVLAN, "cvlan": cvlan(k),
+                    "netns": "-" if uplink else home_ns(k)}
     save_homes(known)
+    if uplink:
+        sh.say("subscribers home-1..home-%d are on S-VLAN %d, C-VLANs %d..%d of %s; their homes lease from "
+               "the real access network" % (homes, SVLAN, cvlan(1), cvlan(homes), uplink))
+        return api
     pending = list(range(1, homes + 1))
     end = time.monotonic() + lease_timeout
     done = 0

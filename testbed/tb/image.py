@@ -298,3 +298,52 @@ def build(name="vrgw-small", force=False):
     sh.say("guest image %s: kernel %s, initramfs %.1f MiB (%.1f MiB unpacked), %d modules" % (
         out_dir, kver, len(initrd) / 2**20, len(raw) / 2**20, len(order)))
     return out_dir
+
+
+def measure_boot(out_dir, runs=3, memory_kib=106496):
+    """Boots the image `runs` times under libvirt (qemu:///system, TCG unless VRGW_TESTBED_KVM=1)
+    on a bridge of its own and times `virsh create` to the proxy accepting connections; also
+    reads QEMU's resident memory once booted. Returns {"boot_s": [...], "qemu_rss_kib": [...]}."""
+    import socket
+    import subprocess
+    bridge, host_addr, guest = "tb-boot", "10.98.0.1/24", "10.98.0.2"
+    if not sh.ok(["ip", "link", "show", bridge]):
+        sh.run(["ip", "link", "add", bridge, "type", "bridge"])
+        sh.run(["ip", "addr", "add", host_addr, "dev", bridge])
+    sh.run(["ip", "link", "set", bridge, "up"])
+    kind = "kvm" if os.environ.get("VRGW_TESTBED_KVM") == "1" else "qemu"
+    tcg = "" if kind == "kvm" else "<features><tcg><tb-cache unit='MiB'>16</tb-cache></tcg></features>"
+    xml = ("<domain type='%s'><name>tb-boot</name><memory unit='KiB'>%d</memory><vcpu>1</vcpu>"
+           "<os><type arch='x86_64'>hvm</type><kernel>%s/vmlinuz</kernel><initrd>%s/initrd.img</initrd>"
+           "<cmdline>console=ttyS0 quiet vrgw.mgmt=%s/24 vrgw.secret=%s</cmdline></os>%s<devices>"
+           "<interface type='bridge'><source bridge='%s'/><mac address='02:62:00:00:00:00'/>"
+           "<model type='virtio'/><driver><host csum='off'/><guest csum='off'/></driver></interface>"
+           "<serial type='pty'/><console type='pty'/></devices></domain>") % (
+        kind, memory_kib, out_dir, out_dir, guest, "0" * 32, tcg, bridge)
+    path = os.path.join(sh.STATE, "boot-test.xml")
+    with open(path, "w") as f:
+        f.write(xml)
+    res = {"boot_s": [], "qemu_rss_kib": []}
+    try:
+        for i in range(runs):
+            sh.run(["virsh", "-c", "qemu:///system", "destroy", "tb-boot"], check=False)
+            t0 = time.monotonic()
+            sh.run(["virsh", "-c", "qemu:///system", "create", path])
+
+            def answers():
+                try:
+                    socket.create_connection((guest, 8730), timeout=0.3).close()
+                    return True
+                except OSError:
+                    return False
+            sh.wait_for("the test guest's proxy", answers, 120, 0.1)
+            res["boot_s"].append(round(time.monotonic() - t0, 2))
+            pid = sh.run(["pgrep", "-f", "guest=tb-boot,"]).split()[0]
+            for line in sh.read("/proc/%s/status" % pid).splitlines():
+                if line.startswith("VmRSS:"):
+                    res["qemu_rss_kib"].append(int(line.split()[1]))
+            sh.progress("boot", i + 1, runs, "%.1f s to a serving proxy" % res["boot_s"][-1])
+    finally:
+        subprocess.run(["virsh", "-c", "qemu:///system", "destroy", "tb-boot"], capture_output=True)
+        subprocess.run(["ip", "link", "del", bridge], capture_output=True)
+    return res
