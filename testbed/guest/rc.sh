@@ -50,5 +50,5 @@ echo "$secret" >/run/vrgw-secret
 umask 022
 
 # WAN: an address from the access provider's DHCP server; keep renewing in the background.
-udhcpc -i wan -b -S -s /etc/udhcpc.sh -x hostname:vrgw >/dev/null 2>&1
+udhcpc -i wan -b -S -t 5 -T 2 -A 2 -s /etc/udhcpc.sh -x hostname:vrgw >/dev/null 2>&1
 echo "rc: vRGW up (management ${mgmt:-none})"
