@@ -9,7 +9,7 @@ cargo build -q --release -p acs
 D=$(mktemp -d)
 trap 'pkill -INT -f "callgrind.*$D" 2>/dev/null || true; rm -rf "$D"' EXIT
 valgrind --tool=callgrind --callgrind-out-file="$D/cg.out" target/release/acs --cwmp-listen 127.0.0.1:17547 \
-    --nbi-listen 127.0.0.1:17557 --nbi-token bench-token-0123456789 --db "$D/acs.db" >"$D/acs.log" 2>&1 &
+    --nbi-listen 127.0.0.1:17557 --portal-listen off --nbi-token bench-token-0123456789 --db "$D/acs.db" >"$D/acs.log" 2>&1 &
 for _ in $(seq 1 100); do
     curl -s -o /dev/null http://127.0.0.1:17557/ && break
     sleep 0.2

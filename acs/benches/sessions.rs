@@ -56,6 +56,7 @@ fn register(db: &Path, n: u64) {
 fn start_acs(db: &Path) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_acs"))
         .args(["--cwmp-listen", "127.0.0.1:0", "--nbi-listen", "127.0.0.1:0", "--nbi-token", "bench-token-0123456789"])
+        .args(["--portal-listen", "off"])
         .arg("--db")
         .arg(db)
         .env("RUST_LOG", "warn")

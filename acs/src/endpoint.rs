@@ -322,6 +322,7 @@ impl Acs {
             }
             let presets = self.presets()?;
             local = crate::presets::apply(self.store.as_ref(), &presets, dev, &inform.events)?;
+            crate::profiles::catch_up(self.store.as_ref(), dev, at)?;
             let key = find("ManagementServer.ParameterKey");
             for t in self.store.open_tasks(dev)? {
                 if t.status != TaskStatus::Sent {
@@ -397,6 +398,11 @@ impl Acs {
             Step::Done(result) => {
                 if let Err(e) = self.store.complete(run.task.id, &result) {
                     tracing::error!("recording task {}: {e}", run.task.id);
+                }
+                // The task may have shown the ACS a subscriber's vRGW where their profile is not
+                // yet (an instance added, re-read, or given a Subscriber).
+                if let Err(e) = crate::profiles::catch_up(self.store.as_ref(), &run.task.device, now()) {
+                    tracing::error!(device = %run.task.device, "subscriber profiles: {e}");
                 }
                 tracing::info!(device = %run.task.device, task = run.task.id, "task done");
                 self.webhooks.send(crate::webhooks::Event::task(&run.task.device, "task.done", run.task.id, now()));

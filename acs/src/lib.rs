@@ -8,6 +8,8 @@
 //! - [`tasks`]: task JSON to CWMP requests, results, retries, reconciliation after restarts.
 //! - [`nbi`]: the northbound API; [`query`]: its query language subset and device JSON.
 //! - [`presets`]: provisioning profiles applied on Inform events.
+//! - [`profiles`]: subscribers' own settings, applied to their vRGW wherever it runs;
+//!   [`portal`]: the customer web form they make them in.
 //! - [`webhooks`]: device and task events delivered to HTTP endpoints, with retries.
 //! - [`tls`]: TLS for the CWMP endpoint.
 //! - [`conn_req`]: connection requests; [`sim`]: the simulated CPE.
@@ -17,7 +19,9 @@ pub use cwmp::auth;
 pub mod conn_req;
 pub mod endpoint;
 pub mod nbi;
+pub mod portal;
 pub mod presets;
+pub mod profiles;
 pub mod query;
 pub mod sim;
 pub mod store;

@@ -1,7 +1,10 @@
 //! `acs`: the CWMP endpoint and the northbound API over one SQLite store.
 //!
 //! Configuration comes from a TOML file (`--config`), with command-line overrides. On start it
-//! prints `listening cwmp=ADDR nbi=ADDR` on stdout.
+//! prints `listening cwmp=ADDR nbi=ADDR portal=ADDR` on stdout.
+//!
+//! `acs subscriber add|passwd|delete|list` manages the customer web form's accounts through a
+//! running ACS's NBI.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -24,6 +27,11 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Debug, Parser)]
 #[command(name = "acs", version, about = "TR-069 ACS with a GenieACS-compatible northbound API")]
 struct Opts {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Customer web form listen address (default 0.0.0.0:8080; "off" serves none).
+    #[arg(long)]
+    portal_listen: Option<String>,
     /// TOML configuration file.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -62,6 +70,46 @@ struct Opts {
     workers: Option<usize>,
 }
 
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Customer web-form accounts, through a running ACS's NBI.
+    Subscriber {
+        /// The NBI's URL.
+        #[arg(long, default_value = "http://127.0.0.1:7557")]
+        nbi: String,
+        /// NBI bearer token (default: $ACS_NBI_TOKEN, or the file given by --token-file).
+        #[arg(long)]
+        token: Option<String>,
+        /// A file holding the NBI token (as the ACS generates next to its database).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        #[command(subcommand)]
+        action: SubscriberAction,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum SubscriberAction {
+    /// Creates an account for subscriber ID (the Subscriber of their vRGW instance); the
+    /// password is read from standard input (one line).
+    Add {
+        /// Subscriber id.
+        id: String,
+    },
+    /// Sets a new password (read from standard input); their open sessions end.
+    Passwd {
+        /// Subscriber id.
+        id: String,
+    },
+    /// Removes the account, its profile and its sessions.
+    Delete {
+        /// Subscriber id.
+        id: String,
+    },
+    /// Lists the accounts, where each one's vRGW is, and their profiles.
+    List,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
@@ -74,7 +122,17 @@ struct FileConfig {
     #[serde(default)]
     log: LogSection,
     #[serde(default)]
+    portal: PortalSection,
+    #[serde(default)]
     webhooks: Vec<acs::webhooks::Hook>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PortalSection {
+    /// Listen address, or "off".
+    listen: Option<String>,
+    session_hours: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -115,7 +173,16 @@ struct LogSection {
 }
 
 fn main() -> ExitCode {
-    let opts = Opts::parse();
+    let mut opts = Opts::parse();
+    if let Some(Command::Subscriber { nbi, token, token_file, action }) = opts.command.take() {
+        return match subscriber_command(&nbi, token, token_file, action) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("acs subscriber: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let file = match &opts.config {
         Some(p) => match std::fs::read_to_string(p)
             .map_err(|e| e.to_string())
@@ -151,6 +218,50 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn subscriber_command(
+    nbi: &str,
+    token: Option<String>,
+    token_file: Option<PathBuf>,
+    action: SubscriberAction,
+) -> Result<(), String> {
+    let token = match (token, token_file) {
+        (Some(t), _) => t,
+        (None, Some(f)) => std::fs::read_to_string(&f).map_err(|e| format!("{}: {e}", f.display()))?.trim().to_string(),
+        (None, None) => std::env::var("ACS_NBI_TOKEN")
+            .map_err(|_| "no NBI token: give --token, --token-file or $ACS_NBI_TOKEN".to_string())?,
+    };
+    let read_password = || -> Result<String, String> {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).map_err(|e| format!("reading the password: {e}"))?;
+        let p = line.trim_end_matches(['\n', '\r']).to_string();
+        if p.chars().count() < 8 {
+            return Err("the password (on standard input) needs at least 8 characters".into());
+        }
+        Ok(p)
+    };
+    let (method, path, body) = match &action {
+        SubscriberAction::Add { id } | SubscriberAction::Passwd { id } => (
+            "PUT",
+            format!("/subscribers/{}", acs::nbi::encode(id)),
+            serde_json::json!({"password": read_password()?}).to_string(),
+        ),
+        SubscriberAction::Delete { id } => ("DELETE", format!("/subscribers/{}", acs::nbi::encode(id)), String::new()),
+        SubscriberAction::List => ("GET", "/subscribers".to_string(), String::new()),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let (status, text) = rt.block_on(acs::nbi::call(nbi, &token, method, &path, body))?;
+    if !(200..300).contains(&status) {
+        return Err(format!("{method} {path}: HTTP {status}: {}", text.trim()));
+    }
+    match action {
+        SubscriberAction::Add { id } => println!("subscriber {id}: account ready"),
+        SubscriberAction::Passwd { id } => println!("subscriber {id}: password changed"),
+        SubscriberAction::Delete { id } => println!("subscriber {id}: removed"),
+        SubscriberAction::List => println!("{text}"),
+    }
+    Ok(())
 }
 
 fn split_pair(s: &str, what: &str) -> Result<(String, String), String> {
@@ -210,6 +321,18 @@ fn run(opts: Opts, file: FileConfig) -> Result<(), String> {
         cr_password,
     };
     let hooks = file.webhooks;
+    let portal_listen: Option<SocketAddr> =
+        match opts.portal_listen.clone().or(file.portal.listen.clone()).as_deref().unwrap_or("0.0.0.0:8080") {
+            "off" => None,
+            a => Some(a.parse().map_err(|e| format!("--portal-listen {a:?}: {e}"))?),
+        };
+    let portal_config = acs::portal::PortalConfig {
+        session_ttl: Duration::from_secs(3600 * file.portal.session_hours.unwrap_or(8)),
+        cr_username: nbi_config.cr_username.clone(),
+        cr_password: nbi_config.cr_password.clone(),
+        cr_timeout: nbi_config.cr_timeout,
+        ..Default::default()
+    };
     let tls = match (opts.tls_cert.or(file.cwmp.tls_cert), opts.tls_key.or(file.cwmp.tls_key)) {
         (Some(c), Some(k)) => Some(acs::tls::acceptor(&c, &k)?),
         (None, None) => None,
@@ -232,21 +355,34 @@ fn run(opts: Opts, file: FileConfig) -> Result<(), String> {
             }
             format!("http://{ca}/files")
         });
+        let pl = match portal_listen {
+            Some(a) => Some(tokio::net::TcpListener::bind(a).await.map_err(|e| format!("portal {a}: {e}"))?),
+            None => None,
+        };
+        let pa = match &pl {
+            Some(l) => l.local_addr().map_err(|e| e.to_string())?.to_string(),
+            None => "off".into(),
+        };
         let acs = Acs::new(store, endpoint, acs::webhooks::start(hooks));
         let nbi = Nbi::new(acs.clone(), nbi_config);
-        println!("listening cwmp={ca} nbi={na}");
+        let portal = acs::portal::Portal::new(acs.clone(), portal_config);
+        println!("listening cwmp={ca} nbi={na} portal={pa}");
         if tls.is_some() {
             tracing::info!("CWMP over TLS");
         }
-        tracing::info!(cwmp = %ca, nbi = %na, db = %db.display(), "ACS started");
+        tracing::info!(cwmp = %ca, nbi = %na, portal = %pa, db = %db.display(), "ACS started");
         let stop = async {
             let _ = tokio::signal::ctrl_c().await;
         };
         let cwmp = tokio::spawn(acs.serve_tls(cl, tls, std::future::pending()));
         let nbi = tokio::spawn(nbi.serve(nl, std::future::pending()));
+        let portal = pl.map(|l| tokio::spawn(portal.serve(l, std::future::pending())));
         stop.await;
         cwmp.abort();
         nbi.abort();
+        if let Some(p) = portal {
+            p.abort();
+        }
         tracing::info!("ACS stopped");
         Ok(())
     })

@@ -40,6 +40,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/files"),
     ("PUT", "/files/{name}"),
     ("DELETE", "/files/{name}"),
+    ("GET", "/subscribers"),
+    ("PUT", "/subscribers/{id}"),
+    ("DELETE", "/subscribers/{id}"),
 ];
 
 /// Settings of the NBI.
@@ -115,6 +118,28 @@ fn decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// One NBI call as a client (`acs subscriber` uses it): the status and body text.
+pub async fn call(base: &str, token: &str, method: &str, path: &str, body: String) -> Result<(u16, String), String> {
+    use hyper_util::client::legacy::Client;
+    let client: Client<_, Full<Bytes>> = Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build(hyper_util::client::legacy::connect::HttpConnector::new());
+    let url = format!("{}{path}", base.trim_end_matches('/'));
+    let req = Request::builder()
+        .method(method)
+        .uri(&url)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| format!("{url}: {e}"))?;
+    let resp = tokio::time::timeout(Duration::from_secs(30), client.request(req))
+        .await
+        .map_err(|_| format!("{url}: no answer within 30 s"))?
+        .map_err(|e| format!("{url}: {e}"))?;
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.map_err(|e| format!("{url}: {e}"))?.to_bytes();
+    Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
 }
 
 /// A task as GenieACS shows it.
@@ -417,6 +442,56 @@ impl Nbi {
             (&Method::DELETE, ["files", name]) => match store.delete_file(name) {
                 Ok(true) => json_response(StatusCode::OK, &json!({})),
                 Ok(false) => error(StatusCode::NOT_FOUND, format!("no file {name}")),
+                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            },
+            (&Method::GET, ["subscribers"]) => {
+                let ids = match store.subscribers() {
+                    Ok(ids) => ids,
+                    Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+                };
+                let mut out = Vec::with_capacity(ids.len());
+                for id in ids {
+                    let Ok(Some(s)) = store.subscriber(&id) else { continue };
+                    let at = crate::profiles::locate(store.as_ref(), &id).ok().flatten();
+                    out.push(json!({
+                        "_id": s.id, "profile": s.profile, "profileVersion": s.profile_version,
+                        "applied": s.applied,
+                        "vrgw": at.map(|l| json!({"device": l.device, "instance": l.instance})),
+                    }));
+                }
+                json_response(StatusCode::OK, &Json::Array(out))
+            }
+            (&Method::PUT, ["subscribers", id]) => {
+                let id = id.to_string();
+                if id.is_empty() || id.len() > 128 || id.chars().any(|c| c.is_control() || c == '/') {
+                    return error(StatusCode::BAD_REQUEST, "a subscriber id is 1 to 128 characters, no '/' or control characters");
+                }
+                let body: Json = match serde_json::from_slice(&body) {
+                    Ok(v) => v,
+                    Err(e) => return error(StatusCode::BAD_REQUEST, format!("the body is not JSON: {e}")),
+                };
+                let Some(password) = body.get("password").and_then(Json::as_str).map(str::to_string) else {
+                    return error(StatusCode::BAD_REQUEST, "the body needs {\"password\": \"...\"}");
+                };
+                if password.chars().count() < 8 {
+                    return error(StatusCode::BAD_REQUEST, "a password has at least 8 characters");
+                }
+                let hash = match tokio::task::spawn_blocking(move || crate::portal::hash_password(&password)).await {
+                    Ok(Ok(h)) => h,
+                    Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
+                    Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+                };
+                match store.put_subscriber(&id, &hash, now()) {
+                    Ok(created) => {
+                        tracing::info!(subscriber = %id, created, "NBI: subscriber account set");
+                        json_response(if created { StatusCode::CREATED } else { StatusCode::OK }, &json!({"_id": id}))
+                    }
+                    Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+                }
+            }
+            (&Method::DELETE, ["subscribers", id]) => match store.delete_subscriber(id) {
+                Ok(true) => json_response(StatusCode::OK, &json!({})),
+                Ok(false) => error(StatusCode::NOT_FOUND, format!("no subscriber {id}")),
                 Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
             },
             _ => error(StatusCode::NOT_FOUND, format!("no route {method} {path}")),

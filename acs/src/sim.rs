@@ -123,6 +123,11 @@ impl SimCpe {
         cwmp::Envelope::new(cwmp::CwmpNs::V1_2, Some("sim-1".into()), Body::Inform(inform)).encode()
     }
 
+    /// Write access to the data model (tests shape the device with it).
+    pub fn with_model_mut<R>(&self, f: impl FnOnce(&mut DataModel) -> R) -> R {
+        f(&mut self.model.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
     /// Read access to the data model.
     pub fn with_model<R>(&self, f: impl FnOnce(&DataModel) -> R) -> R {
         f(&self.model.lock().unwrap_or_else(|e| e.into_inner()))

@@ -137,6 +137,33 @@ pub struct FaultRecord {
     pub timestamp: i64,
 }
 
+/// A subscriber's account on the customer web form and the settings they made there.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Subscriber {
+    /// The subscriber id: the value of their vRGW instance's `Subscriber` parameter, and their
+    /// login name.
+    pub id: String,
+    /// Argon2 PHC string of the password.
+    pub password_hash: String,
+    /// Their settings (a JSON object; see `acs::profiles`).
+    pub profile: serde_json::Value,
+    /// Bumped at every change of the settings.
+    pub profile_version: i64,
+    /// Where and which version of the settings were last applied: `DEVICE|INSTANCE|VERSION`.
+    pub applied: String,
+}
+
+/// A web-form session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortalSession {
+    /// The subscriber logged in.
+    pub subscriber: String,
+    /// The CSRF token every form of this session carries.
+    pub csrf: String,
+    /// Unix seconds after which it is void.
+    pub expires: i64,
+}
+
 /// What the ACS needs from a store.
 pub trait Store: Send + Sync + 'static {
     /// Creates or updates a device from an Inform; returns whether it is new.
@@ -196,6 +223,29 @@ pub trait Store: Send + Sync + 'static {
     fn files(&self) -> Result<Vec<(String, usize, serde_json::Value)>>;
     /// Deletes a file; whether it existed.
     fn delete_file(&self, name: &str) -> Result<bool>;
+    /// Every cached parameter whose name ends in `.Subscriber` and whose value is `value`:
+    /// (device, name) pairs (from a partial index: only such rows are in it).
+    fn subscriber_params(&self, value: &str) -> Result<Vec<(String, String)>>;
+    /// The `(name, value)` of every cached parameter of `device` whose name ends in `.Subscriber`.
+    fn subscriber_rows(&self, device: &str) -> Result<Vec<(String, String)>>;
+    /// Creates a subscriber or changes their password (the profile stays).
+    fn put_subscriber(&self, id: &str, password_hash: &str, now: i64) -> Result<bool>;
+    /// A subscriber.
+    fn subscriber(&self, id: &str) -> Result<Option<Subscriber>>;
+    /// Every subscriber id.
+    fn subscribers(&self) -> Result<Vec<String>>;
+    /// Removes a subscriber, their profile and their sessions.
+    fn delete_subscriber(&self, id: &str) -> Result<bool>;
+    /// Replaces a subscriber's profile; returns its new version.
+    fn set_profile(&self, id: &str, profile: &serde_json::Value) -> Result<i64>;
+    /// Records where and which version of a profile was applied.
+    fn set_applied(&self, id: &str, applied: &str) -> Result<()>;
+    /// Stores a web-form session under `token`.
+    fn put_portal_session(&self, token: &str, s: &PortalSession) -> Result<()>;
+    /// A web-form session that has not expired.
+    fn portal_session(&self, token: &str, now: i64) -> Result<Option<PortalSession>>;
+    /// Ends a web-form session (and drops expired ones).
+    fn delete_portal_session(&self, token: &str, now: i64) -> Result<()>;
 }
 
 /// The SQLite store.
@@ -242,6 +292,14 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE profiles (name TEXT PRIMARY KEY, precondition TEXT NOT NULL, configuration TEXT NOT NULL);",
     // 2: a device's open tasks in order straight from an index (no sort, done tasks skipped).
     "CREATE INDEX tasks_open ON tasks (device, id) WHERE status IN ('pending', 'sent');",
+    // 3: subscribers of the customer web form, their settings, their sessions.
+    "CREATE TABLE subscribers (
+        id TEXT PRIMARY KEY, password_hash TEXT NOT NULL, profile TEXT NOT NULL DEFAULT '{}',
+        profile_version INTEGER NOT NULL DEFAULT 0, applied TEXT NOT NULL DEFAULT '', created INTEGER NOT NULL);
+     CREATE TABLE portal_sessions (
+        token TEXT PRIMARY KEY, subscriber TEXT NOT NULL, csrf TEXT NOT NULL, expires INTEGER NOT NULL);
+     CREATE INDEX params_subscriber_value ON params (value) WHERE name LIKE '%.Subscriber';
+     CREATE INDEX params_subscriber_device ON params (device) WHERE name LIKE '%.Subscriber';",
 ];
 
 fn task_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Task> {
@@ -682,6 +740,112 @@ impl Store for SqliteStore {
 
     fn delete_file(&self, name: &str) -> Result<bool> {
         Ok(self.db().execute("DELETE FROM files WHERE name = ?1", [name])? > 0)
+    }
+
+    fn subscriber_params(&self, value: &str) -> Result<Vec<(String, String)>> {
+        self.flush()?;
+        let db = self.db();
+        let mut st =
+            db.prepare_cached("SELECT device, name FROM params WHERE name LIKE '%.Subscriber' AND value = ?1")?;
+        let rows = st.query_map([value], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    fn subscriber_rows(&self, device: &str) -> Result<Vec<(String, String)>> {
+        self.flush()?;
+        let db = self.db();
+        let mut st =
+            db.prepare_cached("SELECT name, value FROM params WHERE name LIKE '%.Subscriber' AND device = ?1")?;
+        let rows = st.query_map([device], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    fn put_subscriber(&self, id: &str, password_hash: &str, now: i64) -> Result<bool> {
+        let db = self.db();
+        let existed: bool =
+            db.query_row("SELECT 1 FROM subscribers WHERE id = ?1", [id], |_| Ok(true)).optional()?.unwrap_or(false);
+        db.execute(
+            "INSERT INTO subscribers (id, password_hash, created) VALUES (?1, ?2, ?3)
+             ON CONFLICT (id) DO UPDATE SET password_hash = ?2",
+            params![id, password_hash, now],
+        )?;
+        if existed {
+            // A new password ends the sessions made with the old one.
+            db.execute("DELETE FROM portal_sessions WHERE subscriber = ?1", [id])?;
+        }
+        Ok(!existed)
+    }
+
+    fn subscriber(&self, id: &str) -> Result<Option<Subscriber>> {
+        Ok(self
+            .db()
+            .query_row(
+                "SELECT id, password_hash, profile, profile_version, applied FROM subscribers WHERE id = ?1",
+                [id],
+                |r| {
+                    let p: String = r.get(2)?;
+                    Ok(Subscriber {
+                        id: r.get(0)?,
+                        password_hash: r.get(1)?,
+                        profile: serde_json::from_str(&p).unwrap_or_else(|_| serde_json::json!({})),
+                        profile_version: r.get(3)?,
+                        applied: r.get(4)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    fn subscribers(&self) -> Result<Vec<String>> {
+        let db = self.db();
+        let mut st = db.prepare("SELECT id FROM subscribers ORDER BY id")?;
+        let rows = st.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    fn delete_subscriber(&self, id: &str) -> Result<bool> {
+        let db = self.db();
+        db.execute("DELETE FROM portal_sessions WHERE subscriber = ?1", [id])?;
+        Ok(db.execute("DELETE FROM subscribers WHERE id = ?1", [id])? > 0)
+    }
+
+    fn set_profile(&self, id: &str, profile: &serde_json::Value) -> Result<i64> {
+        let db = self.db();
+        db.execute(
+            "UPDATE subscribers SET profile = ?2, profile_version = profile_version + 1 WHERE id = ?1",
+            params![id, profile.to_string()],
+        )?;
+        Ok(db.query_row("SELECT profile_version FROM subscribers WHERE id = ?1", [id], |r| r.get(0))?)
+    }
+
+    fn set_applied(&self, id: &str, applied: &str) -> Result<()> {
+        self.db().execute("UPDATE subscribers SET applied = ?2 WHERE id = ?1", params![id, applied])?;
+        Ok(())
+    }
+
+    fn put_portal_session(&self, token: &str, s: &PortalSession) -> Result<()> {
+        self.db().execute(
+            "INSERT OR REPLACE INTO portal_sessions (token, subscriber, csrf, expires) VALUES (?1, ?2, ?3, ?4)",
+            params![token, s.subscriber, s.csrf, s.expires],
+        )?;
+        Ok(())
+    }
+
+    fn portal_session(&self, token: &str, now: i64) -> Result<Option<PortalSession>> {
+        Ok(self
+            .db()
+            .query_row(
+                "SELECT subscriber, csrf, expires FROM portal_sessions WHERE token = ?1 AND expires > ?2",
+                params![token, now],
+                |r| Ok(PortalSession { subscriber: r.get(0)?, csrf: r.get(1)?, expires: r.get(2)? }),
+            )
+            .optional()?)
+    }
+
+    fn delete_portal_session(&self, token: &str, now: i64) -> Result<()> {
+        let db = self.db();
+        db.execute("DELETE FROM portal_sessions WHERE token = ?1 OR expires <= ?2", params![token, now])?;
+        Ok(())
     }
 }
 

@@ -42,6 +42,7 @@ fn start_with(db: &Path, cwmp: Option<SocketAddr>, nbi: Option<SocketAddr>, extr
         .args(extra)
         .args(["--cwmp-listen", &cwmp.map_or("127.0.0.1:0".into(), |a| a.to_string())])
         .args(["--nbi-listen", &nbi.map_or("127.0.0.1:0".into(), |a| a.to_string())])
+        .args(["--portal-listen", "off"])
         .arg("--db")
         .arg(db)
         .args(["--nbi-token", TOKEN, "--cpe-credentials", "cpe:cpe-secret", "--cr-credentials", "cr:cr-secret"])

@@ -8,6 +8,7 @@
 //! - [`tree`]: an in-memory data model; [`handler`]: the trait every subtree is served through.
 //! - [`model`]: [`DataModel`], the CWMP-facing whole: mounts, attributes, value changes,
 //!   ParameterKey, all-or-nothing sets.
+//! - [`rules`]: a vRGW's checks that span parameters; [`factory`]: its factory configuration.
 //! - [`docs`]: the generated reference table (docs/datamodel.md).
 //!
 //! # Call order
@@ -22,6 +23,7 @@ pub mod handler;
 pub mod model;
 pub mod path;
 pub mod rpc;
+pub mod rules;
 pub mod schema;
 pub mod tree;
 pub mod types;

@@ -1,0 +1,652 @@
+//! The customer web form: subscribers log in with the credentials the operator gave them, see
+//! their vRGW's state and connected devices, and change their LAN, DHCP and Wi-Fi settings.
+//! Their settings go into their profile ([`crate::profiles`]) and are pushed to their vRGW as
+//! tasks through its host agent; the page follows the tasks to their result.
+//!
+//! Security: passwords are Argon2id hashes; failed log-ins are limited per subscriber and per
+//! client address; the session lives in the store behind a random token in a `__Host-` cookie
+//! (Secure, HttpOnly, SameSite=Strict); every form carries a CSRF token (the session's, or a
+//! log-in token in a cookie of its own before there is a session). A subscriber only ever reaches
+//! their own vRGW: every page finds it from the session's subscriber id, never from the request.
+
+pub mod forms;
+pub mod pages;
+
+use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value as Json};
+use tokio::net::TcpListener;
+
+use crate::endpoint::{now, random_hex, Acs};
+use crate::profiles::{self, Location};
+use crate::store::{CachedParam, PortalSession, TaskStatus};
+use forms::{Field, FormState, LAN, WIFI};
+
+const SESSION_COOKIE: &str = "__Host-vrgw_portal";
+const LOGIN_COOKIE: &str = "__Host-vrgw_login";
+
+/// Settings of the web form.
+#[derive(Debug, Clone)]
+pub struct PortalConfig {
+    /// How long a session lasts.
+    pub session_ttl: Duration,
+    /// Failed log-ins allowed per subscriber id within `login_window`.
+    pub max_failures_per_user: usize,
+    /// Failed log-ins allowed per client address within `login_window`.
+    pub max_failures_per_client: usize,
+    /// The window failed log-ins are counted in.
+    pub login_window: Duration,
+    /// Connection-request credentials for hosts that have none of their own.
+    pub cr_username: String,
+    /// Password for those connection requests.
+    pub cr_password: String,
+    /// How long a connection request may take.
+    pub cr_timeout: Duration,
+}
+
+impl Default for PortalConfig {
+    fn default() -> Self {
+        PortalConfig {
+            session_ttl: Duration::from_secs(8 * 3600),
+            max_failures_per_user: 5,
+            max_failures_per_client: 20,
+            login_window: Duration::from_secs(300),
+            cr_username: String::new(),
+            cr_password: String::new(),
+            cr_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// Hashes a password for storage (Argon2id, a random salt, PHC string).
+pub fn hash_password(password: &str) -> Result<String, String> {
+    let mut salt = [0u8; 16];
+    cwmp::auth::fill_random(&mut salt);
+    let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
+    Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
+}
+
+fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+}
+
+/// The web-form server.
+pub struct Portal {
+    acs: Arc<Acs>,
+    config: PortalConfig,
+    failures: Mutex<HashMap<String, Vec<Instant>>>,
+    /// A hash to compare against when the subscriber does not exist (same time either way).
+    dummy_hash: String,
+}
+
+type Resp = Response<Full<Bytes>>;
+
+fn html(status: StatusCode, body: String) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+        ),
+    );
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    r
+}
+
+fn redirect(to: &str) -> Resp {
+    let mut r = html(StatusCode::SEE_OTHER, String::new());
+    if let Ok(v) = HeaderValue::from_str(to) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+fn set_cookie(r: &mut Resp, name: &str, value: &str, max_age: u64) {
+    let c = format!("{name}={value}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={max_age}");
+    if let Ok(v) = HeaderValue::from_str(&c) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+fn cookie(req: &Request<Incoming>, name: &str) -> Option<String> {
+    req.headers().get_all(header::COOKIE).iter().filter_map(|h| h.to_str().ok()).find_map(|h| {
+        h.split(';').map(str::trim).find_map(|c| c.strip_prefix(name)?.strip_prefix('=').map(str::to_string))
+    })
+}
+
+/// An `application/x-www-form-urlencoded` body or query.
+pub fn parse_form(body: &[u8]) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for pair in body.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
+        let (k, v) = match pair.iter().position(|b| *b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &b""[..]),
+        };
+        out.insert(decode(k), decode(v));
+    }
+    out
+}
+
+fn decode(s: &[u8]) -> String {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        match s[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < s.len() => {
+                let hex = |c: u8| (c as char).to_digit(16);
+                match (hex(s[i + 1]), hex(s[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 3;
+                        continue;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn eq_ct(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A logged-in request.
+struct Who {
+    token: String,
+    session: PortalSession,
+}
+
+impl Portal {
+    /// The web form over the ACS `acs`.
+    pub fn new(acs: Arc<Acs>, config: PortalConfig) -> Arc<Portal> {
+        let dummy_hash = hash_password(&random_hex(8)).unwrap_or_default();
+        Arc::new(Portal { acs, config, failures: Mutex::new(HashMap::new()), dummy_hash })
+    }
+
+    fn who(&self, req: &Request<Incoming>) -> Option<Who> {
+        let token = cookie(req, SESSION_COOKIE)?;
+        let session = self.acs.store.portal_session(&token, now()).ok()??;
+        Some(Who { token, session })
+    }
+
+    /// Seconds until `key` may try again, when it is over its limit.
+    fn limited(&self, key: &str, max: usize) -> Option<u64> {
+        let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let window = self.config.login_window;
+        let list = f.entry(key.to_string()).or_default();
+        list.retain(|t| t.elapsed() < window);
+        if list.len() >= max {
+            list.first().map(|t| window.saturating_sub(t.elapsed()).as_secs().max(1))
+        } else {
+            None
+        }
+    }
+
+    fn failed(&self, keys: &[String]) {
+        let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        for k in keys {
+            f.entry(k.clone()).or_default().push(Instant::now());
+        }
+        // Old entries go, so the map cannot grow without bound.
+        let window = self.config.login_window;
+        f.retain(|_, l| l.iter().any(|t| t.elapsed() < window));
+    }
+
+    async fn http(self: Arc<Self>, req: Request<Incoming>, peer: IpAddr) -> Resp {
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let query = parse_form(req.uri().query().unwrap_or("").as_bytes());
+        let who = self.who(&req);
+        let login_cookie = cookie(&req, LOGIN_COOKIE);
+        let body = match Limited::new(req.into_body(), 64 * 1024).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => {
+                return html(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    pages::page("Too large", None, "<p>That form is too large.</p>", None),
+                )
+            }
+        };
+        let form = parse_form(&body);
+        match (&method, path.as_str(), who) {
+            (&Method::GET, "/login", _) => self.login_page(None, "", StatusCode::OK),
+            (&Method::POST, "/login", _) => self.login(&form, login_cookie, peer).await,
+            (_, _, None) if method == Method::GET => redirect("/login"),
+            (_, _, None) => html(
+                StatusCode::FORBIDDEN,
+                pages::page(
+                    "Logged out",
+                    None,
+                    "<p>Your session has ended. <a href=/login>Log in again</a>.</p>",
+                    None,
+                ),
+            ),
+            (&Method::POST, _, Some(w)) if !form.get("csrf").is_some_and(|c| eq_ct(c, &w.session.csrf)) => {
+                tracing::warn!(subscriber = %w.session.subscriber, path, "portal: form without the session's CSRF token refused");
+                html(StatusCode::FORBIDDEN, pages::page("Refused", Some(("", &w.session.csrf)), "<p class=\"note fail\">This form did not come from your session, so nothing was changed. Please try again from the page.</p>", None))
+            }
+            (&Method::POST, "/logout", Some(w)) => {
+                let _ = self.acs.store.delete_portal_session(&w.token, now());
+                tracing::info!(subscriber = %w.session.subscriber, "portal: logged out");
+                let mut r = redirect("/login");
+                set_cookie(&mut r, SESSION_COOKIE, "", 0);
+                r
+            }
+            (&Method::GET, "/", Some(w)) => self.status(&w).await,
+            (&Method::GET, "/lan", Some(w)) => self.settings_page(&w, LAN, None),
+            (&Method::GET, "/wifi", Some(w)) => self.settings_page(&w, WIFI, None),
+            (&Method::POST, "/lan", Some(w)) => self.save(&w, LAN, &form).await,
+            (&Method::POST, "/wifi", Some(w)) => self.save(&w, WIFI, &form).await,
+            (&Method::GET, "/applying", Some(w)) => self.applying(&w, &query),
+            (_, _, Some(w)) => html(
+                StatusCode::NOT_FOUND,
+                pages::page("Not found", Some(("", &w.session.csrf)), "<p>There is no such page.</p>", None),
+            ),
+        }
+    }
+
+    fn login_page(&self, error: Option<&str>, user: &str, status: StatusCode) -> Resp {
+        let token = random_hex(16);
+        let mut r = html(status, pages::login(&token, user, error));
+        set_cookie(&mut r, LOGIN_COOKIE, &token, 3600);
+        r
+    }
+
+    async fn login(&self, form: &BTreeMap<String, String>, login_cookie: Option<String>, peer: IpAddr) -> Resp {
+        let user = form.get("username").map(|s| s.trim().to_string()).unwrap_or_default();
+        let pass = form.get("password").cloned().unwrap_or_default();
+        let csrf_ok = match (form.get("csrf"), &login_cookie) {
+            (Some(a), Some(b)) => !a.is_empty() && eq_ct(a, b),
+            _ => false,
+        };
+        if !csrf_ok {
+            return self.login_page(
+                Some("Please log in from this page (the form had expired)."),
+                &user,
+                StatusCode::FORBIDDEN,
+            );
+        }
+        let (ukey, ckey) = (format!("user:{user}"), format!("client:{peer}"));
+        let wait = self
+            .limited(&ukey, self.config.max_failures_per_user)
+            .or_else(|| self.limited(&ckey, self.config.max_failures_per_client));
+        if let Some(secs) = wait {
+            tracing::warn!(subscriber = %user, client = %peer, "portal: log-in refused, too many failures");
+            let msg = format!("Too many failed attempts. Try again in {} minute(s).", secs.div_ceil(60));
+            return self.login_page(Some(&msg), &user, StatusCode::TOO_MANY_REQUESTS);
+        }
+        let store = self.acs.store.clone();
+        let (u2, hash_default) = (user.clone(), self.dummy_hash.clone());
+        let ok = tokio::task::spawn_blocking(move || match store.subscriber(&u2) {
+            Ok(Some(s)) => verify_password(&pass, &s.password_hash),
+            _ => {
+                // Same work whether or not the subscriber exists.
+                let _ = verify_password(&pass, &hash_default);
+                false
+            }
+        })
+        .await
+        .unwrap_or(false);
+        if !ok {
+            self.failed(&[ukey, ckey]);
+            tracing::info!(subscriber = %user, client = %peer, "portal: log-in failed");
+            return self.login_page(
+                Some("That subscriber id and password do not match."),
+                &user,
+                StatusCode::UNAUTHORIZED,
+            );
+        }
+        let token = random_hex(32);
+        let s = PortalSession {
+            subscriber: user.clone(),
+            csrf: random_hex(16),
+            expires: now() + self.config.session_ttl.as_secs() as i64,
+        };
+        if let Err(e) = self.acs.store.put_portal_session(&token, &s) {
+            tracing::error!("portal: storing a session: {e}");
+            return html(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                pages::page("Error", None, "<p>Please try again later.</p>", None),
+            );
+        }
+        tracing::info!(subscriber = %user, client = %peer, "portal: logged in");
+        let mut r = redirect("/");
+        set_cookie(&mut r, SESSION_COOKIE, &token, self.config.session_ttl.as_secs());
+        set_cookie(&mut r, LOGIN_COOKIE, "", 0);
+        r
+    }
+
+    fn locate(&self, subscriber: &str) -> Option<Location> {
+        profiles::locate(self.acs.store.as_ref(), subscriber).ok().flatten()
+    }
+
+    fn cache(&self, at: &Location) -> Vec<CachedParam> {
+        let prefix = at.instance_path();
+        self.acs
+            .store
+            .params(&at.device)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|p| p.name.starts_with(&prefix))
+            .collect()
+    }
+
+    async fn wake(&self, device: &str) -> Result<(), String> {
+        let d = self.acs.store.device(device).map_err(|e| e.to_string())?.ok_or("no such device")?;
+        let (u, p) = if d.cr_username.is_empty() {
+            (self.config.cr_username.as_str(), self.config.cr_password.as_str())
+        } else {
+            (d.cr_username.as_str(), d.cr_password.as_str())
+        };
+        crate::conn_req::send(&d.cr_url, u, p, self.config.cr_timeout).await.map_err(|e| e.to_string())
+    }
+
+    async fn status(&self, w: &Who) -> Resp {
+        let csrf = &w.session.csrf;
+        let Some(at) = self.locate(&w.session.subscriber) else {
+            return html(
+                StatusCode::OK,
+                pages::page(
+                    "Status",
+                    Some(("/", csrf)),
+                    "<p class=note>Your gateway is not set up yet. Settings you save now are applied when it is.</p>",
+                    None,
+                ),
+            );
+        };
+        // Fresh state and leases, when the host answers within a few seconds.
+        let base = at.device_path();
+        let spec = json!({"name": "getParameterValues", "parameterNames": [
+            format!("{}Status", at.instance_path()), format!("{base}Hosts."), format!("{base}IP.Interface.1.IPv4Address.1.")]});
+        let mut fresh = false;
+        if let Ok(task) = self.acs.store.enqueue(&at.device, &spec, now()) {
+            if self.wake(&at.device).await.is_ok() {
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
+                loop {
+                    let notified = self.acs.task_events.notified();
+                    match self.acs.store.task(task.id) {
+                        Ok(Some(t)) if t.status == TaskStatus::Done => {
+                            fresh = true;
+                            break;
+                        }
+                        Ok(Some(t)) if t.status == TaskStatus::Fault => break,
+                        Ok(Some(_)) => {}
+                        _ => break,
+                    }
+                    if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            if !fresh {
+                let _ = self.acs.store.delete_task(task.id);
+            }
+        }
+        let cache = self.cache(&at);
+        let get = |rel: &str| {
+            cache.iter().find(|p| p.name == format!("{}{rel}", at.instance_path())).map(|p| p.value.clone())
+        };
+        let state = get("Status").unwrap_or_else(|| "unknown".into());
+        let lan = get("Device.IP.Interface.1.IPv4Address.1.IPAddress").unwrap_or_default();
+        let mut b = String::new();
+        if !fresh {
+            b.push_str("<p class=note>Your gateway did not answer just now; this is what it last reported.</p>");
+        }
+        let words = match state.as_str() {
+            "Running" => "running",
+            "Suspended" => "paused by your operator",
+            "Stopped" => "stopped",
+            _ => "unknown",
+        };
+        use std::fmt::Write as _;
+        let _ = write!(
+            b,
+            "<table><tr><th scope=row>Gateway</th><td>{}</td></tr><tr><th scope=row>Gateway address</th><td>{}</td></tr></table>",
+            pages::esc(words),
+            pages::esc(&lan)
+        );
+        b.push_str("<h3>Connected devices</h3>");
+        let hosts_prefix = format!("{}Device.Hosts.Host.", at.instance_path());
+        let mut hosts: BTreeMap<u32, BTreeMap<&str, String>> = BTreeMap::new();
+        for p in &cache {
+            let Some(rest) = p.name.strip_prefix(&hosts_prefix) else { continue };
+            let Some((n, field)) = rest.split_once('.') else { continue };
+            if let (Ok(n), Some(f)) =
+                (n.parse(), ["HostName", "IPAddress", "PhysAddress"].into_iter().find(|f| *f == field))
+            {
+                hosts.entry(n).or_default().insert(f, p.value.clone());
+            }
+        }
+        if hosts.is_empty() {
+            b.push_str("<p>No device has an address from your gateway right now.</p>");
+        } else {
+            b.push_str(
+                "<table><tr><th scope=col>Name</th><th scope=col>Address</th><th scope=col>MAC address</th></tr>",
+            );
+            for h in hosts.values() {
+                let name = h
+                    .get("HostName")
+                    .filter(|n| !n.is_empty() && *n != "*")
+                    .cloned()
+                    .unwrap_or_else(|| "(no name)".into());
+                let _ = write!(
+                    b,
+                    "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    pages::esc(&name),
+                    pages::esc(h.get("IPAddress").map_or("", String::as_str)),
+                    pages::esc(h.get("PhysAddress").map_or("", String::as_str))
+                );
+            }
+            b.push_str("</table>");
+        }
+        html(StatusCode::OK, pages::page("Status", Some(("/", csrf)), &b, None))
+    }
+
+    fn current(&self, w: &Who) -> (Option<Location>, Vec<CachedParam>, Json) {
+        let at = self.locate(&w.session.subscriber);
+        let cache = at.as_ref().map(|a| self.cache(a)).unwrap_or_default();
+        let profile = self.acs.store.subscriber(&w.session.subscriber).ok().flatten().map_or(json!({}), |s| s.profile);
+        (at, cache, profile)
+    }
+
+    fn settings_page(&self, w: &Who, fields: &'static [Field], notice: Option<&str>) -> Resp {
+        let (at, cache, profile) = self.current(w);
+        let dp = at.as_ref().map(|a| a.device_path()).unwrap_or_default();
+        let tree = forms::current_tree(&cache, &dp, &profile);
+        let mut state = FormState::default();
+        for f in fields {
+            let v = if f.name == "static_leases" {
+                forms::static_leases_text(&cache, &dp, &profile)
+            } else {
+                forms::shown(&tree, f)
+            };
+            state.values.insert(f.name.to_string(), v);
+        }
+        let (title, path) = if std::ptr::eq(fields, LAN) { ("LAN and DHCP", "/lan") } else { ("Wi-Fi", "/wifi") };
+        let notice =
+            notice.or(at.is_none().then_some("Your gateway is not set up yet; what you save is applied when it is."));
+        html(StatusCode::OK, pages::settings(title, path, &w.session.csrf, fields, &state, notice))
+    }
+
+    async fn save(&self, w: &Who, fields: &'static [Field], form: &BTreeMap<String, String>) -> Resp {
+        let (at, cache, profile) = self.current(w);
+        let dp = at.as_ref().map(|a| a.device_path()).unwrap_or_default();
+        let tree = forms::current_tree(&cache, &dp, &profile);
+        let (title, path) = if std::ptr::eq(fields, LAN) { ("LAN and DHCP", "/lan") } else { ("Wi-Fi", "/wifi") };
+        let merged = match forms::check(fields, form, &tree, &profile) {
+            Ok(p) => p,
+            Err(state) => {
+                tracing::info!(subscriber = %w.session.subscriber, page = path, errors = ?state.errors.keys().collect::<Vec<_>>(), "portal: settings refused");
+                return html(
+                    StatusCode::BAD_REQUEST,
+                    pages::settings(title, path, &w.session.csrf, fields, &state, None),
+                );
+            }
+        };
+        let store = self.acs.store.as_ref();
+        if let Err(e) = store.set_profile(&w.session.subscriber, &merged) {
+            tracing::error!("portal: saving a profile: {e}");
+            return html(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                pages::page(
+                    title,
+                    Some((path, &w.session.csrf)),
+                    "<p class=\"note fail\">Your settings could not be saved. Please try again later.</p>",
+                    None,
+                ),
+            );
+        }
+        tracing::info!(subscriber = %w.session.subscriber, page = path, "portal: settings saved to the profile");
+        let Some(at) = at else {
+            return self.settings_page(w, fields, Some("Saved. They are applied when your gateway is set up."));
+        };
+        let tasks = match profiles::queue(store, &w.session.subscriber, &at, now()) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!("portal: queuing a profile: {e}");
+                return self.settings_page(
+                    w,
+                    fields,
+                    Some("Saved, but not applied yet: your gateway gets them at its next contact."),
+                );
+            }
+        };
+        let Some(last) = tasks.last() else {
+            return self.settings_page(w, fields, Some("Saved; nothing needed changing."));
+        };
+        if let Err(e) = self.wake(&at.device).await {
+            tracing::warn!(device = %at.device, "portal: connection request failed: {e}");
+        }
+        let ids: Vec<String> = tasks.iter().map(|t| t.id.to_string()).collect();
+        tracing::debug!(task = last.id, "portal: following the apply");
+        redirect(&format!("/applying?tasks={}&back={}", ids.join(","), if path == "/lan" { "lan" } else { "wifi" }))
+    }
+
+    fn applying(&self, w: &Who, query: &BTreeMap<String, String>) -> Resp {
+        let csrf = &w.session.csrf;
+        let back = if query.get("back").map(String::as_str) == Some("wifi") { "/wifi" } else { "/lan" };
+        let Some(at) = self.locate(&w.session.subscriber) else { return redirect(back) };
+        let ids: Vec<i64> =
+            query.get("tasks").map(|s| s.split(',').filter_map(|i| i.parse().ok()).collect()).unwrap_or_default();
+        let store = self.acs.store.as_ref();
+        let mut pending = false;
+        let mut problems = Vec::new();
+        let mut mine_seen = 0;
+        for id in ids {
+            // Only this subscriber's own profile tasks: on their host, about their instance.
+            let Ok(Some(t)) = store.task(id) else { continue };
+            let mine = t.device == at.device
+                && t.spec.get("profile").and_then(Json::as_bool) == Some(true)
+                && t.spec.to_string().contains(&at.device_path());
+            if !mine {
+                continue;
+            }
+            mine_seen += 1;
+            match t.status {
+                TaskStatus::Done => {}
+                TaskStatus::Fault => {
+                    let f = store.faults().unwrap_or_default().into_iter().find(|f| f.task == Some(id));
+                    problems.push(f.map_or("the gateway refused them".to_string(), |f| {
+                        if f.detail.is_empty() {
+                            f.message
+                        } else {
+                            format!("{} ({})", f.message, f.detail.replace(&at.device_path(), ""))
+                        }
+                    }));
+                }
+                _ => pending = true,
+            }
+        }
+        let title = "Applying your settings";
+        if mine_seen == 0 {
+            return html(
+                StatusCode::NOT_FOUND,
+                pages::page(title, Some((back, csrf)), "<p>Nothing of yours is being applied.</p>", None),
+            );
+        }
+        if !problems.is_empty() {
+            let body = format!(
+                "<p class=\"note fail\" role=alert>Your gateway did not accept the new settings, so it keeps the ones it had: {}.</p><p><a href={back}>Back to the settings</a></p>",
+                pages::esc(&problems.join("; "))
+            );
+            return html(StatusCode::OK, pages::page(title, Some((back, csrf)), &body, None));
+        }
+        if pending {
+            let body = "<p class=note role=status>Your settings are saved and are being applied to your gateway. This page updates by itself.</p>";
+            return html(StatusCode::OK, pages::page(title, Some((back, csrf)), body, Some(1)));
+        }
+        let body = format!("<p class=\"note ok\" role=status>Done: your gateway uses the new settings.</p><p><a href={back}>Back to the settings</a></p>");
+        html(StatusCode::OK, pages::page("Settings applied", Some((back, csrf)), &body, None))
+    }
+
+    /// Serves the web form on `listener` until `shutdown`.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, peer): (_, SocketAddr) = tokio::select! {
+                r = listener.accept() => r?,
+                () = &mut shutdown => return Ok(()),
+            };
+            let portal = self.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req| {
+                    let portal = portal.clone();
+                    async move { Ok::<_, Infallible>(portal.http(req, peer.ip()).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms_decode() {
+        let f = parse_form(b"a=1&b=x+y%21&c=&d&e=%zz%2");
+        assert_eq!(f["a"], "1");
+        assert_eq!(f["b"], "x y!");
+        assert_eq!(f["c"], "");
+        assert_eq!(f["d"], "");
+        assert_eq!(f["e"], "%zz%2");
+    }
+
+    #[test]
+    fn passwords_hash_and_verify() {
+        let h = hash_password("correct horse").expect("hash");
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse", &h));
+        assert!(!verify_password("wrong", &h));
+        assert!(!verify_password("correct horse", "not a hash"));
+    }
+}

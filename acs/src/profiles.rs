@@ -1,0 +1,168 @@
+//! Subscribers' profiles: the settings a subscriber made on the customer web form, applied to
+//! their vRGW wherever it runs.
+//!
+//! A subscriber is found through the data model, not through a table of ours: their vRGW is the
+//! host agent's `Device.X_VRGW-ORG_Virtualization.Instance.{n}` whose `Subscriber` is their id.
+//! A profile is applied as ordinary tasks on that host (so the NBI shows them, with their faults):
+//! when the subscriber saves a form, and again whenever the ACS sees their vRGW somewhere the
+//! current profile was not applied yet (a new instance from the pool, a replaced or migrated one),
+//! which it checks after every Inform of a host and after every task done on it (an instance
+//! added or re-read, a `Subscriber` set).
+//!
+//! The profile is a JSON object:
+//! `{"values": {"DHCPv4.Server.Pool.1.MinAddress": ["192.168.1.50", "xsd:string"], ...},
+//!   "static_leases": [["02:00:00:00:00:01", "192.168.1.20"], ...]}`; paths are relative to the
+//! vRGW's `Device.`; `static_leases` absent means "not managed".
+
+use serde_json::{json, Value as Json};
+
+use crate::store::{Store, StoreError, Task};
+
+/// The host's instance table.
+pub const INSTANCE: &str = "Device.X_VRGW-ORG_Virtualization.Instance.";
+/// The DHCP pool the web form edits, relative to the vRGW's `Device.`.
+pub const POOL: &str = "DHCPv4.Server.Pool.1.";
+
+/// Where a subscriber's vRGW is: the host device and the instance number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// The host agent's device id.
+    pub device: String,
+    /// Its instance number on that host.
+    pub instance: u32,
+}
+
+impl Location {
+    /// The instance's path (`...Instance.N.`).
+    pub fn instance_path(&self) -> String {
+        format!("{INSTANCE}{}.", self.instance)
+    }
+
+    /// The vRGW's own data model (`...Instance.N.Device.`).
+    pub fn device_path(&self) -> String {
+        format!("{INSTANCE}{}.Device.", self.instance)
+    }
+
+    fn applied_mark(&self, version: i64) -> String {
+        format!("{}|{}|{version}", self.device, self.instance)
+    }
+}
+
+fn instance_of(name: &str) -> Option<u32> {
+    name.strip_prefix(INSTANCE)?.strip_suffix(".Subscriber")?.parse().ok()
+}
+
+/// The subscriber's vRGW, from the ACS's cache. With several (a migration under way), the one
+/// on the device that informed last.
+pub fn locate(store: &dyn Store, subscriber: &str) -> Result<Option<Location>, StoreError> {
+    let mut found: Vec<(i64, Location)> = Vec::new();
+    for (device, name) in store.subscriber_params(subscriber)? {
+        if let Some(instance) = instance_of(&name) {
+            let last = store.device(&device)?.map_or(0, |d| d.last_inform);
+            found.push((last, Location { device, instance }));
+        }
+    }
+    found.sort_by_key(|(last, _)| -*last);
+    Ok(found.into_iter().next().map(|(_, l)| l))
+}
+
+/// The tasks that bring the vRGW at `at` to `profile`: one setParameterValues with every value,
+/// then deleteObject/addObject for static leases that differ from what the cache shows.
+pub fn tasks_for(store: &dyn Store, at: &Location, profile: &Json) -> Result<Vec<Json>, StoreError> {
+    let base = at.device_path();
+    let mut out = Vec::new();
+    if let Some(values) = profile.get("values").and_then(Json::as_object) {
+        let list: Vec<Json> = values
+            .iter()
+            .filter_map(|(rel, v)| {
+                let value = v.get(0)?.as_str()?;
+                let ty = v.get(1).and_then(Json::as_str).unwrap_or("xsd:string");
+                Some(json!([format!("{base}{rel}"), value, ty]))
+            })
+            .collect();
+        if !list.is_empty() {
+            out.push(json!({"name": "setParameterValues", "parameterValues": list, "profile": true}));
+        }
+    }
+    if let Some(wanted) = profile.get("static_leases").and_then(Json::as_array) {
+        let wanted: Vec<(String, String)> = wanted
+            .iter()
+            .filter_map(|p| Some((p.get(0)?.as_str()?.to_ascii_lowercase(), p.get(1)?.as_str()?.to_string())))
+            .collect();
+        let table = format!("{base}{POOL}StaticAddress.");
+        let mut rows: std::collections::BTreeMap<u32, (String, String)> = Default::default();
+        for p in store.params(&at.device)? {
+            let Some(rest) = p.name.strip_prefix(&table) else { continue };
+            let Some((n, field)) = rest.split_once('.') else { continue };
+            let Ok(n) = n.parse::<u32>() else { continue };
+            let row = rows.entry(n).or_default();
+            match field {
+                "Chaddr" => row.0 = p.value.to_ascii_lowercase(),
+                "Yiaddr" => row.1 = p.value.clone(),
+                _ => {}
+            }
+        }
+        for (n, row) in &rows {
+            if !wanted.contains(row) {
+                out.push(json!({"name": "deleteObject", "objectName": format!("{table}{n}."), "profile": true}));
+            }
+        }
+        for (mac, ip) in &wanted {
+            if !rows.values().any(|r| r.0 == *mac && r.1 == *ip) {
+                out.push(json!({"name": "addObject", "objectName": table, "profile": true, "parameterValues": [
+                    ["Chaddr", mac, "xsd:string"], ["Yiaddr", ip, "xsd:string"], ["Enable", "true", "xsd:boolean"]]}));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Queues the profile of `subscriber` for their vRGW at `at` and records it as applied there;
+/// returns the queued tasks (the last one tells when all are done).
+pub fn queue(store: &dyn Store, subscriber: &str, at: &Location, now: i64) -> Result<Vec<Task>, StoreError> {
+    let Some(sub) = store.subscriber(subscriber)? else { return Ok(Vec::new()) };
+    let mut queued = Vec::new();
+    for spec in tasks_for(store, at, &sub.profile)? {
+        queued.push(store.enqueue(&at.device, &spec, now)?);
+    }
+    store.set_applied(subscriber, &at.applied_mark(sub.profile_version))?;
+    if !queued.is_empty() {
+        tracing::info!(subscriber, device = %at.device, instance = at.instance, version = sub.profile_version,
+            tasks = queued.len(), "profile queued");
+    }
+    Ok(queued)
+}
+
+/// After an Inform of `device`, or a task that may have placed a subscriber's vRGW there:
+/// queues the profiles of subscribers whose vRGW is on `device` and has not had their current
+/// profile yet. Returns how many subscribers got tasks.
+pub fn catch_up(store: &dyn Store, device: &str, now: i64) -> Result<usize, StoreError> {
+    let mut n = 0;
+    for (name, subscriber) in store.subscriber_rows(device)? {
+        let Some(instance) = instance_of(&name) else { continue };
+        let Some(sub) = store.subscriber(&subscriber)? else { continue };
+        if sub.profile_version == 0 {
+            continue;
+        }
+        let at = Location { device: device.to_string(), instance };
+        if sub.applied == at.applied_mark(sub.profile_version) {
+            continue;
+        }
+        tracing::info!(subscriber = %subscriber, device, instance, "vRGW without the subscriber's current profile");
+        queue(store, &subscriber, &at, now)?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_instance_subscribers_count() {
+        assert_eq!(instance_of("Device.X_VRGW-ORG_Virtualization.Instance.12.Subscriber"), Some(12));
+        assert_eq!(instance_of("Device.X_VRGW-ORG_Virtualization.Instance.12.Device.X.Subscriber"), None);
+        assert_eq!(instance_of("Device.Other.1.Subscriber"), None);
+    }
+}
