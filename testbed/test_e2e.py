@@ -114,14 +114,34 @@ class Testbed(unittest.TestCase):
         sh.wait_for("home 1's vRGW answering again", lambda: bed.ping(1, "192.168.1.1"), 30, 0.5)
         self.assertEqual(self.api.get(["%s%d.Status" % (INST, i)])["%s%d.Status" % (INST, i)], "Running")
 
-    def test_6_up_again_keeps_what_is_there(self):
+    def test_6_a_subscriber_changes_pool_and_ssid_on_the_web_form(self):
+        # Playwright (npm) drives Debian's Chromium through the form; then the change is checked
+        # where it lands: the home's next lease, and the vRGW's data model through the NBI.
+        here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "portal-test")
+        if not os.path.isdir(os.path.join(here, "node_modules", "playwright-core")):
+            sh.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=here, timeout=600)
+        shots = os.environ.get("VRGW_PORTAL_SHOTS", "")
+        env = dict(os.environ, PORTAL="http://127.0.0.1:%d" % bed.PORTAL_PORT, USERNAME="home-1",
+                   PASSWORD=bed.portal_password(1), POOL_MIN="192.168.1.60", POOL_MAX="192.168.1.69",
+                   SSID="home-1-via-web", SHOTS=shots)
+        p = subprocess.run(["node", "portal.mjs"], cwd=here, env=env, capture_output=True, text=True, timeout=300)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        lease = bed.dhcp(1, timeout=60)
+        self.assertIsNotNone(lease)
+        self.assertTrue(in_range(lease["ip"], "192.168.1.60", "192.168.1.69"), lease)
+        ssid = "%s%d.Device.WiFi.SSID.1.SSID" % (INST, self.inst[1])
+        self.assertEqual(self.api.get([ssid])[ssid], "home-1-via-web")
+        other = "%s%d.Device.WiFi.SSID.1.SSID" % (INST, self.inst[2])
+        self.assertNotEqual(self.api.get([other])[other], "home-1-via-web")
+
+    def test_7_up_again_keeps_what_is_there(self):
         before = bed.inventory(self.api)[2]
         bed.up(homes=2, pool=1, lease_timeout=120)
         after = bed.inventory(self.api)[2]
         self.assertEqual(sorted(before), sorted(after), "a second up provisioned again")
         self.assertEqual({r["Subscriber"] for r in after.values()}, {"home-1", "home-2"})
 
-    def test_7_down_removes_everything_also_after_a_partial_up(self):
+    def test_8_down_removes_everything_also_after_a_partial_up(self):
         bed.down()
         self.assertEqual(leftovers(), [])
         # A partial up (as one that failed half-way), then down.

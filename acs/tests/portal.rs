@@ -233,6 +233,8 @@ async fn subscribers_change_their_own_vrgw_and_nothing_else() {
     assert_eq!(page.status, 200);
     assert!(page.body.contains("value=\"192.168.1.100\""), "alice's current pool is shown");
     assert!(page.body.contains("<label for=pool_min>"), "labelled fields");
+    assert!(page.body.contains("<form method=post action=/lan "));
+    assert!(b.req("GET", "/wifi", &[]).await.body.contains("<form method=post action=/wifi "));
     let csrf = Browser::csrf(&page.body);
     let tasks_before = nbi(&acs, "GET", "/tasks", json!(null)).await.1.as_array().map_or(0, Vec::len);
     let good = |min: &'static str, max: &'static str| {
@@ -255,6 +257,7 @@ async fn subscribers_change_their_own_vrgw_and_nothing_else() {
     bad.push(("csrf", &csrf));
     let r = b.req("POST", "/lan", &bad).await;
     assert_eq!(r.status, 400);
+    assert!(r.body.contains("<form method=post action=/lan "), "the page posts to itself again");
     assert!(r.body.contains("value=\"10.1.1.1\""));
     assert!(
         r.body

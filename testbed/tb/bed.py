@@ -38,7 +38,7 @@ INET_ADDR = "100.64.0.1"
 AN = "tb-an"                        # access node, trunk side
 UPLINK = HOST + "-up"               # host end of the trunk
 AN_TRUNK = "tb-an-" + HOST          # access-node end of the trunk
-CWMP_PORT, CR_PORT, NBI_PORT = 7547, 7548, 7557
+CWMP_PORT, CR_PORT, NBI_PORT, PORTAL_PORT = 7547, 7548, 7557, 8080
 TEMPLATE_NAME = "vrgw-small"
 GUEST_MEMORY_KIB = 106496           # 104 MiB: Debian's kernel plus our 14.6 MiB initramfs
 DEVICE = "00A0B1-vRGW-Host-" + HOST
@@ -50,7 +50,7 @@ PACKAGES = [
     ("ovs-vsctl", "openvswitch-switch"), ("virsh", "libvirt-clients"), ("libvirtd", "libvirt-daemon-system"),
     ("/usr/lib/x86_64-linux-gnu/libvirt/connection-driver/libvirt_driver_qemu.so", "libvirt-daemon-driver-qemu"),
     ("qemu-system-x86_64", "qemu-system-x86"), ("busybox", "busybox"), ("dnsmasq", "dnsmasq-base"),
-    ("nft", "nftables"), ("ip", "iproute2"), ("ethtool", "ethtool"), ("iperf3", "iperf3"), ("tcpdump", "tcpdump"),
+    ("nft", "nftables"), ("ip", "iproute2"), ("ethtool", "ethtool"), ("iperf3", "iperf3"), ("tcpdump", "tcpdump"), ("chromium", "chromium"),
     ("pkg-config", "pkg-config"), ("/usr/include/libvirt/libvirt.h", "libvirt-dev"), ("readelf", "binutils"),
     ("python3", "python3"),
 ]
@@ -337,15 +337,17 @@ def stack_up(uplink=None):
     cpe = secret("cpe-secret", 12)
     cr = secret("cr-secret", 12)
     if not pid_alive(os.path.join(RUN, "acs.pid")):
-        for port in (CWMP_PORT, NBI_PORT):
+        for port in (CWMP_PORT, NBI_PORT, PORTAL_PORT):
             if not port_free(port):
                 raise sh.Failed("port %d on 127.0.0.1 is taken by another program (scripts/run?); stop it and "
                                 "run testbed/up again" % port)
     if daemon("acs", [acs_bin, "--db", os.path.join(RUN, "acs.db"), "--cwmp-listen", "127.0.0.1:%d" % CWMP_PORT,
                       "--nbi-listen", "127.0.0.1:%d" % NBI_PORT, "--nbi-token", token,
-                      "--cpe-credentials", "%s:%s" % (HOST, cpe), "--cr-credentials", "acs:" + cr],
+                      "--cpe-credentials", "%s:%s" % (HOST, cpe), "--cr-credentials", "acs:" + cr,
+                      "--portal-listen", "127.0.0.1:%d" % PORTAL_PORT],
               "listening cwmp="):
-        sh.say("ACS started (CWMP 127.0.0.1:%d, NBI 127.0.0.1:%d)" % (CWMP_PORT, NBI_PORT))
+        sh.say("ACS started (CWMP 127.0.0.1:%d, NBI 127.0.0.1:%d, web form 127.0.0.1:%d)" % (
+            CWMP_PORT, NBI_PORT, PORTAL_PORT))
     conf = os.path.join(RUN, "agent.toml")
     with open(conf, "w") as f:
         f.write("\n".join([
@@ -404,6 +406,12 @@ def provision(api, img, homes, pool_size):
         by_sub[sub] = api.add(nbi.VIRT + "Instance.", [("Template", tref), ("Subscriber", sub),
                                                         ("SVLAN", str(SVLAN), "xsd:unsignedInt"),
                                                         ("CVLAN", str(cvlan(k)), "xsd:unsignedInt")])
+    # Each subscriber's account on the customer web form (password kept in run/, mode 0600).
+    for k in range(1, homes + 1):
+        sub = "home-%d" % k
+        s, v = api.call("PUT", "/subscribers/" + sub, {"password": portal_password(k)})
+        if s not in (200, 201):
+            raise sh.Failed("NBI: web-form account for %s: HTTP %s %s" % (sub, s, v))
     p = next((n for n, r in pools.items() if r.get("Template", "").rstrip(".") == tref), None)
     if p is None:
         p = api.add(nbi.VIRT + "Pool.", [("Template", tref), ("Enable", "true", "xsd:boolean"),
@@ -412,6 +420,10 @@ def provision(api, img, homes, pool_size):
     elif pools[p].get("TargetSize") != str(pool_size):
         api.set([("%sPool.%d.TargetSize" % (nbi.VIRT, p), str(pool_size), "xsd:unsignedInt")])
     return {k: by_sub["home-%d" % k] for k in range(1, homes + 1)}
+
+
+def portal_password(home):
+    return secret("portal-home-%d" % home, 9)
 
 
 # ---------------------------------------------------------------- the whole thing
@@ -521,7 +533,8 @@ def print_status(api=None):
     print("domains of %s: %s" % (HOST, ", ".join("%s (%s)" % (d, domains[d]) for d in sorted(pooled)) or "none"))
     print("NBI:  http://127.0.0.1:%d  (token in %s)" % (NBI_PORT, os.path.join(RUN, "nbi-token")))
     print("CWMP: http://127.0.0.1:%d  (hypervisor agent %s, device %s)" % (CWMP_PORT, HOST, DEVICE))
-    print("web:  the customer web form is not part of the ACS yet")
+    print("web:  http://127.0.0.1:%d  (customer web form: log in as home-K with the password in %s/portal-home-K)" % (
+        PORTAL_PORT, RUN))
     print("logs: %s/{acs,agent}.log, /var/log/libvirt/qemu/%s-*.console.log" % (RUN, HOST))
 
 

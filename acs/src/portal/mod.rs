@@ -174,6 +174,15 @@ fn eq_ct(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The title and path of the settings page made of `fields`.
+fn page_of(fields: &[Field]) -> (&'static str, &'static str) {
+    if fields.first().is_some_and(|f| f.name == LAN[0].name) {
+        ("LAN and DHCP", "/lan")
+    } else {
+        ("Wi-Fi", "/wifi")
+    }
+}
+
 /// A logged-in request.
 struct Who {
     token: String,
@@ -486,7 +495,7 @@ impl Portal {
             };
             state.values.insert(f.name.to_string(), v);
         }
-        let (title, path) = if std::ptr::eq(fields, LAN) { ("LAN and DHCP", "/lan") } else { ("Wi-Fi", "/wifi") };
+        let (title, path) = page_of(fields);
         let notice =
             notice.or(at.is_none().then_some("Your gateway is not set up yet; what you save is applied when it is."));
         html(StatusCode::OK, pages::settings(title, path, &w.session.csrf, fields, &state, notice))
@@ -496,7 +505,7 @@ impl Portal {
         let (at, cache, profile) = self.current(w);
         let dp = at.as_ref().map(|a| a.device_path()).unwrap_or_default();
         let tree = forms::current_tree(&cache, &dp, &profile);
-        let (title, path) = if std::ptr::eq(fields, LAN) { ("LAN and DHCP", "/lan") } else { ("Wi-Fi", "/wifi") };
+        let (title, path) = page_of(fields);
         let merged = match forms::check(fields, form, &tree, &profile) {
             Ok(p) => p,
             Err(state) => {
