@@ -32,6 +32,12 @@ struct Opts {
     /// Customer web form listen address (default 0.0.0.0:8080; "off" serves none).
     #[arg(long)]
     portal_listen: Option<String>,
+    /// PEM certificate chain: serve the web form over TLS.
+    #[arg(long)]
+    portal_tls_cert: Option<PathBuf>,
+    /// PEM private key for --portal-tls-cert.
+    #[arg(long)]
+    portal_tls_key: Option<PathBuf>,
     /// TOML configuration file.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -133,6 +139,8 @@ struct PortalSection {
     /// Listen address, or "off".
     listen: Option<String>,
     session_hours: Option<u64>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -326,6 +334,21 @@ fn run(opts: Opts, file: FileConfig) -> Result<(), String> {
             "off" => None,
             a => Some(a.parse().map_err(|e| format!("--portal-listen {a:?}: {e}"))?),
         };
+    let portal_tls = match (
+        opts.portal_tls_cert.clone().or(file.portal.tls_cert.clone()),
+        opts.portal_tls_key.clone().or(file.portal.tls_key.clone()),
+    ) {
+        (Some(c), Some(k)) => Some(acs::tls::acceptor(&c, &k)?),
+        (None, None) => None,
+        _ => return Err("the web form's TLS needs both a certificate and a key".into()),
+    };
+    if let Some(a) = portal_listen.filter(|a| portal_tls.is_none() && !a.ip().is_loopback()) {
+        tracing::warn!(
+            "the customer web form is served over plain HTTP on {a}: browsers keep its Secure session cookies only \
+             over HTTPS (or on localhost), so log-ins will not stick; give it --portal-tls-cert/--portal-tls-key or \
+             put a TLS reverse proxy in front"
+        );
+    }
     let portal_config = acs::portal::PortalConfig {
         session_ttl: Duration::from_secs(3600 * file.portal.session_hours.unwrap_or(8)),
         cr_username: nbi_config.cr_username.clone(),
@@ -376,7 +399,7 @@ fn run(opts: Opts, file: FileConfig) -> Result<(), String> {
         };
         let cwmp = tokio::spawn(acs.serve_tls(cl, tls, std::future::pending()));
         let nbi = tokio::spawn(nbi.serve(nl, std::future::pending()));
-        let portal = pl.map(|l| tokio::spawn(portal.serve(l, std::future::pending())));
+        let portal = pl.map(|l| tokio::spawn(portal.serve(l, portal_tls, std::future::pending())));
         stop.await;
         cwmp.abort();
         nbi.abort();

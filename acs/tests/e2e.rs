@@ -23,6 +23,7 @@ struct Acs {
     child: Child,
     cwmp: SocketAddr,
     nbi: SocketAddr,
+    portal: Option<SocketAddr>,
 }
 
 impl Drop for Acs {
@@ -42,7 +43,7 @@ fn start_with(db: &Path, cwmp: Option<SocketAddr>, nbi: Option<SocketAddr>, extr
         .args(extra)
         .args(["--cwmp-listen", &cwmp.map_or("127.0.0.1:0".into(), |a| a.to_string())])
         .args(["--nbi-listen", &nbi.map_or("127.0.0.1:0".into(), |a| a.to_string())])
-        .args(["--portal-listen", "off"])
+        .args(if extra.contains(&"--portal-listen") { vec![] } else { vec!["--portal-listen", "off"] })
         .arg("--db")
         .arg(db)
         .args(["--nbi-token", TOKEN, "--cpe-credentials", "cpe:cpe-secret", "--cr-credentials", "cr:cr-secret"])
@@ -58,7 +59,8 @@ fn start_with(db: &Path, cwmp: Option<SocketAddr>, nbi: Option<SocketAddr>, extr
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| panic!("{line:?}"))
     };
-    Acs { cwmp: addr("cwmp="), nbi: addr("nbi="), child }
+    let portal = line.split_whitespace().find_map(|w| w.strip_prefix("portal=")).and_then(|a| a.parse().ok());
+    Acs { cwmp: addr("cwmp="), nbi: addr("nbi="), portal, child }
 }
 
 async fn nbi(
@@ -517,6 +519,12 @@ async fn cwmp_over_tls() {
             dir.join("cert.pem").to_str().unwrap_or_default(),
             "--tls-key",
             dir.join("key.pem").to_str().unwrap_or_default(),
+            "--portal-listen",
+            "127.0.0.1:0",
+            "--portal-tls-cert",
+            dir.join("cert.pem").to_str().unwrap_or_default(),
+            "--portal-tls-key",
+            dir.join("key.pem").to_str().unwrap_or_default(),
         ],
     );
     let mut roots = rustls::RootCertStore::empty();
@@ -528,7 +536,8 @@ async fn cwmp_over_tls() {
         .with_no_client_auth();
     let tcp = tokio::net::TcpStream::connect(acs.cwmp).await.expect("connect");
     let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await.expect("TLS handshake");
+    let tls =
+        tokio_rustls::TlsConnector::from(Arc::new(config.clone())).connect(name, tcp).await.expect("TLS handshake");
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await.expect("http");
     tokio::spawn(conn);
@@ -554,6 +563,21 @@ async fn cwmp_over_tls() {
         .request(Request::post(format!("http://{}/", acs.cwmp)).body(Full::new(Bytes::new())).expect("req"))
         .await;
     assert!(plain.is_err() || plain.is_ok_and(|r| r.status().as_u16() != 200));
+    // The customer web form over TLS with the same certificate.
+    let tcp = tokio::net::TcpStream::connect(acs.portal.expect("portal address")).await.expect("connect");
+    let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+    let tls =
+        tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await.expect("portal TLS handshake");
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await.expect("http");
+    tokio::spawn(conn);
+    let resp = sender
+        .send_request(Request::get("/login").header("host", "localhost").body(Full::new(Bytes::new())).expect("req"))
+        .await
+        .expect("response");
+    assert_eq!(resp.status().as_u16(), 200);
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    assert!(String::from_utf8_lossy(&body).contains("<label for=password>Password</label>"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

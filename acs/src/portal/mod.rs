@@ -612,10 +612,11 @@ impl Portal {
         html(StatusCode::OK, pages::page("Settings applied", Some((back, csrf)), &body, None))
     }
 
-    /// Serves the web form on `listener` until `shutdown`.
+    /// Serves the web form on `listener` (over TLS with `tls`) until `shutdown`.
     pub async fn serve(
         self: Arc<Self>,
         listener: TcpListener,
+        tls: Option<tokio_rustls::TlsAcceptor>,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
         tokio::pin!(shutdown);
@@ -625,12 +626,24 @@ impl Portal {
                 () = &mut shutdown => return Ok(()),
             };
             let portal = self.clone();
+            let tls = tls.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req| {
                     let portal = portal.clone();
                     async move { Ok::<_, Infallible>(portal.http(req, peer.ip()).await) }
                 });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                let builder = hyper::server::conn::http1::Builder::new();
+                match tls {
+                    Some(t) => match t.accept(stream).await {
+                        Ok(s) => {
+                            let _ = builder.serve_connection(TokioIo::new(s), svc).await;
+                        }
+                        Err(e) => tracing::info!(client = %peer, "portal: TLS handshake failed: {e}"),
+                    },
+                    None => {
+                        let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                    }
+                }
             });
         }
     }
