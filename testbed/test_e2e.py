@@ -6,9 +6,12 @@ It runs testbed/down first and last (also when something fails), so it replaces 
 was up. Needs root. `VRGW_TESTBED_PROFILE=debug` uses debug builds (scripts/test does).
 """
 
+import csv
 import ipaddress
 import os
+import shutil
 import subprocess
+import tempfile
 import sys
 import time
 import unittest
@@ -17,6 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from tb import bed, nbi, sh  # noqa: E402
 
 INST = nbi.VIRT + "Instance."
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def in_range(ip, lo, hi):
@@ -134,14 +138,46 @@ class Testbed(unittest.TestCase):
         other = "%s%d.Device.WiFi.SSID.1.SSID" % (INST, self.inst[2])
         self.assertNotEqual(self.api.get([other])[other], "home-1-via-web")
 
-    def test_7_up_again_keeps_what_is_there(self):
+    def test_7_the_measurement_runs_short_and_writes_its_tables_and_plots(self):
+        out = tempfile.mkdtemp(prefix="tb-measure-")
+        self.addCleanup(shutil.rmtree, out, True)
+        p = subprocess.run([os.path.join(HERE, "measure"), "--n", "1,2", "--duration", "3", "--mgmt-runs", "1",
+                            "--pool-fill", "2", "--out", out], capture_output=True, text=True, timeout=1800)
+        self.assertEqual(p.returncode, 0, p.stdout[-3000:] + p.stderr[-3000:])
+        flows = list(csv.DictReader(open(os.path.join(out, "flows.csv"))))
+        for profile in ("average", "high"):
+            for n, homes in ((1, {1}), (2, {1, 2})):
+                got = [r for r in flows if r["profile"] == profile and int(r["n"]) == n]
+                self.assertEqual({(int(r["home"]), r["service"]) for r in got},
+                                 {(h, s) for h in homes for s in ("internet", "telephony", "sdtv", "hdtv")})
+                for r in got:
+                    self.assertGreater(float(r["mbps"]), 0, r)
+                    self.assertEqual(r["error"], "", r)
+                    if r["service"] != "internet":
+                        self.assertNotEqual(r["loss_percent"], "", r)
+        host = list(csv.DictReader(open(os.path.join(out, "host.csv"))))
+        self.assertEqual(len(host), 4)
+        self.assertTrue(all(0 < float(r["host_cpu_percent"]) <= 100 for r in host), host)
+        vms = list(csv.DictReader(open(os.path.join(out, "vrgw.csv"))))
+        self.assertEqual(len(vms), 2 * (1 + 2), vms)
+        self.assertTrue(all(int(r["qemu_rss_kib"]) > 50000 for r in vms), vms)
+        mgmt = {r["measure"]: r for r in csv.DictReader(open(os.path.join(out, "management.csv")))}
+        for m in ("add_to_first_lease_cold", "add_to_first_lease_pool", "set_to_new_range_served", "fill_pool_2"):
+            self.assertGreater(float(mgmt[m]["seconds"]), 0, m)
+        for m in ("agent_rss_kib", "acs_rss_kib", "proxy_rss_kib", "proxy_dnsmasq_rss_kib"):
+            self.assertGreater(int(mgmt[m]["detail"]), 0, m)
+        for png in ("throughput-average", "throughput-high", "loss-average", "host-cpu", "vrgw-cpu", "vrgw-memory"):
+            with open(os.path.join(out, png + ".png"), "rb") as f:
+                self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n", png)
+
+    def test_8_up_again_keeps_what_is_there(self):
         before = bed.inventory(self.api)[2]
         bed.up(homes=2, pool=1, lease_timeout=120)
         after = bed.inventory(self.api)[2]
         self.assertEqual(sorted(before), sorted(after), "a second up provisioned again")
         self.assertEqual({r["Subscriber"] for r in after.values()}, {"home-1", "home-2"})
 
-    def test_8_down_removes_everything_also_after_a_partial_up(self):
+    def test_9_down_removes_everything_also_after_a_partial_up(self):
         bed.down()
         self.assertEqual(leftovers(), [])
         # A partial up (as one that failed half-way), then down.

@@ -41,12 +41,30 @@ class Nbi:
 
     def task(self, body, timeout_ms=60000):
         """Runs a task on the host agent now (connection request); its result, or Failed with the
-        fault."""
+        fault. When the agent did not answer the connection request in time (202: queued), the
+        connection request is sent again until the task has run or `timeout_ms` has passed."""
         path = "/devices/%s/tasks?connection_request&timeout=%d" % (urllib.parse.quote(self.device), timeout_ms)
+        end = time.monotonic() + timeout_ms / 1000
         s, v = self.call("POST", path, body, timeout=timeout_ms / 1000 + 30)
+        while s == 202 and isinstance(v, dict) and v.get("status") == "pending" and time.monotonic() < end:
+            time.sleep(1)
+            state = self.task_state(v.get("_id"))
+            if state is None or state.get("status") != "pending":
+                v = state if state is not None else v
+                s = 200
+                break
+            # Wake the agent again with a cheap request; the queued task runs first.
+            self.call("POST", "/devices/%s/tasks?connection_request&timeout=5000" % urllib.parse.quote(self.device),
+                      {"name": "getParameterValues", "parameterNames": ["Device.DeviceInfo.UpTime"]}, timeout=40)
         if s != 200 or not isinstance(v, dict) or v.get("status") != "done":
             raise sh.Failed("NBI task %s: HTTP %s %s" % (body.get("name"), s, json.dumps(v)[:600]))
         return v.get("result") or {}
+
+    def task_state(self, task_id):
+        s, v = self.call("GET", "/tasks?query=" + urllib.parse.quote(json.dumps({"device": self.device})), timeout=10)
+        if s == 200 and isinstance(v, list):
+            return next((t for t in v if t.get("_id") == task_id), None)
+        return None
 
     def get(self, names, timeout_ms=60000):
         """Live values: {name: value}."""
