@@ -39,6 +39,7 @@ AN = "tb-an"                        # access node, trunk side
 UPLINK = HOST + "-up"               # host end of the trunk
 AN_TRUNK = "tb-an-" + HOST          # access-node end of the trunk
 CWMP_PORT, CR_PORT, NBI_PORT, PORTAL_PORT = 7547, 7548, 7557, 8080
+TRUNK_MTU = 1600                    # room for the second (802.1ad) tag, and then some
 TEMPLATE_NAME = "vrgw-small"
 GUEST_MEMORY_KIB = 106496           # 104 MiB: Debian's kernel plus our 14.6 MiB initramfs
 DEVICE = "00A0B1-vRGW-Host-" + HOST
@@ -193,11 +194,14 @@ def network_up(uplink=None):
     veth(UPLINK, AN_TRUNK)
     for d in (UPLINK, AN_TRUNK):
         no_offload(d)
-        sh.run(["ip", "link", "set", d, "up"])
+        # A full 1500-byte packet with two VLAN tags is a 1522-byte frame; the kernel lets one
+        # tag over the MTU, not two, so full-size TCP segments would vanish on the trunk.
+        sh.run(["ip", "link", "set", d, "mtu", str(TRUNK_MTU), "up"])
     # The access node: trunk side and the S-VLAN's subscriber side.
     ovs_bridge(AN)
     ovs_bridge(an_bridge())
-    ovs("--may-exist", "add-port", AN, AN_TRUNK, "--", "set", "port", AN_TRUNK, "trunks=%d" % SVLAN)
+    ovs("--may-exist", "add-port", AN, AN_TRUNK, "--", "set", "port", AN_TRUNK, "trunks=%d" % SVLAN,
+        "--", "set", "interface", AN_TRUNK, "mtu_request=%d" % TRUNK_MTU)
     up, dn = "tb-an-s%d-up" % SVLAN, "tb-an-s%d-dn" % SVLAN
     ovs("--may-exist", "add-port", AN, up, "--", "set", "interface", up, "type=patch", "options:peer=" + dn,
         "--", "set", "port", up, "vlan_mode=dot1q-tunnel", "tag=%d" % SVLAN, "other_config:qinq-ethtype=802.1ad")
@@ -466,6 +470,10 @@ def up(homes=3, pool=2, lease_timeout=240, uplink=None):
         known[k] = {"instance": instances[k], "svlan": SVLAN, "cvlan": cvlan(k),
                     "netns": "-" if uplink else home_ns(k)}
     save_homes(known)
+    if not uplink and ovs("--if-exists", "get", "interface", UPLINK, "name").strip():
+        # The agent added the trunk's host end to its bridge; Open vSwitch sizes its buffers by
+        # the interface's MTU.
+        ovs("set", "interface", UPLINK, "mtu_request=%d" % TRUNK_MTU)
     if uplink:
         sh.say("subscribers home-1..home-%d are on S-VLAN %d, C-VLANs %d..%d of %s; their homes lease from "
                "the real access network" % (homes, SVLAN, cvlan(1), cvlan(homes), uplink))

@@ -13,6 +13,7 @@ import json
 import os
 import statistics
 import subprocess
+import sys
 import time
 
 from . import bed, image, nbi, sh
@@ -313,7 +314,8 @@ def proxy_rss():
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
         def serving():
-            return sh.ok(["busybox", "nc", "-z", "127.0.0.1", "8730"], netns=ns, timeout=5)
+            return sh.ok([sys.executable, "-c", "import socket; socket.create_connection(('127.0.0.1', 8730), 1)"],
+                         netns=ns, timeout=5)
         sh.wait_for("the proxy serving in %s" % ns, serving, 30, 0.2)
         time.sleep(0.5)
         pids = sh.run(["ip", "netns", "pids", ns]).split()
