@@ -93,8 +93,54 @@ def main(d):
         fig.savefig(p, dpi=110)
         plt.close(fig)
         made.append(p)
+    made.append(summary(d, flows, host, vrgw))
     for p in made:
         print(p)
+
+
+def summary(d, flows, host, vrgw):
+    """summary.md: the tables docs/results.md shows, computed from the CSV files."""
+    out = ["| N | profile | per home, mean (Mbit/s) | min home | needed | Internet TCP mean | UDP services at rate* | worst UDP loss | host CPU | CPU per vRGW | QEMU RSS per vRGW |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for profile in sorted({r["profile"] for r in flows}):
+        for n in sorted({int(r["n"]) for r in flows if r["profile"] == profile}):
+            fr = [r for r in flows if r["profile"] == profile and int(r["n"]) == n]
+            homes = sorted({r["home"] for r in fr})
+            per = [sum(float(r["mbps"]) for r in fr if r["home"] == h) for h in homes]
+            need = sum(float(next(r["required_mbps"] for r in fr if r["service"] == s)) for s in SERVICES)
+            tcp = statistics.mean(float(r["mbps"]) for r in fr if r["service"] == "internet")
+            udp = [r for r in fr if r["service"] != "internet"]
+            at_rate = sum(1 for r in udp if float(r["mbps"]) >= 0.95 * float(r["required_mbps"]))
+            loss = max((float(r["loss_percent"] or 0) for r in udp), default=0)
+            failed = sum(1 for r in fr if r["error"])
+            hc = next((r["host_cpu_percent"] for r in host if r["profile"] == profile and int(r["n"]) == n), "")
+            vr = [r for r in vrgw if r["profile"] == profile and int(r["n"]) == n]
+            cpu = statistics.mean(float(r["cpu_percent_of_one_core"]) for r in vr) if vr else 0
+            rss = statistics.mean(int(r["qemu_rss_kib"]) for r in vr) / 1024 if vr else 0
+            out.append("| %d | %s | %.1f | %.1f | %.1f | %.1f | %d/%d%s | %.1f %% | %s %% | %.0f %% | %.0f MiB |" % (
+                n, profile, statistics.mean(per), min(per), need, tcp, at_rate, len(udp),
+                " (%d flows failed)" % failed if failed else "", loss, hc, cpu, rss))
+    out.append("")
+    out.append("*UDP flows that reached at least 95 % of their rate.")
+    mg = os.path.join(d, "management.csv")
+    if os.path.exists(mg):
+        m = rows(mg)
+        out += ["", "| management timing | runs | median (s) | min (s) | max (s) |", "| --- | --- | --- | --- | --- |"]
+        for what in sorted({r["measure"] for r in m if r["seconds"]}):
+            xs = [float(r["seconds"]) for r in m if r["measure"] == what and r["seconds"]]
+            out.append("| %s | %d | %.2f | %.2f | %.2f |" % (what, len(xs), statistics.median(xs), min(xs), max(xs)))
+        out += ["", "| memory | resident |", "| --- | --- |"]
+        for r in m:
+            if not r["seconds"]:
+                if r["measure"] == "qemu_rss_kib":
+                    name, kib = r["detail"].split()
+                    out.append("| QEMU of %s | %.0f MiB |" % (name, int(kib) / 1024))
+                else:
+                    out.append("| %s | %.1f MiB |" % (r["measure"].replace("_rss_kib", ""), int(r["detail"]) / 1024))
+    p = os.path.join(d, "summary.md")
+    with open(p, "w") as f:
+        f.write("\n".join(out) + "\n")
+    return p
 
 
 if __name__ == "__main__":
