@@ -27,6 +27,11 @@ def in_range(ip, lo, hi):
     return ipaddress.ip_address(lo) <= ipaddress.ip_address(ip) <= ipaddress.ip_address(hi)
 
 
+def read_csv(folder, name):
+    with open(os.path.join(folder, name), newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def leftovers():
     """What of the testbed's is still on the machine."""
     left = []
@@ -144,7 +149,7 @@ class Testbed(unittest.TestCase):
         p = subprocess.run([os.path.join(HERE, "measure"), "--n", "1,2", "--duration", "3", "--mgmt-runs", "1",
                             "--pool-fill", "2", "--out", out], capture_output=True, text=True, timeout=1800)
         self.assertEqual(p.returncode, 0, p.stdout[-3000:] + p.stderr[-3000:])
-        flows = list(csv.DictReader(open(os.path.join(out, "flows.csv"))))
+        flows = read_csv(out, "flows.csv")
         for profile in ("average", "high"):
             for n, homes in ((1, {1}), (2, {1, 2})):
                 got = [r for r in flows if r["profile"] == profile and int(r["n"]) == n]
@@ -160,13 +165,13 @@ class Testbed(unittest.TestCase):
         self.assertGreaterEqual(len(carried), 0.75 * len(flows), flows)
         # Full-size TCP segments cross the Q-in-Q trunk (two tags over a 1500-byte packet).
         self.assertTrue(any(r["service"] == "internet" and float(r["mbps"]) > 1 for r in flows), flows)
-        host = list(csv.DictReader(open(os.path.join(out, "host.csv"))))
+        host = read_csv(out, "host.csv")
         self.assertEqual(len(host), 4)
         self.assertTrue(all(0 < float(r["host_cpu_percent"]) <= 100 for r in host), host)
-        vms = list(csv.DictReader(open(os.path.join(out, "vrgw.csv"))))
+        vms = read_csv(out, "vrgw.csv")
         self.assertEqual(len(vms), 2 * (1 + 2), vms)
         self.assertTrue(all(int(r["qemu_rss_kib"]) > 50000 for r in vms), vms)
-        mgmt = {r["measure"]: r for r in csv.DictReader(open(os.path.join(out, "management.csv")))}
+        mgmt = {r["measure"]: r for r in read_csv(out, "management.csv")}
         for m in ("add_to_first_lease_cold", "add_to_first_lease_pool", "set_to_new_range_served", "fill_pool_2"):
             self.assertGreater(float(mgmt[m]["seconds"]), 0, m)
         for m in ("agent_rss_kib", "acs_rss_kib", "proxy_rss_kib", "proxy_dnsmasq_rss_kib"):

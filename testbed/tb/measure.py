@@ -43,16 +43,19 @@ def cpu_times():
 
 
 def domain_stats():
-    """{domain: (cpu_ns, qemu_rss_kib)} for the testbed's running domains."""
+    """{domain: (cpu_ns, qemu_rss_kib)} for the testbed's running domains, from libvirt (cpu.time,
+    balloon.rss: the QEMU process's resident memory); /proc when libvirt does not say."""
     out = {}
-    text = sh.run(["virsh", "-c", bed.LIBVIRT, "domstats", "--cpu-total", "--state"], check=False)
+    text = sh.run(["virsh", "-c", bed.LIBVIRT, "domstats", "--cpu-total", "--balloon", "--state"], check=False)
     name = None
     for line in text.splitlines():
         line = line.strip()
         if line.startswith("Domain:"):
             name = line.split("'")[1]
         elif name and line.startswith("cpu.time="):
-            out[name] = [int(line.split("=")[1]), 0]
+            out.setdefault(name, [0, 0])[0] = int(line.split("=")[1])
+        elif name and line.startswith("balloon.rss="):
+            out.setdefault(name, [0, 0])[1] = int(line.split("=")[1])
     for pid in sh.run(["pgrep", "-f", "qemu-system"], check=False).split():
         try:
             cmd = sh.read("/proc/%s/cmdline" % pid).split("\0")
@@ -61,7 +64,7 @@ def domain_stats():
             continue
         guest = next((c.split("guest=")[1].split(",")[0] for c in cmd if c.startswith("guest=")), None)
         rss = next((int(l.split()[1]) for l in status.splitlines() if l.startswith("VmRSS:")), 0)
-        if guest in out:
+        if guest in out and not out[guest][1]:
             out[guest][1] = rss
     return {k: tuple(v) for k, v in out.items()}
 
@@ -97,18 +100,25 @@ def run_traffic(homes, profile, duration):
                 args += ["-u", "-b", "%gM" % rates[s], "-l", str(DATAGRAM[s])]
             clients[(k, s)] = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     results = {}
+    # One deadline for all: a client that hangs (its control connection starved) must not make
+    # the others wait in turn.
+    deadline = time.monotonic() + duration + 30
     for key, p in clients.items():
         try:
-            out, err = p.communicate(timeout=duration + 60)
+            out, err = p.communicate(timeout=max(1.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             p.kill()
             out, err = p.communicate()
+            err = "no result within %d s of the end of the run (killed)" % 30
+            out = out or ""
         results[key] = (out, err)
     elapsed = time.monotonic() - t0
     c1, d1 = cpu_times(), domain_stats()
+    # Servers whose client never came (or gave up) are still waiting: one grace period for all.
+    grace = time.monotonic() + 3
     for p in servers:
         try:
-            p.wait(timeout=5)
+            p.wait(timeout=max(0.1, grace - time.monotonic()))
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
@@ -127,7 +137,7 @@ def run_traffic(homes, profile, duration):
                 mbps = summ.get("bits_per_second", 0) / 1e6
                 loss = summ.get("lost_percent")
         except ValueError:
-            error = (err or out).strip()[:200]
+            error = (err or out).strip()[:200] or "no output"
         rows.append({"home": k, "service": s, "mbps": round(mbps, 3),
                      "required_mbps": rates[s], "loss_percent": "" if loss is None else round(loss, 3),
                      "error": error})

@@ -46,13 +46,17 @@ class Nbi:
         path = "/devices/%s/tasks?connection_request&timeout=%d" % (urllib.parse.quote(self.device), timeout_ms)
         end = time.monotonic() + timeout_ms / 1000
         s, v = self.call("POST", path, body, timeout=timeout_ms / 1000 + 30)
-        while s == 202 and isinstance(v, dict) and v.get("status") == "pending" and time.monotonic() < end:
+        while s == 202 and isinstance(v, dict) and v.get("status") in ("pending", "sent") and time.monotonic() < end:
             time.sleep(1)
             state = self.task_state(v.get("_id"))
-            if state is None or state.get("status") != "pending":
+            if state is None or state.get("status") not in ("pending", "sent"):
                 v = state if state is not None else v
                 s = 200
                 break
+            if state.get("status") == "sent":
+                # Running in a session now: wait for it, no need to wake the agent.
+                v = state
+                continue
             # Wake the agent again with a cheap request; the queued task runs first.
             self.call("POST", "/devices/%s/tasks?connection_request&timeout=5000" % urllib.parse.quote(self.device),
                       {"name": "getParameterValues", "parameterNames": ["Device.DeviceInfo.UpTime"]}, timeout=40)
@@ -75,12 +79,12 @@ class Nbi:
         """values: [(name, value[, xsd type])]."""
         return self.task({"name": "setParameterValues", "parameterValues": [list(v) for v in values]}, timeout_ms)
 
-    def add(self, table, values, timeout_ms=120000):
+    def add(self, table, values, timeout_ms=300000):
         r = self.task({"name": "addObject", "objectName": table, "parameterValues": [list(v) for v in values]},
                       timeout_ms)
         return int(r["instance"])
 
-    def delete(self, obj, timeout_ms=120000):
+    def delete(self, obj, timeout_ms=300000):
         return self.task({"name": "deleteObject", "objectName": obj}, timeout_ms)
 
 
