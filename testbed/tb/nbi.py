@@ -46,6 +46,7 @@ class Nbi:
         path = "/devices/%s/tasks?connection_request&timeout=%d" % (urllib.parse.quote(self.device), timeout_ms)
         end = time.monotonic() + timeout_ms / 1000
         s, v = self.call("POST", path, body, timeout=timeout_ms / 1000 + 30)
+        next_wake = time.monotonic() + 10
         while s == 202 and isinstance(v, dict) and v.get("status") in ("pending", "sent") and time.monotonic() < end:
             time.sleep(1)
             state = self.task_state(v.get("_id"))
@@ -57,7 +58,10 @@ class Nbi:
                 # Running in a session now: wait for it, no need to wake the agent.
                 v = state
                 continue
-            # Wake the agent again with a cheap request; the queued task runs first.
+            if time.monotonic() < next_wake:
+                continue
+            next_wake = time.monotonic() + 10
+            # Wake the agent again (every 10 s) with a cheap request; the queued task runs first.
             self.call("POST", "/devices/%s/tasks?connection_request&timeout=5000" % urllib.parse.quote(self.device),
                       {"name": "getParameterValues", "parameterNames": ["Device.DeviceInfo.UpTime"]}, timeout=40)
         if s != 200 or not isinstance(v, dict) or v.get("status") != "done":
@@ -65,7 +69,12 @@ class Nbi:
         return v.get("result") or {}
 
     def task_state(self, task_id):
-        s, v = self.call("GET", "/tasks?query=" + urllib.parse.quote(json.dumps({"device": self.device})), timeout=10)
+        """The task as the NBI shows it; a still-"pending" stand-in when the NBI is too busy to say."""
+        try:
+            s, v = self.call("GET", "/tasks?query=" + urllib.parse.quote(json.dumps({"device": self.device})),
+                             timeout=60)
+        except OSError:
+            return {"_id": task_id, "status": "pending"}
         if s == 200 and isinstance(v, list):
             return next((t for t in v if t.get("_id") == task_id), None)
         return None
