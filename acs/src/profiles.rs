@@ -137,6 +137,11 @@ pub fn queue(store: &dyn Store, subscriber: &str, at: &Location, now: i64) -> Re
 /// queues the profiles of subscribers whose vRGW is on `device` and has not had their current
 /// profile yet. Returns how many subscribers got tasks.
 pub fn catch_up(store: &dyn Store, device: &str, now: i64) -> Result<usize, StoreError> {
+    // Runs after every Inform and task: without any saved profile there is nothing to look up,
+    // and looking would flush the deferred cache writes (the group commit) for nothing.
+    if !store.has_profiles()? {
+        return Ok(0);
+    }
     let mut n = 0;
     for (name, subscriber) in store.subscriber_rows(device)? {
         let Some(instance) = instance_of(&name) else { continue };
