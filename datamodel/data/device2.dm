@@ -358,6 +358,7 @@ P	IPv4AddressNumberOfEntries	r	unsignedInt
 P	IPv6AddressNumberOfEntries	r	unsignedInt
 O	Device.X_VRGW-ORG_Virtualization.	r	min=1	max=1
 P	HypervisorURI	r	string	size=..256	default=
+P	MigrationURI	r	string	size=..256	default=
 P	TemplateNumberOfEntries	r	unsignedInt
 P	PoolNumberOfEntries	r	unsignedInt
 P	InstanceNumberOfEntries	r	unsignedInt
@@ -382,10 +383,24 @@ P	Subscriber	w	string	size=..64	default=
 P	Template	w	string	size=..256	default=
 P	SVLAN	w	unsignedInt	range=0..4094	default=0
 P	CVLAN	w	unsignedInt	range=0..4094	default=0
-P	Status	r	string	enum=Defining|Starting|Running|Suspended|Stopped|Migrating|Error	default=Defining
+P	Domain	r	string	size=..64	default=
+P	Status	r	string	enum=Defining|Starting|Running|Suspended|Stopped|Migrating|Migrated|Error	default=Defining
 P	RequestedState	w	string	enum=Running|Suspended|Stopped	default=Running
 P	CPUTime	r	unsignedLong	default=0	notify=canDeny
 P	MemoryKiB	r	unsignedInt	default=0	notify=canDeny
 P	ManagementAddress	r	string	dt=IPAddress	size=..45	default=
 P	LastError	r	string	size=..1024	default=
+O	Device.X_VRGW-ORG_Virtualization.Instance.{i}.Migration.	r	min=1	max=1
+P	Mode	w	string	enum=None|Live|ColdImage|ColdContext	default=None
+P	Peer	w	string	size=..256	default=
+P	PeerDomain	w	string	size=..64	default=
+P	PeerHost	w	string	size=..256	default=
+P	Command	w	string	enum=None|Prepare|Start|Complete|Abort	default=None
+P	Status	r	string	enum=None|Prepared|Migrating|Stopped|Completed|Aborted|Error	default=None	notify=forceEnabled
+P	Progress	r	unsignedInt	range=0..100	default=0
+P	Error	r	string	size=..1024	default=
+P	StartTime	r	dateTime	default=0001-01-01T00:00:00Z
+P	EndTime	r	dateTime	default=0001-01-01T00:00:00Z
+P	Downtime	r	unsignedInt	default=0
+P	TotalTime	r	unsignedInt	default=0
 O	Device.X_VRGW-ORG_Virtualization.Instance.{i}.Device.	r	min=1	max=1

@@ -103,6 +103,29 @@ pub trait Compute: Send + Sync {
     fn owned(&self, agent: &str) -> Result<Vec<OwnedDomain>>;
     /// The host-side device name of a running domain's NIC with this MAC (the switch port).
     fn port_of(&self, name: &str, mac: &str) -> Result<Option<String>>;
+    /// A domain's XML: its persistent definition (`inactive`) or what runs, in the form
+    /// migrations use; `None` when there is no such domain.
+    fn xml(&self, name: &str, inactive: bool) -> Result<Option<String>>;
+    /// The same from another host's hypervisor, reached at `uri` (a migration peer).
+    fn peer_xml(&self, uri: &str, name: &str, inactive: bool) -> Result<Option<String>>;
+    /// Moves a running domain to the hypervisor at `uri`, live and peer to peer: the domain
+    /// arrives as `dest_xml` (same devices; the destination's bridges, names and mark) and is
+    /// kept defined there, and undefined here. Runs on a connection of its own (it takes as long
+    /// as the copy), so [`Compute::job_progress`] can be asked meanwhile.
+    fn migrate_live(&self, name: &str, uri: &str, migrate_uri: &str, dest_xml: &str) -> Result<LiveMigration>;
+    /// Per cent done of a domain's running job (a migration), if one runs.
+    fn job_progress(&self, name: &str) -> Result<Option<u32>>;
+}
+
+/// What a live migration measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LiveMigration {
+    /// The time the guest was paused for the switch-over, ms (libvirt's `downtime`).
+    pub downtime_ms: u64,
+    /// Time of the whole job, ms.
+    pub total_ms: u64,
+    /// Memory transferred, bytes.
+    pub transferred_bytes: u64,
 }
 
 /// libvirt through the `virt` crate: `test:///default` in tests, `qemu:///system` on hosts.
@@ -164,7 +187,7 @@ impl Compute for Libvirt {
         self.with(|c| {
             let mut xml = spec.to_xml();
             // Redefining keeps the domain's identity: libvirt matches definitions by UUID.
-            if let Some(d) = Self::lookup(c, &spec.name)? {
+            if let (None, Some(d)) = (&spec.uuid, Self::lookup(c, &spec.name)?) {
                 let uuid = d.get_uuid_string()?;
                 let name_end = xml.find("</name>").map_or(0, |i| i + "</name>".len());
                 xml.insert_str(name_end, &format!("<uuid>{uuid}</uuid>"));
@@ -244,6 +267,101 @@ impl Compute for Libvirt {
             Ok(target_dev_for_mac(&xml, mac))
         })
     }
+
+    fn xml(&self, name: &str, inactive: bool) -> Result<Option<String>> {
+        self.with(|c| Self::xml_on(c, name, inactive))
+    }
+
+    fn peer_xml(&self, uri: &str, name: &str, inactive: bool) -> Result<Option<String>> {
+        let conn = Connect::open(Some(uri)).map_err(|e| ComputeError::Libvirt(format!("{uri}: {}", e.message())))?;
+        let r = Self::xml_on(&conn, name, inactive);
+        let mut conn = conn;
+        let _ = conn.close();
+        if let Err(ComputeError::Libvirt(m)) = &r {
+            return Err(ComputeError::Libvirt(format!("{uri}: {m}")));
+        }
+        r
+    }
+
+    fn migrate_live(&self, name: &str, uri: &str, migrate_uri: &str, dest_xml: &str) -> Result<LiveMigration> {
+        self.migrate_on_own_connection(name, uri, migrate_uri, dest_xml)
+    }
+
+    fn job_progress(&self, name: &str) -> Result<Option<u32>> {
+        self.with(|c| {
+            let d = Self::domain(c, name)?;
+            let Ok(s) = d.get_job_stats(0) else { return Ok(None) };
+            if s.r#type == virt::sys::VIR_DOMAIN_JOB_NONE as i32 {
+                return Ok(None);
+            }
+            match (s.mem_processed, s.mem_total) {
+                (Some(p), Some(t)) if t > 0 => Ok(Some(((p.min(t) * 100) / t) as u32)),
+                _ => Ok(Some(0)),
+            }
+        })
+    }
+}
+
+fn xml_flags(inactive: bool) -> u32 {
+    let mut f = virt::sys::VIR_DOMAIN_XML_SECURE | virt::sys::VIR_DOMAIN_XML_MIGRATABLE;
+    if inactive {
+        f |= virt::sys::VIR_DOMAIN_XML_INACTIVE;
+    }
+    f
+}
+
+impl Libvirt {
+    fn xml_on(conn: &Connect, name: &str, inactive: bool) -> Result<Option<String>> {
+        match Self::lookup(conn, name)? {
+            Some(d) => Ok(Some(d.get_xml_desc(xml_flags(inactive))?)),
+            None => Ok(None),
+        }
+    }
+}
+
+impl Libvirt {
+    fn migrate_on_own_connection(
+        &self,
+        name: &str,
+        uri: &str,
+        migrate_uri: &str,
+        dest_xml: &str,
+    ) -> Result<LiveMigration> {
+        let mut conn = Connect::open(Some(&self.uri))?;
+        let result = (|| {
+            let d = Self::domain(&conn, name)?;
+            let params = virt::domain::MigrateParameters {
+                uri: (!migrate_uri.is_empty()).then(|| migrate_uri.to_string()),
+                dest_xml: Some(dest_xml.to_string()),
+                persist_xml: Some(dest_xml.to_string()),
+                dest_name: crate::domain::name_of(dest_xml),
+                ..Default::default()
+            };
+            let flags = virt::sys::VIR_MIGRATE_LIVE
+                | virt::sys::VIR_MIGRATE_PEER2PEER
+                | virt::sys::VIR_MIGRATE_PERSIST_DEST
+                | virt::sys::VIR_MIGRATE_UNDEFINE_SOURCE;
+            let dest_name = crate::domain::name_of(dest_xml).unwrap_or_else(|| name.to_string());
+            d.migrate_to_uri3(Some(uri), params, flags)?;
+            // The completed job's figures, kept by the destination's libvirt.
+            let stats = Connect::open(Some(uri)).and_then(|mut peer| {
+                let s = Domain::lookup_by_name(&peer, &dest_name)
+                    .and_then(|pd| pd.get_job_stats(virt::sys::VIR_DOMAIN_JOB_STATS_COMPLETED));
+                let _ = peer.close();
+                s
+            });
+            Ok(match stats {
+                Ok(s) => LiveMigration {
+                    downtime_ms: s.downtime.unwrap_or(0),
+                    total_ms: s.time_elapsed.unwrap_or(0),
+                    transferred_bytes: s.mem_processed.unwrap_or(0),
+                },
+                Err(_) => LiveMigration::default(),
+            })
+        })();
+        let _ = conn.close();
+        result
+    }
 }
 
 /// In a live domain XML, the `<target dev='...'/>` of the interface whose MAC is `mac`.
@@ -299,6 +417,8 @@ mod tests {
             owner: Owner { agent: agent.into(), slot },
             tb_cache_mib: None,
             console_log: None,
+            uuid: None,
+            profile: None,
         }
     }
 

@@ -87,6 +87,92 @@ pub struct DomainSpec {
     pub tb_cache_mib: Option<u32>,
     /// A file the serial console is copied to (the guest's boot messages and its proxy's log).
     pub console_log: Option<String>,
+    /// The domain's UUID, when it must be this one (a vRGW that came from another host).
+    pub uuid: Option<String>,
+    /// The instance's configuration travelling with the domain to another host (a profile
+    /// snapshot as JSON), kept in the ownership mark as hex.
+    pub profile: Option<String>,
+}
+
+/// What identifies a vRGW across hosts, read back from its domain XML.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The domain's UUID.
+    pub uuid: String,
+    /// MAC addresses of the management, LAN and WAN NICs, in that order.
+    pub macs: Vec<String>,
+    /// The management address the guest was given (with prefix length).
+    pub mgmt_address: String,
+    /// The proxy's secret the guest was given.
+    pub secret: String,
+    /// The configuration that travelled with it, if any (JSON).
+    pub profile: Option<String>,
+}
+
+fn hex(s: &str) -> String {
+    s.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<String> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> =
+        (0..s.len()).step_by(2).map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect();
+    String::from_utf8(bytes?).ok()
+}
+
+/// The text between `open` and the next `close` after it.
+fn between<'a>(s: &'a str, open: &str, close: &str) -> Option<&'a str> {
+    let at = s.find(open)? + open.len();
+    let rest = &s[at..];
+    Some(&rest[..rest.find(close)?])
+}
+
+/// The value of attribute `name` in `s` (either quote).
+fn attribute(s: &str, name: &str) -> Option<String> {
+    let key = format!(" {name}=");
+    let at = s.find(&key)? + key.len();
+    let rest = &s[at..];
+    let q = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+    let body = &rest[1..];
+    Some(body[..body.find(q)?].to_string())
+}
+
+/// The `<name>` of a domain XML.
+pub fn name_of(xml: &str) -> Option<String> {
+    between(xml, "<name>", "</name>").map(|n| n.trim().to_string())
+}
+
+/// The identity of the vRGW a domain XML (as libvirt returns it) describes: `None` when it is
+/// not one of ours (no UUID, not three NICs, no management address or secret).
+pub fn identity_of(xml: &str) -> Option<Identity> {
+    let uuid = between(xml, "<uuid>", "</uuid>")?.trim().to_string();
+    let macs: Vec<String> = xml
+        .split("<interface")
+        .skip(1)
+        .filter_map(|i| {
+            let i = &i[..i.find("</interface>")?];
+            let m = &i[i.find("<mac ")?..];
+            attribute(m, "address")
+        })
+        .collect();
+    let oem = |key: &str| -> Option<String> {
+        xml.split("<entry>").skip(1).find_map(|e| {
+            let e = &e[..e.find("</entry>")?];
+            e.strip_prefix(key).map(str::to_string)
+        })
+    };
+    let owner = xml
+        .find("<owner")
+        .or_else(|| xml.find(":owner "))
+        .map(|i| &xml[i..])
+        .and_then(|o| o.find("/>").map(|e| &o[..e]));
+    let profile = owner.and_then(|o| attribute(o, "profile")).and_then(|h| unhex(&h));
+    if macs.len() != 3 {
+        return None;
+    }
+    Some(Identity { uuid, macs, mgmt_address: oem("vrgw.mgmt=")?, secret: oem("vrgw.secret=")?, profile })
 }
 
 fn esc(s: &str) -> String {
@@ -133,9 +219,13 @@ impl DomainSpec {
             self.memory_kib,
             self.vcpus
         );
+        if let Some(u) = &self.uuid {
+            let _ = write!(x, "<uuid>{}</uuid>", esc(u));
+        }
+        let profile = self.profile.as_deref().map(|p| format!(" profile='{}'", hex(p))).unwrap_or_default();
         let _ = write!(
             x,
-            "<metadata><vrgw:owner xmlns:vrgw='{META_NS}' agent='{}' slot='{}'/></metadata>",
+            "<metadata><vrgw:owner xmlns:vrgw='{META_NS}' agent='{}' slot='{}'{profile}/></metadata>",
             esc(&self.owner.agent),
             self.owner.slot
         );
@@ -250,7 +340,34 @@ mod tests {
             owner: Owner { agent: "host-a".into(), slot },
             tb_cache_mib: Some(16),
             console_log: Some(format!("/var/log/libvirt/qemu/vrgw-{slot}.console.log")),
+            uuid: None,
+            profile: None,
         }
+    }
+
+    #[test]
+    fn identity_travels_in_the_domain_xml() {
+        let mut s = spec(4);
+        s.uuid = Some("6f1c7a52-3c1e-4b3a-9d7e-2f5b8c9a0d11".into());
+        s.profile = Some(r#"{"values":{"WiFi.SSID.1.SSID":"caf\u00e9 <&> 'x'"}}"#.into());
+        let id = identity_of(&s.to_xml()).expect("ours");
+        assert_eq!(id.uuid, "6f1c7a52-3c1e-4b3a-9d7e-2f5b8c9a0d11");
+        assert_eq!(id.macs, vec![mac([0, 1], 4, 0), mac([0, 1], 4, 1), mac([0, 1], 4, 2)]);
+        assert_eq!(
+            (id.mgmt_address.as_str(), id.secret.as_str()),
+            ("10.99.0.5/24", "00112233445566778899aabbccddeeff")
+        );
+        assert_eq!(id.profile, s.profile);
+        // libvirt's own form: double quotes, its formatting, our mark without the prefix.
+        let libvirt = s.to_xml().replace('\'', "\"").replace("vrgw:owner", "owner").replace("><", ">\n  <");
+        assert_eq!(identity_of(&libvirt), Some(id));
+        // Not a vRGW: no UUID, or fewer NICs.
+        assert_eq!(identity_of("<domain><name>x</name></domain>"), None);
+        let two_nics = s.to_xml().replacen("<interface", "<disk", 1);
+        assert_eq!(identity_of(&two_nics), None);
+        // A damaged profile is dropped, not misread.
+        assert_eq!(unhex("4"), None);
+        assert_eq!(unhex("zz"), None);
     }
 
     #[test]

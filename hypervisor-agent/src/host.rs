@@ -58,6 +58,8 @@ pub struct HostConfig {
     pub pool_warmup: Option<std::time::Duration>,
     /// Where each domain's serial console is copied (`NAME.console.log`), if anywhere.
     pub console_log_dir: Option<PathBuf>,
+    /// The libvirt URI other hosts reach this one at for migrations (`MigrationURI`), if any.
+    pub migration_uri: Option<String>,
     /// Prefix of the host-side NIC names (`PREFIXl12` is slot 12's LAN port); at most 8
     /// characters, as Linux interface names end at 15.
     pub port_prefix: String,
@@ -121,6 +123,10 @@ pub struct Host {
     cfg: HostConfig,
     /// When each warming slot was started (this run; a restart starts the clock again).
     warming: std::collections::BTreeMap<u32, std::time::Instant>,
+    /// Live migrations running on threads of their own.
+    live: migration::LiveJobs,
+    /// When their progress was last read.
+    progress_at: std::time::Instant,
 }
 
 impl std::fmt::Debug for Host {
@@ -196,7 +202,11 @@ impl Host {
             vlan,
             cfg,
             warming: Default::default(),
+            live: Default::default(),
+            progress_at: std::time::Instant::now(),
         };
+        let uri = host.cfg.migration_uri.clone().unwrap_or_default();
+        host.set_internal("Device.X_VRGW-ORG_Virtualization.MigrationURI", Value::String(uri));
         host.reconcile()?;
         Ok(host)
     }
@@ -294,6 +304,12 @@ impl Host {
             }
             Body::DeleteObject(r) => {
                 if let Some(n) = instance_row(&r.object_name) {
+                    if self.live.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&n) {
+                        return Body::Fault(Fault::with_string(
+                            FaultCode::RequestDenied,
+                            "the instance is being migrated live; delete it once the migration ended",
+                        ));
+                    }
                     if let Err(e) = self.release_instance(n) {
                         tracing::error!(instance = n, "deleting: {e}");
                         return Body::Fault(Fault::with_string(FaultCode::InternalError, e.to_string()));
@@ -347,13 +363,28 @@ impl Host {
                 },
                 _ => None,
             };
+            // Instances told a migration command run it instead of converging.
+            let commanded: Vec<u32> = match req {
+                Body::SetParameterValues(r) => r
+                    .parameter_list
+                    .iter()
+                    .filter_map(|p| {
+                        row_number(INSTANCE, &p.name).filter(|n| p.name == format!("{INSTANCE}{n}.Migration.Command"))
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
             match touched {
                 Some(mut ns) => {
                     ns.sort_unstable();
                     ns.dedup();
+                    ns.retain(|n| !commanded.contains(n));
                     self.converge_only(&ns);
                 }
                 None => self.converge(),
+            }
+            for n in commanded {
+                self.migration_command(n);
             }
         }
         resp
@@ -452,6 +483,13 @@ impl Host {
         };
         let id = self.cfg.agent_id.as_bytes();
         let prefix = [id.first().copied().unwrap_or(0), id.last().copied().unwrap_or(0)];
+        // A vRGW that came from another host keeps its MAC addresses.
+        let mac = |prefix: [u8; 2], slot_id: u32, nic: u8| -> String {
+            match slot.macs.get(usize::from(nic)) {
+                Some(m) if slot.macs.len() == 3 => m.clone(),
+                _ => mac(prefix, slot_id, nic),
+            }
+        };
         Ok(DomainSpec {
             name: slot.domain.clone(),
             kind: self.cfg.domain_type.clone(),
@@ -488,6 +526,8 @@ impl Host {
                 .console_log_dir
                 .as_ref()
                 .map(|d| d.join(format!("{}.console.log", slot.domain)).display().to_string()),
+            uuid: (!slot.uuid.is_empty()).then(|| slot.uuid.clone()),
+            profile: None,
         })
     }
 
@@ -517,7 +557,20 @@ impl Host {
         let w = self.wanted(n);
         let p = format!("{INSTANCE}{n}.");
         let slot = self.state.slot_of(n)?;
+        if let Some(s) = slot.as_ref().filter(|s| matches!(s.usage, SlotUse::Incoming | SlotUse::Outgoing)) {
+            // A migration owns it until it completes or is aborted.
+            let _ = s;
+            self.set_internal(&format!("{p}Status"), Value::String("Migrating".into()));
+            return Ok(());
+        }
         let Some(slot) = slot else {
+            if self.migration_mode(n).is_some() {
+                // Made for a migration here: provisioned by its commands only (or already left).
+                if self.string(&format!("{p}Status")) != "Migrated" {
+                    self.set_internal(&format!("{p}Status"), Value::String("Defining".into()));
+                }
+                return Ok(());
+            }
             let (Some(template), true) = (w.template, w.svlan != 0 && w.cvlan != 0) else {
                 // Not enough to provision yet.
                 self.set_internal(&format!("{p}Status"), Value::String("Defining".into()));
@@ -636,6 +689,7 @@ impl Host {
         self.set_internal(&format!("{p}Status"), Value::String(status.into()));
         let ip = slot.mgmt_address.split('/').next().unwrap_or("").to_string();
         self.set_internal(&format!("{p}ManagementAddress"), Value::String(ip));
+        self.set_internal(&format!("{p}Domain"), Value::String(slot.domain.clone()));
         if st.is_some_and(|s| s != DomState::ShutOff) {
             let stats = self.compute.stats(&slot.domain)?;
             self.set_internal(&format!("{p}CPUTime"), Value::UnsignedLong(stats.cpu_time_ns / 1_000_000));
@@ -940,6 +994,10 @@ impl Host {
                     tracing::warn!(slot = slot.id, "drift: serves no instance any more; removing");
                     self.destroy_slot(&slot)?;
                 }
+                SlotUse::Incoming | SlotUse::Outgoing if slot.instance.is_none_or(|n| !instances.contains(&n)) => {
+                    tracing::warn!(slot = slot.id, "drift: a migration's instance is gone; removing its domain");
+                    self.destroy_slot(&slot)?;
+                }
                 SlotUse::Pooled | SlotUse::Warming if !exists => {
                     tracing::warn!(slot = slot.id, "drift: pooled domain vanished; forgetting it (the pool refills)");
                     self.state.drop_slot(slot.id)?;
@@ -960,6 +1018,7 @@ impl Host {
                 _ => {}
             }
         }
+        self.reconcile_migrations()?;
         let known: Vec<String> = self.state.slots()?.into_iter().map(|s| s.domain).collect();
         for d in owned.iter().filter(|d| !known.contains(&d.name)) {
             tracing::warn!(domain = %d.name, slot = d.owner.slot, "drift: owned domain with no record; removing it");
@@ -970,6 +1029,9 @@ impl Host {
         Ok(())
     }
 }
+
+mod migration;
+pub use migration::Mode as MigrationMode;
 
 #[cfg(test)]
 mod tests;

@@ -84,6 +84,9 @@ struct Config {
     console_log_dir: Option<PathBuf>,
     periodic_inform_interval: u32,
     log_format: String,
+    /// The libvirt URI other hosts reach this host's libvirtd at for migrations (for example
+    /// `qemu+tcp://10.98.0.2/system`); unset: this host takes part in no migration.
+    migration_uri: Option<String>,
 }
 
 fn hostname() -> String {
@@ -124,6 +127,7 @@ impl Default for Config {
             console_log_dir: None,
             periodic_inform_interval: 300,
             log_format: "text".into(),
+            migration_uri: None,
         }
     }
 }
@@ -233,6 +237,7 @@ fn run(c: Config) -> Result<(), String> {
         tb_cache_mib: c.tb_cache_mib,
         proxy_port: c.proxy_port,
         port_prefix: c.port_prefix.clone(),
+        migration_uri: c.migration_uri.clone().filter(|u| !u.is_empty()),
         pool_warmup: match c.pool_warmup_seconds {
             Some(0) => None,
             Some(s) => Some(std::time::Duration::from_secs(s)),

@@ -40,6 +40,12 @@ pub enum SlotUse {
     Assigned,
     /// Being destroyed (a crash here is finished at the next start).
     Deleting,
+    /// Prepared for an instance arriving from another host (a defined domain waiting for a live
+    /// migration, or a pooled domain taking the configuration), its VLAN not yet switched here.
+    Incoming,
+    /// Its instance is leaving for another host: migrating (live), or stopped or suspended and
+    /// unbound (cold) until the destination took over or the migration was aborted.
+    Outgoing,
 }
 
 impl SlotUse {
@@ -50,6 +56,8 @@ impl SlotUse {
             SlotUse::Pooled => "pooled",
             SlotUse::Assigned => "assigned",
             SlotUse::Deleting => "deleting",
+            SlotUse::Incoming => "incoming",
+            SlotUse::Outgoing => "outgoing",
         }
     }
 
@@ -59,6 +67,8 @@ impl SlotUse {
             "pooled" => SlotUse::Pooled,
             "assigned" => SlotUse::Assigned,
             "deleting" => SlotUse::Deleting,
+            "incoming" => SlotUse::Incoming,
+            "outgoing" => SlotUse::Outgoing,
             _ => SlotUse::Creating,
         }
     }
@@ -83,15 +93,25 @@ pub struct Slot {
     pub mgmt_address: String,
     /// The proxy's secret (never logged, never a parameter).
     pub secret: String,
+    /// The domain's UUID when it came from another host (empty: libvirt's choice).
+    pub uuid: String,
+    /// The NICs' MAC addresses (management, LAN, WAN) when they came from another host with the
+    /// vRGW (empty: derived from the slot number).
+    pub macs: Vec<String>,
 }
 
-const MIGRATIONS: &[&str] = &["CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
      CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, code TEXT NOT NULL, command_key TEXT NOT NULL);
      CREATE TABLE model (id INTEGER PRIMARY KEY CHECK (id = 1), snapshot TEXT NOT NULL);
      CREATE TABLE slots (
         id INTEGER PRIMARY KEY, domain TEXT NOT NULL UNIQUE, template INTEGER NOT NULL, pool INTEGER,
         instance INTEGER UNIQUE, usage TEXT NOT NULL, mgmt_address TEXT NOT NULL, secret TEXT NOT NULL);
-     CREATE TABLE profiles (instance INTEGER PRIMARY KEY, snapshot TEXT NOT NULL);"];
+     CREATE TABLE profiles (instance INTEGER PRIMARY KEY, snapshot TEXT NOT NULL);",
+    // Migrations: a vRGW keeps its UUID and MAC addresses when it moves between hosts.
+    "ALTER TABLE slots ADD COLUMN uuid TEXT NOT NULL DEFAULT '';
+     ALTER TABLE slots ADD COLUMN macs TEXT NOT NULL DEFAULT '';",
+];
 
 /// The agent's SQLite store.
 pub struct State {
@@ -115,10 +135,12 @@ fn slot_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Slot> {
         usage: SlotUse::parse(&usage),
         mgmt_address: r.get(6)?,
         secret: r.get(7)?,
+        uuid: r.get(8)?,
+        macs: r.get::<_, String>(9)?.split(',').filter(|m| !m.is_empty()).map(str::to_string).collect(),
     })
 }
 
-const SLOT_COLS: &str = "id, domain, template, pool, instance, usage, mgmt_address, secret";
+const SLOT_COLS: &str = "id, domain, template, pool, instance, usage, mgmt_address, secret, uuid, macs";
 
 impl State {
     /// Opens (creating and migrating) the store at `path`.
@@ -253,9 +275,11 @@ impl State {
             usage: SlotUse::Creating,
             mgmt_address: mgmt(id),
             secret: secret.to_string(),
+            uuid: String::new(),
+            macs: Vec::new(),
         };
         tx.execute(
-            &format!("INSERT INTO slots ({SLOT_COLS}) VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?6, ?7)"),
+            &format!("INSERT INTO slots ({SLOT_COLS}) VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?6, ?7, '', '')"),
             params![
                 slot.id,
                 slot.domain,
@@ -275,6 +299,16 @@ impl State {
         self.db().execute(
             "UPDATE slots SET usage = ?2, instance = ?3 WHERE id = ?1",
             params![id, usage.as_str(), instance],
+        )?;
+        Ok(())
+    }
+
+    /// Gives a slot the identity of a vRGW that came from another host: its domain UUID, MAC
+    /// addresses and (live) management address and secret.
+    pub fn set_identity(&self, id: u32, uuid: &str, macs: &[String], mgmt_address: &str, secret: &str) -> Result<()> {
+        self.db().execute(
+            "UPDATE slots SET uuid = ?2, macs = ?3, mgmt_address = ?4, secret = ?5 WHERE id = ?1",
+            params![id, uuid, macs.join(","), mgmt_address, secret],
         )?;
         Ok(())
     }

@@ -89,6 +89,8 @@ pub fn spawn(mut host: Host, timing: Timing, changed: std::sync::Arc<Notify>) ->
                     Err(mpsc::RecvTimeoutError::Disconnected) => return,
                     Err(mpsc::RecvTimeoutError::Timeout) => {}
                 }
+                // A live migration's end is picked up at once.
+                let migrating = host.migration_poll();
                 if pool_busy {
                     pool_busy = match host.pool_step() {
                         Ok(did) => did,
@@ -98,6 +100,7 @@ pub fn spawn(mut host: Host, timing: Timing, changed: std::sync::Arc<Notify>) ->
                         }
                     };
                 }
+                pool_busy |= migrating;
                 if Instant::now() >= next_poll {
                     // Pool domains still booting are looked at again.
                     pool_busy = true;

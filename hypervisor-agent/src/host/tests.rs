@@ -29,6 +29,7 @@ fn cfg(agent: &str, dir: &std::path::Path) -> HostConfig {
         tb_cache_mib: None,
         proxy_port: 8730,
         port_prefix: agent.into(),
+        migration_uri: Some("test:///default".into()),
         pool_warmup: None,
         console_log_dir: None,
     }
@@ -525,4 +526,149 @@ fn qcow2_templates_give_each_instance_an_overlay_of_the_shared_base() {
     assert!(matches!(r, Body::DeleteObjectResponse(_)), "{r:?}");
     assert!(!overlay.exists(), "the overlay goes with its instance");
     b.clean();
+}
+
+/// Instance `n` of `b` asks for template `t` on (s, c), as the ACS adds it on a destination.
+fn incoming(b: &mut Bed, t: u32, s: u32, c: u32, mode: &str, peer: &str, peer_domain: &str) -> (u32, Body) {
+    let n = b.add(INSTANCE);
+    let p = format!("{INSTANCE}{n}.");
+    let r = b.set(&[
+        (&format!("{p}Subscriber"), Value::String(format!("sub-{c}"))),
+        (&format!("{p}Template"), Value::String(format!("{TEMPLATE}{t}"))),
+        (&format!("{p}SVLAN"), Value::UnsignedInt(s)),
+        (&format!("{p}CVLAN"), Value::UnsignedInt(c)),
+        (&format!("{p}Migration.Mode"), Value::String(mode.into())),
+        (&format!("{p}Migration.Peer"), Value::String(peer.into())),
+        (&format!("{p}Migration.PeerDomain"), Value::String(peer_domain.into())),
+        (&format!("{p}Migration.Command"), Value::String("Prepare".into())),
+    ]);
+    (n, r)
+}
+
+fn command(b: &mut Bed, n: u32, mode: &str, cmd: &str) {
+    let p = format!("{INSTANCE}{n}.Migration.");
+    let r = b
+        .set(&[(&format!("{p}Mode"), Value::String(mode.into())), (&format!("{p}Command"), Value::String(cmd.into()))]);
+    assert!(matches!(r, Body::SetParameterValuesResponse(_)), "{r:?}");
+}
+
+#[test]
+fn cold_context_migration_moves_the_binding_and_leaves_one_vrgw() {
+    let mut src = bed("hvmigs");
+    let mut dst = bed("hvmigd");
+    let (ts, _) = src.template_and_pool(0);
+    let (td, _) = dst.template_and_pool(1);
+    let n = src.add(INSTANCE);
+    let p = format!("{INSTANCE}{n}.");
+    let r = src.set(&[
+        (&format!("{p}Subscriber"), Value::String("sub-42".into())),
+        (&format!("{p}Template"), Value::String(format!("{TEMPLATE}{ts}"))),
+        (&format!("{p}SVLAN"), Value::UnsignedInt(100)),
+        (&format!("{p}CVLAN"), Value::UnsignedInt(42)),
+    ]);
+    assert!(matches!(r, Body::SetParameterValuesResponse(_)), "{r:?}");
+    let src_domain = src.s(&format!("{p}Domain"));
+    assert_eq!(src.owned(), vec![(src_domain.clone(), DomState::Running)]);
+
+    // Destination: a pooled vRGW is resumed for it, not bound yet.
+    let (m, r) = incoming(&mut dst, td, 100, 42, "ColdContext", "", "");
+    assert!(matches!(r, Body::SetParameterValuesResponse(_)), "{r:?}");
+    let q = format!("{INSTANCE}{m}.");
+    assert_eq!(dst.s(&format!("{q}Migration.Status")), "Prepared", "{}", dst.s(&format!("{q}Migration.Error")));
+    assert_eq!(dst.s(&format!("{q}Status")), "Migrating");
+    assert!(dst.bindings().is_empty(), "bound before the switch-over: {:?}", dst.bindings());
+    assert_eq!(src.bindings().len(), 1);
+    // Status changes are notified actively.
+    let attrs = dst.host.model.attributes();
+    assert!(attrs
+        .iter()
+        .any(|(name, n, _)| name == &format!("{q}Migration.Status") && *n == cwmp::Notification::Active));
+
+    // Source lets go: suspended and unbound.
+    command(&mut src, n, "ColdContext", "Start");
+    assert_eq!(src.s(&format!("{p}Migration.Status")), "Stopped");
+    assert_eq!(src.owned(), vec![(src_domain.clone(), DomState::Paused)]);
+    assert!(src.bindings().is_empty());
+    // A converge (any later set) does not bind it again behind the migration's back.
+    src.host.converge();
+    assert!(src.bindings().is_empty());
+
+    // Destination takes over.
+    command(&mut dst, m, "ColdContext", "Complete");
+    assert_eq!(dst.s(&format!("{q}Migration.Status")), "Completed", "{}", dst.s(&format!("{q}Migration.Error")));
+    assert_eq!(dst.bindings().iter().map(|b| (b.svlan, b.cvlan)).collect::<Vec<_>>(), vec![(100, 42)]);
+    assert_eq!(dst.s(&format!("{q}Status")), "Running");
+    assert_eq!(dst.u(&format!("{q}Migration.Progress")), 100);
+
+    // The ACS deletes the source's row: its domain goes.
+    let r = src.host.handle(&Body::DeleteObject(DeleteObject { object_name: p.clone(), parameter_key: "k".into() }));
+    assert!(matches!(r, Body::DeleteObjectResponse(_)), "{r:?}");
+    assert!(src.owned().is_empty());
+    // And the destination's vRGW survives its agent's restart as an ordinary instance.
+    let mut dst = dst.reopen();
+    assert_eq!(dst.s(&format!("{q}Status")), "Running");
+    assert_eq!(dst.bindings().len(), 1);
+    src.clean();
+    dst.clean();
+}
+
+#[test]
+fn failed_migration_steps_leave_the_vrgw_where_it_ran() {
+    let mut src = bed("hvmigfs");
+    let mut dst = bed("hvmigfd");
+    let (ts, _) = src.template_and_pool(0);
+    let (td, _) = dst.template_and_pool(0);
+    let n = src.add(INSTANCE);
+    let p = format!("{INSTANCE}{n}.");
+    src.set(&[
+        (&format!("{p}Template"), Value::String(format!("{TEMPLATE}{ts}"))),
+        (&format!("{p}SVLAN"), Value::UnsignedInt(100)),
+        (&format!("{p}CVLAN"), Value::UnsignedInt(43)),
+    ]);
+    let src_domain = src.s(&format!("{p}Domain"));
+
+    // Destination pool empty: the prepare fails, nothing is made there.
+    let (m, _) = incoming(&mut dst, td, 100, 43, "ColdContext", "", "");
+    let q = format!("{INSTANCE}{m}.");
+    assert_eq!(dst.s(&format!("{q}Migration.Status")), "Error");
+    assert!(
+        dst.s(&format!("{q}Migration.Error")).contains("pool is empty"),
+        "{}",
+        dst.s(&format!("{q}Migration.Error"))
+    );
+    assert!(dst.owned().is_empty() && dst.bindings().is_empty());
+    // The row made for the migration is never provisioned by an ordinary converge.
+    dst.host.converge();
+    assert!(dst.owned().is_empty());
+
+    // Source unreachable for a live or image-based prepare: a precise error, nothing made.
+    let (k, _) = incoming(&mut dst, td, 100, 44, "Live", "qemu+tcp://127.0.0.1:1/system", &src_domain);
+    let e = dst.s(&format!("{INSTANCE}{k}.Migration.Error"));
+    assert_eq!(dst.s(&format!("{INSTANCE}{k}.Migration.Status")), "Error");
+    assert!(e.contains("source host's hypervisor") && e.contains("127.0.0.1:1"), "{e}");
+    assert!(dst.owned().is_empty() && dst.bindings().is_empty());
+
+    // A cold stop at the source, then the destination fails: the source runs it again.
+    command(&mut src, n, "ColdImage", "Start");
+    assert_eq!(src.s(&format!("{p}Migration.Status")), "Stopped");
+    assert_eq!(src.owned(), vec![(src_domain.clone(), DomState::ShutOff)]);
+    assert!(src.bindings().is_empty());
+    command(&mut src, n, "ColdImage", "Abort");
+    assert_eq!(src.s(&format!("{p}Migration.Status")), "Aborted");
+    assert_eq!(src.owned(), vec![(src_domain.clone(), DomState::Running)]);
+    assert_eq!(src.bindings().iter().map(|b| (b.svlan, b.cvlan)).collect::<Vec<_>>(), vec![(100, 43)]);
+    assert_eq!(src.s(&format!("{p}Status")), "Running");
+    // Commands that make no sense are refused in the status, changing nothing.
+    command(&mut src, n, "ColdImage", "Complete");
+    assert_eq!(src.s(&format!("{p}Migration.Status")), "Error");
+    assert_eq!(src.owned(), vec![(src_domain.clone(), DomState::Running)]);
+    // The configuration travels in the stopped definition (image-based).
+    command(&mut src, n, "ColdImage", "Start");
+    let xml = src.lv.xml(&src_domain, true).expect("xml").expect("defined");
+    let id = crate::domain::identity_of(&xml);
+    assert!(id.as_ref().and_then(|i| i.profile.as_ref()).is_some_and(|p| p.contains("SSID")), "{id:?} {xml}");
+    command(&mut src, n, "ColdImage", "Abort");
+    assert_eq!(src.owned(), vec![(src_domain, DomState::Running)]);
+    src.clean();
+    dst.clean();
 }

@@ -1,0 +1,606 @@
+//! Moving an instance between hosts, as data-model operations on `Instance.{i}.Migration.`.
+//!
+//! The ACS orchestrates (docs/migration.md): it adds the instance on the destination with
+//! `Migration.Command` `Prepare`, tells the source `Start`, the destination `Complete`, and either
+//! side `Abort` when a step failed. This module is one host's part; every step is saved in the
+//! slot's use (`Incoming`, `Outgoing`) before resources are touched, so a restarted agent knows
+//! where the vRGW runs ([`Host::reconcile_migrations`]), and a failure leaves it running at
+//! exactly one place.
+//!
+//! | mode        | destination Prepare                                   | source Start                       | destination Complete                 |
+//! |-------------|-------------------------------------------------------|------------------------------------|--------------------------------------|
+//! | Live        | reads the domain from the source's libvirt, defines it here with the same UUID, MACs and addresses, binds its VLAN (mirrored trunk) | libvirt live migration peer to peer into that definition; then its port and VLAN go | checks it runs here, binds its port |
+//! | ColdImage   | checks the source's libvirt answers                   | stops the domain, writes the configuration into its definition, unbinds | reads the definition (and the configuration) from the source, defines and starts it here, binds |
+//! | ColdContext | resumes a pooled domain, unbound (the ACS then sets the configuration) | suspends the domain, unbinds | binds the pooled domain's port |
+
+use std::time::Instant;
+
+use cwmp::{DateTime, Value};
+use datamodel::{Schema, Tree};
+
+use super::{Host, HostError, Result, INSTANCE, TEMPLATE};
+use crate::compute::{DomState, LiveMigration};
+use crate::domain::identity_of;
+use crate::proxy::ProxyMount;
+use crate::state::{Slot, SlotUse};
+
+/// The migration modes, as `Migration.Mode` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// libvirt live migration, peer to peer.
+    Live,
+    /// Stop, move the definition and image, start.
+    ColdImage,
+    /// A pooled instance at the destination takes the configuration.
+    ColdContext,
+}
+
+impl Mode {
+    fn parse(s: &str) -> Option<Mode> {
+        match s {
+            "Live" => Some(Mode::Live),
+            "ColdImage" => Some(Mode::ColdImage),
+            "ColdContext" => Some(Mode::ColdContext),
+            _ => None,
+        }
+    }
+}
+
+/// A live migration running on a thread of its own.
+#[derive(Debug)]
+pub(super) struct LiveJob {
+    started: Instant,
+    result: Option<std::result::Result<LiveMigration, String>>,
+}
+
+/// Shared between the host thread and the migration threads.
+pub(super) type LiveJobs = std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<u32, LiveJob>>>;
+
+fn now() -> Value {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    Value::DateTime(DateTime::from_unix(secs))
+}
+
+fn ms(since: Instant) -> Value {
+    Value::UnsignedInt(u32::try_from(since.elapsed().as_millis()).unwrap_or(u32::MAX))
+}
+
+/// The migration URI QEMU's stream uses: `tcp://HOST` of a `qemu+tcp://HOST/system` peer
+/// (without it the source dials the destination's host name).
+fn stream_uri(peer: &str) -> String {
+    let rest = peer.split_once("://").map_or(peer, |(_, r)| r);
+    let host = rest.split('/').next().unwrap_or("");
+    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+    // Strip the libvirtd port: QEMU picks its own from the destination's range.
+    let host = match host.rsplit_once(':') {
+        Some((h, p)) if p.chars().all(|c| c.is_ascii_digit()) && !h.ends_with(']') && !h.contains(':') => h,
+        _ => host,
+    };
+    if host.is_empty() {
+        String::new()
+    } else {
+        format!("tcp://{host}")
+    }
+}
+
+impl Host {
+    fn mig(&self, n: u32, leaf: &str) -> String {
+        format!("{INSTANCE}{n}.Migration.{leaf}")
+    }
+
+    /// The migration mode of instance `n`'s row, if a migration manages it.
+    pub(super) fn migration_mode(&self, n: u32) -> Option<Mode> {
+        Mode::parse(&self.string(&self.mig(n, "Mode")))
+    }
+
+    fn mig_status(&mut self, n: u32, status: &str, error: &str) {
+        self.set_internal(&self.mig(n, "Status"), Value::String(status.into()));
+        self.set_internal(&self.mig(n, "Error"), Value::String(error.into()));
+        if matches!(status, "Completed" | "Aborted" | "Error") {
+            self.set_internal(&self.mig(n, "EndTime"), now());
+        }
+        match status {
+            "Error" => tracing::error!(instance = n, "migration: {error}"),
+            _ => tracing::info!(instance = n, status, "migration"),
+        }
+    }
+
+    /// Active notification on the migration's Status, so the ACS hears of every change.
+    fn watch_status(&mut self, n: u32) {
+        let a = cwmp::SetParameterAttribute {
+            name: self.mig(n, "Status"),
+            notification_change: true,
+            notification: cwmp::Notification::Active,
+            access_list_change: false,
+            access_list: Vec::new(),
+        };
+        if let Err(f) = self.model.set_parameter_attributes(std::slice::from_ref(&a)) {
+            tracing::warn!(instance = n, "notification on the migration status: {}", f.string);
+        }
+    }
+
+    /// Runs the `Migration.Command` just set on instance `n`. Failures are recorded in the
+    /// migration's Status and Error (the set itself was valid).
+    pub(super) fn migration_command(&mut self, n: u32) {
+        let command = self.string(&self.mig(n, "Command"));
+        let Some(mode) = self.migration_mode(n) else {
+            self.mig_status(n, "Error", "Migration.Mode is not set");
+            return;
+        };
+        let slot = match self.state.slot_of(n) {
+            Ok(s) => s,
+            Err(e) => return self.mig_status(n, "Error", &e.to_string()),
+        };
+        let status = self.string(&self.mig(n, "Status"));
+        let outcome = match (command.as_str(), slot.as_ref().map(|s| s.usage)) {
+            ("Prepare", None) => self.prepare(n, mode),
+            ("Prepare", Some(_)) => {
+                Err(HostError::Other("this instance already runs here: it cannot be prepared".into()))
+            }
+            ("Start", Some(SlotUse::Assigned)) => self.start_outgoing(n, mode),
+            ("Start", Some(SlotUse::Outgoing)) => Ok(()),
+            ("Start", _) => Err(HostError::Other("no vRGW of this instance runs here".into())),
+            ("Complete", Some(SlotUse::Incoming)) => self.complete(n, mode),
+            ("Complete", None) if mode == Mode::ColdImage && status == "Prepared" => self.complete(n, mode),
+            ("Complete", Some(SlotUse::Assigned)) if status == "Completed" => Ok(()),
+            ("Complete", _) => Err(HostError::Other("nothing was prepared here for this instance".into())),
+            ("Abort", _) => self.abort(n, mode, slot),
+            (other, _) => Err(HostError::Other(format!("command {other:?} does nothing"))),
+        };
+        if let Err(e) = outcome {
+            self.mig_status(n, "Error", &e.to_string());
+        }
+        let p = format!("{INSTANCE}{n}.");
+        match self.state.slot_of(n).ok().flatten() {
+            Some(s) if s.usage == SlotUse::Assigned => {
+                let _ = self.refresh_instance(n, &s);
+            }
+            Some(_) => self.set_internal(&format!("{p}Status"), Value::String("Migrating".into())),
+            None => {}
+        }
+        self.update_pools();
+        self.sync_topology();
+        if let Err(e) = self.save() {
+            tracing::error!("saving the data model: {e}");
+        }
+    }
+
+    fn wanted_vlans(&self, n: u32) -> Result<(u32, u16, u16)> {
+        let w = self.wanted(n);
+        match (w.template, w.svlan, w.cvlan) {
+            (Some(t), s, c) if s != 0 && c != 0 => Ok((t, s, c)),
+            _ => Err(HostError::Other("the instance needs a Template, an SVLAN and a CVLAN first".into())),
+        }
+    }
+
+    fn peer(&self, n: u32) -> Result<(String, String)> {
+        let peer = self.string(&self.mig(n, "Peer"));
+        let dom = self.string(&self.mig(n, "PeerDomain"));
+        if peer.is_empty() || dom.is_empty() {
+            return Err(HostError::Other("Migration.Peer and Migration.PeerDomain are needed for this mode".into()));
+        }
+        Ok((peer, dom))
+    }
+
+    fn prepare(&mut self, n: u32, mode: Mode) -> Result<()> {
+        let started = Instant::now();
+        self.set_internal(&self.mig(n, "StartTime"), now());
+        self.set_internal(&self.mig(n, "Progress"), Value::UnsignedInt(0));
+        self.watch_status(n);
+        let (template, s, c) = self.wanted_vlans(n)?;
+        match mode {
+            Mode::Live => {
+                let (peer, dom) = self.peer(n)?;
+                let xml = self
+                    .compute
+                    .peer_xml(&peer, &dom, false)
+                    .map_err(|e| HostError::Other(format!("the source host's hypervisor: {e}")))?
+                    .ok_or_else(|| HostError::Other(format!("no domain {dom} at {peer}")))?;
+                let id = identity_of(&xml).ok_or_else(|| HostError::Other(format!("{dom} at {peer} is not a vRGW")))?;
+                let mgmt = |k: u32| self.mgmt_address(k);
+                let slot = self.state.new_slot(&self.cfg.agent_id, template, None, &mgmt, "")?;
+                self.state.set_identity(slot.id, &id.uuid, &id.macs, &id.mgmt_address, &id.secret)?;
+                self.state.set_slot(slot.id, SlotUse::Incoming, Some(n))?;
+                let slot = self.state.slot_of(n)?.ok_or_else(|| HostError::Other("slot vanished".into()))?;
+                let port = self.lan_port(slot.id);
+                let nic = self.vlan.lan_nic(Some((s, c)))?;
+                let mut spec = self.spec(&slot, &nic)?;
+                spec.profile = id.profile.clone();
+                // The mirrored trunk: this host carries the C-VLAN before the switch-over.
+                self.vlan.bind(&port, s, c)?;
+                self.compute.define(&spec)?;
+                tracing::info!(instance = n, slot = slot.id, domain = %slot.domain, from = %peer, "ready for the live migration");
+            }
+            Mode::ColdImage => {
+                let (peer, dom) = self.peer(n)?;
+                self.compute
+                    .peer_xml(&peer, &dom, true)
+                    .map_err(|e| HostError::Other(format!("the source host's hypervisor: {e}")))?
+                    .ok_or_else(|| HostError::Other(format!("no domain {dom} at {peer}")))?;
+            }
+            Mode::ColdContext => {
+                let pool = self
+                    .model
+                    .root()
+                    .instances(super::POOL)
+                    .into_iter()
+                    .filter(|&k| {
+                        matches!(self.value(&format!("{}{k}.Enable", super::POOL)), Some(Value::Boolean(true)))
+                    })
+                    .find(|&k| {
+                        super::row_number(TEMPLATE, &self.string(&format!("{}{k}.Template", super::POOL)))
+                            == Some(template)
+                    });
+                let taken = match pool {
+                    Some(k) => self.state.take_pooled(k)?,
+                    None => None,
+                };
+                let Some(slot) = taken else {
+                    return Err(HostError::Other(format!(
+                        "the destination pool is empty: no suspended instance of template {template} to take"
+                    )));
+                };
+                self.state.set_slot(slot.id, SlotUse::Incoming, Some(n))?;
+                self.compute.resume(&slot.domain)?;
+                self.attach(n, &slot)?;
+                tracing::info!(instance = n, slot = slot.id, "a pooled vRGW takes the configuration, unbound");
+            }
+        }
+        self.set_internal(&self.mig(n, "TotalTime"), ms(started));
+        self.mig_status(n, "Prepared", "");
+        Ok(())
+    }
+
+    fn start_outgoing(&mut self, n: u32, mode: Mode) -> Result<()> {
+        let slot = self.state.slot_of(n)?.ok_or_else(|| HostError::Other("no slot".into()))?;
+        let started = Instant::now();
+        self.set_internal(&self.mig(n, "StartTime"), now());
+        self.set_internal(&self.mig(n, "Progress"), Value::UnsignedInt(0));
+        self.set_internal(&self.mig(n, "Downtime"), Value::UnsignedInt(0));
+        self.watch_status(n);
+        let port = self.lan_port(slot.id);
+        let profile = self.mounts.get(&n).map(|m| m.profile()).and_then(|p| serde_json::to_string(&p).ok());
+        match mode {
+            Mode::Live => {
+                let (peer, dom) = self.peer(n)?;
+                let dest = self
+                    .compute
+                    .peer_xml(&peer, &dom, true)
+                    .map_err(|e| HostError::Other(format!("the destination's hypervisor: {e}")))?
+                    .ok_or_else(|| HostError::Other(format!("the destination has no domain {dom} prepared")))?;
+                // The configuration travels in the destination's ownership mark.
+                let dest = match &profile {
+                    Some(p) => with_profile(&dest, p),
+                    None => dest,
+                };
+                self.state.set_slot(slot.id, SlotUse::Outgoing, Some(n))?;
+                let jobs = self.live.clone();
+                let compute = self.compute.clone();
+                let name = slot.domain.clone();
+                let stream = stream_uri(&peer);
+                jobs.lock().unwrap_or_else(|e| e.into_inner()).insert(n, LiveJob { started, result: None });
+                std::thread::Builder::new()
+                    .name(format!("migrate-{n}"))
+                    .spawn(move || {
+                        let r = compute.migrate_live(&name, &peer, &stream, &dest).map_err(|e| e.to_string());
+                        if let Some(j) = jobs.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&n) {
+                            j.result = Some(r);
+                        }
+                    })
+                    .map_err(|e| HostError::Other(format!("starting the migration thread: {e}")))?;
+                self.mig_status(n, "Migrating", "");
+                tracing::info!(instance = n, domain = %slot.domain, to = %self.string(&self.mig(n, "Peer")), "live migration started");
+            }
+            Mode::ColdImage => {
+                self.state.set_slot(slot.id, SlotUse::Outgoing, Some(n))?;
+                self.compute.stop(&slot.domain)?;
+                let nic = self.vlan.lan_nic(Some((self.wanted(n).svlan, self.wanted(n).cvlan)))?;
+                let mut spec = self.spec(&slot, &nic)?;
+                // The definition (same UUID: `define` keeps it) now carries the configuration.
+                spec.profile = profile;
+                self.compute.define(&spec)?;
+                self.vlan.release(&port)?;
+                if let Some(m) = self.mounts.get(&n) {
+                    m.detach();
+                }
+                self.set_internal(&self.mig(n, "Progress"), Value::UnsignedInt(50));
+                self.set_internal(&self.mig(n, "TotalTime"), ms(started));
+                self.mig_status(n, "Stopped", "");
+            }
+            Mode::ColdContext => {
+                self.state.set_slot(slot.id, SlotUse::Outgoing, Some(n))?;
+                self.compute.suspend(&slot.domain)?;
+                self.vlan.unbind(&port)?;
+                self.set_internal(&self.mig(n, "Progress"), Value::UnsignedInt(50));
+                self.set_internal(&self.mig(n, "TotalTime"), ms(started));
+                self.mig_status(n, "Stopped", "");
+            }
+        }
+        Ok(())
+    }
+
+    fn complete(&mut self, n: u32, mode: Mode) -> Result<()> {
+        let started = Instant::now();
+        let (template, s, c) = self.wanted_vlans(n)?;
+        let slot = match mode {
+            Mode::Live => {
+                let slot = self.state.slot_of(n)?.ok_or_else(|| HostError::Other("no slot".into()))?;
+                match self.compute.state(&slot.domain)? {
+                    Some(DomState::Running | DomState::Paused) => {}
+                    other => {
+                        return Err(HostError::Other(format!(
+                            "the domain has not arrived (it is {})",
+                            other.map_or("undefined", DomState::as_str)
+                        )))
+                    }
+                }
+                // The ACS's copy of the configuration, if it travelled.
+                if let Some(profile) =
+                    self.compute.xml(&slot.domain, false)?.and_then(|x| identity_of(&x)).and_then(|i| i.profile)
+                {
+                    self.adopt_profile(n, &profile);
+                }
+                slot
+            }
+            Mode::ColdImage => {
+                let (peer, dom) = self.peer(n)?;
+                let xml = self
+                    .compute
+                    .peer_xml(&peer, &dom, true)
+                    .map_err(|e| HostError::Other(format!("the source host's hypervisor: {e}")))?
+                    .ok_or_else(|| HostError::Other(format!("no domain {dom} at {peer}")))?;
+                let id = identity_of(&xml).ok_or_else(|| HostError::Other(format!("{dom} at {peer} is not a vRGW")))?;
+                if self.string(&format!("{TEMPLATE}{template}.Image")).ends_with(".qcow2") {
+                    return Err(HostError::Other(
+                        "moving a disk overlay between hosts is not supported: use Live or ColdContext for disk templates"
+                            .into(),
+                    ));
+                }
+                let mgmt = |k: u32| self.mgmt_address(k);
+                let slot = self.state.new_slot(&self.cfg.agent_id, template, None, &mgmt, &Self::secret())?;
+                self.state.set_identity(slot.id, &id.uuid, &id.macs, &slot.mgmt_address, &slot.secret)?;
+                self.state.set_slot(slot.id, SlotUse::Incoming, Some(n))?;
+                let slot = self.state.slot_of(n)?.ok_or_else(|| HostError::Other("slot vanished".into()))?;
+                if let Some(p) = &id.profile {
+                    self.adopt_profile(n, p);
+                }
+                let nic = self.vlan.lan_nic(Some((s, c)))?;
+                let spec = self.spec(&slot, &nic)?;
+                self.compute.define(&spec)?;
+                self.compute.start(&slot.domain)?;
+                slot
+            }
+            Mode::ColdContext => self.state.slot_of(n)?.ok_or_else(|| HostError::Other("no slot".into()))?,
+        };
+        let port = self.lan_port(slot.id);
+        self.vlan.bind(&port, s, c)?;
+        let nic = self.vlan.lan_nic(Some((s, c)))?;
+        let spec = self.spec(&slot, &nic)?;
+        self.compute.define(&spec)?;
+        self.state.set_slot(slot.id, SlotUse::Assigned, Some(n))?;
+        self.attach(n, &slot)?;
+        if mode != Mode::Live {
+            self.set_internal(&self.mig(n, "Downtime"), ms(started));
+        }
+        self.set_internal(&self.mig(n, "Progress"), Value::UnsignedInt(100));
+        self.set_internal(&self.mig(n, "TotalTime"), ms(started));
+        self.set_internal(&format!("{INSTANCE}{n}.LastError"), Value::String(String::new()));
+        self.mig_status(n, "Completed", "");
+        tracing::info!(instance = n, slot = slot.id, domain = %slot.domain, "the vRGW runs here now");
+        Ok(())
+    }
+
+    /// The instance's mount takes this configuration (a profile snapshot as JSON).
+    fn adopt_profile(&mut self, n: u32, json: &str) {
+        let tree = serde_json::from_str::<datamodel::tree::Snapshot>(json)
+            .map_err(|e| e.to_string())
+            .and_then(|snap| Tree::restore(Schema::vrgw(), snap));
+        match tree {
+            Ok(t) => {
+                let m = ProxyMount::with_profile(self.rt.clone(), t);
+                self.model.mount(&format!("{INSTANCE}{n}.Device."), Box::new(m.clone()));
+                self.mounts.insert(n, m);
+            }
+            Err(e) => tracing::warn!(instance = n, "the configuration that came with the vRGW is unreadable: {e}"),
+        }
+    }
+
+    fn abort(&mut self, n: u32, mode: Mode, slot: Option<Slot>) -> Result<()> {
+        let Some(slot) = slot else {
+            // Destination, nothing made yet (ColdImage prepared, or a failed prepare).
+            self.mig_status(n, "Aborted", "");
+            return Ok(());
+        };
+        let w = self.wanted(n);
+        let port = self.lan_port(slot.id);
+        match (slot.usage, mode) {
+            (SlotUse::Incoming, _) => {
+                // Destination: never give up a vRGW that already runs only here.
+                if mode == Mode::Live
+                    && matches!(self.compute.state(&slot.domain)?, Some(DomState::Running | DomState::Paused))
+                {
+                    return Err(HostError::Other(
+                        "the vRGW already runs here (the live migration went through): complete it instead".into(),
+                    ));
+                }
+                if let Some(m) = self.mounts.get(&n) {
+                    m.detach();
+                }
+                self.destroy_slot(&slot)?;
+            }
+            (SlotUse::Outgoing, Mode::Live) => {
+                return Err(HostError::Other("a live migration under way finishes or fails by itself".into()));
+            }
+            (SlotUse::Outgoing, Mode::ColdImage) => {
+                self.vlan.bind(&port, w.svlan, w.cvlan)?;
+                if self.compute.state(&slot.domain)? == Some(DomState::ShutOff) {
+                    self.compute.start(&slot.domain)?;
+                }
+                self.state.set_slot(slot.id, SlotUse::Assigned, Some(n))?;
+                self.attach(n, &slot)?;
+            }
+            (SlotUse::Outgoing, Mode::ColdContext) => {
+                self.vlan.bind(&port, w.svlan, w.cvlan)?;
+                if self.compute.state(&slot.domain)? == Some(DomState::Paused) {
+                    self.compute.resume(&slot.domain)?;
+                }
+                self.state.set_slot(slot.id, SlotUse::Assigned, Some(n))?;
+            }
+            (SlotUse::Assigned, _) => {}
+            (other, _) => return Err(HostError::Other(format!("nothing to abort (the slot is {other:?})"))),
+        }
+        self.mig_status(n, "Aborted", "");
+        Ok(())
+    }
+
+    /// Finishes the live migrations whose threads are done, and updates the progress of those
+    /// still running. Whether any is still running.
+    pub fn migration_poll(&mut self) -> bool {
+        if self.live.lock().unwrap_or_else(|e| e.into_inner()).is_empty() {
+            return false;
+        }
+        let finished: Vec<(u32, Instant, std::result::Result<LiveMigration, String>)> = {
+            let mut jobs = self.live.lock().unwrap_or_else(|e| e.into_inner());
+            let done: Vec<u32> = jobs.iter().filter(|(_, j)| j.result.is_some()).map(|(n, _)| *n).collect();
+            done.into_iter().filter_map(|n| jobs.remove(&n).and_then(|j| Some((n, j.started, j.result?)))).collect()
+        };
+        for (n, started, r) in finished {
+            let slot = self.state.slot_of(n).ok().flatten();
+            match (r, slot) {
+                (Ok(m), Some(slot)) => {
+                    self.set_internal(&self.mig(n, "Downtime"), Value::UnsignedInt(m.downtime_ms as u32));
+                    self.set_internal(&self.mig(n, "Progress"), Value::UnsignedInt(100));
+                    self.set_internal(&self.mig(n, "TotalTime"), ms(started));
+                    if let Err(e) = self.left(n, &slot) {
+                        tracing::error!(instance = n, "cleaning up after the migration: {e}");
+                    }
+                    tracing::info!(
+                        instance = n,
+                        downtime_ms = m.downtime_ms,
+                        total_ms = m.total_ms,
+                        transferred = m.transferred_bytes,
+                        "live migration done"
+                    );
+                    self.mig_status(n, "Completed", "");
+                }
+                (Err(e), Some(slot)) => {
+                    let _ = self.state.set_slot(slot.id, SlotUse::Assigned, Some(n));
+                    self.set_internal(&self.mig(n, "TotalTime"), ms(started));
+                    self.mig_status(n, "Error", &format!("live migration failed, the vRGW stays here: {e}"));
+                    let _ = self.refresh_instance(n, &slot);
+                }
+                (_, None) => {}
+            }
+            self.sync_topology();
+            if let Err(e) = self.save() {
+                tracing::error!("saving the data model: {e}");
+            }
+        }
+        let running: Vec<u32> = self.live.lock().unwrap_or_else(|e| e.into_inner()).keys().copied().collect();
+        if self.progress_at.elapsed() < std::time::Duration::from_millis(250) {
+            return !running.is_empty();
+        }
+        self.progress_at = Instant::now();
+        for n in &running {
+            if let Some(slot) = self.state.slot_of(*n).ok().flatten() {
+                if let Ok(Some(p)) = self.compute.job_progress(&slot.domain) {
+                    self.set_internal(&self.mig(*n, "Progress"), Value::UnsignedInt(p.min(99)));
+                }
+            }
+        }
+        !running.is_empty()
+    }
+
+    /// The vRGW of instance `n` left this host: its port, VLAN and slot go (libvirt undefined
+    /// the domain), the row stays until the ACS deletes it.
+    fn left(&mut self, n: u32, slot: &Slot) -> Result<()> {
+        let port = self.lan_port(slot.id);
+        let svlan = self.wanted(n).svlan;
+        if let Some(m) = self.mounts.get(&n) {
+            m.detach();
+        }
+        self.vlan.release(&port)?;
+        if svlan != 0 {
+            self.vlan.remove_svlan_if_unused(svlan)?;
+        }
+        // Whatever libvirt left (a persistent definition when the undefine did not happen).
+        if self.compute.state(&slot.domain)?.is_some_and(|s| s == DomState::ShutOff) {
+            self.compute.undefine(&slot.domain)?;
+        }
+        self.state.drop_slot(slot.id)?;
+        let p = format!("{INSTANCE}{n}.");
+        self.set_internal(&format!("{p}Status"), Value::String("Migrated".into()));
+        self.set_internal(&format!("{p}Domain"), Value::String(String::new()));
+        Ok(())
+    }
+
+    /// After a restart: an outgoing slot whose domain is gone went to the destination (live);
+    /// one whose domain runs here stayed (the migration failed while the agent was down).
+    pub(super) fn reconcile_migrations(&mut self) -> Result<()> {
+        for slot in self.state.slots()? {
+            let Some(n) = slot.instance else { continue };
+            if slot.usage != SlotUse::Outgoing || self.migration_mode(n) != Some(Mode::Live) {
+                continue;
+            }
+            match self.compute.state(&slot.domain)? {
+                None => {
+                    tracing::warn!(instance = n, "the live migration went through while the agent was down");
+                    self.left(n, &slot)?;
+                    self.mig_status(n, "Completed", "");
+                }
+                Some(DomState::Running | DomState::Paused) => {
+                    tracing::warn!(
+                        instance = n,
+                        "the live migration did not finish while the agent was down; the vRGW stays here"
+                    );
+                    self.state.set_slot(slot.id, SlotUse::Assigned, Some(n))?;
+                    self.mig_status(n, "Error", "the agent restarted during the live migration; the vRGW stayed here");
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `xml` (a domain definition of ours) with `profile` in its ownership mark.
+fn with_profile(xml: &str, profile: &str) -> String {
+    let spec_attr = format!(" profile='{}'", profile.bytes().map(|b| format!("{b:02x}")).collect::<String>());
+    let Some(at) = xml.find("<owner").or_else(|| xml.find("<vrgw:owner")) else { return xml.to_string() };
+    let Some(end) = xml[at..].find("/>").map(|e| at + e) else { return xml.to_string() };
+    let mut tag = xml[at..end].to_string();
+    // An earlier profile is replaced.
+    if let Some(p) = tag.find(" profile=") {
+        tag.truncate(p);
+    }
+    format!("{}{}{}{}", &xml[..at], tag.trim_end(), spec_attr, &xml[end..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stream_goes_to_the_peers_address() {
+        assert_eq!(stream_uri("qemu+tcp://10.98.0.2/system"), "tcp://10.98.0.2");
+        assert_eq!(stream_uri("qemu+tcp://root@10.98.0.2:16509/system"), "tcp://10.98.0.2");
+        assert_eq!(stream_uri("qemu+tls://host-b.example/system"), "tcp://host-b.example");
+        assert_eq!(stream_uri("test:///default"), "");
+    }
+
+    #[test]
+    fn the_profile_rides_in_the_mark() {
+        let xml = "<domain><metadata><owner xmlns=\"urn:x\" agent=\"b\" slot=\"3\"/></metadata></domain>";
+        let with = with_profile(xml, "{\"a\":1}");
+        let id_attr = crate::domain::identity_of(&format!(
+            "<domain><uuid>u</uuid>{}<interface><mac address='a'/></interface><interface><mac address='b'/></interface><interface><mac address='c'/></interface><entry>vrgw.mgmt=m</entry><entry>vrgw.secret=s</entry></domain>",
+            &with["<domain>".len()..with.len() - "</domain>".len()]
+        ))
+        .expect("ours");
+        assert_eq!(id_attr.profile.as_deref(), Some("{\"a\":1}"));
+        // Replacing, not adding.
+        let twice = with_profile(&with, "{}");
+        assert_eq!(twice.matches(" profile=").count(), 1);
+        assert_eq!(with_profile("<domain/>", "{}"), "<domain/>");
+    }
+}
