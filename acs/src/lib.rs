@@ -10,6 +10,7 @@
 //! - [`presets`]: provisioning profiles applied on Inform events.
 //! - [`profiles`]: subscribers' own settings, applied to their vRGW wherever it runs;
 //!   [`portal`]: the customer web form they make them in.
+//! - [`migration`]: moving a vRGW between hosts, orchestrated as tasks on both.
 //! - [`webhooks`]: device and task events delivered to HTTP endpoints, with retries.
 //! - [`tls`]: TLS for the CWMP endpoint.
 //! - [`conn_req`]: connection requests; [`sim`]: the simulated CPE.
@@ -18,6 +19,7 @@
 pub use cwmp::auth;
 pub mod conn_req;
 pub mod endpoint;
+pub mod migration;
 pub mod nbi;
 pub mod portal;
 pub mod presets;

@@ -43,6 +43,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/subscribers"),
     ("PUT", "/subscribers/{id}"),
     ("DELETE", "/subscribers/{id}"),
+    ("POST", "/devices/{id}/instances/{n}/migrate"),
+    ("GET", "/migrations"),
+    ("GET", "/migrations/{id}"),
 ];
 
 /// Settings of the NBI.
@@ -297,6 +300,58 @@ impl Nbi {
                     }
                 }
             }
+            (&Method::POST, ["devices", dev, "instances", n, "migrate"]) => {
+                let Ok(n) = n.parse::<u32>() else { return error(StatusCode::BAD_REQUEST, "an instance number is a number") };
+                let spec: Json = match serde_json::from_slice(&body) {
+                    Ok(v) => v,
+                    Err(e) => return error(StatusCode::BAD_REQUEST, format!("the request is not JSON: {e}")),
+                };
+                let Some(target) = spec.get("target").and_then(Json::as_str) else {
+                    return error(StatusCode::BAD_REQUEST, "\"target\" (the destination host's device id) is required");
+                };
+                let mode = match spec.get("mode").and_then(Json::as_str).map(crate::migration::Mode::parse) {
+                    Some(Some(m)) => m,
+                    _ => return error(StatusCode::BAD_REQUEST, "\"mode\" is one of live, cold-image, cold-context"),
+                };
+                let step_timeout = match spec.get("stepTimeout") {
+                    None => Duration::from_secs(60),
+                    Some(v) => match v.as_u64().filter(|s| (1..=3600).contains(s)) {
+                        Some(s) => Duration::from_secs(s),
+                        None => return error(StatusCode::BAD_REQUEST, "\"stepTimeout\" is 1 to 3600 seconds"),
+                    },
+                };
+                let req = crate::migration::Request {
+                    source: dev.to_string(),
+                    instance: n,
+                    target: target.to_string(),
+                    mode,
+                    step_timeout,
+                };
+                let cr = crate::migration::Cr {
+                    username: self.config.cr_username.clone(),
+                    password: self.config.cr_password.clone(),
+                    timeout: self.config.cr_timeout,
+                };
+                match crate::migration::start(self.acs.clone(), cr, req) {
+                    Ok((_, r)) => json_response(StatusCode::ACCEPTED, &r),
+                    Err((code, msg)) => error(StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST), msg),
+                }
+            }
+            (&Method::GET, ["migrations"]) => match store.migrations() {
+                Ok(ms) => json_response(
+                    StatusCode::OK,
+                    &Json::Array(ms.iter().map(|(i, r)| crate::migration::to_json(*i, r)).collect()),
+                ),
+                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            },
+            (&Method::GET, ["migrations", id]) => match id.parse::<i64>() {
+                Ok(id) => match crate::migration::find(store.as_ref(), id) {
+                    Ok(Some(r)) => json_response(StatusCode::OK, &r),
+                    Ok(None) => error(StatusCode::NOT_FOUND, format!("no migration {id}")),
+                    Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+                },
+                Err(_) => error(StatusCode::BAD_REQUEST, "a migration id is a number"),
+            },
             (&Method::POST | &Method::DELETE, ["devices", dev, "tags", tag]) => {
                 let (dev, tag, add) = (dev.to_string(), tag.to_string(), method == Method::POST);
                 blocking(Box::new(move || match store.device(&dev) {

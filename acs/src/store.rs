@@ -228,6 +228,10 @@ pub trait Store: Send + Sync + 'static {
     fn subscriber_params(&self, value: &str) -> Result<Vec<(String, String)>>;
     /// Whether any subscriber has saved settings (cheap; no deferred write is flushed).
     fn has_profiles(&self) -> Result<bool>;
+    /// Records a migration (a new one when `id` is `None`); returns its id.
+    fn put_migration(&self, id: Option<i64>, record: &serde_json::Value) -> Result<i64>;
+    /// Every migration, oldest first.
+    fn migrations(&self) -> Result<Vec<(i64, serde_json::Value)>>;
     /// The `(name, value)` of every cached parameter of `device` whose name ends in `.Subscriber`.
     fn subscriber_rows(&self, device: &str) -> Result<Vec<(String, String)>>;
     /// Creates a subscriber or changes their password (the profile stays).
@@ -308,6 +312,8 @@ const MIGRATIONS: &[&str] = &[
     // subscriber's vRGW (a web-form page, the NBI's list) is a scan of the cache.
     "DROP INDEX params_subscriber_value;
      DROP INDEX params_subscriber_device;",
+    // 5: migrations of vRGWs between hosts, each a JSON record its orchestration keeps current.
+    "CREATE TABLE migrations (id INTEGER PRIMARY KEY AUTOINCREMENT, record TEXT NOT NULL);",
 ];
 
 fn task_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Task> {
@@ -757,6 +763,32 @@ impl Store for SqliteStore {
             .prepare_cached("SELECT device, name FROM params WHERE substr(name, -11) = '.Subscriber' AND value = ?1")?;
         let rows = st.query_map([value], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    fn put_migration(&self, id: Option<i64>, record: &serde_json::Value) -> Result<i64> {
+        let db = self.db();
+        match id {
+            Some(id) => {
+                db.execute("UPDATE migrations SET record = ?2 WHERE id = ?1", params![id, record.to_string()])?;
+                Ok(id)
+            }
+            None => {
+                db.execute("INSERT INTO migrations (record) VALUES (?1)", [record.to_string()])?;
+                Ok(db.last_insert_rowid())
+            }
+        }
+    }
+
+    fn migrations(&self) -> Result<Vec<(i64, serde_json::Value)>> {
+        let db = self.db();
+        let mut st = db.prepare("SELECT id, record FROM migrations ORDER BY id")?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (id, text) = r?;
+            out.push((id, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)));
+        }
+        Ok(out)
     }
 
     fn has_profiles(&self) -> Result<bool> {

@@ -365,6 +365,12 @@ mod tests {
         assert_eq!(identity_of("<domain><name>x</name></domain>"), None);
         let two_nics = s.to_xml().replacen("<interface", "<disk", 1);
         assert_eq!(identity_of(&two_nics), None);
+        // Any cut of it (what a broken peer could send) is read or refused, never a panic.
+        let full = s.to_xml();
+        for i in 0..full.len() {
+            let _ = identity_of(&full[..i]);
+            let _ = identity_of(&full[i..]);
+        }
         // A damaged profile is dropped, not misread.
         assert_eq!(unhex("4"), None);
         assert_eq!(unhex("zz"), None);

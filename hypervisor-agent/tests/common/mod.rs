@@ -35,12 +35,22 @@ pub fn start_acs_tls(
     agent: &str,
     tls: Option<(&Path, &Path)>,
 ) -> (SocketAddr, SocketAddr) {
+    start_acs_for(rt, dir, &[agent], tls)
+}
+
+/// The same for several agents (each with the password `host-secret`).
+pub fn start_acs_for(
+    rt: &tokio::runtime::Runtime,
+    dir: &Path,
+    agents: &[&str],
+    tls: Option<(&Path, &Path)>,
+) -> (SocketAddr, SocketAddr) {
     let tls = tls.map(|(c, k)| acs::tls::acceptor(c, k).expect("TLS acceptor"));
     rt.block_on(async {
         let store = Arc::new(SqliteStore::open(&dir.join("acs.db")).expect("acs store"));
         store.start_flusher(Duration::from_millis(3));
         let endpoint = EndpointConfig {
-            credentials: HashMap::from([(agent.to_string(), "host-secret".to_string())]),
+            credentials: agents.iter().map(|a| (a.to_string(), "host-secret".to_string())).collect::<HashMap<_, _>>(),
             session_timeout: Duration::from_secs(300),
             max_body: 4 << 20,
             file_base_url: "http://127.0.0.1:9/files".into(),

@@ -1,0 +1,594 @@
+//! Moving a subscriber's vRGW between hosts: the ACS's side of the migration operations the
+//! host agents offer in `Instance.{i}.Migration.` (docs/migration.md).
+//!
+//! An orchestration is a sequence of ordinary tasks on the two host devices, each delivered with
+//! a connection request and waited for: read the instance on the source, add it on the
+//! destination with `Command` `Prepare`, (context-based: copy its configuration), tell the
+//! source `Start` and wait for its `Status`, tell the destination `Complete`, delete the source's
+//! row. When a step fails the ones done are undone in reverse (the source told `Abort`, the
+//! destination's row deleted), so the vRGW runs at exactly one place; a task a host did not run in
+//! time is deleted, never delivered late. The record (`GET /migrations/{id}`) keeps each step with
+//! its time.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value as Json};
+
+use crate::endpoint::Acs;
+use crate::store::{Store, TaskStatus};
+
+const V: &str = "Device.X_VRGW-ORG_Virtualization.";
+const INSTANCE: &str = "Device.X_VRGW-ORG_Virtualization.Instance.";
+
+/// How a migration moves the vRGW.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// libvirt live migration.
+    Live,
+    /// Stop, move, start.
+    ColdImage,
+    /// A pooled instance at the destination takes the configuration.
+    ColdContext,
+}
+
+impl Mode {
+    /// From the NBI's names.
+    pub fn parse(s: &str) -> Option<Mode> {
+        match s {
+            "live" => Some(Mode::Live),
+            "cold-image" => Some(Mode::ColdImage),
+            "cold-context" => Some(Mode::ColdContext),
+            _ => None,
+        }
+    }
+
+    fn nbi(self) -> &'static str {
+        match self {
+            Mode::Live => "live",
+            Mode::ColdImage => "cold-image",
+            Mode::ColdContext => "cold-context",
+        }
+    }
+
+    fn model(self) -> &'static str {
+        match self {
+            Mode::Live => "Live",
+            Mode::ColdImage => "ColdImage",
+            Mode::ColdContext => "ColdContext",
+        }
+    }
+}
+
+/// What the NBI asked for.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Source host device.
+    pub source: String,
+    /// Instance number there.
+    pub instance: u32,
+    /// Destination host device.
+    pub target: String,
+    /// Mode.
+    pub mode: Mode,
+    /// How long a host may take for one step.
+    pub step_timeout: Duration,
+}
+
+/// Connection-request settings.
+#[derive(Debug, Clone)]
+pub struct Cr {
+    /// Default user for devices without their own.
+    pub username: String,
+    /// Its password.
+    pub password: String,
+    /// Timeout of one request.
+    pub timeout: Duration,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Checks a request and records it; the orchestration runs in the background. Returns the
+/// record.
+pub fn start(acs: Arc<Acs>, cr: Cr, req: Request) -> Result<(i64, Json), (u16, String)> {
+    let store = acs.store.clone();
+    for d in [&req.source, &req.target] {
+        match store.device(d) {
+            Ok(Some(_)) => {}
+            Ok(None) => return Err((404, format!("no device {d}"))),
+            Err(e) => return Err((500, e.to_string())),
+        }
+    }
+    if req.source == req.target {
+        return Err((400, "the target is the source".into()));
+    }
+    let busy =
+        store.migrations().map_err(|e| (500, e.to_string()))?.into_iter().any(|(_, r)| {
+            r["status"] == "running" && r["source"] == req.source.as_str() && r["instance"] == req.instance
+        });
+    if busy {
+        return Err((409, format!("instance {} of {} is being migrated already", req.instance, req.source)));
+    }
+    let record = json!({
+        "source": req.source, "instance": req.instance, "target": req.target, "mode": req.mode.nbi(),
+        "status": "running", "step": "reading the instance", "started": now_ms(), "steps": [],
+    });
+    let id = store.put_migration(None, &record).map_err(|e| (500, e.to_string()))?;
+    let mut run = Run { acs, cr, req, id, record: record.clone(), t0: Instant::now() };
+    tokio::spawn(async move { run.go().await });
+    let mut r = record;
+    r["_id"] = json!(id.to_string());
+    Ok((id, r))
+}
+
+struct Run {
+    acs: Arc<Acs>,
+    cr: Cr,
+    req: Request,
+    id: i64,
+    record: Json,
+    t0: Instant,
+}
+
+/// What the source's instance is.
+struct Source {
+    template_name: String,
+    subscriber: String,
+    svlan: String,
+    cvlan: String,
+    domain: String,
+    uri: String,
+}
+
+fn param(result: &Json, name: &str) -> Option<String> {
+    result["parameters"].as_array()?.iter().find(|p| p[0] == name).and_then(|p| p[1].as_str()).map(str::to_string)
+}
+
+fn params(result: &Json) -> Vec<(String, String, String)> {
+    result["parameters"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| {
+                    Some((p[0].as_str()?.to_string(), p[1].as_str()?.to_string(), p[2].as_str()?.to_string()))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The Template row named `name` in a result holding `...Template.` values.
+fn template_named(result: &Json, name: &str) -> Option<String> {
+    params(result).into_iter().find_map(|(p, v, _)| {
+        let row = p.strip_prefix(&format!("{V}Template."))?.strip_suffix(".Name")?;
+        (v == name && !name.is_empty()).then(|| format!("{V}Template.{row}"))
+    })
+}
+
+impl Run {
+    fn note(&mut self, step: &str) {
+        tracing::info!(migration = self.id, step, "migration");
+        self.record["step"] = json!(step);
+        if let Some(steps) = self.record["steps"].as_array_mut() {
+            steps.push(json!({"step": step, "at_ms": self.t0.elapsed().as_millis() as u64}));
+        }
+        self.save();
+    }
+
+    fn save(&self) {
+        if let Err(e) = self.acs.store.put_migration(Some(self.id), &self.record) {
+            tracing::error!(migration = self.id, "recording the migration: {e}");
+        }
+    }
+
+    /// Runs one task on `device` and waits for it; a task not run in time is deleted.
+    async fn task(&self, device: &str, spec: Json) -> Result<Json, String> {
+        let store = self.acs.store.clone();
+        let t = store.enqueue(device, &spec, now_ms() / 1000).map_err(|e| e.to_string())?;
+        let deadline = tokio::time::Instant::now() + self.req.step_timeout;
+        let mut next_cr = tokio::time::Instant::now();
+        loop {
+            if tokio::time::Instant::now() >= next_cr {
+                if let Ok(Some(d)) = store.device(device) {
+                    let (u, p) = if d.cr_username.is_empty() {
+                        (self.cr.username.clone(), self.cr.password.clone())
+                    } else {
+                        (d.cr_username.clone(), d.cr_password.clone())
+                    };
+                    if let Err(e) = crate::conn_req::send(&d.cr_url, &u, &p, self.cr.timeout).await {
+                        tracing::warn!(device, migration = self.id, "connection request: {e}");
+                    }
+                }
+                next_cr = tokio::time::Instant::now() + Duration::from_secs(5);
+            }
+            let notified = self.acs.task_events.notified();
+            match store.task(t.id).map_err(|e| e.to_string())? {
+                Some(t) if matches!(t.status, TaskStatus::Done) => return Ok(t.result.unwrap_or(Json::Null)),
+                Some(t) if matches!(t.status, TaskStatus::Fault) => {
+                    let f = store.faults().unwrap_or_default().into_iter().find(|f| f.task == Some(t.id));
+                    let _ = store.delete_task(t.id);
+                    return Err(match f {
+                        Some(f) => format!("{device} refused {}: {} {} {}", spec["name"], f.code, f.message, f.detail),
+                        None => format!("{device} refused {}", spec["name"]),
+                    });
+                }
+                Some(_) => {}
+                None => return Err("the task was deleted".into()),
+            }
+            let wake = deadline.min(next_cr);
+            let _ = tokio::time::timeout_at(wake, notified).await;
+            if tokio::time::Instant::now() >= deadline {
+                // Not delivered late: a host that comes back must not act on a stale step.
+                let _ = store.delete_task(t.id);
+                return Err(format!(
+                    "{device} did not answer within {} s ({} was not run)",
+                    self.req.step_timeout.as_secs(),
+                    spec["name"]
+                ));
+            }
+        }
+    }
+
+    async fn set(&self, device: &str, values: Vec<Json>) -> Result<Json, String> {
+        self.task(device, json!({"name": "setParameterValues", "parameterValues": values})).await
+    }
+
+    /// Sets `Migration.Command` of instance `n` on `device`; returns its `Migration.` values
+    /// read after it.
+    async fn command(&self, device: &str, n: u32, cmd: &str) -> Result<Json, String> {
+        let m = format!("{INSTANCE}{n}.Migration.");
+        self.set(device, vec![json!([format!("{m}Command"), cmd, "xsd:string"])]).await?;
+        self.task(device, json!({"name": "getParameterValues", "parameterNames": [m]})).await
+    }
+
+    /// Reads `Migration.Status` of instance `n` on `device` until it is one of `until`.
+    async fn wait_status(&self, device: &str, n: u32, until: &[&str]) -> Result<(String, Json), String> {
+        let deadline = Instant::now() + self.req.step_timeout.max(Duration::from_secs(120));
+        let m = format!("{INSTANCE}{n}.Migration.");
+        loop {
+            let r = self.task(device, json!({"name": "getParameterValues", "parameterNames": [m]})).await?;
+            let status = param(&r, &format!("{m}Status")).unwrap_or_default();
+            if until.contains(&status.as_str()) {
+                return Ok((status, r));
+            }
+            if Instant::now() > deadline {
+                return Err(format!("{device}: the migration stayed {status}"));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn go(&mut self) {
+        let outcome = self.steps().await;
+        self.record["ended"] = json!(now_ms());
+        self.record["total_ms"] = json!(self.t0.elapsed().as_millis() as u64);
+        match outcome {
+            Ok(()) => {
+                self.record["status"] = json!("completed");
+                self.note("done");
+            }
+            Err(e) => {
+                tracing::error!(migration = self.id, "migration failed: {e}");
+                self.record["status"] = json!("failed");
+                self.record["error"] = json!(e);
+                self.note("failed");
+            }
+        }
+    }
+
+    async fn read_source(&mut self) -> Result<Source, String> {
+        let (src, n) = (self.req.source.clone(), self.req.instance);
+        let p = format!("{INSTANCE}{n}.");
+        let names: Vec<String> = ["Template", "Subscriber", "SVLAN", "CVLAN", "Domain", "Status"]
+            .iter()
+            .map(|l| format!("{p}{l}"))
+            .chain([format!("{V}MigrationURI"), format!("{V}Template.")])
+            .collect();
+        let r = self.task(&src, json!({"name": "getParameterValues", "parameterNames": names})).await?;
+        let template = param(&r, &format!("{p}Template")).unwrap_or_default();
+        let template_name = param(&r, &format!("{}.Name", template.trim_end_matches('.'))).unwrap_or_default();
+        let s = Source {
+            template_name,
+            subscriber: param(&r, &format!("{p}Subscriber")).unwrap_or_default(),
+            svlan: param(&r, &format!("{p}SVLAN")).unwrap_or_default(),
+            cvlan: param(&r, &format!("{p}CVLAN")).unwrap_or_default(),
+            domain: param(&r, &format!("{p}Domain")).unwrap_or_default(),
+            uri: param(&r, &format!("{V}MigrationURI")).unwrap_or_default(),
+        };
+        if s.domain.is_empty() {
+            return Err(format!("instance {n} of {src} has no running vRGW to migrate"));
+        }
+        if s.template_name.is_empty() {
+            return Err(format!("instance {n} of {src}: its template has no Name to find at the target"));
+        }
+        if self.req.mode != Mode::ColdContext && s.uri.is_empty() {
+            return Err(format!("{src} has no MigrationURI: it takes part in no {} migration", self.req.mode.nbi()));
+        }
+        self.record["subscriber"] = json!(s.subscriber);
+        Ok(s)
+    }
+
+    async fn steps(&mut self) -> Result<(), String> {
+        let (src, dst, n, mode) = (self.req.source.clone(), self.req.target.clone(), self.req.instance, self.req.mode);
+        let s = self.read_source().await?;
+        self.note("reading the target");
+        let r = self
+            .task(&dst, json!({"name": "getParameterValues", "parameterNames": [format!("{V}MigrationURI"), format!("{V}Template.")]}))
+            .await?;
+        let dst_uri = param(&r, &format!("{V}MigrationURI")).unwrap_or_default();
+        let template = template_named(&r, &s.template_name)
+            .ok_or_else(|| format!("{dst} has no template named {:?}", s.template_name))?;
+        if mode != Mode::ColdContext && dst_uri.is_empty() {
+            return Err(format!("{dst} has no MigrationURI: it takes part in no {} migration", mode.nbi()));
+        }
+
+        self.note("preparing the target");
+        let add = json!({"name": "addObject", "objectName": INSTANCE, "parameterValues": [
+            ["Subscriber", s.subscriber, "xsd:string"], ["Template", template, "xsd:string"],
+            ["SVLAN", s.svlan, "xsd:unsignedInt"], ["CVLAN", s.cvlan, "xsd:unsignedInt"],
+            ["Migration.Mode", mode.model(), "xsd:string"], ["Migration.Peer", s.uri, "xsd:string"],
+            ["Migration.PeerDomain", s.domain, "xsd:string"], ["Migration.PeerHost", src, "xsd:string"],
+            ["Migration.Command", "Prepare", "xsd:string"]]});
+        let r = self.task(&dst, add).await?;
+        let Some(m) = r["instance"].as_u64().and_then(|m| u32::try_from(m).ok()) else {
+            return Err(format!("{dst} did not say which instance it added"));
+        };
+        self.record["target_instance"] = json!(m);
+        let q = format!("{INSTANCE}{m}.");
+        let status = param(&r, &format!("{q}Migration.Status")).unwrap_or_default();
+        if status != "Prepared" {
+            let why = param(&r, &format!("{q}Migration.Error")).unwrap_or_default();
+            self.undo_target(m).await;
+            return Err(format!("{dst} could not prepare: {why}"));
+        }
+        let dst_domain = param(&r, &format!("{q}Domain")).unwrap_or_default();
+
+        if mode == Mode::ColdContext {
+            self.note("copying the configuration");
+            if let Err(e) = self.copy_configuration(m).await {
+                self.undo_target(m).await;
+                return Err(e);
+            }
+        }
+
+        self.note("starting at the source");
+        let mp = format!("{INSTANCE}{n}.Migration.");
+        let start = vec![
+            json!([format!("{mp}Mode"), mode.model(), "xsd:string"]),
+            json!([format!("{mp}Peer"), dst_uri, "xsd:string"]),
+            json!([format!("{mp}PeerDomain"), dst_domain, "xsd:string"]),
+            json!([format!("{mp}PeerHost"), dst, "xsd:string"]),
+            json!([format!("{mp}Command"), "Start", "xsd:string"]),
+        ];
+        match self.set(&src, start).await {
+            Ok(_) => {}
+            Err(e) => {
+                // The source may or may not have acted: ask it where the vRGW is before undoing.
+                return Err(self.after_source_failure(m, e).await);
+            }
+        }
+        let (status, r) = match self.wait_status(&src, n, &["Completed", "Stopped", "Error", "Aborted"]).await {
+            Ok(x) => x,
+            Err(e) => return Err(self.after_source_failure(m, e).await),
+        };
+        if status == "Error" || status == "Aborted" {
+            let why = param(&r, &format!("{mp}Error")).unwrap_or_default();
+            self.undo_target(m).await;
+            return Err(format!("{src} did not let the vRGW go: {why}"));
+        }
+        let stopped_at = Instant::now();
+        if mode == Mode::Live {
+            let d = param(&r, &format!("{mp}Downtime")).and_then(|d| d.parse::<u64>().ok()).unwrap_or(0);
+            self.record["downtime_ms"] = json!(d);
+        }
+
+        self.note("completing at the target");
+        let done = self.command(&dst, m, "Complete").await;
+        let status = match &done {
+            Ok(r) => param(r, &format!("{q}Migration.Status")).unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if status != "Completed" {
+            let why = match &done {
+                Ok(r) => param(r, &format!("{q}Migration.Error")).unwrap_or_default(),
+                Err(e) => e.clone(),
+            };
+            if mode == Mode::Live {
+                // The domain already left the source; only the destination can run it.
+                return Err(format!(
+                    "{dst} did not complete the live migration ({why}); the vRGW runs there, retry Complete"
+                ));
+            }
+            self.note("aborting at the source");
+            let back = self.command(&src, n, "Abort").await.map(|r| param(&r, &format!("{mp}Status")));
+            self.undo_target(m).await;
+            return Err(match back {
+                Ok(Some(st)) if st == "Aborted" => {
+                    format!("{dst} could not take over ({why}); the vRGW runs at {src} again")
+                }
+                Ok(st) => format!("{dst} could not take over ({why}); {src} answered the abort with {st:?}"),
+                Err(e) => format!("{dst} could not take over ({why}); the abort at {src} failed too: {e}"),
+            });
+        }
+        if mode != Mode::Live {
+            self.record["downtime_ms"] = json!(stopped_at.elapsed().as_millis() as u64);
+        }
+
+        self.note("releasing the source");
+        if let Err(e) = self.task(&src, json!({"name": "deleteObject", "objectName": format!("{INSTANCE}{n}.")})).await
+        {
+            // The vRGW runs at the destination; the source's leftover row is only bookkeeping.
+            tracing::warn!(migration = self.id, "deleting the source's row: {e}");
+            self.record["warning"] = json!(format!("the source's row stays: {e}"));
+        }
+        Ok(())
+    }
+
+    /// The source's Start failed or was not answered: where is the vRGW?
+    async fn after_source_failure(&mut self, m: u32, e: String) -> String {
+        let (src, n) = (self.req.source.clone(), self.req.instance);
+        let mp = format!("{INSTANCE}{n}.Migration.");
+        let status = self
+            .task(&src, json!({"name": "getParameterValues", "parameterNames": [format!("{mp}Status")]}))
+            .await
+            .ok()
+            .and_then(|r| param(&r, &format!("{mp}Status")));
+        match status.as_deref() {
+            Some("Stopped") => {
+                let _ = self.command(&src, n, "Abort").await;
+                self.undo_target(m).await;
+                format!("{e}; the source was told to run the vRGW again")
+            }
+            Some("Migrating" | "Completed") => {
+                format!("{e}; the source reports {status:?}: the target's instance {m} is kept (it may run the vRGW)")
+            }
+            _ => {
+                self.undo_target(m).await;
+                format!("{e}; the source did not act on the start")
+            }
+        }
+    }
+
+    /// Removes what the destination made (its row; the agent releases anything behind it, and
+    /// refuses while the vRGW runs only there).
+    async fn undo_target(&mut self, m: u32) {
+        self.note("undoing at the target");
+        let dst = self.req.target.clone();
+        let q = format!("{INSTANCE}{m}.");
+        let _ = self.command(&dst, m, "Abort").await;
+        if let Err(e) = self.task(&dst, json!({"name": "deleteObject", "objectName": q})).await {
+            tracing::warn!(migration = self.id, "removing the target's instance {m}: {e}");
+        }
+    }
+
+    /// Context-based: the source's current configuration (read through its proxy) onto the
+    /// destination's pooled vRGW: rows it lacks are added, then every writable value is set.
+    async fn copy_configuration(&mut self, m: u32) -> Result<(), String> {
+        let (src, dst, n) = (self.req.source.clone(), self.req.target.clone(), self.req.instance);
+        let from = format!("{INSTANCE}{n}.Device.");
+        let to = format!("{INSTANCE}{m}.Device.");
+        let r = self.task(&src, json!({"name": "getParameterValues", "parameterNames": [from]})).await?;
+        let have = self.task(&dst, json!({"name": "getParameterValues", "parameterNames": [to]})).await?;
+        let schema = datamodel::Schema::vrgw();
+        let rel = |p: &str, base: &str| p.strip_prefix(base).map(|r| format!("Device.{r}"));
+        let dst_rows: std::collections::BTreeSet<String> =
+            params(&have).into_iter().filter_map(|(p, _, _)| rel(&p, &to)).flat_map(|p| row_prefixes(&p)).collect();
+        // Only what differs from what the pooled vRGW has (unset values read as "" on both).
+        let current: std::collections::HashMap<String, String> =
+            params(&have).into_iter().filter_map(|(p, v, _)| Some((rel(&p, &to)?, v))).collect();
+        let mut map: std::collections::BTreeMap<String, String> = Default::default();
+        let mut values = Vec::new();
+        let src_values: Vec<(String, String, String)> =
+            params(&r).into_iter().filter_map(|(p, v, t)| Some((rel(&p, &from)?, v, t))).collect();
+        let src_rows: std::collections::BTreeSet<String> =
+            src_values.iter().flat_map(|(p, _, _)| row_prefixes(p)).collect();
+        for row in &src_rows {
+            let mapped = remap(row, &map);
+            if dst_rows.contains(&mapped) {
+                continue;
+            }
+            let Some((table, _)) = mapped.trim_end_matches('.').rsplit_once('.') else { continue };
+            let writable = schema.object(&template_of(&format!("{table}.{{i}}."))).is_some_and(|o| o.writable);
+            if !writable {
+                continue;
+            }
+            let obj = format!("{INSTANCE}{m}.{table}.");
+            let added = self.task(&dst, json!({"name": "addObject", "objectName": obj})).await?;
+            let k = added["instance"].as_u64().ok_or_else(|| format!("{dst} did not number the new row of {table}"))?;
+            map.insert(row.clone(), format!("{table}.{k}."));
+        }
+        for (p, v, t) in src_values {
+            let Some(def) = schema.param(&template_of(&p)) else { continue };
+            // Read-only values are the vRGW's own; an Alias is written once, when the row is made.
+            if def.access != datamodel::schema::Access::ReadWrite || (def.hidden && v.is_empty()) {
+                continue;
+            }
+            let at = remap(&p, &map);
+            if current.get(&at) == Some(&v) {
+                continue;
+            }
+            values.push(json!([format!("{INSTANCE}{m}.{at}"), v, t]));
+        }
+        self.record["copied_parameters"] = json!(values.len());
+        if !values.is_empty() {
+            self.set(&dst, values).await?;
+        }
+        Ok(())
+    }
+}
+
+/// `Device.A.2.B.3.X` → `Device.A.{i}.B.{i}.X`.
+fn template_of(path: &str) -> String {
+    path.split('.')
+        .map(|s| if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) { "{i}" } else { s })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// The row prefixes of a path: `Device.A.2.B.3.X` → `Device.A.2.`, `Device.A.2.B.3.`.
+fn row_prefixes(path: &str) -> Vec<String> {
+    let parts: Vec<&str> = path.split('.').collect();
+    let mut out = Vec::new();
+    for i in 0..parts.len() {
+        if !parts[i].is_empty() && parts[i].bytes().all(|b| b.is_ascii_digit()) && i + 1 < parts.len() {
+            out.push(format!("{}.", parts[..=i].join(".")));
+        }
+    }
+    out
+}
+
+/// `path` with the longest mapped row prefix replaced.
+fn remap(path: &str, map: &std::collections::BTreeMap<String, String>) -> String {
+    let best = map.iter().filter(|(k, _)| path.starts_with(k.as_str())).max_by_key(|(k, _)| k.len());
+    match best {
+        Some((k, v)) => format!("{v}{}", &path[k.len()..]),
+        None => path.to_string(),
+    }
+}
+
+/// The NBI's JSON of a migration.
+pub fn to_json(id: i64, record: &Json) -> Json {
+    let mut r = record.clone();
+    r["_id"] = json!(id.to_string());
+    r
+}
+
+/// Used by the NBI: the migration with this id.
+pub fn find(store: &dyn Store, id: i64) -> Result<Option<Json>, String> {
+    Ok(store.migrations().map_err(|e| e.to_string())?.into_iter().find(|(i, _)| *i == id).map(|(i, r)| to_json(i, &r)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_are_found_and_renumbered() {
+        assert_eq!(
+            template_of("Device.DHCPv4.Server.Pool.1.StaticAddress.3.Chaddr"),
+            "Device.DHCPv4.Server.Pool.{i}.StaticAddress.{i}.Chaddr"
+        );
+        assert_eq!(
+            row_prefixes("Device.DHCPv4.Server.Pool.1.StaticAddress.3.Chaddr"),
+            vec!["Device.DHCPv4.Server.Pool.1.", "Device.DHCPv4.Server.Pool.1.StaticAddress.3."]
+        );
+        let map = [(
+            "Device.DHCPv4.Server.Pool.1.StaticAddress.3.".to_string(),
+            "Device.DHCPv4.Server.Pool.1.StaticAddress.1.".to_string(),
+        )]
+        .into_iter()
+        .collect();
+        assert_eq!(
+            remap("Device.DHCPv4.Server.Pool.1.StaticAddress.3.Yiaddr", &map),
+            "Device.DHCPv4.Server.Pool.1.StaticAddress.1.Yiaddr"
+        );
+        assert_eq!(remap("Device.WiFi.SSID.1.SSID", &map), "Device.WiFi.SSID.1.SSID");
+        let r = json!({"parameters": [["Device.X_VRGW-ORG_Virtualization.Template.2.Name", "base", "xsd:string"]]});
+        assert_eq!(template_named(&r, "base").as_deref(), Some("Device.X_VRGW-ORG_Virtualization.Template.2"));
+        assert_eq!(template_named(&r, ""), None);
+        assert_eq!(Mode::parse("live"), Some(Mode::Live));
+        assert_eq!(Mode::parse("warm"), None);
+    }
+}
