@@ -10,14 +10,16 @@ import csv
 import ipaddress
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
+import threading
 import sys
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tb import bed, nbi, sh  # noqa: E402
+from tb import bed, migrate, nbi, sh  # noqa: E402
 
 INST = nbi.VIRT + "Instance."
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -43,7 +45,8 @@ def leftovers():
     left += [b for b in sh.run(["ovs-vsctl", "list-br"], check=False).split() if b.startswith(("tb-", bed.HOST))]
     left += [d for d in sh.run(["virsh", "-c", bed.LIBVIRT, "list", "--all", "--name"], check=False).split()
              if d.startswith(bed.HOST + "-")]
-    for f in ("acs.pid", "agent.pid"):
+    for f in ["acs.pid"] + ["%s.pid" % bed.agent_name(i) for i in range(1, bed.MAX_HOSTS + 1)] + \
+            ["libvirt-%s.pid" % bed.host(i) for i in range(1, bed.MAX_HOSTS + 1)]:
         if bed.pid_alive(os.path.join(bed.RUN, f)):
             left.append(f)
     return left
@@ -55,7 +58,7 @@ class Testbed(unittest.TestCase):
         sh.need_root()
         bed.down()
         cls.addClassCleanup(bed.down)
-        cls.api = bed.up(homes=2, pool=1, lease_timeout=300)
+        cls.api = bed.up(homes=2, pool=1, lease_timeout=300, hosts=2)
         cls.inst = {k: h["instance"] for k, h in bed.load_homes().items()}
 
     def hosts_of(self, home):
@@ -179,6 +182,102 @@ class Testbed(unittest.TestCase):
         for png in ("throughput-average", "throughput-high", "loss-average", "host-cpu", "vrgw-cpu", "vrgw-memory"):
             with open(os.path.join(out, png + ".png"), "rb") as f:
                 self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n", png)
+
+    # ------------------------------------------------------------ migration between two hosts
+
+    def assert_one_place(self, home, host):
+        """Home `home`'s vRGW is reported by exactly `host`, runs there, and serves the home."""
+        w = bed.where(self.api)
+        self.assertEqual(w.get("home-%d" % home, (None,))[0], host, w)
+        reported = [i for i in (1, 2) for sub, (j, _, _) in w.items() if sub == "home-%d" % home and j == i]
+        self.assertEqual(reported, [host])
+        _, n, row = w["home-%d" % home]
+        self.assertEqual(row.get("Status"), "Running", row)
+        self.assertEqual(bed.domains_of(host).get(row.get("Domain")), "running", (row, bed.domains_of(host)))
+        self.assertTrue(bed.ping(home, migrate.gateway(home), 3, 2), "home %d cannot reach its vRGW" % home)
+        lease = bed.dhcp(home, timeout=30)
+        self.assertIsNotNone(lease, "no lease for home %d from its vRGW on %s" % (home, bed.host(host)))
+        return n
+
+    def ssid(self, host, n):
+        a = nbi.Nbi(self.api.base, self.api.token, bed.device(host))
+        key = "%s%d.Device.WiFi.SSID.1.SSID" % (INST, n)
+        return a.get([key])[key]
+
+    def test_7m1_live_migration_keeps_the_home_connected(self):
+        i, n = migrate.locate(1)
+        self.assertEqual(i, 1)
+        ssid = self.ssid(1, n)
+        rec, f = migrate.measured(1, 2, "live")
+        self.assertEqual(rec["status"], "completed", rec)
+        self.assertTrue(f["tcp_survived"], f)
+        self.assertLess(f["longest_gap_ms"], 3000, f)
+        m = self.assert_one_place(1, 2)
+        self.assertEqual(self.ssid(2, m), ssid, "the configuration did not travel")
+        self.assert_one_place(2, 1)
+
+    def test_7m2_cold_image_and_cold_context_move_it_with_its_settings(self):
+        i, n = migrate.locate(1)
+        ssid = self.ssid(i, n)
+        rec, f = migrate.measured(1, 1 if i == 2 else 2, "cold-image")
+        self.assertEqual(rec["status"], "completed", rec)
+        i2 = 1 if i == 2 else 2
+        m = self.assert_one_place(1, i2)
+        self.assertEqual(self.ssid(i2, m), ssid)
+        # Context-based: a pooled vRGW on the other host takes the configuration.
+        rec, f = migrate.measured(1, i, "cold-context")
+        self.assertEqual(rec["status"], "completed", rec)
+        self.assertGreater(rec.get("copied_parameters", 0), 0, rec)
+        k = self.assert_one_place(1, i)
+        self.assertEqual(self.ssid(i, k), ssid)
+        self.assert_one_place(2, 1)
+
+    def test_7m3_failures_leave_the_vrgw_where_it_ran(self):
+        i, _ = migrate.locate(1)
+        other = 1 if i == 2 else 2
+        a = nbi.Nbi(self.api.base, self.api.token, bed.device(other))
+        pool = "%sPool.1.TargetSize" % nbi.VIRT
+        # Destination pool empty.
+        a.set([(pool, "0", "xsd:unsignedInt")])
+        sh.wait_for("the pool of %s drained" % bed.host(other),
+                    lambda: a.get(["%sPool.1.Ready" % nbi.VIRT])["%sPool.1.Ready" % nbi.VIRT] == "0", 120, 1)
+        rec = migrate.migrate(1, other, "cold-context")
+        self.assertEqual(rec["status"], "failed", rec)
+        self.assertIn("pool is empty", rec.get("error", ""))
+        self.assert_one_place(1, i)
+        a.set([(pool, "1", "xsd:unsignedInt")])
+        # Destination unreachable: its agent is down; the step times out and nothing runs later.
+        bed.kill(os.path.join(bed.RUN, bed.agent_name(other) + ".pid"), bed.agent_name(other))
+        rec = migrate.migrate(1, other, "live", step_timeout=5)
+        self.assertEqual(rec["status"], "failed", rec)
+        self.assertIn("did not answer", rec.get("error", ""))
+        bed.agent_up(other)
+        nbi.wait_device(a)
+        self.assert_one_place(1, i)
+        # The source's agent killed once the migration reached it, started again 2 s later.
+        killed = {}
+        agent_bin = bed.binaries()[1]
+
+        def on_step(r):
+            if r.get("step") == "starting at the source" and not killed:
+                pid = bed.pid_alive(os.path.join(bed.RUN, bed.agent_name(i) + ".pid"))
+                os.kill(pid, signal.SIGKILL)
+                killed["at"] = time.monotonic()
+
+        def restart():
+            while not killed:
+                time.sleep(0.05)
+            time.sleep(2)
+            bed.agent_up(i, agent_bin)
+        t = threading.Thread(target=restart)
+        t.start()
+        rec = migrate.migrate(1, other, "live", on_step=on_step)
+        t.join()
+        self.assertTrue(killed, rec)
+        self.assertIn(rec["status"], ("completed", "failed"), rec)
+        where = other if rec["status"] == "completed" else i
+        self.assert_one_place(1, where)
+        self.assert_one_place(2, 1)
 
     def test_8_up_again_keeps_what_is_there(self):
         before = bed.inventory(self.api)[2]

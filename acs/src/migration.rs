@@ -247,14 +247,25 @@ impl Run {
     async fn wait_status(&self, device: &str, n: u32, until: &[&str]) -> Result<(String, Json), String> {
         let deadline = Instant::now() + self.req.step_timeout.max(Duration::from_secs(120));
         let m = format!("{INSTANCE}{n}.Migration.");
+        let mut last;
         loop {
-            let r = self.task(device, json!({"name": "getParameterValues", "parameterNames": [m]})).await?;
-            let status = param(&r, &format!("{m}Status")).unwrap_or_default();
-            if until.contains(&status.as_str()) {
-                return Ok((status, r));
+            // A host that does not answer for a while (its agent restarting) is asked again: its
+            // store knows how its part ended.
+            match self.task(device, json!({"name": "getParameterValues", "parameterNames": [m.clone()]})).await {
+                Ok(r) => {
+                    let status = param(&r, &format!("{m}Status")).unwrap_or_default();
+                    if until.contains(&status.as_str()) {
+                        return Ok((status, r));
+                    }
+                    last = status;
+                }
+                Err(e) => {
+                    tracing::warn!(migration = self.id, device, "reading the migration's status: {e}");
+                    last = e;
+                }
             }
             if Instant::now() > deadline {
-                return Err(format!("{device}: the migration stayed {status}"));
+                return Err(format!("{device}: the migration stayed {last}"));
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }

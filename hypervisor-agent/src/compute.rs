@@ -330,18 +330,24 @@ impl Libvirt {
         let mut conn = Connect::open(Some(&self.uri))?;
         let result = (|| {
             let d = Self::domain(&conn, name)?;
+            // libvirt wants the source's name in the XML and renames the domain at the
+            // destination (its persistent definition is the migrated one, renamed).
+            let dest_name = crate::domain::name_of(dest_xml);
+            let xml = match &dest_name {
+                Some(dn) => dest_xml.replacen(&format!("<name>{dn}</name>"), &format!("<name>{name}</name>"), 1),
+                None => dest_xml.to_string(),
+            };
             let params = virt::domain::MigrateParameters {
                 uri: (!migrate_uri.is_empty()).then(|| migrate_uri.to_string()),
-                dest_xml: Some(dest_xml.to_string()),
-                persist_xml: Some(dest_xml.to_string()),
-                dest_name: crate::domain::name_of(dest_xml),
+                dest_xml: Some(xml),
+                dest_name: dest_name.clone(),
                 ..Default::default()
             };
             let flags = virt::sys::VIR_MIGRATE_LIVE
                 | virt::sys::VIR_MIGRATE_PEER2PEER
                 | virt::sys::VIR_MIGRATE_PERSIST_DEST
                 | virt::sys::VIR_MIGRATE_UNDEFINE_SOURCE;
-            let dest_name = crate::domain::name_of(dest_xml).unwrap_or_else(|| name.to_string());
+            let dest_name = dest_name.unwrap_or_else(|| name.to_string());
             d.migrate_to_uri3(Some(uri), params, flags)?;
             // The completed job's figures, kept by the destination's libvirt.
             let stats = Connect::open(Some(uri)).and_then(|mut peer| {

@@ -178,6 +178,22 @@ impl ProxyMount {
         Ok(true)
     }
 
+    /// Asks the vRGW to announce its LAN address (it took over a subscriber's LAN with another
+    /// MAC address); what it announced.
+    pub fn announce(&self) -> Result<String, Fault> {
+        let (client, url) = {
+            let g = self.lock();
+            match (&g.client, &g.target) {
+                (Some(c), Some(t)) => (c.clone(), t.url.clone()),
+                _ => return Err(Fault::with_string(FaultCode::InternalError, "the vRGW's proxy is not attached")),
+            }
+        };
+        match self.call(&client, "announce", &[]).map_err(|e| fault_of(&url, e))? {
+            Value::String(s) => Ok(s),
+            other => Ok(format!("{other:?}")),
+        }
+    }
+
     fn live(&self) -> Option<(xmlrpc::Client, String)> {
         let g = self.lock();
         match (g.synced, &g.client, &g.target) {

@@ -29,10 +29,11 @@ from . import image, nbi, sh
 
 HOST = "tbh1"                       # agent id, switch prefix, port prefix of host 1
 SVLAN = 100
-MGMT_BRIDGE = HOST + "-mgmt"
+MGMT_BRIDGE = "tb-mgmt"             # the data center's management network, shared by the hosts
 MGMT_HOST_ADDR = "10.99.0.1/16"
 MGMT_NETWORK = "10.99.0.0/16"
 WAN_BRIDGE = "tb-wan"
+DC_BRIDGE = "tb-dc"                 # the hosts' own addresses (libvirtd, migrations)
 INET_NS = "tb-inet"
 INET_ADDR = "100.64.0.1"
 AN = "tb-an"                        # access node, trunk side
@@ -45,7 +46,54 @@ GUEST_MEMORY_KIB = 106496           # 104 MiB: Debian's kernel plus our 14.6 MiB
 DEVICE = "00A0B1-vRGW-Host-" + HOST
 RUN = os.path.join(sh.STATE, "run")
 HOMES_FILE = os.path.join(sh.STATE, "homes.json")
-LIBVIRT = "qemu:///system"
+HOSTS_FILE = os.path.join(sh.STATE, "hosts-up")
+MAX_HOSTS = 4
+
+
+def host(i):
+    """Host i's name: agent id, switch and port prefix."""
+    return "tbh%d" % i
+
+
+def host_addr(i):
+    return "10.98.0.%d" % i
+
+
+def host_uri(i):
+    """Host i's libvirtd (its own, in a mount namespace of its own, on its own address)."""
+    return "qemu+tcp://%s/system" % host_addr(i)
+
+
+def device(i):
+    return "00A0B1-vRGW-Host-" + host(i)
+
+
+def uplink_of(i):
+    return host(i) + "-up"
+
+
+def an_trunk(i):
+    return "tb-an-" + host(i)
+
+
+def mgmt_network(i):
+    """Each host numbers its vRGWs' management addresses in its own part of the shared /16 (a
+    migrated vRGW keeps its address)."""
+    return "10.99.%d.0/16" % ((i - 1) * 64)
+
+
+def agent_name(i):
+    return "agent" if i == 1 else "agent-" + host(i)
+
+
+def hosts_up():
+    try:
+        return max(1, min(MAX_HOSTS, int(sh.read(HOSTS_FILE).strip())))
+    except (OSError, ValueError):
+        return 1
+
+
+LIBVIRT = host_uri(1)
 
 PACKAGES = [
     ("ovs-vsctl", "openvswitch-switch"), ("virsh", "libvirt-clients"), ("libvirtd", "libvirt-daemon-system"),
@@ -88,8 +136,8 @@ def install():
                env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
 
 
-def start_services():
-    """Open vSwitch, virtlogd and libvirtd, started here when no service manager runs them."""
+def start_services(hosts=1):
+    """Open vSwitch, and each host's libvirtd and virtlogd."""
     sh.run([os.path.join(sh.REPO, "scripts", "start-ovs")], timeout=60)
     # Without udev, /dev/kvm stays root-only; libvirt then decides KVM "vanished" and probes QEMU
     # again on every domain start (about 50 s each). Give it the group udev would.
@@ -103,14 +151,113 @@ def start_services():
                 sh.say("/dev/kvm: group kvm, mode 0660 (as udev sets it)")
             except (KeyError, OSError) as e:
                 sh.say("/dev/kvm left as it is: %s" % e)
-    if not sh.ok(["virsh", "-c", LIBVIRT, "version"], timeout=15):
+    if hosts:
+        dc_network(hosts)
+    for i in range(1, hosts + 1):
+        libvirt_up(i)
+
+
+def dc_network(hosts):
+    """The hosts' own addresses, on a bridge of the data center's."""
+    linux_bridge(DC_BRIDGE, host_addr(1) + "/24")
+    for i in range(2, hosts + 1):
+        if host_addr(i) + "/" not in sh.run(["ip", "-o", "addr", "show", "dev", DC_BRIDGE]):
+            sh.run(["ip", "addr", "add", host_addr(i) + "/24", "dev", DC_BRIDGE])
+
+
+def system_libvirtd():
+    """The machine's own libvirtd (qemu:///system), for the image's boot test only."""
+    if not sh.ok(["virsh", "-c", "qemu:///system", "version"], timeout=15):
         if not sh.ok(["pgrep", "-x", "virtlogd"]):
             sh.run(["virtlogd", "-d"])
         if not sh.ok(["pgrep", "-x", "libvirtd"]):
             sh.run(["libvirtd", "-d"])
-        sh.say("started virtlogd and libvirtd")
-        sh.wait_for("libvirtd answering on " + LIBVIRT,
-                    lambda: sh.ok(["virsh", "-c", LIBVIRT, "version"], timeout=10), 60, 0.5)
+        sh.wait_for("libvirtd answering on qemu:///system",
+                    lambda: sh.ok(["virsh", "-c", "qemu:///system", "version"], timeout=10), 60, 0.5)
+
+
+def host_dir(i):
+    return os.path.join(sh.STATE, "hosts", host(i))
+
+
+def libvirt_up(i):
+    """Host i's own libvirtd and virtlogd: a mount namespace in which libvirt's configuration,
+    state, cache, log and run folders are private (the design brief's recipe), listening for
+    peers on the host's address (TCP without authentication: the testbed's loopback-only data
+    center; production hosts use TLS or SASL). All hosts share the network namespace: Open
+    vSwitch's userspace datapath, one daemon, opens the taps there."""
+    uri, addr = host_uri(i), host_addr(i)
+    pidfile = os.path.join(RUN, "libvirt-%s.pid" % host(i))
+    if pid_alive(pidfile) and sh.ok(["virsh", "-c", uri, "version"], timeout=10):
+        return
+    d = host_dir(i)
+    for sub in ("etc", "lib", "cache", "log", "ovs"):
+        os.makedirs(os.path.join(d, sub), exist_ok=True)
+    etc = os.path.join(d, "etc")
+    if not os.path.exists(os.path.join(etc, "qemu.conf")):
+        sh.run(["cp", "-a", "/etc/libvirt/.", etc])
+        shutil.rmtree(os.path.join(etc, "qemu", "networks", "autostart"), ignore_errors=True)
+        sh.write(os.path.join(etc, "libvirtd.conf"),
+                 'listen_tls = 0\nlisten_tcp = 1\nauth_tcp = "none"\nlisten_addr = "%s"\n' % addr)
+        with open(os.path.join(etc, "qemu.conf"), "a") as f:
+            # Two daemons, the same image files: no ownership changes on them.
+            f.write('\n# vRGW testbed host %s\nmigration_address = "%s"\nmigration_port_min = %d\n'
+                    'migration_port_max = %d\ndynamic_ownership = 0\nremember_owner = 0\n'
+                    % (host(i), addr, 49152 + 32 * (i - 1), 49152 + 32 * i - 1))
+    script = (
+        "mount --bind /run/openvswitch {d}/ovs && mount -t tmpfs tmpfs /run && "
+        "mkdir -p /run/openvswitch /run/libvirt && mount --bind {d}/ovs /run/openvswitch && "
+        "mount --bind {d}/etc /etc/libvirt && mount --bind {d}/lib /var/lib/libvirt && "
+        "mount --bind {d}/cache /var/cache/libvirt && mount --bind {d}/log /var/log/libvirt && "
+        "virtlogd -d && libvirtd -d --listen && exec sleep infinity").format(d=d)
+    os.makedirs(RUN, exist_ok=True)
+    log = open(os.path.join(RUN, "libvirt-%s.log" % host(i)), "a")
+    p = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", script], stdout=log,
+                         stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+    sh.write(pidfile, "%d\n" % p.pid)
+    sh.wait_for("libvirtd of %s answering on %s" % (host(i), uri),
+                lambda: p.poll() is None and sh.ok(["virsh", "-c", uri, "version"], timeout=10), 60, 0.5)
+    sh.say("host %s: libvirtd on %s (own mount namespace, state in %s)" % (host(i), uri, d))
+
+
+def mount_ns_pids(pid):
+    """Every process in the mount namespace of `pid` (its libvirtd, virtlogd and QEMUs)."""
+    try:
+        ns = os.readlink("/proc/%d/ns/mnt" % pid)
+    except OSError:
+        return []
+    out = []
+    for p in os.listdir("/proc"):
+        if p.isdigit() and int(p) != pid:
+            try:
+                if os.readlink("/proc/%s/ns/mnt" % p) == ns:
+                    out.append(int(p))
+            except OSError:
+                pass
+    return out
+
+
+def libvirt_down(i):
+    """Host i's domains, then its libvirtd, virtlogd and namespace."""
+    pidfile = os.path.join(RUN, "libvirt-%s.pid" % host(i))
+    pid = pid_alive(pidfile)
+    if not pid:
+        return
+    uri = host_uri(i)
+    if sh.ok(["virsh", "-c", uri, "version"], timeout=10):
+        names = sh.run(["virsh", "-c", uri, "list", "--all", "--name"], check=False).split()
+        for n in names:
+            sh.run(["virsh", "-c", uri, "destroy", n], check=False)
+            sh.run(["virsh", "-c", uri, "undefine", n, "--nvram"], check=False)
+        if names:
+            sh.say("host %s: removed %d domains" % (host(i), len(names)))
+    for p in mount_ns_pids(pid) + [pid]:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except OSError:
+            pass
+    os.unlink(pidfile)
+    sh.say("host %s: stopped its libvirtd" % host(i))
 
 
 def kvm_usable():
@@ -163,13 +310,14 @@ def netns(name):
     sh.run(["ip", "link", "set", "lo", "up"], netns=name)
 
 
-def network_up(uplink=None):
-    """The host's bridges and the internet namespace; with no real `uplink`, also the emulated
-    access node and the trunk to it."""
+def network_up(uplink=None, hosts=1):
+    """The hosts' bridges and the internet namespace; with no real `uplink`, also the emulated
+    access node and a trunk to it from each host."""
     sh.say("network: management and WAN bridges, internet namespace" +
            (", trunk on %s" % uplink if uplink else ", access node, trunk"))
     linux_bridge(MGMT_BRIDGE, MGMT_HOST_ADDR)
     linux_bridge(WAN_BRIDGE)
+    dc_network(hosts)
     # The internet: a namespace behind the vRGWs' WAN side, handing out WAN addresses.
     netns(INET_NS)
     veth("tb-inet", "tb-inet-in", INET_NS, "wan0")
@@ -190,18 +338,18 @@ def network_up(uplink=None):
             raise sh.Failed("--uplink %s: no such interface" % uplink)
         sh.run(["ip", "link", "set", uplink, "up"])
         return
-    # The trunk from the host to the access node.
-    veth(UPLINK, AN_TRUNK)
-    for d in (UPLINK, AN_TRUNK):
-        no_offload(d)
-        # A full 1500-byte packet with two VLAN tags is a 1522-byte frame; the kernel lets one
-        # tag over the MTU, not two, so full-size TCP segments would vanish on the trunk.
-        sh.run(["ip", "link", "set", d, "mtu", str(TRUNK_MTU), "up"])
-    # The access node: trunk side and the S-VLAN's subscriber side.
+    # The access node: trunk side (a trunk from each host) and the S-VLAN's subscriber side.
     ovs_bridge(AN)
     ovs_bridge(an_bridge())
-    ovs("--may-exist", "add-port", AN, AN_TRUNK, "--", "set", "port", AN_TRUNK, "trunks=%d" % SVLAN,
-        "--", "set", "interface", AN_TRUNK, "mtu_request=%d" % TRUNK_MTU)
+    for i in range(1, hosts + 1):
+        veth(uplink_of(i), an_trunk(i))
+        for d in (uplink_of(i), an_trunk(i)):
+            no_offload(d)
+            # A full 1500-byte packet with two VLAN tags is a 1522-byte frame; the kernel lets one
+            # tag over the MTU, not two, so full-size TCP segments would vanish on the trunk.
+            sh.run(["ip", "link", "set", d, "mtu", str(TRUNK_MTU), "up"])
+        ovs("--may-exist", "add-port", AN, an_trunk(i), "--", "set", "port", an_trunk(i), "trunks=%d" % SVLAN,
+            "--", "set", "interface", an_trunk(i), "mtu_request=%d" % TRUNK_MTU)
     up, dn = "tb-an-s%d-up" % SVLAN, "tb-an-s%d-dn" % SVLAN
     ovs("--may-exist", "add-port", AN, up, "--", "set", "interface", up, "type=patch", "options:peer=" + dn,
         "--", "set", "port", up, "vlan_mode=dot1q-tunnel", "tag=%d" % SVLAN, "other_config:qinq-ethtype=802.1ad")
@@ -335,52 +483,66 @@ def daemon(name, args, ready_line):
     return True
 
 
-def stack_up(uplink=None):
+def stack_up(uplink_if=None, hosts=1):
     acs_bin, agent_bin = binaries()
     token = secret("nbi-token")
-    cpe = secret("cpe-secret", 12)
     cr = secret("cr-secret", 12)
     if not pid_alive(os.path.join(RUN, "acs.pid")):
         for port in (CWMP_PORT, NBI_PORT, PORTAL_PORT):
             if not port_free(port):
                 raise sh.Failed("port %d on 127.0.0.1 is taken by another program (scripts/run?); stop it and "
                                 "run testbed/up again" % port)
+    creds = []
+    for i in range(1, MAX_HOSTS + 1):
+        creds += ["--cpe-credentials", "%s:%s" % (host(i), secret("cpe-secret" if i == 1 else "cpe-secret-" + host(i), 12))]
     if daemon("acs", [acs_bin, "--db", os.path.join(RUN, "acs.db"), "--cwmp-listen", "127.0.0.1:%d" % CWMP_PORT,
-                      "--nbi-listen", "127.0.0.1:%d" % NBI_PORT, "--nbi-token", token,
-                      "--cpe-credentials", "%s:%s" % (HOST, cpe), "--cr-credentials", "acs:" + cr,
-                      "--portal-listen", "127.0.0.1:%d" % PORTAL_PORT],
+                      "--nbi-listen", "127.0.0.1:%d" % NBI_PORT, "--nbi-token", token] + creds +
+              ["--cr-credentials", "acs:" + cr, "--portal-listen", "127.0.0.1:%d" % PORTAL_PORT],
               "listening cwmp="):
         sh.say("ACS started (CWMP 127.0.0.1:%d, NBI 127.0.0.1:%d, web form 127.0.0.1:%d)" % (
             CWMP_PORT, NBI_PORT, PORTAL_PORT))
-    conf = os.path.join(RUN, "agent.toml")
+    apis = [agent_up(i, agent_bin, uplink_if if i == 1 else None) for i in range(1, hosts + 1)]
+    for a in apis:
+        nbi.wait_device(a)
+    return apis[0]
+
+
+def agent_up(i, agent_bin=None, uplink_if=None):
+    """Host i's hypervisor agent (started unless it runs); its NBI handle."""
+    if agent_bin is None:
+        agent_bin = binaries()[1]
+    name = agent_name(i)
+    conf = os.path.join(RUN, name + ".toml")
+    consoles = os.path.join(RUN, "consoles")
+    os.makedirs(consoles, exist_ok=True)
     with open(conf, "w") as f:
         f.write("\n".join([
             'acs_url = "http://127.0.0.1:%d/"' % CWMP_PORT,
-            'acs_username = "%s"' % HOST,
-            'acs_password = "%s"' % cpe,
-            'cr_listen = "127.0.0.1:%d"' % CR_PORT,
+            'acs_username = "%s"' % host(i),
+            'acs_password = "%s"' % secret("cpe-secret" if i == 1 else "cpe-secret-" + host(i), 12),
+            'cr_listen = "127.0.0.1:%d"' % (CR_PORT + i - 1),
             'cr_username = "acs"',
-            'cr_password = "%s"' % cr,
-            'db = "%s"' % os.path.join(RUN, "agent.db"),
-            'agent_id = "%s"' % HOST,
-            'libvirt = "%s"' % LIBVIRT,
+            'cr_password = "%s"' % secret("cr-secret", 12),
+            'db = "%s"' % os.path.join(RUN, name + ".db"),
+            'agent_id = "%s"' % host(i),
+            'libvirt = "%s"' % host_uri(i),
+            'migration_uri = "%s"' % host_uri(i),
             'domain_type = "%s"' % ("kvm" if kvm_usable() else "qemu"),
             'vlan_backend = "ovs"',
-            'ovs_prefix = "%s"' % HOST,
-            'port_prefix = "%s"' % HOST,
-            'trunk_uplink = "%s"' % (uplink or UPLINK),
+            'ovs_prefix = "%s"' % host(i),
+            'port_prefix = "%s"' % host(i),
+            'trunk_uplink = "%s"' % (uplink_if or uplink_of(i)),
             'mgmt_bridge = "%s"' % MGMT_BRIDGE,
-            'mgmt_network = "%s"' % MGMT_NETWORK,
+            'mgmt_network = "%s"' % mgmt_network(i),
             'wan_bridge = "%s"' % WAN_BRIDGE,
-            'overlay_dir = "%s"' % os.path.join(sh.STATE, "overlays"),
-            'download_dir = "%s"' % os.path.join(RUN, "downloads"),
+            'overlay_dir = "%s"' % os.path.join(sh.STATE, "overlays", host(i)),
+            'download_dir = "%s"' % os.path.join(RUN, "downloads-" + host(i)),
+            'console_log_dir = "%s"' % consoles,
             'periodic_inform_interval = 60',
         ]) + "\n")
-    if daemon("agent", [agent_bin, "--config", conf], "listening cr="):
-        sh.say("hypervisor agent %s started (libvirt %s)" % (HOST, LIBVIRT))
-    api = nbi.Nbi("http://127.0.0.1:%d" % NBI_PORT, token, DEVICE)
-    nbi.wait_device(api)
-    return api
+    if daemon(name, [agent_bin, "--config", conf], "listening cr="):
+        sh.say("hypervisor agent %s started (libvirt %s)" % (host(i), host_uri(i)))
+    return nbi.Nbi("http://127.0.0.1:%d" % NBI_PORT, secret("nbi-token"), device(i))
 
 
 # ---------------------------------------------------------------- provisioning through the NBI
@@ -392,7 +554,9 @@ def inventory(api):
             nbi.rows(v, nbi.VIRT + "Instance."))
 
 
-def provision(api, img, homes, pool_size):
+def provision(api, img, homes, pool_size, elsewhere=()):
+    """Template, subscribers home-1..home-`homes` (those not served by another host, `elsewhere`)
+    and the pool on the host `api` manages."""
     templates, pools, instances = inventory(api)
     t = next((n for n, r in templates.items() if r.get("Name") == TEMPLATE_NAME), None)
     if t is None:
@@ -404,7 +568,7 @@ def provision(api, img, homes, pool_size):
     by_sub = {r.get("Subscriber"): n for n, r in instances.items()}
     for k in range(1, homes + 1):
         sub = "home-%d" % k
-        if sub in by_sub:
+        if sub in by_sub or sub in elsewhere:
             continue
         sh.progress("NBI: provisioning subscriber", k, homes, "%s on S-VLAN %d / C-VLAN %d" % (sub, SVLAN, cvlan(k)))
         by_sub[sub] = api.add(nbi.VIRT + "Instance.", [("Template", tref), ("Subscriber", sub),
@@ -423,7 +587,7 @@ def provision(api, img, homes, pool_size):
         sh.say("NBI: pool %d of %d suspended vRGWs (fills in the background)" % (p, pool_size))
     elif pools[p].get("TargetSize") != str(pool_size):
         api.set([("%sPool.%d.TargetSize" % (nbi.VIRT, p), str(pool_size), "xsd:unsignedInt")])
-    return {k: by_sub["home-%d" % k] for k in range(1, homes + 1)}
+    return {k: by_sub.get("home-%d" % k) for k in range(1, homes + 1)}
 
 
 def portal_password(home):
@@ -446,23 +610,38 @@ def save_homes(h):
         json.dump(h, f, indent=1)
 
 
-def up(homes=3, pool=2, lease_timeout=240, uplink=None):
+def up(homes=3, pool=2, lease_timeout=240, uplink=None, hosts=1):
     """Everything, in order; with a real trunk NIC (`uplink`), no emulated access node or homes:
-    the subscribers are provisioned and real homes behind the real access node lease."""
+    the subscribers are provisioned and real homes behind the real access node lease. With
+    `hosts` > 1, more virtualization hosts (each a libvirtd and an agent of its own, a trunk to
+    the same access node) with the same template and a pool each; the homes start on host 1."""
     sh.need_root()
+    if not 1 <= hosts <= MAX_HOSTS:
+        raise sh.Failed("--hosts is 1 to %d" % MAX_HOSTS)
+    if uplink and hosts > 1:
+        raise sh.Failed("--uplink takes one host: the other hosts' trunks would need NICs of their own")
+    hosts = max(hosts, hosts_up() if os.path.exists(HOSTS_FILE) else 1)
+    os.makedirs(sh.STATE, exist_ok=True)
+    sh.write(HOSTS_FILE, "%d\n" % hosts)
     t0 = time.monotonic()
     sh.say("step 1/6: Debian packages")
     install()
     sh.say("step 2/6: services (Open vSwitch, libvirt)")
-    start_services()
+    start_services(hosts)
     sh.say("step 3/6: guest image")
     img = image.build()
     sh.say("step 4/6: network")
-    network_up(uplink)
-    sh.say("step 5/6: ACS and hypervisor agent")
-    api = stack_up(uplink)
+    network_up(uplink, hosts)
+    sh.say("step 5/6: ACS and hypervisor agent" + ("s" if hosts > 1 else ""))
+    api = stack_up(uplink, hosts)
     sh.say("step 6/6: subscribers through the NBI, homes, leases")
-    instances = provision(api, img, homes, pool)
+    moved = {sub: (i, n) for sub, (i, n, _) in where(api).items() if i != 1}
+    instances = provision(api, img, homes, pool, moved)
+    for sub, (i, n) in moved.items():
+        if sub.startswith("home-") and sub[5:].isdigit():
+            instances[int(sub[5:])] = n
+    for i in range(2, hosts + 1):
+        provision(agent_up(i), img, 0, pool)
     known = load_homes()
     for k in range(1, homes + 1):
         if not uplink:
@@ -470,10 +649,11 @@ def up(homes=3, pool=2, lease_timeout=240, uplink=None):
         known[k] = {"instance": instances[k], "svlan": SVLAN, "cvlan": cvlan(k),
                     "netns": "-" if uplink else home_ns(k)}
     save_homes(known)
-    if not uplink and ovs("--if-exists", "get", "interface", UPLINK, "name").strip():
-        # The agent added the trunk's host end to its bridge; Open vSwitch sizes its buffers by
-        # the interface's MTU.
-        ovs("set", "interface", UPLINK, "mtu_request=%d" % TRUNK_MTU)
+    for i in range(1, hosts + 1):
+        if not uplink and ovs("--if-exists", "get", "interface", uplink_of(i), "name").strip():
+            # The agent added the trunk's host end to its bridge; Open vSwitch sizes its buffers by
+            # the interface's MTU.
+            ovs("set", "interface", uplink_of(i), "mtu_request=%d" % TRUNK_MTU)
     if uplink:
         sh.say("subscribers home-1..home-%d are on S-VLAN %d, C-VLANs %d..%d of %s; their homes lease from "
                "the real access network" % (homes, SVLAN, cvlan(1), cvlan(homes), uplink))
@@ -491,38 +671,56 @@ def up(homes=3, pool=2, lease_timeout=240, uplink=None):
             pending.append(k)
     if pending:
         raise sh.Failed("no DHCP lease for home(s) %s within %d s; see %s/agent.log and the vRGW consoles in "
-                        "/var/log/libvirt/qemu/%s-*.console.log" % (", ".join(map(str, pending)), lease_timeout,
-                                                                    RUN, HOST))
+                        "%s/consoles/" % (", ".join(map(str, pending)), lease_timeout, RUN, RUN))
     sh.say("up in %.0f s" % (time.monotonic() - t0))
     return api
 
 
-def api_from_files():
+def api_from_files(i=1):
     token = sh.read(os.path.join(RUN, "nbi-token")).strip()
-    return nbi.Nbi("http://127.0.0.1:%d" % NBI_PORT, token, DEVICE)
+    return nbi.Nbi("http://127.0.0.1:%d" % NBI_PORT, token, device(i))
 
 
-def status_rows(api=None):
-    """One row per home: home, netns, instance, domain, S/C VLAN, lease, vRGW state."""
-    homes = load_homes()
-    live = {}
-    if api is not None:
+def where(api=None):
+    """Each subscriber's vRGW as the hosts report it: {subscriber: (host index, instance, row)}."""
+    out = {}
+    if api is None:
+        return out
+    for i in range(1, hosts_up() + 1):
+        a = nbi.Nbi(api.base, api.token, device(i))
         try:
-            v = api.get([nbi.VIRT + "Instance."], timeout_ms=15000)
-            live = nbi.rows(v, nbi.VIRT + "Instance.")
+            v = a.get([nbi.VIRT + "Instance."], timeout_ms=15000)
         except (sh.Failed, OSError) as e:
-            sh.say("the ACS could not reach the agent: %s" % e)
+            sh.say("the ACS could not reach the agent of %s: %s" % (host(i), e))
+            continue
+        for n, r in nbi.rows(v, nbi.VIRT + "Instance.").items():
+            if r.get("Subscriber") and r.get("Status") != "Migrated":
+                out[r["Subscriber"]] = (i, n, r)
+    return out
+
+
+def domains_of(i):
     domains = {}
-    for line in sh.run(["virsh", "-c", LIBVIRT, "list", "--all"], check=False).splitlines()[2:]:
+    for line in sh.run(["virsh", "-c", host_uri(i), "list", "--all"], check=False).splitlines()[2:]:
         f = line.split()
         if len(f) >= 3:
             domains[f[1]] = " ".join(f[2:])
+    return domains
+
+
+def status_rows(api=None):
+    """One row per home: home, netns, host, instance, S/C VLAN, lease, vRGW state, management."""
+    homes = load_homes()
+    live = where(api)
+    domains = {}
+    for i in range(1, hosts_up() + 1):
+        domains.update(domains_of(i))
     out = []
     for k, h in sorted(homes.items()):
-        r = live.get(h["instance"], {})
+        i, n, r = live.get("home-%d" % k, (0, h["instance"], {}))
         lease = read_lease(k)
         out.append({
-            "home": k, "netns": h["netns"], "instance": h["instance"],
+            "home": k, "netns": h["netns"], "host": host(i) if i else "?", "instance": n,
             "svlan": h["svlan"], "cvlan": h["cvlan"],
             "lease": lease["ip"] if lease else "-",
             "status": r.get("Status", "?"), "mgmt": r.get("ManagementAddress", "-"),
@@ -532,18 +730,21 @@ def status_rows(api=None):
 
 def print_status(api=None):
     rows, domains = status_rows(api)
-    fmt = "%-5s %-10s %-8s %-11s %-16s %-10s %s"
-    print(fmt % ("home", "netns", "instance", "S/C VLAN", "lease", "vRGW", "management"))
+    fmt = "%-5s %-10s %-6s %-8s %-11s %-16s %-10s %s"
+    print(fmt % ("home", "netns", "host", "instance", "S/C VLAN", "lease", "vRGW", "management"))
     for r in rows:
-        print(fmt % (r["home"], r["netns"], r["instance"], "%d/%d" % (r["svlan"], r["cvlan"]), r["lease"], r["status"],
-                     r["mgmt"]))
-    pooled = [d for d in domains if d.startswith(HOST + "-")]
-    print("domains of %s: %s" % (HOST, ", ".join("%s (%s)" % (d, domains[d]) for d in sorted(pooled)) or "none"))
+        print(fmt % (r["home"], r["netns"], r["host"], r["instance"], "%d/%d" % (r["svlan"], r["cvlan"]), r["lease"],
+                     r["status"], r["mgmt"]))
+    for i in range(1, hosts_up() + 1):
+        mine = {d: st for d, st in domains_of(i).items()}
+        print("domains on %s (%s): %s" % (host(i), host_uri(i),
+                                          ", ".join("%s (%s)" % (d, mine[d]) for d in sorted(mine)) or "none"))
     print("NBI:  http://127.0.0.1:%d  (token in %s)" % (NBI_PORT, os.path.join(RUN, "nbi-token")))
-    print("CWMP: http://127.0.0.1:%d  (hypervisor agent %s, device %s)" % (CWMP_PORT, HOST, DEVICE))
+    for i in range(1, hosts_up() + 1):
+        print("CWMP: http://127.0.0.1:%d  (hypervisor agent %s, device %s)" % (CWMP_PORT, host(i), device(i)))
     print("web:  http://127.0.0.1:%d  (customer web form: log in as home-K with the password in %s/portal-home-K)" % (
         PORTAL_PORT, RUN))
-    print("logs: %s/{acs,agent}.log, /var/log/libvirt/qemu/%s-*.console.log" % (RUN, HOST))
+    print("logs: %s/{acs,agent*,libvirt-*}.log, vRGW consoles in %s/consoles/" % (RUN, RUN))
 
 
 def kill(pidfile, name):
@@ -566,7 +767,7 @@ def kill(pidfile, name):
 def down(purge=False):
     """Removes everything the testbed made. Safe to run any time, also after a failed up."""
     sh.need_root()
-    for name in ("agent", "acs", "inet-dnsmasq"):
+    for name in [agent_name(i) for i in range(1, MAX_HOSTS + 1)] + ["acs", "inet-dnsmasq"]:
         kill(os.path.join(RUN, name + ".pid"), name)
     # Homes' DHCP clients and anything else left in the testbed's namespaces.
     namespaces = [n for n in sh.run(["ip", "netns", "list"], check=False).split() if n.startswith("tb-")]
@@ -576,20 +777,15 @@ def down(purge=False):
                 os.kill(int(pid), signal.SIGKILL)
             except (OSError, ValueError):
                 pass
-    if shutil.which("virsh") and sh.ok(["virsh", "-c", LIBVIRT, "version"], timeout=10):
-        names = sh.run(["virsh", "-c", LIBVIRT, "list", "--all", "--name"], check=False).split()
-        mine = [n for n in names if n.startswith(HOST + "-")]
-        for n in mine:
-            sh.run(["virsh", "-c", LIBVIRT, "destroy", n], check=False)
-            sh.run(["virsh", "-c", LIBVIRT, "undefine", n, "--nvram"], check=False)
-        if mine:
-            sh.say("removed %d domains" % len(mine))
+    for i in range(1, MAX_HOSTS + 1):
+        libvirt_down(i)
+    shutil.rmtree(os.path.join(sh.STATE, "hosts"), ignore_errors=True)
     for ns in namespaces:
         sh.run(["ip", "netns", "del", ns], check=False)
     if namespaces:
         sh.say("removed namespaces " + " ".join(namespaces))
     if shutil.which("ovs-vsctl") and sh.ok(["ovs-vsctl", "--timeout=5", "show"]):
-        bridges = [b for b in ovs("list-br").split() if b.startswith(("tb-", HOST + "-"))]
+        bridges = [b for b in ovs("list-br").split() if b.startswith(("tb-",) + tuple(host(i) + "-" for i in range(1, MAX_HOSTS + 1)))]
         for b in bridges:
             ovs("--if-exists", "del-br", b)
         if bridges:
@@ -597,7 +793,7 @@ def down(purge=False):
     links = []
     for line in sh.run(["ip", "-o", "link", "show"], check=False).splitlines():
         name = line.split(":")[1].strip().split("@")[0] if ":" in line else ""
-        if name.startswith(("tb-", HOST)):
+        if name.startswith(("tb-",) + tuple(host(i) for i in range(1, MAX_HOSTS + 1))):
             links.append(name)
     for name in links:
         sh.run(["ip", "link", "del", name], check=False)
@@ -609,10 +805,10 @@ def down(purge=False):
         os.unlink(HOMES_FILE)
     except FileNotFoundError:
         pass
-    logs = [f for f in os.listdir("/var/log/libvirt/qemu")] if os.path.isdir("/var/log/libvirt/qemu") else []
-    for f in logs:
-        if f.startswith(HOST + "-"):
-            os.unlink(os.path.join("/var/log/libvirt/qemu", f))
+    try:
+        os.unlink(HOSTS_FILE)
+    except FileNotFoundError:
+        pass
     if purge:
         shutil.rmtree(sh.STATE, ignore_errors=True)
         sh.say("removed %s (downloaded packages too)" % sh.STATE)

@@ -50,6 +50,34 @@ fn apply_fault(e: ApplyError) -> Fault {
 }
 
 impl Proxy {
+    /// Tells the LAN that the gateway's address is at this vRGW now (two unsolicited ARP
+    /// announcements with busybox or iputils `arping`): after a vRGW took over a subscriber's LAN
+    /// with another MAC address (a context-based migration), the home's devices would otherwise
+    /// keep sending to the old one until their neighbour entries expire (30 s and more).
+    pub fn announce(&self) -> Result<String, Fault> {
+        let Some((ip, _)) = datamodel::rules::lan(&self.tree) else {
+            return Err(Fault::with_string(FaultCode::RequestDenied, "no LAN address is configured"));
+        };
+        let dev = &self.settings.lan_if;
+        let ip_s = ip.to_string();
+        let args = ["-U", "-c", "2", "-w", "2", "-I", dev.as_str(), ip_s.as_str()];
+        // `arping` (the guest's busybox applet, or iputils), else busybox's own.
+        let out = match std::process::Command::new("arping").args(args).output() {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::process::Command::new("busybox").arg("arping").args(args).output()
+            }
+            other => other,
+        }
+        .map_err(|e| Fault::with_string(FaultCode::InternalError, format!("arping: {e}")))?;
+        // Unsolicited announcements get no answers; busybox reports that as exit status 1.
+        let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        if !out.status.success() && !err.is_empty() {
+            return Err(Fault::with_string(FaultCode::InternalError, format!("arping on {dev}: {err}")));
+        }
+        tracing::info!(%ip, dev, "announced the LAN address");
+        Ok(format!("{ip} on {dev}"))
+    }
+
     /// Loads the persisted state (or factory defaults) and applies it, idempotently.
     pub fn start(settings: Settings, daemons: Daemons) -> Result<Proxy, String> {
         let (mut tree, key) = match model::load(&settings.state_file)? {

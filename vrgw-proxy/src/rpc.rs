@@ -214,6 +214,16 @@ pub fn register(server: &mut Server, proxy: Arc<Mutex<Proxy>>) {
         });
         Ok(Value::Bool(true))
     });
+    let p = proxy.clone();
+    server.register(
+        "announce",
+        "Announces the LAN address from this vRGW (unsolicited ARP), after it took over a subscriber's LAN.",
+        &[&["string"]],
+        move |_| {
+            let g = p.lock().unwrap_or_else(|e| e.into_inner());
+            g.announce().map(Value::String).map_err(|f| RpcFault::new(f.code.code() as i32, f.string))
+        },
+    );
     let p = proxy;
     server.register("health", "State of the proxy and its daemons.", &[&["struct"]], move |_| {
         let mut g = p.lock().unwrap_or_else(|e| e.into_inner());

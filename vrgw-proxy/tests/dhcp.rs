@@ -222,6 +222,29 @@ fn settings_over_xmlrpc_reach_real_dnsmasq_and_nftables() {
         let first = bed.lease(1).unwrap_or_else(|| panic!("no lease\n{}", bed.log()));
         assert!((100..=110).contains(&last_octet(&first)), "{first}");
 
+        // After a take-over (another vRGW had the address): the home's stale neighbour entry for
+        // its gateway points at the real LAN MAC once the proxy announced it.
+        let lan_mac = sh(&["ip", "netns", "exec", &bed.vrgw, "cat", "/sys/class/net/lan0/address"]).trim().to_string();
+        sh(&[
+            "ip",
+            "-n",
+            &bed.home,
+            "neigh",
+            "replace",
+            "192.168.77.1",
+            "lladdr",
+            "02:00:00:00:00:99",
+            "dev",
+            "eth0",
+            "nud",
+            "reachable",
+        ]);
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let said = c.call("announce", &[]).await.unwrap_or_else(|e| panic!("announce: {e}\n{}", bed.log()));
+        assert_eq!(said, s("192.168.77.1 on lan0"));
+        let neigh = sh(&["ip", "-n", &bed.home, "neigh", "show", "192.168.77.1"]);
+        assert!(neigh.contains(&lan_mac), "the home still has {neigh:?}, not {lan_mac}");
+
         // The lease shows up as a host.
         let hosts = c.call("get", &[Value::Array(vec![s("Device.Hosts.Host.")])]).await.expect("hosts");
         let text = format!("{hosts:?}");

@@ -209,6 +209,7 @@ impl Host {
                 // The mirrored trunk: this host carries the C-VLAN before the switch-over.
                 self.vlan.bind(&port, s, c)?;
                 self.compute.define(&spec)?;
+                self.set_internal(&format!("{INSTANCE}{n}.Domain"), Value::String(slot.domain.clone()));
                 tracing::info!(instance = n, slot = slot.id, domain = %slot.domain, from = %peer, "ready for the live migration");
             }
             Mode::ColdImage => {
@@ -379,6 +380,16 @@ impl Host {
         self.compute.define(&spec)?;
         self.state.set_slot(slot.id, SlotUse::Assigned, Some(n))?;
         self.attach(n, &slot)?;
+        if mode == Mode::ColdContext {
+            // Another MAC address answers for the gateway now: tell the home at once.
+            match self.mounts.get(&n).map(ProxyMount::announce) {
+                Some(Ok(what)) => tracing::info!(instance = n, "the vRGW announced {what}"),
+                Some(Err(f)) => {
+                    tracing::warn!(instance = n, "the vRGW could not announce its LAN address: {}", f.string)
+                }
+                None => {}
+            }
+        }
         if mode != Mode::Live {
             self.set_internal(&self.mig(n, "Downtime"), ms(started));
         }
