@@ -224,12 +224,18 @@ class Testbed(unittest.TestCase):
         i2 = 1 if i == 2 else 2
         m = self.assert_one_place(1, i2)
         self.assertEqual(self.ssid(i2, m), ssid)
-        # Context-based: a pooled vRGW on the other host takes the configuration.
+        # Context-based: a pooled vRGW on the other host takes the configuration: the
+        # subscriber's web-form profile (the ACS applies it again) and what the operator set
+        # (copied from the running vRGW).
+        lease_time = "%s%d.Device.DHCPv4.Server.Pool.1.LeaseTime" % (INST, m)
+        nbi.Nbi(self.api.base, self.api.token, bed.device(i2)).set([(lease_time, "7260", "xsd:int")])
         rec, f = migrate.measured(1, i, "cold-context")
         self.assertEqual(rec["status"], "completed", rec)
         self.assertGreater(rec.get("copied_parameters", 0), 0, rec)
         k = self.assert_one_place(1, i)
         self.assertEqual(self.ssid(i, k), ssid)
+        key = "%s%d.Device.DHCPv4.Server.Pool.1.LeaseTime" % (INST, k)
+        self.assertEqual(nbi.Nbi(self.api.base, self.api.token, bed.device(i)).get([key])[key], "7260")
         self.assert_one_place(2, 1)
 
     def test_7m3_failures_leave_the_vrgw_where_it_ran(self):
@@ -241,7 +247,7 @@ class Testbed(unittest.TestCase):
         a.set([(pool, "0", "xsd:unsignedInt")])
         sh.wait_for("the pool of %s drained" % bed.host(other),
                     lambda: a.get(["%sPool.1.Ready" % nbi.VIRT])["%sPool.1.Ready" % nbi.VIRT] == "0", 120, 1)
-        rec = migrate.migrate(1, other, "cold-context")
+        rec = migrate.migrate(1, other, "cold-context", wait_pool=False)
         self.assertEqual(rec["status"], "failed", rec)
         self.assertIn("pool is empty", rec.get("error", ""))
         self.assert_one_place(1, i)

@@ -211,9 +211,9 @@ def libvirt_up(i):
         "mount --bind {d}/cache /var/cache/libvirt && mount --bind {d}/log /var/log/libvirt && "
         "virtlogd -d && libvirtd -d --listen && exec sleep infinity").format(d=d)
     os.makedirs(RUN, exist_ok=True)
-    log = open(os.path.join(RUN, "libvirt-%s.log" % host(i)), "a")
-    p = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", script], stdout=log,
-                         stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+    with open(os.path.join(RUN, "libvirt-%s.log" % host(i)), "a") as log:
+        p = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", script], stdout=log,
+                             stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
     sh.write(pidfile, "%d\n" % p.pid)
     sh.wait_for("libvirtd of %s answering on %s" % (host(i), uri),
                 lambda: p.poll() is None and sh.ok(["virsh", "-c", uri, "version"], timeout=10), 60, 0.5)
@@ -420,9 +420,19 @@ def pid_alive(pidfile):
     try:
         pid = int(sh.read(pidfile).strip())
         os.kill(pid, 0)
-        return pid
     except (OSError, ValueError):
         return None
+    # A killed child of this process stays a zombie until reaped: that is not alive.
+    try:
+        if sh.read("/proc/%d/stat" % pid).rsplit(")", 1)[1].split()[0] == "Z":
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+            return None
+    except (OSError, IndexError):
+        return None
+    return pid
 
 
 def port_free(port):
@@ -554,9 +564,9 @@ def inventory(api):
             nbi.rows(v, nbi.VIRT + "Instance."))
 
 
-def provision(api, img, homes, pool_size, elsewhere=()):
+def provision(api, img, homes, pool_size, elsewhere=(), resize=True):
     """Template, subscribers home-1..home-`homes` (those not served by another host, `elsewhere`)
-    and the pool on the host `api` manages."""
+    and the pool on the host `api` manages (an existing pool keeps its size unless `resize`)."""
     templates, pools, instances = inventory(api)
     t = next((n for n, r in templates.items() if r.get("Name") == TEMPLATE_NAME), None)
     if t is None:
@@ -585,7 +595,7 @@ def provision(api, img, homes, pool_size, elsewhere=()):
         p = api.add(nbi.VIRT + "Pool.", [("Template", tref), ("Enable", "true", "xsd:boolean"),
                                          ("TargetSize", str(pool_size), "xsd:unsignedInt")])
         sh.say("NBI: pool %d of %d suspended vRGWs (fills in the background)" % (p, pool_size))
-    elif pools[p].get("TargetSize") != str(pool_size):
+    elif resize and pools[p].get("TargetSize") != str(pool_size):
         api.set([("%sPool.%d.TargetSize" % (nbi.VIRT, p), str(pool_size), "xsd:unsignedInt")])
     return {k: by_sub.get("home-%d" % k) for k in range(1, homes + 1)}
 
@@ -641,7 +651,8 @@ def up(homes=3, pool=2, lease_timeout=240, uplink=None, hosts=1):
         if sub.startswith("home-") and sub[5:].isdigit():
             instances[int(sub[5:])] = n
     for i in range(2, hosts + 1):
-        provision(agent_up(i), img, 0, pool)
+        # Their pools keep the size they were given (a re-run for host 1's pool leaves them).
+        provision(agent_up(i), img, 0, pool, resize=False)
     known = load_homes()
     for k in range(1, homes + 1):
         if not uplink:
@@ -799,6 +810,17 @@ def down(purge=False):
         sh.run(["ip", "link", "del", name], check=False)
     if links:
         sh.say("removed interfaces " + " ".join(links))
+    # The logs of the last run stay (the next down replaces them).
+    last = os.path.join(sh.STATE, "last-logs")
+    if os.path.isdir(RUN):
+        shutil.rmtree(last, ignore_errors=True)
+        os.makedirs(last, exist_ok=True)
+        for f in os.listdir(RUN):
+            if f.endswith(".log"):
+                shutil.copy2(os.path.join(RUN, f), last)
+        if os.path.isdir(os.path.join(RUN, "consoles")):
+            shutil.copytree(os.path.join(RUN, "consoles"), os.path.join(last, "consoles"), dirs_exist_ok=True)
+        sh.say("kept the logs of this run in " + last)
     for d in ("run", "homes", "overlays", "images"):
         shutil.rmtree(os.path.join(sh.STATE, d), ignore_errors=True)
     try:

@@ -36,6 +36,9 @@ while True:
 """
 
 
+_ECHO = []
+
+
 def echo_server():
     """A TCP echo server in the internet namespace (started once)."""
     pidfile = os.path.join(bed.RUN, "echo.pid")
@@ -43,6 +46,7 @@ def echo_server():
         return
     p = subprocess.Popen(["ip", "netns", "exec", bed.INET_NS, sys.executable, "-c", ECHO % (bed.INET_ADDR, ECHO_PORT)],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    _ECHO.append(p)
     sh.write(pidfile, "%d\n" % p.pid)
     time.sleep(0.5)
 
@@ -81,11 +85,24 @@ def locate(home):
     return got[0], got[1]
 
 
-def migrate(home, to_host, mode, step_timeout=60, wait=300, on_step=None):
-    """Moves home `home`'s vRGW to host `to_host` through the NBI; returns the migration record."""
+def pool_ready(host_index):
+    a = bed.api_from_files(host_index)
+    key = bed.nbi.VIRT + "Pool.1.Ready"
+    try:
+        return int(a.get([key], timeout_ms=15000).get(key, "0"))
+    except (sh.Failed, OSError, ValueError):
+        return 0
+
+
+def migrate(home, to_host, mode, step_timeout=60, wait=300, on_step=None, wait_pool=True):
+    """Moves home `home`'s vRGW to host `to_host` through the NBI; returns the migration record.
+    Context-based: first waits (as an operator would) until the destination's pool has a
+    suspended vRGW, unless `wait_pool` is false."""
     i, n = locate(home)
     if i == to_host:
         raise sh.Failed("home-%d's vRGW is on %s already" % (home, bed.host(i)))
+    if mode == "cold-context" and wait_pool:
+        sh.wait_for("a pooled vRGW on %s" % bed.host(to_host), lambda: pool_ready(to_host) > 0, 600, 2)
     a = api()
     s, v = a.call("POST", "/devices/%s/instances/%d/migrate" % (urllib.parse.quote(bed.device(i)), n),
                   {"target": bed.device(to_host), "mode": mode, "stepTimeout": step_timeout})
