@@ -336,8 +336,10 @@ impl Run {
         }
 
         self.note("preparing the target");
+        // Without its Subscriber yet: until the destination runs the vRGW, the subscriber has
+        // one instance (the source's), and the ACS applies no profile to a half-made one.
         let add = json!({"name": "addObject", "objectName": INSTANCE, "parameterValues": [
-            ["Subscriber", s.subscriber, "xsd:string"], ["Template", template, "xsd:string"],
+            ["Template", template, "xsd:string"],
             ["SVLAN", s.svlan, "xsd:unsignedInt"], ["CVLAN", s.cvlan, "xsd:unsignedInt"],
             ["Migration.Mode", mode.model(), "xsd:string"], ["Migration.Peer", s.uri, "xsd:string"],
             ["Migration.PeerDomain", s.domain, "xsd:string"], ["Migration.PeerHost", src, "xsd:string"],
@@ -425,6 +427,23 @@ impl Run {
         }
         if mode != Mode::Live {
             self.record["downtime_ms"] = json!(stopped_at.elapsed().as_millis() as u64);
+        }
+        if !s.subscriber.is_empty() {
+            // The configuration moved with the vRGW: the web-form profile, if it was applied at
+            // the source, is applied at the destination as well.
+            let (from, to) = (
+                crate::profiles::Location { device: src.clone(), instance: n },
+                crate::profiles::Location { device: dst.clone(), instance: m },
+            );
+            if let Err(e) = crate::profiles::carried_over(self.acs.store.as_ref(), &s.subscriber, &from, &to) {
+                tracing::warn!(migration = self.id, "recording the profile at the destination: {e}");
+            }
+            let sub = vec![json!([format!("{q}Subscriber"), s.subscriber, "xsd:string"])];
+            if let Err(e) = self.set(&dst, sub).await {
+                // The vRGW runs at the destination; only the record of whose it is lags.
+                tracing::warn!(migration = self.id, "setting the subscriber at the destination: {e}");
+                self.record["warning"] = json!(format!("the destination's Subscriber is not set: {e}"));
+            }
         }
 
         self.note("releasing the source");

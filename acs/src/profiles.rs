@@ -133,6 +133,18 @@ pub fn queue(store: &dyn Store, subscriber: &str, at: &Location, now: i64) -> Re
     Ok(queued)
 }
 
+/// A migration moved the subscriber's vRGW from `from` to `to` with its configuration: when the
+/// current profile was applied at `from`, it counts as applied at `to` too (applying it again
+/// would overwrite what the operator set since with the profile's older values).
+pub fn carried_over(store: &dyn Store, subscriber: &str, from: &Location, to: &Location) -> Result<bool, StoreError> {
+    let Some(sub) = store.subscriber(subscriber)? else { return Ok(false) };
+    if sub.profile_version == 0 || sub.applied != from.applied_mark(sub.profile_version) {
+        return Ok(false);
+    }
+    store.set_applied(subscriber, &to.applied_mark(sub.profile_version))?;
+    Ok(true)
+}
+
 /// After an Inform of `device`, or a task that may have placed a subscriber's vRGW there:
 /// queues the profiles of subscribers whose vRGW is on `device` and has not had their current
 /// profile yet. Returns how many subscribers got tasks.

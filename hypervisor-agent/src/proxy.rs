@@ -158,7 +158,9 @@ impl ProxyMount {
             let values = writable_values(&g.profile);
             (c, t.url, values)
         };
-        if self.call(&client, "health", &[]).is_err() {
+        // A vRGW still booting does not answer ARP: a connection attempt would wait for the
+        // client's whole timeout and hold the host thread (and every CWMP session) meanwhile.
+        if !answers_quickly(&url) || self.call(&client, "health", &[]).is_err() {
             return Ok(false);
         }
         // Only what differs from what the vRGW has now.
@@ -201,6 +203,19 @@ impl ProxyMount {
             _ => None,
         }
     }
+}
+
+/// Whether the proxy at `url` (`http://IP:PORT/...`) accepts a TCP connection within 300 ms;
+/// true when the URL is not of that form (the call then decides).
+fn answers_quickly(url: &str) -> bool {
+    let Some(addr) = url
+        .strip_prefix("http://")
+        .and_then(|r| r.split('/').next())
+        .and_then(|hp| hp.parse::<std::net::SocketAddr>().ok())
+    else {
+        return true;
+    };
+    std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_ok()
 }
 
 /// Every writable parameter the profile holds a value for (the factory configuration and what
@@ -333,5 +348,23 @@ impl Handler for ProxyMount {
                 .map_err(|e| fault_of(&url, e))?;
         }
         self.lock().profile.delete_object(object)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::answers_quickly;
+
+    #[test]
+    fn a_proxy_that_does_not_answer_is_given_up_on_quickly() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}/RPC2", l.local_addr().expect("addr"));
+        assert!(answers_quickly(&url));
+        drop(l);
+        let t = std::time::Instant::now();
+        assert!(!answers_quickly(&url));
+        assert!(t.elapsed() < std::time::Duration::from_secs(1));
+        // Not an address and port: the call decides.
+        assert!(answers_quickly("https://name.example/RPC2"));
     }
 }
