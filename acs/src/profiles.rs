@@ -133,6 +133,11 @@ pub fn queue(store: &dyn Store, subscriber: &str, at: &Location, now: i64) -> Re
     Ok(queued)
 }
 
+/// Whether a migration of the subscriber's vRGW is running.
+fn migrating(store: &dyn Store, subscriber: &str) -> Result<bool, StoreError> {
+    Ok(store.migrations()?.iter().any(|(_, r)| r["status"] == "running" && r["subscriber"] == subscriber))
+}
+
 /// A migration moved the subscriber's vRGW from `from` to `to` with its configuration: when the
 /// current profile was applied at `from`, it counts as applied at `to` too (applying it again
 /// would overwrite what the operator set since with the profile's older values).
@@ -163,6 +168,11 @@ pub fn catch_up(store: &dyn Store, device: &str, now: i64) -> Result<usize, Stor
         }
         let at = Location { device: device.to_string(), instance };
         if sub.applied == at.applied_mark(sub.profile_version) {
+            continue;
+        }
+        if migrating(store, &subscriber)? {
+            // Two hosts list the subscriber for a moment; the orchestration decides where the
+            // profile stands when it ends (crate::migration).
             continue;
         }
         tracing::info!(subscriber = %subscriber, device, instance, "vRGW without the subscriber's current profile");

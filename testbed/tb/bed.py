@@ -810,10 +810,12 @@ def down(purge=False):
         sh.run(["ip", "link", "del", name], check=False)
     if links:
         sh.say("removed interfaces " + " ".join(links))
-    # The logs of the last run stay (the next down replaces them).
-    last = os.path.join(sh.STATE, "last-logs")
-    if os.path.isdir(RUN):
-        shutil.rmtree(last, ignore_errors=True)
+    # The logs of the last runs stay (the three latest, in last-logs/TIME/).
+    last = os.path.join(sh.STATE, "last-logs", time.strftime("%Y%m%d-%H%M%S"))
+    if os.path.isdir(RUN) and any(f.endswith(".log") for f in os.listdir(RUN)):
+        kept = sorted(os.listdir(os.path.dirname(last))) if os.path.isdir(os.path.dirname(last)) else []
+        for old in kept[:-2]:
+            shutil.rmtree(os.path.join(os.path.dirname(last), old), ignore_errors=True)
         os.makedirs(last, exist_ok=True)
         for f in os.listdir(RUN):
             if f.endswith(".log"):
