@@ -109,7 +109,8 @@ pub struct Identity {
     pub profile: Option<String>,
 }
 
-fn hex(s: &str) -> String {
+/// `s`'s bytes in lowercase hex (how the configuration rides in an XML attribute).
+pub(crate) fn hex(s: &str) -> String {
     s.bytes().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -30,6 +30,19 @@ def echo_request(ident, seq):
     return struct.pack("!BBHHH", 8, 0, checksum(head + payload), ident, seq) + payload
 
 
+def replies(icmp, ident, answered):
+    """Records the sequence numbers of every echo reply of ours waiting on the socket."""
+    try:
+        while True:
+            pkt = icmp.recv(2048)
+            ihl = (pkt[0] & 0x0F) * 4
+            t, _, _, pid, seq = struct.unpack("!BBHHH", pkt[ihl:ihl + 8])
+            if t == 0 and pid == ident:
+                answered.add(seq)
+    except BlockingIOError:
+        pass
+
+
 def main():
     gw, server, port, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
     stop = {"now": False}
@@ -67,15 +80,7 @@ def main():
         r, _, _ = select.select([icmp] + ([tcp] if tcp_alive else []), [], [], max(0.0, next_tick - time.monotonic()))
         for s in r:
             if s is icmp:
-                try:
-                    while True:
-                        pkt = icmp.recv(2048)
-                        ihl = (pkt[0] & 0x0F) * 4
-                        t, _, _, pid, seq = struct.unpack("!BBHHH", pkt[ihl:ihl + 8])
-                        if t == 0 and pid == ident:
-                            answered.add(seq)
-                except BlockingIOError:
-                    pass
+                replies(icmp, ident, answered)
             else:
                 try:
                     data = tcp.recv(4096)
@@ -95,14 +100,7 @@ def main():
     while time.monotonic() < end:
         r, _, _ = select.select([icmp], [], [], 0.05)
         if r:
-            try:
-                pkt = icmp.recv(2048)
-                ihl = (pkt[0] & 0x0F) * 4
-                t, _, _, pid, seq = struct.unpack("!BBHHH", pkt[ihl:ihl + 8])
-                if t == 0 and pid == ident:
-                    answered.add(seq)
-            except BlockingIOError:
-                pass
+            replies(icmp, ident, answered)
     # Longest run of unanswered requests (sequence numbers wrap at 65536: runs are short).
     longest = run = 0
     for i in range(sent):

@@ -182,6 +182,25 @@ impl Host {
         Ok((peer, dom))
     }
 
+    /// The source's domain `PeerDomain` as the source host's libvirt (`Peer`) gives it: (peer,
+    /// domain, XML); its definition when `inactive`.
+    fn source_xml(&self, n: u32, inactive: bool) -> Result<(String, String, String)> {
+        let (peer, dom) = self.peer(n)?;
+        let xml = self
+            .compute
+            .peer_xml(&peer, &dom, inactive)
+            .map_err(|e| HostError::Other(format!("the source host's hypervisor: {e}")))?
+            .ok_or_else(|| HostError::Other(format!("no domain {dom} at {peer}")))?;
+        Ok((peer, dom, xml))
+    }
+
+    /// The identity of the vRGW the source runs (or ran): (peer, identity).
+    fn source_identity(&self, n: u32, inactive: bool) -> Result<(String, crate::domain::Identity)> {
+        let (peer, dom, xml) = self.source_xml(n, inactive)?;
+        let id = identity_of(&xml).ok_or_else(|| HostError::Other(format!("{dom} at {peer} is not a vRGW")))?;
+        Ok((peer, id))
+    }
+
     fn prepare(&mut self, n: u32, mode: Mode) -> Result<()> {
         let started = Instant::now();
         self.set_internal(&self.mig(n, "StartTime"), now());
@@ -190,13 +209,7 @@ impl Host {
         let (template, s, c) = self.wanted_vlans(n)?;
         match mode {
             Mode::Live => {
-                let (peer, dom) = self.peer(n)?;
-                let xml = self
-                    .compute
-                    .peer_xml(&peer, &dom, false)
-                    .map_err(|e| HostError::Other(format!("the source host's hypervisor: {e}")))?
-                    .ok_or_else(|| HostError::Other(format!("no domain {dom} at {peer}")))?;
-                let id = identity_of(&xml).ok_or_else(|| HostError::Other(format!("{dom} at {peer} is not a vRGW")))?;
+                let (peer, id) = self.source_identity(n, false)?;
                 let mgmt = |k: u32| self.mgmt_address(k);
                 let slot = self.state.new_slot(&self.cfg.agent_id, template, None, &mgmt, "")?;
                 self.state.set_identity(slot.id, &id.uuid, &id.macs, &id.mgmt_address, &id.secret)?;
@@ -213,11 +226,7 @@ impl Host {
                 tracing::info!(instance = n, slot = slot.id, domain = %slot.domain, from = %peer, "ready for the live migration");
             }
             Mode::ColdImage => {
-                let (peer, dom) = self.peer(n)?;
-                self.compute
-                    .peer_xml(&peer, &dom, true)
-                    .map_err(|e| HostError::Other(format!("the source host's hypervisor: {e}")))?
-                    .ok_or_else(|| HostError::Other(format!("no domain {dom} at {peer}")))?;
+                self.source_xml(n, true)?;
             }
             Mode::ColdContext => {
                 let pool = self
@@ -344,13 +353,7 @@ impl Host {
                 slot
             }
             Mode::ColdImage => {
-                let (peer, dom) = self.peer(n)?;
-                let xml = self
-                    .compute
-                    .peer_xml(&peer, &dom, true)
-                    .map_err(|e| HostError::Other(format!("the source host's hypervisor: {e}")))?
-                    .ok_or_else(|| HostError::Other(format!("no domain {dom} at {peer}")))?;
-                let id = identity_of(&xml).ok_or_else(|| HostError::Other(format!("{dom} at {peer} is not a vRGW")))?;
+                let (_, id) = self.source_identity(n, true)?;
                 if self.string(&format!("{TEMPLATE}{template}.Image")).ends_with(".qcow2") {
                     return Err(HostError::Other(
                         "moving a disk overlay between hosts is not supported: use Live or ColdContext for disk templates"
@@ -576,7 +579,7 @@ impl Host {
 
 /// `xml` (a domain definition of ours) with `profile` in its ownership mark.
 fn with_profile(xml: &str, profile: &str) -> String {
-    let spec_attr = format!(" profile='{}'", profile.bytes().map(|b| format!("{b:02x}")).collect::<String>());
+    let spec_attr = format!(" profile='{}'", crate::domain::hex(profile));
     let Some(at) = xml.find("<owner").or_else(|| xml.find("<vrgw:owner")) else { return xml.to_string() };
     let Some(end) = xml[at..].find("/>").map(|e| at + e) else { return xml.to_string() };
     let mut tag = xml[at..end].to_string();
