@@ -19,7 +19,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tb import bed, migrate, nbi, sh  # noqa: E402
+from tb import (  # noqa: E402
+    bringup, daemons, homenet, migrate, naming, nbi, plumbing, provisioning, services, sh, status, teardown)
 
 INST = nbi.VIRT + "Instance."
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -40,14 +41,14 @@ def leftovers():
     left += [n for n in sh.run(["ip", "netns", "list"], check=False).split() if n.startswith("tb-")]
     for line in sh.run(["ip", "-o", "link", "show"], check=False).splitlines():
         name = line.split(":")[1].strip().split("@")[0]
-        if name.startswith(("tb-", bed.HOST)):
+        if name.startswith(("tb-", naming.HOST)):
             left.append(name)
-    left += [b for b in sh.run(["ovs-vsctl", "list-br"], check=False).split() if b.startswith(("tb-", bed.HOST))]
-    left += [d for d in sh.run(["virsh", "-c", bed.LIBVIRT, "list", "--all", "--name"], check=False).split()
-             if d.startswith(bed.HOST + "-")]
-    for f in ["acs.pid"] + ["%s.pid" % bed.agent_name(i) for i in range(1, bed.MAX_HOSTS + 1)] + \
-            ["libvirt-%s.pid" % bed.host(i) for i in range(1, bed.MAX_HOSTS + 1)]:
-        if bed.pid_alive(os.path.join(bed.RUN, f)):
+    left += [b for b in sh.run(["ovs-vsctl", "list-br"], check=False).split() if b.startswith(("tb-", naming.HOST))]
+    left += [d for d in sh.run(["virsh", "-c", naming.LIBVIRT, "list", "--all", "--name"], check=False).split()
+             if d.startswith(naming.HOST + "-")]
+    for f in ["acs.pid"] + ["%s.pid" % naming.agent_name(i) for i in range(1, naming.MAX_HOSTS + 1)] + \
+            ["libvirt-%s.pid" % naming.host(i) for i in range(1, naming.MAX_HOSTS + 1)]:
+        if daemons.pid_alive(os.path.join(naming.RUN, f)):
             left.append(f)
     return left
 
@@ -56,10 +57,10 @@ class Testbed(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         sh.need_root()
-        bed.down()
-        cls.addClassCleanup(bed.down)
-        cls.api = bed.up(homes=2, pool=1, lease_timeout=300, hosts=2)
-        cls.inst = {k: h["instance"] for k, h in bed.load_homes().items()}
+        teardown.down()
+        cls.addClassCleanup(teardown.down)
+        cls.api = bringup.up(homes=2, pool=1, lease_timeout=300, hosts=2)
+        cls.inst = {k: h["instance"] for k, h in homenet.load_homes().items()}
 
     def hosts_of(self, home):
         """MAC addresses in vRGW `home`'s lease table, through the data model."""
@@ -68,9 +69,9 @@ class Testbed(unittest.TestCase):
         return {val.lower() for name, val in v.items() if name.endswith(".PhysAddress")}
 
     def test_1_each_home_gets_its_lease_from_its_own_vrgw_over_qinq(self):
-        macs = {k: bed.home_mac(k) for k in (1, 2)}
+        macs = {k: homenet.home_mac(k) for k in (1, 2)}
         for k in (1, 2):
-            lease = bed.read_lease(k)
+            lease = homenet.read_lease(k)
             self.assertIsNotNone(lease, "home %d has no lease" % k)
             self.assertEqual(lease["mac"], macs[k])
             self.assertTrue(in_range(lease["ip"], "192.168.1.100", "192.168.1.199"), lease)
@@ -80,38 +81,38 @@ class Testbed(unittest.TestCase):
             self.assertNotIn(macs[3 - k], hosts, "vRGW of home %d leased to the other home" % k)
         # The trunk carries the home's frames with an 802.1ad outer tag (S-VLAN) over an 802.1Q
         # inner tag (its C-VLAN).
-        cap = subprocess.Popen(["tcpdump", "-enli", bed.AN_TRUNK], stdout=subprocess.PIPE,
+        cap = subprocess.Popen(["tcpdump", "-enli", naming.AN_TRUNK], stdout=subprocess.PIPE,
                                stderr=subprocess.DEVNULL, text=True)
         time.sleep(1)
-        self.assertTrue(bed.ping(2, "192.168.1.1", count=3))
+        self.assertTrue(homenet.ping(2, "192.168.1.1", count=3))
         cap.terminate()
         out, _ = cap.communicate(timeout=20)
         self.assertIn("ethertype 802.1Q-QinQ (0x88a8), length", out)
-        self.assertIn("vlan %d, p 0, ethertype 802.1Q (0x8100), vlan %d," % (bed.SVLAN, bed.cvlan(2)), out)
+        self.assertIn("vlan %d, p 0, ethertype 802.1Q (0x8100), vlan %d," % (naming.SVLAN, naming.cvlan(2)), out)
 
     def test_2_homes_reach_the_internet_through_their_vrgws_nat(self):
         # The internet namespace has no route to 192.168.1.0/24: only NAT brings replies back.
-        self.assertNotIn("192.168.1.", sh.run(["ip", "route"], netns=bed.INET_NS))
+        self.assertNotIn("192.168.1.", sh.run(["ip", "route"], netns=naming.INET_NS))
         for k in (1, 2):
             # A vRGW serves its LAN as soon as its proxy runs; its WAN lease may come a little later.
-            sh.wait_for("home %d reaching the internet" % k, lambda: bed.ping(k, bed.INET_ADDR, wait=2), 30, 0.5)
+            sh.wait_for("home %d reaching the internet" % k, lambda: homenet.ping(k, naming.INET_ADDR, wait=2), 30, 0.5)
 
     def test_3_homes_cannot_reach_each_other(self):
-        a, b = bed.read_lease(1)["ip"], bed.read_lease(2)["ip"]
-        self.assertTrue(bed.ping(1, "192.168.1.1"), "control: home 1 reaches its own vRGW")
-        self.assertFalse(bed.ping(1, b, count=2), "home 1 reached home 2's address")
-        self.assertFalse(bed.ping(2, a, count=2), "home 2 reached home 1's address")
+        a, b = homenet.read_lease(1)["ip"], homenet.read_lease(2)["ip"]
+        self.assertTrue(homenet.ping(1, "192.168.1.1"), "control: home 1 reaches its own vRGW")
+        self.assertFalse(homenet.ping(1, b, count=2), "home 1 reached home 2's address")
+        self.assertFalse(homenet.ping(2, a, count=2), "home 2 reached home 1's address")
 
     def test_4_a_pool_change_through_the_nbi_shows_in_that_homes_next_lease_only(self):
-        before2 = bed.read_lease(2)["ip"]
+        before2 = homenet.read_lease(2)["ip"]
         pool = "%s%d.Device.DHCPv4.Server.Pool.1." % (INST, self.inst[1])
         self.api.set([(pool + "MinAddress", "192.168.1.50"), (pool + "MaxAddress", "192.168.1.59")])
         got = self.api.get([pool + "MinAddress", pool + "MaxAddress"])
         self.assertEqual(got[pool + "MaxAddress"], "192.168.1.59")
-        lease1 = bed.dhcp(1, timeout=60)
+        lease1 = homenet.dhcp(1, timeout=60)
         self.assertIsNotNone(lease1, "home 1 got no lease after the change")
         self.assertTrue(in_range(lease1["ip"], "192.168.1.50", "192.168.1.59"), lease1)
-        lease2 = bed.dhcp(2, timeout=60)
+        lease2 = homenet.dhcp(2, timeout=60)
         self.assertIsNotNone(lease2)
         self.assertTrue(in_range(lease2["ip"], "192.168.1.100", "192.168.1.199"), lease2)
         self.assertEqual(lease2["ip"], before2, "home 2 keeps its address")
@@ -120,10 +121,10 @@ class Testbed(unittest.TestCase):
         i = self.inst[1]
         self.api.set([("%s%d.RequestedState" % (INST, i), "Suspended")])
         self.assertEqual(self.api.get(["%s%d.Status" % (INST, i)])["%s%d.Status" % (INST, i)], "Suspended")
-        self.assertFalse(bed.ping(1, "192.168.1.1", count=3), "a suspended vRGW answered")
-        self.assertTrue(bed.ping(2, "192.168.1.1"), "the other home's vRGW keeps answering")
+        self.assertFalse(homenet.ping(1, "192.168.1.1", count=3), "a suspended vRGW answered")
+        self.assertTrue(homenet.ping(2, "192.168.1.1"), "the other home's vRGW keeps answering")
         self.api.set([("%s%d.RequestedState" % (INST, i), "Running")])
-        sh.wait_for("home 1's vRGW answering again", lambda: bed.ping(1, "192.168.1.1"), 30, 0.5)
+        sh.wait_for("home 1's vRGW answering again", lambda: homenet.ping(1, "192.168.1.1"), 30, 0.5)
         self.assertEqual(self.api.get(["%s%d.Status" % (INST, i)])["%s%d.Status" % (INST, i)], "Running")
 
     def test_6_a_subscriber_changes_pool_and_ssid_on_the_web_form(self):
@@ -133,12 +134,12 @@ class Testbed(unittest.TestCase):
         if not os.path.isdir(os.path.join(here, "node_modules", "playwright-core")):
             sh.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=here, timeout=600)
         shots = os.environ.get("VRGW_PORTAL_SHOTS", "")
-        env = dict(os.environ, PORTAL="http://127.0.0.1:%d" % bed.PORTAL_PORT, USERNAME="home-1",
-                   PASSWORD=bed.portal_password(1), POOL_MIN="192.168.1.60", POOL_MAX="192.168.1.69",
+        env = dict(os.environ, PORTAL="http://127.0.0.1:%d" % naming.PORTAL_PORT, USERNAME="home-1",
+                   PASSWORD=provisioning.portal_password(1), POOL_MIN="192.168.1.60", POOL_MAX="192.168.1.69",
                    SSID="home-1-via-web", SHOTS=shots)
         p = subprocess.run(["node", "portal.mjs"], cwd=here, env=env, capture_output=True, text=True, timeout=300)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
-        lease = bed.dhcp(1, timeout=60)
+        lease = homenet.dhcp(1, timeout=60)
         self.assertIsNotNone(lease)
         self.assertTrue(in_range(lease["ip"], "192.168.1.60", "192.168.1.69"), lease)
         ssid = "%s%d.Device.WiFi.SSID.1.SSID" % (INST, self.inst[1])
@@ -187,20 +188,20 @@ class Testbed(unittest.TestCase):
 
     def assert_one_place(self, home, host):
         """Home `home`'s vRGW is reported by exactly `host`, runs there, and serves the home."""
-        w = bed.where(self.api)
+        w = provisioning.where(self.api)
         self.assertEqual(w.get("home-%d" % home, (None,))[0], host, w)
         reported = [i for i in (1, 2) for sub, (j, _, _) in w.items() if sub == "home-%d" % home and j == i]
         self.assertEqual(reported, [host])
         _, n, row = w["home-%d" % home]
         self.assertEqual(row.get("Status"), "Running", row)
-        self.assertEqual(bed.domains_of(host).get(row.get("Domain")), "running", (row, bed.domains_of(host)))
-        self.assertTrue(bed.ping(home, migrate.gateway(home), 3, 2), "home %d cannot reach its vRGW" % home)
-        lease = bed.dhcp(home, timeout=30)
-        self.assertIsNotNone(lease, "no lease for home %d from its vRGW on %s" % (home, bed.host(host)))
+        self.assertEqual(status.domains_of(host).get(row.get("Domain")), "running", (row, status.domains_of(host)))
+        self.assertTrue(homenet.ping(home, migrate.gateway(home), 3, 2), "home %d cannot reach its vRGW" % home)
+        lease = homenet.dhcp(home, timeout=30)
+        self.assertIsNotNone(lease, "no lease for home %d from its vRGW on %s" % (home, naming.host(host)))
         return n
 
     def ssid(self, host, n):
-        a = nbi.Nbi(self.api.base, self.api.token, bed.device(host))
+        a = nbi.Nbi(self.api.base, self.api.token, naming.device(host))
         key = "%s%d.Device.WiFi.SSID.1.SSID" % (INST, n)
         return a.get([key])[key]
 
@@ -228,24 +229,24 @@ class Testbed(unittest.TestCase):
         # subscriber's web-form profile (the ACS applies it again) and what the operator set
         # (copied from the running vRGW).
         lease_time = "%s%d.Device.DHCPv4.Server.Pool.1.LeaseTime" % (INST, m)
-        nbi.Nbi(self.api.base, self.api.token, bed.device(i2)).set([(lease_time, "7260", "xsd:int")])
+        nbi.Nbi(self.api.base, self.api.token, naming.device(i2)).set([(lease_time, "7260", "xsd:int")])
         rec, f = migrate.measured(1, i, "cold-context")
         self.assertEqual(rec["status"], "completed", rec)
         self.assertGreater(rec.get("copied_parameters", 0), 0, rec)
         k = self.assert_one_place(1, i)
         self.assertEqual(self.ssid(i, k), ssid)
         key = "%s%d.Device.DHCPv4.Server.Pool.1.LeaseTime" % (INST, k)
-        self.assertEqual(nbi.Nbi(self.api.base, self.api.token, bed.device(i)).get([key])[key], "7260")
+        self.assertEqual(nbi.Nbi(self.api.base, self.api.token, naming.device(i)).get([key])[key], "7260")
         self.assert_one_place(2, 1)
 
     def test_7m3_failures_leave_the_vrgw_where_it_ran(self):
         i, _ = migrate.locate(1)
         other = 1 if i == 2 else 2
-        a = nbi.Nbi(self.api.base, self.api.token, bed.device(other))
+        a = nbi.Nbi(self.api.base, self.api.token, naming.device(other))
         pool = "%sPool.1.TargetSize" % nbi.VIRT
         # Destination pool empty.
         a.set([(pool, "0", "xsd:unsignedInt")])
-        sh.wait_for("the pool of %s drained" % bed.host(other),
+        sh.wait_for("the pool of %s drained" % naming.host(other),
                     lambda: a.get(["%sPool.1.Ready" % nbi.VIRT])["%sPool.1.Ready" % nbi.VIRT] == "0", 120, 1)
         rec = migrate.migrate(1, other, "cold-context", wait_pool=False)
         self.assertEqual(rec["status"], "failed", rec)
@@ -253,20 +254,20 @@ class Testbed(unittest.TestCase):
         self.assert_one_place(1, i)
         a.set([(pool, "1", "xsd:unsignedInt")])
         # Destination unreachable: its agent is down; the step times out and nothing runs later.
-        bed.kill(os.path.join(bed.RUN, bed.agent_name(other) + ".pid"), bed.agent_name(other))
+        daemons.kill(os.path.join(naming.RUN, naming.agent_name(other) + ".pid"), naming.agent_name(other))
         rec = migrate.migrate(1, other, "live", step_timeout=5)
         self.assertEqual(rec["status"], "failed", rec)
         self.assertIn("did not answer", rec.get("error", ""))
-        bed.agent_up(other)
+        daemons.agent_up(other)
         nbi.wait_device(a)
         self.assert_one_place(1, i)
         # The source's agent killed once the migration reached it, started again 2 s later.
         killed = {}
-        agent_bin = bed.binaries()[1]
+        agent_bin = daemons.binaries()[1]
 
         def on_step(r):
             if r.get("step") == "starting at the source" and not killed:
-                pid = bed.pid_alive(os.path.join(bed.RUN, bed.agent_name(i) + ".pid"))
+                pid = daemons.pid_alive(os.path.join(naming.RUN, naming.agent_name(i) + ".pid"))
                 os.kill(pid, signal.SIGKILL)
                 killed["at"] = time.monotonic()
 
@@ -274,7 +275,7 @@ class Testbed(unittest.TestCase):
             while not killed:
                 time.sleep(0.05)
             time.sleep(2)
-            bed.agent_up(i, agent_bin)
+            daemons.agent_up(i, agent_bin)
         t = threading.Thread(target=restart)
         t.start()
         rec = migrate.migrate(1, other, "live", on_step=on_step)
@@ -286,21 +287,21 @@ class Testbed(unittest.TestCase):
         self.assert_one_place(2, 1)
 
     def test_8_up_again_keeps_what_is_there(self):
-        before = bed.inventory(self.api)[2]
-        bed.up(homes=2, pool=1, lease_timeout=120)
-        after = bed.inventory(self.api)[2]
+        before = provisioning.inventory(self.api)[2]
+        bringup.up(homes=2, pool=1, lease_timeout=120)
+        after = provisioning.inventory(self.api)[2]
         self.assertEqual(sorted(before), sorted(after), "a second up provisioned again")
         self.assertEqual({r["Subscriber"] for r in after.values()}, {"home-1", "home-2"})
 
     def test_9_down_removes_everything_also_after_a_partial_up(self):
-        bed.down()
+        teardown.down()
         self.assertEqual(leftovers(), [])
         # A partial up (as one that failed half-way), then down.
-        bed.start_services()
-        bed.network_up()
-        bed.home_up(1)
+        services.start_services()
+        plumbing.network_up()
+        homenet.home_up(1)
         self.assertNotEqual(leftovers(), [])
-        bed.down()
+        teardown.down()
         self.assertEqual(leftovers(), [])
 
 

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 
-from . import bed, image, nbi, sh
+from . import bringup, daemons, homenet, image, naming, nbi, plumbing, provisioning, sh
 
 # Downstream Mbit/s per service (design brief, section 1): Internet is the requirement the TCP
 # flow is held to; the others are sent at that rate over UDP.
@@ -46,7 +46,7 @@ def domain_stats():
     """{domain: (cpu_ns, qemu_rss_kib)} for the testbed's running domains, from libvirt (cpu.time,
     balloon.rss: the QEMU process's resident memory); /proc when libvirt does not say."""
     out = {}
-    text = sh.run(["virsh", "-c", bed.LIBVIRT, "domstats", "--cpu-total", "--balloon", "--state"], check=False)
+    text = sh.run(["virsh", "-c", naming.LIBVIRT, "domstats", "--cpu-total", "--balloon", "--state"], check=False)
     name = None
     for line in text.splitlines():
         line = line.strip()
@@ -70,7 +70,7 @@ def domain_stats():
 
 
 def process_rss_kib(pidfile):
-    pid = bed.pid_alive(pidfile)
+    pid = daemons.pid_alive(pidfile)
     if not pid:
         return 0
     for line in sh.read("/proc/%d/status" % pid).splitlines():
@@ -87,14 +87,14 @@ def run_traffic(homes, profile, duration):
     for k in homes:
         for s in SERVICES:
             servers.append(subprocess.Popen(
-                ["ip", "netns", "exec", bed.INET_NS, "iperf3", "-s", "-1", "-p", str(port(k, s))],
+                ["ip", "netns", "exec", naming.INET_NS, "iperf3", "-s", "-1", "-p", str(port(k, s))],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     time.sleep(0.5)
     d0, c0, t0 = domain_stats(), cpu_times(), time.monotonic()
     clients = {}
     for k in homes:
         for s in SERVICES:
-            args = ["ip", "netns", "exec", bed.home_ns(k), "iperf3", "-c", bed.INET_ADDR, "-p", str(port(k, s)),
+            args = ["ip", "netns", "exec", naming.home_ns(k), "iperf3", "-c", naming.INET_ADDR, "-p", str(port(k, s)),
                     "-R", "-t", str(duration), "-J", "--connect-timeout", "5000"]
             if s != "internet":
                 args += ["-u", "-b", "%gM" % rates[s], "-l", str(DATAGRAM[s])]
@@ -164,9 +164,9 @@ def traffic(ns, profiles, duration, out_dir, progress=True):
     i = 0
     try:
         for n in ns:
-            bed.up(homes=n, pool=0, lease_timeout=600)
+            bringup.up(homes=n, pool=0, lease_timeout=600)
             homes = list(range(1, n + 1))
-            mine = {bed.HOST + "-%d" % s for s in slots_of(homes)}
+            mine = {naming.HOST + "-%d" % s for s in slots_of(homes)}
             for profile in profiles:
                 i += 1
                 if progress:
@@ -194,9 +194,9 @@ def traffic(ns, profiles, duration, out_dir, progress=True):
 def slots_of(homes):
     """The slot numbers (domain suffixes) serving these homes, from the agent's store."""
     import sqlite3
-    db = sqlite3.connect(os.path.join(bed.RUN, "agent.db"))
+    db = sqlite3.connect(os.path.join(naming.RUN, "agent.db"))
     try:
-        instances = [bed.load_homes()[k]["instance"] for k in homes]
+        instances = [homenet.load_homes()[k]["instance"] for k in homes]
         rows = db.execute("SELECT id, instance FROM slots WHERE usage = 'assigned'").fetchall()
         return [sid for sid, inst in rows if inst in instances]
     finally:
@@ -208,14 +208,14 @@ def slots_of(homes):
 
 def first_lease_after_add(api, home, template_ref, from_pool, timeout=300):
     """Seconds from the NBI addObject of subscriber `home` to its first DHCP lease."""
-    bed.home_up(home)
+    homenet.home_up(home)
     t0 = time.monotonic()
     inst = api.add(nbi.VIRT + "Instance.", [("Template", template_ref), ("Subscriber", "measure-%d" % home),
-                                            ("SVLAN", str(bed.SVLAN), "xsd:unsignedInt"),
-                                            ("CVLAN", str(bed.cvlan(home)), "xsd:unsignedInt")])
+                                            ("SVLAN", str(naming.SVLAN), "xsd:unsignedInt"),
+                                            ("CVLAN", str(naming.cvlan(home)), "xsd:unsignedInt")])
     end = t0 + timeout
     while time.monotonic() < end:
-        if bed.dhcp(home, timeout=3):
+        if homenet.dhcp(home, timeout=3):
             return time.monotonic() - t0, inst
     raise sh.Failed("subscriber %d: no lease within %d s of addObject (%s)" % (
         home, timeout, "pool" if from_pool else "cold"))
@@ -229,8 +229,8 @@ def pool_state(api, pool):
 
 def paused_domains():
     """The testbed's suspended domains, as libvirt sees them (a pool's booted vRGWs)."""
-    names = sh.run(["virsh", "-c", bed.LIBVIRT, "list", "--state-paused", "--name"], check=False).split()
-    return [n for n in names if n.startswith(bed.HOST + "-")]
+    names = sh.run(["virsh", "-c", naming.LIBVIRT, "list", "--state-paused", "--name"], check=False).split()
+    return [n for n in names if n.startswith(naming.HOST + "-")]
 
 
 def wait_pool(api, pool, size, timeout=900):
@@ -246,14 +246,14 @@ def wait_pool(api, pool, size, timeout=900):
 
 def management(out_dir, runs=5, pool_fill=10):
     """Management-plane timings, each over `runs` repetitions: CSV in `out_dir`."""
-    api = bed.api_from_files()
-    templates, pools, _ = bed.inventory(api)
-    t = next(n for n, r in templates.items() if r.get("Name") == bed.TEMPLATE_NAME)
+    api = daemons.api_from_files()
+    templates, pools, _ = provisioning.inventory(api)
+    t = next(n for n, r in templates.items() if r.get("Name") == provisioning.TEMPLATE_NAME)
     tref = "%sTemplate.%d" % (nbi.VIRT, t)
     pool = next(n for n, r in pools.items() if r.get("Template", "").rstrip(".") == tref)
     pp = "%sPool.%d." % (nbi.VIRT, pool)
     rows = []
-    extra = max(bed.load_homes()) + 1 if bed.load_homes() else 1
+    extra = max(homenet.load_homes()) + 1 if homenet.load_homes() else 1
     try:
         _management(api, pool, pp, tref, rows, extra, runs, pool_fill)
     finally:
@@ -284,7 +284,7 @@ def _management(api, pool, pp, tref, rows, extra, runs, pool_fill):
             api.delete("%sInstance.%d." % (nbi.VIRT, inst))
     api.set([(pp + "TargetSize", "0", "xsd:unsignedInt")])
     # A DHCP pool change to the new range being served (home 1).
-    inst1 = bed.load_homes()[1]["instance"]
+    inst1 = homenet.load_homes()[1]["instance"]
     dp = "%sInstance.%d.Device.DHCPv4.Server.Pool.1." % (nbi.VIRT, inst1)
     ranges = [("192.168.1.100", "192.168.1.149"), ("192.168.1.150", "192.168.1.199")]
     for r in range(runs):
@@ -293,7 +293,7 @@ def _management(api, pool, pp, tref, rows, extra, runs, pool_fill):
         t0 = time.monotonic()
         api.set([(dp + "MinAddress", lo), (dp + "MaxAddress", hi)])
         while True:
-            lease = bed.dhcp(1, timeout=3)
+            lease = homenet.dhcp(1, timeout=3)
             if lease and bed_in_range(lease["ip"], lo, hi):
                 break
             if time.monotonic() - t0 > 120:
@@ -304,8 +304,9 @@ def _management(api, pool, pp, tref, rows, extra, runs, pool_fill):
     api.set([(pp + "TargetSize", str(pool_fill), "xsd:unsignedInt")])
     record("fill_pool_%d" % pool_fill, wait_pool(api, pool, pool_fill, timeout=1800))
     # Memory: the agent, the ACS, each vRGW's QEMU, the proxy inside a vRGW.
-    rows.append({"measure": "agent_rss_kib", "seconds": "", "detail": process_rss_kib(os.path.join(bed.RUN, "agent.pid"))})
-    rows.append({"measure": "acs_rss_kib", "seconds": "", "detail": process_rss_kib(os.path.join(bed.RUN, "acs.pid"))})
+    rows.append({"measure": "agent_rss_kib", "seconds": "",
+                 "detail": process_rss_kib(os.path.join(naming.RUN, "agent.pid"))})
+    rows.append({"measure": "acs_rss_kib", "seconds": "", "detail": process_rss_kib(os.path.join(naming.RUN, "acs.pid"))})
     for name, (_, rss) in sorted(domain_stats().items()):
         rows.append({"measure": "qemu_rss_kib", "seconds": "", "detail": "%s %d" % (name, rss)})
     rss, dns = proxy_rss()
@@ -328,7 +329,7 @@ def proxy_rss():
     proxy = image.build_proxy()
     ns = "tb-proxy-rss"
     d = tempfile.mkdtemp(prefix="tb-proxy-rss-")
-    bed.netns(ns)
+    plumbing.netns(ns)
     p = None
     try:
         sh.run(["ip", "link", "add", "lan", "netns", ns, "type", "veth", "peer", "name", "wan", "netns", ns])

@@ -10,7 +10,7 @@ import sys
 import time
 import urllib.parse
 
-from . import bed, sh
+from . import daemons, homenet, naming, nbi, provisioning, sh
 
 ECHO_PORT = 7999
 MODES = ("live", "cold-image", "cold-context")
@@ -41,10 +41,11 @@ _ECHO = []
 
 def echo_server():
     """A TCP echo server in the internet namespace (started once)."""
-    pidfile = os.path.join(bed.RUN, "echo.pid")
-    if bed.pid_alive(pidfile):
+    pidfile = os.path.join(naming.RUN, "echo.pid")
+    if daemons.pid_alive(pidfile):
         return
-    p = subprocess.Popen(["ip", "netns", "exec", bed.INET_NS, sys.executable, "-c", ECHO % (bed.INET_ADDR, ECHO_PORT)],
+    p = subprocess.Popen(["ip", "netns", "exec", naming.INET_NS, sys.executable, "-c",
+                          ECHO % (naming.INET_ADDR, ECHO_PORT)],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     _ECHO.append(p)
     sh.write(pidfile, "%d\n" % p.pid)
@@ -52,14 +53,14 @@ def echo_server():
 
 
 def gateway(home):
-    lease = bed.read_lease(home)
+    lease = homenet.read_lease(home)
     return lease["router"] if lease and lease.get("router") else "192.168.1.1"
 
 
 def probe(home, seconds):
     """Starts the probe in the home's namespace; `finish(p)` gives its figures."""
-    return subprocess.Popen(["ip", "netns", "exec", bed.home_ns(home), sys.executable, "-m", "tb.probe",
-                             gateway(home), bed.INET_ADDR, str(ECHO_PORT), str(seconds)],
+    return subprocess.Popen(["ip", "netns", "exec", naming.home_ns(home), sys.executable, "-m", "tb.probe",
+                             gateway(home), naming.INET_ADDR, str(ECHO_PORT), str(seconds)],
                             cwd=HERE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -73,12 +74,12 @@ def finish(p):
 
 
 def api():
-    return bed.api_from_files(1)
+    return daemons.api_from_files(1)
 
 
 def locate(home):
     """(host index, instance) of home `home`'s vRGW."""
-    w = bed.where(api())
+    w = provisioning.where(api())
     got = w.get("home-%d" % home)
     if not got:
         raise sh.Failed("no host reports a vRGW for home-%d" % home)
@@ -86,8 +87,8 @@ def locate(home):
 
 
 def pool_ready(host_index):
-    a = bed.api_from_files(host_index)
-    key = bed.nbi.VIRT + "Pool.1.Ready"
+    a = daemons.api_from_files(host_index)
+    key = nbi.VIRT + "Pool.1.Ready"
     try:
         return int(a.get([key], timeout_ms=15000).get(key, "0"))
     except (sh.Failed, OSError, ValueError):
@@ -100,12 +101,12 @@ def migrate(home, to_host, mode, step_timeout=60, wait=300, on_step=None, wait_p
     suspended vRGW, unless `wait_pool` is false."""
     i, n = locate(home)
     if i == to_host:
-        raise sh.Failed("home-%d's vRGW is on %s already" % (home, bed.host(i)))
+        raise sh.Failed("home-%d's vRGW is on %s already" % (home, naming.host(i)))
     if mode == "cold-context" and wait_pool:
-        sh.wait_for("a pooled vRGW on %s" % bed.host(to_host), lambda: pool_ready(to_host) > 0, 600, 2)
+        sh.wait_for("a pooled vRGW on %s" % naming.host(to_host), lambda: pool_ready(to_host) > 0, 600, 2)
     a = api()
-    s, v = a.call("POST", "/devices/%s/instances/%d/migrate" % (urllib.parse.quote(bed.device(i)), n),
-                  {"target": bed.device(to_host), "mode": mode, "stepTimeout": step_timeout})
+    s, v = a.call("POST", "/devices/%s/instances/%d/migrate" % (urllib.parse.quote(naming.device(i)), n),
+                  {"target": naming.device(to_host), "mode": mode, "stepTimeout": step_timeout})
     if s != 202:
         raise sh.Failed("NBI refused the migration: HTTP %s %s" % (s, v))
     mid = v["_id"]
@@ -134,7 +135,7 @@ def measured(home, to_host, mode, settle=3.0):
     finally:
         # Let a cold-started vRGW boot and the home's traffic come back before stopping.
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not bed.ping(home, gateway(home), 1, 1):
+        while time.monotonic() < deadline and not homenet.ping(home, gateway(home), 1, 1):
             pass
         time.sleep(settle)
         figures = finish(p)
@@ -151,10 +152,10 @@ def measure(runs=5, home=1, modes=MODES, out=None):
         for r in range(1, runs + 1):
             i, _ = locate(home)
             to = 2 if i == 1 else 1
-            sh.progress("migration " + mode, r, runs, "home-%d from %s to %s" % (home, bed.host(i), bed.host(to)))
+            sh.progress("migration " + mode, r, runs, "home-%d from %s to %s" % (home, naming.host(i), naming.host(to)))
             rec, f = measured(home, to, mode)
             rows.append({
-                "mode": mode, "run": r, "from": bed.host(i), "to": bed.host(to), "status": rec.get("status"),
+                "mode": mode, "run": r, "from": naming.host(i), "to": naming.host(to), "status": rec.get("status"),
                 "acs_total_ms": rec.get("total_ms"), "reported_downtime_ms": rec.get("downtime_ms"),
                 "pings_sent": f["pings_sent"], "pings_lost": f["pings_lost"], "longest_gap_ms": f["longest_gap_ms"],
                 "tcp_survived": f["tcp_survived"], "tcp_longest_stall_ms": f["tcp_longest_stall_ms"],

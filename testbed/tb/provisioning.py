@@ -1,0 +1,74 @@
+"""Provisioning through the NBI, as an OSS would: the template, the subscribers' instances and
+web-form accounts, each host's pool; and where each subscriber's vRGW runs, as the hosts report
+it."""
+
+from . import daemons, nbi, sh
+from .naming import SVLAN, cvlan, device, host, hosts_up
+
+
+TEMPLATE_NAME = "vrgw-small"
+GUEST_MEMORY_KIB = 106496           # 104 MiB: Debian's kernel plus our 14.6 MiB initramfs
+
+
+def inventory(api):
+    v = api.get([nbi.VIRT])
+    return (nbi.rows(v, nbi.VIRT + "Template."), nbi.rows(v, nbi.VIRT + "Pool."),
+            nbi.rows(v, nbi.VIRT + "Instance."))
+
+
+def provision(api, img, homes, pool_size, elsewhere=(), resize=True):
+    """Template, subscribers home-1..home-`homes` (those not served by another host, `elsewhere`)
+    and the pool on the host `api` manages (an existing pool keeps its size unless `resize`)."""
+    templates, pools, instances = inventory(api)
+    t = next((n for n, r in templates.items() if r.get("Name") == TEMPLATE_NAME), None)
+    if t is None:
+        t = api.add(nbi.VIRT + "Template.", [("Name", TEMPLATE_NAME), ("Image", img),
+                                             ("MemoryKiB", str(GUEST_MEMORY_KIB), "xsd:unsignedInt"),
+                                             ("VCPUs", "1", "xsd:unsignedInt")])
+        sh.say("NBI: template %d (%s, %d KiB)" % (t, img, GUEST_MEMORY_KIB))
+    tref = "%sTemplate.%d" % (nbi.VIRT, t)
+    by_sub = {r.get("Subscriber"): n for n, r in instances.items()}
+    for k in range(1, homes + 1):
+        sub = "home-%d" % k
+        if sub in by_sub or sub in elsewhere:
+            continue
+        sh.progress("NBI: provisioning subscriber", k, homes, "%s on S-VLAN %d / C-VLAN %d" % (sub, SVLAN, cvlan(k)))
+        by_sub[sub] = api.add(nbi.VIRT + "Instance.", [("Template", tref), ("Subscriber", sub),
+                                                        ("SVLAN", str(SVLAN), "xsd:unsignedInt"),
+                                                        ("CVLAN", str(cvlan(k)), "xsd:unsignedInt")])
+    # Each subscriber's account on the customer web form (password kept in run/, mode 0600).
+    for k in range(1, homes + 1):
+        sub = "home-%d" % k
+        s, v = api.call("PUT", "/subscribers/" + sub, {"password": portal_password(k)})
+        if s not in (200, 201):
+            raise sh.Failed("NBI: web-form account for %s: HTTP %s %s" % (sub, s, v))
+    p = next((n for n, r in pools.items() if r.get("Template", "").rstrip(".") == tref), None)
+    if p is None:
+        p = api.add(nbi.VIRT + "Pool.", [("Template", tref), ("Enable", "true", "xsd:boolean"),
+                                         ("TargetSize", str(pool_size), "xsd:unsignedInt")])
+        sh.say("NBI: pool %d of %d suspended vRGWs (fills in the background)" % (p, pool_size))
+    elif resize and pools[p].get("TargetSize") != str(pool_size):
+        api.set([("%sPool.%d.TargetSize" % (nbi.VIRT, p), str(pool_size), "xsd:unsignedInt")])
+    return {k: by_sub.get("home-%d" % k) for k in range(1, homes + 1)}
+
+
+def portal_password(home):
+    return daemons.secret("portal-home-%d" % home, 9)
+
+
+def where(api=None):
+    """Each subscriber's vRGW as the hosts report it: {subscriber: (host index, instance, row)}."""
+    out = {}
+    if api is None:
+        return out
+    for i in range(1, hosts_up() + 1):
+        a = nbi.Nbi(api.base, api.token, device(i))
+        try:
+            v = a.get([nbi.VIRT + "Instance."], timeout_ms=15000)
+        except (sh.Failed, OSError) as e:
+            sh.say("the ACS could not reach the agent of %s: %s" % (host(i), e))
+            continue
+        for n, r in nbi.rows(v, nbi.VIRT + "Instance.").items():
+            if r.get("Subscriber") and r.get("Status") != "Migrated":
+                out[r["Subscriber"]] = (i, n, r)
+    return out

@@ -1,0 +1,145 @@
+"""The machine's services the testbed runs on: its Debian packages, Open vSwitch, and each host's
+libvirtd and virtlogd (in a mount namespace of their own, started and stopped here); the machine's
+own libvirtd for the guest image's boot test."""
+
+import os
+import shutil
+import signal
+import subprocess
+
+from . import daemons, plumbing, sh
+from .naming import RUN, host, host_addr, host_dir, host_uri
+
+
+PACKAGES = [
+    ("ovs-vsctl", "openvswitch-switch"), ("virsh", "libvirt-clients"), ("libvirtd", "libvirt-daemon-system"),
+    ("/usr/lib/x86_64-linux-gnu/libvirt/connection-driver/libvirt_driver_qemu.so", "libvirt-daemon-driver-qemu"),
+    ("qemu-system-x86_64", "qemu-system-x86"), ("busybox", "busybox"), ("dnsmasq", "dnsmasq-base"),
+    ("nft", "nftables"), ("ip", "iproute2"), ("ethtool", "ethtool"), ("iperf3", "iperf3"), ("tcpdump", "tcpdump"), ("chromium", "chromium"),
+    ("pkg-config", "pkg-config"), ("/usr/include/libvirt/libvirt.h", "libvirt-dev"), ("readelf", "binutils"),
+    ("python3", "python3"),
+]
+
+
+def install():
+    sh.install(PACKAGES)
+    # qemu-img must match qemu-system (Debian's qemu-utils from backports conflicts with it).
+    if shutil.which("qemu-img") is None:
+        v = sh.run(["apt-cache", "policy", "qemu-system-x86"])
+        ver = [l.split()[1] for l in v.splitlines() if "Installed:" in l]
+        sh.say("installing qemu-utils " + (ver[0] if ver else ""))
+        sh.run(["apt-get", "install", "-y", "--no-install-recommends", "--allow-downgrades",
+                "qemu-utils=" + ver[0] if ver else "qemu-utils"], timeout=900,
+               env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+
+
+def start_services(hosts=1):
+    """Open vSwitch, and each host's libvirtd and virtlogd."""
+    sh.run([os.path.join(sh.REPO, "scripts", "start-ovs")], timeout=60)
+    # Without udev, /dev/kvm stays root-only; libvirt then decides KVM "vanished" and probes QEMU
+    # again on every domain start (about 50 s each). Give it the group udev would.
+    if os.path.exists("/dev/kvm"):
+        st = os.stat("/dev/kvm")
+        if st.st_mode & 0o060 != 0o060:
+            try:
+                import grp
+                os.chown("/dev/kvm", 0, grp.getgrnam("kvm").gr_gid)
+                os.chmod("/dev/kvm", 0o660)
+                sh.say("/dev/kvm: group kvm, mode 0660 (as udev sets it)")
+            except (KeyError, OSError) as e:
+                sh.say("/dev/kvm left as it is: %s" % e)
+    if hosts:
+        plumbing.dc_network(hosts)
+    for i in range(1, hosts + 1):
+        libvirt_up(i)
+
+
+def system_libvirtd():
+    """The machine's own libvirtd (qemu:///system), for the image's boot test only."""
+    if not sh.ok(["virsh", "-c", "qemu:///system", "version"], timeout=15):
+        if not sh.ok(["pgrep", "-x", "virtlogd"]):
+            sh.run(["virtlogd", "-d"])
+        if not sh.ok(["pgrep", "-x", "libvirtd"]):
+            sh.run(["libvirtd", "-d"])
+        sh.wait_for("libvirtd answering on qemu:///system",
+                    lambda: sh.ok(["virsh", "-c", "qemu:///system", "version"], timeout=10), 60, 0.5)
+
+
+def libvirt_up(i):
+    """Host i's own libvirtd and virtlogd: a mount namespace in which libvirt's configuration,
+    state, cache, log and run folders are private (the design brief's recipe), listening for
+    peers on the host's address (TCP without authentication: the testbed's loopback-only data
+    center; production hosts use TLS or SASL). All hosts share the network namespace: Open
+    vSwitch's userspace datapath, one daemon, opens the taps there."""
+    uri, addr = host_uri(i), host_addr(i)
+    pidfile = os.path.join(RUN, "libvirt-%s.pid" % host(i))
+    if daemons.pid_alive(pidfile) and sh.ok(["virsh", "-c", uri, "version"], timeout=10):
+        return
+    d = host_dir(i)
+    for sub in ("etc", "lib", "cache", "log", "ovs"):
+        os.makedirs(os.path.join(d, sub), exist_ok=True)
+    etc = os.path.join(d, "etc")
+    if not os.path.exists(os.path.join(etc, "qemu.conf")):
+        sh.run(["cp", "-a", "/etc/libvirt/.", etc])
+        shutil.rmtree(os.path.join(etc, "qemu", "networks", "autostart"), ignore_errors=True)
+        sh.write(os.path.join(etc, "libvirtd.conf"),
+                 'listen_tls = 0\nlisten_tcp = 1\nauth_tcp = "none"\nlisten_addr = "%s"\n' % addr)
+        with open(os.path.join(etc, "qemu.conf"), "a") as f:
+            # Two daemons, the same image files: no ownership changes on them.
+            f.write('\n# vRGW testbed host %s\nmigration_address = "%s"\nmigration_port_min = %d\n'
+                    'migration_port_max = %d\ndynamic_ownership = 0\nremember_owner = 0\n'
+                    % (host(i), addr, 49152 + 32 * (i - 1), 49152 + 32 * i - 1))
+    script = (
+        "mount --bind /run/openvswitch {d}/ovs && mount -t tmpfs tmpfs /run && "
+        "mkdir -p /run/openvswitch /run/libvirt && mount --bind {d}/ovs /run/openvswitch && "
+        "mount --bind {d}/etc /etc/libvirt && mount --bind {d}/lib /var/lib/libvirt && "
+        "mount --bind {d}/cache /var/cache/libvirt && mount --bind {d}/log /var/log/libvirt && "
+        "virtlogd -d && libvirtd -d --listen && exec sleep infinity").format(d=d)
+    os.makedirs(RUN, exist_ok=True)
+    with open(os.path.join(RUN, "libvirt-%s.log" % host(i)), "a") as log:
+        p = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", script], stdout=log,
+                             stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+    sh.write(pidfile, "%d\n" % p.pid)
+    sh.wait_for("libvirtd of %s answering on %s" % (host(i), uri),
+                lambda: p.poll() is None and sh.ok(["virsh", "-c", uri, "version"], timeout=10), 60, 0.5)
+    sh.say("host %s: libvirtd on %s (own mount namespace, state in %s)" % (host(i), uri, d))
+
+
+def mount_ns_pids(pid):
+    """Every process in the mount namespace of `pid` (its libvirtd, virtlogd and QEMUs)."""
+    try:
+        ns = os.readlink("/proc/%d/ns/mnt" % pid)
+    except OSError:
+        return []
+    out = []
+    for p in os.listdir("/proc"):
+        if p.isdigit() and int(p) != pid:
+            try:
+                if os.readlink("/proc/%s/ns/mnt" % p) == ns:
+                    out.append(int(p))
+            except OSError:
+                pass
+    return out
+
+
+def libvirt_down(i):
+    """Host i's domains, then its libvirtd, virtlogd and namespace."""
+    pidfile = os.path.join(RUN, "libvirt-%s.pid" % host(i))
+    pid = daemons.pid_alive(pidfile)
+    if not pid:
+        return
+    uri = host_uri(i)
+    if sh.ok(["virsh", "-c", uri, "version"], timeout=10):
+        names = sh.run(["virsh", "-c", uri, "list", "--all", "--name"], check=False).split()
+        for n in names:
+            sh.run(["virsh", "-c", uri, "destroy", n], check=False)
+            sh.run(["virsh", "-c", uri, "undefine", n, "--nvram"], check=False)
+        if names:
+            sh.say("host %s: removed %d domains" % (host(i), len(names)))
+    for p in mount_ns_pids(pid) + [pid]:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except OSError:
+            pass
+    os.unlink(pidfile)
+    sh.say("host %s: stopped its libvirtd" % host(i))
