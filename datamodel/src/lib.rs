@@ -29,6 +29,6 @@ pub mod tree;
 pub mod types;
 
 pub use handler::Handler;
-pub use model::{DataModel, ValueChanges};
+pub use model::{DataModel, MountPart, SetPlan, ValueChanges};
 pub use schema::{Schema, INSTANCE_MOUNT, VIRTUALIZATION};
 pub use tree::Tree;

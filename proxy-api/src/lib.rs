@@ -55,8 +55,22 @@ impl<P, R> std::fmt::Debug for Method<P, R> {
     }
 }
 
-/// Parameters of a method that takes none (anything sent is ignored, as it always was).
-pub type NoParams = IgnoredAny;
+/// Parameters of a method that takes none: sent as no parameters; anything sent is ignored, as
+/// it always was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NoParams;
+
+impl Serialize for NoParams {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_unit()
+    }
+}
+
+impl<'de> Deserialize<'de> for NoParams {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<NoParams, D::Error> {
+        IgnoredAny::deserialize(d).map(|_| NoParams)
+    }
+}
 
 /// `get`: values of full or partial paths.
 pub const GET: Method<Paths, Vec<WireValue>> =

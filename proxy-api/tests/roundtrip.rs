@@ -112,6 +112,8 @@ fn what_callers_sent_before_still_decodes() {
     let names: NamesParams = xmlrpc::from_value(de(vec![])).expect("names of everything");
     assert_eq!(names, NamesParams { path: String::new(), next_level: false });
     let _: NoParams = xmlrpc::from_value(de(vec![s("ignored")])).expect("no parameters");
+    assert_eq!(call_trip(&HEALTH, &NoParams), NoParams);
+    assert_eq!(xmlrpc::to_value(&NoParams), Ok(Value::Nil), "sent as no parameters");
     // What the agent sends is what the docs show: {name, type, value}, the value a string.
     let sent = xmlrpc::to_value(&values()[1]).expect("value");
     assert_eq!(
