@@ -1,6 +1,7 @@
-//! How often the daemons' own checkers run: once per change. The proxy runs with `dnsmasq` and
-//! `nft` replaced by scripts that log every invocation (and pretend to accept everything), on
-//! loopback, leaving the LAN address alone; the test counts what one call ran.
+//! The proxy on loopback with `dnsmasq` and `nft` replaced by scripts that log every invocation
+//! (and pretend to accept everything), leaving the LAN address alone: how often the daemons' own
+//! checkers run (once per change), and the wire as Python's `xmlrpc.client` speaks it (what
+//! docs/vrgw-proxy.md documents).
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -40,8 +41,8 @@ fn script(path: &PathBuf, text: &str) {
 }
 
 impl Bed {
-    fn start() -> Bed {
-        let dir = std::env::temp_dir().join(format!("vrgw-proxy-checks-{}", std::process::id()));
+    fn start(tag: &str) -> Bed {
+        let dir = std::env::temp_dir().join(format!("vrgw-proxy-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
         let log = dir.join("runs.log");
@@ -90,7 +91,7 @@ fn count(runs: &[String], prefix: &str) -> usize {
 
 #[test]
 fn each_change_is_checked_by_the_daemons_once_then_applied() {
-    let bed = Bed::start();
+    let bed = Bed::start("checks");
     let c = bed.client();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
@@ -147,4 +148,72 @@ fn each_change_is_checked_by_the_daemons_once_then_applied() {
         let h: proxy_api::Health = c.call_typed(proxy_api::HEALTH.name, ()).await.expect("health");
         assert_eq!(h.parameter_key, "k2");
     });
+}
+
+/// What a Python caller sends and gets, method by method (printed by the script, one line each).
+const PYTHON: &str = r#"
+import sys, xmlrpc.client as x
+p = x.ServerProxy(sys.argv[1])
+pool = "Device.DHCPv4.Server.Pool.1."
+def fault(call):
+    try:
+        call()
+    except x.Fault as f:
+        return f.faultCode
+print(p.get([pool + "LeaseTime"]))
+print(p.get(pool + "LeaseTime", pool + "Enable"))
+print(p.set([{"name": pool + "LeaseTime", "value": 600}]))
+print(p.set([{"name": pool + "LeaseTime", "value": "700", "type": "int"}], "k9"))
+print(p.validate([{"name": pool + "MinAddress", "value": "192.168.1.250"}]))
+print(p.try_set([{"name": pool + "LeaseTime", "value": "800", "type": "int"}], "k10"))
+print([n for n in p.names(pool, True) if n["name"].endswith("LeaseTime")])
+n = p.add_object("Device.NAT.PortMapping.", "pm")
+print(n, p.delete_object("Device.NAT.PortMapping.%d." % n, "pm2"))
+h = p.health()
+print(sorted(h), h["parameter_key"])
+print(p.system.methodSignature("try_set"))
+print(fault(lambda: p.set([{"name": "Device.Nope", "value": "x"}])), fault(lambda: p.set([{"value": "x"}])),
+      fault(lambda: p.set([{"name": pool + "LeaseTime", "value": "1", "type": "float"}])))
+"#;
+
+#[test]
+fn python_clients_speak_the_documented_wire() {
+    let bed = Bed::start("python");
+    let c = bed.client();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while c.call_typed::<_, proxy_api::Health>(proxy_api::HEALTH.name, proxy_api::NoParams).await.is_err() {
+            assert!(Instant::now() < deadline, "the proxy did not come up");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(PYTHON)
+        .arg(&bed.url)
+        .output()
+        .expect("python3 is needed for the interoperability tests");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<&str> = text.lines().collect();
+    let lease = "{'name': 'Device.DHCPv4.Server.Pool.1.LeaseTime', 'type': 'int', 'value': '86400'}";
+    let enable = "{'name': 'Device.DHCPv4.Server.Pool.1.Enable', 'type': 'boolean', 'value': 'true'}";
+    assert_eq!(
+        lines,
+        vec![
+            format!("[{lease}]").as_str(),
+            format!("[{lease}, {enable}]").as_str(),
+            "0",
+            "0",
+            "[{'name': 'Device.DHCPv4.Server.Pool.1.MinAddress', 'code': 9007, \
+             'reason': 'MinAddress 192.168.1.250 is above MaxAddress 192.168.1.199'}]",
+            "[]",
+            "[{'name': 'Device.DHCPv4.Server.Pool.1.LeaseTime', 'writable': True}]",
+            "1 0",
+            "['dnsmasq_running', 'last_error', 'parameter_key', 'rss_kib', 'status', 'uptime', 'version'] pm2",
+            "[['array', 'array', 'string']]",
+            "9005 -32602 9006",
+        ]
+    );
 }
