@@ -10,9 +10,11 @@ pub trait Handler: Send {
     fn get(&self, path: &str) -> Result<Vec<ParameterValue>, Fault>;
     /// GetParameterNames semantics.
     fn names(&self, path: &str, next_level: bool) -> Result<Vec<ParameterInfo>, Fault>;
-    /// Checks values without applying them; every refused parameter is reported.
-    fn validate_set(&self, values: &[ParameterValue]) -> Result<(), Vec<ParameterFault>>;
-    /// Applies values already validated, all or nothing.
+    /// Checks values without applying them: the values as they are to be applied (in their
+    /// parameters' types), or every refused parameter.
+    fn validate_set(&self, values: &[ParameterValue]) -> Result<Vec<ParameterValue>, Vec<ParameterFault>>;
+    /// Applies values [`Handler::validate_set`] returned, all or nothing, without validating them
+    /// again (a handler that forwards them may still be refused by what it forwards to).
     fn apply_set(&mut self, values: &[ParameterValue]) -> Result<(), Fault>;
     /// AddObject on a table path; the new instance number.
     fn add_object(&mut self, table: &str) -> Result<u32, Fault>;

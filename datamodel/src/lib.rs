@@ -7,7 +7,7 @@
 //! - [`path`]: path syntax and templates; [`types`]: named-type checks (IPv4Address, ...).
 //! - [`tree`]: an in-memory data model; [`handler`]: the trait every subtree is served through.
 //! - [`model`]: [`DataModel`], the CWMP-facing whole: mounts, attributes, value changes,
-//!   ParameterKey, all-or-nothing sets.
+//!   ParameterKey, all-or-nothing sets (validated once into a [`SetPlan`] that applying consumes).
 //! - [`rules`]: a vRGW's checks that span parameters; [`factory`]: its factory configuration.
 //! - [`docs`]: the generated reference table (docs/datamodel.md).
 //!
@@ -29,6 +29,6 @@ pub mod tree;
 pub mod types;
 
 pub use handler::Handler;
-pub use model::{DataModel, ValueChanges};
+pub use model::{DataModel, MountPart, SetPlan, ValueChanges};
 pub use schema::{Schema, INSTANCE_MOUNT, VIRTUALIZATION};
 pub use tree::Tree;

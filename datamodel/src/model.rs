@@ -1,6 +1,7 @@
 //! [`DataModel`]: the CWMP-facing data model of a device. A root [`Tree`] plus subtrees mounted
 //! from other [`Handler`]s, with attributes (notification, access list), value-change tracking
-//! for "4 VALUE CHANGE", the ParameterKey, and all-or-nothing SetParameterValues across mounts.
+//! for "4 VALUE CHANGE", the ParameterKey, and all-or-nothing SetParameterValues across mounts:
+//! validated once into a [`SetPlan`], which the apply step consumes.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -28,6 +29,57 @@ pub struct ValueChanges {
     pub active: bool,
     /// The changed parameters with their current values (passive ones included).
     pub changed: Vec<ParameterValue>,
+}
+
+/// A SetParameterValues validated everywhere: the root's values in their parameters' types and
+/// each mount's part as its handler validated it. Made by [`DataModel::plan_set`] only and
+/// consumed by [`DataModel::apply_set`] (or [`DataModel::apply_set_with`]), so a set is validated
+/// once and cannot be applied without it.
+#[derive(Debug)]
+#[must_use = "a plan changes nothing until it is applied"]
+pub struct SetPlan {
+    root: Vec<(String, Value)>,
+    mounts: Vec<MountPart>,
+    names: Vec<String>,
+    parameter_key: String,
+}
+
+impl SetPlan {
+    /// Each mount's part, in mount order.
+    pub fn mount_parts(&self) -> &[MountPart] {
+        &self.mounts
+    }
+
+    /// The fault for refused values (9003, every refused parameter listed, in the data model's
+    /// paths): what a refusal of the whole set looks like.
+    pub fn refused(&self, faults: Vec<ParameterFault>) -> Fault {
+        refused(faults, self.names.len())
+    }
+}
+
+/// One mount's part of a [`SetPlan`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct MountPart {
+    /// Where the handler is mounted (ending in `Device.`).
+    pub prefix: String,
+    /// The values in the handler's own paths, as its [`Handler::validate_set`] returned them:
+    /// what its [`Handler::apply_set`] takes.
+    pub values: Vec<ParameterValue>,
+}
+
+impl MountPart {
+    /// A path of the handler's (`Device.…`) as the data model names it.
+    pub fn outer(&self, path: &str) -> String {
+        outer(&self.prefix, path)
+    }
+}
+
+fn refused(faults: Vec<ParameterFault>, of: usize) -> Fault {
+    Fault {
+        code: FaultCode::InvalidArguments,
+        string: format!("{} of {} parameters refused; nothing was changed", faults.len(), of),
+        set_parameter_values_faults: faults,
+    }
 }
 
 /// A device's data model as CWMP sees it.
@@ -186,16 +238,12 @@ impl DataModel {
 
     /// Checks a SetParameterValues everywhere without applying it.
     pub fn validate_set_parameter_values(&self, values: &[ParameterValue]) -> Result<(), Fault> {
-        self.plan_set(values).map(|_| ())
+        self.plan_set(values, "").map(|_| ())
     }
 
-    /// Validates every part of a set and returns what to apply: the root's values in their
-    /// parameters' types, and each mount's part in the mount's own paths.
-    #[allow(clippy::type_complexity)]
-    fn plan_set(
-        &self,
-        values: &[ParameterValue],
-    ) -> Result<(Vec<(String, Value)>, Vec<(String, Vec<ParameterValue>)>), Fault> {
+    /// Validates every part of a SetParameterValues (the root's values, and each mount's part
+    /// by its handler) and returns what to apply, or every refused parameter (9003).
+    pub fn plan_set(&self, values: &[ParameterValue], parameter_key: &str) -> Result<SetPlan, Fault> {
         let mut faults = Vec::new();
         let mut seen = HashSet::new();
         let mut root_part = Vec::new();
@@ -223,46 +271,76 @@ impl DataModel {
                 Vec::new()
             }
         };
+        let mut mounts = Vec::with_capacity(mount_parts.len());
         for (prefix, part) in &mount_parts {
-            if let Err(f) = self.mounts[*prefix].validate_set(part) {
-                faults.extend(f.into_iter().map(|mut pf| {
+            match self.mounts[*prefix].validate_set(part) {
+                Ok(values) => mounts.push(MountPart { prefix: prefix.to_string(), values }),
+                Err(f) => faults.extend(f.into_iter().map(|mut pf| {
                     pf.parameter_name = outer(prefix, &pf.parameter_name);
                     pf
-                }));
+                })),
             }
         }
-        if faults.is_empty() {
-            Ok((coerced, mount_parts.into_iter().map(|(k, v)| (k.to_string(), v)).collect()))
-        } else {
-            Err(Fault {
-                code: FaultCode::InvalidArguments,
-                string: format!("{} of {} parameters refused; nothing was changed", faults.len(), values.len()),
-                set_parameter_values_faults: faults,
-            })
+        if !faults.is_empty() {
+            return Err(refused(faults, values.len()));
         }
+        Ok(SetPlan {
+            root: coerced,
+            mounts,
+            names: values.iter().map(|p| p.name.clone()).collect(),
+            parameter_key: parameter_key.to_string(),
+        })
     }
 
-    /// SetParameterValues: validated everywhere first, applied only when every value is good.
-    /// Values set by the ACS are not reported back as value changes.
-    pub fn set_parameter_values(&mut self, values: &[ParameterValue], parameter_key: &str) -> Result<u8, Fault> {
-        let (coerced, mount_parts) = self.plan_set(values)?;
-        for (prefix, part) in &mount_parts {
-            if let Some(h) = self.mounts.get_mut(prefix) {
-                h.apply_set(part)?;
+    /// Applies a plan: each mount's part through its handler, one after the other (a failing
+    /// part stops the set there; the root's values are applied only when every part was), then
+    /// the root's values and the ParameterKey.
+    pub fn apply_set(&mut self, plan: SetPlan) -> Result<u8, Fault> {
+        for part in plan.mount_parts() {
+            if let Some(h) = self.mounts.get_mut(&part.prefix) {
+                h.apply_set(&part.values).map_err(|mut f| {
+                    for pf in &mut f.set_parameter_values_faults {
+                        pf.parameter_name = part.outer(&pf.parameter_name);
+                    }
+                    f
+                })?;
             }
         }
-        self.root.apply(coerced);
-        for pv in values {
-            if self.attrs.contains_key(&pv.name) {
-                if let Ok(mut now) = self.get_one(&pv.name) {
+        self.apply_set_with(plan, |_| Ok(()))
+    }
+
+    /// Applies a plan whose mounts' parts `apply_mounts` applies (a caller whose handlers do
+    /// I/O can apply them at once), all or nothing: when it fails, nothing else is applied and
+    /// its fault is the answer. Then the root's values and the ParameterKey. Values set by the
+    /// ACS are not reported back as value changes.
+    pub fn apply_set_with(
+        &mut self,
+        plan: SetPlan,
+        apply_mounts: impl FnOnce(&SetPlan) -> Result<(), Fault>,
+    ) -> Result<u8, Fault> {
+        if !plan.mounts.is_empty() {
+            apply_mounts(&plan)?;
+        }
+        let SetPlan { root, names, parameter_key, .. } = plan;
+        self.root.apply(root);
+        for name in names {
+            if self.attrs.contains_key(&name) {
+                if let Ok(mut now) = self.get_one(&name) {
                     if let Some(v) = now.pop() {
-                        self.reported.insert(pv.name.clone(), v.value);
+                        self.reported.insert(name, v.value);
                     }
                 }
             }
         }
-        self.set_key(parameter_key);
+        self.set_key(&parameter_key);
         Ok(0)
+    }
+
+    /// SetParameterValues: validated everywhere first ([`DataModel::plan_set`]), applied only
+    /// when every value is good ([`DataModel::apply_set`]).
+    pub fn set_parameter_values(&mut self, values: &[ParameterValue], parameter_key: &str) -> Result<u8, Fault> {
+        let plan = self.plan_set(values, parameter_key)?;
+        self.apply_set(plan)
     }
 
     fn set_key(&mut self, key: &str) {

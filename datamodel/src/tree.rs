@@ -559,21 +559,12 @@ impl Handler for Tree {
     fn names(&self, path: &str, next_level: bool) -> Result<Vec<ParameterInfo>, Fault> {
         Tree::names(self, path, next_level)
     }
-    fn validate_set(&self, values: &[ParameterValue]) -> Result<(), Vec<ParameterFault>> {
-        self.validate(values).map(|_| ())
+    fn validate_set(&self, values: &[ParameterValue]) -> Result<Vec<ParameterValue>, Vec<ParameterFault>> {
+        Ok(self.validate(values)?.into_iter().map(|(name, v)| ParameterValue::new(name, v)).collect())
     }
     fn apply_set(&mut self, values: &[ParameterValue]) -> Result<(), Fault> {
-        match self.validate(values) {
-            Ok(v) => {
-                self.apply(v);
-                Ok(())
-            }
-            Err(faults) => Err(Fault {
-                code: FaultCode::InvalidArguments,
-                string: "values changed since they were validated".into(),
-                set_parameter_values_faults: faults,
-            }),
-        }
+        self.apply(values.iter().map(|p| (p.name.clone(), p.value.clone())).collect());
+        Ok(())
     }
     fn add_object(&mut self, table: &str) -> Result<u32, Fault> {
         Tree::add_object(self, table)

@@ -372,3 +372,90 @@ fn hidden_parameters_read_as_empty_strings() {
     // The device itself still knows it (to check connection requests).
     assert_eq!(m.root().value(pw), Some(cwmp::Value::String("s3cret-pass".into())));
 }
+
+/// A vRGW tree that counts how often it is asked to validate and to apply.
+struct Counting {
+    tree: Tree,
+    validated: Arc<AtomicU32>,
+    applied: Arc<AtomicU32>,
+}
+
+impl datamodel::Handler for Counting {
+    fn get(&self, path: &str) -> Result<Vec<ParameterValue>, cwmp::Fault> {
+        self.tree.get(path)
+    }
+    fn names(&self, path: &str, next_level: bool) -> Result<Vec<cwmp::ParameterInfo>, cwmp::Fault> {
+        self.tree.names(path, next_level)
+    }
+    fn validate_set(&self, values: &[ParameterValue]) -> Result<Vec<ParameterValue>, Vec<cwmp::ParameterFault>> {
+        self.validated.fetch_add(1, Ordering::SeqCst);
+        datamodel::Handler::validate_set(&self.tree, values)
+    }
+    fn apply_set(&mut self, values: &[ParameterValue]) -> Result<(), cwmp::Fault> {
+        self.applied.fetch_add(1, Ordering::SeqCst);
+        datamodel::Handler::apply_set(&mut self.tree, values)
+    }
+    fn add_object(&mut self, table: &str) -> Result<u32, cwmp::Fault> {
+        self.tree.add_object(table)
+    }
+    fn delete_object(&mut self, object: &str) -> Result<(), cwmp::Fault> {
+        self.tree.delete_object(object)
+    }
+}
+
+#[test]
+fn a_set_is_validated_once_into_a_plan_that_its_application_consumes() {
+    let mut m = host();
+    let (validated, applied) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+    let mut mounts = Vec::new();
+    for n in 1..=2 {
+        assert_eq!(m.add_object(INSTANCES, ""), Ok(n));
+        let mut tree = Tree::new(Schema::vrgw());
+        tree.add_object(POOLS).expect("pool");
+        let mount = format!("{INSTANCES}{n}.Device.");
+        m.mount(&mount, Box::new(Counting { tree, validated: validated.clone(), applied: applied.clone() }));
+        mounts.push(mount);
+    }
+    let lease = |i: usize| format!("{}DHCPv4.Server.Pool.1.LeaseTime", mounts[i]);
+    let sub = format!("{INSTANCES}1.Subscriber");
+    // The ACS's string for an int: the plan holds it in the parameter's type.
+    let values = [pv(&lease(0), s("600")), pv(&lease(1), Value::UnsignedInt(700)), pv(&sub, s("erin"))];
+    let plan = m.plan_set(&values, "p1").expect("valid");
+    assert_eq!(validated.load(Ordering::SeqCst), 2, "one validation per mount");
+    let parts: Vec<(String, Vec<ParameterValue>)> =
+        plan.mount_parts().iter().map(|p| (p.prefix.clone(), p.values.clone())).collect();
+    assert_eq!(parts.len(), 2);
+    assert_eq!(parts[0].1, vec![pv("Device.DHCPv4.Server.Pool.1.LeaseTime", Value::Int(600))]);
+    assert_eq!(plan.mount_parts()[1].outer("Device.X"), format!("{}X", mounts[1]));
+    assert_eq!(m.apply_set(plan), Ok(0));
+    assert_eq!((validated.load(Ordering::SeqCst), applied.load(Ordering::SeqCst)), (2, 2), "not validated again");
+    assert_eq!(get(&m, &lease(0)), Value::Int(600));
+    assert_eq!(get(&m, &sub), s("erin"));
+    assert_eq!(m.parameter_key(), "p1");
+
+    // A caller may apply the mounts' parts itself (all at once); when it fails, neither the
+    // root's values nor the key change.
+    let plan = m.plan_set(&[pv(&lease(1), Value::UnsignedInt(800)), pv(&sub, s("frank"))], "p2").expect("valid");
+    let fault = m
+        .apply_set_with(plan, |plan| {
+            let name = plan.mount_parts()[0].outer("Device.DHCPv4.Server.Pool.1.LeaseTime");
+            Err(plan.refused(vec![cwmp::ParameterFault {
+                parameter_name: name,
+                code: FaultCode::InvalidParameterValue,
+                string: "refused by the device".into(),
+            }]))
+        })
+        .expect_err("refused");
+    assert_eq!(fault.code, FaultCode::InvalidArguments);
+    assert_eq!(fault.string, "1 of 2 parameters refused; nothing was changed");
+    assert_eq!(fault.set_parameter_values_faults[0].parameter_name, lease(1));
+    assert_eq!((get(&m, &sub), m.parameter_key()), (s("erin"), "p1"));
+    assert_eq!(applied.load(Ordering::SeqCst), 2, "the caller applied nothing");
+
+    // A refused value in one mount: the plan is refused whole, nothing applied anywhere.
+    let bad = m.plan_set(&[pv(&lease(0), s("900")), pv(&lease(1), s("soon"))], "p3").expect_err("refused");
+    assert_eq!(bad.set_parameter_values_faults.len(), 1);
+    assert_eq!(bad.set_parameter_values_faults[0].parameter_name, lease(1));
+    assert_eq!(applied.load(Ordering::SeqCst), 2);
+    assert_eq!(get(&m, &lease(0)), Value::Int(600));
+}

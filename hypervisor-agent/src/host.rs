@@ -11,9 +11,11 @@
 //!   background, fill or drain it one domain at a time, with progress in `Ready`, `Suspended`
 //!   and `Status`.
 //!
-//! A SetParameterValues is validated whole (types, ranges, unique VLAN pairs, template
-//! references, every instance it touches) before anything is applied; what is applied is saved
-//! before the domains are touched, so a crash in between is finished by [`Host::reconcile`].
+//! A SetParameterValues is validated whole, once (types, ranges, unique VLAN pairs, template
+//! references, every instance it touches: a [`datamodel::SetPlan`]) before anything is applied;
+//! the instances' parts go to their vRGWs at once (each checks its part once and applies it, all
+//! or nothing across them); what is applied is saved before the domains are touched, so a crash
+//! in between is finished by [`Host::reconcile`].
 //! Failures of libvirt or the switch after a set was accepted show in the instance's `Status`
 //! (`Error`) and `LastError`, and in the log.
 
@@ -21,8 +23,8 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use cwmp::{Body, Fault, FaultCode, ParameterFault, Value};
-use datamodel::{DataModel, Schema, Tree};
+use cwmp::{Body, Fault, FaultCode, ParameterFault, SetParameterValuesResponse, Value};
+use datamodel::{DataModel, Schema, SetPlan, Tree};
 
 use crate::compute::{Compute, ComputeError, DomState};
 use crate::domain::{mac, Boot, DomainSpec, Nic, Owner};
@@ -296,12 +298,12 @@ impl Host {
     /// Serves one ACS request on the host data model, with the side effects described in the
     /// module documentation.
     pub fn handle(&mut self, req: &Body) -> Body {
+        let mut plan = None;
         match req {
-            Body::SetParameterValues(r) => {
-                if let Err(f) = self.check_set(&r.parameter_list) {
-                    return Body::Fault(f);
-                }
-            }
+            Body::SetParameterValues(r) => match self.plan_set(&r.parameter_list, &r.parameter_key) {
+                Ok(p) => plan = Some(p),
+                Err(f) => return Body::Fault(f),
+            },
             Body::DeleteObject(r) => {
                 if let Some(n) = instance_row(&r.object_name) {
                     if self.live.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&n) {
@@ -321,7 +323,10 @@ impl Host {
         if matches!(req, Body::GetParameterValues(_)) {
             self.refresh_stats();
         }
-        let resp = datamodel::rpc::serve(&mut self.model, req);
+        let resp = match plan {
+            Some(plan) => self.apply_set(plan),
+            None => datamodel::rpc::serve(&mut self.model, req),
+        };
         // Mounts follow the instance rows.
         match (req, &resp) {
             (Body::AddObject(r), Body::AddObjectResponse(a)) if r.object_name == INSTANCE => {
@@ -390,9 +395,10 @@ impl Host {
         resp
     }
 
-    /// Checks what the tree cannot: references to templates that exist, and no change of
-    /// template under a provisioned instance. Every refused parameter is reported (9007).
-    fn check_set(&self, values: &[cwmp::ParameterValue]) -> std::result::Result<(), Fault> {
+    /// Validates a SetParameterValues once: what the tree cannot check (references to templates
+    /// that exist, no change of template under a provisioned instance; every refused parameter
+    /// is reported, 9007), then the data model's plan.
+    fn plan_set(&self, values: &[cwmp::ParameterValue], parameter_key: &str) -> std::result::Result<SetPlan, Fault> {
         let mut faults = Vec::new();
         let refuse = |faults: &mut Vec<ParameterFault>, name: &str, why: String| {
             faults.push(ParameterFault {
@@ -425,13 +431,24 @@ impl Host {
         }
         if faults.is_empty() {
             // Types, ranges, enumerations and unique VLAN pairs, across every row at once.
-            return self.model.validate_set_parameter_values(values);
+            return self.model.plan_set(values, parameter_key);
         }
         Err(Fault {
             code: FaultCode::InvalidArguments,
             string: format!("{} of {} parameters refused; nothing was changed", faults.len(), values.len()),
             set_parameter_values_faults: faults,
         })
+    }
+
+    /// Applies a validated SetParameterValues: the instances' parts through their vRGWs, all at
+    /// once ([`crate::proxy::apply_all`]), then the host's own values.
+    fn apply_set(&mut self, plan: SetPlan) -> Body {
+        let (mounts, rt) = (&self.mounts, &self.rt);
+        let mount_at = |prefix: &str| row_number(INSTANCE, prefix).and_then(|n| mounts.get(&n).cloned());
+        match self.model.apply_set_with(plan, |plan| crate::proxy::apply_all(rt, plan, mount_at)) {
+            Ok(status) => Body::SetParameterValuesResponse(SetParameterValuesResponse { status }),
+            Err(f) => Body::Fault(f),
+        }
     }
 
     /// Brings every instance to what its row asks for. Failures are recorded on the instance.

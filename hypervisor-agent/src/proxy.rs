@@ -1,22 +1,26 @@
 //! Each instance's own data model, mounted at `Instance.{i}.Device.` of the host's.
 //!
 //! The mount holds the subscriber's *profile* (a `Tree` of the vRGW schema: what the ACS set) and,
-//! once the instance runs, its vrgw-proxy (XML-RPC, HTTP Basic with the per-instance secret):
+//! once the instance runs, its vrgw-proxy (XML-RPC, HTTP Basic with the per-instance secret,
+//! the contract of the `proxy-api` crate):
 //!
 //! - before the proxy answers (not provisioned yet, or still booting), reads come from the
 //!   profile and sets are checked against the schema and recorded in it;
 //! - once it answers, [`ProxyMount::sync`] pushes the whole profile in one `set`, and from then
-//!   on reads go to the proxy (live values such as Hosts and UpTime) and sets are checked by the
-//!   proxy (`validate`: values, cross-parameter rules, the daemons' own checkers), applied there
-//!   (`set`, all or nothing) and recorded in the profile, so a vRGW re-created later gets them
-//!   again.
+//!   on reads go to the proxy (live values such as Hosts and UpTime) and sets are checked against
+//!   the schema here (the host's plan), then checked by the proxy (values, cross-parameter rules,
+//!   the daemons' own checkers) and applied there in one `try_set` call, all or nothing, and
+//!   recorded in the profile, so a vRGW re-created later gets them again. [`apply_all`] sends
+//!   the parts of one set to their vRGWs at once.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cwmp::{Fault, FaultCode, ParameterFault, ParameterInfo, ParameterValue, Value as CwmpValue, XsdType};
-use datamodel::{Handler, Tree};
-use xmlrpc::Value;
+use cwmp::{Fault, FaultCode, ParameterFault, ParameterInfo, ParameterValue, Value as CwmpValue};
+use datamodel::{Handler, SetPlan, Tree};
+use proxy_api::{Method, NoParams, ObjectParams, Paths, ProxyFault, SetParams, WireFault, WireValue};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 /// The proxy's user name for HTTP Basic.
 pub const PROXY_USER: &str = "vrgw";
@@ -63,26 +67,23 @@ fn unreachable(url: &str, e: &xmlrpc::Error) -> Fault {
 fn fault_of(url: &str, e: xmlrpc::Error) -> Fault {
     match e {
         // The proxy's faults carry CWMP codes.
-        xmlrpc::Error::Fault(f) => {
-            Fault::with_string(FaultCode::from_code(u32::try_from(f.code).unwrap_or(9002)), f.string)
-        }
+        xmlrpc::Error::Fault(f) => Fault::from(ProxyFault::from(f)),
         other => unreachable(url, &other),
     }
 }
 
-fn wire(p: &ParameterValue) -> Value {
-    Value::structure([
-        ("name", Value::String(p.name.clone())),
-        ("type", Value::String(p.value.xsd_type().qname().trim_start_matches("xsd:").to_string())),
-        ("value", Value::String(p.value.to_lexical().into_owned())),
-    ])
+/// Calls `m` with its parameter type, for its result type.
+async fn call<P: Serialize, R: DeserializeOwned>(
+    client: &xmlrpc::Client,
+    m: &Method<P, R>,
+    params: P,
+) -> Result<R, xmlrpc::Error> {
+    client.call_typed(m.name, params).await
 }
 
-fn from_wire(v: &Value) -> Option<ParameterValue> {
-    let name = v.get("name")?.as_str()?;
-    let ty = XsdType::from_local(v.get("type")?.as_str()?)?;
-    let value = CwmpValue::parse(ty, v.get("value")?.as_str()?).ok()?;
-    Some(ParameterValue::new(name, value))
+/// The values of a set as they travel.
+fn wire(values: &[ParameterValue]) -> Vec<WireValue> {
+    values.iter().map(WireValue::from).collect()
 }
 
 impl ProxyMount {
@@ -141,9 +142,14 @@ impl ProxyMount {
         self.lock().synced
     }
 
-    fn call(&self, client: &xmlrpc::Client, method: &str, params: &[Value]) -> Result<Value, xmlrpc::Error> {
+    fn call<P: Serialize, R: DeserializeOwned>(
+        &self,
+        client: &xmlrpc::Client,
+        m: &Method<P, R>,
+        params: P,
+    ) -> Result<R, xmlrpc::Error> {
         // Host operations run on the agent's host thread, never on a runtime worker.
-        self.rt.block_on(client.call(method, params))
+        self.rt.block_on(call(client, m, params))
     }
 
     /// When attached and not yet synced: if the proxy answers, pushes the whole profile (one
@@ -160,21 +166,19 @@ impl ProxyMount {
         };
         // A vRGW still booting does not answer ARP: a connection attempt would wait for the
         // client's whole timeout and hold the host thread (and every CWMP session) meanwhile.
-        if !answers_quickly(&url) || self.call(&client, "health", &[]).is_err() {
+        if !answers_quickly(&url) || self.call(&client, &proxy_api::HEALTH, NoParams).is_err() {
             return Ok(false);
         }
         // Only what differs from what the vRGW has now.
-        let now = self
-            .call(&client, "get", &[Value::Array(vec![Value::String("Device.".into())])])
-            .map_err(|e| fault_of(&url, e))?;
+        let now = self.call(&client, &proxy_api::GET, Paths(vec!["Device.".into()])).map_err(|e| fault_of(&url, e))?;
         let current: std::collections::HashMap<String, CwmpValue> =
-            now.as_array().unwrap_or_default().iter().filter_map(from_wire).map(|p| (p.name, p.value)).collect();
+            now.into_iter().filter_map(|w| ParameterValue::try_from(w).ok()).map(|p| (p.name, p.value)).collect();
         let values: Vec<ParameterValue> = values
             .into_iter()
             .filter(|p| current.get(&p.name).is_none_or(|v| v.to_lexical() != p.value.to_lexical()))
             .collect();
-        let list = Value::Array(values.iter().map(wire).collect());
-        self.call(&client, "set", &[list, Value::String(parameter_key.into())]).map_err(|e| fault_of(&url, e))?;
+        let params = SetParams { values: wire(&values), parameter_key: parameter_key.into() };
+        self.call(&client, &proxy_api::SET, params).map_err(|e| fault_of(&url, e))?;
         self.lock().synced = true;
         tracing::info!(%url, parameters = values.len(), "the vRGW's proxy has its profile");
         Ok(true)
@@ -190,10 +194,35 @@ impl ProxyMount {
                 _ => return Err(Fault::with_string(FaultCode::InternalError, "the vRGW's proxy is not attached")),
             }
         };
-        match self.call(&client, "announce", &[]).map_err(|e| fault_of(&url, e))? {
-            Value::String(s) => Ok(s),
-            other => Ok(format!("{other:?}")),
+        self.call(&client, &proxy_api::ANNOUNCE, NoParams).map_err(|e| fault_of(&url, e))
+    }
+
+    /// Sends a set's part to the proxy, which checks it once and applies it (`try_set`), when
+    /// the proxy has the profile; refused values come back as 9003 naming each (in the vRGW's
+    /// own paths). Nothing is recorded in the profile: see [`ProxyMount::record`].
+    pub async fn send(&self, values: &[ParameterValue]) -> Result<(), Fault> {
+        let Some((c, url)) = self.live() else { return Ok(()) };
+        let params = SetParams { values: wire(values), parameter_key: String::new() };
+        let refused: Vec<WireFault> = call(&c, &proxy_api::TRY_SET, params).await.map_err(|e| fault_of(&url, e))?;
+        if refused.is_empty() {
+            return Ok(());
         }
+        Err(Fault {
+            code: FaultCode::InvalidArguments,
+            string: format!("the vRGW refused {} of {} values; nothing was changed", refused.len(), values.len()),
+            set_parameter_values_faults: refused.into_iter().map(ParameterFault::from).collect(),
+        })
+    }
+
+    /// Records values the profile validated (and the proxy, if any, applied).
+    pub fn record(&self, values: &[ParameterValue]) {
+        self.lock().profile.apply(values.iter().map(|p| (p.name.clone(), p.value.clone())).collect());
+    }
+
+    /// The profile's values of these parameters: what undoes a set of them.
+    pub fn previous(&self, values: &[ParameterValue]) -> Vec<ParameterValue> {
+        let g = self.lock();
+        values.iter().filter_map(|p| Some(ParameterValue::new(p.name.clone(), g.profile.value(&p.name)?))).collect()
     }
 
     fn live(&self) -> Option<(xmlrpc::Client, String)> {
@@ -234,17 +263,13 @@ impl Handler for ProxyMount {
     fn get(&self, path: &str) -> Result<Vec<ParameterValue>, Fault> {
         match self.live() {
             Some((c, url)) => {
-                let r = self
-                    .call(&c, "get", &[Value::Array(vec![Value::String(path.into())])])
-                    .map_err(|e| fault_of(&url, e))?;
-                let list =
-                    r.as_array().ok_or_else(|| Fault::with_string(FaultCode::InternalError, "get: not an array"))?;
-                list.iter()
-                    .map(|v| {
-                        from_wire(v).ok_or_else(|| {
+                let list = self.call(&c, &proxy_api::GET, Paths(vec![path.into()])).map_err(|e| fault_of(&url, e))?;
+                list.into_iter()
+                    .map(|w| {
+                        ParameterValue::try_from(w).map_err(|f| {
                             Fault::with_string(
                                 FaultCode::InternalError,
-                                format!("the proxy at {url} sent a malformed value"),
+                                format!("the proxy at {url} sent a malformed value: {f}"),
                             )
                         })
                     })
@@ -257,64 +282,24 @@ impl Handler for ProxyMount {
     fn names(&self, path: &str, next_level: bool) -> Result<Vec<ParameterInfo>, Fault> {
         match self.live() {
             Some((c, url)) => {
-                let r = self
-                    .call(&c, "names", &[Value::String(path.into()), Value::Bool(next_level)])
-                    .map_err(|e| fault_of(&url, e))?;
-                Ok(r.as_array()
-                    .unwrap_or_default()
-                    .iter()
-                    .filter_map(|v| {
-                        Some(ParameterInfo {
-                            name: v.get("name")?.as_str()?.to_string(),
-                            writable: v.get("writable")?.as_bool()?,
-                        })
-                    })
-                    .collect())
+                let params = proxy_api::NamesParams { path: path.into(), next_level };
+                let list = self.call(&c, &proxy_api::NAMES, params).map_err(|e| fault_of(&url, e))?;
+                Ok(list.into_iter().map(ParameterInfo::from).collect())
             }
             None => self.lock().profile.names(path, next_level),
         }
     }
 
-    fn validate_set(&self, values: &[ParameterValue]) -> Result<(), Vec<ParameterFault>> {
-        self.lock().profile.validate(values)?;
-        let Some((c, url)) = self.live() else { return Ok(()) };
-        let one =
-            |name: &str, f: Fault| vec![ParameterFault { parameter_name: name.into(), code: f.code, string: f.string }];
-        let first = values.first().map(|p| p.name.clone()).unwrap_or_default();
-        let r = self
-            .call(&c, "validate", &[Value::Array(values.iter().map(wire).collect())])
-            .map_err(|e| one(&first, fault_of(&url, e)))?;
-        let faults: Vec<ParameterFault> = r
-            .as_array()
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|v| {
-                Some(ParameterFault {
-                    parameter_name: v.get("name")?.as_str()?.to_string(),
-                    code: FaultCode::from_code(u32::try_from(v.get("code")?.as_i64()?).ok()?),
-                    string: v.get("reason")?.as_str()?.to_string(),
-                })
-            })
-            .collect();
-        if faults.is_empty() {
-            Ok(())
-        } else {
-            Err(faults)
-        }
+    /// Checked against the profile (the schema); the proxy checks the rest when the values reach
+    /// it, in the same call that applies them.
+    fn validate_set(&self, values: &[ParameterValue]) -> Result<Vec<ParameterValue>, Vec<ParameterFault>> {
+        let coerced = self.lock().profile.validate(values)?;
+        Ok(coerced.into_iter().map(|(name, v)| ParameterValue::new(name, v)).collect())
     }
 
     fn apply_set(&mut self, values: &[ParameterValue]) -> Result<(), Fault> {
-        if let Some((c, url)) = self.live() {
-            let list = Value::Array(values.iter().map(wire).collect());
-            self.call(&c, "set", &[list, Value::String(String::new())]).map_err(|e| fault_of(&url, e))?;
-        }
-        let mut g = self.lock();
-        let coerced = g.profile.validate(values).map_err(|f| Fault {
-            code: FaultCode::InvalidArguments,
-            string: "refused by the profile".into(),
-            set_parameter_values_faults: f,
-        })?;
-        g.profile.apply(coerced);
+        self.rt.block_on(self.send(values))?;
+        self.record(values);
         Ok(())
     }
 
@@ -324,13 +309,11 @@ impl Handler for ProxyMount {
         // is re-read at the next sync.
         let n = self.lock().profile.add_object(table)?;
         if let Some((c, url)) = self.live() {
-            let r = self
-                .call(&c, "add_object", &[Value::String(table.into()), Value::String(String::new())])
-                .map_err(|e| fault_of(&url, e));
-            match r {
-                Ok(v) if v.as_i64() == Some(i64::from(n)) => {}
+            let params = ObjectParams { path: table.into(), parameter_key: String::new() };
+            match self.call(&c, &proxy_api::ADD_OBJECT, params).map_err(|e| fault_of(&url, e)) {
+                Ok(v) if v == n => {}
                 Ok(v) => {
-                    tracing::warn!(%url, profile = n, proxy = ?v, "instance numbers differ; resyncing");
+                    tracing::warn!(%url, profile = n, proxy = v, "instance numbers differ; resyncing");
                     self.lock().synced = false;
                 }
                 Err(f) => {
@@ -344,11 +327,85 @@ impl Handler for ProxyMount {
 
     fn delete_object(&mut self, object: &str) -> Result<(), Fault> {
         if let Some((c, url)) = self.live() {
-            self.call(&c, "delete_object", &[Value::String(object.into()), Value::String(String::new())])
-                .map_err(|e| fault_of(&url, e))?;
+            let params = ObjectParams { path: object.into(), parameter_key: String::new() };
+            self.call(&c, &proxy_api::DELETE_OBJECT, params).map_err(|e| fault_of(&url, e))?;
         }
         self.lock().profile.delete_object(object)
     }
+}
+
+/// Applies the mounts' parts of a set plan through their vRGWs' proxies, all at once (the vRGWs
+/// are independent: one `try_set` each, in flight together), all or nothing: when one refuses
+/// or fails, those that applied their part get their previous values back, and the answer names
+/// every refused parameter in the host's paths (or is the first failure's fault). The profiles
+/// record the parts once every one applied. `mount_at` finds the mount at a prefix.
+pub fn apply_all(
+    rt: &tokio::runtime::Handle,
+    plan: &SetPlan,
+    mount_at: impl Fn(&str) -> Option<ProxyMount>,
+) -> Result<(), Fault> {
+    let mut parts = Vec::with_capacity(plan.mount_parts().len());
+    for part in plan.mount_parts() {
+        let m = mount_at(&part.prefix).ok_or_else(|| {
+            Fault::with_string(FaultCode::InternalError, format!("no vRGW is mounted at {}", part.prefix))
+        })?;
+        parts.push((m, part));
+    }
+    let previous: Vec<Vec<ParameterValue>> = parts.iter().map(|(m, p)| m.previous(&p.values)).collect();
+    let results = send_all(rt, parts.iter().map(|(m, p)| (m.clone(), p.values.clone())).collect());
+    if results.iter().all(Result::is_ok) {
+        for (m, p) in &parts {
+            m.record(&p.values);
+        }
+        return Ok(());
+    }
+    // Undo what was applied, all at once too.
+    let undo: Vec<(ProxyMount, Vec<ParameterValue>)> = parts
+        .iter()
+        .zip(previous)
+        .zip(&results)
+        .filter(|(_, r)| r.is_ok())
+        .map(|(((m, _), prev), _)| (m.clone(), prev))
+        .collect();
+    for ((m, _), r) in undo.iter().zip(send_all(rt, undo.clone())) {
+        if let Err(f) = r {
+            tracing::error!(proxy = ?m, "undoing a set that another vRGW refused: {}", f.string);
+        }
+    }
+    let mut refused = Vec::new();
+    let mut first = None;
+    for ((_, part), r) in parts.iter().zip(results) {
+        match r {
+            Ok(()) => {}
+            Err(f) if !f.set_parameter_values_faults.is_empty() => {
+                refused.extend(f.set_parameter_values_faults.into_iter().map(|mut pf| {
+                    pf.parameter_name = part.outer(&pf.parameter_name);
+                    pf
+                }));
+            }
+            Err(f) => {
+                first.get_or_insert(f);
+            }
+        }
+    }
+    Err(match first {
+        Some(f) if refused.is_empty() => f,
+        _ => plan.refused(refused),
+    })
+}
+
+/// Sends each mount its values, every call in flight at once; the outcomes in order.
+fn send_all(rt: &tokio::runtime::Handle, parts: Vec<(ProxyMount, Vec<ParameterValue>)>) -> Vec<Result<(), Fault>> {
+    let tasks: Vec<_> = parts.into_iter().map(|(m, values)| rt.spawn(async move { m.send(&values).await })).collect();
+    rt.block_on(async {
+        let mut out = Vec::with_capacity(tasks.len());
+        for t in tasks {
+            out.push(t.await.unwrap_or_else(|e| {
+                Err(Fault::with_string(FaultCode::InternalError, format!("a call to a vRGW's proxy failed: {e}")))
+            }));
+        }
+        out
+    })
 }
 
 #[cfg(test)]

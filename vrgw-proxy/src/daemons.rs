@@ -1,7 +1,9 @@
-//! Applying rendered configurations to the real system: the LAN address (`ip`), the nftables
-//! ruleset (`nft -c` then `nft -f`, atomic), dnsmasq (`--test`, then a restart of the child it
-//! runs under this process) and the hostapd file. A step that fails undoes the steps before it,
-//! so the previous working configuration keeps serving.
+//! Applying rendered configurations to the real system. [`Daemons::check`] runs the daemons' own
+//! checkers once (`dnsmasq --test`, `nft -c`) and gives a [`Checked`] configuration, the only
+//! thing [`Daemons::apply`] takes: the LAN address (`ip`), the nftables ruleset (`nft -f`,
+//! atomic), dnsmasq (a restart of the child it runs under this process) and the hostapd file. A
+//! step that fails undoes the steps before it, so the previous working configuration keeps
+//! serving.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -50,10 +52,22 @@ pub enum ApplyError {
     Io(String, String),
 }
 
+/// A rendered configuration the daemons' own checkers accepted (made by [`Daemons::check`]
+/// only), so a configuration is checked once and applied without being checked again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked(Rendered);
+
+impl std::ops::Deref for Checked {
+    type Target = Rendered;
+    fn deref(&self) -> &Rendered {
+        &self.0
+    }
+}
+
 /// The configuration in force and the dnsmasq child.
 pub struct Daemons {
     pub paths: Paths,
-    applied: Option<Rendered>,
+    applied: Option<Checked>,
     dnsmasq: Option<Child>,
 }
 
@@ -76,8 +90,9 @@ impl Daemons {
         matches!(self.dnsmasq.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
     }
 
-    /// Checks a rendered configuration with the daemons' own checkers, changing nothing.
-    pub fn check(&self, r: &Rendered) -> Result<(), ApplyError> {
+    /// Checks a rendered configuration with the daemons' own checkers (one `dnsmasq --test`,
+    /// one `nft -c`), changing nothing.
+    pub fn check(&self, r: Rendered) -> Result<Checked, ApplyError> {
         let dir = &self.paths.run_dir;
         std::fs::create_dir_all(dir).map_err(|e| ApplyError::Io(dir.display().to_string(), e.to_string()))?;
         let probe = dir.join(".dnsmasq.check.conf");
@@ -92,12 +107,18 @@ impl Daemons {
             .map_err(|e| ApplyError::Io(probe.display().to_string(), e.to_string()))?;
         let res = run(Command::new(&self.paths.nft_bin).arg("-c").arg("-f").arg(&probe));
         let _ = std::fs::remove_file(&probe);
-        res.map_err(ApplyError::Nft)
+        res.map_err(ApplyError::Nft)?;
+        Ok(Checked(r))
+    }
+
+    /// The configuration in force, if one was applied.
+    pub fn applied(&self) -> Option<&Checked> {
+        self.applied.as_ref()
     }
 
     /// Applies `r`, step by step; on failure the steps already taken are undone and the
     /// previous configuration is running again.
-    pub fn apply(&mut self, r: &Rendered) -> Result<(), ApplyError> {
+    pub fn apply(&mut self, r: &Checked) -> Result<(), ApplyError> {
         let old = self.applied.clone();
         let lan_changed = old.as_ref().map(|o| &o.lan) != Some(&r.lan);
         if lan_changed {
@@ -150,7 +171,6 @@ impl Daemons {
         let path = self.paths.nft_conf();
         let next = self.paths.run_dir.join("nftables.conf.next");
         write_atomic(&next, ruleset.as_bytes()).map_err(|e| e.to_string())?;
-        run(Command::new(&self.paths.nft_bin).arg("-c").arg("-f").arg(&next))?;
         run(Command::new(&self.paths.nft_bin).arg("-f").arg(&next))?;
         std::fs::rename(&next, &path).map_err(|e| e.to_string())
     }
@@ -166,7 +186,6 @@ impl Daemons {
         let path = self.paths.dnsmasq_conf();
         let next = self.paths.run_dir.join("dnsmasq.conf.next");
         write_atomic(&next, conf.as_bytes()).map_err(|e| e.to_string())?;
-        run(Command::new(&self.paths.dnsmasq_bin).arg("--test").arg(format!("--conf-file={}", next.display())))?;
         std::fs::rename(&next, &path).map_err(|e| e.to_string())?;
         self.stop_dnsmasq();
         let mut child = Command::new(&self.paths.dnsmasq_bin)

@@ -118,7 +118,7 @@ fn run(opts: Opts) -> Result<(), String> {
     let proxy = proxy::Proxy::start(settings, daemons::Daemons::new(paths))?;
     let proxy = Arc::new(Mutex::new(proxy));
     let mut server = xmlrpc::Server::new().with_basic_auth("vrgw", &secret);
-    rpc::register(&mut server, proxy.clone());
+    rpc::register_all(&mut server, proxy.clone());
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     let result = rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(opts.listen).await.map_err(|e| format!("{}: {e}", opts.listen))?;
@@ -155,8 +155,7 @@ fn validate(settings: proxy::Settings, paths: daemons::Paths) -> Result<(), Stri
         lease_file: &settings.lease_file,
         pid_file: &pid,
     };
-    let r = render::render(&tree, &env);
-    daemons::Daemons::new(paths).check(&r).map_err(|e| e.to_string())?;
-    println!("configuration valid (parameter key {key:?}, LAN {})", r.lan.unwrap_or_default());
+    let r = daemons::Daemons::new(paths).check(render::render(&tree, &env)).map_err(|e| e.to_string())?;
+    println!("configuration valid (parameter key {key:?}, LAN {})", r.lan.clone().unwrap_or_default());
     Ok(())
 }

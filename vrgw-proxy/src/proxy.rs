@@ -1,13 +1,14 @@
 //! The proxy's state and operations: every change is checked on a copy of the data model
-//! (schema, then the checks that span parameters, then the daemons' own checkers), applied to
-//! the daemons, persisted, and only then made current. Anything refused changes nothing.
+//! (schema, then the checks that span parameters: a [`Candidate`]; then the daemons' own
+//! checkers, once: a [`Checked`] configuration), applied to the daemons, persisted, and only then
+//! made current. Anything refused changes nothing.
 
 use std::path::PathBuf;
 
 use cwmp::{Fault, FaultCode, ParameterFault, ParameterInfo, ParameterValue};
 use datamodel::Tree;
 
-use crate::daemons::{ApplyError, Daemons};
+use crate::daemons::{ApplyError, Checked, Daemons};
 use crate::model;
 use crate::render::{render, Env, Rendered};
 
@@ -43,6 +44,21 @@ pub fn fault_of(faults: Vec<ParameterFault>) -> Fault {
 /// Whether a path reads Device.Hosts (so the lease file must be read first).
 fn touches_hosts(path: &str) -> bool {
     path.is_empty() || path.starts_with(model::HOSTS) || model::HOSTS.starts_with(path)
+}
+
+/// A configuration that passed the schema and the checks that span parameters: what
+/// [`Proxy::commit`] takes.
+struct Candidate(Tree);
+
+impl Candidate {
+    fn checked(t: Tree) -> Result<Candidate, Vec<ParameterFault>> {
+        let problems = model::check(&t);
+        if problems.is_empty() {
+            Ok(Candidate(t))
+        } else {
+            Err(problems)
+        }
+    }
 }
 
 fn apply_fault(e: ApplyError) -> Fault {
@@ -99,7 +115,7 @@ impl Proxy {
             p.last_error = Some(f.string);
         }
         let r = p.rendered(&p.tree);
-        if let Err(e) = p.daemons.apply(&r) {
+        if let Err(e) = p.daemons.check(r).and_then(|c| p.daemons.apply(&c)) {
             tracing::error!("could not apply the configuration at start: {e}");
             p.last_error = Some(e.to_string());
         }
@@ -144,66 +160,78 @@ impl Proxy {
         self.tree.names(path, next_level)
     }
 
-    /// Checks, applies, persists and adopts `cand`.
-    fn commit(&mut self, cand: Tree, key: &str) -> Result<(), Fault> {
-        let problems = model::check(&cand);
-        if !problems.is_empty() {
-            return Err(fault_of(problems));
-        }
-        let r = self.rendered(&cand);
-        self.daemons.check(&r).map_err(apply_fault)?;
-        self.daemons.apply(&r).map_err(|e| {
+    /// Checks with the daemons' checkers (once), applies, persists and adopts `cand`.
+    fn commit(&mut self, cand: Candidate, key: &str) -> Result<(), Fault> {
+        let checked: Checked = self.daemons.check(self.rendered(&cand.0)).map_err(apply_fault)?;
+        let previous = self.daemons.applied().cloned();
+        self.daemons.apply(&checked).map_err(|e| {
             self.last_error = Some(e.to_string());
             apply_fault(e)
         })?;
-        if let Err(e) = model::save(&self.settings.state_file, &cand, key) {
-            let old = self.rendered(&self.tree);
-            let _ = self.daemons.apply(&old);
+        if let Err(e) = model::save(&self.settings.state_file, &cand.0, key) {
+            if let Some(old) = previous {
+                let _ = self.daemons.apply(&old);
+            }
             return Err(Fault::with_string(FaultCode::InternalError, format!("the state could not be saved: {e}")));
         }
-        self.tree = cand;
+        self.tree = cand.0;
         self.key = key.to_string();
         self.last_error = None;
         Ok(())
     }
 
-    /// Everything `set` checks (values, cross-parameter rules, the daemons' own checkers),
-    /// nothing applied: what the host agent asks every vRGW before a set that spans several.
-    pub fn validate(&self, values: &[ParameterValue]) -> Result<(), Fault> {
+    /// The configuration `values` make, or every value refused (by the schema, else by the
+    /// checks that span parameters).
+    fn candidate(&self, values: &[ParameterValue]) -> Result<Candidate, Vec<ParameterFault>> {
         let mut cand = self.tree.clone();
-        let coerced = cand.validate(values).map_err(fault_of)?;
+        let coerced = cand.validate(values)?;
         cand.apply(coerced);
-        let problems = model::check(&cand);
-        if !problems.is_empty() {
-            return Err(fault_of(problems));
-        }
-        self.daemons.check(&self.rendered(&cand)).map_err(apply_fault)
+        Candidate::checked(cand)
     }
 
+    /// Everything `set` checks (values, cross-parameter rules, the daemons' own checkers),
+    /// nothing applied: the values refused, empty when `set` would accept them all; a fault when
+    /// a daemon's checker refuses the configuration.
+    pub fn validate(&self, values: &[ParameterValue]) -> Result<Vec<ParameterFault>, Fault> {
+        match self.candidate(values) {
+            Err(refused) => Ok(refused),
+            Ok(cand) => self.daemons.check(self.rendered(&cand.0)).map(|_| Vec::new()).map_err(apply_fault),
+        }
+    }
+
+    /// Checks and applies `values`, all or nothing; a refusal is a fault naming every refused
+    /// value.
     pub fn set(&mut self, values: &[ParameterValue], key: &str) -> Result<(), Fault> {
-        let mut cand = self.tree.clone();
-        let coerced = cand.validate(values).map_err(fault_of)?;
-        cand.apply(coerced);
+        let cand = self.candidate(values).map_err(fault_of)?;
         self.commit(cand, key)
+    }
+
+    /// [`Proxy::set`] with the refused values as the result (empty when applied): one call
+    /// checks once and applies, and the caller learns which parameter was refused and why.
+    pub fn try_set(&mut self, values: &[ParameterValue], key: &str) -> Result<Vec<ParameterFault>, Fault> {
+        match self.candidate(values) {
+            Err(refused) => Ok(refused),
+            Ok(cand) => self.commit(cand, key).map(|()| Vec::new()),
+        }
     }
 
     pub fn add_object(&mut self, path: &str, key: &str) -> Result<u32, Fault> {
         let mut cand = self.tree.clone();
         let n = cand.add_object(path)?;
-        self.commit(cand, key)?;
+        self.commit(Candidate::checked(cand).map_err(fault_of)?, key)?;
         Ok(n)
     }
 
     pub fn delete_object(&mut self, path: &str, key: &str) -> Result<(), Fault> {
         let mut cand = self.tree.clone();
         cand.delete_object(path)?;
-        self.commit(cand, key)
+        self.commit(Candidate::checked(cand).map_err(fault_of)?, key)
     }
 
     pub fn factory_reset(&mut self) -> Result<(), Fault> {
         let mut cand = model::factory_defaults(&self.settings.instance_id);
         model::install_live_values(&mut cand);
-        self.commit(cand, "")
+        self.commit(Candidate::checked(cand).map_err(fault_of)?, "")
     }
 
     pub fn parameter_key(&self) -> &str {

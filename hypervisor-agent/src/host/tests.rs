@@ -672,3 +672,178 @@ fn failed_migration_steps_leave_the_vrgw_where_it_ran() {
     src.clean();
     dst.clean();
 }
+
+/// Calls a stand-in proxy received: (method, the values of a set).
+type Calls = Arc<std::sync::Mutex<Vec<(String, Vec<proxy_api::WireValue>)>>>;
+
+/// `try_set` calls in flight at once, across the stand-ins of one test.
+#[derive(Default)]
+struct Meeting {
+    in_flight: std::sync::Mutex<usize>,
+    cv: std::sync::Condvar,
+}
+
+impl Meeting {
+    /// Arrives and waits (at most 5 s) until `n` calls arrived; whether they did.
+    fn meet(&self, n: usize) -> bool {
+        let mut g = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        *g += 1;
+        self.cv.notify_all();
+        let (g, _) = self
+            .cv
+            .wait_timeout_while(g, std::time::Duration::from_secs(5), |k| *k < n)
+            .unwrap_or_else(|e| e.into_inner());
+        *g >= n
+    }
+}
+
+/// A stand-in for a vRGW's proxy at `addr`, speaking the contract: `health`, `get` (nothing),
+/// `set`, `validate`, and `try_set`, which refuses the parameters named in `refuse` (9007) and
+/// first waits for `meet` calls to be in flight at once (recording whether they were). It runs
+/// on a thread of its own, as a vRGW would (its waiting blocks nobody else).
+fn stand_in(
+    addr: &str,
+    refuse: Arc<std::sync::Mutex<Vec<String>>>,
+    meeting: Arc<Meeting>,
+    meet: usize,
+    met: Arc<std::sync::Mutex<Vec<bool>>>,
+) -> Calls {
+    use proxy_api::{Health, NoParams, Paths, SetParams, ValidateParams, WireFault, WireValue};
+    let calls: Calls = Default::default();
+    let mut server = xmlrpc::Server::new();
+    let log = |calls: &Calls, m: &str, v: &[WireValue]| {
+        calls.lock().unwrap_or_else(|e| e.into_inner()).push((m.to_string(), v.to_vec()));
+    };
+    let m = proxy_api::HEALTH;
+    server.register_typed(m.name, m.help, m.signature, |_: NoParams| {
+        Ok(Health {
+            status: "ok".into(),
+            version: "stand-in".into(),
+            uptime: 1,
+            parameter_key: String::new(),
+            dnsmasq_running: true,
+            last_error: String::new(),
+            rss_kib: 1,
+        })
+    });
+    let m = proxy_api::GET;
+    server.register_typed(m.name, m.help, m.signature, |_: Paths| Ok(Vec::<WireValue>::new()));
+    let (m, c) = (proxy_api::SET, calls.clone());
+    server.register_typed(m.name, m.help, m.signature, move |p: SetParams| {
+        log(&c, "set", &p.values);
+        Ok(0)
+    });
+    let (m, c) = (proxy_api::VALIDATE, calls.clone());
+    server.register_typed(m.name, m.help, m.signature, move |p: ValidateParams| {
+        log(&c, "validate", &p.values);
+        Ok(Vec::<WireFault>::new())
+    });
+    let (m, c) = (proxy_api::TRY_SET, calls.clone());
+    server.register_typed(m.name, m.help, m.signature, move |p: SetParams| {
+        log(&c, "try_set", &p.values);
+        let overlapped = meeting.meet(meet);
+        met.lock().unwrap_or_else(|e| e.into_inner()).push(overlapped);
+        let refuse = refuse.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        Ok(p.values
+            .iter()
+            .filter(|v| refuse.contains(&v.name))
+            .map(|v| WireFault { name: v.name.clone(), code: 9007, reason: "refused by the stand-in".into() })
+            .collect::<Vec<_>>())
+    });
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let listener = rt.block_on(tokio::net::TcpListener::bind(addr)).expect("listen as a vRGW's proxy");
+    std::thread::spawn(move || rt.block_on(Arc::new(server).serve(listener, std::future::pending())));
+    calls
+}
+
+fn calls_of(calls: &Calls) -> Vec<(String, Vec<proxy_api::WireValue>)> {
+    std::mem::take(&mut *calls.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+#[test]
+fn a_set_reaches_each_vrgw_in_one_call_all_at_once_all_or_nothing() {
+    // Management addresses on loopback (slot n is 127.0.0.(n+1)), stand-ins for the proxies.
+    let mut b = bed_with("hvfan", |c| {
+        c.mgmt_base = Ipv4Addr::new(127, 0, 0, 0);
+        c.mgmt_prefix = 8;
+        c.proxy_port = 18741;
+    });
+    let (t, _) = b.template_and_pool(0);
+    let meeting = Arc::new(Meeting::default());
+    let met: Arc<std::sync::Mutex<Vec<bool>>> = Default::default();
+    let refuse: Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let mut instances = Vec::new();
+    let mut proxies = Vec::new();
+    for c in 1..=2u32 {
+        let n = b.add(INSTANCE);
+        let ip = format!("{INSTANCE}{n}.");
+        let r = b.set(&[
+            (&format!("{ip}Template"), Value::String(format!("{TEMPLATE}{t}"))),
+            (&format!("{ip}SVLAN"), Value::UnsignedInt(100)),
+            (&format!("{ip}CVLAN"), Value::UnsignedInt(c)),
+        ]);
+        assert!(matches!(r, Body::SetParameterValuesResponse(_)), "{r:?}");
+        let slot = b.host.state().slot_of(n).expect("slot").expect("provisioned");
+        let addr = format!("{}:18741", slot.mgmt_address.split('/').next().expect("address"));
+        // Only the second vRGW refuses what it is told to refuse.
+        let refuse = if c == 2 { refuse.clone() } else { Default::default() };
+        proxies.push(stand_in(&addr, refuse, meeting.clone(), 2, met.clone()));
+        instances.push(n);
+    }
+    assert_eq!(b.host.sync_proxies(), 2, "both stand-ins got their profiles");
+    for p in &proxies {
+        let calls = calls_of(p);
+        assert_eq!(calls.iter().map(|c| c.0.as_str()).collect::<Vec<_>>(), vec!["set"], "the profile push");
+    }
+    let lease = |n: u32| format!("{INSTANCE}{n}.Device.DHCPv4.Server.Pool.1.LeaseTime");
+    let sub = format!("{INSTANCE}{}.Subscriber", instances[0]);
+
+    // One set across both vRGWs and the host: one try_set each, no validate, both in flight at
+    // once; the host's own value applied.
+    let r = b.set(&[
+        (&lease(instances[0]), Value::String("7200".into())),
+        (&lease(instances[1]), Value::Int(7300)),
+        (&sub, Value::String("sub-1".into())),
+    ]);
+    assert!(matches!(r, Body::SetParameterValuesResponse(_)), "{r:?}");
+    for (p, v) in proxies.iter().zip(["7200", "7300"]) {
+        let calls = calls_of(p);
+        assert_eq!(calls.len(), 1, "{calls:?}");
+        assert_eq!(calls[0].0, "try_set");
+        let sent = &calls[0].1;
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].name, "Device.DHCPv4.Server.Pool.1.LeaseTime");
+        assert_eq!(sent[0].ty.as_deref(), Some("int"));
+        assert_eq!(sent[0].value, proxy_api::Lexical::String(v.into()));
+    }
+    assert_eq!(std::mem::take(&mut *met.lock().expect("met")), vec![true, true], "the two calls overlapped");
+    assert_eq!(b.s(&sub), "sub-1");
+
+    // The second vRGW refuses: the first one's change is undone (its previous value sent back),
+    // the host's value stays, and the fault names the refused parameter in the host's paths.
+    *meeting.in_flight.lock().expect("meeting") = 0;
+    refuse.lock().expect("refuse").push("Device.DHCPv4.Server.Pool.1.LeaseTime".into());
+    let r = b.set(&[
+        (&lease(instances[0]), Value::Int(9000)),
+        (&lease(instances[1]), Value::Int(9100)),
+        (&sub, Value::String("sub-2".into())),
+    ]);
+    assert_eq!(fault_names(&r), vec![(lease(instances[1]), 9007)]);
+    let first = calls_of(&proxies[0]);
+    let sent: Vec<(&str, &proxy_api::Lexical)> = first.iter().map(|(m, v)| (m.as_str(), &v[0].value)).collect();
+    assert_eq!(
+        sent,
+        vec![
+            ("try_set", &proxy_api::Lexical::String("9000".into())),
+            ("try_set", &proxy_api::Lexical::String("7200".into()))
+        ]
+    );
+    assert_eq!(calls_of(&proxies[1]).len(), 1);
+    assert_eq!(b.s(&sub), "sub-1");
+    let profile = |b: &Bed, n: u32| {
+        b.host.mounts[&n].previous(&[cwmp::ParameterValue::new("Device.DHCPv4.Server.Pool.1.LeaseTime", Value::Int(0))])
+    };
+    assert_eq!(profile(&b, instances[0])[0].value, Value::Int(7200), "the profile keeps the applied value");
+    assert_eq!(profile(&b, instances[1])[0].value, Value::Int(7300));
+    b.clean();
+}
