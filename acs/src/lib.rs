@@ -6,7 +6,9 @@
 //! - [`auth`]: Digest and Basic, both sides.
 //! - [`endpoint`]: CWMP sessions over HTTP, running tasks.
 //! - [`tasks`]: task JSON to CWMP requests, results, retries, reconciliation after restarts.
-//! - [`nbi`]: the northbound API; [`query`]: its query language subset and device JSON.
+//! - [`nbi`]: the northbound API, one file per route family (`nbi/devices.rs`, `tasks.rs`,
+//!   `faults.rs`, `presets.rs`, `files.rs`, `subscribers.rs`, `migrations.rs`), errors mapped to
+//!   HTTP statuses by `nbi::NbiError::status`; [`query`]: its query language subset and device JSON.
 //! - [`presets`]: provisioning profiles applied on Inform events.
 //! - [`profiles`]: subscribers' own settings, applied to their vRGW wherever it runs;
 //!   [`portal`]: the customer web form they make them in.

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value as Json};
 
 use crate::endpoint::Acs;
-use crate::store::{Store, TaskStatus};
+use crate::store::{Store, StoreError, TaskStatus};
 
 const V: &str = "Device.X_VRGW-ORG_Virtualization.";
 const INSTANCE: &str = "Device.X_VRGW-ORG_Virtualization.Instance.";
@@ -90,32 +90,64 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
+/// Why a migration cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The source or the target is not a known device.
+    #[error("no device {0}")]
+    NoDevice(String),
+    /// Source and target are the same host.
+    #[error("the target is the source")]
+    SameHost,
+    /// The instance is being migrated already.
+    #[error("instance {instance} of {source_host} is being migrated already")]
+    Busy {
+        /// The source host.
+        source_host: String,
+        /// Its instance.
+        instance: u32,
+    },
+    /// The store failed.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+impl StartError {
+    /// The NBI's status for it.
+    pub fn status(&self) -> hyper::StatusCode {
+        match self {
+            StartError::NoDevice(_) => hyper::StatusCode::NOT_FOUND,
+            StartError::SameHost => hyper::StatusCode::BAD_REQUEST,
+            StartError::Busy { .. } => hyper::StatusCode::CONFLICT,
+            StartError::Store(_) => hyper::StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
 /// Checks a request and records it; the orchestration runs in the background. Returns the
 /// record.
-pub fn start(acs: Arc<Acs>, cr: Cr, req: Request) -> Result<(i64, Json), (u16, String)> {
+pub fn start(acs: Arc<Acs>, cr: Cr, req: Request) -> Result<(i64, Json), StartError> {
     let store = acs.store.clone();
     for d in [&req.source, &req.target] {
-        match store.device(d) {
-            Ok(Some(_)) => {}
-            Ok(None) => return Err((404, format!("no device {d}"))),
-            Err(e) => return Err((500, e.to_string())),
+        if store.device(d)?.is_none() {
+            return Err(StartError::NoDevice(d.clone()));
         }
     }
     if req.source == req.target {
-        return Err((400, "the target is the source".into()));
+        return Err(StartError::SameHost);
     }
-    let busy =
-        store.migrations().map_err(|e| (500, e.to_string()))?.into_iter().any(|(_, r)| {
-            r["status"] == "running" && r["source"] == req.source.as_str() && r["instance"] == req.instance
-        });
+    let busy = store
+        .migrations()?
+        .into_iter()
+        .any(|(_, r)| r["status"] == "running" && r["source"] == req.source.as_str() && r["instance"] == req.instance);
     if busy {
-        return Err((409, format!("instance {} of {} is being migrated already", req.instance, req.source)));
+        return Err(StartError::Busy { source_host: req.source.clone(), instance: req.instance });
     }
     let record = json!({
         "source": req.source, "instance": req.instance, "target": req.target, "mode": req.mode.nbi(),
         "status": "running", "step": "reading the instance", "started": now_ms(), "steps": [],
     });
-    let id = store.put_migration(None, &record).map_err(|e| (500, e.to_string()))?;
+    let id = store.put_migration(None, &record)?;
     let mut run = Run { acs, cr, req, id, record: record.clone(), t0: Instant::now() };
     tokio::spawn(async move { run.go().await });
     let mut r = record;
@@ -586,8 +618,8 @@ pub fn to_json(id: i64, record: &Json) -> Json {
 }
 
 /// Used by the NBI: the migration with this id.
-pub fn find(store: &dyn Store, id: i64) -> Result<Option<Json>, String> {
-    Ok(store.migrations().map_err(|e| e.to_string())?.into_iter().find(|(i, _)| *i == id).map(|(i, r)| to_json(i, &r)))
+pub fn find(store: &dyn Store, id: i64) -> Result<Option<Json>, StoreError> {
+    Ok(store.migrations()?.into_iter().find(|(i, _)| *i == id).map(|(i, r)| to_json(i, &r)))
 }
 
 #[cfg(test)]
