@@ -22,7 +22,7 @@ use tokio::sync::Notify;
 
 use crate::auth::Verifier;
 use crate::store::{CachedParam, Device, Store, TaskStatus};
-use crate::tasks::{self, Context, Running, Step};
+use crate::tasks::{self, Context, Running, Step, TaskSpec};
 
 /// Unix seconds now.
 pub fn now() -> i64 {
@@ -32,7 +32,7 @@ pub fn now() -> i64 {
 pub use cwmp::auth::random_hex;
 
 /// The presets, by name.
-pub type Presets = Arc<Vec<(String, serde_json::Value)>>;
+pub type Presets = Arc<Vec<(String, crate::presets::Preset)>>;
 
 /// Settings of the CWMP side.
 #[derive(Debug, Clone)]
@@ -51,8 +51,9 @@ struct Session {
     cwmp: AcsSession,
     device: Option<String>,
     running: Option<Running>,
-    /// Requests from presets, run before queued tasks and not stored as tasks.
-    local: std::collections::VecDeque<serde_json::Value>,
+    /// Requests from presets (the preset's name and the request), run before queued tasks and
+    /// not stored as tasks.
+    local: std::collections::VecDeque<(String, TaskSpec)>,
     last: Instant,
 }
 
@@ -115,7 +116,15 @@ impl Acs {
         if let Some(p) = cache.as_ref() {
             return Ok(p.clone());
         }
-        let p = Arc::new(self.store.presets()?);
+        let mut p = Vec::new();
+        for (name, json) in self.store.presets()? {
+            // Checked when the NBI stored it; one stored by an older version may not pass.
+            match crate::presets::Preset::from_json(&json) {
+                Ok(preset) => p.push((name, preset)),
+                Err(e) => tracing::error!(preset = %name, "preset not applied: {e}"),
+            }
+        }
+        let p = Arc::new(p);
         *cache = Some(p.clone());
         Ok(p)
     }
@@ -291,7 +300,7 @@ impl Acs {
     }
 
     /// Records the Inform; returns the preset requests for this session.
-    fn on_inform(&self, dev: &str, inform: &cwmp::Inform) -> Vec<serde_json::Value> {
+    fn on_inform(&self, dev: &str, inform: &cwmp::Inform) -> Vec<(String, TaskSpec)> {
         let mut local = Vec::new();
         let at = now();
         let find = |suffix: &str| {
@@ -385,7 +394,7 @@ impl Acs {
             Step::Fault(f) if run.task.id == 0 => {
                 let dev = run.task.device.clone();
                 tracing::warn!(device = %dev, "preset request fault {} {}", f.code.code(), f.string);
-                let preset = run.task.spec.get("preset").and_then(|p| p.as_str()).unwrap_or("");
+                let preset = run.preset.as_deref().unwrap_or("");
                 let _ = self.store.fault(
                     &dev,
                     None,
@@ -447,45 +456,34 @@ impl Acs {
         let Some(dev) = s.device.clone() else { return };
         let at = now();
         let ctx = Context { file_base_url: &self.config.file_base_url };
-        while let Some(spec) = s.local.pop_front() {
+        if let Some((preset, spec)) = s.local.pop_front() {
             let task = crate::store::Task {
                 id: 0,
                 device: dev.clone(),
-                key: format!("preset-{}", spec.get("preset").and_then(|p| p.as_str()).unwrap_or("")),
-                spec,
+                key: format!("preset-{preset}"),
+                order: spec.into(),
                 status: TaskStatus::Sent,
                 attempts: 1,
                 not_before: 0,
                 created: at,
                 result: None,
             };
-            match Running::start(task, &ctx) {
-                Ok((run, body)) => {
-                    s.cwmp.queue_request(body);
-                    s.running = Some(run);
-                    return;
-                }
-                Err(e) => tracing::warn!(device = %dev, "preset request skipped: {e}"),
-            }
+            let (mut run, body) = Running::start(task, &ctx);
+            run.preset = Some(preset);
+            s.cwmp.queue_request(body);
+            s.running = Some(run);
+            return;
         }
         let Ok(open) = self.store.open_tasks(&dev) else { return };
-        for mut task in open.into_iter().filter(|t| t.status == TaskStatus::Pending && t.not_before <= at) {
+        if let Some(mut task) = open.into_iter().find(|t| t.status == TaskStatus::Pending && t.not_before <= at) {
             task.key = format!("task-{}-{}", task.id, task.attempts + 1);
-            match Running::start(task.clone(), &ctx) {
-                Ok((run, body)) => {
-                    if let Err(e) = self.store.mark_sent(task.id, &task.key) {
-                        tracing::error!("marking task {} sent: {e}", task.id);
-                        return;
-                    }
-                    s.cwmp.queue_request(body);
-                    s.running = Some(run);
-                    return;
-                }
-                Err(e) => {
-                    let _ = self.store.fault(&dev, Some(task.id), "task.invalid", &e.0, "", at);
-                    self.task_events.notify_waiters();
-                }
+            if let Err(e) = self.store.mark_sent(task.id, &task.key) {
+                tracing::error!("marking task {} sent: {e}", task.id);
+                return;
             }
+            let (run, body) = Running::start(task, &ctx);
+            s.cwmp.queue_request(body);
+            s.running = Some(run);
         }
     }
 

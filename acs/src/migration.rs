@@ -16,7 +16,10 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value as Json};
 
 use crate::endpoint::Acs;
+use cwmp::{ParameterValue, Value, XsdType};
+
 use crate::store::{Store, StoreError, TaskStatus};
+use crate::tasks::TaskSpec;
 
 const V: &str = "Device.X_VRGW-ORG_Virtualization.";
 const INSTANCE: &str = "Device.X_VRGW-ORG_Virtualization.Instance.";
@@ -84,6 +87,23 @@ pub struct Cr {
     pub password: String,
     /// Timeout of one request.
     pub timeout: Duration,
+}
+
+/// A string value.
+fn string(name: impl Into<String>, v: &str) -> ParameterValue {
+    ParameterValue::new(name, Value::String(v.to_string()))
+}
+
+/// A value of type `ty` from its text (a host's answer or a parameter read before).
+fn typed(name: impl Into<String>, v: &str, ty: XsdType) -> Result<ParameterValue, String> {
+    let name = name.into();
+    let value = Value::parse(ty, v).map_err(|e| format!("{name}: {e}"))?;
+    Ok(ParameterValue::new(name, value))
+}
+
+/// The type a host named (`xsd:unsignedInt`, ...).
+fn xsd(t: &str) -> Result<XsdType, String> {
+    XsdType::from_local(t.trim_start_matches("xsd:")).ok_or_else(|| format!("unknown type {t}"))
 }
 
 fn now_ms() -> i64 {
@@ -216,9 +236,10 @@ impl Run {
     }
 
     /// Runs one task on `device` and waits for it; a task not run in time is deleted.
-    async fn task(&self, device: &str, spec: Json) -> Result<Json, String> {
+    async fn task(&self, device: &str, spec: TaskSpec) -> Result<Json, String> {
         let store = self.acs.store.clone();
-        let t = store.enqueue(device, &spec, now_ms() / 1000).map_err(|e| e.to_string())?;
+        let name = spec.name();
+        let t = store.enqueue(device, &spec.into(), now_ms() / 1000).map_err(|e| e.to_string())?;
         let deadline = tokio::time::Instant::now() + self.req.step_timeout;
         let mut next_cr = tokio::time::Instant::now();
         loop {
@@ -242,8 +263,8 @@ impl Run {
                     let f = store.faults().unwrap_or_default().into_iter().find(|f| f.task == Some(t.id));
                     let _ = store.delete_task(t.id);
                     return Err(match f {
-                        Some(f) => format!("{device} refused {}: {} {} {}", spec["name"], f.code, f.message, f.detail),
-                        None => format!("{device} refused {}", spec["name"]),
+                        Some(f) => format!("{device} refused {name:?}: {} {} {}", f.code, f.message, f.detail),
+                        None => format!("{device} refused {name:?}"),
                     });
                 }
                 Some(_) => {}
@@ -255,24 +276,23 @@ impl Run {
                 // Not delivered late: a host that comes back must not act on a stale step.
                 let _ = store.delete_task(t.id);
                 return Err(format!(
-                    "{device} did not answer within {} s ({} was not run)",
+                    "{device} did not answer within {} s ({name:?} was not run)",
                     self.req.step_timeout.as_secs(),
-                    spec["name"]
                 ));
             }
         }
     }
 
-    async fn set(&self, device: &str, values: Vec<Json>) -> Result<Json, String> {
-        self.task(device, json!({"name": "setParameterValues", "parameterValues": values})).await
+    async fn set(&self, device: &str, values: Vec<ParameterValue>) -> Result<Json, String> {
+        self.task(device, TaskSpec::set(values)).await
     }
 
     /// Sets `Migration.Command` of instance `n` on `device`; returns its `Migration.` values
     /// read after it.
     async fn command(&self, device: &str, n: u32, cmd: &str) -> Result<Json, String> {
         let m = format!("{INSTANCE}{n}.Migration.");
-        self.set(device, vec![json!([format!("{m}Command"), cmd, "xsd:string"])]).await?;
-        self.task(device, json!({"name": "getParameterValues", "parameterNames": [m]})).await
+        self.set(device, vec![string(format!("{m}Command"), cmd)]).await?;
+        self.task(device, TaskSpec::get(vec![m])).await
     }
 
     /// Reads `Migration.Status` of instance `n` on `device` until it is one of `until`.
@@ -283,7 +303,7 @@ impl Run {
         loop {
             // A host that does not answer for a while (its agent restarting) is asked again: its
             // store knows how its part ended.
-            match self.task(device, json!({"name": "getParameterValues", "parameterNames": [m.clone()]})).await {
+            match self.task(device, TaskSpec::get(vec![m.clone()])).await {
                 Ok(r) => {
                     let status = param(&r, &format!("{m}Status")).unwrap_or_default();
                     if until.contains(&status.as_str()) {
@@ -329,7 +349,7 @@ impl Run {
             .map(|l| format!("{p}{l}"))
             .chain([format!("{V}MigrationURI"), format!("{V}Template.")])
             .collect();
-        let r = self.task(&src, json!({"name": "getParameterValues", "parameterNames": names})).await?;
+        let r = self.task(&src, TaskSpec::get(names)).await?;
         let template = param(&r, &format!("{p}Template")).unwrap_or_default();
         let template_name = param(&r, &format!("{}.Name", template.trim_end_matches('.'))).unwrap_or_default();
         let s = Source {
@@ -357,9 +377,7 @@ impl Run {
         let (src, dst, n, mode) = (self.req.source.clone(), self.req.target.clone(), self.req.instance, self.req.mode);
         let s = self.read_source().await?;
         self.note("reading the target");
-        let r = self
-            .task(&dst, json!({"name": "getParameterValues", "parameterNames": [format!("{V}MigrationURI"), format!("{V}Template.")]}))
-            .await?;
+        let r = self.task(&dst, TaskSpec::get(vec![format!("{V}MigrationURI"), format!("{V}Template.")])).await?;
         let dst_uri = param(&r, &format!("{V}MigrationURI")).unwrap_or_default();
         let template = template_named(&r, &s.template_name)
             .ok_or_else(|| format!("{dst} has no template named {:?}", s.template_name))?;
@@ -370,12 +388,19 @@ impl Run {
         self.note("preparing the target");
         // Without its Subscriber yet: until the destination runs the vRGW, the subscriber has
         // one instance (the source's), and the ACS applies no profile to a half-made one.
-        let add = json!({"name": "addObject", "objectName": INSTANCE, "parameterValues": [
-            ["Template", template, "xsd:string"],
-            ["SVLAN", s.svlan, "xsd:unsignedInt"], ["CVLAN", s.cvlan, "xsd:unsignedInt"],
-            ["Migration.Mode", mode.model(), "xsd:string"], ["Migration.Peer", s.uri, "xsd:string"],
-            ["Migration.PeerDomain", s.domain, "xsd:string"], ["Migration.PeerHost", src, "xsd:string"],
-            ["Migration.Command", "Prepare", "xsd:string"]]});
+        let add = TaskSpec::AddObject {
+            object_name: INSTANCE.into(),
+            parameter_values: vec![
+                string("Template", &template),
+                typed("SVLAN", &s.svlan, XsdType::UnsignedInt)?,
+                typed("CVLAN", &s.cvlan, XsdType::UnsignedInt)?,
+                string("Migration.Mode", mode.model()),
+                string("Migration.Peer", &s.uri),
+                string("Migration.PeerDomain", &s.domain),
+                string("Migration.PeerHost", &src),
+                string("Migration.Command", "Prepare"),
+            ],
+        };
         let r = self.task(&dst, add).await?;
         let Some(m) = r["instance"].as_u64().and_then(|m| u32::try_from(m).ok()) else {
             return Err(format!("{dst} did not say which instance it added"));
@@ -401,11 +426,11 @@ impl Run {
         self.note("starting at the source");
         let mp = format!("{INSTANCE}{n}.Migration.");
         let start = vec![
-            json!([format!("{mp}Mode"), mode.model(), "xsd:string"]),
-            json!([format!("{mp}Peer"), dst_uri, "xsd:string"]),
-            json!([format!("{mp}PeerDomain"), dst_domain, "xsd:string"]),
-            json!([format!("{mp}PeerHost"), dst, "xsd:string"]),
-            json!([format!("{mp}Command"), "Start", "xsd:string"]),
+            string(format!("{mp}Mode"), mode.model()),
+            string(format!("{mp}Peer"), &dst_uri),
+            string(format!("{mp}PeerDomain"), &dst_domain),
+            string(format!("{mp}PeerHost"), &dst),
+            string(format!("{mp}Command"), "Start"),
         ];
         match self.set(&src, start).await {
             Ok(_) => {}
@@ -470,7 +495,7 @@ impl Run {
             if let Err(e) = crate::profiles::carried_over(self.acs.store.as_ref(), &s.subscriber, &from, &to) {
                 tracing::warn!(migration = self.id, "recording the profile at the destination: {e}");
             }
-            let sub = vec![json!([format!("{q}Subscriber"), s.subscriber, "xsd:string"])];
+            let sub = vec![string(format!("{q}Subscriber"), &s.subscriber)];
             if let Err(e) = self.set(&dst, sub).await {
                 // The vRGW runs at the destination; only the record of whose it is lags.
                 tracing::warn!(migration = self.id, "setting the subscriber at the destination: {e}");
@@ -479,8 +504,7 @@ impl Run {
         }
 
         self.note("releasing the source");
-        if let Err(e) = self.task(&src, json!({"name": "deleteObject", "objectName": format!("{INSTANCE}{n}.")})).await
-        {
+        if let Err(e) = self.task(&src, TaskSpec::DeleteObject { object_name: format!("{INSTANCE}{n}.") }).await {
             // The vRGW runs at the destination; the source's leftover row is only bookkeeping.
             tracing::warn!(migration = self.id, "deleting the source's row: {e}");
             self.record["warning"] = json!(format!("the source's row stays: {e}"));
@@ -493,7 +517,7 @@ impl Run {
         let (src, n) = (self.req.source.clone(), self.req.instance);
         let mp = format!("{INSTANCE}{n}.Migration.");
         let status = self
-            .task(&src, json!({"name": "getParameterValues", "parameterNames": [format!("{mp}Status")]}))
+            .task(&src, TaskSpec::get(vec![format!("{mp}Status")]))
             .await
             .ok()
             .and_then(|r| param(&r, &format!("{mp}Status")));
@@ -520,7 +544,7 @@ impl Run {
         let dst = self.req.target.clone();
         let q = format!("{INSTANCE}{m}.");
         let _ = self.command(&dst, m, "Abort").await;
-        if let Err(e) = self.task(&dst, json!({"name": "deleteObject", "objectName": q})).await {
+        if let Err(e) = self.task(&dst, TaskSpec::DeleteObject { object_name: q }).await {
             tracing::warn!(migration = self.id, "removing the target's instance {m}: {e}");
         }
     }
@@ -531,8 +555,8 @@ impl Run {
         let (src, dst, n) = (self.req.source.clone(), self.req.target.clone(), self.req.instance);
         let from = format!("{INSTANCE}{n}.Device.");
         let to = format!("{INSTANCE}{m}.Device.");
-        let r = self.task(&src, json!({"name": "getParameterValues", "parameterNames": [from]})).await?;
-        let have = self.task(&dst, json!({"name": "getParameterValues", "parameterNames": [to]})).await?;
+        let r = self.task(&src, TaskSpec::get(vec![from.clone()])).await?;
+        let have = self.task(&dst, TaskSpec::get(vec![to.clone()])).await?;
         let schema = datamodel::Schema::vrgw();
         let rel = |p: &str, base: &str| p.strip_prefix(base).map(|r| format!("Device.{r}"));
         let dst_rows: std::collections::BTreeSet<String> =
@@ -557,7 +581,7 @@ impl Run {
                 continue;
             }
             let obj = format!("{INSTANCE}{m}.{table}.");
-            let added = self.task(&dst, json!({"name": "addObject", "objectName": obj})).await?;
+            let added = self.task(&dst, TaskSpec::AddObject { object_name: obj, parameter_values: Vec::new() }).await?;
             let k = added["instance"].as_u64().ok_or_else(|| format!("{dst} did not number the new row of {table}"))?;
             map.insert(row.clone(), format!("{table}.{k}."));
         }
@@ -571,7 +595,7 @@ impl Run {
             if current.get(&at) == Some(&v) {
                 continue;
             }
-            values.push(json!([format!("{INSTANCE}{m}.{at}"), v, t]));
+            values.push(typed(format!("{INSTANCE}{m}.{at}"), &v, xsd(&t)?)?);
         }
         self.record["copied_parameters"] = json!(values.len());
         if !values.is_empty() {

@@ -16,7 +16,10 @@
 
 use serde_json::{json, Value as Json};
 
+use cwmp::{ParameterValue, Value};
+
 use crate::store::{Store, StoreError, Task};
+use crate::tasks::{self, Order, TaskSpec};
 
 /// The host's instance table.
 pub const INSTANCE: &str = "Device.X_VRGW-ORG_Virtualization.Instance.";
@@ -68,20 +71,22 @@ pub fn locate(store: &dyn Store, subscriber: &str) -> Result<Option<Location>, S
 
 /// The tasks that bring the vRGW at `at` to `profile`: one setParameterValues with every value,
 /// then deleteObject/addObject for static leases that differ from what the cache shows.
-pub fn tasks_for(store: &dyn Store, at: &Location, profile: &Json) -> Result<Vec<Json>, StoreError> {
+pub fn tasks_for(store: &dyn Store, at: &Location, profile: &Json) -> Result<Vec<TaskSpec>, StoreError> {
     let base = at.device_path();
     let mut out = Vec::new();
     if let Some(values) = profile.get("values").and_then(Json::as_object) {
-        let list: Vec<Json> = values
-            .iter()
-            .filter_map(|(rel, v)| {
-                let value = v.get(0)?.as_str()?;
-                let ty = v.get(1).and_then(Json::as_str).unwrap_or("xsd:string");
-                Some(json!([format!("{base}{rel}"), value, ty]))
-            })
-            .collect();
+        let mut list = Vec::new();
+        for (rel, v) in values {
+            let Some(value) = v.get(0).and_then(Json::as_str) else { continue };
+            let ty = v.get(1).and_then(Json::as_str).unwrap_or("xsd:string");
+            match tasks::triple(&json!([format!("{base}{rel}"), value, ty])) {
+                Ok(p) => list.push(p),
+                // The web form checks what it saves; a value it no longer accepts is left out.
+                Err(e) => tracing::warn!(device = %at.device, "a profile value not applied: {e}"),
+            }
+        }
         if !list.is_empty() {
-            out.push(json!({"name": "setParameterValues", "parameterValues": list, "profile": true}));
+            out.push(TaskSpec::set(list));
         }
     }
     if let Some(wanted) = profile.get("static_leases").and_then(Json::as_array) {
@@ -104,13 +109,19 @@ pub fn tasks_for(store: &dyn Store, at: &Location, profile: &Json) -> Result<Vec
         }
         for (n, row) in &rows {
             if !wanted.contains(row) {
-                out.push(json!({"name": "deleteObject", "objectName": format!("{table}{n}."), "profile": true}));
+                out.push(TaskSpec::DeleteObject { object_name: format!("{table}{n}.") });
             }
         }
         for (mac, ip) in &wanted {
             if !rows.values().any(|r| r.0 == *mac && r.1 == *ip) {
-                out.push(json!({"name": "addObject", "objectName": table, "profile": true, "parameterValues": [
-                    ["Chaddr", mac, "xsd:string"], ["Yiaddr", ip, "xsd:string"], ["Enable", "true", "xsd:boolean"]]}));
+                out.push(TaskSpec::AddObject {
+                    object_name: table.clone(),
+                    parameter_values: vec![
+                        ParameterValue::new("Chaddr", Value::String(mac.clone())),
+                        ParameterValue::new("Yiaddr", Value::String(ip.clone())),
+                        ParameterValue::new("Enable", Value::Boolean(true)),
+                    ],
+                });
             }
         }
     }
@@ -123,7 +134,7 @@ pub fn queue(store: &dyn Store, subscriber: &str, at: &Location, now: i64) -> Re
     let Some(sub) = store.subscriber(subscriber)? else { return Ok(Vec::new()) };
     let mut queued = Vec::new();
     for spec in tasks_for(store, at, &sub.profile)? {
-        queued.push(store.enqueue(&at.device, &spec, now)?);
+        queued.push(store.enqueue(&at.device, &Order { spec, profile: true }, now)?);
     }
     store.set_applied(subscriber, &at.applied_mark(sub.profile_version))?;
     if !queued.is_empty() {

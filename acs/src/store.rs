@@ -102,8 +102,8 @@ pub struct Task {
     pub id: i64,
     /// Device id.
     pub device: String,
-    /// The task as the NBI received it (`{"name": "getParameterValues", ...}`).
-    pub spec: serde_json::Value,
+    /// What it does (stored as GenieACS's task JSON, `{"name": "getParameterValues", ...}`).
+    pub order: crate::tasks::Order,
     /// Where it is.
     pub status: TaskStatus,
     /// How many times it was sent.
@@ -186,7 +186,7 @@ pub trait Store: Send + Sync + 'static {
     /// Records an Inform event.
     fn add_event(&self, device: &str, code: &str, command_key: &str, at: i64) -> Result<()>;
     /// Queues a task.
-    fn enqueue(&self, device: &str, spec: &serde_json::Value, now: i64) -> Result<Task>;
+    fn enqueue(&self, device: &str, order: &crate::tasks::Order, now: i64) -> Result<Task>;
     /// A task by id.
     fn task(&self, id: i64) -> Result<Option<Task>>;
     /// Tasks, all or of one device.
@@ -323,7 +323,8 @@ fn task_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Task> {
     Ok(Task {
         id: r.get(0)?,
         device: r.get(1)?,
-        spec: serde_json::from_str(&spec).unwrap_or(serde_json::Value::Null),
+        order: serde_json::from_str(&spec)
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e)))?,
         status: TaskStatus::parse(&status),
         attempts: r.get(4)?,
         not_before: r.get(5)?,
@@ -576,11 +577,11 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn enqueue(&self, device: &str, spec: &serde_json::Value, now: i64) -> Result<Task> {
+    fn enqueue(&self, device: &str, order: &crate::tasks::Order, now: i64) -> Result<Task> {
         let db = self.db();
         db.execute(
             "INSERT INTO tasks (device, spec, status, created) VALUES (?1, ?2, 'pending', ?3)",
-            params![device, spec.to_string(), now],
+            params![device, order.to_json().to_string(), now],
         )?;
         let id = db.last_insert_rowid();
         let task =
@@ -974,7 +975,7 @@ mod tests {
             s.forget_params("a", "Device.Z.").expect("forget");
             s.forget_params("a", "Device.X.").expect("forget");
             assert!(s.params("a").expect("params").is_empty());
-            let t = s.enqueue("a", &serde_json::json!({"name": "reboot"}), 7).expect("enqueue");
+            let t = s.enqueue("a", &crate::tasks::TaskSpec::Reboot.into(), 7).expect("enqueue");
             s.mark_sent(t.id, "task-1-1").expect("sent");
             let f = s.fault("a", Some(t.id), "cwmp.9002", "Internal error", "", 8).expect("fault");
             assert_eq!(s.task(t.id).expect("task").map(|t| t.status), Some(TaskStatus::Fault));
@@ -986,6 +987,22 @@ mod tests {
         // Reopening keeps everything and does not migrate twice.
         let s = SqliteStore::open(&db).expect("reopen");
         assert_eq!(s.open_tasks("a").expect("open")[0].attempts, 1);
+        // A row as the NBI of earlier versions stored it (the request's JSON, untyped triples and
+        // the web form's mark) decodes into its typed task.
+        let old = r#"{"name":"addObject","objectName":"Device.X.","parameterValues":[["Subscriber","alice"],["CVLAN",7,"xsd:unsignedInt"]],"profile":true}"#;
+        s.db()
+            .execute("INSERT INTO tasks (id, device, spec, status, created) VALUES (99, 'a', ?1, 'pending', 9)", [old])
+            .expect("old row");
+        let t = s.task(99).expect("task").expect("present");
+        assert!(t.order.profile);
+        let crate::tasks::TaskSpec::AddObject { object_name, parameter_values } = &t.order.spec else {
+            panic!("an addObject: {:?}", t.order)
+        };
+        assert_eq!(object_name, "Device.X.");
+        assert_eq!(
+            parameter_values.iter().map(|p| (p.name.as_str(), p.value.to_lexical().into_owned())).collect::<Vec<_>>(),
+            [("Subscriber", "alice".to_string()), ("CVLAN", "7".to_string())]
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

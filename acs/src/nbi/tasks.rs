@@ -13,10 +13,11 @@ use super::{blocking, done, json_response, parse_json, Call, Nbi, NbiError, Repl
 use crate::endpoint::now;
 use crate::query;
 use crate::store::{Task, TaskStatus};
+use crate::tasks::Order;
 
 /// A task as GenieACS shows it.
 pub(crate) fn task_json(t: &Task) -> Json {
-    let mut j = t.spec.clone();
+    let mut j = t.order.to_json();
     if let Json::Object(m) = &mut j {
         m.insert("_id".into(), json!(t.id.to_string()));
         m.insert("device".into(), json!(t.device));
@@ -30,16 +31,15 @@ pub(crate) fn task_json(t: &Task) -> Json {
     j
 }
 
-/// A task from a request body, checked.
-fn spec(body: &[u8]) -> Result<Json, NbiError> {
+/// A task from a request body, typed (which checks it).
+fn spec(body: &[u8]) -> Result<Order, NbiError> {
     let spec: Json = parse_json("the task", body)?;
-    crate::tasks::validate(&spec)?;
-    Ok(spec)
+    Ok(Order::from_json(&spec)?)
 }
 
 /// `POST /devices/{id}/tasks`: the task and how to deliver it.
 pub(crate) struct Create {
-    spec: Json,
+    spec: Order,
     /// Send a connection request and wait for the task (`?connection_request`).
     connection_request: bool,
     /// How long to wait (`?timeout=` in milliseconds; 3 s by default).
@@ -128,7 +128,7 @@ pub(crate) fn list(nbi: &Nbi, device: Option<String>) -> Result<Reply, NbiError>
 /// `POST /tasks?query=`: one task for every device the query matches.
 pub(crate) struct Bulk {
     query: Json,
-    spec: Json,
+    spec: Order,
 }
 
 impl Bulk {

@@ -33,6 +33,7 @@ use tokio::net::TcpListener;
 use crate::endpoint::{now, random_hex, Acs};
 use crate::profiles::{self, Location};
 use crate::store::{CachedParam, PortalSession, TaskStatus};
+use crate::tasks::TaskSpec;
 use forms::{Field, FormState, LAN, WIFI};
 
 const SESSION_COOKIE: &str = "__Host-vrgw_portal";
@@ -389,10 +390,13 @@ impl Portal {
         };
         // Fresh state and leases, when the host answers within a few seconds.
         let base = at.device_path();
-        let spec = json!({"name": "getParameterValues", "parameterNames": [
-            format!("{}Status", at.instance_path()), format!("{base}Hosts."), format!("{base}IP.Interface.1.IPv4Address.1.")]});
+        let spec = TaskSpec::get(vec![
+            format!("{}Status", at.instance_path()),
+            format!("{base}Hosts."),
+            format!("{base}IP.Interface.1.IPv4Address.1."),
+        ]);
         let mut fresh = false;
-        if let Ok(task) = self.acs.store.enqueue(&at.device, &spec, now()) {
+        if let Ok(task) = self.acs.store.enqueue(&at.device, &spec.into(), now()) {
             if self.wake(&at.device).await.is_ok() {
                 let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
                 loop {
@@ -568,9 +572,7 @@ impl Portal {
         for id in ids {
             // Only this subscriber's own profile tasks: on their host, about their instance.
             let Ok(Some(t)) = store.task(id) else { continue };
-            let mine = t.device == at.device
-                && t.spec.get("profile").and_then(Json::as_bool) == Some(true)
-                && t.spec.to_string().contains(&at.device_path());
+            let mine = t.device == at.device && t.order.profile && t.order.spec.mentions(&at.device_path());
             if !mine {
                 continue;
             }
