@@ -138,15 +138,15 @@ pub struct FaultRecord {
 }
 
 /// A subscriber's account on the customer web form and the settings they made there.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Subscriber {
     /// The subscriber id: the value of their vRGW instance's `Subscriber` parameter, and their
     /// login name.
     pub id: String,
     /// Argon2 PHC string of the password.
     pub password_hash: String,
-    /// Their settings (a JSON object; see `acs::profiles`).
-    pub profile: serde_json::Value,
+    /// Their settings (stored as a JSON object; see `acs::profiles`).
+    pub profile: crate::profiles::Profile,
     /// Bumped at every change of the settings.
     pub profile_version: i64,
     /// Where and which version of the settings were last applied: `DEVICE|INSTANCE|VERSION`.
@@ -243,7 +243,7 @@ pub trait Store: Send + Sync + 'static {
     /// Removes a subscriber, their profile and their sessions.
     fn delete_subscriber(&self, id: &str) -> Result<bool>;
     /// Replaces a subscriber's profile; returns its new version.
-    fn set_profile(&self, id: &str, profile: &serde_json::Value) -> Result<i64>;
+    fn set_profile(&self, id: &str, profile: &crate::profiles::Profile) -> Result<i64>;
     /// Records where and which version of a profile was applied.
     fn set_applied(&self, id: &str, applied: &str) -> Result<()>;
     /// Stores a web-form session under `token`.
@@ -834,7 +834,9 @@ impl Store for SqliteStore {
                     Ok(Subscriber {
                         id: r.get(0)?,
                         password_hash: r.get(1)?,
-                        profile: serde_json::from_str(&p).unwrap_or_else(|_| serde_json::json!({})),
+                        profile: crate::profiles::Profile::from_json(
+                            &serde_json::from_str(&p).unwrap_or_else(|_| serde_json::json!({})),
+                        ),
                         profile_version: r.get(3)?,
                         applied: r.get(4)?,
                     })
@@ -856,11 +858,11 @@ impl Store for SqliteStore {
         Ok(db.execute("DELETE FROM subscribers WHERE id = ?1", [id])? > 0)
     }
 
-    fn set_profile(&self, id: &str, profile: &serde_json::Value) -> Result<i64> {
+    fn set_profile(&self, id: &str, profile: &crate::profiles::Profile) -> Result<i64> {
         let db = self.db();
         db.execute(
             "UPDATE subscribers SET profile = ?2, profile_version = profile_version + 1 WHERE id = ?1",
-            params![id, profile.to_string()],
+            params![id, profile.to_json().to_string()],
         )?;
         Ok(db.query_row("SELECT profile_version FROM subscribers WHERE id = ?1", [id], |r| r.get(0))?)
     }

@@ -19,7 +19,7 @@ pub(crate) fn list(nbi: &Nbi) -> Result<Reply, NbiError> {
         let Some(s) = store.subscriber(&id)? else { continue };
         let at = crate::profiles::locate(store, &id)?;
         out.push(json!({
-            "_id": s.id, "profile": s.profile, "profileVersion": s.profile_version,
+            "_id": s.id, "profile": s.profile.to_json(), "profileVersion": s.profile_version,
             "applied": s.applied,
             "vrgw": at.map(|l| json!({"device": l.device, "instance": l.instance})),
         }));

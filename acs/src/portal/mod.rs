@@ -27,11 +27,10 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use serde_json::{json, Value as Json};
 use tokio::net::TcpListener;
 
 use crate::endpoint::{now, random_hex, Acs};
-use crate::profiles::{self, Location};
+use crate::profiles::{self, Location, Profile};
 use crate::store::{CachedParam, PortalSession, TaskStatus};
 use crate::tasks::TaskSpec;
 use forms::{Field, FormState, LAN, WIFI};
@@ -479,10 +478,11 @@ impl Portal {
         html(StatusCode::OK, pages::page("Status", Some(("/", csrf)), &b, None))
     }
 
-    fn current(&self, w: &Who) -> (Option<Location>, Vec<CachedParam>, Json) {
+    fn current(&self, w: &Who) -> (Option<Location>, Vec<CachedParam>, Profile) {
         let at = self.locate(&w.session.subscriber);
         let cache = at.as_ref().map(|a| self.cache(a)).unwrap_or_default();
-        let profile = self.acs.store.subscriber(&w.session.subscriber).ok().flatten().map_or(json!({}), |s| s.profile);
+        let profile =
+            self.acs.store.subscriber(&w.session.subscriber).ok().flatten().map(|s| s.profile).unwrap_or_default();
         (at, cache, profile)
     }
 
