@@ -357,7 +357,10 @@ impl Acs {
     }
 
     fn on_transfer_complete(&self, dev: &str, tc: &cwmp::TransferComplete) {
-        let Ok(tasks) = self.store.tasks(Some(dev)) else { return };
+        let Some(tasks) = crate::store::logged(self.store.tasks(Some(dev)), "a TransferComplete (its task not found)")
+        else {
+            return;
+        };
         if let Some(t) = tasks.iter().find(|t| t.key == tc.command_key && t.status != TaskStatus::Fault) {
             let r = if tc.fault.code == 0 {
                 tracing::info!(device = %dev, task = t.id, "download complete");
@@ -395,7 +398,7 @@ impl Acs {
                 let dev = run.task.device.clone();
                 tracing::warn!(device = %dev, "preset request fault {} {}", f.code.code(), f.string);
                 let preset = run.preset.as_deref().unwrap_or("");
-                let _ = self.store.fault(
+                let recorded = self.store.fault(
                     &dev,
                     None,
                     &format!("cwmp.{}", f.code.code()),
@@ -403,6 +406,7 @@ impl Acs {
                     &format!("preset {preset}"),
                     now(),
                 );
+                crate::store::logged(recorded, "the fault of a preset's request");
             }
             Step::Done(result) => {
                 if let Err(e) = self.store.complete(run.task.id, &result) {
@@ -425,7 +429,10 @@ impl Acs {
                 if tasks::transient(f.code) && run.task.attempts < 5 {
                     let wait = tasks::backoff(run.task.attempts);
                     tracing::warn!(device = %dev, task = run.task.id, "transient fault {} ({}); retry in {wait} s", f.code.code(), f.string);
-                    let _ = self.store.mark_pending(run.task.id, now() + wait);
+                    crate::store::logged(
+                        self.store.mark_pending(run.task.id, now() + wait),
+                        "a task's retry (it stays sent, reconciled at the next Inform)",
+                    );
                 } else {
                     let detail = f
                         .set_parameter_values_faults
@@ -434,7 +441,7 @@ impl Acs {
                         .collect::<Vec<_>>()
                         .join("; ");
                     tracing::warn!(device = %dev, task = run.task.id, "task fault {} {}", f.code.code(), f.string);
-                    let _ = self.store.fault(
+                    let recorded = self.store.fault(
                         &dev,
                         Some(run.task.id),
                         &format!("cwmp.{}", f.code.code()),
@@ -442,6 +449,7 @@ impl Acs {
                         &detail,
                         now(),
                     );
+                    crate::store::logged(recorded, "a task's fault");
                 }
                 self.task_events.notify_waiters();
             }
@@ -474,7 +482,10 @@ impl Acs {
             s.running = Some(run);
             return;
         }
-        let Ok(open) = self.store.open_tasks(&dev) else { return };
+        let Some(open) = crate::store::logged(self.store.open_tasks(&dev), "the device's queued tasks (not run now)")
+        else {
+            return;
+        };
         if let Some(mut task) = open.into_iter().find(|t| t.status == TaskStatus::Pending && t.not_before <= at) {
             task.key = format!("task-{}-{}", task.id, task.attempts + 1);
             if let Err(e) = self.store.mark_sent(task.id, &task.key) {

@@ -2,10 +2,13 @@
 //! northbound API, and a CPE simulator.
 //!
 //! # Layout
-//! - [`store`]: the storage trait and its SQLite engine.
+//! - [`store`]: one storage trait per aggregate (devices and their parameter cache, tasks,
+//!   faults, presets, files, subscribers, migrations) with the SQLite engine's impl beside each;
+//!   failures are a typed `StoreError`.
 //! - [`auth`]: Digest and Basic, both sides.
 //! - [`endpoint`]: CWMP sessions over HTTP, running tasks.
-//! - [`tasks`]: task JSON to CWMP requests, results, retries, reconciliation after restarts.
+//! - [`tasks`]: `TaskSpec`, the task JSON typed once at the edge; CWMP requests, results,
+//!   retries, reconciliation after restarts.
 //! - [`nbi`]: the northbound API, one file per route family (`nbi/devices.rs`, `tasks.rs`,
 //!   `faults.rs`, `presets.rs`, `files.rs`, `subscribers.rs`, `migrations.rs`), errors mapped to
 //!   HTTP statuses by `nbi::NbiError::status`; [`query`]: its query language subset and device JSON.

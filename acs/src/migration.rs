@@ -244,7 +244,9 @@ impl Run {
         let mut next_cr = tokio::time::Instant::now();
         loop {
             if tokio::time::Instant::now() >= next_cr {
-                if let Ok(Some(d)) = store.device(device) {
+                if let Some(Some(d)) =
+                    crate::store::logged(store.device(device), "a connection request of the migration")
+                {
                     let (u, p) = if d.cr_username.is_empty() {
                         (self.cr.username.clone(), self.cr.password.clone())
                     } else {
@@ -260,8 +262,9 @@ impl Run {
             match store.task(t.id).map_err(|e| e.to_string())? {
                 Some(t) if matches!(t.status, TaskStatus::Done) => return Ok(t.result.unwrap_or(Json::Null)),
                 Some(t) if matches!(t.status, TaskStatus::Fault) => {
-                    let f = store.faults().unwrap_or_default().into_iter().find(|f| f.task == Some(t.id));
-                    let _ = store.delete_task(t.id);
+                    let f = crate::store::logged(store.faults(), "the fault's detail")
+                        .and_then(|fs| fs.into_iter().find(|f| f.task == Some(t.id)));
+                    crate::store::logged(store.delete_task(t.id), "the removal of a faulted migration task");
                     return Err(match f {
                         Some(f) => format!("{device} refused {name:?}: {} {} {}", f.code, f.message, f.detail),
                         None => format!("{device} refused {name:?}"),
@@ -274,7 +277,7 @@ impl Run {
             let _ = tokio::time::timeout_at(wake, notified).await;
             if tokio::time::Instant::now() >= deadline {
                 // Not delivered late: a host that comes back must not act on a stale step.
-                let _ = store.delete_task(t.id);
+                crate::store::logged(store.delete_task(t.id), "the removal of a migration task not run in time");
                 return Err(format!(
                     "{device} did not answer within {} s ({name:?} was not run)",
                     self.req.step_timeout.as_secs(),

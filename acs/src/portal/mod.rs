@@ -31,7 +31,7 @@ use tokio::net::TcpListener;
 
 use crate::endpoint::{now, random_hex, Acs};
 use crate::profiles::{self, Location, Profile};
-use crate::store::{CachedParam, PortalSession, TaskStatus};
+use crate::store::{logged, CachedParam, PortalSession, TaskStatus};
 use crate::tasks::TaskSpec;
 use forms::{Field, FormState, LAN, WIFI};
 
@@ -198,7 +198,7 @@ impl Portal {
 
     fn who(&self, req: &Request<Incoming>) -> Option<Who> {
         let token = cookie(req, SESSION_COOKIE)?;
-        let session = self.acs.store.portal_session(&token, now()).ok()??;
+        let session = logged(self.acs.store.portal_session(&token, now()), "a web-form session (asked to log in)")??;
         Some(Who { token, session })
     }
 
@@ -259,7 +259,10 @@ impl Portal {
                 html(StatusCode::FORBIDDEN, pages::page("Refused", Some(("", &w.session.csrf)), "<p class=\"note fail\">This form did not come from your session, so nothing was changed. Please try again from the page.</p>", None))
             }
             (&Method::POST, "/logout", Some(w)) => {
-                let _ = self.acs.store.delete_portal_session(&w.token, now());
+                logged(
+                    self.acs.store.delete_portal_session(&w.token, now()),
+                    "the end of a web-form session (it expires)",
+                );
                 tracing::info!(subscriber = %w.session.subscriber, "portal: logged out");
                 let mut r = redirect("/login");
                 set_cookie(&mut r, SESSION_COOKIE, "", 0);
@@ -350,14 +353,12 @@ impl Portal {
     }
 
     fn locate(&self, subscriber: &str) -> Option<Location> {
-        profiles::locate(self.acs.store.as_ref(), subscriber).ok().flatten()
+        logged(profiles::locate(self.acs.store.as_ref(), subscriber), "where the subscriber's vRGW is").flatten()
     }
 
     fn cache(&self, at: &Location) -> Vec<CachedParam> {
         let prefix = at.instance_path();
-        self.acs
-            .store
-            .params(&at.device)
+        logged(self.acs.store.params(&at.device), "the gateway's current values (the page shows none)")
             .unwrap_or_default()
             .into_iter()
             .filter(|p| p.name.starts_with(&prefix))
@@ -395,7 +396,9 @@ impl Portal {
             format!("{base}IP.Interface.1.IPv4Address.1."),
         ]);
         let mut fresh = false;
-        if let Ok(task) = self.acs.store.enqueue(&at.device, &spec.into(), now()) {
+        if let Some(task) =
+            logged(self.acs.store.enqueue(&at.device, &spec.into(), now()), "the status page's fresh read")
+        {
             if self.wake(&at.device).await.is_ok() {
                 let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
                 loop {
@@ -407,7 +410,11 @@ impl Portal {
                         }
                         Ok(Some(t)) if t.status == TaskStatus::Fault => break,
                         Ok(Some(_)) => {}
-                        _ => break,
+                        Ok(None) => break,
+                        Err(e) => {
+                            tracing::error!(task = task.id, "the status page shows cached values: {e}");
+                            break;
+                        }
                     }
                     if tokio::time::timeout_at(deadline, notified).await.is_err() {
                         break;
@@ -415,7 +422,7 @@ impl Portal {
                 }
             }
             if !fresh {
-                let _ = self.acs.store.delete_task(task.id);
+                logged(self.acs.store.delete_task(task.id), "the removal of the status page's read");
             }
         }
         let cache = self.cache(&at);
@@ -481,8 +488,13 @@ impl Portal {
     fn current(&self, w: &Who) -> (Option<Location>, Vec<CachedParam>, Profile) {
         let at = self.locate(&w.session.subscriber);
         let cache = at.as_ref().map(|a| self.cache(a)).unwrap_or_default();
-        let profile =
-            self.acs.store.subscriber(&w.session.subscriber).ok().flatten().map(|s| s.profile).unwrap_or_default();
+        let profile = logged(
+            self.acs.store.subscriber(&w.session.subscriber),
+            "the saved profile (the page shows the gateway's values)",
+        )
+        .flatten()
+        .map(|s| s.profile)
+        .unwrap_or_default();
         (at, cache, profile)
     }
 
@@ -571,7 +583,7 @@ impl Portal {
         let mut mine_seen = 0;
         for id in ids {
             // Only this subscriber's own profile tasks: on their host, about their instance.
-            let Ok(Some(t)) = store.task(id) else { continue };
+            let Some(Some(t)) = logged(store.task(id), "a task of the applying page") else { continue };
             let mine = t.device == at.device && t.order.profile && t.order.spec.mentions(&at.device_path());
             if !mine {
                 continue;
@@ -580,7 +592,8 @@ impl Portal {
             match t.status {
                 TaskStatus::Done => {}
                 TaskStatus::Fault => {
-                    let f = store.faults().unwrap_or_default().into_iter().find(|f| f.task == Some(id));
+                    let f = logged(store.faults(), "the fault's words")
+                        .and_then(|fs| fs.into_iter().find(|f| f.task == Some(id)));
                     problems.push(f.map_or("the gateway refused them".to_string(), |f| {
                         if f.detail.is_empty() {
                             f.message
