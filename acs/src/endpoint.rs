@@ -54,7 +54,6 @@ struct Session {
     /// Requests from presets (the preset's name and the request), run before queued tasks and
     /// not stored as tasks.
     local: std::collections::VecDeque<(String, TaskSpec)>,
-    last: Instant,
 }
 
 /// The ACS's shared state.
@@ -213,19 +212,12 @@ impl Acs {
                 };
                 (
                     random_hex(16),
-                    Session {
-                        cwmp: AcsSession::new(cfg, t),
-                        device: None,
-                        running: None,
-                        local: Default::default(),
-                        last: t,
-                    },
+                    Session { cwmp: AcsSession::new(cfg, t), device: None, running: None, local: Default::default() },
                 )
             }
         };
         let first = s.device.is_none();
         s.cwmp.handle_post(body, t);
-        s.last = t;
         while let Some(ev) = s.cwmp.poll_event() {
             match ev {
                 AcsEvent::Inform { inform, version, .. } => {
@@ -498,20 +490,30 @@ impl Acs {
         }
     }
 
-    /// Drops sessions idle longer than the session timeout (their devices can open new ones).
+    /// Ends the sessions whose state machine's deadline passed (`AcsSession::deadline`, the
+    /// session timeout after the CPE's last POST): their devices can open new ones. A task they
+    /// were running stays sent and is reconciled at the device's next Inform.
     pub fn sweep(&self) {
-        let t = Instant::now();
+        self.sweep_at(Instant::now());
+    }
+
+    fn sweep_at(&self, t: Instant) {
         let mut gone = Vec::new();
         {
             let mut sessions = self.sessions();
-            let stale: Vec<String> = sessions
+            let due: Vec<String> = sessions
                 .iter()
-                .filter(|(_, s)| t.duration_since(s.last) > self.config.session_timeout)
+                .filter(|(_, s)| s.cwmp.deadline().is_some_and(|d| t >= d))
                 .map(|(k, _)| k.clone())
                 .collect();
-            for k in stale {
-                if let Some(s) = sessions.remove(&k) {
-                    tracing::warn!(device = ?s.device, "session timed out");
+            for k in due {
+                if let Some(mut s) = sessions.remove(&k) {
+                    s.cwmp.handle_timeout(t);
+                    while let Some(ev) = s.cwmp.poll_event() {
+                        if let AcsEvent::Failed { error, outstanding } = ev {
+                            tracing::warn!(device = ?s.device, unanswered = ?outstanding.as_ref().map(Body::method_name), "session timed out: {error}");
+                        }
+                    }
                     gone.push((k, s));
                 }
             }
@@ -574,5 +576,46 @@ impl Acs {
                 }
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cwmp::{CwmpVersion, DateTime, DeviceId, Envelope, Event, Inform};
+
+    #[test]
+    fn sessions_end_at_the_state_machines_deadline() {
+        let store = Arc::new(crate::store::SqliteStore::open(std::path::Path::new(":memory:")).expect("store"));
+        let config = EndpointConfig {
+            credentials: HashMap::new(),
+            session_timeout: Duration::from_secs(30),
+            max_body: 1 << 20,
+            file_base_url: String::new(),
+        };
+        let acs = Acs::new(store, config, crate::webhooks::Sender::none());
+        let inform = Inform {
+            device_id: DeviceId {
+                manufacturer: "m".into(),
+                oui: "00A0B1".into(),
+                product_class: "p".into(),
+                serial_number: "s".into(),
+            },
+            events: vec![Event::new("1 BOOT")],
+            max_envelopes: 1,
+            current_time: DateTime::from_unix(0),
+            retry_count: 0,
+            parameter_list: vec![],
+        };
+        let body = Envelope::new(CwmpVersion::V1_0.namespace(), Some("1".into()), Body::Inform(inform)).encode();
+        let t0 = Instant::now();
+        let Outcome::Reply(r) = acs.handle(None, body.as_bytes());
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(acs.open_sessions(), 1);
+        acs.sweep_at(t0 + Duration::from_secs(29));
+        assert_eq!(acs.open_sessions(), 1, "before the deadline");
+        acs.sweep_at(t0 + Duration::from_secs(31));
+        assert_eq!(acs.open_sessions(), 0, "timed out by the session's own deadline");
+        assert!(acs.busy().is_empty(), "the device may open a new session");
     }
 }
