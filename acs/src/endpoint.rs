@@ -358,15 +358,9 @@ impl Acs {
                 tracing::info!(device = %dev, task = t.id, "download complete");
                 self.store.complete(t.id, &json!({"status": 0, "transferComplete": true})).map(|_| ())
             } else {
+                let failure = tasks::Failure::Transfer(tc.fault.clone());
                 self.store
-                    .fault(
-                        dev,
-                        Some(t.id),
-                        &format!("cwmp.{}", tc.fault.code),
-                        &tc.fault.string,
-                        "TransferComplete",
-                        now(),
-                    )
+                    .fault(dev, Some(t.id), &failure.code(), failure.message(), "TransferComplete", now())
                     .map(|_| ())
             };
             if let Err(e) = r {
@@ -390,11 +384,12 @@ impl Acs {
                 let dev = run.task.device.clone();
                 tracing::warn!(device = %dev, "preset request fault {} {}", f.code.code(), f.string);
                 let preset = run.preset.as_deref().unwrap_or("");
+                let failure = tasks::Failure::Cpe(f);
                 let recorded = self.store.fault(
                     &dev,
                     None,
-                    &format!("cwmp.{}", f.code.code()),
-                    &f.string,
+                    &failure.code(),
+                    failure.message(),
                     &format!("preset {preset}"),
                     now(),
                 );
@@ -426,19 +421,14 @@ impl Acs {
                         "a task's retry (it stays sent, reconciled at the next Inform)",
                     );
                 } else {
-                    let detail = f
-                        .set_parameter_values_faults
-                        .iter()
-                        .map(|p| format!("{}: {} {}", p.parameter_name, p.code.code(), p.string))
-                        .collect::<Vec<_>>()
-                        .join("; ");
                     tracing::warn!(device = %dev, task = run.task.id, "task fault {} {}", f.code.code(), f.string);
+                    let failure = tasks::Failure::Cpe(f);
                     let recorded = self.store.fault(
                         &dev,
                         Some(run.task.id),
-                        &format!("cwmp.{}", f.code.code()),
-                        &f.string,
-                        &detail,
+                        &failure.code(),
+                        failure.message(),
+                        &failure.parameters(),
                         now(),
                     );
                     crate::store::logged(recorded, "a task's fault");

@@ -402,6 +402,53 @@ fn unexpected(answer: &str, spec: &TaskSpec) -> Step {
     ))
 }
 
+/// Why a task (or a preset's request) failed, as the faults record it and the NBI shows it:
+/// [`Failure::code`] is its one mapping to the recorded code.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Failure {
+    /// The CPE answered with a CWMP fault (or with an answer that does not fit the request:
+    /// 8003, invalid arguments, from the ACS).
+    Cpe(cwmp::Fault),
+    /// The CPE reported a failed transfer in its TransferComplete.
+    Transfer(cwmp::TransferFault),
+    /// A stored task that cannot run (the reason).
+    Invalid(String),
+}
+
+impl Failure {
+    /// The recorded code: `cwmp.<fault code>` for what the CPE reported, `task.invalid` for a
+    /// task the ACS cannot run.
+    pub fn code(&self) -> String {
+        match self {
+            Failure::Cpe(f) => format!("cwmp.{}", f.code.code()),
+            Failure::Transfer(t) => format!("cwmp.{}", t.code),
+            Failure::Invalid(_) => "task.invalid".into(),
+        }
+    }
+
+    /// The recorded message.
+    pub fn message(&self) -> &str {
+        match self {
+            Failure::Cpe(f) => &f.string,
+            Failure::Transfer(t) => &t.string,
+            Failure::Invalid(why) => why,
+        }
+    }
+
+    /// The per-parameter detail of a SetParameterValues fault (`path: code string; ...`).
+    pub fn parameters(&self) -> String {
+        match self {
+            Failure::Cpe(f) => f
+                .set_parameter_values_faults
+                .iter()
+                .map(|p| format!("{}: {} {}", p.parameter_name, p.code.code(), p.string))
+                .collect::<Vec<_>>()
+                .join("; "),
+            Failure::Transfer(_) | Failure::Invalid(_) => String::new(),
+        }
+    }
+}
+
 /// Whether a CPE fault is worth retrying later (the CPE was busy or short of resources).
 pub fn transient(code: FaultCode) -> bool {
     matches!(code, FaultCode::InternalError | FaultCode::ResourcesExceeded | FaultCode::RequestDenied)
@@ -485,6 +532,22 @@ mod tests {
         assert!(!order.profile);
         let e = serde_json::from_value::<Order>(json!({"name": "fly"})).expect_err("unknown");
         assert_eq!(e.to_string(), "unknown task \"fly\"");
+    }
+
+    #[test]
+    fn failures_name_their_recorded_code() {
+        let mut f = cwmp::Fault::new(FaultCode::InvalidParameterValue);
+        f.set_parameter_values_faults.push(cwmp::ParameterFault {
+            parameter_name: "Device.A".into(),
+            code: FaultCode::InvalidParameterValue,
+            string: "bad".into(),
+        });
+        let cpe = Failure::Cpe(f);
+        assert_eq!((cpe.code().as_str(), cpe.parameters().as_str()), ("cwmp.9007", "Device.A: 9007 bad"));
+        let t = Failure::Transfer(cwmp::TransferFault { code: 9010, string: "no file".into() });
+        assert_eq!((t.code().as_str(), t.message()), ("cwmp.9010", "no file"));
+        let i = Failure::Invalid("unknown task \"fly\"".into());
+        assert_eq!((i.code().as_str(), i.parameters().as_str()), ("task.invalid", ""));
     }
 
     #[test]

@@ -396,6 +396,26 @@ mod tests {
     }
 
     #[test]
+    fn errors_answer_with_their_status_and_reason() {
+        use super::NbiError;
+        use hyper::StatusCode;
+        let no_route = NbiError::NoRoute { method: hyper::Method::PATCH, path: "/devices".into() };
+        assert_eq!(
+            (no_route.status(), no_route.to_string().as_str()),
+            (StatusCode::NOT_FOUND, "no route PATCH /devices")
+        );
+        let task = NbiError::from(crate::tasks::BadTask("unknown task \"fly\"".into()));
+        assert_eq!((task.status(), task.to_string().as_str()), (StatusCode::BAD_REQUEST, "unknown task \"fly\""));
+        let busy = NbiError::from(crate::migration::StartError::Busy { source_host: "h".into(), instance: 2 });
+        assert_eq!(busy.status(), StatusCode::CONFLICT);
+        let store = NbiError::from(crate::store::StoreError::Corrupt { what: "x".into() });
+        assert_eq!(store.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let r = NbiError::Unauthorized.reply();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(r.headers().get(hyper::header::WWW_AUTHENTICATE).map(|v| v.as_bytes()), Some(&b"Bearer"[..]));
+    }
+
+    #[test]
     fn percent_decoding() {
         assert_eq!(super::decode("%7B%22_id%22%3A%22a%20b%22%7D"), "{\"_id\":\"a b\"}");
         assert_eq!(super::decode("a+b%2"), "a b%2");

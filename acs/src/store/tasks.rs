@@ -155,9 +155,11 @@ impl TaskStore for SqliteStore {
         for (id, what) in invalid {
             tracing::error!(device, task = id, "faulting a stored task that cannot run: {what}");
             let tx = db.unchecked_transaction()?;
+            let failure = crate::tasks::Failure::Invalid(what);
             tx.execute(
-                "INSERT INTO faults (device, task, code, message, detail, timestamp) VALUES (?1, ?2, 'task.invalid', ?3, '', strftime('%s', 'now'))",
-                params![device, id, what],
+                "INSERT INTO faults (device, task, code, message, detail, timestamp)
+                 VALUES (?1, ?2, ?3, ?4, '', strftime('%s', 'now'))",
+                params![device, id, failure.code(), failure.message()],
             )?;
             tx.execute("UPDATE tasks SET status = 'fault' WHERE id = ?1", [id])?;
             tx.commit()?;
