@@ -77,6 +77,56 @@ enum Outcome {
     Reply(Response<Full<Bytes>>),
 }
 
+/// Why the CWMP listener refuses a request (before the session's state machine, which answers
+/// with SOAP faults itself); [`Refusal::status`] is its HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// `GET /files/<name>` of a file that does not exist.
+    #[error("no file {0}")]
+    NoFile(String),
+    /// The store failed.
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
+    /// The blocking part of a request panicked or was cancelled.
+    #[error("{0}")]
+    Join(#[from] tokio::task::JoinError),
+    /// Not a POST (and not a file).
+    #[error("CWMP takes POST")]
+    NotPost,
+    /// The first POST of a session did not authenticate.
+    #[error("authentication required: {0}")]
+    Unauthenticated(#[from] cwmp::auth::AuthError),
+    /// The body is over the limit (bytes).
+    #[error("body over {0} bytes")]
+    TooLarge(usize),
+    /// A session that does not start with an Inform.
+    #[error("a session starts with an Inform")]
+    NoInform,
+    /// The device has a session open already.
+    #[error("a session with this device is open")]
+    Busy,
+}
+
+impl Refusal {
+    /// The HTTP status the refusal is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Refusal::NoFile(_) => StatusCode::NOT_FOUND,
+            Refusal::Store(_) | Refusal::Join(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Refusal::NotPost => StatusCode::METHOD_NOT_ALLOWED,
+            Refusal::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Refusal::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Refusal::NoInform => StatusCode::BAD_REQUEST,
+            Refusal::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The plain-text answer (challenges and `Retry-After` added by the caller where due).
+    fn reply(&self) -> Response<Full<Bytes>> {
+        text(self.status(), format!("{self}\n"))
+    }
+}
+
 fn text(status: StatusCode, msg: String) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(msg)));
     *r.status_mut() = status;
@@ -150,22 +200,23 @@ impl Acs {
         if req.method() == hyper::Method::GET {
             if let Some(name) = req.uri().path().strip_prefix("/files/").map(str::to_string) {
                 let store = self.store.clone();
-                return tokio::task::spawn_blocking(move || match store.file(&name) {
-                    Ok(Some((content, _))) => {
+                let served = tokio::task::spawn_blocking(move || match store.file(&name)? {
+                    Some((content, _)) => {
                         let mut r = Response::new(Full::new(Bytes::from(content)));
                         r.headers_mut()
                             .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-                        r
+                        Ok(r)
                     }
-                    Ok(None) => text(StatusCode::NOT_FOUND, format!("no file {name}\n")),
-                    Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+                    None => Err(Refusal::NoFile(name)),
                 })
                 .await
-                .unwrap_or_else(|e| text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()));
+                .map_err(Refusal::from)
+                .and_then(|r| r);
+                return served.unwrap_or_else(|e| e.reply());
             }
         }
         if req.method() != hyper::Method::POST {
-            return text(StatusCode::METHOD_NOT_ALLOWED, "CWMP takes POST\n".into());
+            return Refusal::NotPost.reply();
         }
         let cookie = cookie_of(&req);
         let known = cookie.as_ref().is_some_and(|c| self.sessions().contains_key(c));
@@ -173,7 +224,7 @@ impl Acs {
             let header = req.headers().get(header::AUTHORIZATION).and_then(|h| h.to_str().ok());
             if let Err(e) = self.verifier.verify("POST", header, |u| self.config.credentials.get(u).cloned(), now()) {
                 tracing::warn!("CPE authentication failed: {e}");
-                let mut r = text(StatusCode::UNAUTHORIZED, format!("authentication required: {e}\n"));
+                let mut r = Refusal::Unauthenticated(e).reply();
                 for c in self.verifier.challenges(now()) {
                     if let Ok(v) = HeaderValue::from_str(&c) {
                         r.headers_mut().append(header::WWW_AUTHENTICATE, v);
@@ -186,7 +237,7 @@ impl Acs {
             Ok(b) => b.to_bytes(),
             Err(_) => {
                 tracing::warn!("refused a CWMP body over {} bytes", self.config.max_body);
-                return text(StatusCode::PAYLOAD_TOO_LARGE, format!("body over {} bytes\n", self.config.max_body));
+                return Refusal::TooLarge(self.config.max_body).reply();
             }
         };
         // The session work is short SQLite transactions on a local WAL database (tens of
@@ -203,7 +254,7 @@ impl Acs {
             Some(v) => v,
             None => {
                 if body.iter().all(u8::is_ascii_whitespace) {
-                    return Outcome::Reply(text(StatusCode::BAD_REQUEST, "a session starts with an Inform\n".into()));
+                    return Outcome::Reply(Refusal::NoInform.reply());
                 }
                 let cfg = AcsConfig {
                     session_timeout: self.config.session_timeout,
@@ -227,10 +278,7 @@ impl Acs {
                         if let Some(other) = busy.get(&dev) {
                             if other != &id && self.sessions().contains_key(other) {
                                 tracing::info!(device = %dev, "refused a second session while one is open");
-                                let mut r = text(
-                                    StatusCode::SERVICE_UNAVAILABLE,
-                                    "a session with this device is open\n".into(),
-                                );
+                                let mut r = Refusal::Busy.reply();
                                 r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
                                 return Outcome::Reply(r);
                             }
@@ -598,6 +646,11 @@ mod tests {
             parameter_list: vec![],
         };
         let body = Envelope::new(CwmpVersion::V1_0.namespace(), Some("1".into()), Body::Inform(inform)).encode();
+        let Outcome::Reply(r) = acs.handle(None, b"  ");
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "a session starts with an Inform");
+        assert_eq!(acs.open_sessions(), 0);
+        assert_eq!(Refusal::Busy.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(Refusal::TooLarge(10).to_string(), "body over 10 bytes");
         let t0 = Instant::now();
         let Outcome::Reply(r) = acs.handle(None, body.as_bytes());
         assert_eq!(r.status(), StatusCode::OK);
