@@ -20,6 +20,11 @@
 //! - [`tls`]: TLS for the CWMP endpoint.
 //! - [`conn_req`]: connection requests; [`sim`]: the simulated CPE.
 //!
+//! Errors name what went wrong and map to the wire in one exhaustive `match` each:
+//! `nbi::NbiError::status` (NBI), `portal::Refusal::status` (web form), `endpoint::Refusal::status`
+//! (CWMP listener), `tasks::Failure::code` (a failed task's recorded fault); the store's failures
+//! are `store::StoreError`.
+//!
 
 pub use cwmp::auth;
 pub mod conn_req;

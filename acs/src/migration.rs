@@ -526,7 +526,9 @@ impl Run {
             .and_then(|r| param(&r, &format!("{mp}Status")));
         match status.as_deref() {
             Some("Stopped") => {
-                let _ = self.command(&src, n, "Abort").await;
+                if let Err(e) = self.command(&src, n, "Abort").await {
+                    tracing::warn!(migration = self.id, "telling the source to run the vRGW again: {e}");
+                }
                 self.undo_target(m).await;
                 format!("{e}; the source was told to run the vRGW again")
             }
@@ -546,7 +548,9 @@ impl Run {
         self.note("undoing at the target");
         let dst = self.req.target.clone();
         let q = format!("{INSTANCE}{m}.");
-        let _ = self.command(&dst, m, "Abort").await;
+        if let Err(e) = self.command(&dst, m, "Abort").await {
+            tracing::warn!(migration = self.id, "aborting at the target's instance {m}: {e}");
+        }
         if let Err(e) = self.task(&dst, TaskSpec::DeleteObject { object_name: q }).await {
             tracing::warn!(migration = self.id, "removing the target's instance {m}: {e}");
         }
