@@ -303,7 +303,7 @@ impl Nbi {
         })
     }
 
-    /// Connection-request credentials and timeout for `device`.
+    /// Connection-request credentials for `device` (its own, or the configured default).
     pub(crate) fn cr_for<'a>(&'a self, device: &'a crate::store::Device) -> (&'a str, &'a str) {
         if device.cr_username.is_empty() {
             (self.config.cr_username.as_str(), self.config.cr_password.as_str())
