@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use acs::sim::{load, SimCpe};
-use acs::store::{CachedParam, Device, SqliteStore, Store};
+use acs::store::prelude::*;
+use acs::store::{CachedParam, Device, SqliteStore};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response, StatusCode};

@@ -22,7 +22,7 @@ use tokio::sync::Notify;
 
 use crate::auth::Verifier;
 use crate::store::{CachedParam, Device, Store, TaskStatus};
-use crate::tasks::{self, Context, Running, Step};
+use crate::tasks::{self, Context, Running, Step, TaskSpec};
 
 /// Unix seconds now.
 pub fn now() -> i64 {
@@ -32,7 +32,7 @@ pub fn now() -> i64 {
 pub use cwmp::auth::random_hex;
 
 /// The presets, by name.
-pub type Presets = Arc<Vec<(String, serde_json::Value)>>;
+pub type Presets = Arc<Vec<(String, crate::presets::Preset)>>;
 
 /// Settings of the CWMP side.
 #[derive(Debug, Clone)]
@@ -51,9 +51,9 @@ struct Session {
     cwmp: AcsSession,
     device: Option<String>,
     running: Option<Running>,
-    /// Requests from presets, run before queued tasks and not stored as tasks.
-    local: std::collections::VecDeque<serde_json::Value>,
-    last: Instant,
+    /// Requests from presets (the preset's name and the request), run before queued tasks and
+    /// not stored as tasks.
+    local: std::collections::VecDeque<(String, TaskSpec)>,
 }
 
 /// The ACS's shared state.
@@ -75,6 +75,56 @@ pub struct Acs {
 
 enum Outcome {
     Reply(Response<Full<Bytes>>),
+}
+
+/// Why the CWMP listener refuses a request (before the session's state machine, which answers
+/// with SOAP faults itself); [`Refusal::status`] is its HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// `GET /files/<name>` of a file that does not exist.
+    #[error("no file {0}")]
+    NoFile(String),
+    /// The store failed.
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
+    /// The blocking part of a request panicked or was cancelled.
+    #[error("{0}")]
+    Join(#[from] tokio::task::JoinError),
+    /// Not a POST (and not a file).
+    #[error("CWMP takes POST")]
+    NotPost,
+    /// The first POST of a session did not authenticate.
+    #[error("authentication required: {0}")]
+    Unauthenticated(#[from] cwmp::auth::AuthError),
+    /// The body is over the limit (bytes).
+    #[error("body over {0} bytes")]
+    TooLarge(usize),
+    /// A session that does not start with an Inform.
+    #[error("a session starts with an Inform")]
+    NoInform,
+    /// The device has a session open already.
+    #[error("a session with this device is open")]
+    Busy,
+}
+
+impl Refusal {
+    /// The HTTP status the refusal is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Refusal::NoFile(_) => StatusCode::NOT_FOUND,
+            Refusal::Store(_) | Refusal::Join(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Refusal::NotPost => StatusCode::METHOD_NOT_ALLOWED,
+            Refusal::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Refusal::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Refusal::NoInform => StatusCode::BAD_REQUEST,
+            Refusal::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The plain-text answer (challenges and `Retry-After` added by the caller where due).
+    fn reply(&self) -> Response<Full<Bytes>> {
+        text(self.status(), format!("{self}\n"))
+    }
 }
 
 fn text(status: StatusCode, msg: String) -> Response<Full<Bytes>> {
@@ -115,7 +165,15 @@ impl Acs {
         if let Some(p) = cache.as_ref() {
             return Ok(p.clone());
         }
-        let p = Arc::new(self.store.presets()?);
+        let mut p = Vec::new();
+        for (name, json) in self.store.presets()? {
+            // Checked when the NBI stored it; one stored by an older version may not pass.
+            match crate::presets::Preset::from_json(&json) {
+                Ok(preset) => p.push((name, preset)),
+                Err(e) => tracing::error!(preset = %name, "preset not applied: {e}"),
+            }
+        }
+        let p = Arc::new(p);
         *cache = Some(p.clone());
         Ok(p)
     }
@@ -142,22 +200,23 @@ impl Acs {
         if req.method() == hyper::Method::GET {
             if let Some(name) = req.uri().path().strip_prefix("/files/").map(str::to_string) {
                 let store = self.store.clone();
-                return tokio::task::spawn_blocking(move || match store.file(&name) {
-                    Ok(Some((content, _))) => {
+                let served = tokio::task::spawn_blocking(move || match store.file(&name)? {
+                    Some((content, _)) => {
                         let mut r = Response::new(Full::new(Bytes::from(content)));
                         r.headers_mut()
                             .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-                        r
+                        Ok(r)
                     }
-                    Ok(None) => text(StatusCode::NOT_FOUND, format!("no file {name}\n")),
-                    Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+                    None => Err(Refusal::NoFile(name)),
                 })
                 .await
-                .unwrap_or_else(|e| text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()));
+                .map_err(Refusal::from)
+                .and_then(|r| r);
+                return served.unwrap_or_else(|e| e.reply());
             }
         }
         if req.method() != hyper::Method::POST {
-            return text(StatusCode::METHOD_NOT_ALLOWED, "CWMP takes POST\n".into());
+            return Refusal::NotPost.reply();
         }
         let cookie = cookie_of(&req);
         let known = cookie.as_ref().is_some_and(|c| self.sessions().contains_key(c));
@@ -165,7 +224,7 @@ impl Acs {
             let header = req.headers().get(header::AUTHORIZATION).and_then(|h| h.to_str().ok());
             if let Err(e) = self.verifier.verify("POST", header, |u| self.config.credentials.get(u).cloned(), now()) {
                 tracing::warn!("CPE authentication failed: {e}");
-                let mut r = text(StatusCode::UNAUTHORIZED, format!("authentication required: {e}\n"));
+                let mut r = Refusal::Unauthenticated(e).reply();
                 for c in self.verifier.challenges(now()) {
                     if let Ok(v) = HeaderValue::from_str(&c) {
                         r.headers_mut().append(header::WWW_AUTHENTICATE, v);
@@ -178,7 +237,7 @@ impl Acs {
             Ok(b) => b.to_bytes(),
             Err(_) => {
                 tracing::warn!("refused a CWMP body over {} bytes", self.config.max_body);
-                return text(StatusCode::PAYLOAD_TOO_LARGE, format!("body over {} bytes\n", self.config.max_body));
+                return Refusal::TooLarge(self.config.max_body).reply();
             }
         };
         // The session work is short SQLite transactions on a local WAL database (tens of
@@ -195,7 +254,7 @@ impl Acs {
             Some(v) => v,
             None => {
                 if body.iter().all(u8::is_ascii_whitespace) {
-                    return Outcome::Reply(text(StatusCode::BAD_REQUEST, "a session starts with an Inform\n".into()));
+                    return Outcome::Reply(Refusal::NoInform.reply());
                 }
                 let cfg = AcsConfig {
                     session_timeout: self.config.session_timeout,
@@ -204,19 +263,12 @@ impl Acs {
                 };
                 (
                     random_hex(16),
-                    Session {
-                        cwmp: AcsSession::new(cfg, t),
-                        device: None,
-                        running: None,
-                        local: Default::default(),
-                        last: t,
-                    },
+                    Session { cwmp: AcsSession::new(cfg, t), device: None, running: None, local: Default::default() },
                 )
             }
         };
         let first = s.device.is_none();
         s.cwmp.handle_post(body, t);
-        s.last = t;
         while let Some(ev) = s.cwmp.poll_event() {
             match ev {
                 AcsEvent::Inform { inform, version, .. } => {
@@ -226,10 +278,7 @@ impl Acs {
                         if let Some(other) = busy.get(&dev) {
                             if other != &id && self.sessions().contains_key(other) {
                                 tracing::info!(device = %dev, "refused a second session while one is open");
-                                let mut r = text(
-                                    StatusCode::SERVICE_UNAVAILABLE,
-                                    "a session with this device is open\n".into(),
-                                );
+                                let mut r = Refusal::Busy.reply();
                                 r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
                                 return Outcome::Reply(r);
                             }
@@ -291,7 +340,7 @@ impl Acs {
     }
 
     /// Records the Inform; returns the preset requests for this session.
-    fn on_inform(&self, dev: &str, inform: &cwmp::Inform) -> Vec<serde_json::Value> {
+    fn on_inform(&self, dev: &str, inform: &cwmp::Inform) -> Vec<(String, TaskSpec)> {
         let mut local = Vec::new();
         let at = now();
         let find = |suffix: &str| {
@@ -348,21 +397,18 @@ impl Acs {
     }
 
     fn on_transfer_complete(&self, dev: &str, tc: &cwmp::TransferComplete) {
-        let Ok(tasks) = self.store.tasks(Some(dev)) else { return };
+        let Some(tasks) = crate::store::logged(self.store.tasks(Some(dev)), "a TransferComplete (its task not found)")
+        else {
+            return;
+        };
         if let Some(t) = tasks.iter().find(|t| t.key == tc.command_key && t.status != TaskStatus::Fault) {
             let r = if tc.fault.code == 0 {
                 tracing::info!(device = %dev, task = t.id, "download complete");
                 self.store.complete(t.id, &json!({"status": 0, "transferComplete": true})).map(|_| ())
             } else {
+                let failure = tasks::Failure::Transfer(tc.fault.clone());
                 self.store
-                    .fault(
-                        dev,
-                        Some(t.id),
-                        &format!("cwmp.{}", tc.fault.code),
-                        &tc.fault.string,
-                        "TransferComplete",
-                        now(),
-                    )
+                    .fault(dev, Some(t.id), &failure.code(), failure.message(), "TransferComplete", now())
                     .map(|_| ())
             };
             if let Err(e) = r {
@@ -385,15 +431,17 @@ impl Acs {
             Step::Fault(f) if run.task.id == 0 => {
                 let dev = run.task.device.clone();
                 tracing::warn!(device = %dev, "preset request fault {} {}", f.code.code(), f.string);
-                let preset = run.task.spec.get("preset").and_then(|p| p.as_str()).unwrap_or("");
-                let _ = self.store.fault(
+                let preset = run.preset.as_deref().unwrap_or("");
+                let failure = tasks::Failure::Cpe(f);
+                let recorded = self.store.fault(
                     &dev,
                     None,
-                    &format!("cwmp.{}", f.code.code()),
-                    &f.string,
+                    &failure.code(),
+                    failure.message(),
                     &format!("preset {preset}"),
                     now(),
                 );
+                crate::store::logged(recorded, "the fault of a preset's request");
             }
             Step::Done(result) => {
                 if let Err(e) = self.store.complete(run.task.id, &result) {
@@ -416,23 +464,22 @@ impl Acs {
                 if tasks::transient(f.code) && run.task.attempts < 5 {
                     let wait = tasks::backoff(run.task.attempts);
                     tracing::warn!(device = %dev, task = run.task.id, "transient fault {} ({}); retry in {wait} s", f.code.code(), f.string);
-                    let _ = self.store.mark_pending(run.task.id, now() + wait);
+                    crate::store::logged(
+                        self.store.mark_pending(run.task.id, now() + wait),
+                        "a task's retry (it stays sent, reconciled at the next Inform)",
+                    );
                 } else {
-                    let detail = f
-                        .set_parameter_values_faults
-                        .iter()
-                        .map(|p| format!("{}: {} {}", p.parameter_name, p.code.code(), p.string))
-                        .collect::<Vec<_>>()
-                        .join("; ");
                     tracing::warn!(device = %dev, task = run.task.id, "task fault {} {}", f.code.code(), f.string);
-                    let _ = self.store.fault(
+                    let failure = tasks::Failure::Cpe(f);
+                    let recorded = self.store.fault(
                         &dev,
                         Some(run.task.id),
-                        &format!("cwmp.{}", f.code.code()),
-                        &f.string,
-                        &detail,
+                        &failure.code(),
+                        failure.message(),
+                        &failure.parameters(),
                         now(),
                     );
+                    crate::store::logged(recorded, "a task's fault");
                 }
                 self.task_events.notify_waiters();
             }
@@ -447,62 +494,64 @@ impl Acs {
         let Some(dev) = s.device.clone() else { return };
         let at = now();
         let ctx = Context { file_base_url: &self.config.file_base_url };
-        while let Some(spec) = s.local.pop_front() {
+        if let Some((preset, spec)) = s.local.pop_front() {
             let task = crate::store::Task {
                 id: 0,
                 device: dev.clone(),
-                key: format!("preset-{}", spec.get("preset").and_then(|p| p.as_str()).unwrap_or("")),
-                spec,
+                key: format!("preset-{preset}"),
+                order: spec.into(),
                 status: TaskStatus::Sent,
                 attempts: 1,
                 not_before: 0,
                 created: at,
                 result: None,
             };
-            match Running::start(task, &ctx) {
-                Ok((run, body)) => {
-                    s.cwmp.queue_request(body);
-                    s.running = Some(run);
-                    return;
-                }
-                Err(e) => tracing::warn!(device = %dev, "preset request skipped: {e}"),
-            }
+            let (mut run, body) = Running::start(task, &ctx);
+            run.preset = Some(preset);
+            s.cwmp.queue_request(body);
+            s.running = Some(run);
+            return;
         }
-        let Ok(open) = self.store.open_tasks(&dev) else { return };
-        for mut task in open.into_iter().filter(|t| t.status == TaskStatus::Pending && t.not_before <= at) {
+        let Some(open) = crate::store::logged(self.store.open_tasks(&dev), "the device's queued tasks (not run now)")
+        else {
+            return;
+        };
+        if let Some(mut task) = open.into_iter().find(|t| t.status == TaskStatus::Pending && t.not_before <= at) {
             task.key = format!("task-{}-{}", task.id, task.attempts + 1);
-            match Running::start(task.clone(), &ctx) {
-                Ok((run, body)) => {
-                    if let Err(e) = self.store.mark_sent(task.id, &task.key) {
-                        tracing::error!("marking task {} sent: {e}", task.id);
-                        return;
-                    }
-                    s.cwmp.queue_request(body);
-                    s.running = Some(run);
-                    return;
-                }
-                Err(e) => {
-                    let _ = self.store.fault(&dev, Some(task.id), "task.invalid", &e.0, "", at);
-                    self.task_events.notify_waiters();
-                }
+            if let Err(e) = self.store.mark_sent(task.id, &task.key) {
+                tracing::error!("marking task {} sent: {e}", task.id);
+                return;
             }
+            let (run, body) = Running::start(task, &ctx);
+            s.cwmp.queue_request(body);
+            s.running = Some(run);
         }
     }
 
-    /// Drops sessions idle longer than the session timeout (their devices can open new ones).
+    /// Ends the sessions whose state machine's deadline passed (`AcsSession::deadline`, the
+    /// session timeout after the CPE's last POST): their devices can open new ones. A task they
+    /// were running stays sent and is reconciled at the device's next Inform.
     pub fn sweep(&self) {
-        let t = Instant::now();
+        self.sweep_at(Instant::now());
+    }
+
+    fn sweep_at(&self, t: Instant) {
         let mut gone = Vec::new();
         {
             let mut sessions = self.sessions();
-            let stale: Vec<String> = sessions
+            let due: Vec<String> = sessions
                 .iter()
-                .filter(|(_, s)| t.duration_since(s.last) > self.config.session_timeout)
+                .filter(|(_, s)| s.cwmp.deadline().is_some_and(|d| t >= d))
                 .map(|(k, _)| k.clone())
                 .collect();
-            for k in stale {
-                if let Some(s) = sessions.remove(&k) {
-                    tracing::warn!(device = ?s.device, "session timed out");
+            for k in due {
+                if let Some(mut s) = sessions.remove(&k) {
+                    s.cwmp.handle_timeout(t);
+                    while let Some(ev) = s.cwmp.poll_event() {
+                        if let AcsEvent::Failed { error, outstanding } = ev {
+                            tracing::warn!(device = ?s.device, unanswered = ?outstanding.as_ref().map(Body::method_name), "session timed out: {error}");
+                        }
+                    }
                     gone.push((k, s));
                 }
             }
@@ -565,5 +614,51 @@ impl Acs {
                 }
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cwmp::{CwmpVersion, DateTime, DeviceId, Envelope, Event, Inform};
+
+    #[test]
+    fn sessions_end_at_the_state_machines_deadline() {
+        let store = Arc::new(crate::store::SqliteStore::open(std::path::Path::new(":memory:")).expect("store"));
+        let config = EndpointConfig {
+            credentials: HashMap::new(),
+            session_timeout: Duration::from_secs(30),
+            max_body: 1 << 20,
+            file_base_url: String::new(),
+        };
+        let acs = Acs::new(store, config, crate::webhooks::Sender::none());
+        let inform = Inform {
+            device_id: DeviceId {
+                manufacturer: "m".into(),
+                oui: "00A0B1".into(),
+                product_class: "p".into(),
+                serial_number: "s".into(),
+            },
+            events: vec![Event::new("1 BOOT")],
+            max_envelopes: 1,
+            current_time: DateTime::from_unix(0),
+            retry_count: 0,
+            parameter_list: vec![],
+        };
+        let body = Envelope::new(CwmpVersion::V1_0.namespace(), Some("1".into()), Body::Inform(inform)).encode();
+        let Outcome::Reply(r) = acs.handle(None, b"  ");
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "a session starts with an Inform");
+        assert_eq!(acs.open_sessions(), 0);
+        assert_eq!(Refusal::Busy.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(Refusal::TooLarge(10).to_string(), "body over 10 bytes");
+        let t0 = Instant::now();
+        let Outcome::Reply(r) = acs.handle(None, body.as_bytes());
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(acs.open_sessions(), 1);
+        acs.sweep_at(t0 + Duration::from_secs(29));
+        assert_eq!(acs.open_sessions(), 1, "before the deadline");
+        acs.sweep_at(t0 + Duration::from_secs(31));
+        assert_eq!(acs.open_sessions(), 0, "timed out by the session's own deadline");
+        assert!(acs.busy().is_empty(), "the device may open a new session");
     }
 }

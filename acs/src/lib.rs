@@ -2,11 +2,16 @@
 //! northbound API, and a CPE simulator.
 //!
 //! # Layout
-//! - [`store`]: the storage trait and its SQLite engine.
+//! - [`store`]: one storage trait per aggregate (devices and their parameter cache, tasks,
+//!   faults, presets, files, subscribers, migrations) with the SQLite engine's impl beside each;
+//!   failures are a typed `StoreError`.
 //! - [`auth`]: Digest and Basic, both sides.
 //! - [`endpoint`]: CWMP sessions over HTTP, running tasks.
-//! - [`tasks`]: task JSON to CWMP requests, results, retries, reconciliation after restarts.
-//! - [`nbi`]: the northbound API; [`query`]: its query language subset and device JSON.
+//! - [`tasks`]: `TaskSpec`, the task JSON typed once at the edge; CWMP requests, results,
+//!   retries, reconciliation after restarts.
+//! - [`nbi`]: the northbound API, one file per route family (`nbi/devices.rs`, `tasks.rs`,
+//!   `faults.rs`, `presets.rs`, `files.rs`, `subscribers.rs`, `migrations.rs`), errors mapped to
+//!   HTTP statuses by `nbi::NbiError::status`; [`query`]: its query language subset and device JSON.
 //! - [`presets`]: provisioning profiles applied on Inform events.
 //! - [`profiles`]: subscribers' own settings, applied to their vRGW wherever it runs;
 //!   [`portal`]: the customer web form they make them in.
@@ -14,6 +19,11 @@
 //! - [`webhooks`]: device and task events delivered to HTTP endpoints, with retries.
 //! - [`tls`]: TLS for the CWMP endpoint.
 //! - [`conn_req`]: connection requests; [`sim`]: the simulated CPE.
+//!
+//! Errors name what went wrong and map to the wire in one exhaustive `match` each:
+//! `nbi::NbiError::status` (NBI), `portal::Refusal::status` (web form), `endpoint::Refusal::status`
+//! (CWMP listener), `tasks::Failure::code` (a failed task's recorded fault); the store's failures
+//! are `store::StoreError`.
 //!
 
 pub use cwmp::auth;

@@ -16,7 +16,10 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value as Json};
 
 use crate::endpoint::Acs;
-use crate::store::{Store, TaskStatus};
+use cwmp::{ParameterValue, Value, XsdType};
+
+use crate::store::{Store, StoreError, TaskStatus};
+use crate::tasks::TaskSpec;
 
 const V: &str = "Device.X_VRGW-ORG_Virtualization.";
 const INSTANCE: &str = "Device.X_VRGW-ORG_Virtualization.Instance.";
@@ -86,36 +89,85 @@ pub struct Cr {
     pub timeout: Duration,
 }
 
+/// A string value.
+fn string(name: impl Into<String>, v: &str) -> ParameterValue {
+    ParameterValue::new(name, Value::String(v.to_string()))
+}
+
+/// A value of type `ty` from its text (a host's answer or a parameter read before).
+fn typed(name: impl Into<String>, v: &str, ty: XsdType) -> Result<ParameterValue, String> {
+    let name = name.into();
+    let value = Value::parse(ty, v).map_err(|e| format!("{name}: {e}"))?;
+    Ok(ParameterValue::new(name, value))
+}
+
+/// The type a host named (`xsd:unsignedInt`, ...).
+fn xsd(t: &str) -> Result<XsdType, String> {
+    XsdType::from_local(t.trim_start_matches("xsd:")).ok_or_else(|| format!("unknown type {t}"))
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
+/// Why a migration cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The source or the target is not a known device.
+    #[error("no device {0}")]
+    NoDevice(String),
+    /// Source and target are the same host.
+    #[error("the target is the source")]
+    SameHost,
+    /// The instance is being migrated already.
+    #[error("instance {instance} of {source_host} is being migrated already")]
+    Busy {
+        /// The source host.
+        source_host: String,
+        /// Its instance.
+        instance: u32,
+    },
+    /// The store failed.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+impl StartError {
+    /// The NBI's status for it.
+    pub fn status(&self) -> hyper::StatusCode {
+        match self {
+            StartError::NoDevice(_) => hyper::StatusCode::NOT_FOUND,
+            StartError::SameHost => hyper::StatusCode::BAD_REQUEST,
+            StartError::Busy { .. } => hyper::StatusCode::CONFLICT,
+            StartError::Store(_) => hyper::StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
 /// Checks a request and records it; the orchestration runs in the background. Returns the
 /// record.
-pub fn start(acs: Arc<Acs>, cr: Cr, req: Request) -> Result<(i64, Json), (u16, String)> {
+pub fn start(acs: Arc<Acs>, cr: Cr, req: Request) -> Result<(i64, Json), StartError> {
     let store = acs.store.clone();
     for d in [&req.source, &req.target] {
-        match store.device(d) {
-            Ok(Some(_)) => {}
-            Ok(None) => return Err((404, format!("no device {d}"))),
-            Err(e) => return Err((500, e.to_string())),
+        if store.device(d)?.is_none() {
+            return Err(StartError::NoDevice(d.clone()));
         }
     }
     if req.source == req.target {
-        return Err((400, "the target is the source".into()));
+        return Err(StartError::SameHost);
     }
-    let busy =
-        store.migrations().map_err(|e| (500, e.to_string()))?.into_iter().any(|(_, r)| {
-            r["status"] == "running" && r["source"] == req.source.as_str() && r["instance"] == req.instance
-        });
+    let busy = store
+        .migrations()?
+        .into_iter()
+        .any(|(_, r)| r["status"] == "running" && r["source"] == req.source.as_str() && r["instance"] == req.instance);
     if busy {
-        return Err((409, format!("instance {} of {} is being migrated already", req.instance, req.source)));
+        return Err(StartError::Busy { source_host: req.source.clone(), instance: req.instance });
     }
     let record = json!({
         "source": req.source, "instance": req.instance, "target": req.target, "mode": req.mode.nbi(),
         "status": "running", "step": "reading the instance", "started": now_ms(), "steps": [],
     });
-    let id = store.put_migration(None, &record).map_err(|e| (500, e.to_string()))?;
+    let id = store.put_migration(None, &record)?;
     let mut run = Run { acs, cr, req, id, record: record.clone(), t0: Instant::now() };
     tokio::spawn(async move { run.go().await });
     let mut r = record;
@@ -184,14 +236,17 @@ impl Run {
     }
 
     /// Runs one task on `device` and waits for it; a task not run in time is deleted.
-    async fn task(&self, device: &str, spec: Json) -> Result<Json, String> {
+    async fn task(&self, device: &str, spec: TaskSpec) -> Result<Json, String> {
         let store = self.acs.store.clone();
-        let t = store.enqueue(device, &spec, now_ms() / 1000).map_err(|e| e.to_string())?;
+        let name = spec.name();
+        let t = store.enqueue(device, &spec.into(), now_ms() / 1000).map_err(|e| e.to_string())?;
         let deadline = tokio::time::Instant::now() + self.req.step_timeout;
         let mut next_cr = tokio::time::Instant::now();
         loop {
             if tokio::time::Instant::now() >= next_cr {
-                if let Ok(Some(d)) = store.device(device) {
+                if let Some(Some(d)) =
+                    crate::store::logged(store.device(device), "a connection request of the migration")
+                {
                     let (u, p) = if d.cr_username.is_empty() {
                         (self.cr.username.clone(), self.cr.password.clone())
                     } else {
@@ -207,11 +262,12 @@ impl Run {
             match store.task(t.id).map_err(|e| e.to_string())? {
                 Some(t) if matches!(t.status, TaskStatus::Done) => return Ok(t.result.unwrap_or(Json::Null)),
                 Some(t) if matches!(t.status, TaskStatus::Fault) => {
-                    let f = store.faults().unwrap_or_default().into_iter().find(|f| f.task == Some(t.id));
-                    let _ = store.delete_task(t.id);
+                    let f = crate::store::logged(store.faults(), "the fault's detail")
+                        .and_then(|fs| fs.into_iter().find(|f| f.task == Some(t.id)));
+                    crate::store::logged(store.delete_task(t.id), "the removal of a faulted migration task");
                     return Err(match f {
-                        Some(f) => format!("{device} refused {}: {} {} {}", spec["name"], f.code, f.message, f.detail),
-                        None => format!("{device} refused {}", spec["name"]),
+                        Some(f) => format!("{device} refused {name:?}: {} {} {}", f.code, f.message, f.detail),
+                        None => format!("{device} refused {name:?}"),
                     });
                 }
                 Some(_) => {}
@@ -221,26 +277,25 @@ impl Run {
             let _ = tokio::time::timeout_at(wake, notified).await;
             if tokio::time::Instant::now() >= deadline {
                 // Not delivered late: a host that comes back must not act on a stale step.
-                let _ = store.delete_task(t.id);
+                crate::store::logged(store.delete_task(t.id), "the removal of a migration task not run in time");
                 return Err(format!(
-                    "{device} did not answer within {} s ({} was not run)",
+                    "{device} did not answer within {} s ({name:?} was not run)",
                     self.req.step_timeout.as_secs(),
-                    spec["name"]
                 ));
             }
         }
     }
 
-    async fn set(&self, device: &str, values: Vec<Json>) -> Result<Json, String> {
-        self.task(device, json!({"name": "setParameterValues", "parameterValues": values})).await
+    async fn set(&self, device: &str, values: Vec<ParameterValue>) -> Result<Json, String> {
+        self.task(device, TaskSpec::set(values)).await
     }
 
     /// Sets `Migration.Command` of instance `n` on `device`; returns its `Migration.` values
     /// read after it.
     async fn command(&self, device: &str, n: u32, cmd: &str) -> Result<Json, String> {
         let m = format!("{INSTANCE}{n}.Migration.");
-        self.set(device, vec![json!([format!("{m}Command"), cmd, "xsd:string"])]).await?;
-        self.task(device, json!({"name": "getParameterValues", "parameterNames": [m]})).await
+        self.set(device, vec![string(format!("{m}Command"), cmd)]).await?;
+        self.task(device, TaskSpec::get(vec![m])).await
     }
 
     /// Reads `Migration.Status` of instance `n` on `device` until it is one of `until`.
@@ -251,7 +306,7 @@ impl Run {
         loop {
             // A host that does not answer for a while (its agent restarting) is asked again: its
             // store knows how its part ended.
-            match self.task(device, json!({"name": "getParameterValues", "parameterNames": [m.clone()]})).await {
+            match self.task(device, TaskSpec::get(vec![m.clone()])).await {
                 Ok(r) => {
                     let status = param(&r, &format!("{m}Status")).unwrap_or_default();
                     if until.contains(&status.as_str()) {
@@ -297,7 +352,7 @@ impl Run {
             .map(|l| format!("{p}{l}"))
             .chain([format!("{V}MigrationURI"), format!("{V}Template.")])
             .collect();
-        let r = self.task(&src, json!({"name": "getParameterValues", "parameterNames": names})).await?;
+        let r = self.task(&src, TaskSpec::get(names)).await?;
         let template = param(&r, &format!("{p}Template")).unwrap_or_default();
         let template_name = param(&r, &format!("{}.Name", template.trim_end_matches('.'))).unwrap_or_default();
         let s = Source {
@@ -325,9 +380,7 @@ impl Run {
         let (src, dst, n, mode) = (self.req.source.clone(), self.req.target.clone(), self.req.instance, self.req.mode);
         let s = self.read_source().await?;
         self.note("reading the target");
-        let r = self
-            .task(&dst, json!({"name": "getParameterValues", "parameterNames": [format!("{V}MigrationURI"), format!("{V}Template.")]}))
-            .await?;
+        let r = self.task(&dst, TaskSpec::get(vec![format!("{V}MigrationURI"), format!("{V}Template.")])).await?;
         let dst_uri = param(&r, &format!("{V}MigrationURI")).unwrap_or_default();
         let template = template_named(&r, &s.template_name)
             .ok_or_else(|| format!("{dst} has no template named {:?}", s.template_name))?;
@@ -338,12 +391,19 @@ impl Run {
         self.note("preparing the target");
         // Without its Subscriber yet: until the destination runs the vRGW, the subscriber has
         // one instance (the source's), and the ACS applies no profile to a half-made one.
-        let add = json!({"name": "addObject", "objectName": INSTANCE, "parameterValues": [
-            ["Template", template, "xsd:string"],
-            ["SVLAN", s.svlan, "xsd:unsignedInt"], ["CVLAN", s.cvlan, "xsd:unsignedInt"],
-            ["Migration.Mode", mode.model(), "xsd:string"], ["Migration.Peer", s.uri, "xsd:string"],
-            ["Migration.PeerDomain", s.domain, "xsd:string"], ["Migration.PeerHost", src, "xsd:string"],
-            ["Migration.Command", "Prepare", "xsd:string"]]});
+        let add = TaskSpec::AddObject {
+            object_name: INSTANCE.into(),
+            parameter_values: vec![
+                string("Template", &template),
+                typed("SVLAN", &s.svlan, XsdType::UnsignedInt)?,
+                typed("CVLAN", &s.cvlan, XsdType::UnsignedInt)?,
+                string("Migration.Mode", mode.model()),
+                string("Migration.Peer", &s.uri),
+                string("Migration.PeerDomain", &s.domain),
+                string("Migration.PeerHost", &src),
+                string("Migration.Command", "Prepare"),
+            ],
+        };
         let r = self.task(&dst, add).await?;
         let Some(m) = r["instance"].as_u64().and_then(|m| u32::try_from(m).ok()) else {
             return Err(format!("{dst} did not say which instance it added"));
@@ -369,11 +429,11 @@ impl Run {
         self.note("starting at the source");
         let mp = format!("{INSTANCE}{n}.Migration.");
         let start = vec![
-            json!([format!("{mp}Mode"), mode.model(), "xsd:string"]),
-            json!([format!("{mp}Peer"), dst_uri, "xsd:string"]),
-            json!([format!("{mp}PeerDomain"), dst_domain, "xsd:string"]),
-            json!([format!("{mp}PeerHost"), dst, "xsd:string"]),
-            json!([format!("{mp}Command"), "Start", "xsd:string"]),
+            string(format!("{mp}Mode"), mode.model()),
+            string(format!("{mp}Peer"), &dst_uri),
+            string(format!("{mp}PeerDomain"), &dst_domain),
+            string(format!("{mp}PeerHost"), &dst),
+            string(format!("{mp}Command"), "Start"),
         ];
         match self.set(&src, start).await {
             Ok(_) => {}
@@ -438,7 +498,7 @@ impl Run {
             if let Err(e) = crate::profiles::carried_over(self.acs.store.as_ref(), &s.subscriber, &from, &to) {
                 tracing::warn!(migration = self.id, "recording the profile at the destination: {e}");
             }
-            let sub = vec![json!([format!("{q}Subscriber"), s.subscriber, "xsd:string"])];
+            let sub = vec![string(format!("{q}Subscriber"), &s.subscriber)];
             if let Err(e) = self.set(&dst, sub).await {
                 // The vRGW runs at the destination; only the record of whose it is lags.
                 tracing::warn!(migration = self.id, "setting the subscriber at the destination: {e}");
@@ -447,8 +507,7 @@ impl Run {
         }
 
         self.note("releasing the source");
-        if let Err(e) = self.task(&src, json!({"name": "deleteObject", "objectName": format!("{INSTANCE}{n}.")})).await
-        {
+        if let Err(e) = self.task(&src, TaskSpec::DeleteObject { object_name: format!("{INSTANCE}{n}.") }).await {
             // The vRGW runs at the destination; the source's leftover row is only bookkeeping.
             tracing::warn!(migration = self.id, "deleting the source's row: {e}");
             self.record["warning"] = json!(format!("the source's row stays: {e}"));
@@ -461,13 +520,15 @@ impl Run {
         let (src, n) = (self.req.source.clone(), self.req.instance);
         let mp = format!("{INSTANCE}{n}.Migration.");
         let status = self
-            .task(&src, json!({"name": "getParameterValues", "parameterNames": [format!("{mp}Status")]}))
+            .task(&src, TaskSpec::get(vec![format!("{mp}Status")]))
             .await
             .ok()
             .and_then(|r| param(&r, &format!("{mp}Status")));
         match status.as_deref() {
             Some("Stopped") => {
-                let _ = self.command(&src, n, "Abort").await;
+                if let Err(e) = self.command(&src, n, "Abort").await {
+                    tracing::warn!(migration = self.id, "telling the source to run the vRGW again: {e}");
+                }
                 self.undo_target(m).await;
                 format!("{e}; the source was told to run the vRGW again")
             }
@@ -487,8 +548,10 @@ impl Run {
         self.note("undoing at the target");
         let dst = self.req.target.clone();
         let q = format!("{INSTANCE}{m}.");
-        let _ = self.command(&dst, m, "Abort").await;
-        if let Err(e) = self.task(&dst, json!({"name": "deleteObject", "objectName": q})).await {
+        if let Err(e) = self.command(&dst, m, "Abort").await {
+            tracing::warn!(migration = self.id, "aborting at the target's instance {m}: {e}");
+        }
+        if let Err(e) = self.task(&dst, TaskSpec::DeleteObject { object_name: q }).await {
             tracing::warn!(migration = self.id, "removing the target's instance {m}: {e}");
         }
     }
@@ -499,8 +562,8 @@ impl Run {
         let (src, dst, n) = (self.req.source.clone(), self.req.target.clone(), self.req.instance);
         let from = format!("{INSTANCE}{n}.Device.");
         let to = format!("{INSTANCE}{m}.Device.");
-        let r = self.task(&src, json!({"name": "getParameterValues", "parameterNames": [from]})).await?;
-        let have = self.task(&dst, json!({"name": "getParameterValues", "parameterNames": [to]})).await?;
+        let r = self.task(&src, TaskSpec::get(vec![from.clone()])).await?;
+        let have = self.task(&dst, TaskSpec::get(vec![to.clone()])).await?;
         let schema = datamodel::Schema::vrgw();
         let rel = |p: &str, base: &str| p.strip_prefix(base).map(|r| format!("Device.{r}"));
         let dst_rows: std::collections::BTreeSet<String> =
@@ -525,7 +588,7 @@ impl Run {
                 continue;
             }
             let obj = format!("{INSTANCE}{m}.{table}.");
-            let added = self.task(&dst, json!({"name": "addObject", "objectName": obj})).await?;
+            let added = self.task(&dst, TaskSpec::AddObject { object_name: obj, parameter_values: Vec::new() }).await?;
             let k = added["instance"].as_u64().ok_or_else(|| format!("{dst} did not number the new row of {table}"))?;
             map.insert(row.clone(), format!("{table}.{k}."));
         }
@@ -539,7 +602,7 @@ impl Run {
             if current.get(&at) == Some(&v) {
                 continue;
             }
-            values.push(json!([format!("{INSTANCE}{m}.{at}"), v, t]));
+            values.push(typed(format!("{INSTANCE}{m}.{at}"), &v, xsd(&t)?)?);
         }
         self.record["copied_parameters"] = json!(values.len());
         if !values.is_empty() {
@@ -586,8 +649,8 @@ pub fn to_json(id: i64, record: &Json) -> Json {
 }
 
 /// Used by the NBI: the migration with this id.
-pub fn find(store: &dyn Store, id: i64) -> Result<Option<Json>, String> {
-    Ok(store.migrations().map_err(|e| e.to_string())?.into_iter().find(|(i, _)| *i == id).map(|(i, r)| to_json(i, &r)))
+pub fn find(store: &dyn Store, id: i64) -> Result<Option<Json>, StoreError> {
+    Ok(store.migrations()?.into_iter().find(|(i, _)| *i == id).map(|(i, r)| to_json(i, &r)))
 }
 
 #[cfg(test)]

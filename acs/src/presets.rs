@@ -8,15 +8,43 @@
 //!                     {"type": "refresh", "names": ["Device.DeviceInfo.UpTime"]}]}
 //! ```
 
+use std::collections::BTreeMap;
+
+use cwmp::ParameterValue;
 use serde_json::{json, Value as Json};
 
 use crate::query;
 use crate::store::{Store, StoreError};
+use crate::tasks::TaskSpec;
 
 /// A preset that cannot be used, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct BadPreset(pub String);
+
+/// A preset, typed from its JSON (which the store keeps as the NBI received it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preset {
+    /// Which devices it applies to (a query; `{}`: all).
+    pub precondition: Json,
+    /// The Inform events it applies on (absent: `0 BOOTSTRAP`).
+    pub events: Option<BTreeMap<String, bool>>,
+    /// What it does.
+    pub configurations: Vec<Configuration>,
+}
+
+/// One thing a preset does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Configuration {
+    /// Set a value (`{"type": "value", "name", "value", "valueType"?}`).
+    Value(ParameterValue),
+    /// Read values (`{"type": "refresh", "names": [...]}`).
+    Refresh(Vec<String>),
+    /// Add a tag (`{"type": "add_tag", "tag"}`).
+    AddTag(String),
+    /// Remove a tag (`{"type": "delete_tag", "tag"}`).
+    DeleteTag(String),
+}
 
 fn precondition(p: &Json) -> Result<Json, BadPreset> {
     match p.get("precondition") {
@@ -30,56 +58,75 @@ fn precondition(p: &Json) -> Result<Json, BadPreset> {
     }
 }
 
+fn configuration(c: &Json) -> Result<Configuration, BadPreset> {
+    match c.get("type").and_then(Json::as_str) {
+        Some("value") => {
+            let (Some(name), Some(value)) = (c.get("name").and_then(Json::as_str), c.get("value")) else {
+                return Err(BadPreset("a value configuration needs name and value".into()));
+            };
+            let mut triple = vec![json!(name), value.clone()];
+            if let Some(t) = c.get("valueType") {
+                triple.push(t.clone());
+            }
+            let v = crate::tasks::triple(&Json::Array(triple)).map_err(|e| BadPreset(e.0))?;
+            Ok(Configuration::Value(v))
+        }
+        Some("refresh") => match c.get("names").and_then(Json::as_array) {
+            Some(a) if !a.is_empty() && a.iter().all(Json::is_string) => {
+                Ok(Configuration::Refresh(a.iter().filter_map(Json::as_str).map(str::to_string).collect()))
+            }
+            _ => Err(BadPreset("a refresh configuration needs names (parameter paths)".into())),
+        },
+        Some(t @ ("add_tag" | "delete_tag")) => {
+            let Some(tag) = c.get("tag").and_then(Json::as_str).map(str::to_string) else {
+                return Err(BadPreset("a tag configuration needs tag".into()));
+            };
+            Ok(if t == "add_tag" { Configuration::AddTag(tag) } else { Configuration::DeleteTag(tag) })
+        }
+        other => Err(BadPreset(format!("unknown configuration type {other:?}"))),
+    }
+}
+
+impl Preset {
+    /// A preset as the NBI receives it (and the store keeps it); the error says what is wrong.
+    pub fn from_json(p: &Json) -> Result<Preset, BadPreset> {
+        let pre = precondition(p)?;
+        let probe = crate::store::Device::default();
+        query::matches(&probe, &[], &pre).map_err(|e| BadPreset(format!("precondition: {e}")))?;
+        let events = match p.get("events") {
+            None => None,
+            Some(ev) => Some(
+                ev.as_object()
+                    .and_then(|m| m.iter().map(|(k, v)| Some((k.clone(), v.as_bool()?))).collect::<Option<_>>())
+                    .ok_or_else(|| BadPreset("events maps event codes to true or false".into()))?,
+            ),
+        };
+        let confs = p
+            .get("configurations")
+            .and_then(Json::as_array)
+            .ok_or_else(|| BadPreset("configurations must be an array".into()))?;
+        let configurations = confs.iter().map(configuration).collect::<Result<_, _>>()?;
+        Ok(Preset { precondition: pre, events, configurations })
+    }
+
+    /// Whether it applies on an Inform with these events.
+    fn wanted(&self, events: &[cwmp::Event]) -> bool {
+        match &self.events {
+            None => events.iter().any(|e| e.code == "0 BOOTSTRAP"),
+            Some(m) => events.iter().any(|e| m.get(&e.code) == Some(&true)),
+        }
+    }
+
+    /// Whether applying it needs the device's record: a precondition, or a tag change.
+    fn needs_device(&self) -> bool {
+        self.precondition.as_object().is_none_or(|m| !m.is_empty())
+            || self.configurations.iter().any(|c| matches!(c, Configuration::AddTag(_) | Configuration::DeleteTag(_)))
+    }
+}
+
 /// Checks a preset as the NBI receives it.
 pub fn validate(p: &Json) -> Result<(), BadPreset> {
-    let pre = precondition(p)?;
-    let probe = crate::store::Device {
-        id: String::new(),
-        manufacturer: String::new(),
-        oui: String::new(),
-        product_class: String::new(),
-        serial_number: String::new(),
-        cr_url: String::new(),
-        cr_username: String::new(),
-        cr_password: String::new(),
-        last_inform: 0,
-        tags: vec![],
-    };
-    query::matches(&probe, &[], &pre).map_err(|e| BadPreset(format!("precondition: {e}")))?;
-    if let Some(ev) = p.get("events") {
-        if !ev.as_object().is_some_and(|m| m.values().all(Json::is_boolean)) {
-            return Err(BadPreset("events maps event codes to true or false".into()));
-        }
-    }
-    let confs = p
-        .get("configurations")
-        .and_then(Json::as_array)
-        .ok_or_else(|| BadPreset("configurations must be an array".into()))?;
-    for c in confs {
-        match c.get("type").and_then(Json::as_str) {
-            Some("value") => {
-                if c.get("name").and_then(Json::as_str).is_none() || c.get("value").is_none() {
-                    return Err(BadPreset("a value configuration needs name and value".into()));
-                }
-            }
-            Some("refresh") => {
-                if !c
-                    .get("names")
-                    .and_then(Json::as_array)
-                    .is_some_and(|a| !a.is_empty() && a.iter().all(Json::is_string))
-                {
-                    return Err(BadPreset("a refresh configuration needs names (parameter paths)".into()));
-                }
-            }
-            Some("add_tag" | "delete_tag") => {
-                if c.get("tag").and_then(Json::as_str).is_none() {
-                    return Err(BadPreset("a tag configuration needs tag".into()));
-                }
-            }
-            other => return Err(BadPreset(format!("unknown configuration type {other:?}"))),
-        }
-    }
-    Ok(())
+    Preset::from_json(p).map(|_| ())
 }
 
 /// Whether a query names a parameter path (rather than only `_id`, `_tags`, ...).
@@ -94,81 +141,58 @@ fn mentions_parameters(q: &Json) -> bool {
 }
 
 /// Applies the presets that match this Inform: tags now, and the requests to run in this session
-/// (returned as task specifications). Presets are derived again at every matching Inform, so
+/// (returned with the preset's name). Presets are derived again at every matching Inform, so
 /// their requests are not queued durably; a session cut short simply leaves them to the next.
 pub fn apply(
     store: &dyn Store,
-    presets: &[(String, Json)],
+    presets: &[(String, Preset)],
     device: &str,
     events: &[cwmp::Event],
-) -> Result<Vec<Json>, StoreError> {
+) -> Result<Vec<(String, TaskSpec)>, StoreError> {
     let mut queued = Vec::new();
-    let wanted_here = |p: &Json| {
-        let default = p.get("events").is_none() && events.iter().any(|e| e.code == "0 BOOTSTRAP");
-        default
-            || p.get("events")
-                .and_then(Json::as_object)
-                .is_some_and(|m| events.iter().any(|e| m.get(&e.code).and_then(Json::as_bool) == Some(true)))
-    };
-    if !presets.iter().any(|(_, p)| wanted_here(p)) {
+    if !presets.iter().any(|(_, p)| p.wanted(events)) {
         return Ok(queued);
     }
     // The device's record is read only when a precondition or a tag change needs it.
-    let needs_device = |p: &Json| {
-        wanted_here(p)
-            && (precondition(p).map_or(true, |q| q.as_object().is_none_or(|m| !m.is_empty()))
-                || p.get("configurations").and_then(Json::as_array).is_some_and(|cs| {
-                    cs.iter().any(|c| matches!(c.get("type").and_then(Json::as_str), Some("add_tag" | "delete_tag")))
-                }))
-    };
-    let mut dev = if presets.iter().any(|(_, p)| needs_device(p)) {
+    let mut dev = if presets.iter().any(|(_, p)| p.wanted(events) && p.needs_device()) {
         let Some(dev) = store.device(device)? else { return Ok(queued) };
         dev
     } else {
         crate::store::Device { id: device.to_string(), ..Default::default() }
     };
     // Parameters are read only when a precondition looks at them.
-    let params = if presets.iter().any(|(_, p)| precondition(p).is_ok_and(|q| mentions_parameters(&q))) {
+    let params = if presets.iter().any(|(_, p)| mentions_parameters(&p.precondition)) {
         store.params(device)?
     } else {
         Vec::new()
     };
     for (name, p) in presets {
-        let wanted = p.get("events").and_then(Json::as_object).cloned().unwrap_or_else(|| {
-            let mut m = serde_json::Map::new();
-            m.insert("0 BOOTSTRAP".into(), Json::Bool(true));
-            m
-        });
-        if !events.iter().any(|e| wanted.get(&e.code).and_then(Json::as_bool) == Some(true)) {
+        if !p.wanted(events) {
             continue;
         }
-        let Ok(pre) = precondition(p) else { continue };
-        if !query::matches(&dev, &params, &pre).unwrap_or(false) {
-            continue;
+        match query::matches(&dev, &params, &p.precondition) {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                // Checked when the preset was stored; only a query the device's values make
+                // unanswerable gets here.
+                tracing::warn!(device, preset = %name, "precondition not evaluated: {e}");
+                continue;
+            }
         }
-        let confs = p.get("configurations").and_then(Json::as_array).cloned().unwrap_or_default();
         let mut values = Vec::new();
-        let mut refresh: Vec<Json> = Vec::new();
+        let mut refresh = Vec::new();
         let mut tags = dev.tags.clone();
-        for c in confs {
-            match c.get("type").and_then(Json::as_str) {
-                Some("value") => {
-                    let mut v = vec![c["name"].clone(), c["value"].clone()];
-                    if let Some(t) = c.get("valueType") {
-                        v.push(t.clone());
-                    }
-                    values.push(Json::Array(v));
-                }
-                Some("refresh") => refresh.extend(c["names"].as_array().cloned().unwrap_or_default()),
-                Some("add_tag") => {
-                    if let Some(t) = c["tag"].as_str() {
-                        if !tags.iter().any(|x| x == t) {
-                            tags.push(t.to_string());
-                        }
+        for c in &p.configurations {
+            match c {
+                Configuration::Value(v) => values.push(v.clone()),
+                Configuration::Refresh(names) => refresh.extend(names.iter().cloned()),
+                Configuration::AddTag(t) => {
+                    if !tags.iter().any(|x| x == t) {
+                        tags.push(t.clone());
                     }
                 }
-                Some("delete_tag") => tags.retain(|x| Some(x.as_str()) != c["tag"].as_str()),
-                _ => {}
+                Configuration::DeleteTag(t) => tags.retain(|x| x != t),
             }
         }
         if tags != dev.tags {
@@ -177,10 +201,10 @@ pub fn apply(
         }
         if !values.is_empty() {
             tracing::info!(device, preset = %name, "preset applies values");
-            queued.push(json!({"name": "setParameterValues", "parameterValues": values, "preset": name}));
+            queued.push((name.clone(), TaskSpec::set(values)));
         }
         if !refresh.is_empty() {
-            queued.push(json!({"name": "getParameterValues", "parameterNames": refresh, "preset": name}));
+            queued.push((name.clone(), TaskSpec::get(refresh)));
         }
     }
     Ok(queued)

@@ -16,12 +16,80 @@
 
 use serde_json::{json, Value as Json};
 
+use std::collections::BTreeMap;
+
+use cwmp::{ParameterValue, Value, XsdType};
+
 use crate::store::{Store, StoreError, Task};
+use crate::tasks::{Order, TaskSpec};
 
 /// The host's instance table.
 pub const INSTANCE: &str = "Device.X_VRGW-ORG_Virtualization.Instance.";
 /// The DHCP pool the web form edits, relative to the vRGW's `Device.`.
 pub const POOL: &str = "DHCPv4.Server.Pool.1.";
+
+/// A subscriber's settings, typed from the JSON the store keeps (see the module's doc); the
+/// JSON form is the same.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Profile {
+    /// Values by path relative to the vRGW's `Device.`, each `[lexical, "xsd:type"]`.
+    #[serde(serialize_with = "pairs", skip_serializing_if = "BTreeMap::is_empty")]
+    pub values: BTreeMap<String, Value>,
+    /// The static DHCP leases (MAC, IP); `None`: not managed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub static_leases: Option<Vec<(String, String)>>,
+}
+
+fn pairs<S: serde::Serializer>(values: &BTreeMap<String, Value>, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut m = s.serialize_map(Some(values.len()))?;
+    for (rel, v) in values {
+        m.serialize_entry(rel, &(v.to_lexical(), v.xsd_type().qname()))?;
+    }
+    m.end()
+}
+
+impl Profile {
+    /// From the stored JSON. Entries that are not `[value, type?]` with a value of that type (none
+    /// the web form writes) are left out, with a warning.
+    pub fn from_json(j: &Json) -> Profile {
+        let mut p = Profile::default();
+        if let Some(values) = j.get("values").and_then(Json::as_object) {
+            for (rel, v) in values {
+                let value = v.get(0).and_then(Json::as_str);
+                let ty = v.get(1).and_then(Json::as_str).unwrap_or("xsd:string");
+                let typed = value.and_then(|value| {
+                    let ty = XsdType::from_local(ty.trim_start_matches("xsd:"))?;
+                    Value::parse(ty, value).ok()
+                });
+                match typed {
+                    Some(t) => drop(p.values.insert(rel.clone(), t)),
+                    None => tracing::warn!(parameter = %rel, "a profile value left out: {v}"),
+                }
+            }
+        }
+        if let Some(list) = j.get("static_leases").and_then(Json::as_array) {
+            p.static_leases = Some(
+                list.iter()
+                    .filter_map(|l| Some((l.get(0)?.as_str()?.to_string(), l.get(1)?.as_str()?.to_string())))
+                    .collect(),
+            );
+        }
+        p
+    }
+
+    /// The JSON form (as stored and as the NBI shows it).
+    pub fn to_json(&self) -> Json {
+        // Strings and pairs of strings cannot fail to serialize.
+        serde_json::to_value(self).unwrap_or_else(|_| json!({}))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Profile {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Profile, D::Error> {
+        Ok(Profile::from_json(&Json::deserialize(d)?))
+    }
+}
 
 /// Where a subscriber's vRGW is: the host device and the instance number.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,27 +136,17 @@ pub fn locate(store: &dyn Store, subscriber: &str) -> Result<Option<Location>, S
 
 /// The tasks that bring the vRGW at `at` to `profile`: one setParameterValues with every value,
 /// then deleteObject/addObject for static leases that differ from what the cache shows.
-pub fn tasks_for(store: &dyn Store, at: &Location, profile: &Json) -> Result<Vec<Json>, StoreError> {
+pub fn tasks_for(store: &dyn Store, at: &Location, profile: &Profile) -> Result<Vec<TaskSpec>, StoreError> {
     let base = at.device_path();
     let mut out = Vec::new();
-    if let Some(values) = profile.get("values").and_then(Json::as_object) {
-        let list: Vec<Json> = values
-            .iter()
-            .filter_map(|(rel, v)| {
-                let value = v.get(0)?.as_str()?;
-                let ty = v.get(1).and_then(Json::as_str).unwrap_or("xsd:string");
-                Some(json!([format!("{base}{rel}"), value, ty]))
-            })
-            .collect();
-        if !list.is_empty() {
-            out.push(json!({"name": "setParameterValues", "parameterValues": list, "profile": true}));
-        }
+    if !profile.values.is_empty() {
+        let list =
+            profile.values.iter().map(|(rel, v)| ParameterValue::new(format!("{base}{rel}"), v.clone())).collect();
+        out.push(TaskSpec::set(list));
     }
-    if let Some(wanted) = profile.get("static_leases").and_then(Json::as_array) {
-        let wanted: Vec<(String, String)> = wanted
-            .iter()
-            .filter_map(|p| Some((p.get(0)?.as_str()?.to_ascii_lowercase(), p.get(1)?.as_str()?.to_string())))
-            .collect();
+    if let Some(wanted) = &profile.static_leases {
+        let wanted: Vec<(String, String)> =
+            wanted.iter().map(|(mac, ip)| (mac.to_ascii_lowercase(), ip.clone())).collect();
         let table = format!("{base}{POOL}StaticAddress.");
         let mut rows: std::collections::BTreeMap<u32, (String, String)> = Default::default();
         for p in store.params(&at.device)? {
@@ -104,13 +162,19 @@ pub fn tasks_for(store: &dyn Store, at: &Location, profile: &Json) -> Result<Vec
         }
         for (n, row) in &rows {
             if !wanted.contains(row) {
-                out.push(json!({"name": "deleteObject", "objectName": format!("{table}{n}."), "profile": true}));
+                out.push(TaskSpec::DeleteObject { object_name: format!("{table}{n}.") });
             }
         }
         for (mac, ip) in &wanted {
             if !rows.values().any(|r| r.0 == *mac && r.1 == *ip) {
-                out.push(json!({"name": "addObject", "objectName": table, "profile": true, "parameterValues": [
-                    ["Chaddr", mac, "xsd:string"], ["Yiaddr", ip, "xsd:string"], ["Enable", "true", "xsd:boolean"]]}));
+                out.push(TaskSpec::AddObject {
+                    object_name: table.clone(),
+                    parameter_values: vec![
+                        ParameterValue::new("Chaddr", Value::String(mac.clone())),
+                        ParameterValue::new("Yiaddr", Value::String(ip.clone())),
+                        ParameterValue::new("Enable", Value::Boolean(true)),
+                    ],
+                });
             }
         }
     }
@@ -123,7 +187,7 @@ pub fn queue(store: &dyn Store, subscriber: &str, at: &Location, now: i64) -> Re
     let Some(sub) = store.subscriber(subscriber)? else { return Ok(Vec::new()) };
     let mut queued = Vec::new();
     for spec in tasks_for(store, at, &sub.profile)? {
-        queued.push(store.enqueue(&at.device, &spec, now)?);
+        queued.push(store.enqueue(&at.device, &Order { spec, profile: true }, now)?);
     }
     store.set_applied(subscriber, &at.applied_mark(sub.profile_version))?;
     if !queued.is_empty() {
@@ -185,6 +249,19 @@ pub fn catch_up(store: &dyn Store, device: &str, now: i64) -> Result<usize, Stor
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn profiles_keep_their_json() {
+        let stored = json!({"values": {"DHCPv4.Server.Pool.1.MinAddress": ["192.168.1.50", "xsd:string"],
+            "DHCPv4.Server.Pool.1.LeaseTime": ["3600", "xsd:int"], "WiFi.SSID.1.Enable": ["true", "xsd:boolean"]},
+            "static_leases": [["02:00:00:00:00:01", "192.168.1.20"]]});
+        let p = Profile::from_json(&stored);
+        assert_eq!(p.values["DHCPv4.Server.Pool.1.LeaseTime"], Value::Int(3600));
+        assert_eq!(p.to_json(), stored);
+        assert_eq!(Profile::from_json(&json!({})).to_json(), json!({}));
+        let bad = Profile::from_json(&json!({"values": {"A": ["x", "xsd:int"], "B": ["y"]}}));
+        assert_eq!(bad.to_json(), json!({"values": {"B": ["y", "xsd:string"]}}), "what cannot be typed is left out");
+    }
 
     #[test]
     fn only_instance_subscribers_count() {

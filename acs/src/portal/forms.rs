@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use cwmp::{ParameterValue, Value};
 use datamodel::Tree;
-use serde_json::{json, Value as Json};
 
+use crate::profiles::Profile;
 use crate::store::CachedParam;
 
 /// A form field: its name in the HTML form, its label, and its parameter (relative to the
@@ -107,7 +107,7 @@ pub struct FormState {
 
 /// The values the vRGW has now, as the ACS's cache last saw them, over its factory defaults,
 /// with the subscriber's saved profile on top: the tree a change is checked against.
-pub fn current_tree(cache: &[CachedParam], device_path: &str, profile: &Json) -> Tree {
+pub fn current_tree(cache: &[CachedParam], device_path: &str, profile: &Profile) -> Tree {
     let mut t = datamodel::factory::vrgw("vrgw");
     let mut set = |path: &str, ty: &str, lexical: &str| {
         let Some(ty) = cwmp::XsdType::from_local(ty) else { return };
@@ -126,11 +126,8 @@ pub fn current_tree(cache: &[CachedParam], device_path: &str, profile: &Json) ->
             }
         }
     }
-    if let Some(values) = profile.get("values").and_then(Json::as_object) {
-        for (rel, v) in values {
-            let (Some(val), ty) = (v.get(0).and_then(Json::as_str), v.get(1).and_then(Json::as_str)) else { continue };
-            set(&format!("Device.{rel}"), ty.unwrap_or("xsd:string").trim_start_matches("xsd:"), val);
-        }
+    for (rel, v) in &profile.values {
+        let _ = t.set_internal(&format!("Device.{rel}"), v.clone());
     }
     t
 }
@@ -155,13 +152,9 @@ pub fn shown(t: &Tree, f: &Field) -> String {
 }
 
 /// The static leases as the page shows them (`MAC IP` per line), from the profile or the cache.
-pub fn static_leases_text(cache: &[CachedParam], device_path: &str, profile: &Json) -> String {
-    if let Some(list) = profile.get("static_leases").and_then(Json::as_array) {
-        return list
-            .iter()
-            .filter_map(|p| Some(format!("{} {}", p.get(0)?.as_str()?, p.get(1)?.as_str()?)))
-            .collect::<Vec<_>>()
-            .join("\n");
+pub fn static_leases_text(cache: &[CachedParam], device_path: &str, profile: &Profile) -> String {
+    if let Some(list) = &profile.static_leases {
+        return list.iter().map(|(mac, ip)| format!("{mac} {ip}")).collect::<Vec<_>>().join("\n");
     }
     let table = format!("{device_path}DHCPv4.Server.Pool.1.StaticAddress.");
     let mut rows: BTreeMap<u32, (String, String)> = BTreeMap::new();
@@ -189,13 +182,13 @@ pub fn check(
     fields: &'static [Field],
     form: &BTreeMap<String, String>,
     current: &Tree,
-    profile: &Json,
-) -> Result<Json, FormState> {
+    profile: &Profile,
+) -> Result<Profile, FormState> {
     let mut state = FormState::default();
     for f in fields {
         state.values.insert(f.name.to_string(), form.get(f.name).cloned().unwrap_or_default());
     }
-    let mut values: Vec<(String, Value, &'static str)> = Vec::new();
+    let mut values: Vec<(String, Value)> = Vec::new();
     let mut static_leases: Option<Vec<(String, String)>> = None;
     for f in fields {
         let raw = form.get(f.name).map(|s| s.trim().to_string()).unwrap_or_default();
@@ -204,10 +197,10 @@ pub fn check(
         };
         match f.name {
             "lease_hours" => match raw.parse::<i32>() {
-                Ok(h) if (1..=8760).contains(&h) => values.push((f.param.into(), Value::Int(h * 3600), "xsd:int")),
+                Ok(h) if (1..=8760).contains(&h) => values.push((f.param.into(), Value::Int(h * 3600))),
                 _ => bad(&mut state, &format!("Enter {}.", f.hint)),
             },
-            "wifi_enable" => values.push((f.param.into(), Value::Boolean(!raw.is_empty()), "xsd:boolean")),
+            "wifi_enable" => values.push((f.param.into(), Value::Boolean(!raw.is_empty()))),
             "passphrase" if raw.is_empty() => {}
             "security" if !SECURITY_MODES.iter().any(|(m, _)| *m == raw) => {
                 bad(&mut state, "Choose one of the listed security modes.")
@@ -231,12 +224,12 @@ pub fn check(
                 }
                 static_leases = Some(list);
             }
-            _ => values.push((f.param.into(), Value::String(raw), "xsd:string")),
+            _ => values.push((f.param.into(), Value::String(raw))),
         }
     }
     // The data model's own checks, parameter by parameter.
     let pvs: Vec<ParameterValue> =
-        values.iter().map(|(rel, v, _)| ParameterValue::new(format!("Device.{rel}"), v.clone())).collect();
+        values.iter().map(|(rel, v)| ParameterValue::new(format!("Device.{rel}"), v.clone())).collect();
     let mut cand = current.clone();
     match cand.validate(&pvs) {
         Ok(typed) => cand.apply(typed),
@@ -277,19 +270,11 @@ pub fn check(
         return Err(state);
     }
     let mut merged = profile.clone();
-    if !merged.is_object() {
-        merged = json!({});
+    for (rel, val) in values {
+        merged.values.insert(rel, val);
     }
-    if let Some(m) = merged.as_object_mut() {
-        let v = m.entry("values").or_insert_with(|| json!({}));
-        if let Some(v) = v.as_object_mut() {
-            for (rel, val, ty) in &values {
-                v.insert(rel.clone(), json!([val.to_string(), ty]));
-            }
-        }
-        if let Some(list) = static_leases {
-            m.insert("static_leases".into(), json!(list.iter().map(|(a, b)| json!([a, b])).collect::<Vec<_>>()));
-        }
+    if let Some(list) = static_leases {
+        merged.static_leases = Some(list);
     }
     Ok(merged)
 }
@@ -312,6 +297,7 @@ fn plain(msg: &str, fields: &[Field]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn form(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
@@ -331,8 +317,8 @@ mod tests {
 
     #[test]
     fn a_good_page_becomes_profile_values() {
-        let t = current_tree(&[], "X.", &json!({}));
-        let p = check(LAN, &lan_form(), &t, &json!({})).expect("valid");
+        let t = current_tree(&[], "X.", &Profile::default());
+        let p = check(LAN, &lan_form(), &t, &Profile::default()).expect("valid").to_json();
         assert_eq!(p["values"]["DHCPv4.Server.Pool.1.MinAddress"], json!(["192.168.1.50", "xsd:string"]));
         assert_eq!(p["values"]["DHCPv4.Server.Pool.1.LeaseTime"], json!(["43200", "xsd:int"]));
         assert_eq!(p["static_leases"], json!([["02:00:00:00:00:01", "192.168.1.20"]]));
@@ -340,42 +326,44 @@ mod tests {
 
     #[test]
     fn wrong_fields_get_plain_messages_and_keep_what_was_typed() {
-        let t = current_tree(&[], "X.", &json!({}));
+        let t = current_tree(&[], "X.", &Profile::default());
         let mut f = lan_form();
         f.insert("pool_min".into(), "192.168.1.300".into());
         f.insert("lease_hours".into(), "0".into());
-        let e = check(LAN, &f, &t, &json!({})).expect_err("refused");
+        let e = check(LAN, &f, &t, &Profile::default()).expect_err("refused");
         assert_eq!(e.values["pool_min"], "192.168.1.300");
         assert!(e.errors["pool_min"].contains("an IPv4 address"), "{:?}", e.errors);
         assert!(e.errors["lease_hours"].contains("1 to 8760"));
         // A rule that spans fields: the range outside the LAN.
         let mut f = lan_form();
         f.insert("pool_max".into(), "10.0.0.9".into());
-        let e = check(LAN, &f, &t, &json!({})).expect_err("refused");
+        let e = check(LAN, &f, &t, &Profile::default()).expect_err("refused");
         assert!(e.errors["pool_max"].starts_with("Last address handed out 10.0.0.9 is outside"), "{:?}", e.errors);
         let mut f = lan_form();
         f.insert("static_leases".into(), "not a mac 1.2.3.4".into());
-        assert!(check(LAN, &f, &t, &json!({})).expect_err("refused").errors["static_leases"].starts_with("Line 1"));
+        assert!(
+            check(LAN, &f, &t, &Profile::default()).expect_err("refused").errors["static_leases"].starts_with("Line 1")
+        );
     }
 
     #[test]
     fn wifi_rules_come_from_the_data_model() {
-        let t = current_tree(&[], "X.", &json!({}));
+        let t = current_tree(&[], "X.", &Profile::default());
         let f =
             form(&[("ssid", "home"), ("wifi_enable", "on"), ("security", "WPA2-Personal"), ("passphrase", "short")]);
-        let e = check(WIFI, &f, &t, &json!({})).expect_err("refused");
+        let e = check(WIFI, &f, &t, &Profile::default()).expect_err("refused");
         assert!(e.errors["passphrase"].contains("8 to 63"), "{:?}", e.errors);
         let f = form(&[("ssid", &"x".repeat(33)), ("wifi_enable", "on"), ("security", "WPA2-Personal")]);
-        assert!(check(WIFI, &f, &t, &json!({})).is_err());
+        assert!(check(WIFI, &f, &t, &Profile::default()).is_err());
         let f = form(&[("ssid", "home"), ("security", "WEP-64")]);
-        assert!(check(WIFI, &f, &t, &json!({})).expect_err("refused").errors.contains_key("security"));
+        assert!(check(WIFI, &f, &t, &Profile::default()).expect_err("refused").errors.contains_key("security"));
         let f = form(&[
             ("ssid", "home"),
             ("wifi_enable", "on"),
             ("security", "WPA2-Personal"),
             ("passphrase", "long enough"),
         ]);
-        let p = check(WIFI, &f, &t, &json!({})).expect("valid");
+        let p = check(WIFI, &f, &t, &Profile::default()).expect("valid").to_json();
         assert_eq!(p["values"]["WiFi.SSID.1.Enable"], json!(["true", "xsd:boolean"]));
         assert_eq!(p["values"]["WiFi.AccessPoint.1.Security.KeyPassphrase"][0], "long enough");
     }

@@ -27,16 +27,70 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use serde_json::{json, Value as Json};
 use tokio::net::TcpListener;
 
 use crate::endpoint::{now, random_hex, Acs};
-use crate::profiles::{self, Location};
-use crate::store::{CachedParam, PortalSession, TaskStatus};
+use crate::profiles::{self, Location, Profile};
+use crate::store::{logged, CachedParam, PortalSession, TaskStatus};
+use crate::tasks::TaskSpec;
 use forms::{Field, FormState, LAN, WIFI};
 
 const SESSION_COOKIE: &str = "__Host-vrgw_portal";
 const LOGIN_COOKIE: &str = "__Host-vrgw_login";
+
+/// Why the web form refuses a request; [`Refusal::status`] is its HTTP status, and the page says
+/// [`Refusal`]'s message in words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The form is over 64 KiB.
+    #[error("That form is too large.")]
+    TooLarge,
+    /// A form posted without a session.
+    #[error("Your session has ended.")]
+    LoggedOut,
+    /// A form without the session's CSRF token.
+    #[error("This form did not come from your session, so nothing was changed. Please try again from the page.")]
+    ForeignForm,
+    /// No such page.
+    #[error("There is no such page.")]
+    NoPage,
+    /// A log-in form without its log-in token.
+    #[error("Please log in from this page (the form had expired).")]
+    ExpiredLoginForm,
+    /// Too many failed log-ins for the subscriber or the client.
+    #[error("Too many failed attempts. Try again in {minutes} minute(s).")]
+    TooManyFailures {
+        /// Minutes until the next attempt.
+        minutes: u64,
+    },
+    /// Subscriber id and password do not match.
+    #[error("That subscriber id and password do not match.")]
+    WrongPassword,
+    /// A page's values were refused by the data model's checks.
+    #[error("Some values are not right.")]
+    BadValues,
+    /// Nothing of this subscriber's is being applied.
+    #[error("Nothing of yours is being applied.")]
+    NothingApplying,
+    /// The store failed.
+    #[error("Please try again later.")]
+    Unavailable,
+}
+
+impl Refusal {
+    /// The HTTP status the page is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Refusal::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Refusal::LoggedOut | Refusal::ForeignForm | Refusal::ExpiredLoginForm => StatusCode::FORBIDDEN,
+            Refusal::NoPage | Refusal::NothingApplying => StatusCode::NOT_FOUND,
+            Refusal::TooManyFailures { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Refusal::WrongPassword => StatusCode::UNAUTHORIZED,
+            Refusal::BadValues => StatusCode::BAD_REQUEST,
+            Refusal::Unavailable => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
 
 /// Settings of the web form.
 #[derive(Debug, Clone)]
@@ -198,7 +252,7 @@ impl Portal {
 
     fn who(&self, req: &Request<Incoming>) -> Option<Who> {
         let token = cookie(req, SESSION_COOKIE)?;
-        let session = self.acs.store.portal_session(&token, now()).ok()??;
+        let session = logged(self.acs.store.portal_session(&token, now()), "a web-form session (asked to log in)")??;
         Some(Who { token, session })
     }
 
@@ -234,10 +288,8 @@ impl Portal {
         let body = match Limited::new(req.into_body(), 64 * 1024).collect().await {
             Ok(b) => b.to_bytes(),
             Err(_) => {
-                return html(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    pages::page("Too large", None, "<p>That form is too large.</p>", None),
-                )
+                let r = Refusal::TooLarge;
+                return html(r.status(), pages::page("Too large", None, &format!("<p>{r}</p>"), None));
             }
         };
         let form = parse_form(&body);
@@ -245,21 +297,31 @@ impl Portal {
             (&Method::GET, "/login", _) => self.login_page(None, "", StatusCode::OK),
             (&Method::POST, "/login", _) => self.login(&form, login_cookie, peer).await,
             (_, _, None) if method == Method::GET => redirect("/login"),
-            (_, _, None) => html(
-                StatusCode::FORBIDDEN,
-                pages::page(
-                    "Logged out",
-                    None,
-                    "<p>Your session has ended. <a href=/login>Log in again</a>.</p>",
-                    None,
-                ),
-            ),
+            (_, _, None) => {
+                let r = Refusal::LoggedOut;
+                html(
+                    r.status(),
+                    pages::page("Logged out", None, &format!("<p>{r} <a href=/login>Log in again</a>.</p>"), None),
+                )
+            }
             (&Method::POST, _, Some(w)) if !form.get("csrf").is_some_and(|c| eq_ct(c, &w.session.csrf)) => {
                 tracing::warn!(subscriber = %w.session.subscriber, path, "portal: form without the session's CSRF token refused");
-                html(StatusCode::FORBIDDEN, pages::page("Refused", Some(("", &w.session.csrf)), "<p class=\"note fail\">This form did not come from your session, so nothing was changed. Please try again from the page.</p>", None))
+                let r = Refusal::ForeignForm;
+                html(
+                    r.status(),
+                    pages::page(
+                        "Refused",
+                        Some(("", &w.session.csrf)),
+                        &format!("<p class=\"note fail\">{r}</p>"),
+                        None,
+                    ),
+                )
             }
             (&Method::POST, "/logout", Some(w)) => {
-                let _ = self.acs.store.delete_portal_session(&w.token, now());
+                logged(
+                    self.acs.store.delete_portal_session(&w.token, now()),
+                    "the end of a web-form session (it expires)",
+                );
                 tracing::info!(subscriber = %w.session.subscriber, "portal: logged out");
                 let mut r = redirect("/login");
                 set_cookie(&mut r, SESSION_COOKIE, "", 0);
@@ -271,11 +333,16 @@ impl Portal {
             (&Method::POST, "/lan", Some(w)) => self.save(&w, LAN, &form).await,
             (&Method::POST, "/wifi", Some(w)) => self.save(&w, WIFI, &form).await,
             (&Method::GET, "/applying", Some(w)) => self.applying(&w, &query),
-            (_, _, Some(w)) => html(
-                StatusCode::NOT_FOUND,
-                pages::page("Not found", Some(("", &w.session.csrf)), "<p>There is no such page.</p>", None),
-            ),
+            (_, _, Some(w)) => {
+                let r = Refusal::NoPage;
+                html(r.status(), pages::page("Not found", Some(("", &w.session.csrf)), &format!("<p>{r}</p>"), None))
+            }
         }
+    }
+
+    /// The log-in page again, saying why.
+    fn refused_login(&self, why: &Refusal, user: &str) -> Resp {
+        self.login_page(Some(&why.to_string()), user, why.status())
     }
 
     fn login_page(&self, error: Option<&str>, user: &str, status: StatusCode) -> Resp {
@@ -293,11 +360,7 @@ impl Portal {
             _ => false,
         };
         if !csrf_ok {
-            return self.login_page(
-                Some("Please log in from this page (the form had expired)."),
-                &user,
-                StatusCode::FORBIDDEN,
-            );
+            return self.refused_login(&Refusal::ExpiredLoginForm, &user);
         }
         let (ukey, ckey) = (format!("user:{user}"), format!("client:{peer}"));
         let wait = self
@@ -305,29 +368,34 @@ impl Portal {
             .or_else(|| self.limited(&ckey, self.config.max_failures_per_client));
         if let Some(secs) = wait {
             tracing::warn!(subscriber = %user, client = %peer, "portal: log-in refused, too many failures");
-            let msg = format!("Too many failed attempts. Try again in {} minute(s).", secs.div_ceil(60));
-            return self.login_page(Some(&msg), &user, StatusCode::TOO_MANY_REQUESTS);
+            return self.refused_login(&Refusal::TooManyFailures { minutes: secs.div_ceil(60) }, &user);
         }
         let store = self.acs.store.clone();
         let (u2, hash_default) = (user.clone(), self.dummy_hash.clone());
-        let ok = tokio::task::spawn_blocking(move || match store.subscriber(&u2) {
-            Ok(Some(s)) => verify_password(&pass, &s.password_hash),
-            _ => {
+        let checked = tokio::task::spawn_blocking(move || match store.subscriber(&u2) {
+            Ok(Some(s)) => Ok(verify_password(&pass, &s.password_hash)),
+            found => {
                 // Same work whether or not the subscriber exists.
                 let _ = verify_password(&pass, &hash_default);
-                false
+                found.map(|_| false)
             }
         })
-        .await
-        .unwrap_or(false);
+        .await;
+        let ok = match checked {
+            Ok(Ok(ok)) => ok,
+            Ok(Err(e)) => {
+                tracing::error!(subscriber = %user, "portal: log-in not checked: {e}");
+                return self.refused_login(&Refusal::Unavailable, &user);
+            }
+            Err(e) => {
+                tracing::error!(subscriber = %user, "portal: log-in not checked: {e}");
+                return self.refused_login(&Refusal::Unavailable, &user);
+            }
+        };
         if !ok {
             self.failed(&[ukey, ckey]);
             tracing::info!(subscriber = %user, client = %peer, "portal: log-in failed");
-            return self.login_page(
-                Some("That subscriber id and password do not match."),
-                &user,
-                StatusCode::UNAUTHORIZED,
-            );
+            return self.refused_login(&Refusal::WrongPassword, &user);
         }
         let token = random_hex(32);
         let s = PortalSession {
@@ -337,10 +405,8 @@ impl Portal {
         };
         if let Err(e) = self.acs.store.put_portal_session(&token, &s) {
             tracing::error!("portal: storing a session: {e}");
-            return html(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                pages::page("Error", None, "<p>Please try again later.</p>", None),
-            );
+            let r = Refusal::Unavailable;
+            return html(r.status(), pages::page("Error", None, &format!("<p>{r}</p>"), None));
         }
         tracing::info!(subscriber = %user, client = %peer, "portal: logged in");
         let mut r = redirect("/");
@@ -350,14 +416,12 @@ impl Portal {
     }
 
     fn locate(&self, subscriber: &str) -> Option<Location> {
-        profiles::locate(self.acs.store.as_ref(), subscriber).ok().flatten()
+        logged(profiles::locate(self.acs.store.as_ref(), subscriber), "where the subscriber's vRGW is").flatten()
     }
 
     fn cache(&self, at: &Location) -> Vec<CachedParam> {
         let prefix = at.instance_path();
-        self.acs
-            .store
-            .params(&at.device)
+        logged(self.acs.store.params(&at.device), "the gateway's current values (the page shows none)")
             .unwrap_or_default()
             .into_iter()
             .filter(|p| p.name.starts_with(&prefix))
@@ -389,10 +453,15 @@ impl Portal {
         };
         // Fresh state and leases, when the host answers within a few seconds.
         let base = at.device_path();
-        let spec = json!({"name": "getParameterValues", "parameterNames": [
-            format!("{}Status", at.instance_path()), format!("{base}Hosts."), format!("{base}IP.Interface.1.IPv4Address.1.")]});
+        let spec = TaskSpec::get(vec![
+            format!("{}Status", at.instance_path()),
+            format!("{base}Hosts."),
+            format!("{base}IP.Interface.1.IPv4Address.1."),
+        ]);
         let mut fresh = false;
-        if let Ok(task) = self.acs.store.enqueue(&at.device, &spec, now()) {
+        if let Some(task) =
+            logged(self.acs.store.enqueue(&at.device, &spec.into(), now()), "the status page's fresh read")
+        {
             if self.wake(&at.device).await.is_ok() {
                 let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
                 loop {
@@ -404,7 +473,11 @@ impl Portal {
                         }
                         Ok(Some(t)) if t.status == TaskStatus::Fault => break,
                         Ok(Some(_)) => {}
-                        _ => break,
+                        Ok(None) => break,
+                        Err(e) => {
+                            tracing::error!(task = task.id, "the status page shows cached values: {e}");
+                            break;
+                        }
                     }
                     if tokio::time::timeout_at(deadline, notified).await.is_err() {
                         break;
@@ -412,7 +485,7 @@ impl Portal {
                 }
             }
             if !fresh {
-                let _ = self.acs.store.delete_task(task.id);
+                logged(self.acs.store.delete_task(task.id), "the removal of the status page's read");
             }
         }
         let cache = self.cache(&at);
@@ -475,10 +548,16 @@ impl Portal {
         html(StatusCode::OK, pages::page("Status", Some(("/", csrf)), &b, None))
     }
 
-    fn current(&self, w: &Who) -> (Option<Location>, Vec<CachedParam>, Json) {
+    fn current(&self, w: &Who) -> (Option<Location>, Vec<CachedParam>, Profile) {
         let at = self.locate(&w.session.subscriber);
         let cache = at.as_ref().map(|a| self.cache(a)).unwrap_or_default();
-        let profile = self.acs.store.subscriber(&w.session.subscriber).ok().flatten().map_or(json!({}), |s| s.profile);
+        let profile = logged(
+            self.acs.store.subscriber(&w.session.subscriber),
+            "the saved profile (the page shows the gateway's values)",
+        )
+        .flatten()
+        .map(|s| s.profile)
+        .unwrap_or_default();
         (at, cache, profile)
     }
 
@@ -511,7 +590,7 @@ impl Portal {
             Err(state) => {
                 tracing::info!(subscriber = %w.session.subscriber, page = path, errors = ?state.errors.keys().collect::<Vec<_>>(), "portal: settings refused");
                 return html(
-                    StatusCode::BAD_REQUEST,
+                    Refusal::BadValues.status(),
                     pages::settings(title, path, &w.session.csrf, fields, &state, None),
                 );
             }
@@ -519,12 +598,13 @@ impl Portal {
         let store = self.acs.store.as_ref();
         if let Err(e) = store.set_profile(&w.session.subscriber, &merged) {
             tracing::error!("portal: saving a profile: {e}");
+            let r = Refusal::Unavailable;
             return html(
-                StatusCode::INTERNAL_SERVER_ERROR,
+                r.status(),
                 pages::page(
                     title,
                     Some((path, &w.session.csrf)),
-                    "<p class=\"note fail\">Your settings could not be saved. Please try again later.</p>",
+                    &format!("<p class=\"note fail\">Your settings could not be saved. {r}</p>"),
                     None,
                 ),
             );
@@ -567,10 +647,8 @@ impl Portal {
         let mut mine_seen = 0;
         for id in ids {
             // Only this subscriber's own profile tasks: on their host, about their instance.
-            let Ok(Some(t)) = store.task(id) else { continue };
-            let mine = t.device == at.device
-                && t.spec.get("profile").and_then(Json::as_bool) == Some(true)
-                && t.spec.to_string().contains(&at.device_path());
+            let Some(Some(t)) = logged(store.task(id), "a task of the applying page") else { continue };
+            let mine = t.device == at.device && t.order.profile && t.order.spec.mentions(&at.device_path());
             if !mine {
                 continue;
             }
@@ -578,7 +656,8 @@ impl Portal {
             match t.status {
                 TaskStatus::Done => {}
                 TaskStatus::Fault => {
-                    let f = store.faults().unwrap_or_default().into_iter().find(|f| f.task == Some(id));
+                    let f = logged(store.faults(), "the fault's words")
+                        .and_then(|fs| fs.into_iter().find(|f| f.task == Some(id)));
                     problems.push(f.map_or("the gateway refused them".to_string(), |f| {
                         if f.detail.is_empty() {
                             f.message
@@ -592,10 +671,8 @@ impl Portal {
         }
         let title = "Applying your settings";
         if mine_seen == 0 {
-            return html(
-                StatusCode::NOT_FOUND,
-                pages::page(title, Some((back, csrf)), "<p>Nothing of yours is being applied.</p>", None),
-            );
+            let r = Refusal::NothingApplying;
+            return html(r.status(), pages::page(title, Some((back, csrf)), &format!("<p>{r}</p>"), None));
         }
         if !problems.is_empty() {
             let body = format!(

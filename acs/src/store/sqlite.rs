@@ -1,0 +1,316 @@
+//! The SQLite engine: the connection (WAL), the schema and its migrations by `user_version`,
+//! and the deferred (group-committed) writes of the parameter cache and the event log.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection};
+
+use super::{CachedParam, Device, Result, StoreError};
+
+/// The SQLite store.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+    /// Parameter-cache rows and events waiting for the next group commit (see `flush`).
+    pub(super) pending: Mutex<Vec<Pending>>,
+}
+
+/// Parameter rows written by one statement when the deferred writes are flushed.
+const PARAM_ROWS: usize = 16;
+
+/// A deferred write: the parameter cache and the event log are written in batches, a few
+/// milliseconds later, in one transaction for many sessions. Reads of the cache flush first.
+pub(super) enum Pending {
+    /// A known device's details from its latest Inform.
+    Device(Device),
+    /// Values read from a device.
+    Params(String, Vec<CachedParam>),
+    /// An Inform event: device, code, command key, time.
+    Event(String, String, String, i64),
+}
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    "CREATE TABLE devices (
+        id TEXT PRIMARY KEY, manufacturer TEXT NOT NULL, oui TEXT NOT NULL, product_class TEXT NOT NULL,
+        serial_number TEXT NOT NULL, cr_url TEXT NOT NULL DEFAULT '', cr_username TEXT NOT NULL DEFAULT '',
+        cr_password TEXT NOT NULL DEFAULT '', last_inform INTEGER NOT NULL, tags TEXT NOT NULL DEFAULT '[]',
+        created INTEGER NOT NULL);
+     CREATE TABLE params (
+        device TEXT NOT NULL, name TEXT NOT NULL, type TEXT NOT NULL, value TEXT NOT NULL,
+        updated INTEGER NOT NULL, PRIMARY KEY (device, name)) WITHOUT ROWID;
+     CREATE TABLE tasks (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, device TEXT NOT NULL, spec TEXT NOT NULL,
+        status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, not_before INTEGER NOT NULL DEFAULT 0,
+        key TEXT NOT NULL DEFAULT '', created INTEGER NOT NULL, result TEXT);
+     CREATE INDEX tasks_device ON tasks (device, status, id);
+     CREATE TABLE faults (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, device TEXT NOT NULL, task INTEGER, code TEXT NOT NULL,
+        message TEXT NOT NULL, detail TEXT NOT NULL, timestamp INTEGER NOT NULL);
+     CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, device TEXT NOT NULL, code TEXT NOT NULL,
+        command_key TEXT NOT NULL, timestamp INTEGER NOT NULL);
+     CREATE TABLE files (name TEXT PRIMARY KEY, content BLOB NOT NULL, metadata TEXT NOT NULL);
+     CREATE TABLE profiles (name TEXT PRIMARY KEY, precondition TEXT NOT NULL, configuration TEXT NOT NULL);",
+    // 2: a device's open tasks in order straight from an index (no sort, done tasks skipped).
+    "CREATE INDEX tasks_open ON tasks (device, id) WHERE status IN ('pending', 'sent');",
+    // 3: subscribers of the customer web form, their settings, their sessions.
+    "CREATE TABLE subscribers (
+        id TEXT PRIMARY KEY, password_hash TEXT NOT NULL, profile TEXT NOT NULL DEFAULT '{}',
+        profile_version INTEGER NOT NULL DEFAULT 0, applied TEXT NOT NULL DEFAULT '', created INTEGER NOT NULL);
+     CREATE TABLE portal_sessions (
+        token TEXT PRIMARY KEY, subscriber TEXT NOT NULL, csrf TEXT NOT NULL, expires INTEGER NOT NULL);
+     CREATE INDEX params_subscriber_value ON params (value) WHERE name LIKE '%.Subscriber';
+     CREATE INDEX params_subscriber_device ON params (device) WHERE name LIKE '%.Subscriber';",
+    // 4: no partial indexes on the cache: every cached row was matched against their patterns on
+    // insert, about a quarter of the instructions of a session (acs/bench/instructions.sh: 657k
+    // with them, 509k without). A device's Subscriber rows come from its primary-key range; a
+    // subscriber's vRGW (a web-form page, the NBI's list) is a scan of the cache.
+    "DROP INDEX params_subscriber_value;
+     DROP INDEX params_subscriber_device;",
+    // 5: migrations of vRGWs between hosts, each a JSON record its orchestration keeps current.
+    "CREATE TABLE migrations (id INTEGER PRIMARY KEY AUTOINCREMENT, record TEXT NOT NULL);",
+];
+
+impl SqliteStore {
+    /// Opens (creating if needed) and migrates the database at `path` (`:memory:` for tests).
+    pub fn open(path: &Path) -> Result<SqliteStore> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // WAL with synchronous=NORMAL: a committed transaction survives the process being killed
+        // (SIGKILL, crash); only a power loss can take the last ones back.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // The ACS is the database's only user while it runs: no per-transaction file locks.
+        conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
+        conn.pragma_update(None, "cache_size", -16384)?;
+        // Fewer, larger checkpoints (each one syncs): up to about 40 MB of WAL between them.
+        conn.pragma_update(None, "wal_autocheckpoint", 10000)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.set_prepared_statement_cache_capacity(64);
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version as usize > MIGRATIONS.len() {
+            return Err(StoreError::TooNew {
+                path: path.display().to_string(),
+                found: version,
+                known: MIGRATIONS.len(),
+            });
+        }
+        for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = conn.unchecked_transaction()?;
+            tx.execute_batch(m)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+            tracing::info!(version = i + 1, "database migrated");
+        }
+        Ok(SqliteStore { conn: Mutex::new(conn), pending: Mutex::new(Vec::new()) })
+    }
+
+    /// Writes the deferred cache rows and events in one transaction.
+    pub fn flush(&self) -> Result<()> {
+        // The database lock first: a reader that flushes waits for a batch another thread has
+        // taken but not yet committed, so it always reads its own writes.
+        let db = self.db();
+        let batch = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let tx = db.unchecked_transaction()?;
+        {
+            // Rows go in groups of PARAM_ROWS per statement (far fewer statement runs), the rest
+            // one by one.
+            let upsert = |rows: usize| {
+                let values = vec!["(?, ?, ?, ?, ?)"; rows].join(", ");
+                // Every column is given, so REPLACE (one seek, the row overwritten) does what an
+                // upsert does, for less work.
+                format!("INSERT OR REPLACE INTO params (device, name, type, value, updated) VALUES {values}")
+            };
+            let mut one = tx.prepare_cached(&upsert(1))?;
+            let mut group = tx.prepare_cached(&upsert(PARAM_ROWS))?;
+            let mut ev =
+                tx.prepare_cached("INSERT INTO events (device, code, command_key, timestamp) VALUES (?1, ?2, ?3, ?4)")?;
+            let mut dev = tx.prepare_cached(
+                "UPDATE devices SET manufacturer = ?2, oui = ?3, product_class = ?4, serial_number = ?5,
+                 cr_url = CASE WHEN ?6 = '' THEN cr_url ELSE ?6 END, last_inform = ?7 WHERE id = ?1",
+            )?;
+            for w in &batch {
+                match w {
+                    Pending::Device(d) => {
+                        dev.execute(params![
+                            d.id,
+                            d.manufacturer,
+                            d.oui,
+                            d.product_class,
+                            d.serial_number,
+                            d.cr_url,
+                            d.last_inform
+                        ])?;
+                    }
+                    Pending::Params(device, ps) => {
+                        let mut chunks = ps.chunks_exact(PARAM_ROWS);
+                        for chunk in &mut chunks {
+                            let mut i = 1;
+                            for p in chunk {
+                                group.raw_bind_parameter(i, device)?;
+                                group.raw_bind_parameter(i + 1, &p.name)?;
+                                group.raw_bind_parameter(i + 2, &p.ty)?;
+                                group.raw_bind_parameter(i + 3, &p.value)?;
+                                group.raw_bind_parameter(i + 4, p.updated)?;
+                                i += 5;
+                            }
+                            group.raw_execute()?;
+                        }
+                        for p in chunks.remainder() {
+                            one.execute(params![device, p.name, p.ty, p.value, p.updated])?;
+                        }
+                    }
+                    Pending::Event(device, code, key, at) => {
+                        ev.execute(params![device, code, key, at])?;
+                    }
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Flushes deferred writes every `every` on a thread of its own, until the store is dropped.
+    pub fn start_flusher(self: &std::sync::Arc<Self>, every: std::time::Duration) {
+        let weak = std::sync::Arc::downgrade(self);
+        std::thread::spawn(move || loop {
+            std::thread::sleep(every);
+            let Some(store) = weak.upgrade() else { return };
+            if let Err(e) = store.flush() {
+                tracing::error!("writing the parameter cache: {e}");
+            }
+        });
+    }
+
+    pub(super) fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        if let Err(e) = self.flush() {
+            tracing::error!("writing the parameter cache at exit: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::prelude::*;
+    use crate::store::TaskStatus;
+
+    fn dev(id: &str) -> Device {
+        Device {
+            id: id.into(),
+            manufacturer: "m".into(),
+            oui: "00A0B1".into(),
+            product_class: "p".into(),
+            serial_number: "s".into(),
+            cr_url: "http://127.0.0.1:1/".into(),
+            cr_username: "u".into(),
+            cr_password: "pw".into(),
+            last_inform: 1,
+            tags: vec![],
+        }
+    }
+
+    #[test]
+    fn devices_params_tasks_faults() {
+        let dir = std::env::temp_dir().join(format!("acs-store-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let db = dir.join("acs.db");
+        {
+            let s = SqliteStore::open(&db).expect("open");
+            assert!(s.record_inform(&dev("a")).expect("new"));
+            let mut again = dev("a");
+            again.cr_url = String::new();
+            again.last_inform = 5;
+            assert!(!s.record_inform(&again).expect("known"));
+            let d = s.device("a").expect("get").expect("present");
+            assert_eq!(
+                (d.last_inform, d.cr_url.as_str()),
+                (5, "http://127.0.0.1:1/"),
+                "an empty URL keeps the old one"
+            );
+            s.cache_params(
+                "a",
+                &[CachedParam { name: "Device.X.Y".into(), ty: "string".into(), value: "v".into(), updated: 5 }],
+            )
+            .expect("cache");
+            s.cache_params(
+                "a",
+                &[CachedParam { name: "Device.X.Y".into(), ty: "string".into(), value: "w".into(), updated: 6 }],
+            )
+            .expect("update");
+            assert_eq!(s.params("a").expect("params")[0].value, "w");
+            // 37 rows: two groups of PARAM_ROWS and five single rows, written twice (replaced).
+            for round in 0..2 {
+                let many: Vec<CachedParam> = (0..37)
+                    .map(|i| CachedParam {
+                        name: format!("Device.Z.P{i:02}"),
+                        ty: "unsignedInt".into(),
+                        value: format!("{}", i * 10 + round),
+                        updated: 10 + round,
+                    })
+                    .collect();
+                s.cache_params("a", &many).expect("cache many");
+            }
+            let got = s.params("a").expect("params");
+            assert_eq!(got.len(), 38);
+            assert!(got
+                .iter()
+                .filter(|p| p.name.starts_with("Device.Z."))
+                .enumerate()
+                .all(|(i, p)| p.value == format!("{}", i * 10 + 1) && p.updated == 11 && p.ty == "unsignedInt"));
+            s.forget_params("a", "Device.Z.").expect("forget");
+            s.forget_params("a", "Device.X.").expect("forget");
+            assert!(s.params("a").expect("params").is_empty());
+            let t = s.enqueue("a", &crate::tasks::TaskSpec::Reboot.into(), 7).expect("enqueue");
+            s.mark_sent(t.id, "task-1-1").expect("sent");
+            let f = s.fault("a", Some(t.id), "cwmp.9002", "Internal error", "", 8).expect("fault");
+            assert_eq!(s.task(t.id).expect("task").map(|t| t.status), Some(TaskStatus::Fault));
+            assert_eq!(s.faults().expect("faults")[0].id, f);
+            assert!(s.retry_task(t.id).expect("retry"));
+            assert!(s.faults().expect("faults").is_empty());
+            assert_eq!(s.open_tasks("a").expect("open").len(), 1);
+        }
+        // Reopening keeps everything and does not migrate twice.
+        let s = SqliteStore::open(&db).expect("reopen");
+        assert_eq!(s.open_tasks("a").expect("open")[0].attempts, 1);
+        // A row as the NBI of earlier versions stored it (the request's JSON, untyped triples and
+        // the web form's mark) decodes into its typed task.
+        let old = r#"{"name":"addObject","objectName":"Device.X.","parameterValues":[["Subscriber","alice"],["CVLAN",7,"xsd:unsignedInt"]],"profile":true}"#;
+        s.db()
+            .execute("INSERT INTO tasks (id, device, spec, status, created) VALUES (99, 'a', ?1, 'pending', 9)", [old])
+            .expect("old row");
+        let t = s.task(99).expect("task").expect("present");
+        assert!(t.order.profile);
+        let crate::tasks::TaskSpec::AddObject { object_name, parameter_values } = &t.order.spec else {
+            panic!("an addObject: {:?}", t.order)
+        };
+        assert_eq!(object_name, "Device.X.");
+        assert_eq!(
+            parameter_values.iter().map(|p| (p.name.as_str(), p.value.to_lexical().into_owned())).collect::<Vec<_>>(),
+            [("Subscriber", "alice".to_string()), ("CVLAN", "7".to_string())]
+        );
+        // A row that does not decode is a typed error where it is read alone, and is faulted
+        // (`task.invalid`) rather than holding up the device's other tasks.
+        s.db()
+            .execute("INSERT INTO tasks (id, device, spec, status, created) VALUES (100, 'a', '{\"name\":\"fly\"}', 'pending', 9)", [])
+            .expect("bad row");
+        assert!(matches!(s.task(100), Err(StoreError::Corrupt { .. })), "{:?}", s.task(100));
+        let open: Vec<i64> = s.open_tasks("a").expect("open").iter().map(|t| t.id).collect();
+        assert!(open.contains(&99) && !open.contains(&100), "{open:?}");
+        let f = s.faults().expect("faults").into_iter().find(|f| f.task == Some(100)).expect("faulted");
+        assert_eq!(f.code, "task.invalid");
+        assert!(f.message.contains("unknown task \"fly\""), "{}", f.message);
+        assert!(s.open_tasks("a").expect("open again").iter().all(|t| t.id != 100));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,211 @@
+//! The durable task queue: tasks of a device in order, sent, retried, done or faulted.
+
+use rusqlite::{params, OptionalExtension};
+use serde::Serialize;
+
+use super::sqlite::SqliteStore;
+use super::{json_col, Result, StoreError, Undecodable};
+
+/// Where a task is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskStatus {
+    /// Waiting for a session.
+    Pending,
+    /// Sent to the device in a session whose answer was not recorded yet.
+    Sent,
+    /// Finished; `result` holds the answer.
+    Done,
+    /// Finished with a fault; see the faults.
+    Fault,
+}
+
+impl TaskStatus {
+    fn parse(s: &str) -> Option<TaskStatus> {
+        match s {
+            "pending" => Some(TaskStatus::Pending),
+            "sent" => Some(TaskStatus::Sent),
+            "done" => Some(TaskStatus::Done),
+            "fault" => Some(TaskStatus::Fault),
+            _ => None,
+        }
+    }
+}
+
+/// A queued task.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Task {
+    /// Task id.
+    pub id: i64,
+    /// Device id.
+    pub device: String,
+    /// What it does (stored as GenieACS's task JSON, `{"name": "getParameterValues", ...}`).
+    pub order: crate::tasks::Order,
+    /// Where it is.
+    pub status: TaskStatus,
+    /// How many times it was sent.
+    pub attempts: i64,
+    /// Unix seconds before which a retry must not run.
+    pub not_before: i64,
+    /// CommandKey/ParameterKey the task is sent with: `task-<id>-<attempt>`.
+    pub key: String,
+    /// Unix seconds when it was queued.
+    pub created: i64,
+    /// The result, once done.
+    pub result: Option<serde_json::Value>,
+}
+
+fn task_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Task> {
+    let id: i64 = r.get(0)?;
+    let status: String = r.get(3)?;
+    let status = TaskStatus::parse(&status).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            3,
+            rusqlite::types::Type::Text,
+            Box::new(Undecodable(format!("task {id} has an unknown status {status:?}"))),
+        )
+    })?;
+    let result = match r.get_ref(8)? {
+        rusqlite::types::ValueRef::Null => None,
+        _ => Some(json_col(r, 8, &format!("the result of task {id}"))?),
+    };
+    Ok(Task {
+        id,
+        device: r.get(1)?,
+        order: json_col(r, 2, &format!("task {id}"))?,
+        status,
+        attempts: r.get(4)?,
+        not_before: r.get(5)?,
+        key: r.get(6)?,
+        created: r.get(7)?,
+        result,
+    })
+}
+
+const TASK_COLS: &str = "id, device, spec, status, attempts, not_before, key, created, result";
+
+/// Tasks: queued by the NBI, profiles and migrations; run by the endpoint.
+pub trait TaskStore {
+    /// Queues a task.
+    fn enqueue(&self, device: &str, order: &crate::tasks::Order, now: i64) -> Result<Task>;
+    /// A task by id.
+    fn task(&self, id: i64) -> Result<Option<Task>>;
+    /// Tasks, all or of one device.
+    fn tasks(&self, device: Option<&str>) -> Result<Vec<Task>>;
+    /// Tasks of a device that are pending or sent, oldest first.
+    fn open_tasks(&self, device: &str) -> Result<Vec<Task>>;
+    /// Marks a task sent under `key` (durably, before it leaves).
+    fn mark_sent(&self, id: i64, key: &str) -> Result<()>;
+    /// Makes a task pending again, not before `not_before` (Unix seconds).
+    fn mark_pending(&self, id: i64, not_before: i64) -> Result<()>;
+    /// Marks a task done with its result.
+    fn complete(&self, id: i64, result: &serde_json::Value) -> Result<()>;
+    /// Deletes a task and its faults; whether it existed.
+    fn delete_task(&self, id: i64) -> Result<bool>;
+    /// Makes a faulted task pending again and drops its faults.
+    fn retry_task(&self, id: i64) -> Result<bool>;
+}
+
+impl TaskStore for SqliteStore {
+    fn enqueue(&self, device: &str, order: &crate::tasks::Order, now: i64) -> Result<Task> {
+        let db = self.db();
+        db.execute(
+            "INSERT INTO tasks (device, spec, status, created) VALUES (?1, ?2, 'pending', ?3)",
+            params![device, order.to_json().to_string(), now],
+        )?;
+        let id = db.last_insert_rowid();
+        let task =
+            db.prepare_cached(&format!("SELECT {TASK_COLS} FROM tasks WHERE id = ?1"))?.query_row([id], task_row)?;
+        Ok(task)
+    }
+
+    fn task(&self, id: i64) -> Result<Option<Task>> {
+        let db = self.db();
+        let mut st = db.prepare_cached(&format!("SELECT {TASK_COLS} FROM tasks WHERE id = ?1"))?;
+        Ok(st.query_row([id], task_row).optional()?)
+    }
+
+    fn tasks(&self, device: Option<&str>) -> Result<Vec<Task>> {
+        let db = self.db();
+        let mut st =
+            db.prepare(&format!("SELECT {TASK_COLS} FROM tasks WHERE ?1 IS NULL OR device = ?1 ORDER BY id"))?;
+        let rows = st.query_map([device], task_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn open_tasks(&self, device: &str) -> Result<Vec<Task>> {
+        let db = self.db();
+        let mut st = db.prepare_cached(&format!(
+            "SELECT {TASK_COLS} FROM tasks WHERE device = ?1 AND status IN ('pending', 'sent') ORDER BY id"
+        ))?;
+        // A task that does not decode (a row written by hand or by a newer ACS) must not hold up
+        // the device's other tasks: it is faulted as `task.invalid`, as one that cannot run.
+        let mut open = Vec::new();
+        let mut invalid = Vec::new();
+        let mut rows = st.query([device])?;
+        while let Some(r) = rows.next()? {
+            match task_row(r).map_err(StoreError::from) {
+                Ok(t) => open.push(t),
+                Err(StoreError::Corrupt { what }) => invalid.push((r.get::<_, i64>(0)?, what)),
+                Err(e) => return Err(e),
+            }
+        }
+        drop(rows);
+        drop(st);
+        for (id, what) in invalid {
+            tracing::error!(device, task = id, "faulting a stored task that cannot run: {what}");
+            let tx = db.unchecked_transaction()?;
+            let failure = crate::tasks::Failure::Invalid(what);
+            tx.execute(
+                "INSERT INTO faults (device, task, code, message, detail, timestamp)
+                 VALUES (?1, ?2, ?3, ?4, '', strftime('%s', 'now'))",
+                params![device, id, failure.code(), failure.message()],
+            )?;
+            tx.execute("UPDATE tasks SET status = 'fault' WHERE id = ?1", [id])?;
+            tx.commit()?;
+        }
+        Ok(open)
+    }
+
+    fn mark_sent(&self, id: i64, key: &str) -> Result<()> {
+        self.db()
+            .prepare_cached("UPDATE tasks SET status = 'sent', key = ?2, attempts = attempts + 1 WHERE id = ?1")?
+            .execute(params![id, key])?;
+        Ok(())
+    }
+
+    fn mark_pending(&self, id: i64, not_before: i64) -> Result<()> {
+        self.db()
+            .prepare_cached("UPDATE tasks SET status = 'pending', not_before = ?2 WHERE id = ?1")?
+            .execute(params![id, not_before])?;
+        Ok(())
+    }
+
+    fn complete(&self, id: i64, result: &serde_json::Value) -> Result<()> {
+        self.db()
+            .prepare_cached("UPDATE tasks SET status = 'done', result = ?2 WHERE id = ?1")?
+            .execute(params![id, result.to_string()])?;
+        Ok(())
+    }
+
+    fn delete_task(&self, id: i64) -> Result<bool> {
+        let db = self.db();
+        let tx = db.unchecked_transaction()?;
+        let n = tx.execute("DELETE FROM tasks WHERE id = ?1", [id])?;
+        tx.execute("DELETE FROM faults WHERE task = ?1", [id])?;
+        tx.commit()?;
+        Ok(n > 0)
+    }
+
+    fn retry_task(&self, id: i64) -> Result<bool> {
+        let db = self.db();
+        let tx = db.unchecked_transaction()?;
+        let n =
+            tx.execute("UPDATE tasks SET status = 'pending', not_before = 0 WHERE id = ?1 AND status = 'fault'", [id])?;
+        if n > 0 {
+            tx.execute("DELETE FROM faults WHERE task = ?1", [id])?;
+        }
+        tx.commit()?;
+        Ok(n > 0)
+    }
+}
