@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request};
 use serde_json::{json, Value};
-use test_support::acs::{AcsCommand, AcsProcess};
+use test_support::acs::AcsCommand;
 use test_support::http::Http;
 use test_support::{enc, NbiClient, TempDir};
 
@@ -21,26 +21,12 @@ fn acs_command(dir: &TempDir) -> AcsCommand {
     AcsCommand::new(env!("CARGO_BIN_EXE_acs"), &dir.join("acs.db"), TOKEN)
 }
 
-async fn sim_with_cr(acs: &AcsProcess, serial: &str) -> Arc<SimCpe> {
-    let cr = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let sim = SimCpe::new(
-        serial,
-        &format!("http://{}/", acs.cwmp),
-        "cpe",
-        "cpe-secret",
-        cr.local_addr().expect("addr"),
-        ("cr", "cr-secret"),
-    );
-    tokio::spawn(SimCpe::serve_connection_requests(vec![sim.clone()], cr));
-    sim
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oss_drives_a_cpe_through_the_nbi() {
     let dir = TempDir::new("acs-e2e-drive");
     let acs = acs_command(&dir).start();
     let oss = NbiClient::new(acs.nbi, TOKEN);
-    let sim = sim_with_cr(&acs, "e2e-1").await;
+    let sim = acs.sim("e2e-1").await;
     sim.session(&[]).await.expect("bootstrap session");
     let id = sim.device_id();
 
@@ -66,10 +52,13 @@ async fn oss_drives_a_cpe_through_the_nbi() {
     assert_eq!(task["result"]["parameters"][0][1], json!("e2e-1"));
 
     // A set reaches the device's data model, and the cache follows.
-    let (s, task) = oss.call(Method::POST,
-        &path,
-        Some(json!({"name": "setParameterValues", "parameterValues": [["Device.DeviceInfo.ProvisioningCode", "qemu:///system", "xsd:string"]]})))
-    .await;
+    let (s, task) = oss
+        .call(
+            Method::POST,
+            &path,
+            Some(json!({"name": "setParameterValues", "parameterValues": [["Device.DeviceInfo.ProvisioningCode", "qemu:///system", "xsd:string"]]})),
+        )
+        .await;
     assert_eq!(s, 200, "{task}");
     assert_eq!(task["status"], json!("done"), "{task}");
     assert_eq!(
@@ -97,10 +86,13 @@ async fn oss_drives_a_cpe_through_the_nbi() {
         acs::sim::values(&sim, &format!("Device.X_VRGW-ORG_Virtualization.Instance.{n}.Subscriber"))[0].value,
         cwmp::Value::String("alice".into())
     );
-    let (s, task) = oss.call(Method::POST,
-        &path,
-        Some(json!({"name": "deleteObject", "objectName": format!("Device.X_VRGW-ORG_Virtualization.Instance.{n}.")})))
-    .await;
+    let (s, task) = oss
+        .call(
+            Method::POST,
+            &path,
+            Some(json!({"name": "deleteObject", "objectName": format!("Device.X_VRGW-ORG_Virtualization.Instance.{n}.")})),
+        )
+        .await;
     assert_eq!((s, &task["status"]), (200, &json!("done")), "{task}");
 
     // A set the device refuses becomes a fault, listed, retried on request, and deleted.
@@ -175,7 +167,7 @@ async fn sigkill_loses_no_task_and_runs_none_twice() {
     let dir = TempDir::new("acs-e2e-kill");
     let acs = acs_command(&dir).start();
     let oss = NbiClient::new(acs.nbi, TOKEN);
-    let sim = sim_with_cr(&acs, "kill-1").await;
+    let sim = acs.sim("kill-1").await;
     sim.session(&[]).await.expect("bootstrap");
     let id = sim.device_id();
     let tasks_path = format!("/devices/{}/tasks", enc(&id));
@@ -295,7 +287,7 @@ async fn presets_files_bulk_webhooks_and_bad_cwmp_input() {
     assert_eq!(oss.call(Method::PUT, "/presets/lab", Some(preset)).await.0, 200);
     let (s, e) = oss.call(Method::PUT, "/presets/bad", Some(json!({"configurations": [{"type": "launch"}]}))).await;
     assert_eq!((s, e["error"].as_str()), (400, Some("unknown configuration type Some(\"launch\")")));
-    let sim = sim_with_cr(&acs, "more-1").await;
+    let sim = acs.sim("more-1").await;
     sim.session(&[]).await.expect("bootstrap");
     // The preset's task was queued during the BOOTSTRAP session and ran in it.
     assert_eq!(

@@ -100,28 +100,15 @@ async fn subscribers_change_their_own_vrgw_and_nothing_else() {
     let dir = TempDir::new("acs-portal");
     let acs = AcsCommand::new(env!("CARGO_BIN_EXE_acs"), &dir.join("acs.db"), TOKEN).portal("127.0.0.1:0").start();
     let oss = NbiClient::new(acs.nbi, TOKEN);
-    let cr = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let sim = SimCpe::new(
-        "portal-host",
-        &format!("http://{}/", acs.cwmp),
-        "cpe",
-        "cpe-secret",
-        cr.local_addr().expect("addr"),
-        ("cr", "cr-secret"),
-    );
-    tokio::spawn(SimCpe::serve_connection_requests(vec![sim.clone()], cr));
+    let sim = acs.sim("portal-host").await;
     let alice = add_instance(&sim, "alice");
     let bob = add_instance(&sim, "bob");
     sim.session(&[]).await.expect("first session");
     let dev = sim.device_id();
     // The OSS reads the host: the ACS now knows both vRGWs.
-    let (s, _) = oss
-        .call(
-            Method::POST,
-            &format!("/devices/{}/tasks?connection_request&timeout=10000", enc(&dev)),
-            Some(json!({"name": "getParameterValues", "parameterNames": [INST]})),
-        )
-        .await;
+    let read_host = format!("/devices/{}/tasks?connection_request&timeout=10000", enc(&dev));
+    let read_instances = json!({"name": "getParameterValues", "parameterNames": [INST]});
+    let (s, _) = oss.call(Method::POST, &read_host, Some(read_instances.clone())).await;
     assert_eq!(s, 200);
 
     // Accounts through the NBI.
@@ -258,13 +245,7 @@ async fn subscribers_change_their_own_vrgw_and_nothing_else() {
     // applied to it once the ACS sees it.
     sim.with_model_mut(|m| m.root_mut().delete_object_internal(&format!("{INST}{alice}.")).expect("delete"));
     let again = add_instance(&sim, "alice");
-    let (s, _) = oss
-        .call(
-            Method::POST,
-            &format!("/devices/{}/tasks?connection_request&timeout=10000", enc(&dev)),
-            Some(json!({"name": "getParameterValues", "parameterNames": [INST]})),
-        )
-        .await;
+    let (s, _) = oss.call(Method::POST, &read_host, Some(read_instances)).await;
     assert_eq!(s, 200);
     for _ in 0..100 {
         if value(&sim, &format!("{INST}{again}.Device.WiFi.SSID.1.SSID")) == "alice-net" {

@@ -10,15 +10,16 @@ use std::time::Duration;
 
 use acs::endpoint::{Acs, EndpointConfig};
 use acs::nbi::{Nbi, NbiConfig};
+use acs::sim::SimCpe;
 use acs::store::SqliteStore;
 
 use crate::nbi::NbiClient;
 use crate::process::{Daemon, Spawn};
 
 /// The user name and password CPEs log in to the `acs` binary with.
-pub const CPE_CREDENTIALS: &str = "cpe:cpe-secret";
+pub const CPE: (&str, &str) = ("cpe", "cpe-secret");
 /// The user name and password the `acs` binary sends connection requests with.
-pub const CR_CREDENTIALS: &str = "cr:cr-secret";
+pub const CR: (&str, &str) = ("cr", "cr-secret");
 
 /// The `acs` binary's command line: store `db`, NBI token, the tests' CPE and connection-request
 /// credentials, every listener on a free loopback port and the web form off unless changed.
@@ -33,13 +34,14 @@ impl AcsCommand {
     /// The binary at `exe` (`env!("CARGO_BIN_EXE_acs")`) on store `db`, logging to `db` with the
     /// extension `log`.
     pub fn new(exe: impl AsRef<OsStr>, db: &Path, token: &str) -> AcsCommand {
+        let (cpe, cr) = (format!("{}:{}", CPE.0, CPE.1), format!("{}:{}", CR.0, CR.1));
         let spawn = Spawn::new(exe).log(db.with_extension("log")).arg("--db").arg(db).args([
             "--nbi-token",
             token,
             "--cpe-credentials",
-            CPE_CREDENTIALS,
+            &cpe,
             "--cr-credentials",
-            CR_CREDENTIALS,
+            &cr,
         ]);
         AcsCommand { spawn, cwmp: "127.0.0.1:0".into(), nbi: "127.0.0.1:0".into(), portal: "off".into() }
     }
@@ -92,6 +94,18 @@ pub struct AcsProcess {
     pub portal: Option<SocketAddr>,
     /// The process.
     pub daemon: Daemon,
+}
+
+impl AcsProcess {
+    /// A simulated CPE with serial number `serial` that logs in to this ACS with [`CPE`] and
+    /// answers its connection requests (checked against [`CR`]) on a free loopback port.
+    pub async fn sim(&self, serial: &str) -> Arc<SimCpe> {
+        let cr = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let sim =
+            SimCpe::new(serial, &format!("http://{}/", self.cwmp), CPE.0, CPE.1, cr.local_addr().expect("addr"), CR);
+        tokio::spawn(SimCpe::serve_connection_requests(vec![sim.clone()], cr));
+        sim
+    }
 }
 
 /// The NBI token of the ACS [`start_acs`] serves.

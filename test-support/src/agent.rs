@@ -15,7 +15,7 @@ pub const VIRT: &str = "Device.X_VRGW-ORG_Virtualization.";
 /// (plain HTTP) as `agent` with the password `host-secret`, connection requests on a free loopback
 /// port answered to the in-process ACS's credentials, libvirt's test driver, Open vSwitch bridges
 /// and ports named with `ovs_prefix`, management addresses from `mgmt_net`, its files in `dir`.
-pub fn config(dir: &Path, agent: &str, acs: SocketAddr, ovs_prefix: &str, mgmt_net: &str, extra: &str) {
+pub fn agent_config(dir: &Path, agent: &str, acs: SocketAddr, ovs_prefix: &str, mgmt_net: &str, extra: &str) {
     let config = format!(
         "acs_url = \"http://{acs}/\"\nacs_username = \"{agent}\"\nacs_password = \"host-secret\"\n\
          cr_listen = \"127.0.0.1:0\"\ncr_username = \"acs\"\ncr_password = \"{CR_PASSWORD}\"\n\
@@ -31,7 +31,7 @@ pub fn config(dir: &Path, agent: &str, acs: SocketAddr, ovs_prefix: &str, mgmt_n
 /// Starts the agent binary at `exe` (`env!("CARGO_BIN_EXE_hypervisor-agent")`) on
 /// `dir/agent.toml`, its log appended to `dir/agent.log`; returns once it accepts connection
 /// requests (its `listening cr=` line).
-pub fn start(exe: impl AsRef<OsStr>, dir: &Path) -> Daemon {
+pub fn start_agent(exe: impl AsRef<OsStr>, dir: &Path) -> Daemon {
     let agent =
         Spawn::new(exe).config(&dir.join("agent.toml")).env("RUST_LOG", "info").log(dir.join("agent.log")).start();
     assert!(agent.try_addr("cr").is_some(), "agent said {:?}\n{}", agent.listening(), agent.log());
