@@ -2,10 +2,7 @@
 //! requests back) and an OSS using the GenieACS-compatible NBI. Includes SIGKILL with tasks
 //! queued and in flight: none lost, none run twice.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -13,213 +10,119 @@ use acs::sim::SimCpe;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
+use test_support::acs::AcsCommand;
+use test_support::http::Http;
+use test_support::{enc, NbiClient, TempDir};
 
 const TOKEN: &str = "test-token-0123456789";
 
-struct Acs {
-    child: Child,
-    cwmp: SocketAddr,
-    nbi: SocketAddr,
-    portal: Option<SocketAddr>,
-}
-
-impl Drop for Acs {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(db: &Path, cwmp: Option<SocketAddr>, nbi: Option<SocketAddr>) -> Acs {
-    start_with(db, cwmp, nbi, &[])
-}
-
-fn start_with(db: &Path, cwmp: Option<SocketAddr>, nbi: Option<SocketAddr>, extra: &[&str]) -> Acs {
-    let log = std::fs::File::create(db.with_extension("log")).expect("log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_acs"))
-        .args(extra)
-        .args(["--cwmp-listen", &cwmp.map_or("127.0.0.1:0".into(), |a| a.to_string())])
-        .args(["--nbi-listen", &nbi.map_or("127.0.0.1:0".into(), |a| a.to_string())])
-        .args(if extra.contains(&"--portal-listen") { vec![] } else { vec!["--portal-listen", "off"] })
-        .arg("--db")
-        .arg(db)
-        .args(["--nbi-token", TOKEN, "--cpe-credentials", "cpe:cpe-secret", "--cr-credentials", "cr:cr-secret"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(log))
-        .spawn()
-        .expect("start acs");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("listening line");
-    let addr = |k: &str| -> SocketAddr {
-        line.split_whitespace()
-            .find_map(|w| w.strip_prefix(k))
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("{line:?}"))
-    };
-    let portal = line.split_whitespace().find_map(|w| w.strip_prefix("portal=")).and_then(|a| a.parse().ok());
-    Acs { cwmp: addr("cwmp="), nbi: addr("nbi="), portal, child }
-}
-
-async fn nbi(
-    acs: &Acs,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-    token: Option<&str>,
-) -> (u16, Value, Option<String>) {
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let mut req = Request::builder().method(method).uri(format!("http://{}{path}", acs.nbi));
-    if let Some(t) = token {
-        req = req.header("authorization", format!("Bearer {t}"));
-    }
-    let req = req.body(Full::new(Bytes::from(body.map(|b| b.to_string()).unwrap_or_default()))).expect("request");
-    let resp = client.request(req).await.expect("NBI reachable");
-    let status = resp.status().as_u16();
-    let cr = resp.headers().get("x-connection-request-error").and_then(|h| h.to_str().ok()).map(str::to_string);
-    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null), cr)
-}
-
-fn enc(s: &str) -> String {
-    acs::nbi::encode(s)
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("acs-e2e-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    dir
-}
-
-async fn sim_with_cr(acs: &Acs, serial: &str) -> Arc<SimCpe> {
-    let cr = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let sim = SimCpe::new(
-        serial,
-        &format!("http://{}/", acs.cwmp),
-        "cpe",
-        "cpe-secret",
-        cr.local_addr().expect("addr"),
-        ("cr", "cr-secret"),
-    );
-    tokio::spawn(SimCpe::serve_connection_requests(vec![sim.clone()], cr));
-    sim
+fn acs_command(dir: &TempDir) -> AcsCommand {
+    AcsCommand::new(env!("CARGO_BIN_EXE_acs"), &dir.join("acs.db"), TOKEN)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oss_drives_a_cpe_through_the_nbi() {
-    let dir = tmp("drive");
-    let acs = start(&dir.join("acs.db"), None, None);
-    let sim = sim_with_cr(&acs, "e2e-1").await;
+    let dir = TempDir::new("acs-e2e-drive");
+    let acs = acs_command(&dir).start();
+    let oss = NbiClient::new(acs.nbi, TOKEN);
+    let sim = acs.sim("e2e-1").await;
     sim.session(&[]).await.expect("bootstrap session");
     let id = sim.device_id();
 
     // The device is known, with its Inform parameters cached.
-    let (s, devices, _) =
-        nbi(&acs, Method::GET, &format!("/devices?query={}", enc(&json!({"_id": id}).to_string())), None, Some(TOKEN))
-            .await;
+    let (s, devices) =
+        oss.call(Method::GET, &format!("/devices?query={}", enc(&json!({"_id": id}).to_string())), None).await;
     assert_eq!(s, 200);
     assert_eq!(devices[0]["_id"], json!(id));
     assert_eq!(devices[0]["Device"]["DeviceInfo"]["SoftwareVersion"]["_value"], json!(env!("CARGO_PKG_VERSION")));
 
     // A read through a connection request answers within the timeout.
     let path = format!("/devices/{}/tasks?connection_request&timeout=8000", enc(&id));
-    let (s, task, cr) = nbi(
-        &acs,
-        Method::POST,
-        &path,
-        Some(json!({"name": "getParameterValues", "parameterNames": ["Device.DeviceInfo.SerialNumber"]})),
-        Some(TOKEN),
-    )
-    .await;
-    assert_eq!((s, cr), (200, None), "{task}");
+    let r = oss
+        .send(
+            Method::POST,
+            &path,
+            Some(json!({"name": "getParameterValues", "parameterNames": ["Device.DeviceInfo.SerialNumber"]})),
+        )
+        .await;
+    assert_eq!((r.status, r.connection_request_error()), (200, None), "{}", r.json);
+    let task = r.json;
     assert_eq!(task["status"], json!("done"));
     assert_eq!(task["result"]["parameters"][0][1], json!("e2e-1"));
 
     // A set reaches the device's data model, and the cache follows.
-    let (s, task, _) = nbi(
-        &acs,
-        Method::POST,
-        &path,
-        Some(json!({"name": "setParameterValues", "parameterValues": [["Device.DeviceInfo.ProvisioningCode", "qemu:///system", "xsd:string"]]})),
-        Some(TOKEN),
-    )
-    .await;
+    let (s, task) = oss
+        .call(
+            Method::POST,
+            &path,
+            Some(json!({"name": "setParameterValues", "parameterValues": [["Device.DeviceInfo.ProvisioningCode", "qemu:///system", "xsd:string"]]})),
+        )
+        .await;
     assert_eq!(s, 200, "{task}");
     assert_eq!(task["status"], json!("done"), "{task}");
     assert_eq!(
         acs::sim::values(&sim, "Device.DeviceInfo.ProvisioningCode")[0].value,
         cwmp::Value::String("qemu:///system".into())
     );
-    let (_, devices, _) = nbi(
-        &acs,
-        Method::GET,
-        &format!(
-            "/devices?query={}&projection=Device.DeviceInfo.ProvisioningCode",
-            enc(&json!({"Device.DeviceInfo.ProvisioningCode": "qemu:///system"}).to_string())
-        ),
-        None,
-        Some(TOKEN),
-    )
-    .await;
+    let (_, devices) = oss
+        .call(
+            Method::GET,
+            &format!(
+                "/devices?query={}&projection=Device.DeviceInfo.ProvisioningCode",
+                enc(&json!({"Device.DeviceInfo.ProvisioningCode": "qemu:///system"}).to_string())
+            ),
+            None,
+        )
+        .await;
     assert_eq!(devices.as_array().map(Vec::len), Some(1));
     assert!(devices[0].get("_deviceId").is_none(), "projection applies");
 
     // AddObject with values, then DeleteObject.
-    let (s, task, _) = nbi(&acs, Method::POST, &path, Some(json!({"name": "addObject", "objectName": "Device.X_VRGW-ORG_Virtualization.Instance", "parameterValues": [["Subscriber", "alice"], ["CVLAN", 7, "xsd:unsignedInt"]]})), Some(TOKEN)).await;
+    let (s, task) = oss.call(Method::POST, &path, Some(json!({"name": "addObject", "objectName": "Device.X_VRGW-ORG_Virtualization.Instance", "parameterValues": [["Subscriber", "alice"], ["CVLAN", 7, "xsd:unsignedInt"]]}))).await;
     assert_eq!((s, &task["status"]), (200, &json!("done")), "{task}");
     let n = task["result"]["instance"].as_u64().expect("instance number");
     assert_eq!(
         acs::sim::values(&sim, &format!("Device.X_VRGW-ORG_Virtualization.Instance.{n}.Subscriber"))[0].value,
         cwmp::Value::String("alice".into())
     );
-    let (s, task, _) = nbi(
-        &acs,
-        Method::POST,
-        &path,
-        Some(json!({"name": "deleteObject", "objectName": format!("Device.X_VRGW-ORG_Virtualization.Instance.{n}.")})),
-        Some(TOKEN),
-    )
-    .await;
+    let (s, task) = oss
+        .call(
+            Method::POST,
+            &path,
+            Some(json!({"name": "deleteObject", "objectName": format!("Device.X_VRGW-ORG_Virtualization.Instance.{n}.")})),
+        )
+        .await;
     assert_eq!((s, &task["status"]), (200, &json!("done")), "{task}");
 
     // A set the device refuses becomes a fault, listed, retried on request, and deleted.
-    let (s, task, _) = nbi(&acs, Method::POST, &path, Some(json!({"name": "setParameterValues", "parameterValues": [["Device.DeviceInfo.UpTime", 5, "xsd:unsignedInt"]]})), Some(TOKEN)).await;
+    let (s, task) = oss.call(Method::POST, &path, Some(json!({"name": "setParameterValues", "parameterValues": [["Device.DeviceInfo.UpTime", 5, "xsd:unsignedInt"]]}))).await;
     assert_eq!(s, 200);
     assert_eq!(task["status"], json!("fault"), "{task}");
     assert_eq!(task["fault"]["code"], json!("cwmp.9003"));
     assert!(task["fault"]["detail"].as_str().unwrap_or("").contains("Device.DeviceInfo.UpTime: 9008"), "{task}");
-    let (_, faults, _) = nbi(&acs, Method::GET, "/faults", None, Some(TOKEN)).await;
+    let (_, faults) = oss.call(Method::GET, "/faults", None).await;
     let fault_id = faults[0]["_id"].as_str().expect("fault id").to_string();
     let task_id = task["_id"].as_str().expect("task id").to_string();
-    assert_eq!(nbi(&acs, Method::POST, &format!("/tasks/{task_id}/retry"), None, Some(TOKEN)).await.0, 200);
-    assert_eq!(nbi(&acs, Method::DELETE, &format!("/tasks/{task_id}"), None, Some(TOKEN)).await.0, 200);
-    assert_eq!(
-        nbi(&acs, Method::DELETE, &format!("/faults/{fault_id}"), None, Some(TOKEN)).await.0,
-        404,
-        "went with its task"
-    );
+    assert_eq!(oss.call(Method::POST, &format!("/tasks/{task_id}/retry"), None).await.0, 200);
+    assert_eq!(oss.call(Method::DELETE, &format!("/tasks/{task_id}"), None).await.0, 200);
+    assert_eq!(oss.call(Method::DELETE, &format!("/faults/{fault_id}"), None).await.0, 404, "went with its task");
 
     // Bad input: precise statuses with reasons, nothing stored.
-    let (s, _, _) = nbi(&acs, Method::GET, "/devices", None, None).await;
+    let (s, _) = oss.with_token(None).call(Method::GET, "/devices", None).await;
     assert_eq!(s, 401);
-    let (s, _, _) = nbi(&acs, Method::GET, "/devices", None, Some("wrong")).await;
+    let (s, _) = oss.with_token(Some("wrong")).call(Method::GET, "/devices", None).await;
     assert_eq!(s, 401);
-    let (s, e, _) = nbi(&acs, Method::GET, "/devices?query=%7Bnot-json", None, Some(TOKEN)).await;
+    let (s, e) = oss.call(Method::GET, "/devices?query=%7Bnot-json", None).await;
     assert_eq!(s, 400);
     assert!(e["error"].as_str().unwrap_or("").contains("not JSON"));
-    let (s, e, _) =
-        nbi(&acs, Method::GET, &format!("/devices?query={}", enc(r#"{"_id":{"$where":"1"}}"#)), None, Some(TOKEN))
-            .await;
+    let (s, e) = oss.call(Method::GET, &format!("/devices?query={}", enc(r#"{"_id":{"$where":"1"}}"#)), None).await;
     assert_eq!((s, e["error"].as_str()), (400, Some("unsupported operator $where")));
-    let (s, e, _) = nbi(&acs, Method::POST, &path, Some(json!({"name": "fly"})), Some(TOKEN)).await;
+    let (s, e) = oss.call(Method::POST, &path, Some(json!({"name": "fly"}))).await;
     assert_eq!((s, e["error"].as_str()), (400, Some("unknown task \"fly\"")));
-    let (s, _, _) =
-        nbi(&acs, Method::POST, "/devices/nobody/tasks", Some(json!({"name": "reboot"})), Some(TOKEN)).await;
+    let (s, _) = oss.call(Method::POST, "/devices/nobody/tasks", Some(json!({"name": "reboot"}))).await;
     assert_eq!(s, 404);
-    let (_, tasks, _) = nbi(&acs, Method::GET, "/tasks", None, Some(TOKEN)).await;
+    let (_, tasks) = oss.call(Method::GET, "/tasks", None).await;
     assert!(tasks.as_array().is_some_and(|t| t.iter().all(|t| t["name"] != json!("fly"))));
 
     // A CPE with the wrong password gets no session; an unreachable device gets a clear 202.
@@ -244,67 +147,59 @@ async fn oss_drives_a_cpe_through_the_nbi() {
         ("cr", "cr-secret"),
     );
     lonely.session(&[]).await.expect("bootstrap");
-    let (s, task, cr) = nbi(
-        &acs,
-        Method::POST,
-        &format!("/devices/{}/tasks?connection_request&timeout=2000", enc(&lonely.device_id())),
-        Some(json!({"name": "reboot"})),
-        Some(TOKEN),
-    )
-    .await;
-    assert_eq!(s, 202);
-    assert_eq!(task["status"], json!("pending"));
+    let r = oss
+        .send(
+            Method::POST,
+            &format!("/devices/{}/tasks?connection_request&timeout=2000", enc(&lonely.device_id())),
+            Some(json!({"name": "reboot"})),
+        )
+        .await;
+    assert_eq!(r.status, 202);
+    assert_eq!(r.json["status"], json!("pending"));
     assert!(
-        cr.is_some_and(|c| c.contains("device unreachable at http://127.0.0.1:9/")),
+        r.connection_request_error().is_some_and(|c| c.contains("device unreachable at http://127.0.0.1:9/")),
         "connection request error in words"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_loses_no_task_and_runs_none_twice() {
-    let dir = tmp("kill");
-    let db = dir.join("acs.db");
-    let acs = start(&db, None, None);
-    let sim = sim_with_cr(&acs, "kill-1").await;
+    let dir = TempDir::new("acs-e2e-kill");
+    let acs = acs_command(&dir).start();
+    let oss = NbiClient::new(acs.nbi, TOKEN);
+    let sim = acs.sim("kill-1").await;
     sim.session(&[]).await.expect("bootstrap");
     let id = sim.device_id();
     let tasks_path = format!("/devices/{}/tasks", enc(&id));
     let set =
         |v: &str| json!({"name": "setParameterValues", "parameterValues": [["Device.DeviceInfo.ProvisioningCode", v]]});
     // Two tasks queued without a connection request.
-    assert_eq!(nbi(&acs, Method::POST, &tasks_path, Some(set("first")), Some(TOKEN)).await.0, 202);
-    assert_eq!(nbi(&acs, Method::POST, &tasks_path, Some(set("second")), Some(TOKEN)).await.0, 202);
+    assert_eq!(oss.call(Method::POST, &tasks_path, Some(set("first"))).await.0, 202);
+    assert_eq!(oss.call(Method::POST, &tasks_path, Some(set("second"))).await.0, 202);
 
     // A session by hand: the first task goes out, the CPE applies it, and the ACS dies (SIGKILL)
     // before it hears the answer.
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let http = Http::new();
     let post = |body: String, cookie: Option<String>, auth: Option<String>| {
-        let client = client.clone();
+        let http = http.clone();
         let url = format!("http://{}/", acs.cwmp);
         async move {
-            let mut r = Request::post(url).header("content-type", "text/xml");
-            if let Some(c) = cookie {
-                r = r.header("cookie", c);
+            let mut headers = vec![("content-type", "text/xml")];
+            if let Some(c) = &cookie {
+                headers.push(("cookie", c));
             }
-            if let Some(a) = auth {
-                r = r.header("authorization", a);
+            if let Some(a) = &auth {
+                headers.push(("authorization", a));
             }
-            let resp = client.request(r.body(Full::new(Bytes::from(body))).expect("req")).await.expect("post");
-            let cookie = resp
-                .headers()
-                .get("set-cookie")
-                .and_then(|h| h.to_str().ok())
-                .and_then(|c| c.split(';').next())
-                .map(str::to_string);
+            let resp = http.send(Method::POST, &url, &headers, body).await;
+            let cookie = resp.header("set-cookie").and_then(|c| c.split(';').next()).map(str::to_string);
             let chal: Vec<String> = resp
-                .headers()
+                .headers
                 .get_all("www-authenticate")
                 .iter()
                 .filter_map(|h| h.to_str().ok().map(str::to_string))
                 .collect();
-            let status = resp.status().as_u16();
-            (status, cookie, chal, resp.into_body().collect().await.expect("body").to_bytes())
+            (resp.status, cookie, chal, resp.body)
         }
     };
     let inform = sim.inform_envelope(&["2 PERIODIC"]);
@@ -324,13 +219,13 @@ async fn sigkill_loses_no_task_and_runs_none_twice() {
     let (cwmp_addr, nbi_addr) = (acs.cwmp, acs.nbi);
     drop(acs); // SIGKILL (Child::kill)
 
-    let acs = start(&db, Some(cwmp_addr), Some(nbi_addr));
+    let acs = acs_command(&dir).cwmp(cwmp_addr).nbi(nbi_addr).start();
+    let oss = NbiClient::new(acs.nbi, TOKEN);
     // The next session: the sent task is recognised as applied by the ParameterKey the device
     // reports; the queued one runs once.
     sim.session(&[]).await.expect("session after restart");
-    let (_, tasks, _) =
-        nbi(&acs, Method::GET, &format!("/tasks?query={}", enc(&json!({"device": id}).to_string())), None, Some(TOKEN))
-            .await;
+    let (_, tasks) =
+        oss.call(Method::GET, &format!("/tasks?query={}", enc(&json!({"device": id}).to_string())), None).await;
     let tasks = tasks.as_array().expect("tasks").clone();
     assert_eq!(tasks.len(), 2, "{tasks:?}");
     assert!(tasks.iter().all(|t| t["status"] == json!("done")), "{tasks:?}");
@@ -340,7 +235,6 @@ async fn sigkill_loses_no_task_and_runs_none_twice() {
         acs::sim::values(&sim, "Device.DeviceInfo.ProvisioningCode")[0].value,
         cwmp::Value::String("second".into())
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// An HTTP receiver for webhooks that fails the first delivery (500) and records the rest.
@@ -380,21 +274,20 @@ async fn hook_receiver() -> (SocketAddr, Arc<std::sync::Mutex<Vec<Value>>>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presets_files_bulk_webhooks_and_bad_cwmp_input() {
-    let dir = tmp("more");
+    let dir = TempDir::new("acs-e2e-more");
     let (hook, got) = hook_receiver().await;
     let conf = dir.join("acs.toml");
     std::fs::write(&conf, format!("[cwmp]\nsession_timeout_secs = 30\nmax_body_bytes = 65536\n\n[[webhooks]]\nurl = \"http://{hook}/hook\"\nevents = [\"0 BOOTSTRAP\", \"task.done\"]\n")).expect("config");
-    let acs = start_with(&dir.join("acs.db"), None, None, &["--config", conf.to_str().unwrap_or_default()]);
+    let acs = acs_command(&dir).args(["--config", conf.to_str().unwrap_or_default()]).start();
+    let oss = NbiClient::new(acs.nbi, TOKEN);
 
     // A preset: on BOOTSTRAP, SimCPE devices get a provisioning code and a tag.
     let preset = json!({"precondition": {"_deviceId._ProductClass": "SimCPE"}, "events": {"0 BOOTSTRAP": true},
         "configurations": [{"type": "value", "name": "Device.DeviceInfo.ProvisioningCode", "value": "lab-1"}, {"type": "add_tag", "tag": "provisioned"}]});
-    assert_eq!(nbi(&acs, Method::PUT, "/presets/lab", Some(preset), Some(TOKEN)).await.0, 200);
-    let (s, e, _) =
-        nbi(&acs, Method::PUT, "/presets/bad", Some(json!({"configurations": [{"type": "launch"}]})), Some(TOKEN))
-            .await;
+    assert_eq!(oss.call(Method::PUT, "/presets/lab", Some(preset)).await.0, 200);
+    let (s, e) = oss.call(Method::PUT, "/presets/bad", Some(json!({"configurations": [{"type": "launch"}]}))).await;
     assert_eq!((s, e["error"].as_str()), (400, Some("unknown configuration type Some(\"launch\")")));
-    let sim = sim_with_cr(&acs, "more-1").await;
+    let sim = acs.sim("more-1").await;
     sim.session(&[]).await.expect("bootstrap");
     // The preset's task was queued during the BOOTSTRAP session and ran in it.
     assert_eq!(
@@ -402,49 +295,38 @@ async fn presets_files_bulk_webhooks_and_bad_cwmp_input() {
         cwmp::Value::String("lab-1".into())
     );
     let id = sim.device_id();
-    let (_, devices, _) = nbi(
-        &acs,
-        Method::GET,
-        &format!("/devices?query={}", enc(&json!({"_tags": "provisioned"}).to_string())),
-        None,
-        Some(TOKEN),
-    )
-    .await;
+    let (_, devices) = oss
+        .call(Method::GET, &format!("/devices?query={}", enc(&json!({"_tags": "provisioned"}).to_string())), None)
+        .await;
     assert_eq!(devices.as_array().map(Vec::len), Some(1));
 
     // A file, served to the device by the ACS, downloaded with a Download task.
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let put = Request::put(format!("http://{}/files/fw-1.bin", acs.nbi))
-        .header("authorization", format!("Bearer {TOKEN}"))
-        .header("fileType", "1 Firmware Upgrade Image")
-        .body(Full::new(Bytes::from_static(b"firmware bytes")))
-        .expect("req");
-    assert_eq!(client.request(put).await.expect("put file").status().as_u16(), 200);
+    let file_type = [("fileType", "1 Firmware Upgrade Image")];
+    let put = oss.send_bytes(Method::PUT, "/files/fw-1.bin", &file_type, Bytes::from_static(b"firmware bytes")).await;
+    assert_eq!(put.status, 200);
     let path = format!("/devices/{}/tasks?connection_request&timeout=8000", enc(&id));
-    let (s, task, _) = nbi(
-        &acs,
-        Method::POST,
-        &path,
-        Some(json!({"name": "download", "fileType": "1 Firmware Upgrade Image", "fileName": "fw-1.bin"})),
-        Some(TOKEN),
-    )
-    .await;
+    let (s, task) = oss
+        .call(
+            Method::POST,
+            &path,
+            Some(json!({"name": "download", "fileType": "1 Firmware Upgrade Image", "fileName": "fw-1.bin"})),
+        )
+        .await;
     assert_eq!((s, &task["status"]), (200, &json!("done")), "{task}");
     assert_eq!(task["result"]["transferComplete"], json!(true));
     assert_eq!(sim.downloaded.lock().map(|d| d.clone()).unwrap_or_default(), b"firmware bytes");
 
     // A bulk task on a query.
-    let (s, bulk, _) = nbi(
-        &acs,
-        Method::POST,
-        &format!("/tasks?query={}", enc(&json!({"_tags": "provisioned"}).to_string())),
-        Some(json!({"name": "reboot"})),
-        Some(TOKEN),
-    )
-    .await;
+    let (s, bulk) = oss
+        .call(
+            Method::POST,
+            &format!("/tasks?query={}", enc(&json!({"_tags": "provisioned"}).to_string())),
+            Some(json!({"name": "reboot"})),
+        )
+        .await;
     assert_eq!(s, 200);
     assert_eq!(bulk["tasks"].as_array().map(Vec::len), Some(1));
-    let (s, _, _) = nbi(&acs, Method::POST, "/tasks", Some(json!({"name": "reboot"})), Some(TOKEN)).await;
+    let (s, _) = oss.call(Method::POST, "/tasks", Some(json!({"name": "reboot"}))).await;
     assert_eq!(s, 400, "a bulk task names its devices");
 
     // Webhooks arrived despite the receiver's first failure (retried).
@@ -461,21 +343,16 @@ async fn presets_files_bulk_webhooks_and_bad_cwmp_input() {
     }
 
     // Bad CWMP input: a fault or an HTTP status with a reason, nothing stored.
+    let http = Http::new();
     let cwmp_post = |body: Vec<u8>, auth: bool| {
-        let client = client.clone();
+        let http = http.clone();
         let url = format!("http://{}/", acs.cwmp);
         async move {
-            let mut r = Request::post(url);
-            if auth {
-                use base64::Engine as _;
-                r = r.header(
-                    "authorization",
-                    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("cpe:cpe-secret")),
-                );
-            }
-            let resp = client.request(r.body(Full::new(Bytes::from(body))).expect("req")).await.expect("post");
-            let status = resp.status().as_u16();
-            (status, resp.into_body().collect().await.expect("body").to_bytes())
+            use base64::Engine as _;
+            let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("cpe:cpe-secret"));
+            let headers: &[(&str, &str)] = if auth { &[("authorization", &basic)] } else { &[] };
+            let resp = http.send(Method::POST, &url, headers, body).await;
+            (resp.status, resp.body)
         }
     };
     let (s, body) = cwmp_post(b"<not xml".to_vec(), true).await;
@@ -499,34 +376,29 @@ async fn presets_files_bulk_webhooks_and_bad_cwmp_input() {
     assert_eq!(s, 200, "first session opens");
     let (s, _) = cwmp_post(sim.inform_envelope(&["2 PERIODIC"]).into_bytes(), true).await;
     assert_eq!(s, 503, "a second concurrent session is refused");
-    let (_, devices, _) = nbi(&acs, Method::GET, "/devices", None, Some(TOKEN)).await;
+    let (_, devices) = oss.call(Method::GET, "/devices", None).await;
     assert_eq!(devices.as_array().map(Vec::len), Some(1), "bad input stored no device");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cwmp_over_tls() {
-    let dir = tmp("tls");
+    let dir = TempDir::new("acs-e2e-tls");
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
     std::fs::write(dir.join("cert.pem"), cert.cert.pem()).expect("cert");
     std::fs::write(dir.join("key.pem"), cert.key_pair.serialize_pem()).expect("key");
-    let acs = start_with(
-        &dir.join("acs.db"),
-        None,
-        None,
-        &[
+    let acs = acs_command(&dir)
+        .portal("127.0.0.1:0")
+        .args([
             "--tls-cert",
             dir.join("cert.pem").to_str().unwrap_or_default(),
             "--tls-key",
             dir.join("key.pem").to_str().unwrap_or_default(),
-            "--portal-listen",
-            "127.0.0.1:0",
             "--portal-tls-cert",
             dir.join("cert.pem").to_str().unwrap_or_default(),
             "--portal-tls-key",
             dir.join("key.pem").to_str().unwrap_or_default(),
-        ],
-    );
+        ])
+        .start();
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert.cert.der().clone()).expect("root");
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
@@ -558,11 +430,8 @@ async fn cwmp_over_tls() {
     let env = cwmp::Envelope::decode(&body, &cwmp::Limits::default()).expect("envelope");
     assert!(matches!(env.body, cwmp::Body::InformResponse(_)));
     // Plain HTTP to the TLS port gets no CWMP answer.
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let plain = client
-        .request(Request::post(format!("http://{}/", acs.cwmp)).body(Full::new(Bytes::new())).expect("req"))
-        .await;
-    assert!(plain.is_err() || plain.is_ok_and(|r| r.status().as_u16() != 200));
+    let plain = Http::new().try_send(Method::POST, &format!("http://{}/", acs.cwmp), &[], Bytes::new()).await;
+    assert!(plain.is_err() || plain.is_ok_and(|r| r.status != 200));
     // The customer web form over TLS with the same certificate.
     let tcp = tokio::net::TcpStream::connect(acs.portal.expect("portal address")).await.expect("connect");
     let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
@@ -578,7 +447,6 @@ async fn cwmp_over_tls() {
     assert_eq!(resp.status().as_u16(), 200);
     let body = resp.into_body().collect().await.expect("body").to_bytes();
     assert!(String::from_utf8_lossy(&body).contains("<label for=password>Password</label>"));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -596,18 +464,19 @@ async fn openapi_document_matches_the_server() {
     served.sort();
     assert_eq!(documented, served, "docs/openapi.json and acs::nbi::ROUTES differ");
 
-    let dir = tmp("openapi");
-    let acs = start(&dir.join("acs.db"), None, None);
+    let dir = TempDir::new("acs-e2e-openapi");
+    let acs = acs_command(&dir).start();
+    let oss = NbiClient::new(acs.nbi, TOKEN);
     for (method, path) in &documented {
         let concrete = path.replace("{id}", "1").replace("{tag}", "t").replace("{name}", "n");
         let m = Method::from_bytes(method.as_bytes()).expect("method");
-        let (s, body, _) = nbi(&acs, m, &concrete, Some(json!({})), Some(TOKEN)).await;
+        let (s, body) = oss.call(m, &concrete, Some(json!({}))).await;
         let no_route = body["error"].as_str().is_some_and(|e| e.starts_with("no route"));
         assert!(!no_route, "{method} {path} is documented but not served ({s} {body})");
-        let (s, _, _) = nbi(&acs, Method::from_bytes(method.as_bytes()).expect("method"), &concrete, None, None).await;
+        let (s, _) =
+            oss.with_token(None).call(Method::from_bytes(method.as_bytes()).expect("method"), &concrete, None).await;
         assert_eq!(s, 401, "{method} {path} without a token");
     }
-    let (s, body, _) = nbi(&acs, Method::PATCH, "/devices", None, Some(TOKEN)).await;
+    let (s, body) = oss.call(Method::PATCH, "/devices", None).await;
     assert_eq!((s, body["error"].as_str()), (404, Some("no route PATCH /devices")));
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -5,92 +5,17 @@
 //! nothing, and the profile applied again to a replacement instance.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 
 use acs::sim::SimCpe;
-use bytes::Bytes;
 use cwmp::Value;
-use http_body_util::{BodyExt, Full};
-use hyper::Request;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-use serde_json::{json, Value as Json};
+use hyper::Method;
+use serde_json::json;
+use test_support::acs::{AcsCommand, AcsProcess};
+use test_support::http::{Http, Response};
+use test_support::{enc, NbiClient, TempDir};
 
 const TOKEN: &str = "portal-test-token-0123";
 const INST: &str = "Device.X_VRGW-ORG_Virtualization.Instance.";
-
-struct Acs {
-    cwmp: SocketAddr,
-    nbi: SocketAddr,
-    portal: SocketAddr,
-    child: Child,
-}
-
-impl Drop for Acs {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(dir: &std::path::Path) -> Acs {
-    let log = std::fs::File::create(dir.join("acs.log")).expect("log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_acs"))
-        .args(["--cwmp-listen", "127.0.0.1:0", "--nbi-listen", "127.0.0.1:0", "--portal-listen", "127.0.0.1:0"])
-        .arg("--db")
-        .arg(dir.join("acs.db"))
-        .args(["--nbi-token", TOKEN, "--cpe-credentials", "cpe:cpe-secret", "--cr-credentials", "cr:cr-secret"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(log))
-        .spawn()
-        .expect("start acs");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("listening line");
-    let addr = |k: &str| -> SocketAddr {
-        line.split_whitespace()
-            .find_map(|w| w.strip_prefix(k))
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("{line:?}"))
-    };
-    Acs { cwmp: addr("cwmp="), nbi: addr("nbi="), portal: addr("portal="), child }
-}
-
-struct Resp {
-    status: u16,
-    headers: hyper::HeaderMap,
-    body: String,
-}
-
-async fn http(method: &str, url: &str, headers: &[(&str, &str)], body: String) -> Resp {
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let mut req = Request::builder().method(method).uri(url);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let resp = client.request(req.body(Full::new(Bytes::from(body))).expect("request")).await.expect("reachable");
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-    Resp { status, headers, body: String::from_utf8_lossy(&bytes).into_owned() }
-}
-
-async fn nbi(acs: &Acs, method: &str, path: &str, body: Json) -> (u16, Json) {
-    let r = http(
-        method,
-        &format!("http://{}{path}", acs.nbi),
-        &[("authorization", &format!("Bearer {TOKEN}"))],
-        body.to_string(),
-    )
-    .await;
-    (r.status, serde_json::from_str(&r.body).unwrap_or(Json::Null))
-}
-
-fn enc(s: &str) -> String {
-    acs::nbi::encode(s)
-}
 
 /// A browser: cookies kept per name.
 struct Browser {
@@ -100,20 +25,25 @@ struct Browser {
 }
 
 impl Browser {
-    fn new(acs: &Acs) -> Browser {
-        Browser { base: format!("http://{}", acs.portal), cookies: HashMap::new(), set_cookie_lines: Vec::new() }
+    fn new(acs: &AcsProcess) -> Browser {
+        Browser {
+            base: format!("http://{}", acs.portal.expect("portal address")),
+            cookies: HashMap::new(),
+            set_cookie_lines: Vec::new(),
+        }
     }
 
-    async fn req(&mut self, method: &str, path: &str, form: &[(&str, &str)]) -> Resp {
+    async fn req(&mut self, method: &str, path: &str, form: &[(&str, &str)]) -> Response {
         let cookie = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
         let body = form.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&");
-        let r = http(
-            method,
-            &format!("{}{path}", self.base),
-            &[("cookie", &cookie), ("content-type", "application/x-www-form-urlencoded")],
-            body,
-        )
-        .await;
+        let r = Http::new()
+            .send(
+                Method::from_bytes(method.as_bytes()).expect("method"),
+                &format!("{}{path}", self.base),
+                &[("cookie", &cookie), ("content-type", "application/x-www-form-urlencoded")],
+                body,
+            )
+            .await;
         for v in r.headers.get_all("set-cookie") {
             let line = v.to_str().expect("ascii").to_string();
             let (kv, _) = line.split_once(';').unwrap_or((&line, ""));
@@ -133,18 +63,11 @@ impl Browser {
         page[at..at + page[at..].find('"').expect("end")].to_string()
     }
 
-    async fn login(&mut self, user: &str, pass: &str) -> Resp {
+    async fn login(&mut self, user: &str, pass: &str) -> Response {
         let page = self.req("GET", "/login", &[]).await;
-        let csrf = Self::csrf(&page.body);
+        let csrf = Self::csrf(&page.text());
         self.req("POST", "/login", &[("csrf", &csrf), ("username", user), ("password", pass)]).await
     }
-}
-
-fn tmp() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("acs-portal-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    dir
 }
 
 /// A host whose instances `n` serve `subscriber`, each with a factory vRGW mounted.
@@ -164,8 +87,8 @@ fn value(sim: &SimCpe, path: &str) -> String {
 async fn follow_apply(b: &mut Browser, location: &str) -> String {
     for _ in 0..100 {
         let r = b.req("GET", location, &[]).await;
-        if !r.body.contains("http-equiv=refresh") {
-            return r.body;
+        if !r.text().contains("http-equiv=refresh") {
+            return r.text();
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
@@ -174,37 +97,25 @@ async fn follow_apply(b: &mut Browser, location: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribers_change_their_own_vrgw_and_nothing_else() {
-    let dir = tmp();
-    let acs = start(&dir);
-    let cr = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let sim = SimCpe::new(
-        "portal-host",
-        &format!("http://{}/", acs.cwmp),
-        "cpe",
-        "cpe-secret",
-        cr.local_addr().expect("addr"),
-        ("cr", "cr-secret"),
-    );
-    tokio::spawn(SimCpe::serve_connection_requests(vec![sim.clone()], cr));
+    let dir = TempDir::new("acs-portal");
+    let acs = AcsCommand::new(env!("CARGO_BIN_EXE_acs"), &dir.join("acs.db"), TOKEN).portal("127.0.0.1:0").start();
+    let oss = NbiClient::new(acs.nbi, TOKEN);
+    let sim = acs.sim("portal-host").await;
     let alice = add_instance(&sim, "alice");
     let bob = add_instance(&sim, "bob");
     sim.session(&[]).await.expect("first session");
     let dev = sim.device_id();
     // The OSS reads the host: the ACS now knows both vRGWs.
-    let (s, _) = nbi(
-        &acs,
-        "POST",
-        &format!("/devices/{}/tasks?connection_request&timeout=10000", enc(&dev)),
-        json!({"name": "getParameterValues", "parameterNames": [INST]}),
-    )
-    .await;
+    let read_host = format!("/devices/{}/tasks?connection_request&timeout=10000", enc(&dev));
+    let read_instances = json!({"name": "getParameterValues", "parameterNames": [INST]});
+    let (s, _) = oss.call(Method::POST, &read_host, Some(read_instances.clone())).await;
     assert_eq!(s, 200);
 
     // Accounts through the NBI.
-    assert_eq!(nbi(&acs, "PUT", "/subscribers/alice", json!({"password": "alice-password"})).await.0, 201);
-    assert_eq!(nbi(&acs, "PUT", "/subscribers/bob", json!({"password": "bob-password"})).await.0, 201);
-    assert_eq!(nbi(&acs, "PUT", "/subscribers/carol", json!({"password": "short"})).await.0, 400);
-    let (_, list) = nbi(&acs, "GET", "/subscribers", json!(null)).await;
+    assert_eq!(oss.call(Method::PUT, "/subscribers/alice", Some(json!({"password": "alice-password"}))).await.0, 201);
+    assert_eq!(oss.call(Method::PUT, "/subscribers/bob", Some(json!({"password": "bob-password"}))).await.0, 201);
+    assert_eq!(oss.call(Method::PUT, "/subscribers/carol", Some(json!({"password": "short"}))).await.0, 400);
+    let (_, list) = oss.call(Method::GET, "/subscribers", None).await;
     assert_eq!(list[0]["_id"], "alice");
     assert_eq!(list[0]["vrgw"], json!({"device": dev, "instance": alice}));
     assert!(!list.to_string().contains("argon2"), "no password hashes through the NBI");
@@ -219,7 +130,7 @@ async fn subscribers_change_their_own_vrgw_and_nothing_else() {
     }
     let r = bob_b.login("bob", "bob-password").await;
     assert_eq!(r.status, 429, "the right password after 5 failures is still refused");
-    assert!(r.body.contains("Too many failed attempts"));
+    assert!(r.text().contains("Too many failed attempts"));
     assert_eq!(b.login("nobody", "whatever-password").await.status, 401);
 
     let r = b.login("alice", "alice-password").await;
@@ -231,12 +142,12 @@ async fn subscribers_change_their_own_vrgw_and_nothing_else() {
     }
     let page = b.req("GET", "/lan", &[]).await;
     assert_eq!(page.status, 200);
-    assert!(page.body.contains("value=\"192.168.1.100\""), "alice's current pool is shown");
-    assert!(page.body.contains("<label for=pool_min>"), "labelled fields");
-    assert!(page.body.contains("<form method=post action=/lan "));
-    assert!(b.req("GET", "/wifi", &[]).await.body.contains("<form method=post action=/wifi "));
-    let csrf = Browser::csrf(&page.body);
-    let tasks_before = nbi(&acs, "GET", "/tasks", json!(null)).await.1.as_array().map_or(0, Vec::len);
+    assert!(page.text().contains("value=\"192.168.1.100\""), "alice's current pool is shown");
+    assert!(page.text().contains("<label for=pool_min>"), "labelled fields");
+    assert!(page.text().contains("<form method=post action=/lan "));
+    assert!(b.req("GET", "/wifi", &[]).await.text().contains("<form method=post action=/wifi "));
+    let csrf = Browser::csrf(&page.text());
+    let tasks_before = oss.call(Method::GET, "/tasks", None).await.1.as_array().map_or(0, Vec::len);
     let good = |min: &'static str, max: &'static str| {
         vec![
             ("lan_address", "192.168.1.1"),
@@ -257,15 +168,15 @@ async fn subscribers_change_their_own_vrgw_and_nothing_else() {
     bad.push(("csrf", &csrf));
     let r = b.req("POST", "/lan", &bad).await;
     assert_eq!(r.status, 400);
-    assert!(r.body.contains("<form method=post action=/lan "), "the page posts to itself again");
-    assert!(r.body.contains("value=\"10.1.1.1\""));
+    assert!(r.text().contains("<form method=post action=/lan "), "the page posts to itself again");
+    assert!(r.text().contains("value=\"10.1.1.1\""));
     assert!(
-        r.body
+        r.text()
             .contains("id=\"pool_max-err\">Last address handed out 10.1.1.1 is outside the LAN subnet 192.168.1.0/24."),
         "{}",
-        r.body
+        r.text()
     );
-    let tasks_after = nbi(&acs, "GET", "/tasks", json!(null)).await.1.as_array().map_or(0, Vec::len);
+    let tasks_after = oss.call(Method::GET, "/tasks", None).await.1.as_array().map_or(0, Vec::len);
     assert_eq!(tasks_before, tasks_after, "a refused form queues nothing");
     assert_eq!(value(&sim, &format!("{INST}{alice}.Device.DHCPv4.Server.Pool.1.MaxAddress")), "192.168.1.199");
 
@@ -291,9 +202,9 @@ async fn subscribers_change_their_own_vrgw_and_nothing_else() {
     // Another subscriber's ids get nothing: bob's instance named in the request is ignored, and
     // bob's tasks are not shown.
     let page = b.req("GET", &format!("/lan?subscriber=bob&instance={bob}"), &[]).await;
-    assert!(page.body.contains("value=\"192.168.1.50\""), "still alice's own values");
-    let (_, t) = nbi(&acs, "POST", &format!("/devices/{}/tasks", enc(&dev)),
-        json!({"name": "setParameterValues", "profile": true, "parameterValues": [[format!("{INST}{bob}.Device.WiFi.SSID.1.SSID"), "bob-net", "xsd:string"]]})).await;
+    assert!(page.text().contains("value=\"192.168.1.50\""), "still alice's own values");
+    let (_, t) = oss.call(Method::POST, &format!("/devices/{}/tasks", enc(&dev)),
+        Some(json!({"name": "setParameterValues", "profile": true, "parameterValues": [[format!("{INST}{bob}.Device.WiFi.SSID.1.SSID"), "bob-net", "xsd:string"]]}))).await;
     let r = b
         .req(
             "GET",
@@ -305,11 +216,11 @@ async fn subscribers_change_their_own_vrgw_and_nothing_else() {
         )
         .await;
     assert_eq!(r.status, 404);
-    assert!(!r.body.contains("bob"));
+    assert!(!r.text().contains("bob"));
 
     // A vRGW that refuses the settings: the page says so in words.
     let wifi = b.req("GET", "/wifi", &[]).await;
-    let csrf2 = Browser::csrf(&wifi.body);
+    let csrf2 = Browser::csrf(&wifi.text());
     assert_eq!(csrf2, csrf);
     let r = b
         .req(
@@ -334,13 +245,7 @@ async fn subscribers_change_their_own_vrgw_and_nothing_else() {
     // applied to it once the ACS sees it.
     sim.with_model_mut(|m| m.root_mut().delete_object_internal(&format!("{INST}{alice}.")).expect("delete"));
     let again = add_instance(&sim, "alice");
-    let (s, _) = nbi(
-        &acs,
-        "POST",
-        &format!("/devices/{}/tasks?connection_request&timeout=10000", enc(&dev)),
-        json!({"name": "getParameterValues", "parameterNames": [INST]}),
-    )
-    .await;
+    let (s, _) = oss.call(Method::POST, &read_host, Some(read_instances)).await;
     assert_eq!(s, 200);
     for _ in 0..100 {
         if value(&sim, &format!("{INST}{again}.Device.WiFi.SSID.1.SSID")) == "alice-net" {

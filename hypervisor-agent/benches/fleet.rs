@@ -9,14 +9,13 @@
 //! BENCH_INSTANCES (default 200), BENCH_ADDS (default 10).
 #![allow(missing_docs)]
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::VIRT;
 use hypervisor_agent::state::{SlotUse, State};
 use serde_json::{json, Value};
+use test_support::acs::start_acs;
+use test_support::agent::{agent_config, start_agent, VIRT};
+use test_support::{enc, TempDir};
 
 const AGENT: &str = "host-bench";
 const ID: &str = "00A0B1-vRGW-Host-host-bench";
@@ -44,14 +43,12 @@ fn summary(name: &str, mut v: Vec<Duration>) {
 fn main() {
     let instances = env_or("BENCH_INSTANCES", 200);
     let adds = env_or("BENCH_ADDS", 10);
-    let dir = std::env::temp_dir().join(format!("hv-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = TempDir::new("hv-bench");
     let prefix = format!("hb{}", std::process::id() % 1000);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    let (cwmp, nbi) = common::start_acs(&rt, &dir, AGENT);
-    common::agent_config(&dir, AGENT, cwmp, &prefix, "10.251.0.0/16", "");
-    let agent = common::Guard(common::start_agent(&dir));
+    let (cwmp, nbi) = start_acs(&rt, &dir, AGENT);
+    agent_config(&dir, AGENT, cwmp, &prefix, "10.251.0.0/16", "");
+    let agent = start_agent(env!("CARGO_BIN_EXE_hypervisor-agent"), &dir);
     let pooled = |dir: &std::path::Path| {
         State::open(&dir.join("agent.db"))
             .and_then(|s| s.slots())
@@ -59,8 +56,8 @@ fn main() {
             .unwrap_or(0)
     };
     rt.block_on(async {
-        common::wait_device(nbi, ID, &dir.join("agent.log")).await;
-        let call = |body: Value| common::task(nbi, ID, body);
+        nbi.wait_device(ID, &dir.join("agent.log")).await;
+        let call = |body: Value| nbi.task(ID, body);
         let ok = |(s, v): (u16, Value)| {
             assert!(s == 200 && v["status"] == "done", "{s} {v}");
             v
@@ -103,8 +100,8 @@ fn main() {
         // Queued without connection requests (as an OSS does in bulk), then run in one session.
         let have = 2 * adds;
         for _ in have..instances {
-            let path = format!("/devices/{}/tasks", common::enc(ID));
-            let (s, v) = common::nbi(nbi, hyper::Method::POST, &path, Some(json!({"name": "addObject", "objectName": format!("{VIRT}Instance.")}))).await;
+            let path = format!("/devices/{}/tasks", enc(ID));
+            let (s, v) = nbi.call(hyper::Method::POST, &path, Some(json!({"name": "addObject", "objectName": format!("{VIRT}Instance.")}))).await;
             assert_eq!(s, 202, "{v}");
         }
         ok(call(json!({"name": "getParameterValues", "parameterNames": [format!("{VIRT}InstanceNumberOfEntries")]})).await);
@@ -137,5 +134,4 @@ fn main() {
         let _ =
             std::process::Command::new("ovs-vsctl").args(["--if-exists", "del-br", &format!("{prefix}-{br}")]).status();
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }

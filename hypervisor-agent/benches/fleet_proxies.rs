@@ -7,16 +7,14 @@
 //! nft). BENCH_INSTANCES sets N. Everything it makes is removed at the end.
 #![allow(missing_docs)]
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::VIRT;
 use hypervisor_agent::state::State;
 use serde_json::{json, Value};
+use test_support::acs::start_acs;
+use test_support::agent::{agent_config, start_agent, start_proxy, VIRT};
+use test_support::{enc, Daemon, TempDir};
 
 const AGENT: &str = "host-fleet";
 /// Every dnsmasq takes an inotify instance; on one kernel (unlike guests, each with its own)
@@ -29,27 +27,23 @@ fn sh(args: &[&str]) {
     assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-/// What is removed at the end, whatever happens.
+/// What is removed at the end, whatever happens (the temp dir after it, by its own drop).
 struct Cleanup {
     tag: u32,
     netns: Vec<String>,
-    proxies: Vec<Child>,
+    proxies: Vec<Daemon>,
     prefix: String,
-    dir: PathBuf,
     /// fs.inotify.max_user_instances as it was.
     inotify: Option<String>,
 }
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        for p in &self.proxies {
-            let _ = Command::new("kill").arg(p.id().to_string()).status();
+        for p in &mut self.proxies {
+            p.sigterm();
         }
         std::thread::sleep(Duration::from_millis(500));
-        for mut p in self.proxies.drain(..) {
-            let _ = p.kill();
-            let _ = p.wait();
-        }
+        self.proxies.clear(); // SIGKILL to those still running
         for ns in &self.netns {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
@@ -61,31 +55,23 @@ impl Drop for Cleanup {
         if let Some(v) = &self.inotify {
             let _ = std::fs::write(INOTIFY, v);
         }
-        if std::thread::panicking() {
-            eprintln!("logs kept in {}", self.dir.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
     }
 }
 
 fn main() {
     let n: usize = std::env::var("BENCH_INSTANCES").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
     let tag = std::process::id() % 1000;
-    let dir = std::env::temp_dir().join(format!("hv-fleet-{tag}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = TempDir::new("hv-fleet");
     let inotify = std::fs::read_to_string(INOTIFY).ok().map(|v| v.trim().to_string());
     let need = 2 * n + 64;
     if inotify.as_deref().and_then(|v| v.parse::<usize>().ok()).is_some_and(|v| v < need) {
         std::fs::write(INOTIFY, need.to_string()).expect("raising fs.inotify.max_user_instances (root)");
     }
-    let mut cleanup =
-        Cleanup { tag, netns: Vec::new(), proxies: Vec::new(), prefix: format!("hf{tag}"), dir: dir.clone(), inotify };
+    let mut cleanup = Cleanup { tag, netns: Vec::new(), proxies: Vec::new(), prefix: format!("hf{tag}"), inotify };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    let (cwmp, nbi) = common::start_acs(&rt, &dir, AGENT);
-    common::agent_config(&dir, AGENT, cwmp, &cleanup.prefix, "10.249.0.0/16", "");
-    let agent = common::Guard(common::start_agent(&dir));
+    let (cwmp, nbi) = start_acs(&rt, &dir, AGENT);
+    agent_config(&dir, AGENT, cwmp, &cleanup.prefix, "10.249.0.0/16", "");
+    let agent = start_agent(env!("CARGO_BIN_EXE_hypervisor-agent"), &dir);
     let ok = |(s, v): (u16, Value)| {
         assert!(s == 200 && v["status"] == "done", "{s} {v}");
         v
@@ -94,19 +80,19 @@ fn main() {
     // N provisioned instances (tasks queued in bulk, run in one session).
     let setup = Instant::now();
     rt.block_on(async {
-        common::wait_device(nbi, ID, &dir.join("agent.log")).await;
-        let v = ok(common::task(nbi, ID, json!({"name": "addObject", "objectName": format!("{VIRT}Template."),
+        nbi.wait_device(ID, &dir.join("agent.log")).await;
+        let v = ok(nbi.task(ID, json!({"name": "addObject", "objectName": format!("{VIRT}Template."),
             "parameterValues": [["Image", "/var/lib/vrgw/images/small"]]}))
         .await);
         let template = format!("{VIRT}Template.{}", v["result"]["instance"]);
         for c in 1..=n {
-            let path = format!("/devices/{}/tasks", common::enc(ID));
+            let path = format!("/devices/{}/tasks", enc(ID));
             let body = json!({"name": "addObject", "objectName": format!("{VIRT}Instance."),
                 "parameterValues": [["Template", template], ["SVLAN", "600", "xsd:unsignedInt"], ["CVLAN", c.to_string(), "xsd:unsignedInt"]]});
-            assert_eq!(common::nbi(nbi, hyper::Method::POST, &path, Some(body)).await.0, 202);
+            assert_eq!(nbi.call(hyper::Method::POST, &path, Some(body)).await.0, 202);
         }
-        let path = format!("/devices/{}/tasks?connection_request&timeout=120000", common::enc(ID));
-        let (s, v) = common::nbi(nbi, hyper::Method::POST, &path, Some(json!({"name": "getParameterValues", "parameterNames": [format!("{VIRT}InstanceNumberOfEntries")]}))).await;
+        let path = format!("/devices/{}/tasks?connection_request&timeout=120000", enc(ID));
+        let (s, v) = nbi.call(hyper::Method::POST, &path, Some(json!({"name": "getParameterValues", "parameterNames": [format!("{VIRT}InstanceNumberOfEntries")]}))).await;
         assert!(s == 200 && v.to_string().contains(&format!("\"{n}\"")), "{s} {v}");
     });
 
@@ -133,7 +119,7 @@ fn main() {
         let d = dir.join(format!("vrgw-{inst}"));
         std::fs::create_dir_all(&d).expect("dir");
         std::fs::write(d.join("secret"), &s.secret).expect("secret");
-        let child = common::start_proxy(&ns, &format!("{ip}:8730"), &d, &format!("factory-{inst}"));
+        let child = start_proxy(&ns, &format!("{ip}:8730"), &d, &format!("factory-{inst}"));
         cleanup.proxies.push(child);
     }
     // Wait until the agent pushed every profile (the SSID named after the instance).
@@ -180,9 +166,8 @@ fn main() {
             })
             .collect();
         let t = Instant::now();
-        let path = format!("/devices/{}/tasks?connection_request&timeout=600000", common::enc(ID));
-        let (s, v) = rt.block_on(common::nbi(
-            nbi,
+        let path = format!("/devices/{}/tasks?connection_request&timeout=600000", enc(ID));
+        let (s, v) = rt.block_on(nbi.call(
             hyper::Method::POST,
             &path,
             Some(json!({"name": "setParameterValues", "parameterValues": list})),

@@ -5,14 +5,16 @@
 //! rebuild the instance's domain from its records and refill the pool. Needs root-free loopback
 //! only, and Open vSwitch running (scripts/start-ovs).
 
-mod common;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::VIRT;
 use hypervisor_agent::state::{SlotUse, State};
 use serde_json::json;
+use test_support::acs::start_acs;
+use test_support::agent::{agent_config, start_agent, VIRT};
+use test_support::TempDir;
+
+const AGENT_BIN: &str = env!("CARGO_BIN_EXE_hypervisor-agent");
 
 const AGENT: &str = "host-crash";
 const ID: &str = "00A0B1-vRGW-Host-host-crash";
@@ -24,9 +26,7 @@ fn slots(dir: &std::path::Path) -> Vec<hypervisor_agent::state::Slot> {
 #[test]
 fn sigkill_during_a_pool_fill_loses_and_duplicates_nothing() {
     let tag = std::process::id() % 1000;
-    let dir = std::env::temp_dir().join(format!("hv-crash-{tag}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = TempDir::new("hv-crash");
     let prefix = format!("hc{tag}");
     let cleanup = |prefix: &str| {
         for br in ["trunk", "park", "s300"] {
@@ -34,41 +34,41 @@ fn sigkill_during_a_pool_fill_loses_and_duplicates_nothing() {
         }
     };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    let (cwmp, nbi) = common::start_acs(&rt, &dir, AGENT);
-    common::agent_config(&dir, AGENT, cwmp, &prefix, "10.252.0.0/16", "");
-    let mut agent = common::Guard(common::start_agent(&dir));
+    let (cwmp, nbi) = start_acs(&rt, &dir, AGENT);
+    agent_config(&dir, AGENT, cwmp, &prefix, "10.252.0.0/16", "");
+    let mut agent = start_agent(AGENT_BIN, &dir);
     let log = dir.join("agent.log");
     let target = 120;
 
     let (instance, serving) = rt.block_on(async {
-        common::wait_device(nbi, ID, &log).await;
-        let (s, v) = common::task(
-            nbi,
-            ID,
-            json!({"name": "addObject", "objectName": format!("{VIRT}Template."),
+        nbi.wait_device(ID, &log).await;
+        let (s, v) = nbi
+            .task(
+                ID,
+                json!({"name": "addObject", "objectName": format!("{VIRT}Template."),
             "parameterValues": [["Image", "/var/lib/vrgw/images/small"]]}),
-        )
-        .await;
+            )
+            .await;
         assert_eq!(s, 200, "{v}");
         let t = v["result"]["instance"].as_u64().expect("template");
-        let (s, v) = common::task(
-            nbi,
-            ID,
-            json!({"name": "addObject", "objectName": format!("{VIRT}Instance."),
+        let (s, v) = nbi
+            .task(
+                ID,
+                json!({"name": "addObject", "objectName": format!("{VIRT}Instance."),
             "parameterValues": [["Template", format!("{VIRT}Template.{t}")],
                                 ["SVLAN", "300", "xsd:unsignedInt"], ["CVLAN", "12", "xsd:unsignedInt"]]}),
-        )
-        .await;
+            )
+            .await;
         assert_eq!((s, &v["status"]), (200, &json!("done")), "{v}");
         let n = v["result"]["instance"].as_u64().expect("instance") as u32;
-        let (s, v) = common::task(
-            nbi,
-            ID,
-            json!({"name": "addObject", "objectName": format!("{VIRT}Pool."),
+        let (s, v) = nbi
+            .task(
+                ID,
+                json!({"name": "addObject", "objectName": format!("{VIRT}Pool."),
             "parameterValues": [["Template", format!("{VIRT}Template.{t}")], ["Enable", "true", "xsd:boolean"],
                                 ["TargetSize", target.to_string(), "xsd:unsignedInt"]]}),
-        )
-        .await;
+            )
+            .await;
         assert_eq!((s, &v["status"]), (200, &json!("done")), "{v}");
         let serving = State::open(&dir.join("agent.db")).expect("state").slot_of(n).expect("slot").expect("assigned");
         (n, serving)
@@ -89,14 +89,14 @@ fn sigkill_during_a_pool_fill_loses_and_duplicates_nothing() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    common::kill9(&mut agent.0);
+    agent.kill();
     let before = slots(&dir);
     let key_before = State::open(&dir.join("agent.db")).expect("state").meta("ParameterKey").expect("meta");
     assert!(key_before.is_some(), "the ParameterKey is stored");
     // An event that was queued but never delivered (the ACS is unreachable while it is down).
     State::open(&dir.join("agent.db")).expect("state").push_event("M Reboot", "crash-test").expect("event");
 
-    let agent = common::Guard(common::start_agent(&dir));
+    let agent = start_agent(AGENT_BIN, &dir);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let now = slots(&dir);
@@ -127,7 +127,7 @@ fn sigkill_during_a_pool_fill_loses_and_duplicates_nothing() {
     rt.block_on(async {
         // What the ACS sees: the instance running, the pool full with every member suspended.
         let inst = format!("{VIRT}Instance.{instance}.");
-        let (_, v) = common::task(nbi, ID, json!({"name": "getParameterValues", "parameterNames":
+        let (_, v) = nbi.task(ID, json!({"name": "getParameterValues", "parameterNames":
             [format!("{inst}Status"), format!("{VIRT}Pool.1.Ready"), format!("{VIRT}Pool.1.Suspended"), format!("{VIRT}Pool.1.Status")]})).await;
         let text = v.to_string();
         assert!(text.contains("\"Running\"") && text.contains("\"Idle\""), "{text}");
@@ -142,5 +142,4 @@ fn sigkill_during_a_pool_fill_loses_and_duplicates_nothing() {
     });
     drop(agent);
     cleanup(&prefix);
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -5,22 +5,23 @@
 //! and image-based modes need two libvirtd that can reach each other: the testbed tests them
 //! (testbed/test_e2e.py, `--hosts 2`). Needs Open vSwitch running (scripts/start-ovs).
 
-mod common;
-
-use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::VIRT;
 use hyper::Method;
 use serde_json::{json, Value};
+use test_support::acs::start_acs_for;
+use test_support::agent::{agent_config, start_agent, VIRT};
+use test_support::{enc, NbiClient, TempDir};
+
+const AGENT_BIN: &str = env!("CARGO_BIN_EXE_hypervisor-agent");
 
 fn id(agent: &str) -> String {
     format!("00A0B1-vRGW-Host-{agent}")
 }
 
-async fn get(nbi: SocketAddr, dev: &str, names: Vec<String>) -> Vec<(String, String)> {
-    let (s, v) = common::task(nbi, dev, json!({"name": "getParameterValues", "parameterNames": names})).await;
+async fn get(nbi: NbiClient<'_>, dev: &str, names: Vec<String>) -> Vec<(String, String)> {
+    let (s, v) = nbi.task(dev, json!({"name": "getParameterValues", "parameterNames": names})).await;
     assert_eq!(s, 200, "{v}");
     v["result"]["parameters"]
         .as_array()
@@ -31,7 +32,7 @@ async fn get(nbi: SocketAddr, dev: &str, names: Vec<String>) -> Vec<(String, Str
 }
 
 /// Instances of `dev`: (number, Subscriber, Status).
-async fn instances(nbi: SocketAddr, dev: &str) -> Vec<(u32, String, String)> {
+async fn instances(nbi: NbiClient<'_>, dev: &str) -> Vec<(u32, String, String)> {
     let ps = get(nbi, dev, vec![format!("{VIRT}Instance.")]).await;
     let mut out: Vec<(u32, String, String)> = Vec::new();
     for (name, value) in &ps {
@@ -50,40 +51,40 @@ async fn instances(nbi: SocketAddr, dev: &str) -> Vec<(u32, String, String)> {
     out
 }
 
-async fn setup_host(nbi: SocketAddr, dev: &str, pool: u32) {
-    let (s, v) = common::task(
-        nbi,
-        dev,
-        json!({"name": "addObject", "objectName": format!("{VIRT}Template."),
+async fn setup_host(nbi: NbiClient<'_>, dev: &str, pool: u32) {
+    let (s, v) = nbi
+        .task(
+            dev,
+            json!({"name": "addObject", "objectName": format!("{VIRT}Template."),
         "parameterValues": [["Name", "base"], ["Image", "/var/lib/vrgw/images/base"]]}),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(s, 200, "{v}");
     let t = v["result"]["instance"].as_u64().expect("template");
-    let (s, v) = common::task(
-        nbi,
-        dev,
-        json!({"name": "addObject", "objectName": format!("{VIRT}Pool."),
+    let (s, v) = nbi
+        .task(
+            dev,
+            json!({"name": "addObject", "objectName": format!("{VIRT}Pool."),
         "parameterValues": [["Template", format!("{VIRT}Template.{t}")], ["TargetSize", pool.to_string(), "xsd:unsignedInt"],
                             ["Enable", "true", "xsd:boolean"]]}),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(s, 200, "{v}");
 }
 
-async fn migrate(nbi: SocketAddr, dev: &str, n: u32, target: &str, mode: &str, step: u64) -> Value {
-    let (s, v) = common::nbi(
-        nbi,
-        Method::POST,
-        &format!("/devices/{}/instances/{n}/migrate", common::enc(dev)),
-        Some(json!({"target": target, "mode": mode, "stepTimeout": step})),
-    )
-    .await;
+async fn migrate(nbi: NbiClient<'_>, dev: &str, n: u32, target: &str, mode: &str, step: u64) -> Value {
+    let (s, v) = nbi
+        .call(
+            Method::POST,
+            &format!("/devices/{}/instances/{n}/migrate", enc(dev)),
+            Some(json!({"target": target, "mode": mode, "stepTimeout": step})),
+        )
+        .await;
     assert_eq!(s, 202, "{v}");
     let mid = v["_id"].as_str().expect("id").to_string();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let (s, r) = common::nbi(nbi, Method::GET, &format!("/migrations/{mid}"), None).await;
+        let (s, r) = nbi.call(Method::GET, &format!("/migrations/{mid}"), None).await;
         assert_eq!(s, 200, "{r}");
         if r["status"] != "running" {
             return r;
@@ -108,8 +109,7 @@ fn ovs_bindings(prefix: &str) -> Vec<String> {
 #[test]
 fn context_based_migration_through_the_nbi_and_its_failures() {
     let tag = std::process::id() % 1000;
-    let root = std::env::temp_dir().join(format!("hv-mig-{tag}"));
-    let _ = std::fs::remove_dir_all(&root);
+    let root = TempDir::new("hv-mig");
     let (a, b) = (format!("ma{tag}"), format!("mb{tag}"));
     let (da, db) = (root.join("a"), root.join("b"));
     std::fs::create_dir_all(&da).expect("dir");
@@ -120,36 +120,36 @@ fn context_based_migration_through_the_nbi_and_its_failures() {
         }
     };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    let (cwmp, nbi) = common::start_acs_for(&rt, &root, &[&a, &b], None);
-    common::agent_config(&da, &a, cwmp, &a, "10.251.0.0/16", "");
-    common::agent_config(&db, &b, cwmp, &b, "10.251.128.0/16", "");
-    let _ga = common::Guard(common::start_agent(&da));
-    let mut gb = common::Guard(common::start_agent(&db));
+    let (cwmp, nbi) = start_acs_for(&rt, &root, &[&a, &b], None);
+    agent_config(&da, &a, cwmp, &a, "10.251.0.0/16", "");
+    agent_config(&db, &b, cwmp, &b, "10.251.128.0/16", "");
+    let _ga = start_agent(AGENT_BIN, &da);
+    let mut gb = start_agent(AGENT_BIN, &db);
     let (ia, ib) = (id(&a), id(&b));
 
     rt.block_on(async {
-        common::wait_device(nbi, &ia, &da.join("agent.log")).await;
-        common::wait_device(nbi, &ib, &db.join("agent.log")).await;
+        nbi.wait_device(&ia, &da.join("agent.log")).await;
+        nbi.wait_device(&ib, &db.join("agent.log")).await;
         setup_host(nbi, &ia, 0).await;
         setup_host(nbi, &ib, 1).await;
-        let (s, v) = common::task(
-            nbi,
-            &ia,
-            json!({"name": "addObject", "objectName": format!("{VIRT}Instance."),
+        let (s, v) = nbi
+            .task(
+                &ia,
+                json!({"name": "addObject", "objectName": format!("{VIRT}Instance."),
             "parameterValues": [["Subscriber", "sub-7"], ["Template", format!("{VIRT}Template.1")],
                                 ["SVLAN", "300", "xsd:unsignedInt"], ["CVLAN", "17", "xsd:unsignedInt"]]}),
-        )
-        .await;
+            )
+            .await;
         assert_eq!(s, 200, "{v}");
         let n = v["result"]["instance"].as_u64().expect("instance") as u32;
         // A setting of the operator's on that vRGW, to travel with it.
-        let (s, v) = common::task(
-            nbi,
-            &ia,
-            json!({"name": "setParameterValues", "parameterValues": [
+        let (s, v) = nbi
+            .task(
+                &ia,
+                json!({"name": "setParameterValues", "parameterValues": [
                 [format!("{VIRT}Instance.{n}.Device.WiFi.SSID.1.SSID"), "moved-with-me"]]}),
-        )
-        .await;
+            )
+            .await;
         assert_eq!(s, 200, "{v}");
         // B's pool has its suspended instance before the move.
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -171,7 +171,7 @@ fn context_based_migration_through_the_nbi_and_its_failures() {
         let ssid = get(nbi, &ib, vec![format!("{VIRT}Instance.{m}.Device.WiFi.SSID.1.SSID")]).await;
         assert_eq!(ssid[0].1, "moved-with-me");
         // The ACS's records agree: the device list shows the subscriber under B.
-        let (_, devs) = common::nbi(nbi, Method::GET, "/devices", None).await;
+        let (_, devs) = nbi.call(Method::GET, "/devices", None).await;
         let holder: Vec<String> = devs
             .as_array()
             .expect("devices")
@@ -189,22 +189,19 @@ fn context_based_migration_through_the_nbi_and_its_failures() {
         assert_eq!(instances(nbi, &ib).await, vec![(m, "sub-7".to_string(), "Running".to_string())]);
 
         // To an agent that is down: the step times out, nothing runs late when it returns.
-        common::kill9(&mut gb.0);
+        gb.kill();
         let r = migrate(nbi, &ia, 99, &ib, "live", 3).await;
         assert_eq!(r["status"], "failed", "{r}");
         let r = migrate(nbi, &ib, m, &ia, "cold-context", 3).await;
         assert_eq!(r["status"], "failed", "{r}");
         assert!(r["error"].as_str().unwrap_or("").contains("did not answer"), "{r}");
-        gb = common::Guard(common::start_agent(&db));
+        gb = start_agent(AGENT_BIN, &db);
         // Until its BOOT Inform told the ACS its new connection-request address.
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let (s, _) = common::task(
-                nbi,
-                &ib,
-                json!({"name": "getParameterValues", "parameterNames": [format!("{VIRT}MigrationURI")]}),
-            )
-            .await;
+            let (s, _) = nbi
+                .task(&ib, json!({"name": "getParameterValues", "parameterNames": [format!("{VIRT}MigrationURI")]}))
+                .await;
             if s == 200 {
                 break;
             }
@@ -212,11 +209,10 @@ fn context_based_migration_through_the_nbi_and_its_failures() {
         }
         assert!(instances(nbi, &ia).await.is_empty());
         assert_eq!(instances(nbi, &ib).await, vec![(m, "sub-7".to_string(), "Running".to_string())]);
-        let (_, list) = common::nbi(nbi, Method::GET, "/migrations", None).await;
+        let (_, list) = nbi.call(Method::GET, "/migrations", None).await;
         assert_eq!(list.as_array().map(Vec::len), Some(4));
     });
     drop(gb);
     cleanup(&a);
     cleanup(&b);
-    let _ = std::fs::remove_dir_all(&root);
 }

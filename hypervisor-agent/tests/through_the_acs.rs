@@ -7,39 +7,38 @@
 //! ACS's parameter cache shows the new value. Needs root (network namespaces), Open vSwitch
 //! running (scripts/start-ovs), dnsmasq.
 
-mod common;
-
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{nbi, VIRT};
 use hyper::Method;
 use serde_json::json;
+use test_support::acs::start_acs;
+use test_support::agent::{agent_config, start_agent, start_proxy, VIRT};
+use test_support::{enc, Daemon, TempDir};
+
+const AGENT_BIN: &str = env!("CARGO_BIN_EXE_hypervisor-agent");
 
 fn sh(args: &[&str]) {
     let out = Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("{args:?}: {e}"));
     assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-/// Everything the test started; all stopped and removed on drop.
+/// Everything the test started, stopped and removed on drop (its files, in `dir`, go with the
+/// test's `TempDir`).
 struct Bed {
     dir: PathBuf,
     netns: String,
     veth: String,
     ovs_prefix: String,
-    agent: Option<Child>,
-    proxy: Option<Child>,
+    agent: Option<Daemon>,
+    proxy: Option<Daemon>,
 }
 
 impl Drop for Bed {
     fn drop(&mut self) {
-        for c in [self.proxy.take(), self.agent.take()].into_iter().flatten() {
-            let mut c = c;
-            let _ = Command::new("kill").arg(c.id().to_string()).status();
-            std::thread::sleep(Duration::from_millis(300));
-            let _ = c.kill();
-            let _ = c.wait();
+        for mut d in [self.proxy.take(), self.agent.take()].into_iter().flatten() {
+            d.terminate(Duration::from_millis(300));
         }
         let _ = Command::new("ip").args(["netns", "del", &self.netns]).status();
         let _ = Command::new("ip").args(["link", "del", &self.veth]).stderr(Stdio::null()).status();
@@ -48,7 +47,6 @@ impl Drop for Bed {
                 .args(["--if-exists", "del-br", &format!("{}-{br}", self.ovs_prefix)])
                 .status();
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -61,11 +59,9 @@ impl Bed {
 #[test]
 fn nbi_add_object_and_dhcp_settings_reach_a_real_proxy_through_the_agent() {
     let tag = std::process::id() % 1000;
-    let dir = std::env::temp_dir().join(format!("hv-e2e-{tag}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = TempDir::new("hv-e2e");
     let mut bed = Bed {
-        dir: dir.clone(),
+        dir: dir.to_path_buf(),
         netns: format!("hve{tag}"),
         veth: format!("hvm{tag}"),
         ovs_prefix: format!("he{tag}"),
@@ -88,15 +84,15 @@ fn nbi_add_object_and_dhcp_settings_reach_a_real_proxy_through_the_agent() {
     sh(&["ip", "-n", &bed.netns, "link", "set", "home0", "up"]);
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    let (cwmp_addr, nbi_addr) = common::start_acs(&rt, &dir, "host-e2e");
-    common::agent_config(&dir, "host-e2e", cwmp_addr, &bed.ovs_prefix, &format!("10.253.{net}.0/24"), "");
-    bed.agent = Some(common::start_agent(&dir));
+    let (cwmp_addr, nbi) = start_acs(&rt, &dir, "host-e2e");
+    agent_config(&dir, "host-e2e", cwmp_addr, &bed.ovs_prefix, &format!("10.253.{net}.0/24"), "");
+    bed.agent = Some(start_agent(AGENT_BIN, &dir));
 
     rt.block_on(async {
         // The agent bootstraps into the ACS.
         let id = "00A0B1-vRGW-Host-host-e2e";
-        common::wait_device(nbi_addr, id, &dir.join("agent.log")).await;
-        let task = |body: serde_json::Value| common::task(nbi_addr, id, body);
+        nbi.wait_device(id, &dir.join("agent.log")).await;
+        let task = |body: serde_json::Value| nbi.task(id, body);
         // A template, then an instance of it on S-VLAN 100 / C-VLAN 7: AddObject with its
         // values in the same session.
         let (s, v) = task(json!({"name": "addObject", "objectName": format!("{VIRT}Template."),
@@ -121,7 +117,7 @@ fn nbi_add_object_and_dhcp_settings_reach_a_real_proxy_through_the_agent() {
         let state = hypervisor_agent::state::State::open(&dir.join("agent.db")).expect("agent state");
         let slot = state.slot_of(n as u32).expect("slot").expect("instance has a slot");
         std::fs::write(dir.join("secret"), &slot.secret).expect("secret");
-        let proxy = common::start_proxy(&bed.netns, &format!("10.253.{net}.2:8730"), &dir, "sub-42");
+        let proxy = start_proxy(&bed.netns, &format!("10.253.{net}.2:8730"), &dir, "sub-42");
         bed.proxy = Some(proxy);
         // The agent pushes the instance's profile once the proxy answers: the SSID of the
         // profile (named after the instance) replaces the proxy's own factory one.
@@ -151,13 +147,13 @@ fn nbi_add_object_and_dhcp_settings_reach_a_real_proxy_through_the_agent() {
 
         // The ACS's parameter cache has the new values.
         let proj = format!("{pool}MinAddress,{pool}MaxAddress");
-        let (_, v) = nbi(
-            nbi_addr,
-            Method::GET,
-            &format!("/devices?query={}&projection={}", common::enc(&json!({"_id": id}).to_string()), common::enc(&proj)),
-            None,
-        )
-        .await;
+        let (_, v) = nbi
+            .call(
+                Method::GET,
+                &format!("/devices?query={}&projection={}", enc(&json!({"_id": id}).to_string()), enc(&proj)),
+                None,
+            )
+            .await;
         let text = v.to_string();
         assert!(text.contains("192.168.1.50") && text.contains("192.168.1.60"), "{text}");
     });
