@@ -1,9 +1,9 @@
 //! The host against real libvirt (its test driver, in this process) and real Open vSwitch.
 
 use super::*;
-use crate::compute::Libvirt;
+use crate::compute::{DomState, Libvirt};
 use crate::vlan::{Binding, Ovs};
-use cwmp::{AddObject, DeleteObject, GetParameterValues, ParameterValue, SetParameterValues};
+use cwmp::{AddObject, Body, DeleteObject, GetParameterValues, ParameterValue, SetParameterValues};
 
 /// Alias, VLANID, TPID, LowerLayers of a VLAN termination row.
 type VlanRow = (String, u32, u32, String);

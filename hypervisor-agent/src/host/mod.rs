@@ -1,0 +1,401 @@
+//! The host: its data model (TR-181 plus our virtualization extension) and what setting it does
+//! to libvirt and the switch. Every operation on vRGWs is a data-model operation:
+//!
+//! - AddObject on `Instance.` makes a row; once the row has a template and both VLANs (usually in
+//!   the same session) the instance is provisioned: a suspended instance of an enabled pool of
+//!   that template is rebound to the subscriber's VLANs and resumed, or, when the pool is empty,
+//!   a new domain is defined and started on those VLANs.
+//! - DeleteObject on `Instance.{i}.` destroys and undefines its domain and frees its VLANs.
+//! - Setting `RequestedState` runs, suspends or stops it; setting its VLANs rebinds it.
+//! - Setting a pool's `TargetSize` (or `Enable`) makes [`Host::pool_step`], run in the
+//!   background, fill or drain it one domain at a time, with progress in `Ready`, `Suspended`
+//!   and `Status`.
+//!
+//! A SetParameterValues is validated whole, once (types, ranges, unique VLAN pairs, template
+//! references, every instance it touches: a [`datamodel::SetPlan`]) before anything is applied;
+//! the instances' parts go to their vRGWs at once (each checks its part once and applies it, all
+//! or nothing across them); what is applied is saved before the domains are touched, so a crash
+//! in between is finished by [`Host::reconcile`].
+//! Failures of libvirt or the switch after a set was accepted show in the instance's `Status`
+//! (`Error`) and `LastError`, and in the log.
+//!
+//! Layout: this file holds [`Host`], its settings, its error and the helpers every concern
+//! shares (the row's wishes, the domain spec, saving); one file per concern beside it:
+//! `request` (the ACS's requests: get, set, add, delete routing), `provision` (an instance row
+//! brought to what it asks for), `pool` (fill, warm-up, suspend, drain), `topology` (the TR-181
+//! mirror of the trunk and the embedded devices), `reconcile` (after restarts, and the periodic
+//! state reads) and `migration` (moving an instance between hosts).
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use cwmp::Value;
+use datamodel::{DataModel, Schema, Tree};
+
+use crate::compute::{Compute, ComputeError};
+use crate::domain::{mac, Boot, DomainSpec, Nic, Owner};
+use crate::proxy::ProxyMount;
+use crate::state::{Slot, SlotUse, State, StateError};
+use crate::vlan::{LanNic, VlanBackend, VlanError};
+
+/// Settings of the host side.
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    /// This agent's id: the ownership mark on its domains (unique per host).
+    pub agent_id: String,
+    /// libvirt domain type: `qemu` (TCG), `kvm`, or `test` with libvirt's test driver.
+    pub domain_type: String,
+    /// Host-only bridge of the management NICs.
+    pub mgmt_bridge: String,
+    /// Management network: slot `n` gets `base + 1 + n` (the agent itself is `base + 1`).
+    pub mgmt_base: Ipv4Addr,
+    /// Its prefix length.
+    pub mgmt_prefix: u8,
+    /// Bridge of the WAN NICs.
+    pub wan_bridge: String,
+    /// Where instance disk overlays are made (image composition).
+    pub overlay_dir: PathBuf,
+    /// TCG translation-block cache for `qemu` domains, MiB.
+    pub tb_cache_mib: Option<u32>,
+    /// TCP port of the proxies on their management addresses.
+    pub proxy_port: u16,
+    /// How long a pooled domain may boot before it is suspended: the pool waits for its proxy to
+    /// accept connections (a booted guest resumes at once for its subscriber), at most this long
+    /// (then the domain is destroyed and made again). `None` suspends at once: libvirt's test
+    /// driver runs no guest.
+    pub pool_warmup: Option<std::time::Duration>,
+    /// Where each domain's serial console is copied (`NAME.console.log`), if anywhere.
+    pub console_log_dir: Option<PathBuf>,
+    /// The libvirt URI other hosts reach this one at for migrations (`MigrationURI`), if any.
+    pub migration_uri: Option<String>,
+    /// Prefix of the host-side NIC names (`PREFIXl12` is slot 12's LAN port); at most 8
+    /// characters, as Linux interface names end at 15.
+    pub port_prefix: String,
+}
+
+/// Why an operation of the host failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// The agent's store.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// libvirt.
+    #[error(transparent)]
+    Compute(#[from] ComputeError),
+    /// The switch.
+    #[error(transparent)]
+    Vlan(#[from] VlanError),
+    /// Anything else, said plainly.
+    #[error("{0}")]
+    Other(String),
+}
+
+type Result<T> = std::result::Result<T, HostError>;
+
+const TEMPLATE: &str = "Device.X_VRGW-ORG_Virtualization.Template.";
+const POOL: &str = "Device.X_VRGW-ORG_Virtualization.Pool.";
+const INSTANCE: &str = "Device.X_VRGW-ORG_Virtualization.Instance.";
+
+/// The instance number a table path names: `PREFIX{n}.` or `PREFIX{n}` (a path reference).
+fn row_number(prefix: &str, path: &str) -> Option<u32> {
+    path.strip_prefix(prefix)?.trim_end_matches('.').split('.').next()?.parse().ok()
+}
+
+/// The instance number when `path` names an instance row itself (`Instance.3.`), not
+/// something below it.
+fn instance_row(path: &str) -> Option<u32> {
+    row_number(INSTANCE, path).filter(|n| path.trim_end_matches('.') == format!("{INSTANCE}{n}"))
+}
+
+/// What an instance row asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Wanted {
+    template: Option<u32>,
+    svlan: u16,
+    cvlan: u16,
+    requested: String,
+}
+
+/// The host data model and the resources behind it.
+pub struct Host {
+    /// The data model served to the ACS.
+    pub model: DataModel,
+    /// Each instance's own data model, also mounted in `model`.
+    mounts: std::collections::BTreeMap<u32, ProxyMount>,
+    /// Changed parameters under notification, not yet reported in an Inform.
+    changes: std::collections::BTreeMap<String, cwmp::ParameterValue>,
+    rt: tokio::runtime::Handle,
+    state: State,
+    compute: Arc<dyn Compute>,
+    vlan: Arc<dyn VlanBackend>,
+    cfg: HostConfig,
+    /// When each warming slot was started (this run; a restart starts the clock again).
+    warming: std::collections::BTreeMap<u32, std::time::Instant>,
+    /// Live migrations running on threads of their own.
+    live: migration::LiveJobs,
+    /// When their progress was last read.
+    progress_at: std::time::Instant,
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host").field("agent", &self.cfg.agent_id).finish()
+    }
+}
+
+impl Host {
+    /// The host model from the stored snapshot (or a fresh one), then reconciled with libvirt
+    /// and the switch.
+    ///
+    /// Calls to the proxies run on `rt`; the host's own methods must be called from outside any
+    /// runtime worker (the agent gives the host a thread of its own).
+    pub fn open(
+        cfg: HostConfig,
+        state: State,
+        compute: Arc<dyn Compute>,
+        vlan: Arc<dyn VlanBackend>,
+        rt: tokio::runtime::Handle,
+    ) -> Result<Host> {
+        let tree = match state.model()? {
+            Some(snap) => Tree::restore(Schema::host(), snap).map_err(HostError::Other)?,
+            None => Tree::new(Schema::host()),
+        };
+        let mut model = DataModel::new(tree);
+        if let Some(k) = state.meta("ParameterKey")? {
+            let _ = model.set_parameter_values(&[], &k);
+        }
+        let mut mounts = std::collections::BTreeMap::new();
+        let profiles: std::collections::BTreeMap<u32, datamodel::tree::Snapshot> =
+            state.profiles()?.into_iter().collect();
+        for n in model.root().instances(INSTANCE) {
+            let mount = match profiles.get(&n) {
+                Some(snap) => ProxyMount::with_profile(
+                    rt.clone(),
+                    Tree::restore(Schema::vrgw(), snap.clone())
+                        .map_err(|e| HostError::Other(format!("profile {n}: {e}")))?,
+                ),
+                None => ProxyMount::new(rt.clone(), &n.to_string()),
+            };
+            model.mount(&format!("{INSTANCE}{n}.Device."), Box::new(mount.clone()));
+            mounts.insert(n, mount);
+        }
+        // Notification attributes the ACS set, as they were.
+        if let Some(text) = state.meta("attributes")? {
+            let list: Vec<(String, u32, Vec<String>)> = serde_json::from_str(&text).unwrap_or_default();
+            let attrs: Vec<cwmp::SetParameterAttribute> = list
+                .into_iter()
+                .filter_map(|(name, code, access_list)| {
+                    Some(cwmp::SetParameterAttribute {
+                        name,
+                        notification_change: true,
+                        notification: cwmp::Notification::from_code(code)?,
+                        access_list_change: true,
+                        access_list,
+                    })
+                })
+                .collect();
+            for a in attrs {
+                if let Err(f) = model.set_parameter_attributes(std::slice::from_ref(&a)) {
+                    tracing::warn!(parameter = %a.name, "stored attribute not restored: {}", f.string);
+                }
+            }
+        }
+        let mut host = Host {
+            model,
+            mounts,
+            changes: Default::default(),
+            rt,
+            state,
+            compute,
+            vlan,
+            cfg,
+            warming: Default::default(),
+            live: Default::default(),
+            progress_at: std::time::Instant::now(),
+        };
+        let uri = host.cfg.migration_uri.clone().unwrap_or_default();
+        host.set_internal("Device.X_VRGW-ORG_Virtualization.MigrationURI", Value::String(uri));
+        host.reconcile()?;
+        Ok(host)
+    }
+
+    /// The agent's store.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    fn value(&self, path: &str) -> Option<Value> {
+        self.model.root().value(path)
+    }
+
+    fn string(&self, path: &str) -> String {
+        match self.value(path) {
+            Some(Value::String(s)) => s,
+            _ => String::new(),
+        }
+    }
+
+    fn uint(&self, path: &str) -> u32 {
+        match self.value(path) {
+            Some(Value::UnsignedInt(n)) => n,
+            _ => 0,
+        }
+    }
+
+    fn set_internal(&mut self, path: &str, v: Value) {
+        if let Err(e) = self.model.root_mut().set_internal(path, v) {
+            tracing::error!(path, "internal set refused: {}", e.string);
+        }
+    }
+
+    fn wanted(&self, n: u32) -> Wanted {
+        let p = format!("{INSTANCE}{n}.");
+        Wanted {
+            template: row_number(TEMPLATE, &self.string(&format!("{p}Template"))),
+            svlan: u16::try_from(self.uint(&format!("{p}SVLAN"))).unwrap_or(0),
+            cvlan: u16::try_from(self.uint(&format!("{p}CVLAN"))).unwrap_or(0),
+            requested: self.string(&format!("{p}RequestedState")),
+        }
+    }
+
+    fn save(&self) -> Result<()> {
+        self.state.save_model(&self.model.root().snapshot())?;
+        let attrs: Vec<serde_json::Value> = self
+            .model
+            .attributes()
+            .into_iter()
+            .map(|(name, n, access)| serde_json::json!([name, n.code(), access]))
+            .collect();
+        self.state.set_meta("attributes", &serde_json::Value::Array(attrs).to_string())?;
+        let profiles: Vec<(u32, datamodel::tree::Snapshot)> =
+            self.mounts.iter().map(|(n, m)| (*n, m.profile())).collect();
+        self.state.save_profiles(&profiles)?;
+        self.state.set_meta("ParameterKey", self.model.parameter_key())?;
+        Ok(())
+    }
+
+    fn lan_port(&self, slot: u32) -> String {
+        format!("{}l{slot}", self.cfg.port_prefix)
+    }
+
+    fn mgmt_address(&self, slot: u32) -> String {
+        let ip = Ipv4Addr::from(u32::from(self.cfg.mgmt_base).wrapping_add(1 + slot));
+        format!("{ip}/{}", self.cfg.mgmt_prefix)
+    }
+
+    /// The domain of `slot` made from `template`, its LAN port on (bridge, tag).
+    fn spec(&self, slot: &Slot, lan: &LanNic) -> Result<DomainSpec> {
+        let t = format!("{TEMPLATE}{}.", slot.template);
+        if !self.model.root().instances(TEMPLATE).contains(&slot.template) {
+            return Err(HostError::Other(format!("template {} does not exist", slot.template)));
+        }
+        let image = self.string(&format!("{t}Image"));
+        let boot = if image.ends_with(".qcow2") {
+            Boot::Disk { overlay: self.cfg.overlay_dir.join(format!("{}.qcow2", slot.domain)).display().to_string() }
+        } else {
+            let dir = image.trim_end_matches('/');
+            Boot::Kernel {
+                kernel: format!("{dir}/vmlinuz"),
+                initrd: format!("{dir}/initrd.img"),
+                cmdline: "console=ttyS0 quiet".into(),
+            }
+        };
+        let id = self.cfg.agent_id.as_bytes();
+        let prefix = [id.first().copied().unwrap_or(0), id.last().copied().unwrap_or(0)];
+        // A vRGW that came from another host keeps its MAC addresses.
+        let mac = |prefix: [u8; 2], slot_id: u32, nic: u8| -> String {
+            match slot.macs.get(usize::from(nic)) {
+                Some(m) if slot.macs.len() == 3 => m.clone(),
+                _ => mac(prefix, slot_id, nic),
+            }
+        };
+        Ok(DomainSpec {
+            name: slot.domain.clone(),
+            kind: self.cfg.domain_type.clone(),
+            memory_kib: u64::from(self.uint(&format!("{t}MemoryKiB")).max(16384)),
+            vcpus: self.uint(&format!("{t}VCPUs")).max(1),
+            boot,
+            mgmt: Nic {
+                bridge: self.cfg.mgmt_bridge.clone(),
+                openvswitch: false,
+                vlan: None,
+                mac: mac(prefix, slot.id, 0),
+                target: Some(format!("{}m{}", self.cfg.port_prefix, slot.id)),
+            },
+            lan: Nic {
+                bridge: lan.bridge.clone(),
+                openvswitch: lan.openvswitch,
+                vlan: lan.vlan,
+                mac: mac(prefix, slot.id, 1),
+                target: Some(self.lan_port(slot.id)),
+            },
+            wan: Nic {
+                bridge: self.cfg.wan_bridge.clone(),
+                openvswitch: false,
+                vlan: None,
+                mac: mac(prefix, slot.id, 2),
+                target: Some(format!("{}w{}", self.cfg.port_prefix, slot.id)),
+            },
+            mgmt_address: slot.mgmt_address.clone(),
+            secret: slot.secret.clone(),
+            owner: Owner { agent: self.cfg.agent_id.clone(), slot: slot.id },
+            tb_cache_mib: if self.cfg.domain_type == "qemu" { self.cfg.tb_cache_mib } else { None },
+            console_log: self
+                .cfg
+                .console_log_dir
+                .as_ref()
+                .map(|d| d.join(format!("{}.console.log", slot.domain)).display().to_string()),
+            uuid: (!slot.uuid.is_empty()).then(|| slot.uuid.clone()),
+            profile: None,
+        })
+    }
+
+    /// An image-based template's instance needs its overlay over the template's base image.
+    fn compose_image(&self, spec: &DomainSpec, template: u32) -> Result<()> {
+        let Boot::Disk { overlay } = &spec.boot else { return Ok(()) };
+        if std::path::Path::new(overlay).exists() {
+            return Ok(());
+        }
+        let base = self.string(&format!("{TEMPLATE}{template}.Image"));
+        std::fs::create_dir_all(&self.cfg.overlay_dir).map_err(|e| HostError::Other(format!("{e}")))?;
+        let out = std::process::Command::new("qemu-img")
+            .args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", &base, overlay])
+            .output()
+            .map_err(|e| HostError::Other(format!("qemu-img: {e}")))?;
+        if !out.status.success() {
+            return Err(HostError::Other(format!("qemu-img: {}", String::from_utf8_lossy(&out.stderr).trim())));
+        }
+        Ok(())
+    }
+
+    fn secret() -> String {
+        cwmp::auth::random_hex(16)
+    }
+
+    fn destroy_slot(&mut self, slot: &Slot) -> Result<()> {
+        self.state.set_slot(slot.id, SlotUse::Deleting, slot.instance)?;
+        let port = self.lan_port(slot.id);
+        let svlan = self.vlan.bindings()?.into_iter().find(|b| b.port == port).map(|b| b.svlan);
+        self.compute.undefine(&slot.domain)?;
+        self.vlan.release(&port)?;
+        if let Some(s) = svlan {
+            self.vlan.remove_svlan_if_unused(s)?;
+        }
+        let overlay = self.cfg.overlay_dir.join(format!("{}.qcow2", slot.domain));
+        let _ = std::fs::remove_file(overlay);
+        self.state.drop_slot(slot.id)?;
+        Ok(())
+    }
+}
+
+mod migration;
+mod pool;
+mod provision;
+mod reconcile;
+mod request;
+mod topology;
+pub use migration::Mode as MigrationMode;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,157 @@
+//! Provisioning: an instance row brought to what it asks for (a pooled domain taken and rebound,
+//! or a cold start; VLANs, requested state, its proxy attached), and released when it goes.
+
+use cwmp::Value;
+
+use super::{row_number, Host, HostError, Result, INSTANCE, POOL, TEMPLATE};
+use crate::compute::DomState;
+use crate::proxy::ProxyTarget;
+use crate::state::{Slot, SlotUse};
+
+impl Host {
+    /// Brings every instance to what its row asks for. Failures are recorded on the instance.
+    pub fn converge(&mut self) {
+        let all = self.model.root().instances(INSTANCE);
+        self.converge_only(&all);
+    }
+
+    /// [`Host::converge`] for these instances only.
+    pub(super) fn converge_only(&mut self, instances: &[u32]) {
+        let live = self.model.root().instances(INSTANCE);
+        for &n in instances.iter().filter(|n| live.contains(n)) {
+            if let Err(e) = self.converge_instance(n) {
+                tracing::error!(instance = n, "{e}");
+                let p = format!("{INSTANCE}{n}.");
+                self.set_internal(&format!("{p}Status"), Value::String("Error".into()));
+                self.set_internal(&format!("{p}LastError"), Value::String(e.to_string()));
+            }
+        }
+        self.update_pools();
+        self.sync_topology();
+    }
+
+    fn converge_instance(&mut self, n: u32) -> Result<()> {
+        let w = self.wanted(n);
+        let p = format!("{INSTANCE}{n}.");
+        let slot = self.state.slot_of(n)?;
+        if let Some(s) = slot.as_ref().filter(|s| matches!(s.usage, SlotUse::Incoming | SlotUse::Outgoing)) {
+            // A migration owns it until it completes or is aborted.
+            let _ = s;
+            self.set_internal(&format!("{p}Status"), Value::String("Migrating".into()));
+            return Ok(());
+        }
+        let Some(slot) = slot else {
+            if self.migration_mode(n).is_some() {
+                // Made for a migration here: provisioned by its commands only (or already left).
+                if self.string(&format!("{p}Status")) != "Migrated" {
+                    self.set_internal(&format!("{p}Status"), Value::String("Defining".into()));
+                }
+                return Ok(());
+            }
+            let (Some(template), true) = (w.template, w.svlan != 0 && w.cvlan != 0) else {
+                // Not enough to provision yet.
+                self.set_internal(&format!("{p}Status"), Value::String("Defining".into()));
+                return Ok(());
+            };
+            if w.requested == "Stopped" {
+                self.set_internal(&format!("{p}Status"), Value::String("Stopped".into()));
+                return Ok(());
+            }
+            return self.provision(n, template, w.svlan, w.cvlan, &w.requested);
+        };
+        // Provisioned: VLANs and state follow the row.
+        let port = self.lan_port(slot.id);
+        let bound = self.vlan.bindings()?.into_iter().find(|b| b.port == port);
+        if bound.as_ref().map(|b| (b.svlan, b.cvlan)) != Some((w.svlan, w.cvlan)) && w.svlan != 0 && w.cvlan != 0 {
+            let old = bound.map(|b| b.svlan);
+            self.vlan.bind(&port, w.svlan, w.cvlan)?;
+            let nic = self.vlan.lan_nic(Some((w.svlan, w.cvlan)))?;
+            self.compute.define(&self.spec(&slot, &nic)?)?;
+            if let Some(old) = old.filter(|o| *o != w.svlan) {
+                self.vlan.remove_svlan_if_unused(old)?;
+            }
+            tracing::info!(instance = n, svlan = w.svlan, cvlan = w.cvlan, "rebound");
+        }
+        if self.mounts.get(&n).is_some_and(|m| !m.attached()) {
+            self.attach(n, &slot)?;
+        }
+        let now = self.compute.state(&slot.domain)?;
+        match (w.requested.as_str(), now) {
+            (_, None) => return Err(HostError::Other(format!("domain {} is missing", slot.domain))),
+            ("Running", Some(DomState::Paused)) => self.compute.resume(&slot.domain)?,
+            ("Running", Some(DomState::ShutOff | DomState::Crashed)) => self.compute.start(&slot.domain)?,
+            ("Suspended", Some(DomState::Running)) => self.compute.suspend(&slot.domain)?,
+            ("Stopped", Some(DomState::Running | DomState::Paused)) => self.compute.stop(&slot.domain)?,
+            _ => {}
+        }
+        self.refresh_instance(n, &slot)?;
+        Ok(())
+    }
+
+    /// Takes a pooled domain (or makes a new one) for instance `n`.
+    fn provision(&mut self, n: u32, template: u32, s: u16, c: u16, requested: &str) -> Result<()> {
+        let p = format!("{INSTANCE}{n}.");
+        let pool = self
+            .model
+            .root()
+            .instances(POOL)
+            .into_iter()
+            .filter(|&k| matches!(self.value(&format!("{POOL}{k}.Enable")), Some(Value::Boolean(true))))
+            .find(|&k| row_number(TEMPLATE, &self.string(&format!("{POOL}{k}.Template"))) == Some(template));
+        let nic = self.vlan.lan_nic(Some((s, c)))?;
+        let taken = match pool {
+            Some(k) => self.state.take_pooled(k)?,
+            None => None,
+        };
+        let slot = match taken {
+            Some(slot) => {
+                // Rebind its LAN port, record the assignment, resume.
+                self.vlan.bind(&self.lan_port(slot.id), s, c)?;
+                self.compute.define(&self.spec(&slot, &nic)?)?;
+                self.state.set_slot(slot.id, SlotUse::Assigned, Some(n))?;
+                if requested == "Running" {
+                    self.compute.resume(&slot.domain)?;
+                }
+                tracing::info!(instance = n, slot = slot.id, svlan = s, cvlan = c, "provisioned from the pool");
+                slot
+            }
+            None => {
+                let mgmt = |id: u32| self.mgmt_address(id);
+                let slot = self.state.new_slot(&self.cfg.agent_id, template, None, &mgmt, &Self::secret())?;
+                let spec = self.spec(&slot, &nic)?;
+                self.compose_image(&spec, template)?;
+                self.compute.define(&spec)?;
+                self.state.set_slot(slot.id, SlotUse::Assigned, Some(n))?;
+                self.compute.start(&slot.domain)?;
+                self.vlan.bind(&self.lan_port(slot.id), s, c)?;
+                if requested == "Suspended" {
+                    self.compute.suspend(&slot.domain)?;
+                }
+                tracing::info!(instance = n, slot = slot.id, svlan = s, cvlan = c, "provisioned by a cold start");
+                slot
+            }
+        };
+        self.set_internal(&format!("{p}LastError"), Value::String(String::new()));
+        self.attach(n, &slot)?;
+        self.refresh_instance(n, &slot)
+    }
+
+    /// Points instance `n`'s mount at its proxy (the profile is pushed by [`Host::sync_proxies`]).
+    pub(super) fn attach(&mut self, n: u32, slot: &Slot) -> Result<()> {
+        let Some(m) = self.mounts.get(&n) else { return Ok(()) };
+        let ip = slot.mgmt_address.split('/').next().unwrap_or("");
+        m.attach(ProxyTarget { url: format!("http://{ip}:{}/RPC2", self.cfg.proxy_port), secret: slot.secret.clone() })
+            .map_err(|f| HostError::Other(f.string))
+    }
+
+    /// Destroys and undefines instance `n`'s domain and frees its VLANs (before its row goes).
+    pub(super) fn release_instance(&mut self, n: u32) -> Result<()> {
+        let Some(slot) = self.state.slot_of(n)? else { return Ok(()) };
+        if let Some(m) = self.mounts.get(&n) {
+            m.detach();
+        }
+        self.destroy_slot(&slot)?;
+        tracing::info!(instance = n, slot = slot.id, "released");
+        Ok(())
+    }
+}

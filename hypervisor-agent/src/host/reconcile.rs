@@ -1,0 +1,109 @@
+//! Reconciliation: after a restart or a crash the store, libvirt and the switch are brought back
+//! in line; periodically the domains' states are read and profiles pushed to proxies that came up.
+
+use cwmp::Value;
+
+use super::{Host, Result, INSTANCE};
+use crate::compute::DomState;
+use crate::state::{Slot, SlotUse};
+
+impl Host {
+    /// After a start: finishes or rolls back what a crash interrupted, adopts the domains this
+    /// agent owns, re-creates any of its domains that vanished, and removes owned domains
+    /// nothing refers to (logged as drift). Then every instance is converged.
+    pub fn reconcile(&mut self) -> Result<()> {
+        let owned = self.compute.owned(&self.cfg.agent_id)?;
+        let instances = self.model.root().instances(INSTANCE);
+        for slot in self.state.slots()? {
+            let exists = owned.iter().any(|d| d.name == slot.domain);
+            match slot.usage {
+                SlotUse::Creating | SlotUse::Deleting => {
+                    tracing::warn!(slot = slot.id, usage = ?slot.usage, "finishing an interrupted operation: removing");
+                    self.destroy_slot(&slot)?;
+                }
+                SlotUse::Assigned if slot.instance.is_none_or(|n| !instances.contains(&n)) => {
+                    tracing::warn!(slot = slot.id, "drift: serves no instance any more; removing");
+                    self.destroy_slot(&slot)?;
+                }
+                SlotUse::Incoming | SlotUse::Outgoing if slot.instance.is_none_or(|n| !instances.contains(&n)) => {
+                    tracing::warn!(slot = slot.id, "drift: a migration's instance is gone; removing its domain");
+                    self.destroy_slot(&slot)?;
+                }
+                SlotUse::Pooled | SlotUse::Warming if !exists => {
+                    tracing::warn!(slot = slot.id, "drift: pooled domain vanished; forgetting it (the pool refills)");
+                    self.state.drop_slot(slot.id)?;
+                }
+                SlotUse::Assigned if !exists => {
+                    tracing::warn!(slot = slot.id, "drift: domain of an instance vanished; defining it again");
+                    let n = slot.instance.unwrap_or(0);
+                    let w = self.wanted(n);
+                    let nic = self.vlan.lan_nic(Some((w.svlan, w.cvlan)))?;
+                    let spec = self.spec(&slot, &nic)?;
+                    self.compose_image(&spec, slot.template)?;
+                    self.compute.define(&spec)?;
+                    if w.requested != "Stopped" {
+                        self.compute.start(&slot.domain)?;
+                        self.vlan.bind(&self.lan_port(slot.id), w.svlan, w.cvlan)?;
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.reconcile_migrations()?;
+        let known: Vec<String> = self.state.slots()?.into_iter().map(|s| s.domain).collect();
+        for d in owned.iter().filter(|d| !known.contains(&d.name)) {
+            tracing::warn!(domain = %d.name, slot = d.owner.slot, "drift: owned domain with no record; removing it");
+            self.compute.undefine(&d.name)?;
+        }
+        self.converge();
+        self.save()?;
+        Ok(())
+    }
+
+    /// CPU time, memory and status of every instance, from libvirt.
+    pub fn refresh_stats(&mut self) {
+        let Ok(slots) = self.state.slots() else { return };
+        for slot in slots {
+            if let (SlotUse::Assigned, Some(n)) = (slot.usage, slot.instance) {
+                if let Err(e) = self.refresh_instance(n, &slot) {
+                    tracing::warn!(instance = n, "reading its state: {e}");
+                }
+            }
+        }
+        self.update_pools();
+    }
+
+    pub(super) fn refresh_instance(&mut self, n: u32, slot: &Slot) -> Result<()> {
+        let p = format!("{INSTANCE}{n}.");
+        let st = self.compute.state(&slot.domain)?;
+        let status = st.map_or("Error", DomState::as_str);
+        self.set_internal(&format!("{p}Status"), Value::String(status.into()));
+        let ip = slot.mgmt_address.split('/').next().unwrap_or("").to_string();
+        self.set_internal(&format!("{p}ManagementAddress"), Value::String(ip));
+        self.set_internal(&format!("{p}Domain"), Value::String(slot.domain.clone()));
+        if st.is_some_and(|s| s != DomState::ShutOff) {
+            let stats = self.compute.stats(&slot.domain)?;
+            self.set_internal(&format!("{p}CPUTime"), Value::UnsignedLong(stats.cpu_time_ns / 1_000_000));
+            self.set_internal(
+                &format!("{p}MemoryKiB"),
+                Value::UnsignedInt(u32::try_from(stats.memory_kib).unwrap_or(u32::MAX)),
+            );
+        }
+        Ok(())
+    }
+
+    /// Pushes their profiles to instances whose proxies answer and do not have them yet (a
+    /// vRGW that just booted). How many are in sync.
+    pub fn sync_proxies(&mut self) -> usize {
+        let key = self.model.parameter_key().to_string();
+        let mut synced = 0;
+        for (n, m) in &self.mounts {
+            match m.sync(&key) {
+                Ok(true) => synced += 1,
+                Ok(false) => {}
+                Err(f) => tracing::warn!(instance = n, "pushing its profile: {}", f.string),
+            }
+        }
+        synced
+    }
+}

@@ -1,0 +1,193 @@
+//! Request handling: the ACS's requests on the host data model (get, set, add, delete and
+//! attributes), the validation of a SetParameterValues, and the value changes an Inform reports.
+
+use cwmp::{Body, Fault, FaultCode, ParameterFault, SetParameterValuesResponse, Value};
+use datamodel::SetPlan;
+
+use super::{instance_row, row_number, Host, INSTANCE, POOL, TEMPLATE};
+use crate::proxy::ProxyMount;
+
+impl Host {
+    /// Reads the parameters under notification; changed ones wait for the next Inform. When one
+    /// has active notification, "4 VALUE CHANGE" is queued (durably) and true returned.
+    pub fn collect_changes(&mut self) -> bool {
+        let c = self.model.poll_value_changes();
+        for p in c.changed {
+            self.changes.insert(p.name.clone(), p);
+        }
+        if c.active {
+            if let Err(e) = self.state.push_event(cwmp::event::VALUE_CHANGE, "") {
+                tracing::error!("queueing 4 VALUE CHANGE: {e}");
+            }
+        }
+        c.active
+    }
+
+    /// The changed parameters to report in the next Inform.
+    pub fn pending_changes(&self) -> Vec<cwmp::ParameterValue> {
+        self.changes.values().cloned().collect()
+    }
+
+    /// Forgets reported changes (the ACS accepted the Inform that carried them).
+    pub fn changes_reported(&mut self, names: &[String]) {
+        for n in names {
+            self.changes.remove(n);
+        }
+    }
+
+    /// Serves one ACS request on the host data model, with the side effects described in the
+    /// module documentation.
+    pub fn handle(&mut self, req: &Body) -> Body {
+        let mut plan = None;
+        match req {
+            Body::SetParameterValues(r) => match self.plan_set(&r.parameter_list, &r.parameter_key) {
+                Ok(p) => plan = Some(p),
+                Err(f) => return Body::Fault(f),
+            },
+            Body::DeleteObject(r) => {
+                if let Some(n) = instance_row(&r.object_name) {
+                    if self.live.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&n) {
+                        return Body::Fault(Fault::with_string(
+                            FaultCode::RequestDenied,
+                            "the instance is being migrated live; delete it once the migration ended",
+                        ));
+                    }
+                    if let Err(e) = self.release_instance(n) {
+                        tracing::error!(instance = n, "deleting: {e}");
+                        return Body::Fault(Fault::with_string(FaultCode::InternalError, e.to_string()));
+                    }
+                }
+            }
+            _ => {}
+        }
+        if matches!(req, Body::GetParameterValues(_)) {
+            self.refresh_stats();
+        }
+        let resp = match plan {
+            Some(plan) => self.apply_set(plan),
+            None => datamodel::rpc::serve(&mut self.model, req),
+        };
+        // Mounts follow the instance rows.
+        match (req, &resp) {
+            (Body::AddObject(r), Body::AddObjectResponse(a)) if r.object_name == INSTANCE => {
+                let m = ProxyMount::new(self.rt.clone(), &a.instance_number.to_string());
+                self.model.mount(&format!("{INSTANCE}{}.Device.", a.instance_number), Box::new(m.clone()));
+                self.mounts.insert(a.instance_number, m);
+            }
+            (Body::DeleteObject(r), Body::DeleteObjectResponse(_)) => {
+                if let Some(n) = instance_row(&r.object_name) {
+                    self.mounts.remove(&n);
+                }
+            }
+            _ => {}
+        }
+        if matches!(resp, Body::SetParameterAttributesResponse(_)) {
+            if let Err(e) = self.save() {
+                tracing::error!("saving attributes: {e}");
+            }
+        }
+        let changed = matches!(
+            resp,
+            Body::SetParameterValuesResponse(_) | Body::AddObjectResponse(_) | Body::DeleteObjectResponse(_)
+        );
+        if changed {
+            if let Err(e) = self.save() {
+                tracing::error!("saving the data model: {e}");
+                return Body::Fault(Fault::with_string(FaultCode::InternalError, e.to_string()));
+            }
+            // Only the instances this request named (or all, for a change elsewhere in the
+            // virtualization tree, such as a template or a pool).
+            let touched: Option<Vec<u32>> = match req {
+                Body::SetParameterValues(r) => {
+                    let ns: Vec<Option<u32>> = r.parameter_list.iter().map(|p| row_number(INSTANCE, &p.name)).collect();
+                    ns.iter().all(Option::is_some).then(|| ns.into_iter().flatten().collect())
+                }
+                Body::AddObject(r) if r.object_name == INSTANCE => match &resp {
+                    Body::AddObjectResponse(a) => Some(vec![a.instance_number]),
+                    _ => None,
+                },
+                _ => None,
+            };
+            // Instances told a migration command run it instead of converging.
+            let commanded: Vec<u32> = match req {
+                Body::SetParameterValues(r) => r
+                    .parameter_list
+                    .iter()
+                    .filter_map(|p| {
+                        row_number(INSTANCE, &p.name).filter(|n| p.name == format!("{INSTANCE}{n}.Migration.Command"))
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            match touched {
+                Some(mut ns) => {
+                    ns.sort_unstable();
+                    ns.dedup();
+                    ns.retain(|n| !commanded.contains(n));
+                    self.converge_only(&ns);
+                }
+                None => self.converge(),
+            }
+            for n in commanded {
+                self.migration_command(n);
+            }
+        }
+        resp
+    }
+
+    /// Validates a SetParameterValues once: what the tree cannot check (references to templates
+    /// that exist, no change of template under a provisioned instance; every refused parameter
+    /// is reported, 9007), then the data model's plan.
+    fn plan_set(&self, values: &[cwmp::ParameterValue], parameter_key: &str) -> std::result::Result<SetPlan, Fault> {
+        let mut faults = Vec::new();
+        let refuse = |faults: &mut Vec<ParameterFault>, name: &str, why: String| {
+            faults.push(ParameterFault {
+                parameter_name: name.to_string(),
+                code: FaultCode::InvalidParameterValue,
+                string: why,
+            })
+        };
+        let templates = self.model.root().instances(TEMPLATE);
+        for pv in values {
+            let is_instance_template =
+                row_number(INSTANCE, &pv.name).is_some_and(|n| pv.name == format!("{INSTANCE}{n}.Template"));
+            let is_pool_template = row_number(POOL, &pv.name).is_some_and(|n| pv.name == format!("{POOL}{n}.Template"));
+            if !(is_instance_template || is_pool_template) {
+                continue;
+            }
+            let Value::String(target) = &pv.value else { continue };
+            if !target.is_empty() {
+                match row_number(TEMPLATE, target) {
+                    Some(t) if templates.contains(&t) => {}
+                    _ => refuse(&mut faults, &pv.name, format!("{target:?} is not a Template of this host")),
+                }
+            }
+            if let Some(n) = row_number(INSTANCE, &pv.name).filter(|_| is_instance_template) {
+                let bound = self.state.slot_of(n).ok().flatten().is_some();
+                if bound && row_number(TEMPLATE, target) != self.wanted(n).template {
+                    refuse(&mut faults, &pv.name, "the template of a provisioned instance cannot change".into());
+                }
+            }
+        }
+        if faults.is_empty() {
+            // Types, ranges, enumerations and unique VLAN pairs, across every row at once.
+            return self.model.plan_set(values, parameter_key);
+        }
+        Err(Fault {
+            code: FaultCode::InvalidArguments,
+            string: format!("{} of {} parameters refused; nothing was changed", faults.len(), values.len()),
+            set_parameter_values_faults: faults,
+        })
+    }
+
+    /// Applies a validated SetParameterValues: the instances' parts through their vRGWs, all at
+    /// once ([`crate::proxy::apply_all`]), then the host's own values.
+    fn apply_set(&mut self, plan: SetPlan) -> Body {
+        let (mounts, rt) = (&self.mounts, &self.rt);
+        let mount_at = |prefix: &str| row_number(INSTANCE, prefix).and_then(|n| mounts.get(&n).cloned());
+        match self.model.apply_set_with(plan, |plan| crate::proxy::apply_all(rt, plan, mount_at)) {
+            Ok(status) => Body::SetParameterValuesResponse(SetParameterValuesResponse { status }),
+            Err(f) => Body::Fault(f),
+        }
+    }
+}
