@@ -1,6 +1,13 @@
 //! The hypervisor agent: one per virtualization host. Toward the ACS a CWMP agent whose data
 //! model embeds the data models of its vRGWs; toward each vRGW an XML-RPC client of its
 //! vrgw-proxy; underneath, libvirt ([`compute`]) and the host's VLAN trunk ([`vlan`]).
+//!
+//! Layout: [`agent`] is the CWMP side (sessions with the ACS, connection requests); [`worker`]
+//! runs the [`host`] on a thread of its own; [`host`] is the host data model and what it does
+//! (`host/` holds one file per concern: request handling, provisioning, pools, the TR-181
+//! topology mirror, reconciliation, migration, and [`host::HostError`] with its mapping to CWMP
+//! faults); [`proxy`] mounts each vRGW's data model through its vrgw-proxy; [`state`] is the
+//! agent's SQLite store; [`domain`] writes and reads libvirt domain XML.
 
 pub mod agent;
 pub mod compute;

@@ -18,7 +18,7 @@ use std::time::Instant;
 use cwmp::{DateTime, Value};
 use datamodel::{Schema, Tree};
 
-use super::{Host, HostError, Result, INSTANCE, TEMPLATE};
+use super::{During, Host, HostError, Result, INSTANCE, TEMPLATE};
 use crate::compute::{DomState, LiveMigration};
 use crate::domain::identity_of;
 use crate::proxy::ProxyMount;
@@ -51,6 +51,14 @@ impl Mode {
 pub(super) struct LiveJob {
     started: Instant,
     result: Option<std::result::Result<LiveMigration, String>>,
+}
+
+#[cfg(test)]
+impl LiveJob {
+    /// A live migration still under way.
+    pub(super) fn running() -> LiveJob {
+        LiveJob { started: Instant::now(), result: None }
+    }
 }
 
 /// Shared between the host thread and the migration threads.
@@ -120,34 +128,42 @@ impl Host {
     }
 
     /// Runs the `Migration.Command` just set on instance `n`. Failures are recorded in the
-    /// migration's Status and Error (the set itself was valid).
-    pub(super) fn migration_command(&mut self, n: u32) {
+    /// migration's Status and Error (the set itself was valid), and returned.
+    pub(super) fn migration_command(&mut self, n: u32) -> Result<()> {
         let command = self.string(&self.mig(n, "Command"));
         let Some(mode) = self.migration_mode(n) else {
-            self.mig_status(n, "Error", "Migration.Mode is not set");
-            return;
+            let e = HostError::InvalidValue { name: self.mig(n, "Mode"), reason: "Migration.Mode is not set".into() };
+            self.mig_status(n, "Error", &e.to_string());
+            return Err(e);
         };
         let slot = match self.state.slot_of(n) {
             Ok(s) => s,
-            Err(e) => return self.mig_status(n, "Error", &e.to_string()),
+            Err(e) => {
+                let e = HostError::from(e);
+                self.mig_status(n, "Error", &e.to_string());
+                return Err(e);
+            }
         };
         let status = self.string(&self.mig(n, "Status"));
         let outcome = match (command.as_str(), slot.as_ref().map(|s| s.usage)) {
             ("Prepare", None) => self.prepare(n, mode),
             ("Prepare", Some(_)) => {
-                Err(HostError::Other("this instance already runs here: it cannot be prepared".into()))
+                Err(HostError::Refused("this instance already runs here: it cannot be prepared".into()))
             }
             ("Start", Some(SlotUse::Assigned)) => self.start_outgoing(n, mode),
             ("Start", Some(SlotUse::Outgoing)) => Ok(()),
-            ("Start", _) => Err(HostError::Other("no vRGW of this instance runs here".into())),
+            ("Start", _) => Err(HostError::Refused("no vRGW of this instance runs here".into())),
             ("Complete", Some(SlotUse::Incoming)) => self.complete(n, mode),
             ("Complete", None) if mode == Mode::ColdImage && status == "Prepared" => self.complete(n, mode),
             ("Complete", Some(SlotUse::Assigned)) if status == "Completed" => Ok(()),
-            ("Complete", _) => Err(HostError::Other("nothing was prepared here for this instance".into())),
+            ("Complete", _) => Err(HostError::Refused("nothing was prepared here for this instance".into())),
             ("Abort", _) => self.abort(n, mode, slot),
-            (other, _) => Err(HostError::Other(format!("command {other:?} does nothing"))),
+            (other, _) => Err(HostError::InvalidValue {
+                name: self.mig(n, "Command"),
+                reason: format!("command {other:?} does nothing"),
+            }),
         };
-        if let Err(e) = outcome {
+        if let Err(e) = &outcome {
             self.mig_status(n, "Error", &e.to_string());
         }
         let p = format!("{INSTANCE}{n}.");
@@ -163,13 +179,14 @@ impl Host {
         if let Err(e) = self.save() {
             tracing::error!("saving the data model: {e}");
         }
+        outcome
     }
 
     fn wanted_vlans(&self, n: u32) -> Result<(u32, u16, u16)> {
         let w = self.wanted(n);
         match (w.template, w.svlan, w.cvlan) {
             (Some(t), s, c) if s != 0 && c != 0 => Ok((t, s, c)),
-            _ => Err(HostError::Other("the instance needs a Template, an SVLAN and a CVLAN first".into())),
+            _ => Err(HostError::Refused("the instance needs a Template, an SVLAN and a CVLAN first".into())),
         }
     }
 
@@ -177,7 +194,10 @@ impl Host {
         let peer = self.string(&self.mig(n, "Peer"));
         let dom = self.string(&self.mig(n, "PeerDomain"));
         if peer.is_empty() || dom.is_empty() {
-            return Err(HostError::Other("Migration.Peer and Migration.PeerDomain are needed for this mode".into()));
+            return Err(HostError::InvalidValue {
+                name: self.mig(n, if peer.is_empty() { "Peer" } else { "PeerDomain" }),
+                reason: "Migration.Peer and Migration.PeerDomain are needed for this mode".into(),
+            });
         }
         Ok((peer, dom))
     }
@@ -189,15 +209,21 @@ impl Host {
         let xml = self
             .compute
             .peer_xml(&peer, &dom, inactive)
-            .map_err(|e| HostError::Other(format!("the source host's hypervisor: {e}")))?
-            .ok_or_else(|| HostError::Other(format!("no domain {dom} at {peer}")))?;
+            .map_err(|source| HostError::Peer { role: "source host", source })?
+            .ok_or_else(|| HostError::InvalidValue {
+                name: self.mig(n, "PeerDomain"),
+                reason: format!("no domain {dom} at {peer}"),
+            })?;
         Ok((peer, dom, xml))
     }
 
     /// The identity of the vRGW the source runs (or ran): (peer, identity).
     fn source_identity(&self, n: u32, inactive: bool) -> Result<(String, crate::domain::Identity)> {
         let (peer, dom, xml) = self.source_xml(n, inactive)?;
-        let id = identity_of(&xml).ok_or_else(|| HostError::Other(format!("{dom} at {peer} is not a vRGW")))?;
+        let id = identity_of(&xml).ok_or_else(|| HostError::InvalidValue {
+            name: self.mig(n, "PeerDomain"),
+            reason: format!("{dom} at {peer} is not a vRGW"),
+        })?;
         Ok((peer, id))
     }
 
@@ -214,14 +240,14 @@ impl Host {
                 let slot = self.state.new_slot(&self.cfg.agent_id, template, None, &mgmt, "")?;
                 self.state.set_identity(slot.id, &id.uuid, &id.macs, &id.mgmt_address, &id.secret)?;
                 self.state.set_slot(slot.id, SlotUse::Incoming, Some(n))?;
-                let slot = self.state.slot_of(n)?.ok_or_else(|| HostError::Other("slot vanished".into()))?;
+                let slot = self.state.slot_of(n)?.ok_or_else(|| HostError::NoSlot(n))?;
                 let port = self.lan_port(slot.id);
-                let nic = self.vlan.lan_nic(Some((s, c)))?;
+                let nic = self.vlan.lan_nic(Some((s, c))).during("choosing the LAN bridge")?;
                 let mut spec = self.spec(&slot, &nic)?;
                 spec.profile = id.profile.clone();
                 // The mirrored trunk: this host carries the C-VLAN before the switch-over.
-                self.vlan.bind(&port, s, c)?;
-                self.compute.define(&spec)?;
+                self.vlan.bind(&port, s, c).during("binding the port")?;
+                self.compute.define(&spec).during("defining the domain")?;
                 self.set_internal(&format!("{INSTANCE}{n}.Domain"), Value::String(slot.domain.clone()));
                 tracing::info!(instance = n, slot = slot.id, domain = %slot.domain, from = %peer, "ready for the live migration");
             }
@@ -246,12 +272,12 @@ impl Host {
                     None => None,
                 };
                 let Some(slot) = taken else {
-                    return Err(HostError::Other(format!(
+                    return Err(HostError::ResourcesExceeded(format!(
                         "the destination pool is empty: no suspended instance of template {template} to take"
                     )));
                 };
                 self.state.set_slot(slot.id, SlotUse::Incoming, Some(n))?;
-                self.compute.resume(&slot.domain)?;
+                self.compute.resume(&slot.domain).during("resuming the domain")?;
                 self.attach(n, &slot)?;
                 tracing::info!(instance = n, slot = slot.id, "a pooled vRGW takes the configuration, unbound");
             }
@@ -262,7 +288,7 @@ impl Host {
     }
 
     fn start_outgoing(&mut self, n: u32, mode: Mode) -> Result<()> {
-        let slot = self.state.slot_of(n)?.ok_or_else(|| HostError::Other("no slot".into()))?;
+        let slot = self.state.slot_of(n)?.ok_or_else(|| HostError::NoSlot(n))?;
         let started = Instant::now();
         self.set_internal(&self.mig(n, "StartTime"), now());
         self.set_internal(&self.mig(n, "Progress"), Value::UnsignedInt(0));
@@ -276,8 +302,8 @@ impl Host {
                 let dest = self
                     .compute
                     .peer_xml(&peer, &dom, true)
-                    .map_err(|e| HostError::Other(format!("the destination's hypervisor: {e}")))?
-                    .ok_or_else(|| HostError::Other(format!("the destination has no domain {dom} prepared")))?;
+                    .map_err(|source| HostError::Peer { role: "destination", source })?
+                    .ok_or_else(|| HostError::Refused(format!("the destination has no domain {dom} prepared")))?;
                 // The configuration travels in the destination's ownership mark.
                 let dest = match &profile {
                     Some(p) => with_profile(&dest, p),
@@ -297,19 +323,22 @@ impl Host {
                             j.result = Some(r);
                         }
                     })
-                    .map_err(|e| HostError::Other(format!("starting the migration thread: {e}")))?;
+                    .map_err(|source| HostError::Io { op: "starting the migration thread", source })?;
                 self.mig_status(n, "Migrating", "");
                 tracing::info!(instance = n, domain = %slot.domain, to = %self.string(&self.mig(n, "Peer")), "live migration started");
             }
             Mode::ColdImage => {
                 self.state.set_slot(slot.id, SlotUse::Outgoing, Some(n))?;
-                self.compute.stop(&slot.domain)?;
-                let nic = self.vlan.lan_nic(Some((self.wanted(n).svlan, self.wanted(n).cvlan)))?;
+                self.compute.stop(&slot.domain).during("stopping the domain")?;
+                let nic = self
+                    .vlan
+                    .lan_nic(Some((self.wanted(n).svlan, self.wanted(n).cvlan)))
+                    .during("choosing the LAN bridge")?;
                 let mut spec = self.spec(&slot, &nic)?;
                 // The definition (same UUID: `define` keeps it) now carries the configuration.
                 spec.profile = profile;
-                self.compute.define(&spec)?;
-                self.vlan.release(&port)?;
+                self.compute.define(&spec).during("defining the domain")?;
+                self.vlan.release(&port).during("releasing the port")?;
                 if let Some(m) = self.mounts.get(&n) {
                     m.detach();
                 }
@@ -319,8 +348,8 @@ impl Host {
             }
             Mode::ColdContext => {
                 self.state.set_slot(slot.id, SlotUse::Outgoing, Some(n))?;
-                self.compute.suspend(&slot.domain)?;
-                self.vlan.unbind(&port)?;
+                self.compute.suspend(&slot.domain).during("suspending the domain")?;
+                self.vlan.unbind(&port).during("unbinding the port")?;
                 self.set_internal(&self.mig(n, "Progress"), Value::UnsignedInt(50));
                 self.set_internal(&self.mig(n, "TotalTime"), ms(started));
                 self.mig_status(n, "Stopped", "");
@@ -334,19 +363,23 @@ impl Host {
         let (template, s, c) = self.wanted_vlans(n)?;
         let slot = match mode {
             Mode::Live => {
-                let slot = self.state.slot_of(n)?.ok_or_else(|| HostError::Other("no slot".into()))?;
-                match self.compute.state(&slot.domain)? {
+                let slot = self.state.slot_of(n)?.ok_or_else(|| HostError::NoSlot(n))?;
+                match self.compute.state(&slot.domain).during("reading the domain's state")? {
                     Some(DomState::Running | DomState::Paused) => {}
                     other => {
-                        return Err(HostError::Other(format!(
+                        return Err(HostError::Refused(format!(
                             "the domain has not arrived (it is {})",
                             other.map_or("undefined", DomState::as_str)
                         )))
                     }
                 }
                 // The ACS's copy of the configuration, if it travelled.
-                if let Some(profile) =
-                    self.compute.xml(&slot.domain, false)?.and_then(|x| identity_of(&x)).and_then(|i| i.profile)
+                if let Some(profile) = self
+                    .compute
+                    .xml(&slot.domain, false)
+                    .during("reading the domain's definition")?
+                    .and_then(|x| identity_of(&x))
+                    .and_then(|i| i.profile)
                 {
                     self.adopt_profile(n, &profile);
                 }
@@ -355,32 +388,33 @@ impl Host {
             Mode::ColdImage => {
                 let (_, id) = self.source_identity(n, true)?;
                 if self.string(&format!("{TEMPLATE}{template}.Image")).ends_with(".qcow2") {
-                    return Err(HostError::Other(
-                        "moving a disk overlay between hosts is not supported: use Live or ColdContext for disk templates"
+                    return Err(HostError::InvalidValue {
+                        name: self.mig(n, "Mode"),
+                        reason: "moving a disk overlay between hosts is not supported: use Live or ColdContext for disk templates"
                             .into(),
-                    ));
+                    });
                 }
                 let mgmt = |k: u32| self.mgmt_address(k);
                 let slot = self.state.new_slot(&self.cfg.agent_id, template, None, &mgmt, &Self::secret())?;
                 self.state.set_identity(slot.id, &id.uuid, &id.macs, &slot.mgmt_address, &slot.secret)?;
                 self.state.set_slot(slot.id, SlotUse::Incoming, Some(n))?;
-                let slot = self.state.slot_of(n)?.ok_or_else(|| HostError::Other("slot vanished".into()))?;
+                let slot = self.state.slot_of(n)?.ok_or_else(|| HostError::NoSlot(n))?;
                 if let Some(p) = &id.profile {
                     self.adopt_profile(n, p);
                 }
-                let nic = self.vlan.lan_nic(Some((s, c)))?;
+                let nic = self.vlan.lan_nic(Some((s, c))).during("choosing the LAN bridge")?;
                 let spec = self.spec(&slot, &nic)?;
-                self.compute.define(&spec)?;
-                self.compute.start(&slot.domain)?;
+                self.compute.define(&spec).during("defining the domain")?;
+                self.compute.start(&slot.domain).during("starting the domain")?;
                 slot
             }
-            Mode::ColdContext => self.state.slot_of(n)?.ok_or_else(|| HostError::Other("no slot".into()))?,
+            Mode::ColdContext => self.state.slot_of(n)?.ok_or_else(|| HostError::NoSlot(n))?,
         };
         let port = self.lan_port(slot.id);
-        self.vlan.bind(&port, s, c)?;
-        let nic = self.vlan.lan_nic(Some((s, c)))?;
+        self.vlan.bind(&port, s, c).during("binding the port")?;
+        let nic = self.vlan.lan_nic(Some((s, c))).during("choosing the LAN bridge")?;
         let spec = self.spec(&slot, &nic)?;
-        self.compute.define(&spec)?;
+        self.compute.define(&spec).during("defining the domain")?;
         self.state.set_slot(slot.id, SlotUse::Assigned, Some(n))?;
         self.attach(n, &slot)?;
         if mode == Mode::ColdContext {
@@ -431,9 +465,12 @@ impl Host {
             (SlotUse::Incoming, _) => {
                 // Destination: never give up a vRGW that already runs only here.
                 if mode == Mode::Live
-                    && matches!(self.compute.state(&slot.domain)?, Some(DomState::Running | DomState::Paused))
+                    && matches!(
+                        self.compute.state(&slot.domain).during("reading the domain's state")?,
+                        Some(DomState::Running | DomState::Paused)
+                    )
                 {
-                    return Err(HostError::Other(
+                    return Err(HostError::Refused(
                         "the vRGW already runs here (the live migration went through): complete it instead".into(),
                     ));
                 }
@@ -443,25 +480,25 @@ impl Host {
                 self.destroy_slot(&slot)?;
             }
             (SlotUse::Outgoing, Mode::Live) => {
-                return Err(HostError::Other("a live migration under way finishes or fails by itself".into()));
+                return Err(HostError::Refused("a live migration under way finishes or fails by itself".into()));
             }
             (SlotUse::Outgoing, Mode::ColdImage) => {
-                self.vlan.bind(&port, w.svlan, w.cvlan)?;
-                if self.compute.state(&slot.domain)? == Some(DomState::ShutOff) {
-                    self.compute.start(&slot.domain)?;
+                self.vlan.bind(&port, w.svlan, w.cvlan).during("binding the port")?;
+                if self.compute.state(&slot.domain).during("reading the domain's state")? == Some(DomState::ShutOff) {
+                    self.compute.start(&slot.domain).during("starting the domain")?;
                 }
                 self.state.set_slot(slot.id, SlotUse::Assigned, Some(n))?;
                 self.attach(n, &slot)?;
             }
             (SlotUse::Outgoing, Mode::ColdContext) => {
-                self.vlan.bind(&port, w.svlan, w.cvlan)?;
-                if self.compute.state(&slot.domain)? == Some(DomState::Paused) {
-                    self.compute.resume(&slot.domain)?;
+                self.vlan.bind(&port, w.svlan, w.cvlan).during("binding the port")?;
+                if self.compute.state(&slot.domain).during("reading the domain's state")? == Some(DomState::Paused) {
+                    self.compute.resume(&slot.domain).during("resuming the domain")?;
                 }
                 self.state.set_slot(slot.id, SlotUse::Assigned, Some(n))?;
             }
             (SlotUse::Assigned, _) => {}
-            (other, _) => return Err(HostError::Other(format!("nothing to abort (the slot is {other:?})"))),
+            (other, _) => return Err(HostError::Refused(format!("nothing to abort (the slot is {other:?})"))),
         }
         self.mig_status(n, "Aborted", "");
         Ok(())
@@ -533,13 +570,18 @@ impl Host {
         if let Some(m) = self.mounts.get(&n) {
             m.detach();
         }
-        self.vlan.release(&port)?;
+        self.vlan.release(&port).during("releasing the port")?;
         if svlan != 0 {
-            self.vlan.remove_svlan_if_unused(svlan)?;
+            self.vlan.remove_svlan_if_unused(svlan).during("removing an unused S-VLAN")?;
         }
         // Whatever libvirt left (a persistent definition when the undefine did not happen).
-        if self.compute.state(&slot.domain)?.is_some_and(|s| s == DomState::ShutOff) {
-            self.compute.undefine(&slot.domain)?;
+        if self
+            .compute
+            .state(&slot.domain)
+            .during("reading the domain's state")?
+            .is_some_and(|s| s == DomState::ShutOff)
+        {
+            self.compute.undefine(&slot.domain).during("undefining the domain")?;
         }
         self.state.drop_slot(slot.id)?;
         let p = format!("{INSTANCE}{n}.");
@@ -556,7 +598,7 @@ impl Host {
             if slot.usage != SlotUse::Outgoing || self.migration_mode(n) != Some(Mode::Live) {
                 continue;
             }
-            match self.compute.state(&slot.domain)? {
+            match self.compute.state(&slot.domain).during("reading the domain's state")? {
                 None => {
                     tracing::warn!(instance = n, "the live migration went through while the agent was down");
                     self.left(n, &slot)?;

@@ -33,11 +33,11 @@ use std::sync::Arc;
 use cwmp::Value;
 use datamodel::{DataModel, Schema, Tree};
 
-use crate::compute::{Compute, ComputeError};
+use crate::compute::Compute;
 use crate::domain::{mac, Boot, DomainSpec, Nic, Owner};
 use crate::proxy::ProxyMount;
 use crate::state::{Slot, SlotUse, State, StateError};
-use crate::vlan::{LanNic, VlanBackend, VlanError};
+use crate::vlan::{LanNic, VlanBackend};
 
 /// Settings of the host side.
 #[derive(Debug, Clone)]
@@ -72,23 +72,6 @@ pub struct HostConfig {
     /// Prefix of the host-side NIC names (`PREFIXl12` is slot 12's LAN port); at most 8
     /// characters, as Linux interface names end at 15.
     pub port_prefix: String,
-}
-
-/// Why an operation of the host failed.
-#[derive(Debug, thiserror::Error)]
-pub enum HostError {
-    /// The agent's store.
-    #[error(transparent)]
-    State(#[from] StateError),
-    /// libvirt.
-    #[error(transparent)]
-    Compute(#[from] ComputeError),
-    /// The switch.
-    #[error(transparent)]
-    Vlan(#[from] VlanError),
-    /// Anything else, said plainly.
-    #[error("{0}")]
-    Other(String),
 }
 
 type Result<T> = std::result::Result<T, HostError>;
@@ -158,7 +141,7 @@ impl Host {
         rt: tokio::runtime::Handle,
     ) -> Result<Host> {
         let tree = match state.model()? {
-            Some(snap) => Tree::restore(Schema::host(), snap).map_err(HostError::Other)?,
+            Some(snap) => Tree::restore(Schema::host(), snap).map_err(StateError::Model)?,
             None => Tree::new(Schema::host()),
         };
         let mut model = DataModel::new(tree);
@@ -173,7 +156,7 @@ impl Host {
                 Some(snap) => ProxyMount::with_profile(
                     rt.clone(),
                     Tree::restore(Schema::vrgw(), snap.clone())
-                        .map_err(|e| HostError::Other(format!("profile {n}: {e}")))?,
+                        .map_err(|e| StateError::Model(format!("profile {n}: {e}")))?,
                 ),
                 None => ProxyMount::new(rt.clone(), &n.to_string()),
             };
@@ -288,7 +271,7 @@ impl Host {
     fn spec(&self, slot: &Slot, lan: &LanNic) -> Result<DomainSpec> {
         let t = format!("{TEMPLATE}{}.", slot.template);
         if !self.model.root().instances(TEMPLATE).contains(&slot.template) {
-            return Err(HostError::Other(format!("template {} does not exist", slot.template)));
+            return Err(HostError::NotFound(t));
         }
         let image = self.string(&format!("{t}Image"));
         let boot = if image.ends_with(".qcow2") {
@@ -358,13 +341,14 @@ impl Host {
             return Ok(());
         }
         let base = self.string(&format!("{TEMPLATE}{template}.Image"));
-        std::fs::create_dir_all(&self.cfg.overlay_dir).map_err(|e| HostError::Other(format!("{e}")))?;
+        std::fs::create_dir_all(&self.cfg.overlay_dir)
+            .map_err(|source| HostError::Io { op: "making the overlay folder", source })?;
         let out = std::process::Command::new("qemu-img")
             .args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", &base, overlay])
             .output()
-            .map_err(|e| HostError::Other(format!("qemu-img: {e}")))?;
+            .map_err(|source| HostError::Io { op: "running qemu-img", source })?;
         if !out.status.success() {
-            return Err(HostError::Other(format!("qemu-img: {}", String::from_utf8_lossy(&out.stderr).trim())));
+            return Err(HostError::Image(String::from_utf8_lossy(&out.stderr).trim().to_string()));
         }
         Ok(())
     }
@@ -376,11 +360,12 @@ impl Host {
     fn destroy_slot(&mut self, slot: &Slot) -> Result<()> {
         self.state.set_slot(slot.id, SlotUse::Deleting, slot.instance)?;
         let port = self.lan_port(slot.id);
-        let svlan = self.vlan.bindings()?.into_iter().find(|b| b.port == port).map(|b| b.svlan);
-        self.compute.undefine(&slot.domain)?;
-        self.vlan.release(&port)?;
+        let svlan =
+            self.vlan.bindings().during("reading the bindings")?.into_iter().find(|b| b.port == port).map(|b| b.svlan);
+        self.compute.undefine(&slot.domain).during("undefining the domain")?;
+        self.vlan.release(&port).during("releasing the port")?;
         if let Some(s) = svlan {
-            self.vlan.remove_svlan_if_unused(s)?;
+            self.vlan.remove_svlan_if_unused(s).during("removing an unused S-VLAN")?;
         }
         let overlay = self.cfg.overlay_dir.join(format!("{}.qcow2", slot.domain));
         let _ = std::fs::remove_file(overlay);
@@ -389,12 +374,15 @@ impl Host {
     }
 }
 
+mod error;
 mod migration;
 mod pool;
 mod provision;
 mod reconcile;
 mod request;
 mod topology;
+use error::During;
+pub use error::HostError;
 pub use migration::Mode as MigrationMode;
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 
 use cwmp::Value;
 
-use super::{row_number, Host, Result, POOL, TEMPLATE};
+use super::{row_number, During, Host, Result, POOL, TEMPLATE};
 use crate::compute::DomState;
 use crate::state::{Slot, SlotUse};
 
@@ -55,19 +55,19 @@ impl Host {
     }
 
     fn fill_one(&mut self, pool: u32, template: u32) -> Result<()> {
-        let park = self.vlan.lan_nic(None)?;
+        let park = self.vlan.lan_nic(None).during("choosing the LAN bridge")?;
         let mgmt = |id: u32| self.mgmt_address(id);
         let slot = self.state.new_slot(&self.cfg.agent_id, template, Some(pool), &mgmt, &Self::secret())?;
         let spec = self.spec(&slot, &park)?;
         self.compose_image(&spec, template)?;
-        self.compute.define(&spec)?;
-        self.compute.start(&slot.domain)?;
+        self.compute.define(&spec).during("defining the domain")?;
+        self.compute.start(&slot.domain).during("starting the domain")?;
         if self.cfg.pool_warmup.is_some() {
             self.state.set_slot(slot.id, SlotUse::Warming, None)?;
             self.warming.insert(slot.id, std::time::Instant::now());
             tracing::info!(pool, slot = slot.id, "started a pool instance; suspending it once it has booted");
         } else {
-            self.compute.suspend(&slot.domain)?;
+            self.compute.suspend(&slot.domain).during("suspending the domain")?;
             self.state.set_slot(slot.id, SlotUse::Pooled, None)?;
             tracing::info!(pool, slot = slot.id, "pooled a suspended instance");
         }
@@ -90,7 +90,7 @@ impl Host {
                 })
                 .unwrap_or(false);
             if answers {
-                self.compute.suspend(&slot.domain)?;
+                self.compute.suspend(&slot.domain).during("suspending the domain")?;
                 self.state.set_slot(slot.id, SlotUse::Pooled, None)?;
                 self.warming.remove(&slot.id);
                 tracing::info!(

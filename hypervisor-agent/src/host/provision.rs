@@ -3,7 +3,7 @@
 
 use cwmp::Value;
 
-use super::{row_number, Host, HostError, Result, INSTANCE, POOL, TEMPLATE};
+use super::{row_number, During, Host, HostError, Result, INSTANCE, POOL, TEMPLATE};
 use crate::compute::DomState;
 use crate::proxy::ProxyTarget;
 use crate::state::{Slot, SlotUse};
@@ -61,27 +61,33 @@ impl Host {
         };
         // Provisioned: VLANs and state follow the row.
         let port = self.lan_port(slot.id);
-        let bound = self.vlan.bindings()?.into_iter().find(|b| b.port == port);
+        let bound = self.vlan.bindings().during("reading the bindings")?.into_iter().find(|b| b.port == port);
         if bound.as_ref().map(|b| (b.svlan, b.cvlan)) != Some((w.svlan, w.cvlan)) && w.svlan != 0 && w.cvlan != 0 {
             let old = bound.map(|b| b.svlan);
-            self.vlan.bind(&port, w.svlan, w.cvlan)?;
-            let nic = self.vlan.lan_nic(Some((w.svlan, w.cvlan)))?;
-            self.compute.define(&self.spec(&slot, &nic)?)?;
+            self.vlan.bind(&port, w.svlan, w.cvlan).during("binding the port")?;
+            let nic = self.vlan.lan_nic(Some((w.svlan, w.cvlan))).during("choosing the LAN bridge")?;
+            self.compute.define(&self.spec(&slot, &nic)?).during("defining the domain")?;
             if let Some(old) = old.filter(|o| *o != w.svlan) {
-                self.vlan.remove_svlan_if_unused(old)?;
+                self.vlan.remove_svlan_if_unused(old).during("removing an unused S-VLAN")?;
             }
             tracing::info!(instance = n, svlan = w.svlan, cvlan = w.cvlan, "rebound");
         }
         if self.mounts.get(&n).is_some_and(|m| !m.attached()) {
             self.attach(n, &slot)?;
         }
-        let now = self.compute.state(&slot.domain)?;
+        let now = self.compute.state(&slot.domain).during("reading the domain's state")?;
         match (w.requested.as_str(), now) {
-            (_, None) => return Err(HostError::Other(format!("domain {} is missing", slot.domain))),
-            ("Running", Some(DomState::Paused)) => self.compute.resume(&slot.domain)?,
-            ("Running", Some(DomState::ShutOff | DomState::Crashed)) => self.compute.start(&slot.domain)?,
-            ("Suspended", Some(DomState::Running)) => self.compute.suspend(&slot.domain)?,
-            ("Stopped", Some(DomState::Running | DomState::Paused)) => self.compute.stop(&slot.domain)?,
+            (_, None) => return Err(HostError::DomainMissing(slot.domain.clone())),
+            ("Running", Some(DomState::Paused)) => self.compute.resume(&slot.domain).during("resuming the domain")?,
+            ("Running", Some(DomState::ShutOff | DomState::Crashed)) => {
+                self.compute.start(&slot.domain).during("starting the domain")?
+            }
+            ("Suspended", Some(DomState::Running)) => {
+                self.compute.suspend(&slot.domain).during("suspending the domain")?
+            }
+            ("Stopped", Some(DomState::Running | DomState::Paused)) => {
+                self.compute.stop(&slot.domain).during("stopping the domain")?
+            }
             _ => {}
         }
         self.refresh_instance(n, &slot)?;
@@ -98,7 +104,7 @@ impl Host {
             .into_iter()
             .filter(|&k| matches!(self.value(&format!("{POOL}{k}.Enable")), Some(Value::Boolean(true))))
             .find(|&k| row_number(TEMPLATE, &self.string(&format!("{POOL}{k}.Template"))) == Some(template));
-        let nic = self.vlan.lan_nic(Some((s, c)))?;
+        let nic = self.vlan.lan_nic(Some((s, c))).during("choosing the LAN bridge")?;
         let taken = match pool {
             Some(k) => self.state.take_pooled(k)?,
             None => None,
@@ -106,11 +112,11 @@ impl Host {
         let slot = match taken {
             Some(slot) => {
                 // Rebind its LAN port, record the assignment, resume.
-                self.vlan.bind(&self.lan_port(slot.id), s, c)?;
-                self.compute.define(&self.spec(&slot, &nic)?)?;
+                self.vlan.bind(&self.lan_port(slot.id), s, c).during("binding the port")?;
+                self.compute.define(&self.spec(&slot, &nic)?).during("defining the domain")?;
                 self.state.set_slot(slot.id, SlotUse::Assigned, Some(n))?;
                 if requested == "Running" {
-                    self.compute.resume(&slot.domain)?;
+                    self.compute.resume(&slot.domain).during("resuming the domain")?;
                 }
                 tracing::info!(instance = n, slot = slot.id, svlan = s, cvlan = c, "provisioned from the pool");
                 slot
@@ -120,12 +126,12 @@ impl Host {
                 let slot = self.state.new_slot(&self.cfg.agent_id, template, None, &mgmt, &Self::secret())?;
                 let spec = self.spec(&slot, &nic)?;
                 self.compose_image(&spec, template)?;
-                self.compute.define(&spec)?;
+                self.compute.define(&spec).during("defining the domain")?;
                 self.state.set_slot(slot.id, SlotUse::Assigned, Some(n))?;
-                self.compute.start(&slot.domain)?;
-                self.vlan.bind(&self.lan_port(slot.id), s, c)?;
+                self.compute.start(&slot.domain).during("starting the domain")?;
+                self.vlan.bind(&self.lan_port(slot.id), s, c).during("binding the port")?;
                 if requested == "Suspended" {
-                    self.compute.suspend(&slot.domain)?;
+                    self.compute.suspend(&slot.domain).during("suspending the domain")?;
                 }
                 tracing::info!(instance = n, slot = slot.id, svlan = s, cvlan = c, "provisioned by a cold start");
                 slot
@@ -141,7 +147,7 @@ impl Host {
         let Some(m) = self.mounts.get(&n) else { return Ok(()) };
         let ip = slot.mgmt_address.split('/').next().unwrap_or("");
         m.attach(ProxyTarget { url: format!("http://{ip}:{}/RPC2", self.cfg.proxy_port), secret: slot.secret.clone() })
-            .map_err(|f| HostError::Other(f.string))
+            .map_err(|f| HostError::Proxy(f.string))
     }
 
     /// Destroys and undefines instance `n`'s domain and frees its VLANs (before its row goes).

@@ -3,7 +3,7 @@
 
 use cwmp::Value;
 
-use super::{Host, Result, INSTANCE};
+use super::{During, Host, Result, INSTANCE};
 use crate::compute::DomState;
 use crate::state::{Slot, SlotUse};
 
@@ -12,7 +12,7 @@ impl Host {
     /// agent owns, re-creates any of its domains that vanished, and removes owned domains
     /// nothing refers to (logged as drift). Then every instance is converged.
     pub fn reconcile(&mut self) -> Result<()> {
-        let owned = self.compute.owned(&self.cfg.agent_id)?;
+        let owned = self.compute.owned(&self.cfg.agent_id).during("listing the owned domains")?;
         let instances = self.model.root().instances(INSTANCE);
         for slot in self.state.slots()? {
             let exists = owned.iter().any(|d| d.name == slot.domain);
@@ -37,13 +37,13 @@ impl Host {
                     tracing::warn!(slot = slot.id, "drift: domain of an instance vanished; defining it again");
                     let n = slot.instance.unwrap_or(0);
                     let w = self.wanted(n);
-                    let nic = self.vlan.lan_nic(Some((w.svlan, w.cvlan)))?;
+                    let nic = self.vlan.lan_nic(Some((w.svlan, w.cvlan))).during("choosing the LAN bridge")?;
                     let spec = self.spec(&slot, &nic)?;
                     self.compose_image(&spec, slot.template)?;
-                    self.compute.define(&spec)?;
+                    self.compute.define(&spec).during("defining the domain")?;
                     if w.requested != "Stopped" {
-                        self.compute.start(&slot.domain)?;
-                        self.vlan.bind(&self.lan_port(slot.id), w.svlan, w.cvlan)?;
+                        self.compute.start(&slot.domain).during("starting the domain")?;
+                        self.vlan.bind(&self.lan_port(slot.id), w.svlan, w.cvlan).during("binding the port")?;
                     }
                 }
                 _ => {}
@@ -53,7 +53,7 @@ impl Host {
         let known: Vec<String> = self.state.slots()?.into_iter().map(|s| s.domain).collect();
         for d in owned.iter().filter(|d| !known.contains(&d.name)) {
             tracing::warn!(domain = %d.name, slot = d.owner.slot, "drift: owned domain with no record; removing it");
-            self.compute.undefine(&d.name)?;
+            self.compute.undefine(&d.name).during("undefining the domain")?;
         }
         self.converge();
         self.save()?;
@@ -75,14 +75,14 @@ impl Host {
 
     pub(super) fn refresh_instance(&mut self, n: u32, slot: &Slot) -> Result<()> {
         let p = format!("{INSTANCE}{n}.");
-        let st = self.compute.state(&slot.domain)?;
+        let st = self.compute.state(&slot.domain).during("reading the domain's state")?;
         let status = st.map_or("Error", DomState::as_str);
         self.set_internal(&format!("{p}Status"), Value::String(status.into()));
         let ip = slot.mgmt_address.split('/').next().unwrap_or("").to_string();
         self.set_internal(&format!("{p}ManagementAddress"), Value::String(ip));
         self.set_internal(&format!("{p}Domain"), Value::String(slot.domain.clone()));
         if st.is_some_and(|s| s != DomState::ShutOff) {
-            let stats = self.compute.stats(&slot.domain)?;
+            let stats = self.compute.stats(&slot.domain).during("reading the domain's statistics")?;
             self.set_internal(&format!("{p}CPUTime"), Value::UnsignedLong(stats.cpu_time_ns / 1_000_000));
             self.set_internal(
                 &format!("{p}MemoryKiB"),

@@ -1,10 +1,10 @@
 //! Request handling: the ACS's requests on the host data model (get, set, add, delete and
 //! attributes), the validation of a SetParameterValues, and the value changes an Inform reports.
 
-use cwmp::{Body, Fault, FaultCode, ParameterFault, SetParameterValuesResponse, Value};
+use cwmp::{Body, SetParameterValuesResponse, Value};
 use datamodel::SetPlan;
 
-use super::{instance_row, row_number, Host, INSTANCE, POOL, TEMPLATE};
+use super::{instance_row, row_number, Host, HostError, Result, INSTANCE, POOL, TEMPLATE};
 use crate::proxy::ProxyMount;
 
 impl Host {
@@ -37,29 +37,12 @@ impl Host {
 
     /// Serves one ACS request on the host data model, with the side effects described in the
     /// module documentation.
+    /// A failure is answered with its fault ([`HostError::fault`]).
     pub fn handle(&mut self, req: &Body) -> Body {
-        let mut plan = None;
-        match req {
-            Body::SetParameterValues(r) => match self.plan_set(&r.parameter_list, &r.parameter_key) {
-                Ok(p) => plan = Some(p),
-                Err(f) => return Body::Fault(f),
-            },
-            Body::DeleteObject(r) => {
-                if let Some(n) = instance_row(&r.object_name) {
-                    if self.live.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&n) {
-                        return Body::Fault(Fault::with_string(
-                            FaultCode::RequestDenied,
-                            "the instance is being migrated live; delete it once the migration ended",
-                        ));
-                    }
-                    if let Err(e) = self.release_instance(n) {
-                        tracing::error!(instance = n, "deleting: {e}");
-                        return Body::Fault(Fault::with_string(FaultCode::InternalError, e.to_string()));
-                    }
-                }
-            }
-            _ => {}
-        }
+        let plan = match self.admit(req) {
+            Ok(plan) => plan,
+            Err(e) => return Body::Fault(e.fault()),
+        };
         if matches!(req, Body::GetParameterValues(_)) {
             self.refresh_stats();
         }
@@ -93,7 +76,7 @@ impl Host {
         if changed {
             if let Err(e) = self.save() {
                 tracing::error!("saving the data model: {e}");
-                return Body::Fault(Fault::with_string(FaultCode::InternalError, e.to_string()));
+                return Body::Fault(e.fault());
             }
             // Only the instances this request named (or all, for a change elsewhere in the
             // virtualization tree, such as a template or a pool).
@@ -129,23 +112,44 @@ impl Host {
                 None => self.converge(),
             }
             for n in commanded {
-                self.migration_command(n);
+                // Its failure is the migration's Status and Error, not the set's: the set was valid.
+                let _ = self.migration_command(n);
             }
         }
         resp
     }
 
+    /// What comes before the data model serves a request: a SetParameterValues is validated
+    /// into its plan; an instance row is deleted only when no live migration moves it, and
+    /// after its domain and VLANs were released.
+    fn admit(&mut self, req: &Body) -> Result<Option<SetPlan>> {
+        match req {
+            Body::SetParameterValues(r) => self.plan_set(&r.parameter_list, &r.parameter_key).map(Some),
+            Body::DeleteObject(r) => {
+                if let Some(n) = instance_row(&r.object_name) {
+                    if self.live.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&n) {
+                        return Err(HostError::Refused(
+                            "the instance is being migrated live; delete it once the migration ended".into(),
+                        ));
+                    }
+                    if let Err(e) = self.release_instance(n) {
+                        tracing::error!(instance = n, "deleting: {e}");
+                        return Err(e);
+                    }
+                }
+                Ok(None)
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// Validates a SetParameterValues once: what the tree cannot check (references to templates
     /// that exist, no change of template under a provisioned instance; every refused parameter
     /// is reported, 9007), then the data model's plan.
-    fn plan_set(&self, values: &[cwmp::ParameterValue], parameter_key: &str) -> std::result::Result<SetPlan, Fault> {
+    fn plan_set(&self, values: &[cwmp::ParameterValue], parameter_key: &str) -> Result<SetPlan> {
         let mut faults = Vec::new();
-        let refuse = |faults: &mut Vec<ParameterFault>, name: &str, why: String| {
-            faults.push(ParameterFault {
-                parameter_name: name.to_string(),
-                code: FaultCode::InvalidParameterValue,
-                string: why,
-            })
+        let refuse = |faults: &mut Vec<HostError>, name: &str, why: String| {
+            faults.push(HostError::InvalidValue { name: name.to_string(), reason: why })
         };
         let templates = self.model.root().instances(TEMPLATE);
         for pv in values {
@@ -171,13 +175,9 @@ impl Host {
         }
         if faults.is_empty() {
             // Types, ranges, enumerations and unique VLAN pairs, across every row at once.
-            return self.model.plan_set(values, parameter_key);
+            return self.model.plan_set(values, parameter_key).map_err(HostError::DataModel);
         }
-        Err(Fault {
-            code: FaultCode::InvalidArguments,
-            string: format!("{} of {} parameters refused; nothing was changed", faults.len(), values.len()),
-            set_parameter_values_faults: faults,
-        })
+        Err(HostError::InvalidArguments { total: values.len(), refused: faults })
     }
 
     /// Applies a validated SetParameterValues: the instances' parts through their vRGWs, all at

@@ -847,3 +847,131 @@ fn a_set_reaches_each_vrgw_in_one_call_all_at_once_all_or_nothing() {
     assert_eq!(profile(&b, instances[1])[0].value, Value::Int(7300));
     b.clean();
 }
+
+/// A switch that answers nothing.
+struct SwitchDown;
+
+fn switch_down<T>(command: &str) -> crate::vlan::Result<T> {
+    Err(crate::vlan::VlanError::Switch { command: command.into(), message: "the switch is down".into() })
+}
+
+impl VlanBackend for SwitchDown {
+    fn lan_nic(&self, _: Option<(u16, u16)>) -> crate::vlan::Result<LanNic> {
+        switch_down("lan_nic")
+    }
+    fn parking_bridge(&self) -> crate::vlan::Result<String> {
+        switch_down("parking_bridge")
+    }
+    fn ensure_svlan(&self, _: u16) -> crate::vlan::Result<String> {
+        switch_down("ensure_svlan")
+    }
+    fn remove_svlan_if_unused(&self, _: u16) -> crate::vlan::Result<bool> {
+        switch_down("remove_svlan_if_unused")
+    }
+    fn bind(&self, _: &str, _: u16, _: u16) -> crate::vlan::Result<()> {
+        switch_down("bind")
+    }
+    fn unbind(&self, _: &str) -> crate::vlan::Result<()> {
+        switch_down("unbind")
+    }
+    fn release(&self, _: &str) -> crate::vlan::Result<()> {
+        switch_down("release")
+    }
+    fn bindings(&self) -> crate::vlan::Result<Vec<Binding>> {
+        switch_down("bindings")
+    }
+}
+
+/// The fault a request was answered with: (code, string).
+fn fault_of(b: &Body) -> (u32, String) {
+    match b {
+        Body::Fault(f) => (f.code.code(), f.string.clone()),
+        other => panic!("expected a fault, got {other:?}"),
+    }
+}
+
+#[test]
+fn each_failure_reaches_the_acs_as_its_own_fault() {
+    let mut b = bed("hvfault");
+    let (t, _) = b.template_and_pool(0);
+    let n = b.add(INSTANCE);
+    let p = format!("{INSTANCE}{n}.");
+    let r = b.set(&[
+        (&format!("{p}Template"), Value::String(format!("{TEMPLATE}{t}"))),
+        (&format!("{p}SVLAN"), Value::UnsignedInt(100)),
+        (&format!("{p}CVLAN"), Value::UnsignedInt(11)),
+    ]);
+    assert!(matches!(r, Body::SetParameterValuesResponse(_)), "{r:?}");
+    let domain = b.s(&format!("{p}Domain"));
+    let delete = |b: &mut Bed, object_name: String| {
+        b.host.handle(&Body::DeleteObject(DeleteObject { object_name, parameter_key: "k".into() }))
+    };
+
+    // 9003, the refused parameter 9007: a reference to a template this host does not have.
+    let other = format!("{INSTANCE}{}.Template", b.add(INSTANCE));
+    let r = b.set(&[(&other, Value::String(format!("{TEMPLATE}99")))]);
+    assert_eq!(fault_of(&r), (9003, "1 of 1 parameters refused; nothing was changed".into()));
+    assert_eq!(fault_names(&r), vec![(other, 9007)]);
+
+    // 9005: a parameter, and a row, that are not there.
+    let r = b.set(&[(&format!("{p}NoSuchParameter"), Value::String("x".into()))]);
+    assert_eq!(fault_names(&r), vec![(format!("{p}NoSuchParameter"), 9005)]);
+    assert_eq!(fault_of(&delete(&mut b, format!("{INSTANCE}99."))).0, 9005);
+
+    // 9001: deleting an instance a live migration is moving; nothing is released.
+    b.host.live.lock().expect("jobs").insert(n, super::migration::LiveJob::running());
+    let r = delete(&mut b, p.clone());
+    assert_eq!(fault_of(&r), (9001, "the instance is being migrated live; delete it once the migration ended".into()));
+    b.host.live.lock().expect("jobs").clear();
+    assert_eq!(b.lv.state(&domain).expect("state"), Some(DomState::Running));
+
+    // 9002: the switch fails while the instance's port is released.
+    b.host.vlan = Arc::new(SwitchDown);
+    let (code, string) = fault_of(&delete(&mut b, p.clone()));
+    assert_eq!(code, 9002, "{string}");
+    assert_eq!(string, "reading the bindings: bindings: the switch is down");
+    b.host.vlan = b.ovs.clone();
+    b.clean();
+}
+
+#[test]
+fn failed_migration_commands_carry_the_fault_of_their_cause() {
+    let mut b = bed("hvmigfc");
+    let (t, _) = b.template_and_pool(0);
+    let n = b.add(INSTANCE);
+    let p = format!("{INSTANCE}{n}.");
+    let r = b.set(&[
+        (&format!("{p}Template"), Value::String(format!("{TEMPLATE}{t}"))),
+        (&format!("{p}SVLAN"), Value::UnsignedInt(100)),
+        (&format!("{p}CVLAN"), Value::UnsignedInt(51)),
+    ]);
+    assert!(matches!(r, Body::SetParameterValuesResponse(_)), "{r:?}");
+    // The set that carries the command succeeds; the command's failure is in Migration.Status and
+    // Error, and running the command again gives the same error, typed.
+    let again = |b: &mut Bed, n: u32| {
+        let status = b.s(&format!("{INSTANCE}{n}.Migration.Status"));
+        let text = b.s(&format!("{INSTANCE}{n}.Migration.Error"));
+        let e = b.host.migration_command(n).expect_err("the command fails");
+        assert_eq!((status.as_str(), text), ("Error", e.to_string()));
+        (e.fault().code.code(), e.to_string())
+    };
+
+    // 9001: a command out of turn.
+    command(&mut b, n, "ColdImage", "Complete");
+    assert_eq!(again(&mut b, n), (9001, "nothing was prepared here for this instance".into()));
+    // 9004: no pooled vRGW to take the configuration.
+    let (k, r) = incoming(&mut b, t, 100, 52, "ColdContext", "", "");
+    assert!(matches!(r, Body::SetParameterValuesResponse(_)), "{r:?}");
+    let (code, text) = again(&mut b, k);
+    assert_eq!(code, 9004, "{text}");
+    assert!(text.contains("pool is empty"), "{text}");
+    // 9007: a live migration without its peer.
+    let (k, _) = incoming(&mut b, t, 100, 53, "Live", "", "");
+    assert_eq!(again(&mut b, k), (9007, "Migration.Peer and Migration.PeerDomain are needed for this mode".into()));
+    // 9002: the source host's libvirt does not answer.
+    let (k, _) = incoming(&mut b, t, 100, 54, "Live", "qemu+tcp://127.0.0.1:1/system", "nowhere");
+    let (code, text) = again(&mut b, k);
+    assert_eq!(code, 9002, "{text}");
+    assert!(text.starts_with("the source host's hypervisor: ") && text.contains("127.0.0.1:1"), "{text}");
+    b.clean();
+}
