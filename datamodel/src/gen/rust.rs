@@ -442,4 +442,45 @@ mod tests {
         assert_eq!(without_vendor_prefix("X_VRGW-ORG_Virtualization"), "Virtualization");
         assert_eq!(without_vendor_prefix("Instance"), "Instance");
     }
+
+    const DOC: &str = r#"<dm:document xmlns:dm="x"><model name="X:1">
+        <object name="Device.X_A-B_Thing." access="readOnly">
+          <parameter name="Kind" access="readWrite"><syntax><string><enumeration value="VM"/>
+            <enumeration value="cold-image"/></string><default type="object" value="cold-image"/></syntax></parameter>
+        </object>
+        <object name="Device.X_A-B_Thing.Row.{i}." access="readWrite"/>
+        <object name="Device.X_A-B_Thing.Row.{i}.Cell.{i}." access="readOnly">
+          <parameter name="Kind" access="readOnly"><syntax><string><enumeration value="A"/></string></syntax></parameter>
+        </object>
+    </model></dm:document>"#;
+
+    #[test]
+    fn nested_rows_and_shared_enumeration_names() {
+        let doc = super::super::parse(DOC, "v.xml").expect("parses");
+        let text = module(&doc, &HashMap::new(), "v.xml").expect("generates");
+        for want in [
+            "pub struct Thing(String);",
+            "    pub fn row(&self, i: u32) -> Row {",
+            "    pub const TABLE: &'static str = \"Device.X_A-B_Thing.Row.\";",
+            "    pub fn cell(&self, i: u32) -> Cell {",
+            "    pub fn at(i1: u32, i2: u32) -> Cell {\n        Cell(format!(\"Device.X_A-B_Thing.Row.{i1}.Cell.{i2}.\"))",
+            "pub enum ThingKind {",
+            "pub enum CellKind {",
+            "    #[default]\n    #[serde(rename = \"cold-image\")]\n    ColdImage,",
+            "            \"VM\" => Ok(ThingKind::Vm),",
+        ] {
+            assert!(text.contains(want), "{want}\nnot in\n{text}");
+        }
+        // A nested table has no TABLE of its own (its path has two numbers).
+        assert_eq!(text.matches("pub const TABLE").count(), 1);
+    }
+
+    #[test]
+    fn clashing_names_are_refused() {
+        let xml = r#"<dm:document xmlns:dm="x"><model name="X:1"><object name="Device.X_A-B_Thing." access="readOnly">
+            <parameter name="Path" access="readOnly"><syntax><string/></syntax></parameter></object></model></dm:document>"#;
+        let doc = super::super::parse(xml, "v.xml").expect("parses");
+        let err = module(&doc, &HashMap::new(), "v.xml").expect_err("path() is the object's own");
+        assert!(matches!(&err, GenError::NameClash { name, .. } if name == "path"), "{err}");
+    }
 }
