@@ -346,8 +346,10 @@ impl Run {
             Template::TABLE.into(),
         ];
         let r = self.task(&src, TaskSpec::get(names)).await?;
+        // The instance's Template is a reference to a row (`...Template.2`).
         let template = param(&r, &p.template()).unwrap_or_default();
-        let template_name = param(&r, &format!("{}.Name", template.trim_end_matches('.'))).unwrap_or_default();
+        let template_name =
+            Template::split(&template).and_then(|(row, _)| param(&r, &Template::at(row).name())).unwrap_or_default();
         let s = Source {
             template_name,
             subscriber: param(&r, &p.subscriber()).unwrap_or_default(),

@@ -23,9 +23,11 @@ pub struct UnknownValue {
     pub value: String,
 }
 
-/// The instance number of the row of `table` that `path` is in, and the rest of `path`.
+/// The instance number of the row of `table` that `path` is in (or refers to, without the
+/// trailing dot, as a path reference does), and the rest of `path` after the number's dot.
 fn split_row<'a>(table: &str, path: &'a str) -> Option<(u32, &'a str)> {
-    let (n, rest) = path.strip_prefix(table)?.split_once('.')?;
+    let below = path.strip_prefix(table)?;
+    let (n, rest) = below.split_once('.').unwrap_or((below, ""));
     if n.starts_with('0') || !n.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -123,7 +125,8 @@ impl Template {
         Template(String::new())
     }
 
-    /// The row number and the rest of `path`, when `path` is in a row of this table.
+    /// The row number and the rest of `path`, when `path` is in a row of this table or
+    /// refers to one (a path reference, `...Template.3`, has an empty rest).
     pub fn split(path: &str) -> Option<(u32, &str)> {
         split_row(Self::TABLE, path)
     }
@@ -196,7 +199,8 @@ impl Pool {
         Pool(String::new())
     }
 
-    /// The row number and the rest of `path`, when `path` is in a row of this table.
+    /// The row number and the rest of `path`, when `path` is in a row of this table or
+    /// refers to one (a path reference, `...Pool.3`, has an empty rest).
     pub fn split(path: &str) -> Option<(u32, &str)> {
         split_row(Self::TABLE, path)
     }
@@ -274,7 +278,8 @@ impl Instance {
         Instance(String::new())
     }
 
-    /// The row number and the rest of `path`, when `path` is in a row of this table.
+    /// The row number and the rest of `path`, when `path` is in a row of this table or
+    /// refers to one (a path reference, `...Instance.3`, has an empty rest).
     pub fn split(path: &str) -> Option<(u32, &str)> {
         split_row(Self::TABLE, path)
     }

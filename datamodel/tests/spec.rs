@@ -142,11 +142,13 @@ fn extension_paths_are_the_schema_objects() {
     assert_eq!(Instance::TABLE, "Device.X_VRGW-ORG_Virtualization.Instance.");
     assert_eq!(Instance::split("Device.X_VRGW-ORG_Virtualization.Instance.12.Subscriber"), Some((12, "Subscriber")));
     assert_eq!(Instance::split("Device.X_VRGW-ORG_Virtualization.Instance.12."), Some((12, "")));
+    // A path reference names the row without the trailing dot.
+    assert_eq!(Template::split("Device.X_VRGW-ORG_Virtualization.Template.2"), Some((2, "")));
     for outside in [
         "Device.X_VRGW-ORG_Virtualization.Instance.012.Subscriber",
         "Device.X_VRGW-ORG_Virtualization.Instance.0.Subscriber",
         "Device.X_VRGW-ORG_Virtualization.Instance.+1.Subscriber",
-        "Device.X_VRGW-ORG_Virtualization.Instance.12",
+        "Device.X_VRGW-ORG_Virtualization.Instance.",
         "Device.X_VRGW-ORG_Virtualization.Instance..Subscriber",
         "Device.X_VRGW-ORG_Virtualization.Pool.1.Status",
         "Device.X_VRGW-ORG_Virtualization.Instance.99999999999.Status",

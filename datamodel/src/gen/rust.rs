@@ -175,9 +175,11 @@ pub struct UnknownValue {
     pub value: String,
 }
 
-/// The instance number of the row of `table` that `path` is in, and the rest of `path`.
+/// The instance number of the row of `table` that `path` is in (or refers to, without the
+/// trailing dot, as a path reference does), and the rest of `path` after the number's dot.
 fn split_row<'a>(table: &str, path: &'a str) -> Option<(u32, &'a str)> {
-    let (n, rest) = path.strip_prefix(table)?.split_once('.')?;
+    let below = path.strip_prefix(table)?;
+    let (n, rest) = below.split_once('.').unwrap_or((below, ""));
     if n.starts_with('0') || !n.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -244,7 +246,9 @@ fn write_struct(out: &mut String, doc: &Doc, objs: &[Obj], ob: &Obj, enums: &[En
     }
     if table {
         let _ =
-            writeln!(out, "\n    /// The row number and the rest of `path`, when `path` is in a row of this table.");
+            writeln!(out, "\n    /// The row number and the rest of `path`, when `path` is in a row of this table or");
+        let seg = ob.segment.trim_end_matches("{i}.");
+        let _ = writeln!(out, "    /// refers to one (a path reference, `...{seg}3`, has an empty rest).");
         let _ = writeln!(
             out,
             "    pub fn split(path: &str) -> Option<(u32, &str)> {{\n        split_row(Self::TABLE, path)\n    }}"
