@@ -101,7 +101,7 @@ fn snake(name: &str) -> String {
 }
 
 /// Names the extension's objects; see the module's doc.
-fn objects(doc: &Doc) -> Vec<Obj> {
+fn objects(doc: &Doc) -> Result<Vec<Obj>, GenError> {
     let mut out: Vec<Obj> = Vec::new();
     for (at, o) in doc.objects.iter().enumerate() {
         let body = o.name.trim_end_matches('.');
@@ -118,6 +118,9 @@ fn objects(doc: &Doc) -> Vec<Obj> {
             Some(p) if taken => format!("{}{short}", out[p].ty),
             _ => short,
         };
+        if out.iter().any(|p| p.ty == ty) {
+            return Err(GenError::NameClash { object: o.name.clone(), name: ty });
+        }
         out.push(Obj {
             at,
             ty,
@@ -128,7 +131,7 @@ fn objects(doc: &Doc) -> Vec<Obj> {
             parent,
         });
     }
-    out
+    Ok(out)
 }
 
 /// The enumerated parameters, named; see the module's doc.
@@ -385,7 +388,7 @@ fn write_enum(out: &mut String, e: &Enum) {
 
 /// The module's text from the parsed vendor document.
 pub(super) fn module(doc: &Doc, types: &HashMap<String, Facets>, vendor_name: &str) -> Result<String, GenError> {
-    let objs = objects(doc);
+    let objs = objects(doc)?;
     let enums = enums(doc, &objs, types)?;
     let root = doc.objects.first().map_or("Device.", |o| o.name.as_str());
     // The example: a parameter of a sub-object of a row (`Instance::at(3).migration().mode()`).
