@@ -17,50 +17,27 @@ use serde_json::{json, Value as Json};
 
 use crate::endpoint::Acs;
 use cwmp::{ParameterValue, Value, XsdType};
+use datamodel::virtualization::{
+    Instance, Migration, MigrationCommand, MigrationMode, MigrationStatus, Template, Virtualization,
+};
 
 use crate::store::{Store, StoreError, TaskStatus};
 use crate::tasks::TaskSpec;
 
-const V: &str = "Device.X_VRGW-ORG_Virtualization.";
-const INSTANCE: &str = "Device.X_VRGW-ORG_Virtualization.Instance.";
-
-/// How a migration moves the vRGW.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// libvirt live migration.
-    Live,
-    /// Stop, move, start.
-    ColdImage,
-    /// A pooled instance at the destination takes the configuration.
-    ColdContext,
+/// The NBI's name of a migration mode (`live`, `cold-image`, `cold-context`; docs/migration.md),
+/// which the data model spells `Live`, `ColdImage`, `ColdContext`.
+pub fn nbi_mode(mode: MigrationMode) -> &'static str {
+    match mode {
+        MigrationMode::None => "none",
+        MigrationMode::Live => "live",
+        MigrationMode::ColdImage => "cold-image",
+        MigrationMode::ColdContext => "cold-context",
+    }
 }
 
-impl Mode {
-    /// From the NBI's names.
-    pub fn parse(s: &str) -> Option<Mode> {
-        match s {
-            "live" => Some(Mode::Live),
-            "cold-image" => Some(Mode::ColdImage),
-            "cold-context" => Some(Mode::ColdContext),
-            _ => None,
-        }
-    }
-
-    fn nbi(self) -> &'static str {
-        match self {
-            Mode::Live => "live",
-            Mode::ColdImage => "cold-image",
-            Mode::ColdContext => "cold-context",
-        }
-    }
-
-    fn model(self) -> &'static str {
-        match self {
-            Mode::Live => "Live",
-            Mode::ColdImage => "ColdImage",
-            Mode::ColdContext => "ColdContext",
-        }
-    }
+/// The mode the NBI names `s`; `none` (no migration) is not one to ask for.
+pub fn mode_from_nbi(s: &str) -> Option<MigrationMode> {
+    MigrationMode::ALL.into_iter().filter(|m| *m != MigrationMode::None).find(|m| nbi_mode(*m) == s)
 }
 
 /// What the NBI asked for.
@@ -72,8 +49,8 @@ pub struct Request {
     pub instance: u32,
     /// Destination host device.
     pub target: String,
-    /// Mode.
-    pub mode: Mode,
+    /// Mode (not `None`).
+    pub mode: MigrationMode,
     /// How long a host may take for one step.
     pub step_timeout: Duration,
 }
@@ -164,7 +141,7 @@ pub fn start(acs: Arc<Acs>, cr: Cr, req: Request) -> Result<(i64, Json), StartEr
         return Err(StartError::Busy { source_host: req.source.clone(), instance: req.instance });
     }
     let record = json!({
-        "source": req.source, "instance": req.instance, "target": req.target, "mode": req.mode.nbi(),
+        "source": req.source, "instance": req.instance, "target": req.target, "mode": nbi_mode(req.mode),
         "status": "running", "step": "reading the instance", "started": now_ms(), "steps": [],
     });
     let id = store.put_migration(None, &record)?;
@@ -214,9 +191,15 @@ fn params(result: &Json) -> Vec<(String, String, String)> {
 /// The Template row named `name` in a result holding `...Template.` values.
 fn template_named(result: &Json, name: &str) -> Option<String> {
     params(result).into_iter().find_map(|(p, v, _)| {
-        let row = p.strip_prefix(&format!("{V}Template."))?.strip_suffix(".Name")?;
-        (v == name && !name.is_empty()).then(|| format!("{V}Template.{row}"))
+        let (row, rest) = Template::split(&p)?;
+        let named = rest == Template::relative().name() && v == name && !name.is_empty();
+        named.then(|| Template::at(row).path().trim_end_matches('.').to_string())
     })
+}
+
+/// The `Status` of migration `m` in a result holding its values.
+fn status_in(result: &Json, m: &Migration) -> Option<MigrationStatus> {
+    param(result, &m.status())?.parse().ok()
 }
 
 impl Run {
@@ -292,25 +275,30 @@ impl Run {
 
     /// Sets `Migration.Command` of instance `n` on `device`; returns its `Migration.` values
     /// read after it.
-    async fn command(&self, device: &str, n: u32, cmd: &str) -> Result<Json, String> {
-        let m = format!("{INSTANCE}{n}.Migration.");
-        self.set(device, vec![string(format!("{m}Command"), cmd)]).await?;
-        self.task(device, TaskSpec::get(vec![m])).await
+    async fn command(&self, device: &str, n: u32, cmd: MigrationCommand) -> Result<Json, String> {
+        let m = Migration::at(n);
+        self.set(device, vec![string(m.command(), cmd.as_str())]).await?;
+        self.task(device, TaskSpec::get(vec![m.into()])).await
     }
 
     /// Reads `Migration.Status` of instance `n` on `device` until it is one of `until`.
-    async fn wait_status(&self, device: &str, n: u32, until: &[&str]) -> Result<(String, Json), String> {
+    async fn wait_status(
+        &self,
+        device: &str,
+        n: u32,
+        until: &[MigrationStatus],
+    ) -> Result<(MigrationStatus, Json), String> {
         let deadline = Instant::now() + self.req.step_timeout.max(Duration::from_secs(120));
-        let m = format!("{INSTANCE}{n}.Migration.");
+        let m = Migration::at(n);
         let mut last;
         loop {
             // A host that does not answer for a while (its agent restarting) is asked again: its
             // store knows how its part ended.
-            match self.task(device, TaskSpec::get(vec![m.clone()])).await {
+            match self.task(device, TaskSpec::get(vec![m.path().into()])).await {
                 Ok(r) => {
-                    let status = param(&r, &format!("{m}Status")).unwrap_or_default();
-                    if until.contains(&status.as_str()) {
-                        return Ok((status, r));
+                    let status = param(&r, &m.status()).unwrap_or_default();
+                    if let Some(s) = status.parse().ok().filter(|s| until.contains(s)) {
+                        return Ok((s, r));
                     }
                     last = status;
                 }
@@ -346,22 +334,29 @@ impl Run {
 
     async fn read_source(&mut self) -> Result<Source, String> {
         let (src, n) = (self.req.source.clone(), self.req.instance);
-        let p = format!("{INSTANCE}{n}.");
-        let names: Vec<String> = ["Template", "Subscriber", "SVLAN", "CVLAN", "Domain", "Status"]
-            .iter()
-            .map(|l| format!("{p}{l}"))
-            .chain([format!("{V}MigrationURI"), format!("{V}Template.")])
-            .collect();
+        let (p, v) = (Instance::at(n), Virtualization::at());
+        let names = vec![
+            p.template(),
+            p.subscriber(),
+            p.svlan(),
+            p.cvlan(),
+            p.domain(),
+            p.status(),
+            v.migration_uri(),
+            Template::TABLE.into(),
+        ];
         let r = self.task(&src, TaskSpec::get(names)).await?;
-        let template = param(&r, &format!("{p}Template")).unwrap_or_default();
-        let template_name = param(&r, &format!("{}.Name", template.trim_end_matches('.'))).unwrap_or_default();
+        // The instance's Template is a reference to a row (`...Template.2`).
+        let template = param(&r, &p.template()).unwrap_or_default();
+        let template_name =
+            Template::split(&template).and_then(|(row, _)| param(&r, &Template::at(row).name())).unwrap_or_default();
         let s = Source {
             template_name,
-            subscriber: param(&r, &format!("{p}Subscriber")).unwrap_or_default(),
-            svlan: param(&r, &format!("{p}SVLAN")).unwrap_or_default(),
-            cvlan: param(&r, &format!("{p}CVLAN")).unwrap_or_default(),
-            domain: param(&r, &format!("{p}Domain")).unwrap_or_default(),
-            uri: param(&r, &format!("{V}MigrationURI")).unwrap_or_default(),
+            subscriber: param(&r, &p.subscriber()).unwrap_or_default(),
+            svlan: param(&r, &p.svlan()).unwrap_or_default(),
+            cvlan: param(&r, &p.cvlan()).unwrap_or_default(),
+            domain: param(&r, &p.domain()).unwrap_or_default(),
+            uri: param(&r, &v.migration_uri()).unwrap_or_default(),
         };
         if s.domain.is_empty() {
             return Err(format!("instance {n} of {src} has no running vRGW to migrate"));
@@ -369,8 +364,11 @@ impl Run {
         if s.template_name.is_empty() {
             return Err(format!("instance {n} of {src}: its template has no Name to find at the target"));
         }
-        if self.req.mode != Mode::ColdContext && s.uri.is_empty() {
-            return Err(format!("{src} has no MigrationURI: it takes part in no {} migration", self.req.mode.nbi()));
+        if self.req.mode != MigrationMode::ColdContext && s.uri.is_empty() {
+            return Err(format!(
+                "{src} has no MigrationURI: it takes part in no {} migration",
+                nbi_mode(self.req.mode)
+            ));
         }
         self.record["subscriber"] = json!(s.subscriber);
         Ok(s)
@@ -380,28 +378,30 @@ impl Run {
         let (src, dst, n, mode) = (self.req.source.clone(), self.req.target.clone(), self.req.instance, self.req.mode);
         let s = self.read_source().await?;
         self.note("reading the target");
-        let r = self.task(&dst, TaskSpec::get(vec![format!("{V}MigrationURI"), format!("{V}Template.")])).await?;
-        let dst_uri = param(&r, &format!("{V}MigrationURI")).unwrap_or_default();
+        let v = Virtualization::at();
+        let r = self.task(&dst, TaskSpec::get(vec![v.migration_uri(), Template::TABLE.into()])).await?;
+        let dst_uri = param(&r, &v.migration_uri()).unwrap_or_default();
         let template = template_named(&r, &s.template_name)
             .ok_or_else(|| format!("{dst} has no template named {:?}", s.template_name))?;
-        if mode != Mode::ColdContext && dst_uri.is_empty() {
-            return Err(format!("{dst} has no MigrationURI: it takes part in no {} migration", mode.nbi()));
+        if mode != MigrationMode::ColdContext && dst_uri.is_empty() {
+            return Err(format!("{dst} has no MigrationURI: it takes part in no {} migration", nbi_mode(mode)));
         }
 
         self.note("preparing the target");
         // Without its Subscriber yet: until the destination runs the vRGW, the subscriber has
         // one instance (the source's), and the ACS applies no profile to a half-made one.
+        let (row, rm) = (Instance::relative(), Instance::relative().migration());
         let add = TaskSpec::AddObject {
-            object_name: INSTANCE.into(),
+            object_name: Instance::TABLE.into(),
             parameter_values: vec![
-                string("Template", &template),
-                typed("SVLAN", &s.svlan, XsdType::UnsignedInt)?,
-                typed("CVLAN", &s.cvlan, XsdType::UnsignedInt)?,
-                string("Migration.Mode", mode.model()),
-                string("Migration.Peer", &s.uri),
-                string("Migration.PeerDomain", &s.domain),
-                string("Migration.PeerHost", &src),
-                string("Migration.Command", "Prepare"),
+                string(row.template(), &template),
+                typed(row.svlan(), &s.svlan, XsdType::UnsignedInt)?,
+                typed(row.cvlan(), &s.cvlan, XsdType::UnsignedInt)?,
+                string(rm.mode(), mode.as_str()),
+                string(rm.peer(), &s.uri),
+                string(rm.peer_domain(), &s.domain),
+                string(rm.peer_host(), &src),
+                string(rm.command(), MigrationCommand::Prepare.as_str()),
             ],
         };
         let r = self.task(&dst, add).await?;
@@ -409,16 +409,15 @@ impl Run {
             return Err(format!("{dst} did not say which instance it added"));
         };
         self.record["target_instance"] = json!(m);
-        let q = format!("{INSTANCE}{m}.");
-        let status = param(&r, &format!("{q}Migration.Status")).unwrap_or_default();
-        if status != "Prepared" {
-            let why = param(&r, &format!("{q}Migration.Error")).unwrap_or_default();
+        let q = Instance::at(m);
+        if status_in(&r, &q.migration()) != Some(MigrationStatus::Prepared) {
+            let why = param(&r, &q.migration().error()).unwrap_or_default();
             self.undo_target(m).await;
             return Err(format!("{dst} could not prepare: {why}"));
         }
-        let dst_domain = param(&r, &format!("{q}Domain")).unwrap_or_default();
+        let dst_domain = param(&r, &q.domain()).unwrap_or_default();
 
-        if mode == Mode::ColdContext {
+        if mode == MigrationMode::ColdContext {
             self.note("copying the configuration");
             if let Err(e) = self.copy_configuration(m).await {
                 self.undo_target(m).await;
@@ -427,13 +426,13 @@ impl Run {
         }
 
         self.note("starting at the source");
-        let mp = format!("{INSTANCE}{n}.Migration.");
+        let mp = Migration::at(n);
         let start = vec![
-            string(format!("{mp}Mode"), mode.model()),
-            string(format!("{mp}Peer"), &dst_uri),
-            string(format!("{mp}PeerDomain"), &dst_domain),
-            string(format!("{mp}PeerHost"), &dst),
-            string(format!("{mp}Command"), "Start"),
+            string(mp.mode(), mode.as_str()),
+            string(mp.peer(), &dst_uri),
+            string(mp.peer_domain(), &dst_domain),
+            string(mp.peer_host(), &dst),
+            string(mp.command(), MigrationCommand::Start.as_str()),
         ];
         match self.set(&src, start).await {
             Ok(_) => {}
@@ -442,50 +441,49 @@ impl Run {
                 return Err(self.after_source_failure(m, e).await);
             }
         }
-        let (status, r) = match self.wait_status(&src, n, &["Completed", "Stopped", "Error", "Aborted"]).await {
+        let until =
+            [MigrationStatus::Completed, MigrationStatus::Stopped, MigrationStatus::Error, MigrationStatus::Aborted];
+        let (status, r) = match self.wait_status(&src, n, &until).await {
             Ok(x) => x,
             Err(e) => return Err(self.after_source_failure(m, e).await),
         };
-        if status == "Error" || status == "Aborted" {
-            let why = param(&r, &format!("{mp}Error")).unwrap_or_default();
+        if matches!(status, MigrationStatus::Error | MigrationStatus::Aborted) {
+            let why = param(&r, &mp.error()).unwrap_or_default();
             self.undo_target(m).await;
             return Err(format!("{src} did not let the vRGW go: {why}"));
         }
         let stopped_at = Instant::now();
-        if mode == Mode::Live {
-            let d = param(&r, &format!("{mp}Downtime")).and_then(|d| d.parse::<u64>().ok()).unwrap_or(0);
+        if mode == MigrationMode::Live {
+            let d = param(&r, &mp.downtime()).and_then(|d| d.parse::<u64>().ok()).unwrap_or(0);
             self.record["downtime_ms"] = json!(d);
         }
 
         self.note("completing at the target");
-        let done = self.command(&dst, m, "Complete").await;
-        let status = match &done {
-            Ok(r) => param(r, &format!("{q}Migration.Status")).unwrap_or_default(),
-            Err(_) => String::new(),
-        };
-        if status != "Completed" {
+        let done = self.command(&dst, m, MigrationCommand::Complete).await;
+        let status = done.as_ref().ok().and_then(|r| status_in(r, &q.migration()));
+        if status != Some(MigrationStatus::Completed) {
             let why = match &done {
-                Ok(r) => param(r, &format!("{q}Migration.Error")).unwrap_or_default(),
+                Ok(r) => param(r, &q.migration().error()).unwrap_or_default(),
                 Err(e) => e.clone(),
             };
-            if mode == Mode::Live {
+            if mode == MigrationMode::Live {
                 // The domain already left the source; only the destination can run it.
                 return Err(format!(
                     "{dst} did not complete the live migration ({why}); the vRGW runs there, retry Complete"
                 ));
             }
             self.note("aborting at the source");
-            let back = self.command(&src, n, "Abort").await.map(|r| param(&r, &format!("{mp}Status")));
+            let back = self.command(&src, n, MigrationCommand::Abort).await.map(|r| param(&r, &mp.status()));
             self.undo_target(m).await;
             return Err(match back {
-                Ok(Some(st)) if st == "Aborted" => {
+                Ok(Some(st)) if st.parse() == Ok(MigrationStatus::Aborted) => {
                     format!("{dst} could not take over ({why}); the vRGW runs at {src} again")
                 }
                 Ok(st) => format!("{dst} could not take over ({why}); {src} answered the abort with {st:?}"),
                 Err(e) => format!("{dst} could not take over ({why}); the abort at {src} failed too: {e}"),
             });
         }
-        if mode != Mode::Live {
+        if mode != MigrationMode::Live {
             self.record["downtime_ms"] = json!(stopped_at.elapsed().as_millis() as u64);
         }
         if !s.subscriber.is_empty() {
@@ -498,7 +496,7 @@ impl Run {
             if let Err(e) = crate::profiles::carried_over(self.acs.store.as_ref(), &s.subscriber, &from, &to) {
                 tracing::warn!(migration = self.id, "recording the profile at the destination: {e}");
             }
-            let sub = vec![string(format!("{q}Subscriber"), &s.subscriber)];
+            let sub = vec![string(q.subscriber(), &s.subscriber)];
             if let Err(e) = self.set(&dst, sub).await {
                 // The vRGW runs at the destination; only the record of whose it is lags.
                 tracing::warn!(migration = self.id, "setting the subscriber at the destination: {e}");
@@ -507,7 +505,7 @@ impl Run {
         }
 
         self.note("releasing the source");
-        if let Err(e) = self.task(&src, TaskSpec::DeleteObject { object_name: format!("{INSTANCE}{n}.") }).await {
+        if let Err(e) = self.task(&src, TaskSpec::DeleteObject { object_name: Instance::at(n).into() }).await {
             // The vRGW runs at the destination; the source's leftover row is only bookkeeping.
             tracing::warn!(migration = self.id, "deleting the source's row: {e}");
             self.record["warning"] = json!(format!("the source's row stays: {e}"));
@@ -518,21 +516,17 @@ impl Run {
     /// The source's Start failed or was not answered: where is the vRGW?
     async fn after_source_failure(&mut self, m: u32, e: String) -> String {
         let (src, n) = (self.req.source.clone(), self.req.instance);
-        let mp = format!("{INSTANCE}{n}.Migration.");
-        let status = self
-            .task(&src, TaskSpec::get(vec![format!("{mp}Status")]))
-            .await
-            .ok()
-            .and_then(|r| param(&r, &format!("{mp}Status")));
-        match status.as_deref() {
-            Some("Stopped") => {
-                if let Err(e) = self.command(&src, n, "Abort").await {
+        let mp = Migration::at(n);
+        let status = self.task(&src, TaskSpec::get(vec![mp.status()])).await.ok().and_then(|r| param(&r, &mp.status()));
+        match status.as_deref().map(str::parse::<MigrationStatus>) {
+            Some(Ok(MigrationStatus::Stopped)) => {
+                if let Err(e) = self.command(&src, n, MigrationCommand::Abort).await {
                     tracing::warn!(migration = self.id, "telling the source to run the vRGW again: {e}");
                 }
                 self.undo_target(m).await;
                 format!("{e}; the source was told to run the vRGW again")
             }
-            Some("Migrating" | "Completed") => {
+            Some(Ok(MigrationStatus::Migrating | MigrationStatus::Completed)) => {
                 format!("{e}; the source reports {status:?}: the target's instance {m} is kept (it may run the vRGW)")
             }
             _ => {
@@ -547,11 +541,10 @@ impl Run {
     async fn undo_target(&mut self, m: u32) {
         self.note("undoing at the target");
         let dst = self.req.target.clone();
-        let q = format!("{INSTANCE}{m}.");
-        if let Err(e) = self.command(&dst, m, "Abort").await {
+        if let Err(e) = self.command(&dst, m, MigrationCommand::Abort).await {
             tracing::warn!(migration = self.id, "aborting at the target's instance {m}: {e}");
         }
-        if let Err(e) = self.task(&dst, TaskSpec::DeleteObject { object_name: q }).await {
+        if let Err(e) = self.task(&dst, TaskSpec::DeleteObject { object_name: Instance::at(m).into() }).await {
             tracing::warn!(migration = self.id, "removing the target's instance {m}: {e}");
         }
     }
@@ -560,8 +553,8 @@ impl Run {
     /// destination's pooled vRGW: rows it lacks are added, then every writable value is set.
     async fn copy_configuration(&mut self, m: u32) -> Result<(), String> {
         let (src, dst, n) = (self.req.source.clone(), self.req.target.clone(), self.req.instance);
-        let from = format!("{INSTANCE}{n}.Device.");
-        let to = format!("{INSTANCE}{m}.Device.");
+        let from = String::from(Instance::at(n).device());
+        let to = String::from(Instance::at(m).device());
         let r = self.task(&src, TaskSpec::get(vec![from.clone()])).await?;
         let have = self.task(&dst, TaskSpec::get(vec![to.clone()])).await?;
         let schema = datamodel::Schema::vrgw();
@@ -587,7 +580,7 @@ impl Run {
             if !writable {
                 continue;
             }
-            let obj = format!("{INSTANCE}{m}.{table}.");
+            let obj = format!("{}{table}.", Instance::at(m));
             let added = self.task(&dst, TaskSpec::AddObject { object_name: obj, parameter_values: Vec::new() }).await?;
             let k = added["instance"].as_u64().ok_or_else(|| format!("{dst} did not number the new row of {table}"))?;
             map.insert(row.clone(), format!("{table}.{k}."));
@@ -602,7 +595,7 @@ impl Run {
             if current.get(&at) == Some(&v) {
                 continue;
             }
-            values.push(typed(format!("{INSTANCE}{m}.{at}"), &v, xsd(&t)?)?);
+            values.push(typed(format!("{}{at}", Instance::at(m)), &v, xsd(&t)?)?);
         }
         self.record["copied_parameters"] = json!(values.len());
         if !values.is_empty() {
@@ -681,7 +674,12 @@ mod tests {
         let r = json!({"parameters": [["Device.X_VRGW-ORG_Virtualization.Template.2.Name", "base", "xsd:string"]]});
         assert_eq!(template_named(&r, "base").as_deref(), Some("Device.X_VRGW-ORG_Virtualization.Template.2"));
         assert_eq!(template_named(&r, ""), None);
-        assert_eq!(Mode::parse("live"), Some(Mode::Live));
-        assert_eq!(Mode::parse("warm"), None);
+        assert_eq!(mode_from_nbi("live"), Some(MigrationMode::Live));
+        assert_eq!(mode_from_nbi("warm"), None);
+        assert_eq!(mode_from_nbi("none"), None);
+        assert_eq!(mode_from_nbi("Live"), None);
+        for m in [MigrationMode::Live, MigrationMode::ColdImage, MigrationMode::ColdContext] {
+            assert_eq!(mode_from_nbi(nbi_mode(m)), Some(m));
+        }
     }
 }

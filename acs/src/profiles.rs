@@ -19,12 +19,11 @@ use serde_json::{json, Value as Json};
 use std::collections::BTreeMap;
 
 use cwmp::{ParameterValue, Value, XsdType};
+use datamodel::virtualization::Instance;
 
 use crate::store::{Store, StoreError, Task};
 use crate::tasks::{Order, TaskSpec};
 
-/// The host's instance table.
-pub const INSTANCE: &str = "Device.X_VRGW-ORG_Virtualization.Instance.";
 /// The DHCP pool the web form edits, relative to the vRGW's `Device.`.
 pub const POOL: &str = "DHCPv4.Server.Pool.1.";
 
@@ -101,14 +100,19 @@ pub struct Location {
 }
 
 impl Location {
+    /// The instance's row (`...Instance.N.`).
+    pub fn row(&self) -> Instance {
+        Instance::at(self.instance)
+    }
+
     /// The instance's path (`...Instance.N.`).
     pub fn instance_path(&self) -> String {
-        format!("{INSTANCE}{}.", self.instance)
+        self.row().into()
     }
 
     /// The vRGW's own data model (`...Instance.N.Device.`).
     pub fn device_path(&self) -> String {
-        format!("{INSTANCE}{}.Device.", self.instance)
+        self.row().device().into()
     }
 
     fn applied_mark(&self, version: i64) -> String {
@@ -116,8 +120,10 @@ impl Location {
     }
 }
 
+/// The instance whose `Subscriber` `name` is.
 fn instance_of(name: &str) -> Option<u32> {
-    name.strip_prefix(INSTANCE)?.strip_suffix(".Subscriber")?.parse().ok()
+    let (n, rest) = Instance::split(name)?;
+    (rest == Instance::relative().subscriber()).then_some(n)
 }
 
 /// The subscriber's vRGW, from the ACS's cache. With several (a migration under way), the one

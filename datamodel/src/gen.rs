@@ -1,13 +1,16 @@
 //! The generator behind `dm-gen extract`: reads Broadband Forum data-model XML (the flattened
 //! TR-181 "full" file and our vendor extension in the same format) and writes the compact `.dm`
 //! facts file that [`crate::schema`] loads. Facts only: names, types, access, sizes, ranges,
-//! enumerations, defaults, unique keys; no descriptions.
+//! enumerations, defaults, unique keys; no descriptions. `dm-gen rust` ([`rust_module`]) writes
+//! the extension's typed paths and enumerations (`src/virtualization.rs`) from the same parse.
 
 use std::collections::HashMap;
 use std::fmt::Write;
 
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
+
+mod rust;
 
 /// The TR-181 objects the stack serves (host and vRGW profiles together).
 pub const TR181_OBJECTS: &[&str] = &[
@@ -71,6 +74,14 @@ pub enum GenError {
         param: String,
         /// The type name.
         data_type: String,
+    },
+    /// Two items of the generated Rust module would have the same name.
+    #[error("{object}: two items are named {name} in Rust")]
+    NameClash {
+        /// The object.
+        object: String,
+        /// The name.
+        name: String,
     },
 }
 
@@ -314,6 +325,27 @@ fn range_text(r: &(Option<String>, Option<String>)) -> String {
     format!("{}..{}", r.0.as_deref().unwrap_or(""), r.1.as_deref().unwrap_or(""))
 }
 
+/// The facets of `p` (of object `o`), its data type's merged in.
+fn param_facets(o: &Object, p: &Param, types: &HashMap<String, Facets>) -> Result<Facets, GenError> {
+    let mut facets = match &p.data_type {
+        Some(dt) => {
+            let base = resolve(types, dt, 0).ok_or_else(|| GenError::UnknownDataType {
+                param: format!("{}{}", o.name, p.name),
+                data_type: dt.clone(),
+            })?;
+            base.refined_by(&p.facets)
+        }
+        None => p.facets.clone(),
+    };
+    if let Some(target) = &p.enum_ref {
+        // Values are those of a sibling (ModeEnabled takes ModesSupported's enumeration).
+        if let Some(t) = o.params.iter().find(|q| &q.name == target) {
+            facets.enums = t.facets.enums.clone();
+        }
+    }
+    Ok(facets)
+}
+
 fn write_object(out: &mut String, o: &Object, types: &HashMap<String, Facets>) -> Result<(), GenError> {
     let access = if o.access == "readWrite" { "w" } else { "r" };
     let _ = write!(out, "O\t{}\t{access}", o.name);
@@ -334,22 +366,7 @@ fn write_object(out: &mut String, o: &Object, types: &HashMap<String, Facets>) -
     }
     out.push('\n');
     for p in &o.params {
-        let mut facets = match &p.data_type {
-            Some(dt) => {
-                let base = resolve(types, dt, 0).ok_or_else(|| GenError::UnknownDataType {
-                    param: format!("{}{}", o.name, p.name),
-                    data_type: dt.clone(),
-                })?;
-                base.refined_by(&p.facets)
-            }
-            None => p.facets.clone(),
-        };
-        if let Some(target) = &p.enum_ref {
-            // Values are those of a sibling (ModeEnabled takes ModesSupported's enumeration).
-            if let Some(t) = o.params.iter().find(|q| &q.name == target) {
-                facets.enums = t.facets.enums.clone();
-            }
-        }
+        let facets = param_facets(o, p, types)?;
         let access = match p.access.as_str() {
             "readWrite" => "w",
             "writeOnceReadOnly" => "w1",
@@ -421,4 +438,14 @@ pub fn extract(bbf: &str, bbf_name: &str, vendor: &str, vendor_name: &str) -> Re
         write_object(&mut out, o, &types)?;
     }
     Ok(out)
+}
+
+/// Produces the Rust module of the vendor extension's typed paths and enumerations
+/// (`src/virtualization.rs`) from the TR-181 full XML (for the data types the extension uses)
+/// and the vendor XML.
+pub fn rust_module(bbf: &str, bbf_name: &str, vendor: &str, vendor_name: &str) -> Result<String, GenError> {
+    let mut types = parse(bbf, bbf_name)?.types;
+    let vendor_doc = parse(vendor, vendor_name)?;
+    types.extend(vendor_doc.types.clone());
+    rust::module(&vendor_doc, &types, vendor_name)
 }

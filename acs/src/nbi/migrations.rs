@@ -7,14 +7,15 @@ use hyper::StatusCode;
 use serde_json::Value as Json;
 
 use super::{json_response, number, parse_json, Nbi, NbiError, Reply};
-use crate::migration::{self, Mode};
+use crate::migration;
+use datamodel::virtualization::MigrationMode;
 
 /// A migration as asked for: instance `n` of the path's device to `target`.
 pub(crate) struct Start {
     source: String,
     instance: u32,
     target: String,
-    mode: Mode,
+    mode: MigrationMode,
     step_timeout: Duration,
 }
 
@@ -26,7 +27,7 @@ impl Start {
         let Some(target) = spec.get("target").and_then(Json::as_str) else {
             return Err(NbiError::Invalid("\"target\" (the destination host's device id) is required"));
         };
-        let Some(mode) = spec.get("mode").and_then(Json::as_str).and_then(Mode::parse) else {
+        let Some(mode) = spec.get("mode").and_then(Json::as_str).and_then(migration::mode_from_nbi) else {
             return Err(NbiError::Invalid("\"mode\" is one of live, cold-image, cold-context"));
         };
         let step_timeout = match spec.get("stepTimeout") {

@@ -454,7 +454,7 @@ impl Portal {
         // Fresh state and leases, when the host answers within a few seconds.
         let base = at.device_path();
         let spec = TaskSpec::get(vec![
-            format!("{}Status", at.instance_path()),
+            at.row().status(),
             format!("{base}Hosts."),
             format!("{base}IP.Interface.1.IPv4Address.1."),
         ]);
@@ -489,19 +489,18 @@ impl Portal {
             }
         }
         let cache = self.cache(&at);
-        let get = |rel: &str| {
-            cache.iter().find(|p| p.name == format!("{}{rel}", at.instance_path())).map(|p| p.value.clone())
-        };
-        let state = get("Status").unwrap_or_else(|| "unknown".into());
-        let lan = get("Device.IP.Interface.1.IPv4Address.1.IPAddress").unwrap_or_default();
+        use datamodel::virtualization::InstanceStatus;
+        let get = |name: &str| cache.iter().find(|p| p.name == name).map(|p| p.value.clone());
+        let state = get(&at.row().status()).map(|s| s.parse::<InstanceStatus>());
+        let lan = get(&format!("{base}IP.Interface.1.IPv4Address.1.IPAddress")).unwrap_or_default();
         let mut b = String::new();
         if !fresh {
             b.push_str("<p class=note>Your gateway did not answer just now; this is what it last reported.</p>");
         }
-        let words = match state.as_str() {
-            "Running" => "running",
-            "Suspended" => "paused by your operator",
-            "Stopped" => "stopped",
+        let words = match state {
+            Some(Ok(InstanceStatus::Running)) => "running",
+            Some(Ok(InstanceStatus::Suspended)) => "paused by your operator",
+            Some(Ok(InstanceStatus::Stopped)) => "stopped",
             _ => "unknown",
         };
         use std::fmt::Write as _;
@@ -512,7 +511,7 @@ impl Portal {
             pages::esc(&lan)
         );
         b.push_str("<h3>Connected devices</h3>");
-        let hosts_prefix = format!("{}Device.Hosts.Host.", at.instance_path());
+        let hosts_prefix = format!("{base}Hosts.Host.");
         let mut hosts: BTreeMap<u32, BTreeMap<&str, String>> = BTreeMap::new();
         for p in &cache {
             let Some(rest) = p.name.strip_prefix(&hosts_prefix) else { continue };

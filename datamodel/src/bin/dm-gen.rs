@@ -5,6 +5,8 @@
 //! ```text
 //! cargo run -p datamodel --bin dm-gen -- extract ../shared/bbf/tr-181-2-17-0-cwmp-full.xml \
 //!     datamodel/vendor/vrgw-virtualization.xml > datamodel/data/device2.dm
+//! cargo run -p datamodel --bin dm-gen -- rust ../shared/bbf/tr-181-2-17-0-cwmp-full.xml \
+//!     datamodel/vendor/vrgw-virtualization.xml > datamodel/src/virtualization.rs
 //! cargo run -p datamodel --bin dm-gen -- docs > docs/datamodel.md
 //! ```
 
@@ -13,7 +15,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
-        Some("extract") if args.len() == 3 => match extract(&args[1], &args[2]) {
+        Some(what @ ("extract" | "rust")) if args.len() == 3 => match extract(what, &args[1], &args[2]) {
             Ok(text) => {
                 print!("{text}");
                 ExitCode::SUCCESS
@@ -28,17 +30,16 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         _ => {
-            eprintln!(
-                "usage: dm-gen extract TR181_FULL_XML VENDOR_XML > device2.dm\n       dm-gen docs > datamodel.md"
-            );
+            eprintln!("usage: dm-gen extract|rust TR181_FULL_XML VENDOR_XML\n       dm-gen docs > datamodel.md");
             ExitCode::from(2)
         }
     }
 }
 
-fn extract(bbf: &str, vendor: &str) -> Result<String, String> {
+fn extract(what: &str, bbf: &str, vendor: &str) -> Result<String, String> {
     let bbf_text = std::fs::read_to_string(bbf).map_err(|e| format!("{bbf}: {e}"))?;
     let vendor_text = std::fs::read_to_string(vendor).map_err(|e| format!("{vendor}: {e}"))?;
     let base = |p: &str| p.rsplit('/').next().unwrap_or(p).to_string();
-    datamodel::gen::extract(&bbf_text, &base(bbf), &vendor_text, &base(vendor)).map_err(|e| e.to_string())
+    let gen = if what == "rust" { datamodel::gen::rust_module } else { datamodel::gen::extract };
+    gen(&bbf_text, &base(bbf), &vendor_text, &base(vendor)).map_err(|e| e.to_string())
 }
