@@ -29,7 +29,7 @@ pub fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
-pub use cwmp::auth::random_hex;
+pub use http_shell::random_hex;
 
 /// The presets, by name.
 pub type Presets = Arc<Vec<(String, serde_json::Value)>>;
@@ -96,7 +96,7 @@ impl Acs {
     /// The ACS over `store`; `webhooks` receives device and task events.
     pub fn new(store: Arc<dyn Store>, config: EndpointConfig, webhooks: crate::webhooks::Sender) -> Arc<Acs> {
         let mut secret = [0u8; 32];
-        cwmp::auth::fill_random(&mut secret);
+        http_shell::fill_random(&mut secret);
         Arc::new(Acs {
             store,
             config,

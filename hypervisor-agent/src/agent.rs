@@ -147,7 +147,7 @@ impl Agent {
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
         let mut secret = [0u8; 32];
-        cwmp::auth::fill_random(&mut secret);
+        http_shell::fill_random(&mut secret);
         Ok(Arc::new(Agent {
             cfg,
             host,
@@ -305,7 +305,7 @@ impl Agent {
                         .filter_map(|h| h.to_str().ok().map(str::to_string))
                         .collect();
                     let path = conn.path.clone();
-                    let cnonce = cwmp::auth::random_hex(8);
+                    let cnonce = http_shell::random_hex(8);
                     auth = challenges
                         .iter()
                         .find_map(|c| answer(c, "POST", &path, &self.cfg.acs_username, &self.cfg.acs_password, &cnonce))

@@ -550,7 +550,7 @@ impl Host {
     }
 
     fn secret() -> String {
-        cwmp::auth::random_hex(16)
+        http_shell::random_hex(16)
     }
 
     fn converge_instance(&mut self, n: u32) -> Result<()> {

@@ -74,7 +74,7 @@ impl Default for PortalConfig {
 /// Hashes a password for storage (Argon2id, a random salt, PHC string).
 pub fn hash_password(password: &str) -> Result<String, String> {
     let mut salt = [0u8; 16];
-    cwmp::auth::fill_random(&mut salt);
+    http_shell::fill_random(&mut salt);
     let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
     Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
 }
