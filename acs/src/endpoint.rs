@@ -3,7 +3,6 @@
 //! at a time; tasks run in order inside sessions.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,7 +14,6 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -537,33 +535,16 @@ impl Acs {
                 }
             })
         };
-        tokio::pin!(shutdown);
-        loop {
-            let (stream, _) = tokio::select! {
-                r = listener.accept() => r?,
-                () = &mut shutdown => { sweeper.abort(); return Ok(()); }
-            };
-            let _ = stream.set_nodelay(true);
-            let acs = self.clone();
-            let tls = tls.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req| {
-                    let acs = acs.clone();
-                    async move { Ok::<_, Infallible>(acs.http(req).await) }
-                });
-                let builder = hyper::server::conn::http1::Builder::new();
-                match tls {
-                    Some(t) => match t.accept(stream).await {
-                        Ok(s) => {
-                            let _ = builder.serve_connection(TokioIo::new(s), svc).await;
-                        }
-                        Err(e) => tracing::warn!("TLS handshake failed: {e}"),
-                    },
-                    None => {
-                        let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
-                    }
-                }
-            });
-        }
+        // Between two POSTs of a session the CPE may work for a while (a vRGW provisioned),
+        // so a connection may sit idle as long as a session may.
+        let limits = http_shell::Limits {
+            max_connections: 4096,
+            max_body: self.config.max_body,
+            idle: self.config.session_timeout.max(Duration::from_secs(30)),
+            ..http_shell::Limits::default()
+        };
+        let served = http_shell::serve(listener, tls, limits, move |req, _peer| self.clone().http(req), shutdown).await;
+        sweeper.abort();
+        served
     }
 }

@@ -2,7 +2,6 @@
 //! with bearer-token authentication on by default.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +11,6 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::{json, Value as Json};
 use tokio::net::TcpListener;
 
@@ -559,21 +557,8 @@ impl Nbi {
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
-        tokio::pin!(shutdown);
-        loop {
-            let (stream, _) = tokio::select! {
-                r = listener.accept() => r?,
-                () = &mut shutdown => return Ok(()),
-            };
-            let nbi = self.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req| {
-                    let nbi = nbi.clone();
-                    async move { Ok::<_, Infallible>(nbi.http(req).await) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
-            });
-        }
+        let limits = http_shell::Limits { max_body: 64 << 20, ..http_shell::Limits::default() };
+        http_shell::serve(listener, None, limits, move |req, _peer| self.clone().http(req), shutdown).await
     }
 }
 

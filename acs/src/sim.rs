@@ -14,7 +14,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 
@@ -325,48 +325,50 @@ impl SimCpe {
     /// accepted request starts a session with "6 CONNECTION REQUEST".
     pub async fn serve_connection_requests(sims: Vec<Arc<SimCpe>>, listener: TcpListener) -> std::io::Result<()> {
         let sims = Arc::new(sims);
-        loop {
-            let (stream, _) = listener.accept().await?;
-            let sims = sims.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                    let sims = sims.clone();
-                    async move {
-                        let serial = req.uri().path().rsplit('/').next().unwrap_or("").to_string();
-                        let Some(sim) = sims.iter().find(|s| s.serial == serial).cloned() else {
-                            let mut r = Response::new(Full::new(Bytes::from_static(b"no such device\n")));
-                            *r.status_mut() = StatusCode::NOT_FOUND;
-                            return Ok::<_, std::convert::Infallible>(r);
-                        };
-                        let header = req.headers().get(header::AUTHORIZATION).and_then(|h| h.to_str().ok());
-                        if sim
-                            .verifier
-                            .verify("GET", header, |u| (u == sim.cr_user).then(|| sim.cr_pass.clone()), now())
-                            .is_err()
-                        {
-                            let mut r = Response::new(Full::new(Bytes::new()));
-                            *r.status_mut() = StatusCode::UNAUTHORIZED;
-                            for c in sim.verifier.challenges(now()).into_iter().filter(|c| c.starts_with("Digest")) {
-                                if let Ok(v) = HeaderValue::from_str(&c) {
-                                    r.headers_mut().append(header::WWW_AUTHENTICATE, v);
-                                }
-                            }
-                            return Ok(r);
-                        }
-                        tokio::spawn(async move {
-                            if let Err(e) = sim.session(&[cwmp::event::CONNECTION_REQUEST]).await {
-                                tracing::warn!(serial = %sim.serial, "session after a connection request failed: {e}");
-                            }
-                        });
-                        let mut r = Response::new(Full::new(Bytes::new()));
-                        *r.status_mut() = StatusCode::NO_CONTENT;
-                        Ok(r)
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
-            });
-        }
+        let limits = http_shell::Limits { max_body: 64 * 1024, ..http_shell::Limits::default() };
+        http_shell::serve(
+            listener,
+            None,
+            limits,
+            move |req, _peer| {
+                let sims = sims.clone();
+                async move { connection_request(&sims, req) }
+            },
+            std::future::pending(),
+        )
+        .await
     }
+}
+
+/// Answers a connection request for one of `sims`: 404 for an unknown device, 401 with a
+/// Digest challenge without valid credentials, else 204 and a session with "6 CONNECTION
+/// REQUEST" started.
+fn connection_request(sims: &[Arc<SimCpe>], req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+    let serial = req.uri().path().rsplit('/').next().unwrap_or("").to_string();
+    let Some(sim) = sims.iter().find(|s| s.serial == serial).cloned() else {
+        let mut r = Response::new(Full::new(Bytes::from_static(b"no such device\n")));
+        *r.status_mut() = StatusCode::NOT_FOUND;
+        return r;
+    };
+    let header = req.headers().get(header::AUTHORIZATION).and_then(|h| h.to_str().ok());
+    if sim.verifier.verify("GET", header, |u| (u == sim.cr_user).then(|| sim.cr_pass.clone()), now()).is_err() {
+        let mut r = Response::new(Full::new(Bytes::new()));
+        *r.status_mut() = StatusCode::UNAUTHORIZED;
+        for c in sim.verifier.challenges(now()).into_iter().filter(|c| c.starts_with("Digest")) {
+            if let Ok(v) = HeaderValue::from_str(&c) {
+                r.headers_mut().append(header::WWW_AUTHENTICATE, v);
+            }
+        }
+        return r;
+    }
+    tokio::spawn(async move {
+        if let Err(e) = sim.session(&[cwmp::event::CONNECTION_REQUEST]).await {
+            tracing::warn!(serial = %sim.serial, "session after a connection request failed: {e}");
+        }
+    });
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    r
 }
 
 /// The parameter values a device's data model holds under `path`.

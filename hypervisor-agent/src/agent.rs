@@ -78,6 +78,15 @@ impl std::fmt::Debug for Agent {
 
 const MS: &str = "Device.ManagementServer.";
 
+/// The connection-request listener's limits: bodyless GETs from one ACS, answered at once.
+static CR_LIMITS: std::sync::LazyLock<http_shell::Limits> = std::sync::LazyLock::new(|| http_shell::Limits {
+    max_connections: 256,
+    header_read: Duration::from_secs(10),
+    idle: Duration::from_secs(30),
+    max_body: 64 * 1024,
+    ..http_shell::Limits::default()
+});
+
 /// Connection requests accepted in a burst.
 const CR_BURST: f64 = 10.0;
 /// One more connection request allowed per this much time.
@@ -453,17 +462,17 @@ impl Agent {
     /// a second, about what sessions can follow; beyond, 503 with Retry-After). An accepted one
     /// queues "6 CONNECTION REQUEST".
     pub async fn serve_connection_requests(self: Arc<Self>, listener: TcpListener) -> std::io::Result<()> {
-        loop {
-            let (stream, peer) = listener.accept().await?;
-            let agent = self.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                    let agent = agent.clone();
-                    async move { Ok::<_, std::convert::Infallible>(agent.connection_request(req, peer).await) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
-            });
-        }
+        http_shell::serve(
+            listener,
+            None,
+            CR_LIMITS.clone(),
+            move |req, peer| {
+                let agent = self.clone();
+                async move { agent.connection_request(req, peer).await }
+            },
+            std::future::pending(),
+        )
+        .await
     }
 
     async fn connection_request(&self, req: Request<hyper::body::Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {

@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::codec::{decode_response, encode_call, DecodeError, Limits, MethodResponse};
 use crate::fault::Fault;
-use crate::server::gunzip;
+use crate::gz::gunzip;
 use crate::value::Value;
 use crate::{from_value, to_value};
 
