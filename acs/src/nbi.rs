@@ -123,24 +123,19 @@ fn decode(s: &str) -> String {
 
 /// One NBI call as a client (`acs subscriber` uses it): the status and body text.
 pub async fn call(base: &str, token: &str, method: &str, path: &str, body: String) -> Result<(u16, String), String> {
-    use hyper_util::client::legacy::Client;
-    let client: Client<_, Full<Bytes>> = Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build(hyper_util::client::legacy::connect::HttpConnector::new());
+    let client = http_shell::client::Builder::new()
+        .timeout(Duration::from_secs(30))
+        .auth(http_shell::client::Auth::Bearer(token.to_string()))
+        .build();
     let url = format!("{}{path}", base.trim_end_matches('/'));
     let req = Request::builder()
         .method(method)
         .uri(&url)
-        .header(header::AUTHORIZATION, format!("Bearer {token}"))
         .header(header::CONTENT_TYPE, "application/json")
         .body(Full::new(Bytes::from(body)))
         .map_err(|e| format!("{url}: {e}"))?;
-    let resp = tokio::time::timeout(Duration::from_secs(30), client.request(req))
-        .await
-        .map_err(|_| format!("{url}: no answer within 30 s"))?
-        .map_err(|e| format!("{url}: {e}"))?;
-    let status = resp.status().as_u16();
-    let bytes = resp.into_body().collect().await.map_err(|e| format!("{url}: {e}"))?.to_bytes();
-    Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+    let reply = client.fetch(req, usize::MAX).await.map_err(|e| format!("{url}: {e}"))?;
+    Ok((reply.status.as_u16(), String::from_utf8_lossy(&reply.body).into_owned()))
 }
 
 /// A task as GenieACS shows it.
