@@ -8,11 +8,11 @@
 //!   shutdown), [`Limits`], and [`read_body`] for the services' bodies. Used by the ACS's CWMP,
 //!   NBI and web-form listeners, the agent's and `cwmp-sim`'s connection-request listeners and
 //!   `xmlrpc`'s server.
-//! - [`client`] (feature `client`): the one client builder ([`client::Builder`]: timeout, pool,
+//! - `client` (feature `client`): the one client builder (`client::Builder`: timeout, pool,
 //!   Basic, Bearer or no authentication as the caller chooses) for the ACS's connection requests,
 //!   webhooks and NBI calls, `cwmp-sim`'s downloads and `xmlrpc`'s client; and
-//!   [`client::Connection`], one connection (TLS for `https://`) for a whole exchange.
-//! - [`cpe`] (feature `cpe`): the CPE side of a CWMP session over HTTP ([`cpe::Link`]: cookies,
+//!   `client::Connection`, one connection (TLS for `https://`) for a whole exchange.
+//! - `cpe` (feature `cpe`): the CPE side of a CWMP session over HTTP (`cpe::Link`: cookies,
 //!   Digest retry, Basic only where the caller allows it), used by the hypervisor agent and
 //!   `cwmp-sim`. It lives here rather than in `cwmp` because it owns a socket; it is a feature so
 //!   that servers without a CPE side (`xmlrpc`'s server, the vRGW proxy) do not build it.
@@ -26,7 +26,7 @@
 //! requests finish within [`Limits::drain`], and returns.
 //!
 //! # Features
-//! `tls` (rustls for [`serve()`](serve::serve) and [`client::Connection`]), `client`, `cpe`
+//! `tls` (rustls for [`serve()`](serve::serve) and `client::Connection`), `client`, `cpe`
 //! (with `client`); none by default, so the vRGW proxy's XML-RPC server builds without TLS.
 
 #[cfg(feature = "client")]
