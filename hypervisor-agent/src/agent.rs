@@ -78,13 +78,15 @@ impl std::fmt::Debug for Agent {
 const MS: &str = "Device.ManagementServer.";
 
 /// The connection-request listener's limits: bodyless GETs from one ACS, answered at once.
-static CR_LIMITS: std::sync::LazyLock<http_shell::Limits> = std::sync::LazyLock::new(|| http_shell::Limits {
-    max_connections: 256,
-    header_read: Duration::from_secs(10),
-    idle: Duration::from_secs(30),
-    max_body: 64 * 1024,
-    ..http_shell::Limits::default()
-});
+fn cr_limits() -> http_shell::Limits {
+    http_shell::Limits {
+        max_connections: 256,
+        header_read: Duration::from_secs(10),
+        idle: Duration::from_secs(30),
+        max_body: 64 * 1024,
+        ..http_shell::Limits::default()
+    }
+}
 
 /// Connection requests accepted in a burst.
 const CR_BURST: f64 = 10.0;
@@ -450,15 +452,24 @@ impl Agent {
     /// a second, about what sessions can follow; beyond, 503 with Retry-After). An accepted one
     /// queues "6 CONNECTION REQUEST".
     pub async fn serve_connection_requests(self: Arc<Self>, listener: TcpListener) -> std::io::Result<()> {
+        self.serve_connection_requests_until(listener, std::future::pending()).await
+    }
+
+    /// [`Agent::serve_connection_requests`] until `shutdown` completes, then drains.
+    pub async fn serve_connection_requests_until(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> std::io::Result<()> {
         http_shell::serve(
             listener,
             None,
-            CR_LIMITS.clone(),
+            cr_limits(),
             move |req, peer| {
                 let agent = self.clone();
                 async move { agent.connection_request(req, peer).await }
             },
-            std::future::pending(),
+            shutdown,
         )
         .await
     }
