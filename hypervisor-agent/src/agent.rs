@@ -64,7 +64,7 @@ pub struct Agent {
     verifier: Verifier,
     /// Connection-request token bucket: tokens left and when they were counted.
     last_cr: Mutex<Option<(f64, Instant)>>,
-    tls: Option<tokio_rustls::TlsConnector>,
+    tls: Option<http_shell::client::TlsConnector>,
     /// Sessions completed (for tests and logs).
     pub sessions: AtomicU32,
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method as HttpMethod, Request, Response, StatusCode};
@@ -227,8 +227,9 @@ impl Server {
         let gzip_in = header_has(&req, header::CONTENT_ENCODING, "gzip");
         let gzip_out = header_has(&req, header::ACCEPT_ENCODING, "gzip");
         let max = self.limits.max_body;
-        let body = match Limited::new(req.into_body(), max).collect().await {
-            Ok(b) => b.to_bytes(),
+        let body = match http_shell::read_body(req.into_body(), &self.http_limits()).await {
+            Ok(b) => b,
+            Err(r @ http_shell::Refusal::TooSlow(_)) => return r.response(),
             Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large or broken\n"),
         };
         let body = if gzip_in {
@@ -251,12 +252,19 @@ impl Server {
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
-        let limits = http_shell::Limits {
+        let limits = self.http_limits();
+        http_shell::serve(listener, None, limits, move |req, _peer| self.clone().http(req), shutdown).await
+    }
+
+    /// The HTTP front end's limits: bodies as [`Limits::max_body`] (a slow one gets 408 after
+    /// 30 s), 256 connections, the shell's timeouts.
+    fn http_limits(&self) -> http_shell::Limits {
+        http_shell::Limits {
             max_connections: 256,
             max_body: self.limits.max_body,
+            body_read: std::time::Duration::from_secs(30),
             ..http_shell::Limits::default()
-        };
-        http_shell::serve(listener, None, limits, move |req, _peer| self.clone().http(req), shutdown).await
+        }
     }
 }
 
