@@ -220,3 +220,23 @@ async fn drain_drops_requests_past_its_deadline() {
     assert!(t.elapsed() < Duration::from_secs(2));
     assert_eq!(client.await.expect("client"), "", "a dropped request gets no answer");
 }
+
+#[tokio::test]
+async fn drain_closes_idle_keep_alive_connections_at_once() {
+    let mut srv = start(Limits { drain: Duration::from_secs(20), ..Limits::default() }, Duration::ZERO).await;
+    // A keep-alive connection that got its answer and now sits idle.
+    let mut idle = TcpStream::connect(srv.addr).await.expect("connect");
+    idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("write");
+    let mut buf = [0u8; 256];
+    let n = idle.read(&mut buf).await.expect("read");
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    let t = std::time::Instant::now();
+    let _ = srv.stop.take().map(|s| s.send(()));
+    tokio::time::timeout(Duration::from_secs(5), &mut srv.done)
+        .await
+        .expect("serve returned")
+        .expect("join")
+        .expect("ok");
+    assert!(t.elapsed() < Duration::from_secs(2), "an idle connection held the drain for {:?}", t.elapsed());
+    assert_eq!(read_until_close(&mut idle, Duration::from_secs(2)).await, "", "closed without another answer");
+}
