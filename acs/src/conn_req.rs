@@ -4,11 +4,9 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::header;
 use hyper::{Request, StatusCode, Uri};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 
 /// Why a connection request did not reach the device.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,23 +31,18 @@ pub enum CrError {
     Status(String, u16),
 }
 
-async fn get(url: &Uri, auth: Option<String>) -> Result<hyper::Response<hyper::body::Incoming>, String> {
-    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let mut req = Request::get(url.clone()).body(Empty::new()).map_err(|e| e.to_string())?;
+async fn get(
+    client: &http_shell::client::Client,
+    url: &Uri,
+    auth: Option<String>,
+) -> Result<hyper::Response<hyper::body::Incoming>, String> {
+    let mut req = Request::get(url.clone()).body(Full::new(Bytes::new())).map_err(|e| e.to_string())?;
     if let Some(a) = auth {
         if let Ok(v) = header::HeaderValue::from_str(&a) {
             req.headers_mut().insert(header::AUTHORIZATION, v);
         }
     }
-    client.request(req).await.map_err(|e| {
-        let mut msg = e.to_string();
-        let mut src = std::error::Error::source(&e);
-        while let Some(s) = src {
-            msg = format!("{msg}: {s}");
-            src = s.source();
-        }
-        msg
-    })
+    client.send(req).await.map_err(|e| e.to_string())
 }
 
 /// Sends a connection request; Ok when the device answered 200 or 204.
@@ -59,8 +52,10 @@ pub async fn send(url: &str, user: &str, pass: &str, timeout: Duration) -> Resul
     }
     let uri: Uri = url.parse().map_err(|_| CrError::BadUrl(url.into()))?;
     let path = uri.path_and_query().map_or("/".to_string(), |p| p.as_str().to_string());
+    // The timeout below covers both requests; the client has none of its own.
+    let client = http_shell::client::Builder::new().build();
     let attempt = async {
-        let first = get(&uri, None).await.map_err(|e| CrError::Unreachable(url.into(), e))?;
+        let first = get(&client, &uri, None).await.map_err(|e| CrError::Unreachable(url.into(), e))?;
         let status = first.status();
         if status == StatusCode::UNAUTHORIZED {
             let challenges: Vec<String> = first
@@ -82,7 +77,7 @@ pub async fn send(url: &str, user: &str, pass: &str, timeout: Duration) -> Resul
                     })
                 })
                 .ok_or_else(|| CrError::Unauthorized(url.into()))?;
-            let second = get(&uri, Some(auth)).await.map_err(|e| CrError::Unreachable(url.into(), e))?;
+            let second = get(&client, &uri, Some(auth)).await.map_err(|e| CrError::Unreachable(url.into(), e))?;
             return match second.status() {
                 StatusCode::OK | StatusCode::NO_CONTENT => Ok(()),
                 StatusCode::UNAUTHORIZED => Err(CrError::Unauthorized(url.into())),

@@ -3,7 +3,6 @@
 //! at a time; tasks run in order inside sessions.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,7 +14,6 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -29,7 +27,7 @@ pub fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
-pub use cwmp::auth::random_hex;
+pub use http_shell::random_hex;
 
 /// The presets, by name.
 pub type Presets = Arc<Vec<(String, crate::presets::Preset)>>;
@@ -146,7 +144,7 @@ impl Acs {
     /// The ACS over `store`; `webhooks` receives device and task events.
     pub fn new(store: Arc<dyn Store>, config: EndpointConfig, webhooks: crate::webhooks::Sender) -> Arc<Acs> {
         let mut secret = [0u8; 32];
-        cwmp::auth::fill_random(&mut secret);
+        http_shell::fill_random(&mut secret);
         Arc::new(Acs {
             store,
             config,
@@ -586,34 +584,17 @@ impl Acs {
                 }
             })
         };
-        tokio::pin!(shutdown);
-        loop {
-            let (stream, _) = tokio::select! {
-                r = listener.accept() => r?,
-                () = &mut shutdown => { sweeper.abort(); return Ok(()); }
-            };
-            let _ = stream.set_nodelay(true);
-            let acs = self.clone();
-            let tls = tls.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req| {
-                    let acs = acs.clone();
-                    async move { Ok::<_, Infallible>(acs.http(req).await) }
-                });
-                let builder = hyper::server::conn::http1::Builder::new();
-                match tls {
-                    Some(t) => match t.accept(stream).await {
-                        Ok(s) => {
-                            let _ = builder.serve_connection(TokioIo::new(s), svc).await;
-                        }
-                        Err(e) => tracing::warn!("TLS handshake failed: {e}"),
-                    },
-                    None => {
-                        let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
-                    }
-                }
-            });
-        }
+        // Between two POSTs of a session the CPE may work for a while (a vRGW provisioned),
+        // so a connection may sit idle as long as a session may.
+        let limits = http_shell::Limits {
+            max_connections: 4096,
+            max_body: self.config.max_body,
+            idle: self.config.session_timeout.max(Duration::from_secs(30)),
+            ..http_shell::Limits::default()
+        };
+        let served = http_shell::serve(listener, tls, limits, move |req, _peer| self.clone().http(req), shutdown).await;
+        sweeper.abort();
+        served
     }
 }
 

@@ -394,17 +394,26 @@ fn run(opts: Opts, file: FileConfig) -> Result<(), String> {
             tracing::info!("CWMP over TLS");
         }
         tracing::info!(cwmp = %ca, nbi = %na, portal = %pa, db = %db.display(), "ACS started");
-        let stop = async {
-            let _ = tokio::signal::ctrl_c().await;
+        // Ctrl-C or SIGTERM: every listener stops accepting and drains (http_shell::serve).
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
         };
-        let cwmp = tokio::spawn(acs.serve_tls(cl, tls, std::future::pending()));
-        let nbi = tokio::spawn(nbi.serve(nl, std::future::pending()));
-        let portal = pl.map(|l| tokio::spawn(portal.serve(l, portal_tls, std::future::pending())));
-        stop.await;
-        cwmp.abort();
-        nbi.abort();
-        if let Some(p) = portal {
-            p.abort();
+        let cwmp = tokio::spawn(acs.serve_tls(cl, tls, stopped(stop_rx.clone())));
+        let nbi = tokio::spawn(nbi.serve(nl, stopped(stop_rx.clone())));
+        let portal = pl.map(|l| tokio::spawn(portal.serve(l, portal_tls, stopped(stop_rx.clone()))));
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|e| e.to_string())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("stopping: draining the listeners");
+        let _ = stop_tx.send(true);
+        for listener in [Some(cwmp), Some(nbi), portal].into_iter().flatten() {
+            if let Ok(Err(e)) = listener.await {
+                tracing::error!("listener: {e}");
+            }
         }
         tracing::info!("ACS stopped");
         Ok(())

@@ -1,5 +1,5 @@
 //! A simulated CPE: a TR-181 host data model behind the `cwmp` crate's CPE session, talking HTTP
-//! to an ACS (cookies, Digest or Basic), answering connection requests (Digest), and rebooting or
+//! to an ACS through `http_shell::cpe::Link` (cookies, Digest, else Basic), answering connection requests (Digest), and rebooting or
 //! resetting on request. Tests drive the ACS with it; `cwmp-sim` runs many for load.
 
 use std::net::SocketAddr;
@@ -10,16 +10,14 @@ use bytes::Bytes;
 use cwmp::session::{CpeConfig, CpeEvent, CpeSession, Transmit};
 use cwmp::{Body, DateTime, DeviceId, Event, Inform, ParameterValue, Value};
 use datamodel::{DataModel, Schema, Tree};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 
-use crate::auth::{answer, Verifier};
-use crate::endpoint::{now, random_hex};
+use crate::auth::Verifier;
+use crate::endpoint::now;
 
 /// One simulated device.
 pub struct SimCpe {
@@ -39,7 +37,6 @@ pub struct SimCpe {
     /// Bytes of the last file downloaded.
     pub downloaded: std::sync::Mutex<Vec<u8>>,
     session: Mutex<()>,
-    http: Client<HttpConnector, Full<Bytes>>,
     verifier: Verifier,
     /// Sessions completed.
     pub sessions: std::sync::atomic::AtomicU64,
@@ -86,7 +83,6 @@ impl SimCpe {
             next_requests: std::sync::Mutex::new(Vec::new()),
             downloaded: std::sync::Mutex::new(Vec::new()),
             session: Mutex::new(()),
-            http: Client::builder(TokioExecutor::new()).build_http(),
             verifier: Verifier::new("sim-cpe", secret),
             sessions: std::sync::atomic::AtomicU64::new(0),
             sets_applied: std::sync::atomic::AtomicU64::new(0),
@@ -157,44 +153,6 @@ impl SimCpe {
         }
     }
 
-    async fn post(
-        &self,
-        body: String,
-        cookie: &Option<String>,
-        auth: &Option<String>,
-    ) -> Result<(StatusCode, Option<String>, Vec<String>, Bytes), String> {
-        let mut req = Request::post(&self.acs_url)
-            .header(header::CONTENT_TYPE, "text/xml")
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| e.to_string())?;
-        if let Some(c) = cookie {
-            if let Ok(v) = HeaderValue::from_str(c) {
-                req.headers_mut().insert(header::COOKIE, v);
-            }
-        }
-        if let Some(a) = auth {
-            if let Ok(v) = HeaderValue::from_str(a) {
-                req.headers_mut().insert(header::AUTHORIZATION, v);
-            }
-        }
-        let resp = self.http.request(req).await.map_err(|e| format!("ACS unreachable: {e}"))?;
-        let status = resp.status();
-        let set_cookie = resp
-            .headers()
-            .get(header::SET_COOKIE)
-            .and_then(|h| h.to_str().ok())
-            .and_then(|c| c.split(';').next())
-            .map(str::to_string);
-        let challenges = resp
-            .headers()
-            .get_all(header::WWW_AUTHENTICATE)
-            .iter()
-            .filter_map(|h| h.to_str().ok().map(str::to_string))
-            .collect();
-        let body = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
-        Ok((status, set_cookie, challenges, body))
-    }
-
     /// Runs one session with `extra` events added to the pending ones.
     pub async fn session(&self, extra: &[&str]) -> Result<SessionStats, String> {
         let _one = self.session.lock().await;
@@ -207,7 +165,15 @@ impl SimCpe {
         let own = std::mem::take(&mut *self.next_requests.lock().unwrap_or_else(|e| e.into_inner()));
         let mut s = CpeSession::new(CpeConfig::default(), self.inform(events.clone()), own, Instant::now());
         let mut follow_up = false;
-        let (mut cookie, mut auth) = (None::<String>, None::<String>);
+        let mut link = http_shell::cpe::Link::open(
+            &self.acs_url,
+            None,
+            &self.acs_user,
+            &self.acs_pass,
+            http_shell::cpe::Basic::Fallback,
+        )
+        .await
+        .map_err(|e| format!("ACS unreachable: {e}"))?;
         let mut served = 0;
         let mut after: Vec<Event> = Vec::new();
         let mut reset = false;
@@ -216,25 +182,7 @@ impl SimCpe {
                 Transmit::Envelope(x) => x,
                 Transmit::Empty => String::new(),
             };
-            let (mut status, mut set_cookie, mut challenges, mut reply) =
-                self.post(body.clone(), &cookie, &auth).await?;
-            if status == StatusCode::UNAUTHORIZED && auth.is_none() {
-                let cnonce = random_hex(8);
-                auth = challenges.iter().find_map(|c| answer(c, "POST", "/", &self.acs_user, &self.acs_pass, &cnonce));
-                if auth.is_none() {
-                    use base64::Engine as _;
-                    auth = Some(format!(
-                        "Basic {}",
-                        base64::engine::general_purpose::STANDARD
-                            .encode(format!("{}:{}", self.acs_user, self.acs_pass))
-                    ));
-                }
-                (status, set_cookie, challenges, reply) = self.post(body, &cookie, &auth).await?;
-            }
-            let _ = challenges;
-            if let Some(c) = set_cookie {
-                cookie = Some(c);
-            }
+            let (status, reply) = link.post(&body).await.map_err(|e| format!("ACS unreachable: {e}"))?;
             if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::UNAUTHORIZED {
                 *self.next_events.lock().unwrap_or_else(|e| e.into_inner()) = events;
                 return Err(format!("ACS answered {status}"));
@@ -311,62 +259,66 @@ impl SimCpe {
     }
 
     async fn fetch(&self, url: &str) -> Result<Vec<u8>, String> {
-        let client: Client<HttpConnector, http_body_util::Empty<Bytes>> =
-            Client::builder(TokioExecutor::new()).build_http();
-        let uri: hyper::Uri = url.parse().map_err(|_| format!("invalid URL {url}"))?;
-        let resp = client.get(uri).await.map_err(|e| format!("{url}: {e}"))?;
-        if !resp.status().is_success() {
-            return Err(format!("{url}: HTTP {}", resp.status()));
+        let req = Request::get(url).body(Full::new(Bytes::new())).map_err(|_| format!("invalid URL {url}"))?;
+        let reply = http_shell::client::Builder::new()
+            .build()
+            .fetch(req, usize::MAX)
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+        if !reply.status.is_success() {
+            return Err(format!("{url}: HTTP {}", reply.status));
         }
-        Ok(resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes().to_vec())
+        Ok(reply.body.to_vec())
     }
 
     /// Serves connection requests (Digest-authenticated GETs) for the devices in `sims`; each
     /// accepted request starts a session with "6 CONNECTION REQUEST".
     pub async fn serve_connection_requests(sims: Vec<Arc<SimCpe>>, listener: TcpListener) -> std::io::Result<()> {
         let sims = Arc::new(sims);
-        loop {
-            let (stream, _) = listener.accept().await?;
-            let sims = sims.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                    let sims = sims.clone();
-                    async move {
-                        let serial = req.uri().path().rsplit('/').next().unwrap_or("").to_string();
-                        let Some(sim) = sims.iter().find(|s| s.serial == serial).cloned() else {
-                            let mut r = Response::new(Full::new(Bytes::from_static(b"no such device\n")));
-                            *r.status_mut() = StatusCode::NOT_FOUND;
-                            return Ok::<_, std::convert::Infallible>(r);
-                        };
-                        let header = req.headers().get(header::AUTHORIZATION).and_then(|h| h.to_str().ok());
-                        if sim
-                            .verifier
-                            .verify("GET", header, |u| (u == sim.cr_user).then(|| sim.cr_pass.clone()), now())
-                            .is_err()
-                        {
-                            let mut r = Response::new(Full::new(Bytes::new()));
-                            *r.status_mut() = StatusCode::UNAUTHORIZED;
-                            for c in sim.verifier.challenges(now()).into_iter().filter(|c| c.starts_with("Digest")) {
-                                if let Ok(v) = HeaderValue::from_str(&c) {
-                                    r.headers_mut().append(header::WWW_AUTHENTICATE, v);
-                                }
-                            }
-                            return Ok(r);
-                        }
-                        tokio::spawn(async move {
-                            if let Err(e) = sim.session(&[cwmp::event::CONNECTION_REQUEST]).await {
-                                tracing::warn!(serial = %sim.serial, "session after a connection request failed: {e}");
-                            }
-                        });
-                        let mut r = Response::new(Full::new(Bytes::new()));
-                        *r.status_mut() = StatusCode::NO_CONTENT;
-                        Ok(r)
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
-            });
-        }
+        let limits = http_shell::Limits { max_body: 64 * 1024, ..http_shell::Limits::default() };
+        http_shell::serve(
+            listener,
+            None,
+            limits,
+            move |req, _peer| {
+                let sims = sims.clone();
+                async move { connection_request(&sims, req) }
+            },
+            std::future::pending(),
+        )
+        .await
     }
+}
+
+/// Answers a connection request for one of `sims`: 404 for an unknown device, 401 with a
+/// Digest challenge without valid credentials, else 204 and a session with "6 CONNECTION
+/// REQUEST" started.
+fn connection_request(sims: &[Arc<SimCpe>], req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+    let serial = req.uri().path().rsplit('/').next().unwrap_or("").to_string();
+    let Some(sim) = sims.iter().find(|s| s.serial == serial).cloned() else {
+        let mut r = Response::new(Full::new(Bytes::from_static(b"no such device\n")));
+        *r.status_mut() = StatusCode::NOT_FOUND;
+        return r;
+    };
+    let header = req.headers().get(header::AUTHORIZATION).and_then(|h| h.to_str().ok());
+    if sim.verifier.verify("GET", header, |u| (u == sim.cr_user).then(|| sim.cr_pass.clone()), now()).is_err() {
+        let mut r = Response::new(Full::new(Bytes::new()));
+        *r.status_mut() = StatusCode::UNAUTHORIZED;
+        for c in sim.verifier.challenges(now()).into_iter().filter(|c| c.starts_with("Digest")) {
+            if let Ok(v) = HeaderValue::from_str(&c) {
+                r.headers_mut().append(header::WWW_AUTHENTICATE, v);
+            }
+        }
+        return r;
+    }
+    tokio::spawn(async move {
+        if let Err(e) = sim.session(&[cwmp::event::CONNECTION_REQUEST]).await {
+            tracing::warn!(serial = %sim.serial, "session after a connection request failed: {e}");
+        }
+    });
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    r
 }
 
 /// The parameter values a device's data model holds under `path`.

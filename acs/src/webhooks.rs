@@ -6,8 +6,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Request;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -72,7 +70,7 @@ pub fn start(hooks: Vec<Hook>) -> Sender {
     }
     let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
     tokio::spawn(async move {
-        let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+        let client = http_shell::client::Builder::new().timeout(Duration::from_secs(5)).build();
         while let Some(ev) = rx.recv().await {
             for h in hooks.iter().filter(|h| h.events.is_empty() || h.events.contains(&ev.event)) {
                 let (client, url, body) =
@@ -84,7 +82,7 @@ pub fn start(hooks: Vec<Hook>) -> Sender {
                             .body(Full::new(Bytes::from(body.clone())));
                         let ok = match req {
                             Ok(r) => {
-                                matches!(tokio::time::timeout(Duration::from_secs(5), client.request(r)).await, Ok(Ok(resp)) if resp.status().is_success())
+                                matches!(client.send(r).await, Ok(resp) if resp.status().is_success())
                             }
                             Err(_) => false,
                         };

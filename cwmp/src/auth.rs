@@ -2,10 +2,10 @@
 //! and Basic, both sides and sans-IO: an ACS verifying CPEs and a CPE verifying connection
 //! requests use [`Verifier`]; a CPE answering an ACS's challenge and an ACS making a connection
 //! request use [`answer`]. Nonces are stateless (a time stamp and its MAC), so they are not tied
-//! to one TCP connection.
+//! to one TCP connection. The crate draws no randomness: the verifier's secret and the client
+//! nonce are arguments (the hosts take them from `http_shell::random`).
 
 use md5::Md5;
-use ring::rand::SecureRandom as _;
 use sha2::{Digest as _, Sha256};
 
 /// Digest hash algorithms.
@@ -224,26 +224,6 @@ pub fn answer(challenge: &str, method: &str, uri: &str, user: &str, pass: &str, 
         "Digest username=\"{user}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", algorithm={}, response=\"{response}\"{qop_part}{opaque}",
         algo.name()
     ))
-}
-
-/// Fills `buf` from the operating system's generator (see [`random_hex`] for failures).
-pub fn fill_random(buf: &mut [u8]) {
-    ring::rand::SystemRandom::new().fill(buf).expect("the system's random number generator failed");
-}
-
-/// `bytes` random bytes from the operating system's generator, hex-encoded: session cookies,
-/// client nonces, per-instance secrets. If the generator ever failed, nothing that must not be
-/// guessable may go on with zeros, so this stops the program instead.
-pub fn random_hex(bytes: usize) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut buf = vec![0u8; bytes];
-    fill_random(&mut buf);
-    let mut out = String::with_capacity(bytes * 2);
-    for b in buf {
-        out.push(HEX[usize::from(b >> 4)] as char);
-        out.push(HEX[usize::from(b & 15)] as char);
-    }
-    out
 }
 
 #[cfg(test)]

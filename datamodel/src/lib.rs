@@ -20,6 +20,7 @@
 
 pub mod docs;
 pub mod factory;
+#[cfg(feature = "gen")]
 pub mod gen;
 pub mod handler;
 pub mod model;

@@ -1,5 +1,5 @@
-//! The CWMP side: sessions toward the ACS (the `cwmp` crate's `CpeSession` over HTTP or HTTPS,
-//! cookies, Digest or Basic), the events that open them, and the connection-request listener.
+//! The CWMP side: sessions toward the ACS (the `cwmp` crate's `CpeSession` over HTTP or HTTPS
+//! through `http_shell::cpe::Link`: cookies, Digest, Basic when the ACS offers it), the events that open them, and the connection-request listener.
 //!
 //! Events are queued in the agent's store before anything else happens and removed only when an
 //! InformResponse acknowledged them, so a crash or restart loses none. "0 BOOTSTRAP" is queued
@@ -15,13 +15,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cwmp::auth::{answer, Verifier};
+use cwmp::auth::Verifier;
 use cwmp::session::{CpeConfig, CpeEvent, CpeSession, RetryPolicy, Transmit};
 use cwmp::{Body, DateTime, DeviceId, Event, Fault, FaultCode, Inform, ParameterValue, Value};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
@@ -65,7 +64,7 @@ pub struct Agent {
     verifier: Verifier,
     /// Connection-request token bucket: tokens left and when they were counted.
     last_cr: Mutex<Option<(f64, Instant)>>,
-    tls: Option<tokio_rustls::TlsConnector>,
+    tls: Option<http_shell::client::TlsConnector>,
     /// Sessions completed (for tests and logs).
     pub sessions: AtomicU32,
 }
@@ -77,6 +76,17 @@ impl std::fmt::Debug for Agent {
 }
 
 const MS: &str = "Device.ManagementServer.";
+
+/// The connection-request listener's limits: bodyless GETs from one ACS, answered at once.
+fn cr_limits() -> http_shell::Limits {
+    http_shell::Limits {
+        max_connections: 256,
+        header_read: Duration::from_secs(10),
+        idle: Duration::from_secs(30),
+        max_body: 64 * 1024,
+        ..http_shell::Limits::default()
+    }
+}
 
 /// Connection requests accepted in a burst.
 const CR_BURST: f64 = 10.0;
@@ -108,8 +118,15 @@ impl Agent {
     /// Sets the management server parameters from the configuration and queues the start-up
     /// events.
     pub async fn new(cfg: AgentConfig, host: HostHandle) -> Result<Arc<Agent>, String> {
-        let tls =
-            if cfg.acs_url.starts_with("https://") { Some(tls_connector(cfg.acs_ca_file.as_deref())?) } else { None };
+        let tls = if cfg.acs_url.starts_with("https://") {
+            let file = cfg
+                .acs_ca_file
+                .as_deref()
+                .ok_or("an https ACS URL needs acs_ca_file (the PEM of the CA that signs the ACS)")?;
+            Some(http_shell::client::tls_connector(file)?)
+        } else {
+            None
+        };
         let c = cfg.clone();
         host.run(move |h| {
             let st = h.state();
@@ -147,7 +164,7 @@ impl Agent {
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
         let mut secret = [0u8; 32];
-        cwmp::auth::fill_random(&mut secret);
+        http_shell::fill_random(&mut secret);
         Ok(Arc::new(Agent {
             cfg,
             host,
@@ -285,10 +302,18 @@ impl Agent {
         tracing::info!(events = ?events, "session: informing the ACS");
         let own = std::mem::take(&mut *self.own.lock().unwrap_or_else(|e| e.into_inner()));
         let mut s = CpeSession::new(CpeConfig::default(), inform, own.clone(), Instant::now());
-        let mut conn = Connection::open(&self.cfg.acs_url, self.tls.clone()).await.inspect_err(|_| {
+        let mut link = http_shell::cpe::Link::open(
+            &self.cfg.acs_url,
+            self.tls.clone(),
+            &self.cfg.acs_username,
+            &self.cfg.acs_password,
+            http_shell::cpe::Basic::WhenOffered,
+        )
+        .await
+        .map_err(|e| SessionFailure::Transport(e.to_string()))
+        .inspect_err(|_| {
             self.own.lock().unwrap_or_else(|e| e.into_inner()).extend(own.clone());
         })?;
-        let (mut cookie, mut auth) = (None::<String>, None::<String>);
         let mut after: Vec<(String, String)> = Vec::new();
         let mut answered_own = 0;
         let result = async {
@@ -297,38 +322,8 @@ impl Agent {
                     Transmit::Envelope(x) => x,
                     Transmit::Empty => String::new(),
                 };
-                let (mut status, mut reply, mut headers) = conn.post(&body, &cookie, &auth).await?;
-                if status == 401 {
-                    let challenges: Vec<String> = headers
-                        .get_all(header::WWW_AUTHENTICATE)
-                        .iter()
-                        .filter_map(|h| h.to_str().ok().map(str::to_string))
-                        .collect();
-                    let path = conn.path.clone();
-                    let cnonce = cwmp::auth::random_hex(8);
-                    auth = challenges
-                        .iter()
-                        .find_map(|c| answer(c, "POST", &path, &self.cfg.acs_username, &self.cfg.acs_password, &cnonce))
-                        .or_else(|| {
-                            use base64::Engine as _;
-                            challenges.iter().any(|c| c.starts_with("Basic")).then(|| {
-                                format!(
-                                    "Basic {}",
-                                    base64::engine::general_purpose::STANDARD
-                                        .encode(format!("{}:{}", self.cfg.acs_username, self.cfg.acs_password))
-                                )
-                            })
-                        });
-                    if auth.is_none() {
-                        return Err(SessionFailure::Http(401));
-                    }
-                    (status, reply, headers) = conn.post(&body, &cookie, &auth).await?;
-                }
-                if let Some(c) =
-                    headers.get(header::SET_COOKIE).and_then(|h| h.to_str().ok()).and_then(|c| c.split(';').next())
-                {
-                    cookie = Some(c.to_string());
-                }
+                let (status, reply) = link.post(&body).await.map_err(|e| SessionFailure::Transport(e.to_string()))?;
+                let status = status.as_u16();
                 if status != 200 && status != 204 {
                     return Err(SessionFailure::Http(status));
                 }
@@ -435,8 +430,12 @@ impl Agent {
         if name.is_empty() || name.contains('/') || name.starts_with('.') {
             return Err(format!("refusing the target file name {name:?}"));
         }
-        let mut conn = Connection::open(&d.url, self.tls.clone()).await.map_err(|e| e.to_string())?;
-        let (status, bytes) = conn.get(&d.url).await.map_err(|e| e.to_string())?;
+        let mut conn = http_shell::client::Connection::open(&d.url, self.tls.clone(), http_shell::cpe::CONNECT_TIMEOUT)
+            .await
+            .map_err(|e| e.to_string())?;
+        let req = conn.request(hyper::Method::GET, conn.path(), Bytes::new()).map_err(|e| e.to_string())?;
+        let reply = conn.exchange(req, None).await.map_err(|e| e.to_string())?;
+        let (status, bytes) = (reply.status.as_u16(), reply.body);
         if status != 200 {
             return Err(format!("{}: HTTP {status}", d.url));
         }
@@ -453,17 +452,26 @@ impl Agent {
     /// a second, about what sessions can follow; beyond, 503 with Retry-After). An accepted one
     /// queues "6 CONNECTION REQUEST".
     pub async fn serve_connection_requests(self: Arc<Self>, listener: TcpListener) -> std::io::Result<()> {
-        loop {
-            let (stream, peer) = listener.accept().await?;
-            let agent = self.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                    let agent = agent.clone();
-                    async move { Ok::<_, std::convert::Infallible>(agent.connection_request(req, peer).await) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
-            });
-        }
+        self.serve_connection_requests_until(listener, std::future::pending()).await
+    }
+
+    /// [`Agent::serve_connection_requests`] until `shutdown` completes, then drains.
+    pub async fn serve_connection_requests_until(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        http_shell::serve(
+            listener,
+            None,
+            cr_limits(),
+            move |req, peer| {
+                let agent = self.clone();
+                async move { agent.connection_request(req, peer).await }
+            },
+            shutdown,
+        )
+        .await
     }
 
     async fn connection_request(&self, req: Request<hyper::body::Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
@@ -520,109 +528,5 @@ impl Agent {
         tracing::info!(%peer, "connection request accepted");
         self.trigger(cwmp::event::CONNECTION_REQUEST, "").await;
         reply(StatusCode::OK, "")
-    }
-}
-
-/// A TLS client configuration trusting the CAs in `ca_file` (PEM).
-fn tls_connector(ca_file: Option<&std::path::Path>) -> Result<tokio_rustls::TlsConnector, String> {
-    use rustls_pki_types::pem::PemObject as _;
-    let mut roots = rustls::RootCertStore::empty();
-    let file = ca_file.ok_or("an https ACS URL needs acs_ca_file (the PEM of the CA that signs the ACS)")?;
-    for cert in rustls_pki_types::CertificateDer::pem_file_iter(file).map_err(|e| format!("{}: {e}", file.display()))? {
-        roots.add(cert.map_err(|e| format!("{}: {e}", file.display()))?).map_err(|e| e.to_string())?;
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
-}
-
-/// One HTTP/1.1 connection to the ACS, kept for the whole session.
-struct Connection {
-    send: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
-    authority: String,
-    path: String,
-}
-
-impl Connection {
-    async fn open(url: &str, tls: Option<tokio_rustls::TlsConnector>) -> Result<Connection, SessionFailure> {
-        let uri: hyper::Uri = url.parse().map_err(|_| SessionFailure::Transport(format!("invalid URL {url}")))?;
-        let https = uri.scheme_str() == Some("https");
-        let host = uri.host().ok_or_else(|| SessionFailure::Transport(format!("no host in {url}")))?.to_string();
-        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let authority = uri.authority().map_or(host.clone(), |a| a.to_string());
-        let path = uri.path_and_query().map_or("/".into(), |p| p.to_string());
-        let tcp = tokio::time::timeout(Duration::from_secs(10), tokio::net::TcpStream::connect((host.as_str(), port)))
-            .await
-            .map_err(|_| SessionFailure::Transport(format!("{authority}: no connection within 10 s")))?
-            .map_err(|e| SessionFailure::Transport(format!("{authority}: {e}")))?;
-        let _ = tcp.set_nodelay(true);
-        let send = if https {
-            let tls = tls.ok_or_else(|| SessionFailure::Transport("https needs a TLS configuration".into()))?;
-            let name = rustls_pki_types::ServerName::try_from(host.clone())
-                .map_err(|_| SessionFailure::Transport(format!("{host} is not a TLS server name")))?;
-            let stream = tls.connect(name, tcp).await.map_err(|e| SessionFailure::Transport(format!("TLS: {e}")))?;
-            Self::handshake(stream).await?
-        } else {
-            Self::handshake(tcp).await?
-        };
-        Ok(Connection { send, authority, path })
-    }
-
-    /// HTTP/1.1 over `io`, its connection driven by a task of its own.
-    async fn handshake<IO>(io: IO) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, SessionFailure>
-    where
-        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    {
-        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-            .await
-            .map_err(|e| SessionFailure::Transport(e.to_string()))?;
-        tokio::spawn(conn);
-        Ok(send)
-    }
-
-    async fn post(
-        &mut self,
-        body: &str,
-        cookie: &Option<String>,
-        auth: &Option<String>,
-    ) -> Result<(u16, Bytes, hyper::HeaderMap), SessionFailure> {
-        let mut req = Request::post(self.path.as_str())
-            .header(header::HOST, self.authority.as_str())
-            .body(Full::new(Bytes::from(body.to_string())))
-            .map_err(|e| SessionFailure::Transport(e.to_string()))?;
-        if !body.is_empty() {
-            req.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml; charset=utf-8"));
-            req.headers_mut().insert("SOAPAction", HeaderValue::from_static(""));
-        }
-        for (name, v) in [(header::COOKIE, cookie), (header::AUTHORIZATION, auth)] {
-            if let Some(v) = v.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
-                req.headers_mut().insert(name, v);
-            }
-        }
-        let resp = tokio::time::timeout(Duration::from_secs(60), self.send.send_request(req))
-            .await
-            .map_err(|_| SessionFailure::Transport("no answer within 60 s".into()))?
-            .map_err(|e| SessionFailure::Transport(e.to_string()))?;
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body = resp.into_body().collect().await.map_err(|e| SessionFailure::Transport(e.to_string()))?.to_bytes();
-        Ok((status, body, headers))
-    }
-
-    async fn get(&mut self, url: &str) -> Result<(u16, Bytes), SessionFailure> {
-        let uri: hyper::Uri = url.parse().map_err(|_| SessionFailure::Transport(format!("invalid URL {url}")))?;
-        let path = uri.path_and_query().map_or("/".into(), |p| p.to_string());
-        let req = Request::get(path.as_str())
-            .header(header::HOST, self.authority.as_str())
-            .body(Full::new(Bytes::new()))
-            .map_err(|e| SessionFailure::Transport(e.to_string()))?;
-        let resp = self.send.send_request(req).await.map_err(|e| SessionFailure::Transport(e.to_string()))?;
-        let status = resp.status().as_u16();
-        let body = resp.into_body().collect().await.map_err(|e| SessionFailure::Transport(e.to_string()))?.to_bytes();
-        Ok((status, body))
     }
 }

@@ -276,7 +276,10 @@ fn run(c: Config) -> Result<(), String> {
             periodic_inform_interval: c.periodic_inform_interval,
         };
         let agent = Agent::new(cfg, handle).await?;
-        tokio::spawn(agent.clone().serve_connection_requests(listener));
+        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+        let cr = tokio::spawn(agent.clone().serve_connection_requests_until(listener, async move {
+            let _ = stop_rx.wait_for(|s| *s).await;
+        }));
         let wake = agent.wake.clone();
         tokio::spawn(async move {
             loop {
@@ -294,6 +297,10 @@ fn run(c: Config) -> Result<(), String> {
             _ = term.recv() => {}
         }
         tracing::info!("stopping");
+        let _ = stop_tx.send(true);
+        if let Ok(Err(e)) = cr.await {
+            tracing::error!("connection-request listener: {e}");
+        }
         Ok::<(), String>(())
     })
 }

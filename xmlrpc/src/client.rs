@@ -1,4 +1,4 @@
-//! The client: calls over a pooled hyper HTTP/1.1 connection (keep-alive; a server that closes
+//! The client: calls over a pooled HTTP/1.1 connection (`http_shell::client`) (keep-alive; a server that closes
 //! after each response, as Python's does, is handled), gzip responses, Basic authentication from
 //! the URL, a timeout and body limits.
 
@@ -9,15 +9,12 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, StatusCode, Uri};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client as HttpClient;
-use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::codec::{decode_response, encode_call, DecodeError, Limits, MethodResponse};
 use crate::fault::Fault;
-use crate::server::gunzip;
+use crate::gz::gunzip;
 use crate::value::Value;
 use crate::{from_value, to_value};
 
@@ -51,7 +48,7 @@ pub enum Error {
 #[derive(Clone)]
 pub struct Client {
     uri: Uri,
-    http: HttpClient<HttpConnector, Full<Bytes>>,
+    http: http_shell::client::Client,
     auth: Option<HeaderValue>,
     limits: Limits,
     timeout: Duration,
@@ -76,10 +73,9 @@ impl Client {
             }
             None => None,
         };
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        let http =
-            HttpClient::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build(connector);
+        // The call's timeout is applied around the whole call (see `call`), so the HTTP client
+        // has none; pooled connections go before the server's idle clock closes them.
+        let http = http_shell::client::Builder::new().pool_idle(Duration::from_secs(30)).build();
         Ok(Client { uri, http, auth, limits: Limits::default(), timeout: Duration::from_secs(30) })
     }
 
@@ -166,7 +162,7 @@ impl Client {
         if let Some(a) = &self.auth {
             req.headers_mut().insert(header::AUTHORIZATION, a.clone());
         }
-        let resp = self.http.request(req).await.map_err(|e| Error::Transport(format!("{e:?}")))?;
+        let resp = self.http.send(req).await.map_err(|e| Error::Transport(e.to_string()))?;
         let status = resp.status();
         let gz = resp
             .headers()

@@ -3,24 +3,22 @@
 //! authentication, body limits).
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::future::Future;
-use std::io::Read;
 use std::sync::Arc;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method as HttpMethod, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::net::TcpListener;
 
 use crate::codec::{decode_call, encode_response, Limits, MethodCall, MethodResponse};
 use crate::fault::Fault;
+use crate::gz::{gunzip, gzip};
 use crate::value::Value;
 use crate::{from_value, to_value};
 
@@ -229,8 +227,9 @@ impl Server {
         let gzip_in = header_has(&req, header::CONTENT_ENCODING, "gzip");
         let gzip_out = header_has(&req, header::ACCEPT_ENCODING, "gzip");
         let max = self.limits.max_body;
-        let body = match Limited::new(req.into_body(), max).collect().await {
-            Ok(b) => b.to_bytes(),
+        let body = match http_shell::read_body(req.into_body(), &self.http_limits()).await {
+            Ok(b) => b,
+            Err(r @ http_shell::Refusal::TooSlow(_)) => return r.response(),
             Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large or broken\n"),
         };
         let body = if gzip_in {
@@ -245,34 +244,26 @@ impl Server {
         xml_response(xml, gzip_out)
     }
 
-    /// Accepts connections on `listener` until `shutdown` completes. Each connection is served
-    /// on its own task with HTTP/1.1 keep-alive (HTTP/1.0 peers get one response and a close).
+    /// Accepts connections on `listener` until `shutdown` completes, then drains (see
+    /// `http_shell::serve`). HTTP/1.1 keep-alive; HTTP/1.0 peers get one response and a close.
+    /// Request bodies are held to [`Limits::max_body`] (413 beyond).
     pub async fn serve(
         self: Arc<Self>,
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
-        tokio::pin!(shutdown);
-        loop {
-            let (stream, peer) = tokio::select! {
-                r = listener.accept() => r?,
-                () = &mut shutdown => return Ok(()),
-            };
-            let _ = stream.set_nodelay(true);
-            let server = self.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| {
-                    let server = server.clone();
-                    async move { Ok::<_, Infallible>(server.http(req).await) }
-                });
-                if let Err(e) = hyper::server::conn::http1::Builder::new()
-                    .keep_alive(true)
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await
-                {
-                    tracing::debug!(%peer, "connection ended: {e}");
-                }
-            });
+        let limits = self.http_limits();
+        http_shell::serve(listener, None, limits, move |req, _peer| self.clone().http(req), shutdown).await
+    }
+
+    /// The HTTP front end's limits: bodies as [`Limits::max_body`] (a slow one gets 408 after
+    /// 30 s), 256 connections, the shell's timeouts.
+    fn http_limits(&self) -> http_shell::Limits {
+        http_shell::Limits {
+            max_connections: 256,
+            max_body: self.limits.max_body,
+            body_read: std::time::Duration::from_secs(30),
+            ..http_shell::Limits::default()
         }
     }
 }
@@ -297,24 +288,6 @@ fn plain(status: StatusCode, msg: &'static str) -> Response<Full<Bytes>> {
     *r.status_mut() = status;
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     r
-}
-
-/// Decompresses a gzip body, refusing to produce more than `max` bytes.
-pub(crate) fn gunzip(data: &[u8], max: usize) -> Result<Vec<u8>, &'static str> {
-    let mut out = Vec::new();
-    let mut dec = flate2::read::GzDecoder::new(data).take(max as u64 + 1);
-    dec.read_to_end(&mut out).map_err(|_| "invalid gzip body\n")?;
-    if out.len() > max {
-        return Err("request body too large\n");
-    }
-    Ok(out)
-}
-
-pub(crate) fn gzip(data: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    let _ = enc.write_all(data);
-    enc.finish().unwrap_or_default()
 }
 
 fn xml_response(xml: String, gzip_ok: bool) -> Response<Full<Bytes>> {

@@ -6,7 +6,6 @@
 //! handlers take inputs parsed into types here at the edge.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +15,6 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::{json, Value as Json};
 use tokio::net::TcpListener;
 
@@ -134,24 +132,19 @@ fn decode(s: &str) -> String {
 
 /// One NBI call as a client (`acs subscriber` uses it): the status and body text.
 pub async fn call(base: &str, token: &str, method: &str, path: &str, body: String) -> Result<(u16, String), String> {
-    use hyper_util::client::legacy::Client;
-    let client: Client<_, Full<Bytes>> = Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build(hyper_util::client::legacy::connect::HttpConnector::new());
+    let client = http_shell::client::Builder::new()
+        .timeout(Duration::from_secs(30))
+        .auth(http_shell::client::Auth::Bearer(token.to_string()))
+        .build();
     let url = format!("{}{path}", base.trim_end_matches('/'));
     let req = Request::builder()
         .method(method)
         .uri(&url)
-        .header(header::AUTHORIZATION, format!("Bearer {token}"))
         .header(header::CONTENT_TYPE, "application/json")
         .body(Full::new(Bytes::from(body)))
         .map_err(|e| format!("{url}: {e}"))?;
-    let resp = tokio::time::timeout(Duration::from_secs(30), client.request(req))
-        .await
-        .map_err(|_| format!("{url}: no answer within 30 s"))?
-        .map_err(|e| format!("{url}: {e}"))?;
-    let status = resp.status().as_u16();
-    let bytes = resp.into_body().collect().await.map_err(|e| format!("{url}: {e}"))?.to_bytes();
-    Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+    let reply = client.fetch(req, usize::MAX).await.map_err(|e| format!("{url}: {e}"))?;
+    Ok((reply.status.as_u16(), String::from_utf8_lossy(&reply.body).into_owned()))
 }
 
 /// A task as GenieACS shows it.
@@ -368,21 +361,8 @@ impl Nbi {
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
-        tokio::pin!(shutdown);
-        loop {
-            let (stream, _) = tokio::select! {
-                r = listener.accept() => r?,
-                () = &mut shutdown => return Ok(()),
-            };
-            let nbi = self.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req| {
-                    let nbi = nbi.clone();
-                    async move { Ok::<_, Infallible>(nbi.http(req).await) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
-            });
-        }
+        let limits = http_shell::Limits { max_body: 64 << 20, ..http_shell::Limits::default() };
+        http_shell::serve(listener, None, limits, move |req, _peer| self.clone().http(req), shutdown).await
     }
 }
 

@@ -13,9 +13,8 @@ pub mod forms;
 pub mod pages;
 
 use std::collections::{BTreeMap, HashMap};
-use std::convert::Infallible;
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,7 +25,6 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use crate::endpoint::{now, random_hex, Acs};
@@ -128,7 +126,7 @@ impl Default for PortalConfig {
 /// Hashes a password for storage (Argon2id, a random salt, PHC string).
 pub fn hash_password(password: &str) -> Result<String, String> {
     let mut salt = [0u8; 16];
-    cwmp::auth::fill_random(&mut salt);
+    http_shell::fill_random(&mut salt);
     let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
     Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
 }
@@ -695,33 +693,8 @@ impl Portal {
         tls: Option<tokio_rustls::TlsAcceptor>,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
-        tokio::pin!(shutdown);
-        loop {
-            let (stream, peer): (_, SocketAddr) = tokio::select! {
-                r = listener.accept() => r?,
-                () = &mut shutdown => return Ok(()),
-            };
-            let portal = self.clone();
-            let tls = tls.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req| {
-                    let portal = portal.clone();
-                    async move { Ok::<_, Infallible>(portal.http(req, peer.ip()).await) }
-                });
-                let builder = hyper::server::conn::http1::Builder::new();
-                match tls {
-                    Some(t) => match t.accept(stream).await {
-                        Ok(s) => {
-                            let _ = builder.serve_connection(TokioIo::new(s), svc).await;
-                        }
-                        Err(e) => tracing::info!(client = %peer, "portal: TLS handshake failed: {e}"),
-                    },
-                    None => {
-                        let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
-                    }
-                }
-            });
-        }
+        let limits = http_shell::Limits { max_body: 64 * 1024, ..http_shell::Limits::default() };
+        http_shell::serve(listener, tls, limits, move |req, peer| self.clone().http(req, peer.ip()), shutdown).await
     }
 }
 

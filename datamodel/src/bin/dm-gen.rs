@@ -1,6 +1,7 @@
 //! `dm-gen`: extracts the facts of the objects this stack serves from Broadband Forum data-model
 //! XML (and our vendor extension, written in the same format) into `datamodel/data/device2.dm`,
-//! and renders `docs/datamodel.md` from the compiled schema.
+//! and renders `docs/datamodel.md` from the compiled schema. Built with the crate's `gen` feature
+//! (a default of `datamodel` itself; the daemons depend on it without).
 //!
 //! ```text
 //! cargo run -p datamodel --bin dm-gen -- extract ../shared/bbf/tr-181-2-17-0-cwmp-full.xml \

@@ -354,7 +354,7 @@ impl Host {
     }
 
     fn secret() -> String {
-        cwmp::auth::random_hex(16)
+        http_shell::random_hex(16)
     }
 
     fn destroy_slot(&mut self, slot: &Slot) -> Result<()> {

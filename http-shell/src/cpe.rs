@@ -1,0 +1,202 @@
+//! The CPE side of a CWMP session over HTTP, shared by the hypervisor agent and `cwmp-sim`: one
+//! connection per session, the ACS's session cookie carried, a 401 answered once with Digest
+//! (and Basic only where the caller allows it), each POST within a deadline. The session's
+//! logic stays in `cwmp::session::CpeSession`; this is only how its envelopes travel.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, StatusCode};
+
+use crate::client::{Connection, Error, TlsConnector};
+
+/// Longest wait for the ACS's answer to one POST.
+pub const POST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest wait for the TCP connection to the ACS.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// When the CPE may answer a 401 with Basic (its password in clear text unless the link is
+/// TLS). Digest is always preferred when a challenge offers it.
+///
+/// These keep what each CPE did before the driver was shared; neither refuses Basic over plain
+/// HTTP by itself (the ACS offers Basic only when configured to, see `cwmp::auth::Verifier`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Basic {
+    /// Only when the ACS's challenges offer Basic (the hypervisor agent).
+    WhenOffered,
+    /// Whenever no Digest challenge can be answered (`cwmp-sim`, which tests ACSs configured for
+    /// Basic only).
+    Fallback,
+}
+
+/// One session's HTTP link to the ACS.
+#[derive(Debug)]
+pub struct Link {
+    conn: Connection,
+    user: String,
+    password: String,
+    basic: Basic,
+    cookie: Option<String>,
+    auth: Option<String>,
+}
+
+impl Link {
+    /// Connects to the ACS at `url` (`https://` needs `tls`) for one session.
+    pub async fn open(
+        url: &str,
+        tls: Option<TlsConnector>,
+        user: &str,
+        password: &str,
+        basic: Basic,
+    ) -> Result<Link, Error> {
+        let conn = Connection::open(url, tls, CONNECT_TIMEOUT).await?;
+        Ok(Link { conn, user: user.into(), password: password.into(), basic, cookie: None, auth: None })
+    }
+
+    /// POSTs one envelope (empty: the CPE's empty POST) and returns the ACS's status and body.
+    /// A 401 is answered once with new credentials from its challenges; if none can be made,
+    /// the 401 is returned. The session cookie of the last answer that set one is sent along.
+    pub async fn post(&mut self, body: &str) -> Result<(StatusCode, Bytes), Error> {
+        let mut reply = self.send(body).await?;
+        if reply.status == StatusCode::UNAUTHORIZED {
+            let challenges: Vec<String> = reply
+                .headers
+                .get_all(header::WWW_AUTHENTICATE)
+                .iter()
+                .filter_map(|h| h.to_str().ok().map(str::to_string))
+                .collect();
+            self.auth = self.answer(&challenges);
+            if self.auth.is_none() {
+                return Ok((reply.status, reply.body));
+            }
+            reply = self.send(body).await?;
+        }
+        if let Some(c) =
+            reply.headers.get(header::SET_COOKIE).and_then(|h| h.to_str().ok()).and_then(|c| c.split(';').next())
+        {
+            self.cookie = Some(c.to_string());
+        }
+        Ok((reply.status, reply.body))
+    }
+
+    /// The `Authorization` answering `challenges`: Digest when one can be answered, else Basic
+    /// as [`Basic`] allows.
+    fn answer(&self, challenges: &[String]) -> Option<String> {
+        let cnonce = crate::random_hex(8);
+        let path = self.conn.path().to_string();
+        challenges
+            .iter()
+            .find_map(|c| cwmp::auth::answer(c, "POST", &path, &self.user, &self.password, &cnonce))
+            .or_else(|| {
+                let allowed = match self.basic {
+                    Basic::WhenOffered => challenges.iter().any(|c| c.starts_with("Basic")),
+                    Basic::Fallback => true,
+                };
+                allowed.then(|| {
+                    use base64::Engine as _;
+                    let pair = format!("{}:{}", self.user, self.password);
+                    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))
+                })
+            })
+    }
+
+    async fn send(&mut self, body: &str) -> Result<crate::client::Reply, Error> {
+        let path = self.conn.path().to_string();
+        let mut req = self.conn.request(Method::POST, &path, Bytes::from(body.to_string()))?;
+        if !body.is_empty() {
+            req.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml; charset=utf-8"));
+            req.headers_mut().insert("SOAPAction", HeaderValue::from_static(""));
+        }
+        for (name, v) in [(header::COOKIE, &self.cookie), (header::AUTHORIZATION, &self.auth)] {
+            if let Some(v) = v.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+                req.headers_mut().insert(name, v);
+            }
+        }
+        self.conn.exchange(req, Some(POST_TIMEOUT)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    use http_body_util::Full;
+    use hyper::{Request, Response};
+
+    /// An ACS stand-in: credentials required on the first POST, a cookie after; its 401 offers
+    /// the challenges starting with `offer` (and it accepts Basic only when that is "Basic").
+    async fn acs(offer: &'static str) -> (String, Arc<Mutex<Vec<(Option<String>, Option<String>)>>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/acs", listener.local_addr().expect("addr"));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        let mut verifier = cwmp::auth::Verifier::new("test", [7; 32]);
+        verifier.allow_basic = offer == "Basic";
+        tokio::spawn(crate::serve(
+            listener,
+            None,
+            crate::Limits::default(),
+            move |req: Request<hyper::body::Incoming>, _| {
+                let get =
+                    |h: header::HeaderName| req.headers().get(h).and_then(|v| v.to_str().ok()).map(str::to_string);
+                let (cookie, auth) = (get(header::COOKIE), get(header::AUTHORIZATION));
+                s.lock().expect("lock").push((cookie.clone(), auth.clone()));
+                let ok = cookie.is_some()
+                    || verifier.verify("POST", auth.as_deref(), |u| (u == "cpe").then(|| "pw".to_string()), 0).is_ok();
+                let mut r = Response::new(Full::new(Bytes::from_static(b"<reply/>")));
+                if ok {
+                    r.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_static("session=1; Path=/"));
+                } else {
+                    *r.status_mut() = StatusCode::UNAUTHORIZED;
+                    // Like a server that closes rather than read a body it refused.
+                    r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+                    let challenges = verifier.challenges(0);
+                    for c in challenges.iter().filter(|c| c.starts_with(offer)) {
+                        r.headers_mut().append(header::WWW_AUTHENTICATE, HeaderValue::from_str(c).expect("header"));
+                    }
+                }
+                async move { r }
+            },
+            std::future::pending(),
+        ));
+        (url, seen)
+    }
+
+    /// The stand-in closes the connection after each 401, so every retry below also shows the
+    /// link reconnecting for a request that was never sent.
+    #[tokio::test]
+    async fn digest_retry_then_the_cookie_carries_the_session() {
+        let (url, seen) = acs("Digest").await;
+        let mut link = Link::open(&url, None, "cpe", "pw", Basic::WhenOffered).await.expect("open");
+        let (status, body) = link.post("<inform/>").await.expect("post");
+        assert_eq!((status, &body[..]), (StatusCode::OK, &b"<reply/>"[..]));
+        let (status, _) = link.post("").await.expect("empty post");
+        assert_eq!(status, StatusCode::OK);
+        let seen = seen.lock().expect("lock").clone();
+        assert_eq!(seen.len(), 3, "{seen:?}");
+        assert_eq!(seen[0], (None, None));
+        assert!(seen[1].1.as_deref().is_some_and(|a| a.starts_with("Digest ") && a.contains("uri=\"/acs\"")));
+        assert_eq!(seen[2].0.as_deref(), Some("session=1"));
+    }
+
+    #[tokio::test]
+    async fn basic_only_where_allowed() {
+        // The ACS offers nothing a CPE can answer with Digest.
+        let (url, _) = acs("Nothing").await;
+        let mut agent = Link::open(&url, None, "cpe", "pw", Basic::WhenOffered).await.expect("open");
+        assert_eq!(agent.post("<inform/>").await.expect("post").0, StatusCode::UNAUTHORIZED);
+        let (url, seen) = acs("Nothing").await;
+        let mut sim = Link::open(&url, None, "cpe", "pw", Basic::Fallback).await.expect("open");
+        // Basic is tried (this verifier refuses Basic, so the answer stays 401).
+        assert_eq!(sim.post("<inform/>").await.expect("post").0, StatusCode::UNAUTHORIZED);
+        let seen = seen.lock().expect("lock").clone();
+        assert!(seen[1].1.as_deref().is_some_and(|a| a.starts_with("Basic ")), "{seen:?}");
+        // Offered, the agent's link uses it.
+        let (url, seen) = acs("Basic").await;
+        let mut agent = Link::open(&url, None, "cpe", "pw", Basic::WhenOffered).await.expect("open");
+        assert_eq!(agent.post("<inform/>").await.expect("post").0, StatusCode::OK);
+        assert!(seen.lock().expect("lock")[1].1.as_deref().is_some_and(|a| a.starts_with("Basic ")));
+    }
+}
