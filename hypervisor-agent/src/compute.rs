@@ -290,7 +290,11 @@ impl Compute for Libvirt {
     fn job_progress(&self, name: &str) -> Result<Option<u32>> {
         self.with(|c| {
             let d = Self::domain(c, name)?;
-            let Ok(s) = d.get_job_stats(0) else { return Ok(None) };
+            // virDomainGetJobInfo, not GetJobStats: with no job running, libvirt answers GetJobStats
+            // with no parameters and a null array, which the `virt` crate (0.4) turns into a Vec
+            // from a null pointer; debug builds abort there ("unsafe precondition(s) violated"),
+            // which killed the agent when a poll met the end of a live migration.
+            let Ok(s) = d.get_job_info() else { return Ok(None) };
             if s.r#type == virt::sys::VIR_DOMAIN_JOB_NONE as i32 {
                 return Ok(None);
             }
