@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cwmp::session::{AcsConfig, AcsEvent, AcsSession, Reply};
 use cwmp::Body;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
@@ -97,6 +97,9 @@ pub enum Refusal {
     /// The body is over the limit (bytes).
     #[error("body over {0} bytes")]
     TooLarge(usize),
+    /// The body was not complete within the listener's deadline, or broke off.
+    #[error("{0}")]
+    Body(http_shell::Refusal),
     /// A session that does not start with an Inform.
     #[error("a session starts with an Inform")]
     NoInform,
@@ -114,6 +117,7 @@ impl Refusal {
             Refusal::NotPost => StatusCode::METHOD_NOT_ALLOWED,
             Refusal::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Refusal::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Refusal::Body(r) => r.status(),
             Refusal::NoInform => StatusCode::BAD_REQUEST,
             Refusal::Busy => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -189,6 +193,18 @@ impl Acs {
         self.busy.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The CWMP listener's limits, for the serving loop and for reading bodies. Between two
+    /// POSTs of a session the CPE may work for a while (a vRGW provisioned), so a connection may
+    /// sit idle as long as a session may.
+    pub fn limits(&self) -> http_shell::Limits {
+        http_shell::Limits {
+            max_connections: 4096,
+            max_body: self.config.max_body,
+            idle: self.config.session_timeout.max(Duration::from_secs(30)),
+            ..http_shell::Limits::default()
+        }
+    }
+
     /// Number of sessions open now.
     pub fn open_sessions(&self) -> usize {
         self.sessions().len()
@@ -231,11 +247,15 @@ impl Acs {
                 return r;
             }
         }
-        let body = match Limited::new(req.into_body(), self.config.max_body).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(_) => {
-                tracing::warn!("refused a CWMP body over {} bytes", self.config.max_body);
-                return Refusal::TooLarge(self.config.max_body).reply();
+        let body = match http_shell::read_body(req.into_body(), &self.limits()).await {
+            Ok(b) => b,
+            Err(http_shell::Refusal::TooLarge(max)) => {
+                tracing::warn!("refused a CWMP body over {max} bytes");
+                return Refusal::TooLarge(max).reply();
+            }
+            Err(e) => {
+                tracing::warn!("refused a CWMP body: {e}");
+                return Refusal::Body(e).reply();
             }
         };
         // The session work is short SQLite transactions on a local WAL database (tens of
@@ -584,14 +604,7 @@ impl Acs {
                 }
             })
         };
-        // Between two POSTs of a session the CPE may work for a while (a vRGW provisioned),
-        // so a connection may sit idle as long as a session may.
-        let limits = http_shell::Limits {
-            max_connections: 4096,
-            max_body: self.config.max_body,
-            idle: self.config.session_timeout.max(Duration::from_secs(30)),
-            ..http_shell::Limits::default()
-        };
+        let limits = self.limits();
         let served = http_shell::serve(listener, tls, limits, move |req, _peer| self.clone().http(req), shutdown).await;
         sweeper.abort();
         served

@@ -480,3 +480,42 @@ async fn openapi_document_matches_the_server() {
     let (s, body) = oss.call(Method::PATCH, "/devices", None).await;
     assert_eq!((s, body["error"].as_str()), (404, Some("no route PATCH /devices")));
 }
+
+/// Sends a request head announcing a 100-byte body, then only 10 bytes of it, and returns what
+/// the server answers (status line first) once it answers or closes.
+async fn trickled_body(addr: SocketAddr, head: String) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(format!("{head}Content-Length: 100\r\n\r\n0123456789").as_bytes()).await.expect("write");
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(90), s.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_never_arrives_whole_gets_408_and_others_are_served_meanwhile() {
+    let dir = TempDir::new("acs-e2e-slow-body");
+    let acs = acs_command(&dir).portal("127.0.0.1:0").start();
+    let portal = acs.portal.expect("the web form listens");
+    let oss = NbiClient::new(acs.nbi, TOKEN);
+    let started = std::time::Instant::now();
+    let nbi_slow = tokio::spawn(trickled_body(
+        acs.nbi,
+        format!("PUT /presets/slow HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"),
+    ));
+    let portal_slow = tokio::spawn(trickled_body(portal, "POST /login HTTP/1.1\r\nHost: x\r\n".into()));
+    // While both wait for the rest of their bodies, the NBI still answers others.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let (s, _) = oss.call(Method::GET, "/devices", None).await;
+    assert_eq!(s, 200);
+    let nbi_answer = nbi_slow.await.expect("join");
+    let portal_answer = portal_slow.await.expect("join");
+    assert!(nbi_answer.starts_with("HTTP/1.1 408"), "{nbi_answer}");
+    assert!(nbi_answer.contains("not complete within 30 s"), "{nbi_answer}");
+    assert!(portal_answer.starts_with("HTTP/1.1 408"), "{portal_answer}");
+    assert!(started.elapsed() >= std::time::Duration::from_secs(29), "{:?}", started.elapsed());
+    // Nothing was stored from the broken request.
+    let (s, presets) = oss.call(Method::GET, "/presets", None).await;
+    assert_eq!(s, 200);
+    assert!(!presets.to_string().contains("slow"), "{presets}");
+}

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -66,6 +66,11 @@ pub struct NbiConfig {
     pub cr_username: String,
     /// Password for those connection requests.
     pub cr_password: String,
+}
+
+/// The NBI listener's limits, for the serving loop and for reading bodies (files up to 64 MiB).
+fn limits() -> http_shell::Limits {
+    http_shell::Limits { max_body: 64 << 20, ..http_shell::Limits::default() }
 }
 
 fn json_response(status: StatusCode, body: &Json) -> Response<Full<Bytes>> {
@@ -160,6 +165,9 @@ pub enum NbiError {
     /// The body is over the limit.
     #[error("request body over 64 MiB")]
     TooLarge,
+    /// The body was not complete within the listener's deadline, or broke off.
+    #[error("{0}")]
+    Body(http_shell::Refusal),
     /// Nothing is served at this method and path.
     #[error("no route {method} {path}")]
     NoRoute {
@@ -214,6 +222,7 @@ impl NbiError {
         match self {
             NbiError::Unauthorized => StatusCode::UNAUTHORIZED,
             NbiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            NbiError::Body(r) => r.status(),
             NbiError::NoRoute { .. } | NbiError::NotFound(_) => StatusCode::NOT_FOUND,
             NbiError::NotJson { .. }
             | NbiError::NotANumber(_)
@@ -320,7 +329,10 @@ impl Nbi {
         let path = req.uri().path().to_string();
         let headers = req.headers().clone();
         let params = query_params(req.uri().query());
-        let body = Limited::new(req.into_body(), 64 << 20).collect().await.map_err(|_| NbiError::TooLarge)?.to_bytes();
+        let body = http_shell::read_body(req.into_body(), &limits()).await.map_err(|e| match e {
+            http_shell::Refusal::TooLarge(_) => NbiError::TooLarge,
+            e => NbiError::Body(e),
+        })?;
         let segs: Vec<String> = path.trim_matches('/').split('/').map(decode).collect();
         let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
         let call = Call { params, headers, body };
@@ -361,8 +373,7 @@ impl Nbi {
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
-        let limits = http_shell::Limits { max_body: 64 << 20, ..http_shell::Limits::default() };
-        http_shell::serve(listener, None, limits, move |req, _peer| self.clone().http(req), shutdown).await
+        http_shell::serve(listener, None, limits(), move |req, _peer| self.clone().http(req), shutdown).await
     }
 }
 

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -43,6 +43,9 @@ pub enum Refusal {
     /// The form is over 64 KiB.
     #[error("That form is too large.")]
     TooLarge,
+    /// The form did not arrive whole in time, or broke off.
+    #[error("The form did not arrive whole ({0}).")]
+    Body(http_shell::Refusal),
     /// A form posted without a session.
     #[error("Your session has ended.")]
     LoggedOut,
@@ -80,6 +83,7 @@ impl Refusal {
     pub fn status(&self) -> StatusCode {
         match self {
             Refusal::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Refusal::Body(r) => r.status(),
             Refusal::LoggedOut | Refusal::ForeignForm | Refusal::ExpiredLoginForm => StatusCode::FORBIDDEN,
             Refusal::NoPage | Refusal::NothingApplying => StatusCode::NOT_FOUND,
             Refusal::TooManyFailures { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -88,6 +92,11 @@ impl Refusal {
             Refusal::Unavailable => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
+}
+
+/// The web form's listener limits, for the serving loop and for reading forms (64 KiB).
+fn limits() -> http_shell::Limits {
+    http_shell::Limits { max_body: 64 * 1024, ..http_shell::Limits::default() }
 }
 
 /// Settings of the web form.
@@ -283,11 +292,14 @@ impl Portal {
         let query = parse_form(req.uri().query().unwrap_or("").as_bytes());
         let who = self.who(&req);
         let login_cookie = cookie(&req, LOGIN_COOKIE);
-        let body = match Limited::new(req.into_body(), 64 * 1024).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(_) => {
-                let r = Refusal::TooLarge;
-                return html(r.status(), pages::page("Too large", None, &format!("<p>{r}</p>"), None));
+        let body = match http_shell::read_body(req.into_body(), &limits()).await {
+            Ok(b) => b,
+            Err(e) => {
+                let (title, r) = match e {
+                    http_shell::Refusal::TooLarge(_) => ("Too large", Refusal::TooLarge),
+                    e => ("Not received", Refusal::Body(e)),
+                };
+                return html(r.status(), pages::page(title, None, &format!("<p>{r}</p>"), None));
             }
         };
         let form = parse_form(&body);
@@ -693,8 +705,7 @@ impl Portal {
         tls: Option<tokio_rustls::TlsAcceptor>,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
-        let limits = http_shell::Limits { max_body: 64 * 1024, ..http_shell::Limits::default() };
-        http_shell::serve(listener, tls, limits, move |req, peer| self.clone().http(req, peer.ip()), shutdown).await
+        http_shell::serve(listener, tls, limits(), move |req, peer| self.clone().http(req, peer.ip()), shutdown).await
     }
 }
 
