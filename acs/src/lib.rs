@@ -28,6 +28,7 @@
 
 pub use cwmp::auth;
 pub mod conn_req;
+pub mod daemon;
 pub mod endpoint;
 pub mod migration;
 pub mod nbi;

@@ -1,23 +1,18 @@
 //! `acs`: the CWMP endpoint and the northbound API over one SQLite store.
 //!
-//! Configuration comes from a TOML file (`--config`), with command-line overrides. On start it
-//! prints `listening cwmp=ADDR nbi=ADDR portal=ADDR` on stdout.
+//! Configuration comes from a TOML file (`--config`), with command-line overrides; this file
+//! parses both and calls [`acs::daemon::run`]. On start it prints `listening cwmp=ADDR nbi=ADDR
+//! portal=ADDR` on stdout; `--check-config` checks the configuration and exits.
 //!
 //! `acs subscriber add|passwd|delete|list` manages the customer web form's accounts through a
 //! running ACS's NBI.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
 
-use acs::endpoint::{Acs, EndpointConfig};
-use acs::nbi::{Nbi, NbiConfig};
-use acs::store::SqliteStore;
+use acs::daemon::{Config, FileConfig, Listeners, LogFormat};
 use clap::Parser;
-use serde::Deserialize;
 
 // glibc's allocator took about a seventh of the ACS's instructions under session load (many small
 // strings freed on other threads); mimalloc does the same work in a fraction of that.
@@ -29,6 +24,22 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Opts {
     #[command(subcommand)]
     command: Option<Command>,
+    /// TOML configuration file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Check the configuration (file and flags), print it without secrets, and exit.
+    #[arg(long)]
+    check_config: bool,
+    /// Worker threads (default: one per CPU).
+    #[arg(long)]
+    workers: Option<usize>,
+    #[command(flatten)]
+    overrides: Overrides,
+}
+
+/// Flags that override the configuration file's keys.
+#[derive(Debug, clap::Args)]
+struct Overrides {
     /// Customer web form listen address (default 0.0.0.0:8080; "off" serves none).
     #[arg(long)]
     portal_listen: Option<String>,
@@ -38,9 +49,6 @@ struct Opts {
     /// PEM private key for --portal-tls-cert.
     #[arg(long)]
     portal_tls_key: Option<PathBuf>,
-    /// TOML configuration file.
-    #[arg(long)]
-    config: Option<PathBuf>,
     /// CWMP listen address.
     #[arg(long)]
     cwmp_listen: Option<SocketAddr>,
@@ -71,9 +79,6 @@ struct Opts {
     /// PEM private key for --tls-cert.
     #[arg(long)]
     tls_key: Option<PathBuf>,
-    /// Worker threads (default: one per CPU).
-    #[arg(long)]
-    workers: Option<usize>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -116,70 +121,6 @@ enum SubscriberAction {
     List,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    #[serde(default)]
-    cwmp: CwmpSection,
-    #[serde(default)]
-    nbi: NbiSection,
-    #[serde(default)]
-    store: StoreSection,
-    #[serde(default)]
-    log: LogSection,
-    #[serde(default)]
-    portal: PortalSection,
-    #[serde(default)]
-    webhooks: Vec<acs::webhooks::Hook>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PortalSection {
-    /// Listen address, or "off".
-    listen: Option<String>,
-    session_hours: Option<u64>,
-    tls_cert: Option<PathBuf>,
-    tls_key: Option<PathBuf>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CwmpSection {
-    listen: Option<SocketAddr>,
-    /// username -> password
-    #[serde(default)]
-    credentials: HashMap<String, String>,
-    session_timeout_secs: Option<u64>,
-    max_body_bytes: Option<usize>,
-    cr_username: Option<String>,
-    cr_password: Option<String>,
-    cr_timeout_ms: Option<u64>,
-    file_base_url: Option<String>,
-    tls_cert: Option<PathBuf>,
-    tls_key: Option<PathBuf>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NbiSection {
-    listen: Option<SocketAddr>,
-    #[serde(default)]
-    tokens: Vec<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StoreSection {
-    db: Option<PathBuf>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LogSection {
-    format: Option<String>,
-}
-
 fn main() -> ExitCode {
     let mut opts = Opts::parse();
     if let Some(Command::Subscriber { nbi, token, token_file, action }) = opts.command.take() {
@@ -192,33 +133,51 @@ fn main() -> ExitCode {
         };
     }
     let file = match &opts.config {
-        Some(p) => match std::fs::read_to_string(p)
-            .map_err(|e| e.to_string())
-            .and_then(|t| toml::from_str::<FileConfig>(&t).map_err(|e| e.to_string()))
-        {
+        Some(p) => match FileConfig::load(p) {
             Ok(c) => c,
             Err(e) => {
-                eprintln!("acs: {}: {e}", p.display());
+                eprintln!("acs: {e}");
                 return ExitCode::from(2);
             }
         },
         None => FileConfig::default(),
     };
-    let format = opts.log_format.clone().or(file.log.format.clone()).unwrap_or_else(|| "text".into());
+    let file = match overlay(opts.overrides, file) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("acs: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let format = match LogFormat::parse(file.log.format.as_deref().unwrap_or("text")) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("acs: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    match format.as_str() {
-        "json" => tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init(),
-        "text" => tracing_subscriber::fmt()
+    match format {
+        LogFormat::Json => tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init(),
+        LogFormat::Text => tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(std::io::stderr)
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .init(),
-        other => {
-            eprintln!("acs: --log-format is text or json, not {other:?}");
+    }
+    let check_only = opts.check_config;
+    let config = match file.resolve() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("acs: {e}");
             return ExitCode::from(2);
         }
+    };
+    if check_only {
+        println!("configuration ok: {config:?}");
+        return ExitCode::SUCCESS;
     }
-    match run(opts, file) {
+    match serve(config, opts.workers) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -226,6 +185,53 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The flags laid over the file's settings (a flag wins).
+fn overlay(o: Overrides, mut f: FileConfig) -> Result<FileConfig, String> {
+    f.store.db = o.db.or(f.store.db);
+    f.cwmp.listen = o.cwmp_listen.or(f.cwmp.listen);
+    f.nbi.listen = o.nbi_listen.or(f.nbi.listen);
+    f.log.format = o.log_format.or(f.log.format);
+    f.nbi.tokens.extend(o.nbi_tokens);
+    for c in &o.cpe_credentials {
+        let (u, p) = split_pair(c, "--cpe-credentials")?;
+        f.cwmp.credentials.insert(u, p);
+    }
+    if let Some(c) = &o.cr_credentials {
+        let (u, p) = split_pair(c, "--cr-credentials")?;
+        (f.cwmp.cr_username, f.cwmp.cr_password) = (Some(u), Some(p));
+    }
+    f.cwmp.file_base_url = o.file_base_url.or(f.cwmp.file_base_url);
+    f.cwmp.tls_cert = o.tls_cert.or(f.cwmp.tls_cert);
+    f.cwmp.tls_key = o.tls_key.or(f.cwmp.tls_key);
+    f.portal.listen = o.portal_listen.or(f.portal.listen);
+    f.portal.tls_cert = o.portal_tls_cert.or(f.portal.tls_cert);
+    f.portal.tls_key = o.portal_tls_key.or(f.portal.tls_key);
+    Ok(f)
+}
+
+/// Binds, prints `listening cwmp=ADDR nbi=ADDR portal=ADDR|off`, and runs until Ctrl-C or
+/// SIGTERM.
+fn serve(config: Config, workers: Option<usize>) -> Result<(), String> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(w) = workers.filter(|w| *w > 0) {
+        builder.worker_threads(w);
+    }
+    let rt = builder.enable_all().build().map_err(|e| e.to_string())?;
+    rt.block_on(async move {
+        let listeners = Listeners::bind(&config).await.map_err(|e| e.to_string())?;
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|e| e.to_string())?;
+        println!("listening {}", listeners.describe());
+        let shutdown = async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        };
+        acs::daemon::run(config, listeners, shutdown).await.map_err(|e| e.to_string())
+    })
 }
 
 fn subscriber_command(
@@ -276,146 +282,4 @@ fn split_pair(s: &str, what: &str) -> Result<(String, String), String> {
     s.split_once(':')
         .map(|(a, b)| (a.to_string(), b.to_string()))
         .ok_or_else(|| format!("{what} is user:password, got {s:?}"))
-}
-
-fn run(opts: Opts, file: FileConfig) -> Result<(), String> {
-    let db = opts.db.or(file.store.db).unwrap_or_else(|| PathBuf::from("acs.db"));
-    let cwmp_listen = opts
-        .cwmp_listen
-        .or(file.cwmp.listen)
-        .unwrap_or_else(|| "0.0.0.0:7547".parse().unwrap_or(SocketAddr::from(([0, 0, 0, 0], 7547))));
-    let nbi_listen = opts.nbi_listen.or(file.nbi.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7557)));
-    let mut credentials = file.cwmp.credentials;
-    for c in &opts.cpe_credentials {
-        let (u, p) = split_pair(c, "--cpe-credentials")?;
-        credentials.insert(u, p);
-    }
-    let (cr_username, cr_password) = match &opts.cr_credentials {
-        Some(c) => split_pair(c, "--cr-credentials")?,
-        None => (file.cwmp.cr_username.unwrap_or_default(), file.cwmp.cr_password.unwrap_or_default()),
-    };
-    let mut tokens = file.nbi.tokens;
-    tokens.extend(opts.nbi_tokens);
-    if tokens.is_empty() {
-        let token_file = db.with_extension("nbi-token");
-        let token = match std::fs::read_to_string(&token_file) {
-            Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
-            _ => {
-                let t = acs::endpoint::random_hex(24);
-                std::fs::write(&token_file, &t).map_err(|e| format!("{}: {e}", token_file.display()))?;
-                t
-            }
-        };
-        tracing::warn!(file = %token_file.display(), "no NBI token configured: using the generated one in this file");
-        tokens.push(token);
-    }
-    if credentials.is_empty() {
-        tracing::warn!("no CPE credentials configured: CPEs are not authenticated");
-    }
-    let store = Arc::new(SqliteStore::open(&db).map_err(|e| e.to_string())?);
-    // Parameter-cache rows and events are group-committed every few milliseconds.
-    store.start_flusher(Duration::from_millis(3));
-    let file_base_url = opts.file_base_url.or(file.cwmp.file_base_url);
-    let mut endpoint = EndpointConfig {
-        credentials,
-        session_timeout: Duration::from_secs(file.cwmp.session_timeout_secs.unwrap_or(30)),
-        max_body: file.cwmp.max_body_bytes.unwrap_or(4 << 20),
-        file_base_url: String::new(),
-    };
-    let nbi_config = NbiConfig {
-        tokens,
-        cr_timeout: Duration::from_millis(file.cwmp.cr_timeout_ms.unwrap_or(3000)),
-        cr_username,
-        cr_password,
-    };
-    let hooks = file.webhooks;
-    let portal_listen: Option<SocketAddr> =
-        match opts.portal_listen.clone().or(file.portal.listen.clone()).as_deref().unwrap_or("0.0.0.0:8080") {
-            "off" => None,
-            a => Some(a.parse().map_err(|e| format!("--portal-listen {a:?}: {e}"))?),
-        };
-    let portal_tls = match (
-        opts.portal_tls_cert.clone().or(file.portal.tls_cert.clone()),
-        opts.portal_tls_key.clone().or(file.portal.tls_key.clone()),
-    ) {
-        (Some(c), Some(k)) => Some(acs::tls::acceptor(&c, &k)?),
-        (None, None) => None,
-        _ => return Err("the web form's TLS needs both a certificate and a key".into()),
-    };
-    if let Some(a) = portal_listen.filter(|a| portal_tls.is_none() && !a.ip().is_loopback()) {
-        tracing::warn!(
-            "the customer web form is served over plain HTTP on {a}: browsers keep its Secure session cookies only \
-             over HTTPS (or on localhost), so log-ins will not stick; give it --portal-tls-cert/--portal-tls-key or \
-             put a TLS reverse proxy in front"
-        );
-    }
-    let portal_config = acs::portal::PortalConfig {
-        session_ttl: Duration::from_secs(3600 * file.portal.session_hours.unwrap_or(8)),
-        cr_username: nbi_config.cr_username.clone(),
-        cr_password: nbi_config.cr_password.clone(),
-        cr_timeout: nbi_config.cr_timeout,
-        ..Default::default()
-    };
-    let tls = match (opts.tls_cert.or(file.cwmp.tls_cert), opts.tls_key.or(file.cwmp.tls_key)) {
-        (Some(c), Some(k)) => Some(acs::tls::acceptor(&c, &k)?),
-        (None, None) => None,
-        _ => return Err("TLS needs both a certificate and a key".into()),
-    };
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(w) = opts.workers.filter(|w| *w > 0) {
-        builder.worker_threads(w);
-    }
-    let rt = builder.enable_all().build().map_err(|e| e.to_string())?;
-    rt.block_on(async move {
-        let cl = tokio::net::TcpListener::bind(cwmp_listen).await.map_err(|e| format!("{cwmp_listen}: {e}"))?;
-        let nl = tokio::net::TcpListener::bind(nbi_listen).await.map_err(|e| format!("{nbi_listen}: {e}"))?;
-        let (ca, na) = (cl.local_addr().map_err(|e| e.to_string())?, nl.local_addr().map_err(|e| e.to_string())?);
-        endpoint.file_base_url = file_base_url.unwrap_or_else(|| {
-            if ca.ip().is_unspecified() {
-                tracing::warn!(
-                    "file_base_url is not set and the CWMP address is unspecified: devices get {ca} in Download URLs"
-                );
-            }
-            format!("http://{ca}/files")
-        });
-        let pl = match portal_listen {
-            Some(a) => Some(tokio::net::TcpListener::bind(a).await.map_err(|e| format!("portal {a}: {e}"))?),
-            None => None,
-        };
-        let pa = match &pl {
-            Some(l) => l.local_addr().map_err(|e| e.to_string())?.to_string(),
-            None => "off".into(),
-        };
-        let acs = Acs::new(store, endpoint, acs::webhooks::start(hooks));
-        let nbi = Nbi::new(acs.clone(), nbi_config);
-        let portal = acs::portal::Portal::new(acs.clone(), portal_config);
-        println!("listening cwmp={ca} nbi={na} portal={pa}");
-        if tls.is_some() {
-            tracing::info!("CWMP over TLS");
-        }
-        tracing::info!(cwmp = %ca, nbi = %na, portal = %pa, db = %db.display(), "ACS started");
-        // Ctrl-C or SIGTERM: every listener stops accepting and drains (http_shell::serve).
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|s| *s).await;
-        };
-        let cwmp = tokio::spawn(acs.serve_tls(cl, tls, stopped(stop_rx.clone())));
-        let nbi = tokio::spawn(nbi.serve(nl, stopped(stop_rx.clone())));
-        let portal = pl.map(|l| tokio::spawn(portal.serve(l, portal_tls, stopped(stop_rx.clone()))));
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|e| e.to_string())?;
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        tracing::info!("stopping: draining the listeners");
-        let _ = stop_tx.send(true);
-        for listener in [Some(cwmp), Some(nbi), portal].into_iter().flatten() {
-            if let Ok(Err(e)) = listener.await {
-                tracing::error!("listener: {e}");
-            }
-        }
-        tracing::info!("ACS stopped");
-        Ok(())
-    })
 }

@@ -519,3 +519,102 @@ async fn a_body_that_never_arrives_whole_gets_408_and_others_are_served_meanwhil
     assert_eq!(s, 200);
     assert!(!presets.to_string().contains("slow"), "{presets}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_accepting_finishes_the_request_in_flight_and_writes_the_store() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = TempDir::new("acs-e2e-sigterm");
+    let mut acs = acs_command(&dir).start();
+    let sim = acs.sim("term-1").await;
+    sim.session(&[]).await.expect("bootstrap");
+    let (cwmp, nbi) = (acs.cwmp, acs.nbi);
+
+    // A preset PUT whose body is half sent when SIGTERM arrives.
+    let body = json!({"precondition": {"_deviceId._ProductClass": "SimCPE"}, "events": {"1 BOOT": true},
+        "configurations": [{"type": "add_tag", "tag": "drained"}]})
+    .to_string();
+    let (first, rest) = body.split_at(body.len() / 2);
+    let mut s = tokio::net::TcpStream::connect(nbi).await.expect("connect");
+    let head = format!(
+        "PUT /presets/drained HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(format!("{head}{first}").as_bytes()).await.expect("write");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    acs.daemon.sigterm();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+
+    // No new client is taken any more...
+    assert!(tokio::net::TcpStream::connect(nbi).await.is_err(), "the NBI still accepts after SIGTERM");
+    // ...the one in flight is answered...
+    s.write_all(rest.as_bytes()).await.expect("write the rest");
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(10), s.read(&mut answer))
+        .await
+        .expect("an answer within the drain")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer[..n]).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // ...and the process exits cleanly once drained, having written the store.
+    let mut daemon = acs.daemon;
+    let status = tokio::task::spawn_blocking(move || {
+        let status = daemon.terminate(std::time::Duration::from_secs(15));
+        (status, daemon.log())
+    })
+    .await
+    .expect("join");
+    let (status, log) = status;
+    assert!(status.expect("exited on SIGTERM").success(), "{log}");
+    assert!(log.contains("stopping: draining the listeners"), "{log}");
+    assert!(log.contains("ACS stopped; the store is written"), "{log}");
+
+    // Restarted on the same database: the device and the preset are there.
+    let acs = acs_command(&dir).cwmp(cwmp).nbi(nbi).start();
+    let oss = NbiClient::new(acs.nbi, TOKEN);
+    let (s, presets) = oss.call(Method::GET, "/presets", None).await;
+    assert_eq!(s, 200);
+    assert!(presets.as_array().expect("presets").iter().any(|p| p["_id"] == json!("drained")), "{presets}");
+    let (s, devices) = oss.call(Method::GET, "/devices", None).await;
+    assert_eq!(s, 200);
+    assert!(devices.as_array().expect("devices").iter().any(|d| d["_id"] == json!(sim.device_id())), "{devices}");
+}
+
+#[test]
+fn check_config_names_what_is_wrong_and_prints_no_secret() {
+    let dir = TempDir::new("acs-e2e-check-config");
+    let check = |toml: &str| {
+        let conf = dir.join("acs.toml");
+        std::fs::write(&conf, toml).expect("config");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_acs"))
+            .arg("--check-config")
+            .arg("--config")
+            .arg(&conf)
+            .arg("--db")
+            .arg(dir.join("acs.db"))
+            .output()
+            .expect("run acs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = check("[nbi]\ntokens = [\"very-secret-token\"]\n[portal]\nlisten = \"off\"\n");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.starts_with("configuration ok: Config {"), "{out}");
+    assert!(out.contains("portal_listen: None"), "{out}");
+    assert!(!out.contains("very-secret-token") && !err.contains("very-secret-token"), "{out}{err}");
+    // Nothing was bound or created: the database does not exist.
+    assert!(!dir.join("acs.db").exists());
+
+    let (code, _, err) = check("[cwmp]\ntls_cert = \"/nonexistent.pem\"\n");
+    assert_eq!(code, Some(2));
+    assert!(err.contains("CWMP's TLS needs both a certificate and a key"), "{err}");
+    let (code, _, err) = check("[cwmp]\nlisten = \"nowhere\"\n");
+    assert_eq!(code, Some(2));
+    assert!(err.contains("acs.toml") && err.contains("line 2") && err.contains("invalid socket address"), "{err}");
+    let (code, _, err) = check("[log]\nformat = \"xml\"\n");
+    assert_eq!(code, Some(2));
+    assert!(err.contains("the log format is text or json, not \"xml\""), "{err}");
+}

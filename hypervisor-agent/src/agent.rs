@@ -219,7 +219,14 @@ impl Agent {
     /// The session loop: runs a session whenever events are queued, retrying failures with the
     /// TR-069 wait. Never returns.
     pub async fn run(self: Arc<Self>) {
+        self.run_until(std::future::pending()).await
+    }
+
+    /// The same until `shutdown` completes: a session under way is finished first (its events
+    /// are acknowledged or stay queued), then the loop returns.
+    pub async fn run_until(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
         let retry = RetryPolicy::default();
+        tokio::pin!(shutdown);
         loop {
             let pending =
                 self.host.run(|h| h.state().events().map(|e| !e.is_empty()).unwrap_or(false)).await.unwrap_or(false);
@@ -229,11 +236,17 @@ impl Agent {
                 match periodic {
                     Some(d) => {
                         tokio::select! {
+                            () = &mut shutdown => return,
                             () = wake.notified() => {}
                             () = tokio::time::sleep(d) => self.trigger(cwmp::event::PERIODIC, "").await,
                         }
                     }
-                    None => wake.notified().await,
+                    None => {
+                        tokio::select! {
+                            () = &mut shutdown => return,
+                            () = wake.notified() => {}
+                        }
+                    }
                 }
                 continue;
             }
@@ -249,7 +262,10 @@ impl Agent {
                     tracing::warn!(retry = n + 1, wait_secs = wait.as_secs(), "session failed: {e}");
                     // Nothing shortens the retry wait (TR-069 3.2.1.1); events queued meanwhile
                     // are in the store and go in the next session.
-                    tokio::time::sleep(wait).await;
+                    tokio::select! {
+                        () = &mut shutdown => return,
+                        () = tokio::time::sleep(wait) => {}
+                    }
                 }
             }
         }

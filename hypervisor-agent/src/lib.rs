@@ -11,6 +11,7 @@
 
 pub mod agent;
 pub mod compute;
+pub mod daemon;
 pub mod domain;
 pub mod host;
 pub mod proxy;

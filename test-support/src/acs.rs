@@ -1,17 +1,12 @@
 //! An ACS for tests: the `acs` binary with the tests' credentials ([`AcsCommand`]), or an ACS
 //! served inside the test's own process ([`start_acs`] and its variants).
 
-use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
-use acs::endpoint::{Acs, EndpointConfig};
-use acs::nbi::{Nbi, NbiConfig};
 use acs::sim::SimCpe;
-use acs::store::SqliteStore;
 
 use crate::nbi::NbiClient;
 use crate::process::{Daemon, Spawn};
@@ -136,31 +131,31 @@ pub fn start_acs_for(
     agents: &[&str],
     tls: Option<(&Path, &Path)>,
 ) -> (SocketAddr, NbiClient<'static>) {
-    let tls = tls.map(|(c, k)| acs::tls::acceptor(c, k).expect("TLS acceptor"));
+    // Through the daemon's own entry point, as the `acs` binary runs it.
+    let mut file = acs::daemon::FileConfig::default();
+    file.store.db = Some(dir.join("acs.db"));
+    file.cwmp.listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+    file.nbi.listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+    file.portal.listen = Some("off".into());
+    file.cwmp.credentials = agents.iter().map(|a| (a.to_string(), "host-secret".to_string())).collect();
+    file.cwmp.session_timeout_secs = Some(300);
+    file.cwmp.file_base_url = Some("http://127.0.0.1:9/files".into());
+    file.cwmp.cr_username = Some("acs".into());
+    file.cwmp.cr_password = Some(CR_PASSWORD.into());
+    file.nbi.tokens = vec![TOKEN.into()];
+    if let Some((cert, key)) = tls {
+        (file.cwmp.tls_cert, file.cwmp.tls_key) = (Some(cert.to_path_buf()), Some(key.to_path_buf()));
+    }
+    let config = file.resolve().expect("ACS configuration");
     rt.block_on(async {
-        let store = Arc::new(SqliteStore::open(&dir.join("acs.db")).expect("acs store"));
-        store.start_flusher(Duration::from_millis(3));
-        let endpoint = EndpointConfig {
-            credentials: agents.iter().map(|a| (a.to_string(), "host-secret".to_string())).collect::<HashMap<_, _>>(),
-            session_timeout: Duration::from_secs(300),
-            max_body: 4 << 20,
-            file_base_url: "http://127.0.0.1:9/files".into(),
-        };
-        let acs = Acs::new(store, endpoint, acs::webhooks::start(vec![]));
-        let nbi = Nbi::new(
-            acs.clone(),
-            NbiConfig {
-                tokens: vec![TOKEN.into()],
-                cr_timeout: Duration::from_secs(3),
-                cr_username: "acs".into(),
-                cr_password: CR_PASSWORD.into(),
-            },
-        );
-        let cl = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let nl = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let (cwmp, nbi_addr) = (cl.local_addr().expect("addr"), nl.local_addr().expect("addr"));
-        tokio::spawn(acs.serve_tls(cl, tls, std::future::pending()));
-        tokio::spawn(nbi.serve(nl, std::future::pending()));
+        let listeners = acs::daemon::Listeners::bind(&config).await.expect("bind");
+        let cwmp = listeners.cwmp.local_addr().expect("addr");
+        let nbi_addr = listeners.nbi.local_addr().expect("addr");
+        tokio::spawn(async move {
+            if let Err(e) = acs::daemon::run(config, listeners, std::future::pending()).await {
+                panic!("the test's ACS: {e}");
+            }
+        });
         (cwmp, NbiClient::new(nbi_addr, TOKEN))
     })
 }

@@ -1,0 +1,350 @@
+//! The agent as one library call: [`Config`] is the TOML file (the `hypervisor-agent` binary
+//! lays its flags over it) and [`Config::check`] checks it once; [`run`] opens the agent's state,
+//! libvirt and the VLAN backend, starts the host thread, serves connection requests on the
+//! listener it is given and runs CWMP sessions until `shutdown` completes. Then the
+//! connection-request listener drains, a session under way is finished, the host thread finishes
+//! the job it is on, and `run` returns.
+
+use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::net::TcpListener;
+
+use crate::agent::{Agent, AgentConfig};
+use crate::compute::Libvirt;
+use crate::host::{Host, HostConfig};
+use crate::state::State;
+use crate::vlan::linux::Linux;
+use crate::vlan::{Ovs, VlanBackend};
+use crate::worker;
+
+/// Why the agent did not start or did not stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration file could not be read or parsed.
+    #[error("{path}: {reason}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong with it.
+        reason: String,
+    },
+    /// A setting is wrong (named in the message).
+    #[error("{0}")]
+    Config(String),
+    /// Something the agent needs could not be opened: its state, libvirt, the VLAN backend.
+    #[error("{what}: {reason}")]
+    Open {
+        /// What.
+        what: String,
+        /// Why.
+        reason: String,
+    },
+    /// The connection-request listener failed.
+    #[error("connection-request listener: {0}")]
+    Listener(std::io::Error),
+    /// The CWMP side could not start.
+    #[error("{0}")]
+    Agent(String),
+}
+
+/// The agent's settings: the configuration file's keys, every one optional, unknown ones refused.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The ACS URL (`http://` or `https://`).
+    pub acs_url: String,
+    /// User name toward the ACS (default: the agent id).
+    pub acs_username: String,
+    /// Password toward the ACS.
+    pub acs_password: String,
+    /// PEM file of the CAs an `https://` ACS is checked against.
+    pub acs_ca_file: Option<PathBuf>,
+    /// Where connection requests are accepted.
+    pub cr_listen: SocketAddr,
+    /// The connection-request URL given to the ACS (default: `http://CR_LISTEN/cr`, with the
+    /// host's address when listening on all addresses is not reachable from the ACS).
+    pub cr_url: Option<String>,
+    /// User name the ACS sends connection requests with.
+    pub cr_username: String,
+    /// Its password (required).
+    pub cr_password: String,
+    /// The agent's SQLite state.
+    pub db: PathBuf,
+    /// This host's id: the serial number toward the ACS and the mark on its domains.
+    pub agent_id: String,
+    /// DeviceInfo.Manufacturer.
+    pub manufacturer: String,
+    /// DeviceInfo.ManufacturerOUI.
+    pub oui: String,
+    /// DeviceInfo.ProductClass.
+    pub product_class: String,
+    /// libvirt URI (`qemu:///system`; `test:///default` for the test driver).
+    pub libvirt: String,
+    /// Domain type of the vRGWs (`qemu`, `kvm`; `test` on the test driver).
+    pub domain_type: String,
+    /// `ovs` (Open vSwitch) or `linux` (rtnetlink).
+    pub vlan_backend: String,
+    /// Prefix of the Open vSwitch bridges.
+    pub ovs_prefix: String,
+    /// Prefix of the Linux bridges.
+    pub linux_prefix: String,
+    /// The trunk NIC (required by the `linux` backend).
+    pub trunk_uplink: Option<String>,
+    /// The vRGWs' management bridge.
+    pub mgmt_bridge: String,
+    /// The management network, ADDRESS/PREFIX.
+    pub mgmt_network: String,
+    /// The vRGWs' WAN bridge.
+    pub wan_bridge: String,
+    /// Where the vRGWs' disk overlays live.
+    pub overlay_dir: PathBuf,
+    /// Where Download puts files.
+    pub download_dir: PathBuf,
+    /// The port of each vRGW's proxy.
+    pub proxy_port: u16,
+    /// QEMU TCG's translation cache per vRGW, MiB.
+    pub tb_cache_mib: Option<u32>,
+    /// Prefix of the vRGWs' interface names (at most 8 characters).
+    pub port_prefix: String,
+    /// Seconds a pool domain may take to boot before it is suspended (0: suspend at once;
+    /// default 300, or 0 on libvirt's test driver, which runs no guest).
+    pub pool_warmup_seconds: Option<u64>,
+    /// Where each domain's serial console is copied (empty: nowhere; default
+    /// /var/log/libvirt/qemu, none on libvirt's test driver).
+    pub console_log_dir: Option<PathBuf>,
+    /// Seconds between periodic Informs.
+    pub periodic_inform_interval: u32,
+    /// `text` or `json`.
+    pub log_format: String,
+    /// The libvirt URI other hosts reach this host's libvirtd at for migrations (for example
+    /// `qemu+tcp://10.98.0.2/system`); unset: this host takes part in no migration.
+    pub migration_uri: Option<String>,
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "host".into())
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            acs_url: "http://127.0.0.1:7547/".into(),
+            acs_username: String::new(),
+            acs_password: String::new(),
+            acs_ca_file: None,
+            cr_listen: SocketAddr::from(([0, 0, 0, 0], 7548)),
+            cr_url: None,
+            cr_username: "acs".into(),
+            cr_password: String::new(),
+            db: PathBuf::from("hypervisor-agent.db"),
+            agent_id: hostname(),
+            manufacturer: "vRGW Project".into(),
+            oui: "00A0B1".into(),
+            product_class: "vRGW-Host".into(),
+            libvirt: "qemu:///system".into(),
+            domain_type: "qemu".into(),
+            vlan_backend: "ovs".into(),
+            ovs_prefix: "vrgw".into(),
+            linux_prefix: "vr".into(),
+            trunk_uplink: None,
+            mgmt_bridge: "vrgw-mgmt".into(),
+            mgmt_network: "10.99.0.0/16".into(),
+            wan_bridge: "vrgw-wan".into(),
+            overlay_dir: PathBuf::from("/var/lib/vrgw/overlays"),
+            download_dir: PathBuf::from("/var/lib/vrgw/downloads"),
+            proxy_port: 8730,
+            tb_cache_mib: Some(16),
+            port_prefix: "vrgw".into(),
+            pool_warmup_seconds: None,
+            console_log_dir: None,
+            periodic_inform_interval: 300,
+            log_format: "text".into(),
+            migration_uri: None,
+        }
+    }
+}
+
+impl Config {
+    /// Reads and parses the TOML file at `path` (not yet checked).
+    pub fn load(path: &Path) -> Result<Config, Error> {
+        let file = |reason: String| Error::File { path: path.to_path_buf(), reason };
+        let text = std::fs::read_to_string(path).map_err(|e| file(e.to_string()))?;
+        toml::from_str(&text).map_err(|e| file(e.to_string()))
+    }
+
+    /// The settings checked, and those that follow from others filled in (the `test` domain
+    /// type on libvirt's test driver).
+    pub fn check(mut self) -> Result<Config, Error> {
+        let bad = |m: String| Err(Error::Config(m));
+        match self.vlan_backend.as_str() {
+            "ovs" => {}
+            "linux" if self.trunk_uplink.is_some() => {}
+            "linux" => return bad("vlan_backend \"linux\" needs trunk_uplink (the trunk NIC)".into()),
+            other => return bad(format!("vlan_backend {other:?}: \"ovs\" (Open vSwitch) or \"linux\" (rtnetlink)")),
+        }
+        if self.agent_id.is_empty()
+            || !self.agent_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return bad(format!("agent_id {:?}: letters, digits, - and _ only", self.agent_id));
+        }
+        if self.port_prefix.len() > 8 {
+            return bad(format!(
+                "port_prefix {:?}: at most 8 characters (interface names end at 15)",
+                self.port_prefix
+            ));
+        }
+        if self.cr_password.is_empty() {
+            return bad("cr_password is empty: connection requests must be authenticated".into());
+        }
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            return bad(format!("log_format {:?}: text or json", self.log_format));
+        }
+        network(&self.mgmt_network)?;
+        if self.libvirt.starts_with("test:") {
+            self.domain_type = "test".into();
+        }
+        Ok(self)
+    }
+
+    fn host_config(&self) -> Result<HostConfig, Error> {
+        let (mgmt_base, mgmt_prefix) = network(&self.mgmt_network)?;
+        let test_driver = self.libvirt.starts_with("test:");
+        Ok(HostConfig {
+            agent_id: self.agent_id.clone(),
+            domain_type: self.domain_type.clone(),
+            mgmt_bridge: self.mgmt_bridge.clone(),
+            mgmt_base,
+            mgmt_prefix,
+            wan_bridge: self.wan_bridge.clone(),
+            overlay_dir: self.overlay_dir.clone(),
+            tb_cache_mib: self.tb_cache_mib,
+            proxy_port: self.proxy_port,
+            port_prefix: self.port_prefix.clone(),
+            migration_uri: self.migration_uri.clone().filter(|u| !u.is_empty()),
+            pool_warmup: match self.pool_warmup_seconds {
+                Some(0) => None,
+                Some(s) => Some(Duration::from_secs(s)),
+                None if test_driver => None,
+                None => Some(Duration::from_secs(300)),
+            },
+            console_log_dir: match &self.console_log_dir {
+                Some(d) if d.as_os_str().is_empty() => None,
+                Some(d) => Some(d.clone()),
+                None if test_driver => None,
+                None => Some(PathBuf::from("/var/log/libvirt/qemu")),
+            },
+        })
+    }
+
+    fn agent_config(&self, cr_local: SocketAddr) -> AgentConfig {
+        AgentConfig {
+            acs_url: self.acs_url.clone(),
+            acs_username: if self.acs_username.is_empty() { self.agent_id.clone() } else { self.acs_username.clone() },
+            acs_password: self.acs_password.clone(),
+            acs_ca_file: self.acs_ca_file.clone(),
+            device_id: cwmp::DeviceId {
+                manufacturer: self.manufacturer.clone(),
+                oui: self.oui.clone(),
+                product_class: self.product_class.clone(),
+                serial_number: self.agent_id.clone(),
+            },
+            connection_request_url: self.cr_url.clone().unwrap_or_else(|| format!("http://{cr_local}/cr")),
+            cr_username: self.cr_username.clone(),
+            cr_password: self.cr_password.clone(),
+            download_dir: self.download_dir.clone(),
+            periodic_inform_interval: self.periodic_inform_interval,
+        }
+    }
+}
+
+/// `ADDRESS/PREFIX` of the management network.
+fn network(s: &str) -> Result<(Ipv4Addr, u8), Error> {
+    let bad = |why: &str| Error::Config(format!("mgmt_network {s:?}: {why}"));
+    let (a, p) = s.split_once('/').ok_or_else(|| bad("ADDRESS/PREFIX"))?;
+    let a: Ipv4Addr = a.parse().map_err(|_| bad("bad address"))?;
+    let p: u8 = p.parse().ok().filter(|p| (8..=30).contains(p)).ok_or_else(|| bad("prefix 8 to 30"))?;
+    Ok((a, p))
+}
+
+/// Runs the agent with connection requests on `listener` until `shutdown` completes. Call it
+/// inside a multi-threaded tokio runtime: the host's own thread blocks on it for the VLAN
+/// backend's netlink calls.
+pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    run_with(config, listener, shutdown, || {}).await
+}
+
+/// The same, calling `started` once connection requests are served and the session loop runs.
+pub async fn run_with(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    started: impl FnOnce(),
+) -> Result<(), Error> {
+    let config = config.check()?;
+    let host_cfg = config.host_config()?;
+    let rt = tokio::runtime::Handle::current();
+    // libvirt, the store and the VLAN backend are opened off the runtime's threads: they block.
+    let opened = {
+        let c = config.clone();
+        tokio::task::spawn_blocking(move || -> Result<Host, Error> {
+            let open = |what: String| move |e: String| Error::Open { what, reason: e };
+            let state = State::open(&c.db).map_err(|e| open(format!("state {}", c.db.display()))(e.to_string()))?;
+            let compute =
+                Arc::new(Libvirt::open(&c.libvirt).map_err(|e| open(format!("libvirt {}", c.libvirt))(e.to_string()))?);
+            let vlan: Arc<dyn VlanBackend> = match (c.vlan_backend.as_str(), &c.trunk_uplink) {
+                ("linux", Some(up)) => Arc::new(
+                    Linux::new(&c.linux_prefix, up, rt.clone())
+                        .map_err(|e| open(format!("VLAN backend on {up}"))(e.to_string()))?,
+                ),
+                _ => Arc::new(Ovs::new(&c.ovs_prefix, c.trunk_uplink.as_deref())),
+            };
+            Host::open(host_cfg, state, compute, vlan, rt).map_err(|e| open("the host".into())(e.to_string()))
+        })
+        .await
+        .map_err(|e| Error::Agent(format!("opening the host: {e}")))??
+    };
+    let changed = Arc::new(tokio::sync::Notify::new());
+    let handle = worker::spawn(opened, worker::Timing::default(), changed.clone());
+    let local = listener.local_addr().map_err(Error::Listener)?;
+    let agent = Agent::new(config.agent_config(local), handle.clone()).await.map_err(Error::Agent)?;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let cr = tokio::spawn(agent.clone().serve_connection_requests_until(listener, stopped(stop_rx.clone())));
+    let wake = agent.wake.clone();
+    let forward = tokio::spawn(async move {
+        loop {
+            changed.notified().await;
+            wake.notify_one();
+        }
+    });
+    let sessions = tokio::spawn(agent.clone().run_until(stopped(stop_rx)));
+    tracing::info!(acs = %config.acs_url, cr = %local, libvirt = %config.libvirt, agent = %config.agent_id, "hypervisor agent started");
+    started();
+
+    shutdown.await;
+    tracing::info!("stopping: draining connection requests, finishing the session under way");
+    let _ = stop_tx.send(true);
+    let cr = cr.await;
+    if let Err(e) = sessions.await {
+        tracing::error!("session loop: {e}");
+    }
+    forward.abort();
+    // Jobs run in order on the host thread: this one runs once the one under way is done.
+    if handle.run(|_| ()).await.is_err() {
+        tracing::error!("the host thread had stopped");
+    }
+    tracing::info!("hypervisor agent stopped");
+    match cr {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(Error::Listener(e)),
+        Err(e) => Err(Error::Agent(format!("connection-request listener: {e}"))),
+    }
+}
