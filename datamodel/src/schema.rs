@@ -15,10 +15,10 @@ pub const DM_FACTS: &str = include_str!("../data/device2.dm");
 pub const VENDOR_PREFIX: &str = "X_VRGW-ORG_";
 
 /// Path of the virtualization object in the host's data model.
-pub const VIRTUALIZATION: &str = "Device.X_VRGW-ORG_Virtualization.";
+pub const VIRTUALIZATION: &str = crate::virtualization::Virtualization::OBJECT;
 
 /// Template path where each vRGW's own data model is mounted in the host's.
-pub const INSTANCE_MOUNT: &str = "Device.X_VRGW-ORG_Virtualization.Instance.{i}.Device.";
+pub const INSTANCE_MOUNT: &str = crate::virtualization::InstanceDevice::OBJECT;
 
 /// Who may write a parameter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

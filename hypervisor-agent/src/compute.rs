@@ -7,6 +7,7 @@
 
 use std::sync::Mutex;
 
+use datamodel::virtualization::InstanceStatus;
 use virt::connect::Connect;
 use virt::domain::Domain;
 use virt::error::ErrorNumber;
@@ -49,14 +50,15 @@ pub enum DomState {
 }
 
 impl DomState {
-    /// The name used in the data model's Status parameters.
-    pub fn as_str(self) -> &'static str {
+    /// The instance `Status` this state shows as; `None` for a domain between two states
+    /// (starting, shutting down), which keeps the status it had.
+    pub fn status(self) -> Option<InstanceStatus> {
         match self {
-            DomState::Running => "Running",
-            DomState::Paused => "Suspended",
-            DomState::ShutOff => "Stopped",
-            DomState::Crashed => "Error",
-            DomState::Other => "Transitioning",
+            DomState::Running => Some(InstanceStatus::Running),
+            DomState::Paused => Some(InstanceStatus::Suspended),
+            DomState::ShutOff => Some(InstanceStatus::Stopped),
+            DomState::Crashed => Some(InstanceStatus::Error),
+            DomState::Other => None,
         }
     }
 }

@@ -9,7 +9,7 @@ use crate::acs::CR_PASSWORD;
 use crate::process::{workspace_binary, Daemon, Spawn};
 
 /// The vendor extension's root in the host's data model.
-pub const VIRT: &str = "Device.X_VRGW-ORG_Virtualization.";
+pub const VIRT: &str = datamodel::virtualization::Virtualization::OBJECT;
 
 /// Writes the agent's configuration into `dir/agent.toml` (`extra` lines appended): ACS at `acs`
 /// (plain HTTP) as `agent` with the password `host-secret`, connection requests on a free loopback

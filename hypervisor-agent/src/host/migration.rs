@@ -18,33 +18,15 @@ use std::time::Instant;
 use cwmp::{DateTime, Value};
 use datamodel::{Schema, Tree};
 
-use super::{During, Host, HostError, Result, INSTANCE, TEMPLATE};
+use datamodel::virtualization::{
+    Instance, InstanceStatus, Migration, MigrationCommand, MigrationMode, MigrationStatus, Template,
+};
+
+use super::{During, Host, HostError, Result};
 use crate::compute::{DomState, LiveMigration};
 use crate::domain::identity_of;
 use crate::proxy::ProxyMount;
 use crate::state::{Slot, SlotUse};
-
-/// The migration modes, as `Migration.Mode` names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// libvirt live migration, peer to peer.
-    Live,
-    /// Stop, move the definition and image, start.
-    ColdImage,
-    /// A pooled instance at the destination takes the configuration.
-    ColdContext,
-}
-
-impl Mode {
-    fn parse(s: &str) -> Option<Mode> {
-        match s {
-            "Live" => Some(Mode::Live),
-            "ColdImage" => Some(Mode::ColdImage),
-            "ColdContext" => Some(Mode::ColdContext),
-            _ => None,
-        }
-    }
-}
 
 /// A live migration running on a thread of its own.
 #[derive(Debug)]
@@ -92,31 +74,33 @@ fn stream_uri(peer: &str) -> String {
 }
 
 impl Host {
-    fn mig(&self, n: u32, leaf: &str) -> String {
-        format!("{INSTANCE}{n}.Migration.{leaf}")
-    }
-
     /// The migration mode of instance `n`'s row, if a migration manages it.
-    pub(super) fn migration_mode(&self, n: u32) -> Option<Mode> {
-        Mode::parse(&self.string(&self.mig(n, "Mode")))
+    pub(super) fn migration_mode(&self, n: u32) -> Option<MigrationMode> {
+        self.string(&Migration::at(n).mode()).parse().ok().filter(|m| *m != MigrationMode::None)
     }
 
-    fn mig_status(&mut self, n: u32, status: &str, error: &str) {
-        self.set_internal(&self.mig(n, "Status"), Value::String(status.into()));
-        self.set_internal(&self.mig(n, "Error"), Value::String(error.into()));
-        if matches!(status, "Completed" | "Aborted" | "Error") {
-            self.set_internal(&self.mig(n, "EndTime"), now());
+    fn mig_status(&mut self, n: u32, status: MigrationStatus, error: &str) {
+        let m = Migration::at(n);
+        self.set_internal(&m.status(), Value::String(status.as_str().into()));
+        self.set_internal(&m.error(), Value::String(error.into()));
+        if matches!(status, MigrationStatus::Completed | MigrationStatus::Aborted | MigrationStatus::Error) {
+            self.set_internal(&m.end_time(), now());
         }
         match status {
-            "Error" => tracing::error!(instance = n, "migration: {error}"),
-            _ => tracing::info!(instance = n, status, "migration"),
+            MigrationStatus::Error => tracing::error!(instance = n, "migration: {error}"),
+            _ => tracing::info!(instance = n, status = status.as_str(), "migration"),
         }
+    }
+
+    /// The error for a step that needs a mode when `Migration.Mode` is `None`.
+    fn no_mode(n: u32) -> HostError {
+        HostError::InvalidValue { name: Migration::at(n).mode(), reason: "Migration.Mode is not set".into() }
     }
 
     /// Active notification on the migration's Status, so the ACS hears of every change.
     fn watch_status(&mut self, n: u32) {
         let a = cwmp::SetParameterAttribute {
-            name: self.mig(n, "Status"),
+            name: Migration::at(n).status(),
             notification_change: true,
             notification: cwmp::Notification::Active,
             access_list_change: false,
@@ -130,48 +114,56 @@ impl Host {
     /// Runs the `Migration.Command` just set on instance `n`. Failures are recorded in the
     /// migration's Status and Error (the set itself was valid), and returned.
     pub(super) fn migration_command(&mut self, n: u32) -> Result<()> {
-        let command = self.string(&self.mig(n, "Command"));
+        let command = self.string(&Migration::at(n).command()).parse::<MigrationCommand>();
         let Some(mode) = self.migration_mode(n) else {
-            let e = HostError::InvalidValue { name: self.mig(n, "Mode"), reason: "Migration.Mode is not set".into() };
-            self.mig_status(n, "Error", &e.to_string());
+            let e = Self::no_mode(n);
+            self.mig_status(n, MigrationStatus::Error, &e.to_string());
             return Err(e);
         };
         let slot = match self.state.slot_of(n) {
             Ok(s) => s,
             Err(e) => {
                 let e = HostError::from(e);
-                self.mig_status(n, "Error", &e.to_string());
+                self.mig_status(n, MigrationStatus::Error, &e.to_string());
                 return Err(e);
             }
         };
-        let status = self.string(&self.mig(n, "Status"));
-        let outcome = match (command.as_str(), slot.as_ref().map(|s| s.usage)) {
-            ("Prepare", None) => self.prepare(n, mode),
-            ("Prepare", Some(_)) => {
+        let status = self.string(&Migration::at(n).status()).parse::<MigrationStatus>().ok();
+        let outcome = match (command, slot.as_ref().map(|s| s.usage)) {
+            (Ok(MigrationCommand::Prepare), None) => self.prepare(n, mode),
+            (Ok(MigrationCommand::Prepare), Some(_)) => {
                 Err(HostError::Refused("this instance already runs here: it cannot be prepared".into()))
             }
-            ("Start", Some(SlotUse::Assigned)) => self.start_outgoing(n, mode),
-            ("Start", Some(SlotUse::Outgoing)) => Ok(()),
-            ("Start", _) => Err(HostError::Refused("no vRGW of this instance runs here".into())),
-            ("Complete", Some(SlotUse::Incoming)) => self.complete(n, mode),
-            ("Complete", None) if mode == Mode::ColdImage && status == "Prepared" => self.complete(n, mode),
-            ("Complete", Some(SlotUse::Assigned)) if status == "Completed" => Ok(()),
-            ("Complete", _) => Err(HostError::Refused("nothing was prepared here for this instance".into())),
-            ("Abort", _) => self.abort(n, mode, slot),
-            (other, _) => Err(HostError::InvalidValue {
-                name: self.mig(n, "Command"),
-                reason: format!("command {other:?} does nothing"),
+            (Ok(MigrationCommand::Start), Some(SlotUse::Assigned)) => self.start_outgoing(n, mode),
+            (Ok(MigrationCommand::Start), Some(SlotUse::Outgoing)) => Ok(()),
+            (Ok(MigrationCommand::Start), _) => Err(HostError::Refused("no vRGW of this instance runs here".into())),
+            (Ok(MigrationCommand::Complete), Some(SlotUse::Incoming)) => self.complete(n, mode),
+            (Ok(MigrationCommand::Complete), None)
+                if mode == MigrationMode::ColdImage && status == Some(MigrationStatus::Prepared) =>
+            {
+                self.complete(n, mode)
+            }
+            (Ok(MigrationCommand::Complete), Some(SlotUse::Assigned)) if status == Some(MigrationStatus::Completed) => {
+                Ok(())
+            }
+            (Ok(MigrationCommand::Complete), _) => {
+                Err(HostError::Refused("nothing was prepared here for this instance".into()))
+            }
+            (Ok(MigrationCommand::Abort), _) => self.abort(n, mode, slot),
+            (Ok(MigrationCommand::None), _) => Err(HostError::InvalidValue {
+                name: Migration::at(n).command(),
+                reason: "command \"None\" does nothing".into(),
             }),
+            (Err(e), _) => Err(HostError::InvalidValue { name: Migration::at(n).command(), reason: e.to_string() }),
         };
         if let Err(e) = &outcome {
-            self.mig_status(n, "Error", &e.to_string());
+            self.mig_status(n, MigrationStatus::Error, &e.to_string());
         }
-        let p = format!("{INSTANCE}{n}.");
         match self.state.slot_of(n).ok().flatten() {
             Some(s) if s.usage == SlotUse::Assigned => {
                 let _ = self.refresh_instance(n, &s);
             }
-            Some(_) => self.set_internal(&format!("{p}Status"), Value::String("Migrating".into())),
+            Some(_) => self.set_status(n, InstanceStatus::Migrating),
             None => {}
         }
         self.update_pools();
@@ -191,11 +183,11 @@ impl Host {
     }
 
     fn peer(&self, n: u32) -> Result<(String, String)> {
-        let peer = self.string(&self.mig(n, "Peer"));
-        let dom = self.string(&self.mig(n, "PeerDomain"));
+        let peer = self.string(&Migration::at(n).peer());
+        let dom = self.string(&Migration::at(n).peer_domain());
         if peer.is_empty() || dom.is_empty() {
             return Err(HostError::InvalidValue {
-                name: self.mig(n, if peer.is_empty() { "Peer" } else { "PeerDomain" }),
+                name: if peer.is_empty() { Migration::at(n).peer() } else { Migration::at(n).peer_domain() },
                 reason: "Migration.Peer and Migration.PeerDomain are needed for this mode".into(),
             });
         }
@@ -211,7 +203,7 @@ impl Host {
             .peer_xml(&peer, &dom, inactive)
             .map_err(|source| HostError::Peer { role: "source host", source })?
             .ok_or_else(|| HostError::InvalidValue {
-                name: self.mig(n, "PeerDomain"),
+                name: Migration::at(n).peer_domain(),
                 reason: format!("no domain {dom} at {peer}"),
             })?;
         Ok((peer, dom, xml))
@@ -221,20 +213,21 @@ impl Host {
     fn source_identity(&self, n: u32, inactive: bool) -> Result<(String, crate::domain::Identity)> {
         let (peer, dom, xml) = self.source_xml(n, inactive)?;
         let id = identity_of(&xml).ok_or_else(|| HostError::InvalidValue {
-            name: self.mig(n, "PeerDomain"),
+            name: Migration::at(n).peer_domain(),
             reason: format!("{dom} at {peer} is not a vRGW"),
         })?;
         Ok((peer, id))
     }
 
-    fn prepare(&mut self, n: u32, mode: Mode) -> Result<()> {
+    fn prepare(&mut self, n: u32, mode: MigrationMode) -> Result<()> {
         let started = Instant::now();
-        self.set_internal(&self.mig(n, "StartTime"), now());
-        self.set_internal(&self.mig(n, "Progress"), Value::UnsignedInt(0));
+        self.set_internal(&Migration::at(n).start_time(), now());
+        self.set_internal(&Migration::at(n).progress(), Value::UnsignedInt(0));
         self.watch_status(n);
         let (template, s, c) = self.wanted_vlans(n)?;
         match mode {
-            Mode::Live => {
+            MigrationMode::None => return Err(Self::no_mode(n)),
+            MigrationMode::Live => {
                 let (peer, id) = self.source_identity(n, false)?;
                 let mgmt = |k: u32| self.mgmt_address(k);
                 let slot = self.state.new_slot(&self.cfg.agent_id, template, None, &mgmt, "")?;
@@ -248,25 +241,14 @@ impl Host {
                 // The mirrored trunk: this host carries the C-VLAN before the switch-over.
                 self.vlan.bind(&port, s, c).during("binding the port")?;
                 self.compute.define(&spec).during("defining the domain")?;
-                self.set_internal(&format!("{INSTANCE}{n}.Domain"), Value::String(slot.domain.clone()));
+                self.set_internal(&Instance::at(n).domain(), Value::String(slot.domain.clone()));
                 tracing::info!(instance = n, slot = slot.id, domain = %slot.domain, from = %peer, "ready for the live migration");
             }
-            Mode::ColdImage => {
+            MigrationMode::ColdImage => {
                 self.source_xml(n, true)?;
             }
-            Mode::ColdContext => {
-                let pool = self
-                    .model
-                    .root()
-                    .instances(super::POOL)
-                    .into_iter()
-                    .filter(|&k| {
-                        matches!(self.value(&format!("{}{k}.Enable", super::POOL)), Some(Value::Boolean(true)))
-                    })
-                    .find(|&k| {
-                        super::row_number(TEMPLATE, &self.string(&format!("{}{k}.Template", super::POOL)))
-                            == Some(template)
-                    });
+            MigrationMode::ColdContext => {
+                let pool = self.enabled_pool_of(template);
                 let taken = match pool {
                     Some(k) => self.state.take_pooled(k)?,
                     None => None,
@@ -282,22 +264,23 @@ impl Host {
                 tracing::info!(instance = n, slot = slot.id, "a pooled vRGW takes the configuration, unbound");
             }
         }
-        self.set_internal(&self.mig(n, "TotalTime"), ms(started));
-        self.mig_status(n, "Prepared", "");
+        self.set_internal(&Migration::at(n).total_time(), ms(started));
+        self.mig_status(n, MigrationStatus::Prepared, "");
         Ok(())
     }
 
-    fn start_outgoing(&mut self, n: u32, mode: Mode) -> Result<()> {
+    fn start_outgoing(&mut self, n: u32, mode: MigrationMode) -> Result<()> {
         let slot = self.state.slot_of(n)?.ok_or_else(|| HostError::NoSlot(n))?;
         let started = Instant::now();
-        self.set_internal(&self.mig(n, "StartTime"), now());
-        self.set_internal(&self.mig(n, "Progress"), Value::UnsignedInt(0));
-        self.set_internal(&self.mig(n, "Downtime"), Value::UnsignedInt(0));
+        self.set_internal(&Migration::at(n).start_time(), now());
+        self.set_internal(&Migration::at(n).progress(), Value::UnsignedInt(0));
+        self.set_internal(&Migration::at(n).downtime(), Value::UnsignedInt(0));
         self.watch_status(n);
         let port = self.lan_port(slot.id);
         let profile = self.mounts.get(&n).map(|m| m.profile()).and_then(|p| serde_json::to_string(&p).ok());
         match mode {
-            Mode::Live => {
+            MigrationMode::None => return Err(Self::no_mode(n)),
+            MigrationMode::Live => {
                 let (peer, dom) = self.peer(n)?;
                 let dest = self
                     .compute
@@ -324,10 +307,10 @@ impl Host {
                         }
                     })
                     .map_err(|source| HostError::Io { op: "starting the migration thread", source })?;
-                self.mig_status(n, "Migrating", "");
-                tracing::info!(instance = n, domain = %slot.domain, to = %self.string(&self.mig(n, "Peer")), "live migration started");
+                self.mig_status(n, MigrationStatus::Migrating, "");
+                tracing::info!(instance = n, domain = %slot.domain, to = %self.string(&Migration::at(n).peer()), "live migration started");
             }
-            Mode::ColdImage => {
+            MigrationMode::ColdImage => {
                 self.state.set_slot(slot.id, SlotUse::Outgoing, Some(n))?;
                 self.compute.stop(&slot.domain).during("stopping the domain")?;
                 let nic = self
@@ -342,34 +325,35 @@ impl Host {
                 if let Some(m) = self.mounts.get(&n) {
                     m.detach();
                 }
-                self.set_internal(&self.mig(n, "Progress"), Value::UnsignedInt(50));
-                self.set_internal(&self.mig(n, "TotalTime"), ms(started));
-                self.mig_status(n, "Stopped", "");
+                self.set_internal(&Migration::at(n).progress(), Value::UnsignedInt(50));
+                self.set_internal(&Migration::at(n).total_time(), ms(started));
+                self.mig_status(n, MigrationStatus::Stopped, "");
             }
-            Mode::ColdContext => {
+            MigrationMode::ColdContext => {
                 self.state.set_slot(slot.id, SlotUse::Outgoing, Some(n))?;
                 self.compute.suspend(&slot.domain).during("suspending the domain")?;
                 self.vlan.unbind(&port).during("unbinding the port")?;
-                self.set_internal(&self.mig(n, "Progress"), Value::UnsignedInt(50));
-                self.set_internal(&self.mig(n, "TotalTime"), ms(started));
-                self.mig_status(n, "Stopped", "");
+                self.set_internal(&Migration::at(n).progress(), Value::UnsignedInt(50));
+                self.set_internal(&Migration::at(n).total_time(), ms(started));
+                self.mig_status(n, MigrationStatus::Stopped, "");
             }
         }
         Ok(())
     }
 
-    fn complete(&mut self, n: u32, mode: Mode) -> Result<()> {
+    fn complete(&mut self, n: u32, mode: MigrationMode) -> Result<()> {
         let started = Instant::now();
         let (template, s, c) = self.wanted_vlans(n)?;
         let slot = match mode {
-            Mode::Live => {
+            MigrationMode::None => return Err(Self::no_mode(n)),
+            MigrationMode::Live => {
                 let slot = self.state.slot_of(n)?.ok_or_else(|| HostError::NoSlot(n))?;
                 match self.compute.state(&slot.domain).during("reading the domain's state")? {
                     Some(DomState::Running | DomState::Paused) => {}
                     other => {
                         return Err(HostError::Refused(format!(
                             "the domain has not arrived (it is {})",
-                            other.map_or("undefined", DomState::as_str)
+                            other.map_or_else(|| "undefined".to_string(), |s| format!("{s:?}"))
                         )))
                     }
                 }
@@ -385,11 +369,11 @@ impl Host {
                 }
                 slot
             }
-            Mode::ColdImage => {
+            MigrationMode::ColdImage => {
                 let (_, id) = self.source_identity(n, true)?;
-                if self.string(&format!("{TEMPLATE}{template}.Image")).ends_with(".qcow2") {
+                if self.string(&Template::at(template).image()).ends_with(".qcow2") {
                     return Err(HostError::InvalidValue {
-                        name: self.mig(n, "Mode"),
+                        name: Migration::at(n).mode(),
                         reason: "moving a disk overlay between hosts is not supported: use Live or ColdContext for disk templates"
                             .into(),
                     });
@@ -408,7 +392,7 @@ impl Host {
                 self.compute.start(&slot.domain).during("starting the domain")?;
                 slot
             }
-            Mode::ColdContext => self.state.slot_of(n)?.ok_or_else(|| HostError::NoSlot(n))?,
+            MigrationMode::ColdContext => self.state.slot_of(n)?.ok_or_else(|| HostError::NoSlot(n))?,
         };
         let port = self.lan_port(slot.id);
         self.vlan.bind(&port, s, c).during("binding the port")?;
@@ -417,7 +401,7 @@ impl Host {
         self.compute.define(&spec).during("defining the domain")?;
         self.state.set_slot(slot.id, SlotUse::Assigned, Some(n))?;
         self.attach(n, &slot)?;
-        if mode == Mode::ColdContext {
+        if mode == MigrationMode::ColdContext {
             // Another MAC address answers for the gateway now: tell the home at once.
             match self.mounts.get(&n).map(ProxyMount::announce) {
                 Some(Ok(what)) => tracing::info!(instance = n, "the vRGW announced {what}"),
@@ -427,13 +411,13 @@ impl Host {
                 None => {}
             }
         }
-        if mode != Mode::Live {
-            self.set_internal(&self.mig(n, "Downtime"), ms(started));
+        if mode != MigrationMode::Live {
+            self.set_internal(&Migration::at(n).downtime(), ms(started));
         }
-        self.set_internal(&self.mig(n, "Progress"), Value::UnsignedInt(100));
-        self.set_internal(&self.mig(n, "TotalTime"), ms(started));
-        self.set_internal(&format!("{INSTANCE}{n}.LastError"), Value::String(String::new()));
-        self.mig_status(n, "Completed", "");
+        self.set_internal(&Migration::at(n).progress(), Value::UnsignedInt(100));
+        self.set_internal(&Migration::at(n).total_time(), ms(started));
+        self.set_internal(&Instance::at(n).last_error(), Value::String(String::new()));
+        self.mig_status(n, MigrationStatus::Completed, "");
         tracing::info!(instance = n, slot = slot.id, domain = %slot.domain, "the vRGW runs here now");
         Ok(())
     }
@@ -446,17 +430,17 @@ impl Host {
         match tree {
             Ok(t) => {
                 let m = ProxyMount::with_profile(self.rt.clone(), t);
-                self.model.mount(&format!("{INSTANCE}{n}.Device."), Box::new(m.clone()));
+                self.model.mount(Instance::at(n).device().path(), Box::new(m.clone()));
                 self.mounts.insert(n, m);
             }
             Err(e) => tracing::warn!(instance = n, "the configuration that came with the vRGW is unreadable: {e}"),
         }
     }
 
-    fn abort(&mut self, n: u32, mode: Mode, slot: Option<Slot>) -> Result<()> {
+    fn abort(&mut self, n: u32, mode: MigrationMode, slot: Option<Slot>) -> Result<()> {
         let Some(slot) = slot else {
             // Destination, nothing made yet (ColdImage prepared, or a failed prepare).
-            self.mig_status(n, "Aborted", "");
+            self.mig_status(n, MigrationStatus::Aborted, "");
             return Ok(());
         };
         let w = self.wanted(n);
@@ -464,7 +448,7 @@ impl Host {
         match (slot.usage, mode) {
             (SlotUse::Incoming, _) => {
                 // Destination: never give up a vRGW that already runs only here.
-                if mode == Mode::Live
+                if mode == MigrationMode::Live
                     && matches!(
                         self.compute.state(&slot.domain).during("reading the domain's state")?,
                         Some(DomState::Running | DomState::Paused)
@@ -479,10 +463,10 @@ impl Host {
                 }
                 self.destroy_slot(&slot)?;
             }
-            (SlotUse::Outgoing, Mode::Live) => {
+            (SlotUse::Outgoing, MigrationMode::Live) => {
                 return Err(HostError::Refused("a live migration under way finishes or fails by itself".into()));
             }
-            (SlotUse::Outgoing, Mode::ColdImage) => {
+            (SlotUse::Outgoing, MigrationMode::ColdImage) => {
                 self.vlan.bind(&port, w.svlan, w.cvlan).during("binding the port")?;
                 if self.compute.state(&slot.domain).during("reading the domain's state")? == Some(DomState::ShutOff) {
                     self.compute.start(&slot.domain).during("starting the domain")?;
@@ -490,7 +474,7 @@ impl Host {
                 self.state.set_slot(slot.id, SlotUse::Assigned, Some(n))?;
                 self.attach(n, &slot)?;
             }
-            (SlotUse::Outgoing, Mode::ColdContext) => {
+            (SlotUse::Outgoing, MigrationMode::ColdContext) => {
                 self.vlan.bind(&port, w.svlan, w.cvlan).during("binding the port")?;
                 if self.compute.state(&slot.domain).during("reading the domain's state")? == Some(DomState::Paused) {
                     self.compute.resume(&slot.domain).during("resuming the domain")?;
@@ -500,7 +484,7 @@ impl Host {
             (SlotUse::Assigned, _) => {}
             (other, _) => return Err(HostError::Refused(format!("nothing to abort (the slot is {other:?})"))),
         }
-        self.mig_status(n, "Aborted", "");
+        self.mig_status(n, MigrationStatus::Aborted, "");
         Ok(())
     }
 
@@ -519,9 +503,9 @@ impl Host {
             let slot = self.state.slot_of(n).ok().flatten();
             match (r, slot) {
                 (Ok(m), Some(slot)) => {
-                    self.set_internal(&self.mig(n, "Downtime"), Value::UnsignedInt(m.downtime_ms as u32));
-                    self.set_internal(&self.mig(n, "Progress"), Value::UnsignedInt(100));
-                    self.set_internal(&self.mig(n, "TotalTime"), ms(started));
+                    self.set_internal(&Migration::at(n).downtime(), Value::UnsignedInt(m.downtime_ms as u32));
+                    self.set_internal(&Migration::at(n).progress(), Value::UnsignedInt(100));
+                    self.set_internal(&Migration::at(n).total_time(), ms(started));
                     if let Err(e) = self.left(n, &slot) {
                         tracing::error!(instance = n, "cleaning up after the migration: {e}");
                     }
@@ -532,12 +516,16 @@ impl Host {
                         transferred = m.transferred_bytes,
                         "live migration done"
                     );
-                    self.mig_status(n, "Completed", "");
+                    self.mig_status(n, MigrationStatus::Completed, "");
                 }
                 (Err(e), Some(slot)) => {
                     let _ = self.state.set_slot(slot.id, SlotUse::Assigned, Some(n));
-                    self.set_internal(&self.mig(n, "TotalTime"), ms(started));
-                    self.mig_status(n, "Error", &format!("live migration failed, the vRGW stays here: {e}"));
+                    self.set_internal(&Migration::at(n).total_time(), ms(started));
+                    self.mig_status(
+                        n,
+                        MigrationStatus::Error,
+                        &format!("live migration failed, the vRGW stays here: {e}"),
+                    );
                     let _ = self.refresh_instance(n, &slot);
                 }
                 (_, None) => {}
@@ -555,7 +543,7 @@ impl Host {
         for n in &running {
             if let Some(slot) = self.state.slot_of(*n).ok().flatten() {
                 if let Ok(Some(p)) = self.compute.job_progress(&slot.domain) {
-                    self.set_internal(&self.mig(*n, "Progress"), Value::UnsignedInt(p.min(99)));
+                    self.set_internal(&Migration::at(*n).progress(), Value::UnsignedInt(p.min(99)));
                 }
             }
         }
@@ -584,9 +572,8 @@ impl Host {
             self.compute.undefine(&slot.domain).during("undefining the domain")?;
         }
         self.state.drop_slot(slot.id)?;
-        let p = format!("{INSTANCE}{n}.");
-        self.set_internal(&format!("{p}Status"), Value::String("Migrated".into()));
-        self.set_internal(&format!("{p}Domain"), Value::String(String::new()));
+        self.set_status(n, InstanceStatus::Migrated);
+        self.set_internal(&Instance::at(n).domain(), Value::String(String::new()));
         Ok(())
     }
 
@@ -595,14 +582,14 @@ impl Host {
     pub(super) fn reconcile_migrations(&mut self) -> Result<()> {
         for slot in self.state.slots()? {
             let Some(n) = slot.instance else { continue };
-            if slot.usage != SlotUse::Outgoing || self.migration_mode(n) != Some(Mode::Live) {
+            if slot.usage != SlotUse::Outgoing || self.migration_mode(n) != Some(MigrationMode::Live) {
                 continue;
             }
             match self.compute.state(&slot.domain).during("reading the domain's state")? {
                 None => {
                     tracing::warn!(instance = n, "the live migration went through while the agent was down");
                     self.left(n, &slot)?;
-                    self.mig_status(n, "Completed", "");
+                    self.mig_status(n, MigrationStatus::Completed, "");
                 }
                 Some(DomState::Running | DomState::Paused) => {
                     tracing::warn!(
@@ -610,7 +597,11 @@ impl Host {
                         "the live migration did not finish while the agent was down; the vRGW stays here"
                     );
                     self.state.set_slot(slot.id, SlotUse::Assigned, Some(n))?;
-                    self.mig_status(n, "Error", "the agent restarted during the live migration; the vRGW stayed here");
+                    self.mig_status(
+                        n,
+                        MigrationStatus::Error,
+                        "the agent restarted during the live migration; the vRGW stayed here",
+                    );
                 }
                 Some(_) => {}
             }

@@ -31,6 +31,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use cwmp::Value;
+use datamodel::virtualization::{Instance, InstanceStatus, Pool, RequestedState, Template, Virtualization};
 use datamodel::{DataModel, Schema, Tree};
 
 use crate::compute::Compute;
@@ -76,19 +77,16 @@ pub struct HostConfig {
 
 type Result<T> = std::result::Result<T, HostError>;
 
-const TEMPLATE: &str = "Device.X_VRGW-ORG_Virtualization.Template.";
-const POOL: &str = "Device.X_VRGW-ORG_Virtualization.Pool.";
-const INSTANCE: &str = "Device.X_VRGW-ORG_Virtualization.Instance.";
-
-/// The instance number a table path names: `PREFIX{n}.` or `PREFIX{n}` (a path reference).
-fn row_number(prefix: &str, path: &str) -> Option<u32> {
-    path.strip_prefix(prefix)?.trim_end_matches('.').split('.').next()?.parse().ok()
+/// The row number `path` is in, or refers to (a path reference), in a table whose `split` is given
+/// (`Template::split`, `Pool::split`, `Instance::split`).
+fn row(split: fn(&str) -> Option<(u32, &str)>, path: &str) -> Option<u32> {
+    split(path).map(|(n, _)| n)
 }
 
 /// The instance number when `path` names an instance row itself (`Instance.3.`), not
 /// something below it.
 fn instance_row(path: &str) -> Option<u32> {
-    row_number(INSTANCE, path).filter(|n| path.trim_end_matches('.') == format!("{INSTANCE}{n}"))
+    Instance::split(path).filter(|(_, rest)| rest.is_empty()).map(|(n, _)| n)
 }
 
 /// What an instance row asks for.
@@ -97,7 +95,8 @@ struct Wanted {
     template: Option<u32>,
     svlan: u16,
     cvlan: u16,
-    requested: String,
+    /// `None` while the row has none (or one the model would have refused).
+    requested: Option<RequestedState>,
 }
 
 /// The host data model and the resources behind it.
@@ -151,7 +150,7 @@ impl Host {
         let mut mounts = std::collections::BTreeMap::new();
         let profiles: std::collections::BTreeMap<u32, datamodel::tree::Snapshot> =
             state.profiles()?.into_iter().collect();
-        for n in model.root().instances(INSTANCE) {
+        for n in model.root().instances(Instance::TABLE) {
             let mount = match profiles.get(&n) {
                 Some(snap) => ProxyMount::with_profile(
                     rt.clone(),
@@ -160,7 +159,7 @@ impl Host {
                 ),
                 None => ProxyMount::new(rt.clone(), &n.to_string()),
             };
-            model.mount(&format!("{INSTANCE}{n}.Device."), Box::new(mount.clone()));
+            model.mount(Instance::at(n).device().path(), Box::new(mount.clone()));
             mounts.insert(n, mount);
         }
         // Notification attributes the ACS set, as they were.
@@ -198,7 +197,7 @@ impl Host {
             progress_at: std::time::Instant::now(),
         };
         let uri = host.cfg.migration_uri.clone().unwrap_or_default();
-        host.set_internal("Device.X_VRGW-ORG_Virtualization.MigrationURI", Value::String(uri));
+        host.set_internal(&Virtualization::at().migration_uri(), Value::String(uri));
         host.reconcile()?;
         Ok(host)
     }
@@ -232,13 +231,27 @@ impl Host {
         }
     }
 
+    /// Sets instance `n`'s `Status`.
+    fn set_status(&mut self, n: u32, status: InstanceStatus) {
+        self.set_internal(&Instance::at(n).status(), Value::String(status.as_str().into()));
+    }
+
+    /// The first enabled pool of `template`.
+    fn enabled_pool_of(&self, template: u32) -> Option<u32> {
+        self.model.root().instances(Pool::TABLE).into_iter().find(|&k| {
+            let pool = Pool::at(k);
+            matches!(self.value(&pool.enable()), Some(Value::Boolean(true)))
+                && row(Template::split, &self.string(&pool.template())) == Some(template)
+        })
+    }
+
     fn wanted(&self, n: u32) -> Wanted {
-        let p = format!("{INSTANCE}{n}.");
+        let i = Instance::at(n);
         Wanted {
-            template: row_number(TEMPLATE, &self.string(&format!("{p}Template"))),
-            svlan: u16::try_from(self.uint(&format!("{p}SVLAN"))).unwrap_or(0),
-            cvlan: u16::try_from(self.uint(&format!("{p}CVLAN"))).unwrap_or(0),
-            requested: self.string(&format!("{p}RequestedState")),
+            template: row(Template::split, &self.string(&i.template())),
+            svlan: u16::try_from(self.uint(&i.svlan())).unwrap_or(0),
+            cvlan: u16::try_from(self.uint(&i.cvlan())).unwrap_or(0),
+            requested: self.string(&i.requested_state()).parse().ok(),
         }
     }
 
@@ -269,11 +282,11 @@ impl Host {
 
     /// The domain of `slot` made from `template`, its LAN port on (bridge, tag).
     fn spec(&self, slot: &Slot, lan: &LanNic) -> Result<DomainSpec> {
-        let t = format!("{TEMPLATE}{}.", slot.template);
-        if !self.model.root().instances(TEMPLATE).contains(&slot.template) {
-            return Err(HostError::NotFound(t));
+        let t = Template::at(slot.template);
+        if !self.model.root().instances(Template::TABLE).contains(&slot.template) {
+            return Err(HostError::NotFound(t.path().to_string()));
         }
-        let image = self.string(&format!("{t}Image"));
+        let image = self.string(&t.image());
         let boot = if image.ends_with(".qcow2") {
             Boot::Disk { overlay: self.cfg.overlay_dir.join(format!("{}.qcow2", slot.domain)).display().to_string() }
         } else {
@@ -340,7 +353,7 @@ impl Host {
         if std::path::Path::new(overlay).exists() {
             return Ok(());
         }
-        let base = self.string(&format!("{TEMPLATE}{template}.Image"));
+        let base = self.string(&Template::at(template).image());
         std::fs::create_dir_all(&self.cfg.overlay_dir)
             .map_err(|source| HostError::Io { op: "making the overlay folder", source })?;
         let out = std::process::Command::new("qemu-img")
@@ -383,7 +396,6 @@ mod request;
 mod topology;
 use error::During;
 pub use error::HostError;
-pub use migration::Mode as MigrationMode;
 
 #[cfg(test)]
 mod tests;

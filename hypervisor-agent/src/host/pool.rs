@@ -5,7 +5,9 @@ use std::net::Ipv4Addr;
 
 use cwmp::Value;
 
-use super::{row_number, During, Host, Result, POOL, TEMPLATE};
+use datamodel::virtualization::{Pool, PoolStatus, Template};
+
+use super::{row, During, Host, Result};
 use crate::compute::DomState;
 use crate::state::{Slot, SlotUse};
 
@@ -18,17 +20,17 @@ impl Host {
             return Ok(true);
         }
         let slots = self.state.slots()?;
-        for k in self.model.root().instances(POOL) {
-            let pp = format!("{POOL}{k}.");
-            let enabled = matches!(self.value(&format!("{pp}Enable")), Some(Value::Boolean(true)));
-            let target = if enabled { self.uint(&format!("{pp}TargetSize")) as usize } else { 0 };
+        for k in self.model.root().instances(Pool::TABLE) {
+            let pool = Pool::at(k);
+            let enabled = matches!(self.value(&pool.enable()), Some(Value::Boolean(true)));
+            let target = if enabled { self.uint(&pool.target_size()) as usize } else { 0 };
             let pooled: Vec<&Slot> = slots
                 .iter()
                 .filter(|s| s.pool == Some(k) && matches!(s.usage, SlotUse::Pooled | SlotUse::Warming))
                 .collect();
             if pooled.len() > target {
                 if let Some(victim) = pooled.last() {
-                    self.set_internal(&format!("{pp}Status"), Value::String("Draining".into()));
+                    self.set_pool_status(k, PoolStatus::Draining);
                     let victim = (*victim).clone();
                     self.destroy_slot(&victim)?;
                     self.update_pools();
@@ -36,13 +38,13 @@ impl Host {
                 }
             }
             if pooled.len() < target {
-                let Some(template) = row_number(TEMPLATE, &self.string(&format!("{pp}Template"))) else {
-                    self.set_internal(&format!("{pp}Status"), Value::String("Error".into()));
+                let Some(template) = row(Template::split, &self.string(&pool.template())) else {
+                    self.set_pool_status(k, PoolStatus::Error);
                     continue;
                 };
-                self.set_internal(&format!("{pp}Status"), Value::String("Filling".into()));
+                self.set_pool_status(k, PoolStatus::Filling);
                 if let Err(e) = self.fill_one(k, template) {
-                    self.set_internal(&format!("{pp}Status"), Value::String("Error".into()));
+                    self.set_pool_status(k, PoolStatus::Error);
                     return Err(e);
                 }
                 self.update_pools();
@@ -115,29 +117,34 @@ impl Host {
         Ok(changed)
     }
 
+    fn set_pool_status(&mut self, k: u32, status: PoolStatus) {
+        self.set_internal(&Pool::at(k).status(), Value::String(status.as_str().into()));
+    }
+
     /// Ready, Suspended and Status of every pool, from the slots.
     pub(super) fn update_pools(&mut self) {
         let Ok(slots) = self.state.slots() else { return };
-        for k in self.model.root().instances(POOL) {
-            let pp = format!("{POOL}{k}.");
+        for k in self.model.root().instances(Pool::TABLE) {
+            let pool = Pool::at(k);
             let pooled: Vec<&Slot> = slots.iter().filter(|s| s.pool == Some(k) && s.usage == SlotUse::Pooled).collect();
             let warming = slots.iter().filter(|s| s.pool == Some(k) && s.usage == SlotUse::Warming).count();
             let suspended =
                 pooled.iter().filter(|s| matches!(self.compute.state(&s.domain), Ok(Some(DomState::Paused)))).count();
-            let enabled = matches!(self.value(&format!("{pp}Enable")), Some(Value::Boolean(true)));
-            let target = if enabled { self.uint(&format!("{pp}TargetSize")) as usize } else { 0 };
+            let enabled = matches!(self.value(&pool.enable()), Some(Value::Boolean(true)));
+            let target = if enabled { self.uint(&pool.target_size()) as usize } else { 0 };
             let status = match (enabled, (pooled.len() + warming).cmp(&target)) {
-                (_, std::cmp::Ordering::Equal) if warming > 0 => "Filling",
-                (false, std::cmp::Ordering::Equal) => "Disabled",
-                (_, std::cmp::Ordering::Less) => "Filling",
-                (_, std::cmp::Ordering::Greater) => "Draining",
-                (true, std::cmp::Ordering::Equal) => "Idle",
+                (_, std::cmp::Ordering::Equal) if warming > 0 => PoolStatus::Filling,
+                (false, std::cmp::Ordering::Equal) => PoolStatus::Disabled,
+                (_, std::cmp::Ordering::Less) => PoolStatus::Filling,
+                (_, std::cmp::Ordering::Greater) => PoolStatus::Draining,
+                (true, std::cmp::Ordering::Equal) => PoolStatus::Idle,
             };
-            let keep_error = self.string(&format!("{pp}Status")) == "Error" && pooled.len() + warming != target;
-            self.set_internal(&format!("{pp}Ready"), Value::UnsignedInt(pooled.len() as u32));
-            self.set_internal(&format!("{pp}Suspended"), Value::UnsignedInt(suspended as u32));
+            let keep_error =
+                self.string(&pool.status()) == PoolStatus::Error.as_str() && pooled.len() + warming != target;
+            self.set_internal(&pool.ready(), Value::UnsignedInt(pooled.len() as u32));
+            self.set_internal(&pool.suspended(), Value::UnsignedInt(suspended as u32));
             if !keep_error {
-                self.set_internal(&format!("{pp}Status"), Value::String(status.into()));
+                self.set_pool_status(k, status);
             }
         }
     }

@@ -3,7 +3,9 @@
 
 use cwmp::Value;
 
-use super::{row_number, During, Host, HostError, Result, INSTANCE, POOL, TEMPLATE};
+use datamodel::virtualization::{Instance, InstanceStatus, RequestedState};
+
+use super::{During, Host, HostError, Result};
 use crate::compute::DomState;
 use crate::proxy::ProxyTarget;
 use crate::state::{Slot, SlotUse};
@@ -11,19 +13,18 @@ use crate::state::{Slot, SlotUse};
 impl Host {
     /// Brings every instance to what its row asks for. Failures are recorded on the instance.
     pub fn converge(&mut self) {
-        let all = self.model.root().instances(INSTANCE);
+        let all = self.model.root().instances(Instance::TABLE);
         self.converge_only(&all);
     }
 
     /// [`Host::converge`] for these instances only.
     pub(super) fn converge_only(&mut self, instances: &[u32]) {
-        let live = self.model.root().instances(INSTANCE);
+        let live = self.model.root().instances(Instance::TABLE);
         for &n in instances.iter().filter(|n| live.contains(n)) {
             if let Err(e) = self.converge_instance(n) {
                 tracing::error!(instance = n, "{e}");
-                let p = format!("{INSTANCE}{n}.");
-                self.set_internal(&format!("{p}Status"), Value::String("Error".into()));
-                self.set_internal(&format!("{p}LastError"), Value::String(e.to_string()));
+                self.set_status(n, InstanceStatus::Error);
+                self.set_internal(&Instance::at(n).last_error(), Value::String(e.to_string()));
             }
         }
         self.update_pools();
@@ -32,32 +33,31 @@ impl Host {
 
     fn converge_instance(&mut self, n: u32) -> Result<()> {
         let w = self.wanted(n);
-        let p = format!("{INSTANCE}{n}.");
         let slot = self.state.slot_of(n)?;
         if let Some(s) = slot.as_ref().filter(|s| matches!(s.usage, SlotUse::Incoming | SlotUse::Outgoing)) {
             // A migration owns it until it completes or is aborted.
             let _ = s;
-            self.set_internal(&format!("{p}Status"), Value::String("Migrating".into()));
+            self.set_status(n, InstanceStatus::Migrating);
             return Ok(());
         }
         let Some(slot) = slot else {
             if self.migration_mode(n).is_some() {
                 // Made for a migration here: provisioned by its commands only (or already left).
-                if self.string(&format!("{p}Status")) != "Migrated" {
-                    self.set_internal(&format!("{p}Status"), Value::String("Defining".into()));
+                if self.string(&Instance::at(n).status()) != InstanceStatus::Migrated.as_str() {
+                    self.set_status(n, InstanceStatus::Defining);
                 }
                 return Ok(());
             }
             let (Some(template), true) = (w.template, w.svlan != 0 && w.cvlan != 0) else {
                 // Not enough to provision yet.
-                self.set_internal(&format!("{p}Status"), Value::String("Defining".into()));
+                self.set_status(n, InstanceStatus::Defining);
                 return Ok(());
             };
-            if w.requested == "Stopped" {
-                self.set_internal(&format!("{p}Status"), Value::String("Stopped".into()));
+            if w.requested == Some(RequestedState::Stopped) {
+                self.set_status(n, InstanceStatus::Stopped);
                 return Ok(());
             }
-            return self.provision(n, template, w.svlan, w.cvlan, &w.requested);
+            return self.provision(n, template, w.svlan, w.cvlan, w.requested);
         };
         // Provisioned: VLANs and state follow the row.
         let port = self.lan_port(slot.id);
@@ -76,16 +76,18 @@ impl Host {
             self.attach(n, &slot)?;
         }
         let now = self.compute.state(&slot.domain).during("reading the domain's state")?;
-        match (w.requested.as_str(), now) {
+        match (w.requested, now) {
             (_, None) => return Err(HostError::DomainMissing(slot.domain.clone())),
-            ("Running", Some(DomState::Paused)) => self.compute.resume(&slot.domain).during("resuming the domain")?,
-            ("Running", Some(DomState::ShutOff | DomState::Crashed)) => {
+            (Some(RequestedState::Running), Some(DomState::Paused)) => {
+                self.compute.resume(&slot.domain).during("resuming the domain")?
+            }
+            (Some(RequestedState::Running), Some(DomState::ShutOff | DomState::Crashed)) => {
                 self.compute.start(&slot.domain).during("starting the domain")?
             }
-            ("Suspended", Some(DomState::Running)) => {
+            (Some(RequestedState::Suspended), Some(DomState::Running)) => {
                 self.compute.suspend(&slot.domain).during("suspending the domain")?
             }
-            ("Stopped", Some(DomState::Running | DomState::Paused)) => {
+            (Some(RequestedState::Stopped), Some(DomState::Running | DomState::Paused)) => {
                 self.compute.stop(&slot.domain).during("stopping the domain")?
             }
             _ => {}
@@ -95,15 +97,8 @@ impl Host {
     }
 
     /// Takes a pooled domain (or makes a new one) for instance `n`.
-    fn provision(&mut self, n: u32, template: u32, s: u16, c: u16, requested: &str) -> Result<()> {
-        let p = format!("{INSTANCE}{n}.");
-        let pool = self
-            .model
-            .root()
-            .instances(POOL)
-            .into_iter()
-            .filter(|&k| matches!(self.value(&format!("{POOL}{k}.Enable")), Some(Value::Boolean(true))))
-            .find(|&k| row_number(TEMPLATE, &self.string(&format!("{POOL}{k}.Template"))) == Some(template));
+    fn provision(&mut self, n: u32, template: u32, s: u16, c: u16, requested: Option<RequestedState>) -> Result<()> {
+        let pool = self.enabled_pool_of(template);
         let nic = self.vlan.lan_nic(Some((s, c))).during("choosing the LAN bridge")?;
         let taken = match pool {
             Some(k) => self.state.take_pooled(k)?,
@@ -115,7 +110,7 @@ impl Host {
                 self.vlan.bind(&self.lan_port(slot.id), s, c).during("binding the port")?;
                 self.compute.define(&self.spec(&slot, &nic)?).during("defining the domain")?;
                 self.state.set_slot(slot.id, SlotUse::Assigned, Some(n))?;
-                if requested == "Running" {
+                if requested == Some(RequestedState::Running) {
                     self.compute.resume(&slot.domain).during("resuming the domain")?;
                 }
                 tracing::info!(instance = n, slot = slot.id, svlan = s, cvlan = c, "provisioned from the pool");
@@ -130,14 +125,14 @@ impl Host {
                 self.state.set_slot(slot.id, SlotUse::Assigned, Some(n))?;
                 self.compute.start(&slot.domain).during("starting the domain")?;
                 self.vlan.bind(&self.lan_port(slot.id), s, c).during("binding the port")?;
-                if requested == "Suspended" {
+                if requested == Some(RequestedState::Suspended) {
                     self.compute.suspend(&slot.domain).during("suspending the domain")?;
                 }
                 tracing::info!(instance = n, slot = slot.id, svlan = s, cvlan = c, "provisioned by a cold start");
                 slot
             }
         };
-        self.set_internal(&format!("{p}LastError"), Value::String(String::new()));
+        self.set_internal(&Instance::at(n).last_error(), Value::String(String::new()));
         self.attach(n, &slot)?;
         self.refresh_instance(n, &slot)
     }

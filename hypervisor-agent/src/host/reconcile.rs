@@ -3,7 +3,9 @@
 
 use cwmp::Value;
 
-use super::{During, Host, Result, INSTANCE};
+use datamodel::virtualization::{Instance, InstanceStatus, RequestedState};
+
+use super::{During, Host, Result};
 use crate::compute::DomState;
 use crate::state::{Slot, SlotUse};
 
@@ -13,7 +15,7 @@ impl Host {
     /// nothing refers to (logged as drift). Then every instance is converged.
     pub fn reconcile(&mut self) -> Result<()> {
         let owned = self.compute.owned(&self.cfg.agent_id).during("listing the owned domains")?;
-        let instances = self.model.root().instances(INSTANCE);
+        let instances = self.model.root().instances(Instance::TABLE);
         for slot in self.state.slots()? {
             let exists = owned.iter().any(|d| d.name == slot.domain);
             match slot.usage {
@@ -41,7 +43,7 @@ impl Host {
                     let spec = self.spec(&slot, &nic)?;
                     self.compose_image(&spec, slot.template)?;
                     self.compute.define(&spec).during("defining the domain")?;
-                    if w.requested != "Stopped" {
+                    if w.requested != Some(RequestedState::Stopped) {
                         self.compute.start(&slot.domain).during("starting the domain")?;
                         self.vlan.bind(&self.lan_port(slot.id), w.svlan, w.cvlan).during("binding the port")?;
                     }
@@ -74,20 +76,19 @@ impl Host {
     }
 
     pub(super) fn refresh_instance(&mut self, n: u32, slot: &Slot) -> Result<()> {
-        let p = format!("{INSTANCE}{n}.");
+        let i = Instance::at(n);
         let st = self.compute.state(&slot.domain).during("reading the domain's state")?;
-        let status = st.map_or("Error", DomState::as_str);
-        self.set_internal(&format!("{p}Status"), Value::String(status.into()));
+        // A domain between two states (starting, shutting down) keeps the status it had.
+        if let Some(status) = st.map_or(Some(InstanceStatus::Error), DomState::status) {
+            self.set_status(n, status);
+        }
         let ip = slot.mgmt_address.split('/').next().unwrap_or("").to_string();
-        self.set_internal(&format!("{p}ManagementAddress"), Value::String(ip));
-        self.set_internal(&format!("{p}Domain"), Value::String(slot.domain.clone()));
+        self.set_internal(&i.management_address(), Value::String(ip));
+        self.set_internal(&i.domain(), Value::String(slot.domain.clone()));
         if st.is_some_and(|s| s != DomState::ShutOff) {
             let stats = self.compute.stats(&slot.domain).during("reading the domain's statistics")?;
-            self.set_internal(&format!("{p}CPUTime"), Value::UnsignedLong(stats.cpu_time_ns / 1_000_000));
-            self.set_internal(
-                &format!("{p}MemoryKiB"),
-                Value::UnsignedInt(u32::try_from(stats.memory_kib).unwrap_or(u32::MAX)),
-            );
+            self.set_internal(&i.cpu_time(), Value::UnsignedLong(stats.cpu_time_ns / 1_000_000));
+            self.set_internal(&i.memory_kib(), Value::UnsignedInt(u32::try_from(stats.memory_kib).unwrap_or(u32::MAX)));
         }
         Ok(())
     }

@@ -4,7 +4,9 @@
 use cwmp::{Body, SetParameterValuesResponse, Value};
 use datamodel::SetPlan;
 
-use super::{instance_row, row_number, Host, HostError, Result, INSTANCE, POOL, TEMPLATE};
+use datamodel::virtualization::{Instance, Pool, Template};
+
+use super::{instance_row, row, Host, HostError, Result};
 use crate::proxy::ProxyMount;
 
 impl Host {
@@ -52,9 +54,9 @@ impl Host {
         };
         // Mounts follow the instance rows.
         match (req, &resp) {
-            (Body::AddObject(r), Body::AddObjectResponse(a)) if r.object_name == INSTANCE => {
+            (Body::AddObject(r), Body::AddObjectResponse(a)) if r.object_name == Instance::TABLE => {
                 let m = ProxyMount::new(self.rt.clone(), &a.instance_number.to_string());
-                self.model.mount(&format!("{INSTANCE}{}.Device.", a.instance_number), Box::new(m.clone()));
+                self.model.mount(Instance::at(a.instance_number).device().path(), Box::new(m.clone()));
                 self.mounts.insert(a.instance_number, m);
             }
             (Body::DeleteObject(r), Body::DeleteObjectResponse(_)) => {
@@ -82,10 +84,10 @@ impl Host {
             // virtualization tree, such as a template or a pool).
             let touched: Option<Vec<u32>> = match req {
                 Body::SetParameterValues(r) => {
-                    let ns: Vec<Option<u32>> = r.parameter_list.iter().map(|p| row_number(INSTANCE, &p.name)).collect();
+                    let ns: Vec<Option<u32>> = r.parameter_list.iter().map(|p| row(Instance::split, &p.name)).collect();
                     ns.iter().all(Option::is_some).then(|| ns.into_iter().flatten().collect())
                 }
-                Body::AddObject(r) if r.object_name == INSTANCE => match &resp {
+                Body::AddObject(r) if r.object_name == Instance::TABLE => match &resp {
                     Body::AddObjectResponse(a) => Some(vec![a.instance_number]),
                     _ => None,
                 },
@@ -97,7 +99,9 @@ impl Host {
                     .parameter_list
                     .iter()
                     .filter_map(|p| {
-                        row_number(INSTANCE, &p.name).filter(|n| p.name == format!("{INSTANCE}{n}.Migration.Command"))
+                        Instance::split(&p.name)
+                            .filter(|(_, rest)| *rest == Instance::relative().migration().command())
+                            .map(|(n, _)| n)
                     })
                     .collect(),
                 _ => Vec::new(),
@@ -151,24 +155,25 @@ impl Host {
         let refuse = |faults: &mut Vec<HostError>, name: &str, why: String| {
             faults.push(HostError::InvalidValue { name: name.to_string(), reason: why })
         };
-        let templates = self.model.root().instances(TEMPLATE);
+        let templates = self.model.root().instances(Template::TABLE);
         for pv in values {
-            let is_instance_template =
-                row_number(INSTANCE, &pv.name).is_some_and(|n| pv.name == format!("{INSTANCE}{n}.Template"));
-            let is_pool_template = row_number(POOL, &pv.name).is_some_and(|n| pv.name == format!("{POOL}{n}.Template"));
+            let instance_template =
+                Instance::split(&pv.name).filter(|(_, rest)| *rest == Instance::relative().template()).map(|(n, _)| n);
+            let is_instance_template = instance_template.is_some();
+            let is_pool_template = Pool::split(&pv.name).is_some_and(|(_, rest)| rest == Pool::relative().template());
             if !(is_instance_template || is_pool_template) {
                 continue;
             }
             let Value::String(target) = &pv.value else { continue };
             if !target.is_empty() {
-                match row_number(TEMPLATE, target) {
+                match row(Template::split, target) {
                     Some(t) if templates.contains(&t) => {}
                     _ => refuse(&mut faults, &pv.name, format!("{target:?} is not a Template of this host")),
                 }
             }
-            if let Some(n) = row_number(INSTANCE, &pv.name).filter(|_| is_instance_template) {
+            if let Some(n) = instance_template {
                 let bound = self.state.slot_of(n).ok().flatten().is_some();
-                if bound && row_number(TEMPLATE, target) != self.wanted(n).template {
+                if bound && row(Template::split, target) != self.wanted(n).template {
                     refuse(&mut faults, &pv.name, "the template of a provisioned instance cannot change".into());
                 }
             }
@@ -184,7 +189,7 @@ impl Host {
     /// once ([`crate::proxy::apply_all`]), then the host's own values.
     fn apply_set(&mut self, plan: SetPlan) -> Body {
         let (mounts, rt) = (&self.mounts, &self.rt);
-        let mount_at = |prefix: &str| row_number(INSTANCE, prefix).and_then(|n| mounts.get(&n).cloned());
+        let mount_at = |prefix: &str| row(Instance::split, prefix).and_then(|n| mounts.get(&n).cloned());
         match self.model.apply_set_with(plan, |plan| crate::proxy::apply_all(rt, plan, mount_at)) {
             Ok(status) => Body::SetParameterValuesResponse(SetParameterValuesResponse { status }),
             Err(f) => Body::Fault(f),

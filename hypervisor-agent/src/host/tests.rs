@@ -5,6 +5,12 @@ use crate::compute::{DomState, Libvirt};
 use crate::vlan::{Binding, Ovs};
 use cwmp::{AddObject, Body, DeleteObject, GetParameterValues, ParameterValue, SetParameterValues};
 
+// The tables as the wire spells them (the code under test builds them from the generated
+// `datamodel::virtualization` paths; these stay literal so that a wrong generation shows).
+const TEMPLATE: &str = "Device.X_VRGW-ORG_Virtualization.Template.";
+const POOL: &str = "Device.X_VRGW-ORG_Virtualization.Pool.";
+const INSTANCE: &str = "Device.X_VRGW-ORG_Virtualization.Instance.";
+
 /// Alias, VLANID, TPID, LowerLayers of a VLAN termination row.
 type VlanRow = (String, u32, u32, String);
 
@@ -328,7 +334,7 @@ fn add_object_takes_a_pooled_instance_then_cold_starts_when_the_pool_is_empty() 
         ));
         let st = b.lv.state(&slot.domain).expect("state");
         assert_eq!(st, Some(dom), "{want}");
-        assert_eq!(b.s(&format!("{ip}Status")), dom.as_str());
+        assert_eq!(b.s(&format!("{ip}Status")), want, "the status shows the requested state");
     }
 
     // Moving a subscriber to another S-VLAN rebinds its port and drops the empty S-VLAN's

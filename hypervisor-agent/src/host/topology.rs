@@ -3,7 +3,9 @@
 
 use cwmp::Value;
 
-use super::{Host, INSTANCE};
+use datamodel::virtualization::Instance;
+
+use super::Host;
 use crate::state::SlotUse;
 
 impl Host {
@@ -86,7 +88,7 @@ impl Host {
         }
         // Embedded devices: one per provisioned instance.
         let ed = "Device.ManagementServer.EmbeddedDevice.";
-        let refs: Vec<String> = bound.iter().map(|(n, _, _)| format!("{INSTANCE}{n}.Device.")).collect();
+        let refs: Vec<String> = bound.iter().map(|(n, _, _)| Instance::at(*n).device().path().to_string()).collect();
         for i in self.model.root().instances(ed) {
             let r = self.string(&format!("{ed}{i}.Reference"));
             if !refs.contains(&r) {
@@ -96,13 +98,13 @@ impl Host {
         let have: Vec<String> =
             self.model.root().instances(ed).into_iter().map(|i| self.string(&format!("{ed}{i}.Reference"))).collect();
         for (n, _, _) in &bound {
-            let reference = format!("{INSTANCE}{n}.Device.");
+            let reference = Instance::at(*n).device().path().to_string();
             if have.contains(&reference) {
                 continue;
             }
             if let Ok(i) = self.model.root_mut().add_object_internal(ed) {
                 let p = format!("{ed}{i}.");
-                let subscriber = self.string(&format!("{INSTANCE}{n}.Subscriber"));
+                let subscriber = self.string(&Instance::at(*n).subscriber());
                 let id = if subscriber.is_empty() { format!("instance-{n}") } else { subscriber };
                 self.set_internal(&format!("{p}ControllerID"), Value::String(self.cfg.agent_id.clone()));
                 self.set_internal(&format!("{p}ProxiedDeviceID"), Value::String(id));
