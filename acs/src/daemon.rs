@@ -363,7 +363,12 @@ impl Listeners {
     }
 }
 
-/// Serves until `shutdown` completes, then drains every listener and writes the store.
+/// How long CWMP sessions open at shutdown get to finish.
+pub const SESSION_DRAIN: Duration = Duration::from_secs(10);
+
+/// Serves until `shutdown` completes; then the NBI and the web form stop accepting, new CWMP
+/// sessions are refused (503, `Retry-After`) while the open ones finish (up to
+/// [`SESSION_DRAIN`]), every listener drains, and the store is written.
 pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
     let Config { db, mut endpoint, file_base_url, nbi, portal, cwmp_tls, portal_tls, webhooks, .. } = config;
     let store = Arc::new(SqliteStore::open(&db).map_err(|e| Error::Store { path: db.clone(), reason: e.to_string() })?);
@@ -389,19 +394,33 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
         tracing::info!("CWMP over TLS");
     }
     tracing::info!(listening = %listeners.describe(), db = %db.display(), "ACS started");
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
+    // The CWMP listener stops after the sessions open at shutdown ended; the others at once.
+    let (stop_cwmp, cwmp_rx) = tokio::sync::watch::channel(false);
+    let (stop_others, others_rx) = tokio::sync::watch::channel(false);
     let Listeners { cwmp: cl, nbi: nl, portal: pl } = listeners;
     let served = [
-        Some(("cwmp", tokio::spawn(acs.serve_tls(cl, cwmp_tls, stopped(stop_rx.clone()))))),
-        Some(("nbi", tokio::spawn(nbi.serve(nl, stopped(stop_rx.clone()))))),
-        pl.map(|l| ("portal", tokio::spawn(portal.serve(l, portal_tls, stopped(stop_rx.clone()))))),
+        Some(("cwmp", tokio::spawn(acs.clone().serve_tls(cl, cwmp_tls, stopped(cwmp_rx))))),
+        Some(("nbi", tokio::spawn(nbi.serve(nl, stopped(others_rx.clone()))))),
+        pl.map(|l| ("portal", tokio::spawn(portal.serve(l, portal_tls, stopped(others_rx))))),
     ];
     shutdown.await;
+    acs.stop_new_sessions();
+    let _ = stop_others.send(true);
+    let open = acs.open_sessions();
+    if open > 0 {
+        tracing::info!(sessions = open, "stopping: new CWMP sessions refused, letting the open ones finish");
+        if !acs.sessions_ended(SESSION_DRAIN).await {
+            tracing::warn!(
+                sessions = acs.open_sessions(),
+                "stopping: CWMP sessions still open after {SESSION_DRAIN:?}, cut (their tasks stay queued)"
+            );
+        }
+    }
     tracing::info!("stopping: draining the listeners");
-    let _ = stop_tx.send(true);
+    let _ = stop_cwmp.send(true);
     for (name, listener) in served.into_iter().flatten() {
         match listener.await {
             Ok(Ok(())) => {}

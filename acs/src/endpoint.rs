@@ -69,6 +69,8 @@ pub struct Acs {
     pub webhooks: crate::webhooks::Sender,
     /// Presets, read from the store once and again after each change.
     presets: Mutex<Option<Presets>>,
+    /// Set at shutdown: sessions open go on, new ones are refused.
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 enum Outcome {
@@ -106,6 +108,9 @@ pub enum Refusal {
     /// The device has a session open already.
     #[error("a session with this device is open")]
     Busy,
+    /// The ACS is stopping: the sessions open finish, no new one starts.
+    #[error("the ACS is shutting down; try again later")]
+    ShuttingDown,
 }
 
 impl Refusal {
@@ -119,7 +124,7 @@ impl Refusal {
             Refusal::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Refusal::Body(r) => r.status(),
             Refusal::NoInform => StatusCode::BAD_REQUEST,
-            Refusal::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Refusal::Busy | Refusal::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -158,7 +163,26 @@ impl Acs {
             task_events: Notify::new(),
             webhooks,
             presets: Mutex::new(None),
+            stopping: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// From now on a POST outside an open session (a new session) is refused with 503 and
+    /// `Retry-After`; open sessions go on. For a shutdown that lets sessions finish.
+    pub fn stop_new_sessions(&self) {
+        self.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Waits until no session is open, or `within` passed; whether none is open.
+    pub async fn sessions_ended(&self, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        while self.open_sessions() > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
     }
 
     /// The presets (cached).
@@ -234,6 +258,11 @@ impl Acs {
         }
         let cookie = cookie_of(&req);
         let known = cookie.as_ref().is_some_and(|c| self.sessions().contains_key(c));
+        if !known && self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+            let mut r = Refusal::ShuttingDown.reply();
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+            return r;
+        }
         if !known && !self.config.credentials.is_empty() {
             let header = req.headers().get(header::AUTHORIZATION).and_then(|h| h.to_str().ok());
             if let Err(e) = self.verifier.verify("POST", header, |u| self.config.credentials.get(u).cloned(), now()) {

@@ -180,28 +180,8 @@ async fn sigkill_loses_no_task_and_runs_none_twice() {
     // A session by hand: the first task goes out, the CPE applies it, and the ACS dies (SIGKILL)
     // before it hears the answer.
     let http = Http::new();
-    let post = |body: String, cookie: Option<String>, auth: Option<String>| {
-        let http = http.clone();
-        let url = format!("http://{}/", acs.cwmp);
-        async move {
-            let mut headers = vec![("content-type", "text/xml")];
-            if let Some(c) = &cookie {
-                headers.push(("cookie", c));
-            }
-            if let Some(a) = &auth {
-                headers.push(("authorization", a));
-            }
-            let resp = http.send(Method::POST, &url, &headers, body).await;
-            let cookie = resp.header("set-cookie").and_then(|c| c.split(';').next()).map(str::to_string);
-            let chal: Vec<String> = resp
-                .headers
-                .get_all("www-authenticate")
-                .iter()
-                .filter_map(|h| h.to_str().ok().map(str::to_string))
-                .collect();
-            (resp.status, cookie, chal, resp.body)
-        }
-    };
+    let post =
+        |body: String, cookie: Option<String>, auth: Option<String>| cwmp_post(&http, acs.cwmp, body, cookie, auth);
     let inform = sim.inform_envelope(&["2 PERIODIC"]);
     let (s, _, chal, _) = post(inform.clone(), None, None).await;
     assert_eq!(s, 401);
@@ -235,6 +215,41 @@ async fn sigkill_loses_no_task_and_runs_none_twice() {
         acs::sim::values(&sim, "Device.DeviceInfo.ProvisioningCode")[0].value,
         cwmp::Value::String("second".into())
     );
+}
+
+/// One CWMP POST by hand: status, the session cookie set, the challenges, the body.
+async fn cwmp_post(
+    http: &Http,
+    addr: SocketAddr,
+    body: String,
+    cookie: Option<String>,
+    auth: Option<String>,
+) -> (u16, Option<String>, Vec<String>, Bytes) {
+    let url = format!("http://{addr}/");
+    let mut headers = vec![("content-type", "text/xml")];
+    if let Some(c) = &cookie {
+        headers.push(("cookie", c));
+    }
+    if let Some(a) = &auth {
+        headers.push(("authorization", a));
+    }
+    let resp = http.send(Method::POST, &url, &headers, body).await;
+    let cookie = resp.header("set-cookie").and_then(|c| c.split(';').next()).map(str::to_string);
+    let chal: Vec<String> =
+        resp.headers.get_all("www-authenticate").iter().filter_map(|h| h.to_str().ok().map(str::to_string)).collect();
+    (resp.status, cookie, chal, resp.body)
+}
+
+/// Opens a session by hand for `sim` (Digest on the second try): its cookie.
+async fn open_session(http: &Http, addr: SocketAddr, sim: &SimCpe) -> String {
+    let inform = sim.inform_envelope(&["2 PERIODIC"]);
+    let (s, _, chal, _) = cwmp_post(http, addr, inform.clone(), None, None).await;
+    assert_eq!(s, 401);
+    let auth =
+        chal.iter().find_map(|c| acs::auth::answer(c, "POST", "/", "cpe", "cpe-secret", "abcd")).expect("digest");
+    let (s, cookie, _, body) = cwmp_post(http, addr, inform, None, Some(auth)).await;
+    assert_eq!(s, 200, "{body:?}");
+    cookie.expect("a session cookie")
 }
 
 /// An HTTP receiver for webhooks that fails the first delivery (500) and records the rest.
@@ -617,4 +632,61 @@ fn check_config_names_what_is_wrong_and_prints_no_secret() {
     let (code, _, err) = check("[log]\nformat = \"xml\"\n");
     assert_eq!(code, Some(2));
     assert!(err.contains("the log format is text or json, not \"xml\""), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_an_open_cwmp_session_finish_and_refuses_new_ones() {
+    let dir = TempDir::new("acs-e2e-sigterm-session");
+    let mut acs = acs_command(&dir).start();
+    let oss = NbiClient::new(acs.nbi, TOKEN);
+    let (a, b) = (acs.sim("drain-a").await, acs.sim("drain-b").await);
+    a.session(&[]).await.expect("bootstrap a");
+    b.session(&[]).await.expect("bootstrap b");
+    // A task for a, queued, to run in the session open at SIGTERM.
+    let set =
+        json!({"name": "setParameterValues", "parameterValues": [["Device.DeviceInfo.ProvisioningCode", "late"]]});
+    assert_eq!(oss.call(Method::POST, &format!("/devices/{}/tasks", enc(&a.device_id())), Some(set)).await.0, 202);
+
+    let http = Http::new();
+    let cookie = open_session(&http, acs.cwmp, &a).await;
+    acs.daemon.sigterm();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    // b's new session is refused, with a time to come back.
+    let (s, _, _, body) = cwmp_post(&http, acs.cwmp, b.inform_envelope(&["2 PERIODIC"]), None, None).await;
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(s, 503, "{body}");
+    assert!(body.contains("shutting down"), "{body}");
+    // a's session goes on: the task comes, its answers are taken, the session ends.
+    let (mut s, _, _, mut body) = cwmp_post(&http, acs.cwmp, String::new(), Some(cookie.clone()), None).await;
+    let mut requests = Vec::new();
+    while s == 200 {
+        let env = cwmp::Envelope::decode(&body, &cwmp::Limits::default()).expect("request");
+        requests.push(format!("{:?}", env.body).split('(').next().unwrap_or_default().to_string());
+        let answer = cwmp::Envelope::new(env.ns, env.header.id.clone(), a.apply(&env.body)).encode();
+        (s, _, _, body) = cwmp_post(&http, acs.cwmp, answer, Some(cookie.clone()), None).await;
+        assert!(requests.len() < 10, "{requests:?}");
+    }
+    assert_eq!(s, 204, "{body:?}");
+    assert_eq!(requests.first().map(String::as_str), Some("SetParameterValues"), "{requests:?}");
+    assert_eq!(a.sets_applied.load(Ordering::SeqCst), 1);
+
+    let mut daemon = acs.daemon;
+    let (status, log) = tokio::task::spawn_blocking(move || {
+        let status = daemon.terminate(std::time::Duration::from_secs(15));
+        (status, daemon.log())
+    })
+    .await
+    .expect("join");
+    assert!(status.expect("exited on SIGTERM").success(), "{log}");
+    assert!(log.contains("letting the open ones finish"), "{log}");
+    assert!(!log.contains("still open after"), "{log}");
+
+    // The task's result was recorded before the exit.
+    let acs = acs_command(&dir).start();
+    let oss = NbiClient::new(acs.nbi, TOKEN);
+    let (_, tasks) = oss
+        .call(Method::GET, &format!("/tasks?query={}", enc(&json!({"device": a.device_id()}).to_string())), None)
+        .await;
+    assert_eq!(tasks[0]["status"], json!("done"), "{tasks}");
 }
