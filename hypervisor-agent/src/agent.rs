@@ -112,6 +112,9 @@ pub enum SessionFailure {
     /// The host thread is gone.
     #[error("the host thread stopped")]
     Host,
+    /// The agent's store could not be read.
+    #[error("the agent's store: {0}")]
+    State(String),
 }
 
 impl Agent {
@@ -228,8 +231,15 @@ impl Agent {
         let retry = RetryPolicy::default();
         tokio::pin!(shutdown);
         loop {
-            let pending =
-                self.host.run(|h| h.state().events().map(|e| !e.is_empty()).unwrap_or(false)).await.unwrap_or(false);
+            let pending = match self.host.run(|h| h.state().events().map(|e| !e.is_empty())).await {
+                Ok(Ok(pending)) => pending,
+                Ok(Err(e)) => {
+                    // Waits for the next wake-up or period, then reads again.
+                    tracing::error!("reading the queued events: {e}");
+                    false
+                }
+                Err(_) => false,
+            };
             if !pending {
                 let periodic = self.periodic_wait().await;
                 let wake = self.wake.clone();
@@ -276,7 +286,11 @@ impl Agent {
         let retry_count = self.retry_count.load(Ordering::SeqCst);
         self.host
             .run(move |h| {
-                let events = h.state().events().unwrap_or_default();
+                let events = match h.state().events() {
+                    Ok(events) => events,
+                    // No Inform without its events: the session fails and is retried.
+                    Err(e) => return Err(SessionFailure::State(e.to_string())),
+                };
                 let last = events.last().map_or(0, |e| e.0);
                 let mut list: Vec<ParameterValue> = Vec::new();
                 for p in [
@@ -305,10 +319,10 @@ impl Agent {
                     retry_count,
                     parameter_list: list,
                 };
-                (inform, last, names)
+                Ok((inform, last, names))
             })
             .await
-            .map_err(|_| SessionFailure::Host)
+            .map_err(|_| SessionFailure::Host)?
     }
 
     /// One session: Inform, the agent's own requests, then the ACS's requests until it ends it.

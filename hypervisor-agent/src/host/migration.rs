@@ -92,6 +92,15 @@ impl Host {
         }
     }
 
+    /// Instance `n`'s slot; a failure of the store is logged (with what was being done) and
+    /// read as none.
+    fn slot_or_log(&self, n: u32, doing: &str) -> Option<Slot> {
+        self.state.slot_of(n).unwrap_or_else(|e| {
+            tracing::error!(instance = n, "{doing}: reading its slot: {e}");
+            None
+        })
+    }
+
     /// The error for a step that needs a mode when `Migration.Mode` is `None`.
     fn no_mode(n: u32) -> HostError {
         HostError::InvalidValue { name: Migration::at(n).mode(), reason: "Migration.Mode is not set".into() }
@@ -159,7 +168,7 @@ impl Host {
         if let Err(e) = &outcome {
             self.mig_status(n, MigrationStatus::Error, &e.to_string());
         }
-        match self.state.slot_of(n).ok().flatten() {
+        match self.slot_or_log(n, "after the migration command") {
             Some(s) if s.usage == SlotUse::Assigned => {
                 let _ = self.refresh_instance(n, &s);
             }
@@ -500,7 +509,7 @@ impl Host {
             done.into_iter().filter_map(|n| jobs.remove(&n).and_then(|j| Some((n, j.started, j.result?)))).collect()
         };
         for (n, started, r) in finished {
-            let slot = self.state.slot_of(n).ok().flatten();
+            let slot = self.slot_or_log(n, "finishing the live migration");
             match (r, slot) {
                 (Ok(m), Some(slot)) => {
                     self.set_internal(&Migration::at(n).downtime(), Value::UnsignedInt(m.downtime_ms as u32));
@@ -519,7 +528,9 @@ impl Host {
                     self.mig_status(n, MigrationStatus::Completed, "");
                 }
                 (Err(e), Some(slot)) => {
-                    let _ = self.state.set_slot(slot.id, SlotUse::Assigned, Some(n));
+                    if let Err(e) = self.state.set_slot(slot.id, SlotUse::Assigned, Some(n)) {
+                        tracing::error!(instance = n, "recording that the vRGW stays here: {e}");
+                    }
                     self.set_internal(&Migration::at(n).total_time(), ms(started));
                     self.mig_status(
                         n,
@@ -528,7 +539,11 @@ impl Host {
                     );
                     let _ = self.refresh_instance(n, &slot);
                 }
-                (_, None) => {}
+                (r, None) => tracing::error!(
+                    instance = n,
+                    outcome = ?r.map(|_| "done"),
+                    "a live migration ended for an instance with no slot here"
+                ),
             }
             self.sync_topology();
             if let Err(e) = self.save() {
@@ -541,7 +556,7 @@ impl Host {
         }
         self.progress_at = Instant::now();
         for n in &running {
-            if let Some(slot) = self.state.slot_of(*n).ok().flatten() {
+            if let Some(slot) = self.slot_or_log(*n, "reading the migration's progress") {
                 if let Ok(Some(p)) = self.compute.job_progress(&slot.domain) {
                     self.set_internal(&Migration::at(*n).progress(), Value::UnsignedInt(p.min(99)));
                 }

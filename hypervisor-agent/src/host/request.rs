@@ -172,7 +172,7 @@ impl Host {
                 }
             }
             if let Some(n) = instance_template {
-                let bound = self.state.slot_of(n).ok().flatten().is_some();
+                let bound = self.state.slot_of(n)?.is_some();
                 if bound && row(Template::split, target) != self.wanted(n).template {
                     refuse(&mut faults, &pv.name, "the template of a provisioned instance cannot change".into());
                 }

@@ -937,6 +937,16 @@ fn each_failure_reaches_the_acs_as_its_own_fault() {
     assert_eq!(code, 9002, "{string}");
     assert_eq!(string, "reading the bindings: bindings: the switch is down");
     b.host.vlan = b.ovs.clone();
+
+    // 9002: the agent's store fails while a template change is checked: the set is refused
+    // whole rather than checked against nothing.
+    let db = rusqlite::Connection::open(b.dir.join("agent.db")).expect("db");
+    db.execute_batch("ALTER TABLE slots RENAME TO slots_away").expect("rename");
+    let r = b.set(&[(&format!("{p}Template"), Value::String(format!("{TEMPLATE}{t}")))]);
+    let (code, string) = fault_of(&r);
+    assert_eq!(code, 9002, "{string}");
+    assert!(string.contains("no such table: slots"), "{string}");
+    db.execute_batch("ALTER TABLE slots_away RENAME TO slots").expect("rename back");
     b.clean();
 }
 

@@ -17,7 +17,14 @@ impl Host {
     /// `svlan-S` and `cvlan-S-C`; rows the ACS made itself are left alone.
     pub(super) fn sync_topology(&mut self) {
         let mut bound: Vec<(u32, u16, u16)> = Vec::new();
-        for slot in self.state.slots().unwrap_or_default() {
+        let slots = match self.state.slots() {
+            Ok(slots) => slots,
+            Err(e) => {
+                tracing::error!("the TR-181 topology is not updated: reading the slots: {e}");
+                return;
+            }
+        };
+        for slot in slots {
             if let (SlotUse::Assigned, Some(n)) = (slot.usage, slot.instance) {
                 let w = self.wanted(n);
                 if w.svlan != 0 && w.cvlan != 0 {
