@@ -25,6 +25,57 @@ pub enum DecodeErrorKind {
     /// Elements nest deeper than the configured limit.
     #[error("elements nest deeper than {0} levels")]
     TooDeep(usize),
+    /// An element has more child elements (an array more members) than [`Limits::max_items`].
+    ///
+    /// [`Limits::max_items`]: crate::Limits::max_items
+    #[error("element {element:?} has more than {limit} child elements")]
+    TooManyItems {
+        /// The element.
+        element: String,
+        /// The limit.
+        limit: usize,
+    },
+    /// An array's `soap-enc:arrayType` declares more members than [`Limits::max_items`].
+    ///
+    /// [`Limits::max_items`]: crate::Limits::max_items
+    #[error("element {element:?} declares {declared:?} members, more than {limit}")]
+    ArrayTooLarge {
+        /// The element.
+        element: String,
+        /// The declared size as sent (shortened).
+        declared: String,
+        /// The limit.
+        limit: usize,
+    },
+    /// A parameter or object name is longer than [`Limits::max_name_bytes`].
+    ///
+    /// [`Limits::max_name_bytes`]: crate::Limits::max_name_bytes
+    #[error("name in {element:?} is {len} bytes long, more than {limit} ({name:?})")]
+    NameTooLong {
+        /// The element holding the name.
+        element: String,
+        /// The name (shortened).
+        name: String,
+        /// Its length in bytes.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A parameter or object name has more dot-separated segments than
+    /// [`Limits::max_name_segments`].
+    ///
+    /// [`Limits::max_name_segments`]: crate::Limits::max_name_segments
+    #[error("name in {element:?} has {segments} segments, more than {limit} ({name:?})")]
+    NameTooDeep {
+        /// The element holding the name.
+        element: String,
+        /// The name (shortened).
+        name: String,
+        /// Its segment count.
+        segments: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// The bytes are not valid in the declared or detected charset.
     #[error("text is not valid in its character encoding")]
     InvalidUtf8,
@@ -115,7 +166,7 @@ impl DecodeError {
             Arguments,
         }
         let class = match &self.kind {
-            K::TooLarge { .. } | K::TooDeep(_) => Class::Resources,
+            K::TooLarge { .. } | K::TooDeep(_) | K::TooManyItems { .. } | K::ArrayTooLarge { .. } => Class::Resources,
             K::UnknownMethod(_) => Class::Method,
             K::InvalidValue { .. } => Class::Type,
             K::InvalidUtf8
@@ -126,7 +177,9 @@ impl DecodeError {
             | K::NotAnEnvelope
             | K::EmptyBody
             | K::MustUnderstand(_)
-            | K::MissingElement { .. } => Class::Arguments,
+            | K::MissingElement { .. }
+            | K::NameTooLong { .. }
+            | K::NameTooDeep { .. } => Class::Arguments,
         };
         match (class, receiver) {
             (Class::Resources, Role::Cpe) => F::ResourcesExceeded,

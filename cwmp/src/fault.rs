@@ -145,7 +145,7 @@ impl Fault {
         let mut spvf = Vec::new();
         for c in f.children().filter(|c| c.name() == "SetParameterValuesFault") {
             spvf.push(ParameterFault {
-                parameter_name: c.string("ParameterName")?,
+                parameter_name: c.path("ParameterName")?,
                 code: FaultCode::from_code(c.u32("FaultCode")?),
                 string: c.opt_string("FaultString").unwrap_or_default(),
             });

@@ -35,7 +35,7 @@ pub use fault::{Fault, FaultCode, ParameterFault};
 pub use ns::{negotiate, CwmpNs, CwmpVersion};
 pub use types::*;
 pub use value::{DateTime, Value, ValueError, XsdType};
-pub use xml::Limits;
+pub use xml::{name_segments, Limits, MAX_ITEMS, MAX_NAME_BYTES, MAX_NAME_SEGMENTS};
 
 pub use rpc::add_object::{AddObject, AddObjectResponse};
 pub use rpc::autonomous_du_state_change_complete::{

@@ -130,7 +130,7 @@ impl ParameterValue {
         ParameterValue { name: name.into(), value }
     }
     pub(crate) fn decode(el: El<'_, '_>) -> Result<Self, DecodeError> {
-        let name = el.req("Name")?.text().to_string();
+        let name = el.path("Name")?;
         let v = el.req("Value")?;
         let value = match v.xsi_type().and_then(XsdType::from_local) {
             Some(ty) => Value::parse(ty, v.raw_text()).map_err(|_| v.invalid(ty.qname()))?,

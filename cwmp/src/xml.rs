@@ -12,6 +12,25 @@ use quick_xml::Reader;
 use crate::error::{DecodeError, DecodeErrorKind};
 use crate::ns::{self, CwmpNs};
 
+/// Longest parameter or object name accepted from a peer, in bytes (the default of
+/// [`Limits::max_name_bytes`]). TR-069 gives names 256 characters; our longest generated path,
+/// embedded under the host's instance table with 10-digit instance numbers, is well under 256
+/// bytes (see `docs/architecture.md`, "Limits on outside input").
+pub const MAX_NAME_BYTES: usize = 1024;
+
+/// Most dot-separated segments in a name accepted from a peer (the default of
+/// [`Limits::max_name_segments`]). The deepest path of the generated data models is 12 segments:
+/// the vRGW's `Device.DHCPv4.Server.Pool.{i}.StaticAddress.{i}.Enable` (8) embedded at the host's
+/// `Device.X_VRGW-ORG_Virtualization.Instance.{i}.Device.` (4 more). 32 leaves more than twice
+/// that; `cwmp/tests/limits.rs` fails if the data models outgrow half of it.
+pub const MAX_NAME_SEGMENTS: usize = 32;
+
+/// Most child elements of one element, and largest `soap-enc:arrayType` size, accepted from a
+/// peer (the default of [`Limits::max_items`]). A full GetParameterValues of the host's model
+/// answers 282 parameters with one vRGW and 6,024 with 30 (the paper's largest host), about 198
+/// per vRGW; 65,536 fits a host of 300 vRGWs, beyond what the default 4 MiB body can carry.
+pub const MAX_ITEMS: usize = 65_536;
+
 /// Limits applied while decoding input from a peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -19,12 +38,55 @@ pub struct Limits {
     pub max_body: usize,
     /// Deepest accepted element nesting.
     pub max_depth: usize,
+    /// Longest accepted parameter or object name in bytes ([`MAX_NAME_BYTES`]).
+    pub max_name_bytes: usize,
+    /// Most dot-separated segments in an accepted name ([`MAX_NAME_SEGMENTS`]).
+    pub max_name_segments: usize,
+    /// Most child elements of one element and largest declared array size ([`MAX_ITEMS`]).
+    pub max_items: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_body: 4 * 1024 * 1024, max_depth: 32 }
+        Limits {
+            max_body: 4 * 1024 * 1024,
+            max_depth: 32,
+            max_name_bytes: MAX_NAME_BYTES,
+            max_name_segments: MAX_NAME_SEGMENTS,
+            max_items: MAX_ITEMS,
+        }
     }
+}
+
+impl Limits {
+    /// Whether a name is within [`Limits::max_name_bytes`] and [`Limits::max_name_segments`].
+    pub fn accepts_name(&self, name: &str) -> bool {
+        name.len() <= self.max_name_bytes && name_segments(name) <= self.max_name_segments
+    }
+}
+
+/// The dot-separated segments of a parameter or object name; the trailing dot of a partial path
+/// does not count (`Device.DeviceInfo.` and `Device.DeviceInfo.UpTime` have 2 and 3).
+pub fn name_segments(name: &str) -> usize {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    name.bytes().filter(|&b| b == b'.').count() + 1
+}
+
+/// The size a `soap-enc:arrayType` value declares (`cwmp:ParameterValueStruct[3]`: 3; several
+/// dimensions multiply). `None` when it declares none we can read (`xsd:string[]`); sizes too
+/// large for `u64` saturate.
+fn declared_len(array_type: &str) -> Option<u64> {
+    let open = array_type.rfind('[')?;
+    let inner = array_type[open + 1..].strip_suffix(']')?;
+    let mut total: u64 = 1;
+    for dim in inner.split(',') {
+        let dim = dim.trim();
+        if dim.is_empty() || !dim.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        total = total.saturating_mul(dim.parse::<u64>().unwrap_or(u64::MAX));
+    }
+    Some(total)
 }
 
 /// Which namespace an element or attribute is bound to.
@@ -98,10 +160,12 @@ pub(crate) struct Node<'a> {
     next_sibling: u32,
 }
 
-/// A parsed document: elements in document order, the root at index 0.
+/// A parsed document: elements in document order, the root at index 0, and the limits it was
+/// parsed with (names are checked against them as the messages are read).
 #[derive(Debug)]
 pub(crate) struct Doc<'a> {
     nodes: Vec<Node<'a>>,
+    limits: Limits,
 }
 
 /// Finds `part` inside `input` (it must be a sub-slice) and returns it with the input's lifetime.
@@ -196,7 +260,8 @@ impl<'a> Doc<'a> {
         cfg.expand_empty_elements = true;
         cfg.check_end_names = true;
         let mut nodes: Vec<Node<'a>> = Vec::with_capacity(16 + input.len() / 40);
-        let mut stack: Vec<u32> = Vec::with_capacity(16);
+        // Open elements: index and child elements so far.
+        let mut stack: Vec<(u32, usize)> = Vec::with_capacity(16);
         let mut bindings: Vec<Binding<'a>> = Vec::new();
         let mut seen_root = false;
         loop {
@@ -221,6 +286,16 @@ impl<'a> Doc<'a> {
                         ));
                     }
                     seen_root = true;
+                    if let Some((parent, children)) = stack.last_mut() {
+                        *children += 1;
+                        if *children > limits.max_items {
+                            let element = nodes[*parent as usize].name.to_string();
+                            return Err(DecodeError::at(
+                                DecodeErrorKind::TooManyItems { element, limit: limits.max_items },
+                                offset,
+                            ));
+                        }
+                    }
                     let syntax = || DecodeError::at(DecodeErrorKind::Syntax("element name".into()), offset);
                     let qname = reslice(input, start.name().as_ref()).ok_or_else(syntax)?;
                     let (prefix, local) = split_qname(qname.as_bytes());
@@ -244,6 +319,18 @@ impl<'a> Doc<'a> {
                                 xsi_type = value.map(|v| v.rsplit(':').next().unwrap_or(v).trim());
                             } else if !apfx.is_empty() && alocal == b"mustUnderstand" {
                                 must_understand = value.map(str::trim);
+                            } else if !apfx.is_empty() && alocal == b"arrayType" {
+                                let declared = value.unwrap_or("");
+                                if declared_len(declared).is_some_and(|n| n > limits.max_items as u64) {
+                                    return Err(DecodeError::at(
+                                        DecodeErrorKind::ArrayTooLarge {
+                                            element: name.to_string(),
+                                            declared: truncate(declared),
+                                            limit: limits.max_items,
+                                        },
+                                        offset,
+                                    ));
+                                }
                             }
                         }
                     }
@@ -260,7 +347,7 @@ impl<'a> Doc<'a> {
                         last_child: NONE,
                         next_sibling: NONE,
                     });
-                    if let Some(&parent) = stack.last() {
+                    if let Some(&(parent, _)) = stack.last() {
                         let p = &mut nodes[parent as usize];
                         let prev = p.last_child;
                         p.last_child = idx;
@@ -270,7 +357,7 @@ impl<'a> Doc<'a> {
                             nodes[prev as usize].next_sibling = idx;
                         }
                     }
-                    stack.push(idx);
+                    stack.push((idx, 0));
                 }
                 Event::End(_) => {
                     stack.pop();
@@ -280,7 +367,7 @@ impl<'a> Doc<'a> {
                     }
                 }
                 Event::Text(t) => {
-                    if let Some(&cur) = stack.last() {
+                    if let Some(&(cur, _)) = stack.last() {
                         let piece = reslice(input, &t)
                             .map(Cow::Borrowed)
                             .ok_or_else(|| DecodeError::at(DecodeErrorKind::Syntax("text".into()), offset))?;
@@ -293,7 +380,7 @@ impl<'a> Doc<'a> {
                     }
                 }
                 Event::CData(t) => {
-                    if let Some(&cur) = stack.last() {
+                    if let Some(&(cur, _)) = stack.last() {
                         let piece = reslice(input, &t)
                             .map(Cow::Borrowed)
                             .ok_or_else(|| DecodeError::at(DecodeErrorKind::Syntax("CDATA".into()), offset))?;
@@ -305,7 +392,7 @@ impl<'a> Doc<'a> {
                     let ch = predefined_entity(name)
                         .or_else(|| char_ref(name))
                         .ok_or_else(|| DecodeError::at(DecodeErrorKind::UndefinedEntity(name.to_string()), offset))?;
-                    if let Some(&cur) = stack.last() {
+                    if let Some(&(cur, _)) = stack.last() {
                         nodes[cur as usize].text.to_mut().push(ch);
                     }
                 }
@@ -323,7 +410,7 @@ impl<'a> Doc<'a> {
         if nodes.is_empty() {
             return Err(DecodeError::at(DecodeErrorKind::NotAnEnvelope, 0));
         }
-        Ok(Doc { nodes })
+        Ok(Doc { nodes, limits: *limits })
     }
 
     pub fn len(&self) -> usize {
@@ -419,6 +506,45 @@ impl<'d, 'a> El<'d, 'a> {
     pub fn datetime(&self, name: &'static str) -> Result<crate::DateTime, DecodeError> {
         let e = self.req(name)?;
         crate::DateTime::parse(e.text()).ok_or_else(|| e.invalid("dateTime"))
+    }
+    /// Checks `text`, a name sent in this element, against the document's name limits.
+    fn checked_name(&self, text: &str) -> Result<String, DecodeError> {
+        let limits = &self.doc.limits;
+        let kind = if text.len() > limits.max_name_bytes {
+            DecodeErrorKind::NameTooLong {
+                element: self.name().to_string(),
+                name: truncate(text),
+                len: text.len(),
+                limit: limits.max_name_bytes,
+            }
+        } else if name_segments(text) > limits.max_name_segments {
+            DecodeErrorKind::NameTooDeep {
+                element: self.name().to_string(),
+                name: truncate(text),
+                segments: name_segments(text),
+                limit: limits.max_name_segments,
+            }
+        } else {
+            return Ok(text.to_string());
+        };
+        Err(DecodeError::at(kind, self.offset()))
+    }
+    /// This element's text as a parameter or object name (white space trimmed), within the
+    /// name limits.
+    pub fn as_path(&self) -> Result<String, DecodeError> {
+        self.checked_name(self.text())
+    }
+    /// The named child's text as a parameter or object name, within the name limits.
+    pub fn path(&self, name: &'static str) -> Result<String, DecodeError> {
+        self.req(name)?.as_path()
+    }
+    /// The same for an optional child.
+    pub fn opt_path(&self, name: &str) -> Result<Option<String>, DecodeError> {
+        self.opt(name).map(|e| e.as_path()).transpose()
+    }
+    /// Names of a SOAP array of `xsd:string` (each exactly as sent), within the name limits.
+    pub fn path_list(&self, name: &'static str) -> Result<Vec<String>, DecodeError> {
+        self.list(name, |e| e.checked_name(e.raw_text()))
     }
     /// Decodes every child element (the members of a SOAP array) with `f`.
     pub fn list<T>(

@@ -19,7 +19,7 @@ impl Rpc for AddObject {
     const NAME: &'static str = "AddObject";
     fn decode(el: El<'_, '_>) -> Result<Self, DecodeError> {
         Ok(AddObject {
-            object_name: el.req("ObjectName")?.text().to_string(),
+            object_name: el.path("ObjectName")?,
             parameter_key: el.opt_string("ParameterKey").unwrap_or_default(),
         })
     }

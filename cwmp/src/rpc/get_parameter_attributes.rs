@@ -17,7 +17,7 @@ pub struct GetParameterAttributes {
 impl Rpc for GetParameterAttributes {
     const NAME: &'static str = "GetParameterAttributes";
     fn decode(el: El<'_, '_>) -> Result<Self, DecodeError> {
-        Ok(GetParameterAttributes { parameter_names: el.string_list("ParameterNames")? })
+        Ok(GetParameterAttributes { parameter_names: el.path_list("ParameterNames")? })
     }
     fn encode(&self, w: &mut Writer) {
         w.string_array("ParameterNames", &self.parameter_names);
@@ -37,7 +37,7 @@ impl Rpc for GetParameterAttributesResponse {
         Ok(GetParameterAttributesResponse {
             parameter_list: el.list("ParameterList", |e| {
                 Ok(ParameterAttribute {
-                    name: e.req("Name")?.text().to_string(),
+                    name: e.path("Name")?,
                     notification: Notification::decode(e.req("Notification")?)?,
                     access_list: e.string_list("AccessList")?,
                 })

@@ -20,7 +20,7 @@ impl Rpc for GetParameterNames {
     const NAME: &'static str = "GetParameterNames";
     fn decode(el: El<'_, '_>) -> Result<Self, DecodeError> {
         Ok(GetParameterNames {
-            parameter_path: el.opt("ParameterPath").map(|e| e.text().to_string()).unwrap_or_default(),
+            parameter_path: el.opt_path("ParameterPath")?.unwrap_or_default(),
             next_level: el.bool("NextLevel")?,
         })
     }
@@ -42,7 +42,7 @@ impl Rpc for GetParameterNamesResponse {
     fn decode(el: El<'_, '_>) -> Result<Self, DecodeError> {
         Ok(GetParameterNamesResponse {
             parameter_list: el.list("ParameterList", |e| {
-                Ok(ParameterInfo { name: e.req("Name")?.text().to_string(), writable: e.bool("Writable")? })
+                Ok(ParameterInfo { name: e.path("Name")?, writable: e.bool("Writable")? })
             })?,
         })
     }

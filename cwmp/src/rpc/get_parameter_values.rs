@@ -17,7 +17,7 @@ pub struct GetParameterValues {
 impl Rpc for GetParameterValues {
     const NAME: &'static str = "GetParameterValues";
     fn decode(el: El<'_, '_>) -> Result<Self, DecodeError> {
-        Ok(GetParameterValues { parameter_names: el.string_list("ParameterNames")? })
+        Ok(GetParameterValues { parameter_names: el.path_list("ParameterNames")? })
     }
     fn encode(&self, w: &mut Writer) {
         w.string_array("ParameterNames", &self.parameter_names);

@@ -20,7 +20,7 @@ impl Rpc for SetParameterAttributes {
         Ok(SetParameterAttributes {
             parameter_list: el.list("ParameterList", |e| {
                 Ok(SetParameterAttribute {
-                    name: e.opt("Name").map(|n| n.text().to_string()).unwrap_or_default(),
+                    name: e.opt_path("Name")?.unwrap_or_default(),
                     notification_change: e.bool("NotificationChange")?,
                     notification: Notification::decode(e.req("Notification")?)?,
                     access_list_change: e.bool("AccessListChange")?,
