@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::files::write_atomic;
-use crate::render::Rendered;
+use vrgw_proxy::files::write_atomic;
+use vrgw_proxy::render::Rendered;
 
 /// Where the daemons' files live and which programs to run.
 #[derive(Debug, Clone)]

@@ -3,10 +3,7 @@
 //! applies settings to dnsmasq, nftables and hostapd, all or nothing.
 
 mod daemons;
-mod files;
-mod model;
 mod proxy;
-mod render;
 mod rpc;
 
 use std::path::PathBuf;
@@ -14,6 +11,8 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
 use clap::Parser;
+use vrgw_proxy::values::IfName;
+use vrgw_proxy::{model, render};
 
 /// Command line.
 #[derive(Debug, Parser)]
@@ -32,14 +31,14 @@ struct Opts {
     #[arg(long, default_value = "/run/vrgw-proxy")]
     run_dir: PathBuf,
     /// LAN interface (the subscriber's C-VLAN).
-    #[arg(long, default_value = "eth1")]
-    lan_if: String,
+    #[arg(long, default_value = "eth1", value_parser = IfName::parse)]
+    lan_if: IfName,
     /// WAN interface (masquerade and port mappings).
-    #[arg(long, default_value = "eth0")]
-    wan_if: String,
+    #[arg(long, default_value = "eth0", value_parser = IfName::parse)]
+    wan_if: IfName,
     /// Wi-Fi interface named in the hostapd configuration.
-    #[arg(long, default_value = "wlan0")]
-    wlan_if: String,
+    #[arg(long, default_value = "wlan0", value_parser = IfName::parse)]
+    wlan_if: IfName,
     /// Name used in the factory SSID.
     #[arg(long, default_value = "vrgw")]
     instance_id: String,
@@ -97,7 +96,7 @@ fn run(opts: Opts) -> Result<(), String> {
     }
     let paths = daemons::Paths {
         run_dir: opts.run_dir.clone(),
-        lan_if: opts.lan_if.clone(),
+        lan_if: opts.lan_if.to_string(),
         dnsmasq_bin: opts.dnsmasq.clone(),
         nft_bin: opts.nft.clone(),
         ip_bin: opts.ip.clone(),
@@ -112,6 +111,9 @@ fn run(opts: Opts) -> Result<(), String> {
         instance_id: opts.instance_id.clone(),
         reboot_command: opts.reboot_command.clone(),
     };
+    for file in [&settings.lease_file, &paths.pid_file()] {
+        vrgw_proxy::values::conf_path(file).map_err(|e| format!("--state-dir and --run-dir: {e}"))?;
+    }
     if opts.validate {
         return validate(settings, paths);
     }
@@ -143,7 +145,7 @@ fn validate(settings: proxy::Settings, paths: daemons::Paths) -> Result<(), Stri
         None => (model::factory_defaults(&settings.instance_id), String::new()),
     };
     model::install_live_values(&mut tree);
-    let problems = model::check(&tree);
+    let problems = vrgw_proxy::check::check(&tree);
     if !problems.is_empty() {
         return Err(proxy::fault_of(problems).string);
     }

@@ -10,7 +10,8 @@ use datamodel::tree::Snapshot;
 use datamodel::{Schema, Tree};
 use serde::{Deserialize, Serialize};
 
-pub use datamodel::rules::{check, flag, lan, prefix_len, text, POOL};
+pub use datamodel::rules::{flag, lan, prefix_len, text, POOL};
+/// The hosts table, filled from dnsmasq's leases.
 pub const HOSTS: &str = "Device.Hosts.Host.";
 
 fn s(v: &str) -> Value {
@@ -51,9 +52,13 @@ pub fn install_live_values(t: &mut Tree) {
 /// One lease of the dnsmasq lease file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
+    /// When it ends (seconds since the epoch).
     pub expiry: u64,
+    /// The client's MAC address, lower case.
     pub mac: String,
+    /// The address leased.
     pub ip: String,
+    /// The name the client gave, empty when none.
     pub hostname: String,
 }
 
@@ -110,8 +115,11 @@ pub fn sync_hosts(t: &mut Tree, leases: &[Lease]) {
 /// What the state file holds.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Persisted {
+    /// Format version (1).
     pub version: u32,
+    /// The ParameterKey of the last applied change.
     pub parameter_key: String,
+    /// The configuration.
     pub tree: Snapshot,
 }
 

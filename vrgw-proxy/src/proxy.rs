@@ -9,17 +9,18 @@ use cwmp::{Fault, FaultCode, ParameterFault, ParameterInfo, ParameterValue};
 use datamodel::Tree;
 
 use crate::daemons::{ApplyError, Checked, Daemons};
-use crate::model;
-use crate::render::{render, Env, Rendered};
+use vrgw_proxy::model;
+use vrgw_proxy::render::{render, Env, Rendered};
+use vrgw_proxy::values::IfName;
 
 /// Settings fixed at start.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub state_file: PathBuf,
     pub lease_file: PathBuf,
-    pub lan_if: String,
-    pub wan_if: String,
-    pub wlan_if: String,
+    pub lan_if: IfName,
+    pub wan_if: IfName,
+    pub wlan_if: IfName,
     pub instance_id: String,
     pub reboot_command: Vec<String>,
 }
@@ -52,7 +53,7 @@ struct Candidate(Tree);
 
 impl Candidate {
     fn checked(t: Tree) -> Result<Candidate, Vec<ParameterFault>> {
-        let problems = model::check(&t);
+        let problems = vrgw_proxy::check::check(&t);
         if problems.is_empty() {
             Ok(Candidate(t))
         } else {
@@ -74,9 +75,9 @@ impl Proxy {
         let Some((ip, _)) = datamodel::rules::lan(&self.tree) else {
             return Err(Fault::with_string(FaultCode::RequestDenied, "no LAN address is configured"));
         };
-        let dev = &self.settings.lan_if;
+        let dev = self.settings.lan_if.as_str();
         let ip_s = ip.to_string();
-        let args = ["-U", "-c", "2", "-w", "2", "-I", dev.as_str(), ip_s.as_str()];
+        let args = ["-U", "-c", "2", "-w", "2", "-I", dev, ip_s.as_str()];
         // `arping` (the guest's busybox applet, or iputils), else busybox's own.
         let out = match std::process::Command::new("arping").args(args).output() {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -108,7 +109,7 @@ impl Proxy {
         };
         model::install_live_values(&mut tree);
         let mut p = Proxy { settings, tree, key, daemons, last_error: None, started: std::time::Instant::now() };
-        let problems = model::check(&p.tree);
+        let problems = vrgw_proxy::check::check(&p.tree);
         if !problems.is_empty() {
             let f = fault_of(problems);
             tracing::error!("the saved configuration is inconsistent: {}", f.string);
@@ -134,7 +135,11 @@ impl Proxy {
             lease_file: &self.settings.lease_file,
             pid_file: &pid,
         };
-        render(t, &env)
+        let r = render(t, &env);
+        for why in &r.left_out {
+            tracing::warn!("not rendered: {why}");
+        }
+        r
     }
 
     fn refresh_hosts(&mut self) {
