@@ -1,7 +1,7 @@
-//! The proxy's check step: what a configuration must satisfy before it is rendered. The
-//! vRGW rules shared with the ACS ([`datamodel::rules::check`]: pool order and subnet, mask
-//! shape, ...) run first; then every parameter the renderers write must parse as its type
-//! ([`crate::values`]), and no writable string parameter may hold a control character. Each
+//! The proxy's check step: what a configuration must satisfy before it is rendered. Every
+//! parameter the renderers write must parse as its type ([`crate::values`]), no writable
+//! string parameter may hold a control character, and the vRGW rules shared with the ACS
+//! ([`datamodel::rules::check`]: pool order and subnet, mask shape, ...) must hold. Each
 //! problem names its parameter and says why; a refused configuration changes nothing.
 
 use cwmp::{FaultCode, ParameterFault, Value};
@@ -15,11 +15,11 @@ use crate::values::{self, HostName, LeaseTime, PortRange, Ssid, WpaKey};
 /// Port mappings.
 pub const PORT_MAPPING: &str = "Device.NAT.PortMapping.";
 
-/// Every problem of `t`, the shared rules' first; empty when it may be rendered and applied.
+/// Every problem of `t`; empty when it may be rendered and applied.
 pub fn check(t: &Tree) -> Vec<ParameterFault> {
-    let mut out = datamodel::rules::check(t);
-    for f in typed(t) {
-        // One reason per parameter: the shared rule's, when it has one.
+    let mut out = typed(t);
+    for f in datamodel::rules::check(t) {
+        // One reason per parameter: the type's, which quotes a value shortened, when it has one.
         if !out.iter().any(|o| o.parameter_name == f.parameter_name) {
             out.push(f);
         }
@@ -78,7 +78,9 @@ fn typed(t: &Tree) -> Vec<ParameterFault> {
                 format!("RemoteHost must be empty (any host) or one IPv4 address, as the rule matches it: {e}")
             })
         }));
-        found.extend(typed_text(&format!("{p}InternalClient"), |v| values::ipv4(v).map(|_| ())));
+        found.extend(typed_text(&format!("{p}InternalClient"), |v| {
+            values::ipv4(v).map(|_| ()).map_err(|e| format!("InternalClient must be an address on the LAN: {e}"))
+        }));
         let ext = values::port(t.value(&format!("{p}ExternalPort")).as_ref());
         let end = values::port(t.value(&format!("{p}ExternalPortEndRange")).as_ref());
         if let (Ok(Some(first)), Ok(end)) = (ext, end) {

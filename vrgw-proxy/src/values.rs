@@ -9,13 +9,18 @@ use std::path::Path;
 
 use cwmp::Value;
 
-/// A value quoted for a message: escaped (`{:?}`), and cut after 40 characters so a refusal of
-/// a very long value stays short.
+/// A value quoted for a message: escaped as Rust does (`"a\nb"`), and cut after about 40
+/// characters of that so a refusal of a very long value stays short.
 pub fn shown(s: &str) -> String {
-    match s.char_indices().nth(40) {
-        Some((at, _)) => format!("{:?}... ({} bytes)", &s[..at], s.len()),
-        None => format!("{s:?}"),
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        if out.len() > 40 {
+            return format!("{out}\"... ({} bytes)", s.len());
+        }
+        out.extend(c.escape_debug());
     }
+    out.push('"');
+    out
 }
 
 /// The first control character of `s` (C0, DEL or C1), with its position in characters.
@@ -45,11 +50,7 @@ impl HostName {
         }
         for label in s.split('.') {
             if label.is_empty() || label.len() > 63 {
-                return Err(format!(
-                    "each label of a host name has 1 to 63 characters; {} has {}",
-                    shown(label),
-                    label.len()
-                ));
+                return Err(format!("each label of a host name has 1 to 63 characters, not {}", label.len()));
             }
             if let Some(c) = label.chars().find(|c| !c.is_ascii_alphanumeric() && *c != '-') {
                 return Err(format!("a host name holds only letters, digits, '-' and '.', not {c:?}"));
@@ -77,8 +78,11 @@ impl Ssid {
     /// Parses `s`.
     pub fn parse(s: &str) -> Result<Ssid, String> {
         no_control(s)?;
-        if s.is_empty() || s.len() > 32 {
-            return Err(format!("SSID is {} bytes, 1 to 32 are allowed", s.len()));
+        if s.is_empty() {
+            return Err("an SSID has 1 to 32 bytes, this one none".into());
+        }
+        if s.len() > 32 {
+            return Err(format!("SSID is {} bytes, at most 32 are allowed", s.len()));
         }
         Ok(Ssid(s.to_string()))
     }
@@ -330,6 +334,8 @@ mod tests {
         }
         assert!(conf_path(Path::new("/run/vrgw/dnsmasq.pid")).is_ok());
         assert!(conf_path(Path::new("/run/a #b")).is_err());
-        assert_eq!(shown(&"x".repeat(100)).len(), 42 + " (100 bytes)".len() + 3);
+        assert_eq!(shown("a\nb"), "\"a\\nb\"");
+        assert_eq!(shown(&"x".repeat(100)), format!("\"{}\"... (100 bytes)", "x".repeat(40)));
+        assert!(shown(&"\u{e000}".repeat(100)).len() < 70);
     }
 }

@@ -68,6 +68,21 @@ impl Bed {
         Bed { dir, proxy, url: format!("http://vrgw:{SECRET}@127.0.0.1:{port}/RPC2") }
     }
 
+    /// A started proxy that answers, a client of it, and a runtime to call it on.
+    fn up(tag: &str) -> (Bed, Client, tokio::runtime::Runtime) {
+        let bed = Bed::start(tag);
+        let c = bed.client();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(async {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while c.call_typed::<_, proxy_api::Health>(proxy_api::HEALTH.name, ()).await.is_err() {
+                assert!(Instant::now() < deadline, "the proxy did not come up");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        (bed, c, rt)
+    }
+
     fn client(&self) -> Client {
         Client::new(&self.url).expect("client").with_timeout(Duration::from_secs(10))
     }
@@ -91,15 +106,8 @@ fn count(runs: &[String], prefix: &str) -> usize {
 
 #[test]
 fn each_change_is_checked_by_the_daemons_once_then_applied() {
-    let bed = Bed::start("checks");
-    let c = bed.client();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let (bed, c, rt) = Bed::up("checks");
     rt.block_on(async {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while c.call_typed::<_, proxy_api::Health>(proxy_api::HEALTH.name, ()).await.is_err() {
-            assert!(Instant::now() < deadline, "the proxy did not come up");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
         let start = bed.runs();
         assert_eq!(count(&start, "dnsmasq --test"), 1, "at start: {start:?}");
         assert_eq!(count(&start, "nft -c"), 1, "at start: {start:?}");
@@ -216,4 +224,48 @@ fn python_clients_speak_the_documented_wire() {
             "9005 -32602 9006",
         ]
     );
+}
+
+/// A value that would add a directive to a daemon's file is refused in the check step: a fault
+/// naming the parameter and why, no daemon's checker run, no file written.
+#[test]
+fn hostile_values_are_refused_before_any_daemon_runs() {
+    let (bed, c, rt) = Bed::up("hostile");
+    rt.block_on(async {
+        let n: u32 = c
+            .call_typed(
+                proxy_api::ADD_OBJECT.name,
+                &proxy_api::ObjectParams { path: "Device.NAT.PortMapping.".into(), parameter_key: "pm".into() },
+            )
+            .await
+            .expect("add a port mapping");
+        let _ = bed.runs();
+        let conf = |f: &str| std::fs::read_to_string(bed.dir.join("run").join(f)).unwrap_or_default();
+        let before = (conf("dnsmasq.conf"), conf("nftables.conf"), conf("hostapd.conf"));
+        let pm = format!("Device.NAT.PortMapping.{n}.");
+        for (name, ty, v, why) in [
+            (format!("{POOL}DomainName"), "string", "home.lan\ndhcp-script=/tmp/x", "control character U+000A"),
+            (format!("{POOL}DomainName"), "string", "home lan", "is not a host name"),
+            (format!("{pm}RemoteHost"), "string", "198.51.100.7 accept", "one IPv4 address"),
+            ("Device.WiFi.SSID.1.SSID".into(), "string", "wifi\u{1b}[2J", "control character U+001B"),
+            (format!("{POOL}LeaseTime"), "int", "30", "at least 120 seconds"),
+        ] {
+            let set = SetParams { values: vec![value(&name, ty, v)], parameter_key: "bad".into() };
+            let refused: Vec<WireFault> = c.call_typed(proxy_api::TRY_SET.name, &set).await.expect("try_set");
+            assert_eq!(refused.len(), 1, "{name} = {v:?}: {refused:?}");
+            assert_eq!((refused[0].name.as_str(), refused[0].code), (name.as_str(), 9007));
+            assert!(refused[0].reason.contains(why), "{:?}", refused[0].reason);
+            match c.call_typed::<_, i32>(proxy_api::SET.name, &set).await {
+                Err(xmlrpc::Error::Fault(f)) => {
+                    assert_eq!(f.code, 9007);
+                    assert!(f.string.starts_with(&format!("{name}: ")) && f.string.contains(why), "{}", f.string);
+                }
+                other => panic!("{name} = {v:?} was not refused: {other:?}"),
+            }
+        }
+        assert_eq!(bed.runs(), Vec::<String>::new(), "no daemon ran");
+        assert_eq!((conf("dnsmasq.conf"), conf("nftables.conf"), conf("hostapd.conf")), before);
+        let h: proxy_api::Health = c.call_typed(proxy_api::HEALTH.name, ()).await.expect("health");
+        assert_eq!(h.parameter_key, "pm");
+    });
 }
