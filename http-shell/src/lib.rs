@@ -16,6 +16,11 @@
 //!   Digest retry, Basic only where the caller allows it), used by the hypervisor agent and
 //!   `cwmp-sim`. It lives here rather than in `cwmp` because it owns a socket; it is a feature so
 //!   that servers without a CPE side (`xmlrpc`'s server, the vRGW proxy) do not build it.
+//! - [`flood`]: the attacker's side of every listener's flood test and of the flood benchmark
+//!   (idle connections, a byte-a-second client, one timed exchange). It is always built, so the
+//!   daemons' own tests use the same attack; it only opens connections to the address it is given.
+//! - [`nofile`]: [`raise_nofile`], for a daemon whose listeners' caps add up to more descriptors
+//!   than the usual soft limit of 1,024, and for the flood tests.
 //! - [`random`]: the operating system's randomness for secrets, nonces and cookies (`cwmp` takes
 //!   them as arguments).
 //!
@@ -33,9 +38,12 @@
 pub mod client;
 #[cfg(feature = "cpe")]
 pub mod cpe;
+pub mod flood;
+pub mod nofile;
 pub mod random;
 pub mod serve;
 
+pub use nofile::raise_nofile;
 pub use random::{fill_random, random_hex};
 pub use serve::{read_body, serve, Limits, Refusal};
 

@@ -164,7 +164,8 @@ async fn the_connection_cap_holds() {
     let mut buf = [0u8; 256];
     let n = first.read(&mut buf).await.expect("read");
     assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
-    // A second waits: no answer while the first is open.
+    // A second waits: no answer while the first is inside its keep-alive pause (a connection
+    // idle under `idle_under_pressure`, 2 s, is not closed to make room; tests/flood.rs).
     let mut second = TcpStream::connect(srv.addr).await.expect("connect");
     second.write_all(GET).await.expect("write");
     let waited = tokio::time::timeout(Duration::from_millis(400), second.read(&mut buf)).await;

@@ -1,6 +1,6 @@
 //! Serving over TLS: a client trusting the server's certificate is served through
 //! `client::Connection`, while a peer that never starts its handshake is cut off at the header
-//! clock.
+//! clock, or at once when the listener is at its connection cap and a client needs the slot.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,10 +13,9 @@ use hyper::{Method, Response, StatusCode};
 use rustls_pki_types::pem::PemObject as _;
 use tokio::io::AsyncReadExt;
 
-#[tokio::test]
-async fn tls_is_served_and_a_silent_peer_is_cut_off() {
-    let dir = std::env::temp_dir().join(format!("http-shell-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+/// A TLS listener with `limits` answering "path <path>"; its port and the CA file to trust.
+async fn start(dir: &std::path::Path, limits: Limits) -> (u16, std::path::PathBuf) {
+    std::fs::create_dir_all(dir).expect("dir");
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
     let ca = dir.join("cert.pem");
     std::fs::write(&ca, cert.cert.pem()).expect("cert");
@@ -30,7 +29,6 @@ async fn tls_is_served_and_a_silent_peer_is_cut_off() {
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
-    let limits = Limits { header_read: Duration::from_millis(300), ..Limits::default() };
     tokio::spawn(serve(
         listener,
         Some(acceptor),
@@ -38,6 +36,13 @@ async fn tls_is_served_and_a_silent_peer_is_cut_off() {
         |req, _| async move { Response::new(Full::new(Bytes::from(format!("path {}", req.uri().path())))) },
         std::future::pending(),
     ));
+    (port, ca)
+}
+
+#[tokio::test]
+async fn tls_is_served_and_a_silent_peer_is_cut_off() {
+    let dir = std::env::temp_dir().join(format!("http-shell-tls-{}", std::process::id()));
+    let (port, ca) = start(&dir, Limits { header_read: Duration::from_millis(300), ..Limits::default() }).await;
     // A peer that connects and says nothing holds its slot no longer than the header clock.
     let mut silent = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
     let t = Instant::now();
@@ -58,5 +63,25 @@ async fn tls_is_served_and_a_silent_peer_is_cut_off() {
         .await
         .expect_err("no TLS");
     assert!(err.to_string().contains("needs a TLS configuration"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn at_the_cap_a_peer_silent_in_its_handshake_makes_room() {
+    let dir = std::env::temp_dir().join(format!("http-shell-tls-cap-{}", std::process::id()));
+    // One slot, and a header clock long enough that only the cap can free it in time.
+    let (port, ca) = start(&dir, Limits { max_connections: 1, ..Limits::default() }).await;
+    let mut silent = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let tls = tls_connector(&ca).expect("connector");
+    let mut conn = Connection::open(&format!("https://localhost:{port}/y"), Some(tls), Duration::from_secs(5))
+        .await
+        .expect("open");
+    let req = conn.request(Method::GET, "/y", Bytes::new()).expect("request");
+    let reply = conn.exchange(req, Some(Duration::from_secs(5))).await.expect("served at the cap");
+    assert_eq!((reply.status, &reply.body[..]), (StatusCode::OK, &b"path /y"[..]));
+    let mut buf = Vec::new();
+    let n = tokio::time::timeout(Duration::from_secs(3), silent.read_to_end(&mut buf)).await.expect("closed");
+    assert_eq!(n.map_or(0, |n| n), 0, "the silent peer got bytes");
     let _ = std::fs::remove_dir_all(&dir);
 }
