@@ -15,6 +15,47 @@ use crate::model::POOL;
 use crate::render::{Env, Rendered};
 use crate::values::{HostName, IfName, Mac, WpaKey};
 
+/// Pieces of hostile values (line breaks, NUL and other control characters, comment and
+/// block characters, quotes, directives of their own) and plausible pieces to wrap them in,
+/// for the property test and the corpus replay.
+pub const HOSTILE: &[&str] = &[
+    "\n",
+    "\r",
+    "\r\n",
+    "\0",
+    "\t",
+    "\u{b}",
+    "\u{7f}",
+    "\u{85}",
+    "\u{2028}",
+    "\u{1e}",
+    "#",
+    "{",
+    "}",
+    "\"",
+    "'",
+    "\\",
+    ";",
+    " ",
+    "=",
+    ",",
+    "é",
+    "\u{fffd}",
+    "server=203.0.113.66",
+    "dhcp-script=/tmp/x",
+    " accept",
+    " } chain x { ",
+    "wpa=0",
+    "home.lan",
+    "192.168.1.60",
+    "80",
+    "8080",
+    "0",
+    "-1",
+    "true",
+    "a-b",
+];
+
 /// The interface names and paths the property renders with.
 #[derive(Debug, Clone)]
 pub struct TestEnv {
@@ -221,7 +262,7 @@ const NFT_TEMPLATES: &[&str] = &[
     "    ct state established,related accept",
     "    iifname IF accept",
     "    ip protocol icmp accept",
-    "    iifname IF udp dport { 53, 67 } accept",
+    "    iifname IF PROTO dport { 53, 67 } accept",
     "    iifname IF PROTO dport PORTS accept",
     "    iifname != IF iifname != IF accept",
     "  chain forward {",

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use datamodel::path::Path;
 use proptest::prelude::*;
-use vrgw_proxy::fuzzing::{audit, base_tree, nft_template, set_unchecked, TestEnv};
+use vrgw_proxy::fuzzing::{audit, base_tree, nft_template, set_unchecked, TestEnv, HOSTILE};
 use vrgw_proxy::render::{render, Rendered};
 
 /// Every writable parameter of the base configuration.
@@ -128,42 +128,9 @@ fn holds(param: &str, value: &str, base: &Rendered, env: &TestEnv) -> Result<(),
     Ok(())
 }
 
-/// Hostile pieces, and plausible ones to wrap them in.
-const PIECES: &[&str] = &[
-    "\n",
-    "\r",
-    "\r\n",
-    "\0",
-    "\t",
-    "\u{b}",
-    "\u{7f}",
-    "\u{85}",
-    "\u{2028}",
-    "#",
-    "{",
-    "}",
-    "\"",
-    "'",
-    "\\",
-    ";",
-    " ",
-    "=",
-    ",",
-    "é",
-    "server=203.0.113.66",
-    "dhcp-script=/tmp/x",
-    " accept",
-    " } chain x { ",
-    "wpa=0",
-    "home.lan",
-    "192.168.1.60",
-    "80",
-    "a-b",
-];
-
 fn hostile() -> impl Strategy<Value = String> {
     let piece = prop_oneof![
-        4 => proptest::sample::select(PIECES).prop_map(str::to_string),
+        4 => proptest::sample::select(HOSTILE).prop_map(str::to_string),
         1 => "[a-z0-9.-]{1,12}",
     ];
     prop_oneof![
