@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cwmp::auth::Verifier;
 use cwmp::session::{CpeConfig, CpeEvent, CpeSession, RetryPolicy, Transmit};
-use cwmp::{Body, DateTime, DeviceId, Event, Fault, FaultCode, Inform, ParameterValue, Value};
+use cwmp::{Body, DateTime, DeviceId, Event, Fault, FaultCode, Inform, Value};
 use http_body_util::Full;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
@@ -182,30 +182,18 @@ impl Agent {
     }
 
     /// Queues an event (durably) and wakes the session loop.
+    /// The store is read and written here, not on the host thread (which may be waiting for
+    /// libvirt or a vRGW): its transactions are short and local.
     pub async fn trigger(&self, code: &str, command_key: &str) {
-        let (c, k) = (code.to_string(), command_key.to_string());
-        match self.host.run(move |h| h.state().push_event(&c, &k)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(event = code, "queueing: {e}"),
-            Err(e) => tracing::error!(event = code, "queueing: {e}"),
+        if let Err(e) = self.host.shared().state().push_event(code, command_key) {
+            tracing::error!(event = code, "queueing: {e}");
         }
         self.wake.notify_one();
     }
 
     /// Time until the next periodic Inform, from PeriodicInformEnable, Interval and Time.
-    async fn periodic_wait(&self) -> Option<Duration> {
-        let values = self
-            .host
-            .run(|h| {
-                let r = h.model.root();
-                (
-                    r.value(&format!("{MS}PeriodicInformEnable")),
-                    r.value(&format!("{MS}PeriodicInformInterval")),
-                    r.value(&format!("{MS}PeriodicInformTime")),
-                )
-            })
-            .await
-            .ok()?;
+    fn periodic_wait(&self) -> Option<Duration> {
+        let values = self.host.shared().view().periodic;
         let (Some(Value::Boolean(true)), Some(Value::UnsignedInt(interval))) = (values.0, values.1) else {
             return None;
         };
@@ -231,17 +219,16 @@ impl Agent {
         let retry = RetryPolicy::default();
         tokio::pin!(shutdown);
         loop {
-            let pending = match self.host.run(|h| h.state().events().map(|e| !e.is_empty())).await {
-                Ok(Ok(pending)) => pending,
-                Ok(Err(e)) => {
+            let pending = match self.host.shared().state().events() {
+                Ok(events) => !events.is_empty(),
+                Err(e) => {
                     // Waits for the next wake-up or period, then reads again.
                     tracing::error!("reading the queued events: {e}");
                     false
                 }
-                Err(_) => false,
             };
             if !pending {
-                let periodic = self.periodic_wait().await;
+                let periodic = self.periodic_wait();
                 let wake = self.wake.clone();
                 match periodic {
                     Some(d) => {
@@ -281,53 +268,35 @@ impl Agent {
         }
     }
 
-    async fn inform(&self) -> Result<(Inform, i64, Vec<String>), SessionFailure> {
-        let id = self.cfg.device_id.clone();
-        let retry_count = self.retry_count.load(Ordering::SeqCst);
-        self.host
-            .run(move |h| {
-                let events = match h.state().events() {
-                    Ok(events) => events,
-                    // No Inform without its events: the session fails and is retried.
-                    Err(e) => return Err(SessionFailure::State(e.to_string())),
-                };
-                let last = events.last().map_or(0, |e| e.0);
-                let mut list: Vec<ParameterValue> = Vec::new();
-                for p in [
-                    "Device.DeviceInfo.HardwareVersion",
-                    "Device.DeviceInfo.SoftwareVersion",
-                    "Device.DeviceInfo.ProvisioningCode",
-                    "Device.ManagementServer.ParameterKey",
-                    "Device.ManagementServer.ConnectionRequestURL",
-                ] {
-                    if let Ok(mut v) = h.model.get_parameter_values(&[p.to_string()]) {
-                        list.append(&mut v);
-                    }
-                }
-                let changed = h.pending_changes();
-                let names: Vec<String> = changed.iter().map(|p| p.name.clone()).collect();
-                for c in changed {
-                    if !list.iter().any(|p| p.name == c.name) {
-                        list.push(c);
-                    }
-                }
-                let inform = Inform {
-                    device_id: id,
-                    events: events.into_iter().map(|(_, code, key)| Event { code, command_key: key }).collect(),
-                    max_envelopes: 1,
-                    current_time: DateTime::from_unix(now_secs()),
-                    retry_count,
-                    parameter_list: list,
-                };
-                Ok((inform, last, names))
-            })
-            .await
-            .map_err(|_| SessionFailure::Host)?
+    /// The Inform: queued events, the parameters every Inform carries and the changed ones, as
+    /// the host thread last published them (it may be busy).
+    fn inform(&self) -> Result<(Inform, i64, Vec<String>), SessionFailure> {
+        let shared = self.host.shared();
+        // No Inform without its events: the session fails and is retried.
+        let events = shared.state().events().map_err(|e| SessionFailure::State(e.to_string()))?;
+        let last = events.last().map_or(0, |e| e.0);
+        let mut list = shared.view().inform;
+        let changed = shared.pending_changes();
+        let names: Vec<String> = changed.iter().map(|p| p.name.clone()).collect();
+        for c in changed {
+            if !list.iter().any(|p| p.name == c.name) {
+                list.push(c);
+            }
+        }
+        let inform = Inform {
+            device_id: self.cfg.device_id.clone(),
+            events: events.into_iter().map(|(_, code, key)| Event { code, command_key: key }).collect(),
+            max_envelopes: 1,
+            current_time: DateTime::from_unix(now_secs()),
+            retry_count: self.retry_count.load(Ordering::SeqCst),
+            parameter_list: list,
+        };
+        Ok((inform, last, names))
     }
 
     /// One session: Inform, the agent's own requests, then the ACS's requests until it ends it.
     pub async fn session(&self) -> Result<(), SessionFailure> {
-        let (inform, last_event, reported) = self.inform().await?;
+        let (inform, last_event, reported) = self.inform()?;
         let events: Vec<String> = inform.events.iter().map(|e| e.code.clone()).collect();
         tracing::info!(events = ?events, "session: informing the ACS");
         let own = std::mem::take(&mut *self.own.lock().unwrap_or_else(|e| e.into_inner()));
@@ -361,22 +330,15 @@ impl Agent {
                 while let Some(ev) = s.poll_event() {
                     match ev {
                         CpeEvent::InformAccepted { .. } => {
-                            let names = reported.clone();
-                            let _ = self
-                                .host
-                                .run(move |h| {
-                                    h.changes_reported(&names);
-                                    let st = h.state();
-                                    if st
-                                        .events()
-                                        .map(|e| e.iter().any(|x| x.1 == cwmp::event::BOOTSTRAP))
-                                        .unwrap_or(false)
-                                    {
-                                        let _ = st.set_meta("bootstrapped", "1");
-                                    }
-                                    st.delivered(last_event)
-                                })
-                                .await;
+                            let shared = self.host.shared();
+                            shared.changes_reported(&reported);
+                            let st = shared.state();
+                            if st.events().map(|e| e.iter().any(|x| x.1 == cwmp::event::BOOTSTRAP)).unwrap_or(false) {
+                                let _ = st.set_meta("bootstrapped", "1");
+                            }
+                            if let Err(e) = st.delivered(last_event) {
+                                tracing::error!("removing the delivered events: {e}");
+                            }
                         }
                         CpeEvent::Request(req) => {
                             let resp = self.carry_out(req, &mut after).await;
@@ -513,18 +475,9 @@ impl Agent {
         if req.method() != hyper::Method::GET {
             return reply(StatusCode::METHOD_NOT_ALLOWED, "connection requests are GETs\n");
         }
-        let creds = self
-            .host
-            .run(|h| {
-                let r = h.model.root();
-                let s = |p: &str| match r.value(p) {
-                    Some(Value::String(s)) => s,
-                    _ => String::new(),
-                };
-                (s(&format!("{MS}ConnectionRequestUsername")), s(&format!("{MS}ConnectionRequestPassword")))
-            })
-            .await;
-        let Ok((user, pass)) = creds else { return reply(StatusCode::SERVICE_UNAVAILABLE, "agent stopping\n") };
+        // As the host thread last published them: it may be waiting for libvirt or a vRGW.
+        let view = self.host.shared().view();
+        let (user, pass) = (view.cr_username, view.cr_password);
         let header = req.headers().get(header::AUTHORIZATION).and_then(|h| h.to_str().ok());
         let mut verifier = self.verifier.clone();
         verifier.allow_basic = false;

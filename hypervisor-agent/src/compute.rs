@@ -1,11 +1,18 @@
 //! The compute backend: vRGW domains through libvirt (crate `virt`).
 //!
-//! Calls are blocking (libvirt's API is); async callers run them on the blocking pool. Lifecycle
-//! changes are found by polling [`Compute::owned`] and comparing with what the agent expects
-//! (see docs/hypervisor-agent.md: the `virt` crate has no safe binding for libvirt's event
-//! callbacks, and this workspace forbids `unsafe`).
+//! Calls are blocking (libvirt's API is). [`Libvirt`] makes them on a thread of its own (the
+//! *libvirt thread*, which owns the connection) and waits for each at most its deadline
+//! ([`Deadlines`]): a libvirtd that stopped answering costs the caller one deadline, after which
+//! every call fails at once with [`ComputeError::NotAnswering`] until the call that hung comes
+//! back. The connection sends libvirt keepalives (5 s, 3 missed: libvirt closes it), and a
+//! closed connection is opened again before the next call; both are logged.
+//!
+//! Lifecycle changes are found by polling [`Compute::owned`] and comparing with what the agent
+//! expects (see docs/hypervisor-agent.md: the `virt` crate has no safe binding for libvirt's
+//! event callbacks, and this workspace forbids `unsafe`).
 
-use std::sync::Mutex;
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use datamodel::virtualization::InstanceStatus;
 use virt::connect::Connect;
@@ -23,6 +30,16 @@ pub enum ComputeError {
     /// What libvirt said.
     #[error("libvirt: {0}")]
     Libvirt(String),
+    /// libvirt did not answer a call within its deadline; calls fail at once until it answers.
+    #[error(
+        "libvirt at {uri} is not answering (for {secs} s); host operations that need it are refused until it answers"
+    )]
+    NotAnswering {
+        /// The connection's URI.
+        uri: String,
+        /// Since when, seconds.
+        secs: u64,
+    },
 }
 
 impl From<virt::error::Error> for ComputeError {
@@ -117,6 +134,11 @@ pub trait Compute: Send + Sync {
     fn migrate_live(&self, name: &str, uri: &str, migrate_uri: &str, dest_xml: &str) -> Result<LiveMigration>;
     /// Per cent done of a domain's running job (a migration), if one runs.
     fn job_progress(&self, name: &str) -> Result<Option<u32>>;
+    /// Whether the hypervisor answers, without asking it: an error when a call is known to
+    /// hang ([`ComputeError::NotAnswering`]).
+    fn answering(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// What a live migration measured.
@@ -130,10 +152,113 @@ pub struct LiveMigration {
     pub transferred_bytes: u64,
 }
 
-/// libvirt through the `virt` crate: `test:///default` in tests, `qemu:///system` on hosts.
-pub struct Libvirt {
-    conn: Mutex<Connect>,
+/// How long a libvirt call may take before libvirt counts as not answering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadlines {
+    /// Calls that only read (states, statistics, lists, XML).
+    pub read: Duration,
+    /// Calls that change something (define, start, suspend, resume, stop, undefine).
+    pub change: Duration,
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Deadlines { read: Duration::from_secs(5), change: Duration::from_secs(30) }
+    }
+}
+
+impl Deadlines {
+    /// `change` for changes, and the shorter of it and the default for reads.
+    pub fn with_change(change: Duration) -> Deadlines {
+        Deadlines { read: change.min(Deadlines::default().read), change }
+    }
+}
+
+/// Keepalive toward libvirtd: a probe every this many seconds...
+const KEEPALIVE_INTERVAL: i32 = 5;
+/// ...and the connection closed after this many without an answer.
+const KEEPALIVE_COUNT: u32 = 3;
+
+/// A call handed to the libvirt thread.
+type Job = Box<dyn FnOnce(&mut Link) + Send>;
+
+/// The connection, owned by the libvirt thread.
+struct Link {
     uri: String,
+    conn: Option<Connect>,
+}
+
+impl Link {
+    /// The connection, opened again first when libvirt closed it (keepalive, a restarted
+    /// libvirtd).
+    fn get(&mut self) -> Result<&Connect> {
+        let alive = self.conn.as_ref().map(|c| c.is_alive().unwrap_or(false));
+        if alive == Some(false) {
+            tracing::warn!(uri = %self.uri, "the connection to libvirt was closed; opening it again");
+            if let Some(mut c) = self.conn.take() {
+                let _ = c.close();
+            }
+        }
+        if self.conn.is_none() {
+            let c = open_with_keepalive(&self.uri)?;
+            if alive.is_some() {
+                tracing::info!(uri = %self.uri, "reconnected to libvirt");
+            }
+            self.conn = Some(c);
+        }
+        self.conn.as_ref().ok_or_else(|| ComputeError::Libvirt("no connection".into()))
+    }
+}
+
+/// libvirt's own event loop, which keepalives need: registered once per process, before the
+/// first connection, and run on a thread of its own.
+fn event_loop() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if let Err(e) = virt::event::event_register_default_impl() {
+            tracing::warn!("libvirt's event loop: {}; connections go without keepalive", e.message());
+            return;
+        }
+        let started = std::thread::Builder::new().name("libvirt-events".into()).spawn(|| loop {
+            if virt::event::event_run_default_impl().is_err() {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        if let Err(e) = started {
+            tracing::warn!("libvirt's event loop could not start: {e}");
+        }
+    });
+}
+
+/// Opens `uri` with keepalive on (drivers without it, such as the in-process test driver,
+/// need none).
+fn open_with_keepalive(uri: &str) -> Result<Connect> {
+    event_loop();
+    let conn = Connect::open(Some(uri)).map_err(|e| ComputeError::Libvirt(format!("{uri}: {}", e.message())))?;
+    if let Err(e) = conn.set_keep_alive(KEEPALIVE_INTERVAL, KEEPALIVE_COUNT) {
+        tracing::debug!(uri, "no keepalive: {}", e.message());
+    }
+    Ok(conn)
+}
+
+/// What the libvirt thread is doing, as its callers see it.
+#[derive(Default)]
+struct Watch {
+    /// The call under way: its number, when it started, what it is.
+    running: Option<(u64, Instant, &'static str)>,
+    /// Whether that call is past its deadline (calls fail at once meanwhile).
+    hung: bool,
+    /// Numbers calls.
+    next: u64,
+}
+
+/// libvirt through the `virt` crate: `test:///default` in tests, `qemu:///system` on hosts.
+/// Every call runs on the libvirt thread, within its deadline (see the module documentation).
+pub struct Libvirt {
+    uri: String,
+    deadlines: Deadlines,
+    tx: Mutex<mpsc::Sender<Job>>,
+    watch: Arc<Mutex<Watch>>,
 }
 
 impl std::fmt::Debug for Libvirt {
@@ -143,12 +268,32 @@ impl std::fmt::Debug for Libvirt {
 }
 
 impl Libvirt {
-    /// Connects to `uri`.
+    /// Connects to `uri` with the default deadlines.
     pub fn open(uri: &str) -> Result<Libvirt> {
+        Self::open_with(uri, Deadlines::default())
+    }
+
+    /// Connects to `uri`; calls are given up on after `deadlines`. The first connection is made
+    /// here (an error when it fails), within the deadline of a change.
+    pub fn open_with(uri: &str, deadlines: Deadlines) -> Result<Libvirt> {
         // libvirt prints every error to stderr by default; ours go through tracing instead.
         virt::error::clear_error_callback();
-        let conn = Connect::open(Some(uri))?;
-        Ok(Libvirt { conn: Mutex::new(conn), uri: uri.to_string() })
+        let (tx, rx) = mpsc::channel::<Job>();
+        let mut link = Link { uri: uri.to_string(), conn: None };
+        std::thread::Builder::new()
+            .name("libvirt".into())
+            .spawn(move || {
+                while let Ok(job) = rx.recv() {
+                    job(&mut link);
+                }
+                if let Some(mut c) = link.conn.take() {
+                    let _ = c.close();
+                }
+            })
+            .map_err(|e| ComputeError::Libvirt(format!("starting the libvirt thread: {e}")))?;
+        let lv = Libvirt { uri: uri.to_string(), deadlines, tx: Mutex::new(tx), watch: Default::default() };
+        lv.call("connecting", deadlines.change, |_| Ok(()))?;
+        Ok(lv)
     }
 
     /// The connection URI.
@@ -156,9 +301,91 @@ impl Libvirt {
         &self.uri
     }
 
-    fn with<T>(&self, f: impl FnOnce(&Connect) -> Result<T>) -> Result<T> {
-        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        f(&conn)
+    fn not_answering(&self, since: Instant) -> ComputeError {
+        ComputeError::NotAnswering { uri: self.uri.clone(), secs: since.elapsed().as_secs() }
+    }
+
+    /// Runs `f` on the libvirt thread and waits for it at most `deadline`.
+    fn call<T: Send + 'static>(
+        &self,
+        op: &'static str,
+        deadline: Duration,
+        f: impl FnOnce(&Connect) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let id = {
+            let mut w = self.watch.lock().unwrap_or_else(|e| e.into_inner());
+            if let (true, Some((_, since, _))) = (w.hung, w.running) {
+                return Err(self.not_answering(since));
+            }
+            w.next += 1;
+            w.next
+        };
+        let (reply, answer) = mpsc::channel();
+        let watch = self.watch.clone();
+        let uri = self.uri.clone();
+        let job: Job = Box::new(move |link| {
+            watch.lock().unwrap_or_else(|e| e.into_inner()).running = Some((id, Instant::now(), op));
+            let r = link.get().and_then(f);
+            let mut w = watch.lock().unwrap_or_else(|e| e.into_inner());
+            if w.hung {
+                let secs = w.running.map_or(0, |(_, t, _)| t.elapsed().as_secs());
+                tracing::info!(%uri, op, after_secs = secs, "libvirt answers again");
+                w.hung = false;
+            }
+            w.running = None;
+            drop(w);
+            let _ = reply.send(r);
+        });
+        self.tx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(job)
+            .map_err(|_| ComputeError::Libvirt("the libvirt thread stopped".into()))?;
+        match answer.recv_timeout(deadline) {
+            Ok(r) => r,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                Err(ComputeError::Libvirt("the libvirt thread stopped".into()))
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let mut w = self.watch.lock().unwrap_or_else(|e| e.into_inner());
+                match w.running {
+                    // Still on it (or on a call queued before it): libvirt does not answer.
+                    Some((_, since, stuck)) => {
+                        if !w.hung {
+                            tracing::error!(
+                                uri = %self.uri, op = stuck, deadline_secs = deadline.as_secs_f32(),
+                                "libvirt is not answering; host operations that need it are refused until it does"
+                            );
+                        }
+                        w.hung = true;
+                        Err(self.not_answering(since))
+                    }
+                    // It answered just now.
+                    None => {
+                        drop(w);
+                        answer
+                            .recv()
+                            .unwrap_or_else(|_| Err(ComputeError::Libvirt("the libvirt thread stopped".into())))
+                    }
+                }
+            }
+        }
+    }
+
+    fn read<T: Send + 'static>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&Connect) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.call(op, self.deadlines.read, f)
+    }
+
+    fn change<T: Send + 'static>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&Connect) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.call(op, self.deadlines.change, f)
     }
 
     fn lookup(conn: &Connect, name: &str) -> Result<Option<Domain>> {
@@ -174,6 +401,24 @@ impl Libvirt {
     }
 }
 
+/// Runs `f` on a thread of its own and waits for it at most `deadline` (a call to another
+/// host's libvirt, whose connection is not the agent's own); `what` names it in the error.
+fn within<T: Send + 'static>(
+    deadline: Duration,
+    what: String,
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("libvirt-peer".into())
+        .spawn(move || {
+            let _ = tx.send(f());
+        })
+        .map_err(|e| ComputeError::Libvirt(format!("starting a thread: {e}")))?;
+    rx.recv_timeout(deadline)
+        .unwrap_or_else(|_| Err(ComputeError::Libvirt(format!("{what}: no answer within {} s", deadline.as_secs()))))
+}
+
 fn dom_state(code: virt::sys::virDomainState) -> DomState {
     match code {
         virt::sys::VIR_DOMAIN_RUNNING => DomState::Running,
@@ -186,7 +431,8 @@ fn dom_state(code: virt::sys::virDomainState) -> DomState {
 
 impl Compute for Libvirt {
     fn define(&self, spec: &DomainSpec) -> Result<()> {
-        self.with(|c| {
+        let spec = spec.clone();
+        self.change("define", move |c| {
             let mut xml = spec.to_xml();
             // Redefining keeps the domain's identity: libvirt matches definitions by UUID.
             if let (None, Some(d)) = (&spec.uuid, Self::lookup(c, &spec.name)?) {
@@ -199,20 +445,24 @@ impl Compute for Libvirt {
     }
 
     fn start(&self, name: &str) -> Result<()> {
-        self.with(|c| Self::domain(c, name)?.create().map(|_| ()).map_err(Into::into))
+        let name = name.to_string();
+        self.change("start", move |c| Self::domain(c, &name)?.create().map(|_| ()).map_err(Into::into))
     }
 
     fn suspend(&self, name: &str) -> Result<()> {
-        self.with(|c| Self::domain(c, name)?.suspend().map(|_| ()).map_err(Into::into))
+        let name = name.to_string();
+        self.change("suspend", move |c| Self::domain(c, &name)?.suspend().map(|_| ()).map_err(Into::into))
     }
 
     fn resume(&self, name: &str) -> Result<()> {
-        self.with(|c| Self::domain(c, name)?.resume().map(|_| ()).map_err(Into::into))
+        let name = name.to_string();
+        self.change("resume", move |c| Self::domain(c, &name)?.resume().map(|_| ()).map_err(Into::into))
     }
 
     fn stop(&self, name: &str) -> Result<()> {
-        self.with(|c| {
-            let d = Self::domain(c, name)?;
+        let name = name.to_string();
+        self.change("stop", move |c| {
+            let d = Self::domain(c, &name)?;
             if d.is_active()? {
                 d.destroy()?;
             }
@@ -221,8 +471,9 @@ impl Compute for Libvirt {
     }
 
     fn undefine(&self, name: &str) -> Result<()> {
-        self.with(|c| {
-            let Some(d) = Self::lookup(c, name)? else { return Ok(()) };
+        let name = name.to_string();
+        self.change("undefine", move |c| {
+            let Some(d) = Self::lookup(c, &name)? else { return Ok(()) };
             if d.is_active()? {
                 d.destroy()?;
             }
@@ -232,21 +483,24 @@ impl Compute for Libvirt {
     }
 
     fn state(&self, name: &str) -> Result<Option<DomState>> {
-        self.with(|c| match Self::lookup(c, name)? {
+        let name = name.to_string();
+        self.read("state", move |c| match Self::lookup(c, &name)? {
             Some(d) => Ok(Some(dom_state(d.get_state()?.0))),
             None => Ok(None),
         })
     }
 
     fn stats(&self, name: &str) -> Result<Stats> {
-        self.with(|c| {
-            let info = Self::domain(c, name)?.get_info()?;
+        let name = name.to_string();
+        self.read("stats", move |c| {
+            let info = Self::domain(c, &name)?.get_info()?;
             Ok(Stats { cpu_time_ns: info.cpu_time, memory_kib: info.memory })
         })
     }
 
     fn owned(&self, agent: &str) -> Result<Vec<OwnedDomain>> {
-        self.with(|c| {
+        let agent = agent.to_string();
+        self.read("list", move |c| {
             let mut out = Vec::new();
             for d in c.list_all_domains(0)? {
                 let Ok(meta) = d.get_metadata(virt::sys::VIR_DOMAIN_METADATA_ELEMENT as i32, Some(META_NS), 0) else {
@@ -264,34 +518,40 @@ impl Compute for Libvirt {
     }
 
     fn port_of(&self, name: &str, mac: &str) -> Result<Option<String>> {
-        self.with(|c| {
-            let xml = Self::domain(c, name)?.get_xml_desc(0)?;
-            Ok(target_dev_for_mac(&xml, mac))
+        let (name, mac) = (name.to_string(), mac.to_string());
+        self.read("xml", move |c| {
+            let xml = Self::domain(c, &name)?.get_xml_desc(0)?;
+            Ok(target_dev_for_mac(&xml, &mac))
         })
     }
 
     fn xml(&self, name: &str, inactive: bool) -> Result<Option<String>> {
-        self.with(|c| Self::xml_on(c, name, inactive))
+        let name = name.to_string();
+        self.read("xml", move |c| Self::xml_on(c, &name, inactive))
     }
 
     fn peer_xml(&self, uri: &str, name: &str, inactive: bool) -> Result<Option<String>> {
-        let conn = Connect::open(Some(uri)).map_err(|e| ComputeError::Libvirt(format!("{uri}: {}", e.message())))?;
-        let r = Self::xml_on(&conn, name, inactive);
-        let mut conn = conn;
-        let _ = conn.close();
-        if let Err(ComputeError::Libvirt(m)) = &r {
-            return Err(ComputeError::Libvirt(format!("{uri}: {m}")));
-        }
-        r
+        let (peer, name) = (uri.to_string(), name.to_string());
+        within(self.deadlines.change, uri.to_string(), move || {
+            let mut conn = open_with_keepalive(&peer)?;
+            let r = Self::xml_on(&conn, &name, inactive);
+            let _ = conn.close();
+            match r {
+                Err(ComputeError::Libvirt(m)) => Err(ComputeError::Libvirt(format!("{peer}: {m}"))),
+                other => other,
+            }
+        })
     }
 
     fn migrate_live(&self, name: &str, uri: &str, migrate_uri: &str, dest_xml: &str) -> Result<LiveMigration> {
+        self.answering()?;
         self.migrate_on_own_connection(name, uri, migrate_uri, dest_xml)
     }
 
     fn job_progress(&self, name: &str) -> Result<Option<u32>> {
-        self.with(|c| {
-            let d = Self::domain(c, name)?;
+        let name = name.to_string();
+        self.read("job progress", move |c| {
+            let d = Self::domain(c, &name)?;
             // virDomainGetJobInfo, not GetJobStats: with no job running, libvirt answers GetJobStats
             // with no parameters and a null array, which the `virt` crate (0.4) turns into a Vec
             // from a null pointer; debug builds abort there ("unsafe precondition(s) violated"),
@@ -305,6 +565,14 @@ impl Compute for Libvirt {
                 _ => Ok(Some(0)),
             }
         })
+    }
+
+    fn answering(&self) -> Result<()> {
+        let w = self.watch.lock().unwrap_or_else(|e| e.into_inner());
+        match (w.hung, w.running) {
+            (true, Some((_, since, _))) => Err(self.not_answering(since)),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -326,6 +594,8 @@ impl Libvirt {
 }
 
 impl Libvirt {
+    /// The migration takes as long as the copy: it runs on the caller's thread (a live job's
+    /// own) over a connection of its own, with keepalive, not on the libvirt thread.
     fn migrate_on_own_connection(
         &self,
         name: &str,
@@ -333,7 +603,7 @@ impl Libvirt {
         migrate_uri: &str,
         dest_xml: &str,
     ) -> Result<LiveMigration> {
-        let mut conn = Connect::open(Some(&self.uri))?;
+        let mut conn = open_with_keepalive(&self.uri)?;
         let result = (|| {
             let d = Self::domain(&conn, name)?;
             // libvirt wants the source's name in the XML and renames the domain at the
@@ -355,25 +625,55 @@ impl Libvirt {
                 | virt::sys::VIR_MIGRATE_UNDEFINE_SOURCE;
             let dest_name = dest_name.unwrap_or_else(|| name.to_string());
             d.migrate_to_uri3(Some(uri), params, flags)?;
-            // The completed job's figures, kept by the destination's libvirt.
-            let stats = Connect::open(Some(uri)).and_then(|mut peer| {
-                let s = Domain::lookup_by_name(&peer, &dest_name)
-                    .and_then(|pd| pd.get_job_stats(virt::sys::VIR_DOMAIN_JOB_STATS_COMPLETED));
-                let _ = peer.close();
-                s
-            });
-            Ok(match stats {
-                Ok(s) => LiveMigration {
-                    downtime_ms: s.downtime.unwrap_or(0),
-                    total_ms: s.time_elapsed.unwrap_or(0),
-                    transferred_bytes: s.mem_processed.unwrap_or(0),
-                },
-                Err(_) => LiveMigration::default(),
-            })
+            Ok(completed_job(uri, &dest_name))
         })();
         let _ = conn.close();
         result
     }
+}
+
+/// The completed job's figures, kept by the destination's libvirt, through `virsh domjobinfo
+/// --completed --rawstats`: the `virt` crate (0.4) reads them with `get_job_stats`, which builds
+/// a Vec from the null pointer libvirt answers when it has none (a debug-build abort, undefined
+/// behaviour in release). No figures (zeros) when virsh is missing or libvirt kept none.
+fn completed_job(uri: &str, name: &str) -> LiveMigration {
+    let out = std::process::Command::new("virsh")
+        .args(["-c", uri, "domjobinfo", name, "--completed", "--rawstats"])
+        .stdin(std::process::Stdio::null())
+        .output();
+    match out {
+        Ok(o) if o.status.success() => parse_rawstats(&String::from_utf8_lossy(&o.stdout)),
+        Ok(o) => {
+            tracing::warn!(
+                uri,
+                domain = name,
+                "no figures of the migration: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            );
+            LiveMigration::default()
+        }
+        Err(e) => {
+            tracing::warn!(uri, domain = name, "no figures of the migration: virsh: {e}");
+            LiveMigration::default()
+        }
+    }
+}
+
+/// `downtime`, `time_elapsed` and `memory_processed` of virsh's `--rawstats` lines
+/// (`name: value`).
+fn parse_rawstats(text: &str) -> LiveMigration {
+    let mut m = LiveMigration::default();
+    for line in text.lines() {
+        let Some((k, v)) = line.split_once(':') else { continue };
+        let Ok(v) = v.trim().parse::<u64>() else { continue };
+        match k.trim() {
+            "downtime" => m.downtime_ms = v,
+            "time_elapsed" => m.total_ms = v,
+            "memory_processed" => m.transferred_bytes = v,
+            _ => {}
+        }
+    }
+    m
 }
 
 /// In a live domain XML, the `<target dev='...'/>` of the interface whose MAC is `mac`.

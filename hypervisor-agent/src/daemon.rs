@@ -15,7 +15,7 @@ use serde::Deserialize;
 use tokio::net::TcpListener;
 
 use crate::agent::{Agent, AgentConfig};
-use crate::compute::Libvirt;
+use crate::compute::{Deadlines, Libvirt};
 use crate::host::{Host, HostConfig};
 use crate::state::State;
 use crate::vlan::linux::Linux;
@@ -124,6 +124,14 @@ pub struct Config {
     /// The libvirt URI other hosts reach this host's libvirtd at for migrations (for example
     /// `qemu+tcp://10.98.0.2/system`); unset: this host takes part in no migration.
     pub migration_uri: Option<String>,
+    /// The libvirt URIs of the hosts this agent may migrate to and from (`Migration.Peer`): the
+    /// only other libvirtds it ever opens. Empty (the default): none; a migration that names a
+    /// peer is refused.
+    pub migration_peers: Vec<String>,
+    /// Seconds a libvirt call that changes something may take before libvirt counts as not
+    /// answering (reads get at most 5); meanwhile host operations that need libvirt are refused
+    /// with 9002 and the CWMP side is served from what was read last.
+    pub libvirt_timeout_seconds: u64,
 }
 
 fn hostname() -> String {
@@ -165,6 +173,8 @@ impl Default for Config {
             periodic_inform_interval: 300,
             log_format: "text".into(),
             migration_uri: None,
+            migration_peers: Vec::new(),
+            libvirt_timeout_seconds: 30,
         }
     }
 }
@@ -205,6 +215,12 @@ impl Config {
             return bad(format!("log_format {:?}: text or json", self.log_format));
         }
         network(&self.mgmt_network)?;
+        if self.libvirt_timeout_seconds == 0 {
+            return bad("libvirt_timeout_seconds is 0: libvirt calls need some time".into());
+        }
+        if let Some(p) = self.migration_peers.iter().find(|p| !p.contains("://")) {
+            return bad(format!("migration_peers: {p:?} is not a libvirt URI"));
+        }
         if self.libvirt.starts_with("test:") {
             self.domain_type = "test".into();
         }
@@ -226,6 +242,7 @@ impl Config {
             proxy_port: self.proxy_port,
             port_prefix: self.port_prefix.clone(),
             migration_uri: self.migration_uri.clone().filter(|u| !u.is_empty()),
+            migration_peers: self.migration_peers.clone(),
             pool_warmup: match self.pool_warmup_seconds {
                 Some(0) => None,
                 Some(s) => Some(Duration::from_secs(s)),
@@ -294,8 +311,10 @@ pub async fn run_with(
         tokio::task::spawn_blocking(move || -> Result<Host, Error> {
             let open = |what: String| move |e: String| Error::Open { what, reason: e };
             let state = State::open(&c.db).map_err(|e| open(format!("state {}", c.db.display()))(e.to_string()))?;
-            let compute =
-                Arc::new(Libvirt::open(&c.libvirt).map_err(|e| open(format!("libvirt {}", c.libvirt))(e.to_string()))?);
+            let compute = Arc::new(
+                Libvirt::open_with(&c.libvirt, Deadlines::with_change(Duration::from_secs(c.libvirt_timeout_seconds)))
+                    .map_err(|e| open(format!("libvirt {}", c.libvirt))(e.to_string()))?,
+            );
             let vlan: Arc<dyn VlanBackend> = match (c.vlan_backend.as_str(), &c.trunk_uplink) {
                 ("linux", Some(up)) => Arc::new(
                     Linux::new(&c.linux_prefix, up, rt.clone())
@@ -327,6 +346,11 @@ pub async fn run_with(
     });
     let sessions = tokio::spawn(agent.clone().run_until(stopped(stop_rx)));
     tracing::info!(acs = %config.acs_url, cr = %local, libvirt = %config.libvirt, agent = %config.agent_id, "hypervisor agent started");
+    if config.migration_uri.is_some() && config.migration_peers.is_empty() {
+        tracing::warn!(
+            "migration_uri is set but migration_peers is empty: every migration that names a peer is refused"
+        );
+    }
     started();
 
     shutdown.await;

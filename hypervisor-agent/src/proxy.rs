@@ -12,9 +12,15 @@
 //!   the daemons' own checkers) and applied there in one `try_set` call, all or nothing, and
 //!   recorded in the profile, so a vRGW re-created later gets them again. [`apply_all`] sends
 //!   the parts of one set to their vRGWs at once.
+//!
+//! Every call has a deadline ([`Deadlines`]: the TCP connection, a read, a set). A proxy that
+//! misses one (a guest that accepts and never answers) costs its own instance, not the host: the
+//! call fails with 9002 naming it, and the mount goes back to its profile (reads from it, sets
+//! recorded in it) and is not called again until a backoff (5 s, doubling to 60 s) has passed;
+//! then [`ProxyMount::sync`] tries it again and pushes what changed meanwhile.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cwmp::{Fault, FaultCode, ParameterFault, ParameterInfo, ParameterValue, Value as CwmpValue};
 use datamodel::{Handler, SetPlan, Tree};
@@ -24,6 +30,36 @@ use serde::Serialize;
 
 /// The proxy's user name for HTTP Basic.
 pub const PROXY_USER: &str = "vrgw";
+
+/// How long each kind of call to a proxy may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadlines {
+    /// The TCP connection (a vRGW still booting does not answer ARP).
+    pub connect: Duration,
+    /// `health`, the question whether it is up.
+    pub health: Duration,
+    /// Reads (`get`, `names`).
+    pub read: Duration,
+    /// Changes (`set`, `try_set`, objects): the proxy checks and applies (nft, dnsmasq).
+    pub change: Duration,
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Deadlines {
+            connect: Duration::from_millis(300),
+            health: Duration::from_secs(2),
+            read: Duration::from_secs(5),
+            change: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The first wait before a proxy that missed a deadline is called again; it doubles up to
+/// [`BACKOFF_MAX`].
+const BACKOFF_MIN: Duration = Duration::from_secs(5);
+/// See [`BACKOFF_MIN`].
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
 /// Where an instance's proxy is and how to reach it.
 #[derive(Debug, Clone)]
@@ -40,6 +76,8 @@ struct Inner {
     client: Option<xmlrpc::Client>,
     /// Whether the proxy has the whole profile (reads and sets go to it).
     synced: bool,
+    /// After a missed deadline: not called again before this, and the next wait.
+    stalled: Option<(Instant, Duration)>,
 }
 
 /// One instance's mount. Cheap to clone: clones share the profile and the connection.
@@ -47,7 +85,7 @@ struct Inner {
 pub struct ProxyMount {
     inner: Arc<Mutex<Inner>>,
     rt: tokio::runtime::Handle,
-    timeout: Duration,
+    deadlines: Deadlines,
 }
 
 impl std::fmt::Debug for ProxyMount {
@@ -95,10 +133,16 @@ impl ProxyMount {
     /// A mount with a stored profile.
     pub fn with_profile(rt: tokio::runtime::Handle, profile: Tree) -> ProxyMount {
         ProxyMount {
-            inner: Arc::new(Mutex::new(Inner { profile, target: None, client: None, synced: false })),
+            inner: Arc::new(Mutex::new(Inner { profile, target: None, client: None, synced: false, stalled: None })),
             rt,
-            timeout: Duration::from_secs(10),
+            deadlines: Deadlines::default(),
         }
+    }
+
+    /// The same mount with other deadlines (tests).
+    pub fn with_deadlines(mut self, deadlines: Deadlines) -> ProxyMount {
+        self.deadlines = deadlines;
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -115,12 +159,13 @@ impl ProxyMount {
     pub fn attach(&self, target: ProxyTarget) -> Result<(), Fault> {
         let client = xmlrpc::Client::new(&target.url)
             .map_err(|e| Fault::with_string(FaultCode::InternalError, e.to_string()))?
-            .with_timeout(self.timeout)
+            .with_timeout(self.deadlines.change)
             .with_basic_auth(PROXY_USER, &target.secret);
         let mut g = self.lock();
         g.target = Some(target);
         g.client = Some(client);
         g.synced = false;
+        g.stalled = None;
         Ok(())
     }
 
@@ -147,9 +192,33 @@ impl ProxyMount {
         client: &xmlrpc::Client,
         m: &Method<P, R>,
         params: P,
+        deadline: Duration,
     ) -> Result<R, xmlrpc::Error> {
         // Host operations run on the agent's host thread, never on a runtime worker.
-        self.rt.block_on(call(client, m, params))
+        self.rt.block_on(within(deadline, call(client, m, params)))
+    }
+
+    /// After a call that failed with `e`: a missed deadline sends the mount back to its profile
+    /// until the backoff has passed (logged once per stall).
+    fn failed(&self, url: &str, e: &xmlrpc::Error) {
+        if !matches!(e, xmlrpc::Error::Timeout(_)) {
+            return;
+        }
+        let mut g = self.lock();
+        let wait = g.stalled.map_or(BACKOFF_MIN, |(_, w)| (w * 2).min(BACKOFF_MAX));
+        if g.stalled.is_none() || g.synced {
+            tracing::warn!(
+                %url, retry_secs = wait.as_secs(),
+                "the vRGW's proxy did not answer in time ({e}); its data model is served from its profile until it answers"
+            );
+        }
+        g.synced = false;
+        g.stalled = Some((Instant::now() + wait, wait));
+    }
+
+    /// Whether the mount waits out a backoff (its proxy missed a deadline).
+    pub fn stalled(&self) -> bool {
+        self.lock().stalled.is_some_and(|(until, _)| Instant::now() < until)
     }
 
     /// When attached and not yet synced: if the proxy answers, pushes the whole profile (one
@@ -164,13 +233,27 @@ impl ProxyMount {
             let values = writable_values(&g.profile);
             (c, t.url, values)
         };
-        // A vRGW still booting does not answer ARP: a connection attempt would wait for the
-        // client's whole timeout and hold the host thread (and every CWMP session) meanwhile.
-        if !answers_quickly(&url) || self.call(&client, &proxy_api::HEALTH, NoParams).is_err() {
+        if self.stalled() {
             return Ok(false);
         }
+        // A vRGW still booting does not answer ARP: a connection attempt would wait for the
+        // client's whole timeout and hold the host thread meanwhile.
+        if !answers_quickly(&url, self.deadlines.connect) {
+            return Ok(false);
+        }
+        match self.call(&client, &proxy_api::HEALTH, NoParams, self.deadlines.health) {
+            Ok(_) => {}
+            // Accepted and did not answer: reported (the instance's LastError).
+            Err(e @ xmlrpc::Error::Timeout(_)) => {
+                self.failed(&url, &e);
+                return Err(unreachable(&url, &e));
+            }
+            Err(_) => return Ok(false),
+        }
         // Only what differs from what the vRGW has now.
-        let now = self.call(&client, &proxy_api::GET, Paths(vec!["Device.".into()])).map_err(|e| fault_of(&url, e))?;
+        let now = self
+            .call(&client, &proxy_api::GET, Paths(vec!["Device.".into()]), self.deadlines.read)
+            .map_err(|e| self.fault_of(&url, e))?;
         let current: std::collections::HashMap<String, CwmpValue> =
             now.into_iter().filter_map(|w| ParameterValue::try_from(w).ok()).map(|p| (p.name, p.value)).collect();
         let values: Vec<ParameterValue> = values
@@ -178,8 +261,13 @@ impl ProxyMount {
             .filter(|p| current.get(&p.name).is_none_or(|v| v.to_lexical() != p.value.to_lexical()))
             .collect();
         let params = SetParams { values: wire(&values), parameter_key: parameter_key.into() };
-        self.call(&client, &proxy_api::SET, params).map_err(|e| fault_of(&url, e))?;
-        self.lock().synced = true;
+        self.call(&client, &proxy_api::SET, params, self.deadlines.change).map_err(|e| self.fault_of(&url, e))?;
+        let mut g = self.lock();
+        g.synced = true;
+        if g.stalled.take().is_some() {
+            tracing::info!(%url, "the vRGW's proxy answers again");
+        }
+        drop(g);
         tracing::info!(%url, parameters = values.len(), "the vRGW's proxy has its profile");
         Ok(true)
     }
@@ -194,7 +282,7 @@ impl ProxyMount {
                 _ => return Err(Fault::with_string(FaultCode::InternalError, "the vRGW's proxy is not attached")),
             }
         };
-        self.call(&client, &proxy_api::ANNOUNCE, NoParams).map_err(|e| fault_of(&url, e))
+        self.call(&client, &proxy_api::ANNOUNCE, NoParams, self.deadlines.change).map_err(|e| self.fault_of(&url, e))
     }
 
     /// Sends a set's part to the proxy, which checks it once and applies it (`try_set`), when
@@ -203,7 +291,9 @@ impl ProxyMount {
     pub async fn send(&self, values: &[ParameterValue]) -> Result<(), Fault> {
         let Some((c, url)) = self.live() else { return Ok(()) };
         let params = SetParams { values: wire(values), parameter_key: String::new() };
-        let refused: Vec<WireFault> = call(&c, &proxy_api::TRY_SET, params).await.map_err(|e| fault_of(&url, e))?;
+        let refused: Vec<WireFault> = within(self.deadlines.change, call(&c, &proxy_api::TRY_SET, params))
+            .await
+            .map_err(|e| self.fault_of(&url, e))?;
         if refused.is_empty() {
             return Ok(());
         }
@@ -234,9 +324,25 @@ impl ProxyMount {
     }
 }
 
-/// Whether the proxy at `url` (`http://IP:PORT/...`) accepts a TCP connection within 300 ms;
+/// `fut`, given up on after `deadline` (a [`xmlrpc::Error::Timeout`]).
+async fn within<R>(
+    deadline: Duration,
+    fut: impl std::future::Future<Output = Result<R, xmlrpc::Error>>,
+) -> Result<R, xmlrpc::Error> {
+    tokio::time::timeout(deadline, fut).await.unwrap_or(Err(xmlrpc::Error::Timeout(deadline)))
+}
+
+impl ProxyMount {
+    /// The fault of a failed call, after noting a missed deadline ([`ProxyMount::failed`]).
+    fn fault_of(&self, url: &str, e: xmlrpc::Error) -> Fault {
+        self.failed(url, &e);
+        fault_of(url, e)
+    }
+}
+
+/// Whether the proxy at `url` (`http://IP:PORT/...`) accepts a TCP connection within `deadline`;
 /// true when the URL is not of that form (the call then decides).
-fn answers_quickly(url: &str) -> bool {
+fn answers_quickly(url: &str, deadline: Duration) -> bool {
     let Some(addr) = url
         .strip_prefix("http://")
         .and_then(|r| r.split('/').next())
@@ -244,7 +350,7 @@ fn answers_quickly(url: &str) -> bool {
     else {
         return true;
     };
-    std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_ok()
+    std::net::TcpStream::connect_timeout(&addr, deadline).is_ok()
 }
 
 /// Every writable parameter the profile holds a value for (the factory configuration and what
@@ -263,7 +369,9 @@ impl Handler for ProxyMount {
     fn get(&self, path: &str) -> Result<Vec<ParameterValue>, Fault> {
         match self.live() {
             Some((c, url)) => {
-                let list = self.call(&c, &proxy_api::GET, Paths(vec![path.into()])).map_err(|e| fault_of(&url, e))?;
+                let list = self
+                    .call(&c, &proxy_api::GET, Paths(vec![path.into()]), self.deadlines.read)
+                    .map_err(|e| self.fault_of(&url, e))?;
                 list.into_iter()
                     .map(|w| {
                         ParameterValue::try_from(w).map_err(|f| {
@@ -283,7 +391,9 @@ impl Handler for ProxyMount {
         match self.live() {
             Some((c, url)) => {
                 let params = proxy_api::NamesParams { path: path.into(), next_level };
-                let list = self.call(&c, &proxy_api::NAMES, params).map_err(|e| fault_of(&url, e))?;
+                let list = self
+                    .call(&c, &proxy_api::NAMES, params, self.deadlines.read)
+                    .map_err(|e| self.fault_of(&url, e))?;
                 Ok(list.into_iter().map(ParameterInfo::from).collect())
             }
             None => self.lock().profile.names(path, next_level),
@@ -310,7 +420,10 @@ impl Handler for ProxyMount {
         let n = self.lock().profile.add_object(table)?;
         if let Some((c, url)) = self.live() {
             let params = ObjectParams { path: table.into(), parameter_key: String::new() };
-            match self.call(&c, &proxy_api::ADD_OBJECT, params).map_err(|e| fault_of(&url, e)) {
+            match self
+                .call(&c, &proxy_api::ADD_OBJECT, params, self.deadlines.change)
+                .map_err(|e| self.fault_of(&url, e))
+            {
                 Ok(v) if v == n => {}
                 Ok(v) => {
                     tracing::warn!(%url, profile = n, proxy = v, "instance numbers differ; resyncing");
@@ -328,7 +441,8 @@ impl Handler for ProxyMount {
     fn delete_object(&mut self, object: &str) -> Result<(), Fault> {
         if let Some((c, url)) = self.live() {
             let params = ObjectParams { path: object.into(), parameter_key: String::new() };
-            self.call(&c, &proxy_api::DELETE_OBJECT, params).map_err(|e| fault_of(&url, e))?;
+            self.call(&c, &proxy_api::DELETE_OBJECT, params, self.deadlines.change)
+                .map_err(|e| self.fault_of(&url, e))?;
         }
         self.lock().profile.delete_object(object)
     }
@@ -416,12 +530,13 @@ mod tests {
     fn a_proxy_that_does_not_answer_is_given_up_on_quickly() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let url = format!("http://{}/RPC2", l.local_addr().expect("addr"));
-        assert!(answers_quickly(&url));
+        let d = super::Deadlines::default().connect;
+        assert!(answers_quickly(&url, d));
         drop(l);
         let t = std::time::Instant::now();
-        assert!(!answers_quickly(&url));
+        assert!(!answers_quickly(&url, d));
         assert!(t.elapsed() < std::time::Duration::from_secs(1));
         // Not an address and port: the call decides.
-        assert!(answers_quickly("https://name.example/RPC2"));
+        assert!(answers_quickly("https://name.example/RPC2", d));
     }
 }

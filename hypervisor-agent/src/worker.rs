@@ -2,14 +2,16 @@
 //! it lives on a thread of its own; async code sends it jobs. Between jobs the thread does the
 //! background work: one pool step at a time, pushing profiles to vRGWs that just came up, and
 //! every few seconds reading the domains' states (lifecycle changes) and the value changes that
-//! must be notified.
+//! must be notified. After every job and every poll it publishes what the CWMP side reads
+//! without it ([`Shared`]): Informs and connection requests never wait for this thread, which
+//! may be waiting for libvirt (at most a call's deadline, see [`crate::compute`]) or a vRGW.
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{oneshot, Notify};
 
-use crate::host::Host;
+use crate::host::{Host, Shared};
 
 type Job = Box<dyn FnOnce(&mut Host) + Send>;
 
@@ -17,6 +19,7 @@ type Job = Box<dyn FnOnce(&mut Host) + Send>;
 #[derive(Clone)]
 pub struct HostHandle {
     tx: mpsc::Sender<Job>,
+    shared: Shared,
 }
 
 impl std::fmt::Debug for HostHandle {
@@ -31,12 +34,19 @@ impl std::fmt::Debug for HostHandle {
 pub struct Gone;
 
 impl HostHandle {
-    /// Runs `f` on the host thread and returns its result.
+    /// What the CWMP side reads without the host thread.
+    pub fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    /// Runs `f` on the host thread and returns its result (once what it changed is published).
     pub async fn run<R: Send + 'static>(&self, f: impl FnOnce(&mut Host) -> R + Send + 'static) -> Result<R, Gone> {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(Box::new(move |h| {
-                let _ = tx.send(f(h));
+                let r = f(h);
+                h.publish();
+                let _ = tx.send(r);
             }))
             .map_err(|_| Gone)?;
         rx.await.map_err(|_| Gone)
@@ -47,7 +57,9 @@ impl HostHandle {
         let (tx, rx) = std::sync::mpsc::channel();
         self.tx
             .send(Box::new(move |h| {
-                let _ = tx.send(f(h));
+                let r = f(h);
+                h.publish();
+                let _ = tx.send(r);
             }))
             .map_err(|_| Gone)?;
         rx.recv().map_err(|_| Gone)
@@ -73,6 +85,7 @@ impl Default for Timing {
 /// changed (the agent then opens a session with "4 VALUE CHANGE").
 pub fn spawn(mut host: Host, timing: Timing, changed: std::sync::Arc<Notify>) -> HostHandle {
     let (tx, rx) = mpsc::channel::<Job>();
+    let shared = host.shared();
     std::thread::Builder::new()
         .name("host".into())
         .spawn(move || {
@@ -91,7 +104,8 @@ pub fn spawn(mut host: Host, timing: Timing, changed: std::sync::Arc<Notify>) ->
                 }
                 // A live migration's end is picked up at once.
                 let migrating = host.migration_poll();
-                if pool_busy {
+                // While libvirt does not answer, pools wait (their steps would fail at once).
+                if pool_busy && host.libvirt_answers() {
                     pool_busy = match host.pool_step() {
                         Ok(did) => did,
                         Err(e) => {
@@ -109,11 +123,12 @@ pub fn spawn(mut host: Host, timing: Timing, changed: std::sync::Arc<Notify>) ->
                     if host.collect_changes() {
                         changed.notify_one();
                     }
+                    host.publish();
                     next_poll = Instant::now() + timing.poll;
                 }
             }
         })
         .map(|_| ())
         .unwrap_or_else(|e| tracing::error!("the host thread could not start: {e}"));
-    HostHandle { tx }
+    HostHandle { tx, shared }
 }

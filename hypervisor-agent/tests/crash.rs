@@ -122,7 +122,14 @@ fn sigkill_during_a_pool_fill_loses_and_duplicates_nothing() {
         before.iter().all(|b| b.usage != SlotUse::Creating || !after.iter().any(|a| a.id == b.id)),
         "half-made slots were rolled back"
     );
-    assert_eq!(State::open(&dir.join("agent.db")).expect("state").meta("ParameterKey").expect("meta"), key_before);
+    // The ParameterKey survived the kill, unless the ACS set a new one since: at every BOOT it
+    // sets the connection-request credentials again (with a key of its own).
+    let key_after = State::open(&dir.join("agent.db")).expect("state").meta("ParameterKey").expect("meta");
+    let log_now = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        key_after == key_before || key_after.as_deref().is_some_and(|k| k.contains("connection-request")),
+        "ParameterKey {key_before:?} before the kill, {key_after:?} after:\n{log_now}"
+    );
 
     rt.block_on(async {
         // What the ACS sees: the instance running, the pool full with every member suspended.

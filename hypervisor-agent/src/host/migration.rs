@@ -200,7 +200,21 @@ impl Host {
                 reason: "Migration.Peer and Migration.PeerDomain are needed for this mode".into(),
             });
         }
+        // Checked when it was set, and again here: a value stored before the list changed.
+        self.peer_allowed(&Migration::at(n).peer(), &peer)?;
         Ok((peer, dom))
+    }
+
+    /// Refuses a `Migration.Peer` (parameter `name`) that is not on the allow-list
+    /// (`migration_peers`): the agent opens no other host's libvirt. An empty one names no peer.
+    pub(super) fn peer_allowed(&self, name: &str, peer: &str) -> Result<()> {
+        if peer.is_empty() || self.cfg.migration_peers.iter().any(|p| p == peer) {
+            return Ok(());
+        }
+        Err(HostError::InvalidValue {
+            name: name.to_string(),
+            reason: format!("{peer} is not among this agent's migration peers (migration_peers)"),
+        })
     }
 
     /// The source's domain `PeerDomain` as the source host's libvirt (`Peer`) gives it: (peer,

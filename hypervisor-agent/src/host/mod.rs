@@ -70,6 +70,8 @@ pub struct HostConfig {
     pub console_log_dir: Option<PathBuf>,
     /// The libvirt URI other hosts reach this one at for migrations (`MigrationURI`), if any.
     pub migration_uri: Option<String>,
+    /// The only other hosts' libvirt URIs a `Migration.Peer` may name (empty: none).
+    pub migration_peers: Vec<String>,
     /// Prefix of the host-side NIC names (`PREFIXl12` is slot 12's LAN port); at most 8
     /// characters, as Linux interface names end at 15.
     pub port_prefix: String,
@@ -105,10 +107,11 @@ pub struct Host {
     pub model: DataModel,
     /// Each instance's own data model, also mounted in `model`.
     mounts: std::collections::BTreeMap<u32, ProxyMount>,
-    /// Changed parameters under notification, not yet reported in an Inform.
-    changes: std::collections::BTreeMap<String, cwmp::ParameterValue>,
+    /// The store, the values the CWMP side reads, and changed parameters under notification not
+    /// yet reported in an Inform (see `view`).
+    shared: Shared,
     rt: tokio::runtime::Handle,
-    state: State,
+    state: Arc<State>,
     compute: Arc<dyn Compute>,
     vlan: Arc<dyn VlanBackend>,
     cfg: HostConfig,
@@ -183,10 +186,11 @@ impl Host {
                 }
             }
         }
+        let state = Arc::new(state);
         let mut host = Host {
             model,
             mounts,
-            changes: Default::default(),
+            shared: Shared::new(state.clone()),
             rt,
             state,
             compute,
@@ -199,12 +203,25 @@ impl Host {
         let uri = host.cfg.migration_uri.clone().unwrap_or_default();
         host.set_internal(&Virtualization::at().migration_uri(), Value::String(uri));
         host.reconcile()?;
+        host.publish();
         Ok(host)
     }
 
     /// The agent's store.
     pub fn state(&self) -> &State {
         &self.state
+    }
+
+    /// Whether libvirt answers, as far as known without asking it: false from the moment a call
+    /// outlived its deadline until that call came back.
+    pub fn libvirt_answers(&self) -> bool {
+        self.compute.answering().is_ok()
+    }
+
+    /// Refuses `op` at once (9002, saying why) while libvirt is not answering, instead of
+    /// waiting for it.
+    fn needs_libvirt(&self, op: &'static str) -> Result<()> {
+        self.compute.answering().during(op)
     }
 
     fn value(&self, path: &str) -> Option<Value> {
@@ -394,8 +411,10 @@ mod provision;
 mod reconcile;
 mod request;
 mod topology;
+mod view;
 use error::During;
 pub use error::HostError;
+pub use view::{CwmpView, Shared};
 
 #[cfg(test)]
 mod tests;

@@ -63,7 +63,11 @@ impl Host {
     }
 
     /// CPU time, memory and status of every instance, from libvirt.
+    /// Nothing while libvirt is not answering: the values read last stay.
     pub fn refresh_stats(&mut self) {
+        if !self.libvirt_answers() {
+            return;
+        }
         let Ok(slots) = self.state.slots() else { return };
         for slot in slots {
             if let (SlotUse::Assigned, Some(n)) = (slot.usage, slot.instance) {
@@ -94,16 +98,26 @@ impl Host {
     }
 
     /// Pushes their profiles to instances whose proxies answer and do not have them yet (a
-    /// vRGW that just booted). How many are in sync.
+    /// vRGW that just booted, or one that answers again after missing a deadline; those waiting
+    /// out their backoff are not called). How many are in sync. A proxy that accepted and did
+    /// not answer gets its instance's `LastError`.
     pub fn sync_proxies(&mut self) -> usize {
         let key = self.model.parameter_key().to_string();
         let mut synced = 0;
+        let mut failed = Vec::new();
         for (n, m) in &self.mounts {
             match m.sync(&key) {
                 Ok(true) => synced += 1,
                 Ok(false) => {}
-                Err(f) => tracing::warn!(instance = n, "pushing its profile: {}", f.string),
+                Err(f) => {
+                    tracing::warn!(instance = n, "pushing its profile: {}", f.string);
+                    failed.push((*n, f.string));
+                }
             }
+        }
+        // A vRGW that accepts and does not answer is reported on its own instance.
+        for (n, why) in failed {
+            self.set_internal(&Instance::at(n).last_error(), Value::String(why));
         }
         synced
     }

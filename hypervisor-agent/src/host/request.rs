@@ -4,7 +4,7 @@
 use cwmp::{Body, SetParameterValuesResponse, Value};
 use datamodel::SetPlan;
 
-use datamodel::virtualization::{Instance, Pool, Template};
+use datamodel::virtualization::{Instance, Pool, Template, Virtualization};
 
 use super::{instance_row, row, Host, HostError, Result};
 use crate::proxy::ProxyMount;
@@ -14,9 +14,11 @@ impl Host {
     /// has active notification, "4 VALUE CHANGE" is queued (durably) and true returned.
     pub fn collect_changes(&mut self) -> bool {
         let c = self.model.poll_value_changes();
+        let mut changes = self.shared.changes();
         for p in c.changed {
-            self.changes.insert(p.name.clone(), p);
+            changes.insert(p.name.clone(), p);
         }
+        drop(changes);
         if c.active {
             if let Err(e) = self.state.push_event(cwmp::event::VALUE_CHANGE, "") {
                 tracing::error!("queueing 4 VALUE CHANGE: {e}");
@@ -27,14 +29,12 @@ impl Host {
 
     /// The changed parameters to report in the next Inform.
     pub fn pending_changes(&self) -> Vec<cwmp::ParameterValue> {
-        self.changes.values().cloned().collect()
+        self.shared.pending_changes()
     }
 
     /// Forgets reported changes (the ACS accepted the Inform that carried them).
     pub fn changes_reported(&mut self, names: &[String]) {
-        for n in names {
-            self.changes.remove(n);
-        }
+        self.shared.changes_reported(names)
     }
 
     /// Serves one ACS request on the host data model, with the side effects described in the
@@ -128,9 +128,15 @@ impl Host {
     /// after its domain and VLANs were released.
     fn admit(&mut self, req: &Body) -> Result<Option<SetPlan>> {
         match req {
-            Body::SetParameterValues(r) => self.plan_set(&r.parameter_list, &r.parameter_key).map(Some),
+            Body::SetParameterValues(r) => {
+                if r.parameter_list.iter().any(|p| changes_domains(&p.name)) {
+                    self.needs_libvirt("applying the values")?;
+                }
+                self.plan_set(&r.parameter_list, &r.parameter_key).map(Some)
+            }
             Body::DeleteObject(r) => {
                 if let Some(n) = instance_row(&r.object_name) {
+                    self.needs_libvirt("deleting the instance")?;
                     if self.live.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&n) {
                         return Err(HostError::Refused(
                             "the instance is being migrated live; delete it once the migration ended".into(),
@@ -157,6 +163,14 @@ impl Host {
         };
         let templates = self.model.root().instances(Template::TABLE);
         for pv in values {
+            let is_peer =
+                Instance::split(&pv.name).is_some_and(|(_, rest)| rest == Instance::relative().migration().peer());
+            if let (true, Value::String(peer)) = (is_peer, &pv.value) {
+                if let Err(e) = self.peer_allowed(&pv.name, peer) {
+                    faults.push(e);
+                }
+                continue;
+            }
             let instance_template =
                 Instance::split(&pv.name).filter(|(_, rest)| *rest == Instance::relative().template()).map(|(n, _)| n);
             let is_instance_template = instance_template.is_some();
@@ -195,4 +209,11 @@ impl Host {
             Err(f) => Body::Fault(f),
         }
     }
+}
+
+/// Whether setting `name` may change domains (templates, pools, instances, migrations: the
+/// vendor extension, but for a vRGW's own data model, which its proxy serves).
+fn changes_domains(name: &str) -> bool {
+    name.starts_with(Virtualization::OBJECT)
+        && !Instance::split(name).is_some_and(|(_, rest)| rest.starts_with(Instance::relative().device().path()))
 }

@@ -36,6 +36,8 @@ fn cfg(agent: &str, dir: &std::path::Path) -> HostConfig {
         proxy_port: 8730,
         port_prefix: agent.into(),
         migration_uri: Some("test:///default".into()),
+        // The second is on the list and answers nothing (nothing listens on port 1).
+        migration_peers: vec!["test:///default".into(), "qemu+tcp://127.0.0.1:1/system".into()],
         pool_warmup: None,
         console_log_dir: None,
     }
@@ -989,5 +991,74 @@ fn failed_migration_commands_carry_the_fault_of_their_cause() {
     let (code, text) = again(&mut b, k);
     assert_eq!(code, 9002, "{text}");
     assert!(text.starts_with("the source host's hypervisor: ") && text.contains("127.0.0.1:1"), "{text}");
+    b.clean();
+}
+
+#[test]
+fn a_peer_off_the_allow_list_is_refused_whole_and_nothing_is_touched() {
+    let mut b = bed("hvmigpeer");
+    let (t, _) = b.template_and_pool(0);
+    let owned = b.owned();
+    let rows = b.host.model.root().instances(INSTANCE);
+    // An instance added for an incoming migration whose source is not on the list: the set is
+    // refused whole, the fault names Migration.Peer and the peer, nothing was made.
+    let (k, r) = incoming(&mut b, t, 100, 61, "Live", "qemu+tcp://10.0.0.9/system", "vrgw-x");
+    let peer = format!("{INSTANCE}{k}.Migration.Peer");
+    assert_eq!(fault_names(&r), vec![(peer.clone(), 9007)]);
+    let Body::Fault(f) = &r else { unreachable!("a fault, as fault_names showed") };
+    assert_eq!(f.code.code(), 9003);
+    assert!(f.set_parameter_values_faults[0].string.contains("qemu+tcp://10.0.0.9/system"), "{f:?}");
+    for name in ["Migration.Peer", "Migration.Mode", "Migration.Status", "SVLAN", "Template"] {
+        let v = b.get(&format!("{INSTANCE}{k}.{name}")).to_lexical().into_owned();
+        assert!(v.is_empty() || v == "None" || v == "0", "{name} = {v:?}");
+    }
+    assert_eq!(b.host.state().slot_of(k).expect("slot"), None, "no slot for the refused instance");
+    assert_eq!(b.owned(), owned, "no domain made or removed");
+    assert_eq!(b.host.model.root().instances(INSTANCE).len(), rows.len() + 1, "only the added row");
+    // The same peer on the list of another agent is accepted (the list, not the URI's form,
+    // decides): a source on the list that answers nothing fails the Prepare instead (9002).
+    let (k, r) = incoming(&mut b, t, 100, 62, "Live", "qemu+tcp://127.0.0.1:1/system", "vrgw-x");
+    assert!(matches!(r, Body::SetParameterValuesResponse(_)), "{r:?}");
+    assert_eq!(b.s(&format!("{INSTANCE}{k}.Migration.Status")), "Error");
+    b.clean();
+}
+
+#[test]
+fn a_peer_stored_before_the_allow_list_changed_is_refused_before_its_libvirt_is_opened() {
+    let mut b = bed("hvmigpeer2");
+    let (t, _) = b.template_and_pool(0);
+    let owned = b.owned();
+    // A "libvirtd" on loopback that only counts connections.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let peer = format!("qemu+tcp://{}/system", l.local_addr().expect("addr"));
+    b.host.cfg.migration_peers.push(peer.clone());
+    // Set while it was on the list, no command yet.
+    let n = b.add(INSTANCE);
+    let p = format!("{INSTANCE}{n}.");
+    let r = b.set(&[
+        (&format!("{p}Template"), Value::String(format!("{TEMPLATE}{t}"))),
+        (&format!("{p}SVLAN"), Value::UnsignedInt(100)),
+        (&format!("{p}CVLAN"), Value::UnsignedInt(71)),
+        (&format!("{p}Migration.Mode"), Value::String("Live".into())),
+        (&format!("{p}Migration.Peer"), Value::String(peer.clone())),
+        (&format!("{p}Migration.PeerDomain"), Value::String("vrgw-x".into())),
+    ]);
+    assert!(matches!(r, Body::SetParameterValuesResponse(_)), "{r:?}");
+    // The list changes (the agent restarted with another configuration): the command fails on
+    // the allow-list, recorded in Status and Error, and the peer's libvirt was never dialled.
+    b.host.cfg.migration_peers.retain(|p| p != &peer);
+    command(&mut b, n, "Live", "Prepare");
+    assert_eq!(b.s(&format!("{p}Migration.Status")), "Error");
+    let text = b.s(&format!("{p}Migration.Error"));
+    assert!(text.contains(&peer) && text.contains("migration_peers"), "{text}");
+    let e = b.host.migration_command(n).expect_err("refused again");
+    assert_eq!((e.fault().code.code(), e.to_string()), (9007, text));
+    l.set_nonblocking(true).expect("nonblocking");
+    assert!(
+        matches!(l.accept(), Err(ref e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the peer's libvirt was dialled"
+    );
+    assert_eq!(b.host.state().slot_of(n).expect("slot"), None, "nothing prepared");
+    assert_eq!(b.owned(), owned, "no domain made or removed");
     b.clean();
 }
