@@ -5,6 +5,13 @@
 //! _ProductClass|_SerialNumber` and any parameter path (optionally with `._value`); the operators
 //! `$eq`, `$ne`, `$gt`, `$gte`, `$lt`, `$lte`, `$in`, `$exists`; and `$and`, `$or`. Numbers compare
 //! as numbers, anything else as text; `_lastInform` takes an ISO date or milliseconds.
+//!
+//! Bounds on outside input: `$and`/`$or` nest at most [`MAX_NESTING`] deep (a 400 otherwise);
+//! the device JSON is built without recursion, and a cached parameter whose name the CWMP codec
+//! would refuse today (over `cwmp::MAX_NAME_BYTES` or `cwmp::MAX_NAME_SEGMENTS`; an older ACS
+//! stored such names) is left out of it, so its nesting never exceeds the codec's bound.
+
+use std::collections::HashSet;
 
 use serde_json::{json, Map, Value as Json};
 
@@ -129,16 +136,27 @@ fn test_field(d: &Device, params: &[CachedParam], key: &str, cond: &Json) -> Res
     }
 }
 
+/// How deep `$and` and `$or` may nest in a query.
+pub const MAX_NESTING: usize = 16;
+
 /// Whether the device matches `query` (a JSON object).
 pub fn matches(d: &Device, params: &[CachedParam], query: &Json) -> Result<bool, BadQuery> {
+    matches_within(d, params, query, MAX_NESTING)
+}
+
+fn matches_within(d: &Device, params: &[CachedParam], query: &Json, depth: usize) -> Result<bool, BadQuery> {
     let obj = query.as_object().ok_or_else(|| BadQuery("a query is a JSON object".into()))?;
+    let nested = |q: &Json| match depth.checked_sub(1) {
+        Some(left) => matches_within(d, params, q, left),
+        None => Err(BadQuery(format!("$and and $or nest at most {MAX_NESTING} deep"))),
+    };
     for (k, v) in obj {
         let ok = match k.as_str() {
             "$and" => {
                 let list = v.as_array().ok_or_else(|| BadQuery("$and takes an array".into()))?;
                 let mut all = true;
                 for q in list {
-                    all &= matches(d, params, q)?;
+                    all &= nested(q)?;
                 }
                 all
             }
@@ -146,7 +164,7 @@ pub fn matches(d: &Device, params: &[CachedParam], query: &Json) -> Result<bool,
                 let list = v.as_array().ok_or_else(|| BadQuery("$or takes an array".into()))?;
                 let mut any = false;
                 for q in list {
-                    any |= matches(d, params, q)?;
+                    any |= nested(q)?;
                 }
                 any
             }
@@ -160,49 +178,82 @@ pub fn matches(d: &Device, params: &[CachedParam], query: &Json) -> Result<bool,
     Ok(true)
 }
 
-fn wanted(projection: &[String], path: &str) -> bool {
-    projection.is_empty() || projection.iter().any(|p| path == p || path.starts_with(&format!("{p}.")))
+/// The paths a projection names (empty: everything).
+struct Projection<'a>(HashSet<&'a str>);
+
+impl<'a> Projection<'a> {
+    fn new(paths: &'a [String]) -> Projection<'a> {
+        Projection(paths.iter().map(String::as_str).collect())
+    }
+
+    /// Whether `path` is named or lies under a named path (`A.B` shows `A.B` and `A.B.C`, not
+    /// `A.BC`): one look-up per segment, whatever the projection's length.
+    fn wants(&self, path: &str) -> bool {
+        self.0.is_empty() || self.0.contains(path) || path.match_indices('.').any(|(i, _)| self.0.contains(&path[..i]))
+    }
 }
 
-fn insert(node: &mut Map<String, Json>, parts: &[&str], leaf: Json) {
-    match parts {
-        [] => {}
-        [last] => {
-            node.insert(last.to_string(), leaf);
+/// Places `leaf` at the path `name` (split at dots) under `root`, creating objects on the way;
+/// a value in the way is replaced by an object. A loop, not a recursion per segment.
+fn insert(root: &mut Map<String, Json>, name: &str, leaf: Json) {
+    let mut node = root;
+    let mut parts = name.split('.').peekable();
+    while let Some(part) = parts.next() {
+        if parts.peek().is_none() {
+            node.insert(part.to_string(), leaf);
+            return;
         }
-        [first, rest @ ..] => {
-            let entry = node.entry(first.to_string()).or_insert_with(|| Json::Object(Map::new()));
-            if !entry.is_object() {
-                *entry = Json::Object(Map::new());
-            }
-            if let Json::Object(m) = entry {
-                insert(m, rest, leaf);
-            }
+        let entry = node.entry(part).or_insert_with(|| Json::Object(Map::new()));
+        if !entry.is_object() {
+            *entry = Json::Object(Map::new());
         }
+        let Some(next) = entry.as_object_mut() else { return };
+        node = next;
     }
 }
 
 /// The device as GenieACS's NBI shows it, limited to `projection` (empty: everything).
+///
+/// Parameters whose names are over the CWMP codec's limits are left out (and logged): they nest
+/// deeper than any client could read, and no CPE can send them any more.
 pub fn device_json(d: &Device, params: &[CachedParam], projection: &[String]) -> Json {
+    let projection = Projection::new(projection);
+    let wanted = |path: &str| projection.wants(path);
     let mut root = Map::new();
     root.insert("_id".into(), json!(d.id));
-    if wanted(projection, "_deviceId") {
+    if wanted("_deviceId") {
         root.insert(
             "_deviceId".into(),
             json!({"_Manufacturer": d.manufacturer, "_OUI": d.oui, "_ProductClass": d.product_class, "_SerialNumber": d.serial_number}),
         );
     }
-    if wanted(projection, "_lastInform") {
+    if wanted("_lastInform") {
         root.insert("_lastInform".into(), json!(iso(d.last_inform)));
     }
-    if wanted(projection, "_tags") && !d.tags.is_empty() {
+    if wanted("_tags") && !d.tags.is_empty() {
         root.insert("_tags".into(), json!(d.tags));
     }
-    for p in params.iter().filter(|p| wanted(projection, &p.name)) {
-        let parts: Vec<&str> = p.name.split('.').collect();
+    let limits = cwmp::Limits::default();
+    let mut left_out = 0;
+    for p in params {
+        if !limits.accepts_name(&p.name) {
+            left_out += 1;
+            continue;
+        }
+        if !wanted(&p.name) {
+            continue;
+        }
         let leaf =
             json!({"_value": typed(&p.ty, &p.value), "_type": format!("xsd:{}", p.ty), "_timestamp": iso(p.updated)});
-        insert(&mut root, &parts, leaf);
+        insert(&mut root, &p.name, leaf);
+    }
+    if left_out > 0 {
+        tracing::warn!(
+            device = %d.id,
+            "{left_out} cached parameter(s) left out of the device JSON: names over {} bytes or {} segments",
+            limits.max_name_bytes,
+            limits.max_name_segments
+        );
     }
     Json::Object(root)
 }
@@ -263,5 +314,62 @@ mod tests {
         assert!(j["Device"]["DeviceInfo"].get("SoftwareVersion").is_none());
         assert!(j.get("_deviceId").is_none());
         assert_eq!(device_json(&d, &p, &[])["_lastInform"], json!("2026-11-21T23:08:54Z"));
+    }
+
+    fn nested(levels: usize) -> Json {
+        (0..levels).fold(json!({"_id": "00A0B1-Host-1"}), |q, _| json!({"$and": [q], "$or": [{"_tags": "lab"}]}))
+    }
+
+    #[test]
+    fn and_or_nest_at_most_max_nesting_deep() {
+        let (d, p) = dev();
+        assert_eq!(matches(&d, &p, &nested(MAX_NESTING)), Ok(true));
+        let err = matches(&d, &p, &nested(MAX_NESTING + 1)).expect_err("too deep");
+        assert!(err.0.contains("at most 16 deep"), "{err}");
+    }
+
+    #[test]
+    fn projections_show_named_paths_and_what_lies_under_them() {
+        let (d, mut p) = dev();
+        p.push(CachedParam { name: "Device.DeviceInfoX.A".into(), ty: "string".into(), value: "x".into(), updated: 1 });
+        let j = device_json(&d, &p, &["Device.DeviceInfo".to_string(), "_tags".to_string()]);
+        assert_eq!(j["Device"]["DeviceInfo"]["SoftwareVersion"]["_value"], json!("0.1.0"));
+        assert!(j["Device"].get("DeviceInfoX").is_none(), "a prefix that is not a whole segment shows nothing");
+        assert_eq!(j["_tags"], json!(["lab"]));
+        assert!(j.get("_lastInform").is_none());
+        let all = device_json(&d, &p, &[]);
+        assert_eq!(all["Device"]["DeviceInfoX"]["A"]["_value"], json!("x"));
+        assert!(device_json(&d, &p, &["Nothing.Here".to_string()]).get("Device").is_none());
+    }
+
+    fn depth(j: &Json) -> usize {
+        let mut deepest = 0;
+        let mut todo = vec![(j, 0)];
+        while let Some((v, n)) = todo.pop() {
+            deepest = deepest.max(n);
+            if let Json::Object(m) = v {
+                todo.extend(m.values().map(|c| (c, n + 1)));
+            }
+        }
+        deepest
+    }
+
+    #[test]
+    fn names_over_the_codec_limits_are_left_out_of_the_device_json() {
+        let (d, mut p) = dev();
+        let deep = "A.".repeat(19_999) + "A";
+        let at_limit = vec!["B"; cwmp::MAX_NAME_SEGMENTS].join(".");
+        for name in [deep.clone(), at_limit.clone(), format!("C.{}", "x".repeat(cwmp::MAX_NAME_BYTES))] {
+            p.push(CachedParam { name, ty: "string".into(), value: "v".into(), updated: 1 });
+        }
+        for projection in [vec![], vec!["A".to_string(), "B".to_string(), "C".to_string()]] {
+            let j = device_json(&d, &p, &projection);
+            assert!(j.get("A").is_none() && j.get("C").is_none(), "over the limits: left out");
+            let leaf = (0..cwmp::MAX_NAME_SEGMENTS).fold(&j, |v, _| &v["B"]);
+            assert_eq!(leaf["_value"], json!("v"), "at the limit: shown");
+            // Root, 32 segments, then the leaf's own fields.
+            assert_eq!(depth(&j), cwmp::MAX_NAME_SEGMENTS + 1);
+        }
+        assert_eq!(device_json(&d, &p, &[])["Device"]["DeviceInfo"]["UpTime"]["_value"], json!(300));
     }
 }
