@@ -1,5 +1,7 @@
-//! Connection requests: an HTTP GET to the device's ConnectionRequestURL, answering a Digest (or
-//! Basic) challenge with the device's credentials, within a timeout, with errors in words.
+//! Connection requests: an HTTP GET to the device's ConnectionRequestURL, answering a Digest
+//! challenge with the device's own credentials (set on it by the ACS at BOOTSTRAP and BOOT; see
+//! `endpoint`), within a timeout, with errors in words. Basic is answered only over HTTPS: a
+//! device (or whoever reported its URL) that asks for Basic over plain HTTP gets nothing.
 
 use std::time::Duration;
 
@@ -20,6 +22,12 @@ pub enum CrError {
     #[error("device unreachable at {0}: {1}")]
     /// Connecting failed (URL, reason).
     Unreachable(String, String),
+    #[error("the device has no connection-request credentials yet (the ACS sets them at its BOOTSTRAP or BOOT)")]
+    /// The ACS has not set credentials on the device yet.
+    NoCredentials,
+    #[error("{0} offers only Basic authentication over plain HTTP; the credentials were not sent")]
+    /// Only Basic offered, on an `http://` URL.
+    BasicInClear(String),
     #[error("no answer from {0} within {1:?}")]
     /// No answer in time (URL, timeout).
     Timeout(String, Duration),
@@ -45,11 +53,23 @@ async fn get(
     client.send(req).await.map_err(|e| e.to_string())
 }
 
+/// A connection request to `device` with its own credentials.
+pub async fn to_device(device: &crate::store::Device, timeout: Duration) -> Result<(), CrError> {
+    if device.cr_url.is_empty() {
+        return Err(CrError::NoUrl);
+    }
+    if device.cr_username.is_empty() && device.cr_password.is_empty() {
+        return Err(CrError::NoCredentials);
+    }
+    send(&device.cr_url, &device.cr_username, &device.cr_password, timeout).await
+}
+
 /// Sends a connection request; Ok when the device answered 200 or 204.
 pub async fn send(url: &str, user: &str, pass: &str, timeout: Duration) -> Result<(), CrError> {
     if url.is_empty() {
         return Err(CrError::NoUrl);
     }
+    let https = url.get(..8).is_some_and(|s| s.eq_ignore_ascii_case("https://"));
     let uri: Uri = url.parse().map_err(|_| CrError::BadUrl(url.into()))?;
     let path = uri.path_and_query().map_or("/".to_string(), |p| p.as_str().to_string());
     // The timeout below covers both requests; the client has none of its own.
@@ -66,17 +86,20 @@ pub async fn send(url: &str, user: &str, pass: &str, timeout: Duration) -> Resul
                 .collect();
             let _ = first.into_body().collect().await;
             let cnonce = crate::endpoint::random_hex(8);
-            let auth = challenges
+            let digest = challenges
                 .iter()
                 .filter(|c| c.starts_with("Digest"))
-                .find_map(|c| crate::auth::answer(c, "GET", &path, user, pass, &cnonce))
-                .or_else(|| {
-                    challenges.iter().any(|c| c.starts_with("Basic")).then(|| {
-                        use base64::Engine as _;
-                        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}")))
-                    })
-                })
-                .ok_or_else(|| CrError::Unauthorized(url.into()))?;
+                .find_map(|c| crate::auth::answer(c, "GET", &path, user, pass, &cnonce));
+            let basic = challenges.iter().any(|c| c.starts_with("Basic"));
+            let auth = match digest {
+                Some(a) => a,
+                None if basic && https => {
+                    use base64::Engine as _;
+                    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}")))
+                }
+                None if basic => return Err(CrError::BasicInClear(url.into())),
+                None => return Err(CrError::Unauthorized(url.into())),
+            };
             let second = get(&client, &uri, Some(auth)).await.map_err(|e| CrError::Unreachable(url.into(), e))?;
             return match second.status() {
                 StatusCode::OK | StatusCode::NO_CONTENT => Ok(()),

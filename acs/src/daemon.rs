@@ -12,7 +12,6 @@
 //! # }
 //! ```
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -22,10 +21,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::net::TcpListener;
 
-use crate::endpoint::{Acs, EndpointConfig};
+use crate::endpoint::{Acs, CpeAuth, EndpointConfig};
 use crate::nbi::{Nbi, NbiConfig};
 use crate::portal::{Portal, PortalConfig};
-use crate::store::SqliteStore;
+use crate::store::{CredentialStore, SqliteStore};
 
 /// Why the ACS did not start or did not stop cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +107,10 @@ pub struct PortalSection {
     pub tls_cert: Option<PathBuf>,
     /// Its PEM private key.
     pub tls_key: Option<PathBuf>,
+    /// Reverse proxies (addresses) whose `X-Forwarded-For` names the client that log-in
+    /// failures are counted against; none by default (the header is then ignored).
+    #[serde(default)]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// `[cwmp]`: the CPE-facing endpoint and connection requests.
@@ -116,16 +119,24 @@ pub struct PortalSection {
 pub struct CwmpSection {
     /// Default 0.0.0.0:7547.
     pub listen: Option<SocketAddr>,
-    /// username -> password
+    /// `digest` (the default: every CPE logs in with a credential bound to what it may speak
+    /// for) or `none` (anyone may inform as any device; warned about at every start).
+    pub cpe_auth: Option<String>,
+    /// `[[cwmp.cpe_credentials]]`: credentials of the file (the NBI manages more in the store).
     #[serde(default)]
-    pub credentials: HashMap<String, String>,
+    pub cpe_credentials: Vec<CredentialEntry>,
+    /// No longer accepted (a map of user to password that could inform as any device); kept
+    /// only to name the replacement when an old file has it.
+    #[serde(default)]
+    pub credentials: Option<toml::Value>,
     /// Idle seconds after which a session is dropped (default 30).
     pub session_timeout_secs: Option<u64>,
     /// Largest accepted body (default 4 MiB).
     pub max_body_bytes: Option<usize>,
-    /// Connection-request user name for devices without their own.
+    /// No longer accepted (one connection-request password for every device); kept only to
+    /// name the replacement when an old file has it.
     pub cr_username: Option<String>,
-    /// Its password.
+    /// See `cr_username`.
     pub cr_password: Option<String>,
     /// How long a connection request may take (default 3000).
     pub cr_timeout_ms: Option<u64>,
@@ -135,6 +146,30 @@ pub struct CwmpSection {
     pub tls_cert: Option<PathBuf>,
     /// Its PEM private key.
     pub tls_key: Option<PathBuf>,
+}
+
+/// One `[[cwmp.cpe_credentials]]`: a user name, its password, and exactly one of `device` (the
+/// one DeviceId, `OUI-ProductClass-SerialNumber`, it may inform as) or `device_prefix` (every
+/// DeviceId starting so, for a fleet provisioned with one secret).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialEntry {
+    /// The user name.
+    pub username: String,
+    /// The password (kept only as its Digest secrets once read).
+    pub password: String,
+    /// The DeviceId it may inform as.
+    pub device: Option<String>,
+    /// The DeviceId prefix it may inform as.
+    pub device_prefix: Option<String>,
+}
+
+impl CredentialEntry {
+    /// The credential, checked: a user name, a password of 8 characters or more, one scope.
+    pub fn credential(&self) -> Result<crate::store::CpeCredential, String> {
+        let scope = crate::nbi::credentials::scope(self.device.clone(), self.device_prefix.clone())?;
+        crate::nbi::credentials::make(&self.username, &self.password, scope)
+    }
 }
 
 /// `[nbi]`: the northbound API.
@@ -244,8 +279,34 @@ impl FileConfig {
         if tokens.is_empty() {
             tokens.push(generated_token(&db)?);
         }
-        if self.cwmp.credentials.is_empty() {
-            tracing::warn!("no CPE credentials configured: CPEs are not authenticated");
+        if self.cwmp.credentials.is_some() {
+            return Err(Error::Config(
+                "[cwmp] credentials (user = password, any device) is no longer accepted: give each \
+                 credential the device it may speak for in [[cwmp.cpe_credentials]] (username, password, \
+                 device or device_prefix), or manage them through the NBI (PUT /cpe-credentials/USER)"
+                    .into(),
+            ));
+        }
+        if self.cwmp.cr_username.is_some() || self.cwmp.cr_password.is_some() {
+            return Err(Error::Config(
+                "[cwmp] cr_username/cr_password (one connection-request password for every device) is no \
+                 longer accepted: the ACS sets credentials of each device's own at its BOOTSTRAP and BOOT"
+                    .into(),
+            ));
+        }
+        let cpe_auth = match self.cwmp.cpe_auth.as_deref().unwrap_or("digest") {
+            "digest" => CpeAuth::Required,
+            "none" => CpeAuth::Off,
+            other => return Err(Error::Config(format!("[cwmp] cpe_auth is \"digest\" or \"none\", not {other:?}"))),
+        };
+        let mut credentials = Vec::new();
+        for (i, c) in self.cwmp.cpe_credentials.iter().enumerate() {
+            let made =
+                c.credential().map_err(|e| Error::Config(format!("[[cwmp.cpe_credentials]] #{}: {e}", i + 1)))?;
+            if credentials.iter().any(|k: &crate::store::CpeCredential| k.username == made.username) {
+                return Err(Error::Config(format!("[[cwmp.cpe_credentials]]: user {:?} twice", made.username)));
+            }
+            credentials.push(made);
         }
         let portal_listen: Option<SocketAddr> = match self.portal.listen.as_deref().unwrap_or("0.0.0.0:8080") {
             "off" => None,
@@ -259,17 +320,11 @@ impl FileConfig {
                  (--portal-tls-cert/--portal-tls-key) or put a TLS reverse proxy in front"
             );
         }
-        let nbi = NbiConfig {
-            tokens,
-            cr_timeout: Duration::from_millis(self.cwmp.cr_timeout_ms.unwrap_or(3000)),
-            cr_username: self.cwmp.cr_username.unwrap_or_default(),
-            cr_password: self.cwmp.cr_password.unwrap_or_default(),
-        };
+        let nbi = NbiConfig { tokens, cr_timeout: Duration::from_millis(self.cwmp.cr_timeout_ms.unwrap_or(3000)) };
         let portal = PortalConfig {
             session_ttl: Duration::from_secs(3600 * self.portal.session_hours.unwrap_or(8)),
-            cr_username: nbi.cr_username.clone(),
-            cr_password: nbi.cr_password.clone(),
             cr_timeout: nbi.cr_timeout,
+            trusted_proxies: self.portal.trusted_proxies,
             ..Default::default()
         };
         Ok(Config {
@@ -278,7 +333,9 @@ impl FileConfig {
             nbi_listen: self.nbi.listen.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 7557))),
             portal_listen,
             endpoint: EndpointConfig {
-                credentials: self.cwmp.credentials,
+                cpe_auth,
+                credentials,
+                tls: self.cwmp.tls_cert.is_some(),
                 session_timeout: Duration::from_secs(self.cwmp.session_timeout_secs.unwrap_or(30)),
                 max_body: self.cwmp.max_body_bytes.unwrap_or(4 << 20),
                 file_base_url: String::new(),
@@ -387,6 +444,23 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
         }
         format!("http://{cwmp_addr}/files")
     });
+    match endpoint.cpe_auth {
+        CpeAuth::Off => tracing::warn!(
+            "CPE authentication is OFF ([cwmp] cpe_auth = \"none\"): anyone reaching {cwmp_addr} may inform as any \
+             device, read what the ACS sends it and report values in its name"
+        ),
+        CpeAuth::Required => {
+            let stored = store.cpe_credentials().map(|c| c.len()).unwrap_or(0);
+            if endpoint.credentials.is_empty() && stored == 0 {
+                tracing::warn!(
+                    "no CPE credentials yet: every CPE is refused until some are added ([[cwmp.cpe_credentials]] in \
+                     the configuration file, or PUT /cpe-credentials/USER on the NBI)"
+                );
+            } else {
+                tracing::info!(file = endpoint.credentials.len(), store = stored, "CPE credentials");
+            }
+        }
+    }
     let acs = Acs::new(store.clone(), endpoint, crate::webhooks::start(webhooks));
     let nbi = Nbi::new(acs.clone(), nbi);
     let portal = Portal::new(acs.clone(), portal);

@@ -1,9 +1,12 @@
-//! The CWMP endpoint: HTTP POSTs from CPEs, authenticated (Digest or Basic), tracked by a
-//! session cookie, each session driven by `cwmp::session::AcsSession`; one session per device
-//! at a time; tasks run in order inside sessions.
+//! The CWMP endpoint: HTTP POSTs from CPEs, authenticated (Digest, or Basic under TLS) with a
+//! credential bound to the devices it may speak for, tracked by a session cookie, each session
+//! driven by `cwmp::session::AcsSession`; one session per device at a time; tasks run in order
+//! inside sessions. At a device's BOOTSTRAP and BOOT the ACS sets connection-request credentials
+//! of the device's own on it before anything else.
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,8 +21,8 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
-use crate::auth::Verifier;
-use crate::store::{CachedParam, Device, Store, TaskStatus};
+use crate::auth::{Attempt, Verifier};
+use crate::store::{CachedParam, CpeCredential, Device, Store, TaskStatus};
 use crate::tasks::{self, Context, Running, Step, TaskSpec};
 
 /// Unix seconds now.
@@ -32,11 +35,39 @@ pub use http_shell::random_hex;
 /// The presets, by name.
 pub type Presets = Arc<Vec<(String, crate::presets::Preset)>>;
 
+/// The realm of the ACS's Digest challenges; the stored credentials' secrets are made for it.
+pub const REALM: &str = "vrgw-acs";
+
+/// The user name the ACS gives devices for its connection requests (the password is the
+/// device's own, random).
+pub const CR_USERNAME: &str = "acs";
+
+/// Connection-request credentials: (user name, password).
+type CrPair = (String, String);
+
+/// The name the connection-request credentials' SetParameterValues runs under (in logs and
+/// faults, like a preset's).
+const CR_SETUP: &str = "connection-request credentials";
+
+/// Whether CPEs must authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CpeAuth {
+    /// Every session starts with a credential that may speak for the device that informs.
+    Required,
+    /// Anyone may inform as any device (an explicit setting; logged as a warning at every start).
+    Off,
+}
+
 /// Settings of the CWMP side.
 #[derive(Debug, Clone)]
 pub struct EndpointConfig {
-    /// Credentials CPEs authenticate with: username -> password; empty disables authentication.
-    pub credentials: HashMap<String, String>,
+    /// Whether CPEs must authenticate.
+    pub cpe_auth: CpeAuth,
+    /// Credentials from the configuration file (the store holds those made through the NBI);
+    /// a user name here takes precedence over the store's.
+    pub credentials: Vec<CpeCredential>,
+    /// Whether CWMP is served over TLS (Basic is accepted only then).
+    pub tls: bool,
     /// Idle time after which a session is dropped.
     pub session_timeout: Duration,
     /// Largest accepted body.
@@ -52,6 +83,9 @@ struct Session {
     /// Requests from presets (the preset's name and the request), run before queued tasks and
     /// not stored as tasks.
     local: std::collections::VecDeque<(String, TaskSpec)>,
+    /// Connection-request credentials being set on the device in this session; recorded when
+    /// the device accepted them.
+    cr_setup: Option<(String, String)>,
 }
 
 /// The ACS's shared state.
@@ -93,9 +127,19 @@ pub enum Refusal {
     /// Not a POST (and not a file).
     #[error("CWMP takes POST")]
     NotPost,
-    /// The first POST of a session did not authenticate.
-    #[error("authentication required: {0}")]
+    /// The first POST of a session did not authenticate. The reason is logged, never told:
+    /// the peer cannot tell an unknown user from a wrong password.
+    #[error("authentication required")]
     Unauthenticated(#[from] cwmp::auth::AuthError),
+    /// The credential is valid but may not speak for the device that informed; answered like a
+    /// failed log-in.
+    #[error("authentication required")]
+    NotYours {
+        /// The user name that logged in.
+        user: String,
+        /// The DeviceId it informed as.
+        device: String,
+    },
     /// The body is over the limit (bytes).
     #[error("body over {0} bytes")]
     TooLarge(usize),
@@ -120,7 +164,7 @@ impl Refusal {
             Refusal::NoFile(_) => StatusCode::NOT_FOUND,
             Refusal::Store(_) | Refusal::Join(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Refusal::NotPost => StatusCode::METHOD_NOT_ALLOWED,
-            Refusal::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Refusal::Unauthenticated(_) | Refusal::NotYours { .. } => StatusCode::UNAUTHORIZED,
             Refusal::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Refusal::Body(r) => r.status(),
             Refusal::NoInform => StatusCode::BAD_REQUEST,
@@ -154,10 +198,12 @@ impl Acs {
     pub fn new(store: Arc<dyn Store>, config: EndpointConfig, webhooks: crate::webhooks::Sender) -> Arc<Acs> {
         let mut secret = [0u8; 32];
         http_shell::fill_random(&mut secret);
+        let mut verifier = Verifier::new(REALM, secret);
+        verifier.allow_basic = config.tls;
         Arc::new(Acs {
             store,
             config,
-            verifier: Verifier::new("vrgw-acs", secret),
+            verifier,
             sessions: Mutex::new(HashMap::new()),
             busy: Mutex::new(HashMap::new()),
             task_events: Notify::new(),
@@ -234,7 +280,7 @@ impl Acs {
         self.sessions().len()
     }
 
-    async fn http(self: Arc<Self>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    async fn http(self: Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
         if req.method() == hyper::Method::GET {
             if let Some(name) = req.uri().path().strip_prefix("/files/").map(str::to_string) {
                 let store = self.store.clone();
@@ -263,17 +309,11 @@ impl Acs {
             r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
             return r;
         }
-        if !known && !self.config.credentials.is_empty() {
-            let header = req.headers().get(header::AUTHORIZATION).and_then(|h| h.to_str().ok());
-            if let Err(e) = self.verifier.verify("POST", header, |u| self.config.credentials.get(u).cloned(), now()) {
-                tracing::warn!("CPE authentication failed: {e}");
-                let mut r = Refusal::Unauthenticated(e).reply();
-                for c in self.verifier.challenges(now()) {
-                    if let Ok(v) = HeaderValue::from_str(&c) {
-                        r.headers_mut().append(header::WWW_AUTHENTICATE, v);
-                    }
-                }
-                return r;
+        let mut credential = None;
+        if !known && self.config.cpe_auth == CpeAuth::Required {
+            match self.authenticate(&req, peer) {
+                Ok(c) => credential = Some(c),
+                Err(r) => return *r,
             }
         }
         let body = match http_shell::read_body(req.into_body(), &self.limits()).await {
@@ -290,12 +330,78 @@ impl Acs {
         // The session work is short SQLite transactions on a local WAL database (tens of
         // microseconds); handing each POST to the blocking pool cost more in thread switches than
         // it saved (see docs/benchmarks.md), so it runs here.
-        match self.handle(cookie.filter(|_| known), &body) {
+        match self.handle(cookie.filter(|_| known), &body, credential.as_ref()) {
             Outcome::Reply(r) => r,
         }
     }
 
-    fn handle(&self, cookie: Option<String>, body: &[u8]) -> Outcome {
+    /// A credential by user name: the configuration file's, else the store's.
+    pub fn credential(&self, user: &str) -> Result<Option<CpeCredential>, crate::store::StoreError> {
+        match self.config.credentials.iter().find(|c| c.username == user) {
+            Some(c) => Ok(Some(c.clone())),
+            None => self.store.cpe_credential(user),
+        }
+    }
+
+    /// Checks the first POST of a session: the credential it logged in with, or the answer (a
+    /// 401 with fresh challenges, the same whatever went wrong; 500 when the store failed).
+    fn authenticate(
+        &self,
+        req: &Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Result<CpeCredential, Box<Response<Full<Bytes>>>> {
+        let header = req.headers().get(header::AUTHORIZATION).and_then(|h| h.to_str().ok());
+        let uri = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        let attempt = Attempt { method: "POST", uri, header, tls: self.config.tls };
+        let found = std::cell::RefCell::new(None);
+        let failed = std::cell::RefCell::new(None);
+        let checked = self.verifier.check(
+            attempt,
+            |user| match self.credential(user) {
+                Ok(c) => {
+                    let ha1 = c.as_ref().map(|c| c.ha1.clone());
+                    *found.borrow_mut() = c;
+                    ha1
+                }
+                Err(e) => {
+                    *failed.borrow_mut() = Some(e);
+                    None
+                }
+            },
+            now(),
+        );
+        if let Some(e) = failed.into_inner() {
+            tracing::error!(%peer, "CPE credentials not read: {e}");
+            return Err(Box::new(Refusal::Store(e).reply()));
+        }
+        match (checked, found.into_inner()) {
+            (Ok(_), Some(c)) => Ok(c),
+            (Err(cwmp::auth::AuthError::Missing), _) => {
+                Err(Box::new(self.unauthorized(Refusal::Unauthenticated(cwmp::auth::AuthError::Missing))))
+            }
+            (Err(e), _) => {
+                tracing::warn!(%peer, "CPE authentication failed: {e}");
+                Err(Box::new(self.unauthorized(Refusal::Unauthenticated(e))))
+            }
+            (Ok(user), None) => {
+                tracing::error!(%peer, user, "authenticated without a credential");
+                Err(Box::new(self.unauthorized(Refusal::Unauthenticated(cwmp::auth::AuthError::UnknownUser(user)))))
+            }
+        }
+    }
+
+    /// A 401 with fresh challenges.
+    fn unauthorized(&self, why: Refusal) -> Response<Full<Bytes>> {
+        let mut r = why.reply();
+        for c in self.verifier.challenges_for(now(), self.config.tls) {
+            if let Ok(v) = HeaderValue::from_str(&c) {
+                r.headers_mut().append(header::WWW_AUTHENTICATE, v);
+            }
+        }
+        r
+    }
+
+    fn handle(&self, cookie: Option<String>, body: &[u8], credential: Option<&CpeCredential>) -> Outcome {
         let t = Instant::now();
         let (id, mut s) = match cookie.and_then(|c| self.sessions().remove(&c).map(|s| (c, s))) {
             Some(v) => v,
@@ -310,7 +416,13 @@ impl Acs {
                 };
                 (
                     random_hex(16),
-                    Session { cwmp: AcsSession::new(cfg, t), device: None, running: None, local: Default::default() },
+                    Session {
+                        cwmp: AcsSession::new(cfg, t),
+                        device: None,
+                        running: None,
+                        local: Default::default(),
+                        cr_setup: None,
+                    },
                 )
             }
         };
@@ -320,6 +432,12 @@ impl Acs {
             match ev {
                 AcsEvent::Inform { inform, version, .. } => {
                     let dev = inform.device_id.key();
+                    if let Some(c) = credential.filter(|c| !c.scope.allows(&dev)) {
+                        // Nothing of this Inform is recorded: the session is dropped unopened.
+                        tracing::warn!(user = %c.username, may = %c.scope, device = %dev, "refused an Inform: the credential may not speak for this device");
+                        let why = Refusal::NotYours { user: c.username.clone(), device: dev };
+                        return Outcome::Reply(self.unauthorized(why));
+                    }
                     {
                         let mut busy = self.busy();
                         if let Some(other) = busy.get(&dev) {
@@ -333,7 +451,9 @@ impl Acs {
                         busy.insert(dev.clone(), id.clone());
                     }
                     tracing::info!(device = %dev, cwmp = version.as_str(), events = ?inform.events.iter().map(|e| e.code.as_str()).collect::<Vec<_>>(), "Inform");
-                    s.local = self.on_inform(&dev, &inform).into();
+                    let (local, cr_setup) = self.on_inform(&dev, &inform);
+                    s.local = local.into();
+                    s.cr_setup = cr_setup;
                     s.device = Some(dev);
                 }
                 AcsEvent::CpeRequest(Body::TransferComplete(tc)) => {
@@ -387,8 +507,11 @@ impl Acs {
     }
 
     /// Records the Inform; returns the preset requests for this session.
-    fn on_inform(&self, dev: &str, inform: &cwmp::Inform) -> Vec<(String, TaskSpec)> {
+    /// Records the Inform; returns the session's own requests (the connection-request
+    /// credentials' set first, then the presets') and the credentials being set.
+    fn on_inform(&self, dev: &str, inform: &cwmp::Inform) -> (Vec<(String, TaskSpec)>, Option<CrPair>) {
         let mut local = Vec::new();
+        let mut cr_setup = None;
         let at = now();
         let find = |suffix: &str| {
             inform.parameter_list.iter().find(|p| p.name.ends_with(suffix)).map(|p| p.value.to_lexical().into_owned())
@@ -419,6 +542,10 @@ impl Acs {
             let presets = self.presets()?;
             local = crate::presets::apply(self.store.as_ref(), &presets, dev, &inform.events)?;
             crate::profiles::catch_up(self.store.as_ref(), dev, at)?;
+            if let Some((spec, creds)) = self.cr_setup(dev, inform)? {
+                local.insert(0, (CR_SETUP.to_string(), spec));
+                cr_setup = Some(creds);
+            }
             let key = find("ManagementServer.ParameterKey");
             for t in self.store.open_tasks(dev)? {
                 if t.status != TaskStatus::Sent {
@@ -440,7 +567,48 @@ impl Acs {
             tracing::error!(device = %dev, "recording the Inform: {e}");
         }
         self.task_events.notify_waiters();
-        local
+        (local, cr_setup)
+    }
+
+    /// Connection-request credentials of the device's own, to set on it: at BOOTSTRAP a new
+    /// password (a new or reset device), at BOOT the one the ACS holds again (a device may come
+    /// back from a restart with its factory ones), and whenever the ACS holds none for it.
+    fn cr_setup(
+        &self,
+        dev: &str,
+        inform: &cwmp::Inform,
+    ) -> Result<Option<(TaskSpec, CrPair)>, crate::store::StoreError> {
+        let has = |code: &str| inform.events.iter().any(|e| e.code == code);
+        let held = self.store.cr_credentials(dev)?;
+        let creds = match held {
+            Some(c) if !has(cwmp::event::BOOTSTRAP) => {
+                if !has(cwmp::event::BOOT) {
+                    return Ok(None);
+                }
+                c
+            }
+            _ => (CR_USERNAME.to_string(), random_hex(16)),
+        };
+        let Some(url) =
+            inform.parameter_list.iter().find(|p| p.name.ends_with("ManagementServer.ConnectionRequestURL"))
+        else {
+            tracing::warn!(device = %dev, "the Inform has no ConnectionRequestURL: no connection-request credentials set");
+            return Ok(None);
+        };
+        let ms = url.name.trim_end_matches("ConnectionRequestURL");
+        let spec = TaskSpec::SetParameterValues {
+            parameter_values: vec![
+                cwmp::ParameterValue::new(
+                    format!("{ms}ConnectionRequestUsername"),
+                    cwmp::Value::String(creds.0.clone()),
+                ),
+                cwmp::ParameterValue::new(
+                    format!("{ms}ConnectionRequestPassword"),
+                    cwmp::Value::String(creds.1.clone()),
+                ),
+            ],
+        };
+        Ok(Some((spec, creds)))
     }
 
     fn on_transfer_complete(&self, dev: &str, tc: &cwmp::TransferComplete) {
@@ -473,6 +641,17 @@ impl Acs {
             Step::Next(body) => {
                 s.cwmp.queue_request(body);
                 s.running = Some(run);
+            }
+            Step::Done(_) if run.task.id == 0 && run.preset.as_deref() == Some(CR_SETUP) => {
+                let dev = run.task.device.clone();
+                if let Some((user, pass)) = s.cr_setup.take() {
+                    match self.store.set_cr_credentials(&dev, &user, &pass) {
+                        Ok(()) => tracing::info!(device = %dev, "connection-request credentials set on the device"),
+                        Err(e) => {
+                            tracing::error!(device = %dev, "connection-request credentials set but not recorded: {e}")
+                        }
+                    }
+                }
             }
             Step::Done(_) if run.task.id == 0 => {}
             Step::Fault(f) if run.task.id == 0 => {
@@ -634,7 +813,8 @@ impl Acs {
             })
         };
         let limits = self.limits();
-        let served = http_shell::serve(listener, tls, limits, move |req, _peer| self.clone().http(req), shutdown).await;
+        let served =
+            http_shell::serve(listener, tls, limits, move |req, peer| self.clone().http(req, peer), shutdown).await;
         sweeper.abort();
         served
     }
@@ -643,39 +823,21 @@ impl Acs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::DeviceStore;
     use cwmp::{CwmpVersion, DateTime, DeviceId, Envelope, Event, Inform};
 
     #[test]
     fn sessions_end_at_the_state_machines_deadline() {
         let store = Arc::new(crate::store::SqliteStore::open(std::path::Path::new(":memory:")).expect("store"));
-        let config = EndpointConfig {
-            credentials: HashMap::new(),
-            session_timeout: Duration::from_secs(30),
-            max_body: 1 << 20,
-            file_base_url: String::new(),
-        };
-        let acs = Acs::new(store, config, crate::webhooks::Sender::none());
-        let inform = Inform {
-            device_id: DeviceId {
-                manufacturer: "m".into(),
-                oui: "00A0B1".into(),
-                product_class: "p".into(),
-                serial_number: "s".into(),
-            },
-            events: vec![Event::new("1 BOOT")],
-            max_envelopes: 1,
-            current_time: DateTime::from_unix(0),
-            retry_count: 0,
-            parameter_list: vec![],
-        };
-        let body = Envelope::new(CwmpVersion::V1_0.namespace(), Some("1".into()), Body::Inform(inform)).encode();
-        let Outcome::Reply(r) = acs.handle(None, b"  ");
+        let acs = Acs::new(store, config(), crate::webhooks::Sender::none());
+        let body = inform_body("s");
+        let Outcome::Reply(r) = acs.handle(None, b"  ", None);
         assert_eq!(r.status(), StatusCode::BAD_REQUEST, "a session starts with an Inform");
         assert_eq!(acs.open_sessions(), 0);
         assert_eq!(Refusal::Busy.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(Refusal::TooLarge(10).to_string(), "body over 10 bytes");
         let t0 = Instant::now();
-        let Outcome::Reply(r) = acs.handle(None, body.as_bytes());
+        let Outcome::Reply(r) = acs.handle(None, body.as_bytes(), None);
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(acs.open_sessions(), 1);
         acs.sweep_at(t0 + Duration::from_secs(29));
@@ -683,5 +845,56 @@ mod tests {
         acs.sweep_at(t0 + Duration::from_secs(31));
         assert_eq!(acs.open_sessions(), 0, "timed out by the session's own deadline");
         assert!(acs.busy().is_empty(), "the device may open a new session");
+    }
+
+    fn config() -> EndpointConfig {
+        EndpointConfig {
+            cpe_auth: CpeAuth::Required,
+            credentials: Vec::new(),
+            tls: false,
+            session_timeout: Duration::from_secs(30),
+            max_body: 1 << 20,
+            file_base_url: String::new(),
+        }
+    }
+
+    fn inform_body(serial: &str) -> String {
+        let inform = Inform {
+            device_id: DeviceId {
+                manufacturer: "m".into(),
+                oui: "00A0B1".into(),
+                product_class: "p".into(),
+                serial_number: serial.into(),
+            },
+            events: vec![Event::new("1 BOOT")],
+            max_envelopes: 1,
+            current_time: DateTime::from_unix(0),
+            retry_count: 0,
+            parameter_list: vec![],
+        };
+        Envelope::new(CwmpVersion::V1_0.namespace(), Some("1".into()), Body::Inform(inform)).encode()
+    }
+
+    #[test]
+    fn a_credential_speaks_only_for_its_devices_and_a_refused_inform_stores_nothing() {
+        let store = Arc::new(crate::store::SqliteStore::open(std::path::Path::new(":memory:")).expect("store"));
+        let acs = Acs::new(store.clone(), config(), crate::webhooks::Sender::none());
+        let cred = |scope| CpeCredential { username: "u".into(), ha1: crate::auth::Ha1::of("u", REALM, "pw"), scope };
+        let one = cred(crate::store::Scope::Device("00A0B1-p-a".into()));
+        let Outcome::Reply(r) = acs.handle(None, inform_body("b").as_bytes(), Some(&one));
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert!(r.headers().get(header::WWW_AUTHENTICATE).is_some(), "fresh challenges");
+        assert_eq!(acs.open_sessions(), 0);
+        assert!(store.device("00A0B1-p-b").expect("read").is_none(), "nothing of the refused Inform stored");
+        let Outcome::Reply(r) = acs.handle(None, inform_body("a").as_bytes(), Some(&one));
+        assert_eq!(r.status(), StatusCode::OK);
+        let fleet = cred(crate::store::Scope::DevicePrefix("00A0B1-p-".into()));
+        let Outcome::Reply(r) = acs.handle(None, inform_body("c").as_bytes(), Some(&fleet));
+        assert_eq!(r.status(), StatusCode::OK);
+        let other = cred(crate::store::Scope::DevicePrefix("00A0B1-q-".into()));
+        let Outcome::Reply(r) = acs.handle(None, inform_body("d").as_bytes(), Some(&other));
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert!(store.device("00A0B1-p-a").expect("read").is_some());
+        assert!(store.device("00A0B1-p-d").expect("read").is_none());
     }
 }

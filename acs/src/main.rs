@@ -61,15 +61,6 @@ struct Overrides {
     /// Log format: text or json.
     #[arg(long)]
     log_format: Option<String>,
-    /// An NBI bearer token (repeatable).
-    #[arg(long = "nbi-token")]
-    nbi_tokens: Vec<String>,
-    /// Username:password CPEs authenticate with (repeatable).
-    #[arg(long = "cpe-credentials")]
-    cpe_credentials: Vec<String>,
-    /// Username:password for connection requests to devices without their own.
-    #[arg(long)]
-    cr_credentials: Option<String>,
     /// Base URL of the file server devices download from.
     #[arg(long)]
     file_base_url: Option<String>,
@@ -88,9 +79,6 @@ enum Command {
         /// The NBI's URL.
         #[arg(long, default_value = "http://127.0.0.1:7557")]
         nbi: String,
-        /// NBI bearer token (default: $ACS_NBI_TOKEN, or the file given by --token-file).
-        #[arg(long)]
-        token: Option<String>,
         /// A file holding the NBI token (as the ACS generates next to its database).
         #[arg(long)]
         token_file: Option<PathBuf>,
@@ -123,8 +111,8 @@ enum SubscriberAction {
 
 fn main() -> ExitCode {
     let mut opts = Opts::parse();
-    if let Some(Command::Subscriber { nbi, token, token_file, action }) = opts.command.take() {
-        return match subscriber_command(&nbi, token, token_file, action) {
+    if let Some(Command::Subscriber { nbi, token_file, action }) = opts.command.take() {
+        return match subscriber_command(&nbi, token_file, action) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("acs subscriber: {e}");
@@ -193,15 +181,6 @@ fn overlay(o: Overrides, mut f: FileConfig) -> Result<FileConfig, String> {
     f.cwmp.listen = o.cwmp_listen.or(f.cwmp.listen);
     f.nbi.listen = o.nbi_listen.or(f.nbi.listen);
     f.log.format = o.log_format.or(f.log.format);
-    f.nbi.tokens.extend(o.nbi_tokens);
-    for c in &o.cpe_credentials {
-        let (u, p) = split_pair(c, "--cpe-credentials")?;
-        f.cwmp.credentials.insert(u, p);
-    }
-    if let Some(c) = &o.cr_credentials {
-        let (u, p) = split_pair(c, "--cr-credentials")?;
-        (f.cwmp.cr_username, f.cwmp.cr_password) = (Some(u), Some(p));
-    }
     f.cwmp.file_base_url = o.file_base_url.or(f.cwmp.file_base_url);
     f.cwmp.tls_cert = o.tls_cert.or(f.cwmp.tls_cert);
     f.cwmp.tls_key = o.tls_key.or(f.cwmp.tls_key);
@@ -234,17 +213,12 @@ fn serve(config: Config, workers: Option<usize>) -> Result<(), String> {
     })
 }
 
-fn subscriber_command(
-    nbi: &str,
-    token: Option<String>,
-    token_file: Option<PathBuf>,
-    action: SubscriberAction,
-) -> Result<(), String> {
-    let token = match (token, token_file) {
-        (Some(t), _) => t,
-        (None, Some(f)) => std::fs::read_to_string(&f).map_err(|e| format!("{}: {e}", f.display()))?.trim().to_string(),
-        (None, None) => std::env::var("ACS_NBI_TOKEN")
-            .map_err(|_| "no NBI token: give --token, --token-file or $ACS_NBI_TOKEN".to_string())?,
+fn subscriber_command(nbi: &str, token_file: Option<PathBuf>, action: SubscriberAction) -> Result<(), String> {
+    // Never on the command line: other users of the machine can read a process's arguments.
+    let token = match token_file {
+        Some(f) => std::fs::read_to_string(&f).map_err(|e| format!("{}: {e}", f.display()))?.trim().to_string(),
+        None => std::env::var("ACS_NBI_TOKEN")
+            .map_err(|_| "no NBI token: give --token-file or $ACS_NBI_TOKEN".to_string())?,
     };
     let read_password = || -> Result<String, String> {
         let mut line = String::new();
@@ -276,10 +250,4 @@ fn subscriber_command(
         SubscriberAction::List => println!("{text}"),
     }
     Ok(())
-}
-
-fn split_pair(s: &str, what: &str) -> Result<(String, String), String> {
-    s.split_once(':')
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .ok_or_else(|| format!("{what} is user:password, got {s:?}"))
 }

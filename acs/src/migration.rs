@@ -58,10 +58,6 @@ pub struct Request {
 /// Connection-request settings.
 #[derive(Debug, Clone)]
 pub struct Cr {
-    /// Default user for devices without their own.
-    pub username: String,
-    /// Its password.
-    pub password: String,
     /// Timeout of one request.
     pub timeout: Duration,
 }
@@ -230,12 +226,7 @@ impl Run {
                 if let Some(Some(d)) =
                     crate::store::logged(store.device(device), "a connection request of the migration")
                 {
-                    let (u, p) = if d.cr_username.is_empty() {
-                        (self.cr.username.clone(), self.cr.password.clone())
-                    } else {
-                        (d.cr_username.clone(), d.cr_password.clone())
-                    };
-                    if let Err(e) = crate::conn_req::send(&d.cr_url, &u, &p, self.cr.timeout).await {
+                    if let Err(e) = crate::conn_req::to_device(&d, self.cr.timeout).await {
                         tracing::warn!(device, migration = self.id, "connection request: {e}");
                     }
                 }

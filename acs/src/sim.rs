@@ -19,6 +19,9 @@ use tokio::sync::Mutex;
 use crate::auth::Verifier;
 use crate::endpoint::now;
 
+const CR_USER: &str = "Device.ManagementServer.ConnectionRequestUsername";
+const CR_PASS: &str = "Device.ManagementServer.ConnectionRequestPassword";
+
 /// One simulated device.
 pub struct SimCpe {
     /// Serial number (also in the device id).
@@ -27,8 +30,6 @@ pub struct SimCpe {
     acs_user: String,
     acs_pass: String,
     cr_url: String,
-    cr_user: String,
-    cr_pass: String,
     model: std::sync::Mutex<DataModel>,
     /// Events for the next Inform (e.g. "M Reboot" after a reboot).
     next_events: std::sync::Mutex<Vec<Event>>,
@@ -68,6 +69,9 @@ impl SimCpe {
         let _ = tree.set_internal("Device.ManagementServer.ConnectionRequestURL", Value::String(cr_url.clone()));
         let _ = tree.set_internal("Device.DeviceInfo.SoftwareVersion", Value::String(env!("CARGO_PKG_VERSION").into()));
         let _ = tree.set_internal("Device.DeviceInfo.SerialNumber", Value::String(serial.into()));
+        // The factory credentials; the ACS replaces them at BOOTSTRAP and BOOT.
+        let _ = tree.set_internal(CR_USER, Value::String(cr_creds.0.into()));
+        let _ = tree.set_internal(CR_PASS, Value::String(cr_creds.1.into()));
         let mut secret = [0u8; 32];
         secret[..serial.len().min(32)].copy_from_slice(&serial.as_bytes()[..serial.len().min(32)]);
         Arc::new(SimCpe {
@@ -76,8 +80,6 @@ impl SimCpe {
             acs_user: acs_user.into(),
             acs_pass: acs_pass.into(),
             cr_url,
-            cr_user: cr_creds.0.into(),
-            cr_pass: cr_creds.1.into(),
             model: std::sync::Mutex::new(DataModel::new(tree)),
             next_events: std::sync::Mutex::new(vec![Event::new(cwmp::event::BOOTSTRAP), Event::new(cwmp::event::BOOT)]),
             next_requests: std::sync::Mutex::new(Vec::new()),
@@ -100,9 +102,16 @@ impl SimCpe {
         .key()
     }
 
-    /// Credentials the ACS must use for connection requests.
+    /// Credentials the ACS must use for connection requests: the device's
+    /// `ManagementServer.ConnectionRequestUsername/Password` now.
     pub fn cr_credentials(&self) -> (String, String) {
-        (self.cr_user.clone(), self.cr_pass.clone())
+        self.with_model(|m| {
+            let s = |p: &str| match m.root().value(p) {
+                Some(Value::String(s)) => s,
+                _ => String::new(),
+            };
+            (s(CR_USER), s(CR_PASS))
+        })
     }
 
     /// Carries out a data-model request as the device would.
@@ -301,7 +310,10 @@ fn connection_request(sims: &[Arc<SimCpe>], req: Request<hyper::body::Incoming>)
         return r;
     };
     let header = req.headers().get(header::AUTHORIZATION).and_then(|h| h.to_str().ok());
-    if sim.verifier.verify("GET", header, |u| (u == sim.cr_user).then(|| sim.cr_pass.clone()), now()).is_err() {
+    let (user, pass) = sim.cr_credentials();
+    let uri = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let attempt = crate::auth::Attempt { method: "GET", uri, header, tls: false };
+    if sim.verifier.check_password(attempt, |u| (u == user).then(|| pass.clone()), now()).is_err() {
         let mut r = Response::new(Full::new(Bytes::new()));
         *r.status_mut() = StatusCode::UNAUTHORIZED;
         for c in sim.verifier.challenges(now()).into_iter().filter(|c| c.starts_with("Digest")) {

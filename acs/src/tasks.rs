@@ -352,9 +352,15 @@ impl Running {
                     let path = format!("{}{}.", dotted(object_name), self.instance.unwrap_or(0));
                     Step::Next(Body::GetParameterValues(GetParameterValues { parameter_names: vec![path] }))
                 }
-                // Refresh what was set.
+                // Refresh what was set, passwords aside: a CPE reads them back empty (TR-069
+                // A.3.2.1 and the data models), and one that does not would put them in the
+                // cache the NBI shows.
                 TaskSpec::SetParameterValues { parameter_values } => {
-                    let names = parameter_values.iter().map(|p| p.name.clone()).collect();
+                    let names: Vec<String> =
+                        parameter_values.iter().filter(|p| !secret_name(&p.name)).map(|p| p.name.clone()).collect();
+                    if names.is_empty() {
+                        return Step::Done(json!({"status": 0, "parameters": []}));
+                    }
                     Step::Next(Body::GetParameterValues(GetParameterValues { parameter_names: names }))
                 }
                 other => unexpected("SetParameterValuesResponse", other),
@@ -392,6 +398,11 @@ impl Running {
             other => unexpected(other.method_name(), spec),
         }
     }
+}
+
+/// Whether a parameter is a password, never read back or cached after a set.
+pub fn secret_name(name: &str) -> bool {
+    name.rsplit('.').next().unwrap_or(name).ends_with("Password")
 }
 
 /// A CPE answer that does not belong to the task's request.

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request};
 use serde_json::{json, Value};
-use test_support::acs::AcsCommand;
+use test_support::acs::{cwmp_post, digest, finish_session, AcsCommand};
 use test_support::http::Http;
 use test_support::{enc, NbiClient, TempDir};
 
@@ -180,17 +180,16 @@ async fn sigkill_loses_no_task_and_runs_none_twice() {
     // A session by hand: the first task goes out, the CPE applies it, and the ACS dies (SIGKILL)
     // before it hears the answer.
     let http = Http::new();
-    let post =
-        |body: String, cookie: Option<String>, auth: Option<String>| cwmp_post(&http, acs.cwmp, body, cookie, auth);
     let inform = sim.inform_envelope(&["2 PERIODIC"]);
-    let (s, _, chal, _) = post(inform.clone(), None, None).await;
-    assert_eq!(s, 401);
-    let auth =
-        chal.iter().find_map(|c| acs::auth::answer(c, "POST", "/", "cpe", "cpe-secret", "abcd")).expect("digest");
-    let (s, cookie, _, _) = post(inform, None, Some(auth)).await;
-    assert_eq!(s, 200);
-    let (s, _, _, body) = post(String::new(), cookie.clone(), None).await;
-    assert_eq!(s, 200);
+    let first = cwmp_post(&http, acs.cwmp, inform.clone(), None, None).await;
+    assert_eq!(first.status, 401);
+    let auth = digest(&first.challenges, "cpe", "cpe-secret", "abcd");
+    let opened = cwmp_post(&http, acs.cwmp, inform, None, Some(&auth)).await;
+    assert_eq!(opened.status, 200);
+    let cookie = opened.cookie.expect("a session cookie");
+    let reply = cwmp_post(&http, acs.cwmp, Bytes::new(), Some(&cookie), None).await;
+    assert_eq!(reply.status, 200);
+    let body = reply.body;
     let env = cwmp::Envelope::decode(&body, &cwmp::Limits::default()).expect("request");
     let cwmp::Body::SetParameterValues(spv) = &env.body else { panic!("{:?}", env.body) };
     assert_eq!(spv.parameter_list[0].value, cwmp::Value::String("first".into()));
@@ -210,46 +209,24 @@ async fn sigkill_loses_no_task_and_runs_none_twice() {
     assert_eq!(tasks.len(), 2, "{tasks:?}");
     assert!(tasks.iter().all(|t| t["status"] == json!("done")), "{tasks:?}");
     assert_eq!(tasks[0]["result"]["confirmed"], json!("by the key the device reports"));
-    assert_eq!(sim.sets_applied.load(Ordering::SeqCst), 2, "each set ran exactly once");
+    // Three sets: the connection-request credentials the ACS gave at bootstrap, then each task's
+    // once.
+    assert_eq!(sim.sets_applied.load(Ordering::SeqCst), 3, "each set ran exactly once");
     assert_eq!(
         acs::sim::values(&sim, "Device.DeviceInfo.ProvisioningCode")[0].value,
         cwmp::Value::String("second".into())
     );
 }
 
-/// One CWMP POST by hand: status, the session cookie set, the challenges, the body.
-async fn cwmp_post(
-    http: &Http,
-    addr: SocketAddr,
-    body: String,
-    cookie: Option<String>,
-    auth: Option<String>,
-) -> (u16, Option<String>, Vec<String>, Bytes) {
-    let url = format!("http://{addr}/");
-    let mut headers = vec![("content-type", "text/xml")];
-    if let Some(c) = &cookie {
-        headers.push(("cookie", c));
-    }
-    if let Some(a) = &auth {
-        headers.push(("authorization", a));
-    }
-    let resp = http.send(Method::POST, &url, &headers, body).await;
-    let cookie = resp.header("set-cookie").and_then(|c| c.split(';').next()).map(str::to_string);
-    let chal: Vec<String> =
-        resp.headers.get_all("www-authenticate").iter().filter_map(|h| h.to_str().ok().map(str::to_string)).collect();
-    (resp.status, cookie, chal, resp.body)
-}
-
 /// Opens a session by hand for `sim` (Digest on the second try): its cookie.
 async fn open_session(http: &Http, addr: SocketAddr, sim: &SimCpe) -> String {
     let inform = sim.inform_envelope(&["2 PERIODIC"]);
-    let (s, _, chal, _) = cwmp_post(http, addr, inform.clone(), None, None).await;
-    assert_eq!(s, 401);
-    let auth =
-        chal.iter().find_map(|c| acs::auth::answer(c, "POST", "/", "cpe", "cpe-secret", "abcd")).expect("digest");
-    let (s, cookie, _, body) = cwmp_post(http, addr, inform, None, Some(auth)).await;
-    assert_eq!(s, 200, "{body:?}");
-    cookie.expect("a session cookie")
+    let first = cwmp_post(http, addr, inform.clone(), None, None).await;
+    assert_eq!(first.status, 401);
+    let auth = digest(&first.challenges, "cpe", "cpe-secret", "abcd");
+    let opened = cwmp_post(http, addr, inform, None, Some(&auth)).await;
+    assert_eq!(opened.status, 200, "{:?}", opened.body);
+    opened.cookie.expect("a session cookie")
 }
 
 /// An HTTP receiver for webhooks that fails the first delivery (500) and records the rest.
@@ -293,7 +270,7 @@ async fn presets_files_bulk_webhooks_and_bad_cwmp_input() {
     let (hook, got) = hook_receiver().await;
     let conf = dir.join("acs.toml");
     std::fs::write(&conf, format!("[cwmp]\nsession_timeout_secs = 30\nmax_body_bytes = 65536\n\n[[webhooks]]\nurl = \"http://{hook}/hook\"\nevents = [\"0 BOOTSTRAP\", \"task.done\"]\n")).expect("config");
-    let acs = acs_command(&dir).args(["--config", conf.to_str().unwrap_or_default()]).start();
+    let acs = acs_command(&dir).config(&std::fs::read_to_string(&conf).expect("config")).start();
     let oss = NbiClient::new(acs.nbi, TOKEN);
 
     // A preset: on BOOTSTRAP, SimCPE devices get a provisioning code and a tag.
@@ -359,37 +336,43 @@ async fn presets_files_bulk_webhooks_and_bad_cwmp_input() {
 
     // Bad CWMP input: a fault or an HTTP status with a reason, nothing stored.
     let http = Http::new();
-    let cwmp_post = |body: Vec<u8>, auth: bool| {
+    // With `auth`, Digest as a CPE does it: an empty POST fetches a challenge, the body goes with
+    // the answer (Basic is refused over plain HTTP).
+    let post = |body: Vec<u8>, auth: bool| {
         let http = http.clone();
-        let url = format!("http://{}/", acs.cwmp);
+        let addr = acs.cwmp;
         async move {
-            use base64::Engine as _;
-            let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("cpe:cpe-secret"));
-            let headers: &[(&str, &str)] = if auth { &[("authorization", &basic)] } else { &[] };
-            let resp = http.send(Method::POST, &url, headers, body).await;
-            (resp.status, resp.body)
+            let auth = if auth {
+                let first = cwmp_post(&http, addr, Bytes::new(), None, None).await;
+                assert_eq!(first.status, 401);
+                Some(digest(&first.challenges, "cpe", "cpe-secret", "abcd"))
+            } else {
+                None
+            };
+            let reply = cwmp_post(&http, addr, body, None, auth.as_deref()).await;
+            (reply.status, reply.body)
         }
     };
-    let (s, body) = cwmp_post(b"<not xml".to_vec(), true).await;
+    let (s, body) = post(b"<not xml".to_vec(), true).await;
     assert_eq!(s, 200);
     let env = cwmp::Envelope::decode(&body, &cwmp::Limits::default()).expect("a SOAP fault");
     assert!(matches!(env.body, cwmp::Body::Fault(ref f) if f.code == cwmp::FaultCode::AcsInvalidArguments), "{env:?}");
     // Over the configured 64 KiB limit (small enough to be written whole before the answer).
-    let (s, _) = cwmp_post(vec![b' '; 100 << 10], true).await;
+    let (s, _) = post(vec![b' '; 100 << 10], true).await;
     assert_eq!(s, 413);
-    let (s, _) = cwmp_post(sim.inform_envelope(&["2 PERIODIC"]).into_bytes(), false).await;
+    let (s, _) = post(sim.inform_envelope(&["2 PERIODIC"]).into_bytes(), false).await;
     assert_eq!(s, 401);
     let unknown = "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\" xmlns:cwmp=\"urn:dslforum-org:cwmp-1-2\"><soap:Body><cwmp:Frobnicate/></soap:Body></soap:Envelope>";
-    let (_, body) = cwmp_post(unknown.as_bytes().to_vec(), true).await;
+    let (_, body) = post(unknown.as_bytes().to_vec(), true).await;
     let env = cwmp::Envelope::decode(&body, &cwmp::Limits::default()).expect("a SOAP fault");
     assert!(
         matches!(env.body, cwmp::Body::Fault(ref f) if f.code == cwmp::FaultCode::AcsMethodNotSupported),
         "{env:?}"
     );
     // One session per device: a second Inform while one is open gets 503.
-    let (s, _) = cwmp_post(sim.inform_envelope(&["2 PERIODIC"]).into_bytes(), true).await;
+    let (s, _) = post(sim.inform_envelope(&["2 PERIODIC"]).into_bytes(), true).await;
     assert_eq!(s, 200, "first session opens");
-    let (s, _) = cwmp_post(sim.inform_envelope(&["2 PERIODIC"]).into_bytes(), true).await;
+    let (s, _) = post(sim.inform_envelope(&["2 PERIODIC"]).into_bytes(), true).await;
     assert_eq!(s, 503, "a second concurrent session is refused");
     let (_, devices) = oss.call(Method::GET, "/devices", None).await;
     assert_eq!(devices.as_array().map(Vec::len), Some(1), "bad input stored no device");
@@ -653,23 +636,15 @@ async fn sigterm_lets_an_open_cwmp_session_finish_and_refuses_new_ones() {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
 
     // b's new session is refused, with a time to come back.
-    let (s, _, _, body) = cwmp_post(&http, acs.cwmp, b.inform_envelope(&["2 PERIODIC"]), None, None).await;
-    let body = String::from_utf8_lossy(&body);
-    assert_eq!(s, 503, "{body}");
+    let refused = cwmp_post(&http, acs.cwmp, b.inform_envelope(&["2 PERIODIC"]), None, None).await;
+    let body = String::from_utf8_lossy(&refused.body);
+    assert_eq!(refused.status, 503, "{body}");
     assert!(body.contains("shutting down"), "{body}");
     // a's session goes on: the task comes, its answers are taken, the session ends.
-    let (mut s, _, _, mut body) = cwmp_post(&http, acs.cwmp, String::new(), Some(cookie.clone()), None).await;
-    let mut requests = Vec::new();
-    while s == 200 {
-        let env = cwmp::Envelope::decode(&body, &cwmp::Limits::default()).expect("request");
-        requests.push(format!("{:?}", env.body).split('(').next().unwrap_or_default().to_string());
-        let answer = cwmp::Envelope::new(env.ns, env.header.id.clone(), a.apply(&env.body)).encode();
-        (s, _, _, body) = cwmp_post(&http, acs.cwmp, answer, Some(cookie.clone()), None).await;
-        assert!(requests.len() < 10, "{requests:?}");
-    }
-    assert_eq!(s, 204, "{body:?}");
+    let requests = finish_session(&http, acs.cwmp, &a, &cookie).await;
     assert_eq!(requests.first().map(String::as_str), Some("SetParameterValues"), "{requests:?}");
-    assert_eq!(a.sets_applied.load(Ordering::SeqCst), 1);
+    // The connection-request credentials set at bootstrap, then the task.
+    assert_eq!(a.sets_applied.load(Ordering::SeqCst), 2);
 
     let mut daemon = acs.daemon;
     let (status, log) = tokio::task::spawn_blocking(move || {

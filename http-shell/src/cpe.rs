@@ -143,8 +143,12 @@ mod tests {
                     |h: header::HeaderName| req.headers().get(h).and_then(|v| v.to_str().ok()).map(str::to_string);
                 let (cookie, auth) = (get(header::COOKIE), get(header::AUTHORIZATION));
                 s.lock().expect("lock").push((cookie.clone(), auth.clone()));
+                // The Basic stand-in plays a TLS listener: the only place Basic is accepted.
+                let tls = offer == "Basic";
+                let attempt =
+                    cwmp::auth::Attempt { method: "POST", uri: req.uri().path(), header: auth.as_deref(), tls };
                 let ok = cookie.is_some()
-                    || verifier.verify("POST", auth.as_deref(), |u| (u == "cpe").then(|| "pw".to_string()), 0).is_ok();
+                    || verifier.check_password(attempt, |u| (u == "cpe").then(|| "pw".to_string()), 0).is_ok();
                 let mut r = Response::new(Full::new(Bytes::from_static(b"<reply/>")));
                 if ok {
                     r.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_static("session=1; Path=/"));
@@ -152,7 +156,7 @@ mod tests {
                     *r.status_mut() = StatusCode::UNAUTHORIZED;
                     // Like a server that closes rather than read a body it refused.
                     r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-                    let challenges = verifier.challenges(0);
+                    let challenges = verifier.challenges_for(0, tls);
                     for c in challenges.iter().filter(|c| c.starts_with(offer)) {
                         r.headers_mut().append(header::WWW_AUTHENTICATE, HeaderValue::from_str(c).expect("header"));
                     }

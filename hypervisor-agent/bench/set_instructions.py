@@ -147,10 +147,10 @@ def run(bed, d, cg, rel):
     fd = os.open(cfg, os.O_WRONLY | os.O_CREAT, 0o600)
     os.write(fd, f"""[cwmp]
 listen = "127.0.0.1:{acs_port}"
-cr_username = "acs"
-cr_password = "cr-{token}"
-[cwmp.credentials]
-{AGENT} = "host-{token}"
+[[cwmp.cpe_credentials]]
+username = "{AGENT}"
+password = "host-{token}"
+device = "00A0B1-vRGW-Host-{AGENT}"
 [nbi]
 listen = "127.0.0.1:{nbi_port}"
 tokens = ["{token}"]

@@ -11,15 +11,22 @@ use acs::sim::SimCpe;
 use crate::nbi::NbiClient;
 use crate::process::{Daemon, Spawn};
 
-/// The user name and password CPEs log in to the `acs` binary with.
+/// The user name and password simulated CPEs log in to the `acs` binary with; the credential
+/// may speak for every DeviceId starting with [`SIM_PREFIX`].
 pub const CPE: (&str, &str) = ("cpe", "cpe-secret");
-/// The user name and password the `acs` binary sends connection requests with.
+/// The DeviceId prefix of every [`SimCpe`].
+pub const SIM_PREFIX: &str = "00A0B1-SimCPE-";
+/// The factory connection-request credentials of the tests' simulated CPEs (the ACS replaces
+/// them at BOOTSTRAP with credentials of each device's own).
 pub const CR: (&str, &str) = ("cr", "cr-secret");
 
-/// The `acs` binary's command line: store `db`, NBI token, the tests' CPE and connection-request
-/// credentials, every listener on a free loopback port and the web form off unless changed.
+/// The `acs` binary's command line: store `db`, a configuration file (mode 0600, next to the
+/// database) with the NBI token and the tests' CPE credential, every listener on a free loopback
+/// port and the web form off unless changed.
 pub struct AcsCommand {
     spawn: Spawn,
+    file: std::path::PathBuf,
+    settings: String,
     cwmp: String,
     nbi: String,
     portal: String,
@@ -29,16 +36,27 @@ impl AcsCommand {
     /// The binary at `exe` (`env!("CARGO_BIN_EXE_acs")`) on store `db`, logging to `db` with the
     /// extension `log`.
     pub fn new(exe: impl AsRef<OsStr>, db: &Path, token: &str) -> AcsCommand {
-        let (cpe, cr) = (format!("{}:{}", CPE.0, CPE.1), format!("{}:{}", CR.0, CR.1));
-        let spawn = Spawn::new(exe).log(db.with_extension("log")).arg("--db").arg(db).args([
-            "--nbi-token",
-            token,
-            "--cpe-credentials",
-            &cpe,
-            "--cr-credentials",
-            &cr,
-        ]);
-        AcsCommand { spawn, cwmp: "127.0.0.1:0".into(), nbi: "127.0.0.1:0".into(), portal: "off".into() }
+        let spawn = Spawn::new(exe).log(db.with_extension("log")).arg("--db").arg(db);
+        let settings = format!(
+            "[nbi]\ntokens = [\"{token}\"]\n\n[[cwmp.cpe_credentials]]\nusername = \"{}\"\npassword = \"{}\"\n\
+             device_prefix = \"{SIM_PREFIX}\"\n",
+            CPE.0, CPE.1
+        );
+        AcsCommand {
+            spawn,
+            file: db.with_extension("toml"),
+            settings,
+            cwmp: "127.0.0.1:0".into(),
+            nbi: "127.0.0.1:0".into(),
+            portal: "off".into(),
+        }
+    }
+
+    /// More of the configuration file (TOML), written before the tests' own settings (so it
+    /// may open `[cwmp]` or `[[webhooks]]`, but not `[nbi]`).
+    pub fn config(mut self, toml: &str) -> AcsCommand {
+        self.settings = format!("{toml}\n{}", self.settings);
+        self
     }
 
     /// CWMP on this address (for a restart on the same one).
@@ -71,8 +89,11 @@ impl AcsCommand {
 
     /// Starts it and reads the addresses it listens on.
     pub fn start(self) -> AcsProcess {
+        write_secret(&self.file, &self.settings);
         let daemon = self
             .spawn
+            .arg("--config")
+            .arg(&self.file)
             .args(["--cwmp-listen", &self.cwmp, "--nbi-listen", &self.nbi, "--portal-listen", &self.portal])
             .start();
         AcsProcess { cwmp: daemon.addr("cwmp"), nbi: daemon.addr("nbi"), portal: daemon.try_addr("portal"), daemon }
@@ -103,10 +124,30 @@ impl AcsProcess {
     }
 }
 
+/// Writes a file that holds secrets: mode 0600 from its creation.
+pub fn write_secret(path: &Path, text: &str) {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    f.write_all(text.as_bytes()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+}
+
 /// The NBI token of the ACS [`start_acs`] serves.
 pub const TOKEN: &str = "nbi-token-for-the-agent-test";
-/// The password the ACS [`start_acs`] serves sends connection requests with (user `acs`).
+/// The factory connection-request password of the tests' agents (user `acs`); the ACS
+/// replaces it with one of the agent's own at its BOOTSTRAP and BOOT.
 pub const CR_PASSWORD: &str = "cr-secret-0123";
+
+/// The DeviceId a test agent named `agent` informs as (the agent's default OUI and class).
+pub fn agent_device(agent: &str) -> String {
+    format!("00A0B1-vRGW-Host-{agent}")
+}
 
 /// An ACS (SQLite store in `dir`) serving CWMP and the NBI on loopback, in `rt`, for agent
 /// `agent` (password `host-secret`): its CWMP address and its NBI.
@@ -137,11 +178,17 @@ pub fn start_acs_for(
     file.cwmp.listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
     file.nbi.listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
     file.portal.listen = Some("off".into());
-    file.cwmp.credentials = agents.iter().map(|a| (a.to_string(), "host-secret".to_string())).collect();
+    file.cwmp.cpe_credentials = agents
+        .iter()
+        .map(|a| acs::daemon::CredentialEntry {
+            username: a.to_string(),
+            password: "host-secret".into(),
+            device: Some(agent_device(a)),
+            device_prefix: None,
+        })
+        .collect();
     file.cwmp.session_timeout_secs = Some(300);
     file.cwmp.file_base_url = Some("http://127.0.0.1:9/files".into());
-    file.cwmp.cr_username = Some("acs".into());
-    file.cwmp.cr_password = Some(CR_PASSWORD.into());
     file.nbi.tokens = vec![TOKEN.into()];
     if let Some((cert, key)) = tls {
         (file.cwmp.tls_cert, file.cwmp.tls_key) = (Some(cert.to_path_buf()), Some(key.to_path_buf()));
@@ -158,4 +205,65 @@ pub fn start_acs_for(
         });
         (cwmp, NbiClient::new(nbi_addr, TOKEN))
     })
+}
+
+/// What one CWMP POST made by hand got back.
+pub struct CwmpReply {
+    /// The status code.
+    pub status: u16,
+    /// The session cookie set (`name=value`), if any.
+    pub cookie: Option<String>,
+    /// The `WWW-Authenticate` challenges.
+    pub challenges: Vec<String>,
+    /// The body.
+    pub body: bytes::Bytes,
+}
+
+/// One CWMP POST by hand to `addr`, with a session cookie and an `Authorization` header when
+/// given.
+pub async fn cwmp_post(
+    http: &crate::http::Http,
+    addr: SocketAddr,
+    body: impl Into<bytes::Bytes>,
+    cookie: Option<&str>,
+    auth: Option<&str>,
+) -> CwmpReply {
+    let url = format!("http://{addr}/");
+    let mut headers = vec![("content-type", "text/xml")];
+    if let Some(c) = cookie {
+        headers.push(("cookie", c));
+    }
+    if let Some(a) = auth {
+        headers.push(("authorization", a));
+    }
+    let resp = http.send(hyper::Method::POST, &url, &headers, body).await;
+    let cookie = resp.header("set-cookie").and_then(|c| c.split(';').next()).map(str::to_string);
+    let challenges =
+        resp.headers.get_all("www-authenticate").iter().filter_map(|h| h.to_str().ok().map(str::to_string)).collect();
+    CwmpReply { status: resp.status, cookie, challenges, body: resp.body }
+}
+
+/// The Digest answer (cnonce `cnonce`, first use of the nonce) to the first Digest challenge
+/// of `challenges`, for a POST to `/`.
+pub fn digest(challenges: &[String], user: &str, pass: &str, cnonce: &str) -> String {
+    challenges
+        .iter()
+        .find_map(|c| acs::auth::answer(c, "POST", "/", user, pass, cnonce))
+        .unwrap_or_else(|| panic!("no Digest challenge in {challenges:?}"))
+}
+
+/// Plays `sim`'s side of an open session (cookie `cookie`) to its end: answers each request the
+/// ACS sends as the device would, until the ACS ends the session. The names of the requests.
+pub async fn finish_session(http: &crate::http::Http, addr: SocketAddr, sim: &SimCpe, cookie: &str) -> Vec<String> {
+    let mut requests = Vec::new();
+    let mut reply = cwmp_post(http, addr, bytes::Bytes::new(), Some(cookie), None).await;
+    while reply.status == 200 {
+        let env = cwmp::Envelope::decode(&reply.body, &cwmp::Limits::default()).expect("a request from the ACS");
+        requests.push(format!("{:?}", env.body).split('(').next().unwrap_or_default().to_string());
+        let answer = cwmp::Envelope::new(env.ns, env.header.id.clone(), sim.apply(&env.body)).encode();
+        reply = cwmp_post(http, addr, answer, Some(cookie), None).await;
+        assert!(requests.len() < 20, "a session that does not end: {requests:?}");
+    }
+    assert_eq!(reply.status, 204, "the session ends with 204: {:?}", reply.body);
+    requests
 }

@@ -103,10 +103,19 @@ def secret(name, nbytes=16):
     except OSError:
         pass
     v = secrets.token_hex(nbytes)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.write(fd, (v + "\n").encode())
-    os.close(fd)
+    write_private(path, v + "\n")
     return v
+
+
+def write_private(path, text):
+    """Writes `text` to `path`, readable and writable by its owner only (mode 0600 whatever the
+    umask, also when the file existed with a wider mode)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
 
 
 def kvm_usable():
@@ -116,18 +125,23 @@ def kvm_usable():
 def stack_up(uplink_if=None, hosts=1):
     acs_bin, agent_bin = binaries()
     token = secret("nbi-token")
-    cr = secret("cr-secret", 12)
     if not pid_alive(os.path.join(RUN, "acs.pid")):
         for port in (CWMP_PORT, NBI_PORT, PORTAL_PORT):
             if not port_free(port):
                 raise sh.Failed("port %d on 127.0.0.1 is taken by another program (scripts/run?); stop it and "
                                 "run testbed/up again" % port)
-    creds = []
+    # Secrets go in a 0600 configuration file, never on a command line; each host's credential may
+    # inform only as that host's DeviceId.
+    conf = ['[nbi]', 'tokens = ["%s"]' % token]
     for i in range(1, MAX_HOSTS + 1):
-        creds += ["--cpe-credentials", "%s:%s" % (host(i), secret("cpe-secret" if i == 1 else "cpe-secret-" + host(i), 12))]
-    if daemon("acs", [acs_bin, "--db", os.path.join(RUN, "acs.db"), "--cwmp-listen", "127.0.0.1:%d" % CWMP_PORT,
-                      "--nbi-listen", "127.0.0.1:%d" % NBI_PORT, "--nbi-token", token] + creds +
-              ["--cr-credentials", "acs:" + cr, "--portal-listen", "127.0.0.1:%d" % PORTAL_PORT],
+        conf += ['[[cwmp.cpe_credentials]]', 'username = "%s"' % host(i),
+                 'password = "%s"' % secret("cpe-secret" if i == 1 else "cpe-secret-" + host(i), 12),
+                 'device = "%s"' % device(i)]
+    acs_conf = os.path.join(RUN, "acs.toml")
+    write_private(acs_conf, "\n".join(conf) + "\n")
+    if daemon("acs", [acs_bin, "--config", acs_conf, "--db", os.path.join(RUN, "acs.db"),
+                      "--cwmp-listen", "127.0.0.1:%d" % CWMP_PORT, "--nbi-listen", "127.0.0.1:%d" % NBI_PORT,
+                      "--portal-listen", "127.0.0.1:%d" % PORTAL_PORT],
               "listening cwmp="):
         sh.say("ACS started (CWMP 127.0.0.1:%d, NBI 127.0.0.1:%d, web form 127.0.0.1:%d)" % (
             CWMP_PORT, NBI_PORT, PORTAL_PORT))
@@ -145,31 +159,30 @@ def agent_up(i, agent_bin=None, uplink_if=None):
     conf = os.path.join(RUN, name + ".toml")
     consoles = os.path.join(RUN, "consoles")
     os.makedirs(consoles, exist_ok=True)
-    with open(conf, "w") as f:
-        f.write("\n".join([
-            'acs_url = "http://127.0.0.1:%d/"' % CWMP_PORT,
-            'acs_username = "%s"' % host(i),
-            'acs_password = "%s"' % secret("cpe-secret" if i == 1 else "cpe-secret-" + host(i), 12),
-            'cr_listen = "127.0.0.1:%d"' % (CR_PORT + i - 1),
-            'cr_username = "acs"',
-            'cr_password = "%s"' % secret("cr-secret", 12),
-            'db = "%s"' % os.path.join(RUN, name + ".db"),
-            'agent_id = "%s"' % host(i),
-            'libvirt = "%s"' % host_uri(i),
-            'migration_uri = "%s"' % host_uri(i),
-            'domain_type = "%s"' % ("kvm" if kvm_usable() else "qemu"),
-            'vlan_backend = "ovs"',
-            'ovs_prefix = "%s"' % host(i),
-            'port_prefix = "%s"' % host(i),
-            'trunk_uplink = "%s"' % (uplink_if or uplink_of(i)),
-            'mgmt_bridge = "%s"' % MGMT_BRIDGE,
-            'mgmt_network = "%s"' % mgmt_network(i),
-            'wan_bridge = "%s"' % WAN_BRIDGE,
-            'overlay_dir = "%s"' % os.path.join(sh.STATE, "overlays", host(i)),
-            'download_dir = "%s"' % os.path.join(RUN, "downloads-" + host(i)),
-            'console_log_dir = "%s"' % consoles,
-            'periodic_inform_interval = 60',
-        ]) + "\n")
+    write_private(conf, "\n".join([
+        'acs_url = "http://127.0.0.1:%d/"' % CWMP_PORT,
+        'acs_username = "%s"' % host(i),
+        'acs_password = "%s"' % secret("cpe-secret" if i == 1 else "cpe-secret-" + host(i), 12),
+        'cr_listen = "127.0.0.1:%d"' % (CR_PORT + i - 1),
+        'cr_username = "acs"',
+        'cr_password = "%s"' % secret("cr-secret", 12),
+        'db = "%s"' % os.path.join(RUN, name + ".db"),
+        'agent_id = "%s"' % host(i),
+        'libvirt = "%s"' % host_uri(i),
+        'migration_uri = "%s"' % host_uri(i),
+        'domain_type = "%s"' % ("kvm" if kvm_usable() else "qemu"),
+        'vlan_backend = "ovs"',
+        'ovs_prefix = "%s"' % host(i),
+        'port_prefix = "%s"' % host(i),
+        'trunk_uplink = "%s"' % (uplink_if or uplink_of(i)),
+        'mgmt_bridge = "%s"' % MGMT_BRIDGE,
+        'mgmt_network = "%s"' % mgmt_network(i),
+        'wan_bridge = "%s"' % WAN_BRIDGE,
+        'overlay_dir = "%s"' % os.path.join(sh.STATE, "overlays", host(i)),
+        'download_dir = "%s"' % os.path.join(RUN, "downloads-" + host(i)),
+        'console_log_dir = "%s"' % consoles,
+        'periodic_inform_interval = 60',
+    ]) + "\n")
     if daemon(name, [agent_bin, "--config", conf], "listening cr="):
         sh.say("hypervisor agent %s started (libvirt %s)" % (host(i), host_uri(i)))
     return nbi.Nbi("http://127.0.0.1:%d" % NBI_PORT, secret("nbi-token"), device(i))

@@ -77,7 +77,8 @@ def network_up(uplink=None, hosts=1):
     if INET_ADDR not in sh.run(["ip", "-o", "addr", "show", "dev", "wan0"], netns=INET_NS):
         sh.run(["ip", "addr", "add", INET_ADDR + "/16", "dev", "wan0"], netns=INET_NS)
     sh.run(["ip", "link", "set", "wan0", "up"], netns=INET_NS)
-    os.makedirs(RUN, exist_ok=True)
+    os.makedirs(RUN, mode=0o700, exist_ok=True)
+    os.chmod(RUN, 0o700)  # it holds secrets (tokens, configuration files, databases)
     if not daemons.pid_alive(os.path.join(RUN, "inet-dnsmasq.pid")):
         sh.run(["ip", "netns", "exec", INET_NS, "dnsmasq", "--interface=wan0", "--bind-interfaces", "--port=0",
                 "--dhcp-range=100.64.1.1,100.64.255.254,255.255.0.0,12h", "--dhcp-authoritative",

@@ -95,7 +95,8 @@ def libvirt_up(i):
         "mount --bind {d}/etc /etc/libvirt && mount --bind {d}/lib /var/lib/libvirt && "
         "mount --bind {d}/cache /var/cache/libvirt && mount --bind {d}/log /var/log/libvirt && "
         "virtlogd -d && libvirtd -d --listen && exec sleep infinity").format(d=d)
-    os.makedirs(RUN, exist_ok=True)
+    os.makedirs(RUN, mode=0o700, exist_ok=True)
+    os.chmod(RUN, 0o700)  # it holds secrets (tokens, configuration files, databases)
     with open(os.path.join(RUN, "libvirt-%s.log" % host(i)), "a") as log:
         p = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", script], stdout=log,
                              stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)

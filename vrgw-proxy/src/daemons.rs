@@ -3,11 +3,16 @@
 //! thing [`Daemons::apply`] takes: the LAN address (`ip`), the nftables ruleset (`nft -f`,
 //! atomic), dnsmasq (a restart of the child it runs under this process) and the hostapd file. A
 //! step that fails undoes the steps before it, so the previous working configuration keeps
-//! serving.
+//! serving. A dnsmasq left running by an earlier run of the proxy (killed or crashed before it
+//! could stop its child) is found by its command line and stopped before a new one starts, so
+//! there is never more than one.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 
 use vrgw_proxy::files::write_atomic;
 use vrgw_proxy::render::Rendered;
@@ -183,15 +188,25 @@ impl Daemons {
     }
 
     fn restart_dnsmasq(&mut self, conf: &str) -> Result<(), String> {
-        let path = self.paths.dnsmasq_conf();
+        // Absolute, so that a dnsmasq started by an earlier run is known by this argument
+        // whatever directory either run started in.
+        let path = std::path::absolute(self.paths.dnsmasq_conf()).map_err(|e| e.to_string())?;
         let next = self.paths.run_dir.join("dnsmasq.conf.next");
         write_atomic(&next, conf.as_bytes()).map_err(|e| e.to_string())?;
         std::fs::rename(&next, &path).map_err(|e| e.to_string())?;
         self.stop_dnsmasq();
+        let conf_arg = format!("--conf-file={}", path.display());
+        for pid in leftover_dnsmasq(Path::new("/proc"), &conf_arg) {
+            tracing::warn!(
+                pid,
+                "stopping a dnsmasq an earlier run of the proxy left running with this configuration file"
+            );
+            stop_leftover(pid)?;
+        }
         let mut child = Command::new(&self.paths.dnsmasq_bin)
             .arg("--keep-in-foreground")
             .arg("--log-facility=-")
-            .arg(format!("--conf-file={}", path.display()))
+            .arg(&conf_arg)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -233,7 +248,96 @@ impl Drop for Daemons {
     }
 }
 
+/// The processes under `proc` (a procfs mount) whose command line holds the argument
+/// `conf_arg` (`--conf-file=` and the absolute path of this proxy's dnsmasq.conf, which no other
+/// program is given). Called when the proxy has no dnsmasq child of its own, so every one found
+/// was left by an earlier run: a dnsmasq does not die with its parent, and one that kept running
+/// would serve the old configuration beside the new one (DHCP sockets are bound with
+/// `SO_REUSEPORT`) or keep the new one from binding its DNS port. The command line is read
+/// rather than dnsmasq's pid file, whose number may since belong to another program.
+pub fn leftover_dnsmasq(proc: &Path, conf_arg: &str) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir(proc) else { return Vec::new() };
+    let mut found: Vec<i32> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
+        .filter(|&pid| {
+            std::fs::read(proc.join(pid.to_string()).join("cmdline"))
+                .is_ok_and(|c| c.split(|&b| b == 0).any(|arg| arg == conf_arg.as_bytes()))
+        })
+        .collect();
+    found.sort_unstable();
+    found
+}
+
+/// Whether process `pid` is gone (or only a zombie waiting for its new parent to reap it).
+fn gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')),
+    }
+}
+
+/// Stops a left-over dnsmasq: SIGTERM, then SIGKILL if it is still there after two seconds.
+fn stop_leftover(pid: i32) -> Result<(), String> {
+    for (signal, wait) in [(Signal::SIGTERM, Duration::from_secs(2)), (Signal::SIGKILL, Duration::from_secs(2))] {
+        if gone(pid) {
+            return Ok(());
+        }
+        if let Err(e) = kill(Pid::from_raw(pid), signal) {
+            if e == nix::errno::Errno::ESRCH {
+                return Ok(());
+            }
+            return Err(format!("stopping the dnsmasq left by an earlier run (pid {pid}): {e}"));
+        }
+        let deadline = Instant::now() + wait;
+        while Instant::now() < deadline {
+            if gone(pid) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    Err(format!("the dnsmasq left by an earlier run (pid {pid}) does not stop"))
+}
+
 /// The lease file dnsmasq writes.
 pub fn lease_file(state_dir: &Path) -> PathBuf {
     state_dir.join("dnsmasq.leases")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A procfs look-alike: each process a directory with its NUL-separated command line.
+    fn fake_proc(procs: &[(&str, &[&str])]) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("vrgw-proxy-proc-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for (pid, argv) in procs {
+            let p = dir.join(pid);
+            std::fs::create_dir_all(&p).unwrap_or_else(|e| panic!("{e}"));
+            let mut cmdline = argv.join("\0");
+            cmdline.push('\0');
+            std::fs::write(p.join("cmdline"), cmdline).unwrap_or_else(|e| panic!("{e}"));
+        }
+        dir
+    }
+
+    #[test]
+    fn only_a_dnsmasq_given_this_configuration_file_is_a_leftover() {
+        let ours = "--conf-file=/run/vrgw-proxy/dnsmasq.conf";
+        let dir = fake_proc(&[
+            ("17", &["dnsmasq", "--keep-in-foreground", "--log-facility=-", ours]),
+            ("23", &["dnsmasq", "--conf-file=/run/other/dnsmasq.conf"]),
+            // A prefix of the path is not the path.
+            ("31", &["dnsmasq", "--conf-file=/run/vrgw-proxy/dnsmasq.conf.next"]),
+            ("42", &["sh", "-c", "echo --conf-file=/run/vrgw-proxy/dnsmasq.conf"]),
+            ("5", &["/usr/sbin/dnsmasq", ours]),
+            ("self", &["dnsmasq", ours]),
+            ("99", &[]),
+        ]);
+        assert_eq!(leftover_dnsmasq(&dir, ours), vec![5, 17]);
+        assert_eq!(leftover_dnsmasq(&dir.join("missing"), ours), Vec::<i32>::new());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

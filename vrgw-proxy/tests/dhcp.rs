@@ -30,6 +30,10 @@ struct Bed {
 impl Drop for Bed {
     fn drop(&mut self) {
         self.stop();
+        // A dnsmasq a failed test left behind.
+        for pid in self.dnsmasqs() {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        }
         let _ = Command::new("ip").args(["netns", "del", &self.vrgw]).status();
         let _ = Command::new("ip").args(["netns", "del", &self.home]).status();
         let _ = Command::new("ip").args(["link", "del", &self.mgmt]).status();
@@ -110,6 +114,33 @@ impl Bed {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// SIGKILL, as a crash would: the proxy cannot stop its dnsmasq.
+    fn kill_proxy(&mut self) {
+        if let Some(mut c) = self.proxy.take() {
+            c.kill().expect("SIGKILL the proxy");
+            c.wait().expect("reap the proxy");
+        }
+    }
+
+    /// The processes given this bed's dnsmasq configuration file, by their command lines.
+    fn dnsmasqs(&self) -> Vec<u32> {
+        let arg = format!("--conf-file={}", self.dir.join("run/dnsmasq.conf").display());
+        let mut pids: Vec<u32> = std::fs::read_dir("/proc")
+            .expect("/proc")
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+            .filter(|pid: &u32| {
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                let zombie = stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z'));
+                !zombie
+                    && std::fs::read(format!("/proc/{pid}/cmdline"))
+                        .is_ok_and(|c| c.split(|&b| b == 0).any(|a| a == arg.as_bytes()))
+            })
+            .collect();
+        pids.sort_unstable();
+        pids
     }
 
     fn client(&self, secret: &str) -> Client {
@@ -362,4 +393,72 @@ fn settings_over_xmlrpc_reach_real_dnsmasq_and_nftables() {
         assert_eq!(get1(&c, &format!("{POOL}MinAddress")).await, "192.168.1.100");
     });
     assert!(Path::new(&bed.dir.join("state/state.json")).exists());
+}
+
+/// A proxy killed with SIGKILL leaves its dnsmasq running (dnsmasq does not die with its
+/// parent). The next start finds it by its configuration file and replaces it: afterwards
+/// exactly one dnsmasq runs with that file, a new one, and it serves the new configuration.
+#[test]
+fn a_dnsmasq_left_by_a_killed_proxy_is_replaced_not_doubled() {
+    let mut bed = Bed::new(2);
+    bed.start();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let old = rt.block_on(async {
+        let c = bed.client(SECRET);
+        wait_healthy(&c, &bed).await;
+        // No DNS on the LAN: a second dnsmasq could then bind beside the first (DHCP only,
+        // SO_REUSEPORT) and both would answer.
+        set(
+            &c,
+            vec![
+                pv("Device.IP.Interface.1.IPv4Address.1.IPAddress", s("192.168.78.1")),
+                pv(&format!("{POOL}MinAddress"), s("192.168.78.100")),
+                pv(&format!("{POOL}MaxAddress"), s("192.168.78.110")),
+                pv(&format!("{POOL}IPRouters"), s("192.168.78.1")),
+                pv(&format!("{POOL}DNSServers"), s("192.168.78.1")),
+                pv("Device.DNS.Relay.Enable", Value::Bool(false)),
+            ],
+            "before-crash",
+        )
+        .await
+        .unwrap_or_else(|e| panic!("set: {e}\n{}", bed.log()));
+        let first = bed.lease(1).unwrap_or_else(|| panic!("no lease\n{}", bed.log()));
+        assert!((100..=110).contains(&last_octet(&first)), "{first}");
+        let running = bed.dnsmasqs();
+        assert_eq!(running.len(), 1, "{running:?}");
+        running[0]
+    });
+
+    bed.kill_proxy();
+    // The premise: the killed proxy's dnsmasq is still there.
+    assert_eq!(bed.dnsmasqs(), vec![old], "the dnsmasq of the killed proxy");
+
+    bed.start();
+    rt.block_on(async {
+        let c = bed.client(SECRET);
+        wait_healthy(&c, &bed).await;
+        let h = c.call("health", &[]).await.expect("health");
+        assert_eq!(h.get("status"), Some(&s("ok")), "{h:?}\n{}", bed.log());
+        let now = bed.dnsmasqs();
+        assert_eq!(now.len(), 1, "dnsmasq processes with this configuration: {now:?}\n{}", bed.log());
+        assert_ne!(now[0], old, "the left-over dnsmasq is still the one running");
+        assert!(bed.log().contains(&format!("pid={old}")), "the replacement is logged:\n{}", bed.log());
+
+        // A new configuration: the one dnsmasq serves it.
+        set(
+            &c,
+            vec![
+                pv(&format!("{POOL}MinAddress"), s("192.168.78.150")),
+                pv(&format!("{POOL}MaxAddress"), s("192.168.78.160")),
+            ],
+            "after-crash",
+        )
+        .await
+        .unwrap_or_else(|e| panic!("set: {e}\n{}", bed.log()));
+        for tail in 2..5 {
+            let got = bed.lease(tail).unwrap_or_else(|| panic!("no lease\n{}", bed.log()));
+            assert!((150..=160).contains(&last_octet(&got)), "{got} is from the old range");
+        }
+        assert_eq!(bed.dnsmasqs().len(), 1);
+    });
 }

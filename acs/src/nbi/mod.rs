@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 
 use crate::endpoint::Acs;
 
+pub mod credentials;
 mod devices;
 mod faults;
 mod files;
@@ -53,6 +54,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/devices/{id}/instances/{n}/migrate"),
     ("GET", "/migrations"),
     ("GET", "/migrations/{id}"),
+    ("GET", "/cpe-credentials"),
+    ("PUT", "/cpe-credentials/{username}"),
+    ("DELETE", "/cpe-credentials/{username}"),
 ];
 
 /// Settings of the NBI.
@@ -62,10 +66,6 @@ pub struct NbiConfig {
     pub tokens: Vec<String>,
     /// Connection-request timeout.
     pub cr_timeout: Duration,
-    /// Connection-request credentials for devices that have none of their own.
-    pub cr_username: String,
-    /// Password for those connection requests.
-    pub cr_password: String,
 }
 
 /// The NBI listener's limits, for the serving loop and for reading bodies (files up to 64 MiB).
@@ -190,6 +190,12 @@ pub enum NbiError {
     /// An input breaks a rule the message states.
     #[error("{0}")]
     Invalid(&'static str),
+    /// An input breaks a rule the message states (made at run time).
+    #[error("{0}")]
+    Bad(String),
+    /// The request conflicts with the configuration or the state (the message says how).
+    #[error("{0}")]
+    Conflict(String),
     /// A task that cannot run.
     #[error("{0}")]
     Task(#[from] crate::tasks::BadTask),
@@ -227,10 +233,12 @@ impl NbiError {
             NbiError::NotJson { .. }
             | NbiError::NotANumber(_)
             | NbiError::Invalid(_)
+            | NbiError::Bad(_)
             | NbiError::Task(_)
             | NbiError::Preset(_)
             | NbiError::Query(_) => StatusCode::BAD_REQUEST,
             NbiError::Migration(e) => e.status(),
+            NbiError::Conflict(_) => StatusCode::CONFLICT,
             NbiError::Store(_) | NbiError::Hash(_) | NbiError::Join(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -305,15 +313,6 @@ impl Nbi {
         })
     }
 
-    /// Connection-request credentials for `device` (its own, or the configured default).
-    pub(crate) fn cr_for<'a>(&'a self, device: &'a crate::store::Device) -> (&'a str, &'a str) {
-        if device.cr_username.is_empty() {
-            (self.config.cr_username.as_str(), self.config.cr_password.as_str())
-        } else {
-            (device.cr_username.as_str(), device.cr_password.as_str())
-        }
-    }
-
     async fn http(self: Arc<Self>, req: Request<Incoming>) -> Reply {
         match self.answer(req).await {
             Ok(r) => r,
@@ -361,6 +360,9 @@ impl Nbi {
                 subscribers::put(self, subscribers::Account::parse(id, &call.body)?).await
             }
             (&Method::DELETE, ["subscribers", id]) => subscribers::delete(self, id),
+            (&Method::GET, ["cpe-credentials"]) => credentials::list(self),
+            (&Method::PUT, ["cpe-credentials", user]) => credentials::put(self, credentials::parse(user, &call.body)?),
+            (&Method::DELETE, ["cpe-credentials", user]) => credentials::delete(self, user),
             (&Method::GET, ["migrations"]) => migrations::list(self),
             (&Method::GET, ["migrations", id]) => migrations::get(self, number(id, "a migration id is a number")?),
             _ => Err(NbiError::NoRoute { method, path }),

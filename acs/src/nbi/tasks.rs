@@ -70,8 +70,7 @@ pub(crate) async fn create(nbi: &Arc<Nbi>, dev: &str, c: Create) -> Result<Reply
         return Ok(json_response(StatusCode::ACCEPTED, &task_json(&task)));
     }
     let deadline = tokio::time::Instant::now() + c.timeout;
-    let (user, pass) = nbi.cr_for(&device);
-    if let Err(e) = crate::conn_req::send(&device.cr_url, user, pass, nbi.config.cr_timeout.min(c.timeout)).await {
+    if let Err(e) = crate::conn_req::to_device(&device, nbi.config.cr_timeout.min(c.timeout)).await {
         tracing::warn!(device = %dev, "connection request failed: {e}");
         let mut r = json_response(StatusCode::ACCEPTED, &task_json(&task));
         if let Ok(v) = HeaderValue::from_str(&e.to_string()) {

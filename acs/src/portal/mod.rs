@@ -4,19 +4,22 @@
 //! tasks through its host agent; the page follows the tasks to their result.
 //!
 //! Security: passwords are Argon2id hashes; failed log-ins are limited per subscriber and per
-//! client address; the session lives in the store behind a random token in a `__Host-` cookie
+//! client address, counted before any hash is computed, and hashes at once are capped
+//! ([`login`]); the client address comes from `X-Forwarded-For` only behind a trusted proxy; the
+//! session lives in the store behind a random token in a `__Host-` cookie
 //! (Secure, HttpOnly, SameSite=Strict); every form carries a CSRF token (the session's, or a
 //! log-in token in a cookie of its own before there is a session). A subscriber only ever reaches
 //! their own vRGW: every page finds it from the session's subscriber id, never from the request.
 
 pub mod forms;
+pub mod login;
 pub mod pages;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
@@ -32,6 +35,7 @@ use crate::profiles::{self, Location, Profile};
 use crate::store::{logged, CachedParam, PortalSession, TaskStatus};
 use crate::tasks::TaskSpec;
 use forms::{Field, FormState, LAN, WIFI};
+use login::{Attempts, HashGate};
 
 const SESSION_COOKIE: &str = "__Host-vrgw_portal";
 const LOGIN_COOKIE: &str = "__Host-vrgw_login";
@@ -67,6 +71,10 @@ pub enum Refusal {
     /// Subscriber id and password do not match.
     #[error("That subscriber id and password do not match.")]
     WrongPassword,
+    /// Every password-checking place is taken (a storm of log-ins): answered at once with
+    /// `Retry-After`, nothing checked or counted.
+    #[error("Too many log-ins at this moment. Please try again in a few seconds.")]
+    Busy,
     /// A page's values were refused by the data model's checks.
     #[error("Some values are not right.")]
     BadValues,
@@ -90,6 +98,7 @@ impl Refusal {
             Refusal::WrongPassword => StatusCode::UNAUTHORIZED,
             Refusal::BadValues => StatusCode::BAD_REQUEST,
             Refusal::Unavailable => StatusCode::INTERNAL_SERVER_ERROR,
+            Refusal::Busy => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -110,12 +119,17 @@ pub struct PortalConfig {
     pub max_failures_per_client: usize,
     /// The window failed log-ins are counted in.
     pub login_window: Duration,
-    /// Connection-request credentials for hosts that have none of their own.
-    pub cr_username: String,
-    /// Password for those connection requests.
-    pub cr_password: String,
     /// How long a connection request may take.
     pub cr_timeout: Duration,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (see
+    /// [`login::client_address`]); empty (the default) to count every log-in against the
+    /// connection's own peer.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Password hashes computed at once (default: the host's cores).
+    pub max_hashes: usize,
+    /// Log-ins that may wait for a hash slot; beyond these a log-in is answered 503 at once
+    /// (default: four times `max_hashes`).
+    pub max_hash_waiting: usize,
 }
 
 impl Default for PortalConfig {
@@ -125,12 +139,24 @@ impl Default for PortalConfig {
             max_failures_per_user: 5,
             max_failures_per_client: 20,
             login_window: Duration::from_secs(300),
-            cr_username: String::new(),
-            cr_password: String::new(),
             cr_timeout: Duration::from_secs(3),
+            trusted_proxies: Vec::new(),
+            max_hashes: hashes_at_once(),
+            max_hash_waiting: 4 * hashes_at_once(),
         }
     }
 }
+
+/// The host's cores: more hashes at once than that only take longer each.
+fn hashes_at_once() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from)
+}
+
+/// Seconds a log-in turned away by the hash cap is told to wait (`Retry-After`).
+const BUSY_RETRY_SECS: u64 = 2;
+
+/// A subscriber id longer than any account's (the NBI takes 1 to 128 characters).
+const MAX_ID_CHARS: usize = 128;
 
 /// Hashes a password for storage (Argon2id, a random salt, PHC string).
 pub fn hash_password(password: &str) -> Result<String, String> {
@@ -148,7 +174,8 @@ fn verify_password(password: &str, hash: &str) -> bool {
 pub struct Portal {
     acs: Arc<Acs>,
     config: PortalConfig,
-    failures: Mutex<HashMap<String, Vec<Instant>>>,
+    attempts: Attempts,
+    hashes: HashGate,
     /// A hash to compare against when the subscriber does not exist (same time either way).
     dummy_hash: String,
 }
@@ -254,7 +281,9 @@ impl Portal {
     /// The web form over the ACS `acs`.
     pub fn new(acs: Arc<Acs>, config: PortalConfig) -> Arc<Portal> {
         let dummy_hash = hash_password(&random_hex(8)).unwrap_or_default();
-        Arc::new(Portal { acs, config, failures: Mutex::new(HashMap::new()), dummy_hash })
+        let attempts = Attempts::new(config.login_window, config.max_failures_per_user, config.max_failures_per_client);
+        let hashes = HashGate::new(config.max_hashes, config.max_hash_waiting);
+        Arc::new(Portal { acs, config, attempts, hashes, dummy_hash })
     }
 
     fn who(&self, req: &Request<Incoming>) -> Option<Who> {
@@ -263,35 +292,13 @@ impl Portal {
         Some(Who { token, session })
     }
 
-    /// Seconds until `key` may try again, when it is over its limit.
-    fn limited(&self, key: &str, max: usize) -> Option<u64> {
-        let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let window = self.config.login_window;
-        let list = f.entry(key.to_string()).or_default();
-        list.retain(|t| t.elapsed() < window);
-        if list.len() >= max {
-            list.first().map(|t| window.saturating_sub(t.elapsed()).as_secs().max(1))
-        } else {
-            None
-        }
-    }
-
-    fn failed(&self, keys: &[String]) {
-        let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        for k in keys {
-            f.entry(k.clone()).or_default().push(Instant::now());
-        }
-        // Old entries go, so the map cannot grow without bound.
-        let window = self.config.login_window;
-        f.retain(|_, l| l.iter().any(|t| t.elapsed() < window));
-    }
-
     async fn http(self: Arc<Self>, req: Request<Incoming>, peer: IpAddr) -> Resp {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
         let query = parse_form(req.uri().query().unwrap_or("").as_bytes());
         let who = self.who(&req);
         let login_cookie = cookie(&req, LOGIN_COOKIE);
+        let client = login::client_address(peer, req.headers(), &self.config.trusted_proxies);
         let body = match http_shell::read_body(req.into_body(), &limits()).await {
             Ok(b) => b,
             Err(e) => {
@@ -305,7 +312,7 @@ impl Portal {
         let form = parse_form(&body);
         match (&method, path.as_str(), who) {
             (&Method::GET, "/login", _) => self.login_page(None, "", StatusCode::OK),
-            (&Method::POST, "/login", _) => self.login(&form, login_cookie, peer).await,
+            (&Method::POST, "/login", _) => self.login(&form, login_cookie, client).await,
             (_, _, None) if method == Method::GET => redirect("/login"),
             (_, _, None) => {
                 let r = Refusal::LoggedOut;
@@ -362,7 +369,7 @@ impl Portal {
         r
     }
 
-    async fn login(&self, form: &BTreeMap<String, String>, login_cookie: Option<String>, peer: IpAddr) -> Resp {
+    async fn login(&self, form: &BTreeMap<String, String>, login_cookie: Option<String>, client: IpAddr) -> Resp {
         let user = form.get("username").map(|s| s.trim().to_string()).unwrap_or_default();
         let pass = form.get("password").cloned().unwrap_or_default();
         let csrf_ok = match (form.get("csrf"), &login_cookie) {
@@ -372,41 +379,57 @@ impl Portal {
         if !csrf_ok {
             return self.refused_login(&Refusal::ExpiredLoginForm, &user);
         }
-        let (ukey, ckey) = (format!("user:{user}"), format!("client:{peer}"));
-        let wait = self
-            .limited(&ukey, self.config.max_failures_per_user)
-            .or_else(|| self.limited(&ckey, self.config.max_failures_per_client));
-        if let Some(secs) = wait {
-            tracing::warn!(subscriber = %user, client = %peer, "portal: log-in refused, too many failures");
-            return self.refused_login(&Refusal::TooManyFailures { minutes: secs.div_ceil(60) }, &user);
+        if user.chars().count() > MAX_ID_CHARS {
+            // No account has such an id: refused without a hash (and without a counter entry
+            // keyed by a long string).
+            return self.refused_login(&Refusal::WrongPassword, "");
         }
+        // Counted before the hash: concurrent attempts see each other.
+        let attempt = match self.attempts.begin(&user, &login::client_key(client)) {
+            Ok(a) => a,
+            Err(secs) => {
+                tracing::warn!(subscriber = %user, %client, "portal: log-in refused, too many failures");
+                return self.refused_login(&Refusal::TooManyFailures { minutes: secs.div_ceil(60) }, &user);
+            }
+        };
+        let Some(admitted) = self.hashes.enter() else {
+            attempt.unchecked();
+            tracing::warn!(subscriber = %user, %client, "portal: log-in turned away, every hash slot taken");
+            let mut r = self.refused_login(&Refusal::Busy, &user);
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(BUSY_RETRY_SECS));
+            return r;
+        };
         let store = self.acs.store.clone();
         let (u2, hash_default) = (user.clone(), self.dummy_hash.clone());
-        let checked = tokio::task::spawn_blocking(move || match store.subscriber(&u2) {
-            Ok(Some(s)) => Ok(verify_password(&pass, &s.password_hash)),
-            found => {
-                // Same work whether or not the subscriber exists.
-                let _ = verify_password(&pass, &hash_default);
-                found.map(|_| false)
-            }
-        })
-        .await;
+        let checked = admitted
+            .hash(move || match store.subscriber(&u2) {
+                Ok(Some(s)) => Ok(verify_password(&pass, &s.password_hash)),
+                found => {
+                    // Same work whether or not the subscriber exists.
+                    let _ = verify_password(&pass, &hash_default);
+                    found.map(|_| false)
+                }
+            })
+            .await;
         let ok = match checked {
             Ok(Ok(ok)) => ok,
             Ok(Err(e)) => {
+                attempt.unchecked();
                 tracing::error!(subscriber = %user, "portal: log-in not checked: {e}");
                 return self.refused_login(&Refusal::Unavailable, &user);
             }
             Err(e) => {
+                attempt.unchecked();
                 tracing::error!(subscriber = %user, "portal: log-in not checked: {e}");
                 return self.refused_login(&Refusal::Unavailable, &user);
             }
         };
         if !ok {
-            self.failed(&[ukey, ckey]);
-            tracing::info!(subscriber = %user, client = %peer, "portal: log-in failed");
+            drop(attempt);
+            tracing::info!(subscriber = %user, %client, "portal: log-in failed");
             return self.refused_login(&Refusal::WrongPassword, &user);
         }
+        attempt.succeeded();
         let token = random_hex(32);
         let s = PortalSession {
             subscriber: user.clone(),
@@ -418,7 +441,7 @@ impl Portal {
             let r = Refusal::Unavailable;
             return html(r.status(), pages::page("Error", None, &format!("<p>{r}</p>"), None));
         }
-        tracing::info!(subscriber = %user, client = %peer, "portal: logged in");
+        tracing::info!(subscriber = %user, %client, "portal: logged in");
         let mut r = redirect("/");
         set_cookie(&mut r, SESSION_COOKIE, &token, self.config.session_ttl.as_secs());
         set_cookie(&mut r, LOGIN_COOKIE, "", 0);
@@ -440,12 +463,7 @@ impl Portal {
 
     async fn wake(&self, device: &str) -> Result<(), String> {
         let d = self.acs.store.device(device).map_err(|e| e.to_string())?.ok_or("no such device")?;
-        let (u, p) = if d.cr_username.is_empty() {
-            (self.config.cr_username.as_str(), self.config.cr_password.as_str())
-        } else {
-            (d.cr_username.as_str(), d.cr_password.as_str())
-        };
-        crate::conn_req::send(&d.cr_url, u, p, self.config.cr_timeout).await.map_err(|e| e.to_string())
+        crate::conn_req::to_device(&d, self.config.cr_timeout).await.map_err(|e| e.to_string())
     }
 
     async fn status(&self, w: &Who) -> Resp {

@@ -91,6 +91,11 @@ pub trait DeviceStore {
     fn set_tags(&self, id: &str, tags: &[String]) -> Result<()>;
     /// Records an Inform event.
     fn add_event(&self, device: &str, code: &str, command_key: &str, at: i64) -> Result<()>;
+    /// The connection-request credentials the ACS set on `device`, if any (a point read that
+    /// does not wait for the deferred writes: these columns are never deferred).
+    fn cr_credentials(&self, device: &str) -> Result<Option<(String, String)>>;
+    /// Records the connection-request credentials the device accepted.
+    fn set_cr_credentials(&self, device: &str, username: &str, password: &str) -> Result<()>;
 }
 
 /// The parameter cache: values as devices last reported them.
@@ -172,6 +177,21 @@ impl DeviceStore for SqliteStore {
         self.db().execute(
             "UPDATE devices SET tags = ?2 WHERE id = ?1",
             params![id, serde_json::to_string(tags).unwrap_or_else(|_| "[]".into())],
+        )?;
+        Ok(())
+    }
+
+    fn cr_credentials(&self, device: &str) -> Result<Option<(String, String)>> {
+        let db = self.db();
+        let mut st = db.prepare_cached("SELECT cr_username, cr_password FROM devices WHERE id = ?1")?;
+        let row: Option<(String, String)> = st.query_row([device], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
+        Ok(row.filter(|(u, p)| !u.is_empty() || !p.is_empty()))
+    }
+
+    fn set_cr_credentials(&self, device: &str, username: &str, password: &str) -> Result<()> {
+        self.db().execute(
+            "UPDATE devices SET cr_username = ?2, cr_password = ?3 WHERE id = ?1",
+            params![device, username, password],
         )?;
         Ok(())
     }

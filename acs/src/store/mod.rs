@@ -7,11 +7,13 @@
 //! - [`presets`]: presets ([`PresetStore`]); [`files`]: files for Download ([`FileStore`]).
 //! - [`subscribers`]: web-form accounts, profiles, sessions ([`SubscriberStore`]).
 //! - [`migrations`]: migration records ([`MigrationStore`]).
+//! - [`credentials`]: the credentials CPEs authenticate with ([`CredentialStore`]).
 //! - [`sqlite`]: the SQLite engine: connection, schema migrations, deferred writes.
 //!
 //! Every logical write is one transaction. Callers bring the traits into scope with
 //! `use crate::store::prelude::*`.
 
+pub mod credentials;
 pub mod devices;
 pub mod faults;
 pub mod files;
@@ -21,6 +23,7 @@ pub mod sqlite;
 pub mod subscribers;
 pub mod tasks;
 
+pub use credentials::{CpeCredential, CredentialStore, Scope};
 pub use devices::{CachedParam, Device, DeviceStore, ParamStore};
 pub use faults::{FaultRecord, FaultStore};
 pub use files::FileStore;
@@ -33,7 +36,8 @@ pub use tasks::{Task, TaskStatus, TaskStore};
 /// The store traits, for `use crate::store::prelude::*`.
 pub mod prelude {
     pub use super::{
-        DeviceStore, FaultStore, FileStore, MigrationStore, ParamStore, PresetStore, Store, SubscriberStore, TaskStore,
+        CredentialStore, DeviceStore, FaultStore, FileStore, MigrationStore, ParamStore, PresetStore, Store,
+        SubscriberStore, TaskStore,
     };
 }
 
@@ -59,6 +63,9 @@ pub enum StoreError {
         /// The newest this ACS knows.
         known: usize,
     },
+    /// The database file could not be made owner-only (path and reason).
+    #[error("store: {0}")]
+    Io(String),
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -113,6 +120,7 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 /// Everything the ACS needs from a store.
 pub trait Store:
     DeviceStore
+    + CredentialStore
     + ParamStore
     + TaskStore
     + FaultStore
@@ -128,6 +136,7 @@ pub trait Store:
 
 impl<T> Store for T where
     T: DeviceStore
+        + CredentialStore
         + ParamStore
         + TaskStore
         + FaultStore

@@ -70,11 +70,45 @@ const MIGRATIONS: &[&str] = &[
      DROP INDEX params_subscriber_device;",
     // 5: migrations of vRGWs between hosts, each a JSON record its orchestration keeps current.
     "CREATE TABLE migrations (id INTEGER PRIMARY KEY AUTOINCREMENT, record TEXT NOT NULL);",
+    // 6: the credentials CPEs authenticate with, each bound to one device or a DeviceId prefix;
+    // the password is kept only as its Digest secrets for the ACS's realm.
+    "CREATE TABLE cpe_credentials (
+        username TEXT PRIMARY KEY, ha1_md5 TEXT NOT NULL, ha1_sha256 TEXT NOT NULL,
+        device TEXT, device_prefix TEXT, created INTEGER NOT NULL,
+        CHECK ((device IS NULL) <> (device_prefix IS NULL)),
+        CHECK (device_prefix IS NULL OR device_prefix <> ''));",
 ];
+
+/// Makes the database file at `path` readable by its owner only, creating it so if missing: it
+/// holds credentials' hashes, subscribers' profiles and devices' secrets. SQLite gives the WAL and
+/// shared-memory files the database file's mode. A file found readable by others is tightened,
+/// with a warning. `:memory:` and the empty path (temporary databases) are left alone.
+fn owner_only(path: &Path) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    if path.as_os_str().is_empty() || path == Path::new(":memory:") {
+        return Ok(());
+    }
+    let io = |e: std::io::Error| StoreError::Io(format!("{}: {e}", path.display()));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
+    let mode = file.metadata().map_err(io)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        tracing::warn!(db = %path.display(), mode = format!("{:o}", mode & 0o777), "the database was readable by others; now 0600");
+        file.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+    }
+    Ok(())
+}
 
 impl SqliteStore {
     /// Opens (creating if needed) and migrates the database at `path` (`:memory:` for tests).
     pub fn open(path: &Path) -> Result<SqliteStore> {
+        owner_only(path)?;
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // WAL with synchronous=NORMAL: a committed transaction survives the process being killed
@@ -203,6 +237,24 @@ mod tests {
     use super::*;
     use crate::store::prelude::*;
     use crate::store::TaskStatus;
+
+    #[test]
+    fn the_database_is_owner_only_new_or_found_open() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = test_support::TempDir::new("acs-store-mode");
+        let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+        let fresh = dir.join("new.db");
+        drop(SqliteStore::open(&fresh).expect("open"));
+        assert_eq!(mode(&fresh), 0o600);
+        let old = dir.join("old.db");
+        std::fs::write(&old, b"").expect("write");
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let store = SqliteStore::open(&old).expect("open");
+        store.set_cr_credentials("d", "acs", "written-through").expect("write");
+        assert_eq!(mode(&old), 0o600);
+        let wal = dir.join("old.db-wal");
+        assert_eq!(mode(&wal), 0o600, "SQLite gives the WAL the database's mode");
+    }
 
     fn dev(id: &str) -> Device {
         Device {
