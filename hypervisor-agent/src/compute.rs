@@ -329,7 +329,11 @@ impl Libvirt {
             let mut w = watch.lock().unwrap_or_else(|e| e.into_inner());
             if w.hung {
                 let secs = w.running.map_or(0, |(_, t, _)| t.elapsed().as_secs());
-                tracing::info!(%uri, op, after_secs = secs, "libvirt answers again");
+                match &r {
+                    Ok(_) => tracing::info!(%uri, op, after_secs = secs, "libvirt answers again"),
+                    // The keepalive closed the connection, say: the next call opens it again.
+                    Err(e) => tracing::warn!(%uri, op, after_secs = secs, "the libvirt call that hung came back: {e}"),
+                }
                 w.hung = false;
             }
             w.running = None;
@@ -360,12 +364,13 @@ impl Libvirt {
                         w.hung = true;
                         Err(self.not_answering(since))
                     }
-                    // It answered just now.
+                    // It answered just now (or the call before it just ended and this one has yet
+                    // to start): one more deadline, never an unbounded wait.
                     None => {
                         drop(w);
-                        answer
-                            .recv()
-                            .unwrap_or_else(|_| Err(ComputeError::Libvirt("the libvirt thread stopped".into())))
+                        answer.recv_timeout(deadline).unwrap_or_else(|_| {
+                            Err(ComputeError::NotAnswering { uri: self.uri.clone(), secs: deadline.as_secs() })
+                        })
                     }
                 }
             }
@@ -781,6 +786,47 @@ mod tests {
         }
         lv.undefine(&s.name).expect("undefine");
         assert!(Libvirt::open("no-such-driver:///x").is_err());
+    }
+
+    #[test]
+    fn a_call_past_its_deadline_fails_and_so_do_the_next_until_it_comes_back() {
+        let lv = Libvirt::open_with("test:///default", Deadlines::with_change(Duration::from_millis(50)))
+            .expect("test driver");
+        assert_eq!(lv.deadlines.read, Duration::from_millis(50), "reads never wait longer than changes");
+        // A call that hangs until the test lets it go (as one does on a stopped libvirtd).
+        let (release, hold) = mpsc::channel::<()>();
+        let hung = lv.call("hanging", lv.deadlines.change, move |_| {
+            let _ = hold.recv();
+            Ok(())
+        });
+        let uri = "test:///default".to_string();
+        assert!(matches!(hung, Err(ComputeError::NotAnswering { uri: ref u, .. }) if *u == uri), "{hung:?}");
+        assert!(matches!(lv.answering(), Err(ComputeError::NotAnswering { .. })));
+        // Every call now fails at once, and says why; none is queued behind the one that hangs.
+        let e = lv.state("test").expect_err("refused while libvirt hangs");
+        assert!(e.to_string().contains("is not answering"), "{e}");
+        assert!(matches!(lv.define(&spec("compute-hang", 1)), Err(ComputeError::NotAnswering { .. })));
+        // It comes back: calls go through again.
+        release.send(()).expect("release");
+        while lv.answering().is_err() {
+            std::thread::yield_now();
+        }
+        assert_eq!(lv.state("test").expect("state"), Some(DomState::Running));
+        assert_eq!(lv.state("compute-hang").expect("state"), None, "the refused define did nothing");
+    }
+
+    #[test]
+    fn a_migration_without_figures_gives_zeros() {
+        // libvirt keeps no completed job here (the test driver has no job statistics at all):
+        // the figures are zeros, and nothing reads a null array.
+        assert_eq!(completed_job("test:///default", "test"), LiveMigration::default());
+        assert_eq!(completed_job("test:///default", "no-such-domain"), LiveMigration::default());
+        // virsh's --rawstats lines, as libvirt 9 prints them after a migration.
+        let text = "Job type: 3\n\noperation: 5\ntime_elapsed: 2345\ntime_elapsed_net: 2340\n\
+                    downtime: 41\ndowntime_net: 40\nmemory_processed: 123456789\nmemory_total: 2147483648\n\
+                    disk_total: 0\nbogus line\nmemory_bps: x\n";
+        let m = parse_rawstats(text);
+        assert_eq!((m.downtime_ms, m.total_ms, m.transferred_bytes), (41, 2345, 123_456_789));
     }
 
     #[test]

@@ -221,7 +221,8 @@ impl Config {
         if let Some(p) = self.migration_peers.iter().find(|p| !p.contains("://")) {
             return bad(format!("migration_peers: {p:?} is not a libvirt URI"));
         }
-        if self.libvirt.starts_with("test:") {
+        // libvirt's test driver, in this process or in a libvirtd (`test+unix://...`).
+        if self.libvirt.starts_with("test:") || self.libvirt.starts_with("test+") {
             self.domain_type = "test".into();
         }
         Ok(self)
@@ -243,6 +244,7 @@ impl Config {
             port_prefix: self.port_prefix.clone(),
             migration_uri: self.migration_uri.clone().filter(|u| !u.is_empty()),
             migration_peers: self.migration_peers.clone(),
+            proxy_deadlines: Default::default(),
             pool_warmup: match self.pool_warmup_seconds {
                 Some(0) => None,
                 Some(s) => Some(Duration::from_secs(s)),

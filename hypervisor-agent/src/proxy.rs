@@ -16,7 +16,7 @@
 //! Every call has a deadline ([`Deadlines`]: the TCP connection, a read, a set). A proxy that
 //! misses one (a guest that accepts and never answers) costs its own instance, not the host: the
 //! call fails with 9002 naming it, and the mount goes back to its profile (reads from it, sets
-//! recorded in it) and is not called again until a backoff (5 s, doubling to 60 s) has passed;
+//! recorded in it) and is not called again until a backoff (`retry`: 5 s, doubling to 60 s) has passed;
 //! then [`ProxyMount::sync`] tries it again and pushes what changed meanwhile.
 
 use std::sync::{Arc, Mutex};
@@ -42,6 +42,9 @@ pub struct Deadlines {
     pub read: Duration,
     /// Changes (`set`, `try_set`, objects): the proxy checks and applies (nft, dnsmasq).
     pub change: Duration,
+    /// After a missed deadline, the first wait before the proxy is called again; it doubles
+    /// with each miss, up to twelve times this.
+    pub retry: Duration,
 }
 
 impl Default for Deadlines {
@@ -51,15 +54,10 @@ impl Default for Deadlines {
             health: Duration::from_secs(2),
             read: Duration::from_secs(5),
             change: Duration::from_secs(10),
+            retry: Duration::from_secs(5),
         }
     }
 }
-
-/// The first wait before a proxy that missed a deadline is called again; it doubles up to
-/// [`BACKOFF_MAX`].
-const BACKOFF_MIN: Duration = Duration::from_secs(5);
-/// See [`BACKOFF_MIN`].
-const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
 /// Where an instance's proxy is and how to reach it.
 #[derive(Debug, Clone)]
@@ -205,7 +203,8 @@ impl ProxyMount {
             return;
         }
         let mut g = self.lock();
-        let wait = g.stalled.map_or(BACKOFF_MIN, |(_, w)| (w * 2).min(BACKOFF_MAX));
+        let retry = self.deadlines.retry;
+        let wait = g.stalled.map_or(retry, |(_, w)| (w * 2).min(retry * 12));
         if g.stalled.is_none() || g.synced {
             tracing::warn!(
                 %url, retry_secs = wait.as_secs(),

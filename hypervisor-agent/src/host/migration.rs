@@ -452,7 +452,7 @@ impl Host {
             .and_then(|snap| Tree::restore(Schema::vrgw(), snap));
         match tree {
             Ok(t) => {
-                let m = ProxyMount::with_profile(self.rt.clone(), t);
+                let m = ProxyMount::with_profile(self.rt.clone(), t).with_deadlines(self.cfg.proxy_deadlines);
                 self.model.mount(Instance::at(n).device().path(), Box::new(m.clone()));
                 self.mounts.insert(n, m);
             }

@@ -72,6 +72,8 @@ pub struct HostConfig {
     pub migration_uri: Option<String>,
     /// The only other hosts' libvirt URIs a `Migration.Peer` may name (empty: none).
     pub migration_peers: Vec<String>,
+    /// How long each call to a vRGW's proxy may take.
+    pub proxy_deadlines: crate::proxy::Deadlines,
     /// Prefix of the host-side NIC names (`PREFIXl12` is slot 12's LAN port); at most 8
     /// characters, as Linux interface names end at 15.
     pub port_prefix: String,
@@ -161,7 +163,8 @@ impl Host {
                         .map_err(|e| StateError::Model(format!("profile {n}: {e}")))?,
                 ),
                 None => ProxyMount::new(rt.clone(), &n.to_string()),
-            };
+            }
+            .with_deadlines(cfg.proxy_deadlines);
             model.mount(Instance::at(n).device().path(), Box::new(mount.clone()));
             mounts.insert(n, mount);
         }

@@ -55,7 +55,8 @@ impl Host {
         // Mounts follow the instance rows.
         match (req, &resp) {
             (Body::AddObject(r), Body::AddObjectResponse(a)) if r.object_name == Instance::TABLE => {
-                let m = ProxyMount::new(self.rt.clone(), &a.instance_number.to_string());
+                let m = ProxyMount::new(self.rt.clone(), &a.instance_number.to_string())
+                    .with_deadlines(self.cfg.proxy_deadlines);
                 self.model.mount(Instance::at(a.instance_number).device().path(), Box::new(m.clone()));
                 self.mounts.insert(a.instance_number, m);
             }

@@ -38,6 +38,7 @@ fn cfg(agent: &str, dir: &std::path::Path) -> HostConfig {
         migration_uri: Some("test:///default".into()),
         // The second is on the list and answers nothing (nothing listens on port 1).
         migration_peers: vec!["test:///default".into(), "qemu+tcp://127.0.0.1:1/system".into()],
+        proxy_deadlines: Default::default(),
         pool_warmup: None,
         console_log_dir: None,
     }
@@ -1060,5 +1061,165 @@ fn a_peer_stored_before_the_allow_list_changed_is_refused_before_its_libvirt_is_
     );
     assert_eq!(b.host.state().slot_of(n).expect("slot"), None, "nothing prepared");
     assert_eq!(b.owned(), owned, "no domain made or removed");
+    b.clean();
+}
+
+/// A stand-in for a vRGW's proxy at `addr` that answers `health`, `get` (from what it was
+/// `set`), `set` and `try_set` while `silent` is false; while it is true every call it has
+/// accepted waits, so the proxy accepts TCP connections and never answers (a hung guest).
+fn silenceable(addr: &str, silent: Arc<std::sync::atomic::AtomicBool>) -> Calls {
+    use proxy_api::{Health, NoParams, Paths, SetParams, WireFault, WireValue};
+    use std::sync::atomic::Ordering;
+    let calls: Calls = Default::default();
+    let values: Arc<std::sync::Mutex<Vec<WireValue>>> = Default::default();
+    let hold = move |silent: &std::sync::atomic::AtomicBool| {
+        while silent.load(Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    };
+    let mut server = xmlrpc::Server::new();
+    let (m, s) = (proxy_api::HEALTH, silent.clone());
+    server.register_typed(m.name, m.help, m.signature, move |_: NoParams| {
+        hold(&s);
+        Ok(Health {
+            status: "ok".into(),
+            version: "stand-in".into(),
+            uptime: 1,
+            parameter_key: String::new(),
+            dnsmasq_running: true,
+            last_error: String::new(),
+            rss_kib: 1,
+        })
+    });
+    let (m, s, v, c) = (proxy_api::GET, silent.clone(), values.clone(), calls.clone());
+    server.register_typed(m.name, m.help, m.signature, move |p: Paths| {
+        c.lock().unwrap_or_else(|e| e.into_inner()).push(("get".into(), Vec::new()));
+        hold(&s);
+        let have = v.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(have.iter().filter(|w| p.0.iter().any(|q| w.name.starts_with(q.as_str()))).cloned().collect::<Vec<_>>())
+    });
+    // `set` and `try_set`: recorded, then kept (after the wait, if silent).
+    let store = move |c: &Calls,
+                      s: &std::sync::atomic::AtomicBool,
+                      v: &std::sync::Mutex<Vec<WireValue>>,
+                      kind: &str,
+                      p: SetParams| {
+        c.lock().unwrap_or_else(|e| e.into_inner()).push((kind.into(), p.values.clone()));
+        hold(s);
+        let mut have = v.lock().unwrap_or_else(|e| e.into_inner());
+        for w in p.values {
+            have.retain(|x| x.name != w.name);
+            have.push(w);
+        }
+    };
+    let (m, s, v, c) = (proxy_api::SET, silent.clone(), values.clone(), calls.clone());
+    server.register_typed(m.name, m.help, m.signature, move |p: SetParams| {
+        store(&c, &s, &v, "set", p);
+        Ok(0)
+    });
+    let (m, s, v, c) = (proxy_api::TRY_SET, silent.clone(), values.clone(), calls.clone());
+    server.register_typed(m.name, m.help, m.signature, move |p: SetParams| {
+        store(&c, &s, &v, "try_set", p);
+        Ok(Vec::<WireFault>::new())
+    });
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let listener = rt.block_on(tokio::net::TcpListener::bind(addr)).expect("listen as a vRGW's proxy");
+    std::thread::spawn(move || rt.block_on(Arc::new(server).serve(listener, std::future::pending())));
+    calls
+}
+
+#[test]
+fn a_vrgw_that_accepts_and_never_answers_costs_its_own_instance_only() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mut b = bed_with("hvsilent", |c| {
+        c.mgmt_base = Ipv4Addr::new(127, 0, 0, 0);
+        c.mgmt_prefix = 8;
+        c.proxy_port = 18752;
+        let ms = std::time::Duration::from_millis;
+        c.proxy_deadlines = crate::proxy::Deadlines {
+            connect: ms(200),
+            health: ms(300),
+            read: ms(300),
+            change: ms(300),
+            retry: ms(100),
+        };
+    });
+    let (t, _) = b.template_and_pool(0);
+    let silent = Arc::new(AtomicBool::new(false));
+    let (mut instances, mut proxies) = (Vec::new(), Vec::new());
+    for c in 1..=2u32 {
+        let n = b.add(INSTANCE);
+        let ip = format!("{INSTANCE}{n}.");
+        let r = b.set(&[
+            (&format!("{ip}Template"), Value::String(format!("{TEMPLATE}{t}"))),
+            (&format!("{ip}SVLAN"), Value::UnsignedInt(100)),
+            (&format!("{ip}CVLAN"), Value::UnsignedInt(c)),
+        ]);
+        assert!(matches!(r, Body::SetParameterValuesResponse(_)), "{r:?}");
+        let slot = b.host.state().slot_of(n).expect("slot").expect("provisioned");
+        let addr = format!("{}:18752", slot.mgmt_address.split('/').next().expect("address"));
+        // The second vRGW is the one that will hang.
+        let s = if c == 2 { silent.clone() } else { Arc::new(AtomicBool::new(false)) };
+        proxies.push((silenceable(&addr, s), addr));
+        instances.push(n);
+    }
+    let (good, hung) = (instances[0], instances[1]);
+    assert_eq!(b.host.sync_proxies(), 2, "both got their profiles");
+    let lease = |n: u32| format!("{INSTANCE}{n}.Device.DHCPv4.Server.Pool.1.LeaseTime");
+    assert_eq!(b.get(&lease(hung)).to_lexical(), "86400", "read from the vRGW itself");
+    for (p, _) in &proxies {
+        calls_of(p);
+    }
+
+    // The second guest hangs. A read from it costs one deadline and fails with 9002 naming it...
+    silent.store(true, Ordering::SeqCst);
+    let r = b.host.handle(&Body::GetParameterValues(GetParameterValues { parameter_names: vec![lease(hung)] }));
+    let Body::Fault(f) = &r else { panic!("a fault, got {r:?}") };
+    assert_eq!(f.code.code(), 9002);
+    assert!(f.string.contains(&proxies[1].1) && f.string.contains("did not answer"), "{}", f.string);
+    // ...then its instance is served from its profile, without calling it again, while the other
+    // vRGW and the host answer as before.
+    assert!(b.host.mounts[&hung].stalled() && !b.host.mounts[&hung].synced());
+    assert_eq!(b.get(&lease(hung)).to_lexical(), "86400");
+    let r = b.set(&[
+        (&lease(good), Value::UnsignedInt(7200)),
+        (&lease(hung), Value::UnsignedInt(7300)),
+        (&format!("{INSTANCE}{good}.Subscriber"), Value::String("sub-1".into())),
+    ]);
+    assert!(matches!(r, Body::SetParameterValuesResponse(_)), "{r:?}");
+    let sent = calls_of(&proxies[0].0);
+    assert_eq!(sent.iter().map(|c| c.0.as_str()).collect::<Vec<_>>(), vec!["try_set"], "{sent:?}");
+    assert_eq!(b.get(&lease(good)).to_lexical(), "7200", "from the vRGW that answers");
+    assert_eq!(b.get(&lease(hung)).to_lexical(), "7300", "recorded in the profile");
+    assert_eq!(calls_of(&proxies[1].0).len(), 1, "only the read that timed out reached the hung vRGW");
+    // While it is backing off, a sync leaves it alone; once the wait is over and it still hangs,
+    // the miss is its instance's LastError (its health check timed out).
+    b.host.sync_proxies();
+    while b.host.mounts[&hung].stalled() {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    b.host.sync_proxies();
+    let why = b.s(&format!("{INSTANCE}{hung}.LastError"));
+    assert!(why.contains(&proxies[1].1), "{why}");
+    assert_eq!(b.s(&format!("{INSTANCE}{good}.LastError")), "");
+
+    // It answers again: after its backoff the next sync pushes what changed meanwhile, and reads
+    // go to it again.
+    silent.store(false, Ordering::SeqCst);
+    while b.host.mounts[&hung].stalled() {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    calls_of(&proxies[1].0);
+    b.host.sync_proxies();
+    assert!(b.host.mounts[&hung].synced());
+    let pushed = calls_of(&proxies[1].0);
+    let set = pushed.iter().find(|c| c.0 == "set").unwrap_or_else(|| panic!("no profile push: {pushed:?}"));
+    assert!(
+        set.1.iter().any(|w| w.name == "Device.DHCPv4.Server.Pool.1.LeaseTime"
+            && w.value == proxy_api::Lexical::String("7300".into())),
+        "{set:?}"
+    );
+    assert_eq!(b.get(&lease(hung)).to_lexical(), "7300");
+    assert_eq!(calls_of(&proxies[1].0).iter().map(|c| c.0.as_str()).collect::<Vec<_>>(), vec!["get"]);
     b.clean();
 }
