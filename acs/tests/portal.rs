@@ -2,9 +2,13 @@
 //! data model holds two subscribers' vRGWs (each a factory vRGW tree mounted at its instance):
 //! accounts through the NBI, log-in with CSRF and rate limits, cookies, validation that changes
 //! nothing, a change applied to the subscriber's own vRGW only, another subscriber's ids giving
-//! nothing, and the profile applied again to a replacement instance.
+//! nothing, and the profile applied again to a replacement instance. Then log-in storms: many
+//! wrong passwords at once refused before any hash, the hash cap answering 503, another account
+//! still logging in, and `X-Forwarded-For` heeded only from a trusted proxy.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
 
 use acs::sim::SimCpe;
 use cwmp::Value;
@@ -13,6 +17,8 @@ use serde_json::json;
 use test_support::acs::{AcsCommand, AcsProcess};
 use test_support::http::{Http, Response};
 use test_support::{enc, NbiClient, TempDir};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpSocket;
 
 const TOKEN: &str = "portal-test-token-0123";
 const INST: &str = "Device.X_VRGW-ORG_Virtualization.Instance.";
@@ -264,4 +270,153 @@ async fn subscribers_change_their_own_vrgw_and_nothing_else() {
     let r = b.req("GET", "/lan", &[]).await;
     assert_eq!(r.status, 303);
     assert_eq!(r.headers.get("location").and_then(|l| l.to_str().ok()), Some("/login"));
+}
+
+/// The address the log-in storm tests' ACS trusts as its reverse proxy.
+const PROXY: [u8; 4] = [127, 0, 0, 2];
+
+/// An ACS with the web form on, trusting [`PROXY`]'s `X-Forwarded-For`, with subscribers alice
+/// and bob (no vRGW needed to log in).
+async fn storm_acs(dir: &TempDir) -> AcsProcess {
+    let acs = AcsCommand::new(env!("CARGO_BIN_EXE_acs"), &dir.join("acs.db"), TOKEN)
+        .config("[portal]\ntrusted_proxies = [\"127.0.0.2\"]\n")
+        .portal("127.0.0.1:0")
+        .start();
+    let oss = NbiClient::new(acs.nbi, TOKEN);
+    for (id, pass) in [("alice", "alice-password"), ("bob", "bob-password")] {
+        let (s, _) = oss.call(Method::PUT, &format!("/subscribers/{id}"), Some(json!({"password": pass}))).await;
+        assert_eq!(s, 201);
+    }
+    acs
+}
+
+/// What one log-in got: its status and `Retry-After`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Answer {
+    status: u16,
+    retry_after: Option<String>,
+}
+
+/// One log-in form posted from the loopback address `from` (the whole of 127.0.0.0/8 is this
+/// host's), with a log-in token of the test's own and `headers` added.
+async fn post_login(portal: SocketAddr, from: [u8; 4], user: &str, pass: &str, headers: &[(&str, &str)]) -> Answer {
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket.bind(SocketAddr::from((from, 0))).expect("bind the client's address");
+    let mut s = socket.connect(portal).await.expect("connect");
+    let token = "storm-login-token-0123456789";
+    let body = format!("csrf={token}&username={}&password={}", enc(user), enc(pass));
+    let mut req = format!(
+        "POST /login HTTP/1.1\r\nHost: portal\r\nConnection: close\r\nCookie: __Host-vrgw_login={token}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(&body);
+    s.write_all(req.as_bytes()).await.expect("send");
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), s.read_to_end(&mut out)).await.expect("answered").expect("read");
+    let text = String::from_utf8_lossy(&out);
+    let head = text.split("\r\n\r\n").next().unwrap_or_default();
+    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("no status: {text}"));
+    let retry_after = head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case("retry-after").then(|| v.trim().to_string())
+    });
+    Answer { status, retry_after }
+}
+
+/// Every answer to `n` log-ins posted at once by `login(i)`.
+async fn storm<F, Fut>(n: usize, login: F) -> Vec<Answer>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = Answer> + Send + 'static,
+{
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..n {
+        set.spawn(login(i));
+    }
+    let mut out = Vec::new();
+    while let Some(a) = set.join_next().await {
+        out.push(a.expect("join"));
+    }
+    out
+}
+
+fn count(answers: &[Answer], status: u16) -> usize {
+    answers.iter().filter(|a| a.status == status).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_storm_is_refused_before_hashing_and_another_account_still_logs_in() {
+    let dir = TempDir::new("acs-portal-storm");
+    let acs = storm_acs(&dir).await;
+    let portal = acs.portal.expect("portal address");
+
+    // 200 wrong passwords for alice at once, from one client. Each attempt is counted before its
+    // hash, so only the first five are checked (401); the other 195 are refused unhashed (429).
+    let answers = storm(200, |_| post_login(portal, [127, 0, 0, 1], "alice", "wrong-password", &[])).await;
+    assert_eq!((count(&answers, 401), count(&answers, 429)), (5, 195), "{answers:?}");
+    // Alice herself now waits out the window; bob, from the same address, logs in.
+    assert_eq!(post_login(portal, [127, 0, 0, 1], "alice", "alice-password", &[]).await.status, 429);
+    assert_eq!(post_login(portal, [127, 0, 0, 1], "bob", "bob-password", &[]).await.status, 303);
+
+    // A storm the counters cannot stop (every attempt a new id from a new client behind the
+    // trusted proxy) meets the hash cap: past the cores' hashes and their waiting line, log-ins
+    // are answered 503 with Retry-After at once instead of queueing.
+    let answers = storm(100, |i| {
+        let (user, client) = (format!("nobody-{i}"), format!("198.51.{}.{}", i / 200, i % 200 + 1));
+        async move { post_login(portal, PROXY, &user, "wrong-password", &[("X-Forwarded-For", &client)]).await }
+    })
+    .await;
+    let (checked, busy) = (count(&answers, 401), count(&answers, 503));
+    assert_eq!(checked + busy, 100, "{answers:?}");
+    assert!(checked >= 1 && busy >= 1, "{checked} checked, {busy} turned away: {answers:?}");
+    assert!(answers.iter().filter(|a| a.status == 503).all(|a| a.retry_after.as_deref() == Some("2")), "{answers:?}");
+    // Those turned away were not counted as failures; the right password still works after it.
+    assert_eq!(
+        post_login(portal, PROXY, "bob", "bob-password", &[("X-Forwarded-For", "198.51.100.77")]).await.status,
+        303
+    );
+    assert!(acs.daemon.log().contains("every hash slot taken"), "the ACS logs the turned-away log-ins");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_forwarded_for_does_not_dodge_the_client_counter() {
+    let dir = TempDir::new("acs-portal-xff");
+    let acs = storm_acs(&dir).await;
+    let portal = acs.portal.expect("portal address");
+
+    // Not from the trusted proxy: every attempt names another client in X-Forwarded-For (and
+    // another id, so the id's own limit of five never applies), yet all count against the
+    // sender's address: twenty are checked, then it is refused.
+    for i in 0..25 {
+        let forged = format!("203.0.113.{}", i + 1);
+        let a = post_login(
+            portal,
+            [127, 0, 0, 3],
+            &format!("guess-{i}"),
+            "wrong-password",
+            &[("X-Forwarded-For", &forged)],
+        )
+        .await;
+        assert_eq!(a.status, if i < 20 { 401 } else { 429 }, "attempt {i}");
+    }
+    assert_eq!(post_login(portal, [127, 0, 0, 3], "bob", "bob-password", &[]).await.status, 429);
+    // Another address is not affected.
+    assert_eq!(post_login(portal, [127, 0, 0, 4], "bob", "bob-password", &[]).await.status, 303);
+
+    // From the trusted proxy, the header names the client: 198.51.100.1 uses up its twenty...
+    let via = |client: &'static str| [("X-Forwarded-For", client)];
+    for i in 0..21 {
+        let a = post_login(portal, PROXY, &format!("try-{i}"), "wrong-password", &via("198.51.100.1")).await;
+        assert_eq!(a.status, if i < 20 { 401 } else { 429 }, "attempt {i} through the proxy");
+    }
+    assert_eq!(post_login(portal, PROXY, "bob", "bob-password", &via("198.51.100.1")).await.status, 429);
+    // ... while another client behind the same proxy logs in, even one that wrote the locked
+    // address in front of the proxy's own entry.
+    assert_eq!(post_login(portal, PROXY, "bob", "bob-password", &via("198.51.100.2")).await.status, 303);
+    assert_eq!(post_login(portal, PROXY, "bob", "bob-password", &via("198.51.100.1, 198.51.100.3")).await.status, 303);
 }
