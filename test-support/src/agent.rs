@@ -1,9 +1,11 @@
-//! The `hypervisor-agent` binary on a configuration written for the test, and `vrgw-proxy` in a
-//! network namespace as a vRGW guest runs it.
+//! The `hypervisor-agent` binary on a configuration written for the test, `vrgw-proxy` in a
+//! network namespace as a vRGW guest runs it, and a libvirtd of the test's own.
 
 use std::ffi::OsStr;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 use crate::acs::CR_PASSWORD;
 use crate::process::{workspace_binary, Daemon, Spawn};
@@ -16,10 +18,23 @@ pub const VIRT: &str = datamodel::virtualization::Virtualization::OBJECT;
 /// port answered to the in-process ACS's credentials, libvirt's test driver, Open vSwitch bridges
 /// and ports named with `ovs_prefix`, management addresses from `mgmt_net`, its files in `dir`.
 pub fn agent_config(dir: &Path, agent: &str, acs: SocketAddr, ovs_prefix: &str, mgmt_net: &str, extra: &str) {
+    agent_config_on(dir, agent, acs, ovs_prefix, mgmt_net, "test:///default", extra);
+}
+
+/// [`agent_config`] with libvirt at `libvirt` (a [`Libvirtd`]'s URI, say).
+pub fn agent_config_on(
+    dir: &Path,
+    agent: &str,
+    acs: SocketAddr,
+    ovs_prefix: &str,
+    mgmt_net: &str,
+    libvirt: &str,
+    extra: &str,
+) {
     let config = format!(
         "acs_url = \"http://{acs}/\"\nacs_username = \"{agent}\"\nacs_password = \"host-secret\"\n\
          cr_listen = \"127.0.0.1:0\"\ncr_username = \"acs\"\ncr_password = \"{CR_PASSWORD}\"\n\
-         db = \"{db}\"\nagent_id = \"{agent}\"\nlibvirt = \"test:///default\"\novs_prefix = \"{ovs_prefix}\"\n\
+         db = \"{db}\"\nagent_id = \"{agent}\"\nlibvirt = \"{libvirt}\"\novs_prefix = \"{ovs_prefix}\"\n\
          mgmt_network = \"{mgmt_net}\"\noverlay_dir = \"{d}/overlays\"\ndownload_dir = \"{d}/downloads\"\n\
          port_prefix = \"{ovs_prefix}\"\n{extra}",
         db = dir.join("agent.db").display(),
@@ -54,4 +69,91 @@ pub fn start_proxy(netns: &str, listen: &str, dir: &Path, instance_id: &str) -> 
         .args(["--lan-if", "lan0", "--wan-if", "wan0", "--instance-id", instance_id])
         .log(dir.join("proxy.log"))
         .spawn()
+}
+
+/// A libvirtd of the test's own, serving libvirt's test driver over a socket in the test's
+/// directory (`test+unix:///default?socket=...`), so that stopping it (SIGSTOP) or killing it
+/// harms nothing else. It runs as `nobody`, a session daemon whose files all live in
+/// `dir/libvirtd` (no system paths), and loads no driver modules (no QEMU, no networks): only
+/// the test driver built into libvirt answers. Killed when dropped.
+pub struct Libvirtd {
+    daemon: Daemon,
+    socket: PathBuf,
+}
+
+impl Libvirtd {
+    /// Starts it in `dir/libvirtd` and waits (up to 10 s) until its socket is there.
+    pub fn start(dir: &Path) -> Libvirtd {
+        use std::os::unix::fs::chown;
+        const NOBODY: u32 = 65534;
+        let home = dir.join("libvirtd");
+        for sub in ["", "run", "config", "cache", "sock", "no-modules"] {
+            let d = home.join(sub);
+            std::fs::create_dir_all(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display()));
+            chown(&d, Some(NOBODY), Some(NOBODY)).unwrap_or_else(|e| panic!("chown {}: {e}", d.display()));
+        }
+        let socket = home.join("sock").join("libvirt-sock");
+        let conf = home.join("libvirtd.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "unix_sock_dir = \"{}\"\nlisten_tcp = 0\nlisten_tls = 0\nauth_unix_rw = \"none\"\n\
+                 auth_unix_ro = \"none\"\nlog_outputs = \"3:stderr\"\n",
+                home.join("sock").display()
+            ),
+        )
+        .unwrap_or_else(|e| panic!("{}: {e}", conf.display()));
+        let daemon = Spawn::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "env",
+                "-i",
+                "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+            ])
+            .arg(format!("HOME={}", home.display()))
+            .arg(format!("XDG_RUNTIME_DIR={}", home.join("run").display()))
+            .arg(format!("XDG_CONFIG_HOME={}", home.join("config").display()))
+            .arg(format!("XDG_CACHE_HOME={}", home.join("cache").display()))
+            .arg(format!("LIBVIRT_DRIVER_DIR={}", home.join("no-modules").display()))
+            .args(["libvirtd", "--config"])
+            .arg(&conf)
+            .arg("--pid-file")
+            .arg(home.join("libvirtd.pid"))
+            .log(dir.join("libvirtd.log"))
+            .spawn();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !socket.exists() {
+            assert!(Instant::now() < deadline, "libvirtd did not start:\n{}", daemon.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Libvirtd { daemon, socket }
+    }
+
+    /// The URI that reaches its test driver.
+    pub fn uri(&self) -> String {
+        format!("test+unix:///default?socket={}", self.socket.display())
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.daemon.id()
+    }
+
+    /// SIGSTOP: it keeps its socket (connections are still accepted by the kernel) and answers
+    /// nothing.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT: it answers again, what was sent meanwhile first.
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill").args([sig, &self.pid().to_string()]).status().is_ok_and(|s| s.success());
+        assert!(ok, "kill {sig} {}", self.pid());
+    }
 }

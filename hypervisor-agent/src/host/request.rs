@@ -43,7 +43,11 @@ impl Host {
     pub fn handle(&mut self, req: &Body) -> Body {
         let plan = match self.admit(req) {
             Ok(plan) => plan,
-            Err(e) => return Body::Fault(e.fault()),
+            Err(e) => {
+                let fault = e.fault();
+                tracing::warn!(fault = fault.code.code(), "request refused: {e}");
+                return Body::Fault(fault);
+            }
         };
         if matches!(req, Body::GetParameterValues(_)) {
             self.refresh_stats();
