@@ -275,6 +275,11 @@ impl Acs {
         }
     }
 
+    /// Whether `device` has a session open now (a task queued for it runs in that session).
+    pub fn in_session(&self, device: &str) -> bool {
+        self.busy().contains_key(device)
+    }
+
     /// Number of sessions open now.
     pub fn open_sessions(&self) -> usize {
         self.sessions().len()
@@ -554,8 +559,9 @@ impl Acs {
                 match tasks::reconcile(&t, key.as_deref(), &inform.events) {
                     TaskStatus::Done => {
                         tracing::info!(device = %dev, task = t.id, "a task sent before an interruption was applied");
-                        self.store
-                            .complete(t.id, &json!({"status": 0, "confirmed": "by the key the device reports"}))?;
+                        let result = json!({"status": 0, "confirmed": "by the key the device reports"});
+                        self.store.complete(t.id, &result)?;
+                        crate::profiles::record(self.store.as_ref(), dev, &t.order.spec, &result, at)?;
                     }
                     TaskStatus::Sent => {}
                     _ => self.store.mark_pending(t.id, 0)?,
@@ -672,6 +678,10 @@ impl Acs {
             Step::Done(result) => {
                 if let Err(e) = self.store.complete(run.task.id, &result) {
                     tracing::error!("recording task {}: {e}", run.task.id);
+                }
+                let spec = &run.task.order.spec;
+                if let Err(e) = crate::profiles::record(self.store.as_ref(), &run.task.device, spec, &result, now()) {
+                    tracing::error!(device = %run.task.device, task = run.task.id, "recording where subscribers are: {e}");
                 }
                 // The task may have shown the ACS a subscriber's vRGW where their profile is not
                 // yet (an instance added, re-read, or given a Subscriber).

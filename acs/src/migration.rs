@@ -341,9 +341,24 @@ impl Run {
         let template = param(&r, &p.template()).unwrap_or_default();
         let template_name =
             Template::split(&template).and_then(|(row, _)| param(&r, &Template::at(row).name())).unwrap_or_default();
+        // Whose vRGW it is: the ACS's record, not what the host says.
+        let placed = self
+            .acs
+            .store
+            .placements_on(&src)
+            .map_err(|e| format!("reading where subscribers are: {e}"))?
+            .into_iter()
+            .find(|pl| pl.instance == n)
+            .map(|pl| pl.subscriber)
+            .unwrap_or_default();
+        let reported = param(&r, &p.subscriber()).unwrap_or_default();
+        if reported != placed {
+            tracing::warn!(migration = self.id, %src, instance = n, %reported, %placed,
+                "the host reports another Subscriber than the ACS placed there; the ACS's record moves with the vRGW");
+        }
         let s = Source {
             template_name,
-            subscriber: param(&r, &p.subscriber()).unwrap_or_default(),
+            subscriber: placed,
             svlan: param(&r, &p.svlan()).unwrap_or_default(),
             cvlan: param(&r, &p.cvlan()).unwrap_or_default(),
             domain: param(&r, &p.domain()).unwrap_or_default(),
@@ -486,6 +501,10 @@ impl Run {
             );
             if let Err(e) = crate::profiles::carried_over(self.acs.store.as_ref(), &s.subscriber, &from, &to) {
                 tracing::warn!(migration = self.id, "recording the profile at the destination: {e}");
+            }
+            if let Err(e) = self.acs.store.place(&s.subscriber, &dst, m, crate::endpoint::now()) {
+                tracing::error!(migration = self.id, "recording the subscriber at the destination: {e}");
+                self.record["warning"] = json!(format!("the subscriber's new place is not recorded: {e}"));
             }
             let sub = vec![string(q.subscriber(), &s.subscriber)];
             if let Err(e) = self.set(&dst, sub).await {

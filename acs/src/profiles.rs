@@ -1,13 +1,16 @@
 //! Subscribers' profiles: the settings a subscriber made on the customer web form, applied to
 //! their vRGW wherever it runs.
 //!
-//! A subscriber is found through the data model, not through a table of ours: their vRGW is the
-//! host agent's `Device.X_VRGW-ORG_Virtualization.Instance.{n}` whose `Subscriber` is their id.
-//! A profile is applied as ordinary tasks on that host (so the NBI shows them, with their faults):
-//! when the subscriber saves a form, and again whenever the ACS sees their vRGW somewhere the
-//! current profile was not applied yet (a new instance from the pool, a replaced or migrated one),
-//! which it checks after every Inform of a host and after every task done on it (an instance
-//! added or re-read, a `Subscriber` set).
+//! A subscriber's vRGW is a host agent's `Device.X_VRGW-ORG_Virtualization.Instance.{n}`; which
+//! one is the ACS's own record ([`crate::store::PlacementStore`]), written when a task the ACS
+//! sent is done: an `addObject` of an instance with a `Subscriber`, a `setParameterValues` of an
+//! instance's `Subscriber`, a `deleteObject` of an instance (see [`record`]); the migration
+//! orchestration moves it. What a host reports as an instance's `Subscriber` is never believed:
+//! a host that reports a subscriber the record does not place there gets nothing of theirs (and
+//! the ACS logs it). A profile is applied as ordinary tasks on that host (so the NBI shows them,
+//! with their faults): when the subscriber saves a form, and again whenever the vRGW the record
+//! names has not had the current profile yet (a new placement, a replaced or migrated instance),
+//! which the ACS checks after every Inform of a host and after every task done on it.
 //!
 //! The profile is a JSON object:
 //! `{"values": {"DHCPv4.Server.Pool.1.MinAddress": ["192.168.1.50", "xsd:string"], ...},
@@ -23,6 +26,7 @@ use datamodel::virtualization::Instance;
 
 use crate::store::{Store, StoreError, Task};
 use crate::tasks::{Order, TaskSpec};
+use serde_json::Value as TaskResult;
 
 /// The DHCP pool the web form edits, relative to the vRGW's `Device.`.
 pub const POOL: &str = "DHCPv4.Server.Pool.1.";
@@ -126,18 +130,62 @@ fn instance_of(name: &str) -> Option<u32> {
     (rest == Instance::relative().subscriber()).then_some(n)
 }
 
-/// The subscriber's vRGW, from the ACS's cache. With several (a migration under way), the one
-/// on the device that informed last.
+/// The subscriber's vRGW, as the ACS placed it.
 pub fn locate(store: &dyn Store, subscriber: &str) -> Result<Option<Location>, StoreError> {
-    let mut found: Vec<(i64, Location)> = Vec::new();
-    for (device, name) in store.subscriber_params(subscriber)? {
-        if let Some(instance) = instance_of(&name) {
-            let last = store.device(&device)?.map_or(0, |d| d.last_inform);
-            found.push((last, Location { device, instance }));
+    Ok(store.placement(subscriber)?.map(|p| Location { device: p.device, instance: p.instance }))
+}
+
+/// Records what a task the ACS sent to `device`, now done with `result`, placed: an instance's
+/// `Subscriber` given by an `addObject` (its number from the result) or a `setParameterValues`
+/// (an empty one frees the instance), an instance removed by a `deleteObject`.
+pub fn record(
+    store: &dyn Store,
+    device: &str,
+    spec: &TaskSpec,
+    result: &TaskResult,
+    now: i64,
+) -> Result<(), StoreError> {
+    let placed = |instance: u32, subscriber: &str| -> Result<(), StoreError> {
+        if subscriber.is_empty() {
+            if let Some(was) = store.unplace(device, instance)? {
+                tracing::info!(subscriber = %was, device, instance, "subscriber no longer placed (Subscriber cleared)");
+            }
+            return Ok(());
         }
+        store.place(subscriber, device, instance, now)?;
+        tracing::info!(subscriber, device, instance, "subscriber placed");
+        Ok(())
+    };
+    match spec {
+        TaskSpec::AddObject { object_name, parameter_values }
+            if object_name.trim_end_matches('.') == Instance::TABLE.trim_end_matches('.') =>
+        {
+            let Some(n) = result.get("instance").and_then(TaskResult::as_u64).and_then(|n| u32::try_from(n).ok())
+            else {
+                return Ok(());
+            };
+            let sub = Instance::relative().subscriber();
+            if let Some(p) = parameter_values.iter().find(|p| p.name.trim_start_matches('.') == sub) {
+                placed(n, &p.value.to_lexical())?;
+            }
+        }
+        TaskSpec::SetParameterValues { parameter_values } => {
+            for p in parameter_values {
+                if let Some(n) = instance_of(&p.name) {
+                    placed(n, &p.value.to_lexical())?;
+                }
+            }
+        }
+        TaskSpec::DeleteObject { object_name } => {
+            if let Some((n, "")) = Instance::split(object_name) {
+                if let Some(was) = store.unplace(device, n)? {
+                    tracing::info!(subscriber = %was, device, instance = n, "subscriber no longer placed (instance deleted)");
+                }
+            }
+        }
+        _ => {}
     }
-    found.sort_by_key(|(last, _)| -*last);
-    Ok(found.into_iter().next().map(|(_, l)| l))
+    Ok(())
 }
 
 /// The tasks that bring the vRGW at `at` to `profile`: one setParameterValues with every value,
@@ -229,24 +277,36 @@ pub fn catch_up(store: &dyn Store, device: &str, now: i64) -> Result<usize, Stor
     if !store.has_profiles()? {
         return Ok(0);
     }
-    let mut n = 0;
+    // What the host says of its instances' subscribers is only compared with the record.
+    let placed = store.placements_on(device)?;
     for (name, subscriber) in store.subscriber_rows(device)? {
         let Some(instance) = instance_of(&name) else { continue };
-        let Some(sub) = store.subscriber(&subscriber)? else { continue };
+        if !subscriber.is_empty()
+            && !placed.iter().any(|p| p.instance == instance && p.subscriber == subscriber)
+            && !migrating(store, &subscriber)?
+        {
+            let record = store.placement(&subscriber)?;
+            tracing::warn!(device, instance, reported = %subscriber,
+                placed_at = %record.map_or("nowhere".to_string(), |p| format!("{} instance {}", p.device, p.instance)),
+                "a host reports a subscriber the ACS did not place there: nothing of theirs is sent to it");
+        }
+    }
+    let mut n = 0;
+    for p in placed {
+        let Some(sub) = store.subscriber(&p.subscriber)? else { continue };
         if sub.profile_version == 0 {
             continue;
         }
-        let at = Location { device: device.to_string(), instance };
+        let at = Location { device: device.to_string(), instance: p.instance };
         if sub.applied == at.applied_mark(sub.profile_version) {
             continue;
         }
-        if migrating(store, &subscriber)? {
-            // Two hosts list the subscriber for a moment; the orchestration decides where the
-            // profile stands when it ends (crate::migration).
+        if migrating(store, &p.subscriber)? {
+            // The orchestration decides where the profile stands when it ends (crate::migration).
             continue;
         }
-        tracing::info!(subscriber = %subscriber, device, instance, "vRGW without the subscriber's current profile");
-        queue(store, &subscriber, &at, now)?;
+        tracing::info!(subscriber = %p.subscriber, device, instance = p.instance, "vRGW without the subscriber's current profile");
+        queue(store, &p.subscriber, &at, now)?;
         n += 1;
     }
     Ok(n)

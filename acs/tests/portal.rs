@@ -116,6 +116,11 @@ async fn subscribers_change_their_own_vrgw_and_nothing_else() {
     let read_instances = json!({"name": "getParameterValues", "parameterNames": [INST]});
     let (s, _) = oss.call(Method::POST, &read_host, Some(read_instances.clone())).await;
     assert_eq!(s, 200);
+    // The OSS places each subscriber on their instance: the ACS's record of whose vRGW is where
+    // (what the host reports is not taken for it).
+    let place = |n: u32, who: &str| json!({"name": "setParameterValues", "parameterValues": [[format!("{INST}{n}.Subscriber"), who]]});
+    assert_eq!(oss.call(Method::POST, &read_host, Some(place(alice, "alice"))).await.0, 200);
+    assert_eq!(oss.call(Method::POST, &read_host, Some(place(bob, "bob"))).await.0, 200);
 
     // Accounts through the NBI.
     assert_eq!(oss.call(Method::PUT, "/subscribers/alice", Some(json!({"password": "alice-password"}))).await.0, 201);
@@ -247,12 +252,13 @@ async fn subscribers_change_their_own_vrgw_and_nothing_else() {
     assert!(done.contains("Done"), "{done}");
     assert_eq!(value(&sim, &format!("{INST}{alice}.Device.WiFi.SSID.1.SSID")), "alice-net");
 
-    // A replacement instance for alice (the old one deleted, a new one added): her profile is
-    // applied to it once the ACS sees it.
+    // A replacement instance for alice (the old one deleted, a new one added, and the OSS places
+    // her there): her profile is applied to it.
     sim.with_model_mut(|m| m.root_mut().delete_object_internal(&format!("{INST}{alice}.")).expect("delete"));
     let again = add_instance(&sim, "alice");
     let (s, _) = oss.call(Method::POST, &read_host, Some(read_instances)).await;
     assert_eq!(s, 200);
+    assert_eq!(oss.call(Method::POST, &read_host, Some(place(again, "alice"))).await.0, 200);
     for _ in 0..100 {
         if value(&sim, &format!("{INST}{again}.Device.WiFi.SSID.1.SSID")) == "alice-net" {
             break;
@@ -270,6 +276,67 @@ async fn subscribers_change_their_own_vrgw_and_nothing_else() {
     let r = b.req("GET", "/lan", &[]).await;
     assert_eq!(r.status, 303);
     assert_eq!(r.headers.get("location").and_then(|l| l.to_str().ok()), Some("/login"));
+}
+
+/// Attack: a host that reports another host's subscriber on an instance of its own gets nothing
+/// of that subscriber (no profile, no Wi-Fi passphrase), and the subscriber's vRGW stays where the
+/// ACS placed it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_claiming_another_hosts_subscriber_gets_nothing_of_theirs() {
+    let dir = TempDir::new("acs-portal-claim");
+    let acs = AcsCommand::new(env!("CARGO_BIN_EXE_acs"), &dir.join("acs.db"), TOKEN).portal("127.0.0.1:0").start();
+    let oss = NbiClient::new(acs.nbi, TOKEN);
+    let (host, liar) = (acs.sim("claim-host").await, acs.sim("claim-liar").await);
+    let real = add_instance(&host, "alice");
+    let claimed = add_instance(&liar, "alice");
+    let read = json!({"name": "getParameterValues", "parameterNames": [INST]});
+    let tasks_of = |dev: &str| format!("/devices/{}/tasks?connection_request&timeout=10000", enc(dev));
+    for sim in [&host, &liar] {
+        sim.session(&[]).await.expect("first session");
+        assert_eq!(oss.call(Method::POST, &tasks_of(&sim.device_id()), Some(read.clone())).await.0, 200);
+    }
+    let placed =
+        json!({"name": "setParameterValues", "parameterValues": [[format!("{INST}{real}.Subscriber"), "alice"]]});
+    assert_eq!(oss.call(Method::POST, &tasks_of(&host.device_id()), Some(placed)).await.0, 200);
+    assert_eq!(oss.call(Method::PUT, "/subscribers/alice", Some(json!({"password": "alice-password"}))).await.0, 201);
+
+    // Alice sets her Wi-Fi: it reaches her vRGW.
+    let mut b = Browser::new(&acs);
+    assert_eq!(b.login("alice", "alice-password").await.status, 303);
+    let csrf = Browser::csrf(&b.req("GET", "/wifi", &[]).await.text());
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("ssid", "alice-net"),
+        ("wifi_enable", "on"),
+        ("security", "WPA2-Personal"),
+        ("passphrase", "alice-wifi-pass"),
+    ];
+    let r = b.req("POST", "/wifi", &form).await;
+    assert_eq!(r.status, 303);
+    let location = r.headers.get("location").and_then(|l| l.to_str().ok()).expect("location").to_string();
+    assert!(follow_apply(&mut b, &location).await.contains("Done"));
+    assert_eq!(value(&host, &format!("{INST}{real}.Device.WiFi.SSID.1.SSID")), "alice-net");
+
+    // The liar informs and is read again, still claiming her: nothing of hers is queued for it.
+    liar.session(&["2 PERIODIC"]).await.expect("session");
+    assert_eq!(oss.call(Method::POST, &tasks_of(&liar.device_id()), Some(read.clone())).await.0, 200);
+    let (_, tasks) = oss
+        .call(Method::GET, &format!("/tasks?query={}", enc(&json!({"device": liar.device_id()}).to_string())), None)
+        .await;
+    let tasks = tasks.as_array().expect("tasks").clone();
+    assert!(tasks.iter().all(|t| t["name"] == json!("getParameterValues")), "only the OSS's reads: {tasks:?}");
+    assert!(!serde_json::to_string(&tasks).expect("json").contains("alice-wifi-pass"));
+    assert_ne!(value(&liar, &format!("{INST}{claimed}.Device.WiFi.SSID.1.SSID")), "alice-net");
+    assert_ne!(
+        value(&liar, &format!("{INST}{claimed}.Device.WiFi.AccessPoint.1.Security.KeyPassphrase")),
+        "alice-wifi-pass"
+    );
+    let (_, list) = oss.call(Method::GET, "/subscribers", None).await;
+    assert_eq!(list[0]["vrgw"], json!({"device": host.device_id(), "instance": real}));
+    // Her page still shows her own vRGW.
+    assert!(b.req("GET", "/wifi", &[]).await.text().contains("value=\"alice-net\""));
+    let log = acs.daemon.log();
+    assert!(log.contains("a host reports a subscriber the ACS did not place there"), "{log}");
 }
 
 /// The address the log-in storm tests' ACS trusts as its reverse proxy.

@@ -70,7 +70,11 @@ pub(crate) async fn create(nbi: &Arc<Nbi>, dev: &str, c: Create) -> Result<Reply
         return Ok(json_response(StatusCode::ACCEPTED, &task_json(&task)));
     }
     let deadline = tokio::time::Instant::now() + c.timeout;
-    if let Err(e) = crate::conn_req::to_device(&device, nbi.config.cr_timeout.min(c.timeout)).await {
+    if nbi.acs.in_session(dev) {
+        // No need to wake it (and at its first session the ACS may not hold its
+        // connection-request credentials yet): the open session takes the task.
+        tracing::info!(device = %dev, task = task.id, "device in session: no connection request needed");
+    } else if let Err(e) = crate::conn_req::to_device(&device, nbi.config.cr_timeout.min(c.timeout)).await {
         tracing::warn!(device = %dev, "connection request failed: {e}");
         let mut r = json_response(StatusCode::ACCEPTED, &task_json(&task));
         if let Ok(v) = HeaderValue::from_str(&e.to_string()) {

@@ -8,6 +8,7 @@
 //! - [`subscribers`]: web-form accounts, profiles, sessions ([`SubscriberStore`]).
 //! - [`migrations`]: migration records ([`MigrationStore`]).
 //! - [`credentials`]: the credentials CPEs authenticate with ([`CredentialStore`]).
+//! - [`placements`]: where each subscriber's vRGW is, as the ACS placed it ([`PlacementStore`]).
 //! - [`sqlite`]: the SQLite engine: connection, schema migrations, deferred writes.
 //!
 //! Every logical write is one transaction. Callers bring the traits into scope with
@@ -18,6 +19,7 @@ pub mod devices;
 pub mod faults;
 pub mod files;
 pub mod migrations;
+pub mod placements;
 pub mod presets;
 pub mod sqlite;
 pub mod subscribers;
@@ -28,6 +30,7 @@ pub use devices::{CachedParam, Device, DeviceStore, ParamStore};
 pub use faults::{FaultRecord, FaultStore};
 pub use files::FileStore;
 pub use migrations::MigrationStore;
+pub use placements::{Placement, PlacementStore};
 pub use presets::PresetStore;
 pub use sqlite::SqliteStore;
 pub use subscribers::{PortalSession, Subscriber, SubscriberStore};
@@ -36,8 +39,8 @@ pub use tasks::{Task, TaskStatus, TaskStore};
 /// The store traits, for `use crate::store::prelude::*`.
 pub mod prelude {
     pub use super::{
-        CredentialStore, DeviceStore, FaultStore, FileStore, MigrationStore, ParamStore, PresetStore, Store,
-        SubscriberStore, TaskStore,
+        CredentialStore, DeviceStore, FaultStore, FileStore, MigrationStore, ParamStore, PlacementStore, PresetStore,
+        Store, SubscriberStore, TaskStore,
     };
 }
 
@@ -121,6 +124,7 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 pub trait Store:
     DeviceStore
     + CredentialStore
+    + PlacementStore
     + ParamStore
     + TaskStore
     + FaultStore
@@ -137,6 +141,7 @@ pub trait Store:
 impl<T> Store for T where
     T: DeviceStore
         + CredentialStore
+        + PlacementStore
         + ParamStore
         + TaskStore
         + FaultStore

@@ -77,6 +77,23 @@ const MIGRATIONS: &[&str] = &[
         device TEXT, device_prefix TEXT, created INTEGER NOT NULL,
         CHECK ((device IS NULL) <> (device_prefix IS NULL)),
         CHECK (device_prefix IS NULL OR device_prefix <> ''));",
+    // 7: where each subscriber's vRGW is, as the ACS placed it (before, the ACS believed the
+    // `Instance.{n}.Subscriber` hosts reported). Seeded once from those reports, for subscribers
+    // reported by exactly one instance; from here on only the ACS's own tasks change it.
+    "CREATE TABLE placements (
+        subscriber TEXT PRIMARY KEY, device TEXT NOT NULL, instance INTEGER NOT NULL,
+        placed INTEGER NOT NULL, UNIQUE (device, instance));
+     INSERT INTO placements (subscriber, device, instance, placed)
+        SELECT value, device,
+               CAST(substr(name, 43, length(name) - 42 - length('.Subscriber')) AS INTEGER), 0
+        FROM params
+        WHERE name GLOB 'Device.X_VRGW-ORG_Virtualization.Instance.[0-9]*.Subscriber'
+          AND name NOT GLOB 'Device.X_VRGW-ORG_Virtualization.Instance.*.*.Subscriber'
+          AND value <> ''
+          AND value IN (SELECT value FROM params
+                        WHERE name GLOB 'Device.X_VRGW-ORG_Virtualization.Instance.[0-9]*.Subscriber'
+                          AND name NOT GLOB 'Device.X_VRGW-ORG_Virtualization.Instance.*.*.Subscriber'
+                        GROUP BY value HAVING count(*) = 1);",
 ];
 
 /// Makes the database file at `path` readable by its owner only, creating it so if missing: it
@@ -237,6 +254,39 @@ mod tests {
     use super::*;
     use crate::store::prelude::*;
     use crate::store::TaskStatus;
+
+    #[test]
+    fn placements_are_seeded_once_from_what_hosts_reported_before() {
+        let dir = test_support::TempDir::new("acs-store-seed");
+        let path = dir.join("old.db");
+        {
+            let conn = Connection::open(&path).expect("open");
+            for m in &MIGRATIONS[..6] {
+                conn.execute_batch(m).expect("migrate");
+            }
+            conn.pragma_update(None, "user_version", 6).expect("version");
+            let inst = "Device.X_VRGW-ORG_Virtualization.Instance.";
+            for (device, name, value) in [
+                ("h1", format!("{inst}3.Subscriber"), "alice"),
+                ("h1", format!("{inst}12.Subscriber"), "bob"),
+                ("h2", format!("{inst}1.Subscriber"), "bob"),
+                ("h2", format!("{inst}2.Subscriber"), ""),
+                ("h2", format!("{inst}4.Device.X.Subscriber"), "carol"),
+            ] {
+                conn.execute(
+                    "INSERT INTO params (device, name, type, value, updated) VALUES (?1, ?2, 'string', ?3, 1)",
+                    rusqlite::params![device, name, value],
+                )
+                .expect("row");
+            }
+        }
+        let store = SqliteStore::open(&path).expect("migrated");
+        let alice = store.placement("alice").expect("read").expect("alice placed");
+        assert_eq!((alice.device.as_str(), alice.instance), ("h1", 3));
+        assert_eq!(store.placement("bob").expect("read"), None, "reported twice: placed by no one's word");
+        assert_eq!(store.placement("carol").expect("read"), None, "not an instance's own Subscriber");
+        assert_eq!(store.placements_on("h2").expect("read"), vec![]);
+    }
 
     #[test]
     fn the_database_is_owner_only_new_or_found_open() {

@@ -113,6 +113,7 @@ impl SubscriberStore for SqliteStore {
         let db = self.db();
         let tx = db.unchecked_transaction()?;
         tx.execute("DELETE FROM portal_sessions WHERE subscriber = ?1", [id])?;
+        tx.execute("DELETE FROM placements WHERE subscriber = ?1", [id])?;
         let n = tx.execute("DELETE FROM subscribers WHERE id = ?1", [id])?;
         tx.commit()?;
         Ok(n > 0)
