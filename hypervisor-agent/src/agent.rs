@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cwmp::auth::Verifier;
+use cwmp::auth::{Attempt, Verifier};
 use cwmp::session::{CpeConfig, CpeEvent, CpeSession, RetryPolicy, Transmit};
 use cwmp::{Body, DateTime, DeviceId, Event, Fault, FaultCode, Inform, Value};
 use http_body_util::Full;
@@ -479,11 +479,15 @@ impl Agent {
         let view = self.host.shared().view();
         let (user, pass) = (view.cr_username, view.cr_password);
         let header = req.headers().get(header::AUTHORIZATION).and_then(|h| h.to_str().ok());
+        // Digest only, covering this request's URI, each nonce count once (clones share what
+        // they have seen): a captured header cannot be sent again, nor to another path.
         let mut verifier = self.verifier.clone();
         verifier.allow_basic = false;
-        if verifier.verify("GET", header, |u| (u == user).then(|| pass.clone()), now_secs()).is_err() {
+        let uri = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        let attempt = Attempt { method: "GET", uri, header, tls: false };
+        if let Err(e) = verifier.check_password(attempt, |u| (u == user).then(|| pass.clone()), now_secs()) {
             if header.is_some() {
-                tracing::warn!(%peer, "connection request with wrong credentials");
+                tracing::warn!(%peer, "connection request refused: {e}");
             }
             let mut r = reply(StatusCode::UNAUTHORIZED, "");
             for c in verifier.challenges(now_secs()).into_iter().filter(|c| c.starts_with("Digest")) {
