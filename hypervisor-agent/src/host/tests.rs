@@ -1223,3 +1223,23 @@ fn a_vrgw_that_accepts_and_never_answers_costs_its_own_instance_only() {
     assert_eq!(calls_of(&proxies[1].0).iter().map(|c| c.0.as_str()).collect::<Vec<_>>(), vec!["get"]);
     b.clean();
 }
+
+#[test]
+fn connection_request_credentials_the_acs_sets_are_served_and_survive_a_restart() {
+    let mut b = bed("hvcrcred");
+    let ms = "Device.ManagementServer.";
+    let r = b.set(&[
+        (&format!("{ms}ConnectionRequestUsername"), Value::String("dev-own".into())),
+        (&format!("{ms}ConnectionRequestPassword"), Value::String("p-0123456789abcdef".into())),
+    ]);
+    assert!(matches!(r, Body::SetParameterValuesResponse(_)), "{r:?}");
+    // What connection requests are checked against, as the host thread publishes it after a job.
+    b.host.publish();
+    let v = b.host.shared().view();
+    assert_eq!((v.cr_username.as_str(), v.cr_password.as_str()), ("dev-own", "p-0123456789abcdef"));
+    // Stored: a restarted agent checks against the same, not its configured factory ones.
+    let b = b.reopen();
+    let v = b.host.shared().view();
+    assert_eq!((v.cr_username.as_str(), v.cr_password.as_str()), ("dev-own", "p-0123456789abcdef"));
+    b.clean();
+}
