@@ -93,6 +93,34 @@ pub struct FileConfig {
     /// `[[webhooks]]`: where device and task events are delivered.
     #[serde(default)]
     pub webhooks: Vec<crate::webhooks::Hook>,
+    /// `[[hosts]]`: virtualization hosts registered for live and image-based migration.
+    #[serde(default)]
+    pub hosts: Vec<HostEntry>,
+}
+
+/// `[[hosts]]`: a host agent's DeviceId and the libvirt URI its peers migrate to it through.
+/// The ACS hands another host only these URIs, never what a host reports of itself.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostEntry {
+    /// The host agent's DeviceId.
+    pub device: String,
+    /// Its libvirt URI for peers (e.g. `qemu+tls://host-1.dc.example/system`).
+    pub migration_uri: String,
+}
+
+impl HostEntry {
+    /// Checks the entry: both set, no control characters or spaces, the URI with a scheme.
+    fn check(&self) -> Result<(), String> {
+        let plain = |s: &str| !s.is_empty() && s.len() <= 1024 && !s.chars().any(|c| c.is_control() || c == ' ');
+        if !plain(&self.device) {
+            return Err(format!("device {:?} is not a DeviceId", self.device));
+        }
+        if !plain(&self.migration_uri) || !self.migration_uri.contains("://") {
+            return Err(format!("migration_uri {:?} is not a libvirt URI (scheme://...)", self.migration_uri));
+        }
+        Ok(())
+    }
 }
 
 /// `[portal]`: the customer web form.
@@ -320,7 +348,18 @@ impl FileConfig {
                  (--portal-tls-cert/--portal-tls-key) or put a TLS reverse proxy in front"
             );
         }
-        let nbi = NbiConfig { tokens, cr_timeout: Duration::from_millis(self.cwmp.cr_timeout_ms.unwrap_or(3000)) };
+        let mut hosts = std::collections::BTreeMap::new();
+        for (i, h) in self.hosts.iter().enumerate() {
+            h.check().map_err(|e| Error::Config(format!("[[hosts]] #{}: {e}", i + 1)))?;
+            if hosts.insert(h.device.clone(), h.migration_uri.clone()).is_some() {
+                return Err(Error::Config(format!("[[hosts]]: device {:?} twice", h.device)));
+            }
+        }
+        let nbi = NbiConfig {
+            tokens,
+            cr_timeout: Duration::from_millis(self.cwmp.cr_timeout_ms.unwrap_or(3000)),
+            hosts: Arc::new(hosts),
+        };
         let portal = PortalConfig {
             session_ttl: Duration::from_secs(3600 * self.portal.session_hours.unwrap_or(8)),
             cr_timeout: nbi.cr_timeout,
@@ -469,6 +508,12 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
         Ok(n) if n >= want => tracing::debug!(nofile = n, "open-file limit"),
         Ok(n) => tracing::warn!(nofile = n, want, "the open-file limit stays below the listeners' connection caps"),
         Err(e) => tracing::warn!("the open-file limit could not be read or raised: {e}"),
+    }
+    let settings = crate::migration::Settings { timeout: nbi.cr_timeout, hosts: nbi.hosts.clone() };
+    match crate::migration::resume_all(acs.clone(), settings) {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(migrations = n, "taking up migrations the previous run left unfinished"),
+        Err(e) => tracing::error!("reading the migrations left running: {e}"),
     }
     let nbi = Nbi::new(acs.clone(), nbi);
     let portal = Portal::new(acs.clone(), portal);

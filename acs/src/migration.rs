@@ -57,9 +57,13 @@ pub struct Request {
 
 /// Connection-request settings.
 #[derive(Debug, Clone)]
-pub struct Cr {
-    /// Timeout of one request.
+pub struct Settings {
+    /// Timeout of one connection request.
     pub timeout: Duration,
+    /// The hosts registered for live and image-based migration: DeviceId to the libvirt URI
+    /// peers reach it at (`[[hosts]]` in the configuration). A host's own `MigrationURI` report
+    /// is never handed to another host.
+    pub hosts: Arc<std::collections::BTreeMap<String, String>>,
 }
 
 /// A string value.
@@ -100,6 +104,12 @@ pub enum StartError {
         /// Its instance.
         instance: u32,
     },
+    /// Live or image-based migration with a host the ACS has no migration URI registered for.
+    #[error(
+        "{0} is not registered for {1} migration (no [[hosts]] entry with its migration_uri in the ACS's \
+         configuration; a host's own MigrationURI is not trusted)"
+    )]
+    NotRegistered(String, &'static str),
     /// The store failed.
     #[error("{0}")]
     Store(#[from] StoreError),
@@ -110,7 +120,7 @@ impl StartError {
     pub fn status(&self) -> hyper::StatusCode {
         match self {
             StartError::NoDevice(_) => hyper::StatusCode::NOT_FOUND,
-            StartError::SameHost => hyper::StatusCode::BAD_REQUEST,
+            StartError::SameHost | StartError::NotRegistered(..) => hyper::StatusCode::BAD_REQUEST,
             StartError::Busy { .. } => hyper::StatusCode::CONFLICT,
             StartError::Store(_) => hyper::StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -119,11 +129,18 @@ impl StartError {
 
 /// Checks a request and records it; the orchestration runs in the background. Returns the
 /// record.
-pub fn start(acs: Arc<Acs>, cr: Cr, req: Request) -> Result<(i64, Json), StartError> {
+pub fn start(acs: Arc<Acs>, cr: Settings, req: Request) -> Result<(i64, Json), StartError> {
     let store = acs.store.clone();
     for d in [&req.source, &req.target] {
         if store.device(d)?.is_none() {
             return Err(StartError::NoDevice(d.clone()));
+        }
+    }
+    if req.mode != MigrationMode::ColdContext {
+        for d in [&req.source, &req.target] {
+            if !cr.hosts.contains_key(d.as_str()) {
+                return Err(StartError::NotRegistered(d.clone(), nbi_mode(req.mode)));
+            }
         }
     }
     if req.source == req.target {
@@ -148,9 +165,36 @@ pub fn start(acs: Arc<Acs>, cr: Cr, req: Request) -> Result<(i64, Json), StartEr
     Ok((id, r))
 }
 
+/// After a restart: every migration recorded as running lost its orchestration with the old
+/// process. Each is taken up again: its tasks still queued are dropped (never delivered late),
+/// the hosts are asked where the vRGW is, and the migration is finished or undone accordingly.
+/// Until then the instance stays locked (the NBI refuses another migration of it, the web form
+/// waits), so no record stays `running` for ever.
+pub fn resume_all(acs: Arc<Acs>, cr: Settings) -> Result<usize, StoreError> {
+    let mut n = 0;
+    for (id, record) in acs.store.migrations()? {
+        if record["status"] != "running" {
+            continue;
+        }
+        let req = Request {
+            source: record["source"].as_str().unwrap_or_default().to_string(),
+            instance: record["instance"].as_u64().and_then(|i| u32::try_from(i).ok()).unwrap_or(0),
+            target: record["target"].as_str().unwrap_or_default().to_string(),
+            mode: record["mode"].as_str().and_then(mode_from_nbi).unwrap_or(MigrationMode::ColdContext),
+            step_timeout: Duration::from_secs(30),
+        };
+        tracing::warn!(migration = id, source = %req.source, instance = req.instance, target = %req.target,
+            "a migration was running when the ACS stopped: taking it up again");
+        let mut run = Run { acs: acs.clone(), cr: cr.clone(), req, id, record, t0: Instant::now() };
+        tokio::spawn(async move { run.resume().await });
+        n += 1;
+    }
+    Ok(n)
+}
+
 struct Run {
     acs: Arc<Acs>,
-    cr: Cr,
+    cr: Settings,
     req: Request,
     id: i64,
     record: Json,
@@ -218,7 +262,8 @@ impl Run {
     async fn task(&self, device: &str, spec: TaskSpec) -> Result<Json, String> {
         let store = self.acs.store.clone();
         let name = spec.name();
-        let t = store.enqueue(device, &spec.into(), now_ms() / 1000).map_err(|e| e.to_string())?;
+        let order = crate::tasks::Order { spec, profile: false, migration: Some(self.id) };
+        let t = store.enqueue(device, &order, now_ms() / 1000).map_err(|e| e.to_string())?;
         let deadline = tokio::time::Instant::now() + self.req.step_timeout;
         let mut next_cr = tokio::time::Instant::now();
         loop {
@@ -307,6 +352,59 @@ impl Run {
 
     async fn go(&mut self) {
         let outcome = self.steps().await;
+        self.end(outcome);
+    }
+
+    async fn resume(&mut self) {
+        let outcome = self.take_up().await;
+        self.end(outcome);
+    }
+
+    /// Finds where a migration interrupted by a restart stands, and finishes or undoes it.
+    async fn take_up(&mut self) -> Result<(), String> {
+        self.note("taken up again after an ACS restart");
+        let (src, dst, n) = (self.req.source.clone(), self.req.target.clone(), self.req.instance);
+        for device in [&src, &dst] {
+            let left = self.acs.store.open_tasks(device).map_err(|e| e.to_string())?;
+            for t in left.into_iter().filter(|t| t.order.migration == Some(self.id)) {
+                tracing::info!(migration = self.id, task = t.id, device = %device, "dropping a step queued before the restart");
+                self.acs.store.delete_task(t.id).map_err(|e| e.to_string())?;
+            }
+        }
+        let subscriber = self.record["subscriber"].as_str().unwrap_or_default().to_string();
+        let Some(m) = self.record["target_instance"].as_u64().and_then(|m| u32::try_from(m).ok()) else {
+            return Err(format!(
+                "interrupted by an ACS restart before {dst} had made an instance for it; the vRGW runs at {src}"
+            ));
+        };
+        let mp = Migration::at(n);
+        let r = self
+            .task(&src, TaskSpec::get(vec![mp.path().into()]))
+            .await
+            .map_err(|e| format!("interrupted by an ACS restart; {e}: where the vRGW runs is not known"))?;
+        let mut status = status_in(&r, &mp).unwrap_or_default();
+        let mut r = r;
+        if status == MigrationStatus::Migrating {
+            let until = [
+                MigrationStatus::Completed,
+                MigrationStatus::Stopped,
+                MigrationStatus::Error,
+                MigrationStatus::Aborted,
+            ];
+            (status, r) = self.wait_status(&src, n, &until).await?;
+        }
+        match status {
+            MigrationStatus::Completed | MigrationStatus::Stopped => self.finish(&subscriber, m, status, &r).await,
+            _ => {
+                self.undo_target(m).await;
+                Err(format!(
+                    "interrupted by an ACS restart before {src} let the vRGW go ({status:?}); undone, it runs at {src}"
+                ))
+            }
+        }
+    }
+
+    fn end(&mut self, outcome: Result<(), String>) {
         self.record["ended"] = json!(now_ms());
         self.record["total_ms"] = json!(self.t0.elapsed().as_millis() as u64);
         match outcome {
@@ -321,6 +419,17 @@ impl Run {
                 self.note("failed");
             }
         }
+    }
+
+    /// The migration URI registered for `host` (empty: none), warning when the host reports
+    /// another one.
+    fn registered(&self, host: &str, reported: &str) -> String {
+        let uri = self.cr.hosts.get(host).cloned().unwrap_or_default();
+        if !reported.is_empty() && reported != uri {
+            tracing::warn!(migration = self.id, host, %reported, registered = %uri,
+                "the host reports another MigrationURI than registered; the registered one is used");
+        }
+        uri
     }
 
     async fn read_source(&mut self) -> Result<Source, String> {
@@ -362,7 +471,7 @@ impl Run {
             svlan: param(&r, &p.svlan()).unwrap_or_default(),
             cvlan: param(&r, &p.cvlan()).unwrap_or_default(),
             domain: param(&r, &p.domain()).unwrap_or_default(),
-            uri: param(&r, &v.migration_uri()).unwrap_or_default(),
+            uri: self.registered(&src, &param(&r, &v.migration_uri()).unwrap_or_default()),
         };
         if s.domain.is_empty() {
             return Err(format!("instance {n} of {src} has no running vRGW to migrate"));
@@ -372,7 +481,7 @@ impl Run {
         }
         if self.req.mode != MigrationMode::ColdContext && s.uri.is_empty() {
             return Err(format!(
-                "{src} has no MigrationURI: it takes part in no {} migration",
+                "{src} has no registered migration URI: it takes part in no {} migration",
                 nbi_mode(self.req.mode)
             ));
         }
@@ -386,11 +495,14 @@ impl Run {
         self.note("reading the target");
         let v = Virtualization::at();
         let r = self.task(&dst, TaskSpec::get(vec![v.migration_uri(), Template::TABLE.into()])).await?;
-        let dst_uri = param(&r, &v.migration_uri()).unwrap_or_default();
+        let dst_uri = self.registered(&dst, &param(&r, &v.migration_uri()).unwrap_or_default());
         let template = template_named(&r, &s.template_name)
             .ok_or_else(|| format!("{dst} has no template named {:?}", s.template_name))?;
         if mode != MigrationMode::ColdContext && dst_uri.is_empty() {
-            return Err(format!("{dst} has no MigrationURI: it takes part in no {} migration", nbi_mode(mode)));
+            return Err(format!(
+                "{dst} has no registered migration URI: it takes part in no {} migration",
+                nbi_mode(mode)
+            ));
         }
 
         self.note("preparing the target");
@@ -415,6 +527,8 @@ impl Run {
             return Err(format!("{dst} did not say which instance it added"));
         };
         self.record["target_instance"] = json!(m);
+        // Saved at once: an ACS restarted from here on must know what to undo.
+        self.save();
         let q = Instance::at(m);
         if status_in(&r, &q.migration()) != Some(MigrationStatus::Prepared) {
             let why = param(&r, &q.migration().error()).unwrap_or_default();
@@ -453,14 +567,23 @@ impl Run {
             Ok(x) => x,
             Err(e) => return Err(self.after_source_failure(m, e).await),
         };
+        self.finish(&s.subscriber, m, status, &r).await
+    }
+
+    /// The source let the vRGW go (`status`, its `Migration.` values `r`): the destination's
+    /// instance `m` completes (or, cold, the source takes it back), the subscriber is recorded
+    /// there and the source's row released.
+    async fn finish(&mut self, subscriber: &str, m: u32, status: MigrationStatus, r: &Json) -> Result<(), String> {
+        let (src, dst, n, mode) = (self.req.source.clone(), self.req.target.clone(), self.req.instance, self.req.mode);
+        let (mp, q) = (Migration::at(n), Instance::at(m));
         if matches!(status, MigrationStatus::Error | MigrationStatus::Aborted) {
-            let why = param(&r, &mp.error()).unwrap_or_default();
+            let why = param(r, &mp.error()).unwrap_or_default();
             self.undo_target(m).await;
             return Err(format!("{src} did not let the vRGW go: {why}"));
         }
         let stopped_at = Instant::now();
         if mode == MigrationMode::Live {
-            let d = param(&r, &mp.downtime()).and_then(|d| d.parse::<u64>().ok()).unwrap_or(0);
+            let d = param(r, &mp.downtime()).and_then(|d| d.parse::<u64>().ok()).unwrap_or(0);
             self.record["downtime_ms"] = json!(d);
         }
 
@@ -492,21 +615,21 @@ impl Run {
         if mode != MigrationMode::Live {
             self.record["downtime_ms"] = json!(stopped_at.elapsed().as_millis() as u64);
         }
-        if !s.subscriber.is_empty() {
+        if !subscriber.is_empty() {
             // The configuration moved with the vRGW: the web-form profile, if it was applied at
             // the source, is applied at the destination as well.
             let (from, to) = (
                 crate::profiles::Location { device: src.clone(), instance: n },
                 crate::profiles::Location { device: dst.clone(), instance: m },
             );
-            if let Err(e) = crate::profiles::carried_over(self.acs.store.as_ref(), &s.subscriber, &from, &to) {
+            if let Err(e) = crate::profiles::carried_over(self.acs.store.as_ref(), subscriber, &from, &to) {
                 tracing::warn!(migration = self.id, "recording the profile at the destination: {e}");
             }
-            if let Err(e) = self.acs.store.place(&s.subscriber, &dst, m, crate::endpoint::now()) {
+            if let Err(e) = self.acs.store.place(subscriber, &dst, m, crate::endpoint::now()) {
                 tracing::error!(migration = self.id, "recording the subscriber at the destination: {e}");
                 self.record["warning"] = json!(format!("the subscriber's new place is not recorded: {e}"));
             }
-            let sub = vec![string(q.subscriber(), &s.subscriber)];
+            let sub = vec![string(q.subscriber(), subscriber)];
             if let Err(e) = self.set(&dst, sub).await {
                 // The vRGW runs at the destination; only the record of whose it is lags.
                 tracing::warn!(migration = self.id, "setting the subscriber at the destination: {e}");

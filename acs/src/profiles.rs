@@ -241,7 +241,7 @@ pub fn queue(store: &dyn Store, subscriber: &str, at: &Location, now: i64) -> Re
     let Some(sub) = store.subscriber(subscriber)? else { return Ok(Vec::new()) };
     let mut queued = Vec::new();
     for spec in tasks_for(store, at, &sub.profile)? {
-        queued.push(store.enqueue(&at.device, &Order { spec, profile: true }, now)?);
+        queued.push(store.enqueue(&at.device, &Order { spec, profile: true, migration: None }, now)?);
     }
     store.set_applied(subscriber, &at.applied_mark(sub.profile_version))?;
     if !queued.is_empty() {

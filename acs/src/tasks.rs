@@ -67,7 +67,8 @@ pub enum TaskSpec {
 }
 
 /// A queued task's specification: what it does and, for the web form's tasks, that it applies
-/// a subscriber's profile (`"profile": true`, so the form shows only its own tasks).
+/// a subscriber's profile (`"profile": true`, so the form shows only its own tasks); for a
+/// migration's, which migration (`"migration": id`, so a restarted ACS finds what it left).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Order {
     /// What the task does.
@@ -76,18 +77,32 @@ pub struct Order {
     /// Queued for a subscriber's profile.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub profile: bool,
+    /// Queued by this migration's orchestration.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub migration: Option<i64>,
 }
 
 impl From<TaskSpec> for Order {
     fn from(spec: TaskSpec) -> Order {
-        Order { spec, profile: false }
+        Order { spec, profile: false, migration: None }
     }
 }
 
 impl Order {
-    /// A task as the NBI receives it; the error says what is wrong.
+    /// A task as stored (the NBI's are read with [`Order::from_nbi`]); the error says what is
+    /// wrong.
     pub fn from_json(j: &Json) -> Result<Order, BadTask> {
-        Ok(Order { spec: TaskSpec::from_json(j)?, profile: j.get("profile").and_then(Json::as_bool) == Some(true) })
+        Ok(Order {
+            spec: TaskSpec::from_json(j)?,
+            profile: j.get("profile").and_then(Json::as_bool) == Some(true),
+            migration: j.get("migration").and_then(Json::as_i64),
+        })
+    }
+
+    /// A task as the NBI receives it: the marks only the ACS gives (a migration's) are not
+    /// taken from a client.
+    pub fn from_nbi(j: &Json) -> Result<Order, BadTask> {
+        Ok(Order { migration: None, ..Order::from_json(j)? })
     }
 
     /// The JSON form (as stored and as the NBI shows it).

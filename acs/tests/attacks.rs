@@ -5,7 +5,10 @@
 //! - a captured Digest header replayed, and a login guessed with a user that does not exist;
 //! - a ConnectionRequestURL pointing at a listener of the attacker's (no credential in clear);
 //! - CPE credentials managed through the NBI: bound to their device, never shown, never stored
-//!   in clear, refused once removed.
+//!   in clear, refused once removed;
+//! - a host reporting a MigrationURI of its choosing (only registered hosts' URIs go out).
+//!
+//! A host claiming another host's subscriber is in `portal.rs` (it needs the web form).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -14,7 +17,7 @@ use acs::sim::SimCpe;
 use base64::Engine as _;
 use hyper::Method;
 use serde_json::{json, Value};
-use test_support::acs::{cwmp_post, digest, finish_session, AcsCommand, CR, SIM_PREFIX};
+use test_support::acs::{cwmp_post, digest, finish_session, sim_host, AcsCommand, CR, SIM_PREFIX};
 use test_support::http::Http;
 use test_support::{enc, NbiClient, TempDir};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -282,4 +285,67 @@ async fn cpe_credentials_through_the_nbi_are_bound_hidden_and_hashed() {
     assert_eq!(oss.send(Method::DELETE, "/cpe-credentials/nbi-1", None).await.status, 200);
     assert_eq!(oss.send(Method::DELETE, "/cpe-credentials/nbi-1", None).await.status, 404);
     sim(acs.cwmp, "nbi-1", "nbi-1", password, unreachable()).session(&[]).await.expect_err("removed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_reported_migration_uri_is_never_handed_to_another_host() {
+    let dir = TempDir::new("acs-attack-peers");
+    let (src_uri, dst_uri) = ("qemu+tls://src.dc.example/system", "qemu+tls://dst.dc.example/system");
+    let acs = acs_command(&dir)
+        .config(&format!(
+            "[[hosts]]\ndevice = \"{SIM_PREFIX}src\"\nmigration_uri = \"{src_uri}\"\n\
+             [[hosts]]\ndevice = \"{SIM_PREFIX}dst\"\nmigration_uri = \"{dst_uri}\"\n"
+        ))
+        .start();
+    let oss = NbiClient::new(acs.nbi, TOKEN);
+    let (src, dst, rogue) = (acs.sim("src").await, acs.sim("dst").await, acs.sim("rogue").await);
+    // The source lies about where peers reach it.
+    sim_host(&src, "qemu+tcp://attacker.example/system", true);
+    sim_host(&dst, "qemu+tcp://attacker.example/system", false);
+    sim_host(&rogue, "qemu+tcp://attacker.example/system", false);
+    for h in [&src, &dst, &rogue] {
+        h.session(&[]).await.expect("bootstrap");
+    }
+    let migrate = format!("/devices/{}/instances/1/migrate", enc(&src.device_id()));
+
+    // A live migration with a host that is not registered: refused at once, nothing recorded.
+    let r = oss.send(Method::POST, &migrate, Some(json!({"target": rogue.device_id(), "mode": "live"}))).await;
+    assert_eq!(r.status, 400, "{:?}", r.json);
+    assert!(r.json.to_string().contains("not registered"), "{}", r.json);
+    assert_eq!(oss.call(Method::GET, "/migrations", None).await.1, json!([]));
+
+    // Between registered hosts it runs (and fails here: the simulated target does not prepare),
+    // and the peer URI it hands the target is the registered one.
+    let r = oss
+        .send(Method::POST, &migrate, Some(json!({"target": dst.device_id(), "mode": "live", "stepTimeout": 3})))
+        .await;
+    assert_eq!(r.status, 202, "{:?}", r.json);
+    let id = r.json["_id"].as_str().expect("id").to_string();
+    let mut record = Value::Null;
+    for _ in 0..200 {
+        record = oss.call(Method::GET, &format!("/migrations/{id}"), None).await.1;
+        if record["status"] != json!("running") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(record["status"], json!("failed"), "{record}");
+    assert!(record["error"].to_string().contains("could not prepare"), "{record}");
+    let (_, tasks) = oss
+        .call(Method::GET, &format!("/tasks?query={}", enc(&json!({"device": dst.device_id()}).to_string())), None)
+        .await;
+    let add = tasks.as_array().expect("tasks").iter().find(|t| t["name"] == json!("addObject")).expect("the prepare");
+    let peer = add["parameterValues"]
+        .as_array()
+        .expect("values")
+        .iter()
+        .find(|p| p[0] == json!("Migration.Peer"))
+        .map(|p| p[1].clone());
+    assert_eq!(peer, Some(json!(src_uri)), "{add}");
+    // No request the ACS sent any host carries the reported URI (the reads' results do).
+    let (_, all) = oss.call(Method::GET, "/tasks", None).await;
+    for t in all.as_array().expect("tasks") {
+        assert!(!t["parameterValues"].to_string().contains("attacker.example"), "a reported URI went out: {t}");
+    }
+    assert!(acs.daemon.log().contains("the registered one is used"));
 }

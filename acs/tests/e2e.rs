@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request};
 use serde_json::{json, Value};
-use test_support::acs::{cwmp_post, digest, finish_session, AcsCommand};
+use test_support::acs::{cwmp_post, digest, finish_session, sim_host, AcsCommand};
 use test_support::http::Http;
 use test_support::{enc, NbiClient, TempDir};
 
@@ -664,4 +664,79 @@ async fn sigterm_lets_an_open_cwmp_session_finish_and_refuses_new_ones() {
         .call(Method::GET, &format!("/tasks?query={}", enc(&json!({"device": a.device_id()}).to_string())), None)
         .await;
     assert_eq!(tasks[0]["status"], json!("done"), "{tasks}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_cut_by_an_acs_restart_is_taken_up_and_nothing_is_delivered_late() {
+    let dir = TempDir::new("acs-e2e-migration-restart");
+    let acs = acs_command(&dir).start();
+    let oss = NbiClient::new(acs.nbi, TOKEN);
+    let src = acs.sim("mig-src").await;
+    sim_host(&src, "", true);
+    src.session(&[]).await.expect("source bootstrap");
+    // The target informs once, then is not reachable: the migration waits on its first step.
+    let dst = SimCpe::new(
+        "mig-dst",
+        &format!("http://{}/", acs.cwmp),
+        "cpe",
+        "cpe-secret",
+        "127.0.0.1:9".parse().expect("addr"),
+        ("cr", "cr-secret"),
+    );
+    sim_host(&dst, "", false);
+    dst.session(&[]).await.expect("target bootstrap");
+    let migrate = format!("/devices/{}/instances/1/migrate", enc(&src.device_id()));
+    let body = json!({"target": dst.device_id(), "mode": "cold-context", "stepTimeout": 60});
+    let r = oss.send(Method::POST, &migrate, Some(body.clone())).await;
+    assert_eq!(r.status, 202, "{:?}", r.json);
+    let id = r.json["_id"].as_str().expect("id").to_string();
+    for _ in 0..100 {
+        if oss.call(Method::GET, &format!("/migrations/{id}"), None).await.1["step"] == json!("reading the target") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Meanwhile the instance is locked.
+    assert_eq!(oss.send(Method::POST, &migrate, Some(body.clone())).await.status, 409);
+
+    let (cwmp_addr, nbi_addr) = (acs.cwmp, acs.nbi);
+    drop(acs); // SIGKILL with the migration running and its step queued for the target
+    let acs = acs_command(&dir).cwmp(cwmp_addr).nbi(nbi_addr).start();
+    let oss = NbiClient::new(acs.nbi, TOKEN);
+    let mut record = Value::Null;
+    for _ in 0..200 {
+        record = oss.call(Method::GET, &format!("/migrations/{id}"), None).await.1;
+        if record["status"] != json!("running") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(record["status"], json!("failed"), "{record}");
+    let error = record["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("interrupted by an ACS restart") && error.contains("runs at 00A0B1-SimCPE-mig-src"),
+        "{record}"
+    );
+    // The step queued before the restart is gone: the target, informing again, is sent nothing.
+    let (_, tasks) = oss
+        .call(Method::GET, &format!("/tasks?query={}", enc(&json!({"device": dst.device_id()}).to_string())), None)
+        .await;
+    assert_eq!(tasks, json!([]), "no step of the old run left for the target");
+    let before = dst.sets_applied.load(Ordering::SeqCst);
+    dst.session(&["2 PERIODIC"]).await.expect("target informs");
+    assert_eq!(dst.sets_applied.load(Ordering::SeqCst), before);
+    assert!(
+        acs::sim::values(&dst, "Device.X_VRGW-ORG_Virtualization.Instance.").is_empty(),
+        "nothing made at the target"
+    );
+    // The instance is no longer locked: a new migration of it is accepted.
+    let r = oss
+        .send(
+            Method::POST,
+            &migrate,
+            Some(json!({"target": dst.device_id(), "mode": "cold-context", "stepTimeout": 2})),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{:?}", r.json);
+    assert!(acs.daemon.log().contains("taking it up again"));
 }

@@ -267,3 +267,29 @@ pub async fn finish_session(http: &crate::http::Http, addr: SocketAddr, sim: &Si
     assert_eq!(reply.status, 204, "the session ends with 204: {:?}", reply.body);
     requests
 }
+
+/// The vendor extension the simulated hosts carry.
+pub const VIRT: &str = "Device.X_VRGW-ORG_Virtualization.";
+
+/// Makes `sim` a host that reports `uri` as its MigrationURI, with template `small` and, if
+/// `running`, one instance running a vRGW.
+pub fn sim_host(sim: &SimCpe, uri: &str, running: bool) {
+    use cwmp::Value;
+    sim.with_model_mut(|m| {
+        let r = m.root_mut();
+        r.set_internal(&format!("{VIRT}MigrationURI"), Value::String(uri.into())).expect("uri");
+        let t = r.add_object_internal(&format!("{VIRT}Template.")).expect("template");
+        r.set_internal(&format!("{VIRT}Template.{t}.Name"), Value::String("small".into())).expect("name");
+        if !running {
+            return;
+        }
+        let n = r.add_object_internal(&format!("{VIRT}Instance.")).expect("instance");
+        let set = |r: &mut datamodel::Tree, leaf: &str, v: Value| {
+            r.set_internal(&format!("{VIRT}Instance.{n}.{leaf}"), v).expect(leaf);
+        };
+        set(r, "Template", Value::String(format!("{VIRT}Template.{t}")));
+        set(r, "Domain", Value::String("vrgw-src-1".into()));
+        set(r, "SVLAN", Value::UnsignedInt(100));
+        set(r, "CVLAN", Value::UnsignedInt(7));
+    });
+}

@@ -137,6 +137,9 @@ def stack_up(uplink_if=None, hosts=1):
         conf += ['[[cwmp.cpe_credentials]]', 'username = "%s"' % host(i),
                  'password = "%s"' % secret("cpe-secret" if i == 1 else "cpe-secret-" + host(i), 12),
                  'device = "%s"' % device(i)]
+    # The hosts and the libvirt URIs their peers migrate through: the ACS hands a host only these.
+    for i in range(1, MAX_HOSTS + 1):
+        conf += ['[[hosts]]', 'device = "%s"' % device(i), 'migration_uri = "%s"' % host_uri(i)]
     acs_conf = os.path.join(RUN, "acs.toml")
     write_private(acs_conf, "\n".join(conf) + "\n")
     if daemon("acs", [acs_bin, "--config", acs_conf, "--db", os.path.join(RUN, "acs.db"),
@@ -170,6 +173,8 @@ def agent_up(i, agent_bin=None, uplink_if=None):
         'agent_id = "%s"' % host(i),
         'libvirt = "%s"' % host_uri(i),
         'migration_uri = "%s"' % host_uri(i),
+        # The peers this host's libvirt may be sent to: the testbed's other hosts, no one else.
+        'migration_peers = [%s]' % ", ".join('"%s"' % host_uri(j) for j in range(1, MAX_HOSTS + 1) if j != i),
         'domain_type = "%s"' % ("kvm" if kvm_usable() else "qemu"),
         'vlan_backend = "ovs"',
         'ovs_prefix = "%s"' % host(i),

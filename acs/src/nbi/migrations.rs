@@ -50,7 +50,7 @@ pub(crate) fn start(nbi: &Arc<Nbi>, s: Start) -> Result<Reply, NbiError> {
         mode: s.mode,
         step_timeout: s.step_timeout,
     };
-    let cr = migration::Cr { timeout: nbi.config.cr_timeout };
+    let cr = migration::Settings { timeout: nbi.config.cr_timeout, hosts: nbi.config.hosts.clone() };
     let (_, r) = migration::start(nbi.acs.clone(), cr, req)?;
     Ok(json_response(StatusCode::ACCEPTED, &r))
 }

@@ -66,6 +66,8 @@ pub struct NbiConfig {
     pub tokens: Vec<String>,
     /// Connection-request timeout.
     pub cr_timeout: Duration,
+    /// Hosts registered for migration: DeviceId to libvirt URI (`[[hosts]]`).
+    pub hosts: std::sync::Arc<std::collections::BTreeMap<String, String>>,
 }
 
 /// The NBI listener's limits, for the serving loop and for reading bodies (files up to 64 MiB).

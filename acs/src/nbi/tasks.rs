@@ -34,7 +34,7 @@ pub(crate) fn task_json(t: &Task) -> Json {
 /// A task from a request body, typed (which checks it).
 fn spec(body: &[u8]) -> Result<Order, NbiError> {
     let spec: Json = parse_json("the task", body)?;
-    Ok(Order::from_json(&spec)?)
+    Ok(Order::from_nbi(&spec)?)
 }
 
 /// `POST /devices/{id}/tasks`: the task and how to deliver it.
