@@ -236,7 +236,9 @@ pub fn device_json(d: &Device, params: &[CachedParam], projection: &[String]) ->
     let limits = cwmp::Limits::default();
     let mut left_out = 0;
     for p in params {
-        if !limits.accepts_name(&p.name) {
+        // A name over the codec's limits, or one that would land on the ACS's own fields (`_id`,
+        // `_deviceId`, `_tags`, `_lastInform`: no data model's root starts with `_`).
+        if !limits.accepts_name(&p.name) || p.name.starts_with('_') {
             left_out += 1;
             continue;
         }
@@ -250,7 +252,8 @@ pub fn device_json(d: &Device, params: &[CachedParam], projection: &[String]) ->
     if left_out > 0 {
         tracing::warn!(
             device = %d.id,
-            "{left_out} cached parameter(s) left out of the device JSON: names over {} bytes or {} segments",
+            "{left_out} cached parameter(s) left out of the device JSON: names over {} bytes or {} segments, or \
+             starting with '_'",
             limits.max_name_bytes,
             limits.max_name_segments
         );

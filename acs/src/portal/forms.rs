@@ -195,6 +195,12 @@ pub fn check(
         let bad = |state: &mut FormState, why: &str| {
             state.errors.insert(f.name.to_string(), why.to_string());
         };
+        // No line breaks or other control characters in a one-line field: the vRGW's own check
+        // refuses them later, when the subscriber would already have been told "saved".
+        if f.name != "static_leases" && raw.chars().any(char::is_control) {
+            bad(&mut state, "Use letters, digits, spaces and punctuation only (no line breaks or control characters).");
+            continue;
+        }
         match f.name {
             "lease_hours" => match raw.parse::<i32>() {
                 Ok(h) if (1..=8760).contains(&h) => values.push((f.param.into(), Value::Int(h * 3600))),

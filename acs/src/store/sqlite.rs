@@ -165,6 +165,24 @@ impl SqliteStore {
         if batch.is_empty() {
             return Ok(());
         }
+        match write_batch(&db, &batch) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                // Nothing is dropped: the batch goes back before what was queued meanwhile, and
+                // the next flush (the flusher's next tick, or the next read) writes it again.
+                let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+                let newer = std::mem::replace(&mut *pending, batch);
+                pending.extend(newer);
+                tracing::error!(writes = pending.len(), "the cache's group commit failed, kept to retry: {e}");
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Writes one group-commit batch in one transaction (all or nothing).
+fn write_batch(db: &Connection, batch: &[Pending]) -> Result<()> {
+    {
         let tx = db.unchecked_transaction()?;
         {
             // Rows go in groups of PARAM_ROWS per statement (far fewer statement runs), the rest
@@ -183,7 +201,7 @@ impl SqliteStore {
                 "UPDATE devices SET manufacturer = ?2, oui = ?3, product_class = ?4, serial_number = ?5,
                  cr_url = CASE WHEN ?6 = '' THEN cr_url ELSE ?6 END, last_inform = ?7 WHERE id = ?1",
             )?;
-            for w in &batch {
+            for w in batch {
                 match w {
                     Pending::Device(d) => {
                         dev.execute(params![
@@ -221,9 +239,11 @@ impl SqliteStore {
             }
         }
         tx.commit()?;
-        Ok(())
     }
+    Ok(())
+}
 
+impl SqliteStore {
     /// Flushes deferred writes every `every` on a thread of its own, until the store is dropped.
     pub fn start_flusher(self: &std::sync::Arc<Self>, every: std::time::Duration) {
         let weak = std::sync::Arc::downgrade(self);
@@ -286,6 +306,34 @@ mod tests {
         assert_eq!(store.placement("bob").expect("read"), None, "reported twice: placed by no one's word");
         assert_eq!(store.placement("carol").expect("read"), None, "not an instance's own Subscriber");
         assert_eq!(store.placements_on("h2").expect("read"), vec![]);
+    }
+
+    #[test]
+    fn a_failed_group_commit_is_kept_and_written_by_the_next_flush() {
+        let s = SqliteStore::open(Path::new(":memory:")).expect("store");
+        let p = |name: &str, value: &str| CachedParam {
+            name: name.into(),
+            ty: "string".into(),
+            value: value.into(),
+            updated: 1,
+        };
+        s.cache_params("d", &[p("Device.A", "1")]).expect("queued");
+        // The disk refuses for a while (as a full disk or an I/O error would).
+        s.db()
+            .execute_batch("CREATE TRIGGER full BEFORE INSERT ON params BEGIN SELECT RAISE(ABORT, 'disk full'); END;")
+            .expect("trigger");
+        assert!(s.flush().is_err(), "the failure is reported");
+        s.cache_params("d", &[p("Device.A", "2"), p("Device.B", "3")]).expect("queued");
+        assert!(s.flush().is_err());
+        s.db().execute_batch("DROP TRIGGER full;").expect("drop");
+        let mut got: Vec<(String, String)> =
+            s.params("d").expect("read (flushes)").into_iter().map(|c| (c.name, c.value)).collect();
+        got.sort();
+        assert_eq!(
+            got,
+            vec![("Device.A".into(), "2".into()), ("Device.B".into(), "3".into())],
+            "nothing lost, in order"
+        );
     }
 
     #[test]
