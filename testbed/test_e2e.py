@@ -11,6 +11,8 @@ import ipaddress
 import os
 import shutil
 import signal
+import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -20,7 +22,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from tb import (  # noqa: E402
-    bringup, daemons, homenet, migrate, naming, nbi, plumbing, provisioning, services, sh, status, teardown)
+    bringup, daemons, homenet, migrate, naming, nbi, pki, plumbing, provisioning, services, sh, status, teardown)
 
 INST = nbi.VIRT + "Instance."
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -46,6 +48,8 @@ def leftovers():
     left += [b for b in sh.run(["ovs-vsctl", "list-br"], check=False).split() if b.startswith(("tb-", naming.HOST))]
     left += [d for d in sh.run(["virsh", "-c", naming.LIBVIRT, "list", "--all", "--name"], check=False).split()
              if d.startswith(naming.HOST + "-")]
+    if os.path.exists(naming.PKI):
+        left.append(naming.PKI)
     for f in ["acs.pid"] + ["%s.pid" % naming.agent_name(i) for i in range(1, naming.MAX_HOSTS + 1)] + \
             ["libvirt-%s.pid" % naming.host(i) for i in range(1, naming.MAX_HOSTS + 1)]:
         if daemons.pid_alive(os.path.join(naming.RUN, f)):
@@ -67,6 +71,53 @@ class Testbed(unittest.TestCase):
         i = self.inst[home]
         v = self.api.get(["%s%d.Device.Hosts.Host." % (INST, i)])
         return {val.lower() for name, val in v.items() if name.endswith(".PhysAddress")}
+
+    def test_0_libvirt_hosts_take_only_the_testbeds_client_certificate(self):
+        """Each host's libvirtd: nothing on TCP, TLS only, and only a client certificate that the
+        testbed's CA signed for the one allowed subject. A refused client reads no confirmation
+        byte (libvirt sends 1 after it accepts a client's certificate)."""
+        ca_cert = os.path.join(pki.ca_dir(), "cacert.pem")
+        tmp = tempfile.mkdtemp(prefix="tb-rogue-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        # A client certificate with the allowed subject from another CA (it trusts the testbed's
+        # CA for the server), and one from the testbed's CA with another subject.
+        rogue_ca = pki.make_ca(os.path.join(tmp, "ca"), "/CN=not the testbed's CA")
+        foreign = pki.client_into(os.path.join(tmp, "foreign"), rogue_ca, "/" + naming.CLIENT_DN, (ca_cert,))
+        other_dn = pki.client_into(os.path.join(tmp, "other-dn"), pki.make_ca(pki.ca_dir()), "/CN=someone-else")
+        for i in (1, 2):
+            addr = naming.host_addr(i)
+            # The agents' URI works.
+            self.assertIn("QEMU", sh.run(["virsh", "-c", naming.host_uri(i), "version"], timeout=30))
+            self.assertEqual(self.tls_confirmation(addr, naming.CLIENT_PKI, True), b"\x01")
+            # Plain TCP: nothing listens.
+            p = subprocess.run(["virsh", "-c", "qemu+tcp://%s/system" % addr, "list"], capture_output=True, text=True,
+                               timeout=30)
+            self.assertNotEqual(p.returncode, 0, p.stdout)
+            self.assertIn("Connection refused", p.stderr)
+            # TLS without a client certificate, with a foreign one, with another subject: the
+            # handshake is refused or the connection closed without a confirmation.
+            self.assertNotEqual(self.tls_confirmation(addr, naming.CLIENT_PKI, False), b"\x01")
+            for folder in (foreign, other_dn):
+                self.assertNotEqual(self.tls_confirmation(addr, folder, True), b"\x01", folder)
+                p = subprocess.run(["virsh", "-c", "qemu+tls://%s/system?pkipath=%s" % (addr, folder), "list"],
+                                   capture_output=True, text=True, timeout=30)
+                self.assertNotEqual(p.returncode, 0, (folder, p.stdout))
+                # Refused by the server after the handshake, not by the client's own checks.
+                self.assertIn("TLS confirmation", p.stderr, folder)
+
+    @staticmethod
+    def tls_confirmation(addr, folder, with_cert):
+        """The first byte libvirtd sends a TLS client holding `folder`'s certificates (none
+        unless `with_cert`): b"\\x01" when it accepts the client, b"" or an error when not."""
+        ctx = ssl.create_default_context(cafile=os.path.join(folder, "cacert.pem"))
+        if with_cert:
+            ctx.load_cert_chain(os.path.join(folder, "clientcert.pem"), os.path.join(folder, "clientkey.pem"))
+        try:
+            with socket.create_connection((addr, naming.LIBVIRT_TLS_PORT), timeout=10) as s:
+                with ctx.wrap_socket(s, server_hostname=addr) as t:
+                    return t.recv(1)
+        except (OSError, ssl.SSLError) as e:
+            return repr(e).encode()
 
     def test_1_each_home_gets_its_lease_from_its_own_vrgw_over_qinq(self):
         macs = {k: homenet.home_mac(k) for k in (1, 2)}

@@ -26,6 +26,10 @@ DEVICE = "00A0B1-vRGW-Host-" + HOST
 RUN = os.path.join(sh.STATE, "run")
 HOMES_FILE = os.path.join(sh.STATE, "homes.json")
 HOSTS_FILE = os.path.join(sh.STATE, "hosts-up")
+PKI = os.path.join(sh.STATE, "pki")                 # the CA and the certificates (tb/pki.py)
+CLIENT_PKI = os.path.join(PKI, "client")            # every client's (agents, virsh, libvirtd as migration source)
+CLIENT_DN = "CN=vrgw-testbed-libvirt-client"        # the one client subject the hosts' libvirtd accept
+LIBVIRT_TLS_PORT = 16514
 MAX_HOSTS = 4
 
 
@@ -39,8 +43,12 @@ def host_addr(i):
 
 
 def host_uri(i):
-    """Host i's libvirtd (its own, in a mount namespace of its own, on its own address)."""
-    return "qemu+tcp://%s/system" % host_addr(i)
+    """Host i's libvirtd (its own, in a mount namespace of its own, on its own address), over TLS
+    with the testbed's client certificate. The same string is the agent's `libvirt`, its
+    `migration_uri`, its peers' `migration_peers` entry and the ACS's `[[hosts]]` registration,
+    and the source libvirtd of a peer-to-peer migration opens it (the folder is visible in every
+    host's mount namespace)."""
+    return "qemu+tls://%s/system?pkipath=%s" % (host_addr(i), CLIENT_PKI)
 
 
 def device(i):

@@ -7,7 +7,7 @@ import shutil
 import signal
 import subprocess
 
-from . import daemons, plumbing, sh
+from . import daemons, pki, plumbing, sh
 from .naming import RUN, host, host_addr, host_dir, host_uri
 
 
@@ -17,7 +17,7 @@ PACKAGES = [
     ("qemu-system-x86_64", "qemu-system-x86"), ("busybox", "busybox"), ("dnsmasq", "dnsmasq-base"),
     ("nft", "nftables"), ("ip", "iproute2"), ("ethtool", "ethtool"), ("iperf3", "iperf3"), ("tcpdump", "tcpdump"), ("chromium", "chromium"),
     ("pkg-config", "pkg-config"), ("/usr/include/libvirt/libvirt.h", "libvirt-dev"), ("readelf", "binutils"),
-    ("python3", "python3"),
+    ("python3", "python3"), ("openssl", "openssl"),
 ]
 
 
@@ -75,6 +75,7 @@ def libvirt_up(i):
     pidfile = os.path.join(RUN, "libvirt-%s.pid" % host(i))
     if daemons.pid_alive(pidfile) and sh.ok(["virsh", "-c", uri, "version"], timeout=10):
         return
+    pki.ensure(i)
     d = host_dir(i)
     for sub in ("etc", "lib", "cache", "log", "ovs"):
         os.makedirs(os.path.join(d, sub), exist_ok=True)
@@ -82,13 +83,12 @@ def libvirt_up(i):
     if not os.path.exists(os.path.join(etc, "qemu.conf")):
         sh.run(["cp", "-a", "/etc/libvirt/.", etc])
         shutil.rmtree(os.path.join(etc, "qemu", "networks", "autostart"), ignore_errors=True)
-        sh.write(os.path.join(etc, "libvirtd.conf"),
-                 'listen_tls = 0\nlisten_tcp = 1\nauth_tcp = "none"\nlisten_addr = "%s"\n' % addr)
         with open(os.path.join(etc, "qemu.conf"), "a") as f:
             # Two daemons, the same image files: no ownership changes on them.
             f.write('\n# vRGW testbed host %s\nmigration_address = "%s"\nmigration_port_min = %d\n'
                     'migration_port_max = %d\ndynamic_ownership = 0\nremember_owner = 0\n'
                     % (host(i), addr, 49152 + 32 * (i - 1), 49152 + 32 * i - 1))
+    sh.write(os.path.join(etc, "libvirtd.conf"), pki.libvirtd_conf(i))
     script = (
         "mount --bind /run/openvswitch {d}/ovs && mount -t tmpfs tmpfs /run && "
         "mkdir -p /run/openvswitch /run/libvirt && mount --bind {d}/ovs /run/openvswitch && "

@@ -7,7 +7,7 @@ import signal
 import time
 
 from . import daemons, plumbing, services, sh
-from .naming import HOMES_FILE, HOSTS_FILE, MAX_HOSTS, RUN, agent_name, host
+from .naming import HOMES_FILE, HOSTS_FILE, MAX_HOSTS, PKI, RUN, agent_name, host
 
 
 def down(purge=False):
@@ -26,6 +26,10 @@ def down(purge=False):
     for i in range(1, MAX_HOSTS + 1):
         services.libvirt_down(i)
     shutil.rmtree(os.path.join(sh.STATE, "hosts"), ignore_errors=True)
+    if os.path.isdir(PKI):
+        # The CA's key goes with the testbed that made it; the next up makes a new CA.
+        shutil.rmtree(PKI, ignore_errors=True)
+        sh.say("removed the testbed's CA and certificates (%s)" % PKI)
     for ns in namespaces:
         sh.run(["ip", "netns", "del", ns], check=False)
     if namespaces:
