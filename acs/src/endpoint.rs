@@ -95,6 +95,8 @@ pub struct Acs {
     /// Settings of the CWMP side.
     pub config: EndpointConfig,
     verifier: Verifier,
+    /// The signed URLs devices fetch files with.
+    files: crate::file_urls::FileUrls,
     sessions: Mutex<HashMap<String, Session>>,
     busy: Mutex<HashMap<String, String>>,
     /// Woken whenever a task finishes or faults.
@@ -118,6 +120,9 @@ pub enum Refusal {
     /// `GET /files/<name>` of a file that does not exist.
     #[error("no file {0}")]
     NoFile(String),
+    /// `GET /files/<name>` without a valid signed URL.
+    #[error("{0}")]
+    FileUrl(crate::file_urls::BadUrl),
     /// The store failed.
     #[error("{0}")]
     Store(#[from] crate::store::StoreError),
@@ -162,6 +167,7 @@ impl Refusal {
     pub fn status(&self) -> StatusCode {
         match self {
             Refusal::NoFile(_) => StatusCode::NOT_FOUND,
+            Refusal::FileUrl(_) => StatusCode::FORBIDDEN,
             Refusal::Store(_) | Refusal::Join(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Refusal::NotPost => StatusCode::METHOD_NOT_ALLOWED,
             Refusal::Unauthenticated(_) | Refusal::NotYours { .. } => StatusCode::UNAUTHORIZED,
@@ -200,10 +206,16 @@ impl Acs {
         http_shell::fill_random(&mut secret);
         let mut verifier = Verifier::new(REALM, secret);
         verifier.allow_basic = config.tls;
+        let key = store.server_key("file-urls").unwrap_or_else(|e| {
+            tracing::error!("the file-URL key is not kept ({e}): URLs given now stop working at the next start");
+            secret.to_vec()
+        });
+        let files = crate::file_urls::FileUrls::new(&key, &config.file_base_url);
         Arc::new(Acs {
             store,
             config,
             verifier,
+            files,
             sessions: Mutex::new(HashMap::new()),
             busy: Mutex::new(HashMap::new()),
             task_events: Notify::new(),
@@ -287,7 +299,15 @@ impl Acs {
 
     async fn http(self: Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
         if req.method() == hyper::Method::GET {
-            if let Some(name) = req.uri().path().strip_prefix("/files/").map(str::to_string) {
+            if let Some(name) = req.uri().path().strip_prefix("/files/").map(crate::nbi::decode) {
+                let device = match self.files.check(&name, req.uri().query(), now()) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        tracing::warn!(%peer, file = %name, "refused a file download: {e}");
+                        return Refusal::FileUrl(e).reply();
+                    }
+                };
+                tracing::info!(%device, file = %name, %peer, "file download");
                 let store = self.store.clone();
                 let served = tokio::task::spawn_blocking(move || match store.file(&name)? {
                     Some((content, _)) => {
@@ -729,7 +749,7 @@ impl Acs {
         }
         let Some(dev) = s.device.clone() else { return };
         let at = now();
-        let ctx = Context { file_base_url: &self.config.file_base_url };
+        let ctx = Context { files: &self.files, now: at };
         if let Some((preset, spec)) = s.local.pop_front() {
             let task = crate::store::Task {
                 id: 0,

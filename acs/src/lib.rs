@@ -30,6 +30,7 @@ pub use cwmp::auth;
 pub mod conn_req;
 pub mod daemon;
 pub mod endpoint;
+pub mod file_urls;
 pub mod migration;
 pub mod nbi;
 pub mod portal;

@@ -284,10 +284,12 @@ pub enum Step {
     AwaitTransfer,
 }
 
-/// Where files are served from (for Download).
+/// What a task's first request needs besides the task.
 pub struct Context<'a> {
-    /// Base URL of the file server, for Download.
-    pub file_base_url: &'a str,
+    /// The signed URLs a Download names its file with.
+    pub files: &'a crate::file_urls::FileUrls,
+    /// Unix seconds now.
+    pub now: i64,
 }
 
 impl Running {
@@ -316,7 +318,7 @@ impl Running {
             TaskSpec::Download { file_type, file_name, target_file_name } => Body::Download(Download {
                 command_key: key,
                 file_type: file_type.clone(),
-                url: format!("{}/{}", ctx.file_base_url.trim_end_matches('/'), file_name),
+                url: ctx.files.url(&task.device, file_name, ctx.now),
                 username: String::new(),
                 password: String::new(),
                 file_size: 0,
@@ -578,7 +580,8 @@ mod tests {
 
     #[test]
     fn variants_decide_the_requests() {
-        let ctx = Context { file_base_url: "http://acs/files/" };
+        let files = crate::file_urls::FileUrls::new(&[1; 32], "http://acs/files/");
+        let ctx = Context { files: &files, now: 100 };
         let task = |spec: TaskSpec| Task {
             id: 1,
             device: "d".into(),
@@ -598,7 +601,10 @@ mod tests {
             target_file_name: None,
         };
         let Body::Download(d) = Running::start(task(dl.clone()), &ctx).1 else { panic!("a Download") };
-        assert_eq!((d.url.as_str(), d.command_key.as_str()), ("http://acs/files/fw.bin", "task-1-1"));
+        assert_eq!(d.command_key, "task-1-1");
+        let (path, query) = d.url.split_once('?').expect("a signed URL");
+        assert_eq!(path, "http://acs/files/fw.bin");
+        assert_eq!(files.check("fw.bin", Some(query), 100), Ok("d".to_string()), "signed for the task's device");
         let reboot = task(TaskSpec::Reboot);
         let ev = |code: &str, key: &str| cwmp::Event { code: code.into(), command_key: key.into() };
         assert_eq!(reconcile(&reboot, None, &[ev("M Reboot", "task-1-1")]), TaskStatus::Done);

@@ -307,6 +307,17 @@ async fn presets_files_bulk_webhooks_and_bad_cwmp_input() {
     assert_eq!((s, &task["status"]), (200, &json!("done")), "{task}");
     assert_eq!(task["result"]["transferComplete"], json!(true));
     assert_eq!(sim.downloaded.lock().map(|d| d.clone()).unwrap_or_default(), b"firmware bytes");
+    // Anyone else asking the CWMP listener for the file gets 403: without the Download's signed
+    // URL, with its signature moved to another device, or for another file.
+    let files = |q: &str| {
+        let http = Http::new();
+        let url = format!("http://{}/files/fw-1.bin{q}", acs.cwmp);
+        async move { http.send(Method::GET, &url, &[], Bytes::new()).await }
+    };
+    let plain = files("").await;
+    assert_eq!(plain.status, 403);
+    assert!(String::from_utf8_lossy(&plain.body).contains("signed"), "{:?}", plain.body);
+    assert_eq!(files(&format!("?device={}&expires=9999999999&sig={}", enc(&id), "0".repeat(64))).await.status, 403);
 
     // A bulk task on a query.
     let (s, bulk) = oss

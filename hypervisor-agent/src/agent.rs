@@ -414,11 +414,7 @@ impl Agent {
     }
 
     async fn download(&self, d: &cwmp::Download) -> Result<std::path::PathBuf, String> {
-        let name = if d.target_file_name.is_empty() {
-            d.url.rsplit('/').next().unwrap_or("download").to_string()
-        } else {
-            d.target_file_name.clone()
-        };
+        let name = if d.target_file_name.is_empty() { file_name_of(&d.url) } else { d.target_file_name.clone() };
         if name.is_empty() || name.contains('/') || name.starts_with('.') {
             return Err(format!("refusing the target file name {name:?}"));
         }
@@ -515,5 +511,24 @@ impl Agent {
         tracing::info!(%peer, "connection request accepted");
         self.trigger(cwmp::event::CONNECTION_REQUEST, "").await;
         reply(StatusCode::OK, "")
+    }
+}
+
+/// The file name a Download URL names: its last path segment, without the query (the ACS signs
+/// its file URLs there) or a fragment.
+fn file_name_of(url: &str) -> String {
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    path.rsplit('/').next().unwrap_or("download").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::file_name_of;
+
+    #[test]
+    fn a_download_is_named_by_its_path_not_its_signature() {
+        assert_eq!(file_name_of("http://acs/files/fw.bin?device=D&expires=1&sig=ab/cd"), "fw.bin");
+        assert_eq!(file_name_of("http://acs/files/img.qcow2#x"), "img.qcow2");
+        assert_eq!(file_name_of("http://acs/files/"), "");
     }
 }

@@ -88,7 +88,7 @@ fn error(status: StatusCode, msg: impl Into<String>) -> Response<Full<Bytes>> {
     json_response(status, &json!({"error": msg}))
 }
 
-fn query_params(q: Option<&str>) -> HashMap<String, String> {
+pub(crate) fn query_params(q: Option<&str>) -> HashMap<String, String> {
     let mut out = HashMap::new();
     for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
@@ -112,7 +112,7 @@ pub fn encode(s: &str) -> String {
 }
 
 /// Percent-decoding (and `+` as space) of a query component.
-fn decode(s: &str) -> String {
+pub(crate) fn decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

@@ -58,6 +58,8 @@ pub trait CredentialStore {
     fn delete_cpe_credential(&self, username: &str) -> Result<bool>;
     /// Every credential, by user name.
     fn cpe_credentials(&self) -> Result<Vec<CpeCredential>>;
+    /// The ACS's own 32-byte key `name`, made (random) on first use and kept.
+    fn server_key(&self, name: &str) -> Result<Vec<u8>>;
 }
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CpeCredential> {
@@ -114,5 +116,13 @@ impl CredentialStore for SqliteStore {
         let mut st = db.prepare(&format!("SELECT {COLUMNS} FROM cpe_credentials ORDER BY username"))?;
         let rows = st.query_map([], row)?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    fn server_key(&self, name: &str) -> Result<Vec<u8>> {
+        let db = self.db();
+        let mut fresh = [0u8; 32];
+        http_shell::fill_random(&mut fresh);
+        db.execute("INSERT OR IGNORE INTO server_keys (name, value) VALUES (?1, ?2)", params![name, &fresh[..]])?;
+        Ok(db.query_row("SELECT value FROM server_keys WHERE name = ?1", [name], |r| r.get(0))?)
     }
 }

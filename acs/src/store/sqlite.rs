@@ -94,6 +94,8 @@ const MIGRATIONS: &[&str] = &[
                         WHERE name GLOB 'Device.X_VRGW-ORG_Virtualization.Instance.[0-9]*.Subscriber'
                           AND name NOT GLOB 'Device.X_VRGW-ORG_Virtualization.Instance.*.*.Subscriber'
                         GROUP BY value HAVING count(*) = 1);",
+    // 8: keys the ACS signs with and must keep across restarts (the file URLs it gives devices).
+    "CREATE TABLE server_keys (name TEXT PRIMARY KEY, value BLOB NOT NULL);",
 ];
 
 /// Makes the database file at `path` readable by its owner only, creating it so if missing: it
