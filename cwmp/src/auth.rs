@@ -157,10 +157,13 @@ pub struct Attempt<'a> {
 struct Seen {
     /// nonce -> (its time stamp, highest nonce count accepted).
     counts: std::collections::HashMap<String, (i64, u64)>,
+    /// Nonces stamped at or before this were forgotten to make room: refused as stale (the
+    /// client asks again and gets a fresh one), so a forgotten nonce is never accepted twice.
+    forgotten_until: i64,
 }
 
-/// Most nonces remembered at once; beyond that, the oldest are forgotten early (their headers
-/// are then refused as stale by [`Seen::check`], never accepted twice).
+/// Most nonces remembered at once (about 10 MB); beyond that the oldest quarter is forgotten
+/// early, and their headers are refused as stale by [`Seen::check`], never accepted twice.
 const MAX_SEEN: usize = 100_000;
 
 impl Seen {
@@ -170,10 +173,22 @@ impl Seen {
             if nc <= *last {
                 return Err(AuthError::Replayed(nc));
             }
-        } else if self.counts.len() >= MAX_SEEN {
-            self.counts.retain(|_, (t, _)| now - *t <= lifetime);
-            if self.counts.len() >= MAX_SEEN {
+        } else {
+            if stamp <= self.forgotten_until {
                 return Err(AuthError::BadNonce);
+            }
+            if self.counts.len() >= MAX_SEEN {
+                self.counts.retain(|_, (t, _)| now - *t <= lifetime);
+            }
+            if self.counts.len() >= MAX_SEEN {
+                let mut stamps: Vec<i64> = self.counts.values().map(|(t, _)| *t).collect();
+                stamps.sort_unstable();
+                let cutoff = stamps[stamps.len() / 4];
+                self.counts.retain(|_, (t, _)| *t > cutoff);
+                self.forgotten_until = self.forgotten_until.max(cutoff);
+                if stamp <= self.forgotten_until {
+                    return Err(AuthError::BadNonce);
+                }
             }
         }
         self.counts.insert(nonce.to_string(), (stamp, nc));
@@ -386,6 +401,25 @@ pub fn answer(challenge: &str, method: &str, uri: &str, user: &str, pass: &str, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_memory_of_nonces_forgets_the_oldest_and_never_accepts_them_again() {
+        let mut seen = Seen::default();
+        let lifetime = 300;
+        // All within their lifetime (stamps 1000 + i/1000 at "now" 1100).
+        for i in 0..MAX_SEEN {
+            seen.check(&format!("n{i}"), 1000 + (i / 1000) as i64, 1, 1100, lifetime).expect("fresh");
+        }
+        seen.check("new", 1100, 1, 1100, lifetime).expect("room is made");
+        assert!(seen.counts.len() < MAX_SEEN, "the oldest quarter went");
+        // A forgotten nonce's next count is refused as stale, not taken as new.
+        assert_eq!(seen.check("n0", 1000, 2, 1100, lifetime), Err(AuthError::BadNonce));
+        // A remembered one goes on; its replay is refused.
+        let kept = format!("n{}", MAX_SEEN - 1);
+        let stamp = 1000 + ((MAX_SEEN - 1) / 1000) as i64;
+        seen.check(&kept, stamp, 2, 1100, lifetime).expect("next count");
+        assert_eq!(seen.check(&kept, stamp, 2, 1100, lifetime), Err(AuthError::Replayed(2)));
+    }
 
     fn pw(u: &str) -> Option<String> {
         (u == "cpe").then(|| "secret".to_string())
