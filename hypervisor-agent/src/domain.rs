@@ -130,50 +130,265 @@ fn between<'a>(s: &'a str, open: &str, close: &str) -> Option<&'a str> {
     Some(&rest[..rest.find(close)?])
 }
 
-/// The value of attribute `name` in `s` (either quote).
-fn attribute(s: &str, name: &str) -> Option<String> {
-    let key = format!(" {name}=");
-    let at = s.find(&key)? + key.len();
-    let rest = &s[at..];
-    let q = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
-    let body = &rest[1..];
-    Some(body[..body.find(q)?].to_string())
-}
-
 /// The `<name>` of a domain XML.
 pub fn name_of(xml: &str) -> Option<String> {
     between(xml, "<name>", "</name>").map(|n| n.trim().to_string())
 }
 
+/// Where in a domain document the reader is: the places it reads from, and `Other` for
+/// everything else (whose content it never looks at, whatever text or markup it holds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    Domain,
+    Uuid,
+    Metadata,
+    Owner,
+    Smbios,
+    OemStrings,
+    Entry,
+    Devices,
+    Interface,
+    Other,
+}
+
+/// The attributes of the ownership mark, as written (not unescaped: every value the reader
+/// uses is hex or digits, so an entity in one makes it invalid rather than something else).
+#[derive(Debug, Default)]
+struct OwnerMark {
+    attributes: Vec<(String, String)>,
+    /// Where its start tag is in the document (bytes), and the tag's name as written.
+    span: std::ops::Range<usize>,
+    qname: String,
+    /// Whether it was written `<x/>` (else `<x>...</x>`).
+    empty: bool,
+}
+
+impl OwnerMark {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.attributes.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// What the reader found at the places it reads, before any of it is checked.
+#[derive(Debug, Default)]
+struct Found {
+    uuids: Vec<String>,
+    /// Per `<interface>` of `<devices>`: the addresses of its `<mac>` children.
+    interfaces: Vec<Vec<String>>,
+    /// The SMBIOS OEM strings.
+    entries: Vec<String>,
+    owners: Vec<OwnerMark>,
+}
+
+/// The attributes of `e` that are in no namespace, raw (as written), or `None` when one is
+/// malformed or repeated.
+fn raw_attributes(e: &quick_xml::events::BytesStart<'_>) -> Option<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for a in e.attributes() {
+        let a = a.ok()?;
+        if a.key.prefix().is_some() {
+            continue; // xmlns:vrgw and the like
+        }
+        let key = std::str::from_utf8(a.key.local_name().into_inner()).ok()?.to_string();
+        let value = std::str::from_utf8(&a.value).ok()?.to_string();
+        out.push((key, value));
+    }
+    Some(out)
+}
+
+/// Reads the document structurally: the root `<domain>`, its `<uuid>`, the `<owner>` element
+/// of our namespace directly in its `<metadata>`, the entries of its SMBIOS `<oemStrings>` and
+/// the `<mac>` of each `<interface>` in its `<devices>`. Text and markup anywhere else (a
+/// domain name, an agent id, a kernel command line) cannot reach those places. `None` for a
+/// document that is not well-formed XML with a `<domain>` root.
+fn read_domain(xml: &str) -> Option<Found> {
+    use quick_xml::events::Event;
+    use quick_xml::name::{Namespace, ResolveResult};
+
+    let mut reader = quick_xml::NsReader::from_str(xml);
+    reader.config_mut().expand_empty_elements = true;
+    let mut found = Found::default();
+    let mut stack: Vec<Place> = Vec::new();
+    // The text of the `<uuid>` or `<entry>` being read; `None` once anything but plain text
+    // (an entity, CDATA, a comment, a child element) was inside it.
+    let mut text: Option<String> = None;
+    let mut closed_root = false;
+    loop {
+        let at = usize::try_from(reader.buffer_position()).ok()?;
+        let (ns, event) = reader.read_resolved_event().ok()?;
+        let ours = matches!(ns, ResolveResult::Bound(Namespace(n)) if n == META_NS.as_bytes());
+        let plain = matches!(ns, ResolveResult::Unbound);
+        let after = usize::try_from(reader.buffer_position()).ok()?;
+        match event {
+            Event::Start(e) => {
+                if closed_root {
+                    return None;
+                }
+                let local = e.local_name();
+                let local = local.as_ref();
+                let attr_is = |name: &str, value: &str| {
+                    raw_attributes(&e).is_some_and(|a| a.iter().any(|(k, v)| k == name && v == value))
+                };
+                let place = match (stack.last(), plain, local) {
+                    (None, true, b"domain") => Place::Domain,
+                    (None, _, _) => return None,
+                    (Some(Place::Domain), true, b"uuid") => Place::Uuid,
+                    (Some(Place::Domain), true, b"metadata") => Place::Metadata,
+                    (Some(Place::Domain), true, b"sysinfo") if attr_is("type", "smbios") => Place::Smbios,
+                    (Some(Place::Domain), true, b"devices") => Place::Devices,
+                    (Some(Place::Metadata), false, b"owner") if ours => {
+                        found.owners.push(OwnerMark {
+                            attributes: raw_attributes(&e)?,
+                            span: at..after,
+                            qname: std::str::from_utf8(e.name().as_ref()).ok()?.to_string(),
+                            empty: xml.get(at..after)?.ends_with("/>"),
+                        });
+                        Place::Owner
+                    }
+                    (Some(Place::Smbios), true, b"oemStrings") => Place::OemStrings,
+                    (Some(Place::OemStrings), true, b"entry") => Place::Entry,
+                    (Some(Place::Devices), true, b"interface") => {
+                        found.interfaces.push(Vec::new());
+                        Place::Interface
+                    }
+                    (Some(Place::Interface), true, b"mac") => {
+                        let address = raw_attributes(&e)?.into_iter().find(|(k, _)| k == "address");
+                        if let (Some((_, a)), Some(macs)) = (address, found.interfaces.last_mut()) {
+                            macs.push(a);
+                        }
+                        Place::Other
+                    }
+                    _ => Place::Other,
+                };
+                if matches!(stack.last(), Some(Place::Uuid | Place::Entry)) {
+                    text = None;
+                }
+                if matches!(place, Place::Uuid | Place::Entry) {
+                    text = Some(String::new());
+                }
+                stack.push(place);
+            }
+            Event::End(_) => {
+                match stack.pop()? {
+                    Place::Uuid => found.uuids.push(text.take().unwrap_or_default()),
+                    Place::Entry => found.entries.push(text.take().unwrap_or_default()),
+                    _ => {}
+                }
+                closed_root = stack.is_empty();
+            }
+            Event::Text(t) => {
+                if let (Some(Place::Uuid | Place::Entry), Some(s)) = (stack.last(), text.as_mut()) {
+                    s.push_str(std::str::from_utf8(&t).ok()?);
+                }
+            }
+            Event::GeneralRef(_) | Event::CData(_) | Event::Comment(_) | Event::PI(_) => {
+                if matches!(stack.last(), Some(Place::Uuid | Place::Entry)) {
+                    text = None;
+                }
+            }
+            Event::Eof => break,
+            Event::Empty(_) | Event::Decl(_) | Event::DocType(_) => {}
+        }
+    }
+    closed_root.then_some(found)
+}
+
+/// `s` when it is a UUID as libvirt writes one (hex digits and dashes).
+fn uuid_text(s: &str) -> Option<String> {
+    let ok = s.len() == 36 && s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+    ok.then(|| s.to_string())
+}
+
+/// `s` when it is a MAC address (six pairs of hex digits separated by colons).
+fn mac_text(s: &str) -> Option<String> {
+    let ok = s.len() == 17
+        && s.split(':').count() == 6
+        && s.split(':').all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()));
+    ok.then(|| s.to_string())
+}
+
+/// `s` when it is an address with a prefix length (`10.99.0.5/24`, `fd00::5/64`).
+fn address_text(s: &str) -> Option<String> {
+    let (addr, len) = s.split_once('/')?;
+    let addr: std::net::IpAddr = addr.parse().ok()?;
+    let bits: u8 = len.parse().ok()?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    (bits <= max && bits.to_string() == len).then(|| s.to_string())
+}
+
+/// `s` when it is a non-empty run of hex digits (how secrets are written).
+fn hex_text(s: &str) -> Option<String> {
+    (!s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit())).then(|| s.to_string())
+}
+
 /// The identity of the vRGW a domain XML (as libvirt returns it) describes: `None` when it is
-/// not one of ours (no UUID, not three NICs, no management address or secret).
+/// not one of ours (no UUID, not three NICs each with one MAC address, no management address
+/// or secret, two of anything read) or not well-formed. Every field is read from its place in
+/// the document ([`read_domain`]), never searched for in the text.
 pub fn identity_of(xml: &str) -> Option<Identity> {
-    let uuid = between(xml, "<uuid>", "</uuid>")?.trim().to_string();
-    let macs: Vec<String> = xml
-        .split("<interface")
-        .skip(1)
-        .filter_map(|i| {
-            let i = &i[..i.find("</interface>")?];
-            let m = &i[i.find("<mac ")?..];
-            attribute(m, "address")
-        })
-        .collect();
-    let oem = |key: &str| -> Option<String> {
-        xml.split("<entry>").skip(1).find_map(|e| {
-            let e = &e[..e.find("</entry>")?];
-            e.strip_prefix(key).map(str::to_string)
-        })
-    };
-    let owner = xml
-        .find("<owner")
-        .or_else(|| xml.find(":owner "))
-        .map(|i| &xml[i..])
-        .and_then(|o| o.find("/>").map(|e| &o[..e]));
-    let profile = owner.and_then(|o| attribute(o, "profile")).and_then(|h| unhex(&h));
-    if macs.len() != 3 {
+    let found = read_domain(xml)?;
+    let [uuid] = found.uuids.as_slice() else { return None };
+    let uuid = uuid_text(uuid.trim())?;
+    if found.interfaces.len() != 3 {
         return None;
     }
-    Some(Identity { uuid, macs, mgmt_address: oem("vrgw.mgmt=")?, secret: oem("vrgw.secret=")?, profile })
+    let macs = found
+        .interfaces
+        .iter()
+        .map(|m| match m.as_slice() {
+            [one] => mac_text(one),
+            _ => None,
+        })
+        .collect::<Option<Vec<String>>>()?;
+    let oem = |key: &str| -> Option<String> {
+        let mut values = found.entries.iter().filter_map(|e| e.trim().strip_prefix(key));
+        let first = values.next()?;
+        values.next().is_none().then(|| first.to_string())
+    };
+    let owner = match found.owners.as_slice() {
+        [] => None,
+        [one] => Some(one),
+        _ => return None,
+    };
+    let profile = owner.and_then(|o| o.get("profile")).and_then(unhex);
+    Some(Identity {
+        uuid,
+        macs,
+        mgmt_address: address_text(&oem("vrgw.mgmt=")?)?,
+        secret: hex_text(&oem("vrgw.secret=")?)?,
+        profile,
+    })
+}
+
+/// `xml` with attribute `name` of our ownership mark set to `value` (hex or digits, written as
+/// is), the mark's other attributes kept; `None` when the document is not one with exactly one
+/// mark (read as [`identity_of`] reads it).
+pub fn with_owner_attribute(xml: &str, name: &str, value: &str) -> Option<String> {
+    let found = read_domain(xml)?;
+    let [mark] = found.owners.as_slice() else { return None };
+    let mut tag = format!("<{}", mark.qname);
+    let xmlns = {
+        let start = xml.get(mark.span.clone())?;
+        let mut reader = quick_xml::Reader::from_str(start);
+        match reader.read_event().ok()? {
+            quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e) => e
+                .attributes()
+                .filter_map(Result::ok)
+                .filter(|a| a.key.as_ref() == b"xmlns" || a.key.prefix().is_some_and(|p| p.as_ref() == b"xmlns"))
+                .map(|a| {
+                    let k = String::from_utf8_lossy(a.key.as_ref()).into_owned();
+                    (k, String::from_utf8_lossy(&a.value).into_owned())
+                })
+                .collect::<Vec<_>>(),
+            _ => return None,
+        }
+    };
+    for (k, v) in xmlns.iter().chain(mark.attributes.iter().filter(|(k, _)| k != name)) {
+        let _ = write!(tag, " {k}='{}'", v.replace('\'', "&apos;"));
+    }
+    let _ = write!(tag, " {name}='{}'", esc(value));
+    tag.push_str(if mark.empty { "/>" } else { ">" });
+    Some(format!("{}{tag}{}", &xml[..mark.span.start], &xml[mark.span.end..]))
 }
 
 fn esc(s: &str) -> String {
@@ -276,20 +491,26 @@ impl DomainSpec {
 }
 
 /// Reads our ownership mark from the metadata libvirt returns for our namespace
-/// (`<owner agent='...' slot='...'/>`, libvirt drops the prefix).
+/// (`<owner agent='...' slot='...'/>`, libvirt drops the prefix): the first element, which must
+/// be an `<owner>`, and its attributes.
 pub fn parse_owner(metadata: &str) -> Option<Owner> {
-    let attr = |name: &str| -> Option<String> {
-        let key = format!("{name}=");
-        let at = metadata.find(&key)? + key.len();
-        let rest = &metadata[at..];
-        let q = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
-        let body = &rest[1..];
-        Some(body[..body.find(q)?].to_string())
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(metadata);
+    let e = loop {
+        match reader.read_event().ok()? {
+            Event::Start(e) | Event::Empty(e) => break e,
+            Event::Decl(_) | Event::Comment(_) => {}
+            Event::Text(t) if t.iter().all(u8::is_ascii_whitespace) => {}
+            _ => return None,
+        }
     };
-    if !metadata.trim_start().starts_with("<owner") {
+    if e.local_name().as_ref() != b"owner" {
         return None;
     }
-    Some(Owner { agent: attr("agent")?, slot: attr("slot")?.parse().ok()? })
+    let attributes = raw_attributes(&e)?;
+    let get = |name: &str| attributes.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let agent = quick_xml::escape::unescape(get("agent")?).ok()?.into_owned();
+    Some(Owner { agent, slot: get("slot")?.parse().ok()? })
 }
 
 /// A locally administered unicast MAC derived from a slot number and a NIC index, unique per
@@ -359,9 +580,24 @@ mod tests {
             ("10.99.0.5/24", "00112233445566778899aabbccddeeff")
         );
         assert_eq!(id.profile, s.profile);
-        // libvirt's own form: double quotes, its formatting, our mark without the prefix.
-        let libvirt = s.to_xml().replace('\'', "\"").replace("vrgw:owner", "owner").replace("><", ">\n  <");
-        assert_eq!(identity_of(&libvirt), Some(id));
+        // libvirt's own form: double quotes, its formatting (fuzz/corpus/domain_identity/*.libvirt.xml).
+        let libvirt = s.to_xml().replace('\'', "\"").replace("><", ">\n  <");
+        assert_eq!(identity_of(&libvirt), Some(id.clone()));
+        // The mark is ours by its namespace, whatever the prefix; another namespace's is not.
+        let other_prefix = s.to_xml().replace("vrgw:", "m:").replace("xmlns:vrgw", "xmlns:m");
+        assert_eq!(identity_of(&other_prefix), Some(id.clone()));
+        let not_ours = s.to_xml().replace(META_NS, "urn:x-someone-else");
+        assert_eq!(identity_of(&not_ours).map(|i| i.profile), Some(None));
+        // Two of what must be one: not read.
+        let two_uuids = s.to_xml().replace("</name>", "</name><uuid>6f1c7a52-3c1e-4b3a-9d7e-2f5b8c9a0d12</uuid>");
+        assert_eq!(identity_of(&two_uuids), None);
+        let two_marks =
+            s.to_xml().replace("</metadata>", &format!("<x:owner xmlns:x='{META_NS}' profile='7b7d'/></metadata>"));
+        assert_eq!(identity_of(&two_marks), None);
+        // Markup in a field the reader does not read is text there, not structure.
+        let mut hostile = s.clone();
+        hostile.name = format!("<metadata><vrgw:owner xmlns:vrgw='{META_NS}' profile='7b7d'/></metadata>");
+        assert_eq!(identity_of(&hostile.to_xml()), Some(id));
         // Not a vRGW: no UUID, or fewer NICs.
         assert_eq!(identity_of("<domain><name>x</name></domain>"), None);
         let two_nics = s.to_xml().replacen("<interface", "<disk", 1);

@@ -121,12 +121,10 @@ fn other_fields_cannot_change_the_identity_read_back() {
     assert!(failed.is_empty(), "{failed:#?}");
 }
 
-/// Known failure: `domain::identity_of` takes the first ` profile=` after the first `:owner `
-/// in the whole document, so a domain name, or the agent's own id, holding `x:owner profile=`
-/// makes the configuration travelling with the vRGW read as absent. Run with `--ignored` once
-/// the reader looks inside the ownership element only.
+/// A domain name, or the agent's own id, holding `x:owner profile=` or a whole ownership mark:
+/// the configuration travelling with the vRGW is still the one in the mark (`identity_of` reads
+/// the mark as an element of the document, not as text after the first `:owner `).
 #[test]
-#[ignore = "identity_of loses the travelling configuration when another field holds `:owner ` and ` profile=`"]
 fn owner_markup_in_other_fields_cannot_hide_the_configuration() {
     let hostile = [
         "x:owner profile='7b7d'/>",

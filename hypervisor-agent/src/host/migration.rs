@@ -641,15 +641,7 @@ impl Host {
 
 /// `xml` (a domain definition of ours) with `profile` in its ownership mark.
 fn with_profile(xml: &str, profile: &str) -> String {
-    let spec_attr = format!(" profile='{}'", crate::domain::hex(profile));
-    let Some(at) = xml.find("<owner").or_else(|| xml.find("<vrgw:owner")) else { return xml.to_string() };
-    let Some(end) = xml[at..].find("/>").map(|e| at + e) else { return xml.to_string() };
-    let mut tag = xml[at..end].to_string();
-    // An earlier profile is replaced.
-    if let Some(p) = tag.find(" profile=") {
-        tag.truncate(p);
-    }
-    format!("{}{}{}{}", &xml[..at], tag.trim_end(), spec_attr, &xml[end..])
+    crate::domain::with_owner_attribute(xml, "profile", &crate::domain::hex(profile)).unwrap_or_else(|| xml.to_string())
 }
 
 #[cfg(test)]
@@ -666,17 +658,27 @@ mod tests {
 
     #[test]
     fn the_profile_rides_in_the_mark() {
-        let xml = "<domain><metadata><owner xmlns=\"urn:x\" agent=\"b\" slot=\"3\"/></metadata></domain>";
-        let with = with_profile(xml, "{\"a\":1}");
-        let id_attr = crate::domain::identity_of(&format!(
-            "<domain><uuid>u</uuid>{}<interface><mac address='a'/></interface><interface><mac address='b'/></interface><interface><mac address='c'/></interface><entry>vrgw.mgmt=m</entry><entry>vrgw.secret=s</entry></domain>",
-            &with["<domain>".len()..with.len() - "</domain>".len()]
-        ))
-        .expect("ours");
-        assert_eq!(id_attr.profile.as_deref(), Some("{\"a\":1}"));
+        let ns = crate::domain::META_NS;
+        let nics = "<interface><mac address='02:00:00:00:00:00'/></interface>".repeat(3);
+        let xml = format!(
+            "<domain><name>a' profile='7b7d</name><uuid>6f1c7a52-3c1e-4b3a-9d7e-2f5b8c9a0d11</uuid>\
+             <metadata><vrgw:owner xmlns:vrgw=\"{ns}\" agent=\"b' profile='7b7d\" slot=\"3\"/></metadata>\
+             <sysinfo type='smbios'><oemStrings><entry>vrgw.mgmt=10.0.0.2/24</entry><entry>vrgw.secret=00</entry></oemStrings></sysinfo>\
+             <devices>{nics}</devices></domain>"
+        );
+        let with = with_profile(&xml, "{\"a\":1}");
+        let id = crate::domain::identity_of(&with).expect("ours");
+        assert_eq!(id.profile.as_deref(), Some("{\"a\":1}"));
+        // The mark's other attributes are kept.
+        let meta = &with[with.find("<vrgw:owner").expect("mark")..];
+        let owner = crate::domain::parse_owner(meta).expect("owner");
+        assert_eq!((owner.agent.as_str(), owner.slot), ("b' profile='7b7d", 3));
         // Replacing, not adding.
         let twice = with_profile(&with, "{}");
-        assert_eq!(twice.matches(" profile=").count(), 1);
+        assert_eq!(crate::domain::identity_of(&twice).and_then(|i| i.profile).as_deref(), Some("{}"));
+        let mark = &twice[twice.find("<vrgw:owner").expect("mark")..twice.find("</metadata>").expect("end")];
+        assert_eq!(mark.matches(" profile='").count(), 1, "{twice}");
+        // No mark: unchanged.
         assert_eq!(with_profile("<domain/>", "{}"), "<domain/>");
     }
 }
