@@ -122,7 +122,17 @@ fn main() -> ExitCode {
     }
     let file = match &opts.config {
         Some(p) => match FileConfig::load(p) {
-            Ok(c) => c,
+            Ok(c) => {
+                use std::os::unix::fs::PermissionsExt;
+                if std::fs::metadata(p).is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
+                    eprintln!(
+                        "acs: warning: {} can be read by others and holds secrets (NBI tokens, CPE passwords): \
+                         chmod 600 it",
+                        p.display()
+                    );
+                }
+                c
+            }
             Err(e) => {
                 eprintln!("acs: {e}");
                 return ExitCode::from(2);

@@ -592,9 +592,11 @@ async fn sigterm_stops_accepting_finishes_the_request_in_flight_and_writes_the_s
 #[test]
 fn check_config_names_what_is_wrong_and_prints_no_secret() {
     let dir = TempDir::new("acs-e2e-check-config");
-    let check = |toml: &str| {
+    let check_mode = |toml: &str, mode: u32| {
+        use std::os::unix::fs::PermissionsExt;
         let conf = dir.join("acs.toml");
         std::fs::write(&conf, toml).expect("config");
+        std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(mode)).expect("chmod");
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_acs"))
             .arg("--check-config")
             .arg("--config")
@@ -609,8 +611,14 @@ fn check_config_names_what_is_wrong_and_prints_no_secret() {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
+    let check = |toml: &str| check_mode(toml, 0o600);
     let (code, out, err) = check("[nbi]\ntokens = [\"very-secret-token\"]\n[portal]\nlisten = \"off\"\n");
     assert_eq!(code, Some(0), "{err}");
+    assert!(!err.contains("can be read by others"), "{err}");
+    // The same file readable by others: said so, still used.
+    let (code, _, err) = check_mode("[nbi]\ntokens = [\"very-secret-token\"]\n[portal]\nlisten = \"off\"\n", 0o644);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("can be read by others and holds secrets"), "{err}");
     assert!(out.starts_with("configuration ok: Config {"), "{out}");
     assert!(out.contains("portal_listen: None"), "{out}");
     assert!(!out.contains("very-secret-token") && !err.contains("very-secret-token"), "{out}{err}");
