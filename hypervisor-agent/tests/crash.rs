@@ -12,6 +12,7 @@ use hypervisor_agent::state::{SlotUse, State};
 use serde_json::json;
 use test_support::acs::start_acs;
 use test_support::agent::{agent_config, start_agent, VIRT};
+use test_support::nbi::enc;
 use test_support::TempDir;
 
 const AGENT_BIN: &str = env!("CARGO_BIN_EXE_hypervisor-agent");
@@ -40,7 +41,7 @@ fn sigkill_during_a_pool_fill_loses_and_duplicates_nothing() {
     let log = dir.join("agent.log");
     let target = 120;
 
-    let (instance, serving) = rt.block_on(async {
+    let (instance, serving, pool_key) = rt.block_on(async {
         nbi.wait_device(ID, &log).await;
         let (s, v) = nbi
             .task(
@@ -70,8 +71,10 @@ fn sigkill_during_a_pool_fill_loses_and_duplicates_nothing() {
             )
             .await;
         assert_eq!((s, &v["status"]), (200, &json!("done")), "{v}");
+        // The key the ACS sent the AddObject under (acs/src/endpoint.rs: task-ID-ATTEMPT).
+        let pool_key = format!("task-{}-{}", v["_id"].as_str().expect("task id"), v["attempts"]);
         let serving = State::open(&dir.join("agent.db")).expect("state").slot_of(n).expect("slot").expect("assigned");
-        (n, serving)
+        (n, serving, pool_key)
     });
 
     // Kill it while the pool is filling.
@@ -92,7 +95,9 @@ fn sigkill_during_a_pool_fill_loses_and_duplicates_nothing() {
     agent.kill();
     let before = slots(&dir);
     let key_before = State::open(&dir.join("agent.db")).expect("state").meta("ParameterKey").expect("meta");
-    assert!(key_before.is_some(), "the ParameterKey is stored");
+    // The last key the ACS set is the pool's AddObject's: the credentials' set ran at BOOTSTRAP,
+    // before the NBI's tasks, and the ACS sets them again only at a BOOT.
+    assert_eq!(key_before.as_deref(), Some(pool_key.as_str()), "the ParameterKey is stored");
     // An event that was queued but never delivered (the ACS is unreachable while it is down).
     State::open(&dir.join("agent.db")).expect("state").push_event("M Reboot", "crash-test").expect("event");
 
@@ -122,15 +127,6 @@ fn sigkill_during_a_pool_fill_loses_and_duplicates_nothing() {
         before.iter().all(|b| b.usage != SlotUse::Creating || !after.iter().any(|a| a.id == b.id)),
         "half-made slots were rolled back"
     );
-    // The ParameterKey survived the kill, unless the ACS set a new one since: at every BOOT it
-    // sets the connection-request credentials again (with a key of its own).
-    let key_after = State::open(&dir.join("agent.db")).expect("state").meta("ParameterKey").expect("meta");
-    let log_now = std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(
-        key_after == key_before || key_after.as_deref().is_some_and(|k| k.contains("connection-request")),
-        "ParameterKey {key_before:?} before the kill, {key_after:?} after:\n{log_now}"
-    );
-
     rt.block_on(async {
         // What the ACS sees: the instance running, the pool full with every member suspended.
         let inst = format!("{VIRT}Instance.{instance}.");
@@ -146,7 +142,28 @@ fn sigkill_during_a_pool_fill_loses_and_duplicates_nothing() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert!(std::fs::read_to_string(&log).unwrap_or_default().contains("M Reboot"), "the M Reboot event was sent");
+        // Every task the NBI gave ran once: none was taken for unapplied and sent again after
+        // the restart (the restarted agent reported the key it had stored).
+        let (s, tasks) = nbi.call(hyper::Method::GET, &format!("/tasks?query={}", enc(&json!({"device": ID}).to_string())), None).await;
+        assert_eq!(s, 200, "{tasks}");
+        let runs: Vec<(String, String)> = tasks
+            .as_array()
+            .expect("tasks")
+            .iter()
+            .map(|t| (t["status"].as_str().unwrap_or("?").to_string(), t["attempts"].to_string()))
+            .collect();
+        assert!(runs.len() >= 3 && runs.iter().all(|r| *r == ("done".to_string(), "1".to_string())), "{tasks}");
     });
+    // The key after the restart is the one of the ACS's set of the connection-request
+    // credentials at the BOOT (its session ran before the getParameterValues above): local task
+    // CR_SETUP of acs/src/endpoint.rs, sent under "preset-" and its name.
+    let key_after = State::open(&dir.join("agent.db")).expect("state").meta("ParameterKey").expect("meta");
+    assert_eq!(
+        key_after.as_deref(),
+        Some("preset-connection-request credentials"),
+        "ParameterKey {key_before:?} before the kill:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
     drop(agent);
     cleanup(&prefix);
 }
