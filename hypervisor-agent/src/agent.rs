@@ -78,7 +78,7 @@ impl std::fmt::Debug for Agent {
 const MS: &str = "Device.ManagementServer.";
 
 /// The connection-request listener's limits: bodyless GETs from one ACS, answered at once.
-fn cr_limits() -> http_shell::Limits {
+pub(crate) fn cr_limits() -> http_shell::Limits {
     http_shell::Limits {
         max_connections: 256,
         header_read: Duration::from_secs(10),

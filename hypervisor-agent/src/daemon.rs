@@ -290,6 +290,26 @@ fn network(s: &str) -> Result<(Ipv4Addr, u8), Error> {
     Ok((a, p))
 }
 
+/// Connections to vRGW proxies the open-file limit leaves room for (one kept-alive client
+/// connection per vRGW, for this many vRGWs on one host).
+const PROXY_CONNECTIONS: usize = 4096;
+
+/// Raises the open-file limit above what the listener's cap and the proxies' connections can
+/// hold open (plus the store, libvirt, the ACS session and logs): a host's default soft limit
+/// (often 1,024) would otherwise be met before the connection-request listener's cap.
+fn raise_nofile() {
+    let want = (crate::agent::cr_limits().max_connections + PROXY_CONNECTIONS + 256) as u64;
+    match http_shell::raise_nofile(want) {
+        Ok(n) if n >= want => tracing::debug!(nofile = n, "open-file limit"),
+        Ok(n) => tracing::warn!(
+            nofile = n,
+            want,
+            "the open-file limit stays below what the listener and the vRGWs' proxies may hold open"
+        ),
+        Err(e) => tracing::warn!("the open-file limit could not be read or raised: {e}"),
+    }
+}
+
 /// Runs the agent with connection requests on `listener` until `shutdown` completes. Call it
 /// inside a multi-threaded tokio runtime: the host's own thread blocks on it for the VLAN
 /// backend's netlink calls.
@@ -306,6 +326,7 @@ pub async fn run_with(
 ) -> Result<(), Error> {
     let config = config.check()?;
     let host_cfg = config.host_config()?;
+    raise_nofile();
     let rt = tokio::runtime::Handle::current();
     // libvirt, the store and the VLAN backend are opened off the runtime's threads: they block.
     let opened = {

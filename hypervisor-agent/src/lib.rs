@@ -7,7 +7,8 @@
 //! (`host/` holds one file per concern: request handling, provisioning, pools, the TR-181
 //! topology mirror, reconciliation, migration, and [`host::HostError`] with its mapping to CWMP
 //! faults); [`proxy`] mounts each vRGW's data model through its vrgw-proxy; [`state`] is the
-//! agent's SQLite store; [`domain`] writes and reads libvirt domain XML.
+//! agent's SQLite store; [`domain`] writes and reads libvirt domain XML; [`secrets`] makes the
+//! files that hold secrets owner-only.
 
 pub mod agent;
 pub mod compute;
@@ -15,6 +16,7 @@ pub mod daemon;
 pub mod domain;
 pub mod host;
 pub mod proxy;
+pub mod secrets;
 pub mod state;
 pub mod vlan;
 pub mod worker;

@@ -77,7 +77,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The file holds acs_password and cr_password.
+    let readable = cli.config.as_deref().and_then(hypervisor_agent::secrets::config_file_warning);
     if cli.check_config {
+        if let Some(w) = &readable {
+            eprintln!("hypervisor-agent: warning: {w}");
+        }
         println!("configuration ok: agent {} on {}, ACS {}", c.agent_id, c.libvirt, c.acs_url);
         return ExitCode::SUCCESS;
     }
@@ -86,6 +91,9 @@ fn main() -> ExitCode {
         tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init();
     } else {
         tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    }
+    if let Some(w) = readable {
+        tracing::warn!("{w}");
     }
     match serve(c) {
         Ok(()) => ExitCode::SUCCESS,

@@ -22,6 +22,14 @@ pub enum StateError {
     /// The stored model snapshot does not parse.
     #[error("agent state: stored data model: {0}")]
     Model(String),
+    /// The store's file could not be made owner-only.
+    #[error("agent state: making {path} owner-only: {source}")]
+    Private {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// Result of a state operation.
@@ -145,6 +153,19 @@ const SLOT_COLS: &str = "id, domain, template, pool, instance, usage, mgmt_addre
 impl State {
     /// Opens (creating and migrating) the store at `path`.
     pub fn open(path: &Path) -> Result<State> {
+        // It holds every vRGW's proxy secret: owner-only (0600) from its creation, an existing
+        // wider one tightened with a warning; SQLite gives its WAL and shared-memory files the
+        // database file's mode when it makes them, older wider ones are tightened too.
+        let private = |p: &Path, what: &str, made: bool| {
+            let r = if made { crate::secrets::ensure_private_file(p, what) } else { crate::secrets::tighten(p, what) };
+            r.map_err(|source| StateError::Private { path: p.display().to_string(), source })
+        };
+        private(path, "the agent's store", true)?;
+        for suffix in ["-wal", "-shm"] {
+            let mut side = path.as_os_str().to_owned();
+            side.push(suffix);
+            private(Path::new(&side), "the agent's store", false)?;
+        }
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // Every change here is a state transition of real resources: make it durable.
@@ -357,6 +378,30 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("dir");
         dir.join("agent.db")
+    }
+
+    #[test]
+    fn the_store_is_owner_only() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |p: &Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+        let path = temp("mode");
+        let s = State::open(&path).expect("open");
+        s.new_slot("vrgw", 1, None, &|n| format!("10.99.0.{n}/24"), "secret").expect("slot");
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        assert_eq!((mode(&path), mode(Path::new(&wal))), (0o600, 0o600), "new store and its WAL");
+        drop(s);
+        // A store an older agent made world-readable is tightened when opened.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("widen");
+        // (SQLite removed the WAL when the store closed: an empty one, as a crash leaves it.)
+        std::fs::write(&wal, b"").expect("wal");
+        std::fs::set_permissions(&wal, std::fs::Permissions::from_mode(0o644)).expect("widen");
+        let s = State::open(&path).expect("reopen");
+        assert_eq!((mode(&path), mode(Path::new(&wal))), (0o600, 0o600), "tightened");
+        assert_eq!(s.slots().expect("slots").len(), 1, "and still read");
+        // A store the agent cannot make owner-only is refused, not opened wide.
+        let missing = path.with_file_name("no-such-dir").join("agent.db");
+        assert!(matches!(State::open(&missing), Err(StateError::Private { .. })));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::process::{workspace_binary, Daemon, Spawn};
 /// The vendor extension's root in the host's data model.
 pub const VIRT: &str = datamodel::virtualization::Virtualization::OBJECT;
 
-/// Writes the agent's configuration into `dir/agent.toml` (`extra` lines appended): ACS at `acs`
+/// Writes the agent's configuration into `dir/agent.toml` (mode 0600; `extra` lines appended): ACS at `acs`
 /// (plain HTTP) as `agent` with the password `host-secret`, connection requests on a free loopback
 /// port answered to the in-process ACS's credentials, libvirt's test driver, Open vSwitch bridges
 /// and ports named with `ovs_prefix`, management addresses from `mgmt_net`, its files in `dir`.
@@ -40,7 +40,13 @@ pub fn agent_config_on(
         db = dir.join("agent.db").display(),
         d = dir.display(),
     );
-    std::fs::write(dir.join("agent.toml"), config).expect("config");
+    // Owner-only, as the agent's documentation asks: it holds the agent's passwords.
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let path = dir.join("agent.toml");
+    let _ = std::fs::remove_file(&path);
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).expect("config");
+    f.write_all(config.as_bytes()).expect("config");
 }
 
 /// Starts the agent binary at `exe` (`env!("CARGO_BIN_EXE_hypervisor-agent")`) on

@@ -383,7 +383,11 @@ impl Host {
         if !out.status.success() {
             return Err(HostError::Image(String::from_utf8_lossy(&out.stderr).trim().to_string()));
         }
-        Ok(())
+        // The guest's disk writes land here (its proxy's state: the subscriber's configuration,
+        // Wi-Fi passphrase included): owner-only; libvirt hands it to QEMU's user when it starts.
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(overlay, std::fs::Permissions::from_mode(crate::secrets::FILE_MODE))
+            .map_err(|source| HostError::Io { op: "making the overlay owner-only", source })
     }
 
     fn secret() -> String {

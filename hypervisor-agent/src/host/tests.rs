@@ -529,6 +529,11 @@ fn qcow2_templates_give_each_instance_an_overlay_of_the_shared_base() {
     let slot = b.host.state().slot_of(i).expect("slot").expect("assigned");
     let overlay = b.dir.join("overlays").join(format!("{}.qcow2", slot.domain));
     let info = std::process::Command::new("qemu-img").arg("info").arg(&overlay).output().expect("qemu-img info");
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&overlay).expect("overlay").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the guest's writes are the subscriber's: owner-only");
+    }
     let text = String::from_utf8_lossy(&info.stdout);
     assert!(text.contains(&format!("backing file: {}", base.display())), "{text}");
     let r = b.host.handle(&Body::DeleteObject(DeleteObject { object_name: ip, parameter_key: "k".into() }));
