@@ -22,7 +22,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from tb import (  # noqa: E402
-    bringup, daemons, homenet, migrate, naming, nbi, pki, plumbing, provisioning, services, sh, status, teardown)
+    bringup, daemons, homenet, image, migrate, naming, nbi, pki, plumbing, provisioning, services, sh, status,
+    teardown)
 
 INST = nbi.VIRT + "Instance."
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -336,6 +337,40 @@ class Testbed(unittest.TestCase):
         where = other if rec["status"] == "completed" else i
         self.assert_one_place(1, where)
         self.assert_one_place(2, 1)
+
+    def test_7m4_a_migration_that_asks_for_tls_sends_qemus_stream_in_tls(self):
+        """Each host's QEMUs have certificates of the testbed's CA (qemu.conf's
+        migrate_tls_x509_cert_dir, the source's client certificate checked): a live migration
+        asked for with VIR_MIGRATE_TLS (virsh --tls here; the agent does not ask for it) opens
+        QEMU's stream to the destination's migration ports with a TLS handshake record. Without
+        --tls the stream starts with QEMU's own header and this capture sees nothing."""
+        img = image.image_dir()
+        xml = ("<domain type='qemu'><name>tb-tlstest</name><memory unit='MiB'>96</memory><vcpu>1</vcpu>"
+               "<os><type arch='x86_64' machine='pc'>hvm</type><kernel>%s</kernel><initrd>%s</initrd>"
+               "<cmdline>console=ttyS0 quiet</cmdline></os><devices><serial type='pty'/></devices></domain>"
+               % (os.path.join(img, "vmlinuz"), os.path.join(img, "initrd.img")))
+        with tempfile.NamedTemporaryFile("w", suffix=".xml") as f:
+            f.write(xml)
+            f.flush()
+            sh.run(["virsh", "-c", naming.host_uri(1), "create", f.name])
+        for i in (1, 2):
+            self.addCleanup(sh.run, ["virsh", "-c", naming.host_uri(i), "destroy", "tb-tlstest"], False)
+        lo, hi = 49152 + 32, 49152 + 64 - 1     # host 2's migration_port_min..max (tb/services.py)
+        pcap = tempfile.NamedTemporaryFile(suffix=".pcap")
+        self.addCleanup(pcap.close)
+        cap = subprocess.Popen(
+            ["tcpdump", "-i", "lo", "-nn", "-c", "1", "-w", pcap.name,
+             "dst host %s and dst portrange %d-%d and tcp[((tcp[12]&0xf0)>>2):2] = 0x1603" % (
+                 naming.host_addr(2), lo, hi)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: cap.poll() is None and cap.kill())
+        self.assertIn("listening on", cap.stderr.readline())
+        sh.run(["virsh", "-c", naming.host_uri(1), "migrate", "--live", "--p2p", "--tls", "tb-tlstest",
+                naming.host_uri(2), "--migrateuri", "tcp://" + naming.host_addr(2)], timeout=120)
+        self.assertIn("tb-tlstest", sh.run(["virsh", "-c", naming.host_uri(2), "list", "--name"]))
+        try:
+            self.assertEqual(cap.wait(timeout=10), 0, cap.stderr.read())
+        except subprocess.TimeoutExpired:
+            self.fail("no TLS handshake on QEMU's migration stream to %s" % naming.host(2))
 
     def test_8_up_again_keeps_what_is_there(self):
         before = provisioning.inventory(self.api)[2]

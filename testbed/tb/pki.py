@@ -9,9 +9,14 @@ removes it, so a CA key never outlives the testbed that made it.
 pki/ca/cacert.pem, cakey.pem                 the CA
 pki/client/cacert.pem, clientcert.pem, clientkey.pem   the client side (`?pkipath=` of every URI)
 pki/tbhN/cacert.pem, servercert.pem, serverkey.pem     host N's libvirtd (its libvirtd.conf names them)
+pki/tbhN/qemu/ca-cert.pem, server-*.pem, client-*.pem  host N's QEMUs, for a migration stream in TLS
 ```
+
+QEMU runs as libvirt-qemu and reads its folder itself: pki/ and pki/tbhN/ are 0711 (passable,
+not listable), pki/tbhN/qemu/ and its keys belong to group libvirt-qemu (0750, 0640).
 """
 
+import grp
 import os
 import shutil
 import tempfile
@@ -96,6 +101,7 @@ def client_into(folder, ca, dn, trust=()):
 def ensure(hosts):
     """The CA, the client side and the server sides of hosts 1..`hosts` (each kept if present)."""
     private_dir(PKI)
+    os.chmod(PKI, 0o711)
     ca = make_ca(ca_dir())
     if not os.path.exists(os.path.join(CLIENT_PKI, "clientcert.pem")):
         client_into(CLIENT_PKI, ca, "/" + CLIENT_DN)
@@ -109,7 +115,38 @@ def ensure(hosts):
         new_key(key)
         sign(key, "/O=vRGW testbed/CN=%s" % host_addr(i), SERVER_EXT % host_addr(i), cert, ca[0], ca[1])
         shutil.copyfile(ca[0], os.path.join(d, "cacert.pem"))
+        qemu_dir(i)
         sh.say("pki: server certificate of %s (IP %s)" % (host(i), host_addr(i)))
+
+
+def qemu_pki(i):
+    """Host i's QEMU certificates (qemu.conf's migrate_tls_x509_cert_dir)."""
+    return os.path.join(host_pki(i), "qemu")
+
+
+def qemu_dir(i):
+    """Host i's QEMU folder in the names QEMU wants: its server certificate (a destination
+    listens with it), the testbed's client certificate (a source presents it) and the CA,
+    readable by group libvirt-qemu (QEMU's) and root only."""
+    d, q = host_pki(i), qemu_pki(i)
+    os.chmod(d, 0o711)
+    gid = grp.getgrnam("libvirt-qemu").gr_gid
+    old = os.umask(0o077)
+    try:
+        os.makedirs(q, mode=0o750, exist_ok=True)
+        os.chown(q, 0, gid)
+        os.chmod(q, 0o750)
+        for src, dst in ((os.path.join(d, "cacert.pem"), "ca-cert.pem"),
+                         (os.path.join(d, "servercert.pem"), "server-cert.pem"),
+                         (os.path.join(d, "serverkey.pem"), "server-key.pem"),
+                         (os.path.join(CLIENT_PKI, "clientcert.pem"), "client-cert.pem"),
+                         (os.path.join(CLIENT_PKI, "clientkey.pem"), "client-key.pem")):
+            out = os.path.join(q, dst)
+            shutil.copyfile(src, out)
+            os.chown(out, 0, gid)
+            os.chmod(out, 0o640)
+    finally:
+        os.umask(old)
 
 
 def libvirtd_conf(i):

@@ -88,6 +88,9 @@ def libvirt_up(i):
             f.write('\n# vRGW testbed host %s\nmigration_address = "%s"\nmigration_port_min = %d\n'
                     'migration_port_max = %d\ndynamic_ownership = 0\nremember_owner = 0\n'
                     % (host(i), addr, 49152 + 32 * (i - 1), 49152 + 32 * i - 1))
+            # A migration asked for with VIR_MIGRATE_TLS runs QEMU's stream over TLS with the
+            # testbed's certificates, the source's client certificate checked.
+            f.write('migrate_tls_x509_cert_dir = "%s"\nmigrate_tls_x509_verify = 1\n' % pki.qemu_pki(i))
     sh.write(os.path.join(etc, "libvirtd.conf"), pki.libvirtd_conf(i))
     script = (
         "mount --bind /run/openvswitch {d}/ovs && mount -t tmpfs tmpfs /run && "
