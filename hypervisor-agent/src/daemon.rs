@@ -132,6 +132,13 @@ pub struct Config {
     /// answering (reads get at most 5); meanwhile host operations that need libvirt are refused
     /// with 9002 and the CWMP side is served from what was read last.
     pub libvirt_timeout_seconds: u64,
+    /// Where each vRGW's proxy-secret file is written (QEMU hands it to the guest over fw_cfg):
+    /// a folder of the agent's own, 0711, each file 0600.
+    pub secret_dir: PathBuf,
+    /// `USER` or `UID:GID` each secret file is handed to: QEMU's user, on hosts where libvirt
+    /// does not relabel files itself (`dynamic_ownership = 0` in qemu.conf). Unset: root's,
+    /// which libvirt hands to QEMU's user while the domain runs.
+    pub secret_file_owner: Option<String>,
 }
 
 fn hostname() -> String {
@@ -175,6 +182,8 @@ impl Default for Config {
             migration_uri: None,
             migration_peers: Vec::new(),
             libvirt_timeout_seconds: 30,
+            secret_dir: PathBuf::from("/var/lib/vrgw/secrets"),
+            secret_file_owner: None,
         }
     }
 }
@@ -218,6 +227,9 @@ impl Config {
         if self.libvirt_timeout_seconds == 0 {
             return bad("libvirt_timeout_seconds is 0: libvirt calls need some time".into());
         }
+        if let Some(o) = &self.secret_file_owner {
+            owner(o)?;
+        }
         if let Some(p) = self.migration_peers.iter().find(|p| !p.contains("://")) {
             return bad(format!("migration_peers: {p:?} is not a libvirt URI"));
         }
@@ -242,6 +254,8 @@ impl Config {
             tb_cache_mib: self.tb_cache_mib,
             proxy_port: self.proxy_port,
             port_prefix: self.port_prefix.clone(),
+            secret_dir: self.secret_dir.clone(),
+            secret_owner: self.secret_file_owner.as_deref().map(owner).transpose()?,
             migration_uri: self.migration_uri.clone().filter(|u| !u.is_empty()),
             migration_peers: self.migration_peers.clone(),
             proxy_deadlines: Default::default(),
@@ -279,6 +293,22 @@ impl Config {
             periodic_inform_interval: self.periodic_inform_interval,
         }
     }
+}
+
+/// `secret_file_owner`: `UID:GID`, or a user name looked up in /etc/passwd (its uid and group).
+fn owner(s: &str) -> Result<(u32, u32), Error> {
+    let bad = |why: String| Error::Config(format!("secret_file_owner {s:?}: {why}"));
+    if let Some((u, g)) = s.split_once(':') {
+        let id = |v: &str| v.parse::<u32>().map_err(|_| bad("UID:GID in digits, or a user name".into()));
+        return Ok((id(u)?, id(g)?));
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd").map_err(|e| bad(format!("/etc/passwd: {e}")))?;
+    passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.first() == Some(&s))
+        .and_then(|f| Some((f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?)))
+        .ok_or_else(|| bad("no such user in /etc/passwd".into()))
 }
 
 /// `ADDRESS/PREFIX` of the management network.
@@ -393,5 +423,22 @@ pub async fn run_with(
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(Error::Listener(e)),
         Err(e) => Err(Error::Agent(format!("connection-request listener: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_file_owner_is_ids_or_a_user_of_this_host() {
+        assert_eq!(owner("64055:64055").ok(), Some((64055, 64055)));
+        assert_eq!(owner("root").ok(), Some((0, 0)));
+        for bad in ["no-such-user-here", "1:x", "1:", ":1"] {
+            assert!(matches!(owner(bad), Err(Error::Config(m)) if m.contains("secret_file_owner")), "{bad}");
+        }
+        let c =
+            Config { secret_file_owner: Some("nobody-at-all".into()), cr_password: "p".into(), ..Config::default() };
+        assert!(c.check().is_err(), "refused when the configuration is checked");
     }
 }

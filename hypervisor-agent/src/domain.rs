@@ -4,16 +4,26 @@
 //! namespace: the agent that owns it and the slot it fills. After a crash the agent finds its
 //! domains by that mark, not by name patterns.
 //!
-//! How a guest learns its management address and its per-instance secret: both are written as
-//! SMBIOS OEM strings (`vrgw.mgmt=ADDR/PREFIX`, `vrgw.secret=HEX`), which the guest reads from
-//! `/sys/firmware/dmi/entries/11-0/raw` (or `dmidecode -t 11`), and, for direct kernel boot, on
-//! the kernel command line as well (`vrgw.mgmt=... vrgw.secret=...`), which a busybox init can read
-//! from `/proc/cmdline`. Neither is a data-model parameter, and neither is logged.
+//! How a guest learns its management address: as an SMBIOS OEM string (`vrgw.mgmt=ADDR/PREFIX`,
+//! `/sys/firmware/dmi/entries/11-0/raw` or `dmidecode -t 11` in the guest) and, for direct
+//! kernel boot, on the kernel command line as well, which a busybox init reads from
+//! `/proc/cmdline`. Both are public: every user of the host sees QEMU's argv.
+//!
+//! How it learns its per-instance secret: never through those. The agent writes it into a file
+//! of its own, owner-only ([`SECRET_FW_CFG`], `host::secret_file`), and the domain names that
+//! file in a QEMU fw_cfg entry (`<sysinfo type='fwcfg'><entry name='opt/org.vrgw/secret'
+//! file='...'/>`): QEMU's argv carries the path, not the secret, and in the guest only root
+//! reads it (`/sys/firmware/qemu_fw_cfg/by_name/opt/org.vrgw/secret/raw`). The secret itself
+//! rides in the ownership mark in `<metadata>`, where a destination host reads it for a live
+//! migration. Neither is a data-model parameter, and neither is logged.
 
 use std::fmt::Write as _;
 
 /// Our XML namespace for domain metadata.
 pub const META_NS: &str = "urn:x-vrgw-org:hypervisor-agent:1";
+
+/// The fw_cfg entry a guest reads its proxy's secret from (QEMU allows `opt/` names only).
+pub const SECRET_FW_CFG: &str = "opt/org.vrgw/secret";
 
 /// How the guest boots.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,8 +89,12 @@ pub struct DomainSpec {
     pub wan: Nic,
     /// Management address with prefix length, as the guest must configure it.
     pub mgmt_address: String,
-    /// The per-instance secret the proxy authenticates the agent with.
+    /// The per-instance secret the proxy authenticates the agent with (kept in the ownership
+    /// mark; the guest gets it from [`DomainSpec::secret_file`]).
     pub secret: String,
+    /// The owner-only file on the host holding the secret, which QEMU passes to the guest as
+    /// fw_cfg entry [`SECRET_FW_CFG`].
+    pub secret_file: String,
     /// Ownership mark.
     pub owner: Owner,
     /// QEMU TCG translation-block cache, MiB (keeps TCG guests small); none for KVM.
@@ -103,8 +117,9 @@ pub struct Identity {
     pub macs: Vec<String>,
     /// The management address the guest was given (with prefix length).
     pub mgmt_address: String,
-    /// The proxy's secret the guest was given.
-    pub secret: String,
+    /// The proxy's secret the guest was given (from the ownership mark); `None` for a domain
+    /// an agent defined before the secret moved there.
+    pub secret: Option<String>,
     /// The configuration that travelled with it, if any (JSON).
     pub profile: Option<String>,
 }
@@ -355,7 +370,7 @@ pub fn identity_of(xml: &str) -> Option<Identity> {
         uuid,
         macs,
         mgmt_address: address_text(&oem("vrgw.mgmt=")?)?,
-        secret: hex_text(&oem("vrgw.secret=")?)?,
+        secret: owner.and_then(|o| o.get("secret")).and_then(hex_text),
         profile,
     })
 }
@@ -441,26 +456,30 @@ impl DomainSpec {
         let profile = self.profile.as_deref().map(|p| format!(" profile='{}'", hex(p))).unwrap_or_default();
         let _ = write!(
             x,
-            "<metadata><vrgw:owner xmlns:vrgw='{META_NS}' agent='{}' slot='{}'{profile}/></metadata>",
+            "<metadata><vrgw:owner xmlns:vrgw='{META_NS}' agent='{}' slot='{}' secret='{}'{profile}/></metadata>",
             esc(&self.owner.agent),
-            self.owner.slot
+            self.owner.slot,
+            esc(&self.secret)
         );
         let _ = write!(
             x,
-            "<sysinfo type='smbios'><oemStrings><entry>vrgw.mgmt={}</entry><entry>vrgw.secret={}</entry></oemStrings></sysinfo>",
-            esc(&self.mgmt_address),
-            esc(&self.secret)
+            "<sysinfo type='smbios'><oemStrings><entry>vrgw.mgmt={}</entry></oemStrings></sysinfo>",
+            esc(&self.mgmt_address)
+        );
+        let _ = write!(
+            x,
+            "<sysinfo type='fwcfg'><entry name='{SECRET_FW_CFG}' file='{}'/></sysinfo>",
+            esc(&self.secret_file)
         );
         x.push_str("<os><type arch='x86_64'>hvm</type>");
         if let Boot::Kernel { kernel, initrd, cmdline } = &self.boot {
             let _ = write!(
                 x,
-                "<kernel>{}</kernel><initrd>{}</initrd><cmdline>{} vrgw.mgmt={} vrgw.secret={}</cmdline>",
+                "<kernel>{}</kernel><initrd>{}</initrd><cmdline>{} vrgw.mgmt={}</cmdline>",
                 esc(kernel),
                 esc(initrd),
                 esc(cmdline),
-                esc(&self.mgmt_address),
-                esc(&self.secret)
+                esc(&self.mgmt_address)
             );
         }
         x.push_str("<smbios mode='sysinfo'/></os>");
@@ -559,6 +578,7 @@ mod tests {
             },
             mgmt_address: "10.99.0.5/24".into(),
             secret: "00112233445566778899aabbccddeeff".into(),
+            secret_file: format!("/var/lib/vrgw/secrets/vrgw-{slot}"),
             owner: Owner { agent: "host-a".into(), slot },
             tb_cache_mib: Some(16),
             console_log: Some(format!("/var/log/libvirt/qemu/vrgw-{slot}.console.log")),
@@ -576,8 +596,8 @@ mod tests {
         assert_eq!(id.uuid, "6f1c7a52-3c1e-4b3a-9d7e-2f5b8c9a0d11");
         assert_eq!(id.macs, vec![mac([0, 1], 4, 0), mac([0, 1], 4, 1), mac([0, 1], 4, 2)]);
         assert_eq!(
-            (id.mgmt_address.as_str(), id.secret.as_str()),
-            ("10.99.0.5/24", "00112233445566778899aabbccddeeff")
+            (id.mgmt_address.as_str(), id.secret.as_deref()),
+            ("10.99.0.5/24", Some("00112233445566778899aabbccddeeff"))
         );
         assert_eq!(id.profile, s.profile);
         // libvirt's own form: double quotes, its formatting (fuzz/corpus/domain_identity/*.libvirt.xml).
@@ -621,7 +641,9 @@ mod tests {
             "<memory unit='KiB'>98304</memory>",
             "<source bridge='vrgw-s100'/><virtualport type='openvswitch'/><vlan><tag id='7'/></vlan>",
             "<host csum='off'/><guest csum='off'/>",
-            "vrgw.mgmt=10.99.0.5/24 vrgw.secret=00112233445566778899aabbccddeeff</cmdline>",
+            "<cmdline>console=ttyS0 quiet vrgw.mgmt=10.99.0.5/24</cmdline>",
+            "<sysinfo type='fwcfg'><entry name='opt/org.vrgw/secret' file='/var/lib/vrgw/secrets/vrgw-3'/></sysinfo>",
+            "slot='3' secret='00112233445566778899aabbccddeeff'",
             "<entry>vrgw.mgmt=10.99.0.5/24</entry>",
             "<tb-cache unit='MiB'>16</tb-cache>",
             "agent='host-a' slot='3'",
@@ -631,6 +653,8 @@ mod tests {
             assert!(x.contains(needle), "{needle} missing from {x}");
         }
         assert!(!x.contains("<disk"), "kernel boot has no disk");
+        // The secret is in the ownership mark only: not on the kernel command line, not in SMBIOS.
+        assert_eq!(x.matches("00112233445566778899aabbccddeeff").count(), 1, "{x}");
         let mut disk = spec(4);
         disk.boot = Boot::Disk { overlay: "/var/lib/vrgw/overlays/4.qcow2".into() };
         let x = disk.to_xml();

@@ -56,6 +56,21 @@ pub fn private_dir(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Mode of a folder of secret files another user (QEMU's) must open by path: it may pass
+/// through, not list; each file in it is owner-only.
+pub const PASSABLE_DIR_MODE: u32 = 0o711;
+
+/// Makes `dir` (and its parents) exist; `dir` itself 0711 ([`PASSABLE_DIR_MODE`]), narrowed if
+/// it was wider.
+pub fn passable_dir(dir: &Path) -> io::Result<()> {
+    DirBuilder::new().recursive(true).mode(PASSABLE_DIR_MODE).create(dir)?;
+    let mode = std::fs::metadata(dir)?.permissions().mode() & 0o777;
+    if mode & !PASSABLE_DIR_MODE != 0 {
+        std::fs::set_permissions(dir, Permissions::from_mode(PASSABLE_DIR_MODE))?;
+    }
+    Ok(())
+}
+
 /// Writes `content` to `path` as an owner-only file, replacing what was there: written to a
 /// temporary file created 0600 beside it, then renamed over it (a reader sees the old or the
 /// new content, never a part, and never a wider file).
@@ -122,6 +137,12 @@ mod tests {
         std::fs::set_permissions(&s, Permissions::from_mode(0o755)).expect("widen");
         private_dir(&s).expect("dir again");
         assert_eq!(mode(&s), 0o700);
+        let p = d.join("passable");
+        passable_dir(&p).expect("passable");
+        assert_eq!(mode(&p), 0o711);
+        std::fs::set_permissions(&p, Permissions::from_mode(0o755)).expect("widen");
+        passable_dir(&p).expect("again");
+        assert_eq!(mode(&p), 0o711, "others may pass, not list");
         let secret = s.join("7");
         std::fs::write(&secret, b"old").expect("old");
         std::fs::set_permissions(&secret, Permissions::from_mode(0o644)).expect("widen");

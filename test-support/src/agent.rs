@@ -36,7 +36,7 @@ pub fn agent_config_on(
          cr_listen = \"127.0.0.1:0\"\ncr_username = \"acs\"\ncr_password = \"{CR_PASSWORD}\"\n\
          db = \"{db}\"\nagent_id = \"{agent}\"\nlibvirt = \"{libvirt}\"\novs_prefix = \"{ovs_prefix}\"\n\
          mgmt_network = \"{mgmt_net}\"\noverlay_dir = \"{d}/overlays\"\ndownload_dir = \"{d}/downloads\"\n\
-         port_prefix = \"{ovs_prefix}\"\n{extra}",
+         port_prefix = \"{ovs_prefix}\"\nsecret_dir = \"{d}/secrets\"\n{extra}",
         db = dir.join("agent.db").display(),
         d = dir.display(),
     );

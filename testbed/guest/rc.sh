@@ -14,14 +14,12 @@ while read -r m; do
   insmod "/lib/modules/$m" || echo "rc: insmod $m failed"
 done </etc/modules.order
 
-# The host tells us our management address and secret on the kernel command line
-# (and as SMBIOS OEM strings, which this image does not need).
+# The host tells us our management address on the kernel command line (and as an SMBIOS OEM
+# string, which this image does not need); both are public on the host (QEMU's argv).
 mgmt=""
-secret=""
 for w in $(cat /proc/cmdline); do
   case "$w" in
     vrgw.mgmt=*) mgmt="${w#vrgw.mgmt=}" ;;
-    vrgw.secret=*) secret="${w#vrgw.secret=}" ;;
   esac
 done
 [ -n "$mgmt" ] || echo "rc: no vrgw.mgmt= on the kernel command line; the host cannot manage this vRGW"
@@ -46,7 +44,14 @@ echo 1 >/proc/sys/net/ipv4/ip_forward
 
 umask 077
 echo "${mgmt%/*}" >/run/vrgw-mgmt
-echo "$secret" >/run/vrgw-secret
+# The proxy's secret: a QEMU fw_cfg entry whose content the host keeps in a file only root reads
+# there; here sysfs lets only root read it too (qemu_fw_cfg, loaded above).
+fwcfg=/sys/firmware/qemu_fw_cfg/by_name/opt/org.vrgw/secret/raw
+if [ -r "$fwcfg" ]; then
+  cat "$fwcfg" >/run/vrgw-secret
+else
+  echo "rc: no fw_cfg entry opt/org.vrgw/secret; the proxy has no secret and will not start"
+fi
 umask 022
 
 # WAN: an address from the access provider's DHCP server; keep renewing in the background.

@@ -23,8 +23,9 @@ import time
 from . import sh
 
 KERNEL_META = "linux-image-amd64"
-# What the guest loads: virtio networking, then nftables with NAT and conntrack.
-MODULES = ["virtio_net", "virtio_pci", "nf_tables", "nft_chain_nat", "nft_masq", "nft_nat", "nft_ct",
+# What the guest loads: QEMU's fw_cfg in sysfs (the proxy's secret comes that way, readable by root
+# only), virtio networking, then nftables with NAT and conntrack.
+MODULES = ["qemu_fw_cfg", "virtio_net", "virtio_pci", "nf_tables", "nft_chain_nat", "nft_masq", "nft_nat", "nft_ct",
            "nft_reject_inet", "nf_conntrack"]
 PROGRAMS = {"/usr/sbin/dnsmasq": "dnsmasq-base", "/usr/sbin/nft": "nftables"}
 GUEST = os.path.join(sh.REPO, "testbed", "guest")
@@ -315,11 +316,13 @@ def measure_boot(out_dir, runs=3, memory_kib=106496):
     tcg = "" if kind == "kvm" else "<features><tcg><tb-cache unit='MiB'>16</tb-cache></tcg></features>"
     xml = ("<domain type='%s'><name>tb-boot</name><memory unit='KiB'>%d</memory><vcpu>1</vcpu>"
            "<os><type arch='x86_64'>hvm</type><kernel>%s/vmlinuz</kernel><initrd>%s/initrd.img</initrd>"
-           "<cmdline>console=ttyS0 quiet vrgw.mgmt=%s/24 vrgw.secret=%s</cmdline></os>%s<devices>"
+           "<cmdline>console=ttyS0 quiet vrgw.mgmt=%s/24</cmdline></os>%s"
+           # A throw-away secret for the boot test, given as a string (the agent gives a file).
+           "<sysinfo type='fwcfg'><entry name='opt/org.vrgw/secret'>%s</entry></sysinfo><devices>"
            "<interface type='bridge'><source bridge='%s'/><mac address='02:62:00:00:00:00'/>"
            "<model type='virtio'/><driver><host csum='off'/><guest csum='off'/></driver></interface>"
            "<serial type='pty'/><console type='pty'/></devices></domain>") % (
-        kind, memory_kib, out_dir, out_dir, guest, "0" * 32, tcg, bridge)
+        kind, memory_kib, out_dir, out_dir, guest, tcg, "0" * 32, bridge)
     path = os.path.join(sh.STATE, "boot-test.xml")
     with open(path, "w") as f:
         f.write(xml)

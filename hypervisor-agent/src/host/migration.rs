@@ -252,9 +252,14 @@ impl Host {
             MigrationMode::None => return Err(Self::no_mode(n)),
             MigrationMode::Live => {
                 let (peer, id) = self.source_identity(n, false)?;
+                // The running guest keeps the secret it was given: the source's mark carries it.
+                let secret = id.secret.clone().ok_or_else(|| HostError::InvalidValue {
+                    name: Migration::at(n).peer_domain(),
+                    reason: format!("{} at {peer} carries no proxy secret in its ownership mark", id.uuid),
+                })?;
                 let mgmt = |k: u32| self.mgmt_address(k);
                 let slot = self.state.new_slot(&self.cfg.agent_id, template, None, &mgmt, "")?;
-                self.state.set_identity(slot.id, &id.uuid, &id.macs, &id.mgmt_address, &id.secret)?;
+                self.state.set_identity(slot.id, &id.uuid, &id.macs, &id.mgmt_address, &secret)?;
                 self.state.set_slot(slot.id, SlotUse::Incoming, Some(n))?;
                 let slot = self.state.slot_of(n)?.ok_or_else(|| HostError::NoSlot(n))?;
                 let port = self.lan_port(slot.id);
@@ -263,7 +268,7 @@ impl Host {
                 spec.profile = id.profile.clone();
                 // The mirrored trunk: this host carries the C-VLAN before the switch-over.
                 self.vlan.bind(&port, s, c).during("binding the port")?;
-                self.compute.define(&spec).during("defining the domain")?;
+                self.define_domain(&spec)?;
                 self.set_internal(&Instance::at(n).domain(), Value::String(slot.domain.clone()));
                 tracing::info!(instance = n, slot = slot.id, domain = %slot.domain, from = %peer, "ready for the live migration");
             }
@@ -343,7 +348,7 @@ impl Host {
                 let mut spec = self.spec(&slot, &nic)?;
                 // The definition (same UUID: `define` keeps it) now carries the configuration.
                 spec.profile = profile;
-                self.compute.define(&spec).during("defining the domain")?;
+                self.define_domain(&spec)?;
                 self.vlan.release(&port).during("releasing the port")?;
                 if let Some(m) = self.mounts.get(&n) {
                     m.detach();
@@ -411,7 +416,7 @@ impl Host {
                 }
                 let nic = self.vlan.lan_nic(Some((s, c))).during("choosing the LAN bridge")?;
                 let spec = self.spec(&slot, &nic)?;
-                self.compute.define(&spec).during("defining the domain")?;
+                self.define_domain(&spec)?;
                 self.compute.start(&slot.domain).during("starting the domain")?;
                 slot
             }
@@ -421,7 +426,7 @@ impl Host {
         self.vlan.bind(&port, s, c).during("binding the port")?;
         let nic = self.vlan.lan_nic(Some((s, c))).during("choosing the LAN bridge")?;
         let spec = self.spec(&slot, &nic)?;
-        self.compute.define(&spec).during("defining the domain")?;
+        self.define_domain(&spec)?;
         self.state.set_slot(slot.id, SlotUse::Assigned, Some(n))?;
         self.attach(n, &slot)?;
         if mode == MigrationMode::ColdContext {
@@ -598,9 +603,9 @@ impl Host {
             .during("reading the domain's state")?
             .is_some_and(|s| s == DomState::ShutOff)
         {
-            self.compute.undefine(&slot.domain).during("undefining the domain")?;
+            self.undefine_domain(&slot.domain)?;
         }
-        self.state.drop_slot(slot.id)?;
+        self.forget_slot(slot)?;
         self.set_status(n, InstanceStatus::Migrated);
         self.set_internal(&Instance::at(n).domain(), Value::String(String::new()));
         Ok(())

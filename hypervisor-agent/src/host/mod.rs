@@ -77,6 +77,12 @@ pub struct HostConfig {
     /// Prefix of the host-side NIC names (`PREFIXl12` is slot 12's LAN port); at most 8
     /// characters, as Linux interface names end at 15.
     pub port_prefix: String,
+    /// Where each domain's proxy-secret file is written (`DIR/DOMAIN`, 0600; the folder 0711:
+    /// QEMU, running as a user of its own, opens the file by its path).
+    pub secret_dir: PathBuf,
+    /// Owner (uid, gid) given to each secret file, for hosts where libvirt does not hand files
+    /// to QEMU's user itself (`dynamic_ownership = 0`); `None`: the agent's own (root).
+    pub secret_owner: Option<(u32, u32)>,
 }
 
 type Result<T> = std::result::Result<T, HostError>;
@@ -355,6 +361,7 @@ impl Host {
             },
             mgmt_address: slot.mgmt_address.clone(),
             secret: slot.secret.clone(),
+            secret_file: self.secret_file(&slot.domain).display().to_string(),
             owner: Owner { agent: self.cfg.agent_id.clone(), slot: slot.id },
             tb_cache_mib: if self.cfg.domain_type == "qemu" { self.cfg.tb_cache_mib } else { None },
             console_log: self
@@ -394,19 +401,60 @@ impl Host {
         http_shell::random_hex(16)
     }
 
+    /// The file domain `name`'s proxy secret is in (its fw_cfg entry names it).
+    fn secret_file(&self, name: &str) -> PathBuf {
+        self.cfg.secret_dir.join(name)
+    }
+
+    /// Defines `spec`'s domain, its secret file written first (0600, in a folder of its own):
+    /// QEMU reads it when the domain starts, or arrives here in a live migration.
+    fn define_domain(&self, spec: &DomainSpec) -> Result<()> {
+        let io = |op: &'static str| move |source| HostError::Io { op, source };
+        crate::secrets::passable_dir(&self.cfg.secret_dir).map_err(io("making the secrets folder"))?;
+        let file = std::path::Path::new(&spec.secret_file);
+        crate::secrets::write_private(file, spec.secret.as_bytes()).map_err(io("writing the proxy's secret file"))?;
+        if let Some((uid, gid)) = self.cfg.secret_owner {
+            std::os::unix::fs::chown(file, Some(uid), Some(gid))
+                .map_err(io("handing the secret file to QEMU's user"))?;
+        }
+        self.compute.define(spec).during("defining the domain")
+    }
+
+    /// Undefines domain `name` and removes its secret file.
+    fn undefine_domain(&self, name: &str) -> Result<()> {
+        self.compute.undefine(name).during("undefining the domain")?;
+        self.remove_secret_file(name)
+    }
+
+    /// Removes domain `name`'s secret file (nothing to do when there is none).
+    fn remove_secret_file(&self, name: &str) -> Result<()> {
+        match std::fs::remove_file(self.secret_file(name)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(HostError::Io { op: "removing the proxy's secret file", source: e })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Forgets a slot whose domain is gone from this host, and its secret file.
+    fn forget_slot(&self, slot: &Slot) -> Result<()> {
+        self.remove_secret_file(&slot.domain)?;
+        Ok(self.state.drop_slot(slot.id)?)
+    }
+
     fn destroy_slot(&mut self, slot: &Slot) -> Result<()> {
         self.state.set_slot(slot.id, SlotUse::Deleting, slot.instance)?;
         let port = self.lan_port(slot.id);
         let svlan =
             self.vlan.bindings().during("reading the bindings")?.into_iter().find(|b| b.port == port).map(|b| b.svlan);
-        self.compute.undefine(&slot.domain).during("undefining the domain")?;
+        self.undefine_domain(&slot.domain)?;
         self.vlan.release(&port).during("releasing the port")?;
         if let Some(s) = svlan {
             self.vlan.remove_svlan_if_unused(s).during("removing an unused S-VLAN")?;
         }
         let overlay = self.cfg.overlay_dir.join(format!("{}.qcow2", slot.domain));
         let _ = std::fs::remove_file(overlay);
-        self.state.drop_slot(slot.id)?;
+        self.forget_slot(slot)?;
         Ok(())
     }
 }

@@ -62,7 +62,7 @@ impl Host {
         let slot = self.state.new_slot(&self.cfg.agent_id, template, Some(pool), &mgmt, &Self::secret())?;
         let spec = self.spec(&slot, &park)?;
         self.compose_image(&spec, template)?;
-        self.compute.define(&spec).during("defining the domain")?;
+        self.define_domain(&spec)?;
         self.compute.start(&slot.domain).during("starting the domain")?;
         if self.cfg.pool_warmup.is_some() {
             self.state.set_slot(slot.id, SlotUse::Warming, None)?;

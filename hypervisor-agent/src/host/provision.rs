@@ -66,7 +66,7 @@ impl Host {
             let old = bound.map(|b| b.svlan);
             self.vlan.bind(&port, w.svlan, w.cvlan).during("binding the port")?;
             let nic = self.vlan.lan_nic(Some((w.svlan, w.cvlan))).during("choosing the LAN bridge")?;
-            self.compute.define(&self.spec(&slot, &nic)?).during("defining the domain")?;
+            self.define_domain(&self.spec(&slot, &nic)?)?;
             if let Some(old) = old.filter(|o| *o != w.svlan) {
                 self.vlan.remove_svlan_if_unused(old).during("removing an unused S-VLAN")?;
             }
@@ -108,7 +108,7 @@ impl Host {
             Some(slot) => {
                 // Rebind its LAN port, record the assignment, resume.
                 self.vlan.bind(&self.lan_port(slot.id), s, c).during("binding the port")?;
-                self.compute.define(&self.spec(&slot, &nic)?).during("defining the domain")?;
+                self.define_domain(&self.spec(&slot, &nic)?)?;
                 self.state.set_slot(slot.id, SlotUse::Assigned, Some(n))?;
                 if requested == Some(RequestedState::Running) {
                     self.compute.resume(&slot.domain).during("resuming the domain")?;
@@ -121,7 +121,7 @@ impl Host {
                 let slot = self.state.new_slot(&self.cfg.agent_id, template, None, &mgmt, &Self::secret())?;
                 let spec = self.spec(&slot, &nic)?;
                 self.compose_image(&spec, template)?;
-                self.compute.define(&spec).during("defining the domain")?;
+                self.define_domain(&spec)?;
                 self.state.set_slot(slot.id, SlotUse::Assigned, Some(n))?;
                 self.compute.start(&slot.domain).during("starting the domain")?;
                 self.vlan.bind(&self.lan_port(slot.id), s, c).during("binding the port")?;

@@ -33,7 +33,7 @@ impl Host {
                 }
                 SlotUse::Pooled | SlotUse::Warming if !exists => {
                     tracing::warn!(slot = slot.id, "drift: pooled domain vanished; forgetting it (the pool refills)");
-                    self.state.drop_slot(slot.id)?;
+                    self.forget_slot(&slot)?;
                 }
                 SlotUse::Assigned if !exists => {
                     tracing::warn!(slot = slot.id, "drift: domain of an instance vanished; defining it again");
@@ -42,7 +42,7 @@ impl Host {
                     let nic = self.vlan.lan_nic(Some((w.svlan, w.cvlan))).during("choosing the LAN bridge")?;
                     let spec = self.spec(&slot, &nic)?;
                     self.compose_image(&spec, slot.template)?;
-                    self.compute.define(&spec).during("defining the domain")?;
+                    self.define_domain(&spec)?;
                     if w.requested != Some(RequestedState::Stopped) {
                         self.compute.start(&slot.domain).during("starting the domain")?;
                         self.vlan.bind(&self.lan_port(slot.id), w.svlan, w.cvlan).during("binding the port")?;
@@ -55,7 +55,7 @@ impl Host {
         let known: Vec<String> = self.state.slots()?.into_iter().map(|s| s.domain).collect();
         for d in owned.iter().filter(|d| !known.contains(&d.name)) {
             tracing::warn!(domain = %d.name, slot = d.owner.slot, "drift: owned domain with no record; removing it");
-            self.compute.undefine(&d.name).during("undefining the domain")?;
+            self.undefine_domain(&d.name)?;
         }
         self.converge();
         self.save()?;

@@ -32,6 +32,8 @@ fn cfg(agent: &str, dir: &std::path::Path) -> HostConfig {
         mgmt_prefix: 16,
         wan_bridge: "vrgw-wan".into(),
         overlay_dir: dir.join("overlays"),
+        secret_dir: dir.join("secrets"),
+        secret_owner: None,
         tb_cache_mib: None,
         proxy_port: 8730,
         port_prefix: agent.into(),
@@ -1246,5 +1248,53 @@ fn connection_request_credentials_the_acs_sets_are_served_and_survive_a_restart(
     let b = b.reopen();
     let v = b.host.shared().view();
     assert_eq!((v.cr_username.as_str(), v.cr_password.as_str()), ("dev-own", "p-0123456789abcdef"));
+    b.clean();
+}
+
+/// The proxy secret reaches the guest through a fw_cfg entry naming an owner-only file, never
+/// on the kernel command line or in SMBIOS (both end up in QEMU's argv, which every user of the
+/// host can read): the definition libvirt's test driver holds is checked, and the file. Pooled
+/// domains (suspended) keep theirs; a domain's file goes with it.
+#[test]
+fn the_proxy_secret_travels_in_an_owner_only_file_not_in_the_definition_s_public_parts() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+    let mut b = bed("hvsecret");
+    let (_, pool) = b.template_and_pool(2);
+    assert_eq!(b.u(&format!("{POOL}{pool}.Suspended")), 2);
+    let slots = b.host.state().slots().expect("slots");
+    assert_eq!(slots.len(), 2);
+    assert_eq!(mode(&b.dir.join("secrets")), 0o711, "QEMU's user may pass, not list");
+    for slot in &slots {
+        let xml = b.lv.xml(&slot.domain, false).expect("xml").expect("defined");
+        let file = b.dir.join("secrets").join(&slot.domain);
+        assert_eq!(slot.secret.len(), 32, "{slot:?}");
+        // Nothing QEMU's argv is made of holds it: the command line, SMBIOS, fw_cfg values.
+        let between = |open: &str, close: &str| -> String {
+            xml.split(open).skip(1).filter_map(|p| p.split(close).next()).collect::<Vec<_>>().join("\n")
+        };
+        for (what, part) in
+            [("cmdline", between("<cmdline>", "</cmdline>")), ("sysinfo", between("<sysinfo", "</sysinfo>"))]
+        {
+            assert!(!part.contains(&slot.secret), "the secret is in <{what}>: {part}");
+        }
+        assert!(
+            xml.contains(&format!("<entry name='opt/org.vrgw/secret' file='{}'/>", file.display()))
+                || xml.contains(&format!("<entry name=\"opt/org.vrgw/secret\" file=\"{}\"/>", file.display())),
+            "no fw_cfg entry naming {}:\n{xml}",
+            file.display()
+        );
+        // It is in the ownership mark (what a destination host reads for a live migration).
+        assert_eq!(crate::domain::identity_of(&xml).and_then(|i| i.secret).as_deref(), Some(slot.secret.as_str()));
+        assert_eq!((mode(&file), std::fs::read_to_string(&file).expect("secret file")), (0o600, slot.secret.clone()));
+    }
+    // The pool drained: the domains and their files are gone.
+    assert!(matches!(
+        b.set(&[(&format!("{POOL}{pool}.Enable"), Value::Boolean(false))]),
+        Body::SetParameterValuesResponse(_)
+    ));
+    b.fill();
+    assert!(b.owned().is_empty());
+    assert_eq!(std::fs::read_dir(b.dir.join("secrets")).expect("secrets").count(), 0, "files left behind");
     b.clean();
 }
