@@ -47,7 +47,13 @@ type CrPair = (String, String);
 
 /// The name the connection-request credentials' SetParameterValues runs under (in logs and
 /// faults, like a preset's).
-const CR_SETUP: &str = "connection-request credentials";
+pub const CR_SETUP: &str = "connection-request credentials";
+
+/// The ParameterKey (or CommandKey) a session-local request runs under: `preset-<name>`, for a
+/// preset's and for [`CR_SETUP`].
+pub fn local_key(name: &str) -> String {
+    format!("preset-{name}")
+}
 
 /// Whether CPEs must authenticate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -754,7 +760,7 @@ impl Acs {
             let task = crate::store::Task {
                 id: 0,
                 device: dev.clone(),
-                key: format!("preset-{preset}"),
+                key: local_key(&preset),
                 order: spec.into(),
                 status: TaskStatus::Sent,
                 attempts: 1,

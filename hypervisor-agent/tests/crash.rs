@@ -160,7 +160,7 @@ fn sigkill_during_a_pool_fill_loses_and_duplicates_nothing() {
     let key_after = State::open(&dir.join("agent.db")).expect("state").meta("ParameterKey").expect("meta");
     assert_eq!(
         key_after.as_deref(),
-        Some("preset-connection-request credentials"),
+        Some(test_support::acs::local_key(test_support::acs::CR_SETUP).as_str()),
         "ParameterKey {key_before:?} before the kill:\n{}",
         std::fs::read_to_string(&log).unwrap_or_default()
     );

@@ -8,6 +8,9 @@ use std::sync::Arc;
 
 use acs::sim::SimCpe;
 
+/// The name and ParameterKey of the ACS's own set of a device's connection-request credentials.
+pub use acs::endpoint::{local_key, CR_SETUP};
+
 use crate::nbi::NbiClient;
 use crate::process::{Daemon, Spawn};
 
