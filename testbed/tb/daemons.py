@@ -173,6 +173,9 @@ def agent_up(i, agent_bin=None, uplink_if=None):
         'agent_id = "%s"' % host(i),
         'libvirt = "%s"' % host_uri(i),
         'migration_uri = "%s"' % host_uri(i),
+        # QEMU runs as libvirt-qemu and libvirt does not chown (dynamic_ownership = 0): the
+        # fw_cfg file that carries each vRGW's proxy secret is given to that user (still 0600).
+        'secret_file_owner = "libvirt-qemu"',
         # The peers this host's libvirt may be sent to: the testbed's other hosts, no one else.
         'migration_peers = [%s]' % ", ".join('"%s"' % host_uri(j) for j in range(1, MAX_HOSTS + 1) if j != i),
         'domain_type = "%s"' % ("kvm" if kvm_usable() else "qemu"),
