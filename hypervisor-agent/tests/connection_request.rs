@@ -92,3 +92,42 @@ mod base64_free {
         out
     }
 }
+
+/// The connection-request listener under a flood: 10,000 connections that never send a byte and
+/// a client that trickles its request head a byte a second; the ACS's connection request is
+/// still answered, and the trickler is cut off unanswered.
+#[test]
+fn a_connection_request_is_answered_through_a_flood() {
+    use http_shell::{flood, raise_nofile};
+    const IDLE: usize = 10_000;
+    const HEAD: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    let in_time = std::time::Duration::from_secs(10);
+    let want = IDLE as u64 + 1_000;
+    assert!(raise_nofile(want).expect("RLIMIT_NOFILE") >= want, "too few file descriptors for the flood");
+    let dir = TempDir::new("hv-cr-flood");
+    let prefix = format!("hf{}", std::process::id() % 1000);
+    let _bridges = Bridges(prefix.clone());
+    let nowhere = "127.0.0.1:9".parse().expect("address");
+    agent_config(&dir, "host-cr-flood", nowhere, &prefix, "10.246.0.0/16", "");
+    let agent = start_agent(AGENT_BIN, &dir);
+    let addr = agent.addr("cr");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let http = Http::new();
+        let url = format!("http://{addr}/");
+        let trickler = flood::trickle(addr, HEAD);
+        let _idle = flood::idle(addr, IDLE).await.expect("the flood");
+        let first =
+            tokio::time::timeout(in_time, http.send(Method::GET, &url, &[], "")).await.expect("a challenge in time");
+        assert_eq!(first.status, 401);
+        let challenge = first.header("www-authenticate").expect("a challenge").to_string();
+        let right = cwmp::auth::answer(&challenge, "GET", "/", "acs", CR_PASSWORD, "f1").expect("digest");
+        let r = tokio::time::timeout(in_time, http.send(Method::GET, &url, &[("authorization", &right)], ""))
+            .await
+            .expect("an answer in time");
+        assert_eq!(r.status, 200, "the connection request through the flood");
+        let t = tokio::time::timeout(in_time, trickler).await.expect("the trickler cut off in time").expect("join");
+        let t = t.expect("the trickler's connection");
+        assert!(t.answer.is_empty() && t.sent < HEAD.len(), "{t:?}");
+    });
+}
