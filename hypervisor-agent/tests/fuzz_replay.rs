@@ -67,6 +67,7 @@ fn spec(slot: u32) -> DomainSpec {
         wan: nic("vrgw-wan", &format!("02:01:00:00:{slot:02x}:02")),
         mgmt_address: format!("10.99.0.{}/24", 4 + slot),
         secret: "00112233445566778899aabbccddeeff".into(),
+        secret_file: format!("/var/lib/vrgw/secrets/vrgw-{slot}"),
         owner: Owner { agent: "host-a".into(), slot },
         tb_cache_mib: Some(16),
         console_log: Some(format!("/var/log/libvirt/qemu/vrgw-{slot}.console.log")),
