@@ -18,6 +18,7 @@ use crate::rpc::download::*;
 use crate::rpc::du_state_change_complete::*;
 use crate::rpc::factory_reset::*;
 use crate::rpc::get_all_queued_transfers::*;
+use crate::rpc::get_options::*;
 use crate::rpc::get_parameter_attributes::*;
 use crate::rpc::get_parameter_names::*;
 use crate::rpc::get_parameter_values::*;
@@ -31,6 +32,7 @@ use crate::rpc::schedule_download::*;
 use crate::rpc::schedule_inform::*;
 use crate::rpc::set_parameter_attributes::*;
 use crate::rpc::set_parameter_values::*;
+use crate::rpc::set_vouchers::*;
 use crate::rpc::transfer_complete::*;
 use crate::rpc::upload::*;
 
@@ -131,6 +133,10 @@ bodies!(
     GetAllQueuedTransfersResponse,
     ChangeDUState,
     ChangeDUStateResponse,
+    GetOptions,
+    GetOptionsResponse,
+    SetVouchers,
+    SetVouchersResponse,
     Inform,
     InformResponse,
     TransferComplete,

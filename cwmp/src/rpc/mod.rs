@@ -44,6 +44,7 @@ pub mod download;
 pub mod du_state_change_complete;
 pub mod factory_reset;
 pub mod get_all_queued_transfers;
+pub mod get_options;
 pub mod get_parameter_attributes;
 pub mod get_parameter_names;
 pub mod get_parameter_values;
@@ -57,6 +58,7 @@ pub mod schedule_download;
 pub mod schedule_inform;
 pub mod set_parameter_attributes;
 pub mod set_parameter_values;
+pub mod set_vouchers;
 pub mod transfer_complete;
 pub mod upload;
 

@@ -227,6 +227,31 @@ pub fn bodies() -> Vec<Body> {
             command_key: "du-1".into(),
         }),
         Body::ChangeDUStateResponse(ChangeDUStateResponse {}),
+        Body::GetOptions(GetOptions { option_name: String::new() }),
+        Body::GetOptionsResponse(GetOptionsResponse {
+            option_list: vec![
+                OptionInfo {
+                    option_name: "X_VRGW-ORG_Turbo".into(),
+                    voucher_sn: 7,
+                    state: 3,
+                    mode: 1,
+                    start_date: DateTime::from_unix(1_795_302_000),
+                    expiration_date: Some(DateTime::from_unix(1_826_838_000)),
+                    is_transferable: false,
+                },
+                OptionInfo {
+                    option_name: "X_VRGW-ORG_Extra".into(),
+                    voucher_sn: 8,
+                    state: 0,
+                    mode: 2,
+                    start_date: DateTime::from_unix(1_795_302_000),
+                    expiration_date: None,
+                    is_transferable: true,
+                },
+            ],
+        }),
+        Body::SetVouchers(SetVouchers { voucher_list: vec!["PFZvdWNoZXIvPg==".into()] }),
+        Body::SetVouchersResponse(SetVouchersResponse {}),
         Body::Inform(inform(5)),
         Body::InformResponse(InformResponse { max_envelopes: 1 }),
         Body::TransferComplete(TransferComplete {
