@@ -5,8 +5,9 @@ use serde::Serialize;
 use crate::error::{DecodeError, DecodeErrorKind};
 use crate::fault::Fault;
 use crate::ns::{CwmpNs, SOAP_ENC, SOAP_ENV, XSD, XSI};
+use crate::quirk::{QuirkKind, Quirks};
 use crate::rpc::Rpc;
-use crate::xml::{to_utf8, Doc, El, Limits, Ns, Writer};
+use crate::xml::{to_utf8, to_utf8_lossy, Doc, El, Limits, Ns, Writer};
 
 use crate::rpc::add_object::*;
 use crate::rpc::autonomous_du_state_change_complete::*;
@@ -180,6 +181,15 @@ impl Body {
     }
 }
 
+/// A message read by [`Envelope::decode_lenient`] and the deviations it was read through.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decoded {
+    /// The message.
+    pub envelope: Envelope,
+    /// What in it CWMP does not allow, and how it was read (empty for a clean message).
+    pub quirks: Quirks,
+}
+
 /// A whole CWMP SOAP message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Envelope {
@@ -197,23 +207,60 @@ impl Envelope {
         Envelope { ns, header: Header { id, ..Header::default() }, body }
     }
 
-    /// Decodes a message received from a peer. Never panics; errors say what and where.
+    /// Decodes a message received from a peer, strictly: what CWMP does not allow is refused
+    /// (the CPE side reads the ACS with this). Never panics; errors say what and where.
+    ///
+    /// Strict is not pedantic: namespaces are matched by URI whatever the prefix (`SOAP-ENV`,
+    /// `soapenv`, a default namespace), elements below the method by local name, white space
+    /// around numbers and booleans is dropped (`xsd` collapses it), CR LF is read as LF, and a
+    /// Value without `xsi:type` is a string, as they were before [`Envelope::decode_lenient`].
     pub fn decode(input: &[u8], limits: &Limits) -> Result<Envelope, DecodeError> {
+        Self::check_size(input, limits)?;
+        let text = to_utf8(input)?;
+        let doc = Doc::parse(&text, limits, false).map_err(|e| e.locate(&text))?;
+        Self::from_doc(&doc).map_err(|e| e.locate(&text))
+    }
+
+    /// Decodes a message a CPE sent, leniently (the ACS reads CPEs with this): deviations real
+    /// CPEs are known for are read into the message and reported, each with the text as sent
+    /// (see [`crate::quirk`] for what is accepted and what is still refused). The limits are the
+    /// same as [`Envelope::decode`]'s, and a message [`Envelope::decode`] accepts decodes to the
+    /// same value here. Whatever decodes re-encodes strictly.
+    pub fn decode_lenient(input: &[u8], limits: &Limits) -> Result<Decoded, DecodeError> {
+        Self::check_size(input, limits)?;
+        let (text, replaced) = to_utf8_lossy(input)?;
+        let doc = Doc::parse(&text, limits, true).map_err(|e| e.locate(&text))?;
+        if let Some(r) = replaced {
+            doc.quirk(
+                QuirkKind::InvalidText { sequences: r.sequences },
+                doc.element_before(r.offset),
+                &r.raw,
+                r.offset,
+            );
+        }
+        let envelope = Self::from_doc(&doc).map_err(|e| e.locate(&text))?;
+        let mut quirks = doc.take_quirks();
+        quirks.locate(&text);
+        Ok(Decoded { envelope, quirks })
+    }
+
+    fn check_size(input: &[u8], limits: &Limits) -> Result<(), DecodeError> {
         if input.len() > limits.max_body {
             return Err(DecodeError::at(
                 DecodeErrorKind::TooLarge { size: input.len(), limit: limits.max_body },
                 limits.max_body,
             ));
         }
-        let text = to_utf8(input)?;
-        let doc = Doc::parse(&text, limits).map_err(|e| e.locate(&text))?;
-        Self::from_doc(&doc).map_err(|e| e.locate(&text))
+        Ok(())
     }
 
     fn from_doc(doc: &Doc<'_>) -> Result<Envelope, DecodeError> {
         let root = doc.root();
         if root.name() != "Envelope" || !matches!(root.ns(), Ns::SoapEnv | Ns::Other) {
             return Err(DecodeError::at(DecodeErrorKind::NotAnEnvelope, root.offset()));
+        }
+        if root.ns() == Ns::Other {
+            root.quirk(QuirkKind::EnvelopeNamespace, "");
         }
         let mut header = Header::default();
         let mut ns = None;
@@ -245,8 +292,15 @@ impl Envelope {
         let body = if msg.name() == "Fault" && !matches!(msg.ns(), Ns::Cwmp(_)) {
             Body::Fault(Fault::decode(msg)?)
         } else {
-            Body::decode_method(msg)?
+            let body = Body::decode_method(msg)?;
+            if !matches!(msg.ns(), Ns::Cwmp(_)) {
+                msg.quirk(QuirkKind::NoCwmpNamespace, msg.name());
+            }
+            body
         };
+        if header.id.is_none() {
+            root.quirk(QuirkKind::NoId, "");
+        }
         Ok(Envelope { ns: ns.unwrap_or(CwmpNs::V1_0), header, body })
     }
 

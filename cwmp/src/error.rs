@@ -123,6 +123,17 @@ pub enum DecodeErrorKind {
     },
 }
 
+/// Line and column (from 1, columns in characters) of a byte offset into `input`.
+pub(crate) fn line_column(input: &str, offset: usize) -> (usize, usize) {
+    let mut end = offset.min(input.len());
+    while !input.is_char_boundary(end) {
+        end -= 1;
+    }
+    let before = &input[..end];
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (before.matches('\n').count() + 1, before[line_start..].chars().count() + 1)
+}
+
 /// A decode error with its position in the input (byte offset, and line and column from 1).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{kind} (line {line}, column {column})")]
@@ -144,14 +155,7 @@ impl DecodeError {
 
     /// Fills in line and column from the input the offset points into.
     pub(crate) fn locate(mut self, input: &str) -> Self {
-        let mut end = self.offset.min(input.len());
-        while !input.is_char_boundary(end) {
-            end -= 1;
-        }
-        let before = &input[..end];
-        self.line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        self.column = before[line_start..].chars().count() + 1;
+        (self.line, self.column) = line_column(input, self.offset);
         self
     }
 

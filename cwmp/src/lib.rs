@@ -1,7 +1,9 @@
 //! CWMP (TR-069) 1.0 to 1.4: typed messages, a tolerant SOAP codec, and sans-IO session logic.
 //!
 //! # Layout
-//! - [`envelope`]: [`Envelope`], [`Header`], [`Body`]; `Envelope::decode` and `Envelope::encode`.
+//! - [`envelope`]: [`Envelope`], [`Header`], [`Body`]; `Envelope::decode` (strict),
+//!   `Envelope::decode_lenient` (the ACS reading CPEs: known deviations read and reported as
+//!   [`quirk`]s) and `Envelope::encode` (always strict).
 //! - [`rpc`]: one module per method, the request and its response (`rpc::inform`, ...).
 //! - [`types`]: argument structures shared by several methods; [`value`]: typed values.
 //! - [`fault`]: fault codes and the SOAP Fault; [`error`]: decode errors and the fault they map to.
@@ -10,7 +12,9 @@
 //!
 //! # I/O contract
 //! Nothing here opens a socket or reads a clock. A host program:
-//! 1. receives an HTTP body and calls [`Envelope::decode`] (an empty body is the empty POST);
+//! 1. receives an HTTP body and calls [`Envelope::decode`] (a CPE reading its ACS) or
+//!    [`Envelope::decode_lenient`] (an ACS reading a CPE; [`AcsSession`](session::AcsSession)
+//!    does, and hands the [`Quirks`] to `take_quirks`); an empty body is the empty POST;
 //! 2. feeds the envelope and the current time to a [`session::CpeSession`] or
 //!    [`session::AcsSession`];
 //! 3. asks the session what to send (`poll_transmit`), what to run locally (`poll_request`), and
@@ -23,16 +27,18 @@ pub mod fault;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod ns;
+pub mod quirk;
 pub mod rpc;
 pub mod session;
 pub mod types;
 pub mod value;
 mod xml;
 
-pub use envelope::{Body, Envelope, Header};
+pub use envelope::{Body, Decoded, Envelope, Header};
 pub use error::{DecodeError, DecodeErrorKind, Role};
 pub use fault::{Fault, FaultCode, ParameterFault};
 pub use ns::{negotiate, CwmpNs, CwmpVersion};
+pub use quirk::{Quirk, QuirkKind, Quirks};
 pub use types::*;
 pub use value::{DateTime, Value, ValueError, XsdType};
 pub use xml::{name_segments, Limits, MAX_ITEMS, MAX_NAME_BYTES, MAX_NAME_SEGMENTS};

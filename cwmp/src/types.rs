@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use crate::error::DecodeError;
+use crate::quirk::QuirkKind;
 use crate::value::{DateTime, Value, XsdType};
 use crate::xml::{El, Writer};
 use crate::FaultCode;
@@ -131,10 +132,40 @@ impl ParameterValue {
     }
     pub(crate) fn decode(el: El<'_, '_>) -> Result<Self, DecodeError> {
         let name = el.path("Name")?;
-        let v = el.req("Value")?;
-        let value = match v.xsi_type().and_then(XsdType::from_local) {
-            Some(ty) => Value::parse(ty, v.raw_text()).map_err(|_| v.invalid(ty.qname()))?,
-            None => Value::String(v.raw_text().to_string()),
+        let v = match el.req("Value") {
+            Ok(v) => v,
+            Err(_) if el.lenient() => {
+                el.quirk(QuirkKind::MissingValue, &name);
+                return Ok(ParameterValue { name, value: Value::String(String::new()) });
+            }
+            Err(e) => return Err(e),
+        };
+        let raw = v.raw_text();
+        let value = match v.xsi_type() {
+            None => {
+                v.quirk(QuirkKind::UntypedValue, raw);
+                Value::String(raw.to_string())
+            }
+            Some(t) => match XsdType::from_local(t) {
+                None => {
+                    v.quirk(QuirkKind::UnknownType { declared: t.to_string() }, raw);
+                    Value::String(raw.to_string())
+                }
+                Some(ty) => match Value::parse(ty, raw) {
+                    Ok(value) => value,
+                    Err(_) if !v.lenient() => return Err(v.invalid(ty.qname())),
+                    Err(_) => match crate::xml::parse_bool_any_case(raw.trim()).filter(|_| ty == XsdType::Boolean) {
+                        Some(b) => {
+                            v.quirk(QuirkKind::BooleanCase, raw);
+                            Value::Boolean(b)
+                        }
+                        None => {
+                            v.quirk(QuirkKind::ValueNotOfType { declared: ty }, raw);
+                            Value::String(raw.to_string())
+                        }
+                    },
+                },
+            },
         };
         Ok(ParameterValue { name, value })
     }

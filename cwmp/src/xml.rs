@@ -5,12 +5,15 @@
 //! message modules walk that tree through [`El`]. Encoding appends to a [`Writer`].
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 
 use quick_xml::events::Event;
 use quick_xml::Reader;
 
 use crate::error::{DecodeError, DecodeErrorKind};
 use crate::ns::{self, CwmpNs};
+use crate::quirk::{QuirkKind, Quirks};
+use crate::value::DateTime;
 
 /// Longest parameter or object name accepted from a peer, in bytes (the default of
 /// [`Limits::max_name_bytes`]). TR-069 gives names 256 characters; our longest generated path,
@@ -154,6 +157,8 @@ pub(crate) struct Node<'a> {
     pub xsi_type: Option<&'a str>,
     /// Value of `soap-env:mustUnderstand`, if present.
     pub must_understand: Option<&'a str>,
+    /// Value of `soap-enc:arrayType`, if present.
+    pub array_type: Option<&'a str>,
     pub offset: usize,
     first_child: u32,
     last_child: u32,
@@ -161,17 +166,71 @@ pub(crate) struct Node<'a> {
 }
 
 /// A parsed document: elements in document order, the root at index 0, and the limits it was
-/// parsed with (names are checked against them as the messages are read).
+/// parsed with (names are checked against them as the messages are read). A lenient document
+/// reads known CPE deviations and records them in `quirks` instead of refusing them.
 #[derive(Debug)]
 pub(crate) struct Doc<'a> {
     nodes: Vec<Node<'a>>,
     limits: Limits,
+    lenient: bool,
+    quirks: RefCell<Quirks>,
 }
 
 /// Finds `part` inside `input` (it must be a sub-slice) and returns it with the input's lifetime.
 fn reslice<'a>(input: &'a str, part: &[u8]) -> Option<&'a str> {
     let start = (part.as_ptr() as usize).checked_sub(input.as_ptr() as usize)?;
     input.get(start..start.checked_add(part.len())?)
+}
+
+/// Where lenient decoding replaced invalid bytes: the first one's offset, the invalid sequences
+/// replaced, and the bytes around the first one (escaped).
+pub(crate) struct Replaced {
+    pub offset: usize,
+    pub sequences: usize,
+    pub raw: String,
+}
+
+/// Like [`to_utf8`], but bytes invalid in the charset become U+FFFD instead of an error.
+pub(crate) fn to_utf8_lossy(input: &[u8]) -> Result<(Cow<'_, str>, Option<Replaced>), DecodeError> {
+    match to_utf8(input) {
+        Ok(text) => Ok((text, None)),
+        Err(e) if e.kind != DecodeErrorKind::InvalidUtf8 => Err(e),
+        Err(_) => {
+            let (enc, body) = match encoding_rs::Encoding::for_bom(input) {
+                Some((enc, bom_len)) => (enc, &input[bom_len..]),
+                None => {
+                    let enc = declared_encoding(input)
+                        .and_then(|l| encoding_rs::Encoding::for_label(l.as_bytes()))
+                        .unwrap_or(encoding_rs::UTF_8);
+                    (enc, input)
+                }
+            };
+            if enc != encoding_rs::UTF_8 {
+                let (text, _) = enc.decode_without_bom_handling(body);
+                let sequences = text.matches('\u{FFFD}').count().max(1);
+                let offset = text.find('\u{FFFD}').unwrap_or(0);
+                let raw = format!("undecodable in {}", enc.name());
+                return Ok((Cow::Owned(text.into_owned()), Some(Replaced { offset, sequences, raw })));
+            }
+            let mut sequences = 0;
+            let mut first = None;
+            let mut pos = 0;
+            for chunk in body.utf8_chunks() {
+                pos += chunk.valid().len();
+                if !chunk.invalid().is_empty() {
+                    sequences += 1;
+                    first.get_or_insert(pos);
+                }
+                pos += chunk.invalid().len();
+            }
+            let at = first.unwrap_or(0);
+            let around = &body[at.saturating_sub(16)..(at + 16).min(body.len())];
+            let raw = around.escape_ascii().to_string();
+            let text = String::from_utf8_lossy(body).into_owned();
+            // Offsets count in the text, which starts after a BOM.
+            Ok((Cow::Owned(text), Some(Replaced { offset: at, sequences, raw })))
+        }
+    }
 }
 
 /// Turns raw bytes into UTF-8 text: strips a BOM, follows a UTF-16 BOM or the prolog's charset.
@@ -243,6 +302,15 @@ fn char_ref(name: &str) -> Option<char> {
     char::from_u32(code)
 }
 
+/// XML 1.0 section 2.11: a CR LF pair and a lone CR in character data are read as LF (a CR sent
+/// as `&#13;` stays a CR).
+fn normalize_newlines(piece: &str) -> Cow<'_, str> {
+    if !piece.contains('\r') {
+        return Cow::Borrowed(piece);
+    }
+    Cow::Owned(piece.replace("\r\n", "\n").replace('\r', "\n"))
+}
+
 fn push_text<'a>(text: &mut Cow<'a, str>, piece: Cow<'a, str>) {
     if text.is_empty() {
         *text = piece;
@@ -253,7 +321,8 @@ fn push_text<'a>(text: &mut Cow<'a, str>, piece: Cow<'a, str>) {
 
 impl<'a> Doc<'a> {
     /// Parses `input` into an element tree. `input` must already be UTF-8 (see [`to_utf8`]).
-    pub fn parse(input: &'a str, limits: &Limits) -> Result<Doc<'a>, DecodeError> {
+    /// `lenient`: the messages read from it accept known CPE deviations (see [`crate::quirk`]).
+    pub fn parse(input: &'a str, limits: &Limits, lenient: bool) -> Result<Doc<'a>, DecodeError> {
         let mut reader = Reader::from_str(input);
         let cfg = reader.config_mut();
         cfg.trim_text(false);
@@ -302,6 +371,7 @@ impl<'a> Doc<'a> {
                     let name = reslice(input, local).ok_or_else(syntax)?;
                     let mut xsi_type = None;
                     let mut must_understand = None;
+                    let mut array_type = None;
                     if !start.attributes_raw().iter().all(u8::is_ascii_whitespace) {
                         for attr in start.attributes().with_checks(false) {
                             let attr =
@@ -321,6 +391,7 @@ impl<'a> Doc<'a> {
                                 must_understand = value.map(str::trim);
                             } else if !apfx.is_empty() && alocal == b"arrayType" {
                                 let declared = value.unwrap_or("");
+                                array_type = value;
                                 if declared_len(declared).is_some_and(|n| n > limits.max_items as u64) {
                                     return Err(DecodeError::at(
                                         DecodeErrorKind::ArrayTooLarge {
@@ -342,6 +413,7 @@ impl<'a> Doc<'a> {
                         text: Cow::Borrowed(""),
                         xsi_type,
                         must_understand,
+                        array_type,
                         offset,
                         first_child: NONE,
                         last_child: NONE,
@@ -369,7 +441,7 @@ impl<'a> Doc<'a> {
                 Event::Text(t) => {
                     if let Some(&(cur, _)) = stack.last() {
                         let piece = reslice(input, &t)
-                            .map(Cow::Borrowed)
+                            .map(normalize_newlines)
                             .ok_or_else(|| DecodeError::at(DecodeErrorKind::Syntax("text".into()), offset))?;
                         push_text(&mut nodes[cur as usize].text, piece);
                     } else if !t.iter().all(u8::is_ascii_whitespace) {
@@ -382,7 +454,7 @@ impl<'a> Doc<'a> {
                 Event::CData(t) => {
                     if let Some(&(cur, _)) = stack.last() {
                         let piece = reslice(input, &t)
-                            .map(Cow::Borrowed)
+                            .map(normalize_newlines)
                             .ok_or_else(|| DecodeError::at(DecodeErrorKind::Syntax("CDATA".into()), offset))?;
                         push_text(&mut nodes[cur as usize].text, piece);
                     }
@@ -410,7 +482,25 @@ impl<'a> Doc<'a> {
         if nodes.is_empty() {
             return Err(DecodeError::at(DecodeErrorKind::NotAnEnvelope, 0));
         }
-        Ok(Doc { nodes, limits: *limits })
+        Ok(Doc { nodes, limits: *limits, lenient, quirks: RefCell::new(Quirks::default()) })
+    }
+
+    /// Records a deviation (lenient documents only).
+    pub fn quirk(&self, kind: QuirkKind, element: &str, raw: &str, offset: usize) {
+        if self.lenient {
+            self.quirks.borrow_mut().push(kind, element, raw, offset);
+        }
+    }
+
+    /// The deviations recorded while reading.
+    pub fn take_quirks(&self) -> Quirks {
+        self.quirks.take()
+    }
+
+    /// Name of the element whose start tag is the last one before `offset`.
+    pub fn element_before(&self, offset: usize) -> &'a str {
+        let i = self.nodes.partition_point(|n| n.offset < offset);
+        self.nodes[i.saturating_sub(1)].name
     }
 
     pub fn len(&self) -> usize {
@@ -444,6 +534,14 @@ impl<'d, 'a> El<'d, 'a> {
     }
     pub fn xsi_type(&self) -> Option<&'a str> {
         self.node().xsi_type
+    }
+    /// Whether this element's document is read leniently.
+    pub fn lenient(&self) -> bool {
+        self.doc.lenient
+    }
+    /// Records a deviation found in this element (lenient documents only).
+    pub fn quirk(&self, kind: QuirkKind, raw: &str) {
+        self.doc.quirk(kind, self.name(), raw, self.offset());
     }
     pub fn must_understand(&self) -> bool {
         matches!(self.node().must_understand, Some("1") | Some("true"))
@@ -492,7 +590,16 @@ impl<'d, 'a> El<'d, 'a> {
         self.text().parse().map_err(|_| self.invalid("int"))
     }
     pub fn as_bool(&self) -> Result<bool, DecodeError> {
-        parse_bool(self.text()).ok_or_else(|| self.invalid("boolean"))
+        if let Some(b) = parse_bool(self.text()) {
+            return Ok(b);
+        }
+        match parse_bool_any_case(self.text()).filter(|_| self.lenient()) {
+            Some(b) => {
+                self.quirk(QuirkKind::BooleanCase, self.raw_text());
+                Ok(b)
+            }
+            None => Err(self.invalid("boolean")),
+        }
     }
     pub fn u32(&self, name: &'static str) -> Result<u32, DecodeError> {
         self.req(name)?.as_u32()
@@ -503,9 +610,16 @@ impl<'d, 'a> El<'d, 'a> {
     pub fn bool(&self, name: &'static str) -> Result<bool, DecodeError> {
         self.req(name)?.as_bool()
     }
-    pub fn datetime(&self, name: &'static str) -> Result<crate::DateTime, DecodeError> {
+    pub fn datetime(&self, name: &'static str) -> Result<DateTime, DecodeError> {
         let e = self.req(name)?;
-        crate::DateTime::parse(e.text()).ok_or_else(|| e.invalid("dateTime"))
+        match DateTime::parse(e.text()) {
+            Some(d) => Ok(d),
+            None if e.lenient() => {
+                e.quirk(QuirkKind::InvalidDateTime, e.raw_text());
+                Ok(DateTime::unknown())
+            }
+            None => Err(e.invalid("dateTime")),
+        }
     }
     /// Checks `text`, a name sent in this element, against the document's name limits.
     fn checked_name(&self, text: &str) -> Result<String, DecodeError> {
@@ -552,7 +666,14 @@ impl<'d, 'a> El<'d, 'a> {
         name: &'static str,
         f: impl Fn(El<'d, 'a>) -> Result<T, DecodeError>,
     ) -> Result<Vec<T>, DecodeError> {
-        self.req(name)?.children().map(f).collect()
+        let array = self.req(name)?;
+        let items = array.children().map(f).collect::<Result<Vec<T>, DecodeError>>()?;
+        if let Some(array_type) = array.node().array_type.filter(|_| array.lenient()) {
+            if let Some(declared) = declared_len(array_type).filter(|n| *n != items.len() as u64) {
+                array.quirk(QuirkKind::ArrayCount { declared, sent: items.len() }, array_type);
+            }
+        }
+        Ok(items)
     }
     /// Strings of a SOAP array of `xsd:string`.
     pub fn string_list(&self, name: &'static str) -> Result<Vec<String>, DecodeError> {
@@ -565,6 +686,17 @@ pub(crate) fn parse_bool(s: &str) -> Option<bool> {
         "true" | "1" => Some(true),
         "false" | "0" => Some(false),
         _ => None,
+    }
+}
+
+/// `true` and `false` in any case (`True`, `FALSE`), which some CPEs send.
+pub(crate) fn parse_bool_any_case(s: &str) -> Option<bool> {
+    if s.eq_ignore_ascii_case("true") {
+        Some(true)
+    } else if s.eq_ignore_ascii_case("false") {
+        Some(false)
+    } else {
+        None
     }
 }
 

@@ -1,6 +1,7 @@
 //! Replays the fuzz seed corpus and a bounded, deterministic set of mutations of it through the
-//! decoder: no input may panic, and whatever decodes must survive a re-encode (the same property
-//! the cargo-fuzz target `decode` checks).
+//! strict and lenient decoders: no input may panic, whatever decodes must survive a re-encode,
+//! and what decodes strictly decodes leniently to the same value (the properties the cargo-fuzz
+//! target `decode` checks). The `quirk-*` seeds are real CPE deviations.
 
 use std::path::Path;
 
@@ -87,6 +88,55 @@ fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
 fn corpus_decodes_and_round_trips() {
     for seed in corpus() {
         assert!(cwmp::fuzzing::check_decode(&seed), "seed does not decode:\n{}", String::from_utf8_lossy(&seed));
+    }
+}
+
+#[test]
+fn quirk_seeds_decode_leniently_with_the_quirk_they_hold() {
+    use cwmp::QuirkKind as K;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/decode");
+    // Seed, whether the strict decoder reads it too, and the quirks the lenient one reports.
+    type Expect = &'static [fn(&K) -> bool];
+    let table: &[(&str, bool, Expect)] = &[
+        ("quirk-array-count-long.xml", true, &[|k| matches!(k, K::ArrayCount { declared: 3, sent: 4 })]),
+        ("quirk-array-count-short.xml", true, &[|k| matches!(k, K::ArrayCount { declared: 3, sent: 2 })]),
+        ("quirk-boolean-case.xml", false, &[|k| *k == K::BooleanCase, |k| *k == K::BooleanCase]),
+        ("quirk-current-time-empty.xml", false, &[|k| *k == K::InvalidDateTime]),
+        ("quirk-current-time-invalid.xml", false, &[|k| *k == K::InvalidDateTime]),
+        ("quirk-default-namespace.xml", true, &[]),
+        ("quirk-gpn-writable-case.xml", false, &[|k| *k == K::BooleanCase, |k| *k == K::BooleanCase]),
+        ("quirk-invalid-utf8-bom.xml", false, &[|k| *k == K::InvalidText { sequences: 2 }]),
+        ("quirk-invalid-utf8.xml", false, &[|k| *k == K::InvalidText { sequences: 1 }]),
+        ("quirk-missing-value.xml", false, &[|k| *k == K::MissingValue]),
+        ("quirk-no-header.xml", true, &[|k| *k == K::NoId]),
+        ("quirk-padded-values.xml", true, &[]),
+        ("quirk-soap12-namespace.xml", true, &[|k| *k == K::EnvelopeNamespace]),
+        ("quirk-soapenv-prefix-crlf.xml", true, &[]),
+        ("quirk-transfer-complete-times.xml", false, &[|k| *k == K::InvalidDateTime, |k| *k == K::InvalidDateTime]),
+        (
+            "quirk-value-not-of-type.xml",
+            false,
+            &[|k| matches!(k, K::ValueNotOfType { .. }), |k| matches!(k, K::ValueNotOfType { .. })],
+        ),
+        ("quirk-xsi-type.xml", true, &[|k| *k == K::UntypedValue, |k| matches!(k, K::UnknownType { .. })]),
+    ];
+    let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("quirk-"))
+        .collect();
+    on_disk.sort();
+    assert_eq!(on_disk, table.iter().map(|(n, ..)| n.to_string()).collect::<Vec<_>>(), "every quirk seed is listed");
+    for (name, strict_ok, want) in table {
+        let bytes = std::fs::read(dir.join(name)).expect("seed");
+        let limits = cwmp::Limits::default();
+        assert_eq!(cwmp::Envelope::decode(&bytes, &limits).is_ok(), *strict_ok, "{name}: strict");
+        let d = cwmp::Envelope::decode_lenient(&bytes, &limits).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(d.quirks.list.len(), want.len(), "{name}: {:?}", d.quirks);
+        for (q, ok) in d.quirks.list.iter().zip(want.iter()) {
+            assert!(ok(&q.kind), "{name}: {q}");
+        }
     }
 }
 

@@ -220,7 +220,7 @@ fn cpe_answers_unknown_and_malformed_requests_with_faults() {
         Envelope::new(CwmpNs::V1_2, Some("cpe-1".into()), Body::InformResponse(InformResponse { max_envelopes: 1 }));
     cpe.handle_response(200, resp.encode().as_bytes(), now);
     assert_eq!(cpe.poll_transmit(), Some(Transmit::Empty));
-    let unknown = r#"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:cwmp="urn:dslforum-org:cwmp-1-2"><soap:Body><cwmp:SetVouchers/></soap:Body></soap:Envelope>"#;
+    let unknown = r#"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:cwmp="urn:dslforum-org:cwmp-1-2"><soap:Body><cwmp:Frobnicate/></soap:Body></soap:Envelope>"#;
     cpe.handle_response(200, unknown.as_bytes(), now);
     let Some(Transmit::Envelope(fault)) = cpe.poll_transmit() else { panic!("no fault sent") };
     let env = Envelope::decode(fault.as_bytes(), &Limits::default()).expect("fault decodes");

@@ -1,4 +1,5 @@
-//! Fuzz target: CWMP envelope decoding, with re-encode round trip (`cargo +nightly fuzz run decode`).
+//! Fuzz target: CWMP envelope decoding, strict and lenient (the ACS reading CPE quirks), with
+//! re-encode round trips and lenient-reads-strict-alike (`cargo +nightly fuzz run decode`).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -13,7 +13,7 @@ use crate::rpc::get_rpc_methods::GetRPCMethodsResponse;
 use crate::{
     negotiate, AutonomousDUStateChangeCompleteResponse, AutonomousTransferCompleteResponse, Body, CwmpVersion,
     DUStateChangeCompleteResponse, Envelope, Fault, FaultCode, Header, Inform, InformResponse, KickedResponse, Limits,
-    RequestDownloadResponse, Role, TransferCompleteResponse,
+    Quirks, RequestDownloadResponse, Role, TransferCompleteResponse,
 };
 
 /// What the ACS session needs to know.
@@ -29,6 +29,10 @@ pub struct AcsConfig {
     pub hold_requests: bool,
     /// Where a Kicked CPE's browser goes next.
     pub kicked_next_url: String,
+    /// Read the CPE's messages with [`Envelope::decode_lenient`] (the default): known CPE
+    /// deviations are accepted and reported by [`AcsSession::take_quirks`]. `false` reads them
+    /// with the strict [`Envelope::decode`].
+    pub lenient: bool,
 }
 
 impl Default for AcsConfig {
@@ -39,6 +43,7 @@ impl Default for AcsConfig {
             limits: Limits::default(),
             hold_requests: false,
             kicked_next_url: String::new(),
+            lenient: true,
         }
     }
 }
@@ -108,6 +113,7 @@ pub struct AcsSession {
     reply: Option<Reply>,
     events: VecDeque<AcsEvent>,
     deadline: Option<Instant>,
+    quirks: Quirks,
 }
 
 impl AcsSession {
@@ -123,6 +129,7 @@ impl AcsSession {
             reply: None,
             events: VecDeque::new(),
             deadline,
+            quirks: Quirks::default(),
         }
     }
 
@@ -144,6 +151,13 @@ impl AcsSession {
     /// Requests queued and not yet sent.
     pub fn queued(&self) -> usize {
         self.queue.len()
+    }
+
+    /// The deviations from CWMP the last message fed to [`AcsSession::handle_post`] was read
+    /// through (empty for a clean message; see [`crate::quirk`]). The host logs them: the
+    /// message itself was accepted.
+    pub fn take_quirks(&mut self) -> Quirks {
+        std::mem::take(&mut self.quirks)
     }
 
     /// The next event for the host.
@@ -182,11 +196,20 @@ impl AcsSession {
             return;
         }
         self.deadline = Some(now + self.config.session_timeout);
+        self.quirks = Quirks::default();
         let empty = body.iter().all(u8::is_ascii_whitespace);
         let env = if empty {
             None
         } else {
-            match Envelope::decode(body, &self.config.limits) {
+            let decoded = if self.config.lenient {
+                Envelope::decode_lenient(body, &self.config.limits).map(|d| {
+                    self.quirks = d.quirks;
+                    d.envelope
+                })
+            } else {
+                Envelope::decode(body, &self.config.limits)
+            };
+            match decoded {
                 Ok(env) => Some(env),
                 Err(err) => {
                     let fault = Fault::with_string(err.fault_code(Role::Acs), err.to_string());
