@@ -42,6 +42,27 @@ pub const REALM: &str = "vrgw-acs";
 /// device's own, random).
 pub const CR_USERNAME: &str = "acs";
 
+/// Logs what a CPE's message held that CWMP does not allow but the ACS read anyway: one line per
+/// kind, with how many and the first occurrence (a CPE that never types its values would
+/// otherwise fill the log with a line per value). Raw text is a CPE's, escaped.
+fn log_quirks(device: Option<&str>, q: cwmp::Quirks) {
+    let mut kinds: Vec<(std::mem::Discriminant<cwmp::QuirkKind>, usize, &cwmp::Quirk)> = Vec::new();
+    for quirk in &q.list {
+        let d = std::mem::discriminant(&quirk.kind);
+        match kinds.iter_mut().find(|(k, _, _)| *k == d) {
+            Some((_, n, _)) => *n += 1,
+            None => kinds.push((d, 1, quirk)),
+        }
+    }
+    for (_, n, first) in kinds {
+        tracing::warn!(device = ?device, count = n, first = %first.to_string().escape_debug(),
+            "accepted a CPE message CWMP does not allow");
+    }
+    if q.dropped > 0 {
+        tracing::warn!(device = ?device, more = q.dropped, "more of the message's irregularities not kept");
+    }
+}
+
 /// Connection-request credentials: (user name, password).
 type CrPair = (String, String);
 
@@ -500,6 +521,7 @@ impl Acs {
                 }
             }
         }
+        log_quirks(s.device.as_deref(), s.cwmp.take_quirks());
         self.schedule(&mut s);
         let reply = s.cwmp.poll_reply();
         let done = s.cwmp.is_done();
