@@ -56,7 +56,12 @@ pub enum TaskSpec {
     FactoryReset,
     /// Download a file from the ACS's file server.
     Download {
-        /// TR-069 file type (`1 Firmware Upgrade Image`, ...).
+        /// The uploaded file the task names alone, as GenieACS's UI and API reference do
+        /// (`{"name": "download", "file": "fw.bin"}`); `file_name` and `file_type` then come
+        /// from it (the NBI takes the type from the file's metadata when it queues the task).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        file: Option<String>,
+        /// TR-069 file type (`1 Firmware Upgrade Image`, ...); empty until taken from `file`.
         file_type: String,
         /// The file's name on the file server.
         file_name: String,
@@ -172,6 +177,32 @@ pub fn triple(t: &Json) -> Result<ParameterValue, BadTask> {
     Ok(ParameterValue::new(name, v))
 }
 
+/// A `download`: by `fileName` and `fileType`, or by the uploaded `file` alone.
+fn download(spec: &Json) -> Result<TaskSpec, BadTask> {
+    let optional = |field: &str| match spec.get(field) {
+        None | Some(Json::Null) => Ok(None),
+        Some(Json::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
+        Some(_) => Err(BadTask(format!("{field} must be a non-empty string"))),
+    };
+    let file = optional("file")?;
+    let file_name = match (optional("fileName")?, &file) {
+        (Some(n), _) => n,
+        (None, Some(f)) => f.clone(),
+        (None, None) => return Err(BadTask("a download needs fileName and fileType, or file".into())),
+    };
+    let file_type = match (optional("fileType")?, &file) {
+        (Some(t), _) => t,
+        (None, Some(_)) => String::new(),
+        (None, None) => return Err(BadTask("fileType is required (or file, naming an uploaded file)".into())),
+    };
+    let target_file_name = match spec.get("targetFileName") {
+        None | Some(Json::Null) => None,
+        Some(Json::String(s)) => Some(s.clone()),
+        Some(_) => return Err(BadTask("targetFileName must be a string".into())),
+    };
+    Ok(TaskSpec::Download { file, file_type, file_name, target_file_name })
+}
+
 /// `parameterValues` (absent: none).
 fn values(spec: &Json) -> Result<Vec<ParameterValue>, BadTask> {
     let Some(arr) = spec.get("parameterValues") else { return Ok(Vec::new()) };
@@ -185,7 +216,13 @@ impl TaskSpec {
     pub fn from_json(spec: &Json) -> Result<TaskSpec, BadTask> {
         let name = spec.get("name").and_then(Json::as_str).ok_or_else(|| BadTask("the task needs a name".into()))?;
         Ok(match name {
-            "getParameterValues" => TaskSpec::GetParameterValues { parameter_names: strings(spec, "parameterNames")? },
+            "getParameterValues" => {
+                let parameter_names = strings(spec, "parameterNames")?;
+                if parameter_names.is_empty() || parameter_names.iter().any(String::is_empty) {
+                    return Err(BadTask("parameterNames must name at least one parameter, none empty".into()));
+                }
+                TaskSpec::GetParameterValues { parameter_names }
+            }
             "setParameterValues" => {
                 let parameter_values = values(spec)?;
                 if parameter_values.is_empty() {
@@ -194,17 +231,19 @@ impl TaskSpec {
                 TaskSpec::SetParameterValues { parameter_values }
             }
             "refreshObject" => TaskSpec::RefreshObject { object_name: string(spec, "objectName")? },
-            "deleteObject" => TaskSpec::DeleteObject { object_name: string(spec, "objectName")? },
+            "deleteObject" => {
+                let object_name = string(spec, "objectName")?;
+                if object_name.is_empty() {
+                    return Err(BadTask("objectName must name an object".into()));
+                }
+                TaskSpec::DeleteObject { object_name }
+            }
             "addObject" => {
                 TaskSpec::AddObject { object_name: string(spec, "objectName")?, parameter_values: values(spec)? }
             }
             "reboot" => TaskSpec::Reboot,
             "factoryReset" => TaskSpec::FactoryReset,
-            "download" => TaskSpec::Download {
-                file_type: string(spec, "fileType")?,
-                file_name: string(spec, "fileName")?,
-                target_file_name: spec.get("targetFileName").and_then(Json::as_str).map(str::to_string),
-            },
+            "download" => download(spec)?,
             other => return Err(BadTask(format!("unknown task {other:?}"))),
         })
     }
@@ -315,7 +354,7 @@ impl Running {
             }
             TaskSpec::Reboot => Body::Reboot(Reboot { command_key: key }),
             TaskSpec::FactoryReset => Body::FactoryReset(FactoryReset {}),
-            TaskSpec::Download { file_type, file_name, target_file_name } => Body::Download(Download {
+            TaskSpec::Download { file_type, file_name, target_file_name, .. } => Body::Download(Download {
                 command_key: key,
                 file_type: file_type.clone(),
                 url: ctx.files.url(&task.device, file_name, ctx.now),
@@ -596,6 +635,7 @@ mod tests {
         let (_, body) = Running::start(task(TaskSpec::RefreshObject { object_name: "Device.WiFi".into() }), &ctx);
         assert_eq!(body, Body::GetParameterValues(GetParameterValues { parameter_names: vec!["Device.WiFi.".into()] }));
         let dl = TaskSpec::Download {
+            file: None,
             file_type: "1 Firmware Upgrade Image".into(),
             file_name: "fw.bin".into(),
             target_file_name: None,

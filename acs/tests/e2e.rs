@@ -95,18 +95,26 @@ async fn oss_drives_a_cpe_through_the_nbi() {
         .await;
     assert_eq!((s, &task["status"]), (200, &json!("done")), "{task}");
 
-    // A set the device refuses becomes a fault, listed, retried on request, and deleted.
+    // A set the device refuses becomes a fault (202 as GenieACS answers a faulted task), listed,
+    // retried on request, and deleted.
     let (s, task) = oss.call(Method::POST, &path, Some(json!({"name": "setParameterValues", "parameterValues": [["Device.DeviceInfo.UpTime", 5, "xsd:unsignedInt"]]}))).await;
-    assert_eq!(s, 200);
+    assert_eq!(s, 202);
     assert_eq!(task["status"], json!("fault"), "{task}");
     assert_eq!(task["fault"]["code"], json!("cwmp.9003"));
-    assert!(task["fault"]["detail"].as_str().unwrap_or("").contains("Device.DeviceInfo.UpTime: 9008"), "{task}");
+    let spv = &task["fault"]["detail"]["setParameterValuesFault"][0];
+    assert_eq!(
+        (&spv["parameterName"], &spv["faultCode"]),
+        (&json!("Device.DeviceInfo.UpTime"), &json!("9008")),
+        "{task}"
+    );
     let (_, faults) = oss.call(Method::GET, "/faults", None).await;
     let fault_id = faults[0]["_id"].as_str().expect("fault id").to_string();
     let task_id = task["_id"].as_str().expect("task id").to_string();
+    assert_eq!(fault_id, format!("{id}:task_{task_id}"));
     assert_eq!(oss.call(Method::POST, &format!("/tasks/{task_id}/retry"), None).await.0, 200);
     assert_eq!(oss.call(Method::DELETE, &format!("/tasks/{task_id}"), None).await.0, 200);
-    assert_eq!(oss.call(Method::DELETE, &format!("/faults/{fault_id}"), None).await.0, 404, "went with its task");
+    assert_eq!(oss.call(Method::GET, "/faults", None).await.1, json!([]), "went with its task");
+    assert_eq!(oss.call(Method::DELETE, &format!("/faults/{fault_id}"), None).await.0, 200, "as GenieACS answers");
 
     // Bad input: precise statuses with reasons, nothing stored.
     let (s, _) = oss.with_token(None).call(Method::GET, "/devices", None).await;
@@ -203,8 +211,8 @@ async fn sigkill_loses_no_task_and_runs_none_twice() {
     // The next session: the sent task is recognised as applied by the ParameterKey the device
     // reports; the queued one runs once.
     sim.session(&[]).await.expect("session after restart");
-    let (_, tasks) =
-        oss.call(Method::GET, &format!("/tasks?query={}", enc(&json!({"device": id}).to_string())), None).await;
+    let done = json!({"device": id, "status": "done"});
+    let (_, tasks) = oss.call(Method::GET, &format!("/tasks?query={}", enc(&done.to_string())), None).await;
     let tasks = tasks.as_array().expect("tasks").clone();
     assert_eq!(tasks.len(), 2, "{tasks:?}");
     assert!(tasks.iter().all(|t| t["status"] == json!("done")), "{tasks:?}");
@@ -680,7 +688,11 @@ async fn sigterm_lets_an_open_cwmp_session_finish_and_refuses_new_ones() {
     let acs = acs_command(&dir).start();
     let oss = NbiClient::new(acs.nbi, TOKEN);
     let (_, tasks) = oss
-        .call(Method::GET, &format!("/tasks?query={}", enc(&json!({"device": a.device_id()}).to_string())), None)
+        .call(
+            Method::GET,
+            &format!("/tasks?query={}", enc(&json!({"device": a.device_id(), "status": "done"}).to_string())),
+            None,
+        )
         .await;
     assert_eq!(tasks[0]["status"], json!("done"), "{tasks}");
 }

@@ -1,27 +1,37 @@
-//! `GET /files`, `PUT /files/{name}` (metadata from the headers) and `DELETE /files/{name}`.
+//! `GET /files` (`?query=`), `PUT /files/{name}` (metadata from the headers) and
+//! `DELETE /files/{name}`, as GenieACS answers them.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use hyper::StatusCode;
-use serde_json::{json, Value as Json};
+use serde_json::{json, Map, Value as Json};
 
-use super::{done, json_response, Call, Nbi, NbiError, Reply};
+use super::{done, Call, Nbi, NbiError, Reply};
+use crate::endpoint::now;
+use crate::query;
+use crate::store::files::FileInfo;
 
-/// Every file: its metadata, `_id` and `length`.
+/// The metadata headers of `PUT /files/{name}`, by their names in the metadata.
+const METADATA: [&str; 4] = ["fileType", "oui", "productClass", "version"];
+
+/// A file as GenieACS (GridFS) shows it: `_id` and `filename` (its name), `length`,
+/// `uploadDate`, `metadata` (the headers given at upload).
+pub(crate) fn file_json(f: &FileInfo) -> Json {
+    json!({"_id": f.name, "filename": f.name, "length": f.length, "uploadDate": query::iso(f.uploaded),
+           "metadata": f.metadata})
+}
+
+/// Every file, or those `?query=` matches (`{"filename": ...}`, `{"metadata.fileType": ...}`),
+/// with `sort`, `skip`, `limit`, `projection` and the `total` header.
+pub(crate) fn query(nbi: &Nbi, params: &HashMap<String, String>) -> Result<Reply, NbiError> {
+    let docs = nbi.acs.store.files()?.iter().map(file_json).collect();
+    super::tasks::collection::answer(params, docs)
+}
+
+/// Every file (`GET /files` without parameters; see [`query`]).
 pub(crate) fn list(nbi: &Nbi) -> Result<Reply, NbiError> {
-    let fs = nbi.acs.store.files()?;
-    let out = fs
-        .into_iter()
-        .map(|(n, len, mut m)| {
-            if let Json::Object(o) = &mut m {
-                o.insert("_id".into(), json!(n));
-                o.insert("length".into(), json!(len));
-            }
-            m
-        })
-        .collect();
-    Ok(json_response(StatusCode::OK, &Json::Array(out)))
+    query(nbi, &HashMap::new())
 }
 
 /// `PUT /files/{name}`: the file and its metadata.
@@ -32,24 +42,36 @@ pub(crate) struct Upload {
 }
 
 impl Upload {
-    /// From the path's name, the `fileType`, `oui`, `productClass`, `version` headers and the body.
+    /// From the path's name, the `fileType`, `oui`, `productClass`, `version` headers (those
+    /// given) and the body.
     pub fn parse(name: &str, call: &Call) -> Result<Upload, NbiError> {
-        let h = |k: &str| call.headers.get(k).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-        let meta = json!({"fileType": h("filetype"), "oui": h("oui"), "productClass": h("productclass"), "version": h("version")});
-        if name.is_empty() || name.contains("..") {
-            return Err(NbiError::Invalid("invalid file name"));
+        if name.is_empty()
+            || name == "."
+            || name.contains("..")
+            || name.contains('/')
+            || name.chars().any(char::is_control)
+        {
+            return Err(NbiError::Invalid("invalid file name (empty, a path, or with control characters)"));
         }
-        Ok(Upload { name: name.to_string(), content: call.body.clone(), meta })
+        let mut meta = Map::new();
+        for field in METADATA {
+            if let Some(v) = call.headers.get(field) {
+                let v = v.to_str().map_err(|_| NbiError::Bad(format!("the {field} header is not text")))?;
+                meta.insert(field.into(), json!(v));
+            }
+        }
+        Ok(Upload { name: name.to_string(), content: call.body.clone(), meta: Json::Object(meta) })
     }
 }
 
-/// Stores a file.
+/// Stores (or replaces) a file: 200, as GenieACS's API reference says (its server answers 201).
 pub(crate) fn put(nbi: &Nbi, u: Upload) -> Result<Reply, NbiError> {
-    nbi.acs.store.put_file(&u.name, &u.content, &u.meta)?;
+    nbi.acs.store.put_file(&u.name, &u.content, &u.meta, now())?;
+    tracing::info!(file = %u.name, bytes = u.content.len(), "file stored");
     Ok(done())
 }
 
-/// Deletes a file.
+/// Deletes a file (404 if there is none, as GenieACS answers).
 pub(crate) fn delete(nbi: &Arc<Nbi>, name: &str) -> Result<Reply, NbiError> {
     if nbi.acs.store.delete_file(name)? {
         Ok(done())

@@ -96,6 +96,18 @@ const MIGRATIONS: &[&str] = &[
                         GROUP BY value HAVING count(*) = 1);",
     // 8: keys the ACS signs with and must keep across restarts (the file URLs it gives devices).
     "CREATE TABLE server_keys (name TEXT PRIMARY KEY, value BLOB NOT NULL);",
+    // 9: faults as GenieACS keeps them: one per device and channel (`task_<id>`, `default` for
+    // presets), with how many times the channel faulted again (the latest fault of each is kept);
+    // files with the time they were uploaded (GenieACS's `uploadDate`; the migration's for older).
+    "ALTER TABLE faults ADD COLUMN channel TEXT NOT NULL DEFAULT '';
+     ALTER TABLE faults ADD COLUMN retries INTEGER NOT NULL DEFAULT 0;
+     UPDATE faults SET channel = CASE WHEN task IS NULL THEN 'default' ELSE 'task_' || task END;
+     UPDATE faults SET retries =
+        (SELECT count(*) - 1 FROM faults f WHERE f.device = faults.device AND f.channel = faults.channel);
+     DELETE FROM faults WHERE id NOT IN (SELECT max(id) FROM faults GROUP BY device, channel);
+     CREATE UNIQUE INDEX faults_channel ON faults (device, channel);
+     ALTER TABLE files ADD COLUMN uploaded INTEGER NOT NULL DEFAULT 0;
+     UPDATE files SET uploaded = strftime('%s', 'now');",
 ];
 
 /// Makes the database file at `path` readable by its owner only, creating it so if missing: it

@@ -102,7 +102,8 @@ pub trait TaskStore {
     fn complete(&self, id: i64, result: &serde_json::Value) -> Result<()>;
     /// Deletes a task and its faults; whether it existed.
     fn delete_task(&self, id: i64) -> Result<bool>;
-    /// Makes a faulted task pending again and drops its faults.
+    /// Makes a faulted task pending again and drops its faults; whether the task is still to
+    /// run (a task done, or not there, is not: GenieACS has deleted it by then).
     fn retry_task(&self, id: i64) -> Result<bool>;
 }
 
@@ -157,8 +158,11 @@ impl TaskStore for SqliteStore {
             let tx = db.unchecked_transaction()?;
             let failure = crate::tasks::Failure::Invalid(what);
             tx.execute(
-                "INSERT INTO faults (device, task, code, message, detail, timestamp)
-                 VALUES (?1, ?2, ?3, ?4, '', strftime('%s', 'now'))",
+                "INSERT INTO faults (device, channel, task, code, message, detail, timestamp)
+                 VALUES (?1, 'task_' || ?2, ?2, ?3, ?4, '', strftime('%s', 'now'))
+                 ON CONFLICT (device, channel) DO UPDATE SET code = excluded.code,
+                    message = excluded.message, detail = '', timestamp = excluded.timestamp,
+                    retries = faults.retries + 1",
                 params![device, id, failure.code(), failure.message()],
             )?;
             tx.execute("UPDATE tasks SET status = 'fault' WHERE id = ?1", [id])?;
@@ -200,12 +204,11 @@ impl TaskStore for SqliteStore {
     fn retry_task(&self, id: i64) -> Result<bool> {
         let db = self.db();
         let tx = db.unchecked_transaction()?;
-        let n =
-            tx.execute("UPDATE tasks SET status = 'pending', not_before = 0 WHERE id = ?1 AND status = 'fault'", [id])?;
-        if n > 0 {
-            tx.execute("DELETE FROM faults WHERE task = ?1", [id])?;
-        }
+        tx.execute("UPDATE tasks SET status = 'pending', not_before = 0 WHERE id = ?1 AND status = 'fault'", [id])?;
+        tx.execute("DELETE FROM faults WHERE task = ?1", [id])?;
+        let open: i64 =
+            tx.query_row("SELECT count(*) FROM tasks WHERE id = ?1 AND status <> 'done'", [id], |r| r.get(0))?;
         tx.commit()?;
-        Ok(n > 0)
+        Ok(open > 0)
     }
 }
