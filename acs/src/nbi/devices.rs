@@ -1,26 +1,48 @@
-//! `GET /devices` (query and projection) and `POST|DELETE /devices/{id}/tags/{tag}`.
+//! `GET|HEAD /devices` (query, projection, sort, skip, limit, the `total` header),
+//! `DELETE /devices/{id}` and `POST|DELETE /devices/{id}/tags/{tag}`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use hyper::header::HeaderValue;
 use hyper::StatusCode;
 use serde_json::{json, Value as Json};
 
 use super::{blocking, done, json_response, parse_json, Nbi, NbiError, Reply};
-use crate::query;
+use crate::query::{self, Query, Record, Sort};
+use crate::store::devices::Lifecycle;
+use crate::store::{CachedParam, Device};
 
-/// `GET /devices`: which devices and which of their values.
+/// `GET /devices`: which devices, in which order, which page, and which of their values.
 pub(crate) struct Listing {
     /// A GenieACS query (`{}`: every device).
-    pub query: Json,
+    pub query: Query,
     /// Parameter paths to show (empty: all).
     pub projection: Vec<String>,
+    /// The order (`None`: by id).
+    pub sort: Option<Sort>,
+    /// Devices passed over first.
+    pub skip: usize,
+    /// The most devices shown (`None`: all; `limit=0` is no limit, as in MongoDB).
+    pub limit: Option<usize>,
+    /// `HEAD`: the headers only.
+    pub head: bool,
+}
+
+/// A count from the query string: a non-negative integer.
+fn count(params: &HashMap<String, String>, name: &'static str) -> Result<Option<usize>, NbiError> {
+    match params.get(name).map(|v| v.trim()).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => {
+            v.parse().map(Some).map_err(|_| NbiError::Bad(format!("{name} is a non-negative integer, not {v:?}")))
+        }
+    }
 }
 
 impl Listing {
-    /// From `?query=` and `?projection=`.
-    pub fn parse(params: &HashMap<String, String>) -> Result<Listing, NbiError> {
-        let query = match params.get("query").filter(|q| !q.is_empty()) {
+    /// From `?query=`, `?projection=`, `?sort=`, `?skip=` and `?limit=`.
+    pub fn parse(params: &HashMap<String, String>, head: bool) -> Result<Listing, NbiError> {
+        let query: Json = match params.get("query").filter(|q| !q.is_empty()) {
             Some(q) => parse_json("query", q.as_bytes())?,
             None => json!({}),
         };
@@ -28,22 +50,78 @@ impl Listing {
             .get("projection")
             .map(|p| p.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect())
             .unwrap_or_default();
-        Ok(Listing { query, projection })
+        let sort = params.get("sort").filter(|s| !s.is_empty()).map(|s| Sort::parse(s)).transpose()?;
+        Ok(Listing {
+            query: Query::parse(&query)?,
+            projection,
+            sort,
+            skip: count(params, "skip")?.unwrap_or(0),
+            limit: count(params, "limit")?.filter(|l| *l > 0),
+            head,
+        })
     }
 }
 
-/// The devices matching the query, as GenieACS shows them.
+/// A device, its lifecycle and (once loaded) its parameters.
+type Row = (Device, Lifecycle, Option<Vec<CachedParam>>);
+
+/// The devices matching the query, as GenieACS shows them, with the count of all that match in
+/// the `total` header. Parameters are read only for the devices that need them: those the
+/// query or the sort reads, and those shown.
 pub(crate) async fn list(nbi: &Arc<Nbi>, l: Listing) -> Result<Reply, NbiError> {
     let store = nbi.acs.store.clone();
     blocking(move || {
-        let mut out = Vec::new();
-        for d in store.devices()? {
-            let ps = store.params(&d.id)?;
-            if query::matches(&d, &ps, &l.query)? {
-                out.push(query::device_json(&d, &ps, &l.projection));
+        let early = l.query.needs_params() || l.sort.as_ref().is_some_and(Sort::needs_params);
+        let mut rows: Vec<Row> = Vec::new();
+        for (d, life) in store.device_records()? {
+            let params = if early { Some(store.params(&d.id)?) } else { None };
+            let r = Record { device: &d, life: &life, params: params.as_deref().unwrap_or(&[]) };
+            if l.query.matches(&r) {
+                rows.push((d, life, params));
             }
         }
-        Ok(json_response(StatusCode::OK, &Json::Array(out)))
+        if let Some(sort) = &l.sort {
+            // Stable: devices the sort does not tell apart stay in id order.
+            rows.sort_by(|a, b| {
+                let ra = Record { device: &a.0, life: &a.1, params: a.2.as_deref().unwrap_or(&[]) };
+                let rb = Record { device: &b.0, life: &b.1, params: b.2.as_deref().unwrap_or(&[]) };
+                sort.cmp(&ra, &rb)
+            });
+        }
+        let total = rows.len();
+        let mut reply = if l.head {
+            json_response(StatusCode::OK, &Json::Null)
+        } else {
+            let page = rows.into_iter().skip(l.skip).take(l.limit.unwrap_or(usize::MAX));
+            let mut out = Vec::new();
+            for (d, life, params) in page {
+                let params = match params {
+                    Some(p) => p,
+                    None => store.params(&d.id)?,
+                };
+                out.push(query::record_json(&Record { device: &d, life: &life, params: &params }, &l.projection));
+            }
+            json_response(StatusCode::OK, &Json::Array(out))
+        };
+        if l.head {
+            *reply.body_mut() = Default::default();
+        }
+        reply.headers_mut().insert("total", HeaderValue::from(total));
+        Ok(reply)
+    })
+    .await
+}
+
+/// `DELETE /devices/{id}`: forgets the device, its parameter cache, tasks and faults; it
+/// registers again at its next Inform. 200 whether or not it was known, as GenieACS answers.
+pub(crate) async fn delete(nbi: &Arc<Nbi>, dev: &str) -> Result<Reply, NbiError> {
+    let store = nbi.acs.store.clone();
+    let dev = dev.to_string();
+    blocking(move || {
+        if store.delete_device(&dev)? {
+            tracing::info!(device = %dev, "device deleted through the NBI");
+        }
+        Ok(done())
     })
     .await
 }

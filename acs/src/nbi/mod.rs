@@ -33,6 +33,8 @@ mod tasks;
 /// test checks both against each other and against the server.
 pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/devices"),
+    ("HEAD", "/devices"),
+    ("DELETE", "/devices/{id}"),
     ("POST", "/devices/{id}/tasks"),
     ("POST", "/devices/{id}/tags/{tag}"),
     ("DELETE", "/devices/{id}/tags/{tag}"),
@@ -178,6 +180,16 @@ pub enum NbiError {
         /// Its path.
         path: String,
     },
+    /// The path is served, not with this method (405, with `Allow`, as GenieACS answers).
+    #[error("{method} is not allowed on {path}; allowed: {allow}")]
+    MethodNotAllowed {
+        /// The request's method.
+        method: Method,
+        /// Its path.
+        path: String,
+        /// The methods the path takes (`GET, HEAD`).
+        allow: String,
+    },
     /// A JSON input does not parse (`what`: "query", "the task", ...).
     #[error("{what} is not JSON: {source}")]
     NotJson {
@@ -232,6 +244,7 @@ impl NbiError {
             NbiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             NbiError::Body(r) => r.status(),
             NbiError::NoRoute { .. } | NbiError::NotFound(_) => StatusCode::NOT_FOUND,
+            NbiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             NbiError::NotJson { .. }
             | NbiError::NotANumber(_)
             | NbiError::Invalid(_)
@@ -249,10 +262,42 @@ impl NbiError {
     fn reply(&self) -> Reply {
         let status = self.status();
         let mut r = error(status, self.to_string());
-        if let NbiError::Unauthorized = self {
-            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        match self {
+            NbiError::Unauthorized => {
+                r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            NbiError::MethodNotAllowed { allow, .. } => {
+                if let Ok(v) = HeaderValue::from_str(allow) {
+                    r.headers_mut().insert(header::ALLOW, v);
+                }
+            }
+            _ => {}
         }
         r
+    }
+}
+
+/// Why `method` on `path` is not served: 405 with the methods the path takes when a route's
+/// template matches it (HEAD wherever GET is), else 404.
+fn not_routed(method: Method, path: String) -> NbiError {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let mut allow: Vec<&str> = Vec::new();
+    for (m, template) in ROUTES {
+        let t: Vec<&str> = template.trim_matches('/').split('/').collect();
+        let fits = t.len() == segs.len()
+            && t.iter().zip(&segs).all(|(t, s)| if t.starts_with('{') { !s.is_empty() } else { t == s });
+        if fits {
+            for m in [*m].into_iter().chain((*m == "GET").then_some("HEAD")) {
+                if !allow.contains(&m) {
+                    allow.push(m);
+                }
+            }
+        }
+    }
+    if allow.is_empty() {
+        NbiError::NoRoute { method, path }
+    } else {
+        NbiError::MethodNotAllowed { method, path, allow: allow.join(", ") }
     }
 }
 
@@ -337,16 +382,39 @@ impl Nbi {
         let segs: Vec<String> = path.trim_matches('/').split('/').map(decode).collect();
         let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
         let call = Call { params, headers, body };
-        match (&method, segs.as_slice()) {
-            (&Method::GET, ["devices"]) => devices::list(self, devices::Listing::parse(&call.params)?).await,
+        // HEAD is GET without the body (GenieACS answers it on its collections); `/devices`
+        // counts without building the devices' JSON.
+        let head = method == Method::HEAD;
+        let routed = if head { Method::GET } else { method.clone() };
+        let mut reply = self.route(&routed, &segs, &call, head).await.map_err(|e| match e {
+            NbiError::NoRoute { .. } => not_routed(method, path),
+            e => e,
+        })?;
+        if head {
+            *reply.body_mut() = Full::default();
+        }
+        Ok(reply)
+    }
+
+    /// The handler of `method` on the path `segs` (decoded segments).
+    async fn route(
+        self: &Arc<Self>,
+        method: &Method,
+        segs: &[&str],
+        call: &Call,
+        head: bool,
+    ) -> Result<Reply, NbiError> {
+        match (method, segs) {
+            (&Method::GET, ["devices"]) => devices::list(self, devices::Listing::parse(&call.params, head)?).await,
+            (&Method::DELETE, ["devices", dev]) => devices::delete(self, dev).await,
             (&Method::POST, ["devices", dev, "tags", tag]) => devices::tag(self, dev, tag, true).await,
             (&Method::DELETE, ["devices", dev, "tags", tag]) => devices::tag(self, dev, tag, false).await,
-            (&Method::POST, ["devices", dev, "tasks"]) => tasks::create(self, dev, tasks::Create::parse(&call)?).await,
+            (&Method::POST, ["devices", dev, "tasks"]) => tasks::create(self, dev, tasks::Create::parse(call)?).await,
             (&Method::POST, ["devices", dev, "instances", n, "migrate"]) => {
                 migrations::start(self, migrations::Start::parse(dev, n, &call.body)?)
             }
             (&Method::GET, ["tasks"]) => tasks::list(self, tasks::device_of(&call.params)),
-            (&Method::POST, ["tasks"]) => tasks::bulk(self, tasks::Bulk::parse(&call)?).await,
+            (&Method::POST, ["tasks"]) => tasks::bulk(self, tasks::Bulk::parse(call)?).await,
             (&Method::DELETE, ["tasks", id]) => tasks::delete(self, number(id, "a task id is a number")?),
             (&Method::POST, ["tasks", id, "retry"]) => tasks::retry(self, number(id, "a task id is a number")?),
             (&Method::GET, ["faults"]) => faults::list(self),
@@ -355,7 +423,7 @@ impl Nbi {
             (&Method::PUT, ["presets", name]) => presets::put(self, name, presets::parse(&call.body)?),
             (&Method::DELETE, ["presets", name]) => presets::delete(self, name),
             (&Method::GET, ["files"]) => files::list(self),
-            (&Method::PUT, ["files", name]) => files::put(self, files::Upload::parse(name, &call)?),
+            (&Method::PUT, ["files", name]) => files::put(self, files::Upload::parse(name, call)?),
             (&Method::DELETE, ["files", name]) => files::delete(self, name),
             (&Method::GET, ["subscribers"]) => subscribers::list(self),
             (&Method::PUT, ["subscribers", id]) => {
@@ -367,7 +435,7 @@ impl Nbi {
             (&Method::DELETE, ["cpe-credentials", user]) => credentials::delete(self, user),
             (&Method::GET, ["migrations"]) => migrations::list(self),
             (&Method::GET, ["migrations", id]) => migrations::get(self, number(id, "a migration id is a number")?),
-            _ => Err(NbiError::NoRoute { method, path }),
+            _ => Err(NbiError::NoRoute { method: method.clone(), path: String::new() }),
         }
     }
 

@@ -32,6 +32,20 @@ pub struct Device {
     pub tags: Vec<String>,
 }
 
+/// What GenieACS records of a device beyond its latest Inform, in Unix seconds: when it
+/// registered (`_registered`), its last `1 BOOT` (`_lastBoot`) and `0 BOOTSTRAP`
+/// (`_lastBootstrap`) Informs. `None`: not known (never booted, or a device seen only through
+/// its Inform record).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Lifecycle {
+    /// Its first Inform.
+    pub registered: Option<i64>,
+    /// Its last Inform with `1 BOOT`.
+    pub last_boot: Option<i64>,
+    /// Its last Inform with `0 BOOTSTRAP`.
+    pub last_bootstrap: Option<i64>,
+}
+
 /// A cached parameter value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CachedParam {
@@ -87,6 +101,11 @@ pub trait DeviceStore {
     fn device(&self, id: &str) -> Result<Option<Device>>;
     /// Every device.
     fn devices(&self) -> Result<Vec<Device>>;
+    /// Every device with its [`Lifecycle`], by id.
+    fn device_records(&self) -> Result<Vec<(Device, Lifecycle)>>;
+    /// Forgets a device: its record, parameter cache, events, tasks and faults (it registers
+    /// again at its next Inform). Whether it was known.
+    fn delete_device(&self, id: &str) -> Result<bool>;
     /// Replaces a device's tags.
     fn set_tags(&self, id: &str, tags: &[String]) -> Result<()>;
     /// Records an Inform event.
@@ -123,10 +142,21 @@ impl DeviceStore for SqliteStore {
         // A known device is the common case: its new Inform details join the deferred writes;
         // a new one is inserted at once (the NBI must see it, and its id must exist for tasks).
         let exists = db.prepare_cached("SELECT 1 FROM devices WHERE id = ?1")?.exists([&d.id])?;
+        // GenieACS's `_lastBoot` and `_lastBootstrap`: rare, so written at once.
+        let at = |code: &str| events.iter().any(|(c, _)| c == code).then_some(d.last_inform);
+        let (boot, bootstrap) = (at(cwmp::event::BOOT), at(cwmp::event::BOOTSTRAP));
+        if exists && (boot.is_some() || bootstrap.is_some()) {
+            db.prepare_cached(
+                "UPDATE devices SET last_boot = coalesce(?2, last_boot), last_bootstrap = coalesce(?3, last_bootstrap)
+                 WHERE id = ?1",
+            )?
+            .execute(params![d.id, boot, bootstrap])?;
+        }
         if !exists {
             db.execute(
                 "INSERT INTO devices (id, manufacturer, oui, product_class, serial_number, cr_url, cr_username,
-                 cr_password, last_inform, tags, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?9)",
+                 cr_password, last_inform, tags, created, last_boot, last_bootstrap)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?9, ?11, ?12)",
                 params![
                     d.id,
                     d.manufacturer,
@@ -137,7 +167,9 @@ impl DeviceStore for SqliteStore {
                     d.cr_username,
                     d.cr_password,
                     d.last_inform,
-                    serde_json::to_string(&d.tags).unwrap_or_else(|_| "[]".into())
+                    serde_json::to_string(&d.tags).unwrap_or_else(|_| "[]".into()),
+                    boot,
+                    bootstrap
                 ],
             )?;
         }
@@ -170,6 +202,37 @@ impl DeviceStore for SqliteStore {
         let mut st = db.prepare(&format!("SELECT {DEVICE_COLS} FROM devices ORDER BY id"))?;
         let rows = st.query_map([], device_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
+    }
+
+    fn device_records(&self) -> Result<Vec<(Device, Lifecycle)>> {
+        self.flush()?;
+        let db = self.db();
+        let mut st =
+            db.prepare(&format!("SELECT {DEVICE_COLS}, created, last_boot, last_bootstrap FROM devices ORDER BY id"))?;
+        let rows = st
+            .query_map([], |r| {
+                let life = Lifecycle { registered: r.get(10)?, last_boot: r.get(11)?, last_bootstrap: r.get(12)? };
+                Ok((device_row(r)?, life))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn delete_device(&self, id: &str) -> Result<bool> {
+        // The database lock first: no group commit is half done while it is held. What is queued
+        // for the device is dropped, the rest stays queued.
+        let db = self.db();
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).retain(|w| match w {
+            Pending::Device(d) => d.id != id,
+            Pending::Params(dev, _) | Pending::Event(dev, ..) => dev != id,
+        });
+        let tx = db.unchecked_transaction()?;
+        let known = tx.execute("DELETE FROM devices WHERE id = ?1", [id])? > 0;
+        for table in ["params", "events", "tasks", "faults"] {
+            tx.execute(&format!("DELETE FROM {table} WHERE device = ?1"), [id])?;
+        }
+        tx.commit()?;
+        Ok(known)
     }
 
     fn set_tags(&self, id: &str, tags: &[String]) -> Result<()> {
@@ -250,5 +313,61 @@ impl ParamStore for SqliteStore {
             .prepare_cached("SELECT name, value FROM params WHERE device = ?1 AND substr(name, -11) = '.Subscriber'")?;
         let rows = st.query_map([device], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::store::prelude::*;
+    use crate::store::{CachedParam, Device, SqliteStore};
+
+    fn dev(id: &str, at: i64) -> Device {
+        Device { id: id.into(), oui: "00A0B1".into(), last_inform: at, ..Device::default() }
+    }
+
+    fn events(codes: &[&str]) -> Vec<(String, String)> {
+        codes.iter().map(|c| (c.to_string(), String::new())).collect()
+    }
+
+    #[test]
+    fn registration_boot_and_bootstrap_times_are_kept() {
+        let s = SqliteStore::open(Path::new(":memory:")).expect("store");
+        assert!(s.record_session_start(&dev("a", 100), &[], &events(&["0 BOOTSTRAP", "1 BOOT"])).expect("new"));
+        assert!(!s.record_session_start(&dev("a", 200), &[], &events(&["2 PERIODIC"])).expect("known"));
+        assert!(!s.record_session_start(&dev("a", 300), &[], &events(&["1 BOOT", "M Reboot"])).expect("known"));
+        s.record_inform(&dev("b", 400)).expect("new");
+        let got = s.device_records().expect("records");
+        let life: Vec<_> = got.iter().map(|(d, l)| (d.id.as_str(), d.last_inform, *l)).collect();
+        assert_eq!(
+            life,
+            [
+                ("a", 300, super::Lifecycle { registered: Some(100), last_boot: Some(300), last_bootstrap: Some(100) }),
+                ("b", 400, super::Lifecycle { registered: Some(400), last_boot: None, last_bootstrap: None }),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_deleted_device_leaves_nothing_behind_and_registers_again() {
+        let s = SqliteStore::open(Path::new(":memory:")).expect("store");
+        let p = CachedParam { name: "Device.X".into(), ty: "string".into(), value: "v".into(), updated: 1 };
+        s.record_session_start(&dev("a", 100), std::slice::from_ref(&p), &events(&["1 BOOT"])).expect("a");
+        s.record_session_start(&dev("b", 100), std::slice::from_ref(&p), &[]).expect("b");
+        let t = s.enqueue("a", &crate::tasks::TaskSpec::Reboot.into(), 7).expect("task");
+        s.fault("a", Some(t.id), "cwmp.9002", "Internal error", "", 8).expect("fault");
+        // Queued, not yet written: dropped with the device.
+        s.cache_params("a", std::slice::from_ref(&p)).expect("queued");
+        assert!(s.delete_device("a").expect("delete"));
+        assert!(!s.delete_device("a").expect("again"), "no longer known");
+        assert_eq!(s.device("a").expect("read"), None);
+        assert!(s.params("a").expect("params").is_empty());
+        assert!(s.open_tasks("a").expect("tasks").is_empty());
+        assert!(s.faults().expect("faults").iter().all(|f| f.device != "a"));
+        assert_eq!(s.params("b").expect("b kept").len(), 1);
+        assert!(s.record_inform(&dev("a", 500)).expect("registers again"), "new again");
+        let (_, life) = s.device_records().expect("records").into_iter().find(|(d, _)| d.id == "a").expect("a");
+        assert_eq!((life.registered, life.last_boot), (Some(500), None));
     }
 }

@@ -108,6 +108,14 @@ const MIGRATIONS: &[&str] = &[
      CREATE UNIQUE INDEX faults_channel ON faults (device, channel);
      ALTER TABLE files ADD COLUMN uploaded INTEGER NOT NULL DEFAULT 0;
      UPDATE files SET uploaded = strftime('%s', 'now');",
+    // 10: GenieACS's `_lastBoot` and `_lastBootstrap` of each device (`_registered` is
+    // `created`), seeded from the event log.
+    "ALTER TABLE devices ADD COLUMN last_boot INTEGER;
+     ALTER TABLE devices ADD COLUMN last_bootstrap INTEGER;
+     UPDATE devices SET
+        last_boot = (SELECT max(timestamp) FROM events WHERE events.device = devices.id AND code = '1 BOOT'),
+        last_bootstrap =
+            (SELECT max(timestamp) FROM events WHERE events.device = devices.id AND code = '0 BOOTSTRAP');",
 ];
 
 /// Makes the database file at `path` readable by its owner only, creating it so if missing: it
