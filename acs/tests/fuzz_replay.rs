@@ -130,7 +130,8 @@ fn named_inputs_are_refused() {
     assert!(!header("/acs", false, "Basic Y3BlOnNlY3JldA=="));
     assert!(header("/acs", true, "Basic Y3BlOnNlY3JldA=="));
     // Queries the NBI refuses, forms the pages refuse.
-    assert!(!query::check_query(b"{\"_id\":{\"$regex\":\"x\"}}\n\n"));
+    assert!(!query::check_query(b"{\"_id\":{\"$regex\":\"(\"}}\n\n"));
+    assert!(!query::check_query(b"{\"_id\":{\"$where\":\"x\"}}\n\n"));
     assert!(!query::check_query(b"[1]\n\n"));
     let deep = (0..=acs::query::MAX_NESTING).fold("{}".to_string(), |q, _| format!("{{\"$and\":[{q}]}}"));
     assert!(!query::check_query(format!("{deep}\n").as_bytes()));

@@ -414,10 +414,8 @@ async fn refresh_of_the_whole_tree() {
     assert_task_shape(&r.json, &id, "refreshObject");
 }
 
-/// `GET /files/?query={"filename": ...}` and `GET /faults?query=`: the handlers answer queries
-/// (`files::query`, `faults::query`), the routes do not pass them the parameters yet.
+/// `GET /files/?query={"filename": ...}` and `GET /faults?query=`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs GET /files and GET /faults routed with their parameters (acs/src/nbi/mod.rs)"]
 async fn files_and_faults_answer_queries() {
     let dir = TempDir::new("acs-genie-fquery");
     let acs = acs_command(&dir).start();

@@ -68,11 +68,6 @@ pub(crate) fn query(nbi: &Nbi, params: &HashMap<String, String>) -> Result<Reply
     super::tasks::collection::answer(params, docs)
 }
 
-/// Every fault (`GET /faults` without parameters; see [`query`]).
-pub(crate) fn list(nbi: &Nbi) -> Result<Reply, NbiError> {
-    query(nbi, &HashMap::new())
-}
-
 /// A fault's id in the path, `<device>:<channel>` (split at the first `:`, as GenieACS does; an
 /// id without one names no fault).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -29,11 +29,6 @@ pub(crate) fn query(nbi: &Nbi, params: &HashMap<String, String>) -> Result<Reply
     super::tasks::collection::answer(params, docs)
 }
 
-/// Every file (`GET /files` without parameters; see [`query`]).
-pub(crate) fn list(nbi: &Nbi) -> Result<Reply, NbiError> {
-    query(nbi, &HashMap::new())
-}
-
 /// `PUT /files/{name}`: the file and its metadata.
 pub(crate) struct Upload {
     name: String,

@@ -413,16 +413,16 @@ impl Nbi {
             (&Method::POST, ["devices", dev, "instances", n, "migrate"]) => {
                 migrations::start(self, migrations::Start::parse(dev, n, &call.body)?)
             }
-            (&Method::GET, ["tasks"]) => tasks::list(self, tasks::device_of(&call.params)),
+            (&Method::GET, ["tasks"]) => tasks::list(self, tasks::Listing::parse(&call.params)),
             (&Method::POST, ["tasks"]) => tasks::bulk(self, tasks::Bulk::parse(call)?).await,
             (&Method::DELETE, ["tasks", id]) => tasks::delete(self, number(id, "a task id is a number")?),
             (&Method::POST, ["tasks", id, "retry"]) => tasks::retry(self, number(id, "a task id is a number")?),
-            (&Method::GET, ["faults"]) => faults::list(self),
-            (&Method::DELETE, ["faults", id]) => faults::delete(self, number(id, "a fault id is a number")?),
+            (&Method::GET, ["faults"]) => faults::query(self, &call.params),
+            (&Method::DELETE, ["faults", id]) => faults::delete(self, number(id, "a fault id")?),
             (&Method::GET, ["presets"]) => presets::list(self),
             (&Method::PUT, ["presets", name]) => presets::put(self, name, presets::parse(&call.body)?),
             (&Method::DELETE, ["presets", name]) => presets::delete(self, name),
-            (&Method::GET, ["files"]) => files::list(self),
+            (&Method::GET, ["files"]) => files::query(self, &call.params),
             (&Method::PUT, ["files", name]) => files::put(self, files::Upload::parse(name, call)?),
             (&Method::DELETE, ["files", name]) => files::delete(self, name),
             (&Method::GET, ["subscribers"]) => subscribers::list(self),

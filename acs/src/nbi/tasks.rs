@@ -215,11 +215,6 @@ impl Listing {
     }
 }
 
-/// The listing of `GET /tasks` (the name is the route's; see [`Listing`]).
-pub(crate) fn device_of(params: &HashMap<String, String>) -> Listing {
-    Listing::parse(params)
-}
-
 /// `GET /tasks`: every task with its `status` (`pending`, `sent`, `done`, `fault`); GenieACS
 /// deletes a task once done, so its listing is `{"status": {"$ne": "done"}}` here.
 pub(crate) fn list(nbi: &Nbi, l: Listing) -> Result<Reply, NbiError> {
