@@ -1,4 +1,5 @@
-//! Renders docs/datamodel.md: every object and parameter the host and each vRGW serve.
+//! Renders docs/datamodel.md: every object and parameter the host and each vRGW serve, and the
+//! TR-098 gateway the simulated CPE can be.
 
 use std::fmt::Write;
 
@@ -121,5 +122,20 @@ pub fn markdown() -> String {
     let _ = writeln!(out, "`{INSTANCE_MOUNT}`, so paths below appear there as `{INSTANCE_MOUNT}...`.");
     let _ = writeln!(out);
     table(&mut out, &vrgw, None);
+    let igd = Schema::tr098();
+    let _ = writeln!(out);
+    let _ =
+        writeln!(out, "## TR-098 gateway data model ({} objects, {} parameters)", igd.objects.len(), igd.params.len());
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "What the simulated TR-098 CPE (`cwmp-sim --model tr098`, `SimCpe::new_tr098`) serves: the part of TR-098 Amendment 8"
+    );
+    let _ = writeln!(
+        out,
+        "(InternetGatewayDevice:1.14) a residential gateway reports, through `datamodel/data/tr098.dm` (`dm-gen extract-tr098`)."
+    );
+    let _ = writeln!(out);
+    table(&mut out, &igd, None);
     out
 }

@@ -1,22 +1,25 @@
 //! TR-181 (Device:2) objects a gateway and a virtualization host need, plus our vendor
-//! extension (`X_VRGW-ORG_Virtualization`), with TR-069 data-model semantics.
+//! extension (`X_VRGW-ORG_Virtualization`), with TR-069 data-model semantics; and the TR-098
+//! (`InternetGatewayDevice.`) gateway subset the simulated CPE can be.
 //!
 //! # Layout
 //! - [`schema`]: definitions compiled from `data/device2.dm`, which `dm-gen` ([`gen`]) extracts
-//!   from the Broadband Forum XML; the host and vRGW profiles.
+//!   from the Broadband Forum XML; the host and vRGW profiles; [`Schema::tr098`] from
+//!   `data/tr098.dm` (TR-098 Amendment 8).
 //! - [`path`]: path syntax and templates; [`types`]: named-type checks (IPv4Address, ...).
 //! - [`tree`]: an in-memory data model; [`handler`]: the trait every subtree is served through.
 //! - [`model`]: [`DataModel`], the CWMP-facing whole: mounts, attributes, value changes,
 //!   ParameterKey, all-or-nothing sets (validated once into a [`SetPlan`] that applying consumes).
-//! - [`rules`]: a vRGW's checks that span parameters; [`factory`]: its factory configuration.
+//! - [`rules`]: a vRGW's checks that span parameters; [`factory`]: its factory configuration,
+//!   and a TR-098 gateway's ([`factory::tr098_gateway`]).
 //! - [`docs`]: the generated reference table (docs/datamodel.md).
 //! - [`virtualization`]: the extension's typed paths (`Instance::at(3).migration().status()`) and
 //!   enumerations (`MigrationMode`, `RequestedState`, ...), generated from the vendor XML.
 //!
 //! # Call order
-//! Build a [`Tree`] from [`Schema::host`] or [`Schema::vrgw`], wrap it in a [`DataModel`], mount
-//! handlers for embedded devices, then feed it the RPCs of a CWMP session. No I/O happens here;
-//! handlers that do I/O (a vRGW proxy) live in the daemons.
+//! Build a [`Tree`] from [`Schema::host`], [`Schema::vrgw`] or [`Schema::tr098`], wrap it in a
+//! [`DataModel`], mount handlers for embedded devices, then feed it the RPCs of a CWMP session. No
+//! I/O happens here; handlers that do I/O (a vRGW proxy) live in the daemons.
 
 pub mod docs;
 pub mod factory;

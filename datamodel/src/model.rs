@@ -14,7 +14,8 @@ use crate::handler::Handler;
 use crate::path::Path;
 use crate::tree::Tree;
 
-const PARAMETER_KEY: &str = "Device.ManagementServer.ParameterKey";
+/// Where the ParameterKey is, below the root object (`Device.` or `InternetGatewayDevice.`).
+const PARAMETER_KEY: &str = "ManagementServer.ParameterKey";
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Attr {
@@ -345,8 +346,9 @@ impl DataModel {
 
     fn set_key(&mut self, key: &str) {
         self.parameter_key = key.to_string();
-        if self.root.value(PARAMETER_KEY).is_some() {
-            let _ = self.root.set_internal(PARAMETER_KEY, Value::String(key.to_string()));
+        let path = format!("{}{PARAMETER_KEY}", self.root.schema().root());
+        if self.root.value(&path).is_some() {
+            let _ = self.root.set_internal(&path, Value::String(key.to_string()));
         }
     }
 

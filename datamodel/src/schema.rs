@@ -1,5 +1,6 @@
 //! Object and parameter definitions loaded from the generated `data/device2.dm`, grouped into the
-//! two profiles the stack serves: the host's data model and each vRGW's own data model.
+//! two profiles the stack serves: the host's data model and each vRGW's own data model; and from
+//! `data/tr098.dm`, the TR-098 (`InternetGatewayDevice.`) gateway the simulated CPE can be.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -10,6 +11,12 @@ use crate::types;
 
 /// The generated facts file (see `dm-gen`), compiled in so the crate builds without `../shared`.
 pub const DM_FACTS: &str = include_str!("../data/device2.dm");
+
+/// The generated facts file of the TR-098 gateway (`dm-gen extract-tr098`).
+pub const TR098_FACTS: &str = include_str!("../data/tr098.dm");
+
+/// The root object of a TR-098 (`InternetGatewayDevice:1`) data model.
+pub const TR098_ROOT: &str = "InternetGatewayDevice.";
 
 /// Vendor prefix of our extension (TR-106 3.3, domain vrgw.org).
 pub const VENDOR_PREFIX: &str = "X_VRGW-ORG_";
@@ -283,6 +290,14 @@ fn facts() -> &'static [RawObject] {
     })
 }
 
+fn tr098_facts() -> &'static [RawObject] {
+    static FACTS: OnceLock<Vec<RawObject>> = OnceLock::new();
+    FACTS.get_or_init(|| match parse_facts(TR098_FACTS) {
+        Ok(v) => v,
+        Err(e) => panic!("data/tr098.dm is malformed (regenerate it with dm-gen extract-tr098): {e}"),
+    })
+}
+
 /// Object prefixes of each vRGW's own data model.
 const VRGW_OBJECTS: &[&str] = &[
     "Device.",
@@ -324,10 +339,23 @@ impl Schema {
         S.get_or_init(|| Arc::new(Schema::profile(HOST_OBJECTS))).clone()
     }
 
+    /// The data model of a TR-098 residential gateway (`InternetGatewayDevice.`): DeviceInfo,
+    /// ManagementServer, Time, Layer3Forwarding, LANDevice (LANHostConfigManagement,
+    /// WLANConfiguration with PreSharedKey, Hosts) and WANDevice (WANCommonInterfaceConfig,
+    /// WANConnectionDevice with WANIPConnection and WANPPPConnection).
+    pub fn tr098() -> Arc<Schema> {
+        static S: OnceLock<Arc<Schema>> = OnceLock::new();
+        S.get_or_init(|| Arc::new(Schema::build(tr098_facts().iter().collect()))).clone()
+    }
+
     fn profile(prefixes: &[&str]) -> Schema {
         let included =
             |path: &str| prefixes.iter().any(|p| if *p == "Device." { path == "Device." } else { path.starts_with(p) });
-        let raw: Vec<&RawObject> = facts().iter().filter(|o| included(&o.path)).collect();
+        Schema::build(facts().iter().filter(|o| included(&o.path)).collect())
+    }
+
+    /// The schema of `raw` (parents before children).
+    fn build(raw: Vec<&RawObject>) -> Schema {
         // NumberOfEntries parameters of tables this profile has.
         let mut entries_params = HashMap::new();
         for o in &raw {

@@ -1,4 +1,4 @@
-//! TR-069 data-model semantics of `Tree` and `DataModel`, on the host and vRGW profiles.
+//! TR-069 data-model semantics of `Tree` and `DataModel`, on the host, vRGW and TR-098 profiles.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -458,4 +458,37 @@ fn a_set_is_validated_once_into_a_plan_that_its_application_consumes() {
     assert_eq!(bad.set_parameter_values_faults[0].parameter_name, lease(1));
     assert_eq!(applied.load(Ordering::SeqCst), 2);
     assert_eq!(get(&m, &lease(0)), Value::Int(600));
+}
+
+#[test]
+fn tr098_gateway_sets_keys_reads_hidden_and_adds_connections() {
+    let mut m = DataModel::new(datamodel::factory::tr098_gateway("GW-1", "4.2.1").expect("factory"));
+    let wlan = "InternetGatewayDevice.LANDevice.1.WLANConfiguration.1.";
+    let key = format!("{wlan}PreSharedKey.1.PreSharedKey");
+    let psk = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    let status =
+        m.set_parameter_values(&[pv(&format!("{wlan}SSID"), s("home-net")), pv(&key, s(psk))], "set-1").expect("set");
+    assert_eq!(status, 0);
+    // The ParameterKey is the TR-098 root's.
+    assert_eq!(get(&m, "InternetGatewayDevice.ManagementServer.ParameterKey"), s("set-1"));
+    assert_eq!(get(&m, &format!("{wlan}SSID")), s("home-net"));
+    // A key reads back empty; the device holds it.
+    assert_eq!(get(&m, &key), s(""));
+    assert_eq!(m.root().value(&key), Some(s(psk)));
+    // A bad value changes nothing: the SSID is at most 32 characters.
+    let f = m.set_parameter_values(&[pv(&format!("{wlan}SSID"), s(&"x".repeat(33)))], "set-2").expect_err("too long");
+    assert_eq!(f.code, FaultCode::InvalidArguments);
+    assert_eq!(get(&m, "InternetGatewayDevice.ManagementServer.ParameterKey"), s("set-1"));
+    // AddObject of a PPP connection beside the IP one; the count follows.
+    let cd = "InternetGatewayDevice.WANDevice.1.WANConnectionDevice.1.";
+    assert_eq!(m.add_object(&format!("{cd}WANPPPConnection."), "add-1").expect("add"), 1);
+    assert_eq!(get(&m, &format!("{cd}WANPPPConnectionNumberOfEntries")), Value::UnsignedInt(1));
+    assert_eq!(get(&m, &format!("{cd}WANIPConnectionNumberOfEntries")), Value::UnsignedInt(1));
+    // Tables TR-098 makes read-only refuse AddObject.
+    let f = m.add_object(&format!("{wlan}PreSharedKey."), "add-2").expect_err("fixed rows");
+    assert_eq!(f.code, FaultCode::InvalidParameterName);
+    // The whole tree reads from the root, every name under it.
+    let all = m.get_parameter_values(&["InternetGatewayDevice.".into()]).expect("all");
+    assert!(all.len() > 200, "{}", all.len());
+    assert!(all.iter().all(|p| p.name.starts_with("InternetGatewayDevice.")));
 }

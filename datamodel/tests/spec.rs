@@ -44,6 +44,35 @@ fn facts_file_matches_the_bbf_xml() {
 }
 
 #[test]
+fn tr098_facts_file_matches_the_bbf_xml() {
+    let xml = std::fs::read_to_string(shared_bbf().join("tr-098-1-8-0-full.xml")).expect("read TR-098");
+    let fresh = datamodel::gen::extract_tr098(&xml, "tr-098-1-8-0-full.xml").expect("extract");
+    assert!(
+        fresh == datamodel::schema::TR098_FACTS,
+        "datamodel/data/tr098.dm is stale: regenerate it with\n  cargo run -p datamodel --bin dm-gen -- extract-tr098 \
+         ../shared/bbf/tr-098-1-8-0-full.xml > datamodel/data/tr098.dm"
+    );
+    // Every object the gateway serves, with the parameters GenieACS's examples name.
+    let schema = datamodel::Schema::tr098();
+    assert_eq!(schema.root(), "InternetGatewayDevice.");
+    for object in datamodel::gen::TR098_OBJECTS {
+        assert!(schema.object(object).is_some(), "{object}");
+    }
+    let mac = schema
+        .param("InternetGatewayDevice.WANDevice.{i}.WANConnectionDevice.{i}.WANIPConnection.{i}.MACAddress")
+        .expect("WANIPConnection.MACAddress");
+    assert_eq!(mac.data_type.as_deref(), Some("MACAddress"));
+    let psk = schema
+        .param("InternetGatewayDevice.LANDevice.{i}.WLANConfiguration.{i}.PreSharedKey.{i}.PreSharedKey")
+        .expect("PreSharedKey");
+    assert!(psk.hidden, "a key reads as an empty string");
+    let ppp = schema
+        .object("InternetGatewayDevice.WANDevice.{i}.WANConnectionDevice.{i}.WANPPPConnection.{i}.")
+        .expect("WANPPPConnection");
+    assert!(ppp.writable, "WANPPPConnection takes AddObject");
+}
+
+#[test]
 fn extension_module_matches_the_vendor_xml() {
     let (bbf, vendor) = sources();
     let fresh = datamodel::gen::rust_module(&bbf, "tr-181-2-17-0-cwmp-full.xml", &vendor, "vrgw-virtualization.xml")
@@ -168,6 +197,12 @@ fn generator_reports_missing_objects() {
     )
     .expect_err("nothing to extract");
     assert!(err.to_string().contains("object Device. not found"), "{err}");
+    let err = datamodel::gen::extract_tr098(
+        "<dm:document xmlns:dm=\"x\"><model name=\"InternetGatewayDevice:1.14\"/></dm:document>",
+        "igd.xml",
+    )
+    .expect_err("nothing to extract");
+    assert_eq!(err.to_string(), "igd.xml: object InternetGatewayDevice. not found");
     let err = datamodel::gen::extract("<a><b></a>", "broken.xml", "<x/>", "v.xml").expect_err("malformed");
     assert!(err.to_string().starts_with("broken.xml: malformed XML"), "{err}");
 }

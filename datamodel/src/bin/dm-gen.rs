@@ -8,6 +8,8 @@
 //!     datamodel/vendor/vrgw-virtualization.xml > datamodel/data/device2.dm
 //! cargo run -p datamodel --bin dm-gen -- rust ../shared/bbf/tr-181-2-17-0-cwmp-full.xml \
 //!     datamodel/vendor/vrgw-virtualization.xml > datamodel/src/virtualization.rs
+//! cargo run -p datamodel --bin dm-gen -- extract-tr098 ../shared/bbf/tr-098-1-8-0-full.xml \
+//!     > datamodel/data/tr098.dm
 //! cargo run -p datamodel --bin dm-gen -- docs > docs/datamodel.md
 //! ```
 
@@ -26,12 +28,29 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Some("extract-tr098") if args.len() == 2 => {
+            let base = args[1].rsplit('/').next().unwrap_or(&args[1]).to_string();
+            let text = std::fs::read_to_string(&args[1]).map_err(|e| format!("{}: {e}", args[1]));
+            match text.and_then(|t| datamodel::gen::extract_tr098(&t, &base).map_err(|e| e.to_string())) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("dm-gen: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Some("docs") => {
             print!("{}", datamodel::docs::markdown());
             ExitCode::SUCCESS
         }
         _ => {
-            eprintln!("usage: dm-gen extract|rust TR181_FULL_XML VENDOR_XML\n       dm-gen docs > datamodel.md");
+            eprintln!(
+                "usage: dm-gen extract|rust TR181_FULL_XML VENDOR_XML\n       dm-gen extract-tr098 TR098_FULL_XML\n       \
+                 dm-gen docs > datamodel.md"
+            );
             ExitCode::from(2)
         }
     }
