@@ -2,7 +2,8 @@
 //! with bearer-token authentication on by default.
 //!
 //! This file routes and holds the shared helpers; each route family has a file of its own
-//! (`devices`, `tasks`, `faults`, `presets`, `files`, `subscribers`, `migrations`), whose
+//! (`devices`, `tasks`, `faults`, `presets`, `provisions` (and virtual parameters), `objects`,
+//! `files`, `subscribers`, `migrations`), whose
 //! handlers take inputs parsed into types here at the edge.
 
 use std::collections::HashMap;
@@ -25,7 +26,9 @@ mod devices;
 mod faults;
 mod files;
 mod migrations;
+mod objects;
 mod presets;
+mod provisions;
 mod subscribers;
 mod tasks;
 
@@ -45,8 +48,20 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/faults"),
     ("DELETE", "/faults/{id}"),
     ("GET", "/presets"),
+    ("GET", "/presets/{name}"),
     ("PUT", "/presets/{name}"),
     ("DELETE", "/presets/{name}"),
+    ("GET", "/provisions"),
+    ("GET", "/provisions/{name}"),
+    ("PUT", "/provisions/{name}"),
+    ("DELETE", "/provisions/{name}"),
+    ("GET", "/virtual_parameters"),
+    ("GET", "/virtual_parameters/{name}"),
+    ("PUT", "/virtual_parameters/{name}"),
+    ("DELETE", "/virtual_parameters/{name}"),
+    ("GET", "/objects"),
+    ("PUT", "/objects/{name}"),
+    ("DELETE", "/objects/{name}"),
     ("GET", "/files"),
     ("PUT", "/files/{name}"),
     ("DELETE", "/files/{name}"),
@@ -306,6 +321,15 @@ fn parse_json<T: serde::de::DeserializeOwned>(what: &'static str, text: &[u8]) -
     serde_json::from_slice(text).map_err(|source| NbiError::NotJson { what, source })
 }
 
+/// The kind of script a collection (`provisions`, `virtual_parameters`) holds.
+fn script_kind(collection: &str) -> crate::store::ScriptKind {
+    if collection == "provisions" {
+        crate::store::ScriptKind::Provision
+    } else {
+        crate::store::ScriptKind::VirtualParameter
+    }
+}
+
 /// A numeric id from the path.
 fn number<T: std::str::FromStr>(s: &str, what: &'static str) -> Result<T, NbiError> {
     s.parse().map_err(|_| NbiError::NotANumber(what))
@@ -419,9 +443,25 @@ impl Nbi {
             (&Method::POST, ["tasks", id, "retry"]) => tasks::retry(self, number(id, "a task id is a number")?),
             (&Method::GET, ["faults"]) => faults::query(self, &call.params),
             (&Method::DELETE, ["faults", id]) => faults::delete(self, number(id, "a fault id")?),
-            (&Method::GET, ["presets"]) => presets::list(self),
-            (&Method::PUT, ["presets", name]) => presets::put(self, name, presets::parse(&call.body)?),
+            (&Method::GET, ["presets"]) => presets::list(self, &call.params),
+            (&Method::GET, ["presets", name]) => presets::get(self, name),
+            (&Method::PUT, ["presets", name]) => presets::put(self, presets::Put::parse(name, &call.body)?),
             (&Method::DELETE, ["presets", name]) => presets::delete(self, name),
+            (&Method::GET, [c @ ("provisions" | "virtual_parameters")]) => {
+                provisions::list(self, script_kind(c), &call.params)
+            }
+            (&Method::GET, [c @ ("provisions" | "virtual_parameters"), name]) => {
+                provisions::get(self, script_kind(c), name)
+            }
+            (&Method::PUT, [c @ ("provisions" | "virtual_parameters"), name]) => {
+                provisions::put(self, provisions::Put::parse(script_kind(c), name, &call.body)?)
+            }
+            (&Method::DELETE, [c @ ("provisions" | "virtual_parameters"), name]) => {
+                provisions::delete(self, script_kind(c), name)
+            }
+            (&Method::GET, ["objects"]) => objects::list(self, &call.params),
+            (&Method::PUT, ["objects", name]) => objects::put(self, objects::Put::parse(name, &call.body)?),
+            (&Method::DELETE, ["objects", name]) => objects::delete(self, name),
             (&Method::GET, ["files"]) => files::query(self, &call.params),
             (&Method::PUT, ["files", name]) => files::put(self, files::Upload::parse(name, call)?),
             (&Method::DELETE, ["files", name]) => files::delete(self, name),

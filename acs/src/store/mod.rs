@@ -4,7 +4,8 @@
 //! # Layout
 //! - [`devices`]: devices and their parameter cache ([`DeviceStore`], [`ParamStore`]).
 //! - [`tasks`]: the task queue ([`TaskStore`]); [`faults`]: faults ([`FaultStore`]).
-//! - [`presets`]: presets ([`PresetStore`]); [`files`]: files for Download ([`FileStore`]).
+//! - [`presets`]: presets, provision and virtual-parameter scripts, objects ([`PresetStore`]);
+//!   [`files`]: files for Download ([`FileStore`]).
 //! - [`subscribers`]: web-form accounts, profiles, sessions ([`SubscriberStore`]).
 //! - [`migrations`]: migration records ([`MigrationStore`]).
 //! - [`credentials`]: the credentials CPEs authenticate with ([`CredentialStore`]).
@@ -31,7 +32,7 @@ pub use faults::{FaultRecord, FaultStore};
 pub use files::FileStore;
 pub use migrations::MigrationStore;
 pub use placements::{Placement, PlacementStore};
-pub use presets::PresetStore;
+pub use presets::{PresetStore, ScriptKind};
 pub use sqlite::SqliteStore;
 pub use subscribers::{PortalSession, Subscriber, SubscriberStore};
 pub use tasks::{Task, TaskStatus, TaskStore};

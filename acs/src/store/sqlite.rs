@@ -116,6 +116,10 @@ const MIGRATIONS: &[&str] = &[
         last_boot = (SELECT max(timestamp) FROM events WHERE events.device = devices.id AND code = '1 BOOT'),
         last_bootstrap =
             (SELECT max(timestamp) FROM events WHERE events.device = devices.id AND code = '0 BOOTSTRAP');",
+    // 11: what presets name, as GenieACS keeps them: provision and virtual-parameter scripts
+    // (JavaScript source, by kind and name) and the objects of `add_object`/`delete_object`.
+    "CREATE TABLE scripts (kind TEXT NOT NULL, name TEXT NOT NULL, script TEXT NOT NULL, PRIMARY KEY (kind, name));
+     CREATE TABLE objects (name TEXT PRIMARY KEY, object TEXT NOT NULL);",
 ];
 
 /// Makes the database file at `path` readable by its owner only, creating it so if missing: it
