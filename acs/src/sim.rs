@@ -1,5 +1,6 @@
-//! A simulated CPE: a TR-181 host data model behind the `cwmp` crate's CPE session, talking HTTP
-//! to an ACS through `http_shell::cpe::Link` (cookies, Digest, else Basic), answering connection requests (Digest), and rebooting or
+//! A simulated CPE: a TR-181 host data model, or a TR-098 residential gateway's ([`SimModel`]),
+//! behind the `cwmp` crate's CPE session, talking HTTP to an ACS through `http_shell::cpe::Link`
+//! (cookies, Digest, else Basic), answering connection requests (Digest), and rebooting or
 //! resetting on request. Tests drive the ACS with it; `cwmp-sim` runs many for load.
 
 use std::net::SocketAddr;
@@ -19,17 +20,113 @@ use tokio::sync::Mutex;
 use crate::auth::Verifier;
 use crate::endpoint::now;
 
-const CR_USER: &str = "Device.ManagementServer.ConnectionRequestUsername";
-const CR_PASS: &str = "Device.ManagementServer.ConnectionRequestPassword";
+/// The connection-request credentials, below the model's root object.
+const CR_USER: &str = "ManagementServer.ConnectionRequestUsername";
+const CR_PASS: &str = "ManagementServer.ConnectionRequestPassword";
+
+/// The data model a simulated device serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SimModel {
+    /// A TR-181 (`Device.`) virtualization host: [`Schema::host`].
+    #[default]
+    Tr181Host,
+    /// A TR-098 (`InternetGatewayDevice.`) residential gateway as a real one reports itself:
+    /// [`Schema::tr098`] with [`datamodel::factory::tr098_gateway`]'s values.
+    Tr098Gateway,
+}
+
+impl SimModel {
+    /// The root object (`Device.` or `InternetGatewayDevice.`).
+    pub fn root(self) -> &'static str {
+        match self {
+            SimModel::Tr181Host => "Device.",
+            SimModel::Tr098Gateway => datamodel::schema::TR098_ROOT,
+        }
+    }
+
+    /// The parameters an Inform carries.
+    fn inform_names(self) -> &'static [&'static str] {
+        match self {
+            SimModel::Tr181Host => &[
+                "Device.DeviceInfo.SoftwareVersion",
+                "Device.ManagementServer.ConnectionRequestURL",
+                "Device.ManagementServer.ParameterKey",
+            ],
+            SimModel::Tr098Gateway => datamodel::factory::TR098_INFORM,
+        }
+    }
+}
+
+impl std::str::FromStr for SimModel {
+    type Err = String;
+    /// `tr181` or `tr098`.
+    fn from_str(s: &str) -> Result<SimModel, String> {
+        match s {
+            "tr181" => Ok(SimModel::Tr181Host),
+            "tr098" => Ok(SimModel::Tr098Gateway),
+            other => Err(format!("unknown device model {other:?} (tr181 or tr098)")),
+        }
+    }
+}
+
+/// The factory tree of a `model` device: identity, connection-request URL and factory
+/// credentials (the ACS replaces them at BOOTSTRAP and BOOT), and for a gateway the ACS it
+/// reports to. Errors: a value its data model refuses (a serial number over 64 characters).
+fn factory_tree(
+    model: SimModel,
+    serial: &str,
+    acs: (&str, &str, &str),
+    cr_url: &str,
+    cr_creds: (&str, &str),
+) -> Result<Tree, String> {
+    let root = model.root();
+    let s = |v: &str| Value::String(v.to_string());
+    let (mut tree, own) = match model {
+        SimModel::Tr181Host => {
+            let mut tree = Tree::new(Schema::host());
+            // A host has always been lenient here: a value that does not fit is left unset.
+            let _ = tree.set_internal("Device.DeviceInfo.SoftwareVersion", s(env!("CARGO_PKG_VERSION")));
+            let _ = tree.set_internal("Device.DeviceInfo.SerialNumber", s(serial));
+            (tree, Vec::new())
+        }
+        SimModel::Tr098Gateway => {
+            let tree = datamodel::factory::tr098_gateway(serial, env!("CARGO_PKG_VERSION"))
+                .map_err(|f| format!("serial number {serial:?}: {}", f.string))?;
+            let ms = "InternetGatewayDevice.ManagementServer.";
+            let own = vec![
+                (format!("{ms}URL"), s(acs.0)),
+                (format!("{ms}Username"), s(acs.1)),
+                (format!("{ms}Password"), s(acs.2)),
+            ];
+            (tree, own)
+        }
+    };
+    let values = [
+        (format!("{root}ManagementServer.ConnectionRequestURL"), s(cr_url)),
+        (format!("{root}{CR_USER}"), s(cr_creds.0)),
+        (format!("{root}{CR_PASS}"), s(cr_creds.1)),
+    ];
+    for (path, value) in values.into_iter().chain(own) {
+        match tree.set_internal(&path, value) {
+            Err(f) if model == SimModel::Tr098Gateway => return Err(format!("{path}: {}", f.string)),
+            _ => {}
+        }
+    }
+    Ok(tree)
+}
 
 /// One simulated device.
 pub struct SimCpe {
     /// Serial number (also in the device id).
     pub serial: String,
+    /// The data model it serves.
+    pub model_kind: SimModel,
     acs_url: String,
     acs_user: String,
     acs_pass: String,
     cr_url: String,
+    /// The factory connection-request credentials (back after a factory reset).
+    cr_factory: (String, String),
     model: std::sync::Mutex<DataModel>,
     /// Events for the next Inform (e.g. "M Reboot" after a reboot).
     next_events: std::sync::Mutex<Vec<Event>>,
@@ -55,7 +152,7 @@ pub struct SessionStats {
 }
 
 impl SimCpe {
-    /// A device with serial `serial`, whose connection requests arrive at `cr_addr`.
+    /// A TR-181 host with serial `serial`, whose connection requests arrive at `cr_addr`.
     pub fn new(
         serial: &str,
         acs_url: &str,
@@ -65,21 +162,62 @@ impl SimCpe {
         cr_creds: (&str, &str),
     ) -> Arc<SimCpe> {
         let cr_url = format!("http://{cr_addr}/cr/{serial}");
-        let mut tree = Tree::new(Schema::host());
-        let _ = tree.set_internal("Device.ManagementServer.ConnectionRequestURL", Value::String(cr_url.clone()));
-        let _ = tree.set_internal("Device.DeviceInfo.SoftwareVersion", Value::String(env!("CARGO_PKG_VERSION").into()));
-        let _ = tree.set_internal("Device.DeviceInfo.SerialNumber", Value::String(serial.into()));
-        // The factory credentials; the ACS replaces them at BOOTSTRAP and BOOT.
-        let _ = tree.set_internal(CR_USER, Value::String(cr_creds.0.into()));
-        let _ = tree.set_internal(CR_PASS, Value::String(cr_creds.1.into()));
+        // The TR-181 tree takes any serial number (one that does not fit is left unset).
+        let tree = factory_tree(SimModel::Tr181Host, serial, (acs_url, acs_user, acs_pass), &cr_url, cr_creds)
+            .unwrap_or_else(|_| Tree::new(Schema::host()));
+        SimCpe::from_tree(SimModel::Tr181Host, tree, serial, (acs_url, acs_user, acs_pass), cr_url, cr_creds)
+    }
+
+    /// A TR-098 gateway ([`SimModel::Tr098Gateway`]) with serial `serial`, whose connection
+    /// requests arrive at `cr_addr`. Errors: a serial number, ACS URL or credential its data
+    /// model refuses (longer than the parameter allows), naming the parameter.
+    pub fn new_tr098(
+        serial: &str,
+        acs_url: &str,
+        acs_user: &str,
+        acs_pass: &str,
+        cr_addr: SocketAddr,
+        cr_creds: (&str, &str),
+    ) -> Result<Arc<SimCpe>, String> {
+        SimCpe::of_model(SimModel::Tr098Gateway, serial, acs_url, acs_user, acs_pass, cr_addr, cr_creds)
+    }
+
+    /// A device of `model`: [`SimCpe::new`] or [`SimCpe::new_tr098`].
+    pub fn of_model(
+        model: SimModel,
+        serial: &str,
+        acs_url: &str,
+        acs_user: &str,
+        acs_pass: &str,
+        cr_addr: SocketAddr,
+        cr_creds: (&str, &str),
+    ) -> Result<Arc<SimCpe>, String> {
+        if model == SimModel::Tr181Host {
+            return Ok(SimCpe::new(serial, acs_url, acs_user, acs_pass, cr_addr, cr_creds));
+        }
+        let cr_url = format!("http://{cr_addr}/cr/{serial}");
+        let tree = factory_tree(model, serial, (acs_url, acs_user, acs_pass), &cr_url, cr_creds)?;
+        Ok(SimCpe::from_tree(model, tree, serial, (acs_url, acs_user, acs_pass), cr_url, cr_creds))
+    }
+
+    fn from_tree(
+        model: SimModel,
+        tree: Tree,
+        serial: &str,
+        acs: (&str, &str, &str),
+        cr_url: String,
+        cr_creds: (&str, &str),
+    ) -> Arc<SimCpe> {
         let mut secret = [0u8; 32];
         secret[..serial.len().min(32)].copy_from_slice(&serial.as_bytes()[..serial.len().min(32)]);
         Arc::new(SimCpe {
             serial: serial.into(),
-            acs_url: acs_url.into(),
-            acs_user: acs_user.into(),
-            acs_pass: acs_pass.into(),
+            model_kind: model,
+            acs_url: acs.0.into(),
+            acs_user: acs.1.into(),
+            acs_pass: acs.2.into(),
             cr_url,
+            cr_factory: (cr_creds.0.into(), cr_creds.1.into()),
             model: std::sync::Mutex::new(DataModel::new(tree)),
             next_events: std::sync::Mutex::new(vec![Event::new(cwmp::event::BOOTSTRAP), Event::new(cwmp::event::BOOT)]),
             next_requests: std::sync::Mutex::new(Vec::new()),
@@ -105,12 +243,13 @@ impl SimCpe {
     /// Credentials the ACS must use for connection requests: the device's
     /// `ManagementServer.ConnectionRequestUsername/Password` now.
     pub fn cr_credentials(&self) -> (String, String) {
+        let root = self.model_kind.root();
         self.with_model(|m| {
             let s = |p: &str| match m.root().value(p) {
                 Some(Value::String(s)) => s,
                 _ => String::new(),
             };
-            (s(CR_USER), s(CR_PASS))
+            (s(&format!("{root}{CR_USER}")), s(&format!("{root}{CR_PASS}")))
         })
     }
 
@@ -140,11 +279,7 @@ impl SimCpe {
 
     fn inform(&self, events: Vec<Event>) -> Inform {
         let model = self.model.lock().unwrap_or_else(|e| e.into_inner());
-        let names = [
-            "Device.DeviceInfo.SoftwareVersion",
-            "Device.ManagementServer.ConnectionRequestURL",
-            "Device.ManagementServer.ParameterKey",
-        ];
+        let names = self.model_kind.inform_names();
         let parameter_list =
             names.iter().filter_map(|n| model.get_parameter_values(&[n.to_string()]).ok()).flatten().collect();
         Inform {
@@ -250,10 +385,13 @@ impl SimCpe {
             }
         }
         if reset {
-            let mut tree = Tree::new(Schema::host());
-            let _ =
-                tree.set_internal("Device.ManagementServer.ConnectionRequestURL", Value::String(self.cr_url.clone()));
-            *self.model.lock().unwrap_or_else(|e| e.into_inner()) = DataModel::new(tree);
+            // Back to the factory tree, built from the values this device was built from (so it
+            // succeeds as it did then).
+            let acs = (self.acs_url.as_str(), self.acs_user.as_str(), self.acs_pass.as_str());
+            let creds = (self.cr_factory.0.as_str(), self.cr_factory.1.as_str());
+            if let Ok(tree) = factory_tree(self.model_kind, &self.serial, acs, &self.cr_url, creds) {
+                *self.model.lock().unwrap_or_else(|e| e.into_inner()) = DataModel::new(tree);
+            }
             after = vec![Event::new(cwmp::event::BOOTSTRAP), Event::new(cwmp::event::BOOT)];
         }
         self.next_events.lock().unwrap_or_else(|e| e.into_inner()).extend(after);
@@ -420,5 +558,32 @@ pub async fn load(
         seconds: start.elapsed().as_secs_f64(),
         p50: pick(0.5),
         p99: pick(0.99),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{SimCpe, SimModel};
+
+    fn addr() -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], 7548))
+    }
+
+    #[test]
+    fn a_tr098_gateway_informs_as_one_and_refuses_what_does_not_fit() {
+        let sim = SimCpe::new_tr098("gw-1", "http://127.0.0.1:9/", "cpe", "pw", addr(), ("cr", "cr-pw")).expect("gw");
+        let inform = sim.inform_envelope(&["0 BOOTSTRAP"]);
+        for name in datamodel::factory::TR098_INFORM {
+            assert!(inform.contains(&format!("<Name>{name}</Name>")), "{name} in {inform}");
+        }
+        assert!(inform.contains("http://127.0.0.1:7548/cr/gw-1"), "{inform}");
+        assert_eq!(sim.cr_credentials(), ("cr".to_string(), "cr-pw".to_string()));
+        let err = SimCpe::new_tr098(&"x".repeat(65), "http://127.0.0.1:9/", "cpe", "pw", addr(), ("cr", "cr-pw"))
+            .err()
+            .expect("too long a serial number");
+        assert!(err.contains("SerialNumber: 65 characters, at most 64 allowed"), "{err}");
+        assert_eq!("tr098".parse(), Ok(SimModel::Tr098Gateway));
+        assert_eq!("tr181".parse(), Ok(SimModel::Tr181Host));
+        assert_eq!("tr-098".parse::<SimModel>(), Err("unknown device model \"tr-098\" (tr181 or tr098)".into()));
     }
 }

@@ -125,6 +125,16 @@ impl AcsProcess {
         tokio::spawn(SimCpe::serve_connection_requests(vec![sim.clone()], cr));
         sim
     }
+
+    /// The same as a TR-098 residential gateway (`InternetGatewayDevice.`, [`SimCpe::new_tr098`]).
+    pub async fn sim_tr098(&self, serial: &str) -> Arc<SimCpe> {
+        let cr = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = cr.local_addr().expect("addr");
+        let sim = SimCpe::new_tr098(serial, &format!("http://{}/", self.cwmp), CPE.0, CPE.1, addr, CR)
+            .unwrap_or_else(|e| panic!("a TR-098 gateway {serial}: {e}"));
+        tokio::spawn(SimCpe::serve_connection_requests(vec![sim.clone()], cr));
+        sim
+    }
 }
 
 /// Writes a file that holds secrets: mode 0600 from its creation.

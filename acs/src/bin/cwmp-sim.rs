@@ -1,12 +1,12 @@
-//! `cwmp-sim`: N simulated CPEs against an ACS. Each informs (BOOTSTRAP, then PERIODIC
-//! back to back or every `--periodic-secs`), answers connection requests (Digest), GPV, GPN,
-//! SPV, AddObject, DeleteObject, Reboot, FactoryReset, Download; reports sessions per second and
-//! latency percentiles.
+//! `cwmp-sim`: N simulated CPEs against an ACS, TR-181 hosts or (`--model tr098`) TR-098
+//! gateways. Each informs (BOOTSTRAP, then PERIODIC back to back or every `--periodic-secs`),
+//! answers connection requests (Digest), GPV, GPN, SPV, AddObject, DeleteObject, Reboot,
+//! FactoryReset, Download; reports sessions per second and latency percentiles.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use acs::sim::{load, SimCpe};
+use acs::sim::{load, SimCpe, SimModel};
 use clap::Parser;
 
 #[derive(Debug, Parser)]
@@ -33,6 +33,10 @@ struct Opts {
     /// Seconds between periodic sessions; 0 runs them back to back (load).
     #[arg(long, default_value_t = 0)]
     periodic_secs: u64,
+    /// The devices' data model: `tr181` (a `Device.` host) or `tr098` (an
+    /// `InternetGatewayDevice.` residential gateway).
+    #[arg(long, default_value = "tr181")]
+    model: SimModel,
     /// How long to run, in seconds.
     #[arg(long, default_value_t = 10)]
     duration_secs: u64,
@@ -60,9 +64,19 @@ fn main() -> std::process::ExitCode {
         let cr_addr = cr.local_addr().unwrap_or(o.cr_listen);
         let (user, pass) = pair(&o.credentials);
         let (cu, cp) = pair(&o.cr_credentials);
-        let sims: Vec<Arc<SimCpe>> = (0..o.count)
-            .map(|i| SimCpe::new(&format!("{}-{i}", o.serial_prefix), &o.acs, &user, &pass, cr_addr, (&cu, &cp)))
+        let made: Result<Vec<Arc<SimCpe>>, String> = (0..o.count)
+            .map(|i| {
+                let serial = format!("{}-{i}", o.serial_prefix);
+                SimCpe::of_model(o.model, &serial, &o.acs, &user, &pass, cr_addr, (&cu, &cp))
+            })
             .collect();
+        let sims = match made {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("cwmp-sim: {e}");
+                return std::process::ExitCode::from(2);
+            }
+        };
         tokio::spawn(SimCpe::serve_connection_requests(sims.clone(), cr));
         println!("{} devices, connection requests at http://{cr_addr}/cr/<serial>", sims.len());
         let duration = Duration::from_secs(o.duration_secs);
