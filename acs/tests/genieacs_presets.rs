@@ -315,3 +315,51 @@ async fn presets_apply_by_weight_on_their_events_and_preconditions() {
     sim.session(&["2 PERIODIC"]).await.expect("periodic");
     assert_eq!(tags(&oss, &id).await, ["light", "periodic", "rebooted", "scheduled"]);
 }
+
+/// The rows of the simulated device's vRGW instance table whose Subscriber is `who`: (row
+/// path, CVLAN).
+fn instances_of(sim: &acs::sim::SimCpe, who: &str) -> Vec<(String, String)> {
+    let table = "Device.X_VRGW-ORG_Virtualization.Instance.";
+    let all = acs::sim::values(sim, table);
+    all.iter()
+        .filter(|p| p.name.ends_with(".Subscriber") && p.value.to_lexical() == who)
+        .map(|p| {
+            let row = p.name.trim_end_matches("Subscriber").to_string();
+            (row.clone(), value(sim, &format!("{row}CVLAN")))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_object_and_delete_object_follow_the_objects_keys() {
+    let dir = TempDir::new("acs-genie-presets-objects");
+    let acs = acs_command(&dir).start();
+    let oss = NbiClient::new(acs.nbi, TOKEN);
+    let table = "Device.X_VRGW-ORG_Virtualization.Instance";
+    let object = json!({"Subscriber": "alice", "CVLAN": 7, "_keys": ["Subscriber"]});
+    assert_eq!(oss.call(Method::PUT, "/objects/alice", Some(object)).await.0, 200);
+    let add = json!({"configurations": [{"type": "add_object", "name": table, "object": "alice"}]});
+    assert_eq!(oss.call(Method::PUT, "/presets/alice", Some(add)).await.0, 200);
+    let sim = acs.sim("preset-obj-1").await;
+    sim.session(&[]).await.expect("bootstrap");
+    let rows = instances_of(&sim, "alice");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].1, "7");
+    // The instance is there (as the ACS read it back): not added again.
+    sim.session(&[]).await.expect("periodic");
+    assert_eq!(instances_of(&sim, "alice"), rows);
+    // A field not among the keys changes: the same instance gets the new value.
+    let object = json!({"Subscriber": "alice", "CVLAN": 9, "_keys": ["Subscriber"]});
+    assert_eq!(oss.call(Method::PUT, "/objects/alice", Some(object)).await.0, 200);
+    sim.session(&[]).await.expect("periodic");
+    assert_eq!(instances_of(&sim, "alice"), [(rows[0].0.clone(), "9".to_string())]);
+    // delete_object removes the instances matching the keys.
+    let delete = json!({"configurations": [{"type": "delete_object", "name": table, "object": "alice"}]});
+    assert_eq!(oss.call(Method::PUT, "/presets/alice", Some(delete)).await.0, 200);
+    sim.session(&[]).await.expect("periodic");
+    assert_eq!(instances_of(&sim, "alice"), []);
+    // The ACS forgot the deleted row: nothing is sent again, nothing faults.
+    let stats = sim.session(&[]).await.expect("periodic");
+    assert_eq!(stats.requests_served, 0);
+    assert_eq!(oss.call(Method::GET, "/faults", None).await, (200, json!([])));
+}
