@@ -1,15 +1,21 @@
 //! Serves the data-model RPCs of a CWMP session from a [`DataModel`]: the CPE-side bridge from
 //! a decoded request to its response or fault.
+//!
+//! Besides the data model's own methods it answers those a device with no transfer queue and
+//! no options answers from what it holds: GetQueuedTransfers and GetAllQueuedTransfers (none
+//! queued), CancelTransfer (nothing to cancel: 9021), GetOptions (none held) and ScheduleInform
+//! (accepted: the device's owner, which opens sessions, sees the request and informs with
+//! "3 SCHEDULED" and "M ScheduleInform" after the delay).
 
 use cwmp::{
-    AddObjectResponse, Body, DeleteObjectResponse, Fault, FaultCode, GetParameterAttributesResponse,
-    GetParameterNamesResponse, GetParameterValuesResponse, GetRPCMethodsResponse, SetParameterAttributesResponse,
-    SetParameterValuesResponse,
+    AddObjectResponse, Body, DeleteObjectResponse, Fault, FaultCode, GetAllQueuedTransfersResponse, GetOptionsResponse,
+    GetParameterAttributesResponse, GetParameterNamesResponse, GetParameterValuesResponse, GetQueuedTransfersResponse,
+    GetRPCMethodsResponse, ScheduleInformResponse, SetParameterAttributesResponse, SetParameterValuesResponse,
 };
 
 use crate::DataModel;
 
-/// The data-model methods [`serve`] answers.
+/// The methods [`serve`] answers.
 pub const METHODS: &[&str] = &[
     "GetRPCMethods",
     "GetParameterValues",
@@ -19,10 +25,15 @@ pub const METHODS: &[&str] = &[
     "GetParameterAttributes",
     "AddObject",
     "DeleteObject",
+    "ScheduleInform",
+    "GetQueuedTransfers",
+    "GetAllQueuedTransfers",
+    "CancelTransfer",
+    "GetOptions",
 ];
 
 /// Answers a request from the ACS with the data model: a response, or a fault that says why.
-/// Methods that are not about the data model (Reboot, Download, ...) get 9000; the agent that
+/// Methods that need the device itself (Reboot, Download, Upload, ...) get 9000; the agent that
 /// owns the device handles those before calling this.
 pub fn serve(model: &mut DataModel, request: &Body) -> Body {
     let result: Result<Body, Fault> = match request {
@@ -50,6 +61,18 @@ pub fn serve(model: &mut DataModel, request: &Body) -> Body {
         Body::DeleteObject(r) => model
             .delete_object(&r.object_name, &r.parameter_key)
             .map(|()| Body::DeleteObjectResponse(DeleteObjectResponse { status: 0 })),
+        Body::ScheduleInform(_) => Ok(Body::ScheduleInformResponse(ScheduleInformResponse {})),
+        Body::GetQueuedTransfers(_) => {
+            Ok(Body::GetQueuedTransfersResponse(GetQueuedTransfersResponse { transfer_list: Vec::new() }))
+        }
+        Body::GetAllQueuedTransfers(_) => {
+            Ok(Body::GetAllQueuedTransfersResponse(GetAllQueuedTransfersResponse { transfer_list: Vec::new() }))
+        }
+        Body::CancelTransfer(r) => Err(Fault::with_string(
+            FaultCode::CancelNotPermitted,
+            format!("no transfer is queued under CommandKey {:?}", r.command_key),
+        )),
+        Body::GetOptions(_) => Ok(Body::GetOptionsResponse(GetOptionsResponse { option_list: Vec::new() })),
         other if other.is_response() => {
             Err(Fault::with_string(FaultCode::RequestDenied, format!("{} is not a request", other.method_name())))
         }
@@ -59,4 +82,76 @@ pub fn serve(model: &mut DataModel, request: &Body) -> Body {
         )),
     };
     result.unwrap_or_else(Body::Fault)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Schema, Tree};
+
+    fn model() -> DataModel {
+        DataModel::new(Tree::new(Schema::host()))
+    }
+
+    #[test]
+    fn a_device_without_transfers_or_options_answers_from_what_it_holds() {
+        let mut m = model();
+        let si = cwmp::ScheduleInform { delay_seconds: 30, command_key: "k".into() };
+        assert_eq!(serve(&mut m, &Body::ScheduleInform(si)), Body::ScheduleInformResponse(ScheduleInformResponse {}));
+        let Body::GetQueuedTransfersResponse(q) = serve(&mut m, &Body::GetQueuedTransfers(cwmp::GetQueuedTransfers {}))
+        else {
+            panic!("a GetQueuedTransfersResponse")
+        };
+        assert!(q.transfer_list.is_empty());
+        let all = serve(&mut m, &Body::GetAllQueuedTransfers(cwmp::GetAllQueuedTransfers {}));
+        assert!(matches!(all, Body::GetAllQueuedTransfersResponse(r) if r.transfer_list.is_empty()));
+        let o = serve(&mut m, &Body::GetOptions(cwmp::GetOptions { option_name: String::new() }));
+        assert!(matches!(o, Body::GetOptionsResponse(r) if r.option_list.is_empty()));
+        let Body::Fault(f) = serve(&mut m, &Body::CancelTransfer(cwmp::CancelTransfer { command_key: "x".into() }))
+        else {
+            panic!("a fault")
+        };
+        assert_eq!(f.code, FaultCode::CancelNotPermitted);
+        let up = cwmp::Upload {
+            command_key: "u".into(),
+            file_type: "1 Vendor Configuration File".into(),
+            url: "http://acs/".into(),
+            username: String::new(),
+            password: String::new(),
+            delay_seconds: 0,
+        };
+        assert!(matches!(serve(&mut m, &Body::Upload(up)), Body::Fault(f) if f.code == FaultCode::MethodNotSupported));
+        let Body::GetRPCMethodsResponse(r) = serve(&mut m, &Body::GetRPCMethods(cwmp::GetRPCMethods {})) else {
+            panic!("methods")
+        };
+        assert!(r.method_list.iter().any(|n| n == "GetOptions"));
+    }
+
+    #[test]
+    fn attributes_are_kept_per_parameter_and_names_list_writability() {
+        let mut m = model();
+        let p = "Device.ManagementServer.PeriodicInformInterval";
+        let set = cwmp::SetParameterAttributes {
+            parameter_list: vec![cwmp::SetParameterAttribute {
+                name: p.into(),
+                notification_change: true,
+                notification: cwmp::Notification::Passive,
+                access_list_change: true,
+                access_list: vec!["Subscriber".into()],
+            }],
+        };
+        assert!(matches!(serve(&mut m, &Body::SetParameterAttributes(set)), Body::SetParameterAttributesResponse(_)));
+        let get =
+            cwmp::GetParameterAttributes { parameter_names: vec![p.into(), "Device.ManagementServer.URL".into()] };
+        let Body::GetParameterAttributesResponse(r) = serve(&mut m, &Body::GetParameterAttributes(get)) else {
+            panic!("attributes")
+        };
+        assert_eq!(r.parameter_list[0].notification, cwmp::Notification::Passive);
+        assert_eq!(r.parameter_list[0].access_list, vec!["Subscriber".to_string()]);
+        assert_eq!(r.parameter_list[1].notification, cwmp::Notification::Off, "only the one set");
+        let gpn = cwmp::GetParameterNames { parameter_path: "Device.ManagementServer.".into(), next_level: true };
+        let Body::GetParameterNamesResponse(r) = serve(&mut m, &Body::GetParameterNames(gpn)) else { panic!("names") };
+        let interval = r.parameter_list.iter().find(|i| i.name == p).expect("listed");
+        assert!(interval.writable);
+    }
 }
