@@ -159,6 +159,12 @@ pub enum Refusal {
     /// Not a POST (and not a file).
     #[error("CWMP takes POST")]
     NotPost,
+    /// `PUT /files/<name>` that no upload task of the device it was signed for expects.
+    #[error("no upload of {0} is expected")]
+    NoUpload(String),
+    /// `PUT /files/<name>` over a file the device did not upload.
+    #[error("{0} exists and is not this device's upload")]
+    NotYourFile(String),
     /// The first POST of a session did not authenticate. The reason is logged, never told:
     /// the peer cannot tell an unknown user from a wrong password.
     #[error("authentication required")]
@@ -197,6 +203,8 @@ impl Refusal {
             Refusal::FileUrl(_) => StatusCode::FORBIDDEN,
             Refusal::Store(_) | Refusal::Join(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Refusal::NotPost => StatusCode::METHOD_NOT_ALLOWED,
+            Refusal::NoUpload(_) => StatusCode::FORBIDDEN,
+            Refusal::NotYourFile(_) => StatusCode::CONFLICT,
             Refusal::Unauthenticated(_) | Refusal::NotYours { .. } => StatusCode::UNAUTHORIZED,
             Refusal::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Refusal::Body(r) => r.status(),
@@ -351,6 +359,11 @@ impl Acs {
                 return served.unwrap_or_else(|e| e.reply());
             }
         }
+        if req.method() == hyper::Method::PUT {
+            if let Some(name) = req.uri().path().strip_prefix("/files/").map(crate::nbi::decode) {
+                return self.upload(req, name, peer).await.unwrap_or_else(|e| e.reply());
+            }
+        }
         if req.method() != hyper::Method::POST {
             return Refusal::NotPost.reply();
         }
@@ -385,6 +398,123 @@ impl Acs {
         match self.handle(cookie.filter(|_| known), &body, credential.as_ref()) {
             Outcome::Reply(r) => r,
         }
+    }
+
+    /// `PUT /files/<name>`: a CPE's Upload, on the URL the upload task signed for it; stored as a
+    /// file (metadata: its fileType, the device's OUI and product class, and the device) when an
+    /// upload task of that device, sent and not finished, names it.
+    async fn upload(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        name: String,
+        peer: SocketAddr,
+    ) -> Result<Response<Full<Bytes>>, Refusal> {
+        let device = match self.files.check(&tasks::upload_signed_name(&name), req.uri().query(), now()) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(%peer, file = %name, "refused an upload: {e}");
+                return Err(Refusal::FileUrl(e));
+            }
+        };
+        let body = http_shell::read_body(req.into_body(), &self.limits()).await.map_err(|e| match e {
+            http_shell::Refusal::TooLarge(max) => Refusal::TooLarge(max),
+            e => Refusal::Body(e),
+        })?;
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let open = store.open_tasks(&device)?;
+            let Some(task) = open
+                .iter()
+                .find(|t| t.status == TaskStatus::Sent && tasks::upload_name(t).as_deref() == Some(name.as_str()))
+            else {
+                tracing::warn!(%device, file = %name, "refused an upload no task expects");
+                return Err(Refusal::NoUpload(name));
+            };
+            if let Some((_, meta)) = store.file(&name)? {
+                if meta.get("device").and_then(serde_json::Value::as_str) != Some(device.as_str()) {
+                    tracing::warn!(%device, file = %name, "refused an upload over another file");
+                    return Err(Refusal::NotYourFile(name));
+                }
+            }
+            let TaskSpec::Upload { file_type, .. } = &task.order.spec else { return Err(Refusal::NoUpload(name)) };
+            let d = store.device(&device)?.unwrap_or_default();
+            let meta = json!({"fileType": file_type, "oui": d.oui, "productClass": d.product_class, "device": device});
+            store.put_file(&name, &body, &meta, now())?;
+            tracing::info!(%device, file = %name, bytes = body.len(), task = task.id, "file uploaded");
+            Ok(text(StatusCode::CREATED, String::new()))
+        })
+        .await?
+    }
+
+    /// A method the CPE called (its answer went out with the session already): recorded as an
+    /// event, the latest of each kind under `Events.<Method>.` in the device's parameters (so
+    /// the NBI shows and queries it), sent to webhooks, and acted on: a DUStateChangeComplete
+    /// finishes its changeDUState task.
+    fn on_cpe_request(&self, dev: &str, body: &Body) {
+        let at = now();
+        let Some((method, command_key, detail)) = cpe_request_record(body) else { return };
+        tracing::info!(device = %dev, method, command_key, "CPE request");
+        crate::store::logged(self.store.add_event(dev, method, &command_key, at), "a CPE request's event");
+        let prefix = format!("Events.{method}.");
+        let mut leaves = vec![CachedParam {
+            name: format!("{prefix}Time"),
+            ty: "dateTime".into(),
+            value: crate::query::iso(at),
+            updated: at,
+        }];
+        flatten(&prefix, &detail, at, &mut leaves);
+        crate::store::logged(self.store.forget_params(dev, &prefix), "the previous record of a CPE request");
+        crate::store::logged(self.store.cache_params(dev, &leaves), "a CPE request's record");
+        self.webhooks.send(crate::webhooks::Event::cpe_request(dev, method, detail, at));
+        if let Body::DUStateChangeComplete(c) = body {
+            self.on_du_state_change_complete(dev, c);
+        }
+    }
+
+    fn on_du_state_change_complete(&self, dev: &str, c: &cwmp::DUStateChangeComplete) {
+        let Some(tasks) = crate::store::logged(self.store.tasks(Some(dev)), "a DUStateChangeComplete (its task)")
+        else {
+            return;
+        };
+        let Some(t) = tasks.iter().find(|t| {
+            t.key == c.command_key
+                && t.status == TaskStatus::Sent
+                && matches!(t.order.spec, TaskSpec::ChangeDuState { .. })
+        }) else {
+            return;
+        };
+        let failed = c.results.iter().find(|r| r.fault.code != 0);
+        let r = match failed {
+            None => {
+                tracing::info!(device = %dev, task = t.id, "deployment-unit change complete");
+                let results: Vec<serde_json::Value> = c.results.iter().map(op_result_json).collect();
+                self.store.complete(t.id, &json!({"status": 0, "results": results})).map(|_| ())
+            }
+            Some(r) => {
+                let failure = tasks::Failure::Transfer(r.fault.clone());
+                let detail = format!("{} {}: {}", r.uuid, r.current_state, r.fault.string);
+                self.store.fault(dev, Some(t.id), &failure.code(), failure.message(), &detail, now()).map(|_| ())
+            }
+        };
+        crate::store::logged(r, "a DUStateChangeComplete's task");
+        let what = if failed.is_none() { "task.done" } else { "task.fault" };
+        self.webhooks.send(crate::webhooks::Event::task(dev, what, t.id, now()));
+        self.task_events.notify_waiters();
+    }
+
+    /// A cancelTransfer the CPE accepted: the transfer it named will not complete; its task
+    /// is recorded as faulted (`transfer.cancelled`).
+    fn on_cancelled(&self, dev: &str, key: &str, by: i64) {
+        let Some(tasks) = crate::store::logged(self.store.tasks(Some(dev)), "a cancelled transfer's task") else {
+            return;
+        };
+        let Some(t) = tasks.iter().find(|t| !key.is_empty() && t.key == key && t.status == TaskStatus::Sent) else {
+            return;
+        };
+        let recorded =
+            self.store.fault(dev, Some(t.id), "transfer.cancelled", &format!("cancelled by task {by}"), "", now());
+        crate::store::logged(recorded, "a cancelled transfer");
+        self.webhooks.send(crate::webhooks::Event::task(dev, "task.fault", t.id, now()));
     }
 
     /// A credential by user name: the configuration file's, else the store's.
@@ -513,7 +643,11 @@ impl Acs {
                         self.on_transfer_complete(dev, &tc);
                     }
                 }
-                AcsEvent::CpeRequest(_) => {}
+                AcsEvent::CpeRequest(body) => {
+                    if let Some(dev) = &s.device {
+                        self.on_cpe_request(dev, &body);
+                    }
+                }
                 AcsEvent::Response { response, .. } => self.on_response(&mut s, response),
                 AcsEvent::Ended => {}
                 AcsEvent::Failed { error, .. } => {
@@ -672,8 +806,12 @@ impl Acs {
         };
         if let Some(t) = tasks.iter().find(|t| t.key == tc.command_key && t.status != TaskStatus::Fault) {
             let r = if tc.fault.code == 0 {
-                tracing::info!(device = %dev, task = t.id, "download complete");
-                self.store.complete(t.id, &json!({"status": 0, "transferComplete": true})).map(|_| ())
+                tracing::info!(device = %dev, task = t.id, task_name = t.order.spec.name(), "transfer complete");
+                let mut result = json!({"status": 0, "transferComplete": true});
+                if let (Some(file), Some(m)) = (tasks::upload_name(t), result.as_object_mut()) {
+                    m.insert("file".into(), json!(file));
+                }
+                self.store.complete(t.id, &result).map(|_| ())
             } else {
                 let failure = tasks::Failure::Transfer(tc.fault.clone());
                 self.store
@@ -724,6 +862,11 @@ impl Acs {
                 crate::store::logged(recorded, "the fault of a preset's request");
             }
             Step::Done(result) => {
+                if let TaskSpec::CancelTransfer { .. } = &run.task.order.spec {
+                    if let Some(key) = result.get("commandKey").and_then(serde_json::Value::as_str) {
+                        self.on_cancelled(&run.task.device, key, run.task.id);
+                    }
+                }
                 if let Err(e) = self.store.complete(run.task.id, &result) {
                     tracing::error!("recording task {}: {e}", run.task.id);
                 }
@@ -741,7 +884,8 @@ impl Acs {
                 self.task_events.notify_waiters();
             }
             Step::AwaitTransfer => {
-                tracing::info!(device = %run.task.device, task = run.task.id, "download accepted; waiting for TransferComplete");
+                tracing::info!(device = %run.task.device, task = run.task.id, task_name = run.task.order.spec.name(),
+                    "accepted; waiting for the CPE to report its completion");
             }
             Step::Fault(f) => {
                 let dev = run.task.device.clone();
@@ -777,7 +921,7 @@ impl Acs {
         }
         let Some(dev) = s.device.clone() else { return };
         let at = now();
-        let ctx = Context { files: &self.files, now: at };
+        let ctx = Context { files: &self.files, now: at, store: Some(self.store.as_ref()) };
         if let Some((preset, spec)) = s.local.pop_front() {
             let task = crate::store::Task {
                 id: 0,
@@ -875,6 +1019,93 @@ impl Acs {
             http_shell::serve(listener, tls, limits, move |req, peer| self.clone().http(req, peer), shutdown).await;
         sweeper.abort();
         served
+    }
+}
+
+/// A CPE's own request as the ACS records it: the method, its CommandKey (empty when it has
+/// none) and its content under CWMP's names (`FileType`, `StartTime`, `Results.1.UUID`, ...).
+/// None for the methods recorded elsewhere (Inform, TransferComplete) or not recorded
+/// (GetRPCMethods, Kicked).
+fn cpe_request_record(body: &Body) -> Option<(&'static str, String, serde_json::Value)> {
+    let fault = |f: &cwmp::TransferFault| json!({"FaultCode": f.code, "FaultString": f.string});
+    Some(match body {
+        Body::RequestDownload(r) => {
+            let args: Vec<serde_json::Value> =
+                r.file_type_arg.iter().map(|a| json!({"Name": a.name, "Value": a.value})).collect();
+            ("RequestDownload", String::new(), json!({"FileType": r.file_type, "FileTypeArg": args}))
+        }
+        Body::AutonomousTransferComplete(t) => (
+            "AutonomousTransferComplete",
+            String::new(),
+            json!({
+                "AnnounceURL": t.announce_url, "TransferURL": t.transfer_url, "IsDownload": t.is_download,
+                "FileType": t.file_type, "FileSize": t.file_size, "TargetFileName": t.target_file_name,
+                "FaultStruct": fault(&t.fault), "StartTime": t.start_time.as_str(),
+                "CompleteTime": t.complete_time.as_str(),
+            }),
+        ),
+        Body::DUStateChangeComplete(c) => {
+            let results: Vec<serde_json::Value> = c.results.iter().map(op_result_cwmp).collect();
+            ("DUStateChangeComplete", c.command_key.clone(), json!({"CommandKey": c.command_key, "Results": results}))
+        }
+        Body::AutonomousDUStateChangeComplete(c) => {
+            let results: Vec<serde_json::Value> = c
+                .results
+                .iter()
+                .map(|r| {
+                    let mut j = op_result_cwmp(&r.result);
+                    if let Some(m) = j.as_object_mut() {
+                        m.insert("OperationPerformed".into(), json!(r.operation_performed));
+                    }
+                    j
+                })
+                .collect();
+            ("AutonomousDUStateChangeComplete", String::new(), json!({"Results": results}))
+        }
+        _ => return None,
+    })
+}
+
+/// An `OpResultStruct` under CWMP's names.
+fn op_result_cwmp(r: &cwmp::OpResult) -> serde_json::Value {
+    json!({
+        "UUID": r.uuid, "DeploymentUnitRef": r.deployment_unit_ref, "Version": r.version,
+        "CurrentState": r.current_state, "Resolved": r.resolved, "ExecutionUnitRefList": r.execution_unit_ref_list,
+        "StartTime": r.start_time.as_str(), "CompleteTime": r.complete_time.as_str(),
+        "FaultStruct": {"FaultCode": r.fault.code, "FaultString": r.fault.string},
+    })
+}
+
+/// An `OpResultStruct` in a changeDUState task's result (camelCase, as task results are).
+fn op_result_json(r: &cwmp::OpResult) -> serde_json::Value {
+    json!({
+        "uuid": r.uuid, "deploymentUnitRef": r.deployment_unit_ref, "version": r.version,
+        "currentState": r.current_state, "resolved": r.resolved, "executionUnitRefList": r.execution_unit_ref_list,
+        "startTime": r.start_time.as_str(), "completeTime": r.complete_time.as_str(),
+    })
+}
+
+/// A record's content as cached parameters below `prefix`: objects by name, arrays by 1-based
+/// instance number, as CWMP numbers table rows; times typed `dateTime`.
+fn flatten(prefix: &str, v: &serde_json::Value, at: i64, out: &mut Vec<CachedParam>) {
+    use serde_json::Value as J;
+    let leaf = |ty: &str, value: String| CachedParam {
+        name: prefix.trim_end_matches('.').to_string(),
+        ty: ty.into(),
+        value,
+        updated: at,
+    };
+    match v {
+        J::Object(m) => m.iter().for_each(|(k, v)| flatten(&format!("{prefix}{k}."), v, at, out)),
+        J::Array(a) => a.iter().enumerate().for_each(|(i, v)| flatten(&format!("{prefix}{}.", i + 1), v, at, out)),
+        J::Bool(b) => out.push(leaf("boolean", b.to_string())),
+        J::Number(n) if n.is_u64() => out.push(leaf("unsignedInt", n.to_string())),
+        J::Number(n) => out.push(leaf("int", n.to_string())),
+        J::String(s) if prefix.ends_with("Time.") && cwmp::DateTime::parse(s).is_some() => {
+            out.push(leaf("dateTime", s.clone()))
+        }
+        J::String(s) => out.push(leaf("string", s.clone())),
+        J::Null => {}
     }
 }
 

@@ -1,9 +1,13 @@
 //! Tasks: the GenieACS task JSON checked and turned into CWMP requests, run step by step inside
 //! a session, with results, parameter-cache refreshes and faults recorded in the store.
 
+use std::collections::VecDeque;
+
 use cwmp::{
-    AddObject, Body, DeleteObject, Download, FactoryReset, FaultCode, GetParameterValues, ParameterValue, Reboot,
-    SetParameterValues, Value, XsdType,
+    AddObject, Body, CancelTransfer, ChangeDUState, DeleteObject, Download, FactoryReset, FaultCode,
+    GetAllQueuedTransfers, GetOptions, GetParameterAttributes, GetParameterNames, GetParameterValues,
+    GetQueuedTransfers, Notification, ParameterValue, Reboot, ScheduleDownload, ScheduleInform, SetParameterAttribute,
+    SetParameterAttributes, SetParameterValues, SetVouchers, Upload, Value, XsdType,
 };
 use serde_json::{json, Value as Json};
 
@@ -69,6 +73,237 @@ pub enum TaskSpec {
         #[serde(skip_serializing_if = "Option::is_none")]
         target_file_name: Option<String>,
     },
+    /// List names (and writability) below a path.
+    GetParameterNames {
+        /// A partial path (ending in `.`), a parameter, or empty for the whole tree.
+        parameter_path: String,
+        /// Only the level right below the path.
+        next_level: bool,
+    },
+    /// Read notification and access-list attributes.
+    GetParameterAttributes {
+        /// Paths; a partial path reads a subtree.
+        parameter_names: Vec<String>,
+    },
+    /// Change notification and access-list attributes, then read them back.
+    SetParameterAttributes {
+        /// `[name, notification | null, accessList | null]` triples, as GenieACS types its
+        /// SetParameterAttributes (null: leave it as it is).
+        #[serde(serialize_with = "attribute_triples")]
+        parameter_list: Vec<SetParameterAttribute>,
+    },
+    /// Have the CPE upload a file (a configuration or a log) to the ACS's file server; done at
+    /// its TransferComplete, the file then stored under `file_name`.
+    Upload {
+        /// TR-069 file type (`1 Vendor Configuration File`, `2 Vendor Log File`, ...).
+        file_type: String,
+        /// The name the upload is stored under (default `<device>-<type>-<task id>`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        file_name: Option<String>,
+        /// Seconds the CPE may wait before it starts.
+        #[serde(skip_serializing_if = "is_zero")]
+        delay_seconds: u32,
+    },
+    /// Ask for an Inform ("3 SCHEDULED", "M ScheduleInform") after a delay.
+    ScheduleInform {
+        /// Seconds from now (at least 1).
+        delay_seconds: u32,
+    },
+    /// A download in time windows; done at its TransferComplete.
+    ScheduleDownload {
+        /// TR-069 file type.
+        file_type: String,
+        /// The file's name on the file server.
+        file_name: String,
+        /// The name the CPE should give it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        target_file_name: Option<String>,
+        /// One or two windows.
+        time_windows: Vec<Window>,
+    },
+    /// Cancel a download or upload the CPE has not finished.
+    CancelTransfer {
+        /// The transfer task (its `_id`), whose CommandKey the ACS knows.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        task: Option<String>,
+        /// Or the CommandKey itself.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        command_key: Option<String>,
+    },
+    /// Install, update or uninstall deployment units; done at the DUStateChangeComplete.
+    #[serde(rename = "changeDUState")]
+    ChangeDuState {
+        /// The operations, in order.
+        operations: Vec<DuOp>,
+    },
+    /// The transfers the ACS asked for that the CPE still holds.
+    GetQueuedTransfers,
+    /// Every transfer the CPE holds, whoever asked for it.
+    GetAllQueuedTransfers,
+    /// The options (software features bought with vouchers) the CPE holds.
+    GetOptions {
+        /// One option, or empty for all.
+        option_name: String,
+    },
+    /// Give the CPE option vouchers.
+    SetVouchers {
+        /// Each voucher, base64 as CWMP carries it.
+        voucher_list: Vec<String>,
+    },
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// A ScheduleDownload time window (`TimeWindowStruct`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Window {
+    /// Seconds from the request.
+    pub window_start: u32,
+    /// Seconds from the request (after the start).
+    pub window_end: u32,
+    /// `1 At Any Time`, `2 Immediately`, `3 When Idle` or `4 Confirmation Needed`.
+    pub window_mode: String,
+    /// Shown to the user (for `4 Confirmation Needed`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub user_message: String,
+    /// Attempts; -1 for the CPE's own choice.
+    #[serde(default = "minus_one")]
+    pub max_retries: i32,
+}
+
+fn minus_one() -> i32 {
+    -1
+}
+
+/// A ChangeDUState operation, tagged by `type`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase", deny_unknown_fields)]
+pub enum DuOp {
+    /// Install the unit at `url`.
+    Install {
+        /// Where the unit is.
+        url: String,
+        /// Its UUID, if known.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        uuid: String,
+        /// The execution environment (a path), or empty for the CPE's choice.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        execution_env_ref: String,
+    },
+    /// Update a unit (by UUID; empty: all).
+    Update {
+        /// The unit.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        uuid: String,
+        /// Its version to update (empty: the only one).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        version: String,
+        /// Where the new version is (empty: where it came from).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        url: String,
+    },
+    /// Uninstall a unit.
+    Uninstall {
+        /// The unit.
+        uuid: String,
+        /// Its version (empty: all).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        version: String,
+        /// The execution environment (empty: every one).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        execution_env_ref: String,
+    },
+}
+
+impl DuOp {
+    fn to_cwmp(&self) -> cwmp::DuOperation {
+        match self.clone() {
+            DuOp::Install { url, uuid, execution_env_ref } => cwmp::DuOperation::Install {
+                url,
+                uuid,
+                username: String::new(),
+                password: String::new(),
+                execution_env_ref,
+            },
+            DuOp::Update { uuid, version, url } => {
+                cwmp::DuOperation::Update { uuid, version, url, username: String::new(), password: String::new() }
+            }
+            DuOp::Uninstall { uuid, version, execution_env_ref } => {
+                cwmp::DuOperation::Uninstall { uuid, version, execution_env_ref }
+            }
+        }
+    }
+}
+
+fn attribute_triples<S: serde::Serializer>(list: &[SetParameterAttribute], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(list.len()))?;
+    for a in list {
+        let n = a.notification_change.then(|| a.notification.code());
+        let acl = a.access_list_change.then_some(&a.access_list);
+        seq.serialize_element(&(&a.name, n, acl))?;
+    }
+    seq.end()
+}
+
+/// One `[name, notification | null, accessList | null]` of a setParameterAttributes.
+fn attribute_triple(t: &Json) -> Result<SetParameterAttribute, BadTask> {
+    let shape = || BadTask("each parameterList entry is [name, notification 0-6 or null, accessList or null]".into());
+    let t = t.as_array().filter(|t| (1..=3).contains(&t.len())).ok_or_else(shape)?;
+    let name = t.first().and_then(Json::as_str).ok_or_else(shape)?.to_string();
+    let notification = match t.get(1) {
+        None | Some(Json::Null) => None,
+        Some(n) => Some(
+            n.as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .and_then(Notification::from_code)
+                .ok_or_else(|| BadTask(format!("{name}: notification is 0 to 6")))?,
+        ),
+    };
+    let access_list = match t.get(2) {
+        None | Some(Json::Null) => None,
+        Some(Json::Array(a)) => Some(
+            a.iter()
+                .map(|e| e.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| BadTask(format!("{name}: accessList is an array of strings")))?,
+        ),
+        Some(_) => return Err(BadTask(format!("{name}: accessList is an array of strings"))),
+    };
+    if notification.is_none() && access_list.is_none() {
+        return Err(BadTask(format!("{name}: neither a notification nor an accessList to set")));
+    }
+    Ok(SetParameterAttribute {
+        name,
+        notification_change: notification.is_some(),
+        notification: notification.unwrap_or_default(),
+        access_list_change: access_list.is_some(),
+        access_list: access_list.unwrap_or_default(),
+    })
+}
+
+/// A number field that fits a u32 (absent: `default`).
+fn seconds(spec: &Json, field: &str, default: Option<u32>) -> Result<u32, BadTask> {
+    match (spec.get(field), default) {
+        (None | Some(Json::Null), Some(d)) => Ok(d),
+        (None | Some(Json::Null), None) => Err(BadTask(format!("{field} is required"))),
+        (Some(v), _) => v
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| BadTask(format!("{field} is a number of seconds (0 to 4294967295)"))),
+    }
+}
+
+/// An optional non-empty string field.
+fn optional(spec: &Json, field: &str) -> Result<Option<String>, BadTask> {
+    match spec.get(field) {
+        None | Some(Json::Null) => Ok(None),
+        Some(Json::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
+        Some(_) => Err(BadTask(format!("{field} must be a non-empty string"))),
+    }
 }
 
 /// A queued task's specification: what it does and, for the web form's tasks, that it applies
@@ -244,6 +479,112 @@ impl TaskSpec {
             "reboot" => TaskSpec::Reboot,
             "factoryReset" => TaskSpec::FactoryReset,
             "download" => download(spec)?,
+            "getParameterNames" => TaskSpec::GetParameterNames {
+                parameter_path: match spec.get("parameterPath") {
+                    None | Some(Json::Null) => String::new(),
+                    Some(Json::String(s)) => s.clone(),
+                    Some(_) => return Err(BadTask("parameterPath must be a string (empty: the whole tree)".into())),
+                },
+                next_level: match spec.get("nextLevel") {
+                    None | Some(Json::Null) => false,
+                    Some(Json::Bool(b)) => *b,
+                    Some(_) => return Err(BadTask("nextLevel must be true or false".into())),
+                },
+            },
+            "getParameterAttributes" => {
+                let parameter_names = strings(spec, "parameterNames")?;
+                if parameter_names.is_empty() {
+                    return Err(BadTask("parameterNames must name at least one parameter".into()));
+                }
+                TaskSpec::GetParameterAttributes { parameter_names }
+            }
+            "setParameterAttributes" => {
+                let list =
+                    spec.get("parameterList").and_then(Json::as_array).filter(|l| !l.is_empty()).ok_or_else(|| {
+                        BadTask("parameterList must be a non-empty array of [name, notification, accessList]".into())
+                    })?;
+                TaskSpec::SetParameterAttributes {
+                    parameter_list: list.iter().map(attribute_triple).collect::<Result<_, _>>()?,
+                }
+            }
+            "upload" => TaskSpec::Upload {
+                file_type: optional(spec, "fileType")?.ok_or_else(|| BadTask("fileType is required".into()))?,
+                file_name: match optional(spec, "fileName")? {
+                    Some(n) if n.contains('/') || n == ".." || n == "." => {
+                        return Err(BadTask(format!("fileName {n:?} must be a plain file name")))
+                    }
+                    n => n,
+                },
+                delay_seconds: seconds(spec, "delaySeconds", Some(0))?,
+            },
+            "scheduleInform" => {
+                let delay_seconds = seconds(spec, "delaySeconds", None)?;
+                if delay_seconds == 0 {
+                    return Err(BadTask("delaySeconds must be at least 1 (TR-069 A.4.1.3)".into()));
+                }
+                TaskSpec::ScheduleInform { delay_seconds }
+            }
+            "scheduleDownload" => {
+                let windows = spec
+                    .get("timeWindows")
+                    .cloned()
+                    .ok_or_else(|| BadTask("timeWindows (one or two) are required".into()))?;
+                let time_windows: Vec<Window> =
+                    serde_json::from_value(windows).map_err(|e| BadTask(format!("timeWindows: {e}")))?;
+                if time_windows.is_empty() || time_windows.len() > 2 {
+                    return Err(BadTask("timeWindows holds one or two windows".into()));
+                }
+                if let Some(w) = time_windows.iter().find(|w| w.window_end <= w.window_start) {
+                    return Err(BadTask(format!(
+                        "a window ends after it starts ({} to {})",
+                        w.window_start, w.window_end
+                    )));
+                }
+                TaskSpec::ScheduleDownload {
+                    file_type: optional(spec, "fileType")?.ok_or_else(|| BadTask("fileType is required".into()))?,
+                    file_name: optional(spec, "fileName")?.ok_or_else(|| BadTask("fileName is required".into()))?,
+                    target_file_name: optional(spec, "targetFileName")?,
+                    time_windows,
+                }
+            }
+            "cancelTransfer" => {
+                let task = match spec.get("task") {
+                    None | Some(Json::Null) => None,
+                    Some(Json::String(s)) if s.parse::<i64>().is_ok() => Some(s.clone()),
+                    Some(Json::Number(n)) if n.is_i64() => Some(n.to_string()),
+                    Some(_) => return Err(BadTask("task must be a task's _id".into())),
+                };
+                let command_key = optional(spec, "commandKey")?;
+                if task.is_some() == command_key.is_some() {
+                    return Err(BadTask("cancelTransfer names the transfer by task (its _id) or by commandKey".into()));
+                }
+                TaskSpec::CancelTransfer { task, command_key }
+            }
+            "changeDUState" => {
+                let ops = spec.get("operations").cloned().ok_or_else(|| BadTask("operations are required".into()))?;
+                let operations: Vec<DuOp> =
+                    serde_json::from_value(ops).map_err(|e| BadTask(format!("operations: {e}")))?;
+                if operations.is_empty() {
+                    return Err(BadTask("operations must hold at least one operation".into()));
+                }
+                TaskSpec::ChangeDuState { operations }
+            }
+            "getQueuedTransfers" => TaskSpec::GetQueuedTransfers,
+            "getAllQueuedTransfers" => TaskSpec::GetAllQueuedTransfers,
+            "getOptions" => TaskSpec::GetOptions {
+                option_name: match spec.get("optionName") {
+                    None | Some(Json::Null) => String::new(),
+                    Some(Json::String(s)) => s.clone(),
+                    Some(_) => return Err(BadTask("optionName must be a string (empty: all)".into())),
+                },
+            },
+            "setVouchers" => {
+                let voucher_list = strings(spec, "voucherList")?;
+                if voucher_list.is_empty() || voucher_list.iter().any(String::is_empty) {
+                    return Err(BadTask("voucherList must hold at least one voucher, none empty".into()));
+                }
+                TaskSpec::SetVouchers { voucher_list }
+            }
             other => return Err(BadTask(format!("unknown task {other:?}"))),
         })
     }
@@ -259,6 +600,18 @@ impl TaskSpec {
             TaskSpec::Reboot => "reboot",
             TaskSpec::FactoryReset => "factoryReset",
             TaskSpec::Download { .. } => "download",
+            TaskSpec::GetParameterNames { .. } => "getParameterNames",
+            TaskSpec::GetParameterAttributes { .. } => "getParameterAttributes",
+            TaskSpec::SetParameterAttributes { .. } => "setParameterAttributes",
+            TaskSpec::Upload { .. } => "upload",
+            TaskSpec::ScheduleInform { .. } => "scheduleInform",
+            TaskSpec::ScheduleDownload { .. } => "scheduleDownload",
+            TaskSpec::CancelTransfer { .. } => "cancelTransfer",
+            TaskSpec::ChangeDuState { .. } => "changeDUState",
+            TaskSpec::GetQueuedTransfers => "getQueuedTransfers",
+            TaskSpec::GetAllQueuedTransfers => "getAllQueuedTransfers",
+            TaskSpec::GetOptions { .. } => "getOptions",
+            TaskSpec::SetVouchers { .. } => "setVouchers",
         }
     }
 
@@ -271,7 +624,21 @@ impl TaskSpec {
             TaskSpec::AddObject { object_name, parameter_values } => {
                 object_name.contains(s) || parameter_values.iter().any(|p| p.name.contains(s))
             }
-            TaskSpec::Reboot | TaskSpec::FactoryReset | TaskSpec::Download { .. } => false,
+            TaskSpec::GetParameterNames { parameter_path, .. } => parameter_path.contains(s),
+            TaskSpec::GetParameterAttributes { parameter_names } => parameter_names.iter().any(|n| n.contains(s)),
+            TaskSpec::SetParameterAttributes { parameter_list } => parameter_list.iter().any(|p| p.name.contains(s)),
+            TaskSpec::Reboot
+            | TaskSpec::FactoryReset
+            | TaskSpec::Download { .. }
+            | TaskSpec::Upload { .. }
+            | TaskSpec::ScheduleInform { .. }
+            | TaskSpec::ScheduleDownload { .. }
+            | TaskSpec::CancelTransfer { .. }
+            | TaskSpec::ChangeDuState { .. }
+            | TaskSpec::GetQueuedTransfers
+            | TaskSpec::GetAllQueuedTransfers
+            | TaskSpec::GetOptions { .. }
+            | TaskSpec::SetVouchers { .. } => false,
         }
     }
 
@@ -299,6 +666,142 @@ fn dotted(s: &str) -> String {
     }
 }
 
+/// How many leaves one GetParameterValues of a `refreshObject` walk asks for.
+pub const GPV_BATCH: usize = 64;
+
+/// A `refreshObject` walk, as GenieACS refreshes: the objects still to list with
+/// GetParameterNames (next level), then the leaves found, read with GetParameterValues in
+/// batches of [`GPV_BATCH`]. A GetParameterValues of a partial path is never sent: real CPEs
+/// and simulators handle it badly.
+#[derive(Debug, Default)]
+struct Walk {
+    /// The object refreshed (dotted; empty: the whole tree).
+    root: String,
+    /// The path of the GetParameterNames outstanding.
+    listing: String,
+    /// Objects listed, not yet walked.
+    objects: VecDeque<String>,
+    /// Leaves found, in the order listed.
+    leaves: Vec<String>,
+    /// Every name listed (a CPE that lists a level twice, or more than one level, is walked once).
+    seen: std::collections::HashSet<String>,
+    /// Leaves asked for so far.
+    asked: usize,
+    /// Values read.
+    values: Vec<CachedParam>,
+    /// The top-level objects (`Device.`): a whole-tree walk's scope.
+    tops: Vec<String>,
+}
+
+impl Walk {
+    fn new(root: String) -> Walk {
+        Walk { listing: root.clone(), root, ..Walk::default() }
+    }
+
+    /// The next request, or none when the walk is over.
+    fn next(&mut self) -> Option<Body> {
+        if let Some(o) = self.objects.pop_front() {
+            self.listing = o.clone();
+            return Some(Body::GetParameterNames(GetParameterNames { parameter_path: o, next_level: true }));
+        }
+        if self.asked < self.leaves.len() {
+            let end = (self.asked + GPV_BATCH).min(self.leaves.len());
+            let names = self.leaves[self.asked..end].to_vec();
+            self.asked = end;
+            return Some(Body::GetParameterValues(GetParameterValues { parameter_names: names }));
+        }
+        None
+    }
+
+    /// Takes in a level the CPE listed.
+    fn listed(&mut self, device: &str, list: Vec<cwmp::ParameterInfo>) {
+        for info in list {
+            if info.name == self.listing || !info.name.starts_with(&self.listing) {
+                tracing::debug!(%device, name = %info.name, below = %self.listing, "a name not below the path listed: passed over");
+                continue;
+            }
+            if !self.seen.insert(info.name.clone()) {
+                continue;
+            }
+            if info.name.ends_with('.') {
+                if self.root.is_empty() && self.listing.is_empty() {
+                    self.tops.push(info.name.clone());
+                }
+                self.objects.push_back(info.name);
+            } else {
+                self.leaves.push(info.name);
+            }
+        }
+    }
+
+    /// Forgets cached parameters in the walked subtree that the CPE no longer has; the result.
+    fn finish(self, device: &str, store: &dyn Store) -> Json {
+        let scope: Vec<&str> =
+            if self.root.is_empty() { self.tops.iter().map(String::as_str).collect() } else { vec![&self.root] };
+        match store.params(device) {
+            Ok(cached) => {
+                let stale: Vec<String> = cached
+                    .into_iter()
+                    .filter(|c| scope.iter().any(|s| c.name.starts_with(s)) && !self.seen.contains(&c.name))
+                    .map(|c| c.name)
+                    .collect();
+                if !stale.is_empty() {
+                    tracing::info!(%device, count = stale.len(), "cached parameters the device no longer has forgotten");
+                    if let Err(e) = store.forget_param_names(device, &stale) {
+                        tracing::error!(%device, "forgetting parameters: {e}");
+                    }
+                }
+            }
+            Err(e) => tracing::error!(%device, "reading the cache after a refresh: {e}"),
+        }
+        json!({"parameters": value_triples(self.values)})
+    }
+}
+
+/// Cached values as GenieACS's `[name, value, type]` triples.
+fn value_triples(cached: Vec<CachedParam>) -> Json {
+    Json::Array(
+        cached
+            .into_iter()
+            .map(|c| {
+                Json::Array(vec![Json::String(c.name), Json::String(c.value), Json::String(format!("xsd:{}", c.ty))])
+            })
+            .collect(),
+    )
+}
+
+/// The name the CPE signs an upload's URL for: never the name of a stored file (they hold no
+/// NUL), so a URL to download a file cannot be used to upload over it.
+pub fn upload_signed_name(file: &str) -> String {
+    format!("\0upload\0{file}")
+}
+
+/// The URL `device` PUTs an upload of `file` to: the file server's path for `file`, signed for
+/// [`upload_signed_name`].
+pub fn upload_url(files: &crate::file_urls::FileUrls, device: &str, file: &str, now: i64) -> String {
+    let path = files.url(device, file, now);
+    let path = path.split_once('?').map_or(path.as_str(), |(p, _)| p);
+    let signed = files.url(device, &upload_signed_name(file), now);
+    let query = signed.split_once('?').map_or("", |(_, q)| q);
+    format!("{path}?{query}")
+}
+
+/// The name an upload is stored under: the task's `fileName`, else `<device>-<type>-<task id>`
+/// (`00A0B1-Box-1-vendor-log-file-12`).
+pub fn upload_name(task: &Task) -> Option<String> {
+    let TaskSpec::Upload { file_type, file_name, .. } = &task.order.spec else { return None };
+    if let Some(n) = file_name {
+        return Some(n.clone());
+    }
+    let words: Vec<String> = file_type
+        .split_whitespace()
+        .filter(|w| !w.chars().all(|c| c.is_ascii_digit()))
+        .map(|w| w.chars().filter(char::is_ascii_alphanumeric).collect::<String>().to_ascii_lowercase())
+        .filter(|w| !w.is_empty())
+        .collect();
+    Some(format!("{}-{}-{}", task.device, words.join("-"), task.id))
+}
+
 /// A task being run in a session.
 #[derive(Debug)]
 pub struct Running {
@@ -308,6 +811,9 @@ pub struct Running {
     pub preset: Option<String>,
     stage: u8,
     instance: Option<u32>,
+    walk: Option<Walk>,
+    /// The CommandKey a cancelTransfer sent.
+    cancel_key: Option<String>,
 }
 
 /// What a response leads to.
@@ -319,7 +825,8 @@ pub enum Step {
     Done(Json),
     /// The CPE answered with a fault.
     Fault(cwmp::Fault),
-    /// The CPE will report the transfer later (TransferComplete); the task stays sent.
+    /// The CPE will report the transfer later (TransferComplete, or DUStateChangeComplete for
+    /// deployment units); the task stays sent.
     AwaitTransfer,
 }
 
@@ -329,18 +836,24 @@ pub struct Context<'a> {
     pub files: &'a crate::file_urls::FileUrls,
     /// Unix seconds now.
     pub now: i64,
+    /// The store, where a `cancelTransfer` finds the CommandKey of the task it names.
+    pub store: Option<&'a dyn Store>,
 }
 
 impl Running {
     /// The first request of `task`, sent under `task.key`.
     pub fn start(task: Task, ctx: &Context<'_>) -> (Running, Body) {
         let key = task.key.clone();
+        let mut walk = None;
+        let mut cancel_key = None;
         let body = match &task.order.spec {
             TaskSpec::GetParameterValues { parameter_names } => {
                 Body::GetParameterValues(GetParameterValues { parameter_names: parameter_names.clone() })
             }
             TaskSpec::RefreshObject { object_name } => {
-                Body::GetParameterValues(GetParameterValues { parameter_names: vec![dotted(object_name)] })
+                let root = if object_name.is_empty() { String::new() } else { dotted(object_name) };
+                walk = Some(Walk::new(root.clone()));
+                Body::GetParameterNames(GetParameterNames { parameter_path: root, next_level: true })
             }
             TaskSpec::SetParameterValues { parameter_values } => Body::SetParameterValues(SetParameterValues {
                 parameter_list: parameter_values.clone(),
@@ -366,8 +879,72 @@ impl Running {
                 success_url: String::new(),
                 failure_url: String::new(),
             }),
+            TaskSpec::GetParameterNames { parameter_path, next_level } => Body::GetParameterNames(GetParameterNames {
+                parameter_path: parameter_path.clone(),
+                next_level: *next_level,
+            }),
+            TaskSpec::GetParameterAttributes { parameter_names } => {
+                Body::GetParameterAttributes(GetParameterAttributes { parameter_names: parameter_names.clone() })
+            }
+            TaskSpec::SetParameterAttributes { parameter_list } => {
+                Body::SetParameterAttributes(SetParameterAttributes { parameter_list: parameter_list.clone() })
+            }
+            TaskSpec::Upload { file_type, delay_seconds, .. } => {
+                let name = upload_name(&task).unwrap_or_default();
+                Body::Upload(Upload {
+                    command_key: key,
+                    file_type: file_type.clone(),
+                    url: upload_url(ctx.files, &task.device, &name, ctx.now),
+                    username: String::new(),
+                    password: String::new(),
+                    delay_seconds: *delay_seconds,
+                })
+            }
+            TaskSpec::ScheduleInform { delay_seconds } => {
+                Body::ScheduleInform(ScheduleInform { delay_seconds: *delay_seconds, command_key: key })
+            }
+            TaskSpec::ScheduleDownload { file_type, file_name, target_file_name, time_windows } => {
+                Body::ScheduleDownload(ScheduleDownload {
+                    command_key: key,
+                    file_type: file_type.clone(),
+                    url: ctx.files.url(&task.device, file_name, ctx.now),
+                    username: String::new(),
+                    password: String::new(),
+                    file_size: 0,
+                    target_file_name: target_file_name.clone().unwrap_or_default(),
+                    time_window_list: time_windows
+                        .iter()
+                        .map(|w| cwmp::TimeWindow {
+                            window_start: w.window_start,
+                            window_end: w.window_end,
+                            window_mode: w.window_mode.clone(),
+                            user_message: w.user_message.clone(),
+                            max_retries: w.max_retries,
+                        })
+                        .collect(),
+                })
+            }
+            TaskSpec::CancelTransfer { task: named, command_key } => {
+                let key = match (command_key, named) {
+                    (Some(k), _) => k.clone(),
+                    (None, Some(id)) => transfer_key(ctx.store, &task.device, id).unwrap_or_default(),
+                    (None, None) => String::new(),
+                };
+                cancel_key = Some(key.clone());
+                Body::CancelTransfer(CancelTransfer { command_key: key })
+            }
+            TaskSpec::ChangeDuState { operations } => Body::ChangeDUState(ChangeDUState {
+                operations: operations.iter().map(DuOp::to_cwmp).collect(),
+                command_key: key,
+            }),
+            TaskSpec::GetQueuedTransfers => Body::GetQueuedTransfers(GetQueuedTransfers {}),
+            TaskSpec::GetAllQueuedTransfers => Body::GetAllQueuedTransfers(GetAllQueuedTransfers {}),
+            TaskSpec::GetOptions { option_name } => Body::GetOptions(GetOptions { option_name: option_name.clone() }),
+            TaskSpec::SetVouchers { voucher_list } => {
+                Body::SetVouchers(SetVouchers { voucher_list: voucher_list.clone() })
+            }
         };
-        (Running { task, preset: None, stage: 0, instance: None }, body)
+        (Running { task, preset: None, stage: 0, instance: None, walk, cancel_key }, body)
     }
 
     /// Handles the CPE's answer to the last request; records cache updates in `store`.
@@ -377,22 +954,58 @@ impl Running {
         let spec = &self.task.order.spec;
         match resp {
             Body::Fault(f) => Step::Fault(f),
+            Body::GetParameterNamesResponse(r) => {
+                if let Some(walk) = self.walk.as_mut() {
+                    walk.listed(&device, r.parameter_list);
+                    return match walk.next() {
+                        Some(body) => Step::Next(body),
+                        None => Step::Done(self.walk.take().map_or(Json::Null, |w| w.finish(&device, store))),
+                    };
+                }
+                let TaskSpec::GetParameterNames { parameter_path, next_level } = spec else {
+                    return unexpected("GetParameterNamesResponse", spec);
+                };
+                if !next_level && (parameter_path.is_empty() || parameter_path.ends_with('.')) {
+                    // The whole subtree is listed: what the cache holds below it and the CPE
+                    // no longer lists is gone (GenieACS clears it the same way).
+                    let listed: std::collections::HashSet<&str> =
+                        r.parameter_list.iter().map(|p| p.name.as_str()).collect();
+                    // The whole tree: below the data model's roots only (`Events.` is the ACS's).
+                    let scope: Vec<&str> = if parameter_path.is_empty() {
+                        listed.iter().copied().filter(|n| n.find('.') == Some(n.len() - 1)).collect()
+                    } else {
+                        vec![parameter_path.as_str()]
+                    };
+                    if let Ok(cached) = store.params(&device) {
+                        let stale: Vec<String> = cached
+                            .into_iter()
+                            .filter(|c| {
+                                scope.iter().any(|s| c.name.starts_with(s)) && !listed.contains(c.name.as_str())
+                            })
+                            .map(|c| c.name)
+                            .collect();
+                        if !stale.is_empty() {
+                            crate::store::logged(store.forget_param_names(&device, &stale), "forgetting parameters");
+                        }
+                    }
+                }
+                let list: Vec<Json> =
+                    r.parameter_list.iter().map(|p| json!([p.name, p.name.ends_with('.'), p.writable])).collect();
+                Step::Done(json!({"parameters": list}))
+            }
             Body::GetParameterValuesResponse(r) => {
                 let cached: Vec<CachedParam> =
                     r.parameter_list.iter().map(|p| CachedParam::from_value(p, now)).collect();
                 if let Err(e) = store.cache_params(&device, &cached) {
                     tracing::error!(%device, "caching parameters: {e}");
                 }
-                let params: Vec<Json> = cached
-                    .into_iter()
-                    .map(|c| {
-                        Json::Array(vec![
-                            Json::String(c.name),
-                            Json::String(c.value),
-                            Json::String(format!("xsd:{}", c.ty)),
-                        ])
-                    })
-                    .collect();
+                if let Some(walk) = self.walk.as_mut() {
+                    walk.values.extend(cached);
+                    return match walk.next() {
+                        Some(body) => Step::Next(body),
+                        None => Step::Done(self.walk.take().map_or(Json::Null, |w| w.finish(&device, store))),
+                    };
+                }
                 // Built as a map directly: `json!` would serialize (deep-copy) the list again.
                 let mut result = serde_json::Map::new();
                 match spec {
@@ -400,8 +1013,31 @@ impl Running {
                     TaskSpec::SetParameterValues { .. } => drop(result.insert("status".into(), json!(0))),
                     _ => {}
                 }
-                result.insert("parameters".into(), Json::Array(params));
+                result.insert("parameters".into(), value_triples(cached));
                 Step::Done(Json::Object(result))
+            }
+            Body::GetParameterAttributesResponse(r) => {
+                let list: Vec<Json> =
+                    r.parameter_list.iter().map(|p| json!([p.name, p.notification.code(), p.access_list])).collect();
+                let mut result = serde_json::Map::new();
+                if matches!(spec, TaskSpec::SetParameterAttributes { .. }) {
+                    result.insert("status".into(), json!(0));
+                }
+                result.insert("parameters".into(), Json::Array(list));
+                Step::Done(Json::Object(result))
+            }
+            Body::SetParameterAttributesResponse(_) => {
+                let TaskSpec::SetParameterAttributes { parameter_list } = spec else {
+                    return unexpected("SetParameterAttributesResponse", spec);
+                };
+                // Read back what was set, as setParameterValues does.
+                let mut names: Vec<String> = Vec::new();
+                for p in parameter_list {
+                    if !names.contains(&p.name) {
+                        names.push(p.name.clone());
+                    }
+                }
+                Step::Next(Body::GetParameterAttributes(GetParameterAttributes { parameter_names: names }))
             }
             Body::SetParameterValuesResponse(_) => match spec {
                 TaskSpec::AddObject { object_name, .. } => {
@@ -451,9 +1087,57 @@ impl Running {
             Body::RebootResponse(_) | Body::FactoryResetResponse(_) => Step::Done(json!({"status": 0})),
             Body::DownloadResponse(r) if r.status == 0 => Step::Done(json!({"status": 0})),
             Body::DownloadResponse(_) => Step::AwaitTransfer,
+            Body::UploadResponse(r) if r.status == 0 => {
+                Step::Done(json!({"status": 0, "file": upload_name(&self.task)}))
+            }
+            Body::UploadResponse(_) | Body::ScheduleDownloadResponse(_) | Body::ChangeDUStateResponse(_) => {
+                Step::AwaitTransfer
+            }
+            Body::ScheduleInformResponse(_) | Body::SetVouchersResponse(_) => Step::Done(json!({"status": 0})),
+            // The key tells the session which transfer task will not complete.
+            Body::CancelTransferResponse(_) => Step::Done(json!({"status": 0, "commandKey": self.cancel_key})),
+            Body::GetQueuedTransfersResponse(r) => {
+                let list: Vec<Json> =
+                    r.transfer_list.iter().map(|t| json!({"commandKey": t.command_key, "state": t.state})).collect();
+                Step::Done(json!({"transfers": list}))
+            }
+            Body::GetAllQueuedTransfersResponse(r) => {
+                let list: Vec<Json> = r
+                    .transfer_list
+                    .iter()
+                    .map(|t| {
+                        json!({"commandKey": t.command_key, "state": t.state, "isDownload": t.is_download,
+                               "fileType": t.file_type, "fileSize": t.file_size, "targetFileName": t.target_file_name})
+                    })
+                    .collect();
+                Step::Done(json!({"transfers": list}))
+            }
+            Body::GetOptionsResponse(r) => {
+                let list: Vec<Json> = r
+                    .option_list
+                    .iter()
+                    .map(|o| {
+                        let mut m = json!({"optionName": o.option_name, "voucherSN": o.voucher_sn, "state": o.state,
+                            "mode": o.mode, "startDate": o.start_date.as_str(), "isTransferable": o.is_transferable});
+                        if let (Some(e), Json::Object(m)) = (&o.expiration_date, &mut m) {
+                            m.insert("expirationDate".into(), json!(e.as_str()));
+                        }
+                        m
+                    })
+                    .collect();
+                Step::Done(json!({"options": list}))
+            }
             other => unexpected(other.method_name(), spec),
         }
     }
+}
+
+/// The CommandKey the transfer task `id` of `device` was sent under (none: not found, not the
+/// device's, or not sent).
+fn transfer_key(store: Option<&dyn Store>, device: &str, id: &str) -> Option<String> {
+    let id: i64 = id.parse().ok()?;
+    let task = crate::store::logged(store?.task(id), "the task a cancelTransfer names")??;
+    (task.device == device && !task.key.is_empty()).then_some(task.key)
 }
 
 /// Whether a parameter is a password, never read back or cached after a set.
@@ -530,18 +1214,39 @@ pub fn backoff(attempts: i64) -> i64 {
 /// CPE's ParameterKey or an event's CommandKey carries the task's key), not applied (run it
 /// again: Pending), or still open (a download whose TransferComplete follows: Sent).
 pub fn reconcile(task: &Task, parameter_key: Option<&str>, events: &[cwmp::Event]) -> TaskStatus {
+    let reported = |code: &str| events.iter().any(|e| e.code == code && e.command_key == task.key);
     let applied = match &task.order.spec {
-        TaskSpec::Download { .. } => {
-            // The TransferComplete that comes with "M Download" decides (and carries the outcome).
-            let reported = events.iter().any(|e| e.code == "M Download" && e.command_key == task.key);
-            return if reported { TaskStatus::Sent } else { TaskStatus::Pending };
+        // The TransferComplete (DUStateChangeComplete) that comes with "M Download" ("M
+        // Upload", ...) decides, and carries the outcome.
+        TaskSpec::Download { .. }
+        | TaskSpec::Upload { .. }
+        | TaskSpec::ScheduleDownload { .. }
+        | TaskSpec::ChangeDuState { .. } => {
+            let code = match &task.order.spec {
+                TaskSpec::Upload { .. } => "M Upload",
+                TaskSpec::ScheduleDownload { .. } => "M ScheduleDownload",
+                TaskSpec::ChangeDuState { .. } => "M ChangeDUState",
+                _ => "M Download",
+            };
+            return if reported(code) { TaskStatus::Sent } else { TaskStatus::Pending };
         }
+        TaskSpec::ScheduleInform { .. } => reported("M ScheduleInform"),
         TaskSpec::SetParameterValues { .. } | TaskSpec::AddObject { .. } | TaskSpec::DeleteObject { .. } => {
             parameter_key == Some(task.key.as_str())
         }
         TaskSpec::Reboot => events.iter().any(|e| e.code == "M Reboot" && e.command_key == task.key),
         TaskSpec::FactoryReset => events.iter().any(|e| e.code == "0 BOOTSTRAP"),
-        TaskSpec::GetParameterValues { .. } | TaskSpec::RefreshObject { .. } => false,
+        // Reads, and writes that do the same again: sent again.
+        TaskSpec::GetParameterValues { .. }
+        | TaskSpec::RefreshObject { .. }
+        | TaskSpec::GetParameterNames { .. }
+        | TaskSpec::GetParameterAttributes { .. }
+        | TaskSpec::SetParameterAttributes { .. }
+        | TaskSpec::CancelTransfer { .. }
+        | TaskSpec::GetQueuedTransfers
+        | TaskSpec::GetAllQueuedTransfers
+        | TaskSpec::GetOptions { .. }
+        | TaskSpec::SetVouchers { .. } => false,
     };
     if applied {
         TaskStatus::Done
@@ -586,6 +1291,20 @@ mod tests {
             json!({"name": "reboot"}),
             json!({"name": "factoryReset"}),
             json!({"name": "download", "fileType": "1 Firmware Upgrade Image", "fileName": "fw.bin", "targetFileName": "fw"}),
+            json!({"name": "getParameterNames", "parameterPath": "", "nextLevel": true}),
+            json!({"name": "getParameterAttributes", "parameterNames": ["Device.A"]}),
+            json!({"name": "setParameterAttributes", "parameterList": [["Device.A", 2, null], ["Device.B", null, ["Subscriber"]]]}),
+            json!({"name": "upload", "fileType": "2 Vendor Log File", "fileName": "log.txt", "delaySeconds": 5}),
+            json!({"name": "scheduleInform", "delaySeconds": 60}),
+            json!({"name": "scheduleDownload", "fileType": "1 Firmware Upgrade Image", "fileName": "fw.bin",
+                   "timeWindows": [{"windowStart": 0, "windowEnd": 60, "windowMode": "1 At Any Time", "maxRetries": -1}]}),
+            json!({"name": "cancelTransfer", "task": "12"}),
+            json!({"name": "cancelTransfer", "commandKey": "k"}),
+            json!({"name": "changeDUState", "operations": [{"type": "install", "url": "http://x/du"}, {"type": "uninstall", "uuid": "u"}]}),
+            json!({"name": "getQueuedTransfers"}),
+            json!({"name": "getAllQueuedTransfers"}),
+            json!({"name": "getOptions", "optionName": ""}),
+            json!({"name": "setVouchers", "voucherList": ["dm91Y2hlcg=="]}),
         ] {
             let order: Order = serde_json::from_value(stored.clone()).expect("decodes");
             assert_eq!(order.to_json(), stored, "round trip");
@@ -620,7 +1339,7 @@ mod tests {
     #[test]
     fn variants_decide_the_requests() {
         let files = crate::file_urls::FileUrls::new(&[1; 32], "http://acs/files/");
-        let ctx = Context { files: &files, now: 100 };
+        let ctx = Context { files: &files, now: 100, store: None };
         let task = |spec: TaskSpec| Task {
             id: 1,
             device: "d".into(),
@@ -633,7 +1352,10 @@ mod tests {
             result: None,
         };
         let (_, body) = Running::start(task(TaskSpec::RefreshObject { object_name: "Device.WiFi".into() }), &ctx);
-        assert_eq!(body, Body::GetParameterValues(GetParameterValues { parameter_names: vec!["Device.WiFi.".into()] }));
+        let gpn =
+            |path: &str| Body::GetParameterNames(GetParameterNames { parameter_path: path.into(), next_level: true });
+        assert_eq!(body, gpn("Device.WiFi."), "a refresh walks the tree");
+        assert_eq!(Running::start(task(TaskSpec::RefreshObject { object_name: String::new() }), &ctx).1, gpn(""));
         let dl = TaskSpec::Download {
             file: None,
             file_type: "1 Firmware Upgrade Image".into(),

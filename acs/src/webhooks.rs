@@ -1,4 +1,6 @@
-//! Webhooks: device events (each Inform event code) and task outcomes (`task.done`,
+//! Webhooks: device events (each Inform event code), the methods a CPE calls that CWMP gives a
+//! meaning (`RequestDownload`, `AutonomousTransferComplete`, `DUStateChangeComplete`,
+//! `AutonomousDUStateChangeComplete`, with their content) and task outcomes (`task.done`,
 //! `task.fault`) POSTed as JSON to configured URLs, each delivery retried with backoff.
 
 use std::time::Duration;
@@ -14,22 +16,35 @@ use tokio::sync::mpsc;
 pub struct Event {
     /// Device id.
     pub device: String,
-    /// Inform event code, or `task.done` / `task.fault`.
+    /// Inform event code, the CPE's method, or `task.done` / `task.fault`.
     pub event: String,
     /// The task, for task events.
     pub task: Option<i64>,
     /// ISO time.
     pub time: String,
+    /// What a CPE's method carried, under CWMP's names (`{"FileType": ...}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<serde_json::Value>,
 }
 
 impl Event {
     /// A device event.
     pub fn device(device: &str, code: &str, at: i64) -> Event {
-        Event { device: device.into(), event: code.into(), task: None, time: crate::query::iso(at) }
+        Event { device: device.into(), event: code.into(), task: None, time: crate::query::iso(at), detail: None }
+    }
+    /// A method the CPE called, with its content.
+    pub fn cpe_request(device: &str, method: &str, detail: serde_json::Value, at: i64) -> Event {
+        Event {
+            device: device.into(),
+            event: method.into(),
+            task: None,
+            time: crate::query::iso(at),
+            detail: Some(detail),
+        }
     }
     /// A task event.
     pub fn task(device: &str, what: &str, task: i64, at: i64) -> Event {
-        Event { device: device.into(), event: what.into(), task: Some(task), time: crate::query::iso(at) }
+        Event { device: device.into(), event: what.into(), task: Some(task), time: crate::query::iso(at), detail: None }
     }
 }
 

@@ -392,10 +392,9 @@ async fn files_carry_genieacs_metadata_and_are_deleted() {
 }
 
 /// The reference's first example: refresh all device parameters now (no timeout given:
-/// GenieACS's default wait for the session). The ACS sends GetParameterValues of `.`, which
-/// the device refuses (9005): the whole tree is to be walked with GetParameterNames first.
+/// GenieACS's default wait for the session). The ACS walks the tree with GetParameterNames
+/// (next level), then reads the leaves with GetParameterValues.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "refreshObject of the whole tree (objectName \"\") needs the GetParameterNames walk (issue 19)"]
 async fn refresh_of_the_whole_tree() {
     let dir = TempDir::new("acs-genie-refresh-all");
     let acs = acs_command(&dir).start();

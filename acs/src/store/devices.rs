@@ -108,8 +108,11 @@ pub trait DeviceStore {
     fn delete_device(&self, id: &str) -> Result<bool>;
     /// Replaces a device's tags.
     fn set_tags(&self, id: &str, tags: &[String]) -> Result<()>;
-    /// Records an Inform event.
+    /// Records an event: an Inform's (its code and CommandKey), or a method the CPE called
+    /// (`RequestDownload`, `AutonomousTransferComplete`, ...: its name and CommandKey, if any).
     fn add_event(&self, device: &str, code: &str, command_key: &str, at: i64) -> Result<()>;
+    /// A device's events, oldest first: (code, CommandKey, Unix seconds).
+    fn events(&self, device: &str) -> Result<Vec<(String, String, i64)>>;
     /// The connection-request credentials the ACS set on `device`, if any (a point read that
     /// does not wait for the deferred writes: these columns are never deferred).
     fn cr_credentials(&self, device: &str) -> Result<Option<(String, String)>>;
@@ -123,6 +126,8 @@ pub trait ParamStore {
     fn cache_params(&self, device: &str, params: &[CachedParam]) -> Result<()>;
     /// Forgets cached parameters below a path (after a delete).
     fn forget_params(&self, device: &str, prefix: &str) -> Result<()>;
+    /// Forgets these cached parameters, by exact name (one transaction).
+    fn forget_param_names(&self, device: &str, names: &[String]) -> Result<()>;
     /// A device's cached parameters.
     fn params(&self, device: &str) -> Result<Vec<CachedParam>>;
     /// Every cached parameter whose name ends in `.Subscriber` and whose value is `value`:
@@ -267,6 +272,15 @@ impl DeviceStore for SqliteStore {
         )?;
         Ok(())
     }
+
+    fn events(&self, device: &str) -> Result<Vec<(String, String, i64)>> {
+        self.flush()?;
+        let db = self.db();
+        let mut st =
+            db.prepare_cached("SELECT code, command_key, timestamp FROM events WHERE device = ?1 ORDER BY id")?;
+        let rows = st.query_map([device], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
 }
 
 impl ParamStore for SqliteStore {
@@ -281,6 +295,20 @@ impl ParamStore for SqliteStore {
             "DELETE FROM params WHERE device = ?1 AND substr(name, 1, length(?2)) = ?2",
             params![device, prefix],
         )?;
+        Ok(())
+    }
+
+    fn forget_param_names(&self, device: &str, names: &[String]) -> Result<()> {
+        self.flush()?;
+        let db = self.db();
+        let tx = db.unchecked_transaction()?;
+        {
+            let mut st = tx.prepare_cached("DELETE FROM params WHERE device = ?1 AND name = ?2")?;
+            for n in names {
+                st.execute(params![device, n])?;
+            }
+        }
+        tx.commit()?;
         Ok(())
     }
 
@@ -347,6 +375,29 @@ mod tests {
                 ("b", 400, super::Lifecycle { registered: Some(400), last_boot: None, last_bootstrap: None }),
             ]
         );
+    }
+
+    #[test]
+    fn events_are_kept_in_order_and_cached_names_forgotten_exactly() {
+        let s = SqliteStore::open(Path::new(":memory:")).expect("store");
+        s.record_session_start(&dev("a", 100), &[], &events(&["1 BOOT"])).expect("a");
+        s.add_event("a", "RequestDownload", "", 150).expect("event");
+        s.add_event("a", "DUStateChangeComplete", "task-3-1", 160).expect("event");
+        let got = s.events("a").expect("events");
+        assert_eq!(
+            got,
+            [
+                ("1 BOOT".to_string(), String::new(), 100),
+                ("RequestDownload".to_string(), String::new(), 150),
+                ("DUStateChangeComplete".to_string(), "task-3-1".to_string(), 160),
+            ]
+        );
+        assert!(s.events("b").expect("none").is_empty());
+        let p = |n: &str| CachedParam { name: n.into(), ty: "string".into(), value: "v".into(), updated: 1 };
+        s.cache_params("a", &[p("Device.X.1.Name"), p("Device.X.1.NameX"), p("Device.Y")]).expect("cache");
+        s.forget_param_names("a", &["Device.X.1.Name".into(), "Device.Z".into()]).expect("forget");
+        let left: Vec<String> = s.params("a").expect("params").into_iter().map(|c| c.name).collect();
+        assert_eq!(left, ["Device.X.1.NameX", "Device.Y"], "by exact name, not by prefix");
     }
 
     #[test]
