@@ -368,6 +368,16 @@ impl SimCpe {
                                     complete_time: DateTime::unknown(),
                                 })
                             }
+                            Body::ScheduleInform(si) => {
+                                // Its next session informs with them (the delay is the test's
+                                // to play: it runs that session).
+                                after.push(Event::new("3 SCHEDULED"));
+                                after.push(Event {
+                                    code: "M ScheduleInform".into(),
+                                    command_key: si.command_key.clone(),
+                                });
+                                Body::ScheduleInformResponse(cwmp::ScheduleInformResponse {})
+                            }
                             Body::FactoryReset(_) => {
                                 reset = true;
                                 Body::FactoryResetResponse(cwmp::FactoryResetResponse {})

@@ -74,6 +74,13 @@ async fn every_data_model_and_queue_method_is_a_task() {
     // answers in the result.
     let task = run(&oss, &id, json!({"name": "scheduleInform", "delaySeconds": 60})).await;
     assert_eq!(task["result"], json!({"status": 0}));
+    // The device informs with 3 SCHEDULED and M ScheduleInform under the task's key.
+    sim.session(&[]).await.expect("the scheduled session");
+    let log = acs.daemon.log();
+    assert!(
+        log.lines().any(|l| l.contains("Inform") && l.contains("3 SCHEDULED") && l.contains("M ScheduleInform")),
+        "{log}"
+    );
     let task = run(&oss, &id, json!({"name": "getQueuedTransfers"})).await;
     assert_eq!(task["result"], json!({"transfers": []}));
     let task = run(&oss, &id, json!({"name": "getAllQueuedTransfers"})).await;

@@ -375,6 +375,23 @@ impl Agent {
                 after.push((cwmp::event::M_REBOOT.into(), r.command_key));
                 Body::RebootResponse(cwmp::RebootResponse {})
             }
+            Body::ScheduleInform(si) => {
+                // An Inform with "3 SCHEDULED" and "M ScheduleInform" after the delay. Not kept
+                // across a restart of the agent (its BOOT Inform follows then instead).
+                let (shared, wake) = (self.host.shared().clone(), self.wake.clone());
+                let delay = Duration::from_secs(u64::from(si.delay_seconds));
+                tracing::info!(delay_s = si.delay_seconds, key = %si.command_key, "Inform scheduled");
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    for (code, key) in [("3 SCHEDULED", String::new()), ("M ScheduleInform", si.command_key)] {
+                        if let Err(e) = shared.state().push_event(code, &key) {
+                            tracing::error!(event = code, "queueing: {e}");
+                        }
+                    }
+                    wake.notify_one();
+                });
+                Body::ScheduleInformResponse(cwmp::ScheduleInformResponse {})
+            }
             Body::FactoryReset(_) => Body::Fault(Fault::with_string(
                 FaultCode::RequestDenied,
                 "a hypervisor host is not factory-reset over CWMP; delete its instances instead",

@@ -156,5 +156,19 @@ fn nbi_add_object_and_dhcp_settings_reach_a_real_proxy_through_the_agent() {
             .await;
         let text = v.to_string();
         assert!(text.contains("192.168.1.50") && text.contains("192.168.1.60"), "{text}");
+
+        // ScheduleInform: accepted, and a second later the agent informs with 3 SCHEDULED and
+        // M ScheduleInform under the task's key.
+        let (s, v) = task(json!({"name": "scheduleInform", "delaySeconds": 1})).await;
+        assert_eq!((s, &v["status"]), (200, &json!("done")), "{v}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let log = bed.log("agent.log");
+            if log.lines().any(|l| l.contains("informing the ACS") && l.contains("3 SCHEDULED") && l.contains("M ScheduleInform")) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no scheduled Inform:\n{log}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     });
 }

@@ -21,12 +21,10 @@ struct Opts {
     /// Serial numbers are PREFIX-0, PREFIX-1, ...
     #[arg(long, default_value = "sim")]
     serial_prefix: String,
-    /// Credentials towards the ACS (user:password).
-    #[arg(long, default_value = "cpe:cpe")]
-    credentials: String,
-    /// Credentials the ACS must use for connection requests (user:password).
-    #[arg(long, default_value = "cr:cr")]
-    cr_credentials: String,
+    /// A file holding the devices' credentials toward the ACS, `user:password` (never on the
+    /// command line); without it `$CWMP_SIM_CREDENTIALS`, else `cpe:cpe-secret`.
+    #[arg(long)]
+    credentials_file: Option<std::path::PathBuf>,
     /// Where connection requests are received.
     #[arg(long, default_value = "127.0.0.1:0")]
     cr_listen: std::net::SocketAddr,
@@ -47,6 +45,21 @@ fn pair(s: &str) -> (String, String) {
     (a.to_string(), b.to_string())
 }
 
+/// The devices' credentials: the file's, else the environment's, else the default.
+fn credentials(o: &Opts) -> Result<(String, String), String> {
+    let text = match &o.credentials_file {
+        Some(f) => std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?,
+        None => std::env::var("CWMP_SIM_CREDENTIALS").unwrap_or_else(|_| "cpe:cpe-secret".into()),
+    };
+    match pair(text.trim()) {
+        (u, p) if !u.is_empty() && !p.is_empty() => Ok((u, p)),
+        _ => Err("credentials are user:password".into()),
+    }
+}
+
+/// The devices' factory connection-request credentials (the ACS replaces them at BOOTSTRAP).
+const FACTORY_CR: (&str, &str) = ("cr", "cr-factory-secret");
+
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
@@ -62,12 +75,18 @@ fn main() -> std::process::ExitCode {
             }
         };
         let cr_addr = cr.local_addr().unwrap_or(o.cr_listen);
-        let (user, pass) = pair(&o.credentials);
-        let (cu, cp) = pair(&o.cr_credentials);
+        let (user, pass) = match credentials(&o) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("cwmp-sim: {e}");
+                return std::process::ExitCode::from(2);
+            }
+        };
+        let (cu, cp) = FACTORY_CR;
         let made: Result<Vec<Arc<SimCpe>>, String> = (0..o.count)
             .map(|i| {
                 let serial = format!("{}-{i}", o.serial_prefix);
-                SimCpe::of_model(o.model, &serial, &o.acs, &user, &pass, cr_addr, (&cu, &cp))
+                SimCpe::of_model(o.model, &serial, &o.acs, &user, &pass, cr_addr, (cu, cp))
             })
             .collect();
         let sims = match made {
