@@ -362,6 +362,7 @@ class Testbed(unittest.TestCase):
             ["tcpdump", "-i", "lo", "-nn", "-c", "1", "-w", pcap.name,
              "dst host %s and dst portrange %d-%d and tcp[((tcp[12]&0xf0)>>2):2] = 0x1603" % (
                  naming.host_addr(2), lo, hi)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(cap.stderr.close)
         self.addCleanup(lambda: cap.poll() is None and cap.kill())
         self.assertIn("listening on", cap.stderr.readline())
         sh.run(["virsh", "-c", naming.host_uri(1), "migrate", "--live", "--p2p", "--tls", "tb-tlstest",
