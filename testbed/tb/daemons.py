@@ -176,6 +176,8 @@ def agent_up(i, agent_bin=None, uplink_if=None):
         # QEMU runs as libvirt-qemu and libvirt does not chown (dynamic_ownership = 0): the
         # fw_cfg file that carries each vRGW's proxy secret is given to that user (still 0600).
         'secret_file_owner = "libvirt-qemu"',
+        # Under the testbed's state directory, so that testbed/down removes them with the rest.
+        'secret_dir = "%s"' % os.path.join(sh.STATE, "secrets", host(i)),
         # The peers this host's libvirt may be sent to: the testbed's other hosts, no one else.
         'migration_peers = [%s]' % ", ".join('"%s"' % host_uri(j) for j in range(1, MAX_HOSTS + 1) if j != i),
         'domain_type = "%s"' % ("kvm" if kvm_usable() else "qemu"),
