@@ -339,7 +339,7 @@ fn hex_text(s: &str) -> Option<String> {
 /// The identity of the vRGW a domain XML (as libvirt returns it) describes: `None` when it is
 /// not one of ours (no UUID, not three NICs each with one MAC address, no management address
 /// or secret, two of anything read) or not well-formed. Every field is read from its place in
-/// the document ([`read_domain`]), never searched for in the text.
+/// the document (`read_domain`), never searched for in the text.
 pub fn identity_of(xml: &str) -> Option<Identity> {
     let found = read_domain(xml)?;
     let [uuid] = found.uuids.as_slice() else { return None };
