@@ -273,7 +273,7 @@ const NFT_TEMPLATES: &[&str] = &[
     "}",
 ];
 
-/// `line` with its values replaced by their kinds (see [`NFT_TEMPLATES`]).
+/// `line` with its values replaced by their kinds (see `NFT_TEMPLATES`).
 pub fn nft_template(line: &str) -> String {
     let body = line.trim_start_matches(' ');
     let mut out = " ".repeat(line.len() - body.len());
