@@ -159,7 +159,8 @@ struct Seen {
     counts: std::collections::HashMap<String, (i64, u64)>,
     /// Nonces stamped at or before this were forgotten to make room: refused as stale (the
     /// client asks again and gets a fresh one), so a forgotten nonce is never accepted twice.
-    forgotten_until: i64,
+    /// `None` until the memory was first full.
+    forgotten_until: Option<i64>,
 }
 
 /// Most nonces remembered at once (about 10 MB); beyond that the oldest quarter is forgotten
@@ -174,7 +175,7 @@ impl Seen {
                 return Err(AuthError::Replayed(nc));
             }
         } else {
-            if stamp <= self.forgotten_until {
+            if self.forgotten_until.is_some_and(|f| stamp <= f) {
                 return Err(AuthError::BadNonce);
             }
             if self.counts.len() >= MAX_SEEN {
@@ -185,8 +186,9 @@ impl Seen {
                 stamps.sort_unstable();
                 let cutoff = stamps[stamps.len() / 4];
                 self.counts.retain(|_, (t, _)| *t > cutoff);
-                self.forgotten_until = self.forgotten_until.max(cutoff);
-                if stamp <= self.forgotten_until {
+                let until = self.forgotten_until.map_or(cutoff, |f| f.max(cutoff));
+                self.forgotten_until = Some(until);
+                if stamp <= until {
                     return Err(AuthError::BadNonce);
                 }
             }
