@@ -159,3 +159,74 @@ mod tests {
         assert_eq!(r.len(), 1, "{r:?}");
     }
 }
+
+/// The faults of a refused request name the request's own parameters, as CWMP's
+/// SetParameterValuesFault does: a rule that blames another parameter of the same object (the
+/// pool's MinAddress, when the request set only its MaxAddress below it) is reported against
+/// the requested parameters of that object, with the rule's reason, unless a reason of their own
+/// names them already. A problem on an object the request did not touch keeps its own name.
+pub fn for_request(problems: Vec<ParameterFault>, requested: &[&str]) -> Vec<ParameterFault> {
+    let object = |name: &str| name.rsplit_once('.').map_or(String::new(), |(o, _)| o.to_string());
+    let mut out: Vec<ParameterFault> = Vec::new();
+    let mut push = |f: ParameterFault| {
+        if !out.iter().any(|o| o.parameter_name == f.parameter_name) {
+            out.push(f);
+        }
+    };
+    // The reasons that name a requested parameter themselves come first (one reason each).
+    let (direct, others): (Vec<ParameterFault>, Vec<ParameterFault>) =
+        problems.into_iter().partition(|f| requested.iter().any(|n| *n == f.parameter_name));
+    for f in direct {
+        push(f);
+    }
+    for f in others {
+        let obj = object(&f.parameter_name);
+        let same: Vec<&str> = requested.iter().copied().filter(|n| object(n) == obj).collect();
+        if same.is_empty() {
+            push(f);
+        } else {
+            for n in same {
+                push(ParameterFault { parameter_name: n.to_string(), ..f.clone() });
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod request_tests {
+    use super::*;
+
+    fn fault(name: &str) -> ParameterFault {
+        ParameterFault {
+            parameter_name: name.into(),
+            code: FaultCode::InvalidParameterValue,
+            string: "MinAddress is above MaxAddress".into(),
+        }
+    }
+
+    #[test]
+    fn a_rule_blaming_another_parameter_of_the_object_names_the_requested_one() {
+        let pool = "Device.DHCPv4.Server.Pool.1.";
+        let max = format!("{pool}MaxAddress");
+        let asked = [max.as_str()];
+        let got = for_request(vec![fault(&format!("{pool}MinAddress"))], &asked);
+        assert_eq!(
+            got.iter().map(|f| f.parameter_name.as_str()).collect::<Vec<_>>(),
+            vec![format!("{pool}MaxAddress")]
+        );
+        assert_eq!(got[0].string, "MinAddress is above MaxAddress", "the rule's reason kept");
+        // A problem on an object the request did not touch keeps its name; duplicates go.
+        let lan = "Device.IP.Interface.1.IPv4Address.1.IPAddress";
+        let own = ParameterFault { string: "outside the LAN subnet".into(), ..fault(&format!("{pool}MaxAddress")) };
+        let got = for_request(vec![fault(lan), fault(&format!("{pool}MinAddress")), fault(lan), own], &asked);
+        assert_eq!(
+            got.iter().map(|f| (f.parameter_name.as_str(), f.string.as_str())).collect::<Vec<_>>(),
+            vec![
+                (format!("{pool}MaxAddress").as_str(), "outside the LAN subnet"),
+                (lan, "MinAddress is above MaxAddress")
+            ],
+            "its own reason first; the other object's problem kept once"
+        );
+    }
+}

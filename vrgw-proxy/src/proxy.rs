@@ -62,39 +62,6 @@ impl Candidate {
     }
 }
 
-/// The faults of a refused request name the request's own parameters, as CWMP's
-/// SetParameterValuesFault does: a rule that blames another parameter of the same object (the
-/// pool's MinAddress, when the request set only its MaxAddress below it) is reported against
-/// the requested parameters of that object, with the rule's reason, unless a reason of their own
-/// names them already. A problem on an object the request did not touch keeps its own name.
-fn attribute(problems: Vec<ParameterFault>, values: &[ParameterValue]) -> Vec<ParameterFault> {
-    let object = |name: &str| name.rsplit_once('.').map_or(String::new(), |(o, _)| o.to_string());
-    let mut out: Vec<ParameterFault> = Vec::new();
-    let mut push = |f: ParameterFault| {
-        if !out.iter().any(|o| o.parameter_name == f.parameter_name) {
-            out.push(f);
-        }
-    };
-    // The reasons that name a requested parameter themselves come first (one reason each).
-    let (direct, others): (Vec<ParameterFault>, Vec<ParameterFault>) =
-        problems.into_iter().partition(|f| values.iter().any(|v| v.name == f.parameter_name));
-    for f in direct {
-        push(f);
-    }
-    for f in others {
-        let obj = object(&f.parameter_name);
-        let same: Vec<&str> = values.iter().filter(|v| object(&v.name) == obj).map(|v| v.name.as_str()).collect();
-        if same.is_empty() {
-            push(f);
-        } else {
-            for n in same {
-                push(ParameterFault { parameter_name: n.to_string(), ..f.clone() });
-            }
-        }
-    }
-    out
-}
-
 fn apply_fault(e: ApplyError) -> Fault {
     Fault::with_string(FaultCode::InternalError, format!("{e}; the previous configuration is still in force"))
 }
@@ -224,7 +191,10 @@ impl Proxy {
         let mut cand = self.tree.clone();
         let coerced = cand.validate(values)?;
         cand.apply(coerced);
-        Candidate::checked(cand).map_err(|problems| attribute(problems, values))
+        Candidate::checked(cand).map_err(|problems| {
+            let names: Vec<&str> = values.iter().map(|v| v.name.as_str()).collect();
+            vrgw_proxy::check::for_request(problems, &names)
+        })
     }
 
     /// Everything `set` checks (values, cross-parameter rules, the daemons' own checkers),
@@ -286,42 +256,5 @@ impl Proxy {
 
     pub fn shutdown(&mut self) {
         self.daemons.shutdown();
-    }
-}
-
-#[cfg(test)]
-mod attribution_tests {
-    use super::*;
-
-    fn fault(name: &str) -> ParameterFault {
-        ParameterFault {
-            parameter_name: name.into(),
-            code: FaultCode::InvalidParameterValue,
-            string: "MinAddress is above MaxAddress".into(),
-        }
-    }
-
-    #[test]
-    fn a_rule_blaming_another_parameter_of_the_object_names_the_requested_one() {
-        let pool = "Device.DHCPv4.Server.Pool.1.";
-        let asked = [ParameterValue::new(format!("{pool}MaxAddress"), cwmp::Value::String("192.168.1.60".into()))];
-        let got = attribute(vec![fault(&format!("{pool}MinAddress"))], &asked);
-        assert_eq!(
-            got.iter().map(|f| f.parameter_name.as_str()).collect::<Vec<_>>(),
-            vec![format!("{pool}MaxAddress")]
-        );
-        assert_eq!(got[0].string, "MinAddress is above MaxAddress", "the rule's reason kept");
-        // A problem on an object the request did not touch keeps its name; duplicates go.
-        let lan = "Device.IP.Interface.1.IPv4Address.1.IPAddress";
-        let own = ParameterFault { string: "outside the LAN subnet".into(), ..fault(&format!("{pool}MaxAddress")) };
-        let got = attribute(vec![fault(lan), fault(&format!("{pool}MinAddress")), fault(lan), own], &asked);
-        assert_eq!(
-            got.iter().map(|f| (f.parameter_name.as_str(), f.string.as_str())).collect::<Vec<_>>(),
-            vec![
-                (format!("{pool}MaxAddress").as_str(), "outside the LAN subnet"),
-                (lan, "MinAddress is above MaxAddress")
-            ],
-            "its own reason first; the other object's problem kept once"
-        );
     }
 }
