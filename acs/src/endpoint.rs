@@ -850,9 +850,14 @@ impl Acs {
                 let dev = run.task.device.clone();
                 tracing::warn!(device = %dev, "preset request fault {} {}", f.code.code(), f.string);
                 let preset = run.preset.as_deref().unwrap_or("");
+                // In the preset's channel, as GenieACS records it (`<device>:<channel>`).
+                let channel = crate::store::logged(self.presets(), "the presets (for a fault's channel)")
+                    .and_then(|ps| ps.iter().find(|(n, _)| n == preset).map(|(_, p)| p.channel.clone()))
+                    .unwrap_or_else(|| "default".to_string());
                 let failure = tasks::Failure::Cpe(f);
-                let recorded = self.store.fault(
+                let recorded = self.store.fault_in(
                     &dev,
+                    &channel,
                     None,
                     &failure.code(),
                     failure.message(),

@@ -363,3 +363,22 @@ async fn add_object_and_delete_object_follow_the_objects_keys() {
     assert_eq!(stats.requests_served, 0);
     assert_eq!(oss.call(Method::GET, "/faults", None).await, (200, json!([])));
 }
+
+/// A preset's request the device refuses: its fault is recorded in the preset's channel, with
+/// GenieACS's id `<device>:<channel>`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_presets_fault_goes_to_its_channel() {
+    let dir = TempDir::new("acs-genie-presets-channel");
+    let acs = acs_command(&dir).start();
+    let oss = NbiClient::new(acs.nbi, TOKEN);
+    // UpTime is read-only on the device: the set is refused (9008).
+    let preset = json!({"weight": 0, "channel": "clock", "precondition": "", "configurations": [
+        {"type": "value", "name": "Device.DeviceInfo.UpTime", "value": "5"}]});
+    assert_eq!(oss.call(Method::PUT, "/presets/uptime", Some(preset)).await.0, 200);
+    let sim = acs.sim("preset-channel-1").await;
+    sim.session(&[]).await.expect("bootstrap");
+    let (_, faults) = oss.call(Method::GET, "/faults", None).await;
+    let want = format!("{}:clock", sim.device_id());
+    assert_eq!(ids(&faults), vec![want.as_str()], "{faults}");
+    assert_eq!(faults[0]["channel"], json!("clock"), "{faults}");
+}
