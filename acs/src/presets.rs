@@ -470,7 +470,12 @@ pub fn apply(
     };
     // Every precondition is evaluated on the device as the Inform left it, before any preset
     // changes it (as GenieACS evaluates them all before running their provisions).
-    let life = Lifecycle::default();
+    // `_registered`, `_lastBoot`, `_lastBootstrap`: read with the device's record.
+    let life = if wanted.iter().any(|(_, p)| p.needs_device()) {
+        store.lifecycle(device)?.unwrap_or_default()
+    } else {
+        Lifecycle::default()
+    };
     let record = Record { device: &dev, life: &life, params: &params };
     let matching: Vec<&(String, Preset)> =
         wanted.into_iter().filter(|(_, p)| p.every_device || p.precondition.matches(&record)).collect();

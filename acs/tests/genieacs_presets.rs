@@ -382,3 +382,26 @@ async fn a_presets_fault_goes_to_its_channel() {
     assert_eq!(ids(&faults), vec![want.as_str()], "{faults}");
     assert_eq!(faults[0]["channel"], json!("clock"), "{faults}");
 }
+
+/// Preconditions on GenieACS's lifecycle fields: `_registered`, `_lastBootstrap`, `_lastBoot`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preconditions_see_the_devices_lifecycle() {
+    let dir = TempDir::new("acs-genie-presets-life");
+    let acs = acs_command(&dir).start();
+    let oss = NbiClient::new(acs.nbi, TOKEN);
+    let on = |q: Value, interval: &str| {
+        json!({"weight": 0, "precondition": q.to_string(), "configurations": [
+            {"type": "value", "name": "Device.ManagementServer.PeriodicInformInterval", "value": interval}]})
+    };
+    let q = json!({"_registered": {"$gt": "2000-01-01"}, "_lastBootstrap": {"$exists": true}});
+    assert_eq!(oss.call(Method::PUT, "/presets/fresh", Some(on(q, "300"))).await.0, 200);
+    // Never true: a device that booted has a _lastBoot.
+    let never = json!({"_lastBoot": {"$exists": false}});
+    let mut later = on(never, "999");
+    later["weight"] = json!(1);
+    assert_eq!(oss.call(Method::PUT, "/presets/never", Some(later)).await.0, 200);
+    let sim = acs.sim("preset-life-1").await;
+    set_locally(&sim, "Device.ManagementServer.PeriodicInformInterval", cwmp::Value::UnsignedInt(3600));
+    sim.session(&[]).await.expect("bootstrap");
+    assert_eq!(value(&sim, "Device.ManagementServer.PeriodicInformInterval"), "300");
+}

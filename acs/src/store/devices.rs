@@ -103,6 +103,9 @@ pub trait DeviceStore {
     fn devices(&self) -> Result<Vec<Device>>;
     /// Every device with its [`Lifecycle`], by id.
     fn device_records(&self) -> Result<Vec<(Device, Lifecycle)>>;
+    /// One device's registration and last BOOT / BOOTSTRAP times (a point read: these columns
+    /// are written at once, never deferred).
+    fn lifecycle(&self, id: &str) -> Result<Option<Lifecycle>>;
     /// Forgets a device: its record, parameter cache, events, tasks and faults (it registers
     /// again at its next Inform). Whether it was known.
     fn delete_device(&self, id: &str) -> Result<bool>;
@@ -221,6 +224,16 @@ impl DeviceStore for SqliteStore {
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
+    }
+
+    fn lifecycle(&self, id: &str) -> Result<Option<Lifecycle>> {
+        let db = self.db();
+        let mut st = db.prepare_cached("SELECT created, last_boot, last_bootstrap FROM devices WHERE id = ?1")?;
+        Ok(st
+            .query_row([id], |r| {
+                Ok(Lifecycle { registered: r.get(0)?, last_boot: r.get(1)?, last_bootstrap: r.get(2)? })
+            })
+            .optional()?)
     }
 
     fn delete_device(&self, id: &str) -> Result<bool> {
