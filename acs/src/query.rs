@@ -630,8 +630,8 @@ fn parse_tests(cond: &Json, regexes: &mut usize) -> Result<Vec<Test>, BadQuery> 
 }
 
 /// Whether the device matches `query` (a JSON object), the device known only from its Inform
-/// record (`_registered`, `_lastBoot`, `_lastBootstrap` missing). Presets' preconditions and
-/// the task bulk route use it; the device listing parses once with [`Query::parse`].
+/// record (`_registered`, `_lastBoot`, `_lastBootstrap` missing): for tests and fuzzing; the
+/// ACS's own routes and presets parse once with [`Query::parse`] and give the lifecycle.
 pub fn matches(d: &Device, params: &[CachedParam], query: &Json) -> Result<bool, BadQuery> {
     let life = Lifecycle::default();
     Ok(Query::parse(query)?.matches(&Record { device: d, life: &life, params }))

@@ -337,6 +337,26 @@ async fn presets_files_bulk_webhooks_and_bad_cwmp_input() {
         .await;
     assert_eq!(s, 200);
     assert_eq!(bulk["tasks"].as_array().map(Vec::len), Some(1));
+    // On the lifecycle fields too (the device registered, bootstrapped and booted), and a bad
+    // query is a 400 with nothing queued.
+    let lifecycle = json!({"_registered": {"$gt": "2000-01-01"}, "_lastBoot": {"$exists": true}});
+    let (s, bulk) = oss
+        .call(
+            Method::POST,
+            &format!("/tasks?query={}", enc(&lifecycle.to_string())),
+            Some(json!({"name": "getParameterValues", "parameterNames": ["Device.DeviceInfo.UpTime"]})),
+        )
+        .await;
+    assert_eq!(s, 200, "{bulk}");
+    assert_eq!(bulk["tasks"].as_array().map(Vec::len), Some(1), "{bulk}");
+    let (s, _) = oss
+        .call(
+            Method::POST,
+            &format!("/tasks?query={}", enc(r#"{"_id":{"$where":"1"}}"#)),
+            Some(json!({"name": "reboot"})),
+        )
+        .await;
+    assert_eq!(s, 400);
     let (s, _) = oss.call(Method::POST, "/tasks", Some(json!({"name": "reboot"}))).await;
     assert_eq!(s, 400, "a bulk task names its devices");
 

@@ -252,11 +252,15 @@ impl Bulk {
 pub(crate) async fn bulk(nbi: &Arc<Nbi>, mut b: Bulk) -> Result<Reply, NbiError> {
     resolve_file(nbi, &mut b.spec)?;
     let store = nbi.acs.store.clone();
+    // Parsed once (a bad query is a 400 before anything is queued); the devices with their
+    // lifecycle (`_registered`, `_lastBoot`, `_lastBootstrap`), their parameters only when the
+    // query reads them.
+    let q = query::Query::parse(&b.query)?;
     blocking(move || {
         let mut ids = Vec::new();
-        for d in store.devices()? {
-            let ps = store.params(&d.id)?;
-            if query::matches(&d, &ps, &b.query)? {
+        for (d, life) in store.device_records()? {
+            let ps = if q.needs_params() { store.params(&d.id)? } else { Vec::new() };
+            if q.matches(&query::Record { device: &d, life: &life, params: &ps }) {
                 let t = store.enqueue(&d.id, &b.spec, now())?;
                 ids.push(json!({"_id": t.id.to_string(), "device": d.id}));
             }
