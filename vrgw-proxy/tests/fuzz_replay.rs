@@ -3,22 +3,14 @@
 //! value that passed the schema makes the renderers write a line they may not write, and the
 //! check step refuses whatever they leave out. CI runs this; cargo-fuzz needs nightly.
 
-use std::path::Path;
-
 use vrgw_proxy::fuzzing::HOSTILE;
 
-/// The seeds, each a list of `path=value` records.
+#[path = "../../fuzz/props/replay.rs"]
+mod replay;
+
+/// The seeds, each a list of `path=value` records (the shared loader of the fuzz replays).
 fn corpus() -> Vec<Vec<u8>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/render");
-    let mut seeds: Vec<Vec<u8>> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().is_file())
-        .filter_map(|e| std::fs::read(e.path()).ok())
-        .collect();
-    seeds.sort();
-    assert!(seeds.len() >= 50, "seed corpus has {} files", seeds.len());
-    seeds
+    replay::corpus("render", 50)
 }
 
 /// splitmix64: the same mutations on every run.
