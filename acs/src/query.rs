@@ -46,9 +46,17 @@ fn bad(msg: impl Into<String>) -> BadQuery {
     BadQuery(msg.into())
 }
 
-/// ISO 8601 text of Unix seconds.
+/// ISO 8601 text of Unix seconds, as GenieACS prints its dates (JavaScript's
+/// `Date.toISOString`: milliseconds and `Z`, `2017-12-11T13:16:23.000Z`).
 pub fn iso(secs: i64) -> String {
-    cwmp::DateTime::from_unix(secs).as_str().to_string()
+    iso_millis(secs.saturating_mul(1000))
+}
+
+/// ISO 8601 text of milliseconds since 1970, as JavaScript's `Date.toISOString` prints them.
+pub fn iso_millis(ms: i64) -> String {
+    let whole = cwmp::DateTime::from_unix(ms.div_euclid(1000));
+    let text = whole.as_str();
+    format!("{}.{:03}Z", text.strip_suffix('Z').unwrap_or(text), ms.rem_euclid(1000))
 }
 
 /// How deep `$and`, `$or` and `$nor` may nest in a query.
@@ -801,6 +809,9 @@ fn typed(ty: &str, value: &str) -> Json {
         "int" | "long" => value.parse::<i64>().map(Json::from).unwrap_or_else(|_| json!(value)),
         "unsignedInt" | "unsignedLong" => value.parse::<u64>().map(Json::from).unwrap_or_else(|_| json!(value)),
         "boolean" => json!(value == "true" || value == "1"),
+        // GenieACS keeps dateTime values as dates and prints them as dates (milliseconds, `Z`);
+        // a value that is no date stays the text the CPE sent.
+        "dateTime" => parse_date(value).map_or_else(|| json!(value), |ms| json!(iso_millis(ms))),
         _ => json!(value),
     }
 }
@@ -941,7 +952,7 @@ mod tests {
         assert_eq!(j["Device"]["DeviceInfo"]["UpTime"]["_value"], json!(300));
         assert!(j["Device"]["DeviceInfo"].get("SoftwareVersion").is_none());
         assert!(j.get("_deviceId").is_none());
-        assert_eq!(device_json(&d, &p, &[])["_lastInform"], json!("2026-11-21T23:08:54Z"));
+        assert_eq!(device_json(&d, &p, &[])["_lastInform"], json!("2026-11-21T23:08:54.000Z"));
     }
 
     fn nested(levels: usize) -> Json {
@@ -1164,12 +1175,19 @@ mod tests {
         let (d, life, p) = rich();
         let r = Record { device: &d, life: &life, params: &p };
         let all = record_json(&r, &[]);
-        assert_eq!(all["_registered"], json!("2023-11-14T22:13:20Z"));
+        assert_eq!(all["_registered"], json!("2023-11-14T22:13:20.000Z"));
         assert_eq!(all["_lastBoot"], json!(iso(1_795_302_000)));
         assert!(all.get("_lastBootstrap").is_none(), "never bootstrapped: no field");
         assert_eq!(all["Device"]["_object"], json!(true));
         assert_eq!(all["Device"]["DeviceInfo"]["_object"], json!(true));
         assert_eq!(all["Device"]["DeviceInfo"]["UpTime"]["_type"], json!("xsd:unsignedInt"));
+        // Dates as GenieACS prints them: milliseconds and `Z`, also a dateTime parameter's value.
+        let first_use = &all["Device"]["DeviceInfo"]["FirstUseDate"];
+        assert_eq!(first_use["_value"], json!("2026-11-20T10:00:00.000Z"));
+        assert_eq!(first_use["_timestamp"], json!("2026-11-21T23:08:54.000Z"));
+        assert_eq!(iso_millis(-1), "1969-12-31T23:59:59.999Z");
+        assert_eq!(typed("dateTime", "0001-01-01T00:00:00Z"), json!("0001-01-01T00:00:00.000Z"), "the unknown time");
+        assert_eq!(typed("dateTime", "soon"), json!("soon"), "no date: the text as sent");
         // An object projected: its subtree, its ancestors bare.
         let info = record_json(&r, &["Device.DeviceInfo".to_string()]);
         assert!(info["Device"].get("_object").is_none());

@@ -116,7 +116,7 @@ mod tests {
         assert_eq!(
             fault_json(&f),
             json!({"_id": "00A0B1-X-1:task_7", "device": "00A0B1-X-1", "channel": "task_7",
-                   "timestamp": "1970-01-01T00:00:00Z", "code": "cwmp.9003", "message": "Invalid arguments",
+                   "timestamp": "1970-01-01T00:00:00.000Z", "code": "cwmp.9003", "message": "Invalid arguments",
                    "detail": {"faultCode": "9003", "faultString": "Invalid arguments", "setParameterValuesFault": [
                        {"parameterName": "Device.A", "faultCode": "9008", "faultString": "not writable"},
                        {"parameterName": "Device.B", "faultCode": "9007", "faultString": "bad value"}]},
