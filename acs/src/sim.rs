@@ -1,9 +1,19 @@
 //! A simulated CPE: a TR-181 host data model, or a TR-098 residential gateway's ([`SimModel`]),
 //! behind the `cwmp` crate's CPE session, talking HTTP to an ACS through `http_shell::cpe::Link`
 //! (cookies, Digest, else Basic), answering connection requests (Digest), and rebooting or
-//! resetting on request. Tests drive the ACS with it; `cwmp-sim` runs many for load.
+//! resetting on request, carrying out file transfers (Download, Upload, ScheduleDownload with
+//! its queue) and deployment-unit changes ([`transfers`]) and reporting them in a later session.
+//! Tests drive the ACS with it; `cwmp-sim` runs many for load.
+//!
+//! The device's clock is the system's plus an offset a test moves on ([`SimCpe::advance_clock`]):
+//! a ScheduleDownload's window or an Upload's delay is reached at the first session on or after
+//! it, so a test plays hours of a device's life without waiting.
 
+pub mod transfers;
+
+use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,6 +29,11 @@ use tokio::sync::Mutex;
 
 use crate::auth::Verifier;
 use crate::endpoint::now;
+pub use transfers::DeploymentUnit;
+use transfers::{Transfers, UploadKind, Work};
+
+/// Lines the device's log keeps (what a "Vendor Log File" upload sends).
+const LOG_LINES: usize = 200;
 
 /// The connection-request credentials, below the model's root object.
 const CR_USER: &str = "ManagementServer.ConnectionRequestUsername";
@@ -134,6 +149,12 @@ pub struct SimCpe {
     next_requests: std::sync::Mutex<Vec<Body>>,
     /// Bytes of the last file downloaded.
     pub downloaded: std::sync::Mutex<Vec<u8>>,
+    /// Queued transfers, pending deployment-unit changes, installed units.
+    transfers: std::sync::Mutex<Transfers>,
+    /// Seconds the device's clock is ahead of the system's.
+    clock_offset: AtomicI64,
+    /// The device's log, newest last.
+    log: std::sync::Mutex<VecDeque<String>>,
     session: Mutex<()>,
     verifier: Verifier,
     /// Sessions completed.
@@ -222,6 +243,9 @@ impl SimCpe {
             next_events: std::sync::Mutex::new(vec![Event::new(cwmp::event::BOOTSTRAP), Event::new(cwmp::event::BOOT)]),
             next_requests: std::sync::Mutex::new(Vec::new()),
             downloaded: std::sync::Mutex::new(Vec::new()),
+            transfers: std::sync::Mutex::new(Transfers::new(model.root())),
+            clock_offset: AtomicI64::new(0),
+            log: std::sync::Mutex::new(VecDeque::new()),
             session: Mutex::new(()),
             verifier: Verifier::new("sim-cpe", secret),
             sessions: std::sync::atomic::AtomicU64::new(0),
@@ -277,6 +301,155 @@ impl SimCpe {
         f(&self.model.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
+    /// The device's clock, in Unix seconds: the system's, moved on by [`SimCpe::advance_clock`].
+    pub fn clock(&self) -> i64 {
+        now() + self.clock_offset.load(Ordering::Relaxed)
+    }
+
+    /// Moves the device's clock `secs` seconds on: a ScheduleDownload's window or an Upload's
+    /// delay that much nearer. The next session carries out what is then due.
+    pub fn advance_clock(&self, secs: i64) {
+        self.clock_offset.fetch_add(secs, Ordering::Relaxed);
+    }
+
+    /// The deployment units installed (ChangeDUState).
+    pub fn deployment_units(&self) -> Vec<DeploymentUnit> {
+        self.transfers().units().to_vec()
+    }
+
+    /// The device's log, oldest line first (what a "2 Vendor Log File" upload sends).
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect()
+    }
+
+    fn transfers(&self) -> std::sync::MutexGuard<'_, Transfers> {
+        self.transfers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A line in the device's log, stamped with its clock.
+    fn note(&self, line: String) {
+        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        if log.len() == LOG_LINES {
+            log.pop_front();
+        }
+        log.push_back(format!("{} {}: {line}", DateTime::from_unix(self.clock()).as_str(), self.serial));
+    }
+
+    /// Queues a report for the next session: its Inform's event (once), the method's own event
+    /// with its CommandKey, and the request.
+    fn report(&self, event: &str, method: Event, request: Body) {
+        let mut events = self.next_events.lock().unwrap_or_else(|e| e.into_inner());
+        if !events.iter().any(|e| e.code == event) {
+            events.push(Event::new(event));
+        }
+        events.push(method);
+        self.next_requests.lock().unwrap_or_else(|e| e.into_inner()).push(request);
+    }
+
+    /// What an Upload of `file_type` sends: the device's log, or its configuration (every
+    /// parameter value as GetParameterValues shows it, passwords empty, `name=value` a line).
+    fn upload_file(&self, file_type: &str) -> Vec<u8> {
+        if transfers::upload_kind(file_type) == Some(UploadKind::Log) {
+            return self.log_lines().iter().flat_map(|l| format!("{l}\n").into_bytes()).collect();
+        }
+        let root = self.model_kind.root();
+        let mut text =
+            format!("# {root} configuration of {} at {}\n", self.serial, DateTime::from_unix(self.clock()).as_str());
+        for p in values(self, root) {
+            text.push_str(&format!("{}={}\n", p.name, p.value));
+        }
+        text.into_bytes()
+    }
+
+    /// Carries out what is due on the device's clock (uploads, scheduled downloads,
+    /// deployment-unit changes) and queues their reports for the next Inform.
+    async fn carry_out_due(&self) {
+        let work = self.transfers().take_due(self.clock());
+        for w in work {
+            match w {
+                Work::Upload(u) => {
+                    let start = self.clock();
+                    let file = self.upload_file(&u.file_type);
+                    let fault = match transfers::put(&u.url, &u.username, &u.password, file).await {
+                        Ok(()) => cwmp::TransferFault::none(),
+                        Err(f) => f,
+                    };
+                    self.note(format!(
+                        "upload of {:?} to {}: {}",
+                        u.file_type,
+                        transfers::shown(&u.url),
+                        outcome(&fault)
+                    ));
+                    let tc = cwmp::TransferComplete {
+                        command_key: u.command_key.clone(),
+                        fault,
+                        start_time: DateTime::from_unix(start),
+                        complete_time: DateTime::from_unix(self.clock()),
+                    };
+                    let method = Event { code: "M Upload".into(), command_key: u.command_key };
+                    self.report(cwmp::event::TRANSFER_COMPLETE, method, Body::TransferComplete(tc));
+                }
+                Work::Download(d) => {
+                    let start = self.clock();
+                    let fault = match transfers::get(&d.url, &d.username, &d.password).await {
+                        Ok(bytes) => {
+                            *self.downloaded.lock().unwrap_or_else(|e| e.into_inner()) = bytes;
+                            cwmp::TransferFault::none()
+                        }
+                        Err(f) => f,
+                    };
+                    self.note(format!("scheduled download of {}: {}", transfers::shown(&d.url), outcome(&fault)));
+                    let tc = cwmp::TransferComplete {
+                        command_key: d.command_key.clone(),
+                        fault,
+                        start_time: DateTime::from_unix(start),
+                        complete_time: DateTime::from_unix(self.clock()),
+                    };
+                    let method = Event { code: "M ScheduleDownload".into(), command_key: d.command_key };
+                    self.report(cwmp::event::TRANSFER_COMPLETE, method, Body::TransferComplete(tc));
+                }
+                Work::Missed(d) => {
+                    let fault = cwmp::TransferFault::from_fault(
+                        cwmp::FaultCode::DownloadWindowMissed,
+                        "every time window passed without a session to start the download in",
+                    );
+                    self.note(format!("scheduled download of {}: {}", transfers::shown(&d.url), outcome(&fault)));
+                    let tc = cwmp::TransferComplete {
+                        command_key: d.command_key.clone(),
+                        fault,
+                        start_time: DateTime::unknown(),
+                        complete_time: DateTime::unknown(),
+                    };
+                    let method = Event { code: "M ScheduleDownload".into(), command_key: d.command_key };
+                    self.report(cwmp::event::TRANSFER_COMPLETE, method, Body::TransferComplete(tc));
+                }
+                Work::DuChange(c) => {
+                    let mut results = Vec::new();
+                    for op in &c.operations {
+                        let start = self.clock();
+                        let checked = self.transfers().check(op);
+                        let fetched = match checked {
+                            Err(fault) => Some(Err(fault)),
+                            Ok(Some((url, user, pass))) => Some(transfers::get(&url, &user, &pass).await),
+                            Ok(None) => None,
+                        };
+                        let result = self.transfers().apply(op, fetched, start, self.clock());
+                        self.note(format!(
+                            "deployment unit {} {}: {}",
+                            result.uuid,
+                            result.current_state,
+                            outcome(&result.fault)
+                        ));
+                        results.push(result);
+                    }
+                    let method = Event { code: "M ChangeDUState".into(), command_key: c.command_key.clone() };
+                    let done = cwmp::DUStateChangeComplete { results, command_key: c.command_key };
+                    self.report("11 DU STATE CHANGE COMPLETE", method, Body::DUStateChangeComplete(done));
+                }
+            }
+        }
+    }
+
     fn inform(&self, events: Vec<Event>) -> Inform {
         let model = self.model.lock().unwrap_or_else(|e| e.into_inner());
         let names = self.model_kind.inform_names();
@@ -291,33 +464,65 @@ impl SimCpe {
             },
             events,
             max_envelopes: 1,
-            current_time: DateTime::from_unix(now()),
+            current_time: DateTime::from_unix(self.clock()),
             retry_count: 0,
             parameter_list,
         }
     }
 
     /// Runs one session with `extra` events added to the pending ones.
+    /// What the session accepted that is due at once (a download, an upload, a window open
+    /// already, units to change) is carried out after it and reported in a new session right
+    /// away, before this returns (and before another session of this device can start).
     pub async fn session(&self, extra: &[&str]) -> Result<SessionStats, String> {
         let _one = self.session.lock().await;
+        let (stats, mut follow_up) = self.one_session(extra).await?;
+        while follow_up {
+            follow_up = self.one_session(&[]).await?.1;
+        }
+        Ok(stats)
+    }
+
+    /// Waits until no session of this device runs (one a connection request started, with its
+    /// follow-ups).
+    pub async fn idle(&self) {
+        drop(self.session.lock().await);
+    }
+
+    /// One session (the caller holds `self.session`); whether another must follow.
+    async fn one_session(&self, extra: &[&str]) -> Result<(SessionStats, bool), String> {
         let start = Instant::now();
+        self.carry_out_due().await;
         let mut events = std::mem::take(&mut *self.next_events.lock().unwrap_or_else(|e| e.into_inner()));
         events.extend(extra.iter().map(|e| Event::new(e)));
         if events.is_empty() {
             events.push(Event::new(cwmp::event::PERIODIC));
         }
         let own = std::mem::take(&mut *self.next_requests.lock().unwrap_or_else(|e| e.into_inner()));
-        let mut s = CpeSession::new(CpeConfig::default(), self.inform(events.clone()), own, Instant::now());
+        // Put back when the session fails: a CPE reports until the ACS has taken it.
+        let put_back = |events: Vec<Event>, own: Vec<Body>| {
+            *self.next_events.lock().unwrap_or_else(|e| e.into_inner()) = events;
+            let mut requests = self.next_requests.lock().unwrap_or_else(|e| e.into_inner());
+            let later = std::mem::replace(&mut *requests, own);
+            requests.extend(later);
+        };
+        let mut s = CpeSession::new(CpeConfig::default(), self.inform(events.clone()), own.clone(), Instant::now());
         let mut follow_up = false;
-        let mut link = http_shell::cpe::Link::open(
+        let link = http_shell::cpe::Link::open(
             &self.acs_url,
             None,
             &self.acs_user,
             &self.acs_pass,
             http_shell::cpe::Basic::Fallback,
         )
-        .await
-        .map_err(|e| format!("ACS unreachable: {e}"))?;
+        .await;
+        let mut link = match link {
+            Ok(l) => l,
+            Err(e) => {
+                put_back(events, own);
+                return Err(format!("ACS unreachable: {e}"));
+            }
+        };
         let mut served = 0;
         let mut after: Vec<Event> = Vec::new();
         let mut reset = false;
@@ -326,9 +531,15 @@ impl SimCpe {
                 Transmit::Envelope(x) => x,
                 Transmit::Empty => String::new(),
             };
-            let (status, reply) = link.post(&body).await.map_err(|e| format!("ACS unreachable: {e}"))?;
+            let (status, reply) = match link.post(&body).await {
+                Ok(r) => r,
+                Err(e) => {
+                    put_back(events, own);
+                    return Err(format!("ACS unreachable: {e}"));
+                }
+            };
             if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::UNAUTHORIZED {
-                *self.next_events.lock().unwrap_or_else(|e| e.into_inner()) = events;
+                put_back(events, own);
                 return Err(format!("ACS answered {status}"));
             }
             s.handle_response(status.as_u16(), &reply, Instant::now());
@@ -344,13 +555,14 @@ impl SimCpe {
                             }
                             Body::Download(d) => {
                                 let started = now();
-                                let fault = match self.fetch(&d.url).await {
+                                let fault = match transfers::get(&d.url, &d.username, &d.password).await {
                                     Ok(bytes) => {
                                         *self.downloaded.lock().unwrap_or_else(|e| e.into_inner()) = bytes;
                                         cwmp::TransferFault::none()
                                     }
-                                    Err(e) => cwmp::TransferFault { code: 9016, string: e },
+                                    Err(f) => f,
                                 };
+                                self.note(format!("download of {}: {}", transfers::shown(&d.url), outcome(&fault)));
                                 after.push(Event::new(cwmp::event::TRANSFER_COMPLETE));
                                 after.push(Event { code: "M Download".into(), command_key: d.command_key.clone() });
                                 self.next_requests.lock().unwrap_or_else(|e| e.into_inner()).push(
@@ -378,6 +590,12 @@ impl SimCpe {
                                 });
                                 Body::ScheduleInformResponse(cwmp::ScheduleInformResponse {})
                             }
+                            Body::Upload(u) => self.transfers().upload(u, self.clock()),
+                            Body::ScheduleDownload(d) => self.transfers().schedule_download(d, self.clock()),
+                            Body::CancelTransfer(c) => self.transfers().cancel(&c.command_key),
+                            Body::GetQueuedTransfers(_) => self.transfers().queued(),
+                            Body::GetAllQueuedTransfers(_) => self.transfers().all_queued(),
+                            Body::ChangeDUState(c) => self.transfers().change_du_state(c),
                             Body::FactoryReset(_) => {
                                 reset = true;
                                 Body::FactoryResetResponse(cwmp::FactoryResetResponse {})
@@ -387,7 +605,7 @@ impl SimCpe {
                         let _ = s.respond(resp, Instant::now());
                     }
                     CpeEvent::Failed(e) => {
-                        *self.next_events.lock().unwrap_or_else(|e| e.into_inner()) = events;
+                        put_back(events, own);
                         return Err(e.to_string());
                     }
                     _ => {}
@@ -406,26 +624,10 @@ impl SimCpe {
         }
         self.next_events.lock().unwrap_or_else(|e| e.into_inner()).extend(after);
         self.sessions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let stats = SessionStats { duration: start.elapsed(), requests_served: served };
-        drop(_one);
-        if follow_up {
-            // A CPE reports a finished transfer in a new session right away.
-            Box::pin(self.session(&[])).await?;
-        }
-        Ok(stats)
-    }
-
-    async fn fetch(&self, url: &str) -> Result<Vec<u8>, String> {
-        let req = Request::get(url).body(Full::new(Bytes::new())).map_err(|_| format!("invalid URL {url}"))?;
-        let reply = http_shell::client::Builder::new()
-            .build()
-            .fetch(req, usize::MAX)
-            .await
-            .map_err(|e| format!("{url}: {e}"))?;
-        if !reply.status.is_success() {
-            return Err(format!("{url}: HTTP {}", reply.status));
-        }
-        Ok(reply.body.to_vec())
+        let codes: Vec<String> = events.iter().map(|e| e.code.clone()).collect();
+        self.note(format!("session: Inform {}; ACS requests answered: {served}", codes.join(", ")));
+        follow_up |= self.transfers().has_due(self.clock());
+        Ok((SessionStats { duration: start.elapsed(), requests_served: served }, follow_up))
     }
 
     /// Serves connection requests (Digest-authenticated GETs) for the devices in `sims`; each
@@ -479,6 +681,15 @@ fn connection_request(sims: &[Arc<SimCpe>], req: Request<hyper::body::Incoming>)
     let mut r = Response::new(Full::new(Bytes::new()));
     *r.status_mut() = StatusCode::NO_CONTENT;
     r
+}
+
+/// A transfer's outcome as the log says it.
+fn outcome(fault: &cwmp::TransferFault) -> String {
+    if fault.code == 0 {
+        "done".into()
+    } else {
+        format!("fault {} {}", fault.code, fault.string)
+    }
 }
 
 /// The parameter values a device's data model holds under `path`.

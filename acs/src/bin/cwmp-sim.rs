@@ -1,7 +1,11 @@
 //! `cwmp-sim`: N simulated CPEs against an ACS, TR-181 hosts or (`--model tr098`) TR-098
 //! gateways. Each informs (BOOTSTRAP, then PERIODIC back to back or every `--periodic-secs`),
 //! answers connection requests (Digest), GPV, GPN, SPV, AddObject, DeleteObject, Reboot,
-//! FactoryReset, Download; reports sessions per second and latency percentiles.
+//! FactoryReset, Download, Upload (a PUT of its configuration or its log), ScheduleDownload
+//! (queued until its window), CancelTransfer, Get(All)QueuedTransfers and ChangeDUState
+//! (deployment units kept in memory), reporting transfers with TransferComplete and unit changes
+//! with DUStateChangeComplete in a new session; reports sessions per second and latency
+//! percentiles.
 
 use std::sync::Arc;
 use std::time::Duration;
