@@ -4,7 +4,10 @@
 //! A query is parsed once into a [`Query`] (its regular expressions compiled) and then run
 //! against each device's [`Record`]. It follows GenieACS's `query.expand` and MongoDB's matching:
 //! - A key whose last segment does not start with `_` names a parameter's value (`A.B` is
-//!   `A.B._value`); `A.B._type` and `A.B._timestamp` name its type and read time. The device's
+//!   `A.B._value`); `A.B._type` and `A.B._timestamp` name its type and read time (an object's
+//!   `_timestamp`: when its children were last listed). What CPEs tell besides values
+//!   ([`PathInfo`], read with [`FullRecord`]): `_object`, `_writable`, `_notification`,
+//!   `_accessList` (each entry, as MongoDB matches an array) and `_attributesTimestamp`. The device's
 //!   own fields are `_id`, `_tags` (each tag), `_deviceId._Manufacturer|_OUI|_ProductClass|
 //!   _SerialNumber`, and the dates `_registered`, `_lastInform`, `_lastBoot`, `_lastBootstrap`.
 //! - A string in a condition stands for every value GenieACS reads in it: the string, a number
@@ -35,7 +38,7 @@ use regex::{Regex, RegexBuilder};
 use serde_json::{json, Map, Value as Json};
 
 use crate::store::devices::Lifecycle;
-use crate::store::{CachedParam, Device};
+use crate::store::{CachedParam, Device, PathInfo};
 
 /// A query the NBI cannot run, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -391,8 +394,18 @@ enum Field {
     Value(String),
     /// A parameter's xsd type (`xsd:string`).
     Type(String),
-    /// When a parameter was read.
+    /// When a parameter was read; when an object's children were listed.
     Timestamp(String),
+    /// Whether a path is an object (`false`: a parameter).
+    Object(String),
+    /// Whether a path can be set.
+    Writable(String),
+    /// A parameter's Notification attribute.
+    Notification(String),
+    /// A parameter's AccessList attribute (each entry).
+    AccessList(String),
+    /// When a parameter's attributes were read.
+    AttributesTimestamp(String),
     /// Anything else: missing on every device.
     Missing,
 }
@@ -422,21 +435,44 @@ impl Field {
             "_value" => Field::Value(parent.to_string()),
             "_type" => Field::Type(parent.to_string()),
             "_timestamp" => Field::Timestamp(parent.to_string()),
+            "_object" => Field::Object(parent.to_string()),
+            "_writable" => Field::Writable(parent.to_string()),
+            "_notification" => Field::Notification(parent.to_string()),
+            "_accessList" => Field::AccessList(parent.to_string()),
+            "_attributesTimestamp" => Field::AttributesTimestamp(parent.to_string()),
             _ => Field::Missing,
         }
     }
 
-    /// Whether reading it needs the device's parameters.
+    /// Whether reading it needs the device's parameters (values, or [`PathInfo`]).
     fn needs_params(&self) -> bool {
-        matches!(self, Field::Value(_) | Field::Type(_) | Field::Timestamp(_))
+        !matches!(
+            self,
+            Field::Id
+                | Field::Tags
+                | Field::Manufacturer
+                | Field::Oui
+                | Field::ProductClass
+                | Field::SerialNumber
+                | Field::Registered
+                | Field::LastInform
+                | Field::LastBoot
+                | Field::LastBootstrap
+                | Field::Missing
+        )
     }
 
-    /// Its values on a device (none: missing; `_tags`: each tag).
-    fn values<'a>(&self, r: &Record<'a>) -> Vec<Val<'a>> {
+    /// Its values on a device (none: missing; `_tags`, `_accessList`: each entry).
+    fn values<'a>(&self, full: &FullRecord<'a>) -> Vec<Val<'a>> {
+        let r = &full.record;
         let d = r.device;
         let date = |s: Option<i64>| s.map(|s| Val::Date(s * 1000)).into_iter().collect();
         let text = |t: &'a str| Val::Text(Cow::Borrowed(t));
         let param = |name: &str| r.params.iter().find(|p| p.name == name);
+        // What is known of a path, as a leaf or as an object (`A.B.`).
+        let info = |name: &str| -> Option<&'a PathInfo> {
+            full.info.iter().find(|i| i.name.strip_suffix('.').unwrap_or(&i.name) == name)
+        };
         match self {
             Field::Id => vec![text(&d.id)],
             Field::Tags => d.tags.iter().map(|t| text(t)).collect(),
@@ -450,7 +486,35 @@ impl Field {
             Field::LastBootstrap => date(r.life.last_bootstrap),
             Field::Value(n) => param(n).map(typed_val).into_iter().collect(),
             Field::Type(n) => param(n).map(|p| Val::Text(Cow::Owned(format!("xsd:{}", p.ty)))).into_iter().collect(),
-            Field::Timestamp(n) => param(n).map(|p| Val::Date(p.updated * 1000)).into_iter().collect(),
+            Field::Timestamp(n) => match param(n) {
+                Some(p) => vec![Val::Date(p.updated * 1000)],
+                None => date(info(n).filter(|i| i.is_object()).and_then(|i| i.listed)),
+            },
+            Field::Object(n) => {
+                // As the device JSON shows it: an object listed as one or holding cached paths; a
+                // parameter read or listed.
+                let below = |name: &str| {
+                    name.len() > n.len() + 1 && name.starts_with(n.as_str()) && name.as_bytes()[n.len()] == b'.'
+                };
+                let object = info(n).is_some_and(PathInfo::is_object)
+                    || r.params.iter().any(|p| below(&p.name))
+                    || full.info.iter().any(|i| below(&i.name));
+                if object {
+                    vec![Val::Bool(true)]
+                } else if param(n).is_some() || info(n).is_some() {
+                    vec![Val::Bool(false)]
+                } else {
+                    vec![]
+                }
+            }
+            Field::Writable(n) => info(n).and_then(|i| i.writable).map(Val::Bool).into_iter().collect(),
+            Field::Notification(n) => {
+                info(n).and_then(|i| i.notification).map(|c| Val::Num(f64::from(c))).into_iter().collect()
+            }
+            Field::AccessList(n) => info(n)
+                .and_then(|i| i.access_list.as_ref())
+                .map_or_else(Vec::new, |l| l.iter().map(|e| text(e)).collect()),
+            Field::AttributesTimestamp(n) => date(info(n).and_then(|i| i.attributes_read)),
             Field::Missing => vec![],
         }
     }
@@ -499,7 +563,8 @@ enum Node {
     Field(Field, Vec<Test>),
 }
 
-/// A device query parsed at the edge: run it on many devices with [`Query::matches`].
+/// A device query parsed at the edge: run it on many devices with [`Query::matches`] (or
+/// [`Query::matches_full`], which also sees [`PathInfo`]).
 #[derive(Debug, Clone)]
 pub struct Query(Node);
 
@@ -512,6 +577,30 @@ pub struct Record<'a> {
     pub life: &'a Lifecycle,
     /// Its cached parameters.
     pub params: &'a [CachedParam],
+}
+
+impl<'a> Record<'a> {
+    /// The device with what its CPE told of its paths besides values.
+    pub fn with_info(self, info: &'a [PathInfo]) -> FullRecord<'a> {
+        FullRecord { record: self, info }
+    }
+}
+
+/// A device with its [`PathInfo`] (GetParameterNames, GetParameterAttributes), which GenieACS's
+/// `_object`, `_writable`, an object's `_timestamp`, `_notification`, `_accessList` and
+/// `_attributesTimestamp` read. A [`Record`] alone is one with none known.
+#[derive(Debug, Clone, Copy)]
+pub struct FullRecord<'a> {
+    /// The device, its lifecycle and values.
+    pub record: Record<'a>,
+    /// What is known of its paths besides values, by name.
+    pub info: &'a [PathInfo],
+}
+
+impl<'a> From<&Record<'a>> for FullRecord<'a> {
+    fn from(r: &Record<'a>) -> FullRecord<'a> {
+        r.with_info(&[])
+    }
 }
 
 fn truthy(v: &Json) -> bool {
@@ -530,9 +619,13 @@ impl Query {
         Ok(Query(parse_node(query, MAX_NESTING, &mut regexes)?))
     }
 
-    /// Whether the device matches.
+    /// Whether the device matches (none of its [`PathInfo`] known).
     pub fn matches(&self, r: &Record<'_>) -> bool {
-        // A stack rather than recursion; the nesting is bounded anyway.
+        self.matches_full(&r.into())
+    }
+
+    /// Whether the device matches, its [`PathInfo`] seen.
+    pub fn matches_full(&self, r: &FullRecord<'_>) -> bool {
         eval(&self.0, r)
     }
 
@@ -548,7 +641,7 @@ impl Query {
     }
 }
 
-fn eval(n: &Node, r: &Record<'_>) -> bool {
+fn eval(n: &Node, r: &FullRecord<'_>) -> bool {
     match n {
         Node::And(l) => l.iter().all(|q| eval(q, r)),
         Node::Or(l) => l.iter().any(|q| eval(q, r)),
@@ -711,6 +804,11 @@ impl Sort {
     /// The order of two devices: MongoDB's (a missing field first when ascending; a field of
     /// many values, `_tags`, by its least value ascending and its greatest descending).
     pub fn cmp(&self, a: &Record<'_>, b: &Record<'_>) -> Ordering {
+        self.cmp_full(&a.into(), &b.into())
+    }
+
+    /// The same, the devices' [`PathInfo`] seen.
+    pub fn cmp_full(&self, a: &FullRecord<'_>, b: &FullRecord<'_>) -> Ordering {
         for (f, descending) in &self.0 {
             let (va, vb) = (f.values(a), f.values(b));
             // A missing field sorts first, as MongoDB's null.
@@ -736,7 +834,12 @@ impl Sort {
 struct Projection<'a>(HashSet<&'a str>);
 
 /// A leaf's own fields, which a projection may name one by one (`A.B._value`).
-const LEAF_FIELDS: [&str; 3] = ["_value", "_type", "_timestamp"];
+const LEAF_FIELDS: [&str; 8] =
+    ["_object", "_value", "_type", "_timestamp", "_writable", "_notification", "_accessList", "_attributesTimestamp"];
+
+/// An object's own fields (`_timestamp`: when its children were listed).
+const OBJECT_FIELDS: [&str; 6] =
+    ["_object", "_writable", "_timestamp", "_notification", "_accessList", "_attributesTimestamp"];
 
 impl<'a> Projection<'a> {
     fn new(paths: &'a [String]) -> Projection<'a> {
@@ -771,15 +874,24 @@ impl<'a> Projection<'a> {
 
 /// Places `leaf` at the path `name` (split at dots) under `root`, creating objects on the way
 /// (with GenieACS's `"_object": true` where the projection shows the object whole); a value in
-/// the way is replaced by an object. A loop, not a recursion per segment.
-fn insert(root: &mut Map<String, Json>, name: &str, leaf: Json, projection: &Projection<'_>) {
+/// the way is replaced by an object. A loop, not a recursion per segment. With `merge`, the
+/// fields of `leaf` join those of a node already there (an object's own fields) rather than
+/// replace it.
+fn insert(root: &mut Map<String, Json>, name: &str, leaf: Map<String, Json>, projection: &Projection<'_>, merge: bool) {
     let mut node = root;
     let mut parts = name.match_indices('.').map(|(i, _)| i).chain([name.len()]).peekable();
     let mut start = 0;
     while let Some(end) = parts.next() {
         let part = &name[start..end];
         if parts.peek().is_none() {
-            node.insert(part.to_string(), leaf);
+            match node.get_mut(part) {
+                Some(Json::Object(there)) if merge => {
+                    for (k, v) in leaf {
+                        there.entry(k).or_insert(v);
+                    }
+                }
+                _ => drop(node.insert(part.to_string(), Json::Object(leaf))),
+            }
             return;
         }
         let entry = node.entry(part).or_insert(Json::Null);
@@ -803,6 +915,24 @@ pub fn device_json(d: &Device, params: &[CachedParam], projection: &[String]) ->
     record_json(&Record { device: d, life: &life, params }, projection)
 }
 
+/// The fields of `info` among `fields`, as GenieACS shows them (what is not known is left out).
+fn info_fields(info: Option<&PathInfo>, fields: &[&str], leaf: &mut Map<String, Json>) {
+    let Some(i) = info else { return };
+    for f in fields {
+        let v = match *f {
+            "_writable" => i.writable.map(Json::from),
+            "_timestamp" if i.is_object() => i.listed.map(|t| json!(iso(t))),
+            "_notification" => i.notification.map(Json::from),
+            "_accessList" => i.access_list.as_ref().map(|l| json!(l)),
+            "_attributesTimestamp" => i.attributes_read.map(|t| json!(iso(t))),
+            _ => None,
+        };
+        if let Some(v) = v {
+            leaf.insert((*f).into(), v);
+        }
+    }
+}
+
 /// Parameter values as GenieACS shows them: numbers and booleans typed, the rest as reported.
 fn typed(ty: &str, value: &str) -> Json {
     match ty {
@@ -816,14 +946,24 @@ fn typed(ty: &str, value: &str) -> Json {
     }
 }
 
+/// The device as GenieACS's NBI shows it, none of its [`PathInfo`] known (see
+/// [`full_record_json`]).
+pub fn record_json(r: &Record<'_>, projection: &[String]) -> Json {
+    full_record_json(&r.into(), projection)
+}
+
 /// The device as GenieACS's NBI shows it, limited to `projection` (empty: everything): `_id`,
 /// `_deviceId`, `_registered`, `_lastInform`, `_lastBoot`, `_lastBootstrap` (dates as ISO 8601
 /// text), `_tags` (when it has any), and its parameters as a tree of objects (`"_object":
-/// true`) and leaves (`_value`, `_type`, `_timestamp`).
+/// true`, and when known `_writable` and `_timestamp`, when their children were listed) and
+/// leaves (`"_object": false`, `_value`, `_type`, `_timestamp` when read; `_writable`,
+/// `_notification`, `_accessList`, `_attributesTimestamp` when known). An object listed with
+/// nothing cached below it (an empty table) is shown; so is a parameter listed but never read.
 ///
-/// Parameters whose names are over the CWMP codec's limits are left out (and logged): they nest
+/// Paths whose names are over the CWMP codec's limits are left out (and logged): they nest
 /// deeper than any client could read, and no CPE can send them any more.
-pub fn record_json(r: &Record<'_>, projection: &[String]) -> Json {
+pub fn full_record_json(full: &FullRecord<'_>, projection: &[String]) -> Json {
+    let r = &full.record;
     let d = r.device;
     let projection = Projection::new(projection);
     let wanted = |path: &str| projection.wants(path);
@@ -861,10 +1001,12 @@ pub fn record_json(r: &Record<'_>, projection: &[String]) -> Json {
     }
     let limits = cwmp::Limits::default();
     let mut left_out = 0;
+    // A name over the codec's limits, or one that would land on the ACS's own fields (`_id`,
+    // `_deviceId`, `_tags`, `_lastInform`: no data model's root starts with `_`).
+    let refused = |name: &str| !limits.accepts_name(name) || name.starts_with('_');
+    let info: std::collections::HashMap<&str, &PathInfo> = full.info.iter().map(|i| (i.name.as_str(), i)).collect();
     for p in r.params {
-        // A name over the codec's limits, or one that would land on the ACS's own fields (`_id`,
-        // `_deviceId`, `_tags`, `_lastInform`: no data model's root starts with `_`).
-        if !limits.accepts_name(&p.name) || p.name.starts_with('_') {
+        if refused(&p.name) {
             left_out += 1;
             continue;
         }
@@ -873,15 +1015,48 @@ pub fn record_json(r: &Record<'_>, projection: &[String]) -> Json {
             continue;
         }
         let mut leaf = Map::new();
-        for f in fields {
-            let v = match f {
+        for f in &fields {
+            let v = match *f {
+                "_object" => json!(false),
                 "_value" => typed(&p.ty, &p.value),
                 "_type" => json!(format!("xsd:{}", p.ty)),
-                _ => json!(iso(p.updated)),
+                "_timestamp" => json!(iso(p.updated)),
+                _ => continue,
             };
-            leaf.insert(f.into(), v);
+            leaf.insert((*f).into(), v);
         }
-        insert(&mut root, &p.name, Json::Object(leaf), &projection);
+        info_fields(info.get(p.name.as_str()).copied(), &fields, &mut leaf);
+        insert(&mut root, &p.name, leaf, &projection, false);
+    }
+    // Objects (their own fields, or themselves when nothing is cached below them) and parameters
+    // listed but not read.
+    let values: HashSet<&str> = r.params.iter().map(|p| p.name.as_str()).collect();
+    for i in full.info {
+        let path = i.name.strip_suffix('.').unwrap_or(&i.name);
+        if path.is_empty() || values.contains(i.name.as_str()) {
+            continue;
+        }
+        if refused(path) {
+            left_out += 1;
+            continue;
+        }
+        let own: &[&str] = if i.is_object() { &OBJECT_FIELDS } else { &LEAF_FIELDS };
+        let fields: Vec<&str> = if wanted(path) {
+            own.to_vec()
+        } else if i.is_object() {
+            projection.fields_of(path, OBJECT_FIELDS)
+        } else {
+            projection.fields_of(path, LEAF_FIELDS)
+        };
+        if fields.is_empty() {
+            continue;
+        }
+        let mut node = Map::new();
+        if fields.contains(&"_object") {
+            node.insert("_object".into(), json!(i.is_object()));
+        }
+        info_fields(Some(i), &fields, &mut node);
+        insert(&mut root, path, node, &projection, true);
     }
     if left_out > 0 {
         tracing::warn!(
@@ -1199,5 +1374,133 @@ mod tests {
             record_json(&r, &["Device.DeviceInfo.UpTime._value".to_string(), "_deviceId._SerialNumber".to_string()]);
         assert_eq!(v["Device"]["DeviceInfo"]["UpTime"], json!({"_value": 300}));
         assert_eq!(v["_deviceId"], json!({"_SerialNumber": "1"}));
+    }
+
+    /// What GetParameterNames and GetParameterAttributes told of `rich()`'s device.
+    fn told() -> Vec<PathInfo> {
+        let info = |name: &str, writable: Option<bool>, listed: Option<i64>| PathInfo {
+            name: name.into(),
+            writable,
+            listed,
+            ..PathInfo::default()
+        };
+        let attrs = |name: &str, notification: u32, access_list: &[&str]| PathInfo {
+            name: name.into(),
+            writable: Some(false),
+            notification: Some(notification),
+            access_list: Some(access_list.iter().map(|s| s.to_string()).collect()),
+            attributes_read: Some(1_795_302_600),
+            ..PathInfo::default()
+        };
+        let mut v = vec![
+            info("Device.DeviceInfo.", Some(false), Some(1_795_302_500)),
+            attrs("Device.DeviceInfo.UpTime", 2, &[]),
+            info("Device.DeviceInfo.ProvisioningCode", Some(true), None),
+            info("Device.NAT.", Some(false), None),
+            info("Device.NAT.PortMapping.", Some(true), Some(1_795_302_510)),
+            info("Device.WiFi.SSID.1.Enable", Some(true), None),
+            attrs("Device.ManagementServer.URL", 0, &["Subscriber"]),
+        ];
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    #[test]
+    fn what_cpes_tell_besides_values_is_shown_as_genieacs_shows_it() {
+        let (d, life, p) = rich();
+        let info = told();
+        let full = Record { device: &d, life: &life, params: &p }.with_info(&info);
+        let all = full_record_json(&full, &[]);
+        let dev = &all["Device"];
+        // An object listed: `_object`, `_writable`, `_timestamp` (when its children were listed).
+        assert_eq!(dev["DeviceInfo"]["_object"], json!(true));
+        assert_eq!(dev["DeviceInfo"]["_writable"], json!(false));
+        assert_eq!(dev["DeviceInfo"]["_timestamp"], json!(iso(1_795_302_500)));
+        // A leaf read and its attributes read.
+        assert_eq!(
+            dev["DeviceInfo"]["UpTime"],
+            json!({"_object": false, "_value": 300, "_type": "xsd:unsignedInt", "_timestamp": iso(1),
+                   "_writable": false, "_notification": 2, "_accessList": [],
+                   "_attributesTimestamp": iso(1_795_302_600)})
+        );
+        assert_eq!(dev["WiFi"]["SSID"]["1"]["Enable"]["_writable"], json!(true));
+        // Listed, never read: shown with what is known; an empty table listed: shown.
+        assert_eq!(dev["DeviceInfo"]["ProvisioningCode"], json!({"_object": false, "_writable": true}));
+        assert_eq!(
+            dev["NAT"],
+            json!({"_object": true, "_writable": false,
+                   "PortMapping": {"_object": true, "_writable": true, "_timestamp": iso(1_795_302_510)}})
+        );
+        assert_eq!(
+            dev["ManagementServer"]["URL"],
+            json!({"_object": false, "_writable": false, "_notification": 0, "_accessList": ["Subscriber"],
+                   "_attributesTimestamp": iso(1_795_302_600)})
+        );
+        // Unknown stays unknown: no `_writable` where nothing was listed, none at all without info.
+        assert!(dev["DeviceInfo"]["SoftwareVersion"].get("_writable").is_none());
+        assert!(dev.get("_writable").is_none() && dev.get("_timestamp").is_none());
+        let bare = record_json(&Record { device: &d, life: &life, params: &p }, &[]);
+        assert_eq!(bare["Device"]["DeviceInfo"]["UpTime"]["_object"], json!(false));
+        assert!(bare["Device"]["DeviceInfo"]["UpTime"].get("_writable").is_none());
+        assert!(bare["Device"].get("NAT").is_none());
+
+        // Projections: each field alone, an object's fields alone, a subtree whole.
+        let j = |paths: &[&str]| full_record_json(&full, &paths.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            j(&["Device.DeviceInfo.UpTime._writable", "Device.DeviceInfo.UpTime._notification"]),
+            json!({"_id": d.id, "Device": {"DeviceInfo": {"UpTime": {"_writable": false, "_notification": 2}}}})
+        );
+        assert_eq!(
+            j(&["Device.NAT.PortMapping._timestamp", "Device.DeviceInfo._writable", "Device.DeviceInfo._object"]),
+            json!({"_id": d.id, "Device": {"NAT": {"PortMapping": {"_timestamp": iso(1_795_302_510)}},
+                                            "DeviceInfo": {"_writable": false, "_object": true}}})
+        );
+        assert_eq!(
+            j(&["Device.ManagementServer.URL._accessList"])["Device"]["ManagementServer"]["URL"],
+            json!({"_accessList": ["Subscriber"]})
+        );
+        let nat = j(&["Device.NAT"]);
+        assert_eq!(nat["Device"]["NAT"], dev["NAT"]);
+        assert!(nat["Device"].get("_object").is_none(), "an ancestor of what is projected is bare");
+    }
+
+    #[test]
+    fn what_cpes_tell_besides_values_is_queried_as_genieacs_queries_it() {
+        let (d, life, p) = rich();
+        let info = told();
+        let r = Record { device: &d, life: &life, params: &p };
+        let full = r.with_info(&info);
+        let m = |q: Json| Query::parse(&q).unwrap_or_else(|e| panic!("{q}: {e}")).matches_full(&full);
+        assert!(m(json!({"Device.WiFi.SSID.1.Enable._writable": true})));
+        assert!(!m(json!({"Device.DeviceInfo.UpTime._writable": true})));
+        assert!(m(json!({"Device.DeviceInfo.UpTime._writable": false})));
+        assert!(m(json!({"Device.NAT.PortMapping._writable": true, "Device.NAT._writable": false})));
+        assert!(m(json!({"Device.DeviceInfo.SoftwareVersion._writable": {"$exists": false}})), "never listed");
+        assert!(!m(json!({"Device.DeviceInfo.SoftwareVersion._writable": false})), "unknown is not false");
+        // `_object`: listed as one, or holding cached paths; a parameter read or listed is none.
+        assert!(m(json!({"Device.NAT.PortMapping._object": true, "Device._object": true})));
+        assert!(m(json!({"Device.WiFi.SSID._object": true})), "an object by what lies below it");
+        assert!(m(json!({"Device.DeviceInfo.UpTime._object": false})));
+        assert!(m(json!({"Device.DeviceInfo.ProvisioningCode._object": false})));
+        assert!(m(json!({"Device.Nothing._object": {"$exists": false}})));
+        assert!(!m(json!({"Device.Device._object": true})), "a path prefix is not an object below");
+        // Attributes: numbers, each entry of the access list, the time they were read.
+        assert!(m(json!({"Device.DeviceInfo.UpTime._notification": 2})));
+        assert!(m(json!({"Device.DeviceInfo.UpTime._notification": {"$gte": "1"}})));
+        assert!(m(json!({"Device.ManagementServer.URL._notification": {"$ne": 2}})));
+        assert!(m(json!({"Device.ManagementServer.URL._accessList": "Subscriber"})));
+        assert!(!m(json!({"Device.ManagementServer.URL._accessList": "Other"})));
+        assert!(m(json!({"Device.DeviceInfo.UpTime._attributesTimestamp": {"$gt": "2026-11-21"}})));
+        // An object's `_timestamp`: when its children were listed; a leaf's: when it was read.
+        assert!(m(json!({"Device.NAT.PortMapping._timestamp": {"$lt": "2026-11-21T23:08:31Z"}})));
+        assert!(m(json!({"Device.DeviceInfo.FirstUseDate._timestamp": iso(1_795_302_534)})));
+        assert!(!m(json!({"Device.NAT._timestamp": {"$exists": true}})), "named by its parent only");
+        // Queries reading these load the cache; without the info nothing of it is known.
+        assert!(Query::parse(&json!({"A.B._writable": true})).expect("query").needs_params());
+        assert!(!Query::parse(&json!({"Device.WiFi.SSID.1.Enable._writable": true})).expect("query").matches(&r));
+        // A sort by writability: unknown first, then false, then true.
+        let none: Vec<PathInfo> = vec![];
+        let sort = Sort::parse(r#"{"Device.DeviceInfo.UpTime._writable": 1}"#).expect("sort");
+        assert_eq!(sort.cmp_full(&r.with_info(&none), &full), Ordering::Less);
     }
 }

@@ -713,37 +713,50 @@ impl Walk {
         None
     }
 
-    /// Takes in a level the CPE listed.
-    fn listed(&mut self, device: &str, list: Vec<cwmp::ParameterInfo>) {
-        for info in list {
-            if info.name == self.listing || !info.name.starts_with(&self.listing) {
-                tracing::debug!(%device, name = %info.name, below = %self.listing, "a name not below the path listed: passed over");
+    /// Takes in a level the CPE listed at `now`; what it tells to cache: each name's writability,
+    /// and that the object listed had its children listed then.
+    fn listed(&mut self, device: &str, list: Vec<cwmp::ParameterInfo>, now: i64) -> Vec<crate::store::PathInfo> {
+        let mut info = Vec::with_capacity(list.len() + 1);
+        if !self.listing.is_empty() {
+            info.push(crate::store::PathInfo { name: self.listing.clone(), listed: Some(now), ..Default::default() });
+        }
+        for p in list {
+            if p.name == self.listing || !p.name.starts_with(&self.listing) {
+                tracing::debug!(%device, name = %p.name, below = %self.listing, "a name not below the path listed: passed over");
                 continue;
             }
-            if !self.seen.insert(info.name.clone()) {
+            if !self.seen.insert(p.name.clone()) {
                 continue;
             }
-            if info.name.ends_with('.') {
+            info.push(crate::store::PathInfo {
+                name: p.name.clone(),
+                writable: Some(p.writable),
+                ..Default::default()
+            });
+            if p.name.ends_with('.') {
                 if self.root.is_empty() && self.listing.is_empty() {
-                    self.tops.push(info.name.clone());
+                    self.tops.push(p.name.clone());
                 }
-                self.objects.push_back(info.name);
+                self.objects.push_back(p.name);
             } else {
-                self.leaves.push(info.name);
+                self.leaves.push(p.name);
             }
         }
+        info
     }
 
-    /// Forgets cached parameters in the walked subtree that the CPE no longer has; the result.
+    /// Forgets what the cache holds in the walked subtree (values, objects, what GetParameterNames
+    /// and GetParameterAttributes told) that the CPE no longer has; the result.
     fn finish(self, device: &str, store: &dyn Store) -> Json {
         let scope: Vec<&str> =
             if self.root.is_empty() { self.tops.iter().map(String::as_str).collect() } else { vec![&self.root] };
-        match store.params(device) {
+        match store.cached_names(device) {
             Ok(cached) => {
                 let stale: Vec<String> = cached
                     .into_iter()
-                    .filter(|c| scope.iter().any(|s| c.name.starts_with(s)) && !self.seen.contains(&c.name))
-                    .map(|c| c.name)
+                    .filter(|c| {
+                        c != &self.root && scope.iter().any(|s| c.starts_with(s)) && !self.seen.contains(c.as_str())
+                    })
                     .collect();
                 if !stale.is_empty() {
                     tracing::info!(%device, count = stale.len(), "cached parameters the device no longer has forgotten");
@@ -956,7 +969,8 @@ impl Running {
             Body::Fault(f) => Step::Fault(f),
             Body::GetParameterNamesResponse(r) => {
                 if let Some(walk) = self.walk.as_mut() {
-                    walk.listed(&device, r.parameter_list);
+                    let info = walk.listed(&device, r.parameter_list, now);
+                    crate::store::logged(store.cache_path_info(&device, &info), "caching what GetParameterNames told");
                     return match walk.next() {
                         Some(body) => Step::Next(body),
                         None => Step::Done(self.walk.take().map_or(Json::Null, |w| w.finish(&device, store))),
@@ -965,6 +979,27 @@ impl Running {
                 let TaskSpec::GetParameterNames { parameter_path, next_level } = spec else {
                     return unexpected("GetParameterNamesResponse", spec);
                 };
+                // What the answer tells, as GenieACS keeps it: each name's writability; an object
+                // whose children were listed (the path itself, and with `nextLevel` false every
+                // object below it), when. Names not below the path are passed over, as GenieACS does.
+                let mut info: Vec<crate::store::PathInfo> = Vec::with_capacity(r.parameter_list.len() + 1);
+                if parameter_path.ends_with('.') {
+                    info.push(crate::store::PathInfo {
+                        name: parameter_path.clone(),
+                        listed: Some(now),
+                        ..Default::default()
+                    });
+                }
+                for p in r.parameter_list.iter().filter(|p| p.name.starts_with(parameter_path.as_str())) {
+                    let whole = !next_level && p.name.ends_with('.');
+                    info.push(crate::store::PathInfo {
+                        name: p.name.clone(),
+                        writable: Some(p.writable),
+                        listed: whole.then_some(now),
+                        ..Default::default()
+                    });
+                }
+                crate::store::logged(store.cache_path_info(&device, &info), "caching what GetParameterNames told");
                 if !next_level && (parameter_path.is_empty() || parameter_path.ends_with('.')) {
                     // The whole subtree is listed: what the cache holds below it and the CPE
                     // no longer lists is gone (GenieACS clears it the same way).
@@ -976,13 +1011,15 @@ impl Running {
                     } else {
                         vec![parameter_path.as_str()]
                     };
-                    if let Ok(cached) = store.params(&device) {
+                    // Values and what GetParameterNames / GetParameterAttributes told alike.
+                    if let Ok(cached) = store.cached_names(&device) {
                         let stale: Vec<String> = cached
                             .into_iter()
                             .filter(|c| {
-                                scope.iter().any(|s| c.name.starts_with(s)) && !listed.contains(c.name.as_str())
+                                c != parameter_path
+                                    && scope.iter().any(|s| c.starts_with(s))
+                                    && !listed.contains(c.as_str())
                             })
-                            .map(|c| c.name)
                             .collect();
                         if !stale.is_empty() {
                             crate::store::logged(store.forget_param_names(&device, &stale), "forgetting parameters");
@@ -1017,6 +1054,20 @@ impl Running {
                 Step::Done(Json::Object(result))
             }
             Body::GetParameterAttributesResponse(r) => {
+                // Cached as GenieACS keeps them (`_notification`, `_accessList`, read at `now`);
+                // also the read-back after a setParameterAttributes.
+                let info: Vec<crate::store::PathInfo> = r
+                    .parameter_list
+                    .iter()
+                    .map(|p| crate::store::PathInfo {
+                        name: p.name.clone(),
+                        notification: Some(p.notification.code()),
+                        access_list: Some(p.access_list.clone()),
+                        attributes_read: Some(now),
+                        ..Default::default()
+                    })
+                    .collect();
+                crate::store::logged(store.cache_path_info(&device, &info), "caching attributes");
                 let list: Vec<Json> =
                     r.parameter_list.iter().map(|p| json!([p.name, p.notification.code(), p.access_list])).collect();
                 let mut result = serde_json::Map::new();

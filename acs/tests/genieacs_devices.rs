@@ -312,3 +312,172 @@ async fn skip_limit_sort_total_head_and_405_as_genieacs_answers() {
     let r = oss.send(Method::GET, "/devices/a/nothing", None).await;
     assert_eq!(r.status, 404);
 }
+
+/// Device `id`'s record, limited to `projection` when given.
+async fn record(oss: &NbiClient<'_>, id: &str, projection: Option<&str>) -> Value {
+    let mut path = format!("/devices?query={}", enc(&json!({"_id": id}).to_string()));
+    if let Some(p) = projection {
+        path.push_str(&format!("&projection={}", enc(p)));
+    }
+    let (s, total, devices) = get(oss, &path).await;
+    assert_eq!((s, total), (200, Some(1)), "{devices}");
+    devices[0].clone()
+}
+
+/// How many devices match `query`.
+async fn count(oss: &NbiClient<'_>, query: Value) -> Option<usize> {
+    let (s, total, devices) = get(oss, &format!("/devices?query={}", enc(&query.to_string()))).await;
+    assert_eq!(s, 200, "{query}: {devices}");
+    total
+}
+
+/// The node of `path` (an object's with or without its trailing dot) in a device record.
+fn node<'v>(d: &'v Value, path: &str) -> &'v Value {
+    path.trim_end_matches('.').split('.').fold(d, |v, k| &v[k])
+}
+
+/// Runs a task on the simulated CPE (a connection request); its result.
+async fn run(oss: &NbiClient<'_>, id: &str, task: Value) -> Value {
+    let (s, done) = oss.task(id, task.clone()).await;
+    assert_eq!(s, 200, "{task}: {done}");
+    done["result"].clone()
+}
+
+/// What GetParameterNames and GetParameterAttributes tell is in the device record as GenieACS
+/// keeps it (`_object`, `_writable`, an object's `_timestamp`, `_notification`, `_accessList`,
+/// `_attributesTimestamp`), projected field by field and queried; a refreshObject shows every
+/// object it walked, empty tables included; what the device no longer has is forgotten.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_gpn_and_gpa_tell_is_in_the_device_record() {
+    let dir = TempDir::new("acs-genieacs-path-info");
+    let acs = start(&dir);
+    let oss = NbiClient::new(acs.nbi, TOKEN);
+    let sim = acs.sim("genie-info").await;
+    sim.session(&[]).await.expect("bootstrap session");
+    let id = sim.device_id();
+    let ms = "Device.ManagementServer.";
+    let key = format!("{ms}ParameterKey");
+    let interval = format!("{ms}PeriodicInformInterval");
+    let before = record(&oss, &id, None).await;
+    assert!(node(&before, &key).get("_writable").is_none(), "not listed yet: unknown");
+    assert_eq!(node(&before, &key)["_object"], json!(false), "a parameter read is no object");
+
+    // getParameterNames: every name's `_object` and `_writable`; the object listed, when.
+    let result = run(&oss, &id, json!({"name": "getParameterNames", "parameterPath": ms, "nextLevel": true})).await;
+    let names = result["parameters"].as_array().expect("names").clone();
+    assert!(names.len() > 5, "{names:?}");
+    let d = record(&oss, &id, None).await;
+    for n in &names {
+        let at = node(&d, n[0].as_str().expect("a name"));
+        assert_eq!((&at["_object"], &at["_writable"]), (&n[1], &n[2]), "{n}: {at}");
+    }
+    let listed = node(&d, ms)["_timestamp"].as_str().expect("the object listed: its _timestamp").to_string();
+    assert!(listed.ends_with('Z'), "{listed}");
+    assert_eq!(node(&d, ms)["_object"], json!(true));
+    assert_eq!(node(&d, &key)["_writable"], json!(false));
+    assert_eq!(node(&d, &interval)["_writable"], json!(true));
+    // Projected field by field, queried.
+    let p = record(&oss, &id, Some(&format!("{key}._writable,{ms}_timestamp,{interval}._object"))).await;
+    assert_eq!(
+        p["Device"],
+        json!({"ManagementServer": {"_timestamp": listed, "ParameterKey": {"_writable": false},
+                                    "PeriodicInformInterval": {"_object": false}}}),
+        "{p}"
+    );
+    let mine = |q: Value| {
+        let mut q = q;
+        q["_id"] = json!(id);
+        q
+    };
+    assert_eq!(count(&oss, mine(json!({format!("{key}._writable"): false}))).await, Some(1));
+    assert_eq!(count(&oss, mine(json!({format!("{key}._writable"): true}))).await, Some(0));
+    assert_eq!(
+        count(&oss, mine(json!({format!("{interval}._writable"): true, "Device.ManagementServer._object": true})))
+            .await,
+        Some(1)
+    );
+    assert_eq!(count(&oss, mine(json!({format!("{ms}_timestamp"): {"$gte": listed}}))).await, Some(1));
+
+    // setParameterAttributes (read back) and getParameterAttributes: `_notification`,
+    // `_accessList` and when they were read.
+    run(&oss, &id, json!({"name": "setParameterAttributes", "parameterList": [[interval, 2, ["Subscriber"]]]})).await;
+    let url = format!("{ms}URL");
+    run(&oss, &id, json!({"name": "getParameterAttributes", "parameterNames": [url]})).await;
+    let d = record(&oss, &id, None).await;
+    assert_eq!(
+        (&node(&d, &interval)["_notification"], &node(&d, &interval)["_accessList"]),
+        (&json!(2), &json!(["Subscriber"]))
+    );
+    assert_eq!((&node(&d, &url)["_notification"], &node(&d, &url)["_accessList"]), (&json!(0), &json!([])));
+    assert!(node(&d, &url)["_attributesTimestamp"].as_str().is_some_and(|t| t.ends_with('Z')), "{d}");
+    let listed_url = names.iter().find(|n| n[0] == json!(url)).expect("URL listed");
+    assert_eq!(node(&d, &url)["_writable"], listed_url[2], "what GetParameterNames told is kept");
+    let p = record(&oss, &id, Some(&format!("{interval}._accessList,{interval}._notification"))).await;
+    assert_eq!(
+        p["Device"],
+        json!({"ManagementServer": {"PeriodicInformInterval": {"_notification": 2, "_accessList": ["Subscriber"]}}})
+    );
+    assert_eq!(count(&oss, mine(json!({format!("{interval}._accessList"): "Subscriber"}))).await, Some(1));
+    assert_eq!(count(&oss, mine(json!({format!("{interval}._notification"): {"$gte": 2}}))).await, Some(1));
+    assert_eq!(count(&oss, mine(json!({format!("{url}._notification"): {"$gt": 0}}))).await, Some(0));
+
+    // refreshObject: every object walked is in the record, empty tables too, with `_writable`
+    // and the time its children were listed; every parameter with its `_writable`.
+    let virt = "Device.X_VRGW-ORG_Virtualization.";
+    let truth = sim.with_model(|m| m.get_parameter_names(virt, false)).expect("the device's names");
+    let empty: Vec<&str> = truth
+        .iter()
+        .map(|i| i.name.as_str())
+        .filter(|o| o.ends_with('.') && !truth.iter().any(|i| !i.name.ends_with('.') && i.name.starts_with(o)))
+        .collect();
+    assert!(!empty.is_empty(), "an empty table to show: {truth:?}");
+    run(&oss, &id, json!({"name": "refreshObject", "objectName": virt})).await;
+    let d = record(&oss, &id, None).await;
+    // The object refreshed was listed below itself only (next level, as GenieACS walks): its own
+    // writability is the business of its parent's listing, unknown here.
+    assert_eq!(node(&d, virt).get("_writable"), None);
+    for i in truth.iter().filter(|i| i.name != virt) {
+        let at = node(&d, &i.name);
+        assert_eq!(
+            (&at["_object"], &at["_writable"]),
+            (&json!(i.name.ends_with('.')), &json!(i.writable)),
+            "{}: {at}",
+            i.name
+        );
+        if i.name.ends_with('.') {
+            assert!(at["_timestamp"].as_str().is_some_and(|t| t.ends_with('Z')), "{}: {at}", i.name);
+        } else {
+            assert!(at.get("_value").is_some(), "{}: {at}", i.name);
+        }
+    }
+    for e in &empty {
+        let own: Vec<&String> =
+            node(&d, e).as_object().expect("an object").keys().filter(|k| k.starts_with('_')).collect();
+        assert_eq!(own, ["_object", "_timestamp", "_writable"], "{e}");
+    }
+
+    // A row listed (getParameterNames of the whole table: its parameters known, never read),
+    // then gone from the device: the next listing forgets it and all below it.
+    let (table, n) = empty
+        .iter()
+        .find_map(|o| sim.with_model_mut(|m| m.root_mut().add_object_internal(o).ok()).map(|n| (*o, n)))
+        .expect("a table");
+    let row = format!("{table}{n}.");
+    let whole = json!({"name": "getParameterNames", "parameterPath": table, "nextLevel": false});
+    run(&oss, &id, whole.clone()).await;
+    let d = record(&oss, &id, None).await;
+    let shown = node(&d, &row);
+    assert_eq!((&shown["_object"], &shown["_writable"]), (&json!(true), &json!(true)), "{d}");
+    let leaves: Vec<(&String, &Value)> =
+        shown.as_object().expect("a row").iter().filter(|(k, _)| !k.starts_with('_')).collect();
+    assert!(!leaves.is_empty(), "{shown}");
+    for (k, leaf) in &leaves {
+        assert_eq!(leaf["_object"], json!(false), "{k}");
+        assert!(leaf.get("_writable").is_some() && leaf.get("_value").is_none(), "listed, not read: {k}: {leaf}");
+    }
+    sim.with_model_mut(|m| m.root_mut().delete_object_internal(&row)).expect("deleted on the device");
+    run(&oss, &id, whole).await;
+    let d = record(&oss, &id, None).await;
+    assert!(node(&d, table).get(n.to_string()).is_none(), "forgotten: {}", node(&d, table));
+    assert_eq!(node(&d, table)["_object"], json!(true), "the table stays");
+}

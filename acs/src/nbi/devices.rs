@@ -9,9 +9,9 @@ use hyper::StatusCode;
 use serde_json::{json, Value as Json};
 
 use super::{blocking, done, json_response, parse_json, Nbi, NbiError, Reply};
-use crate::query::{self, Query, Record, Sort};
+use crate::query::{self, FullRecord, Query, Record, Sort};
 use crate::store::devices::Lifecycle;
-use crate::store::{CachedParam, Device};
+use crate::store::{CachedParam, Device, PathInfo};
 
 /// `GET /devices`: which devices, in which order, which page, and which of their values.
 pub(crate) struct Listing {
@@ -62,31 +62,35 @@ impl Listing {
     }
 }
 
-/// A device, its lifecycle and (once loaded) its parameters.
-type Row = (Device, Lifecycle, Option<Vec<CachedParam>>);
+/// A device's cached values and what its CPE told of its paths besides values.
+type Cache = (Vec<CachedParam>, Vec<PathInfo>);
+
+/// A device, its lifecycle and (once loaded) its cache.
+type Row = (Device, Lifecycle, Option<Cache>);
+
+/// The device with its cache (none yet loaded: an empty one).
+fn full<'a>(d: &'a Device, life: &'a Lifecycle, cache: &'a Option<Cache>) -> FullRecord<'a> {
+    let (params, info) = cache.as_ref().map_or((&[][..], &[][..]), |(p, i)| (p.as_slice(), i.as_slice()));
+    Record { device: d, life, params }.with_info(info)
+}
 
 /// The devices matching the query, as GenieACS shows them, with the count of all that match in
-/// the `total` header. Parameters are read only for the devices that need them: those the
-/// query or the sort reads, and those shown.
+/// the `total` header. The cache (values and [`PathInfo`]) is read only for the devices that
+/// need it: those the query or the sort reads, and those shown.
 pub(crate) async fn list(nbi: &Arc<Nbi>, l: Listing) -> Result<Reply, NbiError> {
     let store = nbi.acs.store.clone();
     blocking(move || {
         let early = l.query.needs_params() || l.sort.as_ref().is_some_and(Sort::needs_params);
         let mut rows: Vec<Row> = Vec::new();
         for (d, life) in store.device_records()? {
-            let params = if early { Some(store.params(&d.id)?) } else { None };
-            let r = Record { device: &d, life: &life, params: params.as_deref().unwrap_or(&[]) };
-            if l.query.matches(&r) {
-                rows.push((d, life, params));
+            let cache = if early { Some((store.params(&d.id)?, store.path_info(&d.id)?)) } else { None };
+            if l.query.matches_full(&full(&d, &life, &cache)) {
+                rows.push((d, life, cache));
             }
         }
         if let Some(sort) = &l.sort {
             // Stable: devices the sort does not tell apart stay in id order.
-            rows.sort_by(|a, b| {
-                let ra = Record { device: &a.0, life: &a.1, params: a.2.as_deref().unwrap_or(&[]) };
-                let rb = Record { device: &b.0, life: &b.1, params: b.2.as_deref().unwrap_or(&[]) };
-                sort.cmp(&ra, &rb)
-            });
+            rows.sort_by(|a, b| sort.cmp_full(&full(&a.0, &a.1, &a.2), &full(&b.0, &b.1, &b.2)));
         }
         let total = rows.len();
         let mut reply = if l.head {
@@ -94,12 +98,12 @@ pub(crate) async fn list(nbi: &Arc<Nbi>, l: Listing) -> Result<Reply, NbiError> 
         } else {
             let page = rows.into_iter().skip(l.skip).take(l.limit.unwrap_or(usize::MAX));
             let mut out = Vec::new();
-            for (d, life, params) in page {
-                let params = match params {
-                    Some(p) => p,
-                    None => store.params(&d.id)?,
+            for (d, life, cache) in page {
+                let cache = match cache {
+                    Some(c) => Some(c),
+                    None => Some((store.params(&d.id)?, store.path_info(&d.id)?)),
                 };
-                out.push(query::record_json(&Record { device: &d, life: &life, params: &params }, &l.projection));
+                out.push(query::full_record_json(&full(&d, &life, &cache), &l.projection));
             }
             json_response(StatusCode::OK, &Json::Array(out))
         };

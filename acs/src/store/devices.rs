@@ -71,6 +71,34 @@ impl CachedParam {
     }
 }
 
+/// What a CPE told of a path besides its value, as GenieACS keeps it: from GetParameterNames,
+/// whether it can be set (`_writable`) and, for an object, when its children were last listed
+/// (an object's `_timestamp`); from GetParameterAttributes, `_notification`, `_accessList` and
+/// when they were read (`_attributesTimestamp`). `None`: not known. An object's name ends in `.`
+/// (as GetParameterNames gives it), so forgetting a subtree by prefix forgets the object too.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PathInfo {
+    /// Full path; an object's ends in `.`.
+    pub name: String,
+    /// Whether it can be set (an object: whether AddObject / DeleteObject apply to it).
+    pub writable: Option<bool>,
+    /// An object: Unix seconds when its children were last listed.
+    pub listed: Option<i64>,
+    /// The Notification attribute (0 to 6).
+    pub notification: Option<u32>,
+    /// The AccessList attribute.
+    pub access_list: Option<Vec<String>>,
+    /// Unix seconds when the attributes were read.
+    pub attributes_read: Option<i64>,
+}
+
+impl PathInfo {
+    /// Whether it names an object.
+    pub fn is_object(&self) -> bool {
+        self.name.ends_with('.')
+    }
+}
+
 fn device_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
     let id: String = r.get(0)?;
     Ok(Device {
@@ -138,6 +166,16 @@ pub trait ParamStore {
     fn subscriber_params(&self, value: &str) -> Result<Vec<(String, String)>>;
     /// The `(name, value)` of every cached parameter of `device` whose name ends in `.Subscriber`.
     fn subscriber_rows(&self, device: &str) -> Result<Vec<(String, String)>>;
+    /// Stores what a CPE told of paths besides their values (one transaction, deferred as values
+    /// are). A field given as `None` keeps what is stored: a GetParameterNames answer leaves the
+    /// attributes as they were, a GetParameterAttributes answer the writability. In SQL, an
+    /// upsert whose every column is `coalesce(new, stored)`.
+    fn cache_path_info(&self, device: &str, info: &[PathInfo]) -> Result<()>;
+    /// A device's [`PathInfo`], by name.
+    fn path_info(&self, device: &str) -> Result<Vec<PathInfo>>;
+    /// Every name the cache holds for `device`, values and [`PathInfo`] alike (objects with their
+    /// trailing dot), each once, by name: what a listing of the device's tree prunes.
+    fn cached_names(&self, device: &str) -> Result<Vec<String>>;
 }
 
 impl DeviceStore for SqliteStore {
@@ -242,11 +280,11 @@ impl DeviceStore for SqliteStore {
         let db = self.db();
         self.pending.lock().unwrap_or_else(|e| e.into_inner()).retain(|w| match w {
             Pending::Device(d) => d.id != id,
-            Pending::Params(dev, _) | Pending::Event(dev, ..) => dev != id,
+            Pending::Params(dev, _) | Pending::PathInfo(dev, _) | Pending::Event(dev, ..) => dev != id,
         });
         let tx = db.unchecked_transaction()?;
         let known = tx.execute("DELETE FROM devices WHERE id = ?1", [id])? > 0;
-        for table in ["params", "events", "tasks", "faults"] {
+        for table in ["params", "path_info", "events", "tasks", "faults"] {
             tx.execute(&format!("DELETE FROM {table} WHERE device = ?1"), [id])?;
         }
         tx.commit()?;
@@ -304,10 +342,15 @@ impl ParamStore for SqliteStore {
 
     fn forget_params(&self, device: &str, prefix: &str) -> Result<()> {
         self.flush()?;
-        self.db().execute(
-            "DELETE FROM params WHERE device = ?1 AND substr(name, 1, length(?2)) = ?2",
-            params![device, prefix],
-        )?;
+        let db = self.db();
+        let tx = db.unchecked_transaction()?;
+        for table in ["params", "path_info"] {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE device = ?1 AND substr(name, 1, length(?2)) = ?2"),
+                params![device, prefix],
+            )?;
+        }
+        tx.commit()?;
         Ok(())
     }
 
@@ -316,9 +359,11 @@ impl ParamStore for SqliteStore {
         let db = self.db();
         let tx = db.unchecked_transaction()?;
         {
-            let mut st = tx.prepare_cached("DELETE FROM params WHERE device = ?1 AND name = ?2")?;
+            let mut values = tx.prepare_cached("DELETE FROM params WHERE device = ?1 AND name = ?2")?;
+            let mut info = tx.prepare_cached("DELETE FROM path_info WHERE device = ?1 AND name = ?2")?;
             for n in names {
-                st.execute(params![device, n])?;
+                values.execute(params![device, n])?;
+                info.execute(params![device, n])?;
             }
         }
         tx.commit()?;
@@ -353,6 +398,53 @@ impl ParamStore for SqliteStore {
         let mut st = db
             .prepare_cached("SELECT name, value FROM params WHERE device = ?1 AND substr(name, -11) = '.Subscriber'")?;
         let rows = st.query_map([device], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    fn cache_path_info(&self, device: &str, info: &[PathInfo]) -> Result<()> {
+        if !info.is_empty() {
+            self.pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(Pending::PathInfo(device.to_string(), info.to_vec()));
+        }
+        Ok(())
+    }
+
+    fn path_info(&self, device: &str) -> Result<Vec<PathInfo>> {
+        self.flush()?;
+        let db = self.db();
+        let mut st = db.prepare_cached(
+            "SELECT name, writable, listed, notification, access_list, attributes_read FROM path_info
+             WHERE device = ?1 ORDER BY name",
+        )?;
+        let rows = st
+            .query_map([device], |r| {
+                let name: String = r.get(0)?;
+                let access_list = match r.get_ref(4)? {
+                    rusqlite::types::ValueRef::Null => None,
+                    _ => Some(super::json_col(r, 4, &format!("the access list of {name} of device {device}"))?),
+                };
+                Ok(PathInfo {
+                    writable: r.get(1)?,
+                    listed: r.get(2)?,
+                    notification: r.get(3)?,
+                    access_list,
+                    attributes_read: r.get(5)?,
+                    name,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn cached_names(&self, device: &str) -> Result<Vec<String>> {
+        self.flush()?;
+        let db = self.db();
+        let mut st = db.prepare_cached(
+            "SELECT name FROM params WHERE device = ?1 UNION SELECT name FROM path_info WHERE device = ?1 ORDER BY 1",
+        )?;
+        let rows = st.query_map([device], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 }
@@ -411,6 +503,67 @@ mod tests {
         s.forget_param_names("a", &["Device.X.1.Name".into(), "Device.Z".into()]).expect("forget");
         let left: Vec<String> = s.params("a").expect("params").into_iter().map(|c| c.name).collect();
         assert_eq!(left, ["Device.X.1.NameX", "Device.Y"], "by exact name, not by prefix");
+    }
+
+    #[test]
+    fn path_info_merges_what_each_rpc_tells_and_is_forgotten_with_the_values() {
+        use crate::store::PathInfo;
+        let s = SqliteStore::open(Path::new(":memory:")).expect("store");
+        s.record_inform(&dev("a", 100)).expect("a");
+        let listed = |name: &str, writable: bool, at: Option<i64>| PathInfo {
+            name: name.into(),
+            writable: Some(writable),
+            listed: at,
+            ..PathInfo::default()
+        };
+        let attrs = |name: &str, notification: u32, at: i64| PathInfo {
+            name: name.into(),
+            notification: Some(notification),
+            access_list: Some(vec!["Subscriber".into()]),
+            attributes_read: Some(at),
+            ..PathInfo::default()
+        };
+        // GetParameterNames, then GetParameterAttributes: each keeps what the other told.
+        s.cache_path_info(
+            "a",
+            &[
+                listed("Device.X.", true, Some(10)),
+                listed("Device.X.1.", true, None),
+                listed("Device.X.1.Name", true, None),
+                listed("Device.Y", false, None),
+            ],
+        )
+        .expect("names");
+        s.cache_path_info("a", &[attrs("Device.X.1.Name", 2, 20)]).expect("attributes");
+        s.cache_path_info("a", &[listed("Device.X.1.Name", false, None), listed("Device.X.", true, None)])
+            .expect("listed again");
+        let got = s.path_info("a").expect("read");
+        let name = got.iter().find(|i| i.name == "Device.X.1.Name").expect("Name");
+        assert_eq!(
+            name,
+            &PathInfo {
+                name: "Device.X.1.Name".into(),
+                writable: Some(false),
+                listed: None,
+                notification: Some(2),
+                access_list: Some(vec!["Subscriber".into()]),
+                attributes_read: Some(20),
+            }
+        );
+        let x = got.iter().find(|i| i.name == "Device.X.").expect("X");
+        assert_eq!((x.writable, x.listed), (Some(true), Some(10)), "a later listing by its parent keeps the time");
+        // Names of values and of info alike, once each.
+        let p = CachedParam { name: "Device.X.1.Name".into(), ty: "string".into(), value: "v".into(), updated: 1 };
+        s.cache_params("a", std::slice::from_ref(&p)).expect("value");
+        assert_eq!(s.cached_names("a").expect("names"), ["Device.X.", "Device.X.1.", "Device.X.1.Name", "Device.Y"]);
+        // Forgotten by exact name, by prefix (the object itself too), with the device.
+        s.forget_param_names("a", &["Device.Y".into()]).expect("forget");
+        assert_eq!(s.cached_names("a").expect("names"), ["Device.X.", "Device.X.1.", "Device.X.1.Name"]);
+        s.forget_params("a", "Device.X.1.").expect("forget subtree");
+        assert_eq!(s.cached_names("a").expect("names"), ["Device.X."]);
+        s.cache_path_info("a", &[attrs("Device.Z", 1, 30)]).expect("queued");
+        assert!(s.delete_device("a").expect("delete"));
+        assert!(s.path_info("a").expect("read").is_empty(), "nothing left, queued writes included");
     }
 
     #[test]

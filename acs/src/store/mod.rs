@@ -2,7 +2,8 @@
 //! its SQLite implementation beside it; [`Store`] is all of them together.
 //!
 //! # Layout
-//! - [`devices`]: devices and their parameter cache ([`DeviceStore`], [`ParamStore`]).
+//! - [`devices`]: devices and their parameter cache, values and what else CPEs tell of their
+//!   paths ([`DeviceStore`], [`ParamStore`]).
 //! - [`tasks`]: the task queue ([`TaskStore`]); [`faults`]: faults ([`FaultStore`]).
 //! - [`presets`]: presets, provision and virtual-parameter scripts, objects ([`PresetStore`]);
 //!   [`files`]: files for Download ([`FileStore`]).
@@ -27,7 +28,7 @@ pub mod subscribers;
 pub mod tasks;
 
 pub use credentials::{CpeCredential, CredentialStore, Scope};
-pub use devices::{CachedParam, Device, DeviceStore, ParamStore};
+pub use devices::{CachedParam, Device, DeviceStore, ParamStore, PathInfo};
 pub use faults::{FaultRecord, FaultStore};
 pub use files::FileStore;
 pub use migrations::MigrationStore;

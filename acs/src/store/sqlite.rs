@@ -5,8 +5,9 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use rusqlite::{params, Connection};
+use serde_json::Value as Json;
 
-use super::{CachedParam, Device, Result, StoreError};
+use super::{CachedParam, Device, PathInfo, Result, StoreError};
 
 /// The SQLite store.
 pub struct SqliteStore {
@@ -25,6 +26,8 @@ pub(super) enum Pending {
     Device(Device),
     /// Values read from a device.
     Params(String, Vec<CachedParam>),
+    /// What a device told of its paths besides values (GetParameterNames, GetParameterAttributes).
+    PathInfo(String, Vec<PathInfo>),
     /// An Inform event: device, code, command key, time.
     Event(String, String, String, i64),
 }
@@ -120,6 +123,15 @@ const MIGRATIONS: &[&str] = &[
     // (JavaScript source, by kind and name) and the objects of `add_object`/`delete_object`.
     "CREATE TABLE scripts (kind TEXT NOT NULL, name TEXT NOT NULL, script TEXT NOT NULL, PRIMARY KEY (kind, name));
      CREATE TABLE objects (name TEXT PRIMARY KEY, object TEXT NOT NULL);",
+    // 12: what CPEs tell of their paths besides values, as GenieACS keeps it: writability and,
+    // for objects (named with their trailing dot), when their children were listed
+    // (GetParameterNames); Notification, AccessList (JSON) and when they were read
+    // (GetParameterAttributes). NULL: not known. A table of its own: the value cache's writes
+    // (`INSERT OR REPLACE`, every column given) stay as they are, and a path listed but never
+    // read has a row here only. Existing caches have no rows: everything unknown.
+    "CREATE TABLE path_info (
+        device TEXT NOT NULL, name TEXT NOT NULL, writable INTEGER, listed INTEGER, notification INTEGER,
+        access_list TEXT, attributes_read INTEGER, PRIMARY KEY (device, name)) WITHOUT ROWID;",
 ];
 
 /// Makes the database file at `path` readable by its owner only, creating it so if missing: it
@@ -223,6 +235,17 @@ fn write_batch(db: &Connection, batch: &[Pending]) -> Result<()> {
             let mut group = tx.prepare_cached(&upsert(PARAM_ROWS))?;
             let mut ev =
                 tx.prepare_cached("INSERT INTO events (device, code, command_key, timestamp) VALUES (?1, ?2, ?3, ?4)")?;
+            // What is not given (NULL) keeps what is stored.
+            let mut info = tx.prepare_cached(
+                "INSERT INTO path_info (device, name, writable, listed, notification, access_list, attributes_read)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (device, name) DO UPDATE SET
+                    writable = coalesce(excluded.writable, writable),
+                    listed = coalesce(excluded.listed, listed),
+                    notification = coalesce(excluded.notification, notification),
+                    access_list = coalesce(excluded.access_list, access_list),
+                    attributes_read = coalesce(excluded.attributes_read, attributes_read)",
+            )?;
             let mut dev = tx.prepare_cached(
                 "UPDATE devices SET manufacturer = ?2, oui = ?3, product_class = ?4, serial_number = ?5,
                  cr_url = CASE WHEN ?6 = '' THEN cr_url ELSE ?6 END, last_inform = ?7 WHERE id = ?1",
@@ -260,6 +283,20 @@ fn write_batch(db: &Connection, batch: &[Pending]) -> Result<()> {
                     }
                     Pending::Event(device, code, key, at) => {
                         ev.execute(params![device, code, key, at])?;
+                    }
+                    Pending::PathInfo(device, rows) => {
+                        for p in rows {
+                            let access_list = p.access_list.as_ref().map(|l| Json::from(l.clone()).to_string());
+                            info.execute(params![
+                                device,
+                                p.name,
+                                p.writable,
+                                p.listed,
+                                p.notification,
+                                access_list,
+                                p.attributes_read
+                            ])?;
+                        }
                     }
                 }
             }
@@ -332,6 +369,40 @@ mod tests {
         assert_eq!(store.placement("bob").expect("read"), None, "reported twice: placed by no one's word");
         assert_eq!(store.placement("carol").expect("read"), None, "not an instance's own Subscriber");
         assert_eq!(store.placements_on("h2").expect("read"), vec![]);
+    }
+
+    #[test]
+    fn a_cache_of_version_11_opens_with_nothing_known_beyond_values() {
+        let dir = test_support::TempDir::new("acs-store-v11");
+        let path = dir.join("old.db");
+        {
+            let conn = Connection::open(&path).expect("open");
+            for m in &MIGRATIONS[..11] {
+                conn.execute_batch(m).expect("migrate");
+            }
+            conn.pragma_update(None, "user_version", 11).expect("version");
+            conn.execute(
+                "INSERT INTO devices (id, manufacturer, oui, product_class, serial_number, last_inform, created)
+                 VALUES ('d', 'm', '00A0B1', 'p', 's', 5, 5)",
+                [],
+            )
+            .expect("device");
+            conn.execute(
+                "INSERT INTO params (device, name, type, value, updated) VALUES ('d', 'Device.A.B', 'string', 'v', 5)",
+                [],
+            )
+            .expect("row");
+        }
+        let store = SqliteStore::open(&path).expect("migrated");
+        let version: i64 = store.db().pragma_query_value(None, "user_version", |r| r.get(0)).expect("version");
+        assert_eq!(version, MIGRATIONS.len() as i64);
+        let values: Vec<(String, String)> =
+            store.params("d").expect("values").into_iter().map(|p| (p.name, p.value)).collect();
+        assert_eq!(values, [("Device.A.B".to_string(), "v".to_string())], "the values are kept");
+        assert_eq!(store.path_info("d").expect("info"), vec![], "writability and attributes unknown, not false");
+        let told = PathInfo { name: "Device.A.".into(), writable: Some(false), listed: Some(6), ..PathInfo::default() };
+        store.cache_path_info("d", std::slice::from_ref(&told)).expect("write");
+        assert_eq!(store.path_info("d").expect("info"), [told]);
     }
 
     #[test]
