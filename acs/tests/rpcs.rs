@@ -1,8 +1,9 @@
 //! Every CPE method of CWMP 1.4 as an NBI task against the `acs` binary, and every method a CPE
-//! calls on the ACS: the simulated CPE answers the data-model and queue requests; a session
-//! driven by hand here plays a CPE that uploads (an HTTP PUT to the URL the ACS gave), takes a
-//! scheduled download and installs a deployment unit, and calls RequestDownload,
-//! AutonomousTransferComplete, AutonomousDUStateChangeComplete and GetRPCMethods.
+//! calls on the ACS: the simulated CPE answers the data-model and queue requests and carries out
+//! uploads, scheduled downloads, cancellations and deployment-unit changes (more of those in
+//! sim_transfers.rs); a session driven by hand here plays what it does not do: a CPE calling
+//! RequestDownload, AutonomousTransferComplete, AutonomousDUStateChangeComplete and
+//! GetRPCMethods, and PUTs on URLs the ACS did not sign.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -239,9 +240,45 @@ async fn session(
 
 /// The tasks of `id` by name.
 async fn task_named(oss: &NbiClient<'_>, id: &str, name: &str) -> Value {
-    let (_, t) = oss.call(Method::GET, &format!("/tasks?{}", q(json!({"device": id, "name": name}))), None).await;
+    // Naming `status` lists done tasks too.
+    let query = json!({"device": id, "name": name, "status": {"$exists": true}});
+    let (_, t) = oss.call(Method::GET, &format!("/tasks?{}", q(query)), None).await;
     t[0].clone()
 }
+
+/// Waits (up to 20 s) until the task named `name` of `id` is done or faulted: the task then.
+async fn finished(oss: &NbiClient<'_>, id: &str, name: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let t = task_named(oss, id, name).await;
+        if t["status"] == json!("done") || t["status"] == json!("fault") {
+            return t;
+        }
+        if std::time::Instant::now() >= deadline {
+            let (_, all) = oss.call(Method::GET, "/tasks", None).await;
+            panic!("{name} never finished: {t}; {all}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Serves one deployment-unit package (a control file) on loopback: its URL.
+async fn package_server() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/b.ipk", listener.local_addr().expect("addr"));
+    tokio::spawn(http_shell::serve(
+        listener,
+        None,
+        http_shell::Limits::default(),
+        |_req: Request<hyper::body::Incoming>, _| async move {
+            hyper::Response::new(Full::new(Bytes::from_static(b"Package: b\nVersion: 1.0\n")))
+        },
+        std::future::pending(),
+    ));
+    url
+}
+
+const UUID_B: &str = "0b0b0b0b-1111-4222-8333-444455556666";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transfers_complete_on_their_reports_and_cpe_calls_are_recorded_and_sent_to_webhooks() {
@@ -255,17 +292,43 @@ async fn transfers_complete_on_their_reports_and_cpe_calls_are_recorded_and_sent
     let id = sim.device_id();
     let http = Http::new();
     let tasks = format!("/devices/{}/tasks", enc(&id));
+    let meta = [("fileType", "1 Firmware Upgrade Image"), ("oui", "00A0B1"), ("productClass", "SimCPE")];
+    let put = oss.send_bytes(Method::PUT, "/files/fw.bin", &meta, Bytes::from_static(b"firmware")).await;
+    assert_eq!(put.status, 200);
+    let package = package_server().await;
+
+    // The device carries out an upload, a scheduled download and an install (acs::sim), each
+    // left sent until the device reports it in a later session.
     for body in [
         json!({"name": "upload", "fileType": "1 Vendor Configuration File"}),
         json!({"name": "scheduleDownload", "fileType": "1 Firmware Upgrade Image", "fileName": "fw.bin",
                "timeWindows": [{"windowStart": 0, "windowEnd": 3600, "windowMode": "1 At Any Time"}]}),
-        json!({"name": "changeDUState", "operations": [{"type": "install", "url": "http://example.invalid/du.ipk"}]}),
+        json!({"name": "changeDUState", "operations": [{"type": "install", "url": package, "uuid": UUID_B}]}),
     ] {
         let (s, t) = oss.call(Method::POST, &tasks, Some(body.clone())).await;
         assert_eq!(s, 202, "{body}: {t}");
     }
+    let (s, woken) = oss.call(Method::POST, &format!("{tasks}?connection_request"), None).await;
+    assert_eq!(s, 200, "{woken}");
+    let upload = finished(&oss, &id, "upload").await;
+    assert_eq!(upload["status"], json!("done"), "{upload}");
+    let file = upload["result"]["file"].as_str().expect("the stored name").to_string();
+    assert!(file.starts_with(&format!("{id}-vendor-configuration-file-")), "{file}");
+    let (_, files) = oss.call(Method::GET, &format!("/files?{}", q(json!({"_id": file}))), None).await;
+    assert_eq!(files[0]["metadata"]["fileType"], json!("1 Vendor Configuration File"), "{files}");
+    assert!(files[0]["length"].as_u64().is_some_and(|n| n > 100), "the device's configuration: {files}");
+    let download = finished(&oss, &id, "scheduleDownload").await;
+    assert_eq!(download["status"], json!("done"), "{download}");
+    assert_eq!(sim.downloaded.lock().map(|d| d.clone()).unwrap_or_default(), b"firmware");
+    let du = finished(&oss, &id, "changeDUState").await;
+    assert_eq!(du["status"], json!("done"), "{du}");
+    assert_eq!(du["result"]["results"][0]["uuid"], json!(UUID_B));
+    sim.idle().await;
 
-    // The CPE's own calls first, then the ACS's requests: the upload is PUT where the ACS said.
+    // The CPE's own calls, played by hand (the simulated CPE makes none), then the ACS's
+    // requests: an upload, whose signed URL is good only as given.
+    let (s, _) = oss.call(Method::POST, &tasks, Some(json!({"name": "upload", "fileType": "2 Vendor Log File"}))).await;
+    assert_eq!(s, 202);
     let at = |s: i64| DateTime::from_unix(1_800_000_000 + s);
     let calls = vec![
         Body::RequestDownload(cwmp::RequestDownload {
@@ -289,7 +352,7 @@ async fn transfers_complete_on_their_reports_and_cpe_calls_are_recorded_and_sent
         Body::GetRPCMethods(cwmp::GetRPCMethods {}),
     ];
     let mut upload_url = String::new();
-    let requests = session(&http, acs.cwmp, &sim, &[("6 CONNECTION REQUEST", "")], calls, |req| match req {
+    session(&http, acs.cwmp, &sim, &[("6 CONNECTION REQUEST", "")], calls, |req| match req {
         Body::Upload(u) => {
             upload_url = u.url.clone();
             Body::UploadResponse(cwmp::UploadResponse {
@@ -298,32 +361,9 @@ async fn transfers_complete_on_their_reports_and_cpe_calls_are_recorded_and_sent
                 complete_time: DateTime::unknown(),
             })
         }
-        Body::ScheduleDownload(_) => Body::ScheduleDownloadResponse(cwmp::ScheduleDownloadResponse {}),
-        Body::ChangeDUState(_) => Body::ChangeDUStateResponse(cwmp::ChangeDUStateResponse {}),
         other => sim.apply(other),
     })
     .await;
-    let key = |name: &str| {
-        requests
-            .iter()
-            .find_map(|r| match (r, name) {
-                (Body::Upload(u), "upload") => Some(u.command_key.clone()),
-                (Body::ScheduleDownload(d), "scheduleDownload") => {
-                    assert_eq!(d.time_window_list[0].window_end, 3600);
-                    assert!(d.url.contains("/files/fw.bin?"), "{}", d.url);
-                    Some(d.command_key.clone())
-                }
-                (Body::ChangeDUState(c), "changeDUState") => Some(c.command_key.clone()),
-                _ => None,
-            })
-            .unwrap_or_else(|| panic!("no {name} among {requests:?}"))
-    };
-    let (up, sd, du) = (key("upload"), key("scheduleDownload"), key("changeDUState"));
-    for name in ["upload", "scheduleDownload", "changeDUState"] {
-        assert_eq!(task_named(&oss, &id, name).await["status"], json!("sent"), "{name} waits for its report");
-    }
-
-    // The upload: only on the URL given, and not over a file that is not the device's.
     let put = |url: String, body: &'static [u8]| {
         let http = &http;
         async move { http.send(Method::PUT, &url, &[], Bytes::from_static(body)).await.status }
@@ -331,45 +371,7 @@ async fn transfers_complete_on_their_reports_and_cpe_calls_are_recorded_and_sent
     let unsigned = upload_url.split_once('?').map(|(p, _)| p.to_string()).expect("a signed URL");
     assert_eq!(put(unsigned, b"x").await, 403);
     assert_eq!(put(upload_url.replace("/files/", "/files/other-"), b"x").await, 403);
-    assert_eq!(put(upload_url.clone(), b"<config>uploaded</config>").await, 201);
-
-    // The reports, in the next session.
-    let events = [
-        ("7 TRANSFER COMPLETE", ""),
-        ("M Upload", up.as_str()),
-        ("M ScheduleDownload", sd.as_str()),
-        ("M ChangeDUState", du.as_str()),
-    ];
-    let reports = vec![
-        Body::TransferComplete(cwmp::TransferComplete {
-            command_key: up.clone(),
-            fault: TransferFault::none(),
-            start_time: at(10),
-            complete_time: at(11),
-        }),
-        Body::TransferComplete(cwmp::TransferComplete {
-            command_key: sd.clone(),
-            fault: TransferFault::none(),
-            start_time: at(12),
-            complete_time: at(13),
-        }),
-        Body::DUStateChangeComplete(cwmp::DUStateChangeComplete {
-            results: vec![op("uuid-b", 0)],
-            command_key: du.clone(),
-        }),
-    ];
-    session(&http, acs.cwmp, &sim, &events, reports, |r| sim.apply(r)).await;
-    let upload = task_named(&oss, &id, "upload").await;
-    assert_eq!(upload["status"], json!("done"), "{upload}");
-    let file = upload["result"]["file"].as_str().expect("the stored name").to_string();
-    assert!(file.starts_with(&format!("{id}-vendor-configuration-file-")), "{file}");
-    let (_, files) = oss.call(Method::GET, &format!("/files?{}", q(json!({"_id": file}))), None).await;
-    assert_eq!(files[0]["metadata"]["fileType"], json!("1 Vendor Configuration File"), "{files}");
-    assert_eq!(files[0]["length"], json!(25));
-    assert_eq!(task_named(&oss, &id, "scheduleDownload").await["status"], json!("done"));
-    let du = task_named(&oss, &id, "changeDUState").await;
-    assert_eq!(du["status"], json!("done"), "{du}");
-    assert_eq!(du["result"]["results"][0]["uuid"], json!("uuid-b"));
+    assert_eq!(put(upload_url.clone(), b"a log line").await, 201);
 
     // The CPE's calls: in the device record (the latest of each), and to the webhook with
     // their content.
@@ -381,6 +383,7 @@ async fn transfers_complete_on_their_reports_and_cpe_calls_are_recorded_and_sent
     assert_eq!(ev["AutonomousTransferComplete"]["CompleteTime"]["_type"], json!("xsd:dateTime"));
     assert_eq!(ev["AutonomousDUStateChangeComplete"]["Results"]["1"]["UUID"]["_value"], json!("uuid-a"));
     assert_eq!(ev["DUStateChangeComplete"]["Results"]["1"]["CurrentState"]["_value"], json!("Installed"));
+    assert_eq!(ev["DUStateChangeComplete"]["Results"]["1"]["UUID"]["_value"], json!(UUID_B));
     let (s, found) = oss
         .call(
             Method::GET,
@@ -407,7 +410,7 @@ async fn transfers_complete_on_their_reports_and_cpe_calls_are_recorded_and_sent
                 Some("1 Firmware Upgrade Image")
             );
             assert_eq!(atc.map(|e| e["detail"]["TransferURL"].clone()), Some(json!("http://example.invalid/fw")));
-            assert_eq!(dsc.map(|e| e["detail"]["Results"][0]["UUID"].clone()), Some(json!("uuid-b")));
+            assert_eq!(dsc.map(|e| e["detail"]["Results"][0]["UUID"].clone()), Some(json!(UUID_B)));
             break;
         }
         assert!(std::time::Instant::now() < deadline, "webhooks: {events:?}");
@@ -425,69 +428,43 @@ async fn a_cancelled_transfer_and_a_failed_deployment_are_faults() {
     let id = sim.device_id();
     let http = Http::new();
     let tasks = format!("/devices/{}/tasks", enc(&id));
+    // An upload the device holds for an hour, and the uninstall of a unit it does not hold.
     let (_, up) = oss
         .call(
             Method::POST,
             &tasks,
-            Some(json!({"name": "upload", "fileType": "2 Vendor Log File", "fileName": "log.txt"})),
+            Some(
+                json!({"name": "upload", "fileType": "2 Vendor Log File", "fileName": "log.txt", "delaySeconds": 3600}),
+            ),
         )
         .await;
     let (_, du) = oss
         .call(
             Method::POST,
             &tasks,
-            Some(json!({"name": "changeDUState", "operations": [{"type": "uninstall", "uuid": "uuid-c"}]})),
+            Some(json!({"name": "changeDUState", "operations": [{"type": "uninstall", "uuid": UUID_B}]})),
         )
         .await;
-    let mut du_key = String::new();
-    session(&http, acs.cwmp, &sim, &[("2 PERIODIC", "")], vec![], |req| match req {
-        Body::Upload(_) => Body::UploadResponse(cwmp::UploadResponse {
-            status: 1,
-            start_time: DateTime::unknown(),
-            complete_time: DateTime::unknown(),
-        }),
-        Body::ChangeDUState(c) => {
-            du_key = c.command_key.clone();
-            Body::ChangeDUStateResponse(cwmp::ChangeDUStateResponse {})
-        }
-        other => sim.apply(other),
-    })
-    .await;
-    // cancelTransfer naming the upload task: the CommandKey the ACS sent it with goes out.
+    // cancelTransfer naming the upload task, in the same session: the CommandKey the ACS sent
+    // it with goes out, and the device drops the upload it had not started.
     let up_id = up["_id"].as_str().expect("id").to_string();
-    let (s, _) = oss.call(Method::POST, &tasks, Some(json!({"name": "cancelTransfer", "task": up_id}))).await;
-    assert_eq!(s, 202);
-    let mut cancelled = String::new();
-    let report = vec![Body::DUStateChangeComplete(cwmp::DUStateChangeComplete {
-        results: vec![cwmp::OpResult {
-            fault: TransferFault { code: 9018, string: "no such unit".into() },
-            ..op("uuid-c", 0)
-        }],
-        command_key: du_key.clone(),
-    })];
-    let events = [("7 TRANSFER COMPLETE", ""), ("M ChangeDUState", du_key.as_str())];
-    session(&http, acs.cwmp, &sim, &events, report, |req| match req {
-        // An Inform without "M Upload" leaves the upload unconfirmed: the ACS sends it again
-        // (as it does a download), under a new CommandKey, which the cancelTransfer then names.
-        Body::Upload(_) => Body::UploadResponse(cwmp::UploadResponse {
-            status: 1,
-            start_time: DateTime::unknown(),
-            complete_time: DateTime::unknown(),
-        }),
-        Body::CancelTransfer(c) => {
-            cancelled = c.command_key.clone();
-            Body::CancelTransferResponse(cwmp::CancelTransferResponse {})
-        }
-        other => sim.apply(other),
-    })
-    .await;
-    assert_eq!(cancelled, format!("task-{up_id}-2"), "the key of the upload as last sent");
+    let cancel = run(&oss, &id, json!({"name": "cancelTransfer", "task": up_id})).await;
+    assert_eq!(cancel["result"]["commandKey"], json!(format!("task-{up_id}-1")), "{cancel}");
+    sim.idle().await;
     let (_, faults) = oss.call(Method::GET, &format!("/faults?{}", q(json!({"device": id}))), None).await;
     let code_of = |task: &Value| {
         faults.as_array().and_then(|f| f.iter().find(|f| f["task"] == task["_id"])).map(|f| f["code"].clone())
     };
     assert_eq!(code_of(&up), Some(json!("transfer.cancelled")), "{faults}");
-    assert_eq!(code_of(&du), Some(json!("cwmp.9018")), "{faults}");
+    // The device's DUStateChangeComplete: 9028, Unknown Deployment Unit.
+    assert_eq!(code_of(&du), Some(json!("cwmp.9028")), "{faults}");
+    let task = run(&oss, &id, json!({"name": "getQueuedTransfers"})).await;
+    assert_eq!(task["result"], json!({"transfers": []}), "the device holds no upload");
+    // The hour passes: nothing is uploaded.
+    sim.advance_clock(3600);
+    sim.session(&[]).await.expect("a session an hour later");
+    let (_, files) = oss.call(Method::GET, &format!("/files?{}", q(json!({"_id": "log.txt"}))), None).await;
+    assert_eq!(files, json!([]));
     // A PUT for the cancelled upload is refused: no task expects it any more.
     let url = format!("http://{}/files/log.txt?device={}&expires=9999999999&sig=00", acs.cwmp, enc(&id));
     assert_eq!(http.send(Method::PUT, &url, &[], Bytes::from_static(b"x")).await.status, 403);

@@ -52,7 +52,9 @@ async fn finished(oss: &NbiClient<'_>, id: &Value) -> Value {
 
 async fn task(oss: &NbiClient<'_>, id: &Value) -> Value {
     let id = id.as_str().map(str::to_string).unwrap_or_else(|| id.to_string());
-    let (s, t) = oss.call(Method::GET, &format!("/tasks?{}", q(json!({"_id": id}))), None).await;
+    // Naming `status` lists done tasks too.
+    let query = json!({"_id": id, "status": {"$exists": true}});
+    let (s, t) = oss.call(Method::GET, &format!("/tasks?{}", q(query)), None).await;
     assert_eq!(s, 200, "{t}");
     t[0].clone()
 }
