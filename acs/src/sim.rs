@@ -471,6 +471,7 @@ impl SimCpe {
     }
 
     /// Runs one session with `extra` events added to the pending ones.
+    ///
     /// What the session accepted that is due at once (a download, an upload, a window open
     /// already, units to change) is carried out after it and reported in a new session right
     /// away, before this returns (and before another session of this device can start).
