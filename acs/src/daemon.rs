@@ -168,6 +168,9 @@ pub struct CwmpSection {
     pub cr_password: Option<String>,
     /// How long a connection request may take (default 3000).
     pub cr_timeout_ms: Option<u64>,
+    /// Seconds a faulted preset channel is held back before its presets run again, doubled for
+    /// each retry before (default 300, GenieACS's `cwmp.retryDelay`).
+    pub retry_delay_secs: Option<u64>,
     /// Base URL devices download files from (default `http://CWMP_ADDR/files`).
     pub file_base_url: Option<String>,
     /// PEM certificate chain: CWMP over TLS.
@@ -378,6 +381,7 @@ impl FileConfig {
                 session_timeout: Duration::from_secs(self.cwmp.session_timeout_secs.unwrap_or(30)),
                 max_body: self.cwmp.max_body_bytes.unwrap_or(4 << 20),
                 file_base_url: String::new(),
+                retry_delay_secs: i64::try_from(self.cwmp.retry_delay_secs.unwrap_or(300)).unwrap_or(i64::MAX),
             },
             file_base_url: self.cwmp.file_base_url,
             nbi,

@@ -30,6 +30,17 @@ pub fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
+/// Milliseconds since 1970 now (task expiry is kept to the millisecond, as GenieACS's).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Logs a task removed unsent because its `expiry` passed (GenieACS's "Task expired").
+fn log_expired(t: &crate::store::Task) {
+    tracing::info!(device = %t.device, task = t.id, task_name = t.order.spec.name(),
+        expiry = %t.terms.expiry.map(crate::query::iso_millis).unwrap_or_default(), "Task expired");
+}
+
 pub use http_shell::random_hex;
 
 /// The presets, by name.
@@ -70,6 +81,9 @@ type CrPair = (String, String);
 /// faults, like a preset's).
 pub const CR_SETUP: &str = "connection-request credentials";
 
+/// The fault channel of [`CR_SETUP`]'s request: its own, so that it holds back no preset.
+pub const CR_CHANNEL: &str = "connection_request";
+
 /// The ParameterKey (or CommandKey) a session-local request runs under: `preset-<name>`, for a
 /// preset's and for [`CR_SETUP`].
 pub fn local_key(name: &str) -> String {
@@ -101,6 +115,9 @@ pub struct EndpointConfig {
     pub max_body: usize,
     /// Base URL of the file server (for Download).
     pub file_base_url: String,
+    /// Seconds a faulted preset channel is held back before its presets run again, doubled for
+    /// each retry before (GenieACS's `cwmp.retryDelay`, 300 by default).
+    pub retry_delay_secs: i64,
 }
 
 struct Session {
@@ -113,6 +130,9 @@ struct Session {
     /// Connection-request credentials being set on the device in this session; recorded when
     /// the device accepted them.
     cr_setup: Option<(String, String)>,
+    /// Preset channels whose fault was due for a retry: their faults are deleted once their
+    /// requests of this session have all run without a fault.
+    retrying: Vec<String>,
 }
 
 /// The ACS's shared state.
@@ -604,6 +624,7 @@ impl Acs {
                         running: None,
                         local: Default::default(),
                         cr_setup: None,
+                        retrying: Vec::new(),
                     },
                 )
             }
@@ -633,9 +654,10 @@ impl Acs {
                         busy.insert(dev.clone(), id.clone());
                     }
                     tracing::info!(device = %dev, cwmp = version.as_str(), events = ?inform.events.iter().map(|e| e.code.as_str()).collect::<Vec<_>>(), "Inform");
-                    let (local, cr_setup) = self.on_inform(&dev, &inform);
+                    let (local, cr_setup, retrying) = self.on_inform(&dev, &inform);
                     s.local = local.into();
                     s.cr_setup = cr_setup;
+                    s.retrying = retrying;
                     s.device = Some(dev);
                 }
                 AcsEvent::CpeRequest(Body::TransferComplete(tc)) => {
@@ -693,12 +715,13 @@ impl Acs {
         }
     }
 
-    /// Records the Inform; returns the preset requests for this session.
     /// Records the Inform; returns the session's own requests (the connection-request
-    /// credentials' set first, then the presets') and the credentials being set.
-    fn on_inform(&self, dev: &str, inform: &cwmp::Inform) -> (Vec<(String, TaskSpec)>, Option<CrPair>) {
+    /// credentials' set first, then the presets'), the credentials being set, and the preset
+    /// channels retried after a fault. Tasks whose `expiry` passed are removed, unsent.
+    fn on_inform(&self, dev: &str, inform: &cwmp::Inform) -> (Vec<(String, TaskSpec)>, Option<CrPair>, Vec<String>) {
         let mut local = Vec::new();
         let mut cr_setup = None;
+        let mut retrying = Vec::new();
         let at = now();
         let find = |suffix: &str| {
             inform.parameter_list.iter().find(|p| p.name.ends_with(suffix)).map(|p| p.value.to_lexical().into_owned())
@@ -727,7 +750,34 @@ impl Acs {
                 self.webhooks.send(crate::webhooks::Event::device(dev, &e.code, at));
             }
             let presets = self.presets()?;
-            local = crate::presets::apply(self.store.as_ref(), &presets, dev, &inform.events)?;
+            // A faulted preset channel is held back until its retry time (GenieACS's
+            // applyPresets); then its presets run again, and the fault goes once they ran clean.
+            let mut held = std::collections::HashSet::new();
+            for f in self.store.device_faults(dev)? {
+                if f.task.is_some() || f.channel.starts_with("task_") || f.channel == CR_CHANNEL {
+                    continue;
+                }
+                let retry_at = f.retry_at(self.config.retry_delay_secs);
+                if retry_at > at {
+                    tracing::info!(device = %dev, channel = %f.channel, retries = f.retries,
+                        retry_at = %crate::query::iso(retry_at), "faulted channel held back: its presets not applied");
+                    held.insert(f.channel);
+                } else {
+                    tracing::info!(device = %dev, channel = %f.channel, retries = f.retries, "retrying a faulted channel");
+                    retrying.push(f.channel);
+                }
+            }
+            local = crate::presets::apply(self.store.as_ref(), &presets, dev, &inform.events, &held)?;
+            // A retried channel with nothing to send ran clean: its fault goes now.
+            let channel_of = |preset: &str| presets.iter().find(|(n, _)| n == preset).map(|(_, p)| p.channel.as_str());
+            for c in std::mem::take(&mut retrying) {
+                if local.iter().any(|(p, _)| channel_of(p) == Some(c.as_str())) {
+                    retrying.push(c);
+                } else {
+                    self.store.delete_fault(dev, &c)?;
+                    tracing::info!(device = %dev, channel = %c, "faulted channel retried with nothing to send: fault cleared");
+                }
+            }
             crate::profiles::catch_up(self.store.as_ref(), dev, at)?;
             if let Some((spec, creds)) = self.cr_setup(dev, inform)? {
                 local.insert(0, (CR_SETUP.to_string(), spec));
@@ -749,13 +799,16 @@ impl Acs {
                     _ => self.store.mark_pending(t.id, 0)?,
                 }
             }
+            for t in self.store.expire_tasks(dev, now_ms())? {
+                log_expired(&t);
+            }
             Ok(())
         })();
         if let Err(e) = result {
             tracing::error!(device = %dev, "recording the Inform: {e}");
         }
         self.task_events.notify_waiters();
-        (local, cr_setup)
+        (local, cr_setup, retrying)
     }
 
     /// Connection-request credentials of the device's own, to set on it: at BOOTSTRAP a new
@@ -836,6 +889,10 @@ impl Acs {
             }
             Step::Done(_) if run.task.id == 0 && run.preset.as_deref() == Some(CR_SETUP) => {
                 let dev = run.task.device.clone();
+                crate::store::logged(
+                    self.store.delete_fault(&dev, CR_CHANNEL),
+                    "an earlier fault of the credentials' set",
+                );
                 if let Some((user, pass)) = s.cr_setup.take() {
                     match self.store.set_cr_credentials(&dev, &user, &pass) {
                         Ok(()) => tracing::info!(device = %dev, "connection-request credentials set on the device"),
@@ -850,10 +907,28 @@ impl Acs {
                 let dev = run.task.device.clone();
                 tracing::warn!(device = %dev, "preset request fault {} {}", f.code.code(), f.string);
                 let preset = run.preset.as_deref().unwrap_or("");
-                // In the preset's channel, as GenieACS records it (`<device>:<channel>`).
-                let channel = crate::store::logged(self.presets(), "the presets (for a fault's channel)")
-                    .and_then(|ps| ps.iter().find(|(n, _)| n == preset).map(|(_, p)| p.channel.clone()))
-                    .unwrap_or_else(|| "default".to_string());
+                // In the preset's channel, as GenieACS records it (`<device>:<channel>`); the
+                // connection-request credentials' in a channel of their own.
+                let presets = crate::store::logged(self.presets(), "the presets (for a fault's channel)");
+                let channel_of = |name: &str| {
+                    if name == CR_SETUP {
+                        return CR_CHANNEL.to_string();
+                    }
+                    presets
+                        .as_ref()
+                        .and_then(|ps| ps.iter().find(|(n, _)| n == name).map(|(_, p)| p.channel.clone()))
+                        .unwrap_or_else(|| "default".to_string())
+                };
+                let channel = channel_of(preset);
+                // The channel is held back from here on (GenieACS clears its provisions): its
+                // other requests of this session are not sent, and it is not retried clean.
+                let before = s.local.len();
+                s.local.retain(|(p, _)| channel_of(p) != channel);
+                if s.local.len() < before {
+                    tracing::info!(device = %dev, channel = %channel, dropped = before - s.local.len(),
+                        "the faulted channel's other requests of this session not sent");
+                }
+                s.retrying.retain(|c| *c != channel);
                 let failure = tasks::Failure::Cpe(f);
                 let recorded = self.store.fault_in(
                     &dev,
@@ -938,6 +1013,7 @@ impl Acs {
                 not_before: 0,
                 created: at,
                 result: None,
+                terms: Default::default(),
             };
             let (mut run, body) = Running::start(task, &ctx);
             run.preset = Some(preset);
@@ -945,11 +1021,26 @@ impl Acs {
             s.running = Some(run);
             return;
         }
+        // The presets' requests all ran: the retried channels that did not fault again ran clean.
+        for c in std::mem::take(&mut s.retrying) {
+            if crate::store::logged(self.store.delete_fault(&dev, &c), "a retried channel's fault (kept)").is_some() {
+                tracing::info!(device = %dev, channel = %c, "faulted channel retried without a fault: fault cleared");
+            }
+        }
         let Some(open) = crate::store::logged(self.store.open_tasks(&dev), "the device's queued tasks (not run now)")
         else {
             return;
         };
-        if let Some(mut task) = open.into_iter().find(|t| t.status == TaskStatus::Pending && t.not_before <= at) {
+        // A task whose expiry passed since the session started is removed, never sent.
+        let ms = now_ms();
+        if open.iter().any(|t| t.status == TaskStatus::Pending && t.terms.expired(ms)) {
+            let gone = crate::store::logged(self.store.expire_tasks(&dev, ms), "expired tasks (not removed now)");
+            gone.unwrap_or_default().iter().for_each(log_expired);
+            self.task_events.notify_waiters();
+        }
+        let next =
+            open.into_iter().find(|t| t.status == TaskStatus::Pending && t.not_before <= at && !t.terms.expired(ms));
+        if let Some(mut task) = next {
             task.key = format!("task-{}-{}", task.id, task.attempts + 1);
             if let Err(e) = self.store.mark_sent(task.id, &task.key) {
                 tracing::error!("marking task {} sent: {e}", task.id);
@@ -1149,6 +1240,7 @@ mod tests {
             session_timeout: Duration::from_secs(30),
             max_body: 1 << 20,
             file_base_url: String::new(),
+            retry_delay_secs: 300,
         }
     }
 

@@ -436,16 +436,19 @@ fn as_cached(value: &ParameterValue, typed: bool, cached: Option<&CachedParam>) 
 /// Applies the presets that match this Inform: tags now, and the requests to run in this session
 /// (returned with the preset's name), in ascending weight. Presets are derived again at every
 /// matching Inform, so their requests are not queued durably; a session cut short simply leaves
-/// them to the next.
+/// them to the next. Presets of a `held` channel (one with a fault not yet due for a retry) are
+/// left out, as GenieACS leaves out a faulted channel's.
 pub fn apply(
     store: &dyn Store,
     presets: &[(String, Preset)],
     device: &str,
     events: &[cwmp::Event],
+    held: &HashSet<String>,
 ) -> Result<Vec<(String, TaskSpec)>, StoreError> {
     let now = crate::endpoint::now();
     let codes: HashSet<String> = events.iter().map(|e| event_key(&e.code)).collect();
-    let mut wanted: Vec<&(String, Preset)> = presets.iter().filter(|(_, p)| p.wanted(&codes, now)).collect();
+    let mut wanted: Vec<&(String, Preset)> =
+        presets.iter().filter(|(_, p)| !held.contains(&p.channel) && p.wanted(&codes, now)).collect();
     if wanted.is_empty() {
         return Ok(Vec::new());
     }

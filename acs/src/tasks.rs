@@ -111,7 +111,11 @@ pub enum TaskSpec {
     },
     /// A download in time windows; done at its TransferComplete.
     ScheduleDownload {
-        /// TR-069 file type.
+        /// The uploaded file the task names alone, as `download`'s `file`; `file_name` and
+        /// `file_type` then come from it (the NBI takes the type from the file's metadata).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        file: Option<String>,
+        /// TR-069 file type; empty until taken from `file`.
         file_type: String,
         /// The file's name on the file server.
         file_name: String,
@@ -352,6 +356,93 @@ impl Order {
     }
 }
 
+/// What GenieACS keeps with a task besides what it does: when it expires (`expiry`) and the key
+/// that makes a new task replace the device's earlier one (`uniqueKey`). Stored in the task's
+/// JSON beside its [`Order`] (`expiry` as an ISO date, as GenieACS shows it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Terms {
+    /// Milliseconds since 1970 from which the task is not sent: it is removed at the device's
+    /// next session (GenieACS's "Task expired").
+    pub expiry: Option<i64>,
+    /// A task posted with the same key replaces the device's task that is not done yet.
+    pub unique_key: Option<String>,
+}
+
+/// The latest date a task may expire at (the end of year 9999, as JavaScript prints dates).
+const LAST_DATE_MS: i64 = 253_402_300_799_999;
+
+impl Terms {
+    /// As the NBI receives them, read as GenieACS's `sanitizeTask` reads `expiry`: a number (or
+    /// numeric text) is seconds after `timestamp_ms`, the task's timestamp; other text is a
+    /// date; `false`, `0`, `""` or `null` is none. Anything else is an error saying why.
+    pub fn from_nbi(j: &Json, timestamp_ms: i64) -> Result<Terms, BadTask> {
+        let relative = |secs: f64| -> Result<i64, BadTask> {
+            let ms = (timestamp_ms as f64 + (secs * 1000.0).trunc()).trunc();
+            if secs.is_finite() && (0.0..=LAST_DATE_MS as f64).contains(&ms) {
+                Ok(ms as i64)
+            } else {
+                Err(BadTask(format!("expiry {secs} s after the task's timestamp is not a date")))
+            }
+        };
+        let expiry = match j.get("expiry") {
+            None | Some(Json::Null) | Some(Json::Bool(false)) => None,
+            Some(Json::Number(n)) if n.as_f64() == Some(0.0) => None,
+            Some(Json::String(s)) if s.is_empty() => None,
+            Some(Json::Number(n)) => Some(relative(n.as_f64().unwrap_or(f64::NAN))?),
+            Some(Json::String(s)) => match s.trim().parse::<f64>() {
+                Ok(secs) if secs.is_finite() => Some(relative(secs)?),
+                _ => match crate::query::parse_date(s) {
+                    Some(ms) if (0..=LAST_DATE_MS).contains(&ms) => Some(ms),
+                    _ => {
+                        return Err(BadTask(format!(
+                            "expiry {s:?} is neither a number of seconds nor a date (ISO 8601, RFC 2822)"
+                        )))
+                    }
+                },
+            },
+            Some(_) => {
+                return Err(BadTask("expiry is a number of seconds after the task's timestamp, or a date".into()))
+            }
+        };
+        let unique_key = match j.get("uniqueKey") {
+            None | Some(Json::Null) => None,
+            Some(Json::String(s)) if s.is_empty() => None,
+            Some(Json::String(s)) if s.len() <= 1024 => Some(s.clone()),
+            Some(_) => return Err(BadTask("uniqueKey is a string of at most 1024 bytes".into())),
+        };
+        Ok(Terms { expiry, unique_key })
+    }
+
+    /// As stored with the task (what does not read is left out: the task still runs).
+    pub fn from_stored(j: &Json) -> Terms {
+        let expiry = match j.get("expiry") {
+            Some(Json::String(s)) => crate::query::parse_date(s),
+            Some(Json::Number(n)) => n.as_i64(),
+            _ => None,
+        };
+        let unique_key = j.get("uniqueKey").and_then(Json::as_str).map(str::to_string);
+        Terms { expiry, unique_key }
+    }
+
+    /// Adds them to a task's JSON (the stored form, and what the NBI shows).
+    pub fn add_to(&self, j: &mut Json) {
+        if let Json::Object(m) = j {
+            if let Some(e) = self.expiry {
+                m.insert("expiry".into(), json!(crate::query::iso_millis(e)));
+            }
+            if let Some(k) = &self.unique_key {
+                m.insert("uniqueKey".into(), json!(k));
+            }
+        }
+    }
+
+    /// Whether the task has expired at `now_ms`.
+    pub fn expired(&self, now_ms: i64) -> bool {
+        self.expiry.is_some_and(|e| e <= now_ms)
+    }
+}
+
 impl<'de> serde::Deserialize<'de> for Order {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Order, D::Error> {
         Order::from_json(&Json::deserialize(d)?).map_err(serde::de::Error::custom)
@@ -540,9 +631,26 @@ impl TaskSpec {
                         w.window_start, w.window_end
                     )));
                 }
+                // By fileName and fileType, or by the uploaded file alone (as a download).
+                let file = optional(spec, "file")?;
+                let file_name = match (optional(spec, "fileName")?, &file) {
+                    (Some(n), _) => n,
+                    (None, Some(f)) => f.clone(),
+                    (None, None) => {
+                        return Err(BadTask("fileName is required (or file, naming an uploaded file)".into()))
+                    }
+                };
+                let file_type = match (optional(spec, "fileType")?, &file) {
+                    (Some(t), _) => t,
+                    (None, Some(_)) => String::new(),
+                    (None, None) => {
+                        return Err(BadTask("fileType is required (or file, naming an uploaded file)".into()))
+                    }
+                };
                 TaskSpec::ScheduleDownload {
-                    file_type: optional(spec, "fileType")?.ok_or_else(|| BadTask("fileType is required".into()))?,
-                    file_name: optional(spec, "fileName")?.ok_or_else(|| BadTask("fileName is required".into()))?,
+                    file,
+                    file_type,
+                    file_name,
                     target_file_name: optional(spec, "targetFileName")?,
                     time_windows,
                 }
@@ -886,7 +994,7 @@ impl Running {
                 url: ctx.files.url(&task.device, file_name, ctx.now),
                 username: String::new(),
                 password: String::new(),
-                file_size: 0,
+                file_size: file_size(ctx.store, file_name),
                 target_file_name: target_file_name.clone().unwrap_or_default(),
                 delay_seconds: 0,
                 success_url: String::new(),
@@ -916,14 +1024,14 @@ impl Running {
             TaskSpec::ScheduleInform { delay_seconds } => {
                 Body::ScheduleInform(ScheduleInform { delay_seconds: *delay_seconds, command_key: key })
             }
-            TaskSpec::ScheduleDownload { file_type, file_name, target_file_name, time_windows } => {
+            TaskSpec::ScheduleDownload { file_type, file_name, target_file_name, time_windows, .. } => {
                 Body::ScheduleDownload(ScheduleDownload {
                     command_key: key,
                     file_type: file_type.clone(),
                     url: ctx.files.url(&task.device, file_name, ctx.now),
                     username: String::new(),
                     password: String::new(),
-                    file_size: 0,
+                    file_size: file_size(ctx.store, file_name),
                     target_file_name: target_file_name.clone().unwrap_or_default(),
                     time_window_list: time_windows
                         .iter()
@@ -1183,6 +1291,14 @@ impl Running {
     }
 }
 
+/// The size of a stored file, as GenieACS gives it in a Download's FileSize (0: not known).
+fn file_size(store: Option<&dyn Store>, name: &str) -> u32 {
+    let Some(files) = store.and_then(|s| crate::store::logged(s.files(), "the files (a download's FileSize)")) else {
+        return 0;
+    };
+    files.iter().find(|f| f.name == name).map_or(0, |f| u32::try_from(f.length).unwrap_or(0))
+}
+
 /// The CommandKey the transfer task `id` of `device` was sent under (none: not found, not the
 /// device's, or not sent).
 fn transfer_key(store: Option<&dyn Store>, device: &str, id: &str) -> Option<String> {
@@ -1349,6 +1465,8 @@ mod tests {
             json!({"name": "scheduleInform", "delaySeconds": 60}),
             json!({"name": "scheduleDownload", "fileType": "1 Firmware Upgrade Image", "fileName": "fw.bin",
                    "timeWindows": [{"windowStart": 0, "windowEnd": 60, "windowMode": "1 At Any Time", "maxRetries": -1}]}),
+            json!({"name": "scheduleDownload", "file": "fw.bin", "fileType": "1 Firmware Upgrade Image", "fileName": "fw.bin",
+                   "timeWindows": [{"windowStart": 0, "windowEnd": 60, "windowMode": "1 At Any Time", "maxRetries": -1}]}),
             json!({"name": "cancelTransfer", "task": "12"}),
             json!({"name": "cancelTransfer", "commandKey": "k"}),
             json!({"name": "changeDUState", "operations": [{"type": "install", "url": "http://x/du"}, {"type": "uninstall", "uuid": "u"}]}),
@@ -1369,6 +1487,35 @@ mod tests {
         assert!(!order.profile);
         let e = serde_json::from_value::<Order>(json!({"name": "fly"})).expect_err("unknown");
         assert_eq!(e.to_string(), "unknown task \"fly\"");
+    }
+
+    #[test]
+    fn expiry_reads_as_genieacs_reads_it() {
+        let at = 1_700_000_000_000; // the task's timestamp, in milliseconds
+        let expiry = |v: Json| Terms::from_nbi(&json!({"name": "reboot", "expiry": v}), at).map(|t| t.expiry);
+        assert_eq!(expiry(json!(60)), Ok(Some(at + 60_000)), "seconds after the timestamp");
+        assert_eq!(expiry(json!(1.5)), Ok(Some(at + 1_500)));
+        assert_eq!(expiry(json!(" 30 ")), Ok(Some(at + 30_000)), "numeric text is seconds too");
+        assert_eq!(expiry(json!(-5)), Ok(Some(at - 5_000)), "already expired");
+        assert_eq!(expiry(json!("2023-11-14T22:13:20.250Z")), Ok(Some(at + 250)), "other text is a date");
+        assert_eq!(expiry(json!("Tue, 14 Nov 2023 22:13:20 GMT")), Ok(Some(at)));
+        for none in [json!(null), json!(0), json!(""), json!(false)] {
+            assert_eq!(expiry(none.clone()), Ok(None), "{none}: none, as GenieACS skips a falsy expiry");
+        }
+        for bad in [json!("soon"), json!(true), json!([1]), json!({}), json!(1e300), json!("9999999999999")] {
+            let e = expiry(bad.clone()).expect_err("refused");
+            assert!(e.0.starts_with("expiry"), "{bad}: {e}");
+        }
+        let terms = Terms::from_nbi(&json!({"expiry": 60, "uniqueKey": "k"}), at).expect("valid");
+        assert!(!terms.expired(at + 59_999) && terms.expired(at + 60_000));
+        // Stored beside the task's fields, read back the same.
+        let mut stored = Order::from(TaskSpec::Reboot).to_json();
+        terms.add_to(&mut stored);
+        assert_eq!(stored, json!({"name": "reboot", "expiry": "2023-11-14T22:14:20.000Z", "uniqueKey": "k"}));
+        assert_eq!(Terms::from_stored(&stored), terms);
+        assert_eq!(Order::from_json(&stored).map(|o| o.spec), Ok(TaskSpec::Reboot));
+        let e = Terms::from_nbi(&json!({"uniqueKey": ["k"]}), at).expect_err("a list");
+        assert_eq!(e.0, "uniqueKey is a string of at most 1024 bytes");
     }
 
     #[test]
@@ -1401,6 +1548,7 @@ mod tests {
             key: "task-1-1".into(),
             created: 0,
             result: None,
+            terms: Terms::default(),
         };
         let (_, body) = Running::start(task(TaskSpec::RefreshObject { object_name: "Device.WiFi".into() }), &ctx);
         let gpn =

@@ -405,3 +405,85 @@ async fn preconditions_see_the_devices_lifecycle() {
     sim.session(&[]).await.expect("bootstrap");
     assert_eq!(value(&sim, "Device.ManagementServer.PeriodicInformInterval"), "300");
 }
+
+/// The faults of a device's channel `channel`: (retries, timestamp) of each (none or one).
+async fn channel_fault(oss: &NbiClient<'_>, device: &str, channel: &str) -> Option<(Value, Value)> {
+    let q = json!({"_id": format!("{device}:{channel}")});
+    let (s, faults) = oss.call(Method::GET, &format!("/faults?query={}", enc(&q.to_string())), None).await;
+    assert_eq!(s, 200, "{faults}");
+    faults.as_array().and_then(|f| f.first()).map(|f| (f["retries"].clone(), f["timestamp"].clone()))
+}
+
+/// A faulted channel is held back as GenieACS holds it: its presets are not applied again until
+/// the retry time (`retry_delay_secs`, 300 by default, doubled per retry), while other channels'
+/// presets go on; DELETE /faults/<device>:<channel> releases it at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_faulted_channel_is_held_back_until_its_fault_is_deleted() {
+    let dir = TempDir::new("acs-genie-presets-held");
+    let acs = acs_command(&dir).start();
+    let oss = NbiClient::new(acs.nbi, TOKEN);
+    // UpTime is read-only on the device: the set is refused (9008).
+    let faulting = json!({"channel": "clock", "configurations": [
+        {"type": "value", "name": "Device.DeviceInfo.UpTime", "value": "5"}]});
+    assert_eq!(oss.call(Method::PUT, "/presets/uptime", Some(faulting)).await.0, 200);
+    let interval = "Device.ManagementServer.PeriodicInformInterval";
+    let fine = json!({"configurations": [{"type": "value", "name": interval, "value": "300"}]});
+    assert_eq!(oss.call(Method::PUT, "/presets/interval", Some(fine)).await.0, 200);
+    let sim = acs.sim("preset-held-1").await;
+    sim.session(&[]).await.expect("bootstrap");
+    let id = sim.device_id();
+    let (retries, at) = channel_fault(&oss, &id, "clock").await.expect("the channel faulted");
+    assert_eq!(retries, json!(0));
+    assert_eq!(value(&sim, interval), "300", "the other channel applied");
+
+    // The next session sends nothing: the faulted channel is held back, the other has nothing
+    // to do.
+    let stats = sim.session(&[]).await.expect("periodic");
+    assert_eq!(stats.requests_served, 0, "the faulted channel's preset is not sent again");
+    assert_eq!(channel_fault(&oss, &id, "clock").await, Some((json!(0), at.clone())), "not retried");
+    assert!(acs.daemon.log().contains("faulted channel held back"));
+    // Other channels go on meanwhile.
+    let changed = json!({"configurations": [{"type": "value", "name": interval, "value": "600"}]});
+    assert_eq!(oss.call(Method::PUT, "/presets/interval", Some(changed)).await.0, 200);
+    sim.session(&[]).await.expect("periodic");
+    assert_eq!(value(&sim, interval), "600");
+    assert_eq!(channel_fault(&oss, &id, "clock").await, Some((json!(0), at)), "still held");
+
+    // DELETE /faults/<device>:clock releases it: the next session sends it (and it faults again,
+    // a new fault: retries from 0).
+    let r = oss.send(Method::DELETE, &format!("/faults/{}", enc(&format!("{id}:clock"))), None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(channel_fault(&oss, &id, "clock").await, None);
+    let stats = sim.session(&[]).await.expect("periodic");
+    assert_eq!(stats.requests_served, 1, "the preset's set sent again");
+    assert_eq!(channel_fault(&oss, &id, "clock").await.map(|f| f.0), Some(json!(0)));
+}
+
+/// With `retry_delay_secs = 0` a faulted channel is due again at once: each session retries it
+/// and counts the retry; once its presets run without a fault, the fault goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_faulted_channel_is_retried_at_its_retry_time_and_cleared_once_clean() {
+    let dir = TempDir::new("acs-genie-presets-retry");
+    let acs = acs_command(&dir).config("[cwmp]\nretry_delay_secs = 0\n").start();
+    let oss = NbiClient::new(acs.nbi, TOKEN);
+    let faulting = json!({"channel": "clock", "configurations": [
+        {"type": "value", "name": "Device.DeviceInfo.UpTime", "value": "5"}]});
+    assert_eq!(oss.call(Method::PUT, "/presets/uptime", Some(faulting)).await.0, 200);
+    let sim = acs.sim("preset-retry-1").await;
+    sim.session(&[]).await.expect("bootstrap");
+    let id = sim.device_id();
+    assert_eq!(channel_fault(&oss, &id, "clock").await.map(|f| f.0), Some(json!(0)));
+    for retries in 1..=2 {
+        let stats = sim.session(&[]).await.expect("periodic");
+        assert_eq!(stats.requests_served, 1, "retried");
+        assert_eq!(channel_fault(&oss, &id, "clock").await.map(|f| f.0), Some(json!(retries)));
+    }
+    // The channel's preset now does what the device takes: applied, and the fault goes.
+    let interval = "Device.ManagementServer.PeriodicInformInterval";
+    let fixed = json!({"channel": "clock", "configurations": [{"type": "value", "name": interval, "value": "77"}]});
+    assert_eq!(oss.call(Method::PUT, "/presets/uptime", Some(fixed)).await.0, 200);
+    sim.session(&[]).await.expect("periodic");
+    assert_eq!(value(&sim, interval), "77");
+    assert_eq!(channel_fault(&oss, &id, "clock").await, None, "cleared once the channel ran clean");
+    assert_eq!(oss.call(Method::GET, "/faults", None).await, (200, json!([])));
+}

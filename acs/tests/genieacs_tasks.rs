@@ -431,3 +431,285 @@ async fn files_and_faults_answer_queries() {
     let r = oss.send(Method::GET, &format!("/faults?{}", q(json!({"device": "nobody"}))), None).await;
     assert_eq!((r.status, r.headers.get("total").map(|v| v.as_bytes())), (200, Some(&b"0"[..])));
 }
+
+/// The listing of every status: a query naming `status` sees done tasks too.
+fn every_status(mut query: Value) -> String {
+    query["status"] = json!({"$exists": true});
+    q(query)
+}
+
+/// Milliseconds since 1970 of a date the NBI printed.
+fn millis(date: &Value) -> i64 {
+    date.as_str().and_then(acs::query::parse_date).unwrap_or_else(|| panic!("a date: {date}"))
+}
+
+/// Task `expiry` as GenieACS's sanitizeTask reads it: a number is seconds after the task's
+/// timestamp, text a date. An expired task is never sent; it is removed at the device's next
+/// session ("Task expired" in the log), with the fault in its channel. A bad expiry is a 400
+/// with the reason, and nothing is queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_tasks_are_never_sent_and_go_with_their_faults() {
+    let dir = TempDir::new("acs-genie-expiry");
+    let acs = acs_command(&dir).start();
+    let oss = NbiClient::new(acs.nbi, TOKEN);
+    let sim = acs.sim("genie-expiry").await;
+    sim.session(&[]).await.expect("bootstrap session");
+    let id = sim.device_id();
+    let tasks = format!("/devices/{}/tasks", enc(&id));
+    let interval = "Device.ManagementServer.PeriodicInformInterval";
+    let before = acs::sim::values(&sim, interval)[0].value.to_lexical().into_owned();
+
+    // Bad expiry: 400 naming it, nothing queued.
+    for bad in [json!("next tuesday"), json!(true), json!([60]), json!({"in": 60}), json!(1e300)] {
+        let body = json!({"name": "reboot", "expiry": bad});
+        let (s, e) = oss.call(Method::POST, &tasks, Some(body.clone())).await;
+        assert_eq!(s, 400, "{body}: {e}");
+        assert!(e["error"].as_str().is_some_and(|m| m.contains("expiry")), "{body}: {e}");
+    }
+    assert_eq!(
+        oss.call(Method::GET, &format!("/tasks?{}", every_status(json!({"device": id}))), None).await.1,
+        json!([])
+    );
+
+    // A number: seconds after the task's timestamp; shown as a date, as GenieACS shows it.
+    let (s, later) = oss.call(Method::POST, &tasks, Some(json!({"name": "reboot", "expiry": 3600}))).await;
+    assert_eq!(s, 202, "{later}");
+    assert_eq!(millis(&later["expiry"]) - millis(&later["timestamp"]), 3_600_000, "{later}");
+    let (s, text) = oss.call(Method::POST, &tasks, Some(json!({"name": "reboot", "expiry": "90.5"}))).await;
+    assert_eq!((s, millis(&text["expiry"]) - millis(&text["timestamp"])), (202, 90_500), "{text}");
+    let (s, date) =
+        oss.call(Method::POST, &tasks, Some(json!({"name": "reboot", "expiry": "2100-01-01 00:00:00 +0000"}))).await;
+    assert_eq!((s, &date["expiry"]), (202, &json!("2100-01-01T00:00:00.000Z")), "{date}");
+    let (_, listed) = oss.call(Method::GET, &format!("/tasks?{}", q(json!({"expiry": {"$exists": true}}))), None).await;
+    assert_eq!(listed.as_array().map(Vec::len), Some(3), "queried as a field: {listed}");
+    for t in [&later, &text, &date] {
+        let id = t["_id"].as_str().expect("id");
+        assert_eq!(oss.call(Method::DELETE, &format!("/tasks/{id}"), None).await.0, 200);
+    }
+
+    // Expired when queued (a date past, or seconds before its timestamp): never sent; gone at
+    // the next session.
+    let set = |v: u32, expiry: Value| json!({"name": "setParameterValues", "parameterValues": [[interval, v]], "expiry": expiry});
+    let (s, past) = oss.call(Method::POST, &tasks, Some(set(4242, json!("2001-02-03T04:05:06Z")))).await;
+    assert_eq!(s, 202, "{past}");
+    let (s, _) = oss.call(Method::POST, &tasks, Some(set(4343, json!(-1)))).await;
+    assert_eq!(s, 202);
+    let stats = sim.session(&[]).await.expect("periodic session");
+    assert_eq!(stats.requests_served, 0, "nothing sent");
+    assert_eq!(acs::sim::values(&sim, interval)[0].value.to_lexical(), before);
+    assert_eq!(
+        oss.call(Method::GET, &format!("/tasks?{}", every_status(json!({"device": id}))), None).await.1,
+        json!([])
+    );
+    let past_id = past["_id"].as_str().expect("id");
+    assert!(
+        acs.daemon.log().lines().any(|l| l.contains("Task expired") && l.contains(&format!("task={past_id}"))),
+        "logged as GenieACS logs it"
+    );
+
+    // A task that faulted and then expired: removed with its fault.
+    let uptime = json!({"name": "setParameterValues", "parameterValues": [["Device.DeviceInfo.UpTime", 5, "xsd:unsignedInt"]],
+                        "expiry": 2});
+    let line = status_line(
+        acs.nbi,
+        "POST",
+        &format!("/devices/{}/tasks?timeout=3000&connection_request", enc(&id)),
+        &uptime.to_string(),
+    )
+    .await;
+    assert_eq!(line, "HTTP/1.1 202 Task faulted");
+    let (_, faults) = oss.call(Method::GET, "/faults", None).await;
+    let task = faults[0]["task"].as_str().expect("the faulted task").to_string();
+    assert_eq!(faults[0]["_id"], json!(format!("{id}:task_{task}")));
+    let (_, t) = oss.call(Method::GET, &format!("/tasks?{}", q(json!({"_id": task}))), None).await;
+    let expiry = millis(&t[0]["expiry"]);
+    while std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64
+        <= expiry
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    sim.session(&[]).await.expect("a session after the expiry");
+    assert_eq!(oss.call(Method::GET, "/faults", None).await.1, json!([]));
+    assert_eq!(
+        oss.call(Method::GET, &format!("/tasks?{}", every_status(json!({"_id": task}))), None).await.1,
+        json!([])
+    );
+}
+
+/// `uniqueKey`: a task posted with one first deletes the device's task of that key that is not
+/// done yet (and its fault), as GenieACS's insertTasks does; other keys, other devices and done
+/// tasks stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unique_key_replaces_the_devices_open_task_of_that_key() {
+    let dir = TempDir::new("acs-genie-unique");
+    let acs = acs_command(&dir).start();
+    let oss = NbiClient::new(acs.nbi, TOKEN);
+    let sim = acs.sim("genie-unique").await;
+    sim.session(&[]).await.expect("bootstrap session");
+    let other = acs.sim("genie-unique-2").await;
+    other.session(&[]).await.expect("bootstrap session");
+    let id = sim.device_id();
+    let tasks = format!("/devices/{}/tasks", enc(&id));
+    let gpv = |name: &str, key: &str| json!({"name": "getParameterValues", "parameterNames": [name], "uniqueKey": key});
+    let post = |path: String, body: Value| {
+        let oss = &oss;
+        async move {
+            let (s, t) = oss.call(Method::POST, &path, Some(body)).await;
+            assert!(s == 200 || s == 202, "{t}");
+            t
+        }
+    };
+    let first = post(tasks.clone(), gpv("Device.DeviceInfo.UpTime", "refresh")).await;
+    assert_eq!(first["uniqueKey"], json!("refresh"), "{first}");
+    let kept = post(tasks.clone(), gpv("Device.DeviceInfo.UpTime", "another")).await;
+    let elsewhere = post(format!("/devices/{}/tasks", enc(&other.device_id())), gpv("Device.", "refresh")).await;
+    let second = post(tasks.clone(), gpv("Device.DeviceInfo.SerialNumber", "refresh")).await;
+    let (_, listed) = oss.call(Method::GET, "/tasks", None).await;
+    let ids: Vec<&Value> = listed.as_array().expect("tasks").iter().map(|t| &t["_id"]).collect();
+    assert_eq!(ids, [&kept["_id"], &elsewhere["_id"], &second["_id"]], "{listed}");
+
+    // A done task of the key stays (GenieACS has deleted it anyway; here it is history).
+    let path = format!("{tasks}?timeout=3000&connection_request");
+    let done = post(path.clone(), gpv("Device.DeviceInfo.SerialNumber", "refresh")).await;
+    assert_eq!(done["status"], json!("done"), "{done}");
+    // A faulted one goes with its fault.
+    let spv = json!({"name": "setParameterValues", "parameterValues": [["Device.DeviceInfo.UpTime", 5, "xsd:unsignedInt"]],
+                     "uniqueKey": "uptime"});
+    let line = status_line(acs.nbi, "POST", &path, &spv.to_string()).await;
+    assert_eq!(line, "HTTP/1.1 202 Task faulted");
+    assert_eq!(oss.call(Method::GET, "/faults", None).await.1.as_array().map(Vec::len), Some(1));
+    let replacing = post(tasks.clone(), json!({"name": "reboot", "uniqueKey": "uptime"})).await;
+    assert_eq!(oss.call(Method::GET, "/faults", None).await.1, json!([]));
+    let (_, all) = oss.call(Method::GET, &format!("/tasks?{}", every_status(json!({"device": id}))), None).await;
+    let ids: Vec<&Value> = all.as_array().expect("tasks").iter().map(|t| &t["_id"]).collect();
+    assert_eq!(ids, [&kept["_id"], &done["_id"], &replacing["_id"]], "{all}");
+
+    // A uniqueKey is text.
+    let (s, e) = oss.call(Method::POST, &tasks, Some(json!({"name": "reboot", "uniqueKey": 7}))).await;
+    assert_eq!((s, e["error"].as_str()), (400, Some("uniqueKey is a string of at most 1024 bytes")));
+}
+
+/// `GET /tasks` lists what is not done, as GenieACS (which deletes a task once done): an OSS
+/// polling `{"_id": ...}` takes "gone" for "done". A query naming `status` sees every status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn done_tasks_leave_the_listing_and_stay_reachable_by_status() {
+    let dir = TempDir::new("acs-genie-listing");
+    let acs = acs_command(&dir).start();
+    let oss = NbiClient::new(acs.nbi, TOKEN);
+    let sim = acs.sim("genie-listing").await;
+    sim.session(&[]).await.expect("bootstrap session");
+    let id = sim.device_id();
+    let (s, t) = oss
+        .call(
+            Method::POST,
+            &format!("/devices/{}/tasks", enc(&id)),
+            Some(json!({"name": "getParameterValues", "parameterNames": ["Device.DeviceInfo.UpTime"]})),
+        )
+        .await;
+    assert_eq!(s, 202);
+    let by_id = q(json!({"_id": t["_id"]}));
+    let (_, pending) = oss.call(Method::GET, &format!("/tasks?{by_id}"), None).await;
+    assert_eq!(pending[0]["status"], json!("pending"), "{pending}");
+    sim.session(&[]).await.expect("the session that runs it");
+    let r = oss.send(Method::GET, &format!("/tasks?{by_id}"), None).await;
+    assert_eq!((r.status, &r.json), (200, &json!([])), "gone once done");
+    assert_eq!(r.headers.get("total").map(|v| v.as_bytes()), Some(&b"0"[..]));
+    assert_eq!(oss.call(Method::GET, "/tasks", None).await.1, json!([]));
+    // Asked for by status (top level, or inside $or), the done task is there with its result.
+    for query in [json!({"_id": t["_id"], "status": "done"}), json!({"$or": [{"status": "done"}, {"status": "fault"}]})]
+    {
+        let (_, done) = oss.call(Method::GET, &format!("/tasks?{}", q(query.clone())), None).await;
+        assert_eq!(done.as_array().map(Vec::len), Some(1), "{query}: {done}");
+        assert_eq!(done[0]["result"]["parameters"][0][0], json!("Device.DeviceInfo.UpTime"), "{done}");
+    }
+}
+
+/// `scheduleDownload` naming an uploaded `file` alone is resolved as `download` is: the type
+/// from the file's metadata, the URL and FileSize from the stored file (GenieACS's FileSize is
+/// the file's length). The session is played by hand to see the requests themselves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedule_download_by_file_takes_its_type_url_and_size_from_the_file() {
+    use test_support::acs::{cwmp_post, digest, CPE};
+    let dir = TempDir::new("acs-genie-sched-file");
+    let acs = acs_command(&dir).start();
+    let oss = NbiClient::new(acs.nbi, TOKEN);
+    let sim = acs.sim("genie-sched").await;
+    sim.session(&[]).await.expect("bootstrap session");
+    let id = sim.device_id();
+    let tasks = format!("/devices/{}/tasks", enc(&id));
+    let image = Bytes::from_static(b"firmware image, 31 bytes long..");
+    let put =
+        oss.send_bytes(Method::PUT, "/files/fw-2.bin", &[("fileType", "1 Firmware Upgrade Image")], image.clone());
+    assert_eq!(put.await.status, 200);
+    let window = json!([{"windowStart": 0, "windowEnd": 3600, "windowMode": "1 At Any Time"}]);
+    let (s, t) = oss
+        .call(
+            Method::POST,
+            &tasks,
+            Some(json!({"name": "scheduleDownload", "file": "fw-2.bin", "timeWindows": window})),
+        )
+        .await;
+    assert_eq!(s, 202, "{t}");
+    assert_eq!(
+        (&t["file"], &t["fileName"], &t["fileType"]),
+        (&json!("fw-2.bin"), &json!("fw-2.bin"), &json!("1 Firmware Upgrade Image")),
+        "{t}"
+    );
+    let (s, t) = oss.call(Method::POST, &tasks, Some(json!({"name": "download", "file": "fw-2.bin"}))).await;
+    assert_eq!(s, 202, "{t}");
+    // A file not uploaded, or uploaded without a type: 400, nothing queued.
+    let (s, e) = oss
+        .call(
+            Method::POST,
+            &tasks,
+            Some(json!({"name": "scheduleDownload", "file": "none.bin", "timeWindows": window})),
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (400, Some("scheduleDownload: no file \"none.bin\" uploaded (PUT /files/none.bin first)"))
+    );
+    let (s, e) = oss.call(Method::POST, &tasks, Some(json!({"name": "scheduleDownload", "timeWindows": window}))).await;
+    assert_eq!((s, e["error"].as_str()), (400, Some("fileName is required (or file, naming an uploaded file)")));
+    assert_eq!(
+        oss.call(Method::GET, &format!("/tasks?{}", q(json!({"device": id}))), None).await.1.as_array().map(Vec::len),
+        Some(2)
+    );
+
+    // The session, by hand.
+    let http = test_support::http::Http::new();
+    let inform = sim.inform_envelope(&["2 PERIODIC"]);
+    let first = cwmp_post(&http, acs.cwmp, inform.clone(), None, None).await;
+    let auth = digest(&first.challenges, CPE.0, CPE.1, "abcd");
+    let opened = cwmp_post(&http, acs.cwmp, inform, None, Some(&auth)).await;
+    assert_eq!(opened.status, 200);
+    let cookie = opened.cookie.expect("a session cookie");
+    let mut reply = cwmp_post(&http, acs.cwmp, Bytes::new(), Some(&cookie), None).await;
+    let mut seen = Vec::new();
+    while reply.status == 200 {
+        let env = cwmp::Envelope::decode(&reply.body, &cwmp::Limits::default()).expect("a request from the ACS");
+        let answer = match &env.body {
+            cwmp::Body::ScheduleDownload(d) => {
+                seen.push((d.file_type.clone(), d.url.clone(), d.file_size));
+                cwmp::Body::ScheduleDownloadResponse(cwmp::ScheduleDownloadResponse {})
+            }
+            cwmp::Body::Download(d) => {
+                seen.push((d.file_type.clone(), d.url.clone(), d.file_size));
+                cwmp::Body::DownloadResponse(cwmp::DownloadResponse {
+                    status: 1,
+                    start_time: cwmp::DateTime::unknown(),
+                    complete_time: cwmp::DateTime::unknown(),
+                })
+            }
+            other => panic!("unexpected {}", other.method_name()),
+        };
+        let answer = cwmp::Envelope::new(env.ns, env.header.id.clone(), answer).encode();
+        reply = cwmp_post(&http, acs.cwmp, answer, Some(&cookie), None).await;
+    }
+    assert_eq!(reply.status, 204);
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    for (file_type, url, size) in &seen {
+        assert_eq!((file_type.as_str(), *size), ("1 Firmware Upgrade Image", image.len() as u32));
+        assert!(url.starts_with(&format!("http://{}/files/fw-2.bin?", acs.cwmp)), "{url}");
+    }
+}

@@ -18,7 +18,7 @@ use super::{blocking, done, json_response, parse_json, Call, Nbi, NbiError, Repl
 use crate::endpoint::now;
 use crate::query;
 use crate::store::{FaultRecord, Task, TaskStatus};
-use crate::tasks::{Order, TaskSpec};
+use crate::tasks::{Order, TaskSpec, Terms};
 
 /// How long GenieACS waits for the device's session to start after a connection request when
 /// `?timeout=` is not given (its `cwmp.deviceOnlineThreshold`), in milliseconds.
@@ -38,6 +38,7 @@ const FAULTED: &str = "Task faulted";
 /// the ACS adds: `status`, `attempts`, the `result` once done, and the `fault` once faulted.
 pub(crate) fn task_json(t: &Task, fault: Option<&FaultRecord>) -> Json {
     let mut j = t.order.to_json();
+    t.terms.add_to(&mut j);
     if let Json::Object(m) = &mut j {
         m.insert("_id".into(), json!(t.id.to_string()));
         m.insert("device".into(), json!(t.device));
@@ -65,27 +66,33 @@ fn with_reason(mut r: Reply, reason: &str) -> Reply {
     r
 }
 
-/// A task from a request body, typed (which checks it).
-fn spec(body: &[u8]) -> Result<Order, NbiError> {
+/// A task from a request body, typed (which checks it), with its `expiry` and `uniqueKey`
+/// (an `expiry` in seconds counts from `at`, the task's timestamp in Unix seconds).
+fn spec(body: &[u8], at: i64) -> Result<(Order, Terms), NbiError> {
     let spec: Json = parse_json("the task", body)?;
-    Ok(Order::from_nbi(&spec)?)
+    Ok((Order::from_nbi(&spec)?, Terms::from_nbi(&spec, at.saturating_mul(1000))?))
 }
 
-/// A `download` naming an uploaded `file` alone gets its type from the file's metadata, as
-/// GenieACS does; the file must exist (GenieACS would queue a download that cannot work).
+/// A `download` or `scheduleDownload` naming an uploaded `file` alone gets its type from the
+/// file's metadata, as GenieACS does (its URL and size come from the file when it is sent);
+/// the file must exist (GenieACS would queue a download that cannot work).
 fn resolve_file(nbi: &Nbi, order: &mut Order) -> Result<(), NbiError> {
-    let TaskSpec::Download { file: Some(file), file_type, .. } = &mut order.spec else { return Ok(()) };
+    let (task, file, file_type) = match &mut order.spec {
+        TaskSpec::Download { file: Some(file), file_type, .. } => ("download", file, file_type),
+        TaskSpec::ScheduleDownload { file: Some(file), file_type, .. } => ("scheduleDownload", file, file_type),
+        _ => return Ok(()),
+    };
     if !file_type.is_empty() {
         return Ok(());
     }
     let Some((_, meta)) = nbi.acs.store.file(file)? else {
-        return Err(NbiError::Bad(format!("download: no file {file:?} uploaded (PUT /files/{file} first)")));
+        return Err(NbiError::Bad(format!("{task}: no file {file:?} uploaded (PUT /files/{file} first)")));
     };
     match meta.get("fileType").and_then(Json::as_str).filter(|t| !t.is_empty()) {
         Some(t) => *file_type = t.to_string(),
         None => {
             return Err(NbiError::Bad(format!(
-                "download: file {file:?} was uploaded without a fileType header; give the task a fileType"
+                "{task}: file {file:?} was uploaded without a fileType header; give the task a fileType"
             )))
         }
     }
@@ -94,7 +101,9 @@ fn resolve_file(nbi: &Nbi, order: &mut Order) -> Result<(), NbiError> {
 
 /// `POST /devices/{id}/tasks`: the task (none: a bare connection request) and how to deliver it.
 pub(crate) struct Create {
-    spec: Option<Order>,
+    spec: Option<(Order, Terms)>,
+    /// The task's timestamp (Unix seconds).
+    at: i64,
     /// Send a connection request and wait for the task (`?connection_request`).
     connection_request: bool,
     /// How long to wait for the session to start (`?timeout=` in milliseconds).
@@ -104,7 +113,8 @@ pub(crate) struct Create {
 impl Create {
     /// From the body (empty: no task) and the query parameters.
     pub fn parse(call: &Call) -> Result<Create, NbiError> {
-        let spec = if call.body.iter().all(u8::is_ascii_whitespace) { None } else { Some(spec(&call.body)?) };
+        let at = now();
+        let spec = if call.body.iter().all(u8::is_ascii_whitespace) { None } else { Some(spec(&call.body, at)?) };
         let connection_request = call.params.contains_key("connection_request");
         if spec.is_none() && !connection_request {
             return Err(NbiError::Invalid(
@@ -115,7 +125,7 @@ impl Create {
             None => ONLINE_THRESHOLD_MS,
             Some(t) => t.parse::<u64>().map_err(|_| NbiError::Invalid("timeout is a number of milliseconds"))?,
         };
-        Ok(Create { spec, connection_request, timeout: Duration::from_millis(timeout) })
+        Ok(Create { spec, at, connection_request, timeout: Duration::from_millis(timeout) })
     }
 }
 
@@ -125,11 +135,11 @@ impl Create {
 pub(crate) async fn create(nbi: &Arc<Nbi>, dev: &str, c: Create) -> Result<Reply, NbiError> {
     let store = nbi.acs.store.clone();
     let device = store.device(dev)?.ok_or_else(|| NbiError::NotFound(format!("no device {dev}")))?;
-    let Some(mut order) = c.spec else {
+    let Some((mut order, terms)) = c.spec else {
         return wake(nbi, &device).await;
     };
     resolve_file(nbi, &mut order)?;
-    let task = store.enqueue(dev, &order, now())?;
+    let task = store.enqueue_with(dev, &order, &terms, c.at)?;
     tracing::info!(device = %dev, task = task.id, "task queued");
     if !c.connection_request {
         return Ok(json_response(StatusCode::ACCEPTED, &task_json(&task, None)));
@@ -152,7 +162,12 @@ pub(crate) async fn create(nbi: &Arc<Nbi>, dev: &str, c: Create) -> Result<Reply
     let mut in_session = false;
     loop {
         let notified = nbi.acs.task_events.notified();
-        let t = store.task(task.id)?.ok_or_else(|| NbiError::NotFound("the task was deleted".into()))?;
+        let Some(t) = store.task(task.id)? else {
+            // Gone (expired, replaced by its uniqueKey, deleted) without a fault: GenieACS
+            // answers 200 with the task as inserted, as it deletes a task once done.
+            tracing::info!(device = %dev, task = task.id, "the task is gone: answered as done, as GenieACS does");
+            return Ok(json_response(StatusCode::OK, &task_json(&task, None)));
+        };
         match t.status {
             TaskStatus::Done => return Ok(json_response(StatusCode::OK, &task_json(&t, None))),
             TaskStatus::Fault => {
@@ -215,10 +230,13 @@ impl Listing {
     }
 }
 
-/// `GET /tasks`: every task with its `status` (`pending`, `sent`, `done`, `fault`); GenieACS
-/// deletes a task once done, so its listing is `{"status": {"$ne": "done"}}` here.
+/// `GET /tasks`: the tasks not done, with their `status` (`pending`, `sent`, `fault`), as
+/// GenieACS lists them (it deletes a task once done, so an OSS takes "gone" for "done"). A
+/// query that names `status` (anywhere in it) sees every status, done tasks with their
+/// `result` too.
 pub(crate) fn list(nbi: &Nbi, l: Listing) -> Result<Reply, NbiError> {
     let query = collection::query(&l.0)?;
+    let every_status = names_field(&query, "status");
     let faults = nbi.acs.store.faults()?;
     let device = query.get("device").and_then(Json::as_str);
     let docs = nbi
@@ -226,15 +244,31 @@ pub(crate) fn list(nbi: &Nbi, l: Listing) -> Result<Reply, NbiError> {
         .store
         .tasks(device)?
         .iter()
+        .filter(|t| every_status || t.status != TaskStatus::Done)
         .map(|t| task_json(t, faults.iter().find(|f| f.task == Some(t.id))))
         .collect();
     collection::answer(&l.0, docs)
+}
+
+/// Whether a query names `field`: at its top level or inside `$and`, `$or`, `$nor`.
+fn names_field(query: &Json, field: &str) -> bool {
+    match query {
+        Json::Object(m) => m.iter().any(|(k, v)| {
+            k == field
+                || matches!(k.as_str(), "$and" | "$or" | "$nor")
+                    && v.as_array().is_some_and(|a| a.iter().any(|q| names_field(q, field)))
+        }),
+        _ => false,
+    }
 }
 
 /// `POST /tasks?query=`: one task for every device the query matches.
 pub(crate) struct Bulk {
     query: Json,
     spec: Order,
+    terms: Terms,
+    /// The tasks' timestamp (Unix seconds).
+    at: i64,
 }
 
 impl Bulk {
@@ -244,7 +278,9 @@ impl Bulk {
             return Err(NbiError::Invalid("a bulk task needs ?query= naming the devices"));
         };
         let query = parse_json("query", q.as_bytes())?;
-        Ok(Bulk { query, spec: spec(&call.body)? })
+        let at = now();
+        let (spec, terms) = spec(&call.body, at)?;
+        Ok(Bulk { query, spec, terms, at })
     }
 }
 
@@ -261,7 +297,7 @@ pub(crate) async fn bulk(nbi: &Arc<Nbi>, mut b: Bulk) -> Result<Reply, NbiError>
         for (d, life) in store.device_records()? {
             let ps = if q.needs_params() { store.params(&d.id)? } else { Vec::new() };
             if q.matches(&query::Record { device: &d, life: &life, params: &ps }) {
-                let t = store.enqueue(&d.id, &b.spec, now())?;
+                let t = store.enqueue_with(&d.id, &b.spec, &b.terms, b.at)?;
                 ids.push(json!({"_id": t.id.to_string(), "device": d.id}));
             }
         }

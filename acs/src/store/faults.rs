@@ -37,6 +37,14 @@ impl FaultRecord {
     pub fn genieacs_id(&self) -> String {
         format!("{}:{}", self.device, self.channel)
     }
+
+    /// When a preset channel's fault lets the channel's presets run again (Unix seconds), as
+    /// GenieACS's `applyPresets` holds a faulted channel back: `retry_delay` seconds after the
+    /// fault (its `cwmp.retryDelay`, 300 by default), doubled for each retry before it.
+    pub fn retry_at(&self, retry_delay: i64) -> i64 {
+        let factor = 1i64 << self.retries.clamp(0, 32);
+        self.timestamp.saturating_add(retry_delay.max(0).saturating_mul(factor))
+    }
 }
 
 /// The channel of a task's faults (`task_<id>`), or of presets' (`default`).
@@ -68,9 +76,27 @@ pub trait FaultStore {
     ) -> Result<i64>;
     /// Every fault.
     fn faults(&self) -> Result<Vec<FaultRecord>>;
+    /// The faults of one device.
+    fn device_faults(&self, device: &str) -> Result<Vec<FaultRecord>>;
     /// Deletes the fault of `device` in `channel`, and with a task's fault (`task_<id>`) the
     /// task too, as GenieACS does; whether a fault existed.
     fn delete_fault(&self, device: &str, channel: &str) -> Result<bool>;
+}
+
+const FAULT_COLS: &str = "id, device, channel, task, code, message, detail, retries, timestamp";
+
+fn fault_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FaultRecord> {
+    Ok(FaultRecord {
+        id: r.get(0)?,
+        device: r.get(1)?,
+        channel: r.get(2)?,
+        task: r.get(3)?,
+        code: r.get(4)?,
+        message: r.get(5)?,
+        detail: r.get(6)?,
+        retries: r.get(7)?,
+        timestamp: r.get(8)?,
+    })
 }
 
 impl FaultStore for SqliteStore {
@@ -107,24 +133,15 @@ impl FaultStore for SqliteStore {
 
     fn faults(&self) -> Result<Vec<FaultRecord>> {
         let db = self.db();
-        let mut st = db.prepare(
-            "SELECT id, device, channel, task, code, message, detail, retries, timestamp FROM faults ORDER BY id",
-        )?;
-        let rows = st
-            .query_map([], |r| {
-                Ok(FaultRecord {
-                    id: r.get(0)?,
-                    device: r.get(1)?,
-                    channel: r.get(2)?,
-                    task: r.get(3)?,
-                    code: r.get(4)?,
-                    message: r.get(5)?,
-                    detail: r.get(6)?,
-                    retries: r.get(7)?,
-                    timestamp: r.get(8)?,
-                })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut st = db.prepare(&format!("SELECT {FAULT_COLS} FROM faults ORDER BY id"))?;
+        let rows = st.query_map([], fault_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn device_faults(&self, device: &str) -> Result<Vec<FaultRecord>> {
+        let db = self.db();
+        let mut st = db.prepare_cached(&format!("SELECT {FAULT_COLS} FROM faults WHERE device = ?1 ORDER BY id"))?;
+        let rows = st.query_map([device], fault_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
 
@@ -137,5 +154,31 @@ impl FaultStore for SqliteStore {
         }
         tx.commit()?;
         Ok(n > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_channel_is_retried_after_the_delay_doubled_per_retry() {
+        let f = |retries| FaultRecord {
+            id: 1,
+            device: "d".into(),
+            channel: "default".into(),
+            task: None,
+            code: "cwmp.9008".into(),
+            message: String::new(),
+            detail: String::new(),
+            retries,
+            timestamp: 1000,
+        };
+        assert_eq!(f(0).retry_at(300), 1300, "GenieACS's default: 5 minutes");
+        assert_eq!(f(1).retry_at(300), 1600);
+        assert_eq!(f(3).retry_at(300), 1000 + 2400);
+        assert_eq!(f(0).retry_at(0), 1000, "no delay: due at once");
+        assert_eq!(f(1000).retry_at(300), 1000 + (300 << 32), "the doubling stops");
+        assert_eq!(f(40).retry_at(i64::MAX), i64::MAX, "no overflow");
     }
 }

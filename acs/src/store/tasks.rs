@@ -53,6 +53,8 @@ pub struct Task {
     pub created: i64,
     /// The result, once done.
     pub result: Option<serde_json::Value>,
+    /// Its `expiry` and `uniqueKey` (kept in the task's JSON).
+    pub terms: crate::tasks::Terms,
 }
 
 fn task_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Task> {
@@ -69,10 +71,19 @@ fn task_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Task> {
         rusqlite::types::ValueRef::Null => None,
         _ => Some(json_col(r, 8, &format!("the result of task {id}"))?),
     };
+    let spec: serde_json::Value = json_col(r, 2, &format!("task {id}"))?;
+    let order = crate::tasks::Order::from_json(&spec).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(
+            2,
+            rusqlite::types::Type::Text,
+            Box::new(Undecodable(format!("task {id} does not decode ({e}): {:.200}", spec.to_string()))),
+        )
+    })?;
     Ok(Task {
         id,
         device: r.get(1)?,
-        order: json_col(r, 2, &format!("task {id}"))?,
+        terms: crate::tasks::Terms::from_stored(&spec),
+        order,
         status,
         attempts: r.get(4)?,
         not_before: r.get(5)?,
@@ -87,7 +98,23 @@ const TASK_COLS: &str = "id, device, spec, status, attempts, not_before, key, cr
 /// Tasks: queued by the NBI, profiles and migrations; run by the endpoint.
 pub trait TaskStore {
     /// Queues a task.
-    fn enqueue(&self, device: &str, order: &crate::tasks::Order, now: i64) -> Result<Task>;
+    fn enqueue(&self, device: &str, order: &crate::tasks::Order, now: i64) -> Result<Task> {
+        self.enqueue_with(device, order, &crate::tasks::Terms::default(), now)
+    }
+    /// Queues a task with its terms; with a `uniqueKey`, the device's task of that key that is
+    /// not done yet (and its fault) is deleted first, in the same transaction (GenieACS's
+    /// `insertTasks`).
+    fn enqueue_with(
+        &self,
+        device: &str,
+        order: &crate::tasks::Order,
+        terms: &crate::tasks::Terms,
+        now: i64,
+    ) -> Result<Task>;
+    /// Deletes the device's tasks whose `expiry` is at or before `now_ms` (milliseconds) and
+    /// that are waiting or faulted, with their faults; those deleted. A task sent and awaiting
+    /// its TransferComplete stays.
+    fn expire_tasks(&self, device: &str, now_ms: i64) -> Result<Vec<Task>>;
     /// A task by id.
     fn task(&self, id: i64) -> Result<Option<Task>>;
     /// Tasks, all or of one device.
@@ -108,16 +135,55 @@ pub trait TaskStore {
 }
 
 impl TaskStore for SqliteStore {
-    fn enqueue(&self, device: &str, order: &crate::tasks::Order, now: i64) -> Result<Task> {
+    fn enqueue_with(
+        &self,
+        device: &str,
+        order: &crate::tasks::Order,
+        terms: &crate::tasks::Terms,
+        now: i64,
+    ) -> Result<Task> {
         let db = self.db();
-        db.execute(
+        let tx = db.unchecked_transaction()?;
+        if let Some(key) = &terms.unique_key {
+            let same = "SELECT id FROM tasks WHERE device = ?1 AND status <> 'done'
+                        AND json_extract(spec, '$.uniqueKey') = ?2";
+            tx.execute(&format!("DELETE FROM faults WHERE task IN ({same})"), params![device, key])?;
+            let replaced = tx.execute(&format!("DELETE FROM tasks WHERE id IN ({same})"), params![device, key])?;
+            if replaced > 0 {
+                tracing::info!(device, unique_key = %key, replaced, "a task replaced by one of the same uniqueKey");
+            }
+        }
+        let mut spec = order.to_json();
+        terms.add_to(&mut spec);
+        tx.execute(
             "INSERT INTO tasks (device, spec, status, created) VALUES (?1, ?2, 'pending', ?3)",
-            params![device, order.to_json().to_string(), now],
+            params![device, spec.to_string(), now],
         )?;
-        let id = db.last_insert_rowid();
+        let id = tx.last_insert_rowid();
         let task =
-            db.prepare_cached(&format!("SELECT {TASK_COLS} FROM tasks WHERE id = ?1"))?.query_row([id], task_row)?;
+            tx.prepare_cached(&format!("SELECT {TASK_COLS} FROM tasks WHERE id = ?1"))?.query_row([id], task_row)?;
+        tx.commit()?;
         Ok(task)
+    }
+
+    fn expire_tasks(&self, device: &str, now_ms: i64) -> Result<Vec<Task>> {
+        let db = self.db();
+        let tx = db.unchecked_transaction()?;
+        let candidates = {
+            let mut st = tx.prepare_cached(&format!(
+                "SELECT {TASK_COLS} FROM tasks WHERE device = ?1 AND status IN ('pending', 'fault')
+                 AND json_extract(spec, '$.expiry') IS NOT NULL"
+            ))?;
+            let rows = st.query_map([device], task_row)?;
+            // A task that does not decode is open_tasks' to fault, not this one's to expire.
+            rows.filter_map(|t| t.ok()).filter(|t| t.terms.expired(now_ms)).collect::<Vec<_>>()
+        };
+        for t in &candidates {
+            tx.execute("DELETE FROM faults WHERE task = ?1", [t.id])?;
+            tx.execute("DELETE FROM tasks WHERE id = ?1", [t.id])?;
+        }
+        tx.commit()?;
+        Ok(candidates)
     }
 
     fn task(&self, id: i64) -> Result<Option<Task>> {
