@@ -713,3 +713,44 @@ async fn schedule_download_by_file_takes_its_type_url_and_size_from_the_file() {
         assert!(url.starts_with(&format!("http://{}/files/fw-2.bin?", acs.cwmp)), "{url}");
     }
 }
+
+/// A task whose expiry passes while the device's session is open is not sent in it either (the
+/// session is played by hand so the expiry passes while the device works on the task before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_expiring_during_the_session_is_not_sent() {
+    use test_support::acs::{cwmp_post, digest, CPE};
+    let dir = TempDir::new("acs-genie-expiry-session");
+    let acs = acs_command(&dir).start();
+    let oss = NbiClient::new(acs.nbi, TOKEN);
+    let sim = acs.sim("genie-expiry-session").await;
+    sim.session(&[]).await.expect("bootstrap session");
+    let id = sim.device_id();
+    let tasks = format!("/devices/{}/tasks", enc(&id));
+    let read = json!({"name": "getParameterValues", "parameterNames": ["Device.DeviceInfo.UpTime"]});
+    assert_eq!(oss.call(Method::POST, &tasks, Some(read)).await.0, 202);
+    let (s, t) = oss.call(Method::POST, &tasks, Some(json!({"name": "reboot", "expiry": 2}))).await;
+    assert_eq!(s, 202, "{t}");
+    let expiry = millis(&t["expiry"]);
+    let http = test_support::http::Http::new();
+    let inform = sim.inform_envelope(&["2 PERIODIC"]);
+    let first = cwmp_post(&http, acs.cwmp, inform.clone(), None, None).await;
+    let auth = digest(&first.challenges, CPE.0, CPE.1, "abcd");
+    let opened = cwmp_post(&http, acs.cwmp, inform, None, Some(&auth)).await;
+    assert_eq!(opened.status, 200);
+    let cookie = opened.cookie.expect("a session cookie");
+    let reply = cwmp_post(&http, acs.cwmp, Bytes::new(), Some(&cookie), None).await;
+    let env = cwmp::Envelope::decode(&reply.body, &cwmp::Limits::default()).expect("the read");
+    assert_eq!(env.body.method_name(), "GetParameterValues");
+    // The device takes its time: the reboot's expiry passes.
+    while std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64
+        <= expiry
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let answer = cwmp::Envelope::new(env.ns, env.header.id.clone(), sim.apply(&env.body)).encode();
+    let reply = cwmp_post(&http, acs.cwmp, answer, Some(&cookie), None).await;
+    assert_eq!(reply.status, 204, "the reboot not sent: {:?}", reply.body);
+    let (_, left) = oss.call(Method::GET, &format!("/tasks?{}", every_status(json!({"name": "reboot"}))), None).await;
+    assert_eq!(left, json!([]));
+    assert!(acs.daemon.log().lines().any(|l| l.contains("Task expired") && l.contains("reboot")));
+}
