@@ -964,6 +964,11 @@ impl Acs {
                 self.task_events.notify_waiters();
             }
             Step::AwaitTransfer => {
+                // Recorded, so that the next Inform (which need not report it yet) leaves it sent.
+                crate::store::logged(
+                    self.store.mark_accepted(run.task.id, &json!({"status": 1})),
+                    "a transfer the device accepted",
+                );
                 tracing::info!(device = %run.task.device, task = run.task.id, task_name = run.task.order.spec.name(),
                     "accepted; waiting for the CPE to report its completion");
             }

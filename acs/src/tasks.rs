@@ -1379,7 +1379,10 @@ pub fn backoff(attempts: i64) -> i64 {
 
 /// After a restart or a broken session, decides a sent task from the new Inform: applied (the
 /// CPE's ParameterKey or an event's CommandKey carries the task's key), not applied (run it
-/// again: Pending), or still open (a download whose TransferComplete follows: Sent).
+/// again: Pending), or still open (Sent): a transfer whose TransferComplete comes in this
+/// session, or one the device accepted (its interim `result`) and has not carried out yet, as a
+/// scheduled download waiting for its window; a 0 BOOTSTRAP (the device reset, its transfer
+/// queue gone) sends it again.
 pub fn reconcile(task: &Task, parameter_key: Option<&str>, events: &[cwmp::Event]) -> TaskStatus {
     let reported = |code: &str| events.iter().any(|e| e.code == code && e.command_key == task.key);
     let applied = match &task.order.spec {
@@ -1395,7 +1398,8 @@ pub fn reconcile(task: &Task, parameter_key: Option<&str>, events: &[cwmp::Event
                 TaskSpec::ChangeDuState { .. } => "M ChangeDUState",
                 _ => "M Download",
             };
-            return if reported(code) { TaskStatus::Sent } else { TaskStatus::Pending };
+            let accepted = task.result.is_some() && !events.iter().any(|e| e.code == cwmp::event::BOOTSTRAP);
+            return if reported(code) || accepted { TaskStatus::Sent } else { TaskStatus::Pending };
         }
         TaskSpec::ScheduleInform { .. } => reported("M ScheduleInform"),
         TaskSpec::SetParameterValues { .. } | TaskSpec::AddObject { .. } | TaskSpec::DeleteObject { .. } => {
@@ -1570,7 +1574,13 @@ mod tests {
         let ev = |code: &str, key: &str| cwmp::Event { code: code.into(), command_key: key.into() };
         assert_eq!(reconcile(&reboot, None, &[ev("M Reboot", "task-1-1")]), TaskStatus::Done);
         assert_eq!(reconcile(&reboot, None, &[ev("1 BOOT", "")]), TaskStatus::Pending);
-        assert_eq!(reconcile(&task(dl), None, &[ev("M Download", "task-1-1")]), TaskStatus::Sent);
+        assert_eq!(reconcile(&task(dl.clone()), None, &[ev("M Download", "task-1-1")]), TaskStatus::Sent);
+        // Sent but never answered: sent again. Accepted (status 1): left until its report,
+        // unless the device was reset.
+        assert_eq!(reconcile(&task(dl.clone()), None, &[ev("2 PERIODIC", "")]), TaskStatus::Pending);
+        let accepted = Task { result: Some(json!({"status": 1})), ..task(dl) };
+        assert_eq!(reconcile(&accepted, None, &[ev("2 PERIODIC", "")]), TaskStatus::Sent);
+        assert_eq!(reconcile(&accepted, None, &[ev("0 BOOTSTRAP", "")]), TaskStatus::Pending);
         let set = task(TaskSpec::set(vec![ParameterValue::new("Device.A", Value::String("x".into()))]));
         assert_eq!(reconcile(&set, Some("task-1-1"), &[]), TaskStatus::Done);
         assert_eq!(reconcile(&set, Some("task-0-1"), &[]), TaskStatus::Pending);

@@ -360,11 +360,9 @@ async fn deployment_units_install_update_and_uninstall_with_one_result_per_opera
 
 /// A device that informs (periodically, say) while its scheduled download waits for its
 /// window has not lost it: the task must stay sent under the one CommandKey the device holds,
-/// and the device must hold one transfer. Ignored: the ACS re-sends every transfer task still
-/// sent at each Inform that does not report it (tasks::reconcile, endpoint.rs), so the device
-/// queues the download twice under two keys and the report of the first key finds no task.
+/// and the device must hold one transfer (the ACS once sent a transfer task again at every
+/// Inform that did not report it, so the device queued it twice under two keys).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "ACS: a sent transfer task is re-sent at every Inform that does not report it (tasks::reconcile)"]
 async fn a_session_before_the_window_leaves_the_scheduled_download_as_it_is() {
     let dir = TempDir::new("acs-sim-schedule-periodic");
     let acs = AcsCommand::new(env!("CARGO_BIN_EXE_acs"), &dir.join("acs.db"), TOKEN).start();

@@ -35,7 +35,8 @@ const NOT_PROCESSED: &str = "Task queued but not processed";
 const FAULTED: &str = "Task faulted";
 
 /// A task as GenieACS shows it (the task's fields, `_id`, `device`, `timestamp`), with what
-/// the ACS adds: `status`, `attempts`, the `result` once done, and the `fault` once faulted.
+/// the ACS adds: `status`, `attempts`, the `result` once done (or `{"status": 1}` while a
+/// transfer the device accepted is under way), and the `fault` once faulted.
 pub(crate) fn task_json(t: &Task, fault: Option<&FaultRecord>) -> Json {
     let mut j = t.order.to_json();
     t.terms.add_to(&mut j);

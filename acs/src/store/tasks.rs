@@ -123,6 +123,10 @@ pub trait TaskStore {
     fn open_tasks(&self, device: &str) -> Result<Vec<Task>>;
     /// Marks a task sent under `key` (durably, before it leaves).
     fn mark_sent(&self, id: i64, key: &str) -> Result<()>;
+    /// Records that the device accepted a sent transfer task (its response's `status` 1: done
+    /// later, reported by a TransferComplete or DUStateChangeComplete), as the task's interim
+    /// `result`; the task stays sent.
+    fn mark_accepted(&self, id: i64, result: &serde_json::Value) -> Result<()>;
     /// Makes a task pending again, not before `not_before` (Unix seconds).
     fn mark_pending(&self, id: i64, not_before: i64) -> Result<()>;
     /// Marks a task done with its result.
@@ -239,8 +243,17 @@ impl TaskStore for SqliteStore {
 
     fn mark_sent(&self, id: i64, key: &str) -> Result<()> {
         self.db()
-            .prepare_cached("UPDATE tasks SET status = 'sent', key = ?2, attempts = attempts + 1 WHERE id = ?1")?
+            .prepare_cached(
+                "UPDATE tasks SET status = 'sent', key = ?2, attempts = attempts + 1, result = NULL WHERE id = ?1",
+            )?
             .execute(params![id, key])?;
+        Ok(())
+    }
+
+    fn mark_accepted(&self, id: i64, result: &serde_json::Value) -> Result<()> {
+        self.db()
+            .prepare_cached("UPDATE tasks SET result = ?2 WHERE id = ?1 AND status = 'sent'")?
+            .execute(params![id, result.to_string()])?;
         Ok(())
     }
 
