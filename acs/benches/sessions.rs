@@ -26,7 +26,7 @@ fn env_or(k: &str, d: u64) -> u64 {
 fn register(db: &Path, n: u64) {
     let store = SqliteStore::open(db).expect("db");
     for i in 0..n {
-        let id = format!("00A0B1-SimCPE-bench-{i}");
+        let id = format!("00A0B1-SimCPE-bench%2D{i}"); // serial bench-{i}, escaped as DeviceId::key does
         let d = Device {
             id: id.clone(),
             manufacturer: "vRGW Project".into(),

@@ -116,6 +116,7 @@ impl HostEntry {
         if !plain(&self.device) {
             return Err(format!("device {:?} is not a DeviceId", self.device));
         }
+        cwmp::DeviceId::check_key(&self.device, false)?;
         if !plain(&self.migration_uri) || !self.migration_uri.contains("://") {
             return Err(format!("migration_uri {:?} is not a libvirt URI (scheme://...)", self.migration_uri));
         }

@@ -245,7 +245,7 @@ async fn cpe_credentials_through_the_nbi_are_bound_hidden_and_hashed() {
     let dir = TempDir::new("acs-attack-nbi-creds");
     let acs = acs_command(&dir).start();
     let oss = NbiClient::new(acs.nbi, TOKEN);
-    let device = format!("{SIM_PREFIX}nbi-1");
+    let device = format!("{SIM_PREFIX}nbi%2D1"); // serial nbi-1, escaped as GenieACS does
     let password = "a-long-secret-of-nbi-1";
 
     // Bad bodies: 400 with the reason, nothing kept.
@@ -254,6 +254,8 @@ async fn cpe_credentials_through_the_nbi_are_bound_hidden_and_hashed() {
         (json!({"password": password}), "exactly one of device"),
         (json!({"password": password, "device": device, "devicePrefix": SIM_PREFIX}), "exactly one of device"),
         (json!({"password": password, "device": "a\nb"}), "control characters"),
+        // The id unescaped: its '-' inside the serial would pass for a separator.
+        (json!({"password": password, "device": format!("{SIM_PREFIX}nbi-1")}), "written %2D"),
     ] {
         let r = oss.send(Method::PUT, "/cpe-credentials/nbi-1", Some(body)).await;
         assert_eq!(r.status, 400, "{:?}", r.json);

@@ -770,7 +770,7 @@ async fn a_migration_cut_by_an_acs_restart_is_taken_up_and_nothing_is_delivered_
     assert_eq!(record["status"], json!("failed"), "{record}");
     let error = record["error"].as_str().unwrap_or_default();
     assert!(
-        error.contains("interrupted by an ACS restart") && error.contains("runs at 00A0B1-SimCPE-mig-src"),
+        error.contains("interrupted by an ACS restart") && error.contains("runs at 00A0B1-SimCPE-mig%2Dsrc"),
         "{record}"
     );
     // The step queued before the restart is gone: the target, informing again, is sent nothing.

@@ -198,14 +198,15 @@ async fn the_reference_examples_about_devices() {
     assert!(after[0].get("_tags").is_none());
 }
 
-/// The reference's device id `00236a-96318REF-SR360NA0A4%2D0003196` holds a `%`: in the URL's
-/// query it is encoded once more (`%252D`).
+/// The reference's device id `00236a-96318REF-SR360NA0A4%2D0003196` is serial number
+/// `SR360NA0A4-0003196` escaped as GenieACS escapes it; the `%` is encoded once more in the
+/// URL's query (`%252D`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_id_with_a_percent_sign_is_found_as_the_reference_encodes_it() {
     let dir = TempDir::new("acs-genieacs-percent");
     let acs = start(&dir);
     let oss = NbiClient::new(acs.nbi, TOKEN);
-    let id = tr098_session(acs.cwmp, "00236a", "96318REF", "SR360NA0A4%2D0003196", &["2 PERIODIC"]).await;
+    let id = tr098_session(acs.cwmp, "00236a", "96318REF", "SR360NA0A4-0003196", &["2 PERIODIC"]).await;
     assert_eq!(id, "00236a-96318REF-SR360NA0A4%2D0003196");
     let (s, total, devices) =
         get(&oss, "/devices/?query=%7B%22_id%22%3A%2200236a-96318REF-SR360NA0A4%252D0003196%22%7D").await;

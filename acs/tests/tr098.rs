@@ -167,3 +167,113 @@ async fn a_tr098_gateway_is_cached_queried_provisioned_and_upgraded() {
     assert_eq!(task["result"]["transferComplete"], json!(true), "{task}");
     assert_eq!(sim.downloaded.lock().map(|d| d.clone()).unwrap_or_default(), b"SGW-098 image");
 }
+
+/// GenieACS's API reference's task examples word for word (its request bodies and its
+/// `?timeout=3000&connection_request` form) on a TR-098 gateway whose serial number holds a
+/// character GenieACS escapes in device ids (`-` as `%2D`, so `%252D` in the URL): each answers
+/// 200 with the task, and the gateway holds (and the ACS caches) what the task did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_references_task_examples_run_word_for_word_on_a_tr098_gateway() {
+    let dir = TempDir::new("acs-tr098-examples");
+    let acs = AcsCommand::new(env!("CARGO_BIN_EXE_acs"), &dir.join("acs.db"), TOKEN).start();
+    let oss = NbiClient::new(acs.nbi, TOKEN);
+    let sim = acs.sim_tr098("SR552NA084-0003269").await;
+    sim.session(&[]).await.expect("the bootstrap session");
+    let id = sim.device_id();
+    assert_eq!(id, "00A0B1-SimCPE-SR552NA084%2D0003269", "GenieACS's escaping of a serial number");
+    let path = format!("/devices/{}/tasks?timeout=3000&connection_request", enc(&id));
+    assert!(path.contains("SR552NA084%252D0003269"), "{path}");
+    let device = id.as_str();
+    let run = |body: &'static str| {
+        let path = path.clone();
+        let oss = &oss;
+        async move {
+            let task: Value = serde_json::from_str(body).expect("the reference's JSON");
+            let r = oss.send(Method::POST, &path, Some(task.clone())).await;
+            assert_eq!(r.status, 200, "{body} -> {}", r.json);
+            assert_eq!((&r.json["name"], &r.json["device"]), (&task["name"], &json!(device)), "{}", r.json);
+            r.json
+        }
+    };
+    let record = || async {
+        // The reference's query by `_id` (the id URL-encoded once more in the query string).
+        let (s, devices) =
+            oss.call(Method::GET, &format!("/devices/?query={}", enc(&json!({"_id": device}).to_string())), None).await;
+        assert_eq!(s, 200, "{devices}");
+        devices[0].clone()
+    };
+    let time = "InternetGatewayDevice.Time.";
+    let cd = "InternetGatewayDevice.WANDevice.1.WANConnectionDevice.";
+
+    // getParameterValues: the gateway's NTP server changed since the bootstrap; the record
+    // holds the three values the gateway holds now.
+    sim.with_model_mut(|m| {
+        m.root_mut().set_internal(&format!("{time}NTPServer1"), V::String("ntp.example.net".into())).expect("ntp")
+    });
+    run(r#"{"name": "getParameterValues", "parameterNames": ["InternetGatewayDevice.WANDevice.1.WANConnectionDevice.1.WANIPConnectionNumberOfEntries", "InternetGatewayDevice.Time.NTPServer1", "InternetGatewayDevice.Time.Status"] }"#).await;
+    let d = record().await;
+    assert_eq!(cached(&d, &format!("{time}NTPServer1")), &json!("ntp.example.net"), "{d}");
+    assert_eq!(cached(&d, &format!("{cd}1.WANIPConnectionNumberOfEntries")), &json!(1), "{d}");
+    let Some(V::String(status)) = held(&sim, &format!("{time}Status")) else { panic!("a Time.Status") };
+    assert_eq!(cached(&d, &format!("{time}Status")), &json!(status));
+
+    // refreshObject: a connection device the gateway made since is read into the cache.
+    let n = sim.with_model_mut(|m| m.root_mut().add_object_internal(cd).expect("a WANConnectionDevice"));
+    run(r#"{"name": "refreshObject", "objectName": "InternetGatewayDevice.WANDevice.1.WANConnectionDevice"}"#).await;
+    let d = record().await;
+    assert_eq!(cached(&d, &format!("{cd}{n}.WANIPConnectionNumberOfEntries")), &json!(0), "{d}");
+
+    // setParameterValues: one value, then several (JSON booleans and text, no types given).
+    sim.with_model_mut(|m| {
+        m.root_mut()
+            .set_internal("InternetGatewayDevice.ManagementServer.UpgradesManaged", V::Boolean(true))
+            .expect("set")
+    });
+    run(r#"{"name": "setParameterValues", "parameterValues": [["InternetGatewayDevice.ManagementServer.UpgradesManaged",false]]}"#).await;
+    assert_eq!(held(&sim, &format!("{MS}UpgradesManaged")), Some(V::Boolean(false)));
+    run(r#"{"name": "setParameterValues", "parameterValues": [["InternetGatewayDevice.ManagementServer.UpgradesManaged", false], ["InternetGatewayDevice.Time.Enable", true], ["InternetGatewayDevice.Time.NTPServer1", "pool.ntp.org"]]}"#).await;
+    assert_eq!(held(&sim, &format!("{time}Enable")), Some(V::Boolean(true)));
+    assert_eq!(held(&sim, &format!("{time}NTPServer1")), Some(V::String("pool.ntp.org".into())));
+    assert_eq!(cached(&record().await, &format!("{time}NTPServer1")), &json!("pool.ntp.org"));
+
+    // addObject, then deleteObject of the row it made (the reference deletes row 1).
+    let task = run(r#"{"name":"addObject","objectName":"InternetGatewayDevice.WANDevice.1.WANConnectionDevice.1.WANPPPConnection"}"#).await;
+    assert_eq!(task["result"]["instance"], json!(1), "{task}");
+    assert!(held(&sim, &format!("{cd}1.WANPPPConnection.1.Enable")).is_some());
+    run(r#"{"name":"deleteObject","objectName":"InternetGatewayDevice.WANDevice.1.WANConnectionDevice.1.WANPPPConnection.1"}"#).await;
+    assert_eq!(held(&sim, &format!("{cd}1.WANPPPConnection.1.Enable")), None);
+    assert_eq!(held(&sim, &format!("{cd}1.WANPPPConnectionNumberOfEntries")), Some(V::UnsignedInt(0)));
+
+    // download by file name alone.
+    let meta = [
+        ("fileType", "3 Vendor Configuration File"),
+        ("oui", "00A0B1"),
+        ("productClass", "SimCPE"),
+        ("version", "6.42"),
+    ];
+    let put = oss.send_bytes(Method::PUT, "/files/mipsbe-6-42-lite.xml", &meta, Bytes::from_static(b"<config/>")).await;
+    assert_eq!(put.status, 200);
+    let task = run(r#"{"name": "download", "file": "mipsbe-6-42-lite.xml"}"#).await;
+    assert_eq!(task["result"]["transferComplete"], json!(true), "{task}");
+    assert_eq!(sim.downloaded.lock().map(|d| d.clone()).unwrap_or_default(), b"<config/>");
+
+    // reboot: the gateway's next session says "1 BOOT" ("M Reboot"), which the record keeps.
+    assert!(record().await.get("_lastBoot").is_some(), "booted at its first session");
+    let before = record().await["_lastBoot"].clone();
+    run(r#"{"name": "reboot"}"#).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await; // the next second
+    sim.session(&[]).await.expect("the session after the reboot");
+    assert_ne!(record().await["_lastBoot"], before, "a boot recorded after the reboot");
+
+    // factoryReset: the gateway is back to its factory values and bootstraps again.
+    run(r#"{"name": "factoryReset"}"#).await;
+    sim.session(&[]).await.expect("the session after the reset");
+    // The connection device made since the bootstrap is gone (its NTP server is the factory's
+    // own pool.ntp.org, so that value tells nothing).
+    assert_eq!(held(&sim, &format!("{cd}{n}.WANIPConnectionNumberOfEntries")), None, "factory values");
+    assert!(held(&sim, &format!("{cd}1.WANIPConnectionNumberOfEntries")).is_some(), "the factory's own device");
+    let (s, done) = oss
+        .call(Method::GET, &format!("/tasks?query={}", enc(&json!({"device": id, "status": "done"}).to_string())), None)
+        .await;
+    assert_eq!((s, done.as_array().map(Vec::len)), (200, Some(9)), "{done}");
+}

@@ -36,12 +36,95 @@ impl DeviceId {
         w.text("ProductClass", &self.product_class);
         w.text("SerialNumber", &self.serial_number);
     }
-    /// The usual device identifier `OUI-ProductClass-SerialNumber` (or `OUI-SerialNumber`).
+    /// The device identifier `OUI-ProductClass-SerialNumber` (or `OUI-SerialNumber` without a
+    /// product class), each part escaped as GenieACS escapes it: every byte of a character other
+    /// than `A-Z`, `a-z`, `0-9` and `_` as `%XX` (upper-case hex of its UTF-8 bytes). So a serial
+    /// number `SR552NA084-0003269` gives `…-SR552NA084%2D0003269`: the same identifier GenieACS
+    /// gives the device, and no two devices share one (a `-` inside a part cannot pass for the
+    /// separator). Two things GenieACS does differently, both for characters no real serial
+    /// number holds: it writes a byte below `0x10` with one hex digit (`%9`, so `"\u{1}2"` and
+    /// `"\u{12}"` would share an id), where this writes two (`%09`); and it writes a character
+    /// outside the Basic Multilingual Plane as two replacement characters, where this writes its
+    /// four UTF-8 bytes.
     pub fn key(&self) -> String {
-        if self.product_class.is_empty() {
-            format!("{}-{}", self.oui, self.serial_number)
+        let mut out = String::with_capacity(self.oui.len() + self.product_class.len() + self.serial_number.len() + 8);
+        escape_id_part(&self.oui, &mut out);
+        if !self.product_class.is_empty() {
+            out.push('-');
+            escape_id_part(&self.product_class, &mut out);
+        }
+        out.push('-');
+        escape_id_part(&self.serial_number, &mut out);
+        out
+    }
+
+    /// Checks that `s` is a device identifier as [`DeviceId::key`] writes them (with `prefix`:
+    /// the start of one): two or three parts joined by `-`, the first not empty, each of `A-Z`,
+    /// `a-z`, `0-9`, `_` and `%XX` escapes. The error says what is wrong, for an operator who
+    /// wrote an id by hand (an unescaped `-` inside a part is the usual slip).
+    pub fn check_key(s: &str, prefix: bool) -> Result<(), String> {
+        let what = if prefix { "device id prefix" } else { "device id" };
+        let parts: Vec<&str> = s.split('-').collect();
+        if parts.len() > 3 {
+            return Err(format!(
+                "{what} {s:?} has {} '-' where an id has at most 2 (OUI-ProductClass-SerialNumber): a '-' inside \
+                 a part is written %2D, as GenieACS writes it (00A0B1-vRGW%2DHost-h1 for product class vRGW-Host)",
+                parts.len() - 1
+            ));
+        }
+        if parts[0].is_empty() || (!prefix && parts.len() < 2) {
+            return Err(format!("{what} {s:?} is not OUI-SerialNumber or OUI-ProductClass-SerialNumber"));
+        }
+        for (i, part) in parts.iter().enumerate() {
+            let last = i + 1 == parts.len();
+            let b = part.as_bytes();
+            let mut j = 0;
+            while j < b.len() {
+                match b[j] {
+                    c if c.is_ascii_alphanumeric() || c == b'_' => j += 1,
+                    b'%' => {
+                        let hex = |k: usize| b.get(k).is_some_and(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(c));
+                        let cut = prefix && last && b.len() <= j + 2 && (j + 1..b.len()).all(hex);
+                        let escape = hex(j + 1) && hex(j + 2);
+                        if !escape && !cut {
+                            return Err(format!("{what} {s:?}: '%' not followed by two upper-case hex digits"));
+                        }
+                        j += 3;
+                    }
+                    _ => {
+                        let c = part[j..].chars().next().unwrap_or('?');
+                        return Err(format!(
+                            "{what} {s:?}: {c:?} is written escaped in ids ({})",
+                            DeviceId::escape_part(&c.to_string())
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One part of a device identifier escaped as [`DeviceId::key`] escapes it.
+    pub fn escape_part(part: &str) -> String {
+        let mut out = String::with_capacity(part.len());
+        escape_id_part(part, &mut out);
+        out
+    }
+}
+
+/// Appends `part` to `out` as GenieACS escapes a part of a device identifier.
+fn escape_id_part(part: &str, out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for c in part.chars() {
+        if c.is_ascii_alphanumeric() || c == '_' {
+            out.push(c);
         } else {
-            format!("{}-{}-{}", self.oui, self.product_class, self.serial_number)
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push('%');
+                out.push(char::from(HEX[usize::from(b >> 4)]));
+                out.push(char::from(HEX[usize::from(b & 15)]));
+            }
         }
     }
 }
@@ -513,4 +596,62 @@ pub(crate) fn encode_transfer_status(w: &mut Writer, status: u8, start: &DateTim
     w.display("Status", status);
     w.text("StartTime", start.as_str());
     w.text("CompleteTime", complete.as_str());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DeviceId;
+
+    fn id(oui: &str, product_class: &str, serial_number: &str) -> DeviceId {
+        DeviceId {
+            manufacturer: "Acme".into(),
+            oui: oui.into(),
+            product_class: product_class.into(),
+            serial_number: serial_number.into(),
+        }
+    }
+
+    #[test]
+    fn a_key_escapes_each_part_as_genieacs_does() {
+        assert_eq!(id("00A0B1", "SimCPE", "SR552NA084-0003269").key(), "00A0B1-SimCPE-SR552NA084%2D0003269");
+        assert_eq!(id("00A0B1", "vRGW-Host", "tbh1").key(), "00A0B1-vRGW%2DHost-tbh1");
+        assert_eq!(id("00A0B1", "", "AB_12").key(), "00A0B1-AB_12", "no product class: OUI-SerialNumber");
+        assert_eq!(id("00A0B1", "Box", "a b.c/d%").key(), "00A0B1-Box-a%20b%2Ec%2Fd%25");
+        assert_eq!(id("00A0B1", "Box", "é€").key(), "00A0B1-Box-%C3%A9%E2%82%AC", "UTF-8 bytes");
+        assert_eq!(id("00A0B1", "Box", "\u{1}2").key(), "00A0B1-Box-%012", "two hex digits");
+        assert_eq!(id("00A0B1", "Box", "\u{1F600}").key(), "00A0B1-Box-%F0%9F%98%80");
+    }
+
+    #[test]
+    fn an_id_written_by_hand_is_checked_against_the_escaped_form() {
+        for ok in ["00A0B1-vRGW%2DHost-h1", "00A0B1-h_1", "00A0B1-Box-%C3%A9"] {
+            assert_eq!(DeviceId::check_key(ok, false), Ok(()), "{ok}");
+        }
+        for ok in ["00A0B1-", "00A0B1-vRGW%2DHost-", "00A0B1-vRGW%2", "00A0"] {
+            assert_eq!(DeviceId::check_key(ok, true), Ok(()), "prefix {ok}");
+        }
+        let err = |s: &str, prefix: bool| DeviceId::check_key(s, prefix).expect_err(s);
+        assert!(err("00A0B1-vRGW-Host-h1", false).contains("3 '-'"));
+        assert!(err("00A0B1-vRGW-Host-", true).contains("%2D"));
+        assert!(err("00A0B1", false).contains("not OUI-SerialNumber"));
+        assert!(err("-x", true).contains("not OUI-SerialNumber"));
+        assert!(err("00A0B1-a b", false).contains("%20"));
+        assert!(err("00A0B1-a%2d", false).contains("hex"));
+        assert!(err("00A0B1-a%2", false).contains("hex"), "only a prefix may stop inside an escape");
+        let id = DeviceId {
+            manufacturer: String::new(),
+            oui: "00A0B1".into(),
+            product_class: "a-b c".into(),
+            serial_number: "é/1".into(),
+        };
+        assert_eq!(DeviceId::check_key(&id.key(), false), Ok(()), "every key passes");
+    }
+
+    #[test]
+    fn a_dash_inside_a_part_does_not_pass_for_the_separator() {
+        let a = id("00A0B1", "A-B", "C").key();
+        let b = id("00A0B1", "A", "B-C").key();
+        assert_ne!(a, b);
+        assert_ne!(id("00A0B1", "", "A-B").key(), id("00A0B1", "A", "B").key());
+    }
 }

@@ -29,7 +29,7 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VIRT = "Device.X_VRGW-ORG_Virtualization."
 AGENT = "host-instr"
-DEVICE = "00A0B1-vRGW-Host-" + AGENT
+DEVICE = "00A0B1-vRGW%2DHost-host%2Dinstr"  # the ACS's id of agent host-instr (each part escaped)
 TAG = os.getpid() % 1000
 NS = f"hi{TAG}n"
 BR = f"hib{TAG}"
@@ -150,7 +150,7 @@ listen = "127.0.0.1:{acs_port}"
 [[cwmp.cpe_credentials]]
 username = "{AGENT}"
 password = "host-{token}"
-device = "00A0B1-vRGW-Host-{AGENT}"
+device = "{DEVICE}"
 [nbi]
 listen = "127.0.0.1:{nbi_port}"
 tokens = ["{token}"]

@@ -18,7 +18,7 @@ use test_support::agent::{agent_config, start_agent, VIRT};
 use test_support::{enc, TempDir};
 
 const AGENT: &str = "host-bench";
-const ID: &str = "00A0B1-vRGW-Host-host-bench";
+const ID: &str = "00A0B1-vRGW%2DHost-host%2Dbench";
 
 fn env_or(k: &str, d: usize) -> usize {
     std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d)

@@ -20,7 +20,7 @@ const AGENT: &str = "host-fleet";
 /// Every dnsmasq takes an inotify instance; on one kernel (unlike guests, each with its own)
 /// 200 of them exceed the default of 128 per user, so the bench raises it for its run.
 const INOTIFY: &str = "/proc/sys/fs/inotify/max_user_instances";
-const ID: &str = "00A0B1-vRGW-Host-host-fleet";
+const ID: &str = "00A0B1-vRGW%2DHost-host%2Dfleet";
 
 fn sh(args: &[&str]) {
     let out = Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("{args:?}: {e}"));

@@ -17,7 +17,7 @@ use test_support::TempDir;
 const AGENT_BIN: &str = env!("CARGO_BIN_EXE_hypervisor-agent");
 
 const AGENT: &str = "host-frozen";
-const ID: &str = "00A0B1-vRGW-Host-host-frozen";
+const ID: &str = "00A0B1-vRGW%2DHost-host%2Dfrozen";
 /// Seconds a libvirt call that changes something may take (reads: at most 5).
 const DEADLINE: u64 = 8;
 
@@ -148,7 +148,8 @@ fn a_stopped_libvirtd_freezes_nothing_and_the_agent_recovers_when_it_runs_again(
     wait_for(&dir, 30, "libvirt never counted as answering again", || {
         agent_log()[frozen_at..].contains("libvirt answers again")
     });
-    let tasks = format!("/tasks?query={}", test_support::enc(&json!({"device": ID}).to_string()));
+    let tasks =
+        format!("/tasks?query={}", test_support::enc(&json!({"device": ID, "status": {"$exists": true}}).to_string()));
     let status = || {
         let (_, list) = rt.block_on(nbi.call(hyper::Method::GET, &tasks, None));
         let list = list.as_array().cloned().unwrap_or_default();

@@ -17,7 +17,7 @@ use test_support::{enc, NbiClient, TempDir};
 const AGENT_BIN: &str = env!("CARGO_BIN_EXE_hypervisor-agent");
 
 fn id(agent: &str) -> String {
-    format!("00A0B1-vRGW-Host-{agent}")
+    test_support::acs::agent_device(agent)
 }
 
 async fn get(nbi: NbiClient<'_>, dev: &str, names: Vec<String>) -> Vec<(String, String)> {

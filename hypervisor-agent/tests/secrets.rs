@@ -68,7 +68,7 @@ fn the_store_is_tightened_and_the_open_file_limit_raised() {
         .start();
     assert!(agent.try_addr("cr").is_some(), "agent said {:?}\n{}", agent.listening(), agent.log());
     let log = dir.join("agent.log");
-    rt.block_on(nbi.wait_device("00A0B1-vRGW-Host-host-secrets", &log));
+    rt.block_on(nbi.wait_device("00A0B1-vRGW%2DHost-host%2Dsecrets", &log));
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     assert_eq!(mode(&db), 0o600, "{text}");
     assert!(text.contains("the agent's store was open to group or others: made 0600"), "{text}");

@@ -18,7 +18,7 @@ fn sigterm_drains_and_exits_cleanly_and_the_state_survives() {
     agent_config(&dir, "host-term", cwmp, &prefix, "10.249.0.0/16", "");
     let mut agent = start_agent(AGENT_BIN, &dir);
     let cr = agent.addr("cr");
-    let id = "00A0B1-vRGW-Host-host-term";
+    let id = "00A0B1-vRGW%2DHost-host%2Dterm";
     rt.block_on(nbi.wait_device(id, &dir.join("agent.log")));
 
     let status = agent.terminate(Duration::from_secs(15));

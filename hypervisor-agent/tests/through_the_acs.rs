@@ -90,7 +90,7 @@ fn nbi_add_object_and_dhcp_settings_reach_a_real_proxy_through_the_agent() {
 
     rt.block_on(async {
         // The agent bootstraps into the ACS.
-        let id = "00A0B1-vRGW-Host-host-e2e";
+        let id = "00A0B1-vRGW%2DHost-host%2De2e";
         nbi.wait_device(id, &dir.join("agent.log")).await;
         let task = |body: serde_json::Value| nbi.task(id, body);
         // A template, then an instance of it on S-VLAN 100 / C-VLAN 7: AddObject with its

@@ -43,7 +43,7 @@ fn the_agent_informs_over_tls_and_refuses_an_unknown_certificate() {
     // The right CA: the agent bootstraps into the ACS over TLS.
     configure(&dir, &dir.join("acs.pem"));
     let agent = start_agent(AGENT_BIN, &dir);
-    rt.block_on(nbi.wait_device("00A0B1-vRGW-Host-host-tls", &dir.join("agent.log")));
+    rt.block_on(nbi.wait_device("00A0B1-vRGW%2DHost-host%2Dtls", &dir.join("agent.log")));
     drop(agent);
     for br in ["trunk", "park"] {
         let _ =

@@ -157,9 +157,16 @@ pub const TOKEN: &str = "nbi-token-for-the-agent-test";
 /// replaces it with one of the agent's own at its BOOTSTRAP and BOOT.
 pub const CR_PASSWORD: &str = "cr-secret-0123";
 
-/// The DeviceId a test agent named `agent` informs as (the agent's default OUI and class).
+/// The device id a test agent named `agent` informs as (the agent's default OUI and class),
+/// escaped as the ACS escapes it (`00A0B1-vRGW%2DHost-…`).
 pub fn agent_device(agent: &str) -> String {
-    format!("00A0B1-vRGW-Host-{agent}")
+    cwmp::DeviceId {
+        manufacturer: "vRGW Project".into(),
+        oui: "00A0B1".into(),
+        product_class: "vRGW-Host".into(),
+        serial_number: agent.into(),
+    }
+    .key()
 }
 
 /// An ACS (SQLite store in `dir`) serving CWMP and the NBI on loopback, in `rt`, for agent

@@ -22,7 +22,6 @@ UPLINK = HOST + "-up"               # host end of the trunk
 AN_TRUNK = "tb-an-" + HOST          # access-node end of the trunk
 CWMP_PORT, CR_PORT, NBI_PORT, PORTAL_PORT = 7547, 7548, 7557, 8080
 TRUNK_MTU = 1600                    # room for the second (802.1ad) tag, and then some
-DEVICE = "00A0B1-vRGW-Host-" + HOST
 RUN = os.path.join(sh.STATE, "run")
 HOMES_FILE = os.path.join(sh.STATE, "homes.json")
 HOSTS_FILE = os.path.join(sh.STATE, "hosts-up")
@@ -31,6 +30,18 @@ CLIENT_PKI = os.path.join(PKI, "client")            # every client's (agents, vi
 CLIENT_DN = "CN=vrgw-testbed-libvirt-client"        # the one client subject the hosts' libvirtd accept
 LIBVIRT_TLS_PORT = 16514
 MAX_HOSTS = 4
+
+
+def device_id(oui, product_class, serial_number):
+    """The ACS's id of a device (cwmp::DeviceId::key, GenieACS's too): each part with every byte
+    of a character other than A-Z, a-z, 0-9 and _ written as %XX."""
+    def esc(part):
+        return "".join(c if (c.isascii() and c.isalnum()) or c == "_" else
+                       "".join("%%%02X" % b for b in c.encode()) for c in part)
+    return "-".join(esc(p) for p in ([oui, product_class] if product_class else [oui]) + [serial_number])
+
+
+DEVICE = device_id("00A0B1", "vRGW-Host", HOST)
 
 
 def host(i):
@@ -52,7 +63,8 @@ def host_uri(i):
 
 
 def device(i):
-    return "00A0B1-vRGW-Host-" + host(i)
+    """Host i's agent as the ACS names it: 00A0B1-vRGW%2DHost-tbh<i>."""
+    return device_id("00A0B1", "vRGW-Host", host(i))
 
 
 def uplink_of(i):

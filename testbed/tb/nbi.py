@@ -71,7 +71,9 @@ class Nbi:
     def task_state(self, task_id):
         """The task as the NBI shows it; a still-"pending" stand-in when the NBI is too busy to say."""
         try:
-            s, v = self.call("GET", "/tasks?query=" + urllib.parse.quote(json.dumps({"device": self.device})),
+            # A query naming `status` sees done tasks too (GET /tasks lists only those not done).
+            query = {"device": self.device, "_id": task_id, "status": {"$exists": True}}
+            s, v = self.call("GET", "/tasks?query=" + urllib.parse.quote(json.dumps(query)),
                              timeout=60)
         except OSError:
             return {"_id": task_id, "status": "pending"}

@@ -17,8 +17,8 @@ pub const MIN_PASSWORD: usize = 8;
 pub fn scope(device: Option<String>, device_prefix: Option<String>) -> Result<Scope, String> {
     let ok = |s: &str| !s.is_empty() && s.len() <= 256 && !s.chars().any(char::is_control);
     match (device, device_prefix) {
-        (Some(d), None) if ok(&d) => Ok(Scope::Device(d)),
-        (None, Some(p)) if ok(&p) => Ok(Scope::DevicePrefix(p)),
+        (Some(d), None) if ok(&d) => cwmp::DeviceId::check_key(&d, false).map(|()| Scope::Device(d)),
+        (None, Some(p)) if ok(&p) => cwmp::DeviceId::check_key(&p, true).map(|()| Scope::DevicePrefix(p)),
         (Some(_), None) | (None, Some(_)) => {
             Err("a device or device prefix is 1 to 256 characters without control characters".into())
         }

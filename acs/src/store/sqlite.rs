@@ -132,7 +132,126 @@ const MIGRATIONS: &[&str] = &[
     "CREATE TABLE path_info (
         device TEXT NOT NULL, name TEXT NOT NULL, writable INTEGER, listed INTEGER, notification INTEGER,
         access_list TEXT, attributes_read INTEGER, PRIMARY KEY (device, name)) WITHOUT ROWID;",
+    // 13: device ids escaped as GenieACS escapes them (`cwmp::DeviceId::key`: `-` inside a part is
+    // `%2D`, so `00A0B1-vRGW-Host-h1` is `00A0B1-vRGW%2DHost-h1`). No SQL: [`rekey_devices`] runs
+    // in this step's transaction.
+    "",
 ];
+
+/// The migration (its 1-based number) that renames devices to their escaped ids.
+const REKEY_MIGRATION: usize = 13;
+
+/// Migration 13: each device whose id is not `cwmp::DeviceId::key` of its OUI, product class and
+/// serial number is renamed to it, in every table that names it (the value and path caches,
+/// tasks, faults, events, placements, credentials bound to it, migration records). A credential's
+/// device prefix is rewritten when the devices it covered agree on what it becomes (the same
+/// part boundary in their new ids), else kept, with a warning naming it. Returns how many
+/// devices were renamed.
+fn rekey_devices(tx: &rusqlite::Transaction<'_>) -> Result<usize> {
+    let renames: Vec<(String, String, [String; 3])> = {
+        let mut st = tx.prepare("SELECT id, oui, product_class, serial_number FROM devices")?;
+        let rows = st.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, [r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?]))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (old, [oui, product_class, serial_number]) = row?;
+            let new = cwmp::DeviceId {
+                manufacturer: String::new(),
+                oui: oui.clone(),
+                product_class: product_class.clone(),
+                serial_number: serial_number.clone(),
+            }
+            .key();
+            if new != old {
+                out.push((old, new, [oui, product_class, serial_number]));
+            }
+        }
+        out
+    };
+    for (old, new, _) in &renames {
+        for table in ["params", "path_info", "tasks", "faults", "events", "placements", "cpe_credentials"] {
+            tx.execute(&format!("UPDATE {table} SET device = ?2 WHERE device = ?1"), params![old, new])?;
+        }
+        tx.execute("UPDATE devices SET id = ?2 WHERE id = ?1", params![old, new])?;
+        tracing::info!(from = %old, to = %new, "device renamed to its escaped id");
+    }
+    // Migration records name their source and target hosts.
+    let records: Vec<(i64, String)> = {
+        let mut st = tx.prepare("SELECT id, record FROM migrations")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    for (id, text) in records {
+        let Ok(mut record) = serde_json::from_str::<Json>(&text) else { continue };
+        let mut changed = false;
+        for field in ["source", "target"] {
+            if let Some((_, new, _)) = renames.iter().find(|(old, _, _)| record[field] == old.as_str()) {
+                record[field] = Json::from(new.as_str());
+                changed = true;
+            }
+        }
+        if changed {
+            tx.execute("UPDATE migrations SET record = ?2 WHERE id = ?1", params![id, record.to_string()])?;
+        }
+    }
+    // Prefixes: where the old prefix ends inside each device it covered, that device's new id
+    // has a prefix ending at the same place; rewritten when those all agree.
+    let prefixes: Vec<(String, String)> = {
+        let mut st =
+            tx.prepare("SELECT username, device_prefix FROM cpe_credentials WHERE device_prefix IS NOT NULL")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    for (username, prefix) in prefixes {
+        let mut candidates: Vec<String> = renames
+            .iter()
+            .filter(|(old, _, _)| old.starts_with(&prefix))
+            .map(|(_, _, parts)| escaped_prefix(parts, prefix.chars().count()))
+            .collect();
+        candidates.dedup();
+        match candidates.as_slice() {
+            [] => {}
+            [new] if *new == prefix => {}
+            [new] => {
+                tx.execute(
+                    "UPDATE cpe_credentials SET device_prefix = ?2 WHERE username = ?1",
+                    params![username, new],
+                )?;
+                tracing::info!(%username, from = %prefix, to = %new, "credential's device prefix rewritten to escaped ids");
+            }
+            _ => tracing::warn!(
+                %username, %prefix, ?candidates,
+                "a credential's device prefix covers devices whose escaped ids do not share one prefix; kept as it was: set it again through the NBI"
+            ),
+        }
+    }
+    Ok(renames.len())
+}
+
+/// The first `chars` characters of the unescaped id `OUI-ProductClass-SerialNumber` (`parts`;
+/// `OUI-SerialNumber` without a product class), escaped: the prefix of the escaped id that ends
+/// where they end.
+fn escaped_prefix(parts: &[String; 3], chars: usize) -> String {
+    let [oui, product_class, serial_number] = parts;
+    let parts: Vec<&String> =
+        if product_class.is_empty() { vec![oui, serial_number] } else { vec![oui, product_class, serial_number] };
+    let mut rest = chars;
+    let mut out = String::new();
+    for (i, part) in parts.into_iter().enumerate() {
+        if i > 0 {
+            if rest == 0 {
+                break;
+            }
+            out.push('-');
+            rest -= 1;
+        }
+        let taken: String = part.chars().take(rest).collect();
+        rest -= taken.chars().count();
+        out.push_str(&cwmp::DeviceId::escape_part(&taken));
+    }
+    out
+}
 
 /// Makes the database file at `path` readable by its owner only, creating it so if missing: it
 /// holds credentials' hashes, subscribers' profiles and devices' secrets. SQLite gives the WAL and
@@ -187,6 +306,10 @@ impl SqliteStore {
         for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             let tx = conn.unchecked_transaction()?;
             tx.execute_batch(m)?;
+            if i + 1 == REKEY_MIGRATION {
+                let renamed = rekey_devices(&tx)?;
+                tracing::info!(renamed, "devices renamed to escaped ids");
+            }
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
             tx.commit()?;
             tracing::info!(version = i + 1, "database migrated");
@@ -375,6 +498,7 @@ mod tests {
     fn a_cache_of_version_11_opens_with_nothing_known_beyond_values() {
         let dir = test_support::TempDir::new("acs-store-v11");
         let path = dir.join("old.db");
+        let d = "00A0B1-p-s"; // its escaped id (migration 13 renames any other)
         {
             let conn = Connection::open(&path).expect("open");
             for m in &MIGRATIONS[..11] {
@@ -383,12 +507,12 @@ mod tests {
             conn.pragma_update(None, "user_version", 11).expect("version");
             conn.execute(
                 "INSERT INTO devices (id, manufacturer, oui, product_class, serial_number, last_inform, created)
-                 VALUES ('d', 'm', '00A0B1', 'p', 's', 5, 5)",
+                 VALUES ('00A0B1-p-s', 'm', '00A0B1', 'p', 's', 5, 5)",
                 [],
             )
             .expect("device");
             conn.execute(
-                "INSERT INTO params (device, name, type, value, updated) VALUES ('d', 'Device.A.B', 'string', 'v', 5)",
+                "INSERT INTO params (device, name, type, value, updated) VALUES ('00A0B1-p-s', 'Device.A.B', 'string', 'v', 5)",
                 [],
             )
             .expect("row");
@@ -397,12 +521,83 @@ mod tests {
         let version: i64 = store.db().pragma_query_value(None, "user_version", |r| r.get(0)).expect("version");
         assert_eq!(version, MIGRATIONS.len() as i64);
         let values: Vec<(String, String)> =
-            store.params("d").expect("values").into_iter().map(|p| (p.name, p.value)).collect();
+            store.params(d).expect("values").into_iter().map(|p| (p.name, p.value)).collect();
         assert_eq!(values, [("Device.A.B".to_string(), "v".to_string())], "the values are kept");
-        assert_eq!(store.path_info("d").expect("info"), vec![], "writability and attributes unknown, not false");
+        assert_eq!(store.path_info(d).expect("info"), vec![], "writability and attributes unknown, not false");
         let told = PathInfo { name: "Device.A.".into(), writable: Some(false), listed: Some(6), ..PathInfo::default() };
-        store.cache_path_info("d", std::slice::from_ref(&told)).expect("write");
-        assert_eq!(store.path_info("d").expect("info"), [told]);
+        store.cache_path_info(d, std::slice::from_ref(&told)).expect("write");
+        assert_eq!(store.path_info(d).expect("info"), [told]);
+    }
+
+    #[test]
+    fn devices_of_version_12_are_renamed_to_their_escaped_ids_everywhere() {
+        let dir = test_support::TempDir::new("acs-store-v12");
+        let path = dir.join("old.db");
+        let (old, new) = ("00A0B1-vRGW-Host-h-1", "00A0B1-vRGW%2DHost-h%2D1");
+        {
+            let conn = Connection::open(&path).expect("open");
+            for m in &MIGRATIONS[..12] {
+                conn.execute_batch(m).expect("migrate");
+            }
+            conn.pragma_update(None, "user_version", 12).expect("version");
+            conn.execute_batch(&format!(
+                "INSERT INTO devices (id, manufacturer, oui, product_class, serial_number, last_inform, created)
+                    VALUES ('{old}', 'm', '00A0B1', 'vRGW-Host', 'h-1', 5, 5),
+                           ('00A0B1-SimCPE-s1', 'm', '00A0B1', 'SimCPE', 's1', 5, 5);
+                 INSERT INTO params (device, name, type, value, updated) VALUES ('{old}', 'Device.A', 'string', 'v', 5);
+                 INSERT INTO path_info (device, name, writable) VALUES ('{old}', 'Device.A', 1);
+                 INSERT INTO tasks (device, spec, status, created) VALUES ('{old}', '{{}}', 'pending', 5);
+                 INSERT INTO faults (device, code, message, detail, timestamp, channel) VALUES ('{old}', 'c', 'm', '', 5, 'default');
+                 INSERT INTO events (device, code, command_key, timestamp) VALUES ('{old}', '1 BOOT', '', 5);
+                 INSERT INTO placements (subscriber, device, instance, placed) VALUES ('alice', '{old}', 1, 5);
+                 INSERT INTO cpe_credentials (username, ha1_md5, ha1_sha256, device, created) VALUES ('one', 'x', 'y', '{old}', 5);
+                 INSERT INTO cpe_credentials (username, ha1_md5, ha1_sha256, device_prefix, created)
+                    VALUES ('hosts', 'x', 'y', '00A0B1-vRGW-Host-', 5), ('sims', 'x', 'y', '00A0B1-SimCPE-', 5),
+                           ('nobody', 'x', 'y', '00FFFF-A-B-', 5);
+                 INSERT INTO migrations (record) VALUES ('{{\"source\":\"{old}\",\"target\":\"00A0B1-SimCPE-s1\",\"instance\":1}}');"
+            ))
+            .expect("rows");
+        }
+        let store = SqliteStore::open(&path).expect("migrated");
+        let db = store.db();
+        let count = |sql: &str, id: &str| -> i64 { db.query_row(sql, [id], |r| r.get(0)).expect(sql) };
+        for table in ["params", "path_info", "tasks", "faults", "events", "placements", "cpe_credentials"] {
+            let sql = format!("SELECT count(*) FROM {table} WHERE device = ?1");
+            assert_eq!((table, count(&sql, new), count(&sql, old)), (table, 1, 0));
+        }
+        assert_eq!(count("SELECT count(*) FROM devices WHERE id = ?1", new), 1);
+        assert_eq!(count("SELECT count(*) FROM devices WHERE id = ?1", "00A0B1-SimCPE-s1"), 1, "already escaped");
+        let prefix = |user: &str| -> String {
+            db.query_row("SELECT device_prefix FROM cpe_credentials WHERE username = ?1", [user], |r| r.get(0))
+                .expect("prefix")
+        };
+        assert_eq!(prefix("hosts"), "00A0B1-vRGW%2DHost-");
+        assert_eq!(prefix("sims"), "00A0B1-SimCPE-");
+        assert_eq!(prefix("nobody"), "00FFFF-A-B-", "covers no device: kept");
+        drop(db);
+        let records = store.migrations().expect("records");
+        assert_eq!(
+            (records[0].1["source"].as_str(), records[0].1["target"].as_str()),
+            (Some(new), Some("00A0B1-SimCPE-s1"))
+        );
+    }
+
+    #[test]
+    fn an_escaped_prefix_ends_where_the_unescaped_one_did() {
+        let parts = ["00A0B1".to_string(), "vRGW-Host".to_string(), "h-1".to_string()];
+        for (chars, want) in [
+            (3, "00A"),
+            (6, "00A0B1"),
+            (7, "00A0B1-"),
+            (11, "00A0B1-vRGW"),
+            (12, "00A0B1-vRGW%2D"),
+            (17, "00A0B1-vRGW%2DHost-"),
+            (19, "00A0B1-vRGW%2DHost-h%2D"),
+        ] {
+            assert_eq!(escaped_prefix(&parts, chars), want, "{chars}");
+        }
+        let no_class = ["00A0B1".to_string(), String::new(), "a-b".to_string()];
+        assert_eq!(escaped_prefix(&no_class, 9), "00A0B1-a%2D");
     }
 
     #[test]
