@@ -23,7 +23,7 @@ use tokio::sync::Notify;
 
 use crate::auth::{Attempt, Verifier};
 use crate::store::{CachedParam, CpeCredential, Device, Store, TaskStatus};
-use crate::tasks::{self, Context, Running, Step, TaskSpec};
+use crate::tasks::{self, Begin, Context, Running, Step, TaskSpec};
 
 /// Unix seconds now.
 pub fn now() -> i64 {
@@ -83,6 +83,10 @@ pub const CR_SETUP: &str = "connection-request credentials";
 
 /// The fault channel of [`CR_SETUP`]'s request: its own, so that it holds back no preset.
 pub const CR_CHANNEL: &str = "connection_request";
+
+/// The most tasks one scheduling pass finishes without sending anything (`provisions` tasks the
+/// device already meets) before it leaves the rest to the next response.
+const MAX_UNSENT_TASKS: usize = 64;
 
 /// The ParameterKey (or CommandKey) a session-local request runs under: `preset-<name>`, for a
 /// preset's and for [`CR_SETUP`].
@@ -882,7 +886,14 @@ impl Acs {
 
     fn on_response(&self, s: &mut Session, response: Body) {
         let Some(mut run) = s.running.take() else { return };
-        match run.on_response(response, self.store.as_ref(), now()) {
+        let step = run.on_response(response, self.store.as_ref(), now());
+        self.on_step(s, run, step);
+    }
+
+    /// What a task's step comes to: the next request, or the task done, faulted or waiting for
+    /// its transfer.
+    fn on_step(&self, s: &mut Session, run: Running, step: Step) {
+        match step {
             Step::Next(body) => {
                 s.cwmp.queue_request(body);
                 s.running = Some(run);
@@ -999,12 +1010,28 @@ impl Acs {
         }
     }
 
-    /// Queues the device's next task when nothing is running.
+    /// Queues the device's next task when nothing is running; a task with nothing to send
+    /// (a `provisions` task the device already meets) is finished here and the next one taken.
     fn schedule(&self, s: &mut Session) {
-        if s.running.is_some() || s.cwmp.queued() > 0 || s.cwmp.is_done() {
-            return;
+        for _ in 0..MAX_UNSENT_TASKS {
+            if s.running.is_some() || s.cwmp.queued() > 0 || s.cwmp.is_done() {
+                return;
+            }
+            match self.next_task(s) {
+                Some(Begin::Send(run, body)) => {
+                    s.cwmp.queue_request(body);
+                    s.running = Some(run);
+                    return;
+                }
+                Some(Begin::Now(run, step)) => self.on_step(s, run, step),
+                None => return,
+            }
         }
-        let Some(dev) = s.device.clone() else { return };
+    }
+
+    /// The device's next task started: a preset's request first, then the queue's.
+    fn next_task(&self, s: &mut Session) -> Option<Begin> {
+        let dev = s.device.clone()?;
         let at = now();
         let ctx = Context { files: &self.files, now: at, store: Some(self.store.as_ref()) };
         if let Some((preset, spec)) = s.local.pop_front() {
@@ -1020,11 +1047,16 @@ impl Acs {
                 result: None,
                 terms: Default::default(),
             };
-            let (mut run, body) = Running::start(task, &ctx);
-            run.preset = Some(preset);
-            s.cwmp.queue_request(body);
-            s.running = Some(run);
-            return;
+            return Some(match Running::start(task, &ctx) {
+                Begin::Send(mut run, body) => {
+                    run.preset = Some(preset);
+                    Begin::Send(run, body)
+                }
+                Begin::Now(mut run, step) => {
+                    run.preset = Some(preset);
+                    Begin::Now(run, step)
+                }
+            });
         }
         // The presets' requests all ran: the retried channels that did not fault again ran clean.
         for c in std::mem::take(&mut s.retrying) {
@@ -1032,10 +1064,7 @@ impl Acs {
                 tracing::info!(device = %dev, channel = %c, "faulted channel retried without a fault: fault cleared");
             }
         }
-        let Some(open) = crate::store::logged(self.store.open_tasks(&dev), "the device's queued tasks (not run now)")
-        else {
-            return;
-        };
+        let open = crate::store::logged(self.store.open_tasks(&dev), "the device's queued tasks (not run now)")?;
         // A task whose expiry passed since the session started is removed, never sent.
         let ms = now_ms();
         if open.iter().any(|t| t.status == TaskStatus::Pending && t.terms.expired(ms)) {
@@ -1045,16 +1074,13 @@ impl Acs {
         }
         let next =
             open.into_iter().find(|t| t.status == TaskStatus::Pending && t.not_before <= at && !t.terms.expired(ms));
-        if let Some(mut task) = next {
-            task.key = format!("task-{}-{}", task.id, task.attempts + 1);
-            if let Err(e) = self.store.mark_sent(task.id, &task.key) {
-                tracing::error!("marking task {} sent: {e}", task.id);
-                return;
-            }
-            let (run, body) = Running::start(task, &ctx);
-            s.cwmp.queue_request(body);
-            s.running = Some(run);
+        let mut task = next?;
+        task.key = format!("task-{}-{}", task.id, task.attempts + 1);
+        if let Err(e) = self.store.mark_sent(task.id, &task.key) {
+            tracing::error!("marking task {} sent: {e}", task.id);
+            return None;
         }
+        Some(Running::start(task, &ctx))
     }
 
     /// Ends the sessions whose state machine's deadline passed (`AcsSession::deadline`, the

@@ -36,6 +36,7 @@ pub mod nbi;
 pub mod portal;
 pub mod presets;
 pub mod profiles;
+pub mod provisions;
 pub mod query;
 pub mod sim;
 pub mod store;

@@ -421,7 +421,7 @@ fn lexical(v: &Json) -> String {
 
 /// A value configuration's value typed as the cache has the parameter when the type was not
 /// given; whether the cache already holds it.
-fn as_cached(value: &ParameterValue, typed: bool, cached: Option<&CachedParam>) -> (ParameterValue, bool) {
+pub(crate) fn as_cached(value: &ParameterValue, typed: bool, cached: Option<&CachedParam>) -> (ParameterValue, bool) {
     let Some(c) = cached else { return (value.clone(), false) };
     let mut v = value.clone();
     if !typed && c.ty != "string" {

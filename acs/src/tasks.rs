@@ -65,7 +65,9 @@ pub enum TaskSpec {
         /// from it (the NBI takes the type from the file's metadata when it queues the task).
         #[serde(skip_serializing_if = "Option::is_none")]
         file: Option<String>,
-        /// TR-069 file type (`1 Firmware Upgrade Image`, ...); empty until taken from `file`.
+        /// TR-069 file type (`1 Firmware Upgrade Image`, ...); empty until taken from `file`
+        /// (and then left out of the JSON, which reads back as a task by file).
+        #[serde(skip_serializing_if = "String::is_empty")]
         file_type: String,
         /// The file's name on the file server.
         file_name: String,
@@ -115,7 +117,8 @@ pub enum TaskSpec {
         /// `file_type` then come from it (the NBI takes the type from the file's metadata).
         #[serde(skip_serializing_if = "Option::is_none")]
         file: Option<String>,
-        /// TR-069 file type; empty until taken from `file`.
+        /// TR-069 file type; empty until taken from `file` (and then left out of the JSON).
+        #[serde(skip_serializing_if = "String::is_empty")]
         file_type: String,
         /// The file's name on the file server.
         file_name: String,
@@ -153,6 +156,12 @@ pub enum TaskSpec {
     SetVouchers {
         /// Each voucher, base64 as CWMP carries it.
         voucher_list: Vec<String>,
+    },
+    /// GenieACS's `provisions` task: built-in provisions, turned into requests from what the
+    /// ACS holds of the device when the task starts ([`crate::provisions`]).
+    Provisions {
+        /// The provisions, in order (`[["value", path, value], ["tag", tag, true], ...]`).
+        provisions: Vec<crate::provisions::ProvisionCall>,
     },
 }
 
@@ -693,6 +702,7 @@ impl TaskSpec {
                 }
                 TaskSpec::SetVouchers { voucher_list }
             }
+            "provisions" => TaskSpec::Provisions { provisions: crate::provisions::from_json(spec)? },
             other => return Err(BadTask(format!("unknown task {other:?}"))),
         })
     }
@@ -720,6 +730,7 @@ impl TaskSpec {
             TaskSpec::GetAllQueuedTransfers => "getAllQueuedTransfers",
             TaskSpec::GetOptions { .. } => "getOptions",
             TaskSpec::SetVouchers { .. } => "setVouchers",
+            TaskSpec::Provisions { .. } => "provisions",
         }
     }
 
@@ -735,6 +746,7 @@ impl TaskSpec {
             TaskSpec::GetParameterNames { parameter_path, .. } => parameter_path.contains(s),
             TaskSpec::GetParameterAttributes { parameter_names } => parameter_names.iter().any(|n| n.contains(s)),
             TaskSpec::SetParameterAttributes { parameter_list } => parameter_list.iter().any(|p| p.name.contains(s)),
+            TaskSpec::Provisions { provisions } => provisions.iter().any(|p| p.mentions(s)),
             TaskSpec::Reboot
             | TaskSpec::FactoryReset
             | TaskSpec::Download { .. }
@@ -935,6 +947,52 @@ pub struct Running {
     walk: Option<Walk>,
     /// The CommandKey a cancelTransfer sent.
     cancel_key: Option<String>,
+    /// A `provisions` task's requests.
+    plan: Option<Box<Plan>>,
+}
+
+/// What starting a task comes to.
+#[derive(Debug)]
+pub enum Begin {
+    /// Send this request first.
+    Send(Running, Body),
+    /// Nothing to send: this step applies now (a `provisions` task the device already meets, or
+    /// one the ACS could not plan).
+    Now(Running, Step),
+}
+
+/// A `provisions` task's requests, each run as a task of its own would run (same key), one
+/// after another; the task's result lists theirs.
+#[derive(Debug)]
+struct Plan {
+    current: Running,
+    rest: VecDeque<(Running, Body)>,
+    results: Vec<Json>,
+    /// A transfer among them was accepted: the task completes with its TransferComplete.
+    awaiting: bool,
+}
+
+impl Plan {
+    fn advance(&mut self, step: Step) -> Step {
+        let name = self.current.task.order.spec.name();
+        match step {
+            Step::Next(body) => return Step::Next(body),
+            Step::Fault(f) => return Step::Fault(f),
+            Step::Done(result) => self.results.push(json!({"name": name, "result": result})),
+            Step::AwaitTransfer => {
+                self.awaiting = true;
+                self.results.push(json!({"name": name, "result": {"status": 1}}));
+            }
+        }
+        match self.rest.pop_front() {
+            Some((run, body)) => {
+                self.current = run;
+                Step::Next(body)
+            }
+            None if self.awaiting => Step::AwaitTransfer,
+            None => Step::Done(json!({"provisions": std::mem::take(&mut self.results)})),
+        }
+    }
 }
 
 /// What a response leads to.
@@ -962,12 +1020,17 @@ pub struct Context<'a> {
 }
 
 impl Running {
-    /// The first request of `task`, sent under `task.key`.
-    pub fn start(task: Task, ctx: &Context<'_>) -> (Running, Body) {
+    /// Starts `task`: its first request, sent under `task.key`; a `provisions` task's first
+    /// request, or nothing to send when the device already meets its provisions.
+    pub fn start(task: Task, ctx: &Context<'_>) -> Begin {
         let key = task.key.clone();
         let mut walk = None;
         let mut cancel_key = None;
         let body = match &task.order.spec {
+            TaskSpec::Provisions { provisions } => {
+                let provisions = provisions.clone();
+                return Running::plan(task, &provisions, ctx);
+            }
             TaskSpec::GetParameterValues { parameter_names } => {
                 Body::GetParameterValues(GetParameterValues { parameter_names: parameter_names.clone() })
             }
@@ -1065,11 +1128,54 @@ impl Running {
                 Body::SetVouchers(SetVouchers { voucher_list: voucher_list.clone() })
             }
         };
-        (Running { task, preset: None, stage: 0, instance: None, walk, cancel_key }, body)
+        Begin::Send(Running { task, preset: None, stage: 0, instance: None, walk, cancel_key, plan: None }, body)
+    }
+
+    /// A `provisions` task: its requests from what the store holds of the device now, each
+    /// started as a task of the same id and key.
+    fn plan(task: Task, provisions: &[crate::provisions::ProvisionCall], ctx: &Context<'_>) -> Begin {
+        let run = |task: Task, plan| Running {
+            task,
+            preset: None,
+            stage: 0,
+            instance: None,
+            walk: None,
+            cancel_key: None,
+            plan,
+        };
+        let specs = match ctx.store.map(|s| crate::provisions::expand(s, &task.device, provisions, ctx.now)) {
+            Some(Ok(specs)) => specs,
+            Some(Err(e)) => {
+                let fault = cwmp::Fault {
+                    string: format!("the ACS could not read the device's cache: {e}"),
+                    ..cwmp::Fault::new(FaultCode::InternalError)
+                };
+                return Begin::Now(run(task, None), Step::Fault(fault));
+            }
+            None => Vec::new(),
+        };
+        let mut steps: VecDeque<(Running, Body)> = VecDeque::new();
+        for spec in specs {
+            let part = Task { order: spec.into(), ..task.clone() };
+            match Running::start(part, ctx) {
+                Begin::Send(r, body) => steps.push_back((r, body)),
+                // Parts are never `provisions` tasks themselves.
+                Begin::Now(..) => {}
+            }
+        }
+        let Some((current, body)) = steps.pop_front() else {
+            return Begin::Now(run(task, None), Step::Done(json!({"provisions": []})));
+        };
+        let plan = Plan { current, rest: steps, results: Vec::new(), awaiting: false };
+        Begin::Send(run(task, Some(Box::new(plan))), body)
     }
 
     /// Handles the CPE's answer to the last request; records cache updates in `store`.
     pub fn on_response(&mut self, resp: Body, store: &dyn Store, now: i64) -> Step {
+        if let Some(plan) = self.plan.as_mut() {
+            let step = plan.current.on_response(resp, store, now);
+            return plan.advance(step);
+        }
         let device = self.task.device.clone();
         self.stage += 1;
         let spec = &self.task.order.spec;
@@ -1417,7 +1523,9 @@ pub fn reconcile(task: &Task, parameter_key: Option<&str>, events: &[cwmp::Event
         | TaskSpec::GetQueuedTransfers
         | TaskSpec::GetAllQueuedTransfers
         | TaskSpec::GetOptions { .. }
-        | TaskSpec::SetVouchers { .. } => false,
+        | TaskSpec::SetVouchers { .. }
+        // Provisions are planned again from the cache: what was applied is not sent again.
+        | TaskSpec::Provisions { .. } => false,
     };
     if applied {
         TaskStatus::Done
@@ -1429,6 +1537,14 @@ pub fn reconcile(task: &Task, parameter_key: Option<&str>, events: &[cwmp::Event
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The first request a task sends.
+    fn first(b: Begin) -> Body {
+        match b {
+            Begin::Send(_, body) => body,
+            Begin::Now(_, step) => panic!("nothing sent: {step:?}"),
+        }
+    }
 
     #[test]
     fn specs_are_checked() {
@@ -1554,18 +1670,18 @@ mod tests {
             result: None,
             terms: Terms::default(),
         };
-        let (_, body) = Running::start(task(TaskSpec::RefreshObject { object_name: "Device.WiFi".into() }), &ctx);
+        let body = first(Running::start(task(TaskSpec::RefreshObject { object_name: "Device.WiFi".into() }), &ctx));
         let gpn =
             |path: &str| Body::GetParameterNames(GetParameterNames { parameter_path: path.into(), next_level: true });
         assert_eq!(body, gpn("Device.WiFi."), "a refresh walks the tree");
-        assert_eq!(Running::start(task(TaskSpec::RefreshObject { object_name: String::new() }), &ctx).1, gpn(""));
+        assert_eq!(first(Running::start(task(TaskSpec::RefreshObject { object_name: String::new() }), &ctx)), gpn(""));
         let dl = TaskSpec::Download {
             file: None,
             file_type: "1 Firmware Upgrade Image".into(),
             file_name: "fw.bin".into(),
             target_file_name: None,
         };
-        let Body::Download(d) = Running::start(task(dl.clone()), &ctx).1 else { panic!("a Download") };
+        let Body::Download(d) = first(Running::start(task(dl.clone()), &ctx)) else { panic!("a Download") };
         assert_eq!(d.command_key, "task-1-1");
         let (path, query) = d.url.split_once('?').expect("a signed URL");
         assert_eq!(path, "http://acs/files/fw.bin");

@@ -1,6 +1,6 @@
 //! Replays the seed corpora of the fuzz targets over the ACS's parsers of outside input (`auth`:
 //! HTTP authentication headers; `query`: the NBI's query language, projections and device JSON;
-//! `portal_form`: the web form's body decoding and page check) and a bounded, deterministic set
+//! `portal_form`: the web form's body decoding and page check; `task`: the NBI's task bodies) and a bounded, deterministic set
 //! of mutations of each through the target's own property (`fuzz/props/`). CI runs this;
 //! cargo-fuzz needs nightly. The seeds are written by `write_seeds` below:
 //! `cargo test -p acs --test fuzz_replay -- --ignored write_seeds`.
@@ -16,6 +16,9 @@ mod query;
 
 #[path = "../../fuzz/props/form.rs"]
 mod form;
+
+#[path = "../../fuzz/props/task.rs"]
+mod task;
 
 /// Both paths exercised: some mutants still accepted, not all.
 fn assert_mixed(target: &str, (ok, total): (usize, usize)) {
@@ -111,6 +114,35 @@ fn portal_form_corpus_and_mutants_keep_the_property() {
     assert_mixed("portal_form", replay::replay("portal_form", 10, 200, TOKENS, form::check_form));
 }
 
+#[test]
+fn task_corpus_and_mutants_keep_the_property() {
+    const TOKENS: &[&[u8]] = &[
+        b"{",
+        b"}",
+        b"[",
+        b"]",
+        b",",
+        b":",
+        b"\"",
+        b"null",
+        b"true",
+        b"-1",
+        b"1e308",
+        b"\"+1\"",
+        b"\"name\":\"provisions\"",
+        b"[\"instances\",\"Device.X.[A:\\\"b,c\\\"]\",\"-1\"]",
+        b"[\"value\",\"Device.A\",\"value\",5]",
+        b"\"expiry\":",
+        b"\"uniqueKey\":",
+        b"\"migration\":1",
+        b"xsd:dateTime",
+        b"\"parameterValues\":[[",
+        b"\\u0000",
+        b"\xff",
+    ];
+    assert_mixed("task", replay::replay("task", 15, 200, TOKENS, task::check_task));
+}
+
 /// Seeds that must keep the property and be rejected (so the corpus is not all happy paths):
 /// the expected outcome of a few named inputs.
 #[test]
@@ -135,6 +167,10 @@ fn named_inputs_are_refused() {
     assert!(!query::check_query(b"[1]\n\n"));
     let deep = (0..=acs::query::MAX_NESTING).fold("{}".to_string(), |q, _| format!("{{\"$and\":[{q}]}}"));
     assert!(!query::check_query(format!("{deep}\n").as_bytes()));
+    assert!(!task::check_task(br#"{"name": "provisions", "provisions": [["myScript"]]}"#));
+    assert!(!task::check_task(br#"{"name": "provisions", "provisions": [["instances", "Device.X.*", "+100000"]]}"#));
+    assert!(!task::check_task(br#"{"name": "launchRocket"}"#));
+    assert!(task::check_task(br#"{"name": "provisions", "provisions": [["tag", "t", false]]}"#));
     assert!(!form::check_form(b"lan_address=192.168.1.1%0Aport%3D53&lan_mask=255.255.255.0"));
     assert!(!form::check_form(b"ssid=&security=WPA2-Personal&passphrase=short"));
     assert!(!form::check_form(b"ssid=ab&security=WPA2-Personal&wifi_enable=on&passphrase=correct%0Ahorse"));

@@ -277,3 +277,61 @@ async fn the_references_task_examples_run_word_for_word_on_a_tr098_gateway() {
         .await;
     assert_eq!((s, done.as_array().map(Vec::len)), (200, Some(9)), "{done}");
 }
+
+/// GenieACS's `provisions` task with its built-in provisions on a TR-098 gateway: a value, a
+/// tag, an instance with its alias, a refresh, turned into requests from what the ACS holds of
+/// the gateway; the same provisions again send nothing (the gateway meets them); a provision
+/// script is refused with the reason until the script engine lands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provisions_task_runs_the_built_in_provisions() {
+    let dir = TempDir::new("acs-tr098-provisions");
+    let acs = AcsCommand::new(env!("CARGO_BIN_EXE_acs"), &dir.join("acs.db"), TOKEN).start();
+    let oss = NbiClient::new(acs.nbi, TOKEN);
+    let sim = acs.sim_tr098("prov-1").await;
+    sim.session(&[]).await.expect("the bootstrap session");
+    let id = sim.device_id();
+    let ppp = "InternetGatewayDevice.WANDevice.1.WANConnectionDevice.1.WANPPPConnection.";
+    let ntp = "InternetGatewayDevice.Time.NTPServer1";
+    let provisions = json!([
+        ["value", ntp, "ntp.example.net"],
+        ["tag", "provisioned", true],
+        ["instances", format!("{ppp}[Name:\"pppoe-isp\"]"), 1],
+    ]);
+    let mut first = provisions.as_array().expect("list").clone();
+    first.push(json!(["refresh", "InternetGatewayDevice.Time."]));
+    let (s, task) = oss.task(&id, json!({"name": "provisions", "provisions": first})).await;
+    assert_eq!((s, &task["status"]), (200, &json!("done")), "{task}");
+    assert_eq!(task["provisions"], json!(first), "stored as given: {task}");
+    let parts: Vec<&Value> =
+        task["result"]["provisions"].as_array().expect("parts").iter().map(|p| &p["name"]).collect();
+    assert_eq!(parts, ["setParameterValues", "addObject", "refreshObject"], "{task}");
+    assert_eq!(held(&sim, ntp), Some(V::String("ntp.example.net".into())));
+    assert_eq!(held(&sim, &format!("{ppp}1.Name")), Some(V::String("pppoe-isp".into())));
+    let d = one_device(&oss, json!({"_id": id}), None).await;
+    assert_eq!(d["_tags"], json!(["provisioned"]), "{d}");
+    assert_eq!(cached(&d, &format!("{ppp}1.Name")), &json!("pppoe-isp"), "{d}");
+
+    // The gateway meets them now: the task is done without a request.
+    let sets = sim.sets_applied.load(std::sync::atomic::Ordering::SeqCst);
+    let (s, task) = oss.task(&id, json!({"name": "provisions", "provisions": provisions})).await;
+    assert_eq!((s, &task["status"]), (200, &json!("done")), "{task}");
+    assert_eq!(task["result"], json!({"provisions": []}), "{task}");
+    assert_eq!(sim.sets_applied.load(std::sync::atomic::Ordering::SeqCst), sets);
+    assert_eq!(held(&sim, &format!("{ppp}2.Name")), None, "no second connection");
+
+    // A provision script, or a built-in's wrong arguments: 400 with the reason, nothing queued.
+    for (p, why) in [(json!(["myProvision", 1]), "script engine"), (json!(["tag", "t"]), "tag takes")] {
+        let r = oss
+            .send(
+                Method::POST,
+                &format!("/devices/{}/tasks", enc(&id)),
+                Some(json!({"name": "provisions", "provisions": [p]})),
+            )
+            .await;
+        assert_eq!(r.status, 400, "{:?}", r.json);
+        assert!(r.json.to_string().contains(why), "{:?}", r.json);
+    }
+    let (_, open) =
+        oss.call(Method::GET, &format!("/tasks?query={}", enc(&json!({"device": id}).to_string())), None).await;
+    assert_eq!(open, json!([]));
+}
