@@ -25,8 +25,10 @@
 //!   (`names`, read every time). `provision` + `provisionArgs` (GenieACS's UI shape) is one more
 //!   `provision` configuration.
 //! - A `provision` of GenieACS's built-ins `value`, `tag` and `refresh` applies as those
-//!   configurations; other provisions (stored scripts, `reboot`, `reset`, `download`,
-//!   `instances`) are kept and named but not run: scripts need the JavaScript engine to come.
+//!   configurations; `reboot`, `reset` and `instances` as the `provisions` task runs them
+//!   (`crate::provisions`), after the preset's other requests; stored scripts and `download` are
+//!   kept and named but not run (scripts need the JavaScript engine to come; a download would
+//!   repeat at every matching Inform, where GenieACS downloads once).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -110,6 +112,9 @@ pub enum Configuration {
         /// The object's name.
         object: String,
     },
+    /// GenieACS's built-in `reboot`, `reset` or `instances` provision (planned as the
+    /// `provisions` task plans it, sent after the preset's other requests).
+    BuiltIn(crate::provisions::ProvisionCall),
     /// A provision script with its arguments (kept, not run yet).
     Provision {
         /// The provision's name.
@@ -164,6 +169,12 @@ fn provision(name: &str, args: Vec<Json>) -> Result<Configuration, BadPreset> {
             2 => Ok(Configuration::Age { name: path("refresh")?, age: seconds(&args[1], "provision refresh's age")? }),
             _ => Err(bad("provision refresh takes [path] or [path, age]")),
         },
+        // Not `download`: GenieACS downloads once per file, where a preset applies at every
+        // matching Inform (kept and named in the log until the ACS records downloads as it does).
+        "reboot" | "reset" | "instances" => {
+            let call: Vec<Json> = std::iter::once(json!(name)).chain(args).collect();
+            Ok(Configuration::BuiltIn(crate::provisions::call(&Json::Array(call)).map_err(|e| bad(e.0))?))
+        }
         _ => Ok(Configuration::Provision { name: name.into(), args }),
     }
 }
@@ -479,9 +490,15 @@ pub fn apply(
     } else {
         Lifecycle::default()
     };
-    let record = Record { device: &dev, life: &life, params: &params };
+    // `_writable`, `_object`, ...: read only for a precondition that names them.
+    let info = if wanted.iter().any(|(_, p)| !p.every_device && p.precondition.needs_path_info()) {
+        store.path_info(device)?
+    } else {
+        Vec::new()
+    };
+    let record = Record { device: &dev, life: &life, params: &params }.with_info(&info);
     let matching: Vec<&(String, Preset)> =
-        wanted.into_iter().filter(|(_, p)| p.every_device || p.precondition.matches(&record)).collect();
+        wanted.into_iter().filter(|(_, p)| p.every_device || p.precondition.matches_full(&record)).collect();
     let cache: HashMap<&str, &CachedParam> = params.iter().map(|p| (p.name.as_str(), p)).collect();
 
     // A later (heavier) preset overrides an earlier one on the same parameter or tag.
@@ -489,6 +506,7 @@ pub fn apply(
     let mut tags: BTreeMap<String, bool> = BTreeMap::new();
     let mut reads: Vec<Vec<String>> = vec![Vec::new(); matching.len()];
     let mut objects_tasks: Vec<Vec<TaskSpec>> = vec![Vec::new(); matching.len()];
+    let mut built_ins: Vec<Vec<TaskSpec>> = vec![Vec::new(); matching.len()];
     for (i, (name, p)) in matching.iter().enumerate() {
         for c in &p.configurations {
             match c {
@@ -532,6 +550,9 @@ pub fn apply(
                         objects_tasks[i].push(TaskSpec::DeleteObject { object_name: row });
                     }
                 }
+                Configuration::BuiltIn(call) => {
+                    built_ins[i].extend(crate::provisions::expand(store, device, std::slice::from_ref(call), now)?)
+                }
                 Configuration::Provision { name: prov, .. } => {
                     tracing::debug!(device, preset = %name, provision = %prov, "provision not run: no script engine yet");
                 }
@@ -570,6 +591,9 @@ pub fn apply(
         }
         if !reads[i].is_empty() {
             queued.push((name.clone(), TaskSpec::get(std::mem::take(&mut reads[i]))));
+        }
+        for t in std::mem::take(&mut built_ins[i]) {
+            queued.push((name.clone(), t));
         }
     }
     Ok(queued)
@@ -747,6 +771,12 @@ mod tests {
         assert_eq!(err(json!({"weight": 1})), "a preset needs configurations (an array) or provision");
         assert!(err(json!({"provision": "p", "provisionArgs": "a +"})).starts_with("provisionArgs"));
         assert_eq!(err(json!({"provision": "tag", "provisionArgs": "\"x\""})), "provision tag takes [tag, true|false]");
+        assert_eq!(err(json!({"provision": "reboot", "provisionArgs": "1"})), "reboot takes no arguments");
+        assert!(err(json!({"provision": "instances", "provisionArgs": "\"Device.T.*\", \"many\""}))
+            .contains("whole number"));
+        let p = Preset::from_json(&json!({"provision": "instances", "provisionArgs": "\"Device.T.*\", 2"}))
+            .expect("preset");
+        assert!(matches!(&p.configurations[..], [Configuration::BuiltIn(_)]), "{:?}", p.configurations);
     }
 
     #[test]

@@ -130,7 +130,8 @@ pub fn from_json(spec: &Json) -> Result<Vec<ProvisionCall>, BadTask> {
     list.iter().map(call).collect()
 }
 
-fn call(p: &Json) -> Result<ProvisionCall, BadTask> {
+/// One provision, `[name, args...]`, checked.
+pub fn call(p: &Json) -> Result<ProvisionCall, BadTask> {
     let raw = p.as_array().ok_or_else(|| bad(format!("a provision is an array [name, args...], not {p}")))?;
     if let Some(v) = raw.iter().find(|v| v.is_array() || v.is_object()) {
         return Err(bad(format!("a provision's arguments are null, booleans, numbers or strings, not {v}")));

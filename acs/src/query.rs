@@ -445,6 +445,20 @@ impl Field {
     }
 
     /// Whether reading it needs the device's parameters (values, or [`PathInfo`]).
+    /// Whether it reads what GetParameterNames / GetParameterAttributes told (a timestamp may
+    /// be an object's: when its children were listed).
+    fn needs_path_info(&self) -> bool {
+        matches!(
+            self,
+            Field::Timestamp(_)
+                | Field::Object(_)
+                | Field::Writable(_)
+                | Field::Notification(_)
+                | Field::AccessList(_)
+                | Field::AttributesTimestamp(_)
+        )
+    }
+
     fn needs_params(&self) -> bool {
         !matches!(
             self,
@@ -631,13 +645,23 @@ impl Query {
 
     /// Whether running it reads the device's parameters (else it can run without loading them).
     pub fn needs_params(&self) -> bool {
-        fn walk(n: &Node) -> bool {
-            match n {
-                Node::And(l) | Node::Or(l) | Node::Nor(l) => l.iter().any(walk),
-                Node::Field(f, _) => f.needs_params(),
-            }
+        self.0.any_field(&Field::needs_params)
+    }
+
+    /// Whether running it reads what the device told of its paths besides values
+    /// ([`PathInfo`]: `_object`, `_writable`, `_notification`, ...).
+    pub fn needs_path_info(&self) -> bool {
+        self.0.any_field(&Field::needs_path_info)
+    }
+}
+
+impl Node {
+    /// Whether a field it tests is one `pick` picks.
+    fn any_field(&self, pick: &dyn Fn(&Field) -> bool) -> bool {
+        match self {
+            Node::And(l) | Node::Or(l) | Node::Nor(l) => l.iter().any(|n| n.any_field(pick)),
+            Node::Field(f, _) => pick(f),
         }
-        walk(&self.0)
     }
 }
 

@@ -422,6 +422,25 @@ async fn what_gpn_and_gpa_tell_is_in_the_device_record() {
     assert_eq!(count(&oss, mine(json!({format!("{interval}._notification"): {"$gte": 2}}))).await, Some(1));
     assert_eq!(count(&oss, mine(json!({format!("{url}._notification"): {"$gt": 0}}))).await, Some(0));
 
+    // Bulk tasks and presets' preconditions read it as queries do.
+    let bulk = |q: Value| format!("/tasks?query={}", enc(&mine(q).to_string()));
+    let read = json!({"name": "getParameterValues", "parameterNames": [key]});
+    for (writable, queued) in [(false, 1), (true, 0)] {
+        let (s, r) =
+            oss.call(Method::POST, &bulk(json!({format!("{key}._writable"): writable})), Some(read.clone())).await;
+        assert_eq!((s, r["tasks"].as_array().map(Vec::len)), (200, Some(queued)), "_writable {writable}: {r}");
+    }
+    for (name, writable) in [("listed-writable", true), ("listed-read-only", false)] {
+        let precondition = json!({format!("{interval}._writable"): writable}).to_string();
+        let preset =
+            json!({"weight": 0, "precondition": precondition, "configurations": [{"type": "add_tag", "tag": name}]});
+        let (s, r) = oss.call(Method::PUT, &format!("/presets/{name}"), Some(preset)).await;
+        assert_eq!(s, 200, "{r}");
+    }
+    sim.session(&["2 PERIODIC"]).await.expect("a periodic session");
+    let d = record(&oss, &id, None).await;
+    assert_eq!(d["_tags"], json!(["listed-writable"]), "{d}");
+
     // refreshObject: every object walked is in the record, empty tables too, with `_writable`
     // and the time its children were listed; every parameter with its `_writable`.
     let virt = "Device.X_VRGW-ORG_Virtualization.";

@@ -280,8 +280,9 @@ async fn the_references_task_examples_run_word_for_word_on_a_tr098_gateway() {
 
 /// GenieACS's `provisions` task with its built-in provisions on a TR-098 gateway: a value, a
 /// tag, an instance with its alias, a refresh, turned into requests from what the ACS holds of
-/// the gateway; the same provisions again send nothing (the gateway meets them); a provision
-/// script is refused with the reason until the script engine lands.
+/// the gateway; the same provisions again send nothing (the gateway meets them); a preset's
+/// `instances` provision; a provision script is refused with the reason until the script engine
+/// lands.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provisions_task_runs_the_built_in_provisions() {
     let dir = TempDir::new("acs-tr098-provisions");
@@ -318,6 +319,18 @@ async fn a_provisions_task_runs_the_built_in_provisions() {
     assert_eq!(task["result"], json!({"provisions": []}), "{task}");
     assert_eq!(sim.sets_applied.load(std::sync::atomic::Ordering::SeqCst), sets);
     assert_eq!(held(&sim, &format!("{ppp}2.Name")), None, "no second connection");
+
+    // A preset's `instances` provision: as many PPP connections as it says at each periodic
+    // Inform, and no more.
+    let preset = json!({"weight": 0, "precondition": "", "events": {"2 PERIODIC": true},
+        "configurations": [{"type": "provision", "name": "instances", "args": [format!("{ppp}*"), 2]}]});
+    let (s, r) = oss.call(Method::PUT, "/presets/two-ppp", Some(preset)).await;
+    assert_eq!(s, 200, "{r}");
+    for _ in 0..2 {
+        sim.session(&["2 PERIODIC"]).await.expect("a periodic session");
+        assert!(held(&sim, &format!("{ppp}2.Name")).is_some(), "a second connection");
+        assert_eq!(held(&sim, &format!("{ppp}3.Name")), None, "no third");
+    }
 
     // A provision script, or a built-in's wrong arguments: 400 with the reason, nothing queued.
     for (p, why) in [(json!(["myProvision", 1]), "script engine"), (json!(["tag", "t"]), "tag takes")] {

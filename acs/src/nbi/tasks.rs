@@ -290,14 +290,15 @@ pub(crate) async fn bulk(nbi: &Arc<Nbi>, mut b: Bulk) -> Result<Reply, NbiError>
     resolve_file(nbi, &mut b.spec)?;
     let store = nbi.acs.store.clone();
     // Parsed once (a bad query is a 400 before anything is queued); the devices with their
-    // lifecycle (`_registered`, `_lastBoot`, `_lastBootstrap`), their parameters only when the
-    // query reads them.
+    // lifecycle (`_registered`, `_lastBoot`, `_lastBootstrap`), their parameters and path
+    // information (`_writable`, ...) only when the query reads them.
     let q = query::Query::parse(&b.query)?;
     blocking(move || {
         let mut ids = Vec::new();
         for (d, life) in store.device_records()? {
             let ps = if q.needs_params() { store.params(&d.id)? } else { Vec::new() };
-            if q.matches(&query::Record { device: &d, life: &life, params: &ps }) {
+            let info = if q.needs_path_info() { store.path_info(&d.id)? } else { Vec::new() };
+            if q.matches_full(&query::Record { device: &d, life: &life, params: &ps }.with_info(&info)) {
                 let t = store.enqueue_with(&d.id, &b.spec, &b.terms, b.at)?;
                 ids.push(json!({"_id": t.id.to_string(), "device": d.id}));
             }
