@@ -515,7 +515,14 @@ impl Compute for Libvirt {
                 if owner.agent != agent {
                     continue;
                 }
-                out.push(OwnedDomain { name: d.get_name()?, owner, state: dom_state(d.get_state()?.0) });
+                let state = match d.get_state() {
+                    Ok((state, _)) => state,
+                    // Gone since the listing (a live migration's source undefined, another
+                    // agent's delete): not a domain of this host any more.
+                    Err(e) if e.code() == ErrorNumber::NoDomain => continue,
+                    Err(e) => return Err(e.into()),
+                };
+                out.push(OwnedDomain { name: d.get_name()?, owner, state: dom_state(state) });
             }
             out.sort_by_key(|d| d.owner.slot);
             Ok(out)
