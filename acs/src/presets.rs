@@ -402,28 +402,35 @@ impl Object {
 
     /// The instances (`parent.N.`) of the cache whose key fields hold the object's values.
     fn instances(&self, parent: &str, params: &[CachedParam]) -> Vec<String> {
-        let prefix = format!("{parent}.");
-        let mut rows: BTreeMap<u64, HashMap<&str, &str>> = BTreeMap::new();
-        for p in params {
-            let Some(rest) = p.name.strip_prefix(&prefix) else { continue };
-            let Some((n, field)) = rest.split_once('.') else { continue };
-            let Ok(n) = n.parse::<u64>() else { continue };
-            rows.entry(n).or_default().insert(field, p.value.as_str());
-        }
-        rows.into_iter()
+        table_rows(params, parent)
+            .into_iter()
             .filter(|(_, row)| {
                 self.keys.iter().all(|k| {
                     let want = self.fields.iter().find(|(f, _)| f == k).map(|(_, v)| lexical(v));
                     want.is_some_and(|w| row.get(k.as_str()) == Some(&w.as_str()))
                 })
             })
-            .map(|(n, _)| format!("{prefix}{n}."))
+            .map(|(n, _)| format!("{parent}.{n}."))
             .collect()
     }
 }
 
+/// The rows the cache holds of `table` (its path without the trailing dot): each instance
+/// number with its fields' values, ascending.
+pub(crate) fn table_rows<'a>(params: &'a [CachedParam], table: &str) -> BTreeMap<u64, HashMap<&'a str, &'a str>> {
+    let prefix = format!("{table}.");
+    let mut rows: BTreeMap<u64, HashMap<&str, &str>> = BTreeMap::new();
+    for p in params {
+        let Some(rest) = p.name.strip_prefix(&prefix) else { continue };
+        let Some((n, field)) = rest.split_once('.') else { continue };
+        let Ok(n) = n.parse::<u64>() else { continue };
+        rows.entry(n).or_default().insert(field, p.value.as_str());
+    }
+    rows
+}
+
 /// The text of a JSON scalar as a parameter holds it.
-fn lexical(v: &Json) -> String {
+pub(crate) fn lexical(v: &Json) -> String {
     match v {
         Json::String(s) => s.clone(),
         v => v.to_string(),

@@ -381,25 +381,14 @@ pub fn expand(
 
 /// The instance numbers of `table` the cache holds that `select` picks, ascending.
 fn instances(params: &[CachedParam], table: &str, select: &Select) -> Vec<u64> {
-    let prefix = format!("{table}.");
-    let mut rows: BTreeMap<u64, HashMap<&str, &str>> = BTreeMap::new();
-    for p in params {
-        let Some(rest) = p.name.strip_prefix(&prefix) else { continue };
-        let (n, field) = rest.split_once('.').unwrap_or((rest, ""));
-        let Ok(n) = n.parse::<u64>() else { continue };
-        rows.entry(n).or_default().insert(field, p.value.as_str());
-    }
-    rows.into_iter()
+    crate::presets::table_rows(params, table)
+        .into_iter()
         .filter(|(n, row)| match select {
             Select::All => true,
             Select::Number(want) => n == want,
-            Select::Alias(keys) => keys.iter().all(|(k, v)| {
-                let want = match v {
-                    Json::String(s) => s.clone(),
-                    v => v.to_string(),
-                };
-                row.get(k.as_str()) == Some(&want.as_str())
-            }),
+            Select::Alias(keys) => {
+                keys.iter().all(|(k, v)| row.get(k.as_str()) == Some(&crate::presets::lexical(v).as_str()))
+            }
         })
         .map(|(n, _)| n)
         .collect()

@@ -209,6 +209,7 @@ fn rekey_devices(tx: &rusqlite::Transaction<'_>) -> Result<usize> {
             .filter(|(old, _, _)| old.starts_with(&prefix))
             .map(|(_, _, parts)| escaped_prefix(parts, prefix.chars().count()))
             .collect();
+        candidates.sort();
         candidates.dedup();
         match candidates.as_slice() {
             [] => {}
