@@ -96,6 +96,52 @@ pub struct FileConfig {
     /// `[[hosts]]`: virtualization hosts registered for live and image-based migration.
     #[serde(default)]
     pub hosts: Vec<HostEntry>,
+    /// `[scripts]`: provision and virtual-parameter scripts.
+    #[serde(default)]
+    pub scripts: ScriptsSection,
+}
+
+/// `[scripts]`: how provision and virtual-parameter scripts run.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptsSection {
+    /// The longest one run of a script may take, in ms (default 500; 1 to 60000).
+    pub time_limit_ms: Option<u64>,
+    /// The most memory one run may hold, in MiB (default 32; 1 to 1024).
+    pub memory_limit_mib: Option<usize>,
+    /// The directory of the programs `ext()` calls (none: `ext()` faults its script).
+    pub extensions_dir: Option<PathBuf>,
+    /// How long an extension may take to answer, in ms (default 3000, GenieACS's).
+    pub extension_timeout_ms: Option<u64>,
+}
+
+impl ScriptsSection {
+    /// The settings, checked.
+    pub fn settings(&self) -> Result<crate::script::Settings, String> {
+        let time = self.time_limit_ms.unwrap_or(500);
+        if !(1..=60_000).contains(&time) {
+            return Err(format!("[scripts] time_limit_ms is from 1 to 60000, not {time}"));
+        }
+        let mib = self.memory_limit_mib.unwrap_or(32);
+        if !(1..=1024).contains(&mib) {
+            return Err(format!("[scripts] memory_limit_mib is from 1 to 1024, not {mib}"));
+        }
+        let ext_ms = self.extension_timeout_ms.unwrap_or(3000);
+        if !(1..=60_000).contains(&ext_ms) {
+            return Err(format!("[scripts] extension_timeout_ms is from 1 to 60000, not {ext_ms}"));
+        }
+        let extensions = match &self.extensions_dir {
+            None => None,
+            Some(d) if d.is_dir() => {
+                Some(crate::script::ext::Extensions { dir: d.clone(), timeout: Duration::from_millis(ext_ms) })
+            }
+            Some(d) => return Err(format!("[scripts] extensions_dir {} is not a directory", d.display())),
+        };
+        Ok(crate::script::Settings {
+            limits: crate::script::engine::Limits { time: Duration::from_millis(time), memory: mib << 20 },
+            extensions,
+        })
+    }
 }
 
 /// `[[hosts]]`: a host agent's DeviceId and the libvirt URI its peers migrate to it through.
@@ -383,6 +429,7 @@ impl FileConfig {
                 max_body: self.cwmp.max_body_bytes.unwrap_or(4 << 20),
                 file_base_url: String::new(),
                 retry_delay_secs: i64::try_from(self.cwmp.retry_delay_secs.unwrap_or(300)).unwrap_or(i64::MAX),
+                scripts: self.scripts.settings().map_err(Error::Config)?,
             },
             file_base_url: self.cwmp.file_base_url,
             nbi,

@@ -122,6 +122,16 @@ pub struct EndpointConfig {
     /// Seconds a faulted preset channel is held back before its presets run again, doubled for
     /// each retry before (GenieACS's `cwmp.retryDelay`, 300 by default).
     pub retry_delay_secs: i64,
+    /// How provision scripts run.
+    pub scripts: crate::script::Settings,
+}
+
+/// What an Inform opens a session with.
+struct Opened {
+    local: Vec<(String, TaskSpec)>,
+    cr_setup: Option<CrPair>,
+    retrying: Vec<String>,
+    scripts: Option<crate::script::Provisioning>,
 }
 
 struct Session {
@@ -137,6 +147,10 @@ struct Session {
     /// Preset channels whose fault was due for a retry: their faults are deleted once their
     /// requests of this session have all run without a fault.
     retrying: Vec<String>,
+    /// The presets' provision scripts, run after the presets' other requests.
+    scripts: Option<crate::script::Provisioning>,
+    /// The scripts' requests of the round being sent (the preset's name and the request).
+    script_local: std::collections::VecDeque<(String, TaskSpec)>,
 }
 
 /// The ACS's shared state.
@@ -418,8 +432,17 @@ impl Acs {
         };
         // The session work is short SQLite transactions on a local WAL database (tens of
         // microseconds); handing each POST to the blocking pool cost more in thread switches than
-        // it saved (see docs/benchmarks.md), so it runs here.
-        match self.handle(cookie.filter(|_| known), &body, credential.as_ref()) {
+        // it saved (see docs/benchmarks.md), so it runs here, unless a preset runs provision
+        // scripts (a run may take up to its time limit).
+        let cookie = cookie.filter(|_| known);
+        if self.presets().is_ok_and(|p| p.iter().any(|(_, p)| p.provisions().next().is_some())) {
+            let me = self.clone();
+            return match tokio::task::spawn_blocking(move || me.handle(cookie, &body, credential.as_ref())).await {
+                Ok(Outcome::Reply(r)) => r,
+                Err(e) => Refusal::Join(e).reply(),
+            };
+        }
+        match self.handle(cookie, &body, credential.as_ref()) {
             Outcome::Reply(r) => r,
         }
     }
@@ -629,6 +652,8 @@ impl Acs {
                         local: Default::default(),
                         cr_setup: None,
                         retrying: Vec::new(),
+                        scripts: None,
+                        script_local: Default::default(),
                     },
                 )
             }
@@ -658,10 +683,11 @@ impl Acs {
                         busy.insert(dev.clone(), id.clone());
                     }
                     tracing::info!(device = %dev, cwmp = version.as_str(), events = ?inform.events.iter().map(|e| e.code.as_str()).collect::<Vec<_>>(), "Inform");
-                    let (local, cr_setup, retrying) = self.on_inform(&dev, &inform);
-                    s.local = local.into();
-                    s.cr_setup = cr_setup;
-                    s.retrying = retrying;
+                    let opened = self.on_inform(&dev, &inform);
+                    s.local = opened.local.into();
+                    s.cr_setup = opened.cr_setup;
+                    s.retrying = opened.retrying;
+                    s.scripts = opened.scripts;
                     s.device = Some(dev);
                 }
                 AcsEvent::CpeRequest(Body::TransferComplete(tc)) => {
@@ -720,10 +746,12 @@ impl Acs {
     }
 
     /// Records the Inform; returns the session's own requests (the connection-request
-    /// credentials' set first, then the presets'), the credentials being set, and the preset
-    /// channels retried after a fault. Tasks whose `expiry` passed are removed, unsent.
-    fn on_inform(&self, dev: &str, inform: &cwmp::Inform) -> (Vec<(String, TaskSpec)>, Option<CrPair>, Vec<String>) {
-        let mut local = Vec::new();
+    /// credentials' set first, then the presets'), the credentials being set, the preset
+    /// channels retried after a fault and the presets' scripts. Tasks whose `expiry` passed are
+    /// removed, unsent.
+    fn on_inform(&self, dev: &str, inform: &cwmp::Inform) -> Opened {
+        let mut local: Vec<(String, TaskSpec)> = Vec::new();
+        let mut scripts = None;
         let mut cr_setup = None;
         let mut retrying = Vec::new();
         let at = now();
@@ -771,11 +799,26 @@ impl Acs {
                     retrying.push(f.channel);
                 }
             }
-            local = crate::presets::apply(self.store.as_ref(), &presets, dev, &inform.events, &held)?;
+            let applied = crate::presets::apply(self.store.as_ref(), &presets, dev, &inform.events, &held)?;
+            local = applied.requests;
+            let script_channels: Vec<String> = applied.scripts.iter().map(|c| c.channel.clone()).collect();
+            if !applied.scripts.is_empty() {
+                let (p, faults) = crate::script::Provisioning::new(
+                    self.store.as_ref(),
+                    dev,
+                    at,
+                    applied.scripts,
+                    &self.config.scripts,
+                )?;
+                for f in faults {
+                    self.script_fault(dev, &f);
+                }
+                scripts = Some(p).filter(|p| !p.is_empty());
+            }
             // A retried channel with nothing to send ran clean: its fault goes now.
             let channel_of = |preset: &str| presets.iter().find(|(n, _)| n == preset).map(|(_, p)| p.channel.as_str());
             for c in std::mem::take(&mut retrying) {
-                if local.iter().any(|(p, _)| channel_of(p) == Some(c.as_str())) {
+                if local.iter().any(|(p, _)| channel_of(p) == Some(c.as_str())) || script_channels.contains(&c) {
                     retrying.push(c);
                 } else {
                     self.store.delete_fault(dev, &c)?;
@@ -812,7 +855,22 @@ impl Acs {
             tracing::error!(device = %dev, "recording the Inform: {e}");
         }
         self.task_events.notify_waiters();
-        (local, cr_setup, retrying)
+        Opened { local, cr_setup, retrying, scripts }
+    }
+
+    /// A provision script's fault, in its preset's channel (as GenieACS records a script's).
+    fn script_fault(&self, dev: &str, f: &crate::script::ScriptFault) {
+        tracing::warn!(device = %dev, provision = %f.call.name, preset = %f.call.preset, code = %f.code, "{}", f.message);
+        let recorded = self.store.fault_in(
+            dev,
+            &f.call.channel,
+            None,
+            &f.code,
+            &f.message,
+            &format!("preset {}: {}", f.call.preset, f.detail),
+            now(),
+        );
+        crate::store::logged(recorded, "a provision script's fault");
     }
 
     /// Connection-request credentials of the device's own, to set on it: at BOOTSTRAP a new
@@ -933,10 +991,14 @@ impl Acs {
                 let channel = channel_of(preset);
                 // The channel is held back from here on (GenieACS clears its provisions): its
                 // other requests of this session are not sent, and it is not retried clean.
-                let before = s.local.len();
+                let before = s.local.len() + s.script_local.len();
                 s.local.retain(|(p, _)| channel_of(p) != channel);
-                if s.local.len() < before {
-                    tracing::info!(device = %dev, channel = %channel, dropped = before - s.local.len(),
+                s.script_local.retain(|(p, _)| channel_of(p) != channel);
+                if let Some(scripts) = s.scripts.as_mut() {
+                    scripts.drop_channel(&channel);
+                }
+                if s.local.len() + s.script_local.len() < before {
+                    tracing::info!(device = %dev, channel = %channel, dropped = before - s.local.len() - s.script_local.len(),
                         "the faulted channel's other requests of this session not sent");
                 }
                 s.retrying.retain(|c| *c != channel);
@@ -1034,7 +1096,13 @@ impl Acs {
         let dev = s.device.clone()?;
         let at = now();
         let ctx = Context { files: &self.files, now: at, store: Some(self.store.as_ref()) };
-        if let Some((preset, spec)) = s.local.pop_front() {
+        let mut from_script = false;
+        let mut next = s.local.pop_front();
+        if next.is_none() {
+            next = self.next_script_request(s, &dev, at);
+            from_script = next.is_some();
+        }
+        if let Some((preset, spec)) = next {
             let task = crate::store::Task {
                 id: 0,
                 device: dev.clone(),
@@ -1050,6 +1118,7 @@ impl Acs {
             return Some(match Running::start(task, &ctx) {
                 Begin::Send(mut run, body) => {
                     run.preset = Some(preset);
+                    run.trust_sets = from_script;
                     Begin::Send(run, body)
                 }
                 Begin::Now(mut run, step) => {
@@ -1081,6 +1150,39 @@ impl Acs {
             return None;
         }
         Some(Running::start(task, &ctx))
+    }
+
+    /// The presets' scripts' next request: the round's next, or the scripts run for the next
+    /// round; `None` when they are done (or there are none).
+    fn next_script_request(&self, s: &mut Session, dev: &str, at: i64) -> Option<(String, TaskSpec)> {
+        if let Some(r) = s.script_local.pop_front() {
+            return Some(r);
+        }
+        let scripts = s.scripts.as_mut()?;
+        let (next, faults) = match scripts.next(self.store.as_ref(), at) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(device = %dev, "the provision scripts could not read the device: {e}");
+                s.scripts = None;
+                return None;
+            }
+        };
+        for f in &faults {
+            self.script_fault(dev, f);
+            s.retrying.retain(|c| *c != f.call.channel);
+        }
+        match next {
+            crate::script::Next::Send(requests) => {
+                s.script_local = requests.into();
+                s.script_local.pop_front()
+            }
+            crate::script::Next::Done => {
+                let stats = scripts.stats;
+                tracing::info!(device = %dev, runs = stats.runs, rounds = stats.rounds, "provision scripts done");
+                s.scripts = None;
+                None
+            }
+        }
     }
 
     /// Ends the sessions whose state machine's deadline passed (`AcsSession::deadline`, the
@@ -1272,6 +1374,7 @@ mod tests {
             max_body: 1 << 20,
             file_base_url: String::new(),
             retry_delay_secs: 300,
+            scripts: Default::default(),
         }
     }
 

@@ -12,7 +12,8 @@
 //! - [`nbi`]: the northbound API, one file per route family (`nbi/devices.rs`, `tasks.rs`,
 //!   `faults.rs`, `presets.rs`, `files.rs`, `subscribers.rs`, `migrations.rs`), errors mapped to
 //!   HTTP statuses by `nbi::NbiError::status`; [`query`]: its query language subset and device JSON.
-//! - [`presets`]: provisioning profiles applied on Inform events.
+//! - [`presets`]: provisioning profiles applied on Inform events; [`script`]: GenieACS's
+//!   provision scripts in the embedded JavaScript engine, their declarations resolved into requests.
 //! - [`profiles`]: subscribers' own settings, applied to their vRGW wherever it runs;
 //!   [`portal`]: the customer web form they make them in.
 //! - [`migration`]: moving a vRGW between hosts, orchestrated as tasks on both.
@@ -38,6 +39,7 @@ pub mod presets;
 pub mod profiles;
 pub mod provisions;
 pub mod query;
+pub mod script;
 pub mod sim;
 pub mod store;
 pub mod tasks;

@@ -26,8 +26,9 @@
 //!   `provision` configuration.
 //! - A `provision` of GenieACS's built-ins `value`, `tag` and `refresh` applies as those
 //!   configurations; `reboot`, `reset` and `instances` as the `provisions` task runs them
-//!   (`crate::provisions`), after the preset's other requests; stored scripts and `download` are
-//!   kept and named but not run (scripts need the JavaScript engine to come; a download would
+//!   (`crate::provisions`), after the preset's other requests; a stored script runs in the
+//!   session's provisioning ([`crate::script`]) after the requests of every configuration;
+//!   `download` is kept and named but not run (a download would
 //!   repeat at every matching Inform, where GenieACS downloads once).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -115,7 +116,7 @@ pub enum Configuration {
     /// GenieACS's built-in `reboot`, `reset` or `instances` provision (planned as the
     /// `provisions` task plans it, sent after the preset's other requests).
     BuiltIn(crate::provisions::ProvisionCall),
-    /// A provision script with its arguments (kept, not run yet).
+    /// A provision script with its arguments (run by [`crate::script`]).
     Provision {
         /// The provision's name.
         name: String,
@@ -452,7 +453,8 @@ pub(crate) fn as_cached(value: &ParameterValue, typed: bool, cached: Option<&Cac
 }
 
 /// Applies the presets that match this Inform: tags now, and the requests to run in this session
-/// (returned with the preset's name), in ascending weight. Presets are derived again at every
+/// (returned with the preset's name) and the provision scripts to run after them, in ascending
+/// weight. Presets are derived again at every
 /// matching Inform, so their requests are not queued durably; a session cut short simply leaves
 /// them to the next. Presets of a `held` channel (one with a fault not yet due for a retry) are
 /// left out, as GenieACS leaves out a faulted channel's.
@@ -462,18 +464,18 @@ pub fn apply(
     device: &str,
     events: &[cwmp::Event],
     held: &HashSet<String>,
-) -> Result<Vec<(String, TaskSpec)>, StoreError> {
+) -> Result<Applied, StoreError> {
     let now = crate::endpoint::now();
     let codes: HashSet<String> = events.iter().map(|e| event_key(&e.code)).collect();
     let mut wanted: Vec<&(String, Preset)> =
         presets.iter().filter(|(_, p)| !held.contains(&p.channel) && p.wanted(&codes, now)).collect();
     if wanted.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Applied::default());
     }
     wanted.sort_by(|a, b| a.1.weight.cmp(&b.1.weight).then_with(|| a.0.cmp(&b.0)));
     // The device's record and its cache are read only when a preset needs them.
     let mut dev = if wanted.iter().any(|(_, p)| p.needs_device()) {
-        let Some(dev) = store.device(device)? else { return Ok(Vec::new()) };
+        let Some(dev) = store.device(device)? else { return Ok(Applied::default()) };
         dev
     } else {
         crate::store::Device { id: device.to_string(), ..Default::default() }
@@ -514,6 +516,7 @@ pub fn apply(
     let mut reads: Vec<Vec<String>> = vec![Vec::new(); matching.len()];
     let mut objects_tasks: Vec<Vec<TaskSpec>> = vec![Vec::new(); matching.len()];
     let mut built_ins: Vec<Vec<TaskSpec>> = vec![Vec::new(); matching.len()];
+    let mut scripts = Vec::new();
     for (i, (name, p)) in matching.iter().enumerate() {
         for c in &p.configurations {
             match c {
@@ -560,9 +563,15 @@ pub fn apply(
                 Configuration::BuiltIn(call) => {
                     built_ins[i].extend(crate::provisions::expand(store, device, std::slice::from_ref(call), now)?)
                 }
-                Configuration::Provision { name: prov, .. } => {
-                    tracing::debug!(device, preset = %name, provision = %prov, "provision not run: no script engine yet");
+                Configuration::Provision { name: prov, .. } if prov == "download" => {
+                    tracing::debug!(device, preset = %name, "the download provision is not run by presets");
                 }
+                Configuration::Provision { name: prov, args } => scripts.push(crate::script::Call {
+                    preset: name.clone(),
+                    channel: p.channel.clone(),
+                    name: prov.clone(),
+                    args: args.clone(),
+                }),
             }
         }
     }
@@ -603,7 +612,16 @@ pub fn apply(
             queued.push((name.clone(), t));
         }
     }
-    Ok(queued)
+    Ok(Applied { requests: queued, scripts })
+}
+
+/// What the presets that match an Inform come to.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// Requests of the presets' configurations and built-in provisions, each with its preset.
+    pub requests: Vec<(String, TaskSpec)>,
+    /// Provision scripts to run, in the presets' order.
+    pub scripts: Vec<crate::script::Call>,
 }
 
 /// A preset's `schedule`: `<seconds> <cron>`, the cron expression with 5 fields (minute, hour,

@@ -161,6 +161,25 @@ pub struct SimCpe {
     pub sessions: std::sync::atomic::AtomicU64,
     /// SetParameterValues requests applied.
     pub sets_applied: std::sync::atomic::AtomicU64,
+    /// The ACS's requests since [`SimCpe::take_requests`], each as [`describe`] tells it.
+    requests: std::sync::Mutex<Vec<String>>,
+}
+
+/// An ACS request in a line: the method and what it names (`GetParameterValues A B`,
+/// `GetParameterNames A. true`, `SetParameterValues A=1 B=x`, `AddObject T.`, ...).
+pub fn describe(req: &Body) -> String {
+    match req {
+        Body::GetParameterValues(r) => format!("GetParameterValues {}", r.parameter_names.join(" ")),
+        Body::GetParameterNames(r) => format!("GetParameterNames {} {}", r.parameter_path, r.next_level),
+        Body::SetParameterValues(r) => {
+            let list: Vec<String> =
+                r.parameter_list.iter().map(|p| format!("{}={}", p.name, p.value.to_lexical())).collect();
+            format!("SetParameterValues {}", list.join(" "))
+        }
+        Body::AddObject(r) => format!("AddObject {}", r.object_name),
+        Body::DeleteObject(r) => format!("DeleteObject {}", r.object_name),
+        other => other.method_name().to_string(),
+    }
 }
 
 /// What a session took.
@@ -250,6 +269,7 @@ impl SimCpe {
             verifier: Verifier::new("sim-cpe", secret),
             sessions: std::sync::atomic::AtomicU64::new(0),
             sets_applied: std::sync::atomic::AtomicU64::new(0),
+            requests: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -315,6 +335,11 @@ impl SimCpe {
     /// The deployment units installed (ChangeDUState).
     pub fn deployment_units(&self) -> Vec<DeploymentUnit> {
         self.transfers().units().to_vec()
+    }
+
+    /// The ACS's requests since the last call, each as [`describe`] tells it.
+    pub fn take_requests(&self) -> Vec<String> {
+        std::mem::take(&mut *self.requests.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// The device's log, oldest line first (what a "2 Vendor Log File" upload sends).
@@ -548,6 +573,7 @@ impl SimCpe {
                 match ev {
                     CpeEvent::Request(req) => {
                         served += 1;
+                        self.requests.lock().unwrap_or_else(|e| e.into_inner()).push(describe(&req));
                         let resp = match &req {
                             Body::Reboot(r) => {
                                 after.push(Event::new(cwmp::event::BOOT));

@@ -949,6 +949,9 @@ pub struct Running {
     cancel_key: Option<String>,
     /// A `provisions` task's requests.
     plan: Option<Box<Plan>>,
+    /// A SetParameterValues the cache takes as set when the CPE accepts it, without reading
+    /// it back (the provision scripts' sets, as GenieACS takes them).
+    pub trust_sets: bool,
 }
 
 /// What starting a task comes to.
@@ -1128,7 +1131,10 @@ impl Running {
                 Body::SetVouchers(SetVouchers { voucher_list: voucher_list.clone() })
             }
         };
-        Begin::Send(Running { task, preset: None, stage: 0, instance: None, walk, cancel_key, plan: None }, body)
+        Begin::Send(
+            Running { task, preset: None, stage: 0, instance: None, walk, cancel_key, plan: None, trust_sets: false },
+            body,
+        )
     }
 
     /// A `provisions` task: its requests from what the store holds of the device now, each
@@ -1142,6 +1148,7 @@ impl Running {
             walk: None,
             cancel_key: None,
             plan,
+            trust_sets: false,
         };
         let specs = match ctx.store.map(|s| crate::provisions::expand(s, &task.device, provisions, ctx.now)) {
             Some(Ok(specs)) => specs,
@@ -1312,6 +1319,15 @@ impl Running {
                 // Refresh what was set, passwords aside: a CPE reads them back empty (TR-069
                 // A.3.2.1 and the data models), and one that does not would put them in the
                 // cache the NBI shows.
+                TaskSpec::SetParameterValues { parameter_values } if self.trust_sets => {
+                    let cached: Vec<CachedParam> = parameter_values
+                        .iter()
+                        .filter(|p| !secret_name(&p.name))
+                        .map(|p| CachedParam::from_value(p, now))
+                        .collect();
+                    crate::store::logged(store.cache_params(&device, &cached), "caching the values set");
+                    Step::Done(json!({"status": 0, "parameters": value_triples(cached)}))
+                }
                 TaskSpec::SetParameterValues { parameter_values } => {
                     let names: Vec<String> =
                         parameter_values.iter().filter(|p| !secret_name(&p.name)).map(|p| p.name.clone()).collect();

@@ -1,5 +1,5 @@
-//! `/provisions` and `/virtual_parameters`: JavaScript sources kept as received (run by a later
-//! script engine), listed as GenieACS lists them (`[{"_id", "script"}]`, with its `query`,
+//! `/provisions` and `/virtual_parameters`: JavaScript sources, compiled by the engine when put
+//! (a syntax error is a 400 with its line and column) and kept as received, listed as GenieACS lists them (`[{"_id", "script"}]`, with its `query`,
 //! `projection`, `sort`, `skip`, `limit`), one shown by name, replaced by `PUT`, removed by
 //! `DELETE`.
 
@@ -51,6 +51,9 @@ impl Put {
         }
         let script =
             std::str::from_utf8(body).map_err(|e| NbiError::Bad(format!("a script is UTF-8 text: {e}")))?.to_string();
+        // Compiled, not run: a syntax error is told with its line and column, and nothing is stored.
+        crate::script::engine::check(&name, &script)
+            .map_err(|e| NbiError::Bad(format!("{} {name} does not compile: {e}", what(kind))))?;
         Ok(Put { kind, name, script })
     }
 }

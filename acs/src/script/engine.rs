@@ -1,0 +1,480 @@
+//! The embedded JavaScript engine (QuickJS through `rquickjs`): a script checked once when it
+//! is stored, and run in a fresh runtime per run with a memory limit, a stack limit and a time
+//! limit, GenieACS's sandbox functions (`declare`, `clear`, `commit`, `ext`, `log`, `args`, a
+//! `Date` fixed at the session's start, a `Math.random` seeded by the device) backed by a
+//! [`Host`]. Values cross between the two sides as JSON text, so the host never touches an
+//! engine value.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rquickjs::{CatchResultExt, CaughtError, Context, Ctx, Function, Runtime};
+use serde_json::Value as Json;
+
+/// What one run may use.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The longest a run may take (wall-clock time of the run, which bounds its CPU time).
+    pub time: Duration,
+    /// The most memory the run's heap may hold.
+    pub memory: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits { time: Duration::from_millis(500), memory: 32 << 20 }
+    }
+}
+
+/// The deepest the engine's own stack may grow (below the 2 MiB of a blocking thread).
+const STACK: usize = 512 << 10;
+
+/// Where a script went wrong: its line and column (1-based) when the engine told them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    /// `SyntaxError`, `TypeError`, `ReferenceError`, ..., or `timeout`, `memory`.
+    pub name: String,
+    /// The engine's message.
+    pub message: String,
+    /// Line in the script.
+    pub line: Option<u32>,
+    /// Column in the line.
+    pub column: Option<u32>,
+    /// The engine's stack, trimmed to the script's frames.
+    pub stack: String,
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.name, self.message)?;
+        match (self.line, self.column) {
+            (Some(l), Some(c)) => write!(f, " (line {l}, column {c})"),
+            (Some(l), None) => write!(f, " (line {l})"),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Why a host function stopped.
+#[derive(Debug)]
+pub enum Stop {
+    /// The run cannot go on before the session fetches, sets or calls something: it ends here
+    /// and runs again from the start once that is done (GenieACS's commit).
+    Interrupt,
+    /// The script called a function wrongly: a `TypeError` it sees.
+    Type(String),
+}
+
+/// The sandbox's functions, as the session answers them. Arguments and results are JSON.
+pub trait Host {
+    /// `declare(path, timestamps, values)`: the declaration's number.
+    fn declare(&mut self, path: &str, timestamps: &Json, values: &Json) -> Result<usize, Stop>;
+    /// An attribute (`value`, `writable`, `object`, `path`) of a declaration's first match
+    /// (`item` `None`) or of its `item`th; `None`: undefined.
+    fn get(&mut self, decl: usize, item: Option<usize>, attr: &str) -> Result<Option<Json>, Stop>;
+    /// How many parameters a declaration matches (`None`: undefined, none).
+    fn size(&mut self, decl: usize) -> Result<Option<usize>, Stop>;
+    /// `clear(path, timestamp, attributes)`.
+    fn clear(&mut self, path: &str, timestamp: f64, attributes: &Json) -> Result<(), Stop>;
+    /// `commit()`.
+    fn commit(&mut self) -> Result<(), Stop>;
+    /// `ext(file, function, args...)`: the extension's result.
+    fn ext(&mut self, call: Vec<String>) -> Result<Json, Stop>;
+    /// `log(message)`.
+    fn log(&mut self, message: String);
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The script ran to its end; what it returned (JSON; `Null` for nothing).
+    Done(Json),
+    /// A host function interrupted it.
+    Interrupted,
+    /// It threw, ran out of time or memory.
+    Fault(Error),
+}
+
+/// The sandbox's globals, defined before each script. `__host` is the one native function;
+/// it is taken off the global object before the script runs.
+const PRELUDE: &str = r#""use strict";
+(function (g) {
+  const host = g.__host;
+  delete g.__host;
+  const call = (op, ...a) => {
+    const r = host(op, JSON.stringify(a));
+    return r === undefined ? undefined : JSON.parse(r);
+  };
+  const wrap = (d, i) => {
+    const p = {};
+    for (const attr of ["value", "writable", "object", "path"])
+      Object.defineProperty(p, attr, { get: () => call("get", d, i, attr), enumerable: true });
+    if (i === null) {
+      Object.defineProperty(p, "size", { get: () => call("size", d) });
+      p[Symbol.iterator] = function* () {
+        const n = call("size", d) || 0;
+        for (let k = 0; k < n; k++) yield wrap(d, k);
+      };
+    }
+    return Object.freeze(p);
+  };
+  const fn = (f) => ({ value: f, writable: false, enumerable: false, configurable: false });
+  Object.defineProperties(g, {
+    declare: fn((path, timestamps, values) => wrap(call("declare", String(path), timestamps || {}, values || {}), null)),
+    clear: fn((path, timestamp, attributes) => { call("clear", String(path), Number(timestamp), attributes || {}); }),
+    commit: fn(() => { call("commit"); }),
+    ext: fn((...a) => call("ext", a.map(String))),
+    log: fn((msg) => { call("log", String(msg)); }),
+  });
+  const now = g.__now;
+  delete g.__now;
+  const RealDate = Date;
+  class SandboxDate extends RealDate {
+    constructor(...a) { if (a.length) super(...a); else super(now); }
+    static now() { return now; }
+  }
+  g.Date = SandboxDate;
+  let seed = g.__seed >>> 0 || 1;
+  delete g.__seed;
+  Math.random = () => {
+    seed ^= seed << 13; seed >>>= 0;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5; seed >>>= 0;
+    return seed / 4294967296;
+  };
+})(globalThis);
+"#;
+
+/// The text before a script on its first line (so its lines keep their numbers).
+const HEAD: &str = "\"use strict\";(function(){";
+
+/// A script checked by the engine: its name (for errors and logs) and source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Script {
+    /// The provision's or virtual parameter's name.
+    pub name: String,
+    /// The source as stored.
+    pub source: String,
+}
+
+fn runtime(limits: Limits) -> Result<(Runtime, Context), Error> {
+    let engine = |e: rquickjs::Error| Error {
+        name: "engine".into(),
+        message: format!("the script engine could not start: {e}"),
+        line: None,
+        column: None,
+        stack: String::new(),
+    };
+    let rt = Runtime::new().map_err(engine)?;
+    rt.set_memory_limit(limits.memory);
+    rt.set_max_stack_size(STACK);
+    let ctx = Context::full(&rt).map_err(engine)?;
+    Ok((rt, ctx))
+}
+
+/// The script's position in a stack line `    at f (name:3:7)`.
+fn position(stack: &str, name: &str) -> (Option<u32>, Option<u32>) {
+    let needle = format!("{name}:");
+    for line in stack.lines() {
+        if let Some(i) = line.find(&needle) {
+            let rest = &line[i + needle.len()..];
+            let mut nums = rest.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty());
+            let l = nums.next().and_then(|n| n.parse::<u32>().ok());
+            let c = nums.next().and_then(|n| n.parse::<u32>().ok());
+            // The first line starts after the wrapper's head.
+            let c = match (l, c) {
+                (Some(1), Some(c)) => Some(c.saturating_sub(HEAD.len() as u32).max(1)),
+                (_, c) => c,
+            };
+            return (l, c);
+        }
+    }
+    (None, None)
+}
+
+fn caught<'js>(ctx: &Ctx<'js>, e: CaughtError<'js>, name: &str, timed_out: bool) -> Error {
+    let mut err = match e {
+        CaughtError::Exception(ex) => {
+            let stack = ex.stack().unwrap_or_default();
+            let kind: Option<String> = ex.as_object().get::<_, Option<String>>("name").ok().flatten();
+            let (line, column) = position(&stack, name);
+            let stack: String =
+                stack.lines().filter(|l| l.contains(&format!("{name}:"))).collect::<Vec<_>>().join("\n");
+            Error {
+                name: kind.unwrap_or_else(|| "Error".into()),
+                message: ex.message().unwrap_or_default(),
+                line,
+                column,
+                stack,
+            }
+        }
+        CaughtError::Value(v) => {
+            let text = ctx
+                .json_stringify(v)
+                .ok()
+                .flatten()
+                .and_then(|s| s.to_string().ok())
+                .unwrap_or_else(|| "a value that is not an Error".into());
+            Error {
+                name: "Error".into(),
+                message: format!("threw {text}"),
+                line: None,
+                column: None,
+                stack: String::new(),
+            }
+        }
+        CaughtError::Error(e) => {
+            Error { name: "engine".into(), message: e.to_string(), line: None, column: None, stack: String::new() }
+        }
+    };
+    if timed_out {
+        err.name = "timeout".into();
+    } else if err.message.contains("out of memory") {
+        err.name = "memory".into();
+    }
+    err
+}
+
+fn options(name: &str) -> rquickjs::context::EvalOptions {
+    let mut o = rquickjs::context::EvalOptions::default();
+    o.global = true;
+    o.strict = true;
+    o.filename = Some(name.to_string());
+    o
+}
+
+/// Compiles `source` without running it: a syntax error with its line and column.
+pub fn check(name: &str, source: &str) -> Result<(), Error> {
+    let (_rt, ctx) = runtime(Limits::default())?;
+    ctx.with(|ctx| {
+        let text = format!("{HEAD}{source}\n}})");
+        let opts = options(name);
+        ctx.eval_with_options::<rquickjs::Value, _>(text, opts)
+            .catch(&ctx)
+            .map(drop)
+            .map_err(|e| caught(&ctx, e, name, false))
+    })
+}
+
+/// Runs `script` with `args` (the global `args`), `now` (ms since the epoch, `Date.now()`),
+/// `seed` (for `Math.random`), the sandbox's functions answered by `host`, within `limits`.
+pub fn run<H: Host + 'static>(
+    script: &Script,
+    args: &Json,
+    now: i64,
+    seed: u32,
+    host: Rc<RefCell<H>>,
+    limits: Limits,
+) -> Outcome {
+    let (rt, ctx) = match runtime(limits) {
+        Ok(r) => r,
+        Err(e) => return Outcome::Fault(e),
+    };
+    let interrupted = Rc::new(RefCell::new(false));
+    // Set by the host when it interrupts: the engine then stops the script even where it
+    // catches the interruption.
+    let stop = Arc::new(AtomicBool::new(false));
+    let timed_out = Arc::new(AtomicBool::new(false));
+    let deadline = Instant::now() + limits.time;
+    {
+        let (stop, timed_out) = (stop.clone(), timed_out.clone());
+        rt.set_interrupt_handler(Some(Box::new(move || {
+            if Instant::now() > deadline {
+                timed_out.store(true, Ordering::Relaxed);
+                return true;
+            }
+            stop.load(Ordering::Relaxed)
+        })));
+    }
+    let outcome = ctx.with(|ctx| {
+        let setup = || -> rquickjs::Result<()> {
+            let g = ctx.globals();
+            let (h, flag, stop) = (host.clone(), interrupted.clone(), stop.clone());
+            let native = Function::new(ctx.clone(), move |ctx: Ctx<'_>, op: String, a: String| {
+                let a: Vec<Json> = serde_json::from_str(&a).unwrap_or_default();
+                let s = |i: usize| a.get(i).and_then(Json::as_str).unwrap_or_default().to_string();
+                let n = |i: usize| a.get(i).and_then(Json::as_u64).map(|n| n as usize);
+                if *flag.borrow() && op != "log" {
+                    return Err(rquickjs::Exception::throw_internal(&ctx, "interrupted"));
+                }
+                let mut host = h.borrow_mut();
+                let answer: Result<Option<Json>, Stop> = match op.as_str() {
+                    "declare" => host
+                        .declare(&s(0), a.get(1).unwrap_or(&Json::Null), a.get(2).unwrap_or(&Json::Null))
+                        .map(|d| Some(Json::from(d))),
+                    "get" => host.get(n(0).unwrap_or(0), n(1), &s(2)),
+                    "size" => host.size(n(0).unwrap_or(0)).map(|n| n.map(Json::from)),
+                    "clear" => host
+                        .clear(&s(0), a.get(1).and_then(Json::as_f64).unwrap_or(0.0), a.get(2).unwrap_or(&Json::Null))
+                        .map(|()| None),
+                    "commit" => host.commit().map(|()| None),
+                    "ext" => {
+                        let call = a.first().and_then(Json::as_array).into_iter().flatten();
+                        host.ext(call.map(|v| v.as_str().unwrap_or_default().to_string()).collect()).map(Some)
+                    }
+                    "log" => {
+                        host.log(s(0));
+                        Ok(None)
+                    }
+                    other => Err(Stop::Type(format!("no sandbox function {other}"))),
+                };
+                match answer {
+                    Ok(v) => Ok(v.map(|v| v.to_string())),
+                    Err(Stop::Interrupt) => {
+                        *flag.borrow_mut() = true;
+                        stop.store(true, Ordering::Relaxed);
+                        Err(rquickjs::Exception::throw_internal(&ctx, "interrupted"))
+                    }
+                    Err(Stop::Type(msg)) => Err(rquickjs::Exception::throw_type(&ctx, &msg)),
+                }
+            })?;
+            g.set("__host", native)?;
+            g.set("__now", now as f64)?;
+            g.set("__seed", seed)?;
+            ctx.eval::<(), _>(PRELUDE)?;
+            let args = ctx.json_parse(args.to_string())?;
+            g.set("args", args)?;
+            Ok(())
+        };
+        if let Err(e) = setup() {
+            return Outcome::Fault(Error {
+                name: "engine".into(),
+                message: format!("the sandbox could not be set up: {e}"),
+                line: None,
+                column: None,
+                stack: String::new(),
+            });
+        }
+        let text = format!("{HEAD}{}\n}})()", script.source);
+        let opts = options(&script.name);
+        match ctx.eval_with_options::<rquickjs::Value, _>(text, opts).catch(&ctx) {
+            _ if *interrupted.borrow() => Outcome::Interrupted,
+            Ok(v) if v.is_undefined() => Outcome::Done(Json::Null),
+            Ok(v) => {
+                let text = ctx.json_stringify(v).ok().flatten().and_then(|s| s.to_string().ok());
+                Outcome::Done(text.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or(Json::Null))
+            }
+            Err(e) => Outcome::Fault(caught(&ctx, e, &script.name, timed_out.load(Ordering::Relaxed))),
+        }
+    });
+    drop(ctx);
+    drop(rt);
+    outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A host whose declarations all read as `["v", "xsd:string"]` and that interrupts at `commit()`.
+    #[derive(Default)]
+    struct Echo {
+        declared: Vec<String>,
+        logs: Vec<String>,
+    }
+
+    impl Host for Echo {
+        fn declare(&mut self, path: &str, _: &Json, _: &Json) -> Result<usize, Stop> {
+            self.declared.push(path.to_string());
+            Ok(self.declared.len() - 1)
+        }
+        fn get(&mut self, decl: usize, _: Option<usize>, attr: &str) -> Result<Option<Json>, Stop> {
+            Ok(match attr {
+                "value" => Some(serde_json::json!([self.declared[decl], "xsd:string"])),
+                _ => None,
+            })
+        }
+        fn size(&mut self, _: usize) -> Result<Option<usize>, Stop> {
+            Ok(Some(2))
+        }
+        fn clear(&mut self, _: &str, _: f64, _: &Json) -> Result<(), Stop> {
+            Ok(())
+        }
+        fn commit(&mut self) -> Result<(), Stop> {
+            Err(Stop::Interrupt)
+        }
+        fn ext(&mut self, call: Vec<String>) -> Result<Json, Stop> {
+            if call.first().is_some_and(|f| f == "bad") {
+                return Err(Stop::Type("no such extension".into()));
+            }
+            Ok(Json::from(call))
+        }
+        fn log(&mut self, message: String) {
+            self.logs.push(message);
+        }
+    }
+
+    fn go(source: &str, limits: Limits) -> (Outcome, Echo) {
+        let host = Rc::new(RefCell::new(Echo::default()));
+        let script = Script { name: "p".into(), source: source.into() };
+        let out = run(&script, &serde_json::json!(["a", 2]), 1_700_000_000_000, 7, host.clone(), limits);
+        let echo = std::mem::take(&mut *host.borrow_mut());
+        (out, echo)
+    }
+
+    #[test]
+    fn syntax_errors_name_their_line_and_column() {
+        assert_eq!(check("p", "let a = 1;\nreturn a;"), Ok(()), "a return at the top is GenieACS's");
+        let e = check("p", "let a = 1;\nlet b = ;\n").expect_err("a syntax error");
+        assert_eq!((e.name.as_str(), e.line), ("SyntaxError", Some(2)), "{e:?}");
+        assert!(e.column.is_some(), "{e:?}");
+        let e = check("p", "let x = (;").expect_err("on the first line");
+        assert_eq!(e.line, Some(1), "{e:?}");
+        assert!(e.column.is_some_and(|c| c < 12), "the column within the script's own line: {e:?}");
+    }
+
+    #[test]
+    fn the_sandbox_api_answers_through_the_host() {
+        let (out, echo) = go(
+            "const s = declare('Device.X', {value: 1});\n\
+             log('v=' + s.value[0] + ' size=' + s.size + ' args=' + args.join(','));\n\
+             let n = 0; for (const p of declare('Device.Y.*', {value: Date.now()})) n++;\n\
+             return {n, now: Date.now(), d: new Date().getTime(), r: Math.random(), e: ext('f', 'g', 1)};",
+            Limits::default(),
+        );
+        let Outcome::Done(v) = out else { panic!("{out:?}") };
+        assert_eq!(v["n"], 2);
+        assert_eq!(v["now"], 1_700_000_000_000i64);
+        assert_eq!(v["d"], 1_700_000_000_000i64, "new Date() is the session's time too");
+        assert_eq!(v["e"], serde_json::json!(["f", "g", "1"]));
+        let r = v["r"].as_f64().expect("a number");
+        assert!((0.0..1.0).contains(&r));
+        let (Outcome::Done(again), _) = go("return Math.random();", Limits::default()) else { panic!() };
+        assert_eq!(again.as_f64(), Some(r), "seeded: the same draw in every run");
+        assert_eq!(echo.declared, ["Device.X", "Device.Y.*"]);
+        assert_eq!(echo.logs, ["v=Device.X size=2 args=a,2"]);
+    }
+
+    #[test]
+    fn an_interruption_ends_the_run_even_where_it_is_caught() {
+        let (out, _) = go("try { commit(); } catch (e) {}\ndeclare('Device.Z', null, {value: 1});", Limits::default());
+        assert!(matches!(out, Outcome::Interrupted), "{out:?}");
+    }
+
+    #[test]
+    fn throws_loops_and_allocations_fault_with_their_place() {
+        let (out, _) = go("let a = 1;\n\nnull.x;", Limits::default());
+        let Outcome::Fault(e) = out else { panic!("{out:?}") };
+        assert_eq!((e.name.as_str(), e.line), ("TypeError", Some(3)), "{e:?}");
+        let (out, _) = go("ext('bad');", Limits::default());
+        let Outcome::Fault(e) = out else { panic!("{out:?}") };
+        assert_eq!(e.name, "TypeError");
+        assert_eq!(e.message, "no such extension");
+        let quick = Limits { time: Duration::from_millis(50), memory: 8 << 20 };
+        let (out, _) = go("for (;;) {}", quick);
+        let Outcome::Fault(e) = out else { panic!("{out:?}") };
+        assert_eq!(e.name, "timeout", "{e:?}");
+        let (out, _) = go(
+            "const a = []; for (;;) a.push('x'.repeat(100000) + a.length);",
+            Limits { time: Duration::from_secs(5), ..quick },
+        );
+        let Outcome::Fault(e) = out else { panic!("{out:?}") };
+        assert_eq!(e.name, "memory", "{e:?}");
+        let (out, _) = go("throw 'plain';", Limits::default());
+        let Outcome::Fault(e) = out else { panic!("{out:?}") };
+        assert_eq!(e.message, "threw \"plain\"");
+    }
+}

@@ -1,0 +1,298 @@
+//! GenieACS's provision scripts (docs/provisions.rst) run by the `acs` binary's embedded engine
+//! against simulated CPEs, TR-098 and TR-181: each documented example, the requests it causes
+//! (as the simulated device received them) and what the device and the ACS hold after; a script
+//! that loops, allocates without bound, throws or calls a failing extension faults its own
+//! channel and leaves the session and the other presets sound; a script that does not compile
+//! is refused when put, with its line and column.
+
+use bytes::Bytes;
+use hyper::Method;
+use serde_json::{json, Value};
+use test_support::acs::AcsCommand;
+use test_support::{enc, NbiClient, TempDir};
+
+const TOKEN: &str = "test-token-0123456789";
+
+async fn put_script(oss: &NbiClient<'_>, name: &str, script: &str) -> (u16, Value) {
+    let r = oss.send_bytes(Method::PUT, &format!("/provisions/{name}"), &[], Bytes::from(script.to_string())).await;
+    (r.status, r.json)
+}
+
+async fn put_preset(oss: &NbiClient<'_>, name: &str, preset: Value) {
+    let (s, body) = oss.call(Method::PUT, &format!("/presets/{name}"), Some(preset)).await;
+    assert_eq!(s, 200, "{body}");
+}
+
+/// The ACS's requests of the last session, without the connection-request credentials it
+/// sets at BOOTSTRAP and BOOT (not the scripts').
+fn requests(sim: &acs::sim::SimCpe) -> Vec<String> {
+    sim.take_requests().into_iter().filter(|r| !r.contains("ConnectionRequest")).collect()
+}
+
+fn value(sim: &acs::sim::SimCpe, path: &str) -> String {
+    acs::sim::values(sim, path).first().map(|v| v.value.to_lexical().into_owned()).unwrap_or_default()
+}
+
+/// The device's record as the NBI shows it.
+async fn device(oss: &NbiClient<'_>, id: &str) -> Value {
+    let path = format!("/devices?query={}", enc(&json!({"_id": id}).to_string()));
+    let (s, devices) = oss.call(Method::GET, &path, None).await;
+    assert_eq!(s, 200, "{devices}");
+    devices[0].clone()
+}
+
+fn cached<'a>(device: &'a Value, path: &str) -> &'a Value {
+    &path.split('.').fold(device, |d, seg| &d[seg])["_value"]
+}
+
+async fn faults(oss: &NbiClient<'_>) -> Vec<Value> {
+    let (s, list) = oss.call(Method::GET, "/faults", None).await;
+    assert_eq!(s, 200, "{list}");
+    list.as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documented_examples_on_a_tr098_gateway() {
+    let dir = TempDir::new("acs-scripts-098");
+    let acs = AcsCommand::new(env!("CARGO_BIN_EXE_acs"), &dir.join("acs.db"), TOKEN).start();
+    let oss = NbiClient::new(acs.nbi, TOKEN);
+    let sim = acs.sim_tr098("gw-script-1").await;
+    let id = sim.device_id();
+    sim.session(&[]).await.expect("the bootstrap session");
+    requests(&sim);
+
+    // "Setting the SSID as the last 6 characters of the serial number" (with the gateway's
+    // TR-098 paths; the documentation's example mixes `Device.` and `LANDevice`).
+    let ssid = r#"let serial = declare("InternetGatewayDevice.DeviceInfo.SerialNumber", {value: 1});
+declare("InternetGatewayDevice.LANDevice.1.WLANConfiguration.1.SSID", null, {value: serial.value[0]});
+"#;
+    assert_eq!(put_script(&oss, "ssid", ssid).await.0, 200);
+    // "Remove "tag1", add "tag2", and read "tag3"", word for word, and what it read logged.
+    let tags = r#"declare("Tags.tag1", null, {value: false});
+declare("Tags.tag2", null, {value: true});
+let tag3 = declare("Tags.tag3", {value: 1});
+log("tag3 " + tag3.value[0]);
+"#;
+    assert_eq!(put_script(&oss, "tags", tags).await.0, 200);
+    put_preset(
+        &oss,
+        "doc",
+        json!({"configurations": [
+        {"type": "provision", "name": "ssid"}, {"type": "provision", "name": "tags"}]}),
+    )
+    .await;
+    assert_eq!(oss.call(Method::POST, &format!("/devices/{}/tags/tag1", enc(&id)), None).await.0, 200);
+    let before = value(&sim, "InternetGatewayDevice.LANDevice.1.WLANConfiguration.1.SSID");
+    assert_ne!(before, "gw-script-1");
+
+    sim.session(&[]).await.expect("a session");
+    // The serial number first (DeviceInfo is below the root and not listed: its subtree in one
+    // request, then the value); the SSID is declared only once the script read it. The LAN side
+    // is not known at all: the root's next level, then LANDevice's whole subtree, then the
+    // SSID's type and value; then the set (not read back: the cache takes it as set). The tags
+    // script ran to its end in the first round: tags need no request.
+    assert_eq!(
+        requests(&sim),
+        [
+            "GetParameterNames InternetGatewayDevice.DeviceInfo. false",
+            "GetParameterValues InternetGatewayDevice.DeviceInfo.SerialNumber",
+            "GetParameterNames InternetGatewayDevice. true",
+            "GetParameterNames InternetGatewayDevice.LANDevice. false",
+            "GetParameterValues InternetGatewayDevice.LANDevice.1.WLANConfiguration.1.SSID",
+            "SetParameterValues InternetGatewayDevice.LANDevice.1.WLANConfiguration.1.SSID=gw-script-1",
+        ]
+    );
+    assert_eq!(value(&sim, "InternetGatewayDevice.LANDevice.1.WLANConfiguration.1.SSID"), "gw-script-1");
+    let d = device(&oss, &id).await;
+    assert_eq!(cached(&d, "InternetGatewayDevice.LANDevice.1.WLANConfiguration.1.SSID"), &json!("gw-script-1"));
+    assert_eq!(d["_tags"], json!(["tag2"]), "tag1 removed, tag2 added");
+
+    // The device meets every declaration now: the next session sends nothing for them, and no
+    // script runs again (nothing it read changed).
+    sim.session(&[]).await.expect("a session");
+    assert_eq!(requests(&sim), Vec::<String>::new());
+
+    // A user changes the SSID on the device: the cached value (1 is the timestamp: any) still
+    // says it holds the serial, so nothing is sent...
+    sim.with_model_mut(|m| {
+        m.set_parameter_values(
+            &[cwmp::ParameterValue::new(
+                "InternetGatewayDevice.LANDevice.1.WLANConfiguration.1.SSID",
+                cwmp::Value::String("mine".into()),
+            )],
+            "local",
+        )
+    })
+    .expect("a local change");
+    sim.session(&[]).await.expect("a session");
+    assert_eq!(requests(&sim), Vec::<String>::new());
+    // ... until a script wants it fresh: one read, one set. (The cache keeps seconds: a value
+    // read in the same second as the session started counts as read in it.)
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let fresh = r#"declare("InternetGatewayDevice.LANDevice.1.WLANConfiguration.1.SSID", {value: Date.now()});"#;
+    assert_eq!(put_script(&oss, "fresh", fresh).await.0, 200);
+    put_preset(&oss, "zfresh", json!({"configurations": [{"type": "provision", "name": "fresh"}]})).await;
+    sim.session(&[]).await.expect("a session");
+    assert_eq!(
+        requests(&sim),
+        [
+            "GetParameterValues InternetGatewayDevice.LANDevice.1.WLANConfiguration.1.SSID",
+            "SetParameterValues InternetGatewayDevice.LANDevice.1.WLANConfiguration.1.SSID=gw-script-1",
+        ]
+    );
+    assert_eq!(value(&sim, "InternetGatewayDevice.LANDevice.1.WLANConfiguration.1.SSID"), "gw-script-1");
+    assert!(faults(&oss).await.is_empty(), "{:?}", faults(&oss).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_reboot_and_extensions_on_a_tr181_device() {
+    let dir = TempDir::new("acs-scripts-181");
+    let ext = dir.join("ext");
+    std::fs::create_dir(&ext).expect("ext dir");
+    // An extension: the VLAN of a serial number, from the operator's records.
+    let crm = ext.join("crm");
+    std::fs::write(&crm, "#!/bin/sh\nread -r call\ncase \"$call\" in *vlan-181*) echo 42;; *) echo 'unknown serial' >&2; exit 1;; esac\n")
+        .expect("write");
+    std::fs::set_permissions(&crm, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let acs = AcsCommand::new(env!("CARGO_BIN_EXE_acs"), &dir.join("acs.db"), TOKEN)
+        .config(&format!("[scripts]\nextensions_dir = \"{}\"\n", ext.display()))
+        .start();
+    let oss = NbiClient::new(acs.nbi, TOKEN);
+    let sim = acs.sim("vlan-181").await;
+    let id = sim.device_id();
+    sim.session(&[]).await.expect("the bootstrap session");
+    requests(&sim);
+    // Two VLAN terminations the device came with.
+    for name in ["old-a", "old-b"] {
+        sim.with_model_mut(|m| {
+            let n = m.add_object("Device.Ethernet.VLANTermination.", "local").expect("add");
+            m.set_parameter_values(
+                &[cwmp::ParameterValue::new(
+                    format!("Device.Ethernet.VLANTermination.{n}.Alias"),
+                    cwmp::Value::String(name.into()),
+                )],
+                "local",
+            )
+        })
+        .expect("a local instance");
+    }
+
+    // The documentation's alias example on this device's table: every other instance goes,
+    // the one aliased "wan" is made (with its key), and its VLAN comes from the extension.
+    let wan = r#"const now = Date.now();
+declare("Device.Ethernet.VLANTermination.[]", null, {path: 0});
+declare("Device.Ethernet.VLANTermination.[Alias:wan]", {path: now}, {path: 1});
+const serial = declare("DeviceID.SerialNumber", {value: 1});
+const vlan = ext("crm", "vlan", serial.value[0]);
+declare("Device.Ethernet.VLANTermination.[Alias:wan].VLANID", {value: 1}, {value: vlan});
+"#;
+    let (st, body) = put_script(&oss, "wan", wan).await;
+    assert_eq!(st, 200, "{body}");
+    // "Reboot the device only if it hasn't been rebooted in the past 300 seconds".
+    let reboot = r#"declare("Reboot", null, {value: Date.now() - (300 * 1000)});"#;
+    assert_eq!(put_script(&oss, "recent-reboot", reboot).await.0, 200);
+    put_preset(&oss, "wan", json!({"weight": 0, "configurations": [{"type": "provision", "name": "wan"}]})).await;
+    put_preset(
+        &oss,
+        "reboot",
+        json!({"weight": 1, "configurations": [{"type": "provision", "name": "recent-reboot"}]}),
+    )
+    .await;
+
+    sim.session(&[]).await.expect("a session");
+    let sent = requests(&sim);
+    assert_eq!(
+        sent,
+        [
+            "GetParameterNames Device. true",
+            "GetParameterNames Device.Ethernet. false",
+            "GetParameterValues Device.Ethernet.VLANTermination.1.Alias Device.Ethernet.VLANTermination.2.Alias",
+            "DeleteObject Device.Ethernet.VLANTermination.2.",
+            "DeleteObject Device.Ethernet.VLANTermination.1.",
+            "AddObject Device.Ethernet.VLANTermination.",
+            "SetParameterValues Device.Ethernet.VLANTermination.3.Alias=wan",
+            "GetParameterValues Device.Ethernet.VLANTermination.3.",
+            "Reboot",
+            "SetParameterValues Device.Ethernet.VLANTermination.3.VLANID=42",
+        ],
+        "Ethernet's subtree listed, the aliases read; then every change of the round in the order declared \
+         (the reboot last), then the value the new instance holds"
+    );
+    let names: Vec<String> = acs::sim::values(&sim, "Device.Ethernet.VLANTermination.")
+        .into_iter()
+        .filter(|v| v.name.ends_with(".Alias"))
+        .map(|v| v.value.to_lexical().into_owned())
+        .collect();
+    assert_eq!(names, ["wan"]);
+    assert_eq!(value(&sim, "Device.Ethernet.VLANTermination.3.VLANID"), "42");
+
+    // Within 300 seconds of that reboot: no reboot, nothing else to do.
+    sim.session(&[]).await.expect("a session");
+    assert_eq!(requests(&sim), Vec::<String>::new());
+    let d = device(&oss, &id).await;
+    assert!(d["Reboot"]["_value"].is_string(), "the last reboot's time: {d}");
+    assert!(faults(&oss).await.is_empty(), "{:?}", faults(&oss).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_that_loops_hogs_or_throws_faults_its_channel_only() {
+    let dir = TempDir::new("acs-scripts-faults");
+    let acs = AcsCommand::new(env!("CARGO_BIN_EXE_acs"), &dir.join("acs.db"), TOKEN)
+        .config("[scripts]\ntime_limit_ms = 200\nmemory_limit_mib = 8\n")
+        .start();
+    let oss = NbiClient::new(acs.nbi, TOKEN);
+
+    // Not stored when it does not compile: the line and column in the answer.
+    let (s, e) = put_script(&oss, "broken", "let a = 1;\nlet b = ;\n").await;
+    assert_eq!(s, 400, "{e}");
+    let msg = e.to_string();
+    assert!(msg.contains("SyntaxError") && msg.contains("line 2, column"), "{msg}");
+    assert_eq!(oss.call(Method::GET, "/provisions", None).await.1, json!([]));
+
+    for (name, script) in [
+        ("loop", "for (;;) {}"),
+        ("hog", "const a = [];\nfor (;;) a.push('x'.repeat(100000) + a.length);"),
+        ("boom", "let x = declare(\"Device.DeviceInfo.SoftwareVersion\", {value: 1});\nnull.f(x);"),
+        ("noext", "ext(\"none\", \"f\");"),
+    ] {
+        assert_eq!(put_script(&oss, name, script).await.0, 200, "{name}");
+        put_preset(&oss, name, json!({"channel": name, "configurations": [{"type": "provision", "name": name}]})).await;
+    }
+    put_preset(
+        &oss,
+        "interval",
+        json!({"channel": "ok", "configurations": [
+        {"type": "value", "name": "Device.ManagementServer.PeriodicInformInterval", "value": 600}]}),
+    )
+    .await;
+
+    let sim = acs.sim("faulty-1").await;
+    sim.session(&[]).await.expect("the session ends normally");
+    assert_eq!(value(&sim, "Device.ManagementServer.PeriodicInformInterval"), "600", "the other preset applied");
+    let mut got: Vec<(String, String, String)> = faults(&oss)
+        .await
+        .iter()
+        .map(|f| {
+            (
+                f["channel"].as_str().unwrap_or_default().to_string(),
+                f["code"].as_str().unwrap_or_default().to_string(),
+                f["message"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    got.sort();
+    let codes: Vec<(&str, &str)> = got.iter().map(|(c, code, _)| (c.as_str(), code.as_str())).collect();
+    assert_eq!(
+        codes,
+        [("boom", "script.TypeError"), ("hog", "script.memory"), ("loop", "script.timeout"), ("noext", "ext")]
+    );
+    let boom = &got[0].2;
+    assert!(boom.contains("provision boom") && boom.contains("(line 2"), "the script and its line: {boom}");
+
+    // The faulted channels are held back at the next Inform (GenieACS's retry delay): their
+    // scripts do not run, and the session is as short as a clean device's.
+    requests(&sim);
+    sim.session(&[]).await.expect("a session");
+    assert_eq!(requests(&sim), Vec::<String>::new());
+    assert_eq!(faults(&oss).await.len(), 4, "still recorded");
+}
