@@ -172,6 +172,9 @@ pub struct Acs {
     presets: Mutex<Option<Presets>>,
     /// Set at shutdown: sessions open go on, new ones are refused.
     stopping: std::sync::atomic::AtomicBool,
+    /// Whether any provision or virtual-parameter script is stored: sessions then run on the
+    /// blocking pool (a script's run may take up to its time limit).
+    scripts_stored: std::sync::atomic::AtomicBool,
 }
 
 enum Outcome {
@@ -284,7 +287,7 @@ impl Acs {
             secret.to_vec()
         });
         let files = crate::file_urls::FileUrls::new(&key, &config.file_base_url);
-        Arc::new(Acs {
+        let acs = Arc::new(Acs {
             store,
             config,
             verifier,
@@ -295,7 +298,10 @@ impl Acs {
             webhooks,
             presets: Mutex::new(None),
             stopping: std::sync::atomic::AtomicBool::new(false),
-        })
+            scripts_stored: std::sync::atomic::AtomicBool::new(false),
+        });
+        acs.scripts_changed();
+        acs
     }
 
     /// From now on a POST outside an open session (a new session) is refused with 503 and
@@ -333,6 +339,14 @@ impl Acs {
         let p = Arc::new(p);
         *cache = Some(p.clone());
         Ok(p)
+    }
+
+    /// Notes whether scripts are stored (after the NBI changed them).
+    pub fn scripts_changed(&self) {
+        let any = [crate::store::ScriptKind::Provision, crate::store::ScriptKind::VirtualParameter]
+            .into_iter()
+            .any(|k| self.store.scripts(k).map_or(true, |s| !s.is_empty()));
+        self.scripts_stored.store(any, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Forgets the cached presets (after the NBI changed them).
@@ -435,7 +449,7 @@ impl Acs {
         // it saved (see docs/benchmarks.md), so it runs here, unless a preset runs provision
         // scripts (a run may take up to its time limit).
         let cookie = cookie.filter(|_| known);
-        if self.presets().is_ok_and(|p| p.iter().any(|(_, p)| p.provisions().next().is_some())) {
+        if self.scripts_stored.load(std::sync::atomic::Ordering::Relaxed) {
             let me = self.clone();
             return match tokio::task::spawn_blocking(move || me.handle(cookie, &body, credential.as_ref())).await {
                 Ok(Outcome::Reply(r)) => r,
@@ -972,47 +986,21 @@ impl Acs {
                 }
             }
             Step::Done(_) if run.task.id == 0 => {}
-            Step::Fault(f) if run.task.id == 0 => {
+            Step::Fault(f) if run.task.id == 0 => self.preset_failure(s, &run, tasks::Failure::Cpe(f)),
+            Step::Failed(f) if run.task.id == 0 => self.preset_failure(s, &run, f),
+            Step::Failed(failure) => {
                 let dev = run.task.device.clone();
-                tracing::warn!(device = %dev, "preset request fault {} {}", f.code.code(), f.string);
-                let preset = run.preset.as_deref().unwrap_or("");
-                // In the preset's channel, as GenieACS records it (`<device>:<channel>`); the
-                // connection-request credentials' in a channel of their own.
-                let presets = crate::store::logged(self.presets(), "the presets (for a fault's channel)");
-                let channel_of = |name: &str| {
-                    if name == CR_SETUP {
-                        return CR_CHANNEL.to_string();
-                    }
-                    presets
-                        .as_ref()
-                        .and_then(|ps| ps.iter().find(|(n, _)| n == name).map(|(_, p)| p.channel.clone()))
-                        .unwrap_or_else(|| "default".to_string())
-                };
-                let channel = channel_of(preset);
-                // The channel is held back from here on (GenieACS clears its provisions): its
-                // other requests of this session are not sent, and it is not retried clean.
-                let before = s.local.len() + s.script_local.len();
-                s.local.retain(|(p, _)| channel_of(p) != channel);
-                s.script_local.retain(|(p, _)| channel_of(p) != channel);
-                if let Some(scripts) = s.scripts.as_mut() {
-                    scripts.drop_channel(&channel);
-                }
-                if s.local.len() + s.script_local.len() < before {
-                    tracing::info!(device = %dev, channel = %channel, dropped = before - s.local.len() - s.script_local.len(),
-                        "the faulted channel's other requests of this session not sent");
-                }
-                s.retrying.retain(|c| *c != channel);
-                let failure = tasks::Failure::Cpe(f);
-                let recorded = self.store.fault_in(
+                tracing::warn!(device = %dev, task = run.task.id, code = %failure.code(), "task failed: {}", failure.message());
+                let recorded = self.store.fault(
                     &dev,
-                    &channel,
-                    None,
+                    Some(run.task.id),
                     &failure.code(),
                     failure.message(),
-                    &format!("preset {preset}"),
+                    &failure.parameters(),
                     now(),
                 );
-                crate::store::logged(recorded, "the fault of a preset's request");
+                crate::store::logged(recorded, "a task's fault");
+                self.task_events.notify_waiters();
             }
             Step::Done(result) => {
                 if let TaskSpec::CancelTransfer { .. } = &run.task.order.spec {
@@ -1072,6 +1060,50 @@ impl Acs {
         }
     }
 
+    /// A preset's request failed: recorded in the preset's channel, which is held back from
+    /// here on (its other requests and scripts of this session are not run).
+    fn preset_failure(&self, s: &mut Session, run: &Running, failure: tasks::Failure) {
+        let dev = run.task.device.clone();
+        tracing::warn!(device = %dev, "preset request fault {} {}", failure.code(), failure.message());
+        let preset = run.preset.as_deref().unwrap_or("");
+        // In the preset's channel, as GenieACS records it (`<device>:<channel>`); the
+        // connection-request credentials' in a channel of their own.
+        let presets = crate::store::logged(self.presets(), "the presets (for a fault's channel)");
+        let channel_of = |name: &str| {
+            if name == CR_SETUP {
+                return CR_CHANNEL.to_string();
+            }
+            presets
+                .as_ref()
+                .and_then(|ps| ps.iter().find(|(n, _)| n == name).map(|(_, p)| p.channel.clone()))
+                .unwrap_or_else(|| "default".to_string())
+        };
+        let channel = channel_of(preset);
+        // The channel is held back from here on (GenieACS clears its provisions): its
+        // other requests of this session are not sent, and it is not retried clean.
+        let before = s.local.len() + s.script_local.len();
+        s.local.retain(|(p, _)| channel_of(p) != channel);
+        s.script_local.retain(|(p, _)| channel_of(p) != channel);
+        if let Some(scripts) = s.scripts.as_mut() {
+            scripts.drop_channel(&channel);
+        }
+        if s.local.len() + s.script_local.len() < before {
+            tracing::info!(device = %dev, channel = %channel, dropped = before - s.local.len() - s.script_local.len(),
+                    "the faulted channel's other requests of this session not sent");
+        }
+        s.retrying.retain(|c| *c != channel);
+        let recorded = self.store.fault_in(
+            &dev,
+            &channel,
+            None,
+            &failure.code(),
+            failure.message(),
+            &format!("preset {preset}"),
+            now(),
+        );
+        crate::store::logged(recorded, "the fault of a preset's request");
+    }
+
     /// Queues the device's next task when nothing is running; a task with nothing to send
     /// (a `provisions` task the device already meets) is finished here and the next one taken.
     fn schedule(&self, s: &mut Session) {
@@ -1095,7 +1127,12 @@ impl Acs {
     fn next_task(&self, s: &mut Session) -> Option<Begin> {
         let dev = s.device.clone()?;
         let at = now();
-        let ctx = Context { files: &self.files, now: at, store: Some(self.store.as_ref()) };
+        let ctx = Context {
+            files: &self.files,
+            now: at,
+            store: Some(self.store.as_ref()),
+            scripts: Some(&self.config.scripts),
+        };
         let mut from_script = false;
         let mut next = s.local.pop_front();
         if next.is_none() {

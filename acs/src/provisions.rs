@@ -2,8 +2,9 @@
 //! `instances`) as the `provisions` task names them (`{"name": "provisions", "provisions":
 //! [["value", "Device.X", "v"], ["tag", "t", true], ...]}`): typed once where the task enters,
 //! stored as GenieACS's arrays, and turned into the requests they come to on a device from what
-//! the ACS holds of it when the task starts. Provision scripts (any other name) run once the
-//! script engine lands; until then a task naming one is refused with the reason.
+//! the ACS holds of it when the task starts. A task that also names a provision script (any
+//! other name, stored through `/provisions`) runs as a whole in the session's provisioning
+//! ([`crate::script`]), its built-ins as declarations beside the scripts'.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -28,6 +29,11 @@ pub struct ProvisionCall {
 }
 
 impl ProvisionCall {
+    /// The provision's name (`value`, `refresh`, ..., or a script's).
+    pub fn name(&self) -> &str {
+        self.raw.first().and_then(Json::as_str).unwrap_or_default()
+    }
+
     /// Whether a path, table or file the provision names contains `s`.
     pub fn mentions(&self, s: &str) -> bool {
         self.raw.iter().skip(1).any(|a| a.as_str().is_some_and(|a| a.contains(s)))
@@ -90,6 +96,18 @@ pub enum Provision {
         /// How many there should be.
         count: Count,
     },
+    /// A provision script stored through `/provisions`, with its `args`.
+    Script {
+        /// Its name.
+        name: String,
+        /// Its arguments.
+        args: Vec<Json>,
+    },
+}
+
+/// Whether any of `provisions` is a script (the task then runs in the session's provisioning).
+pub fn has_scripts(provisions: &[ProvisionCall]) -> bool {
+    provisions.iter().any(|p| matches!(p.step, Provision::Script { .. }))
 }
 
 /// The instances an `instances` provision counts.
@@ -192,10 +210,14 @@ pub fn call(p: &Json) -> Result<ProvisionCall, BadTask> {
             Provision::Instances { table, select, count: count_of(count)? }
         }
         other => {
-            return Err(bad(format!(
-                "provision {other:?} is not a built-in one ({}): provision scripts run once the script engine lands",
-                crate::presets::BUILT_IN_PROVISIONS.join(", ")
-            )))
+            let ok = other.len() <= 128 && other.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b));
+            if !ok {
+                return Err(bad(format!(
+                    "provision {other:?} is neither a built-in one ({}) nor a script's name (A-Z a-z 0-9 _ -)",
+                    crate::presets::BUILT_IN_PROVISIONS.join(", ")
+                )));
+            }
+            Provision::Script { name: other.to_string(), args: args.to_vec() }
         }
     };
     Ok(ProvisionCall { step, raw: raw.clone() })
@@ -326,6 +348,8 @@ pub fn expand(
                 file_name: file_name.clone(),
                 target_file_name: target_file_name.clone(),
             }),
+            // Tasks naming scripts run in the session's provisioning, not here.
+            Provision::Script { .. } => {}
             Provision::Instances { table, select, count } => {
                 let found = instances(&params, table, select);
                 let target = match count {
@@ -423,7 +447,11 @@ mod tests {
         );
         // Read back as given.
         assert_eq!(serde_json::to_value(&ok[3]).expect("json"), json!(["value", "Device.B", "value", 5]));
-        assert!(err(json!(["myScript", 1])).contains("scripts run once the script engine lands"));
+        assert!(err(json!(["my.script", 1])).contains("nor a script's name"));
+        assert_eq!(
+            from_json(&json!({"provisions": [["myScript", 1, "a"]]})).expect("a script")[0].step,
+            Provision::Script { name: "myScript".into(), args: vec![json!(1), json!("a")] }
+        );
         assert_eq!(err(json!(["tag", "t"])), "tag takes [tag, true|false]");
         assert_eq!(err(json!(["reboot", 1])), "reboot takes no arguments");
         assert!(err(json!(["value", "Device.A", "writable", true])).contains("\"value\" only"));

@@ -973,18 +973,92 @@ struct Plan {
     results: Vec<Json>,
     /// A transfer among them was accepted: the task completes with its TransferComplete.
     awaiting: bool,
+    /// The provisioning that makes the requests, round after round (a `provisions` task naming
+    /// scripts, or one reading or writing virtual parameters).
+    scripts: Option<Box<crate::script::Provisioning>>,
+}
+
+/// The requests of a provisioning's round, each started as the task would start it (they are
+/// reads, sets, objects, reboots: no file URL is signed for them).
+fn parts(task: &Task, specs: Vec<TaskSpec>, now: i64, store: &dyn Store) -> VecDeque<(Running, Body)> {
+    let files = crate::file_urls::FileUrls::new(b"no file is named by a script's request", "");
+    let ctx = Context { files: &files, now, store: Some(store), scripts: None };
+    let mut out = VecDeque::new();
+    for spec in specs {
+        let part = Task { order: spec.into(), ..task.clone() };
+        if let Begin::Send(mut r, body) = Running::start(part, &ctx) {
+            r.trust_sets = true;
+            out.push_back((r, body));
+        }
+    }
+    out
+}
+
+/// Where a provisioning's round leads: its first request, the task done, or its fault.
+fn round(
+    task: &Task,
+    scripts: &mut crate::script::Provisioning,
+    store: &dyn Store,
+    now: i64,
+) -> Result<Option<VecDeque<(Running, Body)>>, Failure> {
+    let (next, faults) =
+        scripts.next(store, now).map_err(|e| Failure::Invalid(format!("the ACS could not read the device: {e}")))?;
+    if let Some(f) = faults.into_iter().next() {
+        return Err(Failure::Script { code: f.code, message: f.message, detail: f.detail });
+    }
+    match next {
+        crate::script::Next::Send(list) => {
+            Ok(Some(parts(task, list.into_iter().map(|(_, t)| t).collect(), now, store)))
+        }
+        crate::script::Next::Done => Ok(None),
+    }
+}
+
+/// A scripted task's result: the provisions' results, or the values it read or wrote.
+fn scripted_result(task: &Task, results: Vec<Json>, store: &dyn Store) -> Json {
+    let names: Vec<String> = match &task.order.spec {
+        TaskSpec::Provisions { .. } => return json!({"provisions": results}),
+        TaskSpec::GetParameterValues { parameter_names } => parameter_names.clone(),
+        TaskSpec::SetParameterValues { parameter_values } => parameter_values.iter().map(|p| p.name.clone()).collect(),
+        TaskSpec::RefreshObject { object_name } => vec![format!("{}.", object_name.trim_end_matches('.'))],
+        _ => Vec::new(),
+    };
+    let cached = store.params(&task.device).unwrap_or_default();
+    let picked: Vec<CachedParam> = cached
+        .into_iter()
+        .filter(|c| names.iter().any(|n| c.name == *n || (n.ends_with('.') && c.name.starts_with(n.as_str()))))
+        .collect();
+    let mut out = json!({"parameters": value_triples(picked)});
+    if matches!(task.order.spec, TaskSpec::SetParameterValues { .. }) {
+        out["status"] = json!(0);
+    }
+    out
 }
 
 impl Plan {
-    fn advance(&mut self, step: Step) -> Step {
+    fn advance(&mut self, step: Step, store: &dyn Store, now: i64) -> Step {
         let name = self.current.task.order.spec.name();
         match step {
             Step::Next(body) => return Step::Next(body),
             Step::Fault(f) => return Step::Fault(f),
+            Step::Failed(f) => return Step::Failed(f),
             Step::Done(result) => self.results.push(json!({"name": name, "result": result})),
             Step::AwaitTransfer => {
                 self.awaiting = true;
                 self.results.push(json!({"name": name, "result": {"status": 1}}));
+            }
+        }
+        if self.rest.is_empty() {
+            if let Some(scripts) = self.scripts.as_mut() {
+                let task = self.current.task.clone();
+                match round(&task, scripts, store, now) {
+                    Ok(Some(rest)) => self.rest = rest,
+                    Ok(None) => {
+                        let result = scripted_result(&task, std::mem::take(&mut self.results), store);
+                        return Step::Done(result);
+                    }
+                    Err(f) => return Step::Failed(f),
+                }
             }
         }
         match self.rest.pop_front() {
@@ -1010,6 +1084,9 @@ pub enum Step {
     /// The CPE will report the transfer later (TransferComplete, or DUStateChangeComplete for
     /// deployment units); the task stays sent.
     AwaitTransfer,
+    /// The ACS's side failed (a script threw, ran out of time or memory, or the cache could not
+    /// be read).
+    Failed(Failure),
 }
 
 /// What a task's first request needs besides the task.
@@ -1020,6 +1097,9 @@ pub struct Context<'a> {
     pub now: i64,
     /// The store, where a `cancelTransfer` finds the CommandKey of the task it names.
     pub store: Option<&'a dyn Store>,
+    /// How scripts run (a `provisions` task naming scripts, virtual parameters); `None`: the
+    /// defaults.
+    pub scripts: Option<&'a crate::script::Settings>,
 }
 
 impl Running {
@@ -1029,6 +1109,9 @@ impl Running {
         let key = task.key.clone();
         let mut walk = None;
         let mut cancel_key = None;
+        if let Some(begin) = Running::scripted(&task, ctx) {
+            return begin;
+        }
         let body = match &task.order.spec {
             TaskSpec::Provisions { provisions } => {
                 let provisions = provisions.clone();
@@ -1137,6 +1220,99 @@ impl Running {
         )
     }
 
+    /// A task that runs in a provisioning of its own: a `provisions` task naming a script, and
+    /// reads, writes and refreshes of virtual parameters (`None`: any other task).
+    fn scripted(task: &Task, ctx: &Context<'_>) -> Option<Begin> {
+        let virtual_name = |n: &str| n.starts_with("VirtualParameters.") || n == "VirtualParameters";
+        let defaults = crate::script::Settings::default();
+        let settings = ctx.scripts.unwrap_or(&defaults);
+        let label = format!("task_{}", task.id);
+        let store = ctx.store?;
+        let made = match &task.order.spec {
+            TaskSpec::Provisions { provisions } if crate::provisions::has_scripts(provisions) => {
+                crate::script::Provisioning::for_task(store, &task.device, ctx.now, &label, provisions, settings)
+            }
+            TaskSpec::GetParameterValues { parameter_names } if parameter_names.iter().any(|n| virtual_name(n)) => {
+                Ok((
+                    crate::script::Provisioning::for_virtual_parameters(
+                        &task.device,
+                        ctx.now,
+                        &label,
+                        parameter_names,
+                        &[],
+                        settings,
+                    ),
+                    Vec::new(),
+                ))
+            }
+            TaskSpec::SetParameterValues { parameter_values }
+                if parameter_values.iter().any(|p| virtual_name(&p.name)) =>
+            {
+                Ok((
+                    crate::script::Provisioning::for_virtual_parameters(
+                        &task.device,
+                        ctx.now,
+                        &label,
+                        &[],
+                        parameter_values,
+                        settings,
+                    ),
+                    Vec::new(),
+                ))
+            }
+            TaskSpec::RefreshObject { object_name } if virtual_name(object_name.trim_end_matches('.')) => {
+                let all = vec!["VirtualParameters.*".to_string()];
+                Ok((
+                    crate::script::Provisioning::for_virtual_parameters(
+                        &task.device,
+                        ctx.now,
+                        &label,
+                        &all,
+                        &[],
+                        settings,
+                    ),
+                    Vec::new(),
+                ))
+            }
+            _ => return None,
+        };
+        let bare = |task: &Task, plan| Running {
+            task: task.clone(),
+            preset: None,
+            stage: 0,
+            instance: None,
+            walk: None,
+            cancel_key: None,
+            plan,
+            trust_sets: false,
+        };
+        let mut scripts = match made {
+            Ok((p, faults)) => {
+                if let Some(f) = faults.into_iter().next() {
+                    let failure = Failure::Script { code: f.code, message: f.message, detail: f.detail };
+                    return Some(Begin::Now(bare(task, None), Step::Failed(failure)));
+                }
+                p
+            }
+            Err(e) => {
+                let failure = Failure::Invalid(format!("the ACS could not read the device: {e}"));
+                return Some(Begin::Now(bare(task, None), Step::Failed(failure)));
+            }
+        };
+        Some(match round(task, &mut scripts, store, ctx.now) {
+            Err(f) => Begin::Now(bare(task, None), Step::Failed(f)),
+            Ok(None) => Begin::Now(bare(task, None), Step::Done(scripted_result(task, Vec::new(), store))),
+            Ok(Some(mut rest)) => match rest.pop_front() {
+                None => Begin::Now(bare(task, None), Step::Done(scripted_result(task, Vec::new(), store))),
+                Some((current, body)) => {
+                    let plan =
+                        Plan { current, rest, results: Vec::new(), awaiting: false, scripts: Some(Box::new(scripts)) };
+                    Begin::Send(bare(task, Some(Box::new(plan))), body)
+                }
+            },
+        })
+    }
+
     /// A `provisions` task: its requests from what the store holds of the device now, each
     /// started as a task of the same id and key.
     fn plan(task: Task, provisions: &[crate::provisions::ProvisionCall], ctx: &Context<'_>) -> Begin {
@@ -1173,7 +1349,7 @@ impl Running {
         let Some((current, body)) = steps.pop_front() else {
             return Begin::Now(run(task, None), Step::Done(json!({"provisions": []})));
         };
-        let plan = Plan { current, rest: steps, results: Vec::new(), awaiting: false };
+        let plan = Plan { current, rest: steps, results: Vec::new(), awaiting: false, scripts: None };
         Begin::Send(run(task, Some(Box::new(plan))), body)
     }
 
@@ -1181,7 +1357,7 @@ impl Running {
     pub fn on_response(&mut self, resp: Body, store: &dyn Store, now: i64) -> Step {
         if let Some(plan) = self.plan.as_mut() {
             let step = plan.current.on_response(resp, store, now);
-            return plan.advance(step);
+            return plan.advance(step, store, now);
         }
         let device = self.task.device.clone();
         self.stage += 1;
@@ -1453,6 +1629,16 @@ pub enum Failure {
     Transfer(cwmp::TransferFault),
     /// A stored task that cannot run (the reason).
     Invalid(String),
+    /// A provision or virtual-parameter script failed (GenieACS's `script.<ErrorName>`,
+    /// `script.timeout`, `script.memory`, `ext`...).
+    Script {
+        /// The code.
+        code: String,
+        /// The message, naming the script and its line.
+        message: String,
+        /// The script's stack.
+        detail: String,
+    },
 }
 
 impl Failure {
@@ -1463,6 +1649,7 @@ impl Failure {
             Failure::Cpe(f) => format!("cwmp.{}", f.code.code()),
             Failure::Transfer(t) => format!("cwmp.{}", t.code),
             Failure::Invalid(_) => "task.invalid".into(),
+            Failure::Script { code, .. } => code.clone(),
         }
     }
 
@@ -1472,6 +1659,7 @@ impl Failure {
             Failure::Cpe(f) => &f.string,
             Failure::Transfer(t) => &t.string,
             Failure::Invalid(why) => why,
+            Failure::Script { message, .. } => message,
         }
     }
 
@@ -1484,6 +1672,7 @@ impl Failure {
                 .map(|p| format!("{}: {} {}", p.parameter_name, p.code.code(), p.string))
                 .collect::<Vec<_>>()
                 .join("; "),
+            Failure::Script { detail, .. } => detail.clone(),
             Failure::Transfer(_) | Failure::Invalid(_) => String::new(),
         }
     }
@@ -1673,7 +1862,7 @@ mod tests {
     #[test]
     fn variants_decide_the_requests() {
         let files = crate::file_urls::FileUrls::new(&[1; 32], "http://acs/files/");
-        let ctx = Context { files: &files, now: 100, store: None };
+        let ctx = Context { files: &files, now: 100, store: None, scripts: None };
         let task = |spec: TaskSpec| Task {
             id: 1,
             device: "d".into(),

@@ -167,7 +167,8 @@ fn named_inputs_are_refused() {
     assert!(!query::check_query(b"[1]\n\n"));
     let deep = (0..=acs::query::MAX_NESTING).fold("{}".to_string(), |q, _| format!("{{\"$and\":[{q}]}}"));
     assert!(!query::check_query(format!("{deep}\n").as_bytes()));
-    assert!(!task::check_task(br#"{"name": "provisions", "provisions": [["myScript"]]}"#));
+    assert!(!task::check_task(br#"{"name": "provisions", "provisions": [["my script"]]}"#));
+    assert!(task::check_task(br#"{"name": "provisions", "provisions": [["myScript", 1, "a"]]}"#));
     assert!(!task::check_task(br#"{"name": "provisions", "provisions": [["instances", "Device.X.*", "+100000"]]}"#));
     assert!(!task::check_task(br#"{"name": "launchRocket"}"#));
     assert!(task::check_task(br#"{"name": "provisions", "provisions": [["tag", "t", false]]}"#));

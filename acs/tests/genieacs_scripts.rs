@@ -296,3 +296,150 @@ async fn a_script_that_loops_hogs_or_throws_faults_its_channel_only() {
     assert_eq!(requests(&sim), Vec::<String>::new());
     assert_eq!(faults(&oss).await.len(), 4, "still recorded");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn virtual_parameters_and_provisions_tasks_with_scripts() {
+    let dir = TempDir::new("acs-scripts-vp");
+    let ext = dir.join("ext");
+    std::fs::create_dir(&ext).expect("ext dir");
+    // GenieACS's `example-ext`, as a program: `get` and `set` of one value per serial number.
+    let store = dir.join("ext-store.json");
+    let prog = ext.join("example-ext");
+    std::fs::write(
+        &prog,
+        format!(
+            "#!/usr/bin/env python3\nimport json, sys, os\ncall = json.load(sys.stdin)\npath = {store:?}\n\
+             data = json.load(open(path)) if os.path.exists(path) else {{}}\n\
+             if call['function'] == 'set':\n    data[call['args'][0]] = call['args'][1]\n    json.dump(data, open(path, 'w'))\n    print('null')\n\
+             else:\n    print(json.dumps(data.get(call['args'][0], 'none yet')))\n",
+            store = store.display().to_string()
+        ),
+    )
+    .expect("write");
+    std::fs::set_permissions(&prog, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let acs = AcsCommand::new(env!("CARGO_BIN_EXE_acs"), &dir.join("acs.db"), TOKEN)
+        .config(&format!("[scripts]\nextensions_dir = \"{}\"\n", ext.display()))
+        .start();
+    let oss = NbiClient::new(acs.nbi, TOKEN);
+    let sim = acs.sim_tr098("gw-vp-1").await;
+    let id = sim.device_id();
+    // A PPP connection with its own MAC address.
+    let ppp = "InternetGatewayDevice.WANDevice.1.WANConnectionDevice.1.WANPPPConnection.";
+    sim.with_model_mut(|m| {
+        let n = m.add_object(ppp, "local")?;
+        m.set_parameter_values(
+            &[cwmp::ParameterValue::new(
+                format!("{ppp}{n}.MACAddress"),
+                cwmp::Value::String("00:a0:b1:00:00:99".into()),
+            )],
+            "local",
+        )
+    })
+    .expect("a PPP connection");
+    sim.session(&[]).await.expect("the bootstrap session");
+    requests(&sim);
+
+    // "Unified MAC parameter across different device models", word for word.
+    let mac = r#"let m = "00:00:00:00:00:00";
+let d = declare("Device.WANDevice.*.WANConnectionDevice.*.WANIPConnection.*.MACAddress", {value: Date.now()});
+let igd = declare("InternetGatewayDevice.WANDevice.*.WANConnectionDevice.*.WANPPPConnection.*.MACAddress", {value: Date.now()});
+
+if (d.size) {
+  for (let p of d) {
+    if (p.value[0]) {
+      m = p.value[0];
+      break;
+    }
+  }  
+}
+else if (igd.size) {
+  for (let p of igd) {
+    if (p.value[0]) {
+      m = p.value[0];
+      break;
+    }
+  }  
+}
+
+return {writable: false, value: [m, "xsd:string"]};
+"#;
+    let r = oss.send_bytes(Method::PUT, "/virtual_parameters/MAC", &[], Bytes::from(mac)).await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    // "Expose an external value as a virtual parameter", word for word.
+    let external = r#"let serial = declare("DeviceID.SerialNumber", {value: 1});
+if (args[1].value) {
+  ext("example-ext", "set", serial.value[0], args[1].value[0]);
+  return {writable: true, value: [args[1].value[0], "xsd:string"]};
+}
+else {
+  let v = ext("example-ext", "get", serial.value[0]);
+  return {writable: true, value: [v, "xsd:string"]};
+}
+"#;
+    let r = oss.send_bytes(Method::PUT, "/virtual_parameters/external", &[], Bytes::from(external)).await;
+    assert_eq!(r.status, 200, "{}", r.json);
+
+    // Read through the NBI: the script runs in the device's session; its declarations are
+    // fetched from the device (the Device. root is not this device's: nothing asked of it;
+    // WANDevice is known from the Inform's WAN address: its subtree listed at once).
+    let (s, t) =
+        oss.task(&id, json!({"name": "getParameterValues", "parameterNames": ["VirtualParameters.MAC"]})).await;
+    assert_eq!(s, 200, "{t}");
+    assert_eq!(
+        requests(&sim),
+        [
+            "GetParameterNames InternetGatewayDevice.WANDevice. false",
+            "GetParameterValues InternetGatewayDevice.WANDevice.1.WANConnectionDevice.1.WANPPPConnection.1.MACAddress",
+        ]
+    );
+    let d = device(&oss, &id).await;
+    assert_eq!(cached(&d, "VirtualParameters.MAC"), &json!("00:a0:b1:00:00:99"));
+    // ... and in queries.
+    let q = json!({"VirtualParameters.MAC": "00:a0:b1:00:00:99"}).to_string();
+    let (s, found) = oss.call(Method::GET, &format!("/devices?query={}&projection=_id", enc(&q)), None).await;
+    assert_eq!((s, found), (200, json!([{"_id": id}])));
+
+    // Written through the NBI: the script gets the value and hands it to the extension.
+    let set = json!({"name": "setParameterValues", "parameterValues": [["VirtualParameters.external", "hello"]]});
+    let (s, t) = oss.task(&id, set).await;
+    assert_eq!(s, 200, "{t}");
+    assert_eq!(requests(&sim), Vec::<String>::new(), "nothing of the device's own");
+    let kept: Value =
+        serde_json::from_str(&std::fs::read_to_string(&store).expect("the extension's store")).expect("json");
+    assert_eq!(kept, json!({"gw-vp-1": "hello"}));
+    assert_eq!(cached(&device(&oss, &id).await, "VirtualParameters.external"), &json!("hello"));
+    // Read back from the extension in a later session.
+    std::fs::write(&store, r#"{"gw-vp-1": "changed elsewhere"}"#).expect("write");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (s, t) = oss.task(&id, json!({"name": "refreshObject", "objectName": "VirtualParameters"})).await;
+    assert_eq!(s, 200, "{t}");
+    let d = device(&oss, &id).await;
+    assert_eq!(cached(&d, "VirtualParameters.external"), &json!("changed elsewhere"));
+    assert_eq!(d["VirtualParameters"]["external"]["_writable"], json!(true));
+    requests(&sim);
+
+    // A provisions task naming a script (with its args) beside built-in provisions.
+    let r = oss
+        .send_bytes(
+            Method::PUT,
+            "/provisions/settag",
+            &[],
+            Bytes::from(r#"declare("Tags." + args[0], null, {value: true});"#),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    let task = json!({"name": "provisions", "provisions": [
+        ["settag", "from-task"],
+        ["value", "InternetGatewayDevice.ManagementServer.PeriodicInformInterval", 900]]});
+    let (s, t) = oss.task(&id, task).await;
+    assert_eq!(s, 200, "{t}");
+    assert_eq!(value(&sim, "InternetGatewayDevice.ManagementServer.PeriodicInformInterval"), "900");
+    assert_eq!(device(&oss, &id).await["_tags"], json!(["from-task"]));
+    // A task naming a script that is not stored faults, naming it.
+    let (s, t) = oss.task(&id, json!({"name": "provisions", "provisions": [["nosuch"]]})).await;
+    assert_eq!(s, 202, "{t}");
+    let f = faults(&oss).await;
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0]["code"], json!("script.missing"));
+    assert!(f[0]["message"].as_str().unwrap_or_default().contains("nosuch"), "{f:?}");
+}

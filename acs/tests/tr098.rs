@@ -281,8 +281,8 @@ async fn the_references_task_examples_run_word_for_word_on_a_tr098_gateway() {
 /// GenieACS's `provisions` task with its built-in provisions on a TR-098 gateway: a value, a
 /// tag, an instance with its alias, a refresh, turned into requests from what the ACS holds of
 /// the gateway; the same provisions again send nothing (the gateway meets them); a preset's
-/// `instances` provision; a provision script is refused with the reason until the script engine
-/// lands.
+/// `instances` provision; a provision that is neither a built-in nor a script's name, or a
+/// built-in's wrong arguments, refused with the reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provisions_task_runs_the_built_in_provisions() {
     let dir = TempDir::new("acs-tr098-provisions");
@@ -332,8 +332,8 @@ async fn a_provisions_task_runs_the_built_in_provisions() {
         assert_eq!(held(&sim, &format!("{ppp}3.Name")), None, "no third");
     }
 
-    // A provision script, or a built-in's wrong arguments: 400 with the reason, nothing queued.
-    for (p, why) in [(json!(["myProvision", 1]), "script engine"), (json!(["tag", "t"]), "tag takes")] {
+    // Not a provision's name, or a built-in's wrong arguments: 400 with the reason, nothing queued.
+    for (p, why) in [(json!(["my provision", 1]), "nor a script's name"), (json!(["tag", "t"]), "tag takes")] {
         let r = oss
             .send(
                 Method::POST,

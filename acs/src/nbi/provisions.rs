@@ -61,6 +61,7 @@ impl Put {
 /// Stores (or replaces) a script.
 pub(crate) fn put(nbi: &Nbi, p: Put) -> Result<Reply, NbiError> {
     nbi.acs.store.put_script(p.kind, &p.name, &p.script)?;
+    nbi.acs.scripts_changed();
     tracing::info!(name = %p.name, bytes = p.script.len(), "{} stored", what(p.kind));
     Ok(done())
 }
@@ -82,5 +83,6 @@ pub(crate) fn get(nbi: &Nbi, kind: ScriptKind, name: &str) -> Result<Reply, NbiE
 /// Deletes a script: 200 whether or not it existed, as GenieACS answers.
 pub(crate) fn delete(nbi: &Nbi, kind: ScriptKind, name: &str) -> Result<Reply, NbiError> {
     nbi.acs.store.delete_script(kind, name)?;
+    nbi.acs.scripts_changed();
     Ok(done())
 }

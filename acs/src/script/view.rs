@@ -123,6 +123,8 @@ pub enum Need {
     Level(String),
     /// GetParameterValues of this parameter.
     Value(String),
+    /// The script of this virtual parameter run.
+    Virtual(String),
 }
 
 /// The device as the session knows it.
@@ -140,6 +142,8 @@ pub struct View {
     pub tags: Vec<String>,
     /// `DeviceID.*`.
     device_id: BTreeMap<&'static str, String>,
+    /// The virtual parameters' names (their scripts stored).
+    virtuals: BTreeSet<String>,
 }
 
 /// JavaScript's value of a cached leaf: booleans and numbers typed, dateTime in ms.
@@ -171,6 +175,7 @@ impl View {
                 v.listed.insert(i.name.clone(), l.saturating_mul(1000));
             }
         }
+        v.virtuals = store.scripts(crate::store::ScriptKind::VirtualParameter)?.into_iter().map(|(n, _)| n).collect();
         if let Some(d) = store.device(device)? {
             v.tags = d.tags.clone();
             v.device_id = BTreeMap::from([
@@ -242,6 +247,14 @@ impl View {
                 }
                 return (matches, needs);
             }
+            "VirtualParameters" => {
+                match &pattern.segs[..] {
+                    [_, Seg::Name(n)] if self.virtuals.contains(n) => matches.push(format!("VirtualParameters.{n}")),
+                    [_, Seg::Any] => matches.extend(self.virtuals.iter().map(|n| format!("VirtualParameters.{n}"))),
+                    _ => {}
+                }
+                return (matches, needs);
+            }
             "Reboot" | "FactoryReset" if pattern.segs.len() == 1 => {
                 matches.push(pattern.root().to_string());
                 return (matches, needs);
@@ -306,6 +319,22 @@ impl View {
         }
     }
 
+    /// What a refresh of everything below `object` (dotted) needs: the subtree listed since
+    /// `path_ts`, then every leaf in it read since `ts`.
+    pub fn subtree_needs(&self, object: &str, path_ts: i64, ts: i64) -> Vec<Need> {
+        let below: Vec<&String> =
+            self.known.range(object.to_string()..).take_while(|k| k.starts_with(object)).collect();
+        let listed = below.iter().filter(|k| k.ends_with('.')).all(|o| self.listed_since(o, path_ts));
+        if !listed {
+            return vec![Need::Names(object.to_string())];
+        }
+        below
+            .into_iter()
+            .filter(|k| !k.ends_with('.') && self.leaves.get(k.as_str()).is_none_or(|l| l.at < ts))
+            .map(|k| Need::Value(k.clone()))
+            .collect()
+    }
+
     /// An attribute of `path` (a match of [`View::unpack`]) if known as recently as `ts`
     /// (ms): `Ok(None)` undefined, `Err` what to fetch first.
     pub fn attribute(&self, path: &str, attr: &str, ts: i64) -> Result<Option<Json>, Need> {
@@ -324,6 +353,17 @@ impl View {
                 "object" => Some(json!(false)),
                 _ => None,
             });
+        }
+        if let Some(name) = path.strip_prefix("VirtualParameters.") {
+            return match (attr, self.leaves.get(path)) {
+                ("object", _) => Ok(Some(json!(false))),
+                ("value", Some(l)) if l.at >= ts => Ok(Some(js_value(l))),
+                ("writable", Some(l)) if l.at >= ts => {
+                    Ok(Some(json!(self.writable.get(path).copied().unwrap_or(false))))
+                }
+                ("value" | "writable", _) => Err(Need::Virtual(name.to_string())),
+                _ => Ok(None),
+            };
         }
         let object = self.known.contains(&format!("{path}."));
         match attr {
