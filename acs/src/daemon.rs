@@ -140,6 +140,7 @@ impl ScriptsSection {
         Ok(crate::script::Settings {
             limits: crate::script::engine::Limits { time: Duration::from_millis(time), memory: mib << 20 },
             extensions,
+            strategy: crate::script::Strategy::Merged,
         })
     }
 }

@@ -11,7 +11,9 @@ use super::view::{Need, Pattern, Seg, View};
 use crate::tasks::TaskSpec;
 
 /// The most parameters one GetParameterValues names.
-const GPV_BATCH: usize = 512;
+pub(crate) const GPV_BATCH: usize = 512;
+/// GenieACS's `cwmp.gpvBatchSize` default (its model's batches).
+pub(crate) const GENIEACS_GPV_BATCH: usize = 32;
 
 /// A declared value and its type, if given (`xsd:...`).
 pub(crate) type Declared = (Json, Option<String>);
@@ -51,6 +53,9 @@ pub(crate) fn ts_of(v: &Json) -> i64 {
 /// A declaration of `declare(path, timestamps, values)`.
 pub(crate) fn declaration(path: &str, timestamps: &Json, values: &Json) -> Result<Decl, String> {
     let pattern = Pattern::parse(path)?;
+    if pattern.root() == "Downloads" {
+        return Err("declarations of Downloads.* are not run yet: use the download provision or task".into());
+    }
     let mut d = Decl { pattern, path_get: 1, attr_get: BTreeMap::new(), path_set: None, value_set: None, deep: false };
     if let Some(vals) = values.as_object() {
         for (attr, v) in vals {
@@ -315,7 +320,7 @@ pub(crate) fn sets(view: &View, decls: &[Decl]) -> Vec<Change> {
 /// not below another, one (NextLevel true) per object whose children are wanted and not in one
 /// of those subtrees, then GetParameterValues in batches of what is known to exist. (A value
 /// below a subtree being listed waits for the listing: its name may be gone.)
-pub(crate) fn fetches(needs: Vec<Need>) -> Vec<TaskSpec> {
+pub(crate) fn fetches(needs: Vec<Need>, whole_subtrees: bool, batch: usize) -> Vec<TaskSpec> {
     let mut whole: Vec<&str> = needs
         .iter()
         .filter_map(|n| match n {
@@ -329,7 +334,7 @@ pub(crate) fn fetches(needs: Vec<Need>) -> Vec<TaskSpec> {
     let whole: Vec<&str> = whole.iter().copied().filter(|o| !below(o, &whole)).collect();
     let mut out: Vec<TaskSpec> = whole
         .iter()
-        .map(|o| TaskSpec::GetParameterNames { parameter_path: o.to_string(), next_level: false })
+        .map(|o| TaskSpec::GetParameterNames { parameter_path: o.to_string(), next_level: !whole_subtrees })
         .collect();
     let mut levels: Vec<&str> = needs
         .iter()
@@ -348,7 +353,7 @@ pub(crate) fn fetches(needs: Vec<Need>) -> Vec<TaskSpec> {
             _ => None,
         })
         .collect();
-    for chunk in values.chunks(GPV_BATCH) {
+    for chunk in values.chunks(batch.max(1)) {
         out.push(TaskSpec::get(chunk.to_vec()));
     }
     out

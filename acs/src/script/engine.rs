@@ -131,13 +131,23 @@ const PRELUDE: &str = r#""use strict";
   });
   const now = g.__now;
   delete g.__now;
+  const device = g.__seed >>> 0;
   const RealDate = Date;
   class SandboxDate extends RealDate {
     constructor(...a) { if (a.length) super(...a); else super(now); }
-    static now() { return now; }
+    // GenieACS's Date.now(interval, variance): the start of the interval the session is in,
+    // shifted by a per-device offset below `variance` (default: the interval).
+    static now(interval, variance) {
+      if (interval === undefined) return now;
+      if (typeof interval !== "number" || !(interval > 0))
+        throw new TypeError("Date.now takes an interval in ms (a cron expression is not read)");
+      const v = variance === undefined ? interval : Number(variance);
+      const offset = v > 0 ? device % v : 0;
+      return Math.trunc((now + offset) / interval) * interval - offset;
+    }
   }
   g.Date = SandboxDate;
-  let seed = g.__seed >>> 0 || 1;
+  let seed = device || 1;
   delete g.__seed;
   Math.random = () => {
     seed ^= seed << 13; seed >>>= 0;
@@ -432,13 +442,18 @@ mod tests {
             "const s = declare('Device.X', {value: 1});\n\
              log('v=' + s.value[0] + ' size=' + s.size + ' args=' + args.join(','));\n\
              let n = 0; for (const p of declare('Device.Y.*', {value: Date.now()})) n++;\n\
-             return {n, now: Date.now(), d: new Date().getTime(), r: Math.random(), e: ext('f', 'g', 1)};",
+             return {n, now: Date.now(), d: new Date().getTime(), r: Math.random(), e: ext('f', 'g', 1),\n\
+               hour: Date.now(3600000, 0), day: Date.now(86400000)};",
             Limits::default(),
         );
         let Outcome::Done(v) = out else { panic!("{out:?}") };
         assert_eq!(v["n"], 2);
         assert_eq!(v["now"], 1_700_000_000_000i64);
         assert_eq!(v["d"], 1_700_000_000_000i64, "new Date() is the session's time too");
+        assert_eq!(v["hour"], 1_700_000_000_000i64 / 3_600_000 * 3_600_000, "the hour's start");
+        let day = v["day"].as_i64().expect("a number");
+        assert!(day <= 1_700_000_000_000 && day > 1_700_000_000_000 - 86_400_000, "{day}: within the last day");
+        assert_eq!(day % 1000, 1000 - 7, "shifted back by the device's offset (seed 7 ms)");
         assert_eq!(v["e"], serde_json::json!(["f", "g", "1"]));
         let r = v["r"].as_f64().expect("a number");
         assert!((0.0..1.0).contains(&r));

@@ -51,6 +51,22 @@ pub struct Settings {
     pub limits: Limits,
     /// The extensions (none: an `ext()` call faults its script).
     pub extensions: Option<ext::Extensions>,
+    /// How declarations become requests (ours; a model of GenieACS's, to measure against).
+    pub strategy: Strategy,
+}
+
+/// How a session's declarations become requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Strategy {
+    /// Ours (see above): fetches of every script merged per round, values set once after every
+    /// script ran to its end, a finished script run again only when what it read changed.
+    #[default]
+    Merged,
+    /// A model of GenieACS's documented algorithm, kept to measure against
+    /// (docs/benchmarks.md): every script runs again from its start at every step, the values
+    /// declared by each step are set at that step, objects are listed one level per request,
+    /// and after the last change every script runs once more to see that nothing changes.
+    Revisions,
 }
 
 /// A provision script a preset (or a `provisions` task) asks for.

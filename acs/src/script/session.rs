@@ -9,11 +9,14 @@ use std::rc::Rc;
 use cwmp::ParameterValue;
 use serde_json::{json, Value as Json};
 
-use super::decl::{answer, declared_js, depth_ok, fetches, needs, sets, typed, Change, Decl, Declared, Record};
+use super::decl::{
+    answer, declared_js, depth_ok, fetches, needs, sets, typed, Change, Decl, Declared, Record, GENIEACS_GPV_BATCH,
+    GPV_BATCH,
+};
 use super::engine::{self, Outcome, Script, Stop};
 use super::host::RunHost;
 use super::view::{self, Need, Pattern, View};
-use super::{Call, Settings, MAX_ROUNDS};
+use super::{Call, Settings, Strategy, MAX_ROUNDS};
 use crate::store::{CachedParam, Store, StoreError};
 use crate::tasks::TaskSpec;
 
@@ -90,6 +93,11 @@ pub struct Provisioning {
     settings: Settings,
     /// Virtual parameters written this session, with the value (written once).
     written: Vec<(String, Json)>,
+    /// Secrets (passwords, keys) set this session, with the value: the cache does not keep
+    /// them and the device reads them back empty, so they count as held.
+    secrets: Vec<(String, String)>,
+    /// [`Strategy::Revisions`]: the last run of every script, after the last change, is done.
+    verified: bool,
     /// Counts so far.
     pub stats: Stats,
 }
@@ -215,6 +223,8 @@ impl Provisioning {
             ext_cache: HashMap::new(),
             settings: settings.clone(),
             written: Vec::new(),
+            secrets: Vec::new(),
+            verified: false,
             stats: Stats::default(),
         };
         Ok((p, faults))
@@ -315,6 +325,8 @@ impl Provisioning {
             ext_cache: HashMap::new(),
             settings: settings.clone(),
             written: Vec::new(),
+            secrets: Vec::new(),
+            verified: false,
             stats: Stats::default(),
         }
     }
@@ -454,10 +466,11 @@ impl Provisioning {
                 if let Some(rec) = &self.entries[i].done {
                     let frozen = matches!(self.entries[i].source, Source::BuiltIn(_) | Source::Declarations(_));
                     let same = frozen
-                        || rec
-                            .answers
-                            .iter()
-                            .all(|(q, a)| answer(&view, &overlay.borrow(), &rec.decls, q).is_ok_and(|b| b == *a));
+                        || self.settings.strategy == Strategy::Merged
+                            && rec
+                                .answers
+                                .iter()
+                                .all(|(q, a)| answer(&view, &overlay.borrow(), &rec.decls, q).is_ok_and(|b| b == *a));
                     if same {
                         let mut o = overlay.borrow_mut();
                         for d in &rec.decls {
@@ -587,10 +600,19 @@ impl Provisioning {
                 continue;
             }
             let preset = self.entries.first().map(|e| e.call.preset.clone()).unwrap_or_default();
+            let revisions = self.settings.strategy == Strategy::Revisions;
+            let changes = self.unwritten(sets(&view, &decls));
             if !wanted.is_empty() {
-                return Ok((Next::Send(fetches(wanted).into_iter().map(|t| (preset.clone(), t)).collect()), faults));
+                let batch = if revisions { GENIEACS_GPV_BATCH } else { GPV_BATCH };
+                let mut list = fetches(wanted, !revisions, batch);
+                if revisions {
+                    // GenieACS sets what was declared by this step at this step.
+                    let plain: Vec<Change> =
+                        changes.into_iter().filter(|c| !matches!(c, Change::Virtual(..))).collect();
+                    list.extend(self.requests(store, &view, plain, now)?.0);
+                }
+                return Ok((Next::Send(list.into_iter().map(|t| (preset.clone(), t)).collect()), faults));
             }
-            let changes = sets(&view, &decls);
             let writes: Vec<(String, Declared)> = changes
                 .iter()
                 .filter_map(|c| match c {
@@ -613,6 +635,16 @@ impl Provisioning {
             }
             let changes: Vec<Change> = changes.into_iter().filter(|c| !matches!(c, Change::Virtual(..))).collect();
             if changes.is_empty() {
+                if interrupted.is_empty() && revisions && !self.verified {
+                    // GenieACS runs every script once more after the last change.
+                    self.verified = true;
+                    for e in &mut self.entries {
+                        if matches!(e.source, Source::Script(_) | Source::Virtual { .. }) {
+                            e.done = None;
+                        }
+                    }
+                    continue;
+                }
                 if interrupted.is_empty() {
                     return Ok((Next::Done, faults));
                 }
@@ -620,48 +652,78 @@ impl Provisioning {
                 // the round limit ends it.
                 continue;
             }
-            let mut tasks = Vec::new();
-            let mut values = Vec::new();
-            let mut tags_changed = false;
-            for c in changes {
-                match c {
-                    Change::Value(v) => values.push(v),
-                    Change::Tag(t, on) => {
-                        let mut tags = view.tags.clone();
-                        if on {
-                            tags.push(t);
-                        } else {
-                            tags.retain(|x| *x != t);
-                        }
-                        store.set_tags(&self.device, &tags)?;
-                        tags_changed = true;
-                    }
-                    Change::Add { table, keys } => {
-                        tasks.push(TaskSpec::AddObject { object_name: format!("{table}."), parameter_values: keys })
-                    }
-                    Change::Delete(path) => tasks.push(TaskSpec::DeleteObject { object_name: format!("{path}.") }),
-                    Change::Reboot | Change::FactoryReset => {
-                        let name = if c == Change::Reboot { "Reboot" } else { "FactoryReset" };
-                        let at = CachedParam {
-                            name: name.into(),
-                            ty: "dateTime".into(),
-                            value: cwmp::DateTime::from_unix(now).as_str().to_string(),
-                            updated: now,
-                        };
-                        store.cache_params(&self.device, &[at])?;
-                        tasks.push(if c == Change::Reboot { TaskSpec::Reboot } else { TaskSpec::FactoryReset });
-                    }
-                    Change::Virtual(..) => {}
-                }
-            }
-            if !values.is_empty() {
-                tasks.insert(0, TaskSpec::set(values));
-            }
+            let (tasks, tags_changed) = self.requests(store, &view, changes, now)?;
+            self.verified = false;
             if tasks.is_empty() && tags_changed {
                 continue;
             }
             return Ok((Next::Send(tasks.into_iter().map(|t| (preset.clone(), t)).collect()), faults));
         }
+    }
+
+    /// Changes less the secrets this session set already.
+    fn unwritten(&self, changes: Vec<Change>) -> Vec<Change> {
+        changes
+            .into_iter()
+            .filter(|c| match c {
+                Change::Value(v) => !self.secrets.contains(&(v.name.clone(), v.value.to_lexical().into_owned())),
+                _ => true,
+            })
+            .collect()
+    }
+
+    /// The requests `changes` come to (values in one SetParameterValues first, reboot and
+    /// reset last); tags are changed in the store here. Whether tags changed.
+    fn requests(
+        &mut self,
+        store: &dyn Store,
+        view: &View,
+        changes: Vec<Change>,
+        now: i64,
+    ) -> Result<(Vec<TaskSpec>, bool), StoreError> {
+        let mut tasks = Vec::new();
+        let mut values = Vec::new();
+        let mut tags_changed = false;
+        for c in changes {
+            match c {
+                Change::Value(v) => {
+                    if crate::tasks::secret_name(&v.name) {
+                        self.secrets.push((v.name.clone(), v.value.to_lexical().into_owned()));
+                    }
+                    values.push(v)
+                }
+                Change::Tag(t, on) => {
+                    let mut tags = view.tags.clone();
+                    if on {
+                        tags.push(t);
+                    } else {
+                        tags.retain(|x| *x != t);
+                    }
+                    store.set_tags(&self.device, &tags)?;
+                    tags_changed = true;
+                }
+                Change::Add { table, keys } => {
+                    tasks.push(TaskSpec::AddObject { object_name: format!("{table}."), parameter_values: keys })
+                }
+                Change::Delete(path) => tasks.push(TaskSpec::DeleteObject { object_name: format!("{path}.") }),
+                Change::Reboot | Change::FactoryReset => {
+                    let name = if c == Change::Reboot { "Reboot" } else { "FactoryReset" };
+                    let at = CachedParam {
+                        name: name.into(),
+                        ty: "dateTime".into(),
+                        value: cwmp::DateTime::from_unix(now).as_str().to_string(),
+                        updated: now,
+                    };
+                    store.cache_params(&self.device, &[at])?;
+                    tasks.push(if c == Change::Reboot { TaskSpec::Reboot } else { TaskSpec::FactoryReset });
+                }
+                Change::Virtual(..) => {}
+            }
+        }
+        if !values.is_empty() {
+            tasks.insert(0, TaskSpec::set(values));
+        }
+        Ok((tasks, tags_changed))
     }
 
     /// Entries for virtual parameters to compute (`None`) or write (`Some(value)`), first in
