@@ -1,6 +1,7 @@
 //! The embedded JavaScript engine (QuickJS through `rquickjs`): a script checked once when it
-//! is stored, and run in a fresh runtime per run with a memory limit, a stack limit and a time
-//! limit, GenieACS's sandbox functions (`declare`, `clear`, `commit`, `ext`, `log`, `args`, a
+//! is stored, and run in the thread's engine (a runtime and context made once per thread with
+//! every built-in frozen, and the scripts it compiled) with a memory limit, a stack limit and a
+//! time limit per run, GenieACS's sandbox functions (`declare`, `clear`, `commit`, `ext`, `log`, `args`, a
 //! `Date` fixed at the session's start, a `Math.random` seeded by the device) backed by a
 //! [`Host`]. Values cross between the two sides as JSON text, so the host never touches an
 //! engine value.
@@ -98,68 +99,82 @@ pub enum Outcome {
     Fault(Error),
 }
 
-/// The sandbox's globals, defined before each script. `__host` is the one native function;
-/// it is taken off the global object before the script runs.
+/// Evaluated once per engine: `__sandbox(host, now, device)` makes a run's sandbox functions,
+/// then every object reachable from the global object (and the intrinsics that are not) is
+/// frozen, so that no run leaves anything behind for the next one (GenieACS shares one context
+/// between runs the same way, without freezing it).
 const PRELUDE: &str = r#""use strict";
 (function (g) {
-  const host = g.__host;
-  delete g.__host;
-  const call = (op, ...a) => {
-    const r = host(op, JSON.stringify(a));
-    return r === undefined ? undefined : JSON.parse(r);
-  };
-  const wrap = (d, i) => {
-    const p = {};
-    for (const attr of ["value", "writable", "object", "path"])
-      Object.defineProperty(p, attr, { get: () => call("get", d, i, attr), enumerable: true });
-    if (i === null) {
-      Object.defineProperty(p, "size", { get: () => call("size", d) });
-      p[Symbol.iterator] = function* () {
-        const n = call("size", d) || 0;
-        for (let k = 0; k < n; k++) yield wrap(d, k);
-      };
-    }
-    return Object.freeze(p);
-  };
-  const fn = (f) => ({ value: f, writable: false, enumerable: false, configurable: false });
-  Object.defineProperties(g, {
-    declare: fn((path, timestamps, values) => wrap(call("declare", String(path), timestamps || {}, values || {}), null)),
-    clear: fn((path, timestamp, attributes) => { call("clear", String(path), Number(timestamp), attributes || {}); }),
-    commit: fn(() => { call("commit"); }),
-    ext: fn((...a) => call("ext", a.map(String))),
-    log: fn((msg) => { call("log", String(msg)); }),
-  });
-  const now = g.__now;
-  delete g.__now;
-  const device = g.__seed >>> 0;
-  const RealDate = Date;
-  class SandboxDate extends RealDate {
-    constructor(...a) { if (a.length) super(...a); else super(now); }
-    // GenieACS's Date.now(interval, variance): the start of the interval the session is in,
-    // shifted by a per-device offset below `variance` (default: the interval).
-    static now(interval, variance) {
-      if (interval === undefined) return now;
-      if (typeof interval !== "number" || !(interval > 0))
-        throw new TypeError("Date.now takes an interval in ms (a cron expression is not read)");
-      const v = variance === undefined ? interval : Number(variance);
-      const offset = v > 0 ? device % v : 0;
-      return Math.trunc((now + offset) / interval) * interval - offset;
+  const RealDate = Date, RealMath = Math, freeze = Object.freeze;
+  // What declare() returns: the first match's attributes, `size`, and each match in turn.
+  class Param {
+    #call; #d; #i;
+    constructor(call, d, i) { this.#call = call; this.#d = d; this.#i = i; }
+    get value() { return this.#call("get", this.#d, this.#i, "value"); }
+    get writable() { return this.#call("get", this.#d, this.#i, "writable"); }
+    get object() { return this.#call("get", this.#d, this.#i, "object"); }
+    get path() { return this.#call("get", this.#d, this.#i, "path"); }
+    get size() { return this.#i === null ? this.#call("size", this.#d) : 1; }
+    *[Symbol.iterator]() {
+      const n = this.#i === null ? this.#call("size", this.#d) || 0 : 1;
+      for (let k = 0; k < n; k++) yield new Param(this.#call, this.#d, this.#i === null ? k : this.#i);
     }
   }
-  g.Date = SandboxDate;
-  let seed = device || 1;
-  delete g.__seed;
-  Math.random = () => {
-    seed ^= seed << 13; seed >>>= 0;
-    seed ^= seed >>> 17;
-    seed ^= seed << 5; seed >>>= 0;
-    return seed / 4294967296;
+  const sandbox = (host, now, device) => {
+    const call = (op, ...a) => {
+      const r = host(op, JSON.stringify(a));
+      return r === undefined ? undefined : JSON.parse(r);
+    };
+    const declare = (path, timestamps, values) =>
+      new Param(call, call("declare", String(path), timestamps || {}, values || {}), null);
+    const clear = (path, timestamp, attributes) => {
+      call("clear", String(path), Number(timestamp), attributes || {});
+    };
+    const commit = () => { call("commit"); };
+    const ext = (...a) => call("ext", a.map(String));
+    const log = (msg) => { call("log", String(msg)); };
+    class SandboxDate extends RealDate {
+      constructor(...a) { if (a.length) super(...a); else super(now); }
+      // GenieACS's Date.now(interval, variance): the start of the interval the session is in,
+      // shifted by a per-device offset below `variance` (default: the interval).
+      static now(interval, variance) {
+        if (interval === undefined) return now;
+        if (typeof interval !== "number" || !(interval > 0))
+          throw new TypeError("Date.now takes an interval in ms (a cron expression is not read)");
+        const v = variance === undefined ? interval : Number(variance);
+        const offset = v > 0 ? device % v : 0;
+        return Math.trunc((now + offset) / interval) * interval - offset;
+      }
+    }
+    let seed = device || 1;
+    const math = Object.create(RealMath, { random: { value: () => {
+      seed ^= seed << 13; seed >>>= 0;
+      seed ^= seed >>> 17;
+      seed ^= seed << 5; seed >>>= 0;
+      return seed / 4294967296;
+    } } });
+    return [declare, clear, commit, ext, log, freeze(SandboxDate), freeze(math)];
   };
+  Object.defineProperty(g, "__sandbox", { value: sandbox });
+  const seen = new Set();
+  const harden = (o) => {
+    if ((typeof o !== "object" && typeof o !== "function") || o === null || seen.has(o)) return;
+    seen.add(o);
+    freeze(o);
+    harden(Object.getPrototypeOf(o));
+    for (const k of Reflect.ownKeys(o)) {
+      const d = Object.getOwnPropertyDescriptor(o, k);
+      if ("value" in d) harden(d.value); else { harden(d.get); harden(d.set); }
+    }
+  };
+  [g, function* () {}, (function* () {})(), async function () {}, [][Symbol.iterator](), ""[Symbol.iterator](),
+   new Map()[Symbol.iterator](), new Set()[Symbol.iterator](), /a/[Symbol.matchAll]("")].forEach(harden);
 })(globalThis);
 "#;
 
-/// The text before a script on its first line (so its lines keep their numbers).
-const HEAD: &str = "\"use strict\";(function(){";
+/// The text before a script on its first line (so its lines keep their numbers): the script
+/// is the body of a function of the sandbox's names.
+const HEAD: &str = "\"use strict\";(function(declare,clear,commit,ext,log,Date,Math,args){";
 
 /// A script checked by the engine: its name (for errors and logs) and source.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -269,8 +284,40 @@ pub fn check(name: &str, source: &str) -> Result<(), Error> {
     })
 }
 
-/// Runs `script` with `args` (the global `args`), `now` (ms since the epoch, `Date.now()`),
-/// `seed` (for `Math.random`), the sandbox's functions answered by `host`, within `limits`.
+/// A runtime and its context with the prelude evaluated, kept by a thread between runs, with
+/// the scripts it compiled (a script is a function of the sandbox's names: nothing of a run
+/// stays in it).
+struct Engine {
+    // Dropped in this order: the saved functions, the context, then the runtime they live in.
+    compiled: RefCell<std::collections::HashMap<(String, String), rquickjs::Persistent<Function<'static>>>>,
+    ctx: Context,
+    rt: Runtime,
+}
+
+/// The most compiled scripts an engine keeps.
+const COMPILED: usize = 256;
+
+thread_local! {
+    /// This thread's engine (made at its first run; dropped after a run that hit a limit).
+    static ENGINE: RefCell<Option<Engine>> = const { RefCell::new(None) };
+}
+
+fn engine_error(message: String) -> Error {
+    Error { name: "engine".into(), message, line: None, column: None, stack: String::new() }
+}
+
+impl Engine {
+    fn new(limits: Limits) -> Result<Engine, Error> {
+        let (rt, ctx) = runtime(limits)?;
+        ctx.with(|ctx| ctx.eval::<(), _>(PRELUDE))
+            .map_err(|e| engine_error(format!("the sandbox could not be set up: {e}")))?;
+        Ok(Engine { compiled: RefCell::new(std::collections::HashMap::new()), ctx, rt })
+    }
+}
+
+/// Runs `script` with `args`, `now` (ms since the epoch, `Date.now()`), `seed` (the device's:
+/// `Math.random` and `Date.now`'s offsets), the sandbox's functions answered by `host`, within
+/// `limits`; in this thread's engine.
 pub fn run<H: Host + 'static>(
     script: &Script,
     args: &Json,
@@ -279,10 +326,38 @@ pub fn run<H: Host + 'static>(
     host: Rc<RefCell<H>>,
     limits: Limits,
 ) -> Outcome {
-    let (rt, ctx) = match runtime(limits) {
-        Ok(r) => r,
-        Err(e) => return Outcome::Fault(e),
-    };
+    ENGINE.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            match Engine::new(limits) {
+                Ok(e) => *slot = Some(e),
+                Err(e) => return Outcome::Fault(e),
+            }
+        }
+        let Some(engine) = slot.as_ref() else { return Outcome::Fault(engine_error("no engine".into())) };
+        let (outcome, spent) = run_in(engine, script, args, now, seed, host, limits);
+        if spent {
+            // A run stopped by a limit may leave the heap or the stack anywhere: a new engine.
+            // (Otherwise reference counting frees a run's objects; cycles wait for QuickJS's own
+            // collection, which the memory limit counts.)
+            *slot = None;
+        }
+        outcome
+    })
+}
+
+/// A run in `engine`; whether it was stopped by a limit.
+fn run_in<H: Host + 'static>(
+    engine: &Engine,
+    script: &Script,
+    args: &Json,
+    now: i64,
+    seed: u32,
+    host: Rc<RefCell<H>>,
+    limits: Limits,
+) -> (Outcome, bool) {
+    let rt = &engine.rt;
+    rt.set_memory_limit(limits.memory);
     let interrupted = Rc::new(RefCell::new(false));
     // Set by the host when it interrupts: the engine then stops the script even where it
     // catches the interruption.
@@ -299,68 +374,83 @@ pub fn run<H: Host + 'static>(
             stop.load(Ordering::Relaxed)
         })));
     }
-    let outcome = ctx.with(|ctx| {
-        let setup = || -> rquickjs::Result<()> {
-            let g = ctx.globals();
-            let (h, flag, stop) = (host.clone(), interrupted.clone(), stop.clone());
-            let native = Function::new(ctx.clone(), move |ctx: Ctx<'_>, op: String, a: String| {
-                let a: Vec<Json> = serde_json::from_str(&a).unwrap_or_default();
-                let s = |i: usize| a.get(i).and_then(Json::as_str).unwrap_or_default().to_string();
-                let n = |i: usize| a.get(i).and_then(Json::as_u64).map(|n| n as usize);
-                if *flag.borrow() && op != "log" {
-                    return Err(rquickjs::Exception::throw_internal(&ctx, "interrupted"));
+    let outcome = engine.ctx.with(|ctx| {
+        let (h, flag, stop) = (host.clone(), interrupted.clone(), stop.clone());
+        let native = Function::new(ctx.clone(), move |ctx: Ctx<'_>, op: String, a: String| {
+            let a: Vec<Json> = serde_json::from_str(&a).unwrap_or_default();
+            let s = |i: usize| a.get(i).and_then(Json::as_str).unwrap_or_default().to_string();
+            let n = |i: usize| a.get(i).and_then(Json::as_u64).map(|n| n as usize);
+            if *flag.borrow() && op != "log" {
+                return Err(rquickjs::Exception::throw_internal(&ctx, "interrupted"));
+            }
+            let mut host = h.borrow_mut();
+            let answer: Result<Option<Json>, Stop> = match op.as_str() {
+                "declare" => host
+                    .declare(&s(0), a.get(1).unwrap_or(&Json::Null), a.get(2).unwrap_or(&Json::Null))
+                    .map(|d| Some(Json::from(d))),
+                "get" => host.get(n(0).unwrap_or(0), n(1), &s(2)),
+                "size" => host.size(n(0).unwrap_or(0)).map(|n| n.map(Json::from)),
+                "clear" => host
+                    .clear(&s(0), a.get(1).and_then(Json::as_f64).unwrap_or(0.0), a.get(2).unwrap_or(&Json::Null))
+                    .map(|()| None),
+                "commit" => host.commit().map(|()| None),
+                "ext" => {
+                    let call = a.first().and_then(Json::as_array).into_iter().flatten();
+                    host.ext(call.map(|v| v.as_str().unwrap_or_default().to_string()).collect()).map(Some)
                 }
-                let mut host = h.borrow_mut();
-                let answer: Result<Option<Json>, Stop> = match op.as_str() {
-                    "declare" => host
-                        .declare(&s(0), a.get(1).unwrap_or(&Json::Null), a.get(2).unwrap_or(&Json::Null))
-                        .map(|d| Some(Json::from(d))),
-                    "get" => host.get(n(0).unwrap_or(0), n(1), &s(2)),
-                    "size" => host.size(n(0).unwrap_or(0)).map(|n| n.map(Json::from)),
-                    "clear" => host
-                        .clear(&s(0), a.get(1).and_then(Json::as_f64).unwrap_or(0.0), a.get(2).unwrap_or(&Json::Null))
-                        .map(|()| None),
-                    "commit" => host.commit().map(|()| None),
-                    "ext" => {
-                        let call = a.first().and_then(Json::as_array).into_iter().flatten();
-                        host.ext(call.map(|v| v.as_str().unwrap_or_default().to_string()).collect()).map(Some)
-                    }
-                    "log" => {
-                        host.log(s(0));
-                        Ok(None)
-                    }
-                    other => Err(Stop::Type(format!("no sandbox function {other}"))),
-                };
-                match answer {
-                    Ok(v) => Ok(v.map(|v| v.to_string())),
-                    Err(Stop::Interrupt) => {
-                        *flag.borrow_mut() = true;
-                        stop.store(true, Ordering::Relaxed);
-                        Err(rquickjs::Exception::throw_internal(&ctx, "interrupted"))
-                    }
-                    Err(Stop::Type(msg)) => Err(rquickjs::Exception::throw_type(&ctx, &msg)),
+                "log" => {
+                    host.log(s(0));
+                    Ok(None)
                 }
-            })?;
-            g.set("__host", native)?;
-            g.set("__now", now as f64)?;
-            g.set("__seed", seed)?;
-            ctx.eval::<(), _>(PRELUDE)?;
+                other => Err(Stop::Type(format!("no sandbox function {other}"))),
+            };
+            match answer {
+                Ok(v) => Ok(v.map(|v| v.to_string())),
+                Err(Stop::Interrupt) => {
+                    *flag.borrow_mut() = true;
+                    stop.store(true, Ordering::Relaxed);
+                    Err(rquickjs::Exception::throw_internal(&ctx, "interrupted"))
+                }
+                Err(Stop::Type(msg)) => Err(rquickjs::Exception::throw_type(&ctx, &msg)),
+            }
+        });
+        let prepared = (|| -> rquickjs::Result<(Function<'_>, rquickjs::Array<'_>, rquickjs::Value<'_>)> {
+            let make: Function = ctx.globals().get("__sandbox")?;
+            let parts: rquickjs::Array = make.call((native?, now as f64, seed))?;
             let args = ctx.json_parse(args.to_string())?;
-            g.set("args", args)?;
-            Ok(())
+            let key = (script.name.clone(), script.source.clone());
+            let cached = engine.compiled.borrow().get(&key).cloned();
+            let f: Function = match cached {
+                Some(f) => f.restore(&ctx)?,
+                None => {
+                    let f: Function =
+                        ctx.eval_with_options(format!("{HEAD}{}\n}})", script.source), options(&script.name))?;
+                    let mut compiled = engine.compiled.borrow_mut();
+                    if compiled.len() >= COMPILED {
+                        compiled.clear();
+                    }
+                    compiled.insert(key, rquickjs::Persistent::save(&ctx, f.clone()));
+                    f
+                }
+            };
+            Ok((f, parts, args))
+        })()
+        .catch(&ctx);
+        let (f, parts, args) = match prepared {
+            Ok(p) => p,
+            Err(e) => return Outcome::Fault(caught(&ctx, e, &script.name, false)),
         };
-        if let Err(e) = setup() {
-            return Outcome::Fault(Error {
-                name: "engine".into(),
-                message: format!("the sandbox could not be set up: {e}"),
-                line: None,
-                column: None,
-                stack: String::new(),
-            });
+        let mut call_args = rquickjs::function::Args::new(ctx.clone(), 8);
+        let pushed = (|| -> rquickjs::Result<()> {
+            for i in 0..parts.len() {
+                call_args.push_arg(parts.get::<rquickjs::Value>(i)?)?;
+            }
+            call_args.push_arg(args)
+        })();
+        if let Err(e) = pushed {
+            return Outcome::Fault(engine_error(format!("the sandbox could not be set up: {e}")));
         }
-        let text = format!("{HEAD}{}\n}})()", script.source);
-        let opts = options(&script.name);
-        match ctx.eval_with_options::<rquickjs::Value, _>(text, opts).catch(&ctx) {
+        match f.call_arg::<rquickjs::Value>(call_args).catch(&ctx) {
             _ if *interrupted.borrow() => Outcome::Interrupted,
             Ok(v) if v.is_undefined() => Outcome::Done(Json::Null),
             Ok(v) => {
@@ -370,9 +460,9 @@ pub fn run<H: Host + 'static>(
             Err(e) => Outcome::Fault(caught(&ctx, e, &script.name, timed_out.load(Ordering::Relaxed))),
         }
     });
-    drop(ctx);
-    drop(rt);
-    outcome
+    rt.set_interrupt_handler(None);
+    let spent = matches!(&outcome, Outcome::Fault(e) if matches!(e.name.as_str(), "timeout" | "memory" | "InternalError" | "engine"));
+    (outcome, spent)
 }
 
 #[cfg(test)]
@@ -461,6 +551,18 @@ mod tests {
         assert_eq!(again.as_f64(), Some(r), "seeded: the same draw in every run");
         assert_eq!(echo.declared, ["Device.X", "Device.Y.*"]);
         assert_eq!(echo.logs, ["v=Device.X size=2 args=a,2"]);
+    }
+
+    #[test]
+    fn a_run_leaves_nothing_behind_for_the_next() {
+        let (out, _) = go("Array.prototype.push = () => 0;", Limits::default());
+        let Outcome::Fault(e) = out else { panic!("{out:?}") };
+        assert_eq!(e.name, "TypeError", "the built-ins are frozen: {e:?}");
+        let (out, _) = go("globalThis.leak = 1;", Limits::default());
+        assert!(matches!(out, Outcome::Fault(_)), "no globals to share: {out:?}");
+        let (out, _) = go("const a = []; a.push(1, 2); return [a.length, typeof leak];", Limits::default());
+        let Outcome::Done(v) = out else { panic!("{out:?}") };
+        assert_eq!(v, serde_json::json!([2, "undefined"]));
     }
 
     #[test]
