@@ -1,6 +1,7 @@
 //! Replays the seed corpora of the fuzz targets over the ACS's parsers of outside input (`auth`:
 //! HTTP authentication headers; `query`: the NBI's query language, projections and device JSON;
-//! `portal_form`: the web form's body decoding and page check; `task`: the NBI's task bodies) and a bounded, deterministic set
+//! `portal_form`: the web form's body decoding and page check; `task`: the NBI's task bodies;
+//! `script`: provision and virtual-parameter scripts and the paths they declare) and a bounded, deterministic set
 //! of mutations of each through the target's own property (`fuzz/props/`). CI runs this;
 //! cargo-fuzz needs nightly. The seeds are written by `write_seeds` below:
 //! `cargo test -p acs --test fuzz_replay -- --ignored write_seeds`.
@@ -19,6 +20,9 @@ mod form;
 
 #[path = "../../fuzz/props/task.rs"]
 mod task;
+
+#[path = "../../fuzz/props/script.rs"]
+mod script;
 
 /// Both paths exercised: some mutants still accepted, not all.
 fn assert_mixed(target: &str, (ok, total): (usize, usize)) {
@@ -143,6 +147,32 @@ fn task_corpus_and_mutants_keep_the_property() {
     assert_mixed("task", replay::replay("task", 15, 200, TOKENS, task::check_task));
 }
 
+#[test]
+fn script_corpus_and_mutants_keep_the_property() {
+    const TOKENS: &[&[u8]] = &[
+        b"\n",
+        b"(",
+        b")",
+        b"{",
+        b"}",
+        b"[",
+        b"]",
+        b".*",
+        b".[",
+        b":",
+        b",",
+        b"\"",
+        b"declare(",
+        b"commit();",
+        b"for (;;) {}",
+        b"return ",
+        b"throw 1;",
+        b"args[0]",
+        b"\xff",
+    ];
+    assert_mixed("script", replay::replay("script", 6, 150, TOKENS, script::check_script));
+}
+
 /// Seeds that must keep the property and be rejected (so the corpus is not all happy paths):
 /// the expected outcome of a few named inputs.
 #[test]
@@ -171,6 +201,8 @@ fn named_inputs_are_refused() {
     assert!(task::check_task(br#"{"name": "provisions", "provisions": [["myScript", 1, "a"]]}"#));
     assert!(!task::check_task(br#"{"name": "provisions", "provisions": [["instances", "Device.X.*", "+100000"]]}"#));
     assert!(!task::check_task(br#"{"name": "launchRocket"}"#));
+    assert!(!script::check_script(b"A..B\nlet a = 1;\nlet b = ;"));
+    assert!(script::check_script(b"Tags.x\nfor (;;) {}"), "compiles; the run times out");
     assert!(task::check_task(br#"{"name": "provisions", "provisions": [["tag", "t", false]]}"#));
     assert!(!form::check_form(b"lan_address=192.168.1.1%0Aport%3D53&lan_mask=255.255.255.0"));
     assert!(!form::check_form(b"ssid=&security=WPA2-Personal&passphrase=short"));
