@@ -1036,7 +1036,8 @@ fn scripted_result(task: &Task, results: Vec<Json>, store: &dyn Store) -> Json {
 }
 
 impl Plan {
-    fn advance(&mut self, step: Step, store: &dyn Store, now: i64) -> Step {
+    /// The next step of the task `outer` (whose parts these are).
+    fn advance(&mut self, step: Step, outer: &Task, store: &dyn Store, now: i64) -> Step {
         let name = self.current.task.order.spec.name();
         match step {
             Step::Next(body) => return Step::Next(body),
@@ -1050,11 +1051,10 @@ impl Plan {
         }
         if self.rest.is_empty() {
             if let Some(scripts) = self.scripts.as_mut() {
-                let task = self.current.task.clone();
-                match round(&task, scripts, store, now) {
+                match round(outer, scripts, store, now) {
                     Ok(Some(rest)) => self.rest = rest,
                     Ok(None) => {
-                        let result = scripted_result(&task, std::mem::take(&mut self.results), store);
+                        let result = scripted_result(outer, std::mem::take(&mut self.results), store);
                         return Step::Done(result);
                     }
                     Err(f) => return Step::Failed(f),
@@ -1357,7 +1357,7 @@ impl Running {
     pub fn on_response(&mut self, resp: Body, store: &dyn Store, now: i64) -> Step {
         if let Some(plan) = self.plan.as_mut() {
             let step = plan.current.on_response(resp, store, now);
-            return plan.advance(step, store, now);
+            return plan.advance(step, &self.task, store, now);
         }
         let device = self.task.device.clone();
         self.stage += 1;

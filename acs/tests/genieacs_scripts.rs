@@ -226,9 +226,17 @@ declare("Device.Ethernet.VLANTermination.[Alias:wan].VLANID", {value: 1}, {value
     assert_eq!(names, ["wan"]);
     assert_eq!(value(&sim, "Device.Ethernet.VLANTermination.3.VLANID"), "42");
 
-    // Within 300 seconds of that reboot: no reboot, nothing else to do.
+    // Within 300 seconds of that reboot: no reboot; the table listed again (the script asks
+    // for it as of the session's start), nothing to change.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     sim.session(&[]).await.expect("a session");
-    assert_eq!(requests(&sim), Vec::<String>::new());
+    assert_eq!(
+        requests(&sim),
+        [
+            "GetParameterNames Device.Ethernet.VLANTermination. false",
+            "GetParameterValues Device.Ethernet.VLANTermination.3.Alias"
+        ]
+    );
     let d = device(&oss, &id).await;
     assert!(d["Reboot"]["_value"].is_string(), "the last reboot's time: {d}");
     assert!(faults(&oss).await.is_empty(), "{:?}", faults(&oss).await);
@@ -442,4 +450,90 @@ else {
     assert_eq!(f.len(), 1, "{f:?}");
     assert_eq!(f[0]["code"], json!("script.missing"));
     assert!(f[0]["message"].as_str().unwrap_or_default().contains("nosuch"), "{f:?}");
+}
+
+/// The built-in provisions declared beside a script (a `provisions` task naming one runs as a
+/// whole in the script engine), `commit()` ordering a script's changes, and `clear()` forgetting
+/// what the cache held, on a TR-181 device.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn built_ins_beside_scripts_commit_and_clear() {
+    let dir = TempDir::new("acs-scripts-builtins");
+    let acs = AcsCommand::new(env!("CARGO_BIN_EXE_acs"), &dir.join("acs.db"), TOKEN).start();
+    let oss = NbiClient::new(acs.nbi, TOKEN);
+    let sim = acs.sim("builtins-1").await;
+    let id = sim.device_id();
+    sim.session(&[]).await.expect("the bootstrap session");
+    requests(&sim);
+    let ms = "Device.ManagementServer.";
+
+    // commit(): the interval is set before the script reads the table and adds to it.
+    let ordered = format!(
+        r#"declare("{ms}PeriodicInformInterval", null, {{value: 120}});
+commit();
+declare("Device.Ethernet.VLANTermination.*", {{path: Date.now()}}, {{path: args[0]}});
+log("interval " + declare("{ms}PeriodicInformInterval", {{value: 1}}).value[0]);"#
+    );
+    assert_eq!(put_script(&oss, "ordered", &ordered).await.0, 200);
+    let task = json!({"name": "provisions", "provisions": [
+        ["ordered", 1],
+        ["tag", "built-in", true],
+        ["value", format!("{ms}PeriodicInformEnable"), true],
+        ["refresh", "Device.DeviceInfo.SoftwareVersion"],
+        ["instances", "Device.Ethernet.VLANTermination.*", "+1"],
+        ["reboot"]]});
+    let (s, t) = oss.task(&id, task).await;
+    assert_eq!(s, 200, "{t}");
+    assert_eq!(
+        requests(&sim),
+        [
+            // Round 1: everything declared is fetched at once (the script's interval and the
+            // built-ins' table and values).
+            format!("GetParameterNames {ms} false"),
+            "GetParameterNames Device. true".to_string(),
+            "GetParameterNames Device.Ethernet. false".to_string(),
+            format!("GetParameterValues {ms}PeriodicInformEnable {ms}PeriodicInformInterval"),
+            // The script stops at commit() until what it declared before is set: that set goes
+            // out with every other value declared so far, before the script goes on to the
+            // table (whose exact count agrees with the built-in's relative one), the reboot last.
+            format!("SetParameterValues {ms}PeriodicInformEnable=true {ms}PeriodicInformInterval=120"),
+            "AddObject Device.Ethernet.VLANTermination.".to_string(),
+            "GetParameterValues Device.Ethernet.VLANTermination.1.".to_string(),
+            "Reboot".to_string(),
+        ]
+    );
+    assert_eq!(value(&sim, &format!("{ms}PeriodicInformInterval")), "120");
+    assert_eq!(value(&sim, &format!("{ms}PeriodicInformEnable")), "true");
+    assert_eq!(device(&oss, &id).await["_tags"], json!(["built-in"]));
+    let parts: Vec<&Value> = t["result"]["provisions"].as_array().expect("parts").iter().map(|p| &p["name"]).collect();
+    assert_eq!(
+        parts,
+        [
+            "getParameterNames",
+            "getParameterNames",
+            "getParameterNames",
+            "getParameterValues",
+            "setParameterValues",
+            "addObject",
+            "reboot"
+        ],
+        "the task's result lists each request's, as a provisions task's does: {t}"
+    );
+
+    // clear(): the next session reads again what the cache held from before it.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let clear = format!(
+        r#"clear("{ms}PeriodicInformInterval", Date.now());
+declare("{ms}PeriodicInformInterval", {{value: 1}});"#
+    );
+    assert_eq!(put_script(&oss, "clear-it", &clear).await.0, 200);
+    let (s, t) = oss.task(&id, json!({"name": "provisions", "provisions": [["clear-it"]]})).await;
+    assert_eq!(s, 200, "{t}");
+    // Forgotten, and not known to be gone: ManagementServer listed again, the value read.
+    assert_eq!(
+        requests(&sim),
+        [format!("GetParameterNames {ms} false"), format!("GetParameterValues {ms}PeriodicInformInterval")]
+    );
+    let d = device(&oss, &id).await;
+    assert_eq!(cached(&d, &format!("{ms}PeriodicInformInterval")), &json!(120), "read again: {d}");
+    assert!(faults(&oss).await.is_empty(), "{:?}", faults(&oss).await);
 }

@@ -546,6 +546,14 @@ impl Provisioning {
                     .map(|(n, _)| n.clone())
                     .collect();
                 store.forget_param_names(&self.device, &forget)?;
+                // What was cleared is not known any more, not known to be gone: the objects it
+                // was listed in are listed again when it is next declared.
+                let unlist: Vec<crate::store::PathInfo> = view
+                    .listed_before(&clears, &forget)
+                    .into_iter()
+                    .map(|name| crate::store::PathInfo { name, listed: Some(0), ..Default::default() })
+                    .collect();
+                store.cache_path_info(&self.device, &unlist)?;
                 continue;
             }
             // Extensions next: each called once per session.

@@ -319,6 +319,28 @@ impl View {
         }
     }
 
+    /// The listed objects a `clear()` makes unknown: those the patterns match, listed before
+    /// their timestamp, and the parents of the leaves it forgets.
+    pub fn listed_before(&self, clears: &[(Pattern, i64)], forgotten: &[String]) -> Vec<String> {
+        let mut out: BTreeSet<String> = BTreeSet::new();
+        for (o, at) in &self.listed {
+            let name = o.trim_end_matches('.');
+            if clears.iter().any(|(p, ts)| *at < *ts && p.could_match(name) && name.split('.').count() >= p.segs.len())
+            {
+                out.insert(o.clone());
+            }
+        }
+        for leaf in forgotten {
+            if let Some(i) = leaf.rfind('.') {
+                let parent = &leaf[..=i];
+                if self.listed.contains_key(parent) {
+                    out.insert(parent.to_string());
+                }
+            }
+        }
+        out.into_iter().collect()
+    }
+
     /// What a refresh of everything below `object` (dotted) needs: the subtree listed since
     /// `path_ts`, then every leaf in it read since `ts`.
     pub fn subtree_needs(&self, object: &str, path_ts: i64, ts: i64) -> Vec<Need> {
