@@ -953,6 +953,9 @@ impl Acs {
             let what = if tc.fault.code == 0 { "task.done" } else { "task.fault" };
             self.webhooks.send(crate::webhooks::Event::task(dev, what, t.id, now()));
             self.task_events.notify_waiters();
+        } else {
+            tracing::info!(device = %dev, command_key = %tc.command_key, fault = tc.fault.code,
+                "TransferComplete of no queued task (a preset's or a script's download)");
         }
     }
 
@@ -986,6 +989,10 @@ impl Acs {
                 }
             }
             Step::Done(_) if run.task.id == 0 => {}
+            Step::AwaitTransfer if run.task.id == 0 => {
+                tracing::info!(device = %run.task.device, preset = ?run.preset, task_name = run.task.order.spec.name(),
+                    "a preset's transfer accepted; the CPE reports its completion later");
+            }
             Step::Fault(f) if run.task.id == 0 => self.preset_failure(s, &run, tasks::Failure::Cpe(f)),
             Step::Failed(f) if run.task.id == 0 => self.preset_failure(s, &run, f),
             Step::Failed(failure) => {

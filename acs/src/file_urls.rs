@@ -12,9 +12,17 @@ use crate::nbi::{encode, query_params};
 pub const LIFETIME: i64 = 2 * 24 * 3600;
 
 /// Makes and checks the signed URLs.
+#[derive(Clone)]
 pub struct FileUrls {
     key: hmac::Key,
     base: String,
+}
+
+impl std::fmt::Debug for FileUrls {
+    /// The base URL only: the key is a secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileUrls").field("base", &self.base).finish_non_exhaustive()
+    }
 }
 
 /// Why a file URL is refused (the listener answers 403 with it).

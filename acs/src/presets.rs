@@ -25,11 +25,11 @@
 //!   (`names`, read every time). `provision` + `provisionArgs` (GenieACS's UI shape) is one more
 //!   `provision` configuration.
 //! - A `provision` of GenieACS's built-ins `value`, `tag` and `refresh` applies as those
-//!   configurations; `reboot`, `reset` and `instances` as the `provisions` task runs them
+//!   configurations; `reboot`, `reset`, `instances` and `download` as the `provisions` task runs them
 //!   (`crate::provisions`), after the preset's other requests; a stored script runs in the
 //!   session's provisioning ([`crate::script`]) after the requests of every configuration;
-//!   `download` is kept and named but not run (a download would
-//!   repeat at every matching Inform, where GenieACS downloads once).
+//!   `download` sends its Download at every matching Inform, as GenieACS's does (its
+//!   documentation: trigger it on events such as `1 BOOT`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -113,8 +113,8 @@ pub enum Configuration {
         /// The object's name.
         object: String,
     },
-    /// GenieACS's built-in `reboot`, `reset` or `instances` provision (planned as the
-    /// `provisions` task plans it, sent after the preset's other requests).
+    /// GenieACS's built-in `reboot`, `reset`, `instances` or `download` provision (planned as
+    /// the `provisions` task plans it, sent after the preset's other requests).
     BuiltIn(crate::provisions::ProvisionCall),
     /// A provision script with its arguments (run by [`crate::script`]).
     Provision {
@@ -170,9 +170,9 @@ fn provision(name: &str, args: Vec<Json>) -> Result<Configuration, BadPreset> {
             2 => Ok(Configuration::Age { name: path("refresh")?, age: seconds(&args[1], "provision refresh's age")? }),
             _ => Err(bad("provision refresh takes [path] or [path, age]")),
         },
-        // Not `download`: GenieACS downloads once per file, where a preset applies at every
-        // matching Inform (kept and named in the log until the ACS records downloads as it does).
-        "reboot" | "reset" | "instances" => {
+        // `download` too: GenieACS declares the Download with the session's time, so it is sent
+        // at every session the preset applies to.
+        "reboot" | "reset" | "instances" | "download" => {
             let call: Vec<Json> = std::iter::once(json!(name)).chain(args).collect();
             Ok(Configuration::BuiltIn(crate::provisions::call(&Json::Array(call)).map_err(|e| bad(e.0))?))
         }
@@ -562,9 +562,6 @@ pub fn apply(
                 }
                 Configuration::BuiltIn(call) => {
                     built_ins[i].extend(crate::provisions::expand(store, device, std::slice::from_ref(call), now)?)
-                }
-                Configuration::Provision { name: prov, .. } if prov == "download" => {
-                    tracing::debug!(device, preset = %name, "the download provision is not run by presets");
                 }
                 Configuration::Provision { name: prov, args } => scripts.push(crate::script::Call {
                     preset: name.clone(),

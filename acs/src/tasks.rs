@@ -976,13 +976,19 @@ struct Plan {
     /// The provisioning that makes the requests, round after round (a `provisions` task naming
     /// scripts, or one reading or writing virtual parameters).
     scripts: Option<Box<crate::script::Provisioning>>,
+    /// How the provisioning's Downloads sign their URLs.
+    files: Option<crate::file_urls::FileUrls>,
 }
 
-/// The requests of a provisioning's round, each started as the task would start it (they are
-/// reads, sets, objects, reboots: no file URL is signed for them).
-fn parts(task: &Task, specs: Vec<TaskSpec>, now: i64, store: &dyn Store) -> VecDeque<(Running, Body)> {
-    let files = crate::file_urls::FileUrls::new(b"no file is named by a script's request", "");
-    let ctx = Context { files: &files, now, store: Some(store), scripts: None };
+/// The requests of a provisioning's round, each started as the task would start it.
+fn parts(
+    task: &Task,
+    specs: Vec<TaskSpec>,
+    now: i64,
+    store: &dyn Store,
+    files: &crate::file_urls::FileUrls,
+) -> VecDeque<(Running, Body)> {
+    let ctx = Context { files, now, store: Some(store), scripts: None };
     let mut out = VecDeque::new();
     for spec in specs {
         let part = Task { order: spec.into(), ..task.clone() };
@@ -1000,6 +1006,7 @@ fn round(
     scripts: &mut crate::script::Provisioning,
     store: &dyn Store,
     now: i64,
+    files: &crate::file_urls::FileUrls,
 ) -> Result<Option<VecDeque<(Running, Body)>>, Failure> {
     let (next, faults) =
         scripts.next(store, now).map_err(|e| Failure::Invalid(format!("the ACS could not read the device: {e}")))?;
@@ -1008,7 +1015,7 @@ fn round(
     }
     match next {
         crate::script::Next::Send(list) => {
-            Ok(Some(parts(task, list.into_iter().map(|(_, t)| t).collect(), now, store)))
+            Ok(Some(parts(task, list.into_iter().map(|(_, t)| t).collect(), now, store, files)))
         }
         crate::script::Next::Done => Ok(None),
     }
@@ -1050,8 +1057,8 @@ impl Plan {
             }
         }
         if self.rest.is_empty() {
-            if let Some(scripts) = self.scripts.as_mut() {
-                match round(outer, scripts, store, now) {
+            if let (Some(scripts), Some(files)) = (self.scripts.as_mut(), self.files.as_ref()) {
+                match round(outer, scripts, store, now, files) {
                     Ok(Some(rest)) => self.rest = rest,
                     Ok(None) => {
                         let result = scripted_result(outer, std::mem::take(&mut self.results), store);
@@ -1299,14 +1306,20 @@ impl Running {
                 return Some(Begin::Now(bare(task, None), Step::Failed(failure)));
             }
         };
-        Some(match round(task, &mut scripts, store, ctx.now) {
+        Some(match round(task, &mut scripts, store, ctx.now, ctx.files) {
             Err(f) => Begin::Now(bare(task, None), Step::Failed(f)),
             Ok(None) => Begin::Now(bare(task, None), Step::Done(scripted_result(task, Vec::new(), store))),
             Ok(Some(mut rest)) => match rest.pop_front() {
                 None => Begin::Now(bare(task, None), Step::Done(scripted_result(task, Vec::new(), store))),
                 Some((current, body)) => {
-                    let plan =
-                        Plan { current, rest, results: Vec::new(), awaiting: false, scripts: Some(Box::new(scripts)) };
+                    let plan = Plan {
+                        current,
+                        rest,
+                        results: Vec::new(),
+                        awaiting: false,
+                        scripts: Some(Box::new(scripts)),
+                        files: Some(ctx.files.clone()),
+                    };
                     Begin::Send(bare(task, Some(Box::new(plan))), body)
                 }
             },
@@ -1349,7 +1362,7 @@ impl Running {
         let Some((current, body)) = steps.pop_front() else {
             return Begin::Now(run(task, None), Step::Done(json!({"provisions": []})));
         };
-        let plan = Plan { current, rest: steps, results: Vec::new(), awaiting: false, scripts: None };
+        let plan = Plan { current, rest: steps, results: Vec::new(), awaiting: false, scripts: None, files: None };
         Begin::Send(run(task, Some(Box::new(plan))), body)
     }
 

@@ -537,3 +537,63 @@ declare("{ms}PeriodicInformInterval", {{value: 1}});"#
     assert_eq!(cached(&d, &format!("{ms}PeriodicInformInterval")), &json!(120), "read again: {d}");
     assert!(faults(&oss).await.is_empty(), "{:?}", faults(&oss).await);
 }
+
+/// The `download` provision: in a preset, a Download at every Inform the preset matches (GenieACS
+/// declares it with the session's time; its documentation says to trigger it on events such as
+/// `1 BOOT`); beside a script in a `provisions` task, once in the session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_download_provision_in_presets_and_beside_scripts() {
+    let dir = TempDir::new("acs-scripts-download");
+    let acs = AcsCommand::new(env!("CARGO_BIN_EXE_acs"), &dir.join("acs.db"), TOKEN).start();
+    let oss = NbiClient::new(acs.nbi, TOKEN);
+    let meta =
+        [("fileType", "1 Firmware Upgrade Image"), ("oui", "00A0B1"), ("productClass", "SimCPE"), ("version", "2")];
+    let put = oss.send_bytes(Method::PUT, "/files/fw-2.bin", &meta, Bytes::from_static(b"firmware 2")).await;
+    assert_eq!(put.status, 200, "{}", put.json);
+    put_preset(
+        &oss,
+        "upgrade",
+        json!({"events": {"1 BOOT": true}, "provision": "download", "provisionArgs": "\"1 Firmware Upgrade Image\", \"fw-2.bin\""}),
+    )
+    .await;
+    let sim = acs.sim_tr098("dl-1").await;
+    let id = sim.device_id();
+    sim.session(&[]).await.expect("the bootstrap session (0 BOOTSTRAP and 1 BOOT)");
+    assert_eq!(requests(&sim), ["Download"]);
+    assert_eq!(sim.downloaded.lock().map(|d| d.clone()).unwrap_or_default(), b"firmware 2");
+    // The TransferComplete comes at the next session; a periodic one downloads nothing.
+    sim.session(&["2 PERIODIC"]).await.expect("a periodic session");
+    assert_eq!(requests(&sim), Vec::<String>::new());
+    // At the next boot, again (as GenieACS).
+    sim.session(&["1 BOOT"]).await.expect("a boot");
+    assert_eq!(requests(&sim), ["Download"]);
+
+    // Beside a script in a provisions task: sent once, after the script's values.
+    assert_eq!(
+        put_script(
+            &oss,
+            "ntp",
+            r#"declare("InternetGatewayDevice.Time.NTPServer1", null, {value: "ntp.example.net"});"#
+        )
+        .await
+        .0,
+        200
+    );
+    *sim.downloaded.lock().expect("lock") = Vec::new();
+    let task =
+        json!({"name": "provisions", "provisions": [["download", "1 Firmware Upgrade Image", "fw-2.bin"], ["ntp"]]});
+    let (s, t) = oss.task(&id, task).await;
+    assert_eq!(s, 200, "{t}");
+    assert_eq!(
+        requests(&sim),
+        [
+            "GetParameterNames InternetGatewayDevice. true",
+            "GetParameterNames InternetGatewayDevice.Time. false",
+            "GetParameterValues InternetGatewayDevice.Time.NTPServer1",
+            "SetParameterValues InternetGatewayDevice.Time.NTPServer1=ntp.example.net",
+            "Download",
+        ]
+    );
+    assert_eq!(sim.downloaded.lock().map(|d| d.clone()).unwrap_or_default(), b"firmware 2");
+    assert!(faults(&oss).await.is_empty(), "{:?}", faults(&oss).await);
+}

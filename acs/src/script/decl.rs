@@ -27,6 +27,8 @@ pub(crate) struct Decl {
     pub(crate) value_set: Option<Declared>,
     /// A refresh of everything below the path (the built-in `refresh` of an object).
     pub(crate) deep: bool,
+    /// The built-in `download` provision: file type, file name, target file name.
+    pub(crate) download: Option<(String, String, Option<String>)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -56,7 +58,15 @@ pub(crate) fn declaration(path: &str, timestamps: &Json, values: &Json) -> Resul
     if pattern.root() == "Downloads" {
         return Err("declarations of Downloads.* are not run yet: use the download provision or task".into());
     }
-    let mut d = Decl { pattern, path_get: 1, attr_get: BTreeMap::new(), path_set: None, value_set: None, deep: false };
+    let mut d = Decl {
+        pattern,
+        path_get: 1,
+        attr_get: BTreeMap::new(),
+        path_set: None,
+        value_set: None,
+        deep: false,
+        download: None,
+    };
     if let Some(vals) = values.as_object() {
         for (attr, v) in vals {
             if attr == "path" {
@@ -187,6 +197,8 @@ pub(crate) enum Change {
     FactoryReset,
     /// A virtual parameter to write (its script runs with the value).
     Virtual(String, Json, Option<String>),
+    /// A Download: file type, file name, target file name.
+    Download(String, String, Option<String>),
 }
 
 pub(crate) fn typed(path: &str, value: &Json, ty: Option<&str>) -> Option<ParameterValue> {
@@ -212,6 +224,10 @@ pub(crate) fn sets(view: &View, decls: &[Decl]) -> Vec<Change> {
     let mut counts: Vec<(String, Vec<String>, u64, Vec<ParameterValue>)> = Vec::new();
     let mut virtuals = Vec::new();
     for d in decls {
+        if let Some((ty, name, target)) = &d.download {
+            out.push(Change::Download(ty.clone(), name.clone(), target.clone()));
+            continue;
+        }
         let (matches, needs) = view.unpack(&d.pattern, d.path_get);
         if !needs.is_empty() {
             continue;

@@ -98,6 +98,8 @@ pub struct Provisioning {
     secrets: Vec<(String, String)>,
     /// [`Strategy::Revisions`]: the last run of every script, after the last change, is done.
     verified: bool,
+    /// Downloads sent this session (each once).
+    downloads: Vec<(String, String, Option<String>)>,
     /// Counts so far.
     pub stats: Stats,
 }
@@ -125,6 +127,7 @@ fn built_in(p: &crate::provisions::Provision, view: &View, now_ms: i64) -> Resul
         path_set: None,
         value_set: None,
         deep: false,
+        download: None,
     };
     match p {
         Provision::Refresh { path, age } => {
@@ -154,8 +157,11 @@ fn built_in(p: &crate::provisions::Provision, view: &View, now_ms: i64) -> Resul
             d.value_set = Some((json!(now_ms), None));
             rec.decls.push(d);
         }
-        Provision::Download { .. } => {
-            return Err(Stop::Type("a download goes in a provisions task without scripts".into()))
+        Provision::Download { file_type, file_name, target_file_name } => {
+            // GenieACS declares it with the session's time: once per session.
+            let mut d = plain(decl("Downloads")?);
+            d.download = Some((file_type.clone(), file_name.clone(), target_file_name.clone()));
+            rec.decls.push(d);
         }
         Provision::Script { .. } => {}
         Provision::Instances { table, select, count } => {
@@ -225,6 +231,7 @@ impl Provisioning {
             written: Vec::new(),
             secrets: Vec::new(),
             verified: false,
+            downloads: Vec::new(),
             stats: Stats::default(),
         };
         Ok((p, faults))
@@ -295,6 +302,7 @@ impl Provisioning {
                     path_set: None,
                     value_set: None,
                     deep: false,
+                    download: None,
                 };
                 d.attr_get.insert("value".into(), now_ms);
                 decls.push(d);
@@ -309,6 +317,7 @@ impl Provisioning {
                     path_set: None,
                     value_set: None,
                     deep: false,
+                    download: None,
                 };
                 d.attr_get.insert("value".into(), 1);
                 d.value_set = Some((json!(v.value.to_lexical()), Some(v.value.xsd_type().qname().to_string())));
@@ -327,6 +336,7 @@ impl Provisioning {
             written: Vec::new(),
             secrets: Vec::new(),
             verified: false,
+            downloads: Vec::new(),
             stats: Stats::default(),
         }
     }
@@ -669,12 +679,13 @@ impl Provisioning {
         }
     }
 
-    /// Changes less the secrets this session set already.
+    /// Changes less the secrets set and the downloads sent this session already.
     fn unwritten(&self, changes: Vec<Change>) -> Vec<Change> {
         changes
             .into_iter()
             .filter(|c| match c {
                 Change::Value(v) => !self.secrets.contains(&(v.name.clone(), v.value.to_lexical().into_owned())),
+                Change::Download(t, n, f) => !self.downloads.contains(&(t.clone(), n.clone(), f.clone())),
                 _ => true,
             })
             .collect()
@@ -691,6 +702,7 @@ impl Provisioning {
     ) -> Result<(Vec<TaskSpec>, bool), StoreError> {
         let mut tasks = Vec::new();
         let mut values = Vec::new();
+        let mut downloads = Vec::new();
         let mut tags_changed = false;
         for c in changes {
             match c {
@@ -725,12 +737,23 @@ impl Provisioning {
                     store.cache_params(&self.device, &[at])?;
                     tasks.push(if c == Change::Reboot { TaskSpec::Reboot } else { TaskSpec::FactoryReset });
                 }
+                Change::Download(file_type, file_name, target_file_name) => {
+                    let d = (file_type.clone(), file_name.clone(), target_file_name.clone());
+                    if !self.downloads.contains(&d) {
+                        self.downloads.push(d);
+                        downloads.push(TaskSpec::Download { file: None, file_type, file_name, target_file_name });
+                    }
+                }
                 Change::Virtual(..) => {}
             }
         }
         if !values.is_empty() {
             tasks.insert(0, TaskSpec::set(values));
         }
+        // Before a reboot or reset, after the rest (as the `provisions` task orders them).
+        let at =
+            tasks.iter().position(|t| matches!(t, TaskSpec::Reboot | TaskSpec::FactoryReset)).unwrap_or(tasks.len());
+        tasks.splice(at..at, downloads);
         Ok((tasks, tags_changed))
     }
 
