@@ -556,6 +556,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
     // Every listener's connection cap, the store and some room: more than the usual soft limit
     // of 1,024 descriptors, which a flood would otherwise reach before the caps.
     let acs = Acs::new(store.clone(), endpoint, crate::webhooks::start(webhooks));
+    store.set_metrics(acs.metrics.store.clone());
     let want = (acs.limits().max_connections + 2 * http_shell::Limits::default().max_connections + 256) as u64;
     match http_shell::raise_nofile(want) {
         Ok(n) if n >= want => tracing::debug!(nofile = n, "open-file limit"),

@@ -175,6 +175,8 @@ pub struct Acs {
     /// Whether any provision or virtual-parameter script is stored: sessions then run on the
     /// blocking pool (a script's run may take up to its time limit).
     scripts_stored: std::sync::atomic::AtomicBool,
+    /// Prometheus metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 enum Outcome {
@@ -299,6 +301,7 @@ impl Acs {
             presets: Mutex::new(None),
             stopping: std::sync::atomic::AtomicBool::new(false),
             scripts_stored: std::sync::atomic::AtomicBool::new(false),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         });
         acs.scripts_changed();
         acs
@@ -379,12 +382,46 @@ impl Acs {
         self.busy().contains_key(device)
     }
 
+    /// A connection request to `device` (its URL and its own credentials), counted.
+    pub async fn connection_request(
+        &self,
+        device: &crate::store::Device,
+        timeout: Duration,
+    ) -> Result<(), crate::conn_req::CrError> {
+        let r = crate::conn_req::to_device(device, timeout).await;
+        let result = if r.is_ok() { "answered" } else { "failed" };
+        self.metrics.connection_requests.get_or_create(&crate::metrics::label("result", result)).inc();
+        r
+    }
+
+    fn session_outcome(&self, outcome: &str) {
+        self.metrics.sessions.get_or_create(&crate::metrics::label("outcome", outcome)).inc();
+    }
+
+    /// `GET /health` on the CWMP listener (for a load balancer's checks): 200 `ok` while the ACS
+    /// takes sessions and its store answers; 503 with the reason while it shuts down or the store
+    /// fails.
+    async fn health(self: Arc<Self>) -> Response<Full<Bytes>> {
+        if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+            return text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n".into());
+        }
+        let me = self.clone();
+        match tokio::task::spawn_blocking(move || me.store.count_by_status()).await {
+            Ok(Ok(_)) => text(StatusCode::OK, "ok\n".into()),
+            Ok(Err(e)) => text(StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}\n")),
+            Err(e) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
+        }
+    }
+
     /// Number of sessions open now.
     pub fn open_sessions(&self) -> usize {
         self.sessions().len()
     }
 
     async fn http(self: Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
+        if req.method() == hyper::Method::GET && req.uri().path() == "/health" {
+            return self.health().await;
+        }
         if req.method() == hyper::Method::GET {
             if let Some(name) = req.uri().path().strip_prefix("/files/").map(crate::nbi::decode) {
                 let device = match self.files.check(&name, req.uri().query(), now()) {
@@ -635,6 +672,13 @@ impl Acs {
 
     /// A 401 with fresh challenges.
     fn unauthorized(&self, why: Refusal) -> Response<Full<Bytes>> {
+        // A first POST without credentials, or with a stale nonce, is Digest's challenge, not a
+        // refusal.
+        let challenge =
+            matches!(why, Refusal::Unauthenticated(cwmp::auth::AuthError::Missing | cwmp::auth::AuthError::BadNonce));
+        if !challenge {
+            self.session_outcome("refused");
+        }
         let mut r = why.reply();
         for c in self.verifier.challenges_for(now(), self.config.tls) {
             if let Ok(v) = HeaderValue::from_str(&c) {
@@ -673,6 +717,7 @@ impl Acs {
             }
         };
         let first = s.device.is_none();
+        let mut failed = false;
         s.cwmp.handle_post(body, t);
         while let Some(ev) = s.cwmp.poll_event() {
             match ev {
@@ -689,6 +734,7 @@ impl Acs {
                         if let Some(other) = busy.get(&dev) {
                             if other != &id && self.sessions().contains_key(other) {
                                 tracing::info!(device = %dev, "refused a second session while one is open");
+                                self.session_outcome("refused");
                                 let mut r = Refusal::Busy.reply();
                                 r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
                                 return Outcome::Reply(r);
@@ -718,6 +764,7 @@ impl Acs {
                 AcsEvent::Ended => {}
                 AcsEvent::Failed { error, .. } => {
                     tracing::warn!(device = ?s.device, "session failed: {error}");
+                    failed = true;
                 }
             }
         }
@@ -743,6 +790,7 @@ impl Acs {
             }
         };
         if done {
+            self.session_outcome(if failed { "failed" } else { "completed" });
             self.end(&id, &s);
         } else {
             self.sessions().insert(id, s);
@@ -874,6 +922,7 @@ impl Acs {
 
     /// A provision script's fault, in its preset's channel (as GenieACS records a script's).
     fn script_fault(&self, dev: &str, f: &crate::script::ScriptFault) {
+        self.metrics.fault(&f.code);
         tracing::warn!(device = %dev, provision = %f.call.name, preset = %f.call.preset, code = %f.code, "{}", f.message);
         let recorded = self.store.fault_in(
             dev,
@@ -951,6 +1000,11 @@ impl Acs {
                 tracing::error!(device = %dev, "recording TransferComplete: {e}");
             }
             let what = if tc.fault.code == 0 { "task.done" } else { "task.fault" };
+            if tc.fault.code != 0 {
+                self.metrics.fault(&format!("cwmp.{}", tc.fault.code));
+            }
+            let outcome = if tc.fault.code == 0 { "done" } else { "fault" };
+            self.metrics.tasks.get_or_create(&crate::metrics::label("outcome", outcome)).inc();
             self.webhooks.send(crate::webhooks::Event::task(dev, what, t.id, now()));
             self.task_events.notify_waiters();
         } else {
@@ -996,6 +1050,8 @@ impl Acs {
             Step::Fault(f) if run.task.id == 0 => self.preset_failure(s, &run, tasks::Failure::Cpe(f)),
             Step::Failed(f) if run.task.id == 0 => self.preset_failure(s, &run, f),
             Step::Failed(failure) => {
+                self.metrics.fault(&failure.code());
+                self.metrics.tasks.get_or_create(&crate::metrics::label("outcome", "fault")).inc();
                 let dev = run.task.device.clone();
                 tracing::warn!(device = %dev, task = run.task.id, code = %failure.code(), "task failed: {}", failure.message());
                 let recorded = self.store.fault(
@@ -1028,6 +1084,7 @@ impl Acs {
                     tracing::error!(device = %run.task.device, "subscriber profiles: {e}");
                 }
                 tracing::info!(device = %run.task.device, task = run.task.id, "task done");
+                self.metrics.tasks.get_or_create(&crate::metrics::label("outcome", "done")).inc();
                 self.webhooks.send(crate::webhooks::Event::task(&run.task.device, "task.done", run.task.id, now()));
                 self.task_events.notify_waiters();
             }
@@ -1044,6 +1101,7 @@ impl Acs {
                 let dev = run.task.device.clone();
                 if tasks::transient(f.code) && run.task.attempts < 5 {
                     let wait = tasks::backoff(run.task.attempts);
+                    self.metrics.tasks.get_or_create(&crate::metrics::label("outcome", "retry")).inc();
                     tracing::warn!(device = %dev, task = run.task.id, "transient fault {} ({}); retry in {wait} s", f.code.code(), f.string);
                     crate::store::logged(
                         self.store.mark_pending(run.task.id, now() + wait),
@@ -1052,6 +1110,8 @@ impl Acs {
                 } else {
                     tracing::warn!(device = %dev, task = run.task.id, "task fault {} {}", f.code.code(), f.string);
                     let failure = tasks::Failure::Cpe(f);
+                    self.metrics.fault(&failure.code());
+                    self.metrics.tasks.get_or_create(&crate::metrics::label("outcome", "fault")).inc();
                     let recorded = self.store.fault(
                         &dev,
                         Some(run.task.id),
@@ -1070,6 +1130,7 @@ impl Acs {
     /// A preset's request failed: recorded in the preset's channel, which is held back from
     /// here on (its other requests and scripts of this session are not run).
     fn preset_failure(&self, s: &mut Session, run: &Running, failure: tasks::Failure) {
+        self.metrics.fault(&failure.code());
         let dev = run.task.device.clone();
         tracing::warn!(device = %dev, "preset request fault {} {}", failure.code(), failure.message());
         let preset = run.preset.as_deref().unwrap_or("");
@@ -1223,6 +1284,8 @@ impl Acs {
             crate::script::Next::Done => {
                 let stats = scripts.stats;
                 tracing::info!(device = %dev, runs = stats.runs, rounds = stats.rounds, "provision scripts done");
+                self.metrics.script_runs.inc_by(u64::from(stats.runs));
+                self.metrics.script_rounds.observe(f64::from(stats.rounds));
                 s.scripts = None;
                 None
             }
@@ -1247,6 +1310,7 @@ impl Acs {
                 .collect();
             for k in due {
                 if let Some(mut s) = sessions.remove(&k) {
+                    self.session_outcome("timeout");
                     s.cwmp.handle_timeout(t);
                     while let Some(ev) = s.cwmp.poll_event() {
                         if let AcsEvent::Failed { error, outstanding } = ev {

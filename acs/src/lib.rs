@@ -17,7 +17,8 @@
 //! - [`profiles`]: subscribers' own settings, applied to their vRGW wherever it runs;
 //!   [`portal`]: the customer web form they make them in.
 //! - [`migration`]: moving a vRGW between hosts, orchestrated as tasks on both.
-//! - [`webhooks`]: device and task events delivered to HTTP endpoints, with retries.
+//! - [`webhooks`]: device and task events delivered to HTTP endpoints, with retries;
+//!   [`metrics`]: Prometheus metrics, at `GET /metrics` on the NBI.
 //! - [`tls`]: TLS for the CWMP endpoint.
 //! - [`conn_req`]: connection requests; [`sim`]: the simulated CPE.
 //!
@@ -32,6 +33,7 @@ pub mod conn_req;
 pub mod daemon;
 pub mod endpoint;
 pub mod file_urls;
+pub mod metrics;
 pub mod migration;
 pub mod nbi;
 pub mod portal;

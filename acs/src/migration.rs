@@ -271,7 +271,7 @@ impl Run {
                 if let Some(Some(d)) =
                     crate::store::logged(store.device(device), "a connection request of the migration")
                 {
-                    if let Err(e) = crate::conn_req::to_device(&d, self.cr.timeout).await {
+                    if let Err(e) = self.acs.connection_request(&d, self.cr.timeout).await {
                         tracing::warn!(device, migration = self.id, "connection request: {e}");
                     }
                 }

@@ -74,6 +74,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/cpe-credentials"),
     ("PUT", "/cpe-credentials/{username}"),
     ("DELETE", "/cpe-credentials/{username}"),
+    ("GET", "/metrics"),
 ];
 
 /// Settings of the NBI.
@@ -429,6 +430,22 @@ impl Nbi {
         head: bool,
     ) -> Result<Reply, NbiError> {
         match (method, segs) {
+            (&Method::GET, ["metrics"]) => {
+                let nbi = self.clone();
+                blocking(move || {
+                    let tasks = nbi.acs.store.count_by_status()?;
+                    let text = nbi.acs.metrics.encode(nbi.acs.open_sessions(), &tasks);
+                    let mut r = Reply::new(Full::new(Bytes::from(text)));
+                    r.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        hyper::header::HeaderValue::from_static(
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        ),
+                    );
+                    Ok(r)
+                })
+                .await
+            }
             (&Method::GET, ["devices"]) => devices::list(self, devices::Listing::parse(&call.params, head)?).await,
             (&Method::DELETE, ["devices", dev]) => devices::delete(self, dev).await,
             (&Method::POST, ["devices", dev, "tags", tag]) => devices::tag(self, dev, tag, true).await,

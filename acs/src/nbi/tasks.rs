@@ -150,7 +150,7 @@ pub(crate) async fn create(nbi: &Arc<Nbi>, dev: &str, c: Create) -> Result<Reply
         // No need to wake it (and at its first session the ACS may not hold its
         // connection-request credentials yet): the open session takes the task.
         tracing::info!(device = %dev, task = task.id, "device in session: no connection request needed");
-    } else if let Err(e) = crate::conn_req::to_device(&device, nbi.config.cr_timeout.min(c.timeout)).await {
+    } else if let Err(e) = nbi.acs.connection_request(&device, nbi.config.cr_timeout.min(c.timeout)).await {
         tracing::warn!(device = %dev, "connection request failed: {e}");
         let mut r = json_response(StatusCode::ACCEPTED, &task_json(&task, None));
         if let Ok(v) = HeaderValue::from_str(&e.to_string()) {
@@ -205,7 +205,7 @@ async fn wake(nbi: &Nbi, device: &crate::store::Device) -> Result<Reply, NbiErro
     if nbi.acs.in_session(&device.id) {
         return Ok(done());
     }
-    match crate::conn_req::to_device(device, nbi.config.cr_timeout).await {
+    match nbi.acs.connection_request(device, nbi.config.cr_timeout).await {
         Ok(()) => {
             tracing::info!(device = %device.id, "connection request sent");
             Ok(done())

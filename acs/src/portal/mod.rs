@@ -463,7 +463,7 @@ impl Portal {
 
     async fn wake(&self, device: &str) -> Result<(), String> {
         let d = self.acs.store.device(device).map_err(|e| e.to_string())?.ok_or("no such device")?;
-        crate::conn_req::to_device(&d, self.config.cr_timeout).await.map_err(|e| e.to_string())
+        self.acs.connection_request(&d, self.config.cr_timeout).await.map_err(|e| e.to_string())
     }
 
     async fn status(&self, w: &Who) -> Resp {

@@ -14,6 +14,8 @@ pub struct SqliteStore {
     conn: Mutex<Connection>,
     /// Parameter-cache rows and events waiting for the next group commit (see `flush`).
     pub(super) pending: Mutex<Vec<Pending>>,
+    /// Where the group commit's latency, batch sizes and failures are counted.
+    metrics: std::sync::OnceLock<crate::metrics::StoreMetrics>,
 }
 
 /// Parameter rows written by one statement when the deferred writes are flushed.
@@ -315,7 +317,12 @@ impl SqliteStore {
             tx.commit()?;
             tracing::info!(version = i + 1, "database migrated");
         }
-        Ok(SqliteStore { conn: Mutex::new(conn), pending: Mutex::new(Vec::new()) })
+        Ok(SqliteStore { conn: Mutex::new(conn), pending: Mutex::new(Vec::new()), metrics: std::sync::OnceLock::new() })
+    }
+
+    /// Counts the group commits into `m` from now on (once; later calls change nothing).
+    pub fn set_metrics(&self, m: crate::metrics::StoreMetrics) {
+        let _ = self.metrics.set(m);
     }
 
     /// Writes the deferred cache rows and events in one transaction.
@@ -327,7 +334,16 @@ impl SqliteStore {
         if batch.is_empty() {
             return Ok(());
         }
-        match write_batch(&db, &batch) {
+        let started = std::time::Instant::now();
+        let written = write_batch(&db, &batch);
+        if let Some(m) = self.metrics.get() {
+            m.flush_seconds.observe(started.elapsed().as_secs_f64());
+            m.batch_writes.observe(batch.len() as f64);
+            if written.is_err() {
+                m.flush_failures.inc();
+            }
+        }
+        match written {
             Ok(()) => Ok(()),
             Err(e) => {
                 // Nothing is dropped: the batch goes back before what was queued meanwhile, and

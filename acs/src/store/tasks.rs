@@ -119,6 +119,8 @@ pub trait TaskStore {
     fn task(&self, id: i64) -> Result<Option<Task>>;
     /// Tasks, all or of one device.
     fn tasks(&self, device: Option<&str>) -> Result<Vec<Task>>;
+    /// How many tasks there are of each status (`pending`, `sent`, `fault`, `done`).
+    fn count_by_status(&self) -> Result<Vec<(String, i64)>>;
     /// Tasks of a device that are pending or sent, oldest first.
     fn open_tasks(&self, device: &str) -> Result<Vec<Task>>;
     /// Marks a task sent under `key` (durably, before it leaves).
@@ -201,6 +203,13 @@ impl TaskStore for SqliteStore {
         let mut st =
             db.prepare(&format!("SELECT {TASK_COLS} FROM tasks WHERE ?1 IS NULL OR device = ?1 ORDER BY id"))?;
         let rows = st.query_map([device], task_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn count_by_status(&self) -> Result<Vec<(String, i64)>> {
+        let db = self.db();
+        let mut st = db.prepare_cached("SELECT status, COUNT(*) FROM tasks GROUP BY status")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
 
