@@ -1060,6 +1060,7 @@ impl Plan {
             if let (Some(scripts), Some(files)) = (self.scripts.as_mut(), self.files.as_ref()) {
                 match round(outer, scripts, store, now, files) {
                     Ok(Some(rest)) => self.rest = rest,
+                    Ok(None) if self.awaiting => return Step::AwaitTransfer,
                     Ok(None) => {
                         let result = scripted_result(outer, std::mem::take(&mut self.results), store);
                         return Step::Done(result);
@@ -1724,6 +1725,12 @@ pub fn reconcile(task: &Task, parameter_key: Option<&str>, events: &[cwmp::Event
             };
             let accepted = task.result.is_some() && !events.iter().any(|e| e.code == cwmp::event::BOOTSTRAP);
             return if reported(code) || accepted { TaskStatus::Sent } else { TaskStatus::Pending };
+        }
+        // A provisions task whose download the device accepted waits for its TransferComplete
+        // as a download task does.
+        TaskSpec::Provisions { .. } if task.result.is_some() => {
+            let bootstrap = events.iter().any(|e| e.code == cwmp::event::BOOTSTRAP);
+            return if reported("M Download") || !bootstrap { TaskStatus::Sent } else { TaskStatus::Pending };
         }
         TaskSpec::ScheduleInform { .. } => reported("M ScheduleInform"),
         TaskSpec::SetParameterValues { .. } | TaskSpec::AddObject { .. } | TaskSpec::DeleteObject { .. } => {

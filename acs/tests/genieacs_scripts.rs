@@ -597,3 +597,39 @@ async fn the_download_provision_in_presets_and_beside_scripts() {
     assert_eq!(sim.downloaded.lock().map(|d| d.clone()).unwrap_or_default(), b"firmware 2");
     assert!(faults(&oss).await.is_empty(), "{:?}", faults(&oss).await);
 }
+
+/// Many tags in one round, and a password set before a `commit()` (the cache never keeps it, a
+/// CPE reads it back empty): the session settles, each sent once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_tags_and_a_password_before_commit_settle() {
+    let dir = TempDir::new("acs-scripts-settle");
+    let acs = AcsCommand::new(env!("CARGO_BIN_EXE_acs"), &dir.join("acs.db"), TOKEN).start();
+    let oss = NbiClient::new(acs.nbi, TOKEN);
+    let sim = acs.sim_tr098("settle-1").await;
+    let id = sim.device_id();
+    sim.session(&[]).await.expect("the bootstrap session");
+    requests(&sim);
+    let ms = "InternetGatewayDevice.ManagementServer.";
+    let script = format!(
+        r#"for (let i = 0; i < 40; i++) declare("Tags.t" + i, null, {{value: true}});
+declare("{ms}STUNPassword", null, {{value: "s3cret-stun"}});
+commit();
+declare("{ms}STUNEnable", null, {{value: true}});"#
+    );
+    assert_eq!(put_script(&oss, "settle", &script).await.0, 200);
+    put_preset(&oss, "settle", json!({"configurations": [{"type": "provision", "name": "settle"}]})).await;
+    sim.session(&[]).await.expect("a session");
+    let sent = requests(&sim);
+    let sets: Vec<&String> = sent.iter().filter(|r| r.starts_with("SetParameterValues")).collect();
+    assert_eq!(
+        sets,
+        [
+            &format!("SetParameterValues {ms}STUNPassword=s3cret-stun"),
+            &format!("SetParameterValues {ms}STUNEnable=true")
+        ],
+        "{sent:?}"
+    );
+    assert!(faults(&oss).await.is_empty(), "{:?}", faults(&oss).await);
+    let tags = device(&oss, &id).await["_tags"].as_array().map_or(0, Vec::len);
+    assert_eq!(tags, 40);
+}

@@ -471,7 +471,9 @@ impl Nbi {
                 provisions::get(self, script_kind(c), name)
             }
             (&Method::PUT, [c @ ("provisions" | "virtual_parameters"), name]) => {
-                provisions::put(self, provisions::Put::parse(script_kind(c), name, &call.body)?)
+                // Compiling a script (up to 1 MiB) is work for the blocking pool.
+                let (nbi, kind, name, body) = (self.clone(), script_kind(c), name.to_string(), call.body.clone());
+                blocking(move || provisions::put(&nbi, provisions::Put::parse(kind, &name, &body)?)).await
             }
             (&Method::DELETE, [c @ ("provisions" | "virtual_parameters"), name]) => {
                 provisions::delete(self, script_kind(c), name)

@@ -31,7 +31,7 @@ pub(crate) struct Decl {
     pub(crate) download: Option<(String, String, Option<String>)>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum Query {
     Get { decl: usize, item: Option<usize>, attr: String },
     Size { decl: usize },
@@ -41,7 +41,9 @@ pub(crate) enum Query {
 #[derive(Debug, Default)]
 pub(crate) struct Record {
     pub(crate) decls: Vec<Decl>,
+    /// Each query's first answer (a run is deterministic: a later one is the same).
     pub(crate) answers: Vec<(Query, Option<Json>)>,
+    pub(crate) asked: std::collections::HashSet<Query>,
     pub(crate) clears: Vec<(Pattern, i64)>,
     pub(crate) ext: Vec<Vec<String>>,
     pub(crate) logs: Vec<String>,
@@ -70,9 +72,11 @@ pub(crate) fn declaration(path: &str, timestamps: &Json, values: &Json) -> Resul
     if let Some(vals) = values.as_object() {
         for (attr, v) in vals {
             if attr == "path" {
-                let n = v.as_f64().filter(|n| *n >= 0.0 && n.fract() == 0.0 && *n <= 1e6);
-                d.path_set =
-                    Some(n.ok_or_else(|| format!("declare {path}: values.path is a count of instances"))? as u64);
+                let max = crate::provisions::MAX_INSTANCES as f64;
+                let n = v.as_f64().filter(|n| *n >= 0.0 && n.fract() == 0.0 && *n <= max);
+                let n =
+                    n.ok_or_else(|| format!("declare {path}: values.path is a count of instances from 0 to {max}"))?;
+                d.path_set = Some(n as u64);
                 continue;
             }
             // A value set implies the parameter known (its type taken from the cache).
@@ -183,6 +187,9 @@ pub(crate) fn depth_ok(pattern: &Pattern, name: &str) -> bool {
     name.split('.').count() >= pattern.segs.len()
 }
 
+/// An instance count declared: table, its matches, how many, the alias's keys, the selection.
+type Count = (String, Vec<String>, u64, Vec<ParameterValue>, String);
+
 /// A change a round's declarations come to.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Change {
@@ -221,7 +228,8 @@ pub(crate) fn sets(view: &View, decls: &[Decl]) -> Vec<Change> {
     let mut tags: BTreeMap<String, bool> = BTreeMap::new();
     let mut out = Vec::new();
     let mut last = Vec::new();
-    let mut counts: Vec<(String, Vec<String>, u64, Vec<ParameterValue>)> = Vec::new();
+    // Per table and selection: the matches, the count wanted, the alias's keys.
+    let mut counts: Vec<Count> = Vec::new();
     let mut virtuals = Vec::new();
     for d in decls {
         if let Some((ty, name, target)) = &d.download {
@@ -290,20 +298,29 @@ pub(crate) fn sets(view: &View, decls: &[Decl]) -> Vec<Change> {
                 Seg::Alias(keys) => keys.iter().filter_map(|(k, v)| typed(k, &json!(v), None)).collect(),
                 _ => Vec::new(),
             };
-            counts.push((table.join("."), matches, n, keys));
+            // The same table and selection declared again: the later count stands.
+            let key = (table.join("."), format!("{last_seg:?}"));
+            counts.retain(|(t, _, _, _, k)| (t, k) != (&key.0, &key.1));
+            counts.push((key.0, matches, n, keys, key.1));
         }
     }
     // An instance a declaration wants (one of the first `n` it matches) is not deleted by a
     // broader one (`Table.[]` with path 0 beside `Table.[Key:value]` with path 1: every other
     // instance goes, that one stays).
     let mut kept: Vec<&str> = Vec::new();
-    for (_, matches, n, _) in &counts {
+    for (_, matches, n, _, _) in &counts {
         kept.extend(matches.iter().take(*n as usize).map(String::as_str));
     }
-    for (table, matches, n, keys) in &counts {
+    let mut adds = 0;
+    for (table, matches, n, keys, _) in &counts {
         let have = matches.len() as u64;
         if *n > have {
             for _ in have..*n {
+                // At most MAX_INSTANCES added per round (the next round adds the rest).
+                if adds >= crate::provisions::MAX_INSTANCES {
+                    break;
+                }
+                adds += 1;
                 out.push(Change::Add { table: table.clone(), keys: keys.clone() });
             }
         } else {
@@ -373,4 +390,37 @@ pub(crate) fn fetches(needs: Vec<Need>, whole_subtrees: bool, batch: usize) -> V
         out.push(TaskSpec::get(chunk.to_vec()));
     }
     out
+}
+
+/// What a session sent already and must not send again: secrets set (the cache never holds
+/// them, and a CPE reads them back empty), Downloads, virtual parameters written.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Sent {
+    pub(crate) secrets: Vec<(String, String)>,
+    pub(crate) downloads: Vec<(String, String, Option<String>)>,
+    pub(crate) written: Vec<(String, Json)>,
+}
+
+impl Sent {
+    /// `changes` less what was sent already.
+    pub(crate) fn filter(&self, changes: Vec<Change>) -> Vec<Change> {
+        changes
+            .into_iter()
+            .filter(|c| match c {
+                Change::Value(v) => !self.secrets.contains(&(v.name.clone(), v.value.to_lexical().into_owned())),
+                Change::Download(t, n, f) => !self.downloads.contains(&(t.clone(), n.clone(), f.clone())),
+                Change::Virtual(name, v, _) => !self.written.contains(&(name.clone(), v.clone())),
+                _ => true,
+            })
+            .collect()
+    }
+}
+
+impl Record {
+    /// Keeps the first answer to `q`.
+    pub(crate) fn answered(&mut self, q: Query, a: &Option<Json>) {
+        if self.asked.insert(q.clone()) {
+            self.answers.push((q, a.clone()));
+        }
+    }
 }

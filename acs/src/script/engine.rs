@@ -167,14 +167,30 @@ const PRELUDE: &str = r#""use strict";
       if ("value" in d) harden(d.value); else { harden(d.get); harden(d.set); }
     }
   };
-  [g, function* () {}, (function* () {})(), async function () {}, [][Symbol.iterator](), ""[Symbol.iterator](),
-   new Map()[Symbol.iterator](), new Set()[Symbol.iterator](), /a/[Symbol.matchAll]("")].forEach(harden);
+  // What is not reachable from the global object: the sandbox's own class and its iterator,
+  // generators, async functions and generators, the built-in iterators and iterator helpers.
+  const intrinsics = [
+    () => Param, () => new Param(() => 0, 0, null)[Symbol.iterator](), () => sandbox,
+    () => function* () {}, () => (function* () {})(), () => async function () {},
+    () => async function* () {}, () => (async function* () {})(), () => async () => {},
+    () => [][Symbol.iterator](), () => ""[Symbol.iterator](), () => new Map()[Symbol.iterator](),
+    () => new Set()[Symbol.iterator](), () => /a/[Symbol.matchAll](""), () => [].values().map((x) => x),
+    () => Iterator.from({ next() { return { done: true }; } }), () => Promise.resolve(),
+  ];
+  harden(g);
+  for (const f of intrinsics) {
+    let o;
+    try { o = f(); } catch (e) { continue; }
+    harden(o);
+  }
 })(globalThis);
 "#;
 
 /// The text before a script on its first line (so its lines keep their numbers): the script
 /// is the body of a function of the sandbox's names.
 const HEAD: &str = "\"use strict\";(function(declare,clear,commit,ext,log,Date,Math,args){";
+/// The function HEAD opens, as the engine shows its source (`toString`).
+const FUNCTION: &str = "function(declare,clear,commit,ext,log,Date,Math,args){";
 
 /// A script checked by the engine: its name (for errors and logs) and source.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -273,15 +289,43 @@ fn options(name: &str) -> rquickjs::context::EvalOptions {
 
 /// Compiles `source` without running it: a syntax error with its line and column.
 pub fn check(name: &str, source: &str) -> Result<(), Error> {
-    let (_rt, ctx) = runtime(Limits::default())?;
-    ctx.with(|ctx| {
+    // A throwaway runtime: compiling the wrapper evaluates one function expression; whatever a
+    // script that closes its wrapper put beside it runs here only, and for 100 ms at most.
+    let (rt, ctx) = runtime(Limits { time: Duration::from_secs(1), memory: 16 << 20 })?;
+    let deadline = Instant::now() + Duration::from_millis(100);
+    rt.set_interrupt_handler(Some(Box::new(move || Instant::now() > deadline)));
+    let outcome = ctx.with(|ctx| {
         let text = format!("{HEAD}{source}\n}})");
-        let opts = options(name);
-        ctx.eval_with_options::<rquickjs::Value, _>(text, opts)
-            .catch(&ctx)
-            .map(drop)
-            .map_err(|e| caught(&ctx, e, name, false))
-    })
+        let compiled = ctx.eval_with_options::<rquickjs::Value, _>(text, options(name)).catch(&ctx);
+        let escaped = || Error {
+            name: "SyntaxError".into(),
+            message: "the script closes the function it is the body of".into(),
+            line: None,
+            column: None,
+            stack: String::new(),
+        };
+        let f = match compiled {
+            Ok(v) => v.into_function(),
+            Err(e) => {
+                let e = caught(&ctx, e, name, false);
+                // Anything but a syntax error means something ran: outside the function.
+                return Err(if e.name == "SyntaxError" { e } else { escaped() });
+            }
+        };
+        // The function must be the whole of what was compiled: a script that closes it (`});
+        // ...; (function(){`) is refused, since its outside would run in the shared engine.
+        let shown = f.and_then(|f| {
+            let to_string: Function = f.get("toString").ok()?;
+            to_string.call::<_, String>((rquickjs::function::This(f.clone()),)).ok()
+        });
+        match shown {
+            Some(text) if text == format!("{FUNCTION}{source}\n}}") => Ok(()),
+            _ => Err(escaped()),
+        }
+    });
+    drop(ctx);
+    drop(rt);
+    outcome
 }
 
 /// A runtime and its context with the prelude evaluated, kept by a thread between runs, with
@@ -357,8 +401,19 @@ fn run_in<H: Host + 'static>(
     limits: Limits,
 ) -> (Outcome, bool) {
     let rt = &engine.rt;
+    // Compiled in the shared engine only once it is known to be a function body and nothing
+    // else (see `check`).
+    let key = (script.name.clone(), script.source.clone());
+    if !engine.compiled.borrow().contains_key(&key) {
+        if let Err(e) = check(&script.name, &script.source) {
+            return (Outcome::Fault(e), false);
+        }
+    }
     rt.set_memory_limit(limits.memory);
     let interrupted = Rc::new(RefCell::new(false));
+    // The host, for this run only: a function of the sandbox kept past the run (a pending job)
+    // finds nothing.
+    let alive: Rc<RefCell<Option<Rc<RefCell<H>>>>> = Rc::new(RefCell::new(Some(host)));
     // Set by the host when it interrupts: the engine then stops the script even where it
     // catches the interruption.
     let stop = Arc::new(AtomicBool::new(false));
@@ -375,7 +430,7 @@ fn run_in<H: Host + 'static>(
         })));
     }
     let outcome = engine.ctx.with(|ctx| {
-        let (h, flag, stop) = (host.clone(), interrupted.clone(), stop.clone());
+        let (h, flag, stop) = (alive.clone(), interrupted.clone(), stop.clone());
         let native = Function::new(ctx.clone(), move |ctx: Ctx<'_>, op: String, a: String| {
             let a: Vec<Json> = serde_json::from_str(&a).unwrap_or_default();
             let s = |i: usize| a.get(i).and_then(Json::as_str).unwrap_or_default().to_string();
@@ -383,7 +438,10 @@ fn run_in<H: Host + 'static>(
             if *flag.borrow() && op != "log" {
                 return Err(rquickjs::Exception::throw_internal(&ctx, "interrupted"));
             }
-            let mut host = h.borrow_mut();
+            let Some(host) = h.borrow().clone() else {
+                return Err(rquickjs::Exception::throw_internal(&ctx, "the run is over"));
+            };
+            let mut host = host.borrow_mut();
             let answer: Result<Option<Json>, Stop> = match op.as_str() {
                 "declare" => host
                     .declare(&s(0), a.get(1).unwrap_or(&Json::Null), a.get(2).unwrap_or(&Json::Null))
@@ -461,7 +519,11 @@ fn run_in<H: Host + 'static>(
         }
     });
     rt.set_interrupt_handler(None);
-    let spent = matches!(&outcome, Outcome::Fault(e) if matches!(e.name.as_str(), "timeout" | "memory" | "InternalError" | "engine"));
+    *alive.borrow_mut() = None;
+    // A run that left jobs (a promise's continuation) would leave them to the next: this
+    // engine goes, with them.
+    let spent = rt.is_job_pending()
+        || matches!(&outcome, Outcome::Fault(e) if matches!(e.name.as_str(), "timeout" | "memory" | "InternalError" | "engine"));
     (outcome, spent)
 }
 
@@ -563,6 +625,35 @@ mod tests {
         let (out, _) = go("const a = []; a.push(1, 2); return [a.length, typeof leak];", Limits::default());
         let Outcome::Done(v) = out else { panic!("{out:?}") };
         assert_eq!(v, serde_json::json!([2, "undefined"]));
+    }
+
+    #[test]
+    fn a_script_that_closes_its_function_is_refused_before_anything_runs() {
+        let t = Instant::now();
+        let e = check("p", "}); for (;;) {} (function(){").expect_err("escaped");
+        assert_eq!(e.message, "the script closes the function it is the body of");
+        assert!(t.elapsed() < Duration::from_secs(2), "nothing ran");
+        let (out, _) = go("}); let leak = []; (function(){", Limits::default());
+        assert!(matches!(&out, Outcome::Fault(e) if e.message.contains("closes")), "{out:?}");
+        let (out, _) = go("return typeof leak;", Limits::default());
+        assert!(matches!(&out, Outcome::Done(v) if v == "undefined"), "{out:?}");
+        assert_eq!(check("p", "let s = '}); (function(){'; // })\nreturn s;"), Ok(()), "in a string or comment");
+    }
+
+    #[test]
+    fn the_sandboxs_own_objects_and_pending_jobs_do_not_outlive_a_run() {
+        let (out, _) = go(
+            "Object.defineProperty(Object.getPrototypeOf(declare('A')), 'value', {get() { return 1; }});",
+            Limits::default(),
+        );
+        assert!(matches!(&out, Outcome::Fault(e) if e.name == "TypeError"), "{out:?}");
+        let (out, _) = go("Object.getPrototypeOf([].values().map((x) => x)).next = null;", Limits::default());
+        assert!(matches!(&out, Outcome::Fault(e) if e.name == "TypeError"), "{out:?}");
+        let (out, _) = go("Promise.resolve().then(() => declare('late'));", Limits::default());
+        assert!(matches!(out, Outcome::Done(_)), "{out:?}");
+        let (out, echo) = go("declare('B'); return 2;", Limits::default());
+        assert!(matches!(&out, Outcome::Done(v) if v == 2), "{out:?}");
+        assert_eq!(echo.declared, ["B"], "the earlier run's job never reached this host");
     }
 
     #[test]

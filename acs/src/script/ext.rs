@@ -59,25 +59,30 @@ impl Extensions {
             .spawn()
             .map_err(|e| format!("{file}: cannot start: {e}"))?;
         let input = json!({"function": function, "args": &call[2..]}).to_string();
+        // Written, and the output read, by threads of their own: a program that reads nothing
+        // or never closes its output does not hold the session past the deadline.
         if let Some(mut stdin) = child.stdin.take() {
-            // A program that does not read its input is not waited on for it.
-            let _ = stdin.write_all(input.as_bytes());
+            std::thread::spawn(move || {
+                let _ = stdin.write_all(input.as_bytes());
+            });
         }
+        let (out_tx, out_rx) = std::sync::mpsc::channel();
         let mut stdout = child.stdout.take();
-        let reader = std::thread::spawn(move || {
+        std::thread::spawn(move || {
             let mut out = Vec::new();
             if let Some(s) = stdout.as_mut() {
                 let _ = s.take(MAX_OUTPUT as u64 + 1).read_to_end(&mut out);
             }
-            out
+            let _ = out_tx.send(out);
         });
+        let (err_tx, err_rx) = std::sync::mpsc::channel();
         let mut stderr = child.stderr.take();
-        let err_reader = std::thread::spawn(move || {
+        std::thread::spawn(move || {
             let mut out = Vec::new();
             if let Some(s) = stderr.as_mut() {
                 let _ = s.take(4096).read_to_end(&mut out);
             }
-            out
+            let _ = err_tx.send(out);
         });
         let deadline = Instant::now() + self.timeout;
         let status = loop {
@@ -92,8 +97,12 @@ impl Extensions {
                 Err(e) => return Err(format!("{file}: {e}")),
             }
         };
-        let out = reader.join().unwrap_or_default();
-        let err = err_reader.join().unwrap_or_default();
+        // Whatever it started and left holding its output is not waited for past the deadline.
+        let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100));
+        let out = out_rx
+            .recv_timeout(left)
+            .map_err(|_| format!("{file} {function}: its output stayed open after it exited"))?;
+        let err = err_rx.recv_timeout(Duration::from_millis(100)).unwrap_or_default();
         if !status.success() {
             let first = String::from_utf8_lossy(&err).lines().next().unwrap_or("").trim().to_string();
             return Err(format!(

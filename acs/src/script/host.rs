@@ -8,17 +8,24 @@ use std::rc::Rc;
 
 use serde_json::{json, Value as Json};
 
-use super::decl::{answer, declaration, declared_js, needs, sets, stale, ts_of, Query, Record};
+use super::decl::{answer, declaration, declared_js, needs, sets, stale, ts_of, Query, Record, Sent};
 use super::engine::{Host, Stop};
 use super::view::{Pattern, View};
 use super::MAX_DECLARATIONS;
+
+/// The most `log()` lines a run keeps.
+const MAX_LOGS: usize = 64;
+/// The longest a kept `log()` line is.
+const MAX_LOG_BYTES: usize = 1024;
 
 /// One run's side of the sandbox.
 pub(crate) struct RunHost {
     pub(crate) view: Rc<View>,
     /// Values declared earlier in the round (by any script): what a later read sees.
     pub(crate) overlay: Rc<RefCell<BTreeMap<String, Json>>>,
-    pub(crate) ext_cache: Rc<HashMap<String, Json>>,
+    pub(crate) ext_cache: std::sync::Arc<HashMap<String, Json>>,
+    /// What the session sent already: not a reason for `commit()` to stop the run.
+    pub(crate) sent: Rc<Sent>,
     pub(crate) rec: Record,
 }
 
@@ -46,7 +53,7 @@ impl Host for RunHost {
         }
         let q = Query::Get { decl, item, attr: attr.to_string() };
         let a = answer(&self.view, &self.overlay.borrow(), &self.rec.decls, &q).map_err(|()| Stop::Interrupt)?;
-        self.rec.answers.push((q, a.clone()));
+        self.rec.answered(q, &a);
         Ok(a)
     }
 
@@ -56,7 +63,7 @@ impl Host for RunHost {
         }
         let q = Query::Size { decl };
         let a = answer(&self.view, &self.overlay.borrow(), &self.rec.decls, &q).map_err(|()| Stop::Interrupt)?;
-        self.rec.answers.push((q, a.clone()));
+        self.rec.answered(q, &a);
         Ok(a.and_then(|n| n.as_u64()).map(|n| n as usize))
     }
 
@@ -76,7 +83,7 @@ impl Host for RunHost {
         for d in &self.rec.decls {
             needs(&self.view, d, &mut n);
         }
-        if !n.is_empty() || !sets(&self.view, &self.rec.decls).is_empty() {
+        if !n.is_empty() || !self.sent.filter(sets(&self.view, &self.rec.decls)).is_empty() {
             self.rec.commit = true;
             return Err(Stop::Interrupt);
         }
@@ -95,6 +102,18 @@ impl Host for RunHost {
     }
 
     fn log(&mut self, message: String) {
-        self.rec.logs.push(message);
+        // At most MAX_LOGS lines of at most MAX_LOG_BYTES a run.
+        if self.rec.logs.len() < MAX_LOGS {
+            let mut message = message;
+            if message.len() > MAX_LOG_BYTES {
+                let mut end = MAX_LOG_BYTES;
+                while !message.is_char_boundary(end) {
+                    end -= 1;
+                }
+                message.truncate(end);
+                message.push('…');
+            }
+            self.rec.logs.push(message);
+        }
     }
 }

@@ -10,8 +10,8 @@ use cwmp::ParameterValue;
 use serde_json::{json, Value as Json};
 
 use super::decl::{
-    answer, declared_js, depth_ok, fetches, needs, sets, typed, Change, Decl, Declared, Record, GENIEACS_GPV_BATCH,
-    GPV_BATCH,
+    answer, declared_js, depth_ok, fetches, needs, sets, typed, Change, Decl, Declared, Record, Sent,
+    GENIEACS_GPV_BATCH, GPV_BATCH,
 };
 use super::engine::{self, Outcome, Script, Stop};
 use super::host::RunHost;
@@ -89,17 +89,12 @@ pub struct Provisioning {
     now_ms: i64,
     seed: u32,
     entries: Vec<Entry>,
-    ext_cache: HashMap<String, Json>,
+    ext_cache: std::sync::Arc<HashMap<String, Json>>,
     settings: Settings,
-    /// Virtual parameters written this session, with the value (written once).
-    written: Vec<(String, Json)>,
-    /// Secrets (passwords, keys) set this session, with the value: the cache does not keep
-    /// them and the device reads them back empty, so they count as held.
-    secrets: Vec<(String, String)>,
+    /// What this session sent already (secrets, Downloads, virtual parameters written).
+    sent: Sent,
     /// [`Strategy::Revisions`]: the last run of every script, after the last change, is done.
     verified: bool,
-    /// Downloads sent this session (each once).
-    downloads: Vec<(String, String, Option<String>)>,
     /// Counts so far.
     pub stats: Stats,
 }
@@ -226,12 +221,10 @@ impl Provisioning {
             now_ms: now.saturating_mul(1000),
             seed: seed(device),
             entries,
-            ext_cache: HashMap::new(),
+            ext_cache: std::sync::Arc::default(),
             settings: settings.clone(),
-            written: Vec::new(),
-            secrets: Vec::new(),
+            sent: Sent::default(),
             verified: false,
-            downloads: Vec::new(),
             stats: Stats::default(),
         };
         Ok((p, faults))
@@ -301,7 +294,8 @@ impl Provisioning {
                     attr_get: BTreeMap::new(),
                     path_set: None,
                     value_set: None,
-                    deep: false,
+                    // A partial path is its whole subtree, as GetParameterValues reads it.
+                    deep: name.ends_with('.'),
                     download: None,
                 };
                 d.attr_get.insert("value".into(), now_ms);
@@ -331,12 +325,10 @@ impl Provisioning {
             now_ms,
             seed: seed(device),
             entries: vec![Entry { call, source: Source::Declarations(decls), done: None }],
-            ext_cache: HashMap::new(),
+            ext_cache: std::sync::Arc::default(),
             settings: settings.clone(),
-            written: Vec::new(),
-            secrets: Vec::new(),
+            sent: Sent::default(),
             verified: false,
-            downloads: Vec::new(),
             stats: Stats::default(),
         }
     }
@@ -401,7 +393,8 @@ impl Provisioning {
         let host = Rc::new(RefCell::new(RunHost {
             view: view.clone(),
             overlay: overlay.clone(),
-            ext_cache: Rc::new(self.ext_cache.clone()),
+            ext_cache: self.ext_cache.clone(),
+            sent: Rc::new(self.sent.clone()),
             rec: Record::default(),
         }));
         self.stats.runs += 1;
@@ -581,7 +574,7 @@ impl Provisioning {
                         None => Err("no extensions are configured ([scripts] extensions_dir)".into()),
                     };
                     match result {
-                        Ok(v) => drop(self.ext_cache.insert(key, v)),
+                        Ok(v) => drop(std::sync::Arc::make_mut(&mut self.ext_cache).insert(key, v)),
                         Err(msg) => {
                             let call = self.entries[i].call.clone();
                             let msg = format!("provision {}: ext({}): {msg}", call.name, c.join(", "));
@@ -612,14 +605,30 @@ impl Provisioning {
                 })
                 .collect();
             wanted.retain(|n| !matches!(n, Need::Virtual(_)));
+            // Who declared a virtual parameter: its script runs in that one's channel.
+            let owner =
+                |entries: &[Entry], interrupted: &[(usize, Record)], name: &str| {
+                    let path = format!("VirtualParameters.{name}");
+                    let declares = |r: &Record| r.decls.iter().any(|d| d.pattern.could_match(&path));
+                    interrupted.iter().find(|(_, r)| declares(r)).map(|(i, _)| entries[*i].call.clone()).or_else(|| {
+                        entries.iter().find(|e| e.done.as_ref().is_some_and(declares)).map(|e| e.call.clone())
+                    })
+                };
             if !virtuals.is_empty() {
                 let ts = decls.iter().flat_map(|d| d.attr_get.values()).copied().max().unwrap_or(self.now_ms);
-                self.add_virtuals(store, virtuals.into_iter().map(|v| (v, None)).collect(), ts, &mut faults)?;
+                let list = virtuals
+                    .into_iter()
+                    .map(|v| {
+                        let o = owner(&self.entries, &interrupted, &v);
+                        (v, None, o)
+                    })
+                    .collect();
+                self.add_virtuals(store, list, ts, &mut faults)?;
                 continue;
             }
             let preset = self.entries.first().map(|e| e.call.preset.clone()).unwrap_or_default();
             let revisions = self.settings.strategy == Strategy::Revisions;
-            let changes = self.unwritten(sets(&view, &decls));
+            let changes = self.sent.filter(sets(&view, &decls));
             if !wanted.is_empty() {
                 let batch = if revisions { GENIEACS_GPV_BATCH } else { GPV_BATCH };
                 let mut list = fetches(wanted, !revisions, batch);
@@ -629,7 +638,9 @@ impl Provisioning {
                         changes.into_iter().filter(|c| !matches!(c, Change::Virtual(..))).collect();
                     list.extend(self.requests(store, &view, plain, now)?.0);
                 }
-                return Ok((Next::Send(list.into_iter().map(|t| (preset.clone(), t)).collect()), faults));
+                let sent =
+                    list.into_iter().map(|t| (self.owner_of(&t, &interrupted).unwrap_or_else(|| preset.clone()), t));
+                return Ok((Next::Send(sent.collect()), faults));
             }
             let writes: Vec<(String, Declared)> = changes
                 .iter()
@@ -637,18 +648,19 @@ impl Provisioning {
                     Change::Virtual(name, v, ty) => Some((name.clone(), (v.clone(), ty.clone()))),
                     _ => None,
                 })
-                .filter(|(name, (v, _))| !self.written.contains(&(name.clone(), v.clone())))
                 .collect();
             if !writes.is_empty() {
                 for (name, (v, _)) in &writes {
-                    self.written.push((name.clone(), v.clone()));
+                    self.sent.written.push((name.clone(), v.clone()));
                 }
-                self.add_virtuals(
-                    store,
-                    writes.into_iter().map(|(n, s)| (n, Some(s))).collect(),
-                    self.now_ms,
-                    &mut faults,
-                )?;
+                let list = writes
+                    .into_iter()
+                    .map(|(n, s)| {
+                        let o = owner(&self.entries, &interrupted, &n);
+                        (n, Some(s), o)
+                    })
+                    .collect();
+                self.add_virtuals(store, list, self.now_ms, &mut faults)?;
                 continue;
             }
             let changes: Vec<Change> = changes.into_iter().filter(|c| !matches!(c, Change::Virtual(..))).collect();
@@ -675,20 +687,10 @@ impl Provisioning {
             if tasks.is_empty() && tags_changed {
                 continue;
             }
-            return Ok((Next::Send(tasks.into_iter().map(|t| (preset.clone(), t)).collect()), faults));
+            let sent =
+                tasks.into_iter().map(|t| (self.owner_of(&t, &interrupted).unwrap_or_else(|| preset.clone()), t));
+            return Ok((Next::Send(sent.collect()), faults));
         }
-    }
-
-    /// Changes less the secrets set and the downloads sent this session already.
-    fn unwritten(&self, changes: Vec<Change>) -> Vec<Change> {
-        changes
-            .into_iter()
-            .filter(|c| match c {
-                Change::Value(v) => !self.secrets.contains(&(v.name.clone(), v.value.to_lexical().into_owned())),
-                Change::Download(t, n, f) => !self.downloads.contains(&(t.clone(), n.clone(), f.clone())),
-                _ => true,
-            })
-            .collect()
     }
 
     /// The requests `changes` come to (values in one SetParameterValues first, reboot and
@@ -703,23 +705,24 @@ impl Provisioning {
         let mut tasks = Vec::new();
         let mut values = Vec::new();
         let mut downloads = Vec::new();
+        let mut tags = view.tags.clone();
         let mut tags_changed = false;
         for c in changes {
             match c {
                 Change::Value(v) => {
                     if crate::tasks::secret_name(&v.name) {
-                        self.secrets.push((v.name.clone(), v.value.to_lexical().into_owned()));
+                        self.sent.secrets.push((v.name.clone(), v.value.to_lexical().into_owned()));
                     }
                     values.push(v)
                 }
                 Change::Tag(t, on) => {
-                    let mut tags = view.tags.clone();
                     if on {
-                        tags.push(t);
+                        if !tags.contains(&t) {
+                            tags.push(t);
+                        }
                     } else {
                         tags.retain(|x| *x != t);
                     }
-                    store.set_tags(&self.device, &tags)?;
                     tags_changed = true;
                 }
                 Change::Add { table, keys } => {
@@ -739,13 +742,17 @@ impl Provisioning {
                 }
                 Change::Download(file_type, file_name, target_file_name) => {
                     let d = (file_type.clone(), file_name.clone(), target_file_name.clone());
-                    if !self.downloads.contains(&d) {
-                        self.downloads.push(d);
+                    if !self.sent.downloads.contains(&d) {
+                        self.sent.downloads.push(d);
                         downloads.push(TaskSpec::Download { file: None, file_type, file_name, target_file_name });
                     }
                 }
                 Change::Virtual(..) => {}
             }
+        }
+        if tags_changed {
+            // Every tag change of the round at once.
+            store.set_tags(&self.device, &tags)?;
         }
         if !values.is_empty() {
             tasks.insert(0, TaskSpec::set(values));
@@ -757,20 +764,53 @@ impl Provisioning {
         Ok((tasks, tags_changed))
     }
 
+    /// The preset of the first script whose declarations name what `spec` reads or changes:
+    /// a CPE's fault on it is recorded in that one's channel.
+    fn owner_of(&self, spec: &TaskSpec, interrupted: &[(usize, Record)]) -> Option<String> {
+        let names: Vec<String> = match spec {
+            TaskSpec::GetParameterValues { parameter_names } => parameter_names.clone(),
+            TaskSpec::SetParameterValues { parameter_values } => {
+                parameter_values.iter().map(|p| p.name.clone()).collect()
+            }
+            TaskSpec::GetParameterNames { parameter_path, .. } => vec![parameter_path.clone()],
+            TaskSpec::AddObject { object_name, .. } | TaskSpec::DeleteObject { object_name } => {
+                vec![object_name.clone()]
+            }
+            TaskSpec::Reboot => vec!["Reboot".into()],
+            TaskSpec::FactoryReset => vec!["FactoryReset".into()],
+            TaskSpec::Download { .. } => vec!["Downloads".into()],
+            _ => return None,
+        };
+        let names: Vec<&str> = names.iter().map(|n| n.trim_end_matches('.')).filter(|n| !n.is_empty()).collect();
+        let mentions = |r: &Record| {
+            r.decls
+                .iter()
+                .any(|d| names.iter().any(|n| d.pattern.could_match(n) || d.download.is_some() && *n == "Downloads"))
+        };
+        let interrupted = interrupted.iter().filter(|(_, r)| mentions(r)).map(|(i, _)| *i).min();
+        let done = self.entries.iter().position(|e| e.done.as_ref().is_some_and(mentions));
+        let i = match (interrupted, done) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b)?,
+        };
+        self.entries.get(i).map(|e| e.call.preset.clone())
+    }
+
     /// Entries for virtual parameters to compute (`None`) or write (`Some(value)`), first in
     /// the session's order; one whose script is not stored is a fault of who asked.
     fn add_virtuals(
         &mut self,
         store: &dyn Store,
-        list: Vec<(String, Option<Declared>)>,
+        list: Vec<(String, Option<Declared>, Option<Call>)>,
         ts: i64,
         faults: &mut Vec<ScriptFault>,
     ) -> Result<(), StoreError> {
         let scripts: HashMap<String, String> =
             store.scripts(crate::store::ScriptKind::VirtualParameter)?.into_iter().collect();
-        let asking = self.entries.first().map(|e| e.call.clone());
-        for (name, set) in list {
-            let Some(call) = asking.clone() else { return Ok(()) };
+        let first = self.entries.first().map(|e| e.call.clone());
+        for (name, set, owner) in list {
+            // Run (and faulted) as the script that declared it.
+            let Some(call) = owner.or_else(|| first.clone()) else { return Ok(()) };
             let Some(source) = scripts.get(&name) else {
                 let msg = format!("no virtual parameter {name} is stored");
                 faults.push(self.fault(&call, "script.missing".into(), msg, String::new()));

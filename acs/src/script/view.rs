@@ -391,10 +391,10 @@ impl View {
         match attr {
             "object" => Ok(Some(json!(object))),
             "value" if object => Ok(None),
+            // Reboot and FactoryReset are the ACS's own: never fetched, as old as they are.
+            "value" if path == "Reboot" || path == "FactoryReset" => Ok(self.leaves.get(path).map(js_value)),
             "value" => match self.leaves.get(path) {
                 Some(l) if l.at >= ts => Ok(Some(js_value(l))),
-                // Reboot and FactoryReset are the ACS's own: never fetched.
-                None if path == "Reboot" || path == "FactoryReset" => Ok(None),
                 _ if !self.exists(path) && ts <= 1 => Ok(None),
                 _ => Err(Need::Value(path.to_string())),
             },
@@ -403,6 +403,9 @@ impl View {
                 let parent = path.rfind('.').map_or(String::new(), |i| path[..=i].to_string());
                 match self.writable.get(&key) {
                     Some(w) if ts <= 1 || self.listed_since(&parent, ts) => Ok(Some(json!(w))),
+                    // A root's writability is known from any listing of it (nothing lists "").
+                    Some(w) if parent.is_empty() => Ok(Some(json!(w))),
+                    None if parent.is_empty() => Ok(None),
                     _ => Err(Need::Level(parent)),
                 }
             }
