@@ -633,3 +633,30 @@ declare("{ms}STUNEnable", null, {{value: true}});"#
     let tags = device(&oss, &id).await["_tags"].as_array().map_or(0, Vec::len);
     assert_eq!(tags, 40);
 }
+
+/// "Default the device to factory settings" word for word, with the documentation's advice to
+/// apply it on an event: a FactoryReset once; the device's next Inform (0 BOOTSTRAP) does not
+/// match the preset's event again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn factory_reset_as_documented() {
+    let dir = TempDir::new("acs-scripts-reset");
+    let acs = AcsCommand::new(env!("CARGO_BIN_EXE_acs"), &dir.join("acs.db"), TOKEN).start();
+    let oss = NbiClient::new(acs.nbi, TOKEN);
+    let sim = acs.sim("reset-1").await;
+    sim.session(&[]).await.expect("the bootstrap session");
+    requests(&sim);
+    assert_eq!(put_script(&oss, "reset-now", r#"declare("FactoryReset", null, {value: Date.now()});"#).await.0, 200);
+    put_preset(
+        &oss,
+        "reset",
+        json!({"events": {"X 00A0B1 Reset": true}, "configurations": [{"type": "provision", "name": "reset-now"}]}),
+    )
+    .await;
+    sim.session(&["X 00A0B1 Reset"]).await.expect("a session with the event");
+    assert_eq!(requests(&sim), ["FactoryReset"]);
+    let d = device(&oss, &sim.device_id()).await;
+    assert!(d["FactoryReset"]["_value"].is_string(), "the reset's time kept: {d}");
+    sim.session(&[]).await.expect("the session after the reset");
+    assert!(!requests(&sim).contains(&"FactoryReset".to_string()), "once");
+    assert!(faults(&oss).await.is_empty(), "{:?}", faults(&oss).await);
+}
