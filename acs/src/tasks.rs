@@ -1228,6 +1228,11 @@ impl Running {
         )
     }
 
+    /// `task` at its start, with the requests `plan` makes for it (if any).
+    fn of(task: Task, plan: Option<Box<Plan>>) -> Running {
+        Running { task, preset: None, stage: 0, instance: None, walk: None, cancel_key: None, plan, trust_sets: false }
+    }
+
     /// A task that runs in a provisioning of its own: a `provisions` task naming a script, and
     /// reads, writes and refreshes of virtual parameters (`None`: any other task).
     fn scripted(task: &Task, ctx: &Context<'_>) -> Option<Begin> {
@@ -1284,16 +1289,7 @@ impl Running {
             }
             _ => return None,
         };
-        let bare = |task: &Task, plan| Running {
-            task: task.clone(),
-            preset: None,
-            stage: 0,
-            instance: None,
-            walk: None,
-            cancel_key: None,
-            plan,
-            trust_sets: false,
-        };
+        let bare = |task: &Task, plan| Running::of(task.clone(), plan);
         let mut scripts = match made {
             Ok((p, faults)) => {
                 if let Some(f) = faults.into_iter().next() {
@@ -1330,16 +1326,7 @@ impl Running {
     /// A `provisions` task: its requests from what the store holds of the device now, each
     /// started as a task of the same id and key.
     fn plan(task: Task, provisions: &[crate::provisions::ProvisionCall], ctx: &Context<'_>) -> Begin {
-        let run = |task: Task, plan| Running {
-            task,
-            preset: None,
-            stage: 0,
-            instance: None,
-            walk: None,
-            cancel_key: None,
-            plan,
-            trust_sets: false,
-        };
+        let run = Running::of;
         let specs = match ctx.store.map(|s| crate::provisions::expand(s, &task.device, provisions, ctx.now)) {
             Some(Ok(specs)) => specs,
             Some(Err(e)) => {

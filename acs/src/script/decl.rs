@@ -31,6 +31,21 @@ pub(crate) struct Decl {
     pub(crate) download: Option<(String, String, Option<String>)>,
 }
 
+impl Decl {
+    /// A declaration of `pattern` that wants it known at all and changes nothing.
+    pub(crate) fn of(pattern: Pattern) -> Decl {
+        Decl {
+            pattern,
+            path_get: 1,
+            attr_get: BTreeMap::new(),
+            path_set: None,
+            value_set: None,
+            deep: false,
+            download: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum Query {
     Get { decl: usize, item: Option<usize>, attr: String },
@@ -60,15 +75,7 @@ pub(crate) fn declaration(path: &str, timestamps: &Json, values: &Json) -> Resul
     if pattern.root() == "Downloads" {
         return Err("declarations of Downloads.* are not run yet: use the download provision or task".into());
     }
-    let mut d = Decl {
-        pattern,
-        path_get: 1,
-        attr_get: BTreeMap::new(),
-        path_set: None,
-        value_set: None,
-        deep: false,
-        download: None,
-    };
+    let mut d = Decl::of(pattern);
     if let Some(vals) = values.as_object() {
         for (attr, v) in vals {
             if attr == "path" {

@@ -202,13 +202,7 @@ pub struct Script {
 }
 
 fn runtime(limits: Limits) -> Result<(Runtime, Context), Error> {
-    let engine = |e: rquickjs::Error| Error {
-        name: "engine".into(),
-        message: format!("the script engine could not start: {e}"),
-        line: None,
-        column: None,
-        stack: String::new(),
-    };
+    let engine = |e: rquickjs::Error| engine_error(format!("the script engine could not start: {e}"));
     let rt = Runtime::new().map_err(engine)?;
     rt.set_memory_limit(limits.memory);
     rt.set_max_stack_size(STACK);
@@ -267,9 +261,7 @@ fn caught<'js>(ctx: &Ctx<'js>, e: CaughtError<'js>, name: &str, timed_out: bool)
                 stack: String::new(),
             }
         }
-        CaughtError::Error(e) => {
-            Error { name: "engine".into(), message: e.to_string(), line: None, column: None, stack: String::new() }
-        }
+        CaughtError::Error(e) => engine_error(e.to_string()),
     };
     if timed_out {
         err.name = "timeout".into();

@@ -115,19 +115,10 @@ fn built_in(p: &crate::provisions::Provision, view: &View, now_ms: i64) -> Resul
     use crate::provisions::{Count, Provision, Select};
     let mut rec = Record::default();
     let decl = |path: &str| Pattern::parse(path).map_err(Stop::Type);
-    let plain = |pattern| Decl {
-        pattern,
-        path_get: 1,
-        attr_get: BTreeMap::new(),
-        path_set: None,
-        value_set: None,
-        deep: false,
-        download: None,
-    };
     match p {
         Provision::Refresh { path, age } => {
             let t = age.map_or(now_ms, |a| now_ms - a.saturating_mul(1000));
-            let mut d = plain(decl(path)?);
+            let mut d = Decl::of(decl(path)?);
             d.attr_get.insert("value".into(), t);
             if path.ends_with('.') {
                 d.deep = true;
@@ -136,25 +127,25 @@ fn built_in(p: &crate::provisions::Provision, view: &View, now_ms: i64) -> Resul
             rec.decls.push(d);
         }
         Provision::Value { value, typed } => {
-            let mut d = plain(decl(&value.name)?);
+            let mut d = Decl::of(decl(&value.name)?);
             d.attr_get.insert("value".into(), 1);
             let ty = typed.then(|| value.value.xsd_type().qname().to_string());
             d.value_set = Some((json!(value.value.to_lexical()), ty));
             rec.decls.push(d);
         }
         Provision::Tag { tag, on } => {
-            let mut d = plain(decl(&format!("Tags.{tag}"))?);
+            let mut d = Decl::of(decl(&format!("Tags.{tag}"))?);
             d.value_set = Some((json!(on), None));
             rec.decls.push(d);
         }
         Provision::Reboot | Provision::Reset => {
-            let mut d = plain(decl(if *p == Provision::Reboot { "Reboot" } else { "FactoryReset" })?);
+            let mut d = Decl::of(decl(if *p == Provision::Reboot { "Reboot" } else { "FactoryReset" })?);
             d.value_set = Some((json!(now_ms), None));
             rec.decls.push(d);
         }
         Provision::Download { file_type, file_name, target_file_name } => {
             // GenieACS declares it with the session's time: once per session.
-            let mut d = plain(decl("Downloads")?);
+            let mut d = Decl::of(decl("Downloads")?);
             d.download = Some((file_type.clone(), file_name.clone(), target_file_name.clone()));
             rec.decls.push(d);
         }
@@ -169,7 +160,7 @@ fn built_in(p: &crate::provisions::Provision, view: &View, now_ms: i64) -> Resul
                     format!("{table}.[{}]", keys.join(","))
                 }
             };
-            let mut d = plain(decl(&path)?);
+            let mut d = Decl::of(decl(&path)?);
             let n = match count {
                 Count::Exactly(n) => *n,
                 Count::Relative(delta) => {
@@ -288,31 +279,17 @@ impl Provisioning {
         let mut decls = Vec::new();
         for name in get {
             if let Ok(pattern) = Pattern::parse(name) {
-                let mut d = Decl {
-                    pattern,
-                    path_get: now_ms,
-                    attr_get: BTreeMap::new(),
-                    path_set: None,
-                    value_set: None,
-                    // A partial path is its whole subtree, as GetParameterValues reads it.
-                    deep: name.ends_with('.'),
-                    download: None,
-                };
+                let mut d = Decl::of(pattern);
+                d.path_get = now_ms;
+                // A partial path is its whole subtree, as GetParameterValues reads it.
+                d.deep = name.ends_with('.');
                 d.attr_get.insert("value".into(), now_ms);
                 decls.push(d);
             }
         }
         for v in set {
             if let Ok(pattern) = Pattern::parse(&v.name) {
-                let mut d = Decl {
-                    pattern,
-                    path_get: 1,
-                    attr_get: BTreeMap::new(),
-                    path_set: None,
-                    value_set: None,
-                    deep: false,
-                    download: None,
-                };
+                let mut d = Decl::of(pattern);
                 d.attr_get.insert("value".into(), 1);
                 d.value_set = Some((json!(v.value.to_lexical()), Some(v.value.xsd_type().qname().to_string())));
                 decls.push(d);
