@@ -24,7 +24,6 @@ use tokio::net::TcpListener;
 use crate::endpoint::{Acs, CpeAuth, EndpointConfig};
 use crate::nbi::{Nbi, NbiConfig};
 use crate::portal::{Portal, PortalConfig};
-use crate::store::{CredentialStore, SqliteStore};
 
 /// Why the ACS did not start or did not stop cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -51,10 +50,10 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The database could not be opened.
-    #[error("store {path}: {reason}")]
+    #[error("store {at}: {reason}")]
     Store {
-        /// The database file.
-        path: PathBuf,
+        /// The store's location.
+        at: String,
         /// Why.
         reason: String,
     },
@@ -262,12 +261,63 @@ pub struct NbiSection {
     pub tokens: Vec<String>,
 }
 
-/// `[store]`.
+/// `[store]`: the embedded SQLite file (the default), or a PostgreSQL database that several
+/// ACS nodes share (`url`).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreSection {
-    /// The SQLite database (default `acs.db`).
+    /// The SQLite database (default `acs.db`); with `url`, only where the generated NBI token is
+    /// kept.
     pub db: Option<PathBuf>,
+    /// A PostgreSQL database, `postgres://user@host:port/database` (no password in it).
+    pub url: Option<String>,
+    /// The file holding the PostgreSQL password (first line; readable by its owner only).
+    pub password_file: Option<PathBuf>,
+    /// Connections this node keeps to PostgreSQL (default 16; 1 to 256).
+    pub pool: Option<u32>,
+}
+
+impl StoreSection {
+    /// Where the store is, checked (the password read from its file).
+    pub fn location(&self, db: &Path) -> Result<crate::store::Location, Error> {
+        let Some(url) = &self.url else {
+            if self.password_file.is_some() || self.pool.is_some() {
+                return Err(Error::Config("[store] password_file and pool go with url (PostgreSQL)".into()));
+            }
+            return Ok(crate::store::Location::Sqlite(db.to_path_buf()));
+        };
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(Error::Config(format!("[store] url is postgres://user@host:port/database, not {url:?}")));
+        }
+        let pool = self.pool.unwrap_or(16);
+        if !(1..=256).contains(&pool) {
+            return Err(Error::Config(format!("[store] pool is from 1 to 256, not {pool}")));
+        }
+        let password = match &self.password_file {
+            None => None,
+            Some(path) => Some(read_secret(path).map_err(|e| Error::Config(format!("[store] password_file {e}")))?),
+        };
+        Ok(crate::store::Location::Postgres { url: url.clone(), password, pool })
+    }
+}
+
+/// The first line of a file only its owner may read (a secret's file).
+fn read_secret(path: &Path) -> Result<String, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(format!(
+            "{}: readable by others (mode {:o}); chmod 600 it",
+            path.display(),
+            meta.permissions().mode() & 0o777
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let line = text.lines().next().unwrap_or("").trim_end_matches('\r').to_string();
+    if line.is_empty() {
+        return Err(format!("{}: empty", path.display()));
+    }
+    Ok(line)
 }
 
 /// `[log]`.
@@ -300,8 +350,10 @@ impl LogFormat {
 
 /// The ACS's settings, checked.
 pub struct Config {
-    /// The SQLite database.
+    /// The SQLite database (with PostgreSQL, where the generated NBI token is kept).
     pub db: PathBuf,
+    /// Where the store is.
+    pub store: crate::store::Location,
     /// CWMP listen address.
     pub cwmp_listen: SocketAddr,
     /// NBI listen address.
@@ -332,6 +384,7 @@ impl std::fmt::Debug for Config {
         // Credentials and tokens stay out of logs.
         f.debug_struct("Config")
             .field("db", &self.db)
+            .field("store", &self.store)
             .field("cwmp_listen", &self.cwmp_listen)
             .field("nbi_listen", &self.nbi_listen)
             .field("portal_listen", &self.portal_listen)
@@ -352,7 +405,8 @@ impl FileConfig {
     /// The settings, defaults filled in and checked. With no NBI token configured, the one kept
     /// next to the database (`DB.nbi-token`, mode 0600) is used, generated on the first start.
     pub fn resolve(self) -> Result<Config, Error> {
-        let db = self.store.db.unwrap_or_else(|| PathBuf::from("acs.db"));
+        let db = self.store.db.clone().unwrap_or_else(|| PathBuf::from("acs.db"));
+        let store = self.store.location(&db)?;
         let log_format = LogFormat::parse(self.log.format.as_deref().unwrap_or("text"))?;
         let mut tokens = self.nbi.tokens;
         if tokens.is_empty() {
@@ -419,6 +473,7 @@ impl FileConfig {
         };
         Ok(Config {
             db,
+            store,
             cwmp_listen: self.cwmp.listen.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 7547))),
             nbi_listen: self.nbi.listen.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 7557))),
             portal_listen,
@@ -519,10 +574,9 @@ pub const SESSION_DRAIN: Duration = Duration::from_secs(10);
 /// sessions are refused (503, `Retry-After`) while the open ones finish (up to
 /// [`SESSION_DRAIN`]), every listener drains, and the store is written.
 pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
-    let Config { db, mut endpoint, file_base_url, nbi, portal, cwmp_tls, portal_tls, webhooks, .. } = config;
-    let store = Arc::new(SqliteStore::open(&db).map_err(|e| Error::Store { path: db.clone(), reason: e.to_string() })?);
+    let Config { store: at, mut endpoint, file_base_url, nbi, portal, cwmp_tls, portal_tls, webhooks, .. } = config;
     // Parameter-cache rows and events are group-committed every few milliseconds.
-    store.start_flusher(Duration::from_millis(3));
+    let store = crate::store::open(&at).map_err(|e| Error::Store { at: at.to_string(), reason: e.to_string() })?;
     let cwmp_addr = listeners.cwmp.local_addr().map_err(|source| Error::Bind {
         listener: "cwmp",
         addr: SocketAddr::from(([0, 0, 0, 0], 0)),
@@ -574,7 +628,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
     if cwmp_tls.is_some() {
         tracing::info!("CWMP over TLS");
     }
-    tracing::info!(listening = %listeners.describe(), db = %db.display(), "ACS started");
+    tracing::info!(listening = %listeners.describe(), store = %at, "ACS started");
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };

@@ -244,6 +244,8 @@ impl Refusal {
         match self {
             Refusal::NoFile(_) => StatusCode::NOT_FOUND,
             Refusal::FileUrl(_) => StatusCode::FORBIDDEN,
+            // The database unreachable: the CPE retries, as TR-069 says, and finds it back.
+            Refusal::Store(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             Refusal::Store(_) | Refusal::Join(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Refusal::NotPost => StatusCode::METHOD_NOT_ALLOWED,
             Refusal::NoUpload(_) => StatusCode::FORBIDDEN,
@@ -258,7 +260,11 @@ impl Refusal {
 
     /// The plain-text answer (challenges and `Retry-After` added by the caller where due).
     fn reply(&self) -> Response<Full<Bytes>> {
-        text(self.status(), format!("{self}\n"))
+        let mut r = text(self.status(), format!("{self}\n"));
+        if matches!(self, Refusal::Store(e) if e.is_unavailable()) {
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        r
     }
 }
 
@@ -406,7 +412,7 @@ impl Acs {
             return text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n".into());
         }
         let me = self.clone();
-        match tokio::task::spawn_blocking(move || me.store.count_by_status()).await {
+        match tokio::task::spawn_blocking(move || me.store.ping()).await {
             Ok(Ok(_)) => text(StatusCode::OK, "ok\n".into()),
             Ok(Err(e)) => text(StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}\n")),
             Err(e) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),

@@ -23,7 +23,49 @@ pub const SIM_PREFIX: &str = "00A0B1-SimCPE-";
 /// them at BOOTSTRAP with credentials of each device's own).
 pub const CR: (&str, &str) = ("cr", "cr-secret");
 
-/// The `acs` binary's command line: store `db`, a configuration file (mode 0600, next to the
+/// `VRGW_TEST_STORE=postgres`: the tests' ACS binaries store in PostgreSQL (a database of the
+/// test process's cluster per `db` path, so a restart on the same path finds its data) rather
+/// than in the SQLite file `db`; anything else (or unset): SQLite.
+pub const STORE_ENV: &str = "VRGW_TEST_STORE";
+
+static DATABASES: std::sync::Mutex<Vec<(std::path::PathBuf, crate::pg::Database)>> = std::sync::Mutex::new(Vec::new());
+
+fn on_postgres() -> bool {
+    std::env::var(STORE_ENV).as_deref() == Ok("postgres")
+}
+
+/// Every byte the store of `db` holds (see [`STORE_ENV`]): the SQLite file and its WAL, or the
+/// PostgreSQL database's data as `pg_dump` writes it.
+pub fn store_contents(db: &Path) -> Vec<u8> {
+    if on_postgres() {
+        let known = DATABASES.lock().unwrap_or_else(|e| e.into_inner());
+        let (_, pg) = known.iter().find(|(p, _)| p == db).expect("an ACS was started on this store");
+        return crate::pg::cluster().dump(&pg.name);
+    }
+    let mut bytes = std::fs::read(db).unwrap_or_else(|e| panic!("{}: {e}", db.display()));
+    bytes.extend(std::fs::read(db.with_extension("db-wal")).unwrap_or_default());
+    bytes
+}
+
+/// The `[store]` section for `db` under [`STORE_ENV`]: empty for SQLite.
+pub fn store_section(db: &Path) -> String {
+    if !on_postgres() {
+        return String::new();
+    }
+    let mut known = DATABASES.lock().unwrap_or_else(|e| e.into_inner());
+    let pg = match known.iter().find(|(p, _)| p == db) {
+        Some((_, pg)) => pg.clone(),
+        None => {
+            let dir = db.parent().unwrap_or(Path::new("."));
+            let pg = crate::pg::cluster().database_in(dir);
+            known.push((db.to_path_buf(), pg.clone()));
+            pg
+        }
+    };
+    format!("[store]\nurl = \"{}\"\npassword_file = \"{}\"\n\n", pg.url, pg.password_file.display())
+}
+
+/// The `acs` binary's command line: store `db` (see [`STORE_ENV`]), a configuration file (mode 0600, next to the
 /// database) with the NBI token and the tests' CPE credential, every listener on a free loopback
 /// port and the web form off unless changed.
 pub struct AcsCommand {
@@ -41,9 +83,11 @@ impl AcsCommand {
     pub fn new(exe: impl AsRef<OsStr>, db: &Path, token: &str) -> AcsCommand {
         let spawn = Spawn::new(exe).log(db.with_extension("log")).arg("--db").arg(db);
         let settings = format!(
-            "[nbi]\ntokens = [\"{token}\"]\n\n[[cwmp.cpe_credentials]]\nusername = \"{}\"\npassword = \"{}\"\n\
+            "{}[nbi]\ntokens = [\"{token}\"]\n\n[[cwmp.cpe_credentials]]\nusername = \"{}\"\npassword = \"{}\"\n\
              device_prefix = \"{SIM_PREFIX}\"\n",
-            CPE.0, CPE.1
+            store_section(db),
+            CPE.0,
+            CPE.1
         );
         AcsCommand {
             spawn,
@@ -139,16 +183,7 @@ impl AcsProcess {
 
 /// Writes a file that holds secrets: mode 0600 from its creation.
 pub fn write_secret(path: &Path, text: &str) {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    f.write_all(text.as_bytes()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    crate::temp::try_write_secret(path, text).unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// The NBI token of the ACS [`start_acs`] serves.

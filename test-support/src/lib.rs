@@ -23,6 +23,7 @@ pub mod acs;
 pub mod agent;
 pub mod http;
 pub mod nbi;
+pub mod pg;
 pub mod process;
 pub mod temp;
 

@@ -81,3 +81,17 @@ mod tests {
         let _ = std::fs::remove_dir_all(&path);
     }
 }
+
+/// Writes a file that holds secrets, mode 0600 from its creation; the error names the file.
+pub fn try_write_secret(path: &Path, text: &str) -> Result<(), String> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    f.write_all(text.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))
+}

@@ -270,6 +270,7 @@ impl NbiError {
             | NbiError::Query(_) => StatusCode::BAD_REQUEST,
             NbiError::Migration(e) => e.status(),
             NbiError::Conflict(_) => StatusCode::CONFLICT,
+            NbiError::Store(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             NbiError::Store(_) | NbiError::Hash(_) | NbiError::Join(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -286,6 +287,9 @@ impl NbiError {
                 if let Ok(v) = HeaderValue::from_str(allow) {
                     r.headers_mut().insert(header::ALLOW, v);
                 }
+            }
+            NbiError::Store(e) if e.is_unavailable() => {
+                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
             _ => {}
         }

@@ -62,13 +62,12 @@ pub trait CredentialStore {
     fn server_key(&self, name: &str) -> Result<Vec<u8>>;
 }
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CpeCredential> {
-    let device: Option<String> = r.get(3)?;
-    let prefix: Option<String> = r.get(4)?;
+/// A credential from the columns [`COLUMNS`] names, in that order.
+pub(crate) fn credential_of(r: &impl super::Columns) -> Result<CpeCredential> {
     Ok(CpeCredential {
-        username: r.get(0)?,
-        ha1: Ha1 { md5: r.get(1)?, sha256: r.get(2)? },
-        scope: match (device, prefix) {
+        username: r.text(0)?,
+        ha1: Ha1 { md5: r.text(1)?, sha256: r.text(2)? },
+        scope: match (r.opt_text(3)?, r.opt_text(4)?) {
             (Some(d), _) => Scope::Device(d),
             (None, Some(p)) => Scope::DevicePrefix(p),
             // The table's CHECK makes this unreachable; an empty prefix allows nothing.
@@ -77,7 +76,11 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CpeCredential> {
     })
 }
 
-const COLUMNS: &str = "username, ha1_md5, ha1_sha256, device, device_prefix";
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CpeCredential> {
+    super::in_row(credential_of(r))
+}
+
+pub(crate) const COLUMNS: &str = "username, ha1_md5, ha1_sha256, device, device_prefix";
 
 impl CredentialStore for SqliteStore {
     fn cpe_credential(&self, username: &str) -> Result<Option<CpeCredential>> {

@@ -4,8 +4,9 @@
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
-use super::sqlite::{Pending, SqliteStore};
-use super::Result;
+use super::deferred::Pending;
+use super::sqlite::SqliteStore;
+use super::{Columns, Engine, Result};
 
 /// A device as the ACS knows it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -99,23 +100,37 @@ impl PathInfo {
     }
 }
 
-fn device_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
-    let id: String = r.get(0)?;
+/// A device from the columns [`DEVICE_COLS`] names, in that order.
+pub(crate) fn device_of(r: &impl Columns) -> Result<Device> {
+    let id = r.text(0)?;
     Ok(Device {
-        tags: super::json_col(r, 9, &format!("the tags of device {id}"))?,
+        tags: super::json_text(&r.text(9)?, &format!("the tags of device {id}"))?,
         id,
-        manufacturer: r.get(1)?,
-        oui: r.get(2)?,
-        product_class: r.get(3)?,
-        serial_number: r.get(4)?,
-        cr_url: r.get(5)?,
-        cr_username: r.get(6)?,
-        cr_password: r.get(7)?,
-        last_inform: r.get(8)?,
+        manufacturer: r.text(1)?,
+        oui: r.text(2)?,
+        product_class: r.text(3)?,
+        serial_number: r.text(4)?,
+        cr_url: r.text(5)?,
+        cr_username: r.text(6)?,
+        cr_password: r.text(7)?,
+        last_inform: r.int(8)?,
     })
 }
 
-const DEVICE_COLS: &str =
+/// A device's [`Lifecycle`] from three columns from `from` on: created, last boot, last bootstrap.
+pub(crate) fn lifecycle_of(r: &impl Columns, from: usize) -> Result<Lifecycle> {
+    Ok(Lifecycle {
+        registered: r.opt_int(from)?,
+        last_boot: r.opt_int(from + 1)?,
+        last_bootstrap: r.opt_int(from + 2)?,
+    })
+}
+
+fn device_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
+    super::in_row(device_of(r))
+}
+
+pub(crate) const DEVICE_COLS: &str =
     "id, manufacturer, oui, product_class, serial_number, cr_url, cr_username, cr_password, last_inform, tags";
 
 /// Devices: created and updated by their Informs.
@@ -178,6 +193,28 @@ pub trait ParamStore {
     fn cached_names(&self, device: &str) -> Result<Vec<String>>;
 }
 
+/// The tables besides `devices` that hold a device's rows, deleted with it.
+pub(crate) const DEVICE_TABLES: [&str; 5] = ["params", "path_info", "events", "tasks", "faults"];
+
+/// What an Inform leaves for the group commit: a known device's new details (a new one is
+/// written at once), its Inform parameters, its events.
+pub(crate) fn deferred_inform(
+    d: &Device,
+    exists: bool,
+    ps: &[CachedParam],
+    events: &[(String, String)],
+) -> Vec<Pending> {
+    let mut out = Vec::with_capacity(2 + events.len());
+    if exists {
+        out.push(Pending::Device(d.clone()));
+    }
+    if !ps.is_empty() {
+        out.push(Pending::Params(d.id.clone(), ps.to_vec()));
+    }
+    out.extend(events.iter().map(|(code, key)| Pending::Event(d.id.clone(), code.clone(), key.clone(), d.last_inform)));
+    out
+}
+
 impl DeviceStore for SqliteStore {
     fn record_inform(&self, d: &Device) -> Result<bool> {
         self.record_session_start(d, &[], &[])
@@ -220,16 +257,7 @@ impl DeviceStore for SqliteStore {
             )?;
         }
         drop(db);
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        if exists {
-            pending.push(Pending::Device(d.clone()));
-        }
-        if !ps.is_empty() {
-            pending.push(Pending::Params(d.id.clone(), ps.to_vec()));
-        }
-        for (code, key) in events {
-            pending.push(Pending::Event(d.id.clone(), code.clone(), key.clone(), d.last_inform));
-        }
+        self.deferred.extend(deferred_inform(d, exists, ps, events));
         Ok(!exists)
     }
 
@@ -256,10 +284,7 @@ impl DeviceStore for SqliteStore {
         let mut st =
             db.prepare(&format!("SELECT {DEVICE_COLS}, created, last_boot, last_bootstrap FROM devices ORDER BY id"))?;
         let rows = st
-            .query_map([], |r| {
-                let life = Lifecycle { registered: r.get(10)?, last_boot: r.get(11)?, last_bootstrap: r.get(12)? };
-                Ok((device_row(r)?, life))
-            })?
+            .query_map([], |r| Ok((device_row(r)?, super::in_row(lifecycle_of(r, 10))?)))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
@@ -267,28 +292,22 @@ impl DeviceStore for SqliteStore {
     fn lifecycle(&self, id: &str) -> Result<Option<Lifecycle>> {
         let db = self.db();
         let mut st = db.prepare_cached("SELECT created, last_boot, last_bootstrap FROM devices WHERE id = ?1")?;
-        Ok(st
-            .query_row([id], |r| {
-                Ok(Lifecycle { registered: r.get(0)?, last_boot: r.get(1)?, last_bootstrap: r.get(2)? })
-            })
-            .optional()?)
+        Ok(st.query_row([id], |r| super::in_row(lifecycle_of(r, 0))).optional()?)
     }
 
     fn delete_device(&self, id: &str) -> Result<bool> {
         // The database lock first: no group commit is half done while it is held. What is queued
         // for the device is dropped, the rest stays queued.
         let db = self.db();
-        self.pending.lock().unwrap_or_else(|e| e.into_inner()).retain(|w| match w {
-            Pending::Device(d) => d.id != id,
-            Pending::Params(dev, _) | Pending::PathInfo(dev, _) | Pending::Event(dev, ..) => dev != id,
-        });
-        let tx = db.unchecked_transaction()?;
-        let known = tx.execute("DELETE FROM devices WHERE id = ?1", [id])? > 0;
-        for table in ["params", "path_info", "events", "tasks", "faults"] {
-            tx.execute(&format!("DELETE FROM {table} WHERE device = ?1"), [id])?;
-        }
-        tx.commit()?;
-        Ok(known)
+        self.deferred.without(id, || {
+            let tx = db.unchecked_transaction()?;
+            let known = tx.execute("DELETE FROM devices WHERE id = ?1", [id])? > 0;
+            for table in DEVICE_TABLES {
+                tx.execute(&format!("DELETE FROM {table} WHERE device = ?1"), [id])?;
+            }
+            tx.commit()?;
+            Ok(known)
+        })
     }
 
     fn set_tags(&self, id: &str, tags: &[String]) -> Result<()> {
@@ -336,7 +355,7 @@ impl DeviceStore for SqliteStore {
 
 impl ParamStore for SqliteStore {
     fn cache_params(&self, device: &str, ps: &[CachedParam]) -> Result<()> {
-        self.pending.lock().unwrap_or_else(|e| e.into_inner()).push(Pending::Params(device.to_string(), ps.to_vec()));
+        self.deferred.push(Pending::Params(device.to_string(), ps.to_vec()));
         Ok(())
     }
 
@@ -403,10 +422,7 @@ impl ParamStore for SqliteStore {
 
     fn cache_path_info(&self, device: &str, info: &[PathInfo]) -> Result<()> {
         if !info.is_empty() {
-            self.pending
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(Pending::PathInfo(device.to_string(), info.to_vec()));
+            self.deferred.push(Pending::PathInfo(device.to_string(), info.to_vec()));
         }
         Ok(())
     }
@@ -451,10 +467,7 @@ impl ParamStore for SqliteStore {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
-    use crate::store::prelude::*;
-    use crate::store::{CachedParam, Device, SqliteStore};
+    use crate::store::{CachedParam, Device};
 
     fn dev(id: &str, at: i64) -> Device {
         Device { id: id.into(), oui: "00A0B1".into(), last_inform: at, ..Device::default() }
@@ -466,125 +479,136 @@ mod tests {
 
     #[test]
     fn registration_boot_and_bootstrap_times_are_kept() {
-        let s = SqliteStore::open(Path::new(":memory:")).expect("store");
-        assert!(s.record_session_start(&dev("a", 100), &[], &events(&["0 BOOTSTRAP", "1 BOOT"])).expect("new"));
-        assert!(!s.record_session_start(&dev("a", 200), &[], &events(&["2 PERIODIC"])).expect("known"));
-        assert!(!s.record_session_start(&dev("a", 300), &[], &events(&["1 BOOT", "M Reboot"])).expect("known"));
-        s.record_inform(&dev("b", 400)).expect("new");
-        let got = s.device_records().expect("records");
-        let life: Vec<_> = got.iter().map(|(d, l)| (d.id.as_str(), d.last_inform, *l)).collect();
-        assert_eq!(
-            life,
-            [
-                ("a", 300, super::Lifecycle { registered: Some(100), last_boot: Some(300), last_bootstrap: Some(100) }),
-                ("b", 400, super::Lifecycle { registered: Some(400), last_boot: None, last_bootstrap: None }),
-            ]
-        );
+        crate::store::testing::on_each(|s| {
+            assert!(s.record_session_start(&dev("a", 100), &[], &events(&["0 BOOTSTRAP", "1 BOOT"])).expect("new"));
+            assert!(!s.record_session_start(&dev("a", 200), &[], &events(&["2 PERIODIC"])).expect("known"));
+            assert!(!s.record_session_start(&dev("a", 300), &[], &events(&["1 BOOT", "M Reboot"])).expect("known"));
+            s.record_inform(&dev("b", 400)).expect("new");
+            let got = s.device_records().expect("records");
+            let life: Vec<_> = got.iter().map(|(d, l)| (d.id.as_str(), d.last_inform, *l)).collect();
+            assert_eq!(
+                life,
+                [
+                    (
+                        "a",
+                        300,
+                        super::Lifecycle { registered: Some(100), last_boot: Some(300), last_bootstrap: Some(100) }
+                    ),
+                    ("b", 400, super::Lifecycle { registered: Some(400), last_boot: None, last_bootstrap: None }),
+                ]
+            );
+        });
     }
 
     #[test]
     fn events_are_kept_in_order_and_cached_names_forgotten_exactly() {
-        let s = SqliteStore::open(Path::new(":memory:")).expect("store");
-        s.record_session_start(&dev("a", 100), &[], &events(&["1 BOOT"])).expect("a");
-        s.add_event("a", "RequestDownload", "", 150).expect("event");
-        s.add_event("a", "DUStateChangeComplete", "task-3-1", 160).expect("event");
-        let got = s.events("a").expect("events");
-        assert_eq!(
-            got,
-            [
-                ("1 BOOT".to_string(), String::new(), 100),
-                ("RequestDownload".to_string(), String::new(), 150),
-                ("DUStateChangeComplete".to_string(), "task-3-1".to_string(), 160),
-            ]
-        );
-        assert!(s.events("b").expect("none").is_empty());
-        let p = |n: &str| CachedParam { name: n.into(), ty: "string".into(), value: "v".into(), updated: 1 };
-        s.cache_params("a", &[p("Device.X.1.Name"), p("Device.X.1.NameX"), p("Device.Y")]).expect("cache");
-        s.forget_param_names("a", &["Device.X.1.Name".into(), "Device.Z".into()]).expect("forget");
-        let left: Vec<String> = s.params("a").expect("params").into_iter().map(|c| c.name).collect();
-        assert_eq!(left, ["Device.X.1.NameX", "Device.Y"], "by exact name, not by prefix");
+        crate::store::testing::on_each(|s| {
+            s.record_session_start(&dev("a", 100), &[], &events(&["1 BOOT"])).expect("a");
+            s.add_event("a", "RequestDownload", "", 150).expect("event");
+            s.add_event("a", "DUStateChangeComplete", "task-3-1", 160).expect("event");
+            let got = s.events("a").expect("events");
+            assert_eq!(
+                got,
+                [
+                    ("1 BOOT".to_string(), String::new(), 100),
+                    ("RequestDownload".to_string(), String::new(), 150),
+                    ("DUStateChangeComplete".to_string(), "task-3-1".to_string(), 160),
+                ]
+            );
+            assert!(s.events("b").expect("none").is_empty());
+            let p = |n: &str| CachedParam { name: n.into(), ty: "string".into(), value: "v".into(), updated: 1 };
+            s.cache_params("a", &[p("Device.X.1.Name"), p("Device.X.1.NameX"), p("Device.Y")]).expect("cache");
+            s.forget_param_names("a", &["Device.X.1.Name".into(), "Device.Z".into()]).expect("forget");
+            let left: Vec<String> = s.params("a").expect("params").into_iter().map(|c| c.name).collect();
+            assert_eq!(left, ["Device.X.1.NameX", "Device.Y"], "by exact name, not by prefix");
+        });
     }
 
     #[test]
     fn path_info_merges_what_each_rpc_tells_and_is_forgotten_with_the_values() {
         use crate::store::PathInfo;
-        let s = SqliteStore::open(Path::new(":memory:")).expect("store");
-        s.record_inform(&dev("a", 100)).expect("a");
-        let listed = |name: &str, writable: bool, at: Option<i64>| PathInfo {
-            name: name.into(),
-            writable: Some(writable),
-            listed: at,
-            ..PathInfo::default()
-        };
-        let attrs = |name: &str, notification: u32, at: i64| PathInfo {
-            name: name.into(),
-            notification: Some(notification),
-            access_list: Some(vec!["Subscriber".into()]),
-            attributes_read: Some(at),
-            ..PathInfo::default()
-        };
-        // GetParameterNames, then GetParameterAttributes: each keeps what the other told.
-        s.cache_path_info(
-            "a",
-            &[
-                listed("Device.X.", true, Some(10)),
-                listed("Device.X.1.", true, None),
-                listed("Device.X.1.Name", true, None),
-                listed("Device.Y", false, None),
-            ],
-        )
-        .expect("names");
-        s.cache_path_info("a", &[attrs("Device.X.1.Name", 2, 20)]).expect("attributes");
-        s.cache_path_info("a", &[listed("Device.X.1.Name", false, None), listed("Device.X.", true, None)])
-            .expect("listed again");
-        let got = s.path_info("a").expect("read");
-        let name = got.iter().find(|i| i.name == "Device.X.1.Name").expect("Name");
-        assert_eq!(
-            name,
-            &PathInfo {
-                name: "Device.X.1.Name".into(),
-                writable: Some(false),
-                listed: None,
-                notification: Some(2),
+        crate::store::testing::on_each(|s| {
+            s.record_inform(&dev("a", 100)).expect("a");
+            let listed = |name: &str, writable: bool, at: Option<i64>| PathInfo {
+                name: name.into(),
+                writable: Some(writable),
+                listed: at,
+                ..PathInfo::default()
+            };
+            let attrs = |name: &str, notification: u32, at: i64| PathInfo {
+                name: name.into(),
+                notification: Some(notification),
                 access_list: Some(vec!["Subscriber".into()]),
-                attributes_read: Some(20),
-            }
-        );
-        let x = got.iter().find(|i| i.name == "Device.X.").expect("X");
-        assert_eq!((x.writable, x.listed), (Some(true), Some(10)), "a later listing by its parent keeps the time");
-        // Names of values and of info alike, once each.
-        let p = CachedParam { name: "Device.X.1.Name".into(), ty: "string".into(), value: "v".into(), updated: 1 };
-        s.cache_params("a", std::slice::from_ref(&p)).expect("value");
-        assert_eq!(s.cached_names("a").expect("names"), ["Device.X.", "Device.X.1.", "Device.X.1.Name", "Device.Y"]);
-        // Forgotten by exact name, by prefix (the object itself too), with the device.
-        s.forget_param_names("a", &["Device.Y".into()]).expect("forget");
-        assert_eq!(s.cached_names("a").expect("names"), ["Device.X.", "Device.X.1.", "Device.X.1.Name"]);
-        s.forget_params("a", "Device.X.1.").expect("forget subtree");
-        assert_eq!(s.cached_names("a").expect("names"), ["Device.X."]);
-        s.cache_path_info("a", &[attrs("Device.Z", 1, 30)]).expect("queued");
-        assert!(s.delete_device("a").expect("delete"));
-        assert!(s.path_info("a").expect("read").is_empty(), "nothing left, queued writes included");
+                attributes_read: Some(at),
+                ..PathInfo::default()
+            };
+            // GetParameterNames, then GetParameterAttributes: each keeps what the other told.
+            s.cache_path_info(
+                "a",
+                &[
+                    listed("Device.X.", true, Some(10)),
+                    listed("Device.X.1.", true, None),
+                    listed("Device.X.1.Name", true, None),
+                    listed("Device.Y", false, None),
+                ],
+            )
+            .expect("names");
+            s.cache_path_info("a", &[attrs("Device.X.1.Name", 2, 20)]).expect("attributes");
+            s.cache_path_info("a", &[listed("Device.X.1.Name", false, None), listed("Device.X.", true, None)])
+                .expect("listed again");
+            let got = s.path_info("a").expect("read");
+            let name = got.iter().find(|i| i.name == "Device.X.1.Name").expect("Name");
+            assert_eq!(
+                name,
+                &PathInfo {
+                    name: "Device.X.1.Name".into(),
+                    writable: Some(false),
+                    listed: None,
+                    notification: Some(2),
+                    access_list: Some(vec!["Subscriber".into()]),
+                    attributes_read: Some(20),
+                }
+            );
+            let x = got.iter().find(|i| i.name == "Device.X.").expect("X");
+            assert_eq!((x.writable, x.listed), (Some(true), Some(10)), "a later listing by its parent keeps the time");
+            // Names of values and of info alike, once each.
+            let p = CachedParam { name: "Device.X.1.Name".into(), ty: "string".into(), value: "v".into(), updated: 1 };
+            s.cache_params("a", std::slice::from_ref(&p)).expect("value");
+            assert_eq!(
+                s.cached_names("a").expect("names"),
+                ["Device.X.", "Device.X.1.", "Device.X.1.Name", "Device.Y"]
+            );
+            // Forgotten by exact name, by prefix (the object itself too), with the device.
+            s.forget_param_names("a", &["Device.Y".into()]).expect("forget");
+            assert_eq!(s.cached_names("a").expect("names"), ["Device.X.", "Device.X.1.", "Device.X.1.Name"]);
+            s.forget_params("a", "Device.X.1.").expect("forget subtree");
+            assert_eq!(s.cached_names("a").expect("names"), ["Device.X."]);
+            s.cache_path_info("a", &[attrs("Device.Z", 1, 30)]).expect("queued");
+            assert!(s.delete_device("a").expect("delete"));
+            assert!(s.path_info("a").expect("read").is_empty(), "nothing left, queued writes included");
+        });
     }
 
     #[test]
     fn a_deleted_device_leaves_nothing_behind_and_registers_again() {
-        let s = SqliteStore::open(Path::new(":memory:")).expect("store");
-        let p = CachedParam { name: "Device.X".into(), ty: "string".into(), value: "v".into(), updated: 1 };
-        s.record_session_start(&dev("a", 100), std::slice::from_ref(&p), &events(&["1 BOOT"])).expect("a");
-        s.record_session_start(&dev("b", 100), std::slice::from_ref(&p), &[]).expect("b");
-        let t = s.enqueue("a", &crate::tasks::TaskSpec::Reboot.into(), 7).expect("task");
-        s.fault("a", Some(t.id), "cwmp.9002", "Internal error", "", 8).expect("fault");
-        // Queued, not yet written: dropped with the device.
-        s.cache_params("a", std::slice::from_ref(&p)).expect("queued");
-        assert!(s.delete_device("a").expect("delete"));
-        assert!(!s.delete_device("a").expect("again"), "no longer known");
-        assert_eq!(s.device("a").expect("read"), None);
-        assert!(s.params("a").expect("params").is_empty());
-        assert!(s.open_tasks("a").expect("tasks").is_empty());
-        assert!(s.faults().expect("faults").iter().all(|f| f.device != "a"));
-        assert_eq!(s.params("b").expect("b kept").len(), 1);
-        assert!(s.record_inform(&dev("a", 500)).expect("registers again"), "new again");
-        let (_, life) = s.device_records().expect("records").into_iter().find(|(d, _)| d.id == "a").expect("a");
-        assert_eq!((life.registered, life.last_boot), (Some(500), None));
+        crate::store::testing::on_each(|s| {
+            let p = CachedParam { name: "Device.X".into(), ty: "string".into(), value: "v".into(), updated: 1 };
+            s.record_session_start(&dev("a", 100), std::slice::from_ref(&p), &events(&["1 BOOT"])).expect("a");
+            s.record_session_start(&dev("b", 100), std::slice::from_ref(&p), &[]).expect("b");
+            let t = s.enqueue("a", &crate::tasks::TaskSpec::Reboot.into(), 7).expect("task");
+            s.fault("a", Some(t.id), "cwmp.9002", "Internal error", "", 8).expect("fault");
+            // Queued, not yet written: dropped with the device.
+            s.cache_params("a", std::slice::from_ref(&p)).expect("queued");
+            assert!(s.delete_device("a").expect("delete"));
+            assert!(!s.delete_device("a").expect("again"), "no longer known");
+            assert_eq!(s.device("a").expect("read"), None);
+            assert!(s.params("a").expect("params").is_empty());
+            assert!(s.open_tasks("a").expect("tasks").is_empty());
+            assert!(s.faults().expect("faults").iter().all(|f| f.device != "a"));
+            assert_eq!(s.params("b").expect("b kept").len(), 1);
+            assert!(s.record_inform(&dev("a", 500)).expect("registers again"), "new again");
+            let (_, life) = s.device_records().expect("records").into_iter().find(|(d, _)| d.id == "a").expect("a");
+            assert_eq!((life.registered, life.last_boot), (Some(500), None));
+        });
     }
 }

@@ -83,20 +83,25 @@ pub trait FaultStore {
     fn delete_fault(&self, device: &str, channel: &str) -> Result<bool>;
 }
 
-const FAULT_COLS: &str = "id, device, channel, task, code, message, detail, retries, timestamp";
+pub(crate) const FAULT_COLS: &str = "id, device, channel, task, code, message, detail, retries, timestamp";
+
+/// A fault from the columns [`FAULT_COLS`] names, in that order.
+pub(crate) fn fault_of(r: &impl super::Columns) -> Result<FaultRecord> {
+    Ok(FaultRecord {
+        id: r.int(0)?,
+        device: r.text(1)?,
+        channel: r.text(2)?,
+        task: r.opt_int(3)?,
+        code: r.text(4)?,
+        message: r.text(5)?,
+        detail: r.text(6)?,
+        retries: r.int(7)?,
+        timestamp: r.int(8)?,
+    })
+}
 
 fn fault_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FaultRecord> {
-    Ok(FaultRecord {
-        id: r.get(0)?,
-        device: r.get(1)?,
-        channel: r.get(2)?,
-        task: r.get(3)?,
-        code: r.get(4)?,
-        message: r.get(5)?,
-        detail: r.get(6)?,
-        retries: r.get(7)?,
-        timestamp: r.get(8)?,
-    })
+    super::in_row(fault_of(r))
 }
 
 impl FaultStore for SqliteStore {

@@ -31,8 +31,19 @@ pub trait PlacementStore {
     fn unplace(&self, device: &str, instance: u32) -> Result<Option<String>>;
 }
 
+/// A placement from its columns: subscriber, device, instance.
+pub(crate) fn placement_of(r: &impl super::Columns) -> Result<Placement> {
+    let instance = r.int(2)?;
+    Ok(Placement {
+        subscriber: r.text(0)?,
+        device: r.text(1)?,
+        instance: u32::try_from(instance)
+            .map_err(|_| super::StoreError::Corrupt { what: format!("placement instance {instance}") })?,
+    })
+}
+
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Placement> {
-    Ok(Placement { subscriber: r.get(0)?, device: r.get(1)?, instance: r.get(2)? })
+    super::in_row(placement_of(r))
 }
 
 impl PlacementStore for SqliteStore {
@@ -81,21 +92,22 @@ mod tests {
 
     #[test]
     fn a_subscriber_is_in_one_place_and_a_place_holds_one_subscriber() {
-        let s = SqliteStore::open(std::path::Path::new(":memory:")).expect("store");
-        s.place("alice", "h1", 1, 10).expect("place");
-        s.place("bob", "h1", 2, 10).expect("place");
-        assert_eq!(s.placements_on("h1").expect("read").len(), 2);
-        // Alice moves: h1's instance 1 is free.
-        s.place("alice", "h2", 5, 11).expect("move");
-        assert_eq!(
-            s.placement("alice").expect("read"),
-            Some(Placement { subscriber: "alice".into(), device: "h2".into(), instance: 5 })
-        );
-        assert_eq!(s.placements_on("h1").expect("read").iter().map(|p| p.instance).collect::<Vec<_>>(), vec![2]);
-        // Carol is given Bob's instance: Bob is placed nowhere.
-        s.place("carol", "h1", 2, 12).expect("place");
-        assert_eq!(s.placement("bob").expect("read"), None);
-        assert_eq!(s.unplace("h1", 2).expect("unplace"), Some("carol".into()));
-        assert_eq!(s.unplace("h1", 2).expect("unplace"), None);
+        crate::store::testing::on_each(|s| {
+            s.place("alice", "h1", 1, 10).expect("place");
+            s.place("bob", "h1", 2, 10).expect("place");
+            assert_eq!(s.placements_on("h1").expect("read").len(), 2);
+            // Alice moves: h1's instance 1 is free.
+            s.place("alice", "h2", 5, 11).expect("move");
+            assert_eq!(
+                s.placement("alice").expect("read"),
+                Some(Placement { subscriber: "alice".into(), device: "h2".into(), instance: 5 })
+            );
+            assert_eq!(s.placements_on("h1").expect("read").iter().map(|p| p.instance).collect::<Vec<_>>(), vec![2]);
+            // Carol is given Bob's instance: Bob is placed nowhere.
+            s.place("carol", "h1", 2, 12).expect("place");
+            assert_eq!(s.placement("bob").expect("read"), None);
+            assert_eq!(s.unplace("h1", 2).expect("unplace"), Some("carol".into()));
+            assert_eq!(s.unplace("h1", 2).expect("unplace"), None);
+        });
     }
 }

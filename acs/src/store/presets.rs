@@ -18,7 +18,7 @@ pub enum ScriptKind {
 
 impl ScriptKind {
     /// The kind's name in the store.
-    fn key(self) -> &'static str {
+    pub(crate) fn key(self) -> &'static str {
         match self {
             ScriptKind::Provision => "provision",
             ScriptKind::VirtualParameter => "virtual_parameter",
@@ -124,30 +124,31 @@ impl PresetStore for SqliteStore {
 
 #[cfg(test)]
 mod tests {
-    use super::{PresetStore, ScriptKind};
-    use crate::store::SqliteStore;
+    use super::ScriptKind;
     use serde_json::json;
 
     #[test]
     fn scripts_are_kept_by_kind_and_replaced_by_name() {
-        let s = SqliteStore::open(std::path::Path::new(":memory:")).expect("store");
-        s.put_script(ScriptKind::Provision, "p", "log('a');").expect("put");
-        s.put_script(ScriptKind::Provision, "p", "log('b');").expect("replace");
-        s.put_script(ScriptKind::VirtualParameter, "p", "return {writable: false, value: [1, 'xsd:int']};")
-            .expect("put vp");
-        assert_eq!(s.scripts(ScriptKind::Provision).expect("list"), vec![("p".into(), "log('b');".into())]);
-        assert_eq!(s.scripts(ScriptKind::VirtualParameter).expect("list").len(), 1);
-        assert!(s.delete_script(ScriptKind::Provision, "p").expect("delete"));
-        assert!(!s.delete_script(ScriptKind::Provision, "p").expect("delete again"));
-        assert_eq!(s.scripts(ScriptKind::VirtualParameter).expect("list").len(), 1);
+        crate::store::testing::on_each(|s| {
+            s.put_script(ScriptKind::Provision, "p", "log('a');").expect("put");
+            s.put_script(ScriptKind::Provision, "p", "log('b');").expect("replace");
+            s.put_script(ScriptKind::VirtualParameter, "p", "return {writable: false, value: [1, 'xsd:int']};")
+                .expect("put vp");
+            assert_eq!(s.scripts(ScriptKind::Provision).expect("list"), vec![("p".into(), "log('b');".into())]);
+            assert_eq!(s.scripts(ScriptKind::VirtualParameter).expect("list").len(), 1);
+            assert!(s.delete_script(ScriptKind::Provision, "p").expect("delete"));
+            assert!(!s.delete_script(ScriptKind::Provision, "p").expect("delete again"));
+            assert_eq!(s.scripts(ScriptKind::VirtualParameter).expect("list").len(), 1);
+        });
     }
 
     #[test]
     fn objects_round_trip() {
-        let s = SqliteStore::open(std::path::Path::new(":memory:")).expect("store");
-        s.put_object("wifi", &json!({"SSID": "lab", "_keys": ["SSID"]})).expect("put");
-        assert_eq!(s.objects().expect("list"), vec![("wifi".into(), json!({"SSID": "lab", "_keys": ["SSID"]}))]);
-        assert!(s.delete_object("wifi").expect("delete"));
-        assert!(s.objects().expect("list").is_empty());
+        crate::store::testing::on_each(|s| {
+            s.put_object("wifi", &json!({"SSID": "lab", "_keys": ["SSID"]})).expect("put");
+            assert_eq!(s.objects().expect("list"), vec![("wifi".into(), json!({"SSID": "lab", "_keys": ["SSID"]}))]);
+            assert!(s.delete_object("wifi").expect("delete"));
+            assert!(s.objects().expect("list").is_empty());
+        });
     }
 }

@@ -7,32 +7,18 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection};
 use serde_json::Value as Json;
 
-use super::{CachedParam, Device, PathInfo, Result, StoreError};
+use super::deferred::{Deferred, Pending};
+use super::{Result, StoreError};
 
 /// The SQLite store.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     /// Parameter-cache rows and events waiting for the next group commit (see `flush`).
-    pub(super) pending: Mutex<Vec<Pending>>,
-    /// Where the group commit's latency, batch sizes and failures are counted.
-    metrics: std::sync::OnceLock<crate::metrics::StoreMetrics>,
+    pub(super) deferred: Deferred,
 }
 
 /// Parameter rows written by one statement when the deferred writes are flushed.
 const PARAM_ROWS: usize = 16;
-
-/// A deferred write: the parameter cache and the event log are written in batches, a few
-/// milliseconds later, in one transaction for many sessions. Reads of the cache flush first.
-pub(super) enum Pending {
-    /// A known device's details from its latest Inform.
-    Device(Device),
-    /// Values read from a device.
-    Params(String, Vec<CachedParam>),
-    /// What a device told of its paths besides values (GetParameterNames, GetParameterAttributes).
-    PathInfo(String, Vec<PathInfo>),
-    /// An Inform event: device, code, command key, time.
-    Event(String, String, String, i64),
-}
 
 const MIGRATIONS: &[&str] = &[
     // 1: the first schema.
@@ -317,44 +303,25 @@ impl SqliteStore {
             tx.commit()?;
             tracing::info!(version = i + 1, "database migrated");
         }
-        Ok(SqliteStore { conn: Mutex::new(conn), pending: Mutex::new(Vec::new()), metrics: std::sync::OnceLock::new() })
+        Ok(SqliteStore { conn: Mutex::new(conn), deferred: Deferred::default() })
     }
+}
 
-    /// Counts the group commits into `m` from now on (once; later calls change nothing).
-    pub fn set_metrics(&self, m: crate::metrics::StoreMetrics) {
-        let _ = self.metrics.set(m);
-    }
-
-    /// Writes the deferred cache rows and events in one transaction.
-    pub fn flush(&self) -> Result<()> {
+impl super::Engine for SqliteStore {
+    fn flush(&self) -> Result<()> {
         // The database lock first: a reader that flushes waits for a batch another thread has
         // taken but not yet committed, so it always reads its own writes.
         let db = self.db();
-        let batch = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let started = std::time::Instant::now();
-        let written = write_batch(&db, &batch);
-        if let Some(m) = self.metrics.get() {
-            m.flush_seconds.observe(started.elapsed().as_secs_f64());
-            m.batch_writes.observe(batch.len() as f64);
-            if written.is_err() {
-                m.flush_failures.inc();
-            }
-        }
-        match written {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                // Nothing is dropped: the batch goes back before what was queued meanwhile, and
-                // the next flush (the flusher's next tick, or the next read) writes it again.
-                let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-                let newer = std::mem::replace(&mut *pending, batch);
-                pending.extend(newer);
-                tracing::error!(writes = pending.len(), "the cache's group commit failed, kept to retry: {e}");
-                Err(e)
-            }
-        }
+        self.deferred.flush(|batch| write_batch(&db, batch))
+    }
+
+    fn set_metrics(&self, m: crate::metrics::StoreMetrics) {
+        self.deferred.set_metrics(m);
+    }
+
+    fn ping(&self) -> Result<()> {
+        self.db().query_row("SELECT 1", [], |_| Ok(()))?;
+        Ok(())
     }
 }
 
@@ -447,18 +414,6 @@ fn write_batch(db: &Connection, batch: &[Pending]) -> Result<()> {
 }
 
 impl SqliteStore {
-    /// Flushes deferred writes every `every` on a thread of its own, until the store is dropped.
-    pub fn start_flusher(self: &std::sync::Arc<Self>, every: std::time::Duration) {
-        let weak = std::sync::Arc::downgrade(self);
-        std::thread::spawn(move || loop {
-            std::thread::sleep(every);
-            let Some(store) = weak.upgrade() else { return };
-            if let Err(e) = store.flush() {
-                tracing::error!("writing the parameter cache: {e}");
-            }
-        });
-    }
-
     pub(super) fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -466,7 +421,7 @@ impl SqliteStore {
 
 impl Drop for SqliteStore {
     fn drop(&mut self) {
-        if let Err(e) = self.flush() {
+        if let Err(e) = super::Engine::flush(self) {
             tracing::error!("writing the parameter cache at exit: {e}");
         }
     }
@@ -477,6 +432,7 @@ mod tests {
     use super::*;
     use crate::store::prelude::*;
     use crate::store::TaskStatus;
+    use crate::store::{CachedParam, Device, PathInfo};
 
     #[test]
     fn placements_are_seeded_once_from_what_hosts_reported_before() {

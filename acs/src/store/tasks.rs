@@ -4,7 +4,7 @@ use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
 use super::sqlite::SqliteStore;
-use super::{json_col, Result, StoreError, Undecodable};
+use super::{Result, StoreError};
 
 /// Where a task is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -21,7 +21,7 @@ pub enum TaskStatus {
 }
 
 impl TaskStatus {
-    fn parse(s: &str) -> Option<TaskStatus> {
+    pub(crate) fn parse(s: &str) -> Option<TaskStatus> {
         match s {
             "pending" => Some(TaskStatus::Pending),
             "sent" => Some(TaskStatus::Sent),
@@ -57,43 +57,71 @@ pub struct Task {
     pub terms: crate::tasks::Terms,
 }
 
-fn task_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Task> {
-    let id: i64 = r.get(0)?;
-    let status: String = r.get(3)?;
-    let status = TaskStatus::parse(&status).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(
-            3,
-            rusqlite::types::Type::Text,
-            Box::new(Undecodable(format!("task {id} has an unknown status {status:?}"))),
-        )
-    })?;
-    let result = match r.get_ref(8)? {
-        rusqlite::types::ValueRef::Null => None,
-        _ => Some(json_col(r, 8, &format!("the result of task {id}"))?),
-    };
-    let spec: serde_json::Value = json_col(r, 2, &format!("task {id}"))?;
-    let order = crate::tasks::Order::from_json(&spec).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(
-            2,
-            rusqlite::types::Type::Text,
-            Box::new(Undecodable(format!("task {id} does not decode ({e}): {:.200}", spec.to_string()))),
-        )
-    })?;
-    Ok(Task {
-        id,
-        device: r.get(1)?,
-        terms: crate::tasks::Terms::from_stored(&spec),
-        order,
-        status,
-        attempts: r.get(4)?,
-        not_before: r.get(5)?,
-        key: r.get(6)?,
-        created: r.get(7)?,
-        result,
-    })
+/// A task's stored columns, as either engine reads them.
+pub(crate) struct StoredTask<'a> {
+    pub id: i64,
+    pub device: String,
+    pub spec: &'a str,
+    pub status: &'a str,
+    pub attempts: i64,
+    pub not_before: i64,
+    pub key: String,
+    pub created: i64,
+    pub result: Option<&'a str>,
 }
 
-const TASK_COLS: &str = "id, device, spec, status, attempts, not_before, key, created, result";
+impl StoredTask<'_> {
+    /// The task, or [`StoreError::Corrupt`] naming what does not decode.
+    pub(crate) fn decode(self) -> Result<Task> {
+        let id = self.id;
+        let status = TaskStatus::parse(self.status).ok_or_else(|| StoreError::Corrupt {
+            what: format!("task {id} has an unknown status {:?}", self.status),
+        })?;
+        let result = match self.result {
+            None => None,
+            Some(text) => Some(super::json_text(text, &format!("the result of task {id}"))?),
+        };
+        let spec: serde_json::Value = super::json_text(self.spec, &format!("task {id}"))?;
+        let order = crate::tasks::Order::from_json(&spec).map_err(|e| StoreError::Corrupt {
+            what: format!("task {id} does not decode ({e}): {:.200}", spec.to_string()),
+        })?;
+        Ok(Task {
+            id,
+            device: self.device,
+            terms: crate::tasks::Terms::from_stored(&spec),
+            order,
+            status,
+            attempts: self.attempts,
+            not_before: self.not_before,
+            key: self.key,
+            created: self.created,
+            result,
+        })
+    }
+}
+
+/// A task from the columns [`TASK_COLS`] names, in that order.
+pub(crate) fn task_of(r: &impl super::Columns) -> Result<Task> {
+    let (spec, status, result) = (r.text(2)?, r.text(3)?, r.opt_text(8)?);
+    StoredTask {
+        id: r.int(0)?,
+        device: r.text(1)?,
+        spec: &spec,
+        status: &status,
+        attempts: r.int(4)?,
+        not_before: r.int(5)?,
+        key: r.text(6)?,
+        created: r.int(7)?,
+        result: result.as_deref(),
+    }
+    .decode()
+}
+
+fn task_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Task> {
+    super::in_row(task_of(r))
+}
+
+pub(crate) const TASK_COLS: &str = "id, device, spec, status, attempts, not_before, key, created, result";
 
 /// Tasks: queued by the NBI, profiles and migrations; run by the endpoint.
 pub trait TaskStore {
