@@ -275,14 +275,17 @@ pub struct StoreSection {
     pub password_file: Option<PathBuf>,
     /// Connections this node keeps to PostgreSQL (default 16; 1 to 256).
     pub pool: Option<u32>,
+    /// This node's name among the nodes on one PostgreSQL database (default: the host's name
+    /// and the CWMP port); unique per node, the same across its restarts.
+    pub node: Option<String>,
 }
 
 impl StoreSection {
     /// Where the store is, checked (the password read from its file).
     pub fn location(&self, db: &Path) -> Result<crate::store::Location, Error> {
         let Some(url) = &self.url else {
-            if self.password_file.is_some() || self.pool.is_some() {
-                return Err(Error::Config("[store] password_file and pool go with url (PostgreSQL)".into()));
+            if self.password_file.is_some() || self.pool.is_some() || self.node.is_some() {
+                return Err(Error::Config("[store] password_file, pool and node go with url (PostgreSQL)".into()));
             }
             return Ok(crate::store::Location::Sqlite(db.to_path_buf()));
         };
@@ -297,7 +300,10 @@ impl StoreSection {
             None => None,
             Some(path) => Some(read_secret(path).map_err(|e| Error::Config(format!("[store] password_file {e}")))?),
         };
-        Ok(crate::store::Location::Postgres { url: url.clone(), password, pool })
+        if self.node.as_deref().is_some_and(|n| n.is_empty() || n.len() > 200) {
+            return Err(Error::Config("[store] node is a name of 1 to 200 characters".into()));
+        }
+        Ok(crate::store::Location::Postgres { url: url.clone(), password, pool, node: self.node.clone() })
     }
 }
 
@@ -575,13 +581,16 @@ pub const SESSION_DRAIN: Duration = Duration::from_secs(10);
 /// [`SESSION_DRAIN`]), every listener drains, and the store is written.
 pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
     let Config { store: at, mut endpoint, file_base_url, nbi, portal, cwmp_tls, portal_tls, webhooks, .. } = config;
-    // Parameter-cache rows and events are group-committed every few milliseconds.
-    let store = crate::store::open(&at).map_err(|e| Error::Store { at: at.to_string(), reason: e.to_string() })?;
     let cwmp_addr = listeners.cwmp.local_addr().map_err(|source| Error::Bind {
         listener: "cwmp",
         addr: SocketAddr::from(([0, 0, 0, 0], 0)),
         source,
     })?;
+    // Parameter-cache rows and events are group-committed every few milliseconds.
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "acs".into());
+    let node = format!("{}:{}", host.trim(), cwmp_addr.port());
+    let store =
+        crate::store::open(&at, &node).map_err(|e| Error::Store { at: at.to_string(), reason: e.to_string() })?;
     endpoint.file_base_url = file_base_url.unwrap_or_else(|| {
         if cwmp_addr.ip().is_unspecified() {
             tracing::warn!(
@@ -611,6 +620,13 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
     // of 1,024 descriptors, which a flood would otherwise reach before the caps.
     let acs = Acs::new(store.clone(), endpoint, crate::webhooks::start(webhooks));
     store.set_metrics(acs.metrics.store.clone());
+    // Tasks finished by other nodes wake this node's waiters too.
+    let weak = Arc::downgrade(&acs);
+    store.watch_tasks(Arc::new(move || {
+        if let Some(acs) = weak.upgrade() {
+            acs.task_events.notify_waiters();
+        }
+    }));
     let want = (acs.limits().max_connections + 2 * http_shell::Limits::default().max_connections + 256) as u64;
     match http_shell::raise_nofile(want) {
         Ok(n) if n >= want => tracing::debug!(nofile = n, "open-file limit"),
@@ -618,11 +634,23 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
         Err(e) => tracing::warn!("the open-file limit could not be read or raised: {e}"),
     }
     let settings = crate::migration::Settings { timeout: nbi.cr_timeout, hosts: nbi.hosts.clone() };
-    match crate::migration::resume_all(acs.clone(), settings) {
+    match crate::migration::resume_all(acs.clone(), settings.clone()) {
         Ok(0) => {}
         Ok(n) => tracing::warn!(migrations = n, "taking up migrations the previous run left unfinished"),
         Err(e) => tracing::error!("reading the migrations left running: {e}"),
     }
+    // On a cluster, a node that dies mid-migration leaves it to the others.
+    let sweeper = {
+        let (acs, settings) = (acs.clone(), settings);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(crate::migration::SWEEP_EVERY).await;
+                if let Err(e) = crate::migration::resume_all(acs.clone(), settings.clone()) {
+                    tracing::warn!("looking for migrations nobody orchestrates: {e}");
+                }
+            }
+        })
+    };
     let nbi = Nbi::new(acs.clone(), nbi);
     let portal = Portal::new(acs.clone(), portal);
     if cwmp_tls.is_some() {
@@ -663,6 +691,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
             Err(e) => tracing::error!("{name} listener: {e}"),
         }
     }
+    sweeper.abort();
     store.flush().map_err(|e| Error::Flush(e.to_string()))?;
     tracing::info!("ACS stopped; the store is written");
     Ok(())

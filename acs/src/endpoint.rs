@@ -151,6 +151,8 @@ struct Session {
     scripts: Option<crate::script::Provisioning>,
     /// The scripts' requests of the round being sent (the preset's name and the request).
     script_local: std::collections::VecDeque<(String, TaskSpec)>,
+    /// When the device's lease ([`crate::store::LeaseStore`]) is renewed, once it is held.
+    lease_renew: Option<Instant>,
 }
 
 /// The ACS's shared state.
@@ -177,6 +179,8 @@ pub struct Acs {
     scripts_stored: std::sync::atomic::AtomicBool,
     /// Prometheus metrics.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The migrations this node orchestrates now (`migration::Held`).
+    migrations_running: Mutex<std::collections::HashSet<i64>>,
 }
 
 enum Outcome {
@@ -302,6 +306,7 @@ impl Acs {
             files,
             sessions: Mutex::new(HashMap::new()),
             busy: Mutex::new(HashMap::new()),
+            migrations_running: Mutex::new(Default::default()),
             task_events: Notify::new(),
             webhooks,
             presets: Mutex::new(None),
@@ -383,9 +388,20 @@ impl Acs {
         }
     }
 
-    /// Whether `device` has a session open now (a task queued for it runs in that session).
+    /// The migrations this node orchestrates now.
+    pub(crate) fn migrations_running(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<i64>> {
+        self.migrations_running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether `device` has a session open now, on this node or (a cluster) another (a task
+    /// queued for it runs in that session).
     pub fn in_session(&self, device: &str) -> bool {
         self.busy().contains_key(device)
+            || crate::store::logged(
+                self.store.held(&crate::store::leases::device_key(device)),
+                "whether another node has the device in session",
+            )
+            .unwrap_or(false)
     }
 
     /// A connection request to `device` (its URL and its own credentials), counted.
@@ -718,11 +734,27 @@ impl Acs {
                         retrying: Vec::new(),
                         scripts: None,
                         script_local: Default::default(),
+                        lease_renew: None,
                     },
                 )
             }
         };
         let first = s.device.is_none();
+        if let (Some(dev), Some(renew)) = (&s.device, s.lease_renew) {
+            if t >= renew {
+                match self.store.lease(&crate::store::leases::device_key(dev), self.lease_secs()) {
+                    Ok(true) => s.lease_renew = Some(t + self.lease_renewal()),
+                    Ok(false) => {
+                        // Expired and taken by another node: this session must not go on.
+                        tracing::error!(device = %dev, "the session's lease went to another ACS node; session dropped");
+                        self.session_outcome("failed");
+                        self.end(&id, &s);
+                        return Outcome::Reply(Refusal::Busy.reply());
+                    }
+                    Err(e) => tracing::warn!(device = %dev, "renewing the session's lease: {e}"),
+                }
+            }
+        }
         let mut failed = false;
         s.cwmp.handle_post(body, t);
         while let Some(ev) = s.cwmp.poll_event() {
@@ -747,6 +779,23 @@ impl Acs {
                             }
                         }
                         busy.insert(dev.clone(), id.clone());
+                    }
+                    // Across ACS nodes (PostgreSQL), the device's lease; SQLite grants it.
+                    match self.store.lease(&crate::store::leases::device_key(&dev), self.lease_secs()) {
+                        Ok(true) => s.lease_renew = Some(t + self.lease_renewal()),
+                        Ok(false) => {
+                            self.busy().remove(&dev);
+                            tracing::info!(device = %dev, "refused a session: one is open on another ACS node");
+                            self.session_outcome("refused");
+                            let mut r = Refusal::Busy.reply();
+                            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                            return Outcome::Reply(r);
+                        }
+                        Err(e) => {
+                            self.busy().remove(&dev);
+                            tracing::error!(device = %dev, "refused a session: the device's lease: {e}");
+                            return Outcome::Reply(Refusal::Store(e).reply());
+                        }
                     }
                     tracing::info!(device = %dev, cwmp = version.as_str(), events = ?inform.events.iter().map(|e| e.code.as_str()).collect::<Vec<_>>(), "Inform");
                     let opened = self.on_inform(&dev, &inform);
@@ -806,11 +855,31 @@ impl Acs {
 
     fn end(&self, id: &str, s: &Session) {
         if let Some(dev) = &s.device {
-            let mut busy = self.busy();
-            if busy.get(dev).map(String::as_str) == Some(id) {
-                busy.remove(dev);
+            let mine = {
+                let mut busy = self.busy();
+                let mine = busy.get(dev).map(String::as_str) == Some(id);
+                if mine {
+                    busy.remove(dev);
+                }
+                mine
+            };
+            if mine && s.lease_renew.is_some() {
+                if let Err(e) = self.store.release(&crate::store::leases::device_key(dev)) {
+                    tracing::warn!(device = %dev, "the device's lease is left to expire: {e}");
+                }
             }
         }
+    }
+
+    /// How long a device's lease lasts: a session's idle timeout and a margin (a node that
+    /// dies holding it keeps the device out that long at most).
+    fn lease_secs(&self) -> i64 {
+        i64::try_from(self.config.session_timeout.as_secs()).unwrap_or(i64::MAX / 2).saturating_add(5)
+    }
+
+    /// When a held lease is renewed: a third of its life on.
+    fn lease_renewal(&self) -> Duration {
+        Duration::from_secs(u64::try_from(self.lease_secs() / 3).unwrap_or(1).max(1))
     }
 
     /// Records the Inform; returns the session's own requests (the connection-request
@@ -1256,9 +1325,17 @@ impl Acs {
             open.into_iter().find(|t| t.status == TaskStatus::Pending && t.not_before <= at && !t.terms.expired(ms));
         let mut task = next?;
         task.key = format!("task-{}-{}", task.id, task.attempts + 1);
-        if let Err(e) = self.store.mark_sent(task.id, &task.key) {
-            tracing::error!("marking task {} sent: {e}", task.id);
-            return None;
+        match self.store.mark_sent(task.id, &task.key) {
+            Ok(true) => {}
+            Ok(false) => {
+                // Deleted meanwhile, or (a cluster) this node's lease on the device is gone.
+                tracing::warn!(device = %dev, task = task.id, "task not claimed: no longer pending here");
+                return None;
+            }
+            Err(e) => {
+                tracing::error!("marking task {} sent: {e}", task.id);
+                return None;
+            }
         }
         Some(Running::start(task, &ctx))
     }

@@ -9,6 +9,11 @@
 //! destination's row deleted), so the vRGW runs at exactly one place; a task a host did not run in
 //! time is deleted, never delivered late. The record (`GET /migrations/{id}`) keeps each step with
 //! its time.
+//!
+//! On a cluster of ACS nodes, an orchestration is one node's at a time: it holds the
+//! migration's lease ([`crate::store::leases::migration_key`]) while it runs, renewed every
+//! [`LEASE_RENEWAL`]; every node looks for running migrations nobody holds every
+//! [`SWEEP_EVERY`] ([`resume_all`]) and takes them up, so a migration whose node died goes on.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -158,7 +163,10 @@ pub fn start(acs: Arc<Acs>, cr: Settings, req: Request) -> Result<(i64, Json), S
         "status": "running", "step": "reading the instance", "started": now_ms(), "steps": [],
     });
     let id = store.put_migration(None, &record)?;
-    let mut run = Run { acs, cr, req, id, record: record.clone(), t0: Instant::now() };
+    let Some(held) = Held::take(&acs, id)? else {
+        return Err(StartError::Busy { source_host: req.source.clone(), instance: req.instance });
+    };
+    let mut run = Run { acs, cr, req, id, record: record.clone(), t0: Instant::now(), _held: held };
     tokio::spawn(async move { run.go().await });
     let mut r = record;
     r["_id"] = json!(id.to_string());
@@ -173,9 +181,11 @@ pub fn start(acs: Arc<Acs>, cr: Settings, req: Request) -> Result<(i64, Json), S
 pub fn resume_all(acs: Arc<Acs>, cr: Settings) -> Result<usize, StoreError> {
     let mut n = 0;
     for (id, record) in acs.store.migrations()? {
-        if record["status"] != "running" {
+        if record["status"] != "running" || acs.migrations_running().contains(&id) {
             continue;
         }
+        // Another node's, alive: its own.
+        let Some(held) = Held::take(&acs, id)? else { continue };
         let req = Request {
             source: record["source"].as_str().unwrap_or_default().to_string(),
             instance: record["instance"].as_u64().and_then(|i| u32::try_from(i).ok()).unwrap_or(0),
@@ -184,8 +194,8 @@ pub fn resume_all(acs: Arc<Acs>, cr: Settings) -> Result<usize, StoreError> {
             step_timeout: Duration::from_secs(30),
         };
         tracing::warn!(migration = id, source = %req.source, instance = req.instance, target = %req.target,
-            "a migration was running when the ACS stopped: taking it up again");
-        let mut run = Run { acs: acs.clone(), cr: cr.clone(), req, id, record, t0: Instant::now() };
+            "a migration is running with no ACS orchestrating it (a restart, a node gone): taking it up");
+        let mut run = Run { acs: acs.clone(), cr: cr.clone(), req, id, record, t0: Instant::now(), _held: held };
         tokio::spawn(async move { run.resume().await });
         n += 1;
     }
@@ -199,6 +209,66 @@ struct Run {
     id: i64,
     record: Json,
     t0: Instant,
+    /// This node's hold on the orchestration, given back when the run ends.
+    _held: Held,
+}
+
+/// How long a migration's lease lasts without renewal.
+pub const LEASE_SECS: i64 = 30;
+/// How often a running migration's lease is renewed.
+pub const LEASE_RENEWAL: Duration = Duration::from_secs(10);
+/// How often every node looks for running migrations nobody orchestrates.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(15);
+
+/// This node's hold on a migration's orchestration: in the node's table of those it runs and
+/// (a cluster) its lease, renewed until dropped.
+struct Held {
+    acs: Arc<Acs>,
+    id: i64,
+    renew: tokio::task::JoinHandle<()>,
+}
+
+impl Held {
+    /// The hold, or `None` when another node holds the migration's lease.
+    fn take(acs: &Arc<Acs>, id: i64) -> Result<Option<Held>, StoreError> {
+        let key = crate::store::leases::migration_key(id);
+        if !acs.migrations_running().insert(id) {
+            return Ok(None);
+        }
+        match acs.store.lease(&key, LEASE_SECS) {
+            Ok(true) => {}
+            Ok(false) => {
+                acs.migrations_running().remove(&id);
+                return Ok(None);
+            }
+            Err(e) => {
+                acs.migrations_running().remove(&id);
+                return Err(e);
+            }
+        }
+        let store = acs.store.clone();
+        let renew = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(LEASE_RENEWAL).await;
+                match store.lease(&key, LEASE_SECS) {
+                    Ok(true) => {}
+                    Ok(false) => tracing::error!(migration = id, "the migration's lease went to another node"),
+                    Err(e) => tracing::warn!(migration = id, "renewing the migration's lease: {e}"),
+                }
+            }
+        });
+        Ok(Some(Held { acs: acs.clone(), id, renew }))
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.renew.abort();
+        if let Err(e) = self.acs.store.release(&crate::store::leases::migration_key(self.id)) {
+            tracing::warn!(migration = self.id, "the migration's lease is left to expire: {e}");
+        }
+        self.acs.migrations_running().remove(&self.id);
+    }
 }
 
 /// What the source's instance is.

@@ -136,7 +136,8 @@ pub struct SimCpe {
     pub serial: String,
     /// The data model it serves.
     pub model_kind: SimModel,
-    acs_url: String,
+    /// Where its sessions go (a load balancer may send it elsewhere: [`SimCpe::set_acs_url`]).
+    acs_url: std::sync::Mutex<String>,
     acs_user: String,
     acs_pass: String,
     cr_url: String,
@@ -192,6 +193,16 @@ pub struct SessionStats {
 }
 
 impl SimCpe {
+    /// Where its next session goes.
+    pub fn acs_url(&self) -> String {
+        self.acs_url.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Sends its next sessions to `url` (as a load balancer sends a CPE to another ACS node).
+    pub fn set_acs_url(&self, url: &str) {
+        *self.acs_url.lock().unwrap_or_else(|e| e.into_inner()) = url.to_string();
+    }
+
     /// A TR-181 host with serial `serial`, whose connection requests arrive at `cr_addr`.
     pub fn new(
         serial: &str,
@@ -253,7 +264,7 @@ impl SimCpe {
         Arc::new(SimCpe {
             serial: serial.into(),
             model_kind: model,
-            acs_url: acs.0.into(),
+            acs_url: std::sync::Mutex::new(acs.0.into()),
             acs_user: acs.1.into(),
             acs_pass: acs.2.into(),
             cr_url,
@@ -534,14 +545,10 @@ impl SimCpe {
         };
         let mut s = CpeSession::new(CpeConfig::default(), self.inform(events.clone()), own.clone(), Instant::now());
         let mut follow_up = false;
-        let link = http_shell::cpe::Link::open(
-            &self.acs_url,
-            None,
-            &self.acs_user,
-            &self.acs_pass,
-            http_shell::cpe::Basic::Fallback,
-        )
-        .await;
+        let url = self.acs_url();
+        let link =
+            http_shell::cpe::Link::open(&url, None, &self.acs_user, &self.acs_pass, http_shell::cpe::Basic::Fallback)
+                .await;
         let mut link = match link {
             Ok(l) => l,
             Err(e) => {
@@ -642,7 +649,8 @@ impl SimCpe {
         if reset {
             // Back to the factory tree, built from the values this device was built from (so it
             // succeeds as it did then).
-            let acs = (self.acs_url.as_str(), self.acs_user.as_str(), self.acs_pass.as_str());
+            let url = self.acs_url();
+            let acs = (url.as_str(), self.acs_user.as_str(), self.acs_pass.as_str());
             let creds = (self.cr_factory.0.as_str(), self.cr_factory.1.as_str());
             if let Ok(tree) = factory_tree(self.model_kind, &self.serial, acs, &self.cr_url, creds) {
                 *self.model.lock().unwrap_or_else(|e| e.into_inner()) = DataModel::new(tree);

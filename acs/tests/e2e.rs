@@ -794,7 +794,7 @@ async fn a_migration_cut_by_an_acs_restart_is_taken_up_and_nothing_is_delivered_
         )
         .await;
     assert_eq!(r.status, 202, "{:?}", r.json);
-    assert!(acs.daemon.log().contains("taking it up again"));
+    assert!(acs.daemon.log().contains("no ACS orchestrating it"), "the take-over is logged");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -44,7 +44,15 @@ async fn metrics_count_sessions_tasks_and_connection_requests() {
         .await;
     assert_eq!(s, 200, "{t}");
 
-    let text = metrics().await;
+    // The task is done before its session's last exchange: the session is counted a moment later.
+    let mut text = metrics().await;
+    for _ in 0..50 {
+        if sample(&text, "acs_sessions_total{outcome=\"completed\"}") == Some(2.0) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        text = metrics().await;
+    }
     assert_eq!(sample(&text, "acs_sessions_total{outcome=\"completed\"}"), Some(2.0), "{text}");
     assert_eq!(sample(&text, "acs_tasks_finished_total{outcome=\"done\"}"), Some(1.0), "{text}");
     assert_eq!(sample(&text, "acs_connection_requests_total{result=\"answered\"}"), Some(1.0), "{text}");

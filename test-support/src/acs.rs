@@ -71,6 +71,8 @@ pub fn store_section(db: &Path) -> String {
 pub struct AcsCommand {
     spawn: Spawn,
     file: std::path::PathBuf,
+    /// The `[store]` section (empty: SQLite at the `--db` path).
+    store: String,
     settings: String,
     cwmp: String,
     nbi: String,
@@ -83,15 +85,14 @@ impl AcsCommand {
     pub fn new(exe: impl AsRef<OsStr>, db: &Path, token: &str) -> AcsCommand {
         let spawn = Spawn::new(exe).log(db.with_extension("log")).arg("--db").arg(db);
         let settings = format!(
-            "{}[nbi]\ntokens = [\"{token}\"]\n\n[[cwmp.cpe_credentials]]\nusername = \"{}\"\npassword = \"{}\"\n\
+            "[nbi]\ntokens = [\"{token}\"]\n\n[[cwmp.cpe_credentials]]\nusername = \"{}\"\npassword = \"{}\"\n\
              device_prefix = \"{SIM_PREFIX}\"\n",
-            store_section(db),
-            CPE.0,
-            CPE.1
+            CPE.0, CPE.1
         );
         AcsCommand {
             spawn,
             file: db.with_extension("toml"),
+            store: store_section(db),
             settings,
             cwmp: "127.0.0.1:0".into(),
             nbi: "127.0.0.1:0".into(),
@@ -103,6 +104,12 @@ impl AcsCommand {
     /// may open `[cwmp]` or `[[webhooks]]`, but not `[nbi]`).
     pub fn config(mut self, toml: &str) -> AcsCommand {
         self.settings = format!("{toml}\n{}", self.settings);
+        self
+    }
+
+    /// Stores in PostgreSQL database `db` (whatever [`STORE_ENV`] says): nodes of one cluster.
+    pub fn postgres(mut self, db: &crate::pg::Database) -> AcsCommand {
+        self.store = format!("[store]\nurl = \"{}\"\npassword_file = \"{}\"\n\n", db.url, db.password_file.display());
         self
     }
 
@@ -136,7 +143,7 @@ impl AcsCommand {
 
     /// Starts it and reads the addresses it listens on.
     pub fn start(self) -> AcsProcess {
-        write_secret(&self.file, &self.settings);
+        write_secret(&self.file, &format!("{}{}", self.store, self.settings));
         let daemon = self
             .spawn
             .arg("--config")

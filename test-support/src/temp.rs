@@ -48,6 +48,20 @@ impl Drop for TempDir {
     }
 }
 
+/// Writes a file that holds secrets, mode 0600 from its creation; the error names the file.
+pub fn try_write_secret(path: &Path, text: &str) -> Result<(), String> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    f.write_all(text.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,18 +94,4 @@ mod tests {
         assert!(path.exists());
         let _ = std::fs::remove_dir_all(&path);
     }
-}
-
-/// Writes a file that holds secrets, mode 0600 from its creation; the error names the file.
-pub fn try_write_secret(path: &Path, text: &str) -> Result<(), String> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    f.write_all(text.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))
 }

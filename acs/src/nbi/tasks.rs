@@ -146,7 +146,10 @@ pub(crate) async fn create(nbi: &Arc<Nbi>, dev: &str, c: Create) -> Result<Reply
         return Ok(json_response(StatusCode::ACCEPTED, &task_json(&task, None)));
     }
     let started = tokio::time::Instant::now();
+    // Whether a connection request went out (else: the open session was to take the task).
+    let mut woken = true;
     if nbi.acs.in_session(dev) {
+        woken = false;
         // No need to wake it (and at its first session the ACS may not hold its
         // connection-request credentials yet): the open session takes the task.
         tracing::info!(device = %dev, task = task.id, "device in session: no connection request needed");
@@ -182,13 +185,30 @@ pub(crate) async fn create(nbi: &Arc<Nbi>, dev: &str, c: Create) -> Result<Reply
             in_session = true;
             deadline = tokio::time::Instant::now() + SESSION_END_WAIT;
         } else if in_session && !now_in_session {
-            // The session ended with the task still open (a retry later, a download whose
-            // TransferComplete is to come): read it once more, the session may have just done it.
-            let t = store.task(task.id)?.unwrap_or(t);
+            // The session ended with the task still open: read it once more, the session may
+            // have just done it.
+            let t = store.task(task.id)?.unwrap_or_else(|| t.clone());
             if matches!(t.status, TaskStatus::Done | TaskStatus::Fault) {
                 continue;
             }
-            return Ok(with_reason(json_response(StatusCode::ACCEPTED, &task_json(&t, None)), NOT_PROCESSED));
+            if t.status == TaskStatus::Pending && t.attempts == 0 && !woken {
+                // The session ended before it took the task (it was ending when the task came):
+                // the device is woken for it now, as it would have been.
+                woken = true;
+                in_session = false;
+                deadline = tokio::time::Instant::now() + c.timeout;
+                if let Err(e) = nbi.acs.connection_request(&device, nbi.config.cr_timeout.min(c.timeout)).await {
+                    tracing::warn!(device = %dev, "connection request failed: {e}");
+                    return Ok(with_reason(json_response(StatusCode::ACCEPTED, &task_json(&t, None)), &e.to_string()));
+                }
+            } else if t.status == TaskStatus::Sent && t.result.is_some() {
+                // Accepted, its TransferComplete to come: a CPE sends it in a session of its
+                // own at once, so the call waits for that one, within its timeout again.
+                in_session = false;
+                deadline = tokio::time::Instant::now() + c.timeout;
+            } else {
+                return Ok(with_reason(json_response(StatusCode::ACCEPTED, &task_json(&t, None)), NOT_PROCESSED));
+            }
         }
         let now = tokio::time::Instant::now();
         if now >= deadline {

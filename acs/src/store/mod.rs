@@ -10,6 +10,7 @@
 //! - [`subscribers`]: web-form accounts, profiles, sessions ([`SubscriberStore`]).
 //! - [`migrations`]: migration records ([`MigrationStore`]).
 //! - [`credentials`]: the credentials CPEs authenticate with ([`CredentialStore`]).
+//! - [`leases`]: one session per device across ACS nodes ([`LeaseStore`]).
 //! - [`placements`]: where each subscriber's vRGW is, as the ACS placed it ([`PlacementStore`]).
 //! - [`sqlite`]: the SQLite engine (the embedded default): connection, schema migrations.
 //! - [`postgres`]: the PostgreSQL engine (a fleet of ACS nodes on one database): connection
@@ -25,6 +26,7 @@ pub(crate) mod deferred;
 pub mod devices;
 pub mod faults;
 pub mod files;
+pub mod leases;
 pub mod migrations;
 pub mod placements;
 pub mod postgres;
@@ -37,6 +39,7 @@ pub use credentials::{CpeCredential, CredentialStore, Scope};
 pub use devices::{CachedParam, Device, DeviceStore, ParamStore, PathInfo};
 pub use faults::{FaultRecord, FaultStore};
 pub use files::FileStore;
+pub use leases::LeaseStore;
 pub use migrations::MigrationStore;
 pub use placements::{Placement, PlacementStore};
 pub use postgres::PgStore;
@@ -48,8 +51,8 @@ pub use tasks::{Task, TaskStatus, TaskStore};
 /// The store traits, for `use crate::store::prelude::*`.
 pub mod prelude {
     pub use super::{
-        CredentialStore, DeviceStore, Engine, FaultStore, FileStore, MigrationStore, ParamStore, PlacementStore,
-        PresetStore, Store, SubscriberStore, TaskStore,
+        CredentialStore, DeviceStore, Engine, FaultStore, FileStore, LeaseStore, MigrationStore, ParamStore,
+        PlacementStore, PresetStore, Store, SubscriberStore, TaskStore,
     };
 }
 
@@ -155,6 +158,9 @@ pub enum Location {
         password: Option<String>,
         /// Connections this node keeps to it.
         pool: u32,
+        /// This node's name in leases (`[store] node`; unset: the host's name and the CWMP
+        /// port). Unique per node: a node starting drops the leases of its name.
+        node: Option<String>,
     },
 }
 
@@ -175,12 +181,13 @@ impl std::fmt::Display for Location {
 }
 
 /// Opens (creating and migrating as needed) the store at `at`, its group commit flushed every
-/// few milliseconds from a thread of its own.
-pub fn open(at: &Location) -> Result<std::sync::Arc<dyn Store>> {
+/// few milliseconds from a thread of its own; on PostgreSQL this node is named `node` in
+/// leases unless `at` names it.
+pub fn open(at: &Location, node: &str) -> Result<std::sync::Arc<dyn Store>> {
     let store: std::sync::Arc<dyn Store> = match at {
         Location::Sqlite(path) => std::sync::Arc::new(SqliteStore::open(path)?),
-        Location::Postgres { url, password, pool } => {
-            std::sync::Arc::new(PgStore::open(url, password.as_deref(), *pool)?)
+        Location::Postgres { url, password, pool, node: named } => {
+            std::sync::Arc::new(PgStore::open(url, password.as_deref(), *pool, named.as_deref().unwrap_or(node))?)
         }
     };
     start_flusher(&store, std::time::Duration::from_millis(3));
@@ -209,6 +216,10 @@ pub trait Engine {
     fn set_metrics(&self, m: crate::metrics::StoreMetrics);
     /// Whether the database answers (the health check a load balancer polls).
     fn ping(&self) -> Result<()>;
+    /// Calls `wake` whenever a node finishes or faults a task, so that what waits for a task
+    /// run by another node's session (an NBI call with `timeout`, a migration step) wakes at
+    /// once. One process's engine (SQLite) does nothing: its endpoint wakes them itself.
+    fn watch_tasks(&self, wake: std::sync::Arc<dyn Fn() + Send + Sync>);
 }
 
 /// A row as either engine returns it, its columns by index: each aggregate's rows are decoded
@@ -313,6 +324,7 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 /// Everything the ACS needs from a store.
 pub trait Store:
     Engine
+    + LeaseStore
     + DeviceStore
     + CredentialStore
     + PlacementStore
@@ -331,6 +343,7 @@ pub trait Store:
 
 impl<T> Store for T where
     T: Engine
+        + LeaseStore
         + DeviceStore
         + CredentialStore
         + PlacementStore
@@ -356,7 +369,7 @@ pub(crate) mod testing {
     pub(crate) fn postgres() -> PgStore {
         let db = test_support::pg::cluster().database();
         let password = std::fs::read_to_string(&db.password_file).expect("password file");
-        PgStore::open(&db.url, Some(password.trim()), 4).expect("PostgreSQL store")
+        PgStore::open(&db.url, Some(password.trim()), 4, "test").expect("PostgreSQL store")
     }
 
     /// Runs `test` on an empty SQLite store (in memory), then on an empty PostgreSQL one.

@@ -323,6 +323,8 @@ impl super::Engine for SqliteStore {
         self.db().query_row("SELECT 1", [], |_| Ok(()))?;
         Ok(())
     }
+
+    fn watch_tasks(&self, _wake: std::sync::Arc<dyn Fn() + Send + Sync>) {}
 }
 
 /// Writes one group-commit batch in one transaction (all or nothing).

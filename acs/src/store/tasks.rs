@@ -151,8 +151,12 @@ pub trait TaskStore {
     fn count_by_status(&self) -> Result<Vec<(String, i64)>>;
     /// Tasks of a device that are pending or sent, oldest first.
     fn open_tasks(&self, device: &str) -> Result<Vec<Task>>;
-    /// Marks a task sent under `key` (durably, before it leaves).
-    fn mark_sent(&self, id: i64, key: &str) -> Result<()>;
+    /// Claims a pending task and marks it sent under `key` (durably, before it leaves), in one
+    /// statement; `false` when it is not pending any more (another node's session sent it, the
+    /// NBI deleted it) or this node does not hold its device's lease ([`LeaseStore`]).
+    ///
+    /// [`LeaseStore`]: super::LeaseStore
+    fn mark_sent(&self, id: i64, key: &str) -> Result<bool>;
     /// Records that the device accepted a sent transfer task (its response's `status` 1: done
     /// later, reported by a TransferComplete or DUStateChangeComplete), as the task's interim
     /// `result`; the task stays sent.
@@ -278,13 +282,15 @@ impl TaskStore for SqliteStore {
         Ok(open)
     }
 
-    fn mark_sent(&self, id: i64, key: &str) -> Result<()> {
-        self.db()
+    fn mark_sent(&self, id: i64, key: &str) -> Result<bool> {
+        let n = self
+            .db()
             .prepare_cached(
-                "UPDATE tasks SET status = 'sent', key = ?2, attempts = attempts + 1, result = NULL WHERE id = ?1",
+                "UPDATE tasks SET status = 'sent', key = ?2, attempts = attempts + 1, result = NULL
+                 WHERE id = ?1 AND status = 'pending'",
             )?
             .execute(params![id, key])?;
-        Ok(())
+        Ok(n == 1)
     }
 
     fn mark_accepted(&self, id: i64, result: &serde_json::Value) -> Result<()> {

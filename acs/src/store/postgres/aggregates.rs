@@ -4,7 +4,7 @@
 
 use ::postgres::Row;
 
-use super::PgStore;
+use super::{PgStore, TASK_EVENTS};
 use crate::store::credentials::{credential_of as credential, COLUMNS as CREDENTIAL_COLS};
 use crate::store::deferred::Pending;
 use crate::store::devices::{
@@ -16,8 +16,8 @@ use crate::store::placements::placement_of as placement;
 use crate::store::tasks::{task_of as task, TASK_COLS};
 use crate::store::{
     json_text, CachedParam, CpeCredential, CredentialStore, Device, DeviceStore, FaultRecord, FaultStore, FileStore,
-    MigrationStore, ParamStore, PathInfo, Placement, PlacementStore, PortalSession, PresetStore, Result, Scope,
-    ScriptKind, StoreError, Subscriber, SubscriberStore, Task, TaskStore,
+    LeaseStore, MigrationStore, ParamStore, PathInfo, Placement, PlacementStore, PortalSession, PresetStore, Result,
+    Scope, ScriptKind, StoreError, Subscriber, SubscriberStore, Task, TaskStore,
 };
 
 fn all<T>(rows: Vec<Row>, f: impl Fn(&Row) -> Result<T>) -> Result<Vec<T>> {
@@ -395,13 +395,18 @@ impl TaskStore for PgStore {
         })
     }
 
-    fn mark_sent(&self, id: i64, key: &str) -> Result<()> {
+    fn mark_sent(&self, id: i64, key: &str) -> Result<bool> {
+        // The claim: one statement, so of two nodes racing for a task one updates it and the
+        // other, waiting on the row's lock, finds it sent and updates nothing.
         self.with(|c| {
-            c.execute(
-                "UPDATE tasks SET status = 'sent', key = $2, attempts = attempts + 1, result = NULL WHERE id = $1",
-                &[&id, &key],
+            let n = c.execute(
+                "UPDATE tasks SET status = 'sent', key = $2, attempts = attempts + 1, result = NULL
+                 WHERE id = $1 AND status = 'pending'
+                   AND EXISTS (SELECT 1 FROM leases l WHERE l.key = 'device:' || tasks.device AND l.node = $3
+                               AND l.expires >= extract(epoch FROM clock_timestamp())::bigint)",
+                &[&id, &key, &self.node],
             )?;
-            Ok(())
+            Ok(n == 1)
         })
     }
 
@@ -420,8 +425,15 @@ impl TaskStore for PgStore {
     }
 
     fn complete(&self, id: i64, result: &serde_json::Value) -> Result<()> {
+        // Other nodes' waiters are told on commit.
         self.with(|c| {
-            c.execute("UPDATE tasks SET status = 'done', result = $2 WHERE id = $1", &[&id, &result.to_string()])?;
+            c.query(
+                &format!(
+                    "WITH done AS (UPDATE tasks SET status = 'done', result = $2 WHERE id = $1 RETURNING id)
+                     SELECT pg_notify('{TASK_EVENTS}', id::text) FROM done"
+                ),
+                &[&id, &result.to_string()],
+            )?;
             Ok(())
         })
     }
@@ -447,6 +459,39 @@ impl TaskStore for PgStore {
             let open = tx.query_opt("SELECT 1 FROM tasks WHERE id = $1 AND status <> 'done'", &[&id])?.is_some();
             tx.commit()?;
             Ok(open)
+        })
+    }
+}
+
+impl LeaseStore for PgStore {
+    fn lease(&self, key: &str, ttl_secs: i64) -> Result<bool> {
+        self.with(|c| {
+            let row = c.query_opt(
+                "INSERT INTO leases (key, node, expires)
+                 VALUES ($1, $2, extract(epoch FROM clock_timestamp())::bigint + $3)
+                 ON CONFLICT (key) DO UPDATE SET node = excluded.node, expires = excluded.expires
+                 WHERE leases.node = excluded.node OR leases.expires < extract(epoch FROM clock_timestamp())::bigint
+                 RETURNING node",
+                &[&key, &self.node, &ttl_secs],
+            )?;
+            Ok(row.is_some())
+        })
+    }
+
+    fn release(&self, key: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute("DELETE FROM leases WHERE key = $1 AND node = $2", &[&key, &self.node])?;
+            Ok(())
+        })
+    }
+
+    fn held(&self, key: &str) -> Result<bool> {
+        self.with(|c| {
+            let row = c.query_opt(
+                "SELECT 1 FROM leases WHERE key = $1 AND expires >= extract(epoch FROM clock_timestamp())::bigint",
+                &[&key],
+            )?;
+            Ok(row.is_some())
         })
     }
 }
@@ -479,6 +524,7 @@ impl FaultStore for PgStore {
                 .try_get(0)?;
             if let Some(t) = task {
                 tx.execute("UPDATE tasks SET status = 'fault' WHERE id = $1", &[&t])?;
+                tx.execute(&format!("SELECT pg_notify('{TASK_EVENTS}', $1::bigint::text)"), &[&t])?;
             }
             tx.commit()?;
             Ok(id)

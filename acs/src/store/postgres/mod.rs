@@ -5,7 +5,7 @@
 //! batch). The aggregates' implementations are in `aggregates`.
 //!
 //! The synchronous client drives its connection on a runtime of its own, which Tokio forbids
-//! inside a runtime's worker: every call leaves the runtime first ([`off_runtime`]).
+//! inside a runtime's worker: every call leaves the runtime first (`off_runtime`).
 //!
 //! The database unreachable: a connection is waited for up to [`CHECKOUT_WAIT`], then the call
 //! fails with [`StoreError::Unavailable`] (answered 503); the pool reconnects in the background
@@ -28,6 +28,12 @@ pub const CHECKOUT_WAIT: Duration = Duration::from_secs(5);
 
 /// The PostgreSQL store.
 pub struct PgStore {
+    /// How to connect (the task watcher's own connection).
+    config: ::postgres::Config,
+    /// Set when the store is dropped: the task watcher stops.
+    stopped: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// This node's name in leases (a restarted node is the same node: its old leases go).
+    node: String,
     /// `None` only while the store is dropped (its connections close off the runtime).
     pool: Option<r2d2::Pool<PostgresConnectionManager<NoTls>>>,
     deferred: Deferred,
@@ -82,6 +88,9 @@ const MIGRATIONS: &[&str] = &[
         subscriber TEXT PRIMARY KEY, device TEXT NOT NULL, instance BIGINT NOT NULL,
         placed BIGINT NOT NULL, UNIQUE (device, instance));
      CREATE TABLE server_keys (name TEXT PRIMARY KEY, value BYTEA NOT NULL);",
+    // 2: leases: who holds what, until when (Unix seconds of the database's clock): a device's
+    // session (`device:<id>`), a migration's orchestration (`migration:<id>`).
+    "CREATE TABLE leases (key TEXT PRIMARY KEY, node TEXT NOT NULL, expires BIGINT NOT NULL);",
 ];
 
 /// The advisory lock the nodes migrate under, one at a time.
@@ -110,8 +119,9 @@ impl r2d2::HandleError<::postgres::Error> for LogErrors {
 
 impl PgStore {
     /// Connects to the database at `url` (a password in it is refused: it comes from a file,
-    /// `password`), keeping up to `pool` connections, and migrates it.
-    pub fn open(url: &str, password: Option<&str>, pool: u32) -> Result<PgStore> {
+    /// `password`), keeping up to `pool` connections, and migrates it; this node is `node` in
+    /// leases, and the leases a previous run of it left are dropped.
+    pub fn open(url: &str, password: Option<&str>, pool: u32, node: &str) -> Result<PgStore> {
         let mut config: ::postgres::Config = url.parse().map_err(|e| StoreError::Config(format!("{url}: {e}")))?;
         if config.get_password().is_some() {
             return Err(StoreError::Config(
@@ -122,7 +132,7 @@ impl PgStore {
             config.password(p);
         }
         config.application_name("vrgw-acs").connect_timeout(CHECKOUT_WAIT);
-        let manager = PostgresConnectionManager::new(config, NoTls);
+        let manager = PostgresConnectionManager::new(config.clone(), NoTls);
         // One connection first, for the precise reason when it fails (the pool's error only says
         // it timed out).
         off_runtime(|| r2d2::ManageConnection::connect(&manager).map(drop))?;
@@ -136,8 +146,17 @@ impl PgStore {
             .error_handler(Box::new(LogErrors))
             .build(manager)
             .map_err(|e| StoreError::Unavailable(format!("{url}: {e}")))?;
-        let store = PgStore { pool: Some(pool), deferred: Deferred::default() };
+        let store = PgStore {
+            config,
+            stopped: Default::default(),
+            node: node.to_string(),
+            pool: Some(pool),
+            deferred: Deferred::default(),
+        };
         store.with(|c| migrate(c, url))?;
+        // Its sessions and migrations ended with its previous run.
+        let dropped = store.with(|c| Ok(c.execute("DELETE FROM leases WHERE node = $1", &[&store.node])?))?;
+        tracing::info!(node = %store.node, leases_dropped = dropped, "this ACS node's name in leases");
         Ok(store)
     }
 
@@ -192,10 +211,48 @@ impl super::Engine for PgStore {
     fn ping(&self) -> Result<()> {
         self.with(|c| Ok(c.batch_execute("SELECT 1")?))
     }
+
+    fn watch_tasks(&self, wake: std::sync::Arc<dyn Fn() + Send + Sync>) {
+        let (config, stopped) = (self.config.clone(), self.stopped.clone());
+        let watch = move || {
+            use ::postgres::fallible_iterator::FallibleIterator as _;
+            let mut backoff = Duration::from_millis(100);
+            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                let listened = config.connect(NoTls).and_then(|mut c| {
+                    c.batch_execute(&format!("LISTEN {TASK_EVENTS}"))?;
+                    backoff = Duration::from_millis(100);
+                    // Whatever finished while this connection was not listening.
+                    wake();
+                    let mut n = c.notifications();
+                    let mut events = n.timeout_iter(Duration::from_secs(1));
+                    while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                        match events.next() {
+                            Ok(Some(_)) => wake(),
+                            Ok(None) => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    Ok(())
+                });
+                if let Err(e) = listened {
+                    tracing::warn!("PostgreSQL: watching task events: {}", super::pg_message(&e));
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        };
+        if let Err(e) = std::thread::Builder::new().name("pg-task-events".into()).spawn(watch) {
+            tracing::error!("the task-event watcher did not start ({e}): waits for other nodes' tasks poll");
+        }
+    }
 }
+
+/// The channel nodes tell each other of finished and faulted tasks on.
+pub(super) const TASK_EVENTS: &str = "vrgw_task_events";
 
 impl Drop for PgStore {
     fn drop(&mut self) {
+        self.stopped.store(true, std::sync::atomic::Ordering::Relaxed);
         if let Err(e) = super::Engine::flush(self) {
             tracing::error!("writing the parameter cache at exit: {e}");
         }
@@ -322,9 +379,13 @@ mod tests {
     use crate::store::prelude::*;
     use crate::store::{CachedParam, Device, TaskStatus};
 
-    fn node(db: &test_support::pg::Database) -> PgStore {
+    fn named(db: &test_support::pg::Database, name: &str) -> PgStore {
         let password = std::fs::read_to_string(&db.password_file).expect("password file");
-        PgStore::open(&db.url, Some(password.trim()), 2).expect("store")
+        PgStore::open(&db.url, Some(password.trim()), 2, name).expect("store")
+    }
+
+    fn node(db: &test_support::pg::Database) -> PgStore {
+        named(db, "n")
     }
 
     fn dev(id: &str) -> Device {
@@ -339,7 +400,7 @@ mod tests {
     fn two_nodes_share_the_database_and_each_reads_its_own_writes() {
         let cluster = test_support::pg::cluster();
         let db = cluster.database();
-        let (a, b) = (node(&db), node(&db));
+        let (a, b) = (named(&db, "a"), named(&db, "b"));
         assert!(a.record_inform(&dev("d")).expect("new on a"));
         assert!(!b.record_inform(&dev("d")).expect("known on b"), "a new device is written at once");
         a.cache_params("d", &[param("Device.A", "1")]).expect("queued on a");
@@ -353,7 +414,37 @@ mod tests {
         assert_eq!(a.server_key("file-urls").expect("a"), b.server_key("file-urls").expect("b"), "one key for all");
         // A node's migration does not run again.
         drop(node(&db));
-        assert_eq!(cluster.psql(&db.name, "SELECT version FROM schema_version").expect("version"), "1");
+        let version = cluster.psql(&db.name, "SELECT version FROM schema_version").expect("version");
+        assert_eq!(version, MIGRATIONS.len().to_string());
+    }
+
+    #[test]
+    fn a_task_is_claimed_by_the_node_holding_its_devices_lease_and_once() {
+        let db = test_support::pg::cluster().database();
+        let (a, b) = (named(&db, "a"), named(&db, "b"));
+        a.record_inform(&dev("d")).expect("new");
+        let t = a.enqueue("d", &crate::tasks::TaskSpec::Reboot.into(), 7).expect("queued");
+        let d = crate::store::leases::device_key("d");
+        assert!(!a.mark_sent(t.id, "task-1-1").expect("no lease yet"), "no claim without the lease");
+        assert!(a.lease(&d, 30).expect("a leases"));
+        assert!(!b.lease(&d, 30).expect("b tries"), "one session per device across nodes");
+        assert!(!b.mark_sent(t.id, "task-1-1").expect("b tries"), "b does not hold the lease");
+        assert!(a.mark_sent(t.id, "task-1-1").expect("a claims"));
+        assert!(!a.mark_sent(t.id, "task-1-1").expect("again"), "claimed once");
+        assert!(a.lease(&d, 30).expect("a renews"));
+        a.release(&d).expect("released");
+        assert!(b.lease(&d, 30).expect("b leases"), "released: b takes it");
+        assert!(!a.lease(&d, 30).expect("a tries"));
+        b.release(&d).expect("released");
+        // A lease that expired is taken over.
+        assert!(a.lease(&d, -1).expect("a leases, already expired"));
+        assert!(b.lease(&d, 30).expect("b takes the expired lease"));
+        // A node restarted (the same name) drops what its previous run held.
+        drop(b);
+        let b = named(&db, "b");
+        assert!(a.lease(&d, 30).expect("free again"));
+        drop(b);
+        assert_eq!(a.task(t.id).expect("read").map(|t| (t.status, t.attempts)), Some((TaskStatus::Sent, 1)));
     }
 
     #[test]
@@ -403,14 +494,14 @@ mod tests {
         let cluster = test_support::pg::cluster();
         let db = cluster.database();
         let with_password = db.url.replacen("vrgw@", "vrgw:secret@", 1);
-        let e = PgStore::open(&with_password, None, 1).err().expect("refused");
+        let e = PgStore::open(&with_password, None, 1, "n").err().expect("refused");
         assert!(e.to_string().contains("password_file"), "{e}");
-        let wrong = PgStore::open(&db.url, Some("wrong"), 1).err().expect("refused");
+        let wrong = PgStore::open(&db.url, Some("wrong"), 1, "n").err().expect("refused");
         assert!(wrong.to_string().contains("password authentication failed"), "{wrong}");
         drop(node(&db));
         cluster.psql(&db.name, "UPDATE schema_version SET version = 99").expect("newer");
         let password = std::fs::read_to_string(&db.password_file).expect("password file");
-        let e = PgStore::open(&db.url, Some(password.trim()), 1).err().expect("refused");
+        let e = PgStore::open(&db.url, Some(password.trim()), 1, "n").err().expect("refused");
         assert!(matches!(e, StoreError::TooNew { found: 99, .. }), "{e}");
     }
 }
