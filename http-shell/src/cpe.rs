@@ -37,7 +37,8 @@ pub struct Link {
     user: String,
     password: String,
     basic: Basic,
-    cookie: Option<String>,
+    /// The session's cookies (name, value), as the ACS (and a load balancer before it) set them.
+    cookies: Vec<(String, String)>,
     auth: Option<String>,
 }
 
@@ -51,14 +52,16 @@ impl Link {
         basic: Basic,
     ) -> Result<Link, Error> {
         let conn = Connection::open(url, tls, CONNECT_TIMEOUT).await?;
-        Ok(Link { conn, user: user.into(), password: password.into(), basic, cookie: None, auth: None })
+        Ok(Link { conn, user: user.into(), password: password.into(), basic, cookies: Vec::new(), auth: None })
     }
 
     /// POSTs one envelope (empty: the CPE's empty POST) and returns the ACS's status and body.
     /// A 401 is answered once with new credentials from its challenges; if none can be made,
-    /// the 401 is returned. The session cookie of the last answer that set one is sent along.
+    /// the 401 is returned. Every cookie an answer set is sent along from then on (a later one
+    /// of the same name replaces it), as RFC 6265 has a client do.
     pub async fn post(&mut self, body: &str) -> Result<(StatusCode, Bytes), Error> {
         let mut reply = self.send(body).await?;
+        self.keep_cookies(&reply);
         if reply.status == StatusCode::UNAUTHORIZED {
             let challenges: Vec<String> = reply
                 .headers
@@ -71,13 +74,24 @@ impl Link {
                 return Ok((reply.status, reply.body));
             }
             reply = self.send(body).await?;
-        }
-        if let Some(c) =
-            reply.headers.get(header::SET_COOKIE).and_then(|h| h.to_str().ok()).and_then(|c| c.split(';').next())
-        {
-            self.cookie = Some(c.to_string());
+            self.keep_cookies(&reply);
         }
         Ok((reply.status, reply.body))
+    }
+
+    /// Keeps the cookies an answer sets (its 401 too: a load balancer's, which sends the
+    /// Digest answer back to the server that made the challenge).
+    fn keep_cookies(&mut self, reply: &crate::client::Reply) {
+        for set in reply.headers.get_all(header::SET_COOKIE).iter().filter_map(|h| h.to_str().ok()) {
+            let pair = set.split(';').next().unwrap_or_default();
+            if let Some((name, value)) = pair.split_once('=') {
+                let (name, value) = (name.trim().to_string(), value.trim().to_string());
+                match self.cookies.iter_mut().find(|(n, _)| *n == name) {
+                    Some(kept) => kept.1 = value,
+                    None => self.cookies.push((name, value)),
+                }
+            }
+        }
     }
 
     /// The `Authorization` answering `challenges`: Digest when one can be answered, else Basic
@@ -108,7 +122,9 @@ impl Link {
             req.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml; charset=utf-8"));
             req.headers_mut().insert("SOAPAction", HeaderValue::from_static(""));
         }
-        for (name, v) in [(header::COOKIE, &self.cookie), (header::AUTHORIZATION, &self.auth)] {
+        let cookie = (!self.cookies.is_empty())
+            .then(|| self.cookies.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("; "));
+        for (name, v) in [(header::COOKIE, &cookie), (header::AUTHORIZATION, &self.auth)] {
             if let Some(v) = v.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
                 req.headers_mut().insert(name, v);
             }
@@ -152,6 +168,8 @@ mod tests {
                 let mut r = Response::new(Full::new(Bytes::from_static(b"<reply/>")));
                 if ok {
                     r.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_static("session=1; Path=/"));
+                    // A load balancer's own, beside the ACS's.
+                    r.headers_mut().append(header::SET_COOKIE, HeaderValue::from_static("lb=node1; HttpOnly"));
                 } else {
                     *r.status_mut() = StatusCode::UNAUTHORIZED;
                     // Like a server that closes rather than read a body it refused.
@@ -182,7 +200,7 @@ mod tests {
         assert_eq!(seen.len(), 3, "{seen:?}");
         assert_eq!(seen[0], (None, None));
         assert!(seen[1].1.as_deref().is_some_and(|a| a.starts_with("Digest ") && a.contains("uri=\"/acs\"")));
-        assert_eq!(seen[2].0.as_deref(), Some("session=1"));
+        assert_eq!(seen[2].0.as_deref(), Some("session=1; lb=node1"), "every cookie set, each once");
     }
 
     #[tokio::test]

@@ -452,6 +452,44 @@ impl Agent {
         Ok(path)
     }
 
+    /// Serves `GET /metrics` (Prometheus's text format) on `listener` until `shutdown`.
+    pub async fn serve_metrics_until(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        self.serve_until(listener, shutdown, |agent, req, _| async move { agent.metrics(&req) }).await
+    }
+
+    /// One of the agent's listeners: `handle` answers each request, until `shutdown`.
+    async fn serve_until<F, Fut>(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()>,
+        handle: F,
+    ) -> std::io::Result<()>
+    where
+        F: Fn(Arc<Agent>, Request<hyper::body::Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Response<Full<Bytes>>> + Send + 'static,
+    {
+        http_shell::serve(listener, None, cr_limits(), move |req, peer| handle(self.clone(), req, peer), shutdown).await
+    }
+
+    fn metrics(&self, req: &Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+        if req.method() != hyper::Method::GET || req.uri().path() != "/metrics" {
+            let mut r = Response::new(Full::new(Bytes::from_static(b"GET /metrics\n")));
+            *r.status_mut() = StatusCode::NOT_FOUND;
+            return r;
+        }
+        let text = crate::metrics::encode_text(&self.host.shared().view().counts);
+        let mut r = Response::new(Full::new(Bytes::from(text)));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        );
+        r
+    }
+
     /// Serves connection requests: Digest-authenticated GETs with the credentials of
     /// ManagementServer.ConnectionRequestUsername/Password; rate-limited (bursts of 10, then ten
     /// a second, about what sessions can follow; beyond, 503 with Retry-After). An accepted one
@@ -466,15 +504,10 @@ impl Agent {
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> std::io::Result<()> {
-        http_shell::serve(
+        self.serve_until(
             listener,
-            None,
-            cr_limits(),
-            move |req, peer| {
-                let agent = self.clone();
-                async move { agent.connection_request(req, peer).await }
-            },
             shutdown,
+            |agent, req, peer| async move { agent.connection_request(req, peer).await },
         )
         .await
     }

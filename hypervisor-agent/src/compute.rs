@@ -324,8 +324,10 @@ impl Libvirt {
         let watch = self.watch.clone();
         let uri = self.uri.clone();
         let job: Job = Box::new(move |link| {
-            watch.lock().unwrap_or_else(|e| e.into_inner()).running = Some((id, Instant::now(), op));
+            let started = Instant::now();
+            watch.lock().unwrap_or_else(|e| e.into_inner()).running = Some((id, started, op));
             let r = link.get().and_then(f);
+            crate::metrics::libvirt_call(op, started.elapsed().as_secs_f64());
             let mut w = watch.lock().unwrap_or_else(|e| e.into_inner());
             if w.hung {
                 let secs = w.running.map_or(0, |(_, t, _)| t.elapsed().as_secs());

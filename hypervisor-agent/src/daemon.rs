@@ -66,6 +66,9 @@ pub struct Config {
     pub acs_ca_file: Option<PathBuf>,
     /// Where connection requests are accepted.
     pub cr_listen: SocketAddr,
+    /// Where Prometheus scrapes `GET /metrics` (unset, the default: not served). No
+    /// authentication: bind it to loopback or the management network.
+    pub metrics_listen: Option<SocketAddr>,
     /// The connection-request URL given to the ACS (default: `http://CR_LISTEN/cr`, with the
     /// host's address when listening on all addresses is not reachable from the ACS).
     pub cr_url: Option<String>,
@@ -153,6 +156,7 @@ impl Default for Config {
             acs_password: String::new(),
             acs_ca_file: None,
             cr_listen: SocketAddr::from(([0, 0, 0, 0], 7548)),
+            metrics_listen: None,
             cr_url: None,
             cr_username: "acs".into(),
             cr_password: String::new(),
@@ -344,15 +348,16 @@ fn raise_nofile() {
 /// inside a multi-threaded tokio runtime: the host's own thread blocks on it for the VLAN
 /// backend's netlink calls.
 pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
-    run_with(config, listener, shutdown, || {}).await
+    run_with(config, listener, shutdown, |_| {}).await
 }
 
-/// The same, calling `started` once connection requests are served and the session loop runs.
+/// The same, calling `started` (with the metrics listener's address, when served) once connection
+/// requests are served and the session loop runs.
 pub async fn run_with(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
-    started: impl FnOnce(),
+    started: impl FnOnce(Option<SocketAddr>),
 ) -> Result<(), Error> {
     let config = config.check()?;
     let host_cfg = config.host_config()?;
@@ -397,6 +402,15 @@ pub async fn run_with(
             wake.notify_one();
         }
     });
+    let (metrics, metrics_addr) = match config.metrics_listen {
+        None => (None, None),
+        Some(addr) => {
+            let l = TcpListener::bind(addr).await.map_err(Error::Listener)?;
+            let at = l.local_addr().map_err(Error::Listener)?;
+            tracing::info!(metrics = %at, "Prometheus metrics at GET /metrics");
+            (Some(tokio::spawn(agent.clone().serve_metrics_until(l, stopped(stop_rx.clone())))), Some(at))
+        }
+    };
     let sessions = tokio::spawn(agent.clone().run_until(stopped(stop_rx)));
     tracing::info!(acs = %config.acs_url, cr = %local, libvirt = %config.libvirt, agent = %config.agent_id, "hypervisor agent started");
     if config.migration_uri.is_some() && config.migration_peers.is_empty() {
@@ -404,12 +418,18 @@ pub async fn run_with(
             "migration_uri is set but migration_peers is empty: every migration that names a peer is refused"
         );
     }
-    started();
+    started(metrics_addr);
 
     shutdown.await;
     tracing::info!("stopping: draining connection requests, finishing the session under way");
     let _ = stop_tx.send(true);
     let cr = cr.await;
+    if let Some(Ok(Err(e))) = match metrics {
+        Some(m) => Some(m.await),
+        None => None,
+    } {
+        tracing::error!("metrics listener: {e}");
+    }
     if let Err(e) = sessions.await {
         tracing::error!("session loop: {e}");
     }

@@ -15,6 +15,7 @@ pub mod compute;
 pub mod daemon;
 pub mod domain;
 pub mod host;
+pub mod metrics;
 pub mod proxy;
 pub mod secrets;
 pub mod state;

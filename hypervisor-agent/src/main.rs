@@ -124,8 +124,11 @@ fn serve(c: Config) -> Result<(), String> {
             }
         };
         // The line tests and scripts wait for: printed once the agent is up.
-        daemon::run_with(c, listener, shutdown, move || println!("listening cr={local}"))
-            .await
-            .map_err(|e| e.to_string())
+        daemon::run_with(c, listener, shutdown, move |metrics| match metrics {
+            Some(m) => println!("listening cr={local} metrics={m}"),
+            None => println!("listening cr={local}"),
+        })
+        .await
+        .map_err(|e| e.to_string())
     })
 }

@@ -85,8 +85,16 @@ fn nbi_add_object_and_dhcp_settings_reach_a_real_proxy_through_the_agent() {
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let (cwmp_addr, nbi) = start_acs(&rt, &dir, "host-e2e");
-    agent_config(&dir, "host-e2e", cwmp_addr, &bed.ovs_prefix, &format!("10.253.{net}.0/24"), "");
+    agent_config(
+        &dir,
+        "host-e2e",
+        cwmp_addr,
+        &bed.ovs_prefix,
+        &format!("10.253.{net}.0/24"),
+        "metrics_listen = \"127.0.0.1:0\"\n",
+    );
     bed.agent = Some(start_agent(AGENT_BIN, &dir));
+    let metrics_at = bed.agent.as_ref().map(|a| a.addr("metrics")).expect("the agent's metrics listener");
 
     rt.block_on(async {
         // The agent bootstraps into the ACS.
@@ -111,6 +119,14 @@ fn nbi_add_object_and_dhcp_settings_reach_a_real_proxy_through_the_agent() {
         let (_, v) = task(json!({"name": "getParameterValues", "parameterNames": [format!("{inst}Status"), format!("{inst}ManagementAddress")]})).await;
         let text = v.to_string();
         assert!(text.contains("Running") && text.contains(&format!("10.253.{net}.2")), "{text}\n{}", bed.log("agent.log"));
+        // Its metrics: the vRGW by status, libvirt's calls by operation.
+        let http = test_support::http::Http::new();
+        let m = http.send(hyper::Method::GET, &format!("http://{metrics_at}/metrics"), &[], bytes::Bytes::new()).await;
+        assert_eq!(m.status, 200);
+        let m = m.text();
+        assert!(m.lines().any(|l| l == "vrgw_instances{status=\"Running\"} 1"), "{m}");
+        let defines = m.lines().find_map(|l| l.strip_prefix("libvirt_call_seconds_count{op=\"define\"} "));
+        assert!(defines.and_then(|n| n.parse::<u64>().ok()).is_some_and(|n| n >= 1), "{m}");
 
         // The vRGW "boots": its proxy comes up on the management address with the secret the
         // agent gave the instance (a guest reads it from SMBIOS; here from the agent's store).

@@ -273,7 +273,8 @@ pub fn start_acs_for(
 pub struct CwmpReply {
     /// The status code.
     pub status: u16,
-    /// The session cookie set (`name=value`), if any.
+    /// The cookies set (`name=value`, several joined with `; ` as a `Cookie` header has them),
+    /// if any.
     pub cookie: Option<String>,
     /// The `WWW-Authenticate` challenges.
     pub challenges: Vec<String>,
@@ -299,7 +300,15 @@ pub async fn cwmp_post(
         headers.push(("authorization", a));
     }
     let resp = http.send(hyper::Method::POST, &url, &headers, body).await;
-    let cookie = resp.header("set-cookie").and_then(|c| c.split(';').next()).map(str::to_string);
+    // Every cookie set (the ACS's, a load balancer's), as a `Cookie` header sends them back.
+    let pairs: Vec<&str> = resp
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|h| h.to_str().ok())
+        .filter_map(|c| c.split(';').next())
+        .collect();
+    let cookie = (!pairs.is_empty()).then(|| pairs.join("; "));
     let challenges =
         resp.headers.get_all("www-authenticate").iter().filter_map(|h| h.to_str().ok().map(str::to_string)).collect();
     CwmpReply { status: resp.status, cookie, challenges, body: resp.body }

@@ -21,6 +21,7 @@
 
 pub mod acs;
 pub mod agent;
+pub mod haproxy;
 pub mod http;
 pub mod nbi;
 pub mod pg;

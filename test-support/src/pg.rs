@@ -84,7 +84,8 @@ fn as_owner(program: &Path) -> Command {
     }
 }
 
-fn free_port() -> Result<u16, String> {
+/// A loopback port free now (bound and let go: the caller binds it soon).
+pub fn free_port() -> Result<u16, String> {
     let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("a free port: {e}"))?;
     l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
 }
@@ -202,4 +203,92 @@ impl Cluster {
 fn getrandom(buf: &mut [u8]) -> Result<(), String> {
     use std::io::Read;
     std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(buf)).map_err(|e| format!("/dev/urandom: {e}"))
+}
+
+/// `scripts/start-postgres DIR PORT`: the database's URL.
+fn start_postgres(dir: &Path, port: u16) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace");
+    let out = Command::new(root.join("scripts/start-postgres"))
+        .arg(dir)
+        .arg(port.to_string())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("scripts/start-postgres: {e}"));
+    assert!(out.status.success(), "scripts/start-postgres: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A PostgreSQL cluster of one test's own that can be restarted (a database server going away
+/// under load): made and started by `scripts/start-postgres` (as `scripts/run` does) in a
+/// directory of the test's, stopped when dropped.
+pub struct Restartable {
+    dir: PathBuf,
+    bin: PathBuf,
+    port: u16,
+    /// Its database `acs`.
+    pub database: Database,
+}
+
+impl Restartable {
+    /// Makes and starts the cluster in `dir/pg` on a free port.
+    pub fn start(dir: &Path) -> Restartable {
+        let port = free_port().unwrap_or_else(|e| panic!("{e}"));
+        let pg = dir.join("pg");
+        let url = start_postgres(&pg, port);
+        let password_file = dir.join("acs.pgpass");
+        let password = std::fs::read_to_string(pg.join("password")).unwrap_or_else(|e| panic!("password: {e}"));
+        crate::temp::try_write_secret(&password_file, password.trim()).unwrap_or_else(|e| panic!("{e}"));
+        let bin = bin_dir().unwrap_or_else(|e| panic!("{e}"));
+        Restartable { dir: pg, bin, port, database: Database { url, password_file, name: "acs".into() } }
+    }
+
+    fn pg_ctl(&self, args: &[&str]) {
+        let out = as_owner(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("pg_ctl: {e}"));
+        assert!(out.status.success(), "pg_ctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// Runs one SQL command in its database `acs` (over its own socket, as its owner); the
+    /// output (unaligned, tuples only).
+    pub fn psql(&self, sql: &str) -> String {
+        let out = as_owner(&self.bin.join("psql"))
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-U", USER, "-h"])
+            .arg(&self.dir)
+            .arg("-p")
+            .arg(self.port.to_string())
+            .args(["-d", "acs", "-c", sql])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("psql: {e}"));
+        assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Stops the server (a fast shutdown: sessions cut, as when it fails over).
+    pub fn stop(&self) {
+        self.pg_ctl(&["-m", "fast", "-w", "stop"]);
+    }
+
+    /// Starts it again, on the same port.
+    pub fn restart(&self) {
+        start_postgres(&self.dir, self.port);
+    }
+}
+
+impl Drop for Restartable {
+    fn drop(&mut self) {
+        let _ = as_owner(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", "immediate", "stop"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
 }

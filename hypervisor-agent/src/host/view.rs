@@ -33,6 +33,8 @@ pub struct CwmpView {
     pub periodic: (Option<Value>, Option<Value>, Option<Value>),
     /// The parameters every Inform carries, with their values.
     pub inform: Vec<ParameterValue>,
+    /// vRGWs by status and the pools' fill, for the metrics.
+    pub counts: crate::metrics::HostCounts,
 }
 
 /// Shared between the host thread and the CWMP side. Cheap to clone.
@@ -83,6 +85,28 @@ impl Shared {
 }
 
 impl Host {
+    /// vRGWs by `Status` and each pool's `TargetSize` and `Ready`, from the data model.
+    fn counts(&self) -> crate::metrics::HostCounts {
+        use datamodel::virtualization::{Instance, Pool};
+        let r = self.model.root();
+        let uint = |p: &str| match r.value(p) {
+            Some(Value::UnsignedInt(n)) => i64::from(n),
+            _ => 0,
+        };
+        let mut counts = crate::metrics::HostCounts::default();
+        for n in r.instances(Instance::TABLE) {
+            let status = match r.value(&Instance::at(n).status()) {
+                Some(Value::String(s)) => s,
+                _ => String::new(),
+            };
+            *counts.instances.entry(status).or_default() += 1;
+        }
+        for k in r.instances(Pool::TABLE) {
+            counts.pools.push((k, uint(&Pool::at(k).target_size()), uint(&Pool::at(k).ready())));
+        }
+        counts
+    }
+
     /// What the CWMP side shares with this host.
     pub fn shared(&self) -> Shared {
         self.shared.clone()
@@ -110,6 +134,7 @@ impl Host {
                 r.value(&format!("{MS}PeriodicInformTime")),
             ),
             inform,
+            counts: self.counts(),
         };
         *self.shared.view.lock().unwrap_or_else(|e| e.into_inner()) = view;
     }
