@@ -506,9 +506,10 @@ impl Acs {
         // The session work is short SQLite transactions on a local WAL database (tens of
         // microseconds); handing each POST to the blocking pool cost more in thread switches than
         // it saved (see docs/benchmarks.md), so it runs here, unless a preset runs provision
-        // scripts (a run may take up to its time limit).
+        // scripts (a run may take up to its time limit) or the store is a database server (each
+        // call a round trip: on a worker, every one would hand the worker off).
         let cookie = cookie.filter(|_| known);
-        if self.scripts_stored.load(std::sync::atomic::Ordering::Relaxed) {
+        if self.scripts_stored.load(std::sync::atomic::Ordering::Relaxed) || self.store.remote() {
             let me = self.clone();
             return match tokio::task::spawn_blocking(move || me.handle(cookie, &body, credential.as_ref())).await {
                 Ok(Outcome::Reply(r)) => r,

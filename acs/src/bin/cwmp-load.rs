@@ -1,7 +1,7 @@
 //! A lean CWMP load generator, for benchmarks: not the ACS's simulator (no data model, no
 //! session state machine), as little work per session as a client can do, in a process of its
-//! own on one thread. Each session, on a new connection: the Inform (a 401 and the Digest
-//! answer), the empty POST, the answer to the ACS's GetParameterValues (every name it asks for,
+//! own on one thread. Each session, on a new connection: the Inform (a 401, and the Digest
+//! answer on a second connection), the empty POST, the answer to the ACS's GetParameterValues (every name it asks for,
 //! value `x`) or an empty answer to anything else, until the 204.
 //!
 //! ```text
@@ -155,23 +155,44 @@ fn answer(req: &[u8]) -> Vec<u8> {
     }
 }
 
+fn keep_cookies(cookies: &mut Vec<String>, headers: &[(String, String)]) {
+    for (_, v) in headers.iter().filter(|(k, _)| k == "set-cookie") {
+        if let Some(pair) = v.split(';').next() {
+            let name = pair.split('=').next().unwrap_or_default();
+            cookies.retain(|c| !c.starts_with(&format!("{name}=")));
+            cookies.push(pair.to_string());
+        }
+    }
+}
+
+fn cookie_header(cookies: &[String]) -> String {
+    if cookies.is_empty() {
+        String::new()
+    } else {
+        format!("Cookie: {}\r\n", cookies.join("; "))
+    }
+}
+
 async fn session(a: &Args, serial: &str) -> Result<(), String> {
     let mut s = TcpStream::connect(a.target).await.map_err(|e| e.to_string())?;
     let _ = s.set_nodelay(true);
     let mut buf = Vec::with_capacity(16 * 1024);
     let inform = inform(serial);
     let (status, headers, _) = exchange(&mut s, &mut buf, inform.as_bytes(), "").await?;
-    let mut extra = String::new();
-    if status == 401 {
+    let mut cookies: Vec<String> = Vec::new();
+    keep_cookies(&mut cookies, &headers);
+    let (mut status, mut headers, mut body) = if status == 401 {
         let challenge = headers
             .iter()
             .filter(|(k, _)| k == "www-authenticate")
             .find_map(|(_, v)| cwmp::auth::answer(v, "POST", "/", &a.user, &a.password, "0a1b2c3d"))
             .ok_or("no Digest challenge")?;
-        extra = format!("Authorization: {challenge}\r\n");
-    }
-    let mut cookies: Vec<String> = Vec::new();
-    let (mut status, mut headers, mut body) = if status == 401 {
+        // The answer goes on a new connection (a server may close one whose request body it
+        // did not read, after its 401); a load balancer's cookie (set on the 401) takes it back
+        // to the server that made the challenge.
+        s = TcpStream::connect(a.target).await.map_err(|e| e.to_string())?;
+        let _ = s.set_nodelay(true);
+        let extra = format!("Authorization: {challenge}\r\n{}", cookie_header(&cookies));
         exchange(&mut s, &mut buf, inform.as_bytes(), &extra).await?
     } else {
         (status, headers, Vec::new())
@@ -184,14 +205,8 @@ async fn session(a: &Args, serial: &str) -> Result<(), String> {
         if status != 200 {
             return Err(format!("HTTP {status}"));
         }
-        for (_, v) in headers.iter().filter(|(k, _)| k == "set-cookie") {
-            if let Some(pair) = v.split(';').next() {
-                let name = pair.split('=').next().unwrap_or_default();
-                cookies.retain(|c| !c.starts_with(&format!("{name}=")));
-                cookies.push(pair.to_string());
-            }
-        }
-        let cookie = if cookies.is_empty() { String::new() } else { format!("Cookie: {}\r\n", cookies.join("; ")) };
+        keep_cookies(&mut cookies, &headers);
+        let cookie = cookie_header(&cookies);
         // The InformResponse is answered with the empty POST; an ACS request with its answer.
         next = if find(&body, b"InformResponse").is_some() { Vec::new() } else { answer(&body) };
         (status, headers, body) = exchange(&mut s, &mut buf, &next, &cookie).await?;

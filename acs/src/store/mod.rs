@@ -220,6 +220,11 @@ pub trait Engine {
     /// run by another node's session (an NBI call with `timeout`, a migration step) wakes at
     /// once. One process's engine (SQLite) does nothing: its endpoint wakes them itself.
     fn watch_tasks(&self, wake: std::sync::Arc<dyn Fn() + Send + Sync>);
+    /// Whether its calls wait on the network (a database server) rather than a local file:
+    /// callers on an async runtime then run their store work on the blocking pool.
+    fn remote(&self) -> bool {
+        false
+    }
 }
 
 /// A row as either engine returns it, its columns by index: each aggregate's rows are decoded

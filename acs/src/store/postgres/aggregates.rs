@@ -278,7 +278,7 @@ impl ParamStore for PgStore {
 }
 
 /// Faults a stored task that does not decode (see `open_tasks`), in its own transaction.
-fn fault_invalid(c: &mut ::postgres::Client, device: &str, id: i64, what: String) -> Result<()> {
+fn fault_invalid(c: &mut super::conn::Conn, device: &str, id: i64, what: String) -> Result<()> {
     tracing::error!(device, task = id, "faulting a stored task that cannot run: {what}");
     let failure = crate::tasks::Failure::Invalid(what);
     let mut tx = c.transaction()?;
@@ -332,21 +332,31 @@ impl TaskStore for PgStore {
 
     fn expire_tasks(&self, device: &str, now_ms: i64) -> Result<Vec<Task>> {
         self.with(|c| {
-            let mut tx = c.transaction()?;
-            let rows = tx.query(
+            // Read first, outside a transaction: at most Informs nothing has expired.
+            let rows = c.query(
                 &format!(
-                    "SELECT {TASK_COLS} FROM tasks WHERE device = $1 AND status IN ('pending', 'fault') FOR UPDATE"
+                    "SELECT {TASK_COLS} FROM tasks WHERE device = $1 AND status IN ('pending', 'fault')
+                     AND (spec::jsonb -> 'expiry') IS NOT NULL"
                 ),
                 &[&device],
             )?;
             // A task that does not decode is open_tasks' to fault, not this one's to expire.
             let expired: Vec<Task> =
                 rows.iter().filter_map(|r| task(r).ok()).filter(|t| t.terms.expired(now_ms)).collect();
+            if expired.is_empty() {
+                return Ok(expired);
+            }
             let ids: Vec<i64> = expired.iter().map(|t| t.id).collect();
-            tx.execute("DELETE FROM faults WHERE task = ANY($1)", &[&ids])?;
-            tx.execute("DELETE FROM tasks WHERE id = ANY($1)", &[&ids])?;
+            let mut tx = c.transaction()?;
+            // Only those still waiting or faulted (a session elsewhere may have sent one since).
+            let gone: Vec<i64> = tx
+                .query("DELETE FROM tasks WHERE id = ANY($1) AND status IN ('pending', 'fault') RETURNING id", &[&ids])?
+                .iter()
+                .map(|r| r.try_get(0))
+                .collect::<std::result::Result<_, _>>()?;
+            tx.execute("DELETE FROM faults WHERE task = ANY($1)", &[&gone])?;
             tx.commit()?;
-            Ok(expired)
+            Ok(expired.into_iter().filter(|t| gone.contains(&t.id)).collect())
         })
     }
 

@@ -13,11 +13,13 @@
 //! was rolled back by the server.
 
 mod aggregates;
+mod conn;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use ::postgres::{Client, NoTls};
+use ::postgres::NoTls;
+use conn::{Conn, Manager};
 use r2d2_postgres::PostgresConnectionManager;
 
 use super::deferred::{Deferred, Pending};
@@ -35,7 +37,7 @@ pub struct PgStore {
     /// This node's name in leases (a restarted node is the same node: its old leases go).
     node: String,
     /// `None` only while the store is dropped (its connections close off the runtime).
-    pool: Option<r2d2::Pool<PostgresConnectionManager<NoTls>>>,
+    pool: Option<r2d2::Pool<Manager>>,
     deferred: Deferred,
 }
 
@@ -132,7 +134,7 @@ impl PgStore {
             config.password(p);
         }
         config.application_name("vrgw-acs").connect_timeout(CHECKOUT_WAIT);
-        let manager = PostgresConnectionManager::new(config.clone(), NoTls);
+        let manager = Manager(PostgresConnectionManager::new(config.clone(), NoTls));
         // One connection first, for the precise reason when it fails (the pool's error only says
         // it timed out).
         off_runtime(|| r2d2::ManageConnection::connect(&manager).map(drop))?;
@@ -161,7 +163,7 @@ impl PgStore {
     }
 
     /// Runs `f` on a connection of the pool (see [`off_runtime`]).
-    fn with<T: Send>(&self, f: impl FnOnce(&mut Client) -> Result<T> + Send) -> Result<T> {
+    fn with<T: Send>(&self, f: impl FnOnce(&mut Conn) -> Result<T> + Send) -> Result<T> {
         off_runtime(|| {
             let pool = self.pool.as_ref().ok_or_else(|| StoreError::Unavailable("closing".into()))?;
             let mut c = pool.get().map_err(|e| StoreError::Unavailable(e.to_string()))?;
@@ -170,13 +172,13 @@ impl PgStore {
     }
 
     /// [`PgStore::with`] after the deferred writes are written (a read of what they touch).
-    fn flushed<T: Send>(&self, f: impl FnOnce(&mut Client) -> Result<T> + Send) -> Result<T> {
+    fn flushed<T: Send>(&self, f: impl FnOnce(&mut Conn) -> Result<T> + Send) -> Result<T> {
         super::Engine::flush(self)?;
         self.with(f)
     }
 }
 
-fn migrate(c: &mut Client, url: &str) -> Result<()> {
+fn migrate(c: &mut Conn, url: &str) -> Result<()> {
     let mut tx = c.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
     tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")?;
@@ -210,6 +212,10 @@ impl super::Engine for PgStore {
 
     fn ping(&self) -> Result<()> {
         self.with(|c| Ok(c.batch_execute("SELECT 1")?))
+    }
+
+    fn remote(&self) -> bool {
+        true
     }
 
     fn watch_tasks(&self, wake: std::sync::Arc<dyn Fn() + Send + Sync>) {
@@ -266,7 +272,7 @@ impl Drop for PgStore {
 /// One group-commit batch in one transaction: one statement per table, rows in key order (two
 /// nodes' batches lock shared rows in the same order), a row given twice written once (its
 /// latest; path information merged field by field, as the upsert would have).
-fn write_batch(c: &mut Client, batch: &[Pending]) -> Result<()> {
+fn write_batch(c: &mut Conn, batch: &[Pending]) -> Result<()> {
     let mut devices = BTreeMap::new();
     let mut params = BTreeMap::new();
     let mut info: BTreeMap<(&str, &str), PathInfo> = BTreeMap::new();
