@@ -132,6 +132,8 @@ struct Opened {
     cr_setup: Option<CrPair>,
     retrying: Vec<String>,
     scripts: Option<crate::script::Provisioning>,
+    /// The session's time: its Inform's (Unix seconds).
+    at: i64,
 }
 
 struct Session {
@@ -153,6 +155,10 @@ struct Session {
     script_local: std::collections::VecDeque<(String, TaskSpec)>,
     /// When the device's lease ([`crate::store::LeaseStore`]) is renewed, once it is held.
     lease_renew: Option<Instant>,
+    /// The session's time, as GenieACS keeps one: its Inform's (Unix seconds). The values the
+    /// Inform brought carry it, and what the session's tasks and scripts ask to be fresh is
+    /// compared with it, however long the session has run.
+    started: Option<i64>,
 }
 
 /// The ACS's shared state.
@@ -736,6 +742,7 @@ impl Acs {
                         scripts: None,
                         script_local: Default::default(),
                         lease_renew: None,
+                        started: None,
                     },
                 )
             }
@@ -804,6 +811,7 @@ impl Acs {
                     s.cr_setup = opened.cr_setup;
                     s.retrying = opened.retrying;
                     s.scripts = opened.scripts;
+                    s.started = Some(opened.at);
                     s.device = Some(dev);
                 }
                 AcsEvent::CpeRequest(Body::TransferComplete(tc)) => {
@@ -993,7 +1001,7 @@ impl Acs {
             tracing::error!(device = %dev, "recording the Inform: {e}");
         }
         self.task_events.notify_waiters();
-        Opened { local, cr_setup, retrying, scripts }
+        Opened { local, cr_setup, retrying, scripts, at }
     }
 
     /// A provision script's fault, in its preset's channel (as GenieACS records a script's).
@@ -1270,7 +1278,7 @@ impl Acs {
     /// The device's next task started: a preset's request first, then the queue's.
     fn next_task(&self, s: &mut Session) -> Option<Begin> {
         let dev = s.device.clone()?;
-        let at = now();
+        let at = s.started.unwrap_or_else(now);
         let ctx = Context {
             files: &self.files,
             now: at,
