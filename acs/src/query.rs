@@ -653,9 +653,53 @@ impl Query {
     pub fn needs_path_info(&self) -> bool {
         self.0.any_field(&Field::needs_path_info)
     }
+
+    /// What every device it matches has, in terms a store can look up by index: a tag, a
+    /// cached value equal to a text. The store narrows the devices with them; the query still
+    /// decides on each. Only what is certain is told (a condition under `$or` or `$nor`, or one
+    /// whose value also stands for a number, a date or a pattern, is not).
+    pub fn necessary(&self) -> Vec<crate::store::Need> {
+        let mut out = Vec::new();
+        self.0.necessary(&mut out);
+        out
+    }
+}
+
+/// The one text a condition's tests stand for, when they stand for nothing else.
+fn only_text(tests: &[Test]) -> Option<&str> {
+    match tests {
+        [Test::Eq(alts)] => match alts.as_slice() {
+            [Alt::Text(t)] => Some(t),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 impl Node {
+    fn necessary(&self, out: &mut Vec<crate::store::Need>) {
+        match self {
+            Node::And(l) => l.iter().for_each(|n| n.necessary(out)),
+            Node::Or(_) | Node::Nor(_) => {}
+            Node::Field(Field::Tags, tests) => {
+                // A tag is text: of a string's alternatives only the text can match one.
+                if let [Test::Eq(alts)] = tests.as_slice() {
+                    if let (Some(Alt::Text(t)), false) =
+                        (alts.first(), alts.iter().any(|a| matches!(a, Alt::Regex(_) | Alt::Null | Alt::Never)))
+                    {
+                        out.push(crate::store::Need::Tag(t.clone()));
+                    }
+                }
+            }
+            Node::Field(Field::Value(name), tests) => {
+                if let Some(t) = only_text(tests) {
+                    out.push(crate::store::Need::Value { name: name.clone(), value: t.to_string() });
+                }
+            }
+            Node::Field(..) => {}
+        }
+    }
+
     /// Whether a field it tests is one `pick` picks.
     fn any_field(&self, pick: &dyn Fn(&Field) -> bool) -> bool {
         match self {
@@ -1096,6 +1140,32 @@ pub fn full_record_json(full: &FullRecord<'_>, projection: &[String]) -> Json {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn what_every_match_has_is_told_and_nothing_uncertain() {
+        use crate::store::Need;
+        let need = |q: serde_json::Value| Query::parse(&q).expect("query").necessary();
+        assert_eq!(
+            need(serde_json::json!({"_tags": "gold", "Device.X": "abc", "_lastInform": {"$gt": 5}})),
+            [Need::Value { name: "Device.X".into(), value: "abc".into() }, Need::Tag("gold".into())]
+        );
+        assert_eq!(
+            need(serde_json::json!({"$and": [{"Device.X._value": "abc"}, {"$or": [{"_tags": "a"}, {"_tags": "b"}]}]})),
+            [Need::Value { name: "Device.X".into(), value: "abc".into() }],
+            "inside $and yes, inside $or no"
+        );
+        // Strings that also stand for a number, a date or a pattern; other operators.
+        for q in [
+            serde_json::json!({"Device.X": "5"}),
+            serde_json::json!({"Device.X": "2024-01-01T00:00:00Z"}),
+            serde_json::json!({"Device.X": "ab*"}),
+            serde_json::json!({"_tags": "g*"}),
+            serde_json::json!({"Device.X": {"$ne": "abc"}}),
+            serde_json::json!({"$nor": [{"_tags": "gold"}]}),
+        ] {
+            assert_eq!(need(q.clone()), [], "{q}");
+        }
+    }
     use super::*;
 
     fn dev() -> (Device, Vec<CachedParam>) {

@@ -82,7 +82,8 @@ pub(crate) async fn list(nbi: &Arc<Nbi>, l: Listing) -> Result<Reply, NbiError> 
     blocking(move || {
         let early = l.query.needs_params() || l.sort.as_ref().is_some_and(Sort::needs_params);
         let mut rows: Vec<Row> = Vec::new();
-        for (d, life) in store.device_records()? {
+        // The store narrows the devices by what every match has (a tag, a value), by index.
+        for (d, life) in store.device_records_with(&l.query.necessary())? {
             let cache = if early { Some((store.params(&d.id)?, store.path_info(&d.id)?)) } else { None };
             if l.query.matches_full(&full(&d, &life, &cache)) {
                 rows.push((d, life, cache));

@@ -133,6 +133,21 @@ fn device_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
 pub(crate) const DEVICE_COLS: &str =
     "id, manufacturer, oui, product_class, serial_number, cr_url, cr_username, cr_password, last_inform, tags";
 
+/// What every device a query asks for has (`Query::necessary`), for the store to look up by
+/// index rather than reading every device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Need {
+    /// The tag.
+    Tag(String),
+    /// A cached value of the parameter `name` whose text is `value`.
+    Value {
+        /// The parameter.
+        name: String,
+        /// Its value's text.
+        value: String,
+    },
+}
+
 /// Devices: created and updated by their Informs.
 pub trait DeviceStore {
     /// Creates or updates a device from an Inform; returns whether it is new.
@@ -146,6 +161,9 @@ pub trait DeviceStore {
     fn devices(&self) -> Result<Vec<Device>>;
     /// Every device with its [`Lifecycle`], by id.
     fn device_records(&self) -> Result<Vec<(Device, Lifecycle)>>;
+    /// The devices that have everything `need` names, with their [`Lifecycle`], by id (all of
+    /// them when `need` is empty).
+    fn device_records_with(&self, need: &[Need]) -> Result<Vec<(Device, Lifecycle)>>;
     /// One device's registration and last BOOT / BOOTSTRAP times (a point read: these columns
     /// are written at once, never deferred).
     fn lifecycle(&self, id: &str) -> Result<Option<Lifecycle>>;
@@ -285,6 +303,34 @@ impl DeviceStore for SqliteStore {
             db.prepare(&format!("SELECT {DEVICE_COLS}, created, last_boot, last_bootstrap FROM devices ORDER BY id"))?;
         let rows = st
             .query_map([], |r| Ok((device_row(r)?, super::in_row(lifecycle_of(r, 10))?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn device_records_with(&self, need: &[Need]) -> Result<Vec<(Device, Lifecycle)>> {
+        if need.is_empty() {
+            return self.device_records();
+        }
+        self.flush()?;
+        let mut sql = format!("SELECT {DEVICE_COLS}, created, last_boot, last_bootstrap FROM devices WHERE 1");
+        let mut args: Vec<&str> = Vec::new();
+        for n in need {
+            match n {
+                Need::Tag(t) => {
+                    sql.push_str(" AND EXISTS (SELECT 1 FROM json_each(devices.tags) WHERE value = ?)");
+                    args.push(t);
+                }
+                Need::Value { name, value } => {
+                    sql.push_str(" AND EXISTS (SELECT 1 FROM params p WHERE p.device = devices.id AND p.name = ? AND p.value = ?)");
+                    args.extend([name.as_str(), value.as_str()]);
+                }
+            }
+        }
+        sql.push_str(" ORDER BY id");
+        let db = self.db();
+        let mut st = db.prepare_cached(&sql)?;
+        let rows = st
+            .query_map(rusqlite::params_from_iter(args), |r| Ok((device_row(r)?, super::in_row(lifecycle_of(r, 10))?)))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
@@ -475,6 +521,33 @@ mod tests {
 
     fn events(codes: &[&str]) -> Vec<(String, String)> {
         codes.iter().map(|c| (c.to_string(), String::new())).collect()
+    }
+
+    #[test]
+    fn devices_are_narrowed_by_tag_and_cached_value() {
+        use crate::store::Need;
+        crate::store::testing::on_each(|s| {
+            let p = |v: &str| CachedParam { name: "Device.X".into(), ty: "string".into(), value: v.into(), updated: 1 };
+            for (id, tag, v) in [("a", true, "abc"), ("b", false, "abc"), ("c", true, "xyz"), ("d", false, "")] {
+                s.record_inform(&dev(id, 1)).expect("device");
+                if tag {
+                    s.set_tags(id, &["gold".into(), "x".into()]).expect("tags");
+                }
+                if !v.is_empty() {
+                    s.cache_params(id, &[p(v)]).expect("cache");
+                }
+            }
+            let ids = |need: &[Need]| -> Vec<String> {
+                s.device_records_with(need).expect("read").into_iter().map(|(d, _)| d.id).collect()
+            };
+            let tag = Need::Tag("gold".into());
+            let value = Need::Value { name: "Device.X".into(), value: "abc".into() };
+            assert_eq!(ids(&[]), ["a", "b", "c", "d"]);
+            assert_eq!(ids(std::slice::from_ref(&tag)), ["a", "c"]);
+            assert_eq!(ids(std::slice::from_ref(&value)), ["a", "b"], "the queued cache write is read");
+            assert_eq!(ids(&[tag, value]), ["a"]);
+            assert_eq!(ids(&[Need::Tag("gol".into())]), Vec::<String>::new(), "a whole tag, not a part");
+        });
     }
 
     #[test]

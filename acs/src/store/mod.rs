@@ -36,7 +36,7 @@ pub mod subscribers;
 pub mod tasks;
 
 pub use credentials::{CpeCredential, CredentialStore, Scope};
-pub use devices::{CachedParam, Device, DeviceStore, ParamStore, PathInfo};
+pub use devices::{CachedParam, Device, DeviceStore, Need, ParamStore, PathInfo};
 pub use faults::{FaultRecord, FaultStore};
 pub use files::FileStore;
 pub use leases::LeaseStore;

@@ -16,8 +16,8 @@ use crate::store::placements::placement_of as placement;
 use crate::store::tasks::{task_of as task, TASK_COLS};
 use crate::store::{
     json_text, CachedParam, CpeCredential, CredentialStore, Device, DeviceStore, FaultRecord, FaultStore, FileStore,
-    LeaseStore, MigrationStore, ParamStore, PathInfo, Placement, PlacementStore, PortalSession, PresetStore, Result,
-    Scope, ScriptKind, StoreError, Subscriber, SubscriberStore, Task, TaskStore,
+    LeaseStore, MigrationStore, Need, ParamStore, PathInfo, Placement, PlacementStore, PortalSession, PresetStore,
+    Result, Scope, ScriptKind, StoreError, Subscriber, SubscriberStore, Task, TaskStore,
 };
 
 fn all<T>(rows: Vec<Row>, f: impl Fn(&Row) -> Result<T>) -> Result<Vec<T>> {
@@ -96,6 +96,33 @@ impl DeviceStore for PgStore {
             )?;
             all(rows, |r| Ok((device(r)?, lifecycle(r, 10)?)))
         })
+    }
+
+    fn device_records_with(&self, need: &[Need]) -> Result<Vec<(Device, Lifecycle)>> {
+        if need.is_empty() {
+            return self.device_records();
+        }
+        let mut sql = format!("SELECT {DEVICE_COLS}, created, last_boot, last_bootstrap FROM devices WHERE true");
+        let mut args: Vec<String> = Vec::new();
+        for n in need {
+            match n {
+                Need::Tag(t) => {
+                    args.push(t.clone());
+                    sql.push_str(&format!(" AND (tags::jsonb) ? ${}", args.len()));
+                }
+                Need::Value { name, value } => {
+                    args.extend([name.clone(), value.clone()]);
+                    let (a, b) = (args.len() - 1, args.len());
+                    sql.push_str(&format!(
+                        " AND id IN (SELECT device FROM params WHERE name = ${a} AND md5(value) = md5(${b}) AND value = ${b})"
+                    ));
+                }
+            }
+        }
+        sql.push_str(" ORDER BY id");
+        let params: Vec<&(dyn ::postgres::types::ToSql + Sync)> =
+            args.iter().map(|a| a as &(dyn ::postgres::types::ToSql + Sync)).collect();
+        self.flushed(|c| all(c.query(&sql, &params)?, |r| Ok((device(r)?, lifecycle(r, 10)?))))
     }
 
     fn lifecycle(&self, id: &str) -> Result<Option<Lifecycle>> {

@@ -93,6 +93,10 @@ const MIGRATIONS: &[&str] = &[
     // 2: leases: who holds what, until when (Unix seconds of the database's clock): a device's
     // session (`device:<id>`), a migration's orchestration (`migration:<id>`).
     "CREATE TABLE leases (key TEXT PRIMARY KEY, node TEXT NOT NULL, expires BIGINT NOT NULL);",
+    // 3: what the NBI's device queries look up: tags, and a parameter's cached value (by its
+    // hash: a value may be longer than a B-tree entry can hold).
+    "CREATE INDEX devices_tags ON devices USING gin ((tags::jsonb));
+     CREATE INDEX params_value ON params (name, md5(value));",
 ];
 
 /// The advisory lock the nodes migrate under, one at a time.
