@@ -162,12 +162,21 @@ async fn behind_haproxy_sessions_stick_to_their_node_and_one_sent_elsewhere_ends
     assert_eq!(s, 202, "{task}");
     let task_id = task["_id"].as_str().expect("task id").to_string();
     let inform = cpe.inform_envelope(&["2 PERIODIC"]);
-    let first = cwmp_post(&http, lb.cwmp, inform.clone(), None, None).await;
-    assert_eq!(first.status, 401);
-    let pinned = first.cookie.expect("HAProxy's cookie on the challenge");
+    // The device's last session (the NBI answered once its task was done) may still be ending:
+    // until it has, a new one is refused with 503, and the CPE tries again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (pinned, opened) = loop {
+        let first = cwmp_post(&http, lb.cwmp, inform.clone(), None, None).await;
+        assert_eq!(first.status, 401);
+        let pinned = first.cookie.expect("HAProxy's cookie on the challenge");
+        let auth = digest(&first.challenges, CPE.0, CPE.1, "0b");
+        let opened = cwmp_post(&http, lb.cwmp, inform.clone(), Some(&pinned), Some(&auth)).await;
+        if opened.status != 503 || Instant::now() > deadline {
+            break (pinned, opened);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     let node_name = pinned.strip_prefix("ACSNODE=").expect("HAProxy's cookie");
-    let auth = digest(&first.challenges, CPE.0, CPE.1, "0b");
-    let opened = cwmp_post(&http, lb.cwmp, inform, Some(&pinned), Some(&auth)).await;
     assert_eq!(opened.status, 200, "the answer to the challenge went to the node that made it");
     let session = opened.cookie.expect("session cookie");
     assert!(session.starts_with("acs_session="), "{session}");
