@@ -224,6 +224,10 @@ pub struct CwmpSection {
     pub tls_cert: Option<PathBuf>,
     /// Its PEM private key.
     pub tls_key: Option<PathBuf>,
+    /// Reverse proxies (addresses: HAProxy in front of a fleet of nodes) whose
+    /// `X-Forwarded-For` names the CPE that logs and refusals speak of; none by default.
+    #[serde(default)]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// One `[[cwmp.cpe_credentials]]`: a user name, its password, and exactly one of `device` (the
@@ -492,6 +496,7 @@ impl FileConfig {
                 file_base_url: String::new(),
                 retry_delay_secs: i64::try_from(self.cwmp.retry_delay_secs.unwrap_or(300)).unwrap_or(i64::MAX),
                 scripts: self.scripts.settings().map_err(Error::Config)?,
+                trusted_proxies: self.cwmp.trusted_proxies,
             },
             file_base_url: self.cwmp.file_base_url,
             nbi,

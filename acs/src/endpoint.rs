@@ -124,6 +124,9 @@ pub struct EndpointConfig {
     pub retry_delay_secs: i64,
     /// How provision scripts run.
     pub scripts: crate::script::Settings,
+    /// Reverse proxies whose `X-Forwarded-For` names the CPE
+    /// (`http_shell::forwarded::client_address`).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// What an Inform opens a session with.
@@ -447,6 +450,8 @@ impl Acs {
     }
 
     async fn http(self: Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
+        // The CPE, behind HAProxy or not: what logs name.
+        let peer = http_shell::forwarded::client_address(peer.ip(), req.headers(), &self.config.trusted_proxies);
         if req.method() == hyper::Method::GET && req.uri().path() == "/health" {
             return self.health().await;
         }
@@ -534,7 +539,7 @@ impl Acs {
         self: Arc<Self>,
         req: Request<Incoming>,
         name: String,
-        peer: SocketAddr,
+        peer: std::net::IpAddr,
     ) -> Result<Response<Full<Bytes>>, Refusal> {
         let device = match self.files.check(&tasks::upload_signed_name(&name), req.uri().query(), now()) {
             Ok(d) => d,
@@ -657,7 +662,7 @@ impl Acs {
     fn authenticate(
         &self,
         req: &Request<Incoming>,
-        peer: SocketAddr,
+        peer: std::net::IpAddr,
     ) -> Result<CpeCredential, Box<Response<Full<Bytes>>>> {
         let header = req.headers().get(header::AUTHORIZATION).and_then(|h| h.to_str().ok());
         let uri = req.uri().path_and_query().map_or("/", |p| p.as_str());
@@ -1575,6 +1580,7 @@ mod tests {
             file_base_url: String::new(),
             retry_delay_secs: 300,
             scripts: Default::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 

@@ -151,18 +151,13 @@ pub fn start(acs: Arc<Acs>, cr: Settings, req: Request) -> Result<(i64, Json), S
     if req.source == req.target {
         return Err(StartError::SameHost);
     }
-    let busy = store
-        .migrations()?
-        .into_iter()
-        .any(|(_, r)| r["status"] == "running" && r["source"] == req.source.as_str() && r["instance"] == req.instance);
-    if busy {
-        return Err(StartError::Busy { source_host: req.source.clone(), instance: req.instance });
-    }
     let record = json!({
         "source": req.source, "instance": req.instance, "target": req.target, "mode": nbi_mode(req.mode),
         "status": "running", "step": "reading the instance", "started": now_ms(), "steps": [],
     });
-    let id = store.put_migration(None, &record)?;
+    let Some(id) = store.start_migration(&record)? else {
+        return Err(StartError::Busy { source_host: req.source.clone(), instance: req.instance });
+    };
     let Some(held) = Held::take(&acs, id)? else {
         return Err(StartError::Busy { source_host: req.source.clone(), instance: req.instance });
     };
@@ -323,7 +318,7 @@ impl Run {
     }
 
     fn save(&self) {
-        if let Err(e) = self.acs.store.put_migration(Some(self.id), &self.record) {
+        if let Err(e) = self.acs.store.put_migration(self.id, &self.record) {
             tracing::error!(migration = self.id, "recording the migration: {e}");
         }
     }

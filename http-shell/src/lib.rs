@@ -19,6 +19,8 @@
 //! - [`flood`]: the attacker's side of every listener's flood test and of the flood benchmark
 //!   (idle connections, a byte-a-second client, one timed exchange). It is always built, so the
 //!   daemons' own tests use the same attack; it only opens connections to the address it is given.
+//! - [`forwarded`]: the client's address behind a trusted reverse proxy (`X-Forwarded-For`),
+//!   for the ACS's web form and CWMP listener.
 //! - [`nofile`]: [`raise_nofile`], for a daemon whose listeners' caps add up to more descriptors
 //!   than the usual soft limit of 1,024, and for the flood tests.
 //! - [`random`]: the operating system's randomness for secrets, nonces and cookies (`cwmp` takes
@@ -39,6 +41,7 @@ pub mod client;
 #[cfg(feature = "cpe")]
 pub mod cpe;
 pub mod flood;
+pub mod forwarded;
 pub mod nofile;
 pub mod random;
 pub mod serve;

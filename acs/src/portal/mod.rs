@@ -122,7 +122,7 @@ pub struct PortalConfig {
     /// How long a connection request may take.
     pub cr_timeout: Duration,
     /// Reverse proxies whose `X-Forwarded-For` names the client (see
-    /// [`login::client_address`]); empty (the default) to count every log-in against the
+    /// `http_shell::forwarded::client_address`); empty (the default) to count every log-in against the
     /// connection's own peer.
     pub trusted_proxies: Vec<IpAddr>,
     /// Password hashes computed at once (default: the host's cores).
@@ -298,7 +298,7 @@ impl Portal {
         let query = parse_form(req.uri().query().unwrap_or("").as_bytes());
         let who = self.who(&req);
         let login_cookie = cookie(&req, LOGIN_COOKIE);
-        let client = login::client_address(peer, req.headers(), &self.config.trusted_proxies);
+        let client = http_shell::forwarded::client_address(peer, req.headers(), &self.config.trusted_proxies);
         let body = match http_shell::read_body(req.into_body(), &limits()).await {
             Ok(b) => b,
             Err(e) => {

@@ -124,6 +124,17 @@ const MIGRATIONS: &[&str] = &[
     // `%2D`, so `00A0B1-vRGW-Host-h1` is `00A0B1-vRGW%2DHost-h1`). No SQL: [`rekey_devices`] runs
     // in this step's transaction.
     "",
+    // 14: at most one running migration per instance of a host, kept by the database: the check
+    // and the insert are one statement (two NBI calls at the same moment start one migration).
+    // A duplicate left by an older ACS is failed, the newest of each instance kept.
+    "UPDATE migrations SET record = json_set(record, '$.status', 'failed',
+            '$.error', 'another migration of the instance was running (found when upgrading the ACS)')
+        WHERE json_extract(record, '$.status') = 'running' AND id NOT IN (
+            SELECT max(id) FROM migrations WHERE json_extract(record, '$.status') = 'running'
+            GROUP BY json_extract(record, '$.source'), json_extract(record, '$.instance'));
+     CREATE UNIQUE INDEX migrations_running
+        ON migrations (json_extract(record, '$.source'), json_extract(record, '$.instance'))
+        WHERE json_extract(record, '$.status') = 'running';",
 ];
 
 /// The migration (its 1-based number) that renames devices to their escaped ids.
@@ -502,6 +513,43 @@ mod tests {
         let told = PathInfo { name: "Device.A.".into(), writable: Some(false), listed: Some(6), ..PathInfo::default() };
         store.cache_path_info(d, std::slice::from_ref(&told)).expect("write");
         assert_eq!(store.path_info(d).expect("info"), [told]);
+    }
+
+    #[test]
+    fn duplicate_running_migrations_of_version_13_keep_the_newest_running() {
+        let dir = test_support::TempDir::new("acs-store-v13");
+        let path = dir.join("old.db");
+        {
+            let conn = Connection::open(&path).expect("open");
+            for m in &MIGRATIONS[..13] {
+                conn.execute_batch(m).expect("migrate");
+            }
+            conn.pragma_update(None, "user_version", 13).expect("version");
+            conn.execute_batch(
+                "INSERT INTO migrations (record) VALUES
+                    ('{\"source\":\"h\",\"instance\":1,\"status\":\"running\"}'),
+                    ('{\"source\":\"h\",\"instance\":1,\"status\":\"running\"}'),
+                    ('{\"source\":\"h\",\"instance\":2,\"status\":\"running\"}'),
+                    ('{\"source\":\"h\",\"instance\":1,\"status\":\"done\"}');",
+            )
+            .expect("rows");
+        }
+        let store = SqliteStore::open(&path).expect("migrated");
+        let status: Vec<String> = store
+            .migrations()
+            .expect("records")
+            .iter()
+            .map(|(_, r)| r["status"].as_str().unwrap_or_default().to_string())
+            .collect();
+        assert_eq!(status, ["failed", "running", "running", "done"]);
+        let first = &store.migrations().expect("records")[0].1;
+        assert!(first["error"].as_str().unwrap_or_default().contains("another migration"), "{first}");
+        assert_eq!(
+            store
+                .start_migration(&serde_json::json!({"source": "h", "instance": 1, "status": "running"}))
+                .expect("start"),
+            None
+        );
     }
 
     #[test]

@@ -823,16 +823,22 @@ impl SubscriberStore for PgStore {
 }
 
 impl MigrationStore for PgStore {
-    fn put_migration(&self, id: Option<i64>, record: &serde_json::Value) -> Result<i64> {
+    fn put_migration(&self, id: i64, record: &serde_json::Value) -> Result<()> {
         let text = record.to_string();
-        self.with(|c| match id {
-            Some(id) => {
-                c.execute("UPDATE migrations SET record = $2 WHERE id = $1", &[&id, &text])?;
-                Ok(id)
-            }
-            None => {
-                Ok(c.query_one("INSERT INTO migrations (record) VALUES ($1) RETURNING id", &[&text])?.try_get(0)?)
-            }
+        self.with(|c| {
+            c.execute("UPDATE migrations SET record = $2 WHERE id = $1", &[&id, &text])?;
+            Ok(())
+        })
+    }
+
+    fn start_migration(&self, record: &serde_json::Value) -> Result<Option<i64>> {
+        let text = record.to_string();
+        self.with(|c| {
+            // The unique index on running migrations (schema step 4) makes the loser a no-op.
+            c.query_opt("INSERT INTO migrations (record) VALUES ($1) ON CONFLICT DO NOTHING RETURNING id", &[&text])?
+                .map(|r| r.try_get(0))
+                .transpose()
+                .map_err(Into::into)
         })
     }
 

@@ -97,6 +97,17 @@ const MIGRATIONS: &[&str] = &[
     // hash: a value may be longer than a B-tree entry can hold).
     "CREATE INDEX devices_tags ON devices USING gin ((tags::jsonb));
      CREATE INDEX params_value ON params (name, md5(value));",
+    // 4: at most one running migration per instance of a host, kept by the database (two nodes
+    // starting the same migration at the same moment: one insert wins). A duplicate left by an
+    // older ACS is failed, the newest of each instance kept.
+    "UPDATE migrations SET record = jsonb_set(jsonb_set(record::jsonb, '{status}', '\"failed\"'),
+            '{error}', '\"another migration of the instance was running (found when upgrading the ACS)\"')::text
+        WHERE record::jsonb->>'status' = 'running' AND id NOT IN (
+            SELECT max(id) FROM migrations WHERE record::jsonb->>'status' = 'running'
+            GROUP BY record::jsonb->>'source', record::jsonb->>'instance');
+     CREATE UNIQUE INDEX migrations_running
+        ON migrations ((record::jsonb->>'source'), (record::jsonb->>'instance'))
+        WHERE record::jsonb->>'status' = 'running';",
 ];
 
 /// The advisory lock the nodes migrate under, one at a time.
@@ -497,6 +508,37 @@ mod tests {
         let status = cluster.psql(&db.name, &format!("SELECT status FROM tasks WHERE id = {bad}")).expect("status");
         assert_eq!(status, "fault");
         assert_eq!(s.task(good.id).expect("good").map(|t| t.status), Some(TaskStatus::Pending));
+    }
+
+    #[test]
+    fn duplicate_running_migrations_of_version_3_keep_the_newest_running() {
+        let cluster = test_support::pg::cluster();
+        let db = cluster.database();
+        drop(node(&db));
+        let r =
+            |instance: u32, status: &str| format!(r#"'{{"source":"h","instance":{instance},"status":"{status}"}}'"#);
+        cluster
+            .psql(
+                &db.name,
+                &format!(
+                    "DROP INDEX migrations_running; UPDATE schema_version SET version = 3;
+                     INSERT INTO migrations (record) VALUES ({}), ({}), ({}), ({});",
+                    r(1, "running"),
+                    r(1, "running"),
+                    r(2, "running"),
+                    r(1, "done")
+                ),
+            )
+            .expect("an older database");
+        let s = node(&db);
+        let records = s.migrations().expect("records");
+        let status: Vec<&str> = records.iter().map(|(_, r)| r["status"].as_str().unwrap_or_default()).collect();
+        assert_eq!(status, ["failed", "running", "running", "done"]);
+        assert!(records[0].1["error"].as_str().unwrap_or_default().contains("another migration"), "{}", records[0].1);
+        assert_eq!(
+            s.start_migration(&serde_json::json!({"source": "h", "instance": 1, "status": "running"})).expect("start"),
+            None
+        );
     }
 
     #[test]
