@@ -368,6 +368,8 @@ P	Name	w	string	size=0..64	default=
 P	Image	w	string	size=..1024	default=
 P	Flavor	w	string	enum=VM|Native	default=VM
 P	MemoryKiB	w	unsignedInt	range=16384..16777216	default=98304
+P	ManagementMode	w	string	enum=Embedded|Virtual|Both	default=Embedded
+P	ProductClass	w	string	size=1..64	default=vRGW
 P	VCPUs	w	unsignedInt	range=1..64	default=1
 O	Device.X_VRGW-ORG_Virtualization.Pool.{i}.	w	min=0	max=unbounded	entries=PoolNumberOfEntries	enable=Enable	key=Alias	fkey=Template
 P	Alias	w1	string	dt=Alias	size=..64
@@ -386,6 +388,7 @@ P	CVLAN	w	unsignedInt	range=0..4094	default=0
 P	Domain	r	string	size=..64	default=
 P	Status	r	string	enum=Defining|Starting|Running|Suspended|Stopped|Migrating|Migrated|Error	default=Defining
 P	RequestedState	w	string	enum=Running|Suspended|Stopped	default=Running
+P	ManagementMode	w	string	enum=Template|Embedded|Virtual|Both	default=Template
 P	CPUTime	r	unsignedLong	default=0	notify=canDeny
 P	MemoryKiB	r	unsignedInt	default=0	notify=canDeny
 P	ManagementAddress	r	string	dt=IPAddress	size=..45	default=

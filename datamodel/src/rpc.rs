@@ -73,15 +73,23 @@ pub fn serve(model: &mut DataModel, request: &Body) -> Body {
             format!("no transfer is queued under CommandKey {:?}", r.command_key),
         )),
         Body::GetOptions(_) => Ok(Body::GetOptionsResponse(GetOptionsResponse { option_list: Vec::new() })),
-        other if other.is_response() => {
-            Err(Fault::with_string(FaultCode::RequestDenied, format!("{} is not a request", other.method_name())))
-        }
-        other => Err(Fault::with_string(
-            FaultCode::MethodNotSupported,
-            format!("{} is not a data-model method", other.method_name()),
-        )),
+        other => Err(not_served(other)),
     };
     result.unwrap_or_else(Body::Fault)
+}
+
+/// The fault for what a data model does not serve: a response where a request belongs (9001),
+/// or a method that needs the device itself (9000), which its owner handles before the data
+/// model sees the request.
+pub fn not_served(request: &Body) -> Fault {
+    if request.is_response() {
+        Fault::with_string(FaultCode::RequestDenied, format!("{} is not a request", request.method_name()))
+    } else {
+        Fault::with_string(
+            FaultCode::MethodNotSupported,
+            format!("{} is not a data-model method", request.method_name()),
+        )
+    }
 }
 
 #[cfg(test)]

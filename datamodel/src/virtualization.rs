@@ -161,6 +161,16 @@ impl Template {
         format!("{}MemoryKiB", self.0)
     }
 
+    /// `ManagementMode`: [`TemplateManagementMode`], readWrite.
+    pub fn management_mode(&self) -> String {
+        format!("{}ManagementMode", self.0)
+    }
+
+    /// `ProductClass`: string, readWrite.
+    pub fn product_class(&self) -> String {
+        format!("{}ProductClass", self.0)
+    }
+
     /// `VCPUs`: unsignedInt, readWrite.
     pub fn vcpus(&self) -> String {
         format!("{}VCPUs", self.0)
@@ -327,6 +337,11 @@ impl Instance {
     /// `RequestedState`: [`RequestedState`], readWrite.
     pub fn requested_state(&self) -> String {
         format!("{}RequestedState", self.0)
+    }
+
+    /// `ManagementMode`: [`InstanceManagementMode`], readWrite.
+    pub fn management_mode(&self) -> String {
+        format!("{}ManagementMode", self.0)
     }
 
     /// `CPUTime`: unsignedLong, readOnly.
@@ -538,6 +553,58 @@ impl fmt::Display for Flavor {
     }
 }
 
+/// The values of `Device.X_VRGW-ORG_Virtualization.Template.{i}.ManagementMode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum TemplateManagementMode {
+    /// `Embedded` (the default).
+    #[default]
+    Embedded,
+    /// `Virtual`.
+    Virtual,
+    /// `Both`.
+    Both,
+}
+
+impl TemplateManagementMode {
+    /// The parameter's path template.
+    pub const PARAMETER: &'static str = "Device.X_VRGW-ORG_Virtualization.Template.{i}.ManagementMode";
+    /// Every value, in the XML's order.
+    pub const ALL: [TemplateManagementMode; 3] =
+        [TemplateManagementMode::Embedded, TemplateManagementMode::Virtual, TemplateManagementMode::Both];
+
+    /// The value as the data model spells it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TemplateManagementMode::Embedded => "Embedded",
+            TemplateManagementMode::Virtual => "Virtual",
+            TemplateManagementMode::Both => "Both",
+        }
+    }
+}
+
+impl FromStr for TemplateManagementMode {
+    type Err = UnknownValue;
+
+    fn from_str(s: &str) -> Result<TemplateManagementMode, UnknownValue> {
+        match s {
+            "Embedded" => Ok(TemplateManagementMode::Embedded),
+            "Virtual" => Ok(TemplateManagementMode::Virtual),
+            "Both" => Ok(TemplateManagementMode::Both),
+            _ => Err(UnknownValue {
+                parameter: Self::PARAMETER,
+                expected: "Embedded, Virtual, Both",
+                value: s.to_string(),
+            }),
+        }
+    }
+}
+
+impl fmt::Display for TemplateManagementMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The values of `Device.X_VRGW-ORG_Virtualization.Pool.{i}.Status`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum PoolStatus {
@@ -724,6 +791,66 @@ impl FromStr for RequestedState {
 }
 
 impl fmt::Display for RequestedState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The values of `Device.X_VRGW-ORG_Virtualization.Instance.{i}.ManagementMode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum InstanceManagementMode {
+    /// `Template` (the default).
+    #[default]
+    Template,
+    /// `Embedded`.
+    Embedded,
+    /// `Virtual`.
+    Virtual,
+    /// `Both`.
+    Both,
+}
+
+impl InstanceManagementMode {
+    /// The parameter's path template.
+    pub const PARAMETER: &'static str = "Device.X_VRGW-ORG_Virtualization.Instance.{i}.ManagementMode";
+    /// Every value, in the XML's order.
+    pub const ALL: [InstanceManagementMode; 4] = [
+        InstanceManagementMode::Template,
+        InstanceManagementMode::Embedded,
+        InstanceManagementMode::Virtual,
+        InstanceManagementMode::Both,
+    ];
+
+    /// The value as the data model spells it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            InstanceManagementMode::Template => "Template",
+            InstanceManagementMode::Embedded => "Embedded",
+            InstanceManagementMode::Virtual => "Virtual",
+            InstanceManagementMode::Both => "Both",
+        }
+    }
+}
+
+impl FromStr for InstanceManagementMode {
+    type Err = UnknownValue;
+
+    fn from_str(s: &str) -> Result<InstanceManagementMode, UnknownValue> {
+        match s {
+            "Template" => Ok(InstanceManagementMode::Template),
+            "Embedded" => Ok(InstanceManagementMode::Embedded),
+            "Virtual" => Ok(InstanceManagementMode::Virtual),
+            "Both" => Ok(InstanceManagementMode::Both),
+            _ => Err(UnknownValue {
+                parameter: Self::PARAMETER,
+                expected: "Template, Embedded, Virtual, Both",
+                value: s.to_string(),
+            }),
+        }
+    }
+}
+
+impl fmt::Display for InstanceManagementMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }

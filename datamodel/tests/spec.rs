@@ -20,8 +20,9 @@ fn shared_bbf() -> PathBuf {
 }
 
 use datamodel::virtualization::{
-    Flavor, Instance, InstanceDevice, InstanceStatus, Migration, MigrationCommand, MigrationMode, MigrationStatus,
-    Pool, PoolStatus, RequestedState, Template, UnknownValue, Virtualization,
+    Flavor, Instance, InstanceDevice, InstanceManagementMode, InstanceStatus, Migration, MigrationCommand,
+    MigrationMode, MigrationStatus, Pool, PoolStatus, RequestedState, Template, TemplateManagementMode, UnknownValue,
+    Virtualization,
 };
 
 /// The TR-181 full XML and the vendor XML.
@@ -121,9 +122,11 @@ fn extension_enums_are_the_xml_enumerations() {
     let schema = datamodel::Schema::host();
     let checked = [
         check_enum!(schema, Flavor),
+        check_enum!(schema, TemplateManagementMode),
         check_enum!(schema, PoolStatus),
         check_enum!(schema, InstanceStatus),
         check_enum!(schema, RequestedState),
+        check_enum!(schema, InstanceManagementMode),
         check_enum!(schema, MigrationMode),
         check_enum!(schema, MigrationCommand),
         check_enum!(schema, MigrationStatus),

@@ -8,7 +8,8 @@
 //! topology mirror, reconciliation, migration, and [`host::HostError`] with its mapping to CWMP
 //! faults); [`proxy`] mounts each vRGW's data model through its vrgw-proxy; [`state`] is the
 //! agent's SQLite store; [`domain`] writes and reads libvirt domain XML; [`secrets`] makes the
-//! files that hold secrets owner-only.
+//! files that hold secrets owner-only; [`vdevice`] is a vRGW's data model as a CWMP device of its
+//! own (TR-069 Annex J.2).
 
 pub mod agent;
 pub mod compute;
@@ -19,5 +20,6 @@ pub mod metrics;
 pub mod proxy;
 pub mod secrets;
 pub mod state;
+pub mod vdevice;
 pub mod vlan;
 pub mod worker;

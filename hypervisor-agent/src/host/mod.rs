@@ -24,7 +24,8 @@
 //! `request` (the ACS's requests: get, set, add, delete routing), `provision` (an instance row
 //! brought to what it asks for), `pool` (fill, warm-up, suspend, drain), `topology` (the TR-181
 //! mirror of the trunk and the embedded devices), `reconcile` (after restarts, and the periodic
-//! state reads) and `migration` (moving an instance between hosts).
+//! state reads), `migration` (moving an instance between hosts) and `virtual_devices` (the
+//! instances managed as CWMP devices of their own, TR-069 Annex J.2).
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -467,6 +468,7 @@ mod reconcile;
 mod request;
 mod topology;
 mod view;
+mod virtual_devices;
 use error::During;
 pub use error::HostError;
 pub use view::{CwmpView, Shared};

@@ -1298,3 +1298,98 @@ fn the_proxy_secret_travels_in_an_owner_only_file_not_in_the_definition_s_public
     assert_eq!(std::fs::read_dir(b.dir.join("secrets")).expect("secrets").count(), 0, "files left behind");
     b.clean();
 }
+
+#[test]
+fn instances_managed_as_virtual_devices_are_listed_as_such_and_served_as_their_own() {
+    let mut b = bed("hvvdev");
+    for (name, v) in [("Manufacturer", "vrgw.org"), ("ManufacturerOUI", "00A0B1"), ("ProductClass", "vRGW-Host")] {
+        b.host
+            .model
+            .root_mut()
+            .set_internal(&format!("Device.DeviceInfo.{name}"), Value::String(v.into()))
+            .expect("id");
+    }
+    b.host.model.root_mut().set_internal("Device.DeviceInfo.SerialNumber", Value::String("h1".into())).expect("id");
+    let t = b.add(TEMPLATE);
+    let tp = format!("{TEMPLATE}{t}");
+    let r = b.set(&[
+        (&format!("{tp}.Name"), Value::String("gw".into())),
+        (&format!("{tp}.Image"), Value::String("/var/lib/vrgw/images/base".into())),
+        (&format!("{tp}.ManagementMode"), Value::String("Virtual".into())),
+        (&format!("{tp}.ProductClass"), Value::String("vRGW-Home".into())),
+    ]);
+    assert!(matches!(r, Body::SetParameterValuesResponse(_)), "{r:?}");
+    let i = b.add(INSTANCE);
+    let ip = format!("{INSTANCE}{i}.");
+    let r = b.set(&[
+        (&format!("{ip}Subscriber"), Value::String("alice".into())),
+        (&format!("{ip}Template"), Value::String(tp.clone())),
+        (&format!("{ip}SVLAN"), Value::UnsignedInt(100)),
+        (&format!("{ip}CVLAN"), Value::UnsignedInt(7)),
+    ]);
+    assert!(matches!(r, Body::SetParameterValuesResponse(_)), "{r:?}");
+    let expected = cwmp::DeviceId {
+        manufacturer: "vrgw.org".into(),
+        oui: "00A0B1".into(),
+        product_class: "vRGW-Home".into(),
+        serial_number: "alice".into(),
+    };
+    assert_eq!(b.host.virtual_devices(), vec![(i, expected.clone())]);
+    let vd = "Device.ManagementServer.VirtualDevice.";
+    let rows = |b: &mut Bed| -> Vec<(String, String)> {
+        let rows = b.host.model.root().instances(vd);
+        rows.into_iter()
+            .map(|r| (b.s(&format!("{vd}{r}.ProductClass")), b.s(&format!("{vd}{r}.SerialNumber"))))
+            .collect()
+    };
+    assert_eq!(rows(&mut b), [("vRGW-Home".to_string(), "alice".to_string())]);
+    assert_eq!(b.topology().1, Vec::<String>::new(), "not an embedded device");
+    // The instance's own choice: both, then embedded only.
+    assert!(matches!(
+        b.set(&[(&format!("{ip}ManagementMode"), Value::String("Both".into()))]),
+        Body::SetParameterValuesResponse(_)
+    ));
+    assert_eq!(b.topology().1, vec![format!("{ip}Device.")]);
+    assert_eq!(rows(&mut b).len(), 1);
+    assert!(matches!(
+        b.set(&[(&format!("{ip}ManagementMode"), Value::String("Embedded".into()))]),
+        Body::SetParameterValuesResponse(_)
+    ));
+    assert!(b.host.virtual_devices().is_empty());
+    assert!(rows(&mut b).is_empty());
+
+    // Served as a device of its own: a set through the virtual device is the vRGW's (the host
+    // sees it under the instance), the ParameterKey the virtual device's alone.
+    let j = b.add(INSTANCE);
+    let start = crate::vdevice::Start {
+        acs_url: "http://127.0.0.1:7547/".into(),
+        connection_request_url: "http://127.0.0.1:7548/vd/bob".into(),
+        cr_username: "cr".into(),
+        cr_password: "pw".into(),
+        periodic_inform_interval: 300,
+    };
+    let mut dev = crate::vdevice::VirtualDevice::new(expected, b.host.device_id(), &start);
+    let host_key = b.s("Device.ManagementServer.ParameterKey");
+    let r = b.host.serve_virtual(
+        j,
+        &mut dev,
+        &Body::SetParameterValues(SetParameterValues {
+            parameter_list: vec![ParameterValue::new(
+                "Device.DHCPv4.Server.Pool.1.MinAddress",
+                Value::String("192.168.1.60".into()),
+            )],
+            parameter_key: "vd-1".into(),
+        }),
+    );
+    assert!(matches!(r, Body::SetParameterValuesResponse(_)), "{r:?}");
+    assert_eq!(b.s(&format!("{INSTANCE}{j}.Device.DHCPv4.Server.Pool.1.MinAddress")), "192.168.1.60");
+    assert_eq!(b.s("Device.ManagementServer.ParameterKey"), host_key);
+    assert_eq!(dev.management("ParameterKey"), Some(Value::String("vd-1".into())));
+    let r = b.host.serve_virtual(
+        99,
+        &mut dev,
+        &Body::GetParameterValues(GetParameterValues { parameter_names: vec!["Device.".into()] }),
+    );
+    assert!(matches!(r, Body::Fault(ref f) if f.string.contains("instance 99")), "{r:?}");
+    b.clean();
+}

@@ -12,8 +12,9 @@ impl Host {
     /// The trunk as TR-181 shows it, kept in step with the instances: `Ethernet.Interface.1` is
     /// the trunk, an `Ethernet.VLANTermination` per S-VLAN in use (TPID 0x88A8, on the trunk) and
     /// one per bound subscriber (its C-VLAN, TPID 0x8100, stacked on its S-VLAN's row through
-    /// LowerLayers); `ManagementServer.EmbeddedDevice` lists each provisioned vRGW (TR-069 Annex
-    /// J.3) with the path of its embedded data model. Rows the agent made carry the aliases
+    /// LowerLayers); `ManagementServer.EmbeddedDevice` lists each provisioned vRGW embedded in the
+    /// host's model (TR-069 Annex J.3) with the path of its embedded data model, and
+    /// `ManagementServer.VirtualDevice` each managed as a device of its own (Annex J.2). Rows the agent made carry the aliases
     /// `svlan-S` and `cvlan-S-C`; rows the ACS made itself are left alone.
     pub(super) fn sync_topology(&mut self) {
         let mut bound: Vec<(u32, u16, u16)> = Vec::new();
@@ -93,7 +94,10 @@ impl Host {
             let lower = row_of(self, &format!("svlan-{s}")).map(|i| format!("{vt}{i}")).unwrap_or_default();
             add(self, &format!("cvlan-{s}-{c}"), *c, 0x8100, lower);
         }
-        // Embedded devices: one per provisioned instance.
+        // Embedded devices: one per provisioned instance managed so (Annex J.3); the others are
+        // virtual devices of their own (Annex J.2).
+        self.sync_virtual_devices();
+        bound.retain(|(n, _, _)| self.embedded(*n));
         let ed = "Device.ManagementServer.EmbeddedDevice.";
         let refs: Vec<String> = bound.iter().map(|(n, _, _)| Instance::at(*n).device().path().to_string()).collect();
         for i in self.model.root().instances(ed) {

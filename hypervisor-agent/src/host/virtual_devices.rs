@@ -1,0 +1,133 @@
+//! The host's side of virtual CWMP devices (TR-069 Annex J.2, see [`crate::vdevice`]): which
+//! instances are managed so, their DeviceIds, the host's `ManagementServer.VirtualDevice` table,
+//! and their requests served through their vRGWs' mounts.
+
+use cwmp::{Body, DeviceId, Fault, FaultCode};
+use datamodel::virtualization::{Instance, InstanceManagementMode, Template, TemplateManagementMode};
+
+use super::Host;
+use crate::state::SlotUse;
+use crate::vdevice::VirtualDevice;
+
+/// `Device.ManagementServer.VirtualDevice.` of the host.
+const TABLE: &str = "Device.ManagementServer.VirtualDevice.";
+
+impl Host {
+    /// How instance `n` is managed: its own `ManagementMode`, or its template's.
+    pub fn management_mode(&self, n: u32) -> TemplateManagementMode {
+        match self.string(&Instance::at(n).management_mode()).parse() {
+            Ok(InstanceManagementMode::Embedded) => TemplateManagementMode::Embedded,
+            Ok(InstanceManagementMode::Virtual) => TemplateManagementMode::Virtual,
+            Ok(InstanceManagementMode::Both) => TemplateManagementMode::Both,
+            Ok(InstanceManagementMode::Template) | Err(_) => match self.wanted(n).template {
+                Some(t) => self.string(&Template::at(t).management_mode()).parse().unwrap_or_default(),
+                None => TemplateManagementMode::default(),
+            },
+        }
+    }
+
+    /// Whether instance `n` is embedded in the host's data model (Annex J.3).
+    pub fn embedded(&self, n: u32) -> bool {
+        self.management_mode(n) != TemplateManagementMode::Virtual
+    }
+
+    /// The host's own DeviceId, as its data model shows it.
+    pub fn device_id(&self) -> DeviceId {
+        let info = |n: &str| self.string(&format!("Device.DeviceInfo.{n}"));
+        DeviceId {
+            manufacturer: info("Manufacturer"),
+            oui: info("ManufacturerOUI"),
+            product_class: info("ProductClass"),
+            serial_number: info("SerialNumber"),
+        }
+    }
+
+    /// Every instance managed as a virtual device, with its DeviceId: provisioned here (its
+    /// vRGW bound to a slot), with a Subscriber (its SerialNumber, the same on any host and
+    /// across pool rebinding or replacement), in mode Virtual or Both. Its ManufacturerOUI and
+    /// Manufacturer are the host's, its ProductClass the template's.
+    pub fn virtual_devices(&self) -> Vec<(u32, DeviceId)> {
+        let slots = match self.state.slots() {
+            Ok(slots) => slots,
+            Err(e) => {
+                tracing::error!("virtual devices not listed: reading the slots: {e}");
+                return Vec::new();
+            }
+        };
+        let host = self.device_id();
+        let mut out: Vec<(u32, DeviceId)> = slots
+            .into_iter()
+            .filter(|s| s.usage == SlotUse::Assigned)
+            .filter_map(|s| s.instance)
+            .filter(|n| self.management_mode(*n) != TemplateManagementMode::Embedded)
+            .filter_map(|n| {
+                let subscriber = self.string(&Instance::at(n).subscriber());
+                let template = self.wanted(n).template?;
+                let product_class = self.string(&Template::at(template).product_class());
+                (!subscriber.is_empty()).then(|| {
+                    let id = DeviceId {
+                        manufacturer: host.manufacturer.clone(),
+                        oui: host.oui.clone(),
+                        product_class,
+                        serial_number: subscriber,
+                    };
+                    (n, id)
+                })
+            })
+            .collect();
+        out.sort_by_key(|(n, _)| *n);
+        out
+    }
+
+    /// `ManagementServer.VirtualDevice`: one row per virtual device, kept in step.
+    pub(super) fn sync_virtual_devices(&mut self) {
+        let wanted: Vec<(String, String, String)> =
+            self.virtual_devices().into_iter().map(|(_, id)| (id.oui, id.product_class, id.serial_number)).collect();
+        let row = |host: &Host, i: u32| {
+            let v = |n: &str| host.string(&format!("{TABLE}{i}.{n}"));
+            (v("ManufacturerOUI"), v("ProductClass"), v("SerialNumber"))
+        };
+        for i in self.model.root().instances(TABLE) {
+            if !wanted.contains(&row(self, i)) {
+                let _ = self.model.root_mut().delete_object_internal(&format!("{TABLE}{i}."));
+            }
+        }
+        let have: Vec<_> = self.model.root().instances(TABLE).into_iter().map(|i| row(self, i)).collect();
+        for (oui, product_class, serial) in wanted {
+            if have.contains(&(oui.clone(), product_class.clone(), serial.clone())) {
+                continue;
+            }
+            match self.model.root_mut().add_object_internal(TABLE) {
+                Ok(i) => {
+                    let p = format!("{TABLE}{i}.");
+                    self.set_internal(&format!("{p}ManufacturerOUI"), cwmp::Value::String(oui));
+                    self.set_internal(&format!("{p}ProductClass"), cwmp::Value::String(product_class));
+                    self.set_internal(&format!("{p}SerialNumber"), cwmp::Value::String(serial));
+                }
+                Err(f) => tracing::error!("virtual device row: {}", f.string),
+            }
+        }
+    }
+
+    /// Serves one request of instance `n`'s virtual device through its vRGW's mount; what it
+    /// changed is saved as the host's own changes are.
+    pub fn serve_virtual(&mut self, n: u32, device: &mut VirtualDevice, req: &Body) -> Body {
+        let Some(mount) = self.mounts.get_mut(&n) else {
+            return Body::Fault(Fault::with_string(
+                FaultCode::InternalError,
+                format!("instance {n} has no vRGW on this host (deleted or migrated)"),
+            ));
+        };
+        let resp = device.serve(mount, req);
+        let changed = matches!(
+            resp,
+            Body::SetParameterValuesResponse(_) | Body::AddObjectResponse(_) | Body::DeleteObjectResponse(_)
+        );
+        if changed {
+            if let Err(e) = self.save() {
+                tracing::error!(instance = n, "saving the vRGW's profile: {e}");
+            }
+        }
+        resp
+    }
+}
