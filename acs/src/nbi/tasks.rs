@@ -162,8 +162,10 @@ pub(crate) async fn create(nbi: &Arc<Nbi>, dev: &str, c: Create) -> Result<Reply
         return Ok(with_reason(r, &e.to_string()));
     }
     // The session must start within the timeout, then the task finish within two minutes.
-    let mut deadline = started + c.timeout;
-    let mut in_session = false;
+    let mut deadline = started + if woken { c.timeout } else { SESSION_END_WAIT };
+    // Seen in session already when no request went out: a session that ends before the first
+    // look below is still seen ending (and the device woken for the task).
+    let mut in_session = !woken;
     loop {
         let notified = nbi.acs.task_events.notified();
         let Some(t) = store.task(task.id)? else {
