@@ -22,6 +22,9 @@ pub enum StateError {
     /// The stored model snapshot does not parse.
     #[error("agent state: stored data model: {0}")]
     Model(String),
+    /// A stored value does not parse (what and why).
+    #[error("agent state: {0}")]
+    Corrupt(String),
     /// The store's file could not be made owner-only.
     #[error("agent state: making {path} owner-only: {source}")]
     Private {
@@ -119,7 +122,15 @@ const MIGRATIONS: &[&str] = &[
     // Migrations: a vRGW keeps its UUID and MAC addresses when it moves between hosts.
     "ALTER TABLE slots ADD COLUMN uuid TEXT NOT NULL DEFAULT '';
      ALTER TABLE slots ADD COLUMN macs TEXT NOT NULL DEFAULT '';",
+    // Virtual CWMP devices (TR-069 Annex J.2): each one's own state (its management server,
+    // attributes) by DeviceId, and its events in the one queue (`device` '' is the host's).
+    "CREATE TABLE virtual_devices (device TEXT PRIMARY KEY, snapshot TEXT NOT NULL);
+     ALTER TABLE events ADD COLUMN device TEXT NOT NULL DEFAULT '';
+     CREATE INDEX events_device ON events (device, id);",
 ];
+
+/// The host's own events in the queue (a virtual device's are under its DeviceId).
+const HOST: &str = "";
 
 /// The agent's SQLite store.
 pub struct State {
@@ -199,29 +210,79 @@ impl State {
         Ok(())
     }
 
-    /// Queues an Inform event (a single-instance event code replaces an earlier one).
+    /// Queues an Inform event of the host (a single-instance event code replaces an earlier one).
     pub fn push_event(&self, code: &str, command_key: &str) -> Result<()> {
+        self.push_event_of(HOST, code, command_key)
+    }
+
+    /// The host's undelivered events, oldest first, with their row ids.
+    pub fn events(&self) -> Result<Vec<(i64, String, String)>> {
+        self.events_of(HOST)
+    }
+
+    /// Forgets the host's events the ACS acknowledged (ids up to and including `last`).
+    pub fn delivered(&self, last: i64) -> Result<()> {
+        self.delivered_of(HOST, last)
+    }
+
+    /// Queues an Inform event of `device` (`""`: the host; else a virtual device's DeviceId key).
+    pub fn push_event_of(&self, device: &str, code: &str, command_key: &str) -> Result<()> {
         let db = self.db();
         let tx = db.unchecked_transaction()?;
         if !code.starts_with('M') {
-            tx.execute("DELETE FROM events WHERE code = ?1", [code])?;
+            tx.execute("DELETE FROM events WHERE device = ?1 AND code = ?2", [device, code])?;
         }
-        tx.execute("INSERT INTO events (code, command_key) VALUES (?1, ?2)", params![code, command_key])?;
+        tx.execute(
+            "INSERT INTO events (device, code, command_key) VALUES (?1, ?2, ?3)",
+            params![device, code, command_key],
+        )?;
         tx.commit()?;
         Ok(())
     }
 
-    /// The undelivered events, oldest first, with their row ids.
-    pub fn events(&self) -> Result<Vec<(i64, String, String)>> {
+    /// `device`'s undelivered events, oldest first, with their row ids.
+    pub fn events_of(&self, device: &str) -> Result<Vec<(i64, String, String)>> {
         let db = self.db();
-        let mut st = db.prepare("SELECT id, code, command_key FROM events ORDER BY id")?;
-        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<rusqlite::Result<_>>()?;
+        let mut st = db.prepare_cached("SELECT id, code, command_key FROM events WHERE device = ?1 ORDER BY id")?;
+        let rows =
+            st.query_map([device], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<rusqlite::Result<_>>()?;
         Ok(rows)
     }
 
-    /// Forgets events the ACS acknowledged (ids up to and including `last`).
-    pub fn delivered(&self, last: i64) -> Result<()> {
-        self.db().execute("DELETE FROM events WHERE id <= ?1", [last])?;
+    /// Forgets `device`'s events the ACS acknowledged (ids up to and including `last`).
+    pub fn delivered_of(&self, device: &str, last: i64) -> Result<()> {
+        self.db().execute("DELETE FROM events WHERE device = ?1 AND id <= ?2", params![device, last])?;
+        Ok(())
+    }
+
+    /// A virtual device's own state, as `vdevice::VirtualDevice::snapshot` made it.
+    pub fn virtual_device(&self, device: &str) -> Result<Option<serde_json::Value>> {
+        let text: Option<String> = self
+            .db()
+            .query_row("SELECT snapshot FROM virtual_devices WHERE device = ?1", [device], |r| r.get(0))
+            .optional()?;
+        text.map(|t| serde_json::from_str(&t).map_err(|e| StateError::Corrupt(format!("virtual device {device}: {e}"))))
+            .transpose()
+    }
+
+    /// Keeps a virtual device's own state.
+    pub fn save_virtual_device(&self, device: &str, snapshot: &serde_json::Value) -> Result<()> {
+        self.db().execute(
+            "INSERT INTO virtual_devices (device, snapshot) VALUES (?1, ?2)
+             ON CONFLICT (device) DO UPDATE SET snapshot = ?2",
+            params![device, snapshot.to_string()],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets a virtual device (its vRGW left the host or stopped being one): its state and
+    /// its events.
+    pub fn drop_virtual_device(&self, device: &str) -> Result<()> {
+        let db = self.db();
+        let tx = db.unchecked_transaction()?;
+        tx.execute("DELETE FROM virtual_devices WHERE device = ?1", [device])?;
+        tx.execute("DELETE FROM events WHERE device = ?1", [device])?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -378,6 +439,35 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("dir");
         dir.join("agent.db")
+    }
+
+    #[test]
+    fn each_device_has_its_own_events_and_a_virtual_device_is_forgotten_whole() {
+        let path = temp("events-of");
+        let st = State::open(&path).expect("open");
+        let vd = "00A0B1-vRGW-alice";
+        st.push_event("1 BOOT", "").expect("host");
+        st.push_event_of(vd, "0 BOOTSTRAP", "").expect("vd");
+        st.push_event_of(vd, "1 BOOT", "").expect("vd");
+        st.push_event_of(vd, "1 BOOT", "").expect("single: replaces");
+        st.push_event_of(vd, "M Reboot", "k").expect("multiple");
+        let codes = |e: Vec<(i64, String, String)>| e.into_iter().map(|(_, c, _)| c).collect::<Vec<_>>();
+        assert_eq!(codes(st.events().expect("host")), ["1 BOOT"]);
+        let of = st.events_of(vd).expect("vd");
+        assert_eq!(codes(of.clone()), ["0 BOOTSTRAP", "1 BOOT", "M Reboot"]);
+        // Acknowledging the device's first two leaves the host's and its third.
+        st.delivered_of(vd, of[1].0).expect("delivered");
+        assert_eq!(codes(st.events_of(vd).expect("vd")), ["M Reboot"]);
+        assert_eq!(codes(st.events().expect("host")), ["1 BOOT"]);
+        st.save_virtual_device(vd, &serde_json::json!({"own": 1})).expect("save");
+        st.save_virtual_device(vd, &serde_json::json!({"own": 2})).expect("replace");
+        drop(st);
+        let st = State::open(&path).expect("reopen");
+        assert_eq!(st.virtual_device(vd).expect("read"), Some(serde_json::json!({"own": 2})));
+        st.drop_virtual_device(vd).expect("drop");
+        assert_eq!(st.virtual_device(vd).expect("read"), None);
+        assert!(st.events_of(vd).expect("vd").is_empty());
+        assert_eq!(codes(st.events().expect("host")), ["1 BOOT"], "the host's stay");
     }
 
     #[test]
