@@ -1344,6 +1344,11 @@ fn instances_managed_as_virtual_devices_are_listed_as_such_and_served_as_their_o
     };
     assert_eq!(rows(&mut b), [("vRGW-Home".to_string(), "alice".to_string())]);
     assert_eq!(b.topology().1, Vec::<String>::new(), "not an embedded device");
+    // Its subtree is not shown under the host (Virtual alone), and shown again with Both.
+    let pool_min = format!("{ip}Device.DHCPv4.Server.Pool.1.MinAddress");
+    let hidden =
+        b.host.handle(&Body::GetParameterValues(GetParameterValues { parameter_names: vec![pool_min.clone()] }));
+    assert!(matches!(hidden, Body::Fault(ref f) if f.code.code() == 9005), "{hidden:?}");
     // The instance's own choice: both, then embedded only.
     assert!(matches!(
         b.set(&[(&format!("{ip}ManagementMode"), Value::String("Both".into()))]),
@@ -1351,6 +1356,7 @@ fn instances_managed_as_virtual_devices_are_listed_as_such_and_served_as_their_o
     ));
     assert_eq!(b.topology().1, vec![format!("{ip}Device.")]);
     assert_eq!(rows(&mut b).len(), 1);
+    assert_eq!(b.s(&pool_min), "192.168.1.100", "shown again");
     assert!(matches!(
         b.set(&[(&format!("{ip}ManagementMode"), Value::String("Embedded".into()))]),
         Body::SetParameterValuesResponse(_)

@@ -79,10 +79,26 @@ impl Host {
         out
     }
 
-    /// `ManagementServer.VirtualDevice`: one row per virtual device, kept in step.
+    /// `ManagementServer.VirtualDevice`: one row per virtual device, kept in step; and the
+    /// embedded view of each instance (`Instance.{i}.Device.`) shown only when the instance is
+    /// not a virtual device alone (mode Virtual): its vRGW stays mounted for its virtual device.
     pub(super) fn sync_virtual_devices(&mut self) {
+        let devices = self.virtual_devices();
+        let hidden: Vec<u32> = devices.iter().filter(|(n, _)| !self.embedded(*n)).map(|(n, _)| *n).collect();
+        let shown: Vec<String> = self.model.mounts().map(str::to_string).collect();
+        for (n, m) in &self.mounts {
+            let prefix = Instance::at(*n).device().path().to_string();
+            match (hidden.contains(n), shown.contains(&prefix)) {
+                (true, true) => {
+                    tracing::info!(instance = n, "managed as a virtual device alone: its embedded view is hidden");
+                    let _ = self.model.unmount(&prefix);
+                }
+                (false, false) => self.model.mount(&prefix, Box::new(m.clone())),
+                _ => {}
+            }
+        }
         let wanted: Vec<(String, String, String)> =
-            self.virtual_devices().into_iter().map(|(_, id)| (id.oui, id.product_class, id.serial_number)).collect();
+            devices.into_iter().map(|(_, id)| (id.oui, id.product_class, id.serial_number)).collect();
         let row = |host: &Host, i: u32| {
             let v = |n: &str| host.string(&format!("{TABLE}{i}.{n}"));
             (v("ManufacturerOUI"), v("ProductClass"), v("SerialNumber"))
