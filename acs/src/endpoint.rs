@@ -89,9 +89,22 @@ pub const CR_CHANNEL: &str = "connection_request";
 const MAX_UNSENT_TASKS: usize = 64;
 
 /// The ParameterKey (or CommandKey) a session-local request runs under: `preset-<name>`, for a
-/// preset's and for [`CR_SETUP`].
+/// preset's and for [`CR_SETUP`]; at most 32 characters, as TR-069 types both keys (a device
+/// may refuse a longer one): a longer one keeps its start and ends with a hash of the name.
 pub fn local_key(name: &str) -> String {
-    format!("preset-{name}")
+    let key = format!("preset-{name}");
+    if key.len() <= 32 {
+        return key;
+    }
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let mut start = String::new();
+    for c in key.chars() {
+        if start.len() + c.len_utf8() > 15 {
+            break;
+        }
+        start.push(c);
+    }
+    format!("{start}-{hash:016x}")
 }
 
 /// Whether CPEs must authenticate.
@@ -1568,6 +1581,17 @@ mod tests {
         acs.sweep_at(t0 + Duration::from_secs(31));
         assert_eq!(acs.open_sessions(), 0, "timed out by the session's own deadline");
         assert!(acs.busy().is_empty(), "the device may open a new session");
+    }
+
+    #[test]
+    fn local_keys_fit_in_a_parameter_key() {
+        assert_eq!(local_key("wifi"), "preset-wifi");
+        let cr = local_key(CR_SETUP);
+        assert!(cr.len() <= 32 && cr.starts_with("preset-connect"), "{cr}");
+        assert_eq!(cr, local_key(CR_SETUP), "the same every time");
+        let long = |n: &str| local_key(&format!("a-preset-with-a-long-name-{n}"));
+        assert_ne!(long("one"), long("two"));
+        assert!(local_key(&"é".repeat(40)).len() <= 32);
     }
 
     fn config() -> EndpointConfig {

@@ -10,20 +10,18 @@
 //! wait of TR-069 3.2.1.1.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cwmp::auth::{Attempt, Verifier};
-use cwmp::session::{CpeConfig, CpeEvent, CpeSession, RetryPolicy, Transmit};
 use cwmp::{Body, DateTime, DeviceId, Event, Fault, FaultCode, Inform, Value};
 use http_body_util::Full;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 
+use crate::session::{Cpe, LinkSettings, LoopState};
 use crate::worker::HostHandle;
 
 /// Settings of the CWMP side.
@@ -56,17 +54,14 @@ pub struct AgentConfig {
 pub struct Agent {
     cfg: AgentConfig,
     host: HostHandle,
-    /// Wakes the session loop.
-    pub wake: Arc<Notify>,
-    retry_count: AtomicU32,
-    /// Requests of the CPE's own for the next session (TransferComplete).
-    own: Mutex<Vec<Body>>,
+    /// The session loop's state (its wake-up, retries, the host's own requests).
+    pub loop_state: LoopState,
     verifier: Verifier,
     /// Connection-request token bucket: tokens left and when they were counted.
     last_cr: Mutex<Option<(f64, Instant)>>,
     tls: Option<http_shell::client::TlsConnector>,
-    /// Sessions completed (for tests and logs).
-    pub sessions: AtomicU32,
+    /// The virtual devices running now (their connection requests come to this listener).
+    pub virtuals: crate::vagent::Registry,
 }
 
 impl std::fmt::Debug for Agent {
@@ -171,14 +166,17 @@ impl Agent {
         Ok(Arc::new(Agent {
             cfg,
             host,
-            wake: Arc::new(Notify::new()),
-            retry_count: AtomicU32::new(0),
-            own: Mutex::new(Vec::new()),
+            loop_state: LoopState::default(),
             verifier: Verifier::new("hypervisor-agent", secret),
             last_cr: Mutex::new(None),
             tls,
-            sessions: AtomicU32::new(0),
+            virtuals: Default::default(),
         }))
+    }
+
+    /// The TLS settings toward an `https://` ACS (shared with the virtual devices).
+    pub fn tls(&self) -> Option<http_shell::client::TlsConnector> {
+        self.tls.clone()
     }
 
     /// Queues an event (durably) and wakes the session loop.
@@ -188,7 +186,7 @@ impl Agent {
         if let Err(e) = self.host.shared().state().push_event(code, command_key) {
             tracing::error!(event = code, "queueing: {e}");
         }
-        self.wake.notify_one();
+        self.loop_state.wake.notify_one();
     }
 
     /// Time until the next periodic Inform, from PeriodicInformEnable, Interval and Time.
@@ -207,8 +205,7 @@ impl Agent {
         Some(Duration::from_secs((interval - since) as u64))
     }
 
-    /// The session loop: runs a session whenever events are queued, retrying failures with the
-    /// TR-069 wait. Never returns.
+    /// The session loop ([`crate::session::run_until`]). Never returns.
     pub async fn run(self: Arc<Self>) {
         self.run_until(std::future::pending()).await
     }
@@ -216,61 +213,12 @@ impl Agent {
     /// The same until `shutdown` completes: a session under way is finished first (its events
     /// are acknowledged or stay queued), then the loop returns.
     pub async fn run_until(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
-        let retry = RetryPolicy::default();
-        tokio::pin!(shutdown);
-        loop {
-            let pending = match self.host.shared().state().events() {
-                Ok(events) => !events.is_empty(),
-                Err(e) => {
-                    // Waits for the next wake-up or period, then reads again.
-                    tracing::error!("reading the queued events: {e}");
-                    false
-                }
-            };
-            if !pending {
-                let periodic = self.periodic_wait();
-                let wake = self.wake.clone();
-                match periodic {
-                    Some(d) => {
-                        tokio::select! {
-                            () = &mut shutdown => return,
-                            () = wake.notified() => {}
-                            () = tokio::time::sleep(d) => self.trigger(cwmp::event::PERIODIC, "").await,
-                        }
-                    }
-                    None => {
-                        tokio::select! {
-                            () = &mut shutdown => return,
-                            () = wake.notified() => {}
-                        }
-                    }
-                }
-                continue;
-            }
-            match self.session().await {
-                Ok(()) => {
-                    self.retry_count.store(0, Ordering::SeqCst);
-                    self.sessions.fetch_add(1, Ordering::SeqCst);
-                }
-                Err(e) => {
-                    let n = self.retry_count.fetch_add(1, Ordering::SeqCst);
-                    let jitter = (now_secs() % 1000) as f64 / 1000.0;
-                    let wait = retry.wait(n, jitter);
-                    tracing::warn!(retry = n + 1, wait_secs = wait.as_secs(), "session failed: {e}");
-                    // Nothing shortens the retry wait (TR-069 3.2.1.1); events queued meanwhile
-                    // are in the store and go in the next session.
-                    tokio::select! {
-                        () = &mut shutdown => return,
-                        () = tokio::time::sleep(wait) => {}
-                    }
-                }
-            }
-        }
+        crate::session::run_until(&*self, shutdown).await
     }
 
     /// The Inform: queued events, the parameters every Inform carries and the changed ones, as
     /// the host thread last published them (it may be busy).
-    fn inform(&self) -> Result<(Inform, i64, Vec<String>), SessionFailure> {
+    fn host_inform(&self) -> Result<(Inform, i64, Vec<String>), SessionFailure> {
         let shared = self.host.shared();
         // No Inform without its events: the session fails and is retried.
         let events = shared.state().events().map_err(|e| SessionFailure::State(e.to_string()))?;
@@ -288,86 +236,19 @@ impl Agent {
             events: events.into_iter().map(|(_, code, key)| Event { code, command_key: key }).collect(),
             max_envelopes: 1,
             current_time: DateTime::from_unix(now_secs()),
-            retry_count: self.retry_count.load(Ordering::SeqCst),
+            retry_count: self.loop_state.retry_count(),
             parameter_list: list,
         };
         Ok((inform, last, names))
     }
 
-    /// One session: Inform, the agent's own requests, then the ACS's requests until it ends it.
+    /// One session ([`crate::session::session`]).
     pub async fn session(&self) -> Result<(), SessionFailure> {
-        let (inform, last_event, reported) = self.inform()?;
-        let events: Vec<String> = inform.events.iter().map(|e| e.code.clone()).collect();
-        tracing::info!(events = ?events, "session: informing the ACS");
-        let own = std::mem::take(&mut *self.own.lock().unwrap_or_else(|e| e.into_inner()));
-        let mut s = CpeSession::new(CpeConfig::default(), inform, own.clone(), Instant::now());
-        let mut link = http_shell::cpe::Link::open(
-            &self.cfg.acs_url,
-            self.tls.clone(),
-            &self.cfg.acs_username,
-            &self.cfg.acs_password,
-            http_shell::cpe::Basic::WhenOffered,
-        )
-        .await
-        .map_err(|e| SessionFailure::Transport(e.to_string()))
-        .inspect_err(|_| {
-            self.own.lock().unwrap_or_else(|e| e.into_inner()).extend(own.clone());
-        })?;
-        let mut after: Vec<(String, String)> = Vec::new();
-        let mut answered_own = 0;
-        let result = async {
-            while let Some(tx) = s.poll_transmit() {
-                let body = match tx {
-                    Transmit::Envelope(x) => x,
-                    Transmit::Empty => String::new(),
-                };
-                let (status, reply) = link.post(&body).await.map_err(|e| SessionFailure::Transport(e.to_string()))?;
-                let status = status.as_u16();
-                if status != 200 && status != 204 {
-                    return Err(SessionFailure::Http(status));
-                }
-                s.handle_response(status, &reply, Instant::now());
-                while let Some(ev) = s.poll_event() {
-                    match ev {
-                        CpeEvent::InformAccepted { .. } => {
-                            let shared = self.host.shared();
-                            shared.changes_reported(&reported);
-                            let st = shared.state();
-                            if st.events().map(|e| e.iter().any(|x| x.1 == cwmp::event::BOOTSTRAP)).unwrap_or(false) {
-                                let _ = st.set_meta("bootstrapped", "1");
-                            }
-                            if let Err(e) = st.delivered(last_event) {
-                                tracing::error!("removing the delivered events: {e}");
-                            }
-                        }
-                        CpeEvent::Request(req) => {
-                            let resp = self.carry_out(req, &mut after).await;
-                            s.respond(resp, Instant::now()).map_err(|e| SessionFailure::Cwmp(e.to_string()))?;
-                        }
-                        CpeEvent::RequestAnswered { .. } => answered_own += 1,
-                        CpeEvent::Ended { unsent } => {
-                            self.own.lock().unwrap_or_else(|e| e.into_inner()).extend(unsent);
-                        }
-                        CpeEvent::Failed(e) => return Err(SessionFailure::Cwmp(e.to_string())),
-                    }
-                }
-            }
-            Ok(())
-        }
-        .await;
-        if result.is_err() {
-            // The agent's own requests not answered go again next time.
-            self.own.lock().unwrap_or_else(|e| e.into_inner()).extend(own.into_iter().skip(answered_own));
-        }
-        result?;
-        for (code, key) in after {
-            self.trigger(&code, &key).await;
-        }
-        Ok(())
+        crate::session::session(self).await
     }
 
     /// Carries out one ACS request.
-    async fn carry_out(&self, req: Body, after: &mut Vec<(String, String)>) -> Body {
+    async fn host_carry_out(&self, req: Body, after: &mut Vec<(String, String)>) -> Body {
         match req {
             Body::Reboot(r) => {
                 // The agent does not reboot its host machine: it starts over as after a boot.
@@ -378,7 +259,7 @@ impl Agent {
             Body::ScheduleInform(si) => {
                 // An Inform with "3 SCHEDULED" and "M ScheduleInform" after the delay. Not kept
                 // across a restart of the agent (its BOOT Inform follows then instead).
-                let (shared, wake) = (self.host.shared().clone(), self.wake.clone());
+                let (shared, wake) = (self.host.shared().clone(), self.loop_state.wake.clone());
                 let delay = Duration::from_secs(u64::from(si.delay_seconds));
                 tracing::info!(delay_s = si.delay_seconds, key = %si.command_key, "Inform scheduled");
                 tokio::spawn(async move {
@@ -408,14 +289,12 @@ impl Agent {
                         cwmp::TransferFault { code: 9016, string: e }
                     }
                 };
-                self.own.lock().unwrap_or_else(|e| e.into_inner()).push(Body::TransferComplete(
-                    cwmp::TransferComplete {
-                        command_key: d.command_key.clone(),
-                        fault,
-                        start_time: DateTime::from_unix(started),
-                        complete_time: DateTime::from_unix(now_secs()),
-                    },
-                ));
+                self.loop_state.push_own(Body::TransferComplete(cwmp::TransferComplete {
+                    command_key: d.command_key.clone(),
+                    fault,
+                    start_time: DateTime::from_unix(started),
+                    complete_time: DateTime::from_unix(now_secs()),
+                }));
                 after.push((cwmp::event::TRANSFER_COMPLETE.into(), String::new()));
                 after.push((cwmp::event::M_DOWNLOAD.into(), d.command_key));
                 Body::DownloadResponse(cwmp::DownloadResponse {
@@ -521,13 +400,32 @@ impl Agent {
         if req.method() != hyper::Method::GET {
             return reply(StatusCode::METHOD_NOT_ALLOWED, "connection requests are GETs\n");
         }
-        // As the host thread last published them: it may be waiting for libvirt or a vRGW.
-        let view = self.host.shared().view();
-        let (user, pass) = (view.cr_username, view.cr_password);
+        // A virtual device's (`/vd/{instance}`), with its own credentials; else the host's, as
+        // the host thread last published them (it may be waiting for libvirt or a vRGW).
+        let target = match req.uri().path().strip_prefix("/vd/") {
+            Some(n) => {
+                let found = n
+                    .parse::<u32>()
+                    .ok()
+                    .and_then(|n| self.virtuals.lock().unwrap_or_else(|e| e.into_inner()).get(&n).cloned());
+                match found {
+                    Some(v) => Some(v),
+                    None => return reply(StatusCode::NOT_FOUND, "no such virtual device here\n"),
+                }
+            }
+            None => None,
+        };
+        let (user, pass) = match &target {
+            Some(v) => v.cr_credentials(),
+            None => {
+                let view = self.host.shared().view();
+                (view.cr_username, view.cr_password)
+            }
+        };
         let header = req.headers().get(header::AUTHORIZATION).and_then(|h| h.to_str().ok());
         // Digest only, covering this request's URI, each nonce count once (clones share what
         // they have seen): a captured header cannot be sent again, nor to another path.
-        let mut verifier = self.verifier.clone();
+        let mut verifier = target.as_ref().map_or_else(|| self.verifier.clone(), |v| v.verifier.clone());
         verifier.allow_basic = false;
         let uri = req.uri().path_and_query().map_or("/", |p| p.as_str());
         let attempt = Attempt { method: "GET", uri, header, tls: false };
@@ -558,9 +456,68 @@ impl Agent {
             }
             *bucket = Some((tokens - 1.0, Instant::now()));
         }
-        tracing::info!(%peer, "connection request accepted");
-        self.trigger(cwmp::event::CONNECTION_REQUEST, "").await;
+        match target {
+            Some(v) => {
+                tracing::info!(%peer, device = %v.key(), "connection request accepted");
+                Cpe::trigger(&*v, cwmp::event::CONNECTION_REQUEST, "").await;
+            }
+            None => {
+                tracing::info!(%peer, "connection request accepted");
+                self.trigger(cwmp::event::CONNECTION_REQUEST, "").await;
+            }
+        }
         reply(StatusCode::OK, "")
+    }
+}
+
+impl Cpe for Agent {
+    fn who(&self) -> String {
+        self.cfg.device_id.key()
+    }
+
+    fn link(&self) -> LinkSettings<'_> {
+        LinkSettings {
+            url: &self.cfg.acs_url,
+            tls: self.tls.clone(),
+            username: &self.cfg.acs_username,
+            password: &self.cfg.acs_password,
+        }
+    }
+
+    fn loop_state(&self) -> &LoopState {
+        &self.loop_state
+    }
+
+    fn pending(&self) -> Result<bool, String> {
+        self.host.shared().state().events().map(|e| !e.is_empty()).map_err(|e| e.to_string())
+    }
+
+    fn periodic_wait(&self) -> Option<Duration> {
+        Agent::periodic_wait(self)
+    }
+
+    async fn trigger(&self, code: &str, command_key: &str) {
+        Agent::trigger(self, code, command_key).await
+    }
+
+    async fn inform(&self) -> Result<(Inform, i64, Vec<String>), SessionFailure> {
+        self.host_inform()
+    }
+
+    fn accepted(&self, last_event: i64, reported: &[String]) {
+        let shared = self.host.shared();
+        shared.changes_reported(reported);
+        let st = shared.state();
+        if st.events().map(|e| e.iter().any(|x| x.1 == cwmp::event::BOOTSTRAP)).unwrap_or(false) {
+            let _ = st.set_meta("bootstrapped", "1");
+        }
+        if let Err(e) = st.delivered(last_event) {
+            tracing::error!("removing the delivered events: {e}");
+        }
+    }
+
+    async fn carry_out(&self, req: Body, after: &mut Vec<(String, String)>) -> Body {
+        self.host_carry_out(req, after).await
     }
 }
 

@@ -62,6 +62,12 @@ pub struct Config {
     pub acs_username: String,
     /// Password toward the ACS.
     pub acs_password: String,
+    /// User name the vRGWs managed as virtual devices (TR-069 Annex J.2) log in to the ACS
+    /// with: a credential the ACS binds to their DeviceIds (say the prefix
+    /// `OUI-ProductClass-`). Default: `acs_username`.
+    pub virtual_acs_username: Option<String>,
+    /// Its password. Default: `acs_password`.
+    pub virtual_acs_password: Option<String>,
     /// PEM file of the CAs an `https://` ACS is checked against.
     pub acs_ca_file: Option<PathBuf>,
     /// Where connection requests are accepted.
@@ -154,6 +160,8 @@ impl Default for Config {
             acs_url: "http://127.0.0.1:7547/".into(),
             acs_username: String::new(),
             acs_password: String::new(),
+            virtual_acs_username: None,
+            virtual_acs_password: None,
             acs_ca_file: None,
             cr_listen: SocketAddr::from(([0, 0, 0, 0], 7548)),
             metrics_listen: None,
@@ -299,6 +307,15 @@ impl Config {
     }
 }
 
+/// `scheme://authority` of a URL (what the virtual devices' connection-request paths go after).
+fn origin_of(url: &str) -> String {
+    let after = url.find("://").map_or(0, |i| i + 3);
+    match url[after..].find('/') {
+        Some(i) => url[..after + i].to_string(),
+        None => url.to_string(),
+    }
+}
+
 /// `secret_file_owner`: `UID:GID`, or a user name looked up in /etc/passwd (its uid and group).
 fn owner(s: &str) -> Result<(u32, u32), Error> {
     let bad = |why: String| Error::Config(format!("secret_file_owner {s:?}: {why}"));
@@ -395,7 +412,7 @@ pub async fn run_with(
         let _ = rx.wait_for(|s| *s).await;
     };
     let cr = tokio::spawn(agent.clone().serve_connection_requests_until(listener, stopped(stop_rx.clone())));
-    let wake = agent.wake.clone();
+    let wake = agent.loop_state.wake.clone();
     let forward = tokio::spawn(async move {
         loop {
             changed.notified().await;
@@ -411,6 +428,22 @@ pub async fn run_with(
             (Some(tokio::spawn(agent.clone().serve_metrics_until(l, stopped(stop_rx.clone())))), Some(at))
         }
     };
+    // The vRGWs managed as CWMP devices of their own, each with its session loop.
+    let agent_cfg = config.agent_config(local);
+    let virtual_settings = Arc::new(crate::vagent::Settings {
+        acs_url: agent_cfg.acs_url.clone(),
+        acs_username: config.virtual_acs_username.clone().unwrap_or_else(|| agent_cfg.acs_username.clone()),
+        acs_password: config.virtual_acs_password.clone().unwrap_or_else(|| agent_cfg.acs_password.clone()),
+        tls: agent.tls(),
+        cr_base: origin_of(&agent_cfg.connection_request_url),
+        periodic_inform_interval: config.periodic_inform_interval,
+    });
+    let virtuals = tokio::spawn(crate::vagent::supervise(
+        handle.clone(),
+        virtual_settings,
+        agent.virtuals.clone(),
+        stopped(stop_rx.clone()),
+    ));
     let sessions = tokio::spawn(agent.clone().run_until(stopped(stop_rx)));
     tracing::info!(acs = %config.acs_url, cr = %local, libvirt = %config.libvirt, agent = %config.agent_id, "hypervisor agent started");
     if config.migration_uri.is_some() && config.migration_peers.is_empty() {
@@ -432,6 +465,9 @@ pub async fn run_with(
     }
     if let Err(e) = sessions.await {
         tracing::error!("session loop: {e}");
+    }
+    if let Err(e) = virtuals.await {
+        tracing::error!("virtual devices: {e}");
     }
     forward.abort();
     // Jobs run in order on the host thread: this one runs once the one under way is done.

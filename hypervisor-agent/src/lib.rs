@@ -9,7 +9,8 @@
 //! faults); [`proxy`] mounts each vRGW's data model through its vrgw-proxy; [`state`] is the
 //! agent's SQLite store; [`domain`] writes and reads libvirt domain XML; [`secrets`] makes the
 //! files that hold secrets owner-only; [`vdevice`] is a vRGW's data model as a CWMP device of its
-//! own (TR-069 Annex J.2).
+//! own (TR-069 Annex J.2) and [`vagent`] runs each as a CWMP device toward the ACS; [`session`]
+//! is the session loop both the host and its virtual devices use.
 
 pub mod agent;
 pub mod compute;
@@ -19,7 +20,9 @@ pub mod host;
 pub mod metrics;
 pub mod proxy;
 pub mod secrets;
+pub mod session;
 pub mod state;
+pub mod vagent;
 pub mod vdevice;
 pub mod vlan;
 pub mod worker;

@@ -108,9 +108,10 @@ impl VirtualDevice {
         Ok(VirtualDevice { id, host, own, attributes })
     }
 
-    /// A value of its own `ManagementServer.` (`name` relative to it).
+    /// A value of its own `ManagementServer.` (`name` relative to it), as stored: passwords
+    /// included, which the ACS reads as empty strings.
     pub fn management(&self, name: &str) -> Option<Value> {
-        self.own.get(&format!("{MS}{name}")).ok()?.into_iter().next().map(|p| p.value)
+        self.own.value(&format!("{MS}{name}"))
     }
 
     /// Its identity's values in `Device.DeviceInfo.`, which replace the vRGW's.

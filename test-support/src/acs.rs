@@ -199,6 +199,10 @@ pub const TOKEN: &str = "nbi-token-for-the-agent-test";
 /// replaces it with one of the agent's own at its BOOTSTRAP and BOOT.
 pub const CR_PASSWORD: &str = "cr-secret-0123";
 
+/// The user name and password the tests' agents' virtual devices (TR-069 Annex J.2, ProductClass
+/// `vRGW`) log in to the ACS with: a credential bound to the prefix `00A0B1-vRGW-`.
+pub const VIRTUAL_DEVICES: (&str, &str) = ("vrgw-devices", "vd-secret-0123");
+
 /// The device id a test agent named `agent` informs as (the agent's default OUI and class),
 /// escaped as the ACS escapes it (`00A0B1-vRGW%2DHost-…`).
 pub fn agent_device(agent: &str) -> String {
@@ -248,6 +252,12 @@ pub fn start_acs_for(
             device: Some(agent_device(a)),
             device_prefix: None,
         })
+        .chain([acs::daemon::CredentialEntry {
+            username: VIRTUAL_DEVICES.0.into(),
+            password: VIRTUAL_DEVICES.1.into(),
+            device: None,
+            device_prefix: Some("00A0B1-vRGW-".into()),
+        }])
         .collect();
     file.cwmp.session_timeout_secs = Some(300);
     file.cwmp.file_base_url = Some("http://127.0.0.1:9/files".into());

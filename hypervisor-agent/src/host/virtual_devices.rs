@@ -146,4 +146,12 @@ impl Host {
         }
         resp
     }
+
+    /// The parameters instance `n`'s virtual device's Inform carries (read through its mount).
+    pub fn virtual_inform(&self, n: u32, device: &VirtualDevice) -> Vec<cwmp::ParameterValue> {
+        match self.mounts.get(&n) {
+            Some(m) => device.inform_parameters(m),
+            None => Vec::new(),
+        }
+    }
 }

@@ -1,0 +1,336 @@
+//! Virtual CWMP devices toward the ACS (TR-069 Annex J.2): each vRGW managed as a device of its
+//! own ([`crate::vdevice`]) gets its own session loop ([`crate::session`]) in the agent's
+//! process, its own durable events, periodic informs spread over the interval, TR-069's retry
+//! wait, and connection requests on the agent's listener at `/vd/{instance}` with its own
+//! Digest credentials.
+//!
+//! [`supervise`] keeps one loop per virtual device the host lists: a device seen for the first
+//! time is made (its state saved, "0 BOOTSTRAP" queued), every device starting in this process
+//! queues "1 BOOT", and a device the host no longer lists is stopped and forgotten.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cwmp::auth::Verifier;
+use cwmp::{Body, DateTime, DeviceId, Event, Fault, FaultCode, Inform, Value};
+
+use crate::agent::SessionFailure;
+use crate::session::{Cpe, LinkSettings, LoopState};
+use crate::vdevice::{Start, VirtualDevice};
+use crate::worker::HostHandle;
+
+/// What every virtual device of the agent shares: how they reach the ACS, and where the ACS
+/// reaches them.
+#[derive(Clone)]
+pub struct Settings {
+    /// The ACS URL.
+    pub acs_url: String,
+    /// The user name the virtual devices log in to the ACS with (a credential the ACS binds to
+    /// their DeviceIds, say by the prefix `OUI-ProductClass-`).
+    pub acs_username: String,
+    /// Its password (never logged).
+    pub acs_password: String,
+    /// TLS toward an `https://` ACS.
+    pub tls: Option<http_shell::client::TlsConnector>,
+    /// The connection-request listener's base URL (`http://ADDR:PORT`); a device's is
+    /// `BASE/vd/{instance}`.
+    pub cr_base: String,
+    /// PeriodicInformInterval of a new virtual device, seconds.
+    pub periodic_inform_interval: u32,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings").field("acs", &self.acs_url).field("user", &self.acs_username).finish()
+    }
+}
+
+/// The virtual devices running now, by instance: what the connection-request listener looks
+/// requests up in.
+pub type Registry = Arc<Mutex<BTreeMap<u32, Arc<VirtualCpe>>>>;
+
+/// One virtual device toward the ACS.
+pub struct VirtualCpe {
+    instance: u32,
+    key: String,
+    id: DeviceId,
+    device: Arc<Mutex<VirtualDevice>>,
+    host: HostHandle,
+    settings: Arc<Settings>,
+    loop_state: LoopState,
+    /// Its connection requests' Digest checker.
+    pub verifier: Verifier,
+}
+
+impl std::fmt::Debug for VirtualCpe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VirtualCpe").field("device", &self.key).field("instance", &self.instance).finish()
+    }
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+impl VirtualCpe {
+    /// The device's own connection-request credentials (ManagementServer.ConnectionRequest*).
+    pub fn cr_credentials(&self) -> (String, String) {
+        let d = self.device.lock().unwrap_or_else(|e| e.into_inner());
+        let s = |n: &str| match d.management(n) {
+            Some(Value::String(s)) => s,
+            _ => String::new(),
+        };
+        (s("ConnectionRequestUsername"), s("ConnectionRequestPassword"))
+    }
+
+    /// Its DeviceId's key (`OUI-ProductClass-SerialNumber`, escaped).
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    fn save(&self) {
+        let snap = self.device.lock().unwrap_or_else(|e| e.into_inner()).snapshot();
+        if let Err(e) = self.host.shared().state().save_virtual_device(&self.key, &snap) {
+            tracing::error!(device = %self.key, "saving the virtual device: {e}");
+        }
+    }
+
+    /// A fraction of the periodic interval, the same for a device every time: devices with one
+    /// interval inform spread over it rather than together (a host restarting with a thousand).
+    fn phase(&self, interval: i64) -> i64 {
+        let h =
+            self.key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        (h % interval.max(1) as u64) as i64
+    }
+}
+
+impl Cpe for VirtualCpe {
+    fn who(&self) -> String {
+        self.key.clone()
+    }
+
+    fn link(&self) -> LinkSettings<'_> {
+        LinkSettings {
+            url: &self.settings.acs_url,
+            tls: self.settings.tls.clone(),
+            username: &self.settings.acs_username,
+            password: &self.settings.acs_password,
+        }
+    }
+
+    fn loop_state(&self) -> &LoopState {
+        &self.loop_state
+    }
+
+    fn pending(&self) -> Result<bool, String> {
+        self.host.shared().state().events_of(&self.key).map(|e| !e.is_empty()).map_err(|e| e.to_string())
+    }
+
+    fn periodic_wait(&self) -> Option<Duration> {
+        let (enabled, interval, anchor) = {
+            let d = self.device.lock().unwrap_or_else(|e| e.into_inner());
+            (
+                d.management("PeriodicInformEnable"),
+                d.management("PeriodicInformInterval"),
+                d.management("PeriodicInformTime"),
+            )
+        };
+        let (Some(Value::Boolean(true)), Some(Value::UnsignedInt(interval))) = (enabled, interval) else {
+            return None;
+        };
+        let interval = i64::from(interval.max(1));
+        // PeriodicInformTime when the ACS set one, else the device's own phase.
+        let anchor = match anchor {
+            Some(Value::DateTime(t)) if t.to_unix().is_some_and(|u| u > 0) => t.to_unix().unwrap_or(0),
+            _ => self.phase(interval),
+        };
+        let since = (now_secs() - anchor).rem_euclid(interval);
+        Some(Duration::from_secs((interval - since) as u64))
+    }
+
+    async fn trigger(&self, code: &str, command_key: &str) {
+        if let Err(e) = self.host.shared().state().push_event_of(&self.key, code, command_key) {
+            tracing::error!(device = %self.key, event = code, "queueing: {e}");
+        }
+        self.loop_state.wake.notify_one();
+    }
+
+    async fn inform(&self) -> Result<(Inform, i64, Vec<String>), SessionFailure> {
+        let events =
+            self.host.shared().state().events_of(&self.key).map_err(|e| SessionFailure::State(e.to_string()))?;
+        let last = events.last().map_or(0, |e| e.0);
+        let (n, device) = (self.instance, self.device.clone());
+        let list = self
+            .host
+            .run(move |h| h.virtual_inform(n, &device.lock().unwrap_or_else(|e| e.into_inner())))
+            .await
+            .map_err(|_| SessionFailure::Host)?;
+        let inform = Inform {
+            device_id: self.id.clone(),
+            events: events.into_iter().map(|(_, code, key)| Event { code, command_key: key }).collect(),
+            max_envelopes: 1,
+            current_time: DateTime::from_unix(now_secs()),
+            retry_count: self.loop_state.retry_count(),
+            parameter_list: list,
+        };
+        Ok((inform, last, Vec::new()))
+    }
+
+    fn accepted(&self, last_event: i64, _reported: &[String]) {
+        if let Err(e) = self.host.shared().state().delivered_of(&self.key, last_event) {
+            tracing::error!(device = %self.key, "removing the delivered events: {e}");
+        }
+    }
+
+    async fn carry_out(&self, req: Body, _after: &mut Vec<(String, String)>) -> Body {
+        match req {
+            Body::Reboot(_)
+            | Body::FactoryReset(_)
+            | Body::Download(_)
+            | Body::Upload(_)
+            | Body::ScheduleDownload(_) => Body::Fault(Fault::with_string(
+                FaultCode::MethodNotSupported,
+                format!("{} of a virtual device is not available yet", req.method_name()),
+            )),
+            req => {
+                let (n, device) = (self.instance, self.device.clone());
+                let resp = self
+                    .host
+                    .run(move |h| h.serve_virtual(n, &mut device.lock().unwrap_or_else(|e| e.into_inner()), &req))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Body::Fault(Fault::with_string(FaultCode::InternalError, "the host thread stopped"))
+                    });
+                if matches!(
+                    resp,
+                    Body::SetParameterValuesResponse(_)
+                        | Body::AddObjectResponse(_)
+                        | Body::DeleteObjectResponse(_)
+                        | Body::SetParameterAttributesResponse(_)
+                ) {
+                    self.save();
+                }
+                resp
+            }
+        }
+    }
+}
+
+/// A running virtual device: its loop and how to stop it.
+struct Running {
+    cpe: Arc<VirtualCpe>,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Keeps one session loop per virtual device the host lists (looked at every second), until
+/// `shutdown`; then stops them all (a session under way finishes first).
+pub async fn supervise(
+    host: HostHandle,
+    settings: Arc<Settings>,
+    registry: Registry,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    let mut running: BTreeMap<u32, Running> = BTreeMap::new();
+    loop {
+        match host.run(|h| (h.virtual_devices(), h.device_id())).await {
+            Ok((listed, host_id)) => {
+                // Gone, or another device on the same instance (its Subscriber changed).
+                let stale: Vec<u32> = running
+                    .iter()
+                    .filter(|(n, r)| !listed.iter().any(|(m, id)| m == *n && id.key() == r.cpe.key))
+                    .map(|(n, _)| *n)
+                    .collect();
+                for n in stale {
+                    if let Some(r) = running.remove(&n) {
+                        registry.lock().unwrap_or_else(|e| e.into_inner()).remove(&n);
+                        let _ = r.stop.send(true);
+                        let _ = r.task.await;
+                        tracing::info!(device = %r.cpe.key, instance = n, "virtual device stopped");
+                        if let Err(e) = host.shared().state().drop_virtual_device(&r.cpe.key) {
+                            tracing::error!(device = %r.cpe.key, "forgetting the virtual device: {e}");
+                        }
+                    }
+                }
+                for (n, id) in listed {
+                    if running.contains_key(&n) {
+                        continue;
+                    }
+                    match start(&host, &settings, n, id, &host_id).await {
+                        Ok(r) => {
+                            registry.lock().unwrap_or_else(|e| e.into_inner()).insert(n, r.cpe.clone());
+                            running.insert(n, r);
+                        }
+                        Err(e) => tracing::error!(instance = n, "virtual device not started: {e}"),
+                    }
+                }
+            }
+            Err(_) => tracing::error!("virtual devices: the host thread stopped"),
+        }
+        tokio::select! {
+            () = &mut shutdown => break,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+    registry.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    for (_, r) in running {
+        let _ = r.stop.send(true);
+        let _ = r.task.await;
+    }
+}
+
+/// Makes (or restores) instance `n`'s virtual device and starts its loop.
+async fn start(
+    host: &HostHandle,
+    settings: &Arc<Settings>,
+    n: u32,
+    id: DeviceId,
+    host_id: &DeviceId,
+) -> Result<Running, String> {
+    let key = id.key();
+    let state = host.shared().state();
+    let device = match state.virtual_device(&key).map_err(|e| e.to_string())? {
+        Some(snap) => VirtualDevice::restore(id.clone(), host_id.clone(), snap)?,
+        None => {
+            let mut password = [0u8; 16];
+            http_shell::fill_random(&mut password);
+            let start = Start {
+                acs_url: settings.acs_url.clone(),
+                connection_request_url: format!("{}/vd/{n}", settings.cr_base),
+                cr_username: format!("vd-{n}"),
+                cr_password: password.iter().map(|b| format!("{b:02x}")).collect(),
+                periodic_inform_interval: settings.periodic_inform_interval,
+            };
+            let d = VirtualDevice::new(id.clone(), host_id.clone(), &start);
+            state.save_virtual_device(&key, &d.snapshot()).map_err(|e| e.to_string())?;
+            state.push_event_of(&key, cwmp::event::BOOTSTRAP, "").map_err(|e| e.to_string())?;
+            tracing::info!(device = %key, instance = n, "virtual device made");
+            d
+        }
+    };
+    state.push_event_of(&key, cwmp::event::BOOT, "").map_err(|e| e.to_string())?;
+    let mut secret = [0u8; 32];
+    http_shell::fill_random(&mut secret);
+    let cpe = Arc::new(VirtualCpe {
+        instance: n,
+        key: key.clone(),
+        id,
+        device: Arc::new(Mutex::new(device)),
+        host: host.clone(),
+        settings: settings.clone(),
+        loop_state: LoopState::default(),
+        verifier: Verifier::new("hypervisor-agent", secret),
+    });
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let looping = cpe.clone();
+    let task = tokio::spawn(async move {
+        crate::session::run_until(&*looping, async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        })
+        .await
+    });
+    tracing::info!(device = %key, instance = n, "virtual device started");
+    Ok(Running { cpe, stop, task })
+}
