@@ -158,9 +158,6 @@ async fn behind_haproxy_sessions_stick_to_their_node_and_one_sent_elsewhere_ends
     // A session whose next request HAProxy sends to the other node (its cookie names that node,
     // as when the session's node is taken out of service): the other node does not know it and
     // refuses it; the CPE's session fails and it retries later, as TR-069 says.
-    let (s, task) = oss.call(Method::POST, &format!("/devices/{}/tasks", enc(&id)), Some(body.clone())).await;
-    assert_eq!(s, 202, "{task}");
-    let task_id = task["_id"].as_str().expect("task id").to_string();
     let inform = cpe.inform_envelope(&["2 PERIODIC"]);
     // The device's last session (the NBI answered once its task was done) may still be ending:
     // until it has, a new one is refused with 503, and the CPE tries again.
@@ -178,6 +175,11 @@ async fn behind_haproxy_sessions_stick_to_their_node_and_one_sent_elsewhere_ends
     };
     let node_name = pinned.strip_prefix("ACSNODE=").expect("HAProxy's cookie");
     assert_eq!(opened.status, 200, "the answer to the challenge went to the node that made it");
+    // The task, queued once this session holds the device (queued before, the device's last
+    // session, still ending, could have run it): it waits for the CPE's next request here.
+    let (s, task) = oss.call(Method::POST, &format!("/devices/{}/tasks", enc(&id)), Some(body.clone())).await;
+    assert_eq!(s, 202, "{task}");
+    let task_id = task["_id"].as_str().expect("task id").to_string();
     let session = opened.cookie.expect("session cookie");
     assert!(session.starts_with("acs_session="), "{session}");
     let other = if node_name == "acs1" { "acs2" } else { "acs1" };
