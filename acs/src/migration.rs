@@ -274,6 +274,8 @@ struct Source {
     cvlan: String,
     domain: String,
     uri: String,
+    /// The instance's own ManagementMode (`Template` when it follows its template's).
+    management_mode: String,
 }
 
 fn param(result: &Json, name: &str) -> Option<String> {
@@ -507,6 +509,7 @@ impl Run {
             p.cvlan(),
             p.domain(),
             p.status(),
+            p.management_mode(),
             v.migration_uri(),
             Template::TABLE.into(),
         ];
@@ -537,6 +540,7 @@ impl Run {
             cvlan: param(&r, &p.cvlan()).unwrap_or_default(),
             domain: param(&r, &p.domain()).unwrap_or_default(),
             uri: self.registered(&src, &param(&r, &v.migration_uri()).unwrap_or_default()),
+            management_mode: param(&r, &p.management_mode()).unwrap_or_default(),
         };
         if s.domain.is_empty() {
             return Err(format!("instance {n} of {src} has no running vRGW to migrate"));
@@ -585,7 +589,11 @@ impl Run {
                 string(rm.peer_domain(), &s.domain),
                 string(rm.peer_host(), &src),
                 string(rm.command(), MigrationCommand::Prepare.as_str()),
-            ],
+            ]
+            .into_iter()
+            // Managed the same way there (a virtual device stays one).
+            .chain((!s.management_mode.is_empty()).then(|| string(row.management_mode(), &s.management_mode)))
+            .collect(),
         };
         let r = self.task(&dst, add).await?;
         let Some(m) = r["instance"].as_u64().and_then(|m| u32::try_from(m).ok()) else {

@@ -48,13 +48,18 @@ pub enum SimModel {
     /// A TR-098 (`InternetGatewayDevice.`) residential gateway as a real one reports itself:
     /// [`Schema::tr098`] with [`datamodel::factory::tr098_gateway`]'s values.
     Tr098Gateway,
+    /// A physical TR-181 (`Device.`) residential gateway with the parameters a vRGW has (DHCP
+    /// pool, Wi-Fi SSID and passphrase, firewall level): [`Schema::gateway`] with
+    /// [`datamodel::factory::tr181_gateway`]'s values. Like a real gateway it reboots and informs
+    /// at once after a Reboot or a FactoryReset (the others wait for the test's next session).
+    Tr181Gateway,
 }
 
 impl SimModel {
     /// The root object (`Device.` or `InternetGatewayDevice.`).
     pub fn root(self) -> &'static str {
         match self {
-            SimModel::Tr181Host => "Device.",
+            SimModel::Tr181Host | SimModel::Tr181Gateway => "Device.",
             SimModel::Tr098Gateway => datamodel::schema::TR098_ROOT,
         }
     }
@@ -62,7 +67,7 @@ impl SimModel {
     /// The parameters an Inform carries.
     fn inform_names(self) -> &'static [&'static str] {
         match self {
-            SimModel::Tr181Host => &[
+            SimModel::Tr181Host | SimModel::Tr181Gateway => &[
                 "Device.DeviceInfo.SoftwareVersion",
                 "Device.ManagementServer.ConnectionRequestURL",
                 "Device.ManagementServer.ParameterKey",
@@ -74,12 +79,13 @@ impl SimModel {
 
 impl std::str::FromStr for SimModel {
     type Err = String;
-    /// `tr181` or `tr098`.
+    /// `tr181`, `tr098` or `tr181-gateway`.
     fn from_str(s: &str) -> Result<SimModel, String> {
         match s {
             "tr181" => Ok(SimModel::Tr181Host),
             "tr098" => Ok(SimModel::Tr098Gateway),
-            other => Err(format!("unknown device model {other:?} (tr181 or tr098)")),
+            "tr181-gateway" => Ok(SimModel::Tr181Gateway),
+            other => Err(format!("unknown device model {other:?} (tr181, tr098 or tr181-gateway)")),
         }
     }
 }
@@ -104,10 +110,13 @@ fn factory_tree(
             let _ = tree.set_internal("Device.DeviceInfo.SerialNumber", s(serial));
             (tree, Vec::new())
         }
-        SimModel::Tr098Gateway => {
-            let tree = datamodel::factory::tr098_gateway(serial, env!("CARGO_PKG_VERSION"))
-                .map_err(|f| format!("serial number {serial:?}: {}", f.string))?;
-            let ms = "InternetGatewayDevice.ManagementServer.";
+        SimModel::Tr098Gateway | SimModel::Tr181Gateway => {
+            let tree = match model {
+                SimModel::Tr098Gateway => datamodel::factory::tr098_gateway(serial, env!("CARGO_PKG_VERSION")),
+                _ => datamodel::factory::tr181_gateway(serial, env!("CARGO_PKG_VERSION")),
+            }
+            .map_err(|f| format!("serial number {serial:?}: {}", f.string))?;
+            let ms = format!("{root}ManagementServer.");
             let own = vec![
                 (format!("{ms}URL"), s(acs.0)),
                 (format!("{ms}Username"), s(acs.1)),
@@ -123,7 +132,7 @@ fn factory_tree(
     ];
     for (path, value) in values.into_iter().chain(own) {
         match tree.set_internal(&path, value) {
-            Err(f) if model == SimModel::Tr098Gateway => return Err(format!("{path}: {}", f.string)),
+            Err(f) if model != SimModel::Tr181Host => return Err(format!("{path}: {}", f.string)),
             _ => {}
         }
     }
@@ -585,6 +594,7 @@ impl SimCpe {
                             Body::Reboot(r) => {
                                 after.push(Event::new(cwmp::event::BOOT));
                                 after.push(Event { code: "M Reboot".into(), command_key: r.command_key.clone() });
+                                follow_up |= self.model_kind == SimModel::Tr181Gateway;
                                 Body::RebootResponse(cwmp::RebootResponse {})
                             }
                             Body::Download(d) => {
@@ -632,6 +642,7 @@ impl SimCpe {
                             Body::ChangeDUState(c) => self.transfers().change_du_state(c),
                             Body::FactoryReset(_) => {
                                 reset = true;
+                                follow_up |= self.model_kind == SimModel::Tr181Gateway;
                                 Body::FactoryResetResponse(cwmp::FactoryResetResponse {})
                             }
                             other => self.apply(other),
@@ -840,6 +851,7 @@ mod tests {
         assert!(err.contains("SerialNumber: 65 characters, at most 64 allowed"), "{err}");
         assert_eq!("tr098".parse(), Ok(SimModel::Tr098Gateway));
         assert_eq!("tr181".parse(), Ok(SimModel::Tr181Host));
+        assert_eq!("tr181-gateway".parse(), Ok(SimModel::Tr181Gateway));
         assert_eq!("tr-098".parse::<SimModel>(), Err("unknown device model \"tr-098\" (tr181 or tr098)".into()));
     }
 }

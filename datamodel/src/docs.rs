@@ -119,7 +119,13 @@ pub fn markdown() -> String {
         out,
         "Each vRGW serves this model through its proxy as `Device.`; the host embeds it (TR-069 Annex J.3) under"
     );
-    let _ = writeln!(out, "`{INSTANCE_MOUNT}`, so paths below appear there as `{INSTANCE_MOUNT}...`.");
+    let _ = writeln!(
+        out,
+        "`{INSTANCE_MOUNT}`, so paths below appear there as `{INSTANCE_MOUNT}...`. A vRGW managed as a virtual"
+    );
+    let _ = writeln!(out, "device (TR-069 Annex J.2) serves it as its own `Device.`, with the host model's `Device.ManagementServer.`; the");
+    let _ = writeln!(out, "simulated physical TR-181 gateway (`cwmp-sim --model tr181-gateway`) serves it too, with that ManagementServer and");
+    let _ = writeln!(out, "without `DeviceInfo.ProxierInfo.` (`Schema::gateway`).");
     let _ = writeln!(out);
     table(&mut out, &vrgw, None);
     let igd = Schema::tr098();

@@ -16,7 +16,34 @@ const POOL: &str = "Device.DHCPv4.Server.Pool.";
 /// A tree with the vRGW's factory configuration: LAN 192.168.1.1/24, one DHCP pool
 /// .100 to .199, one SSID with WPA2, masquerade on the WAN, firewall "Low", DNS relay on.
 pub fn vrgw(instance_id: &str) -> Tree {
-    let mut t = Tree::new(Schema::vrgw());
+    home_network(Schema::vrgw(), &format!("vrgw-{instance_id}"))
+}
+
+/// A physical TR-181 residential gateway as it leaves the factory ([`Schema::gateway`]): the
+/// vRGW's configuration (SSID `gw-{serial}`), its identity (the vendor's OUI 00A0B1, product
+/// class `SimCPE`, `serial`, `software`). The ManagementServer's URL and connection-request
+/// settings are the caller's to set. Errors: a serial number or version the data model refuses
+/// (longer than 64 characters), with the fault naming the parameter.
+pub fn tr181_gateway(serial: &str, software: &str) -> Result<Tree, Fault> {
+    let mut t = home_network(Schema::gateway(), &format!("gw-{serial}"));
+    let info = [
+        ("Manufacturer", "vRGW Project"),
+        ("ManufacturerOUI", "00A0B1"),
+        ("ProductClass", "SimCPE"),
+        ("ModelName", "TR-181 gateway"),
+        ("SerialNumber", serial),
+        ("SoftwareVersion", software),
+        ("HardwareVersion", "1.0"),
+    ];
+    for (name, v) in info {
+        t.set_internal(&format!("Device.DeviceInfo.{name}"), s(v))?;
+    }
+    Ok(t)
+}
+
+/// The home network's defaults on a tree of `schema` (the vRGW's or a gateway's).
+fn home_network(schema: std::sync::Arc<Schema>, ssid: &str) -> Tree {
+    let mut t = Tree::new(schema);
     let add = |t: &mut Tree, p: &str| {
         let _ = t.add_object(p);
     };
@@ -48,7 +75,7 @@ pub fn vrgw(instance_id: &str) -> Tree {
         ("Device.DHCPv4.Server.Pool.1.DomainName", s("home.lan")),
         ("Device.DHCPv4.Server.Pool.1.LeaseTime", Value::Int(86400)),
         ("Device.WiFi.SSID.1.Enable", Value::Boolean(true)),
-        ("Device.WiFi.SSID.1.SSID", s(&format!("vrgw-{instance_id}"))),
+        ("Device.WiFi.SSID.1.SSID", s(ssid)),
         ("Device.WiFi.AccessPoint.1.Enable", Value::Boolean(true)),
         ("Device.WiFi.AccessPoint.1.SSIDReference", s("Device.WiFi.SSID.1")),
         ("Device.WiFi.AccessPoint.1.Security.ModeEnabled", s("WPA2-Personal")),
@@ -259,5 +286,27 @@ mod tests {
         assert_ne!(other.value(&format!("{}MACAddress", super::TR098_WAN_IP)), mac);
         let err = super::tr098_gateway(&"x".repeat(65), "4.2.1").expect_err("too long a serial number");
         assert!(err.string.contains("SerialNumber"), "{err:?}");
+    }
+
+    #[test]
+    fn the_tr181_gateway_has_the_vrgw_s_parameters_and_an_identity_of_its_own() {
+        let t = super::tr181_gateway("GW-9", "2.0").expect("every factory value fits the schema");
+        let vrgw = super::vrgw("9");
+        // The parameters an OSS sets on either, with the same factory values.
+        for name in [
+            "Device.DHCPv4.Server.Pool.1.MinAddress",
+            "Device.DHCPv4.Server.Pool.1.MaxAddress",
+            "Device.WiFi.AccessPoint.1.Security.KeyPassphrase",
+            "Device.Firewall.Config",
+        ] {
+            assert_eq!(t.value(name), vrgw.value(name), "{name}");
+            assert!(t.value(name).is_some(), "{name}");
+        }
+        assert_eq!(t.value("Device.WiFi.SSID.1.SSID"), Some(super::s("gw-GW-9")));
+        assert_eq!(t.value("Device.DeviceInfo.SerialNumber"), Some(super::s("GW-9")));
+        assert!(t.value("Device.ManagementServer.ConnectionRequestURL").is_some());
+        assert_eq!(t.value("Device.DeviceInfo.ProxierInfo.SerialNumber"), None, "nothing proxies it");
+        let err = super::tr181_gateway(&"x".repeat(65), "2.0").expect_err("too long a serial number");
+        assert!(err.string.contains("SerialNumber") || err.string.contains("64"), "{err:?}");
     }
 }

@@ -331,6 +331,18 @@ impl Schema {
         S.get_or_init(|| Arc::new(Schema::profile(VRGW_OBJECTS))).clone()
     }
 
+    /// The data model of a physical TR-181 residential gateway (what `cwmp-sim` plays beside
+    /// vRGWs): the vRGW's objects, without ProxierInfo (nothing proxies it), with its own
+    /// ManagementServer.
+    pub fn gateway() -> Arc<Schema> {
+        static S: OnceLock<Arc<Schema>> = OnceLock::new();
+        S.get_or_init(|| {
+            let objects: Vec<&str> = VRGW_OBJECTS.iter().copied().chain(["Device.ManagementServer."]).collect();
+            Arc::new(Schema::profile_without(&objects, "Device.DeviceInfo.ProxierInfo."))
+        })
+        .clone()
+    }
+
     /// The data model of a virtualization host: DeviceInfo, ManagementServer (EmbeddedDevice,
     /// VirtualDevice), Ethernet (Interface, VLANTermination) and our virtualization extension,
     /// with each instance's `Device.` as a mount point.
@@ -349,9 +361,14 @@ impl Schema {
     }
 
     fn profile(prefixes: &[&str]) -> Schema {
+        Schema::profile_without(prefixes, "\0")
+    }
+
+    /// [`Schema::profile`] without the objects under `excluded`.
+    fn profile_without(prefixes: &[&str], excluded: &str) -> Schema {
         let included =
             |path: &str| prefixes.iter().any(|p| if *p == "Device." { path == "Device." } else { path.starts_with(p) });
-        Schema::build(facts().iter().filter(|o| included(&o.path)).collect())
+        Schema::build(facts().iter().filter(|o| included(&o.path) && !o.path.starts_with(excluded)).collect())
     }
 
     /// The schema of `raw` (parents before children).

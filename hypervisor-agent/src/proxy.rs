@@ -303,6 +303,20 @@ impl ProxyMount {
         })
     }
 
+    /// The profile becomes `factory` (the vRGW's defaults); a proxy that has the profile now is
+    /// asked to restore its own factory configuration, and gets the new profile at the next
+    /// [`ProxyMount::sync`]. A proxy that does not answer in time fails it, nothing changed.
+    pub fn factory_reset(&self, factory: Tree) -> Result<(), Fault> {
+        if let Some((client, url)) = self.live() {
+            self.call(&client, &proxy_api::FACTORY_RESET, NoParams, self.deadlines.change)
+                .map_err(|e| self.fault_of(&url, e))?;
+        }
+        let mut g = self.lock();
+        g.profile = factory;
+        g.synced = false;
+        Ok(())
+    }
+
     /// Records values the profile validated (and the proxy, if any, applied).
     pub fn record(&self, values: &[ParameterValue]) {
         self.lock().profile.apply(values.iter().map(|p| (p.name.clone(), p.value.clone())).collect());

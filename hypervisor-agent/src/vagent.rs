@@ -16,6 +16,7 @@ use cwmp::auth::Verifier;
 use cwmp::{Body, DateTime, DeviceId, Event, Fault, FaultCode, Inform, Value};
 
 use crate::agent::SessionFailure;
+use crate::host::arrived_key;
 use crate::session::{Cpe, LinkSettings, LoopState};
 use crate::vdevice::{Start, VirtualDevice};
 use crate::worker::HostHandle;
@@ -183,13 +184,42 @@ impl Cpe for VirtualCpe {
         }
     }
 
-    async fn carry_out(&self, req: Body, _after: &mut Vec<(String, String)>) -> Body {
+    async fn carry_out(&self, req: Body, after: &mut Vec<(String, String)>) -> Body {
         match req {
-            Body::Reboot(_)
-            | Body::FactoryReset(_)
-            | Body::Download(_)
-            | Body::Upload(_)
-            | Body::ScheduleDownload(_) => Body::Fault(Fault::with_string(
+            Body::Reboot(r) => {
+                let n = self.instance;
+                match self.host.run(move |h| h.restart_instance(n).map_err(|e| e.fault())).await {
+                    Ok(Ok(())) => {
+                        after.push((cwmp::event::BOOT.into(), String::new()));
+                        after.push((cwmp::event::M_REBOOT.into(), r.command_key));
+                        Body::RebootResponse(cwmp::RebootResponse {})
+                    }
+                    Ok(Err(f)) => Body::Fault(f),
+                    Err(_) => Body::Fault(Fault::with_string(FaultCode::InternalError, "the host thread stopped")),
+                }
+            }
+            Body::FactoryReset(_) => {
+                let n = self.instance;
+                match self.host.run(move |h| h.factory_reset_instance(n).map_err(|e| e.fault())).await {
+                    Ok(Ok(())) => {
+                        // Its own management server as when it was first made: the ACS sets it
+                        // again at the BOOTSTRAP that follows.
+                        let fresh = {
+                            let d = self.device.lock().unwrap_or_else(|e| e.into_inner());
+                            VirtualDevice::new(self.id.clone(), d.host.clone(), &start_values(&self.settings, n))
+                        };
+                        *self.device.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
+                        self.save();
+                        tracing::info!(device = %self.key, instance = n, "virtual device factory-reset");
+                        after.push((cwmp::event::BOOTSTRAP.into(), String::new()));
+                        after.push((cwmp::event::BOOT.into(), String::new()));
+                        Body::FactoryResetResponse(cwmp::FactoryResetResponse {})
+                    }
+                    Ok(Err(f)) => Body::Fault(f),
+                    Err(_) => Body::Fault(Fault::with_string(FaultCode::InternalError, "the host thread stopped")),
+                }
+            }
+            Body::Download(_) | Body::Upload(_) | Body::ScheduleDownload(_) => Body::Fault(Fault::with_string(
                 FaultCode::MethodNotSupported,
                 format!("{} of a virtual device is not available yet", req.method_name()),
             )),
@@ -218,10 +248,18 @@ impl Cpe for VirtualCpe {
 }
 
 /// A running virtual device: its loop and how to stop it.
-struct Running {
-    cpe: Arc<VirtualCpe>,
+pub(crate) struct Running {
+    pub(crate) cpe: Arc<VirtualCpe>,
     stop: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops its loop (a session under way finishes first).
+    pub(crate) async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
 }
 
 /// Keeps one session loop per virtual device the host lists (looked at every second), until
@@ -234,6 +272,9 @@ pub async fn supervise(
 ) {
     tokio::pin!(shutdown);
     let mut running: BTreeMap<u32, Running> = BTreeMap::new();
+    // The devices listed at the agent's start inform "1 BOOT" (their vRGWs may have restarted
+    // meanwhile); those that appear later are new, or came with a migration.
+    let mut at_agent_start = true;
     loop {
         match host.run(|h| (h.virtual_devices(), h.device_id())).await {
             Ok((listed, host_id)) => {
@@ -246,11 +287,11 @@ pub async fn supervise(
                 for n in stale {
                     if let Some(r) = running.remove(&n) {
                         registry.lock().unwrap_or_else(|e| e.into_inner()).remove(&n);
-                        let _ = r.stop.send(true);
-                        let _ = r.task.await;
-                        tracing::info!(device = %r.cpe.key, instance = n, "virtual device stopped");
-                        if let Err(e) = host.shared().state().drop_virtual_device(&r.cpe.key) {
-                            tracing::error!(device = %r.cpe.key, "forgetting the virtual device: {e}");
+                        let key = r.cpe.key.clone();
+                        r.stop().await;
+                        tracing::info!(device = %key, instance = n, "virtual device stopped");
+                        if let Err(e) = host.shared().state().drop_virtual_device(&key) {
+                            tracing::error!(device = %key, "forgetting the virtual device: {e}");
                         }
                     }
                 }
@@ -258,7 +299,7 @@ pub async fn supervise(
                     if running.contains_key(&n) {
                         continue;
                     }
-                    match start(&host, &settings, n, id, &host_id).await {
+                    match start(&host, &settings, n, id, &host_id, at_agent_start).await {
                         Ok(r) => {
                             registry.lock().unwrap_or_else(|e| e.into_inner()).insert(n, r.cpe.clone());
                             running.insert(n, r);
@@ -269,6 +310,7 @@ pub async fn supervise(
             }
             Err(_) => tracing::error!("virtual devices: the host thread stopped"),
         }
+        at_agent_start = false;
         tokio::select! {
             () = &mut shutdown => break,
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -276,41 +318,85 @@ pub async fn supervise(
     }
     registry.lock().unwrap_or_else(|e| e.into_inner()).clear();
     for (_, r) in running {
-        let _ = r.stop.send(true);
-        let _ = r.task.await;
+        r.stop().await;
     }
 }
 
-/// Makes (or restores) instance `n`'s virtual device and starts its loop.
-async fn start(
+/// What instance `n`'s virtual device starts with when it is first made (and after a factory
+/// reset): its path on the listener, a user name and a random password of its own.
+fn start_values(settings: &Settings, n: u32) -> Start {
+    let mut password = [0u8; 16];
+    http_shell::fill_random(&mut password);
+    Start {
+        acs_url: settings.acs_url.clone(),
+        connection_request_url: format!("{}/vd/{n}", settings.cr_base),
+        cr_username: format!("vd-{n}"),
+        cr_password: password.iter().map(|b| format!("{b:02x}")).collect(),
+        periodic_inform_interval: settings.periodic_inform_interval,
+    }
+}
+
+/// Makes (or restores) instance `n`'s virtual device and starts its loop: a new device queues
+/// "0 BOOTSTRAP" and "1 BOOT"; one kept here queues "1 BOOT" at the agent's start; one that came
+/// with its vRGW from another host continues as the same device ("1 BOOT" only if its vRGW
+/// started afresh); "4 VALUE CHANGE" when its connection-request URL is new.
+pub(crate) async fn start(
     host: &HostHandle,
     settings: &Arc<Settings>,
     n: u32,
     id: DeviceId,
     host_id: &DeviceId,
+    at_agent_start: bool,
 ) -> Result<Running, String> {
     let key = id.key();
     let state = host.shared().state();
-    let device = match state.virtual_device(&key).map_err(|e| e.to_string())? {
-        Some(snap) => VirtualDevice::restore(id.clone(), host_id.clone(), snap)?,
-        None => {
-            let mut password = [0u8; 16];
-            http_shell::fill_random(&mut password);
-            let start = Start {
-                acs_url: settings.acs_url.clone(),
-                connection_request_url: format!("{}/vd/{n}", settings.cr_base),
-                cr_username: format!("vd-{n}"),
-                cr_password: password.iter().map(|b| format!("{b:02x}")).collect(),
-                periodic_inform_interval: settings.periodic_inform_interval,
-            };
-            let d = VirtualDevice::new(id.clone(), host_id.clone(), &start);
-            state.save_virtual_device(&key, &d.snapshot()).map_err(|e| e.to_string())?;
-            state.push_event_of(&key, cwmp::event::BOOTSTRAP, "").map_err(|e| e.to_string())?;
+    // The state that came with the vRGW from another host, if it did (kept by the migration).
+    let arrived = state.virtual_device(&arrived_key(n)).map_err(|e| e.to_string())?;
+    if arrived.is_some() {
+        state.drop_virtual_device(&arrived_key(n)).map_err(|e| e.to_string())?;
+    }
+    let came = arrived.filter(|a| {
+        let same = a["key"].as_str() == Some(key.as_str());
+        if !same {
+            tracing::warn!(device = %key, came = %a["key"], instance = n,
+                "the virtual device that came with the vRGW had another DeviceId: it starts afresh here");
+        }
+        same
+    });
+    let mut events: Vec<&str> = Vec::new();
+    let mut device = match (came, state.virtual_device(&key).map_err(|e| e.to_string())?) {
+        (Some(a), _) => {
+            // The same device, continuing from this host: no BOOTSTRAP.
+            let d = VirtualDevice::restore(id.clone(), host_id.clone(), a["state"].clone())?;
+            if a["booted"].as_bool() == Some(true) {
+                events.push(cwmp::event::BOOT);
+            }
+            tracing::info!(device = %key, instance = n, "virtual device arrived with its vRGW");
+            d
+        }
+        (None, Some(snap)) => {
+            if at_agent_start {
+                events.push(cwmp::event::BOOT);
+            }
+            VirtualDevice::restore(id.clone(), host_id.clone(), snap)?
+        }
+        (None, None) => {
+            let d = VirtualDevice::new(id.clone(), host_id.clone(), &start_values(settings, n));
+            events.extend([cwmp::event::BOOTSTRAP, cwmp::event::BOOT]);
             tracing::info!(device = %key, instance = n, "virtual device made");
             d
         }
     };
-    state.push_event_of(&key, cwmp::event::BOOT, "").map_err(|e| e.to_string())?;
+    // Its connection-request path on this host's listener (a migration changes it).
+    if device.set_connection_request_url(&format!("{}/vd/{n}", settings.cr_base))
+        && !events.contains(&cwmp::event::BOOTSTRAP)
+    {
+        events.push(cwmp::event::VALUE_CHANGE);
+    }
+    state.save_virtual_device(&key, &device.snapshot()).map_err(|e| e.to_string())?;
+    for code in events {
+        state.push_event_of(&key, code, "").map_err(|e| e.to_string())?;
+    }
     let mut secret = [0u8; 32];
     http_shell::fill_random(&mut secret);
     let cpe = Arc::new(VirtualCpe {

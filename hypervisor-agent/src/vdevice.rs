@@ -114,6 +114,22 @@ impl VirtualDevice {
         self.own.value(&format!("{MS}{name}"))
     }
 
+    /// Points its `ConnectionRequestURL` at `url` (its path on this host's listener, which a
+    /// migration changes); whether that changed it (a value change the ACS must hear of).
+    pub fn set_connection_request_url(&mut self, url: &str) -> bool {
+        let name = format!("{MS}ConnectionRequestURL");
+        if self.own.value(&name) == Some(Value::String(url.to_string())) {
+            return false;
+        }
+        match self.own.set_internal(&name, Value::String(url.to_string())) {
+            Ok(()) => true,
+            Err(f) => {
+                tracing::error!(device = %self.id.key(), "its connection-request URL {url:?}: {}", f.string);
+                false
+            }
+        }
+    }
+
     /// Its identity's values in `Device.DeviceInfo.`, which replace the vRGW's.
     fn identity(&self) -> Vec<ParameterValue> {
         let s = |n: &str, v: &str| ParameterValue::new(format!("{INFO}{n}"), Value::String(v.to_string()));
@@ -146,6 +162,8 @@ impl VirtualDevice {
                 out.push(ParameterValue::new(format!("{MS}{name}"), v));
             }
         }
+        // The host that proxies it: what a migration changes.
+        out.extend(self.identity().into_iter().filter(|p| p.name.starts_with(PROXIER)));
         out
     }
 

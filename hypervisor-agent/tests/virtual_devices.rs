@@ -11,7 +11,7 @@ use hyper::Method;
 use serde_json::json;
 use test_support::acs::{start_acs, VIRTUAL_DEVICES};
 use test_support::agent::{agent_config, start_agent, VIRT};
-use test_support::{enc, TempDir};
+use test_support::{enc, Daemon, NbiClient, TempDir};
 
 const AGENT_BIN: &str = env!("CARGO_BIN_EXE_hypervisor-agent");
 
@@ -26,58 +26,76 @@ impl Drop for Bridges {
     }
 }
 
-#[test]
-fn a_vrgw_managed_as_a_virtual_device_informs_and_is_configured_as_a_device_of_its_own() {
+/// The agent's log without its colours.
+fn log_of(dir: &TempDir) -> String {
+    let raw = std::fs::read_to_string(dir.join("agent.log")).unwrap_or_default();
+    let mut out = String::with_capacity(raw.len());
+    let mut escape = false;
+    for c in raw.chars() {
+        match (escape, c) {
+            (false, '\u{1b}') => escape = true,
+            (true, 'm') => escape = false,
+            (true, _) => {}
+            (false, c) => out.push(c),
+        }
+    }
+    out
+}
+
+/// An ACS in this process and an agent named `agent` (its virtual devices logging in with
+/// [`VIRTUAL_DEVICES`]), in `dir`; the agent's bridges are removed when `Bridges` is dropped.
+fn start(
+    dir: &TempDir,
+    agent: &str,
+) -> (tokio::runtime::Runtime, std::net::SocketAddr, NbiClient<'static>, Bridges, Daemon) {
     let tag = std::process::id() % 1000;
-    let dir = TempDir::new("hv-vdev");
-    let prefix = format!("hv{tag}");
-    let _bridges = Bridges(prefix.clone());
+    let prefix = format!("hv{}{tag}", &agent[agent.len() - 1..]);
+    let bridges = Bridges(prefix.clone());
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    let (cwmp_addr, nbi) = start_acs(&rt, &dir, "host-vd");
+    let (cwmp_addr, nbi) = start_acs(&rt, dir, agent);
     let extra =
         format!("virtual_acs_username = \"{}\"\nvirtual_acs_password = \"{}\"\n", VIRTUAL_DEVICES.0, VIRTUAL_DEVICES.1);
-    agent_config(&dir, "host-vd", cwmp_addr, &prefix, &format!("10.252.{}.0/24", 10 + tag % 200), &extra);
-    let _agent = start_agent(AGENT_BIN, &dir);
-    // The log without its colours.
-    let log = || {
-        let raw = std::fs::read_to_string(dir.join("agent.log")).unwrap_or_default();
-        let mut out = String::with_capacity(raw.len());
-        let mut escape = false;
-        for c in raw.chars() {
-            match (escape, c) {
-                (false, '\u{1b}') => escape = true,
-                (true, 'm') => escape = false,
-                (true, _) => {}
-                (false, c) => out.push(c),
-            }
-        }
-        out
-    };
+    let net = 10 + (tag + u32::from(agent.as_bytes()[agent.len() - 1])) % 200;
+    agent_config(dir, agent, cwmp_addr, &prefix, &format!("10.252.{net}.0/24"), &extra);
+    let daemon = start_agent(AGENT_BIN, dir);
+    (rt, cwmp_addr, nbi, bridges, daemon)
+}
+
+/// Through the host's NBI: a template whose instances are virtual devices, and `subscriber`'s
+/// instance of it on C-VLAN `cvlan`; the instance's number.
+async fn virtual_vrgw(nbi: &NbiClient<'_>, host: &str, subscriber: &str, cvlan: u32, log: &str) -> u64 {
+    let (s, v) = nbi
+        .task(
+            host,
+            json!({"name": "addObject", "objectName": format!("{VIRT}Template."),
+            "parameterValues": [["Name", "gw"], ["Image", "/var/lib/vrgw/images/small"],
+                                ["ManagementMode", "Virtual"], ["ProductClass", "vRGW"]]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}\n{log}");
+    let t = v["result"]["instance"].as_u64().unwrap_or_else(|| panic!("{v}"));
+    let (s, v) = nbi
+        .task(
+            host,
+            json!({"name": "addObject", "objectName": format!("{VIRT}Instance."),
+            "parameterValues": [["Template", format!("{VIRT}Template.{t}")], ["Subscriber", subscriber],
+                                ["SVLAN", "100", "xsd:unsignedInt"], ["CVLAN", cvlan.to_string(), "xsd:unsignedInt"]]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}\n{log}");
+    v["result"]["instance"].as_u64().unwrap_or_else(|| panic!("{v}"))
+}
+
+#[test]
+fn a_vrgw_managed_as_a_virtual_device_informs_and_is_configured_as_a_device_of_its_own() {
+    let dir = TempDir::new("hv-vdev");
+    let (rt, _cwmp, nbi, _bridges, _agent) = start(&dir, "host-vd");
+    let log = || log_of(&dir);
 
     rt.block_on(async {
         let host = "00A0B1-vRGW%2DHost-host%2Dvd";
         nbi.wait_device(host, &dir.join("agent.log")).await;
-        // A template whose instances are virtual devices, and one subscriber's instance.
-        let (s, v) = nbi
-            .task(
-                host,
-                json!({"name": "addObject", "objectName": format!("{VIRT}Template."),
-                "parameterValues": [["Name", "gw"], ["Image", "/var/lib/vrgw/images/small"],
-                                    ["ManagementMode", "Virtual"], ["ProductClass", "vRGW"]]}),
-            )
-            .await;
-        assert_eq!(s, 200, "{v}\n{}", log());
-        let t = v["result"]["instance"].as_u64().unwrap_or_else(|| panic!("{v}"));
-        let (s, v) = nbi
-            .task(
-                host,
-                json!({"name": "addObject", "objectName": format!("{VIRT}Instance."),
-                "parameterValues": [["Template", format!("{VIRT}Template.{t}")], ["Subscriber", "alice"],
-                                    ["SVLAN", "100", "xsd:unsignedInt"], ["CVLAN", "7", "xsd:unsignedInt"]]}),
-            )
-            .await;
-        assert_eq!(s, 200, "{v}\n{}", log());
-        let n = v["result"]["instance"].as_u64().unwrap_or_else(|| panic!("{v}"));
+        let n = virtual_vrgw(&nbi, host, "alice", 7, &log()).await;
 
         // The vRGW bootstraps into the ACS as a device of its own.
         let vd = "00A0B1-vRGW-alice";
@@ -120,6 +138,21 @@ fn a_vrgw_managed_as_a_virtual_device_informs_and_is_configured_as_a_device_of_i
             nbi.call(Method::GET, &format!("/devices?query={}", enc(&json!({"_id": vd}).to_string())), None).await;
         assert_eq!(d[0]["Device"]["DHCPv4"]["Server"]["Pool"]["1"]["MinAddress"]["_value"], "192.168.1.60", "{d}");
 
+        // A factory reset: its vRGW back to the defaults, the device bootstraps again (and the
+        // ACS gives it new connection-request credentials, which the next request uses).
+        let bootstrapped = device(&nbi, vd).await["_lastBootstrap"].clone();
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let (s, v) = nbi.task(vd, json!({"name": "factoryReset"})).await;
+        assert_eq!((s, v["status"].as_str()), (200, Some("done")), "{v}\n{}", log());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while device(&nbi, vd).await["_lastBootstrap"] == bootstrapped {
+            assert!(Instant::now() < deadline, "no BOOTSTRAP after the factory reset\n{}", log());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let (s, v) = nbi.task(vd, json!({"name": "getParameterValues", "parameterNames": [min]})).await;
+        assert_eq!(s, 200, "{v}\n{}", log());
+        assert_eq!(cached(&device(&nbi, vd).await, min), "192.168.1.100", "{}", log());
+
         // The host lists it as a virtual device and no longer shows it embedded.
         let vdev = "Device.ManagementServer.VirtualDevice.1.SerialNumber";
         let (s, v) = nbi
@@ -145,5 +178,108 @@ fn a_vrgw_managed_as_a_virtual_device_informs_and_is_configured_as_a_device_of_i
             assert!(Instant::now() < deadline, "{}", log());
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    });
+}
+
+/// What the OSS script saw of one subscriber's gateway.
+#[derive(Debug, PartialEq)]
+struct Seen {
+    /// The values read back after the set.
+    after_set: Vec<String>,
+    /// The same after the reboot.
+    after_reboot: Vec<String>,
+}
+
+/// The parameters the OSS sets, and the values it sets them to.
+const WANTED: [(&str, &str); 3] = [
+    ("Device.DHCPv4.Server.Pool.1.MinAddress", "192.168.1.50"),
+    ("Device.DHCPv4.Server.Pool.1.MaxAddress", "192.168.1.150"),
+    ("Device.WiFi.SSID.1.SSID", "home-wifi"),
+];
+
+/// A device's cached value of `path` (dotted) in a `GET /devices` answer.
+fn cached(device: &serde_json::Value, path: &str) -> String {
+    let v = path.split('.').fold(device, |d, k| &d[k]);
+    v["_value"].as_str().map_or_else(|| v["_value"].to_string(), str::to_string)
+}
+
+async fn device(nbi: &NbiClient<'_>, id: &str) -> serde_json::Value {
+    let (s, d) = nbi.call(Method::GET, &format!("/devices?query={}", enc(&json!({"_id": id}).to_string())), None).await;
+    assert_eq!(s, 200, "{d}");
+    d[0].clone()
+}
+
+/// One OSS script, the same for any gateway: find the subscriber's gateway by its tag, set its
+/// DHCP pool and SSID, read them back, reboot it, wait for its BOOT, read them again.
+async fn oss_script(nbi: &NbiClient<'_>, tag: &str, log: &dyn Fn() -> String) -> (String, Seen) {
+    let query = enc(&json!({"_tags": tag}).to_string());
+    let (s, found) = nbi.call(Method::GET, &format!("/devices?query={query}&projection=_id"), None).await;
+    assert_eq!(s, 200, "{found}");
+    let [found] = found.as_array().map(Vec::as_slice).unwrap_or_default() else {
+        panic!("one gateway tagged {tag}: {found}")
+    };
+    let id = found["_id"].as_str().unwrap_or_else(|| panic!("{found}")).to_string();
+    let names: Vec<&str> = WANTED.iter().map(|(n, _)| *n).collect();
+    let read = |id: String| {
+        let names = names.clone();
+        async move {
+            let (s, v) = nbi.task(&id, json!({"name": "getParameterValues", "parameterNames": names})).await;
+            assert_eq!(s, 200, "{v}\n{}", log());
+            let d = device(nbi, &id).await;
+            WANTED.iter().map(|(n, _)| cached(&d, n)).collect::<Vec<_>>()
+        }
+    };
+
+    let values: Vec<[&str; 2]> = WANTED.iter().map(|(n, v)| [*n, *v]).collect();
+    let (s, v) = nbi.task(&id, json!({"name": "setParameterValues", "parameterValues": values})).await;
+    assert_eq!((s, v["status"].as_str()), (200, Some("done")), "{v}\n{}", log());
+    let after_set = read(id.clone()).await;
+
+    let booted = device(nbi, &id).await["_lastBoot"].clone();
+    // `_lastBoot` is kept to the second: the reboot comes in a later second than the last boot.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (s, v) = nbi.task(&id, json!({"name": "reboot"})).await;
+    assert_eq!((s, v["status"].as_str()), (200, Some("done")), "{v}\n{}", log());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while device(nbi, &id).await["_lastBoot"] == booted {
+        assert!(Instant::now() < deadline, "{id} never informed its BOOT after the reboot\n{}", log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let after_reboot = read(id.clone()).await;
+    (id, Seen { after_set, after_reboot })
+}
+
+#[test]
+fn one_oss_script_configures_and_reboots_a_physical_gateway_and_a_vrgw_alike() {
+    let dir = TempDir::new("hv-vdoss");
+    let (rt, cwmp, nbi, _bridges, _agent) = start(&dir, "host-oss");
+    let log = || log_of(&dir);
+    rt.block_on(async {
+        let host = &test_support::acs::agent_device("host-oss");
+        nbi.wait_device(host, &dir.join("agent.log")).await;
+        // Alice's gateway is a vRGW managed as a device of its own; Bob's a physical TR-181
+        // gateway.
+        virtual_vrgw(&nbi, host, "alice", 8, &log()).await;
+        let vrgw = "00A0B1-vRGW-alice";
+        nbi.wait_device(vrgw, &dir.join("agent.log")).await;
+        let gateway = test_support::acs::sim_gateway(cwmp, "bob").await;
+        gateway.session(&[]).await.expect("the gateway's BOOTSTRAP");
+        // The operator's inventory names each subscriber's gateway by a tag.
+        for (id, tag) in [(vrgw.to_string(), "subscriber-alice"), (gateway.device_id(), "subscriber-bob")] {
+            let (s, v) = nbi.call(Method::POST, &format!("/devices/{}/tags/{tag}", enc(&id)), None).await;
+            assert_eq!(s, 200, "{v}");
+        }
+
+        let (found_a, alice) = oss_script(&nbi, "subscriber-alice", &log).await;
+        let (found_b, bob) = oss_script(&nbi, "subscriber-bob", &log).await;
+        assert_eq!((found_a.as_str(), found_b), (vrgw, gateway.device_id()));
+        let wanted: Vec<String> = WANTED.iter().map(|(_, v)| v.to_string()).collect();
+        let expected = Seen { after_set: wanted.clone(), after_reboot: wanted };
+        assert_eq!(alice, expected, "the vRGW\n{}", log());
+        assert_eq!(bob, expected, "the physical gateway");
+        // Each did reboot as itself: the vRGW's domain was restarted by its host, the gateway
+        // rebooted and informed "M Reboot".
+        assert!(log().lines().any(|l| l.contains("vRGW restarted")), "{}", log());
+        assert!(gateway.take_requests().iter().any(|r| r == "Reboot"));
     });
 }

@@ -177,6 +177,12 @@ impl AcsProcess {
         sim
     }
 
+    /// The same as a physical TR-181 residential gateway with a vRGW's parameters
+    /// ([`acs::sim::SimModel::Tr181Gateway`]).
+    pub async fn sim_gateway(&self, serial: &str) -> Arc<SimCpe> {
+        sim_gateway(self.cwmp, serial).await
+    }
+
     /// The same as a TR-098 residential gateway (`InternetGatewayDevice.`, [`SimCpe::new_tr098`]).
     pub async fn sim_tr098(&self, serial: &str) -> Arc<SimCpe> {
         let cr = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -186,6 +192,19 @@ impl AcsProcess {
         tokio::spawn(SimCpe::serve_connection_requests(vec![sim.clone()], cr));
         sim
     }
+}
+
+/// A physical TR-181 gateway ([`acs::sim::SimModel::Tr181Gateway`]) with serial `serial` that
+/// logs in to the ACS at `cwmp` with [`CPE`] and answers its connection requests (checked
+/// against [`CR`]) on a free loopback port.
+pub async fn sim_gateway(cwmp: SocketAddr, serial: &str) -> Arc<SimCpe> {
+    let cr = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = cr.local_addr().expect("addr");
+    let sim =
+        SimCpe::of_model(acs::sim::SimModel::Tr181Gateway, serial, &format!("http://{cwmp}/"), CPE.0, CPE.1, addr, CR)
+            .unwrap_or_else(|e| panic!("a TR-181 gateway {serial}: {e}"));
+    tokio::spawn(SimCpe::serve_connection_requests(vec![sim.clone()], cr));
+    sim
 }
 
 /// Writes a file that holds secrets: mode 0600 from its creation.
@@ -216,7 +235,8 @@ pub fn agent_device(agent: &str) -> String {
 }
 
 /// An ACS (SQLite store in `dir`) serving CWMP and the NBI on loopback, in `rt`, for agent
-/// `agent` (password `host-secret`): its CWMP address and its NBI.
+/// `agent` (password `host-secret`), its virtual devices ([`VIRTUAL_DEVICES`]) and simulated
+/// CPEs ([`CPE`]): its CWMP address and its NBI.
 pub fn start_acs(rt: &tokio::runtime::Runtime, dir: &Path, agent: &str) -> (SocketAddr, NbiClient<'static>) {
     start_acs_tls(rt, dir, agent, None)
 }
@@ -252,12 +272,20 @@ pub fn start_acs_for(
             device: Some(agent_device(a)),
             device_prefix: None,
         })
-        .chain([acs::daemon::CredentialEntry {
-            username: VIRTUAL_DEVICES.0.into(),
-            password: VIRTUAL_DEVICES.1.into(),
-            device: None,
-            device_prefix: Some("00A0B1-vRGW-".into()),
-        }])
+        .chain([
+            acs::daemon::CredentialEntry {
+                username: VIRTUAL_DEVICES.0.into(),
+                password: VIRTUAL_DEVICES.1.into(),
+                device: None,
+                device_prefix: Some("00A0B1-vRGW-".into()),
+            },
+            acs::daemon::CredentialEntry {
+                username: CPE.0.into(),
+                password: CPE.1.into(),
+                device: None,
+                device_prefix: Some(SIM_PREFIX.into()),
+            },
+        ])
         .collect();
     file.cwmp.session_timeout_secs = Some(300);
     file.cwmp.file_base_url = Some("http://127.0.0.1:9/files".into());

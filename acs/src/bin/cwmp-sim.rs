@@ -1,5 +1,5 @@
-//! `cwmp-sim`: N simulated CPEs against an ACS, TR-181 hosts or (`--model tr098`) TR-098
-//! gateways. Each informs (BOOTSTRAP, then PERIODIC back to back or every `--periodic-secs`),
+//! `cwmp-sim`: N simulated CPEs against an ACS, TR-181 hosts, (`--model tr098`) TR-098
+//! gateways or (`--model tr181-gateway`) TR-181 gateways with a vRGW's parameters. Each informs (BOOTSTRAP, then PERIODIC back to back or every `--periodic-secs`),
 //! answers connection requests (Digest), GPV, GPN, SPV, AddObject, DeleteObject, Reboot,
 //! FactoryReset, Download, Upload (a PUT of its configuration or its log), ScheduleDownload
 //! (queued until its window), CancelTransfer, Get(All)QueuedTransfers and ChangeDUState
@@ -35,8 +35,9 @@ struct Opts {
     /// Seconds between periodic sessions; 0 runs them back to back (load).
     #[arg(long, default_value_t = 0)]
     periodic_secs: u64,
-    /// The devices' data model: `tr181` (a `Device.` host) or `tr098` (an
-    /// `InternetGatewayDevice.` residential gateway).
+    /// The devices' data model: `tr181` (a `Device.` host), `tr098` (an
+    /// `InternetGatewayDevice.` residential gateway) or `tr181-gateway` (a `Device.` residential
+    /// gateway with a vRGW's parameters).
     #[arg(long, default_value = "tr181")]
     model: SimModel,
     /// How long to run, in seconds.

@@ -305,7 +305,7 @@ impl Host {
         self.set_internal(&Migration::at(n).downtime(), Value::UnsignedInt(0));
         self.watch_status(n);
         let port = self.lan_port(slot.id);
-        let profile = self.mounts.get(&n).map(|m| m.profile()).and_then(|p| serde_json::to_string(&p).ok());
+        let profile = self.carried(n, mode != MigrationMode::Live);
         match mode {
             MigrationMode::None => return Err(Self::no_mode(n)),
             MigrationMode::Live => {
@@ -452,9 +452,7 @@ impl Host {
 
     /// The instance's mount takes this configuration (a profile snapshot as JSON).
     fn adopt_profile(&mut self, n: u32, json: &str) {
-        let tree = serde_json::from_str::<datamodel::tree::Snapshot>(json)
-            .map_err(|e| e.to_string())
-            .and_then(|snap| Tree::restore(Schema::vrgw(), snap));
+        let tree = self.arrived(n, json).and_then(|snap| Tree::restore(Schema::vrgw(), snap));
         match tree {
             Ok(t) => {
                 let m = ProxyMount::with_profile(self.rt.clone(), t).with_deadlines(self.cfg.proxy_deadlines);

@@ -472,6 +472,7 @@ mod virtual_devices;
 use error::During;
 pub use error::HostError;
 pub use view::{CwmpView, Shared};
+pub use virtual_devices::arrived_key;
 
 #[cfg(test)]
 mod tests;

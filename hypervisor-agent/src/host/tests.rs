@@ -183,16 +183,20 @@ impl Bed {
     }
 
     fn clean(self) {
-        for d in self.lv.owned(&self.agent).unwrap_or_default() {
-            let _ = self.lv.undefine(&d.name);
-        }
-        for br in ["trunk", "park", "s100", "s200"] {
-            let _ = std::process::Command::new("ovs-vsctl")
-                .args(["--if-exists", "del-br", &format!("{}-{br}", self.agent)])
-                .status();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        clean_after(&self.lv, &self.agent, &self.dir);
     }
+}
+
+/// Removes what host `agent` left: its domains, its bridges, its folder.
+fn clean_after(lv: &Libvirt, agent: &str, dir: &std::path::Path) {
+    for d in lv.owned(agent).unwrap_or_default() {
+        let _ = lv.undefine(&d.name);
+    }
+    for br in ["trunk", "park", "s100", "s200"] {
+        let _ =
+            std::process::Command::new("ovs-vsctl").args(["--if-exists", "del-br", &format!("{agent}-{br}")]).status();
+    }
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 fn fault_names(b: &Body) -> Vec<(String, u32)> {
@@ -749,6 +753,11 @@ fn stand_in(
         log(&c, "set", &p.values);
         Ok(0)
     });
+    let (m, c) = (proxy_api::FACTORY_RESET, calls.clone());
+    server.register_typed(m.name, m.help, m.signature, move |_: NoParams| {
+        log(&c, "factory_reset", &[]);
+        Ok(true)
+    });
     let (m, c) = (proxy_api::VALIDATE, calls.clone());
     server.register_typed(m.name, m.help, m.signature, move |p: ValidateParams| {
         log(&c, "validate", &p.values);
@@ -1302,32 +1311,9 @@ fn the_proxy_secret_travels_in_an_owner_only_file_not_in_the_definition_s_public
 #[test]
 fn instances_managed_as_virtual_devices_are_listed_as_such_and_served_as_their_own() {
     let mut b = bed("hvvdev");
-    for (name, v) in [("Manufacturer", "vrgw.org"), ("ManufacturerOUI", "00A0B1"), ("ProductClass", "vRGW-Host")] {
-        b.host
-            .model
-            .root_mut()
-            .set_internal(&format!("Device.DeviceInfo.{name}"), Value::String(v.into()))
-            .expect("id");
-    }
-    b.host.model.root_mut().set_internal("Device.DeviceInfo.SerialNumber", Value::String("h1".into())).expect("id");
-    let t = b.add(TEMPLATE);
-    let tp = format!("{TEMPLATE}{t}");
-    let r = b.set(&[
-        (&format!("{tp}.Name"), Value::String("gw".into())),
-        (&format!("{tp}.Image"), Value::String("/var/lib/vrgw/images/base".into())),
-        (&format!("{tp}.ManagementMode"), Value::String("Virtual".into())),
-        (&format!("{tp}.ProductClass"), Value::String("vRGW-Home".into())),
-    ]);
-    assert!(matches!(r, Body::SetParameterValuesResponse(_)), "{r:?}");
-    let i = b.add(INSTANCE);
+    host_identity(&mut b, "h1");
+    let i = virtual_instance(&mut b, "alice", 7, "vRGW-Home");
     let ip = format!("{INSTANCE}{i}.");
-    let r = b.set(&[
-        (&format!("{ip}Subscriber"), Value::String("alice".into())),
-        (&format!("{ip}Template"), Value::String(tp.clone())),
-        (&format!("{ip}SVLAN"), Value::UnsignedInt(100)),
-        (&format!("{ip}CVLAN"), Value::UnsignedInt(7)),
-    ]);
-    assert!(matches!(r, Body::SetParameterValuesResponse(_)), "{r:?}");
     let expected = cwmp::DeviceId {
         manufacturer: "vrgw.org".into(),
         oui: "00A0B1".into(),
@@ -1398,4 +1384,182 @@ fn instances_managed_as_virtual_devices_are_listed_as_such_and_served_as_their_o
     );
     assert!(matches!(r, Body::Fault(ref f) if f.string.contains("instance 99")), "{r:?}");
     b.clean();
+}
+
+/// `b`'s identity as a host (its virtual devices take its OUI and Manufacturer).
+fn host_identity(b: &mut Bed, serial: &str) {
+    let info = [
+        ("Manufacturer", "vrgw.org"),
+        ("ManufacturerOUI", "00A0B1"),
+        ("ProductClass", "vRGW-Host"),
+        ("SerialNumber", serial),
+    ];
+    for (name, v) in info {
+        b.host
+            .model
+            .root_mut()
+            .set_internal(&format!("Device.DeviceInfo.{name}"), Value::String(v.into()))
+            .expect("id");
+    }
+}
+
+/// A template named "gw" of ProductClass `class` whose instances are virtual devices, and
+/// instance `n` of it for `subscriber` on (100, `cvlan`).
+fn virtual_instance(b: &mut Bed, subscriber: &str, cvlan: u32, class: &str) -> u32 {
+    let t = b.add(TEMPLATE);
+    let tp = format!("{TEMPLATE}{t}");
+    let r = b.set(&[
+        (&format!("{tp}.Name"), Value::String("gw".into())),
+        (&format!("{tp}.Image"), Value::String("/var/lib/vrgw/images/base".into())),
+        (&format!("{tp}.ManagementMode"), Value::String("Virtual".into())),
+        (&format!("{tp}.ProductClass"), Value::String(class.into())),
+    ]);
+    assert!(matches!(r, Body::SetParameterValuesResponse(_)), "{r:?}");
+    let n = b.add(INSTANCE);
+    let ip = format!("{INSTANCE}{n}.");
+    let r = b.set(&[
+        (&format!("{ip}Subscriber"), Value::String(subscriber.into())),
+        (&format!("{ip}Template"), Value::String(tp)),
+        (&format!("{ip}SVLAN"), Value::UnsignedInt(100)),
+        (&format!("{ip}CVLAN"), Value::UnsignedInt(cvlan)),
+    ]);
+    assert!(matches!(r, Body::SetParameterValuesResponse(_)), "{r:?}");
+    n
+}
+
+fn spv(name: &str, v: &str, key: &str) -> Body {
+    Body::SetParameterValues(SetParameterValues {
+        parameter_list: vec![ParameterValue::new(name, Value::String(v.into()))],
+        parameter_key: key.into(),
+    })
+}
+
+#[test]
+fn a_virtual_device_s_reboot_restarts_its_vrgw_and_its_factory_reset_returns_it_to_the_defaults() {
+    let mut b = bed_with("hvvdrb", |c| {
+        c.mgmt_base = Ipv4Addr::new(127, 0, 0, 0);
+        c.mgmt_prefix = 8;
+        c.proxy_port = 18743;
+    });
+    host_identity(&mut b, "h1");
+    let n = virtual_instance(&mut b, "alice", 9, "vRGW");
+    let err = b.s(&format!("{INSTANCE}{n}.LastError"));
+    let slot = b.host.state().slot_of(n).expect("slot").unwrap_or_else(|| panic!("not provisioned: {err}"));
+    let addr = format!("{}:18743", slot.mgmt_address.split('/').next().expect("address"));
+    let proxy = stand_in(&addr, Default::default(), Arc::new(Meeting::default()), 1, Default::default());
+    assert_eq!(b.host.sync_proxies(), 1);
+    assert_eq!(calls_of(&proxy).iter().map(|c| c.0.as_str()).collect::<Vec<_>>(), vec!["set"]);
+    let id = b.host.virtual_device_id(n).expect("a virtual device");
+    let start = crate::vdevice::Start {
+        acs_url: "http://127.0.0.1:7547/".into(),
+        connection_request_url: "http://127.0.0.1:7548/vd/1".into(),
+        cr_username: "cr".into(),
+        cr_password: "pw".into(),
+        periodic_inform_interval: 300,
+    };
+    let mut dev = crate::vdevice::VirtualDevice::new(id, b.host.device_id(), &start);
+    let min = "Device.DHCPv4.Server.Pool.1.MinAddress";
+    let r = b.host.serve_virtual(n, &mut dev, &spv(min, "192.168.1.60", "k1"));
+    assert!(matches!(r, Body::SetParameterValuesResponse(_)), "{r:?}");
+    assert_eq!(calls_of(&proxy).iter().map(|c| c.0.as_str()).collect::<Vec<_>>(), vec!["try_set"]);
+    let profile_min = |b: &Bed| {
+        b.host.mounts[&n].previous(&[ParameterValue::new(min, Value::String(String::new()))])[0].value.clone()
+    };
+
+    // Reboot: the domain stops and starts again (it was running, it runs), and the vRGW gets
+    // its whole profile again once its proxy answers: the value set stays.
+    b.host.restart_instance(n).expect("restart");
+    assert_eq!(b.owned(), vec![(slot.domain.clone(), DomState::Running)]);
+    assert!(!b.host.mounts[&n].synced(), "the restarted vRGW is given its profile again");
+    assert_eq!(b.host.sync_proxies(), 1);
+    let calls = calls_of(&proxy);
+    assert_eq!(calls.iter().map(|c| c.0.as_str()).collect::<Vec<_>>(), vec!["set"]);
+    assert_eq!(profile_min(&b), Value::String("192.168.1.60".into()));
+
+    // FactoryReset: the proxy restores its own defaults, the profile is the factory one again
+    // (and is what the vRGW gets next), the vRGW restarts.
+    b.host.factory_reset_instance(n).expect("factory reset");
+    assert_eq!(calls_of(&proxy).iter().map(|c| c.0.as_str()).collect::<Vec<_>>(), vec!["factory_reset"]);
+    assert_eq!(profile_min(&b), Value::String("192.168.1.100".into()));
+    assert_eq!(b.owned(), vec![(slot.domain.clone(), DomState::Running)]);
+    assert_eq!(b.host.sync_proxies(), 1);
+    let calls = calls_of(&proxy);
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    let pushed = calls[0].1.iter().find(|v| v.name == min).map(|v| v.value.clone());
+    assert_eq!(pushed, Some(proxy_api::Lexical::String("192.168.1.100".into())), "{calls:?}");
+    // Kept across the agent's restart.
+    let b = b.reopen();
+    assert_eq!(profile_min(&b), Value::String("192.168.1.100".into()));
+
+    // An instance with no vRGW here is refused, nothing touched.
+    let mut b = b;
+    let e = b.host.restart_instance(99).expect_err("no such vRGW");
+    assert_eq!(e.fault().code.code(), 9001, "{e}");
+    b.clean();
+}
+
+#[test]
+fn a_virtual_device_continues_as_the_same_device_on_the_host_its_vrgw_migrates_to() {
+    let mut src = bed("hvvdms");
+    let mut dst = bed("hvvdmd");
+    host_identity(&mut src, "h1");
+    host_identity(&mut dst, "h2");
+    let n = virtual_instance(&mut src, "carol", 11, "vRGW");
+    let id = src.host.virtual_device_id(n).expect("a virtual device");
+    // The source's virtual device as its sessions left it: the ACS set its connection-request
+    // credentials and a ParameterKey, and a value of its vRGW.
+    let start = crate::vdevice::Start {
+        acs_url: "http://127.0.0.1:9/".into(),
+        connection_request_url: format!("http://127.0.0.1:7548/vd/{n}"),
+        cr_username: "vd".into(),
+        cr_password: "factory".into(),
+        periodic_inform_interval: 300,
+    };
+    let mut dev = crate::vdevice::VirtualDevice::new(id.clone(), src.host.device_id(), &start);
+    let r =
+        src.host.serve_virtual(n, &mut dev, &spv("Device.ManagementServer.ConnectionRequestUsername", "acs-set", "k7"));
+    assert!(matches!(r, Body::SetParameterValuesResponse(_)), "{r:?}");
+    let min = "Device.DHCPv4.Server.Pool.1.MinAddress";
+    let r = src.host.serve_virtual(n, &mut dev, &spv(min, "192.168.1.70", "k8"));
+    assert!(matches!(r, Body::SetParameterValuesResponse(_)), "{r:?}");
+    src.host.state().save_virtual_device(&id.key(), &dev.snapshot()).expect("save");
+
+    // What travels with the vRGW, and what the destination keeps of it.
+    let carried = src.host.carried(n, false).expect("carried");
+    let m = virtual_instance(&mut dst, "carol", 11, "vRGW");
+    assert_ne!(m, 0);
+    let profile = dst.host.arrived(m, &carried).expect("arrived");
+    let tree = Tree::restore(datamodel::Schema::vrgw(), profile).expect("profile");
+    assert_eq!(tree.value(min), Some(Value::String("192.168.1.70".into())));
+    assert_eq!(dst.host.virtual_device_id(m), Some(id.clone()), "the same DeviceId on the other host");
+
+    // Its device starts there: the same device (no BOOTSTRAP, no BOOT: a live migration), its
+    // connection-request URL on the new host's listener, which the ACS hears of.
+    let Bed { host, rt, dir, agent, lv, ovs: _ } = dst;
+    let host_id = host.device_id();
+    let handle = crate::worker::spawn(host, crate::worker::Timing::default(), Arc::new(tokio::sync::Notify::new()));
+    let settings = Arc::new(crate::vagent::Settings {
+        acs_url: "http://127.0.0.1:9/".into(),
+        acs_username: "u".into(),
+        acs_password: "p".into(),
+        tls: None,
+        cr_base: "http://127.0.0.1:7600".into(),
+        periodic_inform_interval: 300,
+    });
+    let running =
+        rt.block_on(crate::vagent::start(&handle, &settings, m, id.clone(), &host_id, false)).expect("started");
+    let (user, _) = running.cpe.cr_credentials();
+    rt.block_on(running.stop());
+    let state = handle.shared().state();
+    let events: Vec<String> = state.events_of(&id.key()).expect("events").into_iter().map(|e| e.1).collect();
+    assert_eq!(events, vec!["4 VALUE CHANGE".to_string()]);
+    assert_eq!(user, "acs-set", "the credentials the ACS set came along");
+    let snap = state.virtual_device(&id.key()).expect("read").expect("kept");
+    let here = crate::vdevice::VirtualDevice::restore(id.clone(), host_id.clone(), snap).expect("restore");
+    assert_eq!(here.management("ParameterKey"), Some(Value::String("k8".into())));
+    assert_eq!(here.management("ConnectionRequestURL"), Some(Value::String(format!("http://127.0.0.1:7600/vd/{m}"))));
+    assert_eq!(state.virtual_device(&super::arrived_key(m)).expect("read"), None, "used once");
+    drop(handle);
+    src.clean();
+    clean_after(&lv, &agent, &dir);
 }

@@ -5,12 +5,19 @@
 use cwmp::{Body, DeviceId, Fault, FaultCode};
 use datamodel::virtualization::{Instance, InstanceManagementMode, Template, TemplateManagementMode};
 
-use super::Host;
+use super::{During, Host, HostError, Result};
+use crate::compute::DomState;
 use crate::state::SlotUse;
 use crate::vdevice::VirtualDevice;
 
 /// `Device.ManagementServer.VirtualDevice.` of the host.
 const TABLE: &str = "Device.ManagementServer.VirtualDevice.";
+
+/// Where the state of instance `n`'s virtual device waits after it came with a migration
+/// (`{"key", "state", "booted"}`), until the device starts here.
+pub fn arrived_key(n: u32) -> String {
+    format!("arrived/{n}")
+}
 
 impl Host {
     /// How instance `n` is managed: its own `ManagementMode`, or its template's.
@@ -54,29 +61,71 @@ impl Host {
                 return Vec::new();
             }
         };
-        let host = self.device_id();
         let mut out: Vec<(u32, DeviceId)> = slots
             .into_iter()
             .filter(|s| s.usage == SlotUse::Assigned)
             .filter_map(|s| s.instance)
             .filter(|n| self.management_mode(*n) != TemplateManagementMode::Embedded)
-            .filter_map(|n| {
-                let subscriber = self.string(&Instance::at(n).subscriber());
-                let template = self.wanted(n).template?;
-                let product_class = self.string(&Template::at(template).product_class());
-                (!subscriber.is_empty()).then(|| {
-                    let id = DeviceId {
-                        manufacturer: host.manufacturer.clone(),
-                        oui: host.oui.clone(),
-                        product_class,
-                        serial_number: subscriber,
-                    };
-                    (n, id)
-                })
-            })
+            .filter_map(|n| Some((n, self.virtual_device_id(n)?)))
             .collect();
         out.sort_by_key(|(n, _)| *n);
         out
+    }
+
+    /// The DeviceId instance `n` has as a virtual device (whatever its mode): none without a
+    /// Subscriber or a template.
+    pub fn virtual_device_id(&self, n: u32) -> Option<DeviceId> {
+        let subscriber = self.string(&Instance::at(n).subscriber());
+        let template = self.wanted(n).template?;
+        let host = self.device_id();
+        (!subscriber.is_empty()).then(|| DeviceId {
+            manufacturer: host.manufacturer,
+            oui: host.oui,
+            product_class: self.string(&Template::at(template).product_class()),
+            serial_number: subscriber,
+        })
+    }
+
+    /// What travels with instance `n`'s vRGW to another host, as JSON: its profile, and when
+    /// it is a virtual device its own state as well (`booted`: it starts afresh there, a cold
+    /// migration), so that it continues there as the same device. See [`Host::arrived`].
+    pub(super) fn carried(&self, n: u32, booted: bool) -> Option<String> {
+        let profile = self.mounts.get(&n)?.profile();
+        let own = (self.management_mode(n) != TemplateManagementMode::Embedded)
+            .then(|| self.virtual_device_id(n))
+            .flatten()
+            .and_then(|id| match self.state.virtual_device(&id.key()) {
+                Ok(s) => s.map(|s| (id.key(), s)),
+                Err(e) => {
+                    tracing::error!(instance = n, "the virtual device's state does not go along: {e}");
+                    None
+                }
+            });
+        let json = match own {
+            None => serde_json::to_string(&profile),
+            Some((key, state)) => serde_json::to_string(&serde_json::json!({
+                "profile": profile,
+                "virtual_device": {"key": key, "state": state, "booted": booted},
+            })),
+        };
+        json.inspect_err(|e| tracing::error!(instance = n, "the configuration does not go along: {e}")).ok()
+    }
+
+    /// The profile that came with instance `n`'s vRGW from another host (see [`Host::carried`]);
+    /// a virtual device's state that came with it is kept as [`arrived_key`]`(n)` until its
+    /// device starts here.
+    pub(super) fn arrived(&mut self, n: u32, json: &str) -> std::result::Result<datamodel::tree::Snapshot, String> {
+        let v: serde_json::Value = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        let profile = match v.get("virtual_device") {
+            Some(own) => {
+                if let Err(e) = self.state.save_virtual_device(&arrived_key(n), own) {
+                    tracing::error!(instance = n, "the virtual device's state that came along is not kept: {e}");
+                }
+                v.get("profile").cloned().unwrap_or_default()
+            }
+            None => v,
+        };
+        serde_json::from_value(profile).map_err(|e| e.to_string())
     }
 
     /// `ManagementServer.VirtualDevice`: one row per virtual device, kept in step; and the
@@ -145,6 +194,43 @@ impl Host {
             }
         }
         resp
+    }
+
+    /// Restarts instance `n`'s vRGW (its virtual device's Reboot): its domain stopped and started
+    /// again, then brought to its `RequestedState`; its proxy gets the profile again once it
+    /// answers (a vRGW keeps nothing the agent does not).
+    pub fn restart_instance(&mut self, n: u32) -> Result<()> {
+        let slot = self
+            .state
+            .slot_of(n)?
+            .filter(|s| s.usage == SlotUse::Assigned)
+            .ok_or_else(|| HostError::Refused(format!("instance {n} has no vRGW running on this host")))?;
+        match self.compute.state(&slot.domain).during("reading the domain's state")? {
+            None => return Err(HostError::DomainMissing(slot.domain.clone())),
+            Some(DomState::Running | DomState::Paused) => {
+                self.compute.stop(&slot.domain).during("stopping the domain")?
+            }
+            Some(_) => {}
+        }
+        self.compute.start(&slot.domain).during("starting the domain")?;
+        self.attach(n, &slot)?;
+        tracing::info!(instance = n, domain = %slot.domain, "vRGW restarted");
+        self.converge_only(&[n]);
+        Ok(())
+    }
+
+    /// Returns instance `n`'s vRGW to its factory configuration (its virtual device's
+    /// FactoryReset): the profile becomes the vRGW's defaults (what the ACS sets at the BOOTSTRAP
+    /// that follows comes on top: presets, the subscriber's web-form profile), the proxy resets
+    /// to its own, and the vRGW restarts.
+    pub fn factory_reset_instance(&mut self, n: u32) -> Result<()> {
+        let Some(m) = self.mounts.get(&n) else {
+            return Err(HostError::Refused(format!("instance {n} has no vRGW on this host")));
+        };
+        m.factory_reset(datamodel::factory::vrgw(&n.to_string())).map_err(|f| HostError::Proxy(f.string))?;
+        self.save()?;
+        tracing::info!(instance = n, "vRGW back to its factory configuration");
+        self.restart_instance(n)
     }
 
     /// The parameters instance `n`'s virtual device's Inform carries (read through its mount).
