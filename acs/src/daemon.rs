@@ -244,13 +244,16 @@ pub struct CredentialEntry {
     pub device: Option<String>,
     /// The DeviceId prefix it may inform as.
     pub device_prefix: Option<String>,
+    /// With `device` (a host's): the DeviceId prefix of the virtual devices the host proxies
+    /// (say `00A0B1-vRGW-`); it may speak for those whose subscriber the ACS placed on it.
+    pub proxies: Option<String>,
 }
 
 impl CredentialEntry {
     /// The credential, checked: a user name, a password of 8 characters or more, one scope.
     pub fn credential(&self) -> Result<crate::store::CpeCredential, String> {
         let scope = crate::nbi::credentials::scope(self.device.clone(), self.device_prefix.clone())?;
-        crate::nbi::credentials::make(&self.username, &self.password, scope)
+        crate::nbi::credentials::make(&self.username, &self.password, scope, self.proxies.clone())
     }
 }
 

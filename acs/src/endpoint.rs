@@ -662,6 +662,30 @@ impl Acs {
         self.webhooks.send(crate::webhooks::Event::task(dev, "task.fault", t.id, now()));
     }
 
+    /// Whether a CPE logged in with `c` may speak for device `id`: its scope allows it; or `c` is
+    /// a host's credential naming the virtual devices it proxies (TR-069 Annex J.2), `id` is
+    /// under that prefix, and its SerialNumber is a subscriber the ACS placed on that host or
+    /// whose running migration goes to it. A host may so speak for its own vRGWs and no other
+    /// host's, and only for subscribers the ACS itself placed.
+    pub fn may_speak_for(&self, c: &CpeCredential, id: &cwmp::DeviceId) -> Result<bool, crate::store::StoreError> {
+        let dev = id.key();
+        if c.scope.allows(&dev) {
+            return Ok(true);
+        }
+        let (crate::store::Scope::Device(host), Some(prefix)) = (&c.scope, &c.proxies) else { return Ok(false) };
+        if !dev.starts_with(prefix.as_str()) || id.serial_number.is_empty() {
+            return Ok(false);
+        }
+        let subscriber = id.serial_number.as_str();
+        if self.store.placement(subscriber)?.is_some_and(|p| &p.device == host) {
+            return Ok(true);
+        }
+        let migrating_here = |r: &serde_json::Value| {
+            r["status"] == "running" && r["subscriber"] == subscriber && r["target"] == host.as_str()
+        };
+        Ok(self.store.migrations()?.iter().any(|(_, r)| migrating_here(r)))
+    }
+
     /// A credential by user name: the configuration file's, else the store's.
     pub fn credential(&self, user: &str) -> Result<Option<CpeCredential>, crate::store::StoreError> {
         match self.config.credentials.iter().find(|c| c.username == user) {
@@ -787,11 +811,21 @@ impl Acs {
             match ev {
                 AcsEvent::Inform { inform, version, .. } => {
                     let dev = inform.device_id.key();
-                    if let Some(c) = credential.filter(|c| !c.scope.allows(&dev)) {
-                        // Nothing of this Inform is recorded: the session is dropped unopened.
-                        tracing::warn!(user = %c.username, may = %c.scope, device = %dev, "refused an Inform: the credential may not speak for this device");
-                        let why = Refusal::NotYours { user: c.username.clone(), device: dev };
-                        return Outcome::Reply(self.unauthorized(why));
+                    if let Some(c) = credential {
+                        match self.may_speak_for(c, &inform.device_id) {
+                            Ok(true) => {}
+                            Ok(false) => {
+                                // Nothing of this Inform is recorded: the session is dropped unopened.
+                                tracing::warn!(user = %c.username, may = %c.scope, proxies = ?c.proxies, device = %dev,
+                                    "refused an Inform: the credential may not speak for this device");
+                                let why = Refusal::NotYours { user: c.username.clone(), device: dev };
+                                return Outcome::Reply(self.unauthorized(why));
+                            }
+                            Err(e) => {
+                                tracing::error!(device = %dev, "refused an Inform: who may speak for it: {e}");
+                                return Outcome::Reply(Refusal::Store(e).reply());
+                            }
+                        }
                     }
                     {
                         let mut busy = self.busy();
@@ -1625,11 +1659,64 @@ mod tests {
         Envelope::new(CwmpVersion::V1_0.namespace(), Some("1".into()), Body::Inform(inform)).encode()
     }
 
+    /// A virtual device's Inform (product class `vRGW`).
+    fn virtual_inform(serial: &str) -> Vec<u8> {
+        inform_body(serial).replace("<ProductClass>p</ProductClass>", "<ProductClass>vRGW</ProductClass>").into_bytes()
+    }
+
+    #[test]
+    fn a_host_speaks_for_the_virtual_devices_of_subscribers_placed_on_it_and_no_other() {
+        use crate::store::{MigrationStore, PlacementStore};
+        let store = Arc::new(crate::store::SqliteStore::open(std::path::Path::new(":memory:")).expect("store"));
+        let acs = Acs::new(store.clone(), config(), crate::webhooks::Sender::none());
+        let host = |id: &str| CpeCredential {
+            username: id.into(),
+            ha1: crate::auth::Ha1::of(id, REALM, "pw"),
+            scope: crate::store::Scope::Device(format!("00A0B1-H-{id}")),
+            proxies: Some("00A0B1-vRGW-".into()),
+        };
+        let (a, b) = (host("a"), host("b"));
+        let status = |c: &CpeCredential, serial: &str| {
+            let Outcome::Reply(r) = acs.handle(None, &virtual_inform(serial), Some(c));
+            if r.status() == StatusCode::OK {
+                // Out of the session again, so the next Inform of the device is a new one.
+                acs.sessions().clear();
+                acs.busy().clear();
+            }
+            r.status()
+        };
+        assert!(virtual_inform("alice").windows(4).any(|w| w == b"vRGW"), "the Inform names a virtual device");
+        // Nobody placed alice yet: neither host speaks for her.
+        assert_eq!(status(&a, "alice"), StatusCode::UNAUTHORIZED);
+        assert!(store.device("00A0B1-vRGW-alice").expect("read").is_none(), "nothing stored");
+        store.place("alice", "00A0B1-H-a", 3, 1).expect("place");
+        assert_eq!(status(&a, "alice"), StatusCode::OK);
+        assert_eq!(status(&b, "alice"), StatusCode::UNAUTHORIZED, "another host's vRGW");
+        assert_eq!(status(&a, "bob"), StatusCode::UNAUTHORIZED, "a subscriber placed nowhere");
+        // Outside the prefix it names, its own device only.
+        let Outcome::Reply(r) = acs.handle(None, inform_body("alice").as_bytes(), Some(&a));
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        // While alice's vRGW migrates to b, b may speak for her too; once it is over, no more.
+        let record = serde_json::json!({"status": "running", "source": "00A0B1-H-a", "instance": 3,
+            "target": "00A0B1-H-b", "subscriber": "alice"});
+        let id = store.start_migration(&record).expect("start").expect("started");
+        assert_eq!(status(&b, "alice"), StatusCode::OK);
+        let mut done = record.clone();
+        done["status"] = serde_json::json!("failed");
+        store.put_migration(id, &done).expect("end");
+        assert_eq!(status(&b, "alice"), StatusCode::UNAUTHORIZED);
+    }
+
     #[test]
     fn a_credential_speaks_only_for_its_devices_and_a_refused_inform_stores_nothing() {
         let store = Arc::new(crate::store::SqliteStore::open(std::path::Path::new(":memory:")).expect("store"));
         let acs = Acs::new(store.clone(), config(), crate::webhooks::Sender::none());
-        let cred = |scope| CpeCredential { username: "u".into(), ha1: crate::auth::Ha1::of("u", REALM, "pw"), scope };
+        let cred = |scope| CpeCredential {
+            username: "u".into(),
+            ha1: crate::auth::Ha1::of("u", REALM, "pw"),
+            scope,
+            proxies: None,
+        };
         let one = cred(crate::store::Scope::Device("00A0B1-p-a".into()));
         let Outcome::Reply(r) = acs.handle(None, inform_body("b").as_bytes(), Some(&one));
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);

@@ -852,6 +852,9 @@ mod tests {
         assert_eq!("tr098".parse(), Ok(SimModel::Tr098Gateway));
         assert_eq!("tr181".parse(), Ok(SimModel::Tr181Host));
         assert_eq!("tr181-gateway".parse(), Ok(SimModel::Tr181Gateway));
-        assert_eq!("tr-098".parse::<SimModel>(), Err("unknown device model \"tr-098\" (tr181 or tr098)".into()));
+        assert_eq!(
+            "tr-098".parse::<SimModel>(),
+            Err("unknown device model \"tr-098\" (tr181, tr098 or tr181-gateway)".into())
+        );
     }
 }

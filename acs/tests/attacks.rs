@@ -256,6 +256,9 @@ async fn cpe_credentials_through_the_nbi_are_bound_hidden_and_hashed() {
         (json!({"password": password, "device": "a\nb"}), "control characters"),
         // The id unescaped: its '-' inside the serial would pass for a separator.
         (json!({"password": password, "device": format!("{SIM_PREFIX}nbi-1")}), "written %2D"),
+        // A fleet credential proxies nothing: only a host's (one device) names its virtual devices.
+        (json!({"password": password, "devicePrefix": SIM_PREFIX, "proxies": "00A0B1-vRGW-"}), "goes with a device"),
+        (json!({"password": password, "device": device, "proxies": ""}), "DeviceId prefix of 1 to 256"),
     ] {
         let r = oss.send(Method::PUT, "/cpe-credentials/nbi-1", Some(body)).await;
         assert_eq!(r.status, 400, "{:?}", r.json);
@@ -282,6 +285,18 @@ async fn cpe_credentials_through_the_nbi_are_bound_hidden_and_hashed() {
     let bytes = test_support::acs::store_contents(&dir.join("acs.db"));
     assert!(bytes.windows(device.len()).any(|w| w == device.as_bytes()), "the credential is in what was read");
     assert!(!bytes.windows(password.len()).any(|w| w == password.as_bytes()), "the store holds the password");
+
+    // A host's credential names the virtual devices it proxies; the listing shows it.
+    let r = oss
+        .send(
+            Method::PUT,
+            "/cpe-credentials/nbi-1",
+            Some(json!({"password": password, "device": device, "proxies": "00A0B1-vRGW-"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.json);
+    let (_, list) = oss.call(Method::GET, "/cpe-credentials", None).await;
+    assert_eq!(list, json!([{"_id": "nbi-1", "device": device, "proxies": "00A0B1-vRGW-"}]));
 
     // Removed: refused from the next session on.
     assert_eq!(oss.send(Method::DELETE, "/cpe-credentials/nbi-1", None).await.status, 200);

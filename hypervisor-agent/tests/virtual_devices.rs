@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use hyper::Method;
 use serde_json::json;
-use test_support::acs::{start_acs, VIRTUAL_DEVICES};
+use test_support::acs::start_acs;
 use test_support::agent::{agent_config, start_agent, VIRT};
 use test_support::{enc, Daemon, NbiClient, TempDir};
 
@@ -42,8 +42,8 @@ fn log_of(dir: &TempDir) -> String {
     out
 }
 
-/// An ACS in this process and an agent named `agent` (its virtual devices logging in with
-/// [`VIRTUAL_DEVICES`]), in `dir`; the agent's bridges are removed when `Bridges` is dropped.
+/// An ACS in this process and an agent named `agent` (its virtual devices log in with its own
+/// credential, which the ACS binds to the subscribers it placed on it), in `dir`; the agent's bridges are removed when `Bridges` is dropped.
 fn start(
     dir: &TempDir,
     agent: &str,
@@ -53,10 +53,8 @@ fn start(
     let bridges = Bridges(prefix.clone());
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let (cwmp_addr, nbi) = start_acs(&rt, dir, agent);
-    let extra =
-        format!("virtual_acs_username = \"{}\"\nvirtual_acs_password = \"{}\"\n", VIRTUAL_DEVICES.0, VIRTUAL_DEVICES.1);
     let net = 10 + (tag + u32::from(agent.as_bytes()[agent.len() - 1])) % 200;
-    agent_config(dir, agent, cwmp_addr, &prefix, &format!("10.252.{net}.0/24"), &extra);
+    agent_config(dir, agent, cwmp_addr, &prefix, &format!("10.252.{net}.0/24"), "");
     let daemon = start_agent(AGENT_BIN, dir);
     (rt, cwmp_addr, nbi, bridges, daemon)
 }

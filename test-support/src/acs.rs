@@ -218,9 +218,9 @@ pub const TOKEN: &str = "nbi-token-for-the-agent-test";
 /// replaces it with one of the agent's own at its BOOTSTRAP and BOOT.
 pub const CR_PASSWORD: &str = "cr-secret-0123";
 
-/// The user name and password the tests' agents' virtual devices (TR-069 Annex J.2, ProductClass
-/// `vRGW`) log in to the ACS with: a credential bound to the prefix `00A0B1-vRGW-`.
-pub const VIRTUAL_DEVICES: (&str, &str) = ("vrgw-devices", "vd-secret-0123");
+/// The DeviceId prefix of the tests' agents' virtual devices (TR-069 Annex J.2, ProductClass
+/// `vRGW`): each agent's credential may speak for those of subscribers placed on it.
+pub const VIRTUAL_DEVICES: &str = "00A0B1-vRGW-";
 
 /// The device id a test agent named `agent` informs as (the agent's default OUI and class),
 /// escaped as the ACS escapes it (`00A0B1-vRGW%2DHost-…`).
@@ -235,8 +235,8 @@ pub fn agent_device(agent: &str) -> String {
 }
 
 /// An ACS (SQLite store in `dir`) serving CWMP and the NBI on loopback, in `rt`, for agent
-/// `agent` (password `host-secret`), its virtual devices ([`VIRTUAL_DEVICES`]) and simulated
-/// CPEs ([`CPE`]): its CWMP address and its NBI.
+/// `agent` (password `host-secret`; it proxies [`VIRTUAL_DEVICES`]) and simulated CPEs
+/// ([`CPE`]): its CWMP address and its NBI.
 pub fn start_acs(rt: &tokio::runtime::Runtime, dir: &Path, agent: &str) -> (SocketAddr, NbiClient<'static>) {
     start_acs_tls(rt, dir, agent, None)
 }
@@ -271,21 +271,15 @@ pub fn start_acs_for(
             password: "host-secret".into(),
             device: Some(agent_device(a)),
             device_prefix: None,
+            proxies: Some(VIRTUAL_DEVICES.into()),
         })
-        .chain([
-            acs::daemon::CredentialEntry {
-                username: VIRTUAL_DEVICES.0.into(),
-                password: VIRTUAL_DEVICES.1.into(),
-                device: None,
-                device_prefix: Some("00A0B1-vRGW-".into()),
-            },
-            acs::daemon::CredentialEntry {
-                username: CPE.0.into(),
-                password: CPE.1.into(),
-                device: None,
-                device_prefix: Some(SIM_PREFIX.into()),
-            },
-        ])
+        .chain([acs::daemon::CredentialEntry {
+            username: CPE.0.into(),
+            password: CPE.1.into(),
+            device: None,
+            device_prefix: Some(SIM_PREFIX.into()),
+            proxies: None,
+        }])
         .collect();
     file.cwmp.session_timeout_secs = Some(300);
     file.cwmp.file_base_url = Some("http://127.0.0.1:9/files".into());

@@ -131,12 +131,13 @@ def stack_up(uplink_if=None, hosts=1):
                 raise sh.Failed("port %d on 127.0.0.1 is taken by another program (scripts/run?); stop it and "
                                 "run testbed/up again" % port)
     # Secrets go in a 0600 configuration file, never on a command line; each host's credential may
-    # inform only as that host's DeviceId.
+    # inform only as that host's DeviceId and as the virtual devices (vRGWs of subscribers the ACS
+    # placed on it) it proxies.
     conf = ['[nbi]', 'tokens = ["%s"]' % token]
     for i in range(1, MAX_HOSTS + 1):
         conf += ['[[cwmp.cpe_credentials]]', 'username = "%s"' % host(i),
                  'password = "%s"' % secret("cpe-secret" if i == 1 else "cpe-secret-" + host(i), 12),
-                 'device = "%s"' % device(i)]
+                 'device = "%s"' % device(i), 'proxies = "00A0B1-vRGW-"']
     # The hosts and the libvirt URIs their peers migrate through: the ACS hands a host only these.
     for i in range(1, MAX_HOSTS + 1):
         conf += ['[[hosts]]', 'device = "%s"' % device(i), 'migration_uri = "%s"' % host_uri(i)]

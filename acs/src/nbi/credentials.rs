@@ -26,15 +26,30 @@ pub fn scope(device: Option<String>, device_prefix: Option<String>) -> Result<Sc
     }
 }
 
-/// The credential for `username` and `password` with `scope`, checked.
-pub fn make(username: &str, password: &str, scope: Scope) -> Result<CpeCredential, String> {
+/// The credential for `username` and `password` with `scope`, checked; `proxies`, a host's
+/// virtual devices' DeviceId prefix, only with a single device.
+pub fn make(username: &str, password: &str, scope: Scope, proxies: Option<String>) -> Result<CpeCredential, String> {
     if username.is_empty() || username.len() > 128 || username.chars().any(|c| c.is_control() || c == '"' || c == ':') {
         return Err("a user name is 1 to 128 characters, without control characters, '\"' or ':'".into());
     }
     if password.chars().count() < MIN_PASSWORD {
         return Err(format!("a CPE password has at least {MIN_PASSWORD} characters"));
     }
-    Ok(CpeCredential { username: username.into(), ha1: crate::auth::Ha1::of(username, REALM, password), scope })
+    if let Some(p) = &proxies {
+        if !matches!(scope, Scope::Device(_)) {
+            return Err("proxies (the virtual devices a host proxies) goes with a device (the host's DeviceId)".into());
+        }
+        if p.is_empty() || p.len() > 256 || p.chars().any(char::is_control) {
+            return Err("proxies is a DeviceId prefix of 1 to 256 characters without control characters".into());
+        }
+        cwmp::DeviceId::check_key(p, true)?;
+    }
+    Ok(CpeCredential {
+        username: username.into(),
+        ha1: crate::auth::Ha1::of(username, REALM, password),
+        scope,
+        proxies,
+    })
 }
 
 /// What `PUT /cpe-credentials/{username}` takes.
@@ -44,20 +59,25 @@ struct Body {
     password: String,
     device: Option<String>,
     device_prefix: Option<String>,
+    proxies: Option<String>,
 }
 
 /// The credential of a PUT, from the path's user name and the body.
 pub(crate) fn parse(username: &str, body: &[u8]) -> Result<CpeCredential, NbiError> {
     let b: Body = parse_json("the credential", body)?;
     let scope = scope(b.device, b.device_prefix).map_err(NbiError::Bad)?;
-    make(username, &b.password, scope).map_err(NbiError::Bad)
+    make(username, &b.password, scope, b.proxies).map_err(NbiError::Bad)
 }
 
 fn to_json(c: &CpeCredential) -> Json {
-    match &c.scope {
+    let mut j = match &c.scope {
         Scope::Device(d) => json!({"_id": c.username, "device": d}),
         Scope::DevicePrefix(p) => json!({"_id": c.username, "devicePrefix": p}),
+    };
+    if let Some(p) = &c.proxies {
+        j["proxies"] = json!(p);
     }
+    j
 }
 
 /// Every credential of the store (user name and scope; never a secret). Those of the

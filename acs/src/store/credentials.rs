@@ -46,6 +46,11 @@ pub struct CpeCredential {
     pub ha1: Ha1,
     /// What it may inform as.
     pub scope: Scope,
+    /// With [`Scope::Device`], a host's credential: the DeviceId prefix of the virtual devices
+    /// (TR-069 Annex J.2) the host proxies. It may speak for a device under that prefix whose
+    /// SerialNumber is a subscriber the ACS placed on the host (or whose running migration
+    /// goes to it), and for no other: see `endpoint::Acs::may_speak_for`.
+    pub proxies: Option<String>,
 }
 
 /// CPE credentials managed through the NBI.
@@ -73,6 +78,7 @@ pub(crate) fn credential_of(r: &impl super::Columns) -> Result<CpeCredential> {
             // The table's CHECK makes this unreachable; an empty prefix allows nothing.
             (None, None) => Scope::DevicePrefix(String::new()),
         },
+        proxies: r.opt_text(5)?,
     })
 }
 
@@ -80,7 +86,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CpeCredential> {
     super::in_row(credential_of(r))
 }
 
-pub(crate) const COLUMNS: &str = "username, ha1_md5, ha1_sha256, device, device_prefix";
+pub(crate) const COLUMNS: &str = "username, ha1_md5, ha1_sha256, device, device_prefix, proxies";
 
 impl CredentialStore for SqliteStore {
     fn cpe_credential(&self, username: &str) -> Result<Option<CpeCredential>> {
@@ -101,10 +107,11 @@ impl CredentialStore for SqliteStore {
             .optional()?
             .is_some();
         tx.execute(
-            "INSERT INTO cpe_credentials (username, ha1_md5, ha1_sha256, device, device_prefix, created)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (username) DO UPDATE SET ha1_md5 = ?2, ha1_sha256 = ?3, device = ?4, device_prefix = ?5",
-            params![c.username, c.ha1.md5, c.ha1.sha256, device, prefix, now],
+            "INSERT INTO cpe_credentials (username, ha1_md5, ha1_sha256, device, device_prefix, created, proxies)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (username) DO UPDATE SET ha1_md5 = ?2, ha1_sha256 = ?3, device = ?4, device_prefix = ?5,
+                proxies = ?7",
+            params![c.username, c.ha1.md5, c.ha1.sha256, device, prefix, now, c.proxies],
         )?;
         tx.commit()?;
         Ok(!existed)

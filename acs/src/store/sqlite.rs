@@ -135,6 +135,8 @@ const MIGRATIONS: &[&str] = &[
      CREATE UNIQUE INDEX migrations_running
         ON migrations (json_extract(record, '$.source'), json_extract(record, '$.instance'))
         WHERE json_extract(record, '$.status') = 'running';",
+    // 15: a host's credential names the virtual devices it proxies (their DeviceId prefix).
+    "ALTER TABLE cpe_credentials ADD COLUMN proxies TEXT CHECK (proxies IS NULL OR (device IS NOT NULL AND proxies <> ''));",
 ];
 
 /// The migration (its 1-based number) that renames devices to their escaped ids.

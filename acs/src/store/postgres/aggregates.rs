@@ -870,11 +870,12 @@ impl CredentialStore for PgStore {
         };
         self.with(|c| {
             Ok(c.query_one(
-                "INSERT INTO cpe_credentials (username, ha1_md5, ha1_sha256, device, device_prefix, created)
-                 VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (username) DO UPDATE SET ha1_md5 = $2, ha1_sha256 = $3, device = $4, device_prefix = $5
+                "INSERT INTO cpe_credentials (username, ha1_md5, ha1_sha256, device, device_prefix, created, proxies)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (username) DO UPDATE SET ha1_md5 = $2, ha1_sha256 = $3, device = $4, device_prefix = $5,
+                    proxies = $7
                  RETURNING (xmax = 0)",
-                &[&k.username, &k.ha1.md5, &k.ha1.sha256, &device, &prefix, &now],
+                &[&k.username, &k.ha1.md5, &k.ha1.sha256, &device, &prefix, &now, &k.proxies],
             )?
             .try_get(0)?)
         })

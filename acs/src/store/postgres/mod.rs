@@ -108,6 +108,8 @@ const MIGRATIONS: &[&str] = &[
      CREATE UNIQUE INDEX migrations_running
         ON migrations ((record::jsonb->>'source'), (record::jsonb->>'instance'))
         WHERE record::jsonb->>'status' = 'running';",
+    // 5: a host's credential names the virtual devices it proxies (their DeviceId prefix).
+    "ALTER TABLE cpe_credentials ADD COLUMN proxies TEXT CHECK (proxies IS NULL OR (device IS NOT NULL AND proxies <> ''));",
 ];
 
 /// The advisory lock the nodes migrate under, one at a time.
@@ -521,7 +523,8 @@ mod tests {
             .psql(
                 &db.name,
                 &format!(
-                    "DROP INDEX migrations_running; UPDATE schema_version SET version = 3;
+                    "DROP INDEX migrations_running; ALTER TABLE cpe_credentials DROP COLUMN proxies;
+                     UPDATE schema_version SET version = 3;
                      INSERT INTO migrations (record) VALUES ({}), ({}), ({}), ({});",
                     r(1, "running"),
                     r(1, "running"),
