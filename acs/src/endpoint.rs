@@ -686,6 +686,26 @@ impl Acs {
         Ok(self.store.migrations()?.iter().any(|(_, r)| migrating_here(r)))
     }
 
+    /// A virtual device informed through the host its subscriber is placed on: unless the OSS
+    /// named another, it is the device the subscriber's web-form settings go to.
+    fn virtual_gateway(&self, id: &cwmp::DeviceId) {
+        let dev = id.key();
+        let sub = match self.store.subscriber(&id.serial_number) {
+            Ok(Some(s)) => s,
+            Ok(None) => return,
+            Err(e) => return tracing::warn!(device = %dev, "the subscriber of a virtual device: {e}"),
+        };
+        if sub.gateway.is_some() {
+            return;
+        }
+        match self.store.set_gateway(&sub.id, Some(&dev)) {
+            Ok(_) => {
+                tracing::info!(subscriber = %sub.id, device = %dev, "the subscriber's settings go to their virtual device")
+            }
+            Err(e) => tracing::warn!(device = %dev, "recording the subscriber's gateway: {e}"),
+        }
+    }
+
     /// A credential by user name: the configuration file's, else the store's.
     pub fn credential(&self, user: &str) -> Result<Option<CpeCredential>, crate::store::StoreError> {
         match self.config.credentials.iter().find(|c| c.username == user) {
@@ -813,7 +833,9 @@ impl Acs {
                     let dev = inform.device_id.key();
                     if let Some(c) = credential {
                         match self.may_speak_for(c, &inform.device_id) {
-                            Ok(true) => {}
+                            Ok(true) if c.scope.allows(&dev) => {}
+                            // A virtual device its host proxies: the subscriber's gateway.
+                            Ok(true) => self.virtual_gateway(&inform.device_id),
                             Ok(false) => {
                                 // Nothing of this Inform is recorded: the session is dropped unopened.
                                 tracing::warn!(user = %c.username, may = %c.scope, proxies = ?c.proxies, device = %dev,
@@ -1022,6 +1044,10 @@ impl Acs {
                     self.store.delete_fault(dev, &c)?;
                     tracing::info!(device = %dev, channel = %c, "faulted channel retried with nothing to send: fault cleared");
                 }
+            }
+            if inform.events.iter().any(|e| e.code == cwmp::event::BOOTSTRAP) {
+                // A gateway that lost its configuration gets its subscriber's settings again.
+                crate::profiles::bootstrapped(self.store.as_ref(), dev)?;
             }
             crate::profiles::catch_up(self.store.as_ref(), dev, at)?;
             if let Some((spec, creds)) = self.cr_setup(dev, inform)? {
@@ -1666,7 +1692,7 @@ mod tests {
 
     #[test]
     fn a_host_speaks_for_the_virtual_devices_of_subscribers_placed_on_it_and_no_other() {
-        use crate::store::{MigrationStore, PlacementStore};
+        use crate::store::{MigrationStore, PlacementStore, SubscriberStore};
         let store = Arc::new(crate::store::SqliteStore::open(std::path::Path::new(":memory:")).expect("store"));
         let acs = Acs::new(store.clone(), config(), crate::webhooks::Sender::none());
         let host = |id: &str| CpeCredential {
@@ -1690,7 +1716,11 @@ mod tests {
         assert_eq!(status(&a, "alice"), StatusCode::UNAUTHORIZED);
         assert!(store.device("00A0B1-vRGW-alice").expect("read").is_none(), "nothing stored");
         store.place("alice", "00A0B1-H-a", 3, 1).expect("place");
+        store.put_subscriber("alice", "hash", 1).expect("account");
         assert_eq!(status(&a, "alice"), StatusCode::OK);
+        // Her web-form settings now go to her virtual device.
+        let gateway = store.subscriber("alice").expect("read").and_then(|s| s.gateway);
+        assert_eq!(gateway.as_deref(), Some("00A0B1-vRGW-alice"));
         assert_eq!(status(&b, "alice"), StatusCode::UNAUTHORIZED, "another host's vRGW");
         assert_eq!(status(&a, "bob"), StatusCode::UNAUTHORIZED, "a subscriber placed nowhere");
         // Outside the prefix it names, its own device only.

@@ -12,6 +12,12 @@
 //! names has not had the current profile yet (a new placement, a replaced or migrated instance),
 //! which the ACS checks after every Inform of a host and after every task done on it.
 //!
+//! A subscriber whose gateway is a device of its own rather than a vRGW under its host (a
+//! physical TR-181 gateway the OSS names with `PUT /subscribers/{id}` `{"gateway": DeviceId}`,
+//! or their vRGW managed as a virtual device, named when it first informs through the host the
+//! ACS placed them on) has the profile applied to that device's own `Device.` the same way
+//! ([`Location::instance`] 0), after every Inform of it and every task done on it.
+//!
 //! The profile is a JSON object:
 //! `{"values": {"DHCPv4.Server.Pool.1.MinAddress": ["192.168.1.50", "xsd:string"], ...},
 //!   "static_leases": [["02:00:00:00:00:01", "192.168.1.20"], ...]}`; paths are relative to the
@@ -94,29 +100,52 @@ impl<'de> serde::Deserialize<'de> for Profile {
     }
 }
 
-/// Where a subscriber's vRGW is: the host device and the instance number.
+/// Where a subscriber's gateway is: a host device and the instance number of their vRGW on it,
+/// or a device of its own (instance 0: a physical gateway, a vRGW managed as a virtual device).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {
-    /// The host agent's device id.
+    /// The host agent's device id, or the gateway's own.
     pub device: String,
-    /// Its instance number on that host.
+    /// The instance number on that host; 0 for a gateway of its own.
     pub instance: u32,
 }
 
 impl Location {
+    /// The gateway that is a device of its own (`device`'s `Device.`).
+    pub fn gateway(device: &str) -> Location {
+        Location { device: device.to_string(), instance: 0 }
+    }
+
+    /// Whether it is a device of its own rather than an instance of a host.
+    pub fn is_device(&self) -> bool {
+        self.instance == 0
+    }
+
     /// The instance's row (`...Instance.N.`).
     pub fn row(&self) -> Instance {
         Instance::at(self.instance)
     }
 
-    /// The instance's path (`...Instance.N.`).
+    /// Where its parameters are: the instance's path (`...Instance.N.`), or `Device.`.
     pub fn instance_path(&self) -> String {
+        if self.is_device() {
+            return DEVICE.into();
+        }
         self.row().into()
     }
 
-    /// The vRGW's own data model (`...Instance.N.Device.`).
+    /// The gateway's own data model (`...Instance.N.Device.`, or `Device.`).
     pub fn device_path(&self) -> String {
+        if self.is_device() {
+            return DEVICE.into();
+        }
         self.row().device().into()
+    }
+
+    /// The parameter telling whether the vRGW runs (its instance's `Status`); none for a
+    /// gateway of its own.
+    pub fn status_param(&self) -> Option<String> {
+        (!self.is_device()).then(|| self.row().status())
     }
 
     fn applied_mark(&self, version: i64) -> String {
@@ -124,14 +153,21 @@ impl Location {
     }
 }
 
+/// A gateway's own data model.
+const DEVICE: &str = "Device.";
+
 /// The instance whose `Subscriber` `name` is.
 fn instance_of(name: &str) -> Option<u32> {
     let (n, rest) = Instance::split(name)?;
     (rest == Instance::relative().subscriber()).then_some(n)
 }
 
-/// The subscriber's vRGW, as the ACS placed it.
+/// The subscriber's gateway: the device the OSS or their virtual device named, else their vRGW
+/// as the ACS placed it.
 pub fn locate(store: &dyn Store, subscriber: &str) -> Result<Option<Location>, StoreError> {
+    if let Some(g) = store.subscriber(subscriber)?.and_then(|s| s.gateway) {
+        return Ok(Some(Location::gateway(&g)));
+    }
     Ok(store.placement(subscriber)?.map(|p| Location { device: p.device, instance: p.instance }))
 }
 
@@ -268,6 +304,21 @@ pub fn carried_over(store: &dyn Store, subscriber: &str, from: &Location, to: &L
     Ok(true)
 }
 
+/// `device` bootstrapped (new, or factory-reset): whatever was applied to it is gone, so the
+/// subscribers whose gateway it is get their settings again (at the [`catch_up`] that follows).
+pub fn bootstrapped(store: &dyn Store, device: &str) -> Result<(), StoreError> {
+    for id in store.gateway_of(device)? {
+        if store
+            .subscriber(&id)?
+            .is_some_and(|s| s.applied == Location::gateway(device).applied_mark(s.profile_version))
+        {
+            tracing::info!(subscriber = %id, device, "the gateway bootstrapped: the subscriber's settings go again");
+            store.set_applied(&id, "")?;
+        }
+    }
+    Ok(())
+}
+
 /// After an Inform of `device`, or a task that may have placed a subscriber's vRGW there:
 /// queues the profiles of subscribers whose vRGW is on `device` and has not had their current
 /// profile yet. Returns how many subscribers got tasks.
@@ -294,7 +345,8 @@ pub fn catch_up(store: &dyn Store, device: &str, now: i64) -> Result<usize, Stor
     let mut n = 0;
     for p in placed {
         let Some(sub) = store.subscriber(&p.subscriber)? else { continue };
-        if sub.profile_version == 0 {
+        if sub.profile_version == 0 || sub.gateway.is_some() {
+            // Nothing saved, or it goes to their gateway of its own (below, at its Informs).
             continue;
         }
         let at = Location { device: device.to_string(), instance: p.instance };
@@ -307,6 +359,17 @@ pub fn catch_up(store: &dyn Store, device: &str, now: i64) -> Result<usize, Stor
         }
         tracing::info!(subscriber = %p.subscriber, device, instance = p.instance, "vRGW without the subscriber's current profile");
         queue(store, &p.subscriber, &at, now)?;
+        n += 1;
+    }
+    // Subscribers whose gateway is this device itself.
+    for id in store.gateway_of(device)? {
+        let Some(sub) = store.subscriber(&id)? else { continue };
+        let at = Location::gateway(device);
+        if sub.profile_version == 0 || sub.applied == at.applied_mark(sub.profile_version) {
+            continue;
+        }
+        tracing::info!(subscriber = %id, device, "gateway without the subscriber's current profile");
+        queue(store, &id, &at, now)?;
         n += 1;
     }
     Ok(n)

@@ -278,6 +278,84 @@ async fn subscribers_change_their_own_vrgw_and_nothing_else() {
     assert_eq!(r.headers.get("location").and_then(|l| l.to_str().ok()), Some("/login"));
 }
 
+/// A subscriber whose gateway is a physical TR-181 gateway (the OSS names it): the same pages,
+/// the settings applied to that device's own `Device.`, its status shown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_whose_gateway_is_physical_uses_the_same_pages() {
+    let dir = TempDir::new("acs-portal-gw");
+    let acs = AcsCommand::new(env!("CARGO_BIN_EXE_acs"), &dir.join("acs.db"), TOKEN).portal("127.0.0.1:0").start();
+    let oss = NbiClient::new(acs.nbi, TOKEN);
+    let gw = acs.sim_gateway("carol-gw").await;
+    gw.session(&[]).await.expect("the gateway's BOOTSTRAP");
+    let dev = gw.device_id();
+    // The account first names nothing; bad gateways are refused, nothing kept.
+    assert_eq!(oss.call(Method::PUT, "/subscribers/carol", Some(json!({"password": "carol-password"}))).await.0, 201);
+    for (body, status) in [
+        (json!({"gateway": "00A0B1-SimCPE-carol-gw"}), 400), // '-' in a part is written %2D
+        (json!({"gateway": 7}), 400),
+        (json!({"gateway": dev, "colour": "red"}), 400),
+    ] {
+        let (s, v) = oss.call(Method::PUT, "/subscribers/carol", Some(body)).await;
+        assert_eq!(s, status, "{v}");
+    }
+    assert_eq!(oss.call(Method::PUT, "/subscribers/dave", Some(json!({"gateway": dev}))).await.0, 400, "no password");
+    let (_, list) = oss.call(Method::GET, "/subscribers", None).await;
+    assert_eq!((list[0]["gateway"].clone(), list.as_array().map(Vec::len)), (json!(null), Some(1)), "{list}");
+    assert_eq!(oss.call(Method::PUT, "/subscribers/carol", Some(json!({"gateway": dev}))).await.0, 200);
+    let (_, list) = oss.call(Method::GET, "/subscribers", None).await;
+    assert_eq!((list[0]["gateway"].clone(), list[0]["vrgw"].clone()), (json!(dev), json!(null)), "{list}");
+    // What the gateway holds now, as the page shows it.
+    let read = format!("/devices/{}/tasks?connection_request&timeout=10000", enc(&dev));
+    let (s, _) = oss
+        .call(Method::POST, &read, Some(json!({"name": "getParameterValues", "parameterNames": ["Device.DHCPv4."]})))
+        .await;
+    assert_eq!(s, 200);
+
+    let mut b = Browser::new(&acs);
+    assert_eq!(b.login("carol", "carol-password").await.status, 303);
+    let page = b.req("GET", "/lan", &[]).await;
+    assert!(page.text().contains("value=\"192.168.1.100\""), "the gateway's current pool: {}", page.text());
+    let csrf = Browser::csrf(&page.text());
+    let r = b
+        .req(
+            "POST",
+            "/lan",
+            &[
+                ("csrf", &csrf),
+                ("lan_address", "192.168.1.1"),
+                ("lan_mask", "255.255.255.0"),
+                ("pool_min", "192.168.1.20"),
+                ("pool_max", "192.168.1.29"),
+                ("lease_hours", "12"),
+                ("dns_servers", ""),
+                ("static_leases", ""),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    let location = r.headers.get("location").and_then(|l| l.to_str().ok()).expect("location").to_string();
+    let done = follow_apply(&mut b, &location).await;
+    assert!(done.contains("Done: your gateway uses the new settings."), "{done}");
+    assert_eq!(value(&gw, "Device.DHCPv4.Server.Pool.1.MinAddress"), "192.168.1.20");
+    assert_eq!(value(&gw, "Device.DHCPv4.Server.Pool.1.MaxAddress"), "192.168.1.29");
+    assert_eq!(value(&gw, "Device.DHCPv4.Server.Pool.1.LeaseTime"), "43200");
+    let status = b.req("GET", "/", &[]).await;
+    assert!(status.text().contains("<td>running</td>"), "{}", status.text());
+    assert!(status.text().contains("<td>192.168.1.1</td>"), "{}", status.text());
+
+    // A factory-reset gateway gets the subscriber's settings again at its BOOTSTRAP.
+    let (s, _) = oss.call(Method::POST, &read, Some(json!({"name": "factoryReset"}))).await;
+    assert_eq!(s, 200);
+    for _ in 0..100 {
+        if value(&gw, "Device.DHCPv4.Server.Pool.1.MinAddress") == "192.168.1.20" {
+            break;
+        }
+        gw.session(&[]).await.expect("a session");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(value(&gw, "Device.DHCPv4.Server.Pool.1.MinAddress"), "192.168.1.20");
+}
+
 /// Attack: a host that reports another host's subscriber on an instance of its own gets nothing
 /// of that subscriber (no profile, no Wi-Fi passphrase), and the subscriber's vRGW stays where the
 /// ACS placed it.

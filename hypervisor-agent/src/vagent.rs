@@ -162,11 +162,16 @@ impl Cpe for VirtualCpe {
             self.host.shared().state().events_of(&self.key).map_err(|e| SessionFailure::State(e.to_string()))?;
         let last = events.last().map_or(0, |e| e.0);
         let (n, device) = (self.instance, self.device.clone());
-        let list = self
+        let mut list = self
             .host
             .run(move |h| h.virtual_inform(n, &device.lock().unwrap_or_else(|e| e.into_inner())))
             .await
             .map_err(|_| SessionFailure::Host)?;
+        // Changed values with notification on, once each.
+        let changed = self.device.lock().unwrap_or_else(|e| e.into_inner()).pending_changes();
+        let reported: Vec<String> = changed.iter().map(|p| p.name.clone()).collect();
+        list.retain(|p| !reported.contains(&p.name));
+        list.extend(changed);
         let inform = Inform {
             device_id: self.id.clone(),
             events: events.into_iter().map(|(_, code, key)| Event { code, command_key: key }).collect(),
@@ -175,13 +180,14 @@ impl Cpe for VirtualCpe {
             retry_count: self.loop_state.retry_count(),
             parameter_list: list,
         };
-        Ok((inform, last, Vec::new()))
+        Ok((inform, last, reported))
     }
 
-    fn accepted(&self, last_event: i64, _reported: &[String]) {
+    fn accepted(&self, last_event: i64, reported: &[String]) {
         if let Err(e) = self.host.shared().state().delivered_of(&self.key, last_event) {
             tracing::error!(device = %self.key, "removing the delivered events: {e}");
         }
+        self.device.lock().unwrap_or_else(|e| e.into_inner()).changes_reported(reported);
     }
 
     async fn carry_out(&self, req: Body, after: &mut Vec<(String, String)>) -> Body {
@@ -275,7 +281,12 @@ pub async fn supervise(
     // The devices listed at the agent's start inform "1 BOOT" (their vRGWs may have restarted
     // meanwhile); those that appear later are new, or came with a migration.
     let mut at_agent_start = true;
+    let mut rounds: u64 = 0;
     loop {
+        rounds += 1;
+        if rounds % VALUE_POLL_ROUNDS == 0 {
+            poll_value_changes(&host, &running).await;
+        }
         match host.run(|h| (h.virtual_devices(), h.device_id())).await {
             Ok((listed, host_id)) => {
                 // Gone, or another device on the same instance (its Subscriber changed).
@@ -333,6 +344,40 @@ fn start_values(settings: &Settings, n: u32) -> Start {
         cr_username: format!("vd-{n}"),
         cr_password: password.iter().map(|b| format!("{b:02x}")).collect(),
         periodic_inform_interval: settings.periodic_inform_interval,
+    }
+}
+
+/// Every how many rounds of [`supervise`] (seconds) the parameters with notification on are
+/// read: the host's own poll is 2 s; a thousand devices without any such parameter cost nothing.
+const VALUE_POLL_ROUNDS: u64 = 5;
+
+/// Reads the parameters with notification on of every running device that has some, in one
+/// job of the host thread; a device whose actively notified parameter changed informs
+/// "4 VALUE CHANGE".
+async fn poll_value_changes(host: &HostHandle, running: &BTreeMap<u32, Running>) {
+    let watching: Vec<Arc<VirtualCpe>> = running
+        .values()
+        .filter(|r| r.cpe.device.lock().unwrap_or_else(|e| e.into_inner()).watches())
+        .map(|r| r.cpe.clone())
+        .collect();
+    if watching.is_empty() {
+        return;
+    }
+    let polled = watching.clone();
+    let active = host
+        .run(move |h| {
+            polled
+                .iter()
+                .map(|c| h.virtual_value_changes(c.instance, &mut c.device.lock().unwrap_or_else(|e| e.into_inner())))
+                .collect::<Vec<bool>>()
+        })
+        .await
+        .unwrap_or_default();
+    for (cpe, active) in watching.iter().zip(active) {
+        if active {
+            tracing::info!(device = %cpe.key, "a parameter with active notification changed");
+            cpe.trigger(cwmp::event::VALUE_CHANGE, "").await;
+        }
     }
 }
 

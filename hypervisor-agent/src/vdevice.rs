@@ -42,6 +42,11 @@ pub struct VirtualDevice {
     own: Tree,
     /// Notification attributes set by the ACS, by parameter.
     attributes: std::collections::BTreeMap<String, Notification>,
+    /// The value last reported (or first seen) of each parameter with notification on.
+    reported: std::collections::BTreeMap<String, Value>,
+    /// Values changed since, not yet delivered in an Inform (TR-069 3.2.1: each changed
+    /// parameter once, with its latest value).
+    changed: std::collections::BTreeMap<String, ParameterValue>,
 }
 
 impl std::fmt::Debug for VirtualDevice {
@@ -82,7 +87,14 @@ impl VirtualDevice {
                 tracing::error!(parameter = name, "a virtual device's management server: {}", f.string);
             }
         }
-        VirtualDevice { id, host, own, attributes: Default::default() }
+        VirtualDevice {
+            id,
+            host,
+            own,
+            attributes: Default::default(),
+            reported: Default::default(),
+            changed: Default::default(),
+        }
     }
 
     /// What it holds of its own, to be kept across restarts.
@@ -105,7 +117,7 @@ impl VirtualDevice {
             let n = u32::try_from(n).ok().and_then(Notification::from_code).ok_or(format!("notification {n}"))?;
             attributes.insert(name.to_string(), n);
         }
-        Ok(VirtualDevice { id, host, own, attributes })
+        Ok(VirtualDevice { id, host, own, attributes, reported: Default::default(), changed: Default::default() })
     }
 
     /// A value of its own `ManagementServer.` (`name` relative to it), as stored: passwords
@@ -127,6 +139,54 @@ impl VirtualDevice {
                 tracing::error!(device = %self.id.key(), "its connection-request URL {url:?}: {}", f.string);
                 false
             }
+        }
+    }
+
+    /// Whether any parameter has notification on (else there is nothing to poll).
+    pub fn watches(&self) -> bool {
+        !self.attributes.is_empty()
+    }
+
+    /// Compares each parameter with notification on (read through `vrgw`) against what was
+    /// last reported of it (the first look only notes it: after a restart nothing is reported
+    /// for a change it did not see); the changed ones wait for the next Inform. Whether one
+    /// with active notification changed (a "4 VALUE CHANGE" is due).
+    pub fn poll_value_changes(&mut self, vrgw: &dyn Handler) -> bool {
+        let mut active = false;
+        let watched: Vec<(String, Notification)> = self.attributes.iter().map(|(k, n)| (k.clone(), *n)).collect();
+        for (name, n) in watched {
+            let Some(now) = self.get(vrgw, &name).ok().and_then(|mut v| v.pop()) else { continue };
+            match self.reported.insert(name.clone(), now.value.clone()) {
+                Some(was) if was != now.value => {
+                    active |= matches!(
+                        n,
+                        Notification::Active | Notification::ActiveLightweight | Notification::PassiveActiveLightweight
+                    );
+                    self.changed.insert(name, now);
+                }
+                _ => {}
+            }
+        }
+        active
+    }
+
+    /// The changed values the next Inform carries.
+    pub fn pending_changes(&self) -> Vec<ParameterValue> {
+        self.changed.values().cloned().collect()
+    }
+
+    /// The ACS accepted an Inform carrying these changes.
+    pub fn changes_reported(&mut self, names: &[String]) {
+        for n in names {
+            self.changed.remove(n);
+        }
+    }
+
+    /// Values the ACS set: not changes to report back to it.
+    fn set_by_acs(&mut self, values: &[ParameterValue]) {
+        for p in values.iter().filter(|p| self.attributes.contains_key(&p.name)) {
+            self.reported.insert(p.name.clone(), p.value.clone());
+            self.changed.remove(&p.name);
         }
     }
 
@@ -219,7 +279,7 @@ impl VirtualDevice {
                 let mut result = Ok(());
                 for a in r.parameter_list.iter().filter(|a| a.notification_change) {
                     match self.get(vrgw, &a.name) {
-                        Ok(found) => changes.extend(found.into_iter().map(|p| (p.name, a.notification))),
+                        Ok(found) => changes.extend(found.into_iter().map(|p| (p.name, a.notification, p.value))),
                         Err(f) => {
                             result = Err(f);
                             break;
@@ -227,11 +287,19 @@ impl VirtualDevice {
                     }
                 }
                 result.map(|()| {
-                    for (name, n) in changes {
+                    for (name, n, value) in changes {
                         match n {
-                            Notification::Off => self.attributes.remove(&name),
-                            n => self.attributes.insert(name, n),
-                        };
+                            Notification::Off => {
+                                self.attributes.remove(&name);
+                                self.reported.remove(&name);
+                                self.changed.remove(&name);
+                            }
+                            n => {
+                                // What it is now is the value later changes are told against.
+                                self.reported.insert(name.clone(), value);
+                                self.attributes.insert(name, n);
+                            }
+                        }
                     }
                     Body::SetParameterAttributesResponse(SetParameterAttributesResponse {})
                 })
@@ -341,6 +409,8 @@ impl VirtualDevice {
         }
         self.own.apply_set(&mine)?;
         self.parameter_key(key);
+        self.set_by_acs(&theirs);
+        self.set_by_acs(&mine);
         Ok(0)
     }
 }
@@ -492,5 +562,53 @@ mod tests {
         });
         let Body::Fault(f) = d.serve(&mut vrgw, &req) else { panic!("refused") };
         assert_eq!(f.code, FaultCode::RequestDenied);
+    }
+
+    #[test]
+    fn a_change_of_a_notified_parameter_is_reported_once_and_a_change_the_acs_made_is_not() {
+        let (mut d, mut vrgw) = device();
+        let (min, max) = ("Device.DHCPv4.Server.Pool.1.MinAddress", "Device.DHCPv4.Server.Pool.1.MaxAddress");
+        let spa = |name: &str, n: Notification| {
+            Body::SetParameterAttributes(cwmp::SetParameterAttributes {
+                parameter_list: vec![cwmp::SetParameterAttribute {
+                    name: name.into(),
+                    notification_change: true,
+                    notification: n,
+                    access_list_change: false,
+                    access_list: Vec::new(),
+                }],
+            })
+        };
+        assert!(!d.watches());
+        assert!(matches!(d.serve(&mut vrgw, &spa(min, Notification::Active)), Body::SetParameterAttributesResponse(_)));
+        assert!(matches!(
+            d.serve(&mut vrgw, &spa(max, Notification::Passive)),
+            Body::SetParameterAttributesResponse(_)
+        ));
+        assert!(d.watches());
+        assert!(!d.poll_value_changes(&vrgw), "nothing changed since the attributes were set");
+        // The vRGW's own change (as through its host, or its daemons): reported, active.
+        let changed = |v: &str| ParameterValue::new(min, Value::String(v.into()));
+        let ok = vrgw.validate_set(&[changed("192.168.1.70")]).expect("valid");
+        vrgw.apply_set(&ok).expect("applied");
+        assert!(d.poll_value_changes(&vrgw));
+        assert_eq!(d.pending_changes(), [changed("192.168.1.70")]);
+        assert!(!d.poll_value_changes(&vrgw), "reported once");
+        // A passive one waits for the next Inform without asking for one.
+        let ok = vrgw.validate_set(&[ParameterValue::new(max, Value::String("192.168.1.180".into()))]).expect("valid");
+        vrgw.apply_set(&ok).expect("applied");
+        assert!(!d.poll_value_changes(&vrgw));
+        assert_eq!(d.pending_changes().len(), 2);
+        d.changes_reported(&[min.to_string(), max.to_string()]);
+        assert!(d.pending_changes().is_empty());
+        // What the ACS sets is not reported back to it.
+        spv(&mut d, &mut vrgw, &[(min, Value::String("192.168.1.80".into()))], "k");
+        assert!(!d.poll_value_changes(&vrgw));
+        assert!(d.pending_changes().is_empty());
+        // Off: no longer watched.
+        assert!(matches!(d.serve(&mut vrgw, &spa(min, Notification::Off)), Body::SetParameterAttributesResponse(_)));
+        let ok = vrgw.validate_set(&[changed("192.168.1.90")]).expect("valid");
+        vrgw.apply_set(&ok).expect("applied");
+        assert!(!d.poll_value_changes(&vrgw));
     }
 }

@@ -167,6 +167,31 @@ fn a_vrgw_managed_as_a_virtual_device_informs_and_is_configured_as_a_device_of_i
             nbi.call(Method::GET, &format!("/devices?query={}", enc(&json!({"_id": host}).to_string())), None).await;
         assert_eq!(h[0]["Device"]["ManagementServer"]["VirtualDevice"]["1"]["SerialNumber"]["_value"], "alice", "{h}");
 
+        // Managed both ways: a change made through the host is the vRGW's own to its virtual
+        // device, which informs "4 VALUE CHANGE" with the new value (active notification).
+        let (s, v) = nbi
+            .task(
+                host,
+                json!({"name": "setParameterValues",
+                "parameterValues": [[format!("{VIRT}Instance.{n}.ManagementMode"), "Both"]]}),
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+        let (s, v) = nbi.task(vd, json!({"name": "setParameterAttributes", "parameterList": [[min, 2, null]]})).await;
+        assert_eq!(s, 200, "{v}\n{}", log());
+        let embedded_min = format!("{VIRT}Instance.{n}.Device.DHCPv4.Server.Pool.1.MinAddress");
+        let (s, v) = nbi
+            .task(host, json!({"name": "setParameterValues", "parameterValues": [[embedded_min, "192.168.1.90"]]}))
+            .await;
+        assert_eq!(s, 200, "{v}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while cached(&device(&nbi, vd).await, min) != "192.168.1.90" {
+            assert!(Instant::now() < deadline, "no VALUE CHANGE\n{}", log());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let value_change = |l: &str| l.contains(&format!("device={vd}")) && l.contains("4 VALUE CHANGE");
+        assert!(log().lines().any(value_change), "{}", log());
+
         // Deleting the instance stops and forgets the virtual device.
         let (s, v) =
             nbi.task(host, json!({"name": "deleteObject", "objectName": format!("{VIRT}Instance.{n}.")})).await;

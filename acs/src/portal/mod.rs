@@ -481,11 +481,12 @@ impl Portal {
         };
         // Fresh state and leases, when the host answers within a few seconds.
         let base = at.device_path();
-        let spec = TaskSpec::get(vec![
-            at.row().status(),
-            format!("{base}Hosts."),
-            format!("{base}IP.Interface.1.IPv4Address.1."),
-        ]);
+        let spec = TaskSpec::get(
+            at.status_param()
+                .into_iter()
+                .chain([format!("{base}Hosts."), format!("{base}IP.Interface.1.IPv4Address.1.")])
+                .collect(),
+        );
         let mut fresh = false;
         if let Some(task) =
             logged(self.acs.store.enqueue(&at.device, &spec.into(), now()), "the status page's fresh read")
@@ -519,7 +520,11 @@ impl Portal {
         let cache = self.cache(&at);
         use datamodel::virtualization::InstanceStatus;
         let get = |name: &str| cache.iter().find(|p| p.name == name).map(|p| p.value.clone());
-        let state = get(&at.row().status()).map(|s| s.parse::<InstanceStatus>());
+        // A gateway of its own runs when it answers.
+        let state = match at.status_param() {
+            Some(p) => get(&p).map(|s| s.parse::<InstanceStatus>()),
+            None => fresh.then_some(Ok(InstanceStatus::Running)),
+        };
         let lan = get(&format!("{base}IP.Interface.1.IPv4Address.1.IPAddress")).unwrap_or_default();
         let mut b = String::new();
         if !fresh {

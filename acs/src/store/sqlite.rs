@@ -137,6 +137,10 @@ const MIGRATIONS: &[&str] = &[
         WHERE json_extract(record, '$.status') = 'running';",
     // 15: a host's credential names the virtual devices it proxies (their DeviceId prefix).
     "ALTER TABLE cpe_credentials ADD COLUMN proxies TEXT CHECK (proxies IS NULL OR (device IS NOT NULL AND proxies <> ''));",
+    // 16: the device a subscriber's settings go to when it is not their embedded vRGW (a
+    // physical gateway, a vRGW managed as a virtual device).
+    "ALTER TABLE subscribers ADD COLUMN gateway TEXT;
+     CREATE INDEX subscribers_gateway ON subscribers (gateway) WHERE gateway IS NOT NULL;",
 ];
 
 /// The migration (its 1-based number) that renames devices to their escaped ids.

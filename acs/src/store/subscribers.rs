@@ -20,6 +20,10 @@ pub struct Subscriber {
     pub profile_version: i64,
     /// Where and which version of the settings were last applied: `DEVICE|INSTANCE|VERSION`.
     pub applied: String,
+    /// The device whose own `Device.` the settings go to, when that is not a vRGW embedded in
+    /// its host: a physical TR-181 gateway (set through the NBI), or their vRGW managed as a
+    /// virtual device (set when it first informs). None: their vRGW under its host.
+    pub gateway: Option<String>,
 }
 
 /// A web-form session.
@@ -49,6 +53,10 @@ pub trait SubscriberStore {
     fn set_profile(&self, id: &str, profile: &crate::profiles::Profile) -> Result<i64>;
     /// Records where and which version of a profile was applied.
     fn set_applied(&self, id: &str, applied: &str) -> Result<()>;
+    /// Sets (or clears) the subscriber's gateway device; false when there is no such subscriber.
+    fn set_gateway(&self, id: &str, gateway: Option<&str>) -> Result<bool>;
+    /// The subscribers whose gateway is `device`.
+    fn gateway_of(&self, device: &str) -> Result<Vec<String>>;
     /// Stores a web-form session under `token`.
     fn put_portal_session(&self, token: &str, s: &PortalSession) -> Result<()>;
     /// A web-form session that has not expired.
@@ -86,7 +94,7 @@ impl SubscriberStore for SqliteStore {
         Ok(self
             .db()
             .query_row(
-                "SELECT id, password_hash, profile, profile_version, applied FROM subscribers WHERE id = ?1",
+                "SELECT id, password_hash, profile, profile_version, applied, gateway FROM subscribers WHERE id = ?1",
                 [id],
                 |r| {
                     let id: String = r.get(0)?;
@@ -96,6 +104,7 @@ impl SubscriberStore for SqliteStore {
                         password_hash: r.get(1)?,
                         profile_version: r.get(3)?,
                         applied: r.get(4)?,
+                        gateway: r.get(5)?,
                     })
                 },
             )
@@ -131,6 +140,17 @@ impl SubscriberStore for SqliteStore {
     fn set_applied(&self, id: &str, applied: &str) -> Result<()> {
         self.db().execute("UPDATE subscribers SET applied = ?2 WHERE id = ?1", params![id, applied])?;
         Ok(())
+    }
+
+    fn set_gateway(&self, id: &str, gateway: Option<&str>) -> Result<bool> {
+        Ok(self.db().execute("UPDATE subscribers SET gateway = ?2 WHERE id = ?1", params![id, gateway])? > 0)
+    }
+
+    fn gateway_of(&self, device: &str) -> Result<Vec<String>> {
+        let db = self.db();
+        let mut st = db.prepare_cached("SELECT id FROM subscribers WHERE gateway = ?1 ORDER BY id")?;
+        let rows = st.query_map([device], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
     fn put_portal_session(&self, token: &str, s: &PortalSession) -> Result<()> {

@@ -233,6 +233,15 @@ impl Host {
         self.restart_instance(n)
     }
 
+    /// Polls instance `n`'s virtual device's parameters with notification on (through its
+    /// vRGW's mount); whether one with active notification changed.
+    pub fn virtual_value_changes(&self, n: u32, device: &mut VirtualDevice) -> bool {
+        match self.mounts.get(&n) {
+            Some(m) => device.poll_value_changes(m),
+            None => false,
+        }
+    }
+
     /// The parameters instance `n`'s virtual device's Inform carries (read through its mount).
     pub fn virtual_inform(&self, n: u32, device: &VirtualDevice) -> Vec<cwmp::ParameterValue> {
         match self.mounts.get(&n) {

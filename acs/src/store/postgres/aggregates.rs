@@ -739,7 +739,7 @@ impl SubscriberStore for PgStore {
     fn subscriber(&self, id: &str) -> Result<Option<Subscriber>> {
         self.with(|c| {
             c.query_opt(
-                "SELECT id, password_hash, profile, profile_version, applied FROM subscribers WHERE id = $1",
+                "SELECT id, password_hash, profile, profile_version, applied, gateway FROM subscribers WHERE id = $1",
                 &[&id],
             )?
             .map(|r| {
@@ -750,6 +750,7 @@ impl SubscriberStore for PgStore {
                     password_hash: r.try_get(1)?,
                     profile_version: r.try_get(3)?,
                     applied: r.try_get(4)?,
+                    gateway: r.try_get(5)?,
                 })
             })
             .transpose()
@@ -789,6 +790,19 @@ impl SubscriberStore for PgStore {
         self.with(|c| {
             c.execute("UPDATE subscribers SET applied = $2 WHERE id = $1", &[&id, &applied])?;
             Ok(())
+        })
+    }
+
+    fn set_gateway(&self, id: &str, gateway: Option<&str>) -> Result<bool> {
+        self.with(|c| Ok(c.execute("UPDATE subscribers SET gateway = $2 WHERE id = $1", &[&id, &gateway])? > 0))
+    }
+
+    fn gateway_of(&self, device: &str) -> Result<Vec<String>> {
+        self.with(|c| {
+            all(
+                c.query("SELECT id FROM subscribers WHERE gateway = $1 ORDER BY id", &[&device])?,
+                |r| Ok(r.try_get(0)?),
+            )
         })
     }
 

@@ -110,6 +110,10 @@ const MIGRATIONS: &[&str] = &[
         WHERE record::jsonb->>'status' = 'running';",
     // 5: a host's credential names the virtual devices it proxies (their DeviceId prefix).
     "ALTER TABLE cpe_credentials ADD COLUMN proxies TEXT CHECK (proxies IS NULL OR (device IS NOT NULL AND proxies <> ''));",
+    // 6: the device a subscriber's settings go to when it is not their embedded vRGW (a
+    // physical gateway, a vRGW managed as a virtual device).
+    "ALTER TABLE subscribers ADD COLUMN gateway TEXT;
+     CREATE INDEX subscribers_gateway ON subscribers (gateway) WHERE gateway IS NOT NULL;",
 ];
 
 /// The advisory lock the nodes migrate under, one at a time.
@@ -524,6 +528,7 @@ mod tests {
                 &db.name,
                 &format!(
                     "DROP INDEX migrations_running; ALTER TABLE cpe_credentials DROP COLUMN proxies;
+                     ALTER TABLE subscribers DROP COLUMN gateway;
                      UPDATE schema_version SET version = 3;
                      INSERT INTO migrations (record) VALUES ({}), ({}), ({}), ({});",
                     r(1, "running"),
