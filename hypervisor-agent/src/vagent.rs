@@ -225,6 +225,22 @@ impl Cpe for VirtualCpe {
                     Err(_) => Body::Fault(Fault::with_string(FaultCode::InternalError, "the host thread stopped")),
                 }
             }
+            Body::ScheduleInform(si) => {
+                // "3 SCHEDULED" and "M ScheduleInform" after the delay, kept in memory (a restart
+                // of the agent informs "1 BOOT" instead), as the host does.
+                let (state, key, wake) = (self.host.shared().clone(), self.key.clone(), self.loop_state.wake.clone());
+                tracing::info!(device = %self.key, delay_s = si.delay_seconds, "Inform scheduled");
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(u64::from(si.delay_seconds))).await;
+                    for (code, command_key) in [("3 SCHEDULED", String::new()), ("M ScheduleInform", si.command_key)] {
+                        if let Err(e) = state.state().push_event_of(&key, code, &command_key) {
+                            tracing::error!(device = %key, event = code, "queueing: {e}");
+                        }
+                    }
+                    wake.notify_one();
+                });
+                Body::ScheduleInformResponse(cwmp::ScheduleInformResponse {})
+            }
             Body::Download(_) | Body::Upload(_) | Body::ScheduleDownload(_) => Body::Fault(Fault::with_string(
                 FaultCode::MethodNotSupported,
                 format!("{} of a virtual device is not available yet", req.method_name()),

@@ -27,10 +27,9 @@ const PROXIER: &str = "Device.DeviceInfo.ProxierInfo.";
 /// value: TR-181's list names only home-network protocols).
 pub const PROXY_PROTOCOL: &str = "X_VRGW-ORG_XML-RPC";
 
-/// The methods of [`datamodel::rpc::METHODS`] a virtual device does not answer yet (its own
-/// ScheduleInform and transfer queue come with its sessions).
-const NOT_YET: &[&str] =
-    &["ScheduleInform", "GetQueuedTransfers", "GetAllQueuedTransfers", "CancelTransfer", "GetOptions"];
+/// The methods of [`datamodel::rpc::METHODS`] a virtual device does not answer yet (its
+/// transfer queue comes with Download).
+const NOT_YET: &[&str] = &["GetQueuedTransfers", "GetAllQueuedTransfers", "CancelTransfer", "GetOptions"];
 
 /// One virtual device: its identity, its host's, and what it holds of its own.
 pub struct VirtualDevice {
@@ -236,6 +235,8 @@ impl VirtualDevice {
                 method_list: datamodel::rpc::METHODS
                     .iter()
                     .filter(|m| !NOT_YET.contains(m))
+                    // Carried out by the agent on the vRGW itself.
+                    .chain(&["Reboot", "FactoryReset"])
                     .map(|m| m.to_string())
                     .collect(),
             })),
@@ -550,6 +551,14 @@ mod tests {
     #[test]
     fn names_list_the_management_server_beside_the_vrgws_objects() {
         let (mut d, mut vrgw) = device();
+        let Body::GetRPCMethodsResponse(m) = d.serve(&mut vrgw, &Body::GetRPCMethods(cwmp::GetRPCMethods {})) else {
+            panic!("methods")
+        };
+        for (method, served) in
+            [("Reboot", true), ("FactoryReset", true), ("ScheduleInform", true), ("CancelTransfer", false)]
+        {
+            assert_eq!(m.method_list.iter().any(|x| x == method), served, "{method}: {:?}", m.method_list);
+        }
         let req = Body::GetParameterNames(GetParameterNames { parameter_path: "Device.".into(), next_level: true });
         let Body::GetParameterNamesResponse(r) = d.serve(&mut vrgw, &req) else { panic!("names") };
         let names: Vec<&str> = r.parameter_list.iter().map(|p| p.name.as_str()).collect();

@@ -167,6 +167,16 @@ fn a_vrgw_managed_as_a_virtual_device_informs_and_is_configured_as_a_device_of_i
             nbi.call(Method::GET, &format!("/devices?query={}", enc(&json!({"_id": host}).to_string())), None).await;
         assert_eq!(h[0]["Device"]["ManagementServer"]["VirtualDevice"]["1"]["SerialNumber"]["_value"], "alice", "{h}");
 
+        // An Inform scheduled by the ACS comes after its delay.
+        let (s, v) = nbi.task(vd, json!({"name": "scheduleInform", "delaySeconds": 1, "commandKey": "later"})).await;
+        assert_eq!((s, v["status"].as_str()), (200, Some("done")), "{v}\n{}", log());
+        let scheduled = |l: &str| l.contains(&format!("device={vd}")) && l.contains("\"M ScheduleInform\"");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !log().lines().any(scheduled) {
+            assert!(Instant::now() < deadline, "no scheduled Inform\n{}", log());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+
         // Managed both ways: a change made through the host is the vRGW's own to its virtual
         // device, which informs "4 VALUE CHANGE" with the new value (active notification).
         let (s, v) = nbi
