@@ -169,6 +169,39 @@ class Testbed(unittest.TestCase):
         self.assertTrue(in_range(lease2["ip"], "192.168.1.100", "192.168.1.199"), lease2)
         self.assertEqual(lease2["ip"], before2, "home 2 keeps its address")
 
+    def test_4b_a_vrgw_managed_as_a_virtual_device_is_configured_by_its_own_device_id(self):
+        """Home 2's vRGW managed as a CWMP device of its own too (TR-069 Annex J.2 beside J.3): it
+        bootstraps under its subscriber's DeviceId with ProxierInfo naming its host, and a pool set
+        through that DeviceId (no host path in sight) shows in home 2's next lease."""
+        row = "%s%d." % (INST, self.inst[2])
+        sub = self.api.get([row + "Subscriber"])[row + "Subscriber"]
+        self.api.set([(row + "ManagementMode", "Both")])
+        vd = nbi.Nbi(self.api.base, self.api.token, naming.device_id("00A0B1", "vRGW", sub))
+        sh.wait_for("the vRGW registering as a device of its own", vd.device_known, 60)
+        pool = "Device.DHCPv4.Server.Pool.1."
+        proxier = "Device.DeviceInfo.ProxierInfo.SerialNumber"
+        try:
+            vd.set([(pool + "MinAddress", "192.168.1.60"), (pool + "MaxAddress", "192.168.1.69")])
+            got = vd.get([pool + "MaxAddress", proxier, "Device.DeviceInfo.SerialNumber"])
+            self.assertEqual(got[pool + "MaxAddress"], "192.168.1.69")
+            self.assertEqual(got["Device.DeviceInfo.SerialNumber"], sub)
+            self.assertEqual(got[proxier], naming.host(1))
+            lease = homenet.dhcp(2, timeout=60)
+            self.assertIsNotNone(lease, "home 2 got no lease after the change")
+            self.assertTrue(in_range(lease["ip"], "192.168.1.60", "192.168.1.69"), lease)
+            # The subscriber's web-form settings now go to their virtual device.
+            s, subs = self.api.call("GET", "/subscribers")
+            self.assertEqual(s, 200)
+            self.assertEqual([x.get("gateway") for x in subs if x["_id"] == sub], [vd.device])
+        finally:
+            # Back as it was, for the tests after this one: embedded only, settings through the host.
+            vd.set([(pool + "MinAddress", "192.168.1.100"), (pool + "MaxAddress", "192.168.1.199")])
+            self.api.set([(row + "ManagementMode", "Embedded")])
+            self.api.call("PUT", "/subscribers/" + sub, {"gateway": None})
+        lease = homenet.dhcp(2, timeout=60)
+        self.assertIsNotNone(lease)
+        self.assertTrue(in_range(lease["ip"], "192.168.1.100", "192.168.1.199"), lease)
+
     def test_5_a_vrgw_suspended_through_the_data_model_stops_answering_until_resumed(self):
         i = self.inst[1]
         self.api.set([("%s%d.RequestedState" % (INST, i), "Suspended")])

@@ -555,9 +555,15 @@ impl SimCpe {
         let mut s = CpeSession::new(CpeConfig::default(), self.inform(events.clone()), own.clone(), Instant::now());
         let mut follow_up = false;
         let url = self.acs_url();
-        let link =
-            http_shell::cpe::Link::open(&url, None, &self.acs_user, &self.acs_pass, http_shell::cpe::Basic::Fallback)
-                .await;
+        let link = http_shell::cpe::Link::open(
+            None,
+            &url,
+            None,
+            &self.acs_user,
+            &self.acs_pass,
+            http_shell::cpe::Basic::Fallback,
+        )
+        .await;
         let mut link = match link {
             Ok(l) => l,
             Err(e) => {

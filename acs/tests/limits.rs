@@ -47,7 +47,7 @@ fn inform(sim: &SimCpe, edit: impl FnOnce(&mut cwmp::Inform)) -> String {
 
 /// A CPE's link to the ACS, logging in with the tests' credential.
 async fn link(acs: &AcsProcess) -> Link {
-    Link::open(&format!("http://{}/", acs.cwmp), None, CPE.0, CPE.1, Basic::WhenOffered).await.expect("connect")
+    Link::open(None, &format!("http://{}/", acs.cwmp), None, CPE.0, CPE.1, Basic::WhenOffered).await.expect("connect")
 }
 
 /// One POST opening a session, logged in as the tests' CPE: an empty POST fetches a Digest

@@ -281,6 +281,11 @@ impl Connection {
         Ok(send)
     }
 
+    /// Whether the server closed it (a request would open it again first).
+    pub fn is_closed(&self) -> bool {
+        self.send.is_closed()
+    }
+
     /// The path (and query) of the URL the connection was opened for.
     pub fn path(&self) -> &str {
         &self.path

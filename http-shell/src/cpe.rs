@@ -1,5 +1,6 @@
 //! The CPE side of a CWMP session over HTTP, shared by the hypervisor agent and `cwmp-sim`: one
-//! connection per session, the ACS's session cookie carried, a 401 answered once with Digest
+//! connection per session (taken from a [`Pool`] of idle ones when many devices share one
+//! process), the ACS's session cookie carried, a 401 answered once with Digest
 //! (and Basic only where the caller allows it), each POST within a deadline. The session's
 //! logic stays in `cwmp::session::CpeSession`; this is only how its envelopes travel.
 
@@ -42,17 +43,69 @@ pub struct Link {
     auth: Option<String>,
 }
 
+/// Idle connections to ACSs, shared by the sessions of many devices in one process (a hypervisor
+/// agent's virtual devices): a session takes one, or opens one when none is idle, and gives it
+/// back when it ended well, so a thousand devices' sessions reuse as many connections as ran at
+/// once rather than opening one each. The session is the ACS's cookie, never the connection; a
+/// connection the ACS closed meanwhile is opened again before the first request goes out.
+#[derive(Debug, Clone)]
+pub struct Pool {
+    idle: std::sync::Arc<std::sync::Mutex<Vec<(String, Connection)>>>,
+    max_idle: usize,
+}
+
+impl Pool {
+    /// A pool keeping at most `max_idle` idle connections.
+    pub fn new(max_idle: usize) -> Pool {
+        Pool { idle: Default::default(), max_idle }
+    }
+
+    /// Idle connections now.
+    pub fn idle(&self) -> usize {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    fn take(&self, url: &str) -> Option<Connection> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let at = idle.iter().rposition(|(u, _)| u == url)?;
+        Some(idle.swap_remove(at).1)
+    }
+
+    fn give_back(&self, url: &str, conn: Connection) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < self.max_idle && !conn.is_closed() {
+            idle.push((url.to_string(), conn));
+        }
+    }
+}
+
 impl Link {
-    /// Connects to the ACS at `url` (`https://` needs `tls`) for one session.
+    /// Connects to the ACS at `url` (`https://` needs `tls`) for one session: through a
+    /// connection from `pool` when one to `url` is idle there (give it back with
+    /// [`Link::finish`]), else a new one.
     pub async fn open(
+        pool: Option<&Pool>,
         url: &str,
         tls: Option<TlsConnector>,
         user: &str,
         password: &str,
         basic: Basic,
     ) -> Result<Link, Error> {
-        let conn = Connection::open(url, tls, CONNECT_TIMEOUT).await?;
-        Ok(Link { conn, user: user.into(), password: password.into(), basic, cookies: Vec::new(), auth: None })
+        let conn = match pool.and_then(|p| p.take(url)) {
+            Some(conn) => conn,
+            None => Connection::open(url, tls, CONNECT_TIMEOUT).await?,
+        };
+        Ok(Link::on(conn, user, password, basic))
+    }
+
+    /// The session ended well: its connection goes back to `pool` for another session.
+    pub fn finish(self, pool: &Pool, url: &str) {
+        pool.give_back(url, self.conn);
+    }
+
+    /// A session's link over `conn`, no cookie or credentials sent yet.
+    fn on(conn: Connection, user: &str, password: &str, basic: Basic) -> Link {
+        Link { conn, user: user.into(), password: password.into(), basic, cookies: Vec::new(), auth: None }
     }
 
     /// POSTs one envelope (empty: the CPE's empty POST) and returns the ACS's status and body.
@@ -191,7 +244,7 @@ mod tests {
     #[tokio::test]
     async fn digest_retry_then_the_cookie_carries_the_session() {
         let (url, seen) = acs("Digest").await;
-        let mut link = Link::open(&url, None, "cpe", "pw", Basic::WhenOffered).await.expect("open");
+        let mut link = Link::open(None, &url, None, "cpe", "pw", Basic::WhenOffered).await.expect("open");
         let (status, body) = link.post("<inform/>").await.expect("post");
         assert_eq!((status, &body[..]), (StatusCode::OK, &b"<reply/>"[..]));
         let (status, _) = link.post("").await.expect("empty post");
@@ -204,20 +257,63 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn sessions_through_a_pool_reuse_its_idle_connections() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/acs", listener.local_addr().expect("addr"));
+        let peers = Arc::new(Mutex::new(Vec::new()));
+        let p = peers.clone();
+        tokio::spawn(crate::serve(
+            listener,
+            None,
+            crate::Limits::default(),
+            move |_req: Request<hyper::body::Incoming>, peer| {
+                p.lock().expect("lock").push(peer);
+                async move { Response::new(Full::new(Bytes::from_static(b"<reply/>"))) }
+            },
+            std::future::pending(),
+        ));
+        let pool = Pool::new(1);
+        let session = |pool: Pool, url: String| async move {
+            let mut link = Link::open(Some(&pool), &url, None, "cpe", "pw", Basic::WhenOffered).await.expect("open");
+            assert_eq!(link.post("<inform/>").await.expect("post").0, StatusCode::OK);
+            assert_eq!(link.post("").await.expect("post").0, StatusCode::OK);
+            link
+        };
+        // One after another: one connection for all.
+        for _ in 0..3 {
+            session(pool.clone(), url.clone()).await.finish(&pool, &url);
+        }
+        let seen: Vec<std::net::SocketAddr> = std::mem::take(&mut *peers.lock().expect("lock"));
+        assert_eq!(seen.len(), 6);
+        assert!(seen.iter().all(|p| *p == seen[0]), "one connection: {seen:?}");
+        assert_eq!(pool.idle(), 1);
+        // Two at once: the second opens its own; only one is kept idle after.
+        let (a, b) = tokio::join!(session(pool.clone(), url.clone()), session(pool.clone(), url.clone()));
+        a.finish(&pool, &url);
+        b.finish(&pool, &url);
+        assert_eq!(pool.idle(), 1, "at most max_idle kept");
+        let seen: Vec<std::net::SocketAddr> = std::mem::take(&mut *peers.lock().expect("lock"));
+        let distinct: std::collections::BTreeSet<_> = seen.iter().collect();
+        assert_eq!(distinct.len(), 2, "{seen:?}");
+        // Another URL never takes this one's connection.
+        assert!(pool.take("http://127.0.0.1:9/other").is_none());
+    }
+
+    #[tokio::test]
     async fn basic_only_where_allowed() {
         // The ACS offers nothing a CPE can answer with Digest.
         let (url, _) = acs("Nothing").await;
-        let mut agent = Link::open(&url, None, "cpe", "pw", Basic::WhenOffered).await.expect("open");
+        let mut agent = Link::open(None, &url, None, "cpe", "pw", Basic::WhenOffered).await.expect("open");
         assert_eq!(agent.post("<inform/>").await.expect("post").0, StatusCode::UNAUTHORIZED);
         let (url, seen) = acs("Nothing").await;
-        let mut sim = Link::open(&url, None, "cpe", "pw", Basic::Fallback).await.expect("open");
+        let mut sim = Link::open(None, &url, None, "cpe", "pw", Basic::Fallback).await.expect("open");
         // Basic is tried (this verifier refuses Basic, so the answer stays 401).
         assert_eq!(sim.post("<inform/>").await.expect("post").0, StatusCode::UNAUTHORIZED);
         let seen = seen.lock().expect("lock").clone();
         assert!(seen[1].1.as_deref().is_some_and(|a| a.starts_with("Basic ")), "{seen:?}");
         // Offered, the agent's link uses it.
         let (url, seen) = acs("Basic").await;
-        let mut agent = Link::open(&url, None, "cpe", "pw", Basic::WhenOffered).await.expect("open");
+        let mut agent = Link::open(None, &url, None, "cpe", "pw", Basic::WhenOffered).await.expect("open");
         assert_eq!(agent.post("<inform/>").await.expect("post").0, StatusCode::OK);
         assert!(seen.lock().expect("lock")[1].1.as_deref().is_some_and(|a| a.starts_with("Basic ")));
     }

@@ -58,7 +58,7 @@ pub struct Agent {
     pub loop_state: LoopState,
     verifier: Verifier,
     /// Connection-request token bucket: tokens left and when they were counted.
-    last_cr: Mutex<Option<(f64, Instant)>>,
+    cr_bucket: CrBucket,
     tls: Option<http_shell::client::TlsConnector>,
     /// The virtual devices running now (their connection requests come to this listener).
     pub virtuals: crate::vagent::Registry,
@@ -87,6 +87,24 @@ pub(crate) fn cr_limits() -> http_shell::Limits {
 const CR_BURST: f64 = 10.0;
 /// One more connection request allowed per this much time.
 const CR_REFILL: Duration = Duration::from_millis(100);
+
+/// A device's connection requests, limited by a token bucket: bursts of 10, refilled at one
+/// per 100 ms. Each device the agent speaks for (the host, each virtual device)
+/// has its own: one device's requests never use up another's.
+#[derive(Debug, Default)]
+pub struct CrBucket(Mutex<Option<(f64, Instant)>>);
+
+impl CrBucket {
+    /// Takes a token; false when there is none (the request is refused).
+    pub fn take(&self) -> bool {
+        let mut bucket = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut tokens, at) = bucket.unwrap_or((CR_BURST, Instant::now()));
+        tokens = (tokens + at.elapsed().as_secs_f64() / CR_REFILL.as_secs_f64()).min(CR_BURST);
+        let took = tokens >= 1.0;
+        *bucket = Some((if took { tokens - 1.0 } else { tokens }, Instant::now()));
+        took
+    }
+}
 
 fn now_secs() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
@@ -168,7 +186,7 @@ impl Agent {
             host,
             loop_state: LoopState::default(),
             verifier: Verifier::new("hypervisor-agent", secret),
-            last_cr: Mutex::new(None),
+            cr_bucket: CrBucket::default(),
             tls,
             virtuals: Default::default(),
         }))
@@ -441,20 +459,15 @@ impl Agent {
             }
             return r;
         }
-        {
-            // A token bucket: bursts of CR_BURST, refilled at one per CR_REFILL. Requests that
-            // arrive while a session is pending simply join it (the wake-up coalesces).
-            let mut bucket = self.last_cr.lock().unwrap_or_else(|e| e.into_inner());
-            let (mut tokens, at) = bucket.unwrap_or((CR_BURST, Instant::now()));
-            tokens = (tokens + at.elapsed().as_secs_f64() / CR_REFILL.as_secs_f64()).min(CR_BURST);
-            if tokens < 1.0 {
-                *bucket = Some((tokens, Instant::now()));
-                tracing::warn!(%peer, "connection requests too frequent: refused");
-                let mut r = reply(StatusCode::SERVICE_UNAVAILABLE, "too many connection requests\n");
-                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                return r;
-            }
-            *bucket = Some((tokens - 1.0, Instant::now()));
+        // Requests that arrive while a session is pending simply join it (the wake-up
+        // coalesces); beyond the device's bucket they are refused.
+        let bucket = target.as_ref().map_or(&self.cr_bucket, |v| &v.cr_bucket);
+        if !bucket.take() {
+            tracing::warn!(%peer, device = %target.as_ref().map_or_else(|| self.who(), |v| v.key().to_string()),
+                "connection requests too frequent: refused");
+            let mut r = reply(StatusCode::SERVICE_UNAVAILABLE, "too many connection requests\n");
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return r;
         }
         match target {
             Some(v) => {
@@ -481,6 +494,8 @@ impl Cpe for Agent {
             tls: self.tls.clone(),
             username: &self.cfg.acs_username,
             password: &self.cfg.acs_password,
+            // The host's own sessions are few: a connection each.
+            pool: None,
         }
     }
 
@@ -530,7 +545,19 @@ fn file_name_of(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::file_name_of;
+    use super::{file_name_of, CrBucket, CR_BURST};
+
+    #[test]
+    fn each_device_has_its_own_connection_request_bucket() {
+        let (a, b) = (CrBucket::default(), CrBucket::default());
+        for _ in 0..CR_BURST as usize {
+            assert!(a.take());
+        }
+        assert!(!a.take(), "a burst beyond the bucket is refused");
+        assert!(b.take(), "another device's requests are not");
+        std::thread::sleep(super::CR_REFILL * 2);
+        assert!(a.take(), "refilled");
+    }
 
     #[test]
     fn a_download_is_named_by_its_path_not_its_signature() {

@@ -68,6 +68,9 @@ pub struct Config {
     pub virtual_acs_username: Option<String>,
     /// Its password. Default: `acs_password`.
     pub virtual_acs_password: Option<String>,
+    /// Virtual devices starting together (at the agent's start, or made in bulk) open their
+    /// first sessions at most this many per second, spread rather than all at once (default 50).
+    pub virtual_start_rate: u32,
     /// PEM file of the CAs an `https://` ACS is checked against.
     pub acs_ca_file: Option<PathBuf>,
     /// Where connection requests are accepted.
@@ -162,6 +165,7 @@ impl Default for Config {
             acs_password: String::new(),
             virtual_acs_username: None,
             virtual_acs_password: None,
+            virtual_start_rate: 50,
             acs_ca_file: None,
             cr_listen: SocketAddr::from(([0, 0, 0, 0], 7548)),
             metrics_listen: None,
@@ -437,6 +441,9 @@ pub async fn run_with(
         tls: agent.tls(),
         cr_base: origin_of(&agent_cfg.connection_request_url),
         periodic_inform_interval: config.periodic_inform_interval,
+        start_rate: config.virtual_start_rate.max(1),
+        // As many as run at once in the usual case; more are opened and closed when needed.
+        pool: http_shell::cpe::Pool::new(16),
     });
     let virtuals = tokio::spawn(crate::vagent::supervise(
         handle.clone(),

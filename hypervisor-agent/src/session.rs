@@ -28,6 +28,8 @@ pub struct LinkSettings<'a> {
     pub username: &'a str,
     /// Its password.
     pub password: &'a str,
+    /// Idle connections shared with other devices' sessions, if any.
+    pub pool: Option<&'a http_shell::cpe::Pool>,
 }
 
 /// What a session loop keeps between sessions.
@@ -158,17 +160,12 @@ pub async fn session<C: Cpe>(cpe: &C) -> Result<(), SessionFailure> {
     let state = cpe.loop_state();
     let own = state.take_own();
     let mut s = CpeSession::new(CpeConfig::default(), inform, own.clone(), Instant::now());
-    let link = cpe.link();
-    let mut link = http_shell::cpe::Link::open(
-        link.url,
-        link.tls,
-        link.username,
-        link.password,
-        http_shell::cpe::Basic::WhenOffered,
-    )
-    .await
-    .map_err(|e| SessionFailure::Transport(e.to_string()))
-    .inspect_err(|_| state.put_back(own.clone()))?;
+    let settings = cpe.link();
+    let basic = http_shell::cpe::Basic::WhenOffered;
+    let (url, user, pass) = (settings.url, settings.username, settings.password);
+    let opened = http_shell::cpe::Link::open(settings.pool, url, settings.tls.clone(), user, pass, basic).await;
+    let mut link =
+        opened.map_err(|e| SessionFailure::Transport(e.to_string())).inspect_err(|_| state.put_back(own.clone()))?;
     let mut after: Vec<(String, String)> = Vec::new();
     let mut answered_own = 0;
     let result = async {
@@ -204,6 +201,9 @@ pub async fn session<C: Cpe>(cpe: &C) -> Result<(), SessionFailure> {
         state.put_back(own.into_iter().skip(answered_own));
     }
     result?;
+    if let Some(pool) = settings.pool {
+        link.finish(pool, url);
+    }
     for (code, key) in after {
         cpe.trigger(&code, &key).await;
     }

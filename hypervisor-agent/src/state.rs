@@ -329,6 +329,18 @@ impl State {
         Ok(())
     }
 
+    /// Keeps one instance's profile (the others untouched): what a change through one virtual
+    /// device writes, rather than every profile of the host.
+    pub fn save_profile(&self, n: u32, snap: &datamodel::tree::Snapshot) -> Result<()> {
+        let s = serde_json::to_string(snap).map_err(|e| StateError::Model(e.to_string()))?;
+        self.db().execute(
+            "INSERT INTO profiles (instance, snapshot) VALUES (?1, ?2)
+             ON CONFLICT (instance) DO UPDATE SET snapshot = ?2",
+            params![n, s],
+        )?;
+        Ok(())
+    }
+
     /// Records a new slot (before its domain exists), its domain named `AGENT-N`.
     pub fn new_slot(
         &self,

@@ -39,6 +39,10 @@ pub struct Settings {
     pub cr_base: String,
     /// PeriodicInformInterval of a new virtual device, seconds.
     pub periodic_inform_interval: u32,
+    /// First sessions per second of the devices the agent starts with (spread, not together).
+    pub start_rate: u32,
+    /// Idle connections to the ACS, shared by every virtual device's sessions.
+    pub pool: http_shell::cpe::Pool,
 }
 
 impl std::fmt::Debug for Settings {
@@ -62,6 +66,8 @@ pub struct VirtualCpe {
     loop_state: LoopState,
     /// Its connection requests' Digest checker.
     pub verifier: Verifier,
+    /// Its connection requests' rate limit.
+    pub cr_bucket: crate::agent::CrBucket,
 }
 
 impl std::fmt::Debug for VirtualCpe {
@@ -117,6 +123,7 @@ impl Cpe for VirtualCpe {
             tls: self.settings.tls.clone(),
             username: &self.settings.acs_username,
             password: &self.settings.acs_password,
+            pool: Some(&self.settings.pool),
         }
     }
 
@@ -322,11 +329,16 @@ pub async fn supervise(
                         }
                     }
                 }
+                let mut starting = 0u32;
                 for (n, id) in listed {
                     if running.contains_key(&n) {
                         continue;
                     }
-                    match start(&host, &settings, n, id, &host_id, at_agent_start).await {
+                    // Devices starting together (the agent's start, instances made in bulk)
+                    // open their first sessions `start_rate` a second, not all at once.
+                    let delay = Duration::from_secs_f64(f64::from(starting) / f64::from(settings.start_rate.max(1)));
+                    starting += 1;
+                    match start(&host, &settings, n, id, &host_id, at_agent_start, delay).await {
                         Ok(r) => {
                             registry.lock().unwrap_or_else(|e| e.into_inner()).insert(n, r.cpe.clone());
                             running.insert(n, r);
@@ -408,6 +420,7 @@ pub(crate) async fn start(
     id: DeviceId,
     host_id: &DeviceId,
     at_agent_start: bool,
+    delay: Duration,
 ) -> Result<Running, String> {
     let key = id.key();
     let state = host.shared().state();
@@ -469,10 +482,18 @@ pub(crate) async fn start(
         settings: settings.clone(),
         loop_state: LoopState::default(),
         verifier: Verifier::new("hypervisor-agent", secret),
+        cr_bucket: Default::default(),
     });
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
     let looping = cpe.clone();
     let task = tokio::spawn(async move {
+        if !delay.is_zero() {
+            let mut early = stopped.clone();
+            tokio::select! {
+                _ = early.wait_for(|s| *s) => return,
+                () = tokio::time::sleep(delay) => {}
+            }
+        }
         crate::session::run_until(&*looping, async move {
             let _ = stopped.wait_for(|s| *s).await;
         })

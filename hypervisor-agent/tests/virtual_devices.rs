@@ -26,22 +26,6 @@ impl Drop for Bridges {
     }
 }
 
-/// The agent's log without its colours.
-fn log_of(dir: &TempDir) -> String {
-    let raw = std::fs::read_to_string(dir.join("agent.log")).unwrap_or_default();
-    let mut out = String::with_capacity(raw.len());
-    let mut escape = false;
-    for c in raw.chars() {
-        match (escape, c) {
-            (false, '\u{1b}') => escape = true,
-            (true, 'm') => escape = false,
-            (true, _) => {}
-            (false, c) => out.push(c),
-        }
-    }
-    out
-}
-
 /// An ACS in this process and an agent named `agent` (its virtual devices log in with its own
 /// credential, which the ACS binds to the subscribers it placed on it), in `dir`; the agent's bridges are removed when `Bridges` is dropped.
 fn start(
@@ -88,7 +72,7 @@ async fn virtual_vrgw(nbi: &NbiClient<'_>, host: &str, subscriber: &str, cvlan: 
 fn a_vrgw_managed_as_a_virtual_device_informs_and_is_configured_as_a_device_of_its_own() {
     let dir = TempDir::new("hv-vdev");
     let (rt, _cwmp, nbi, _bridges, _agent) = start(&dir, "host-vd");
-    let log = || log_of(&dir);
+    let log = || test_support::agent::plain_log(&dir);
 
     rt.block_on(async {
         let host = "00A0B1-vRGW%2DHost-host%2Dvd";
@@ -286,7 +270,7 @@ async fn oss_script(nbi: &NbiClient<'_>, tag: &str, log: &dyn Fn() -> String) ->
 fn one_oss_script_configures_and_reboots_a_physical_gateway_and_a_vrgw_alike() {
     let dir = TempDir::new("hv-vdoss");
     let (rt, cwmp, nbi, _bridges, _agent) = start(&dir, "host-oss");
-    let log = || log_of(&dir);
+    let log = || test_support::agent::plain_log(&dir);
     rt.block_on(async {
         let host = &test_support::acs::agent_device("host-oss");
         nbi.wait_device(host, &dir.join("agent.log")).await;

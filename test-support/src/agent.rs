@@ -49,6 +49,22 @@ pub fn agent_config_on(
     f.write_all(config.as_bytes()).expect("config");
 }
 
+/// The agent's log in `dir` (`agent.log`) without its colours, as text to search.
+pub fn plain_log(dir: &Path) -> String {
+    let raw = std::fs::read_to_string(dir.join("agent.log")).unwrap_or_default();
+    let mut out = String::with_capacity(raw.len());
+    let mut escape = false;
+    for c in raw.chars() {
+        match (escape, c) {
+            (false, '\u{1b}') => escape = true,
+            (true, 'm') => escape = false,
+            (true, _) => {}
+            (false, c) => out.push(c),
+        }
+    }
+    out
+}
+
 /// Starts the agent binary at `exe` (`env!("CARGO_BIN_EXE_hypervisor-agent")`) on
 /// `dir/agent.toml`, its log appended to `dir/agent.log`; returns once it accepts connection
 /// requests (its `listening cr=` line).

@@ -1545,9 +1545,11 @@ fn a_virtual_device_continues_as_the_same_device_on_the_host_its_vrgw_migrates_t
         tls: None,
         cr_base: "http://127.0.0.1:7600".into(),
         periodic_inform_interval: 300,
+        start_rate: 50,
+        pool: http_shell::cpe::Pool::new(1),
     });
-    let running =
-        rt.block_on(crate::vagent::start(&handle, &settings, m, id.clone(), &host_id, false)).expect("started");
+    let start = crate::vagent::start(&handle, &settings, m, id.clone(), &host_id, false, std::time::Duration::ZERO);
+    let running = rt.block_on(start).expect("started");
     let (user, _) = running.cpe.cr_credentials();
     rt.block_on(running.stop());
     let state = handle.shared().state();

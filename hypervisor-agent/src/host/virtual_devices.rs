@@ -132,9 +132,11 @@ impl Host {
     /// embedded view of each instance (`Instance.{i}.Device.`) shown only when the instance is
     /// not a virtual device alone (mode Virtual): its vRGW stays mounted for its virtual device.
     pub(super) fn sync_virtual_devices(&mut self) {
+        use std::collections::HashSet;
         let devices = self.virtual_devices();
-        let hidden: Vec<u32> = devices.iter().filter(|(n, _)| !self.embedded(*n)).map(|(n, _)| *n).collect();
-        let shown: Vec<String> = self.model.mounts().map(str::to_string).collect();
+        // Sets, not lists: this runs after every change of an instance, with thousands of them.
+        let hidden: HashSet<u32> = devices.iter().filter(|(n, _)| !self.embedded(*n)).map(|(n, _)| *n).collect();
+        let shown: HashSet<String> = self.model.mounts().map(str::to_string).collect();
         for (n, m) in &self.mounts {
             let prefix = Instance::at(*n).device().path().to_string();
             match (hidden.contains(n), shown.contains(&prefix)) {
@@ -146,22 +148,24 @@ impl Host {
                 _ => {}
             }
         }
-        let wanted: Vec<(String, String, String)> =
+        let wanted: HashSet<(String, String, String)> =
             devices.into_iter().map(|(_, id)| (id.oui, id.product_class, id.serial_number)).collect();
         let row = |host: &Host, i: u32| {
             let v = |n: &str| host.string(&format!("{TABLE}{i}.{n}"));
             (v("ManufacturerOUI"), v("ProductClass"), v("SerialNumber"))
         };
+        let mut have = HashSet::new();
         for i in self.model.root().instances(TABLE) {
-            if !wanted.contains(&row(self, i)) {
+            let r = row(self, i);
+            if wanted.contains(&r) {
+                have.insert(r);
+            } else {
                 let _ = self.model.root_mut().delete_object_internal(&format!("{TABLE}{i}."));
             }
         }
-        let have: Vec<_> = self.model.root().instances(TABLE).into_iter().map(|i| row(self, i)).collect();
-        for (oui, product_class, serial) in wanted {
-            if have.contains(&(oui.clone(), product_class.clone(), serial.clone())) {
-                continue;
-            }
+        let mut missing: Vec<_> = wanted.difference(&have).cloned().collect();
+        missing.sort();
+        for (oui, product_class, serial) in missing {
             match self.model.root_mut().add_object_internal(TABLE) {
                 Ok(i) => {
                     let p = format!("{TABLE}{i}.");
@@ -188,8 +192,9 @@ impl Host {
             resp,
             Body::SetParameterValuesResponse(_) | Body::AddObjectResponse(_) | Body::DeleteObjectResponse(_)
         );
+        // Only this vRGW's profile changed (the host's own model did not): only it is written.
         if changed {
-            if let Err(e) = self.save() {
+            if let Err(e) = self.state.save_profile(n, &mount.profile()) {
                 tracing::error!(instance = n, "saving the vRGW's profile: {e}");
             }
         }
@@ -228,7 +233,7 @@ impl Host {
             return Err(HostError::Refused(format!("instance {n} has no vRGW on this host")));
         };
         m.factory_reset(datamodel::factory::vrgw(&n.to_string())).map_err(|f| HostError::Proxy(f.string))?;
-        self.save()?;
+        self.state.save_profile(n, &m.profile())?;
         tracing::info!(instance = n, "vRGW back to its factory configuration");
         self.restart_instance(n)
     }
