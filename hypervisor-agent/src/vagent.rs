@@ -169,11 +169,8 @@ impl Cpe for VirtualCpe {
             self.host.shared().state().events_of(&self.key).map_err(|e| SessionFailure::State(e.to_string()))?;
         let last = events.last().map_or(0, |e| e.0);
         let (n, device) = (self.instance, self.device.clone());
-        let mut list = self
-            .host
-            .run(move |h| h.virtual_inform(n, &device.lock().unwrap_or_else(|e| e.into_inner())))
-            .await
-            .map_err(|_| SessionFailure::Host)?;
+        let mut list =
+            self.host.run(move |h| h.virtual_inform(n, &copy_of(&device))).await.map_err(|_| SessionFailure::Host)?;
         // Changed values with notification on, once each.
         let changed = self.device.lock().unwrap_or_else(|e| e.into_inner()).pending_changes();
         let reported: Vec<String> = changed.iter().map(|p| p.name.clone()).collect();
@@ -212,16 +209,17 @@ impl Cpe for VirtualCpe {
                 }
             }
             Body::FactoryReset(_) => {
-                let n = self.instance;
-                match self.host.run(move |h| h.factory_reset_instance(n).map_err(|e| e.fault())).await {
+                let (n, device, id) = (self.instance, self.device.clone(), self.id.clone());
+                let start = start_values(&self.settings, n);
+                // Its own management server as when it was first made (the ACS sets it again at
+                // the BOOTSTRAP that follows), replaced on the host thread as every change is.
+                let reset = move |h: &mut crate::host::Host| {
+                    h.factory_reset_instance(n).map_err(|e| e.fault())?;
+                    with_copy(&device, |d| *d = VirtualDevice::new(id, d.host.clone(), &start));
+                    Ok::<(), Fault>(())
+                };
+                match self.host.run(reset).await {
                     Ok(Ok(())) => {
-                        // Its own management server as when it was first made: the ACS sets it
-                        // again at the BOOTSTRAP that follows.
-                        let fresh = {
-                            let d = self.device.lock().unwrap_or_else(|e| e.into_inner());
-                            VirtualDevice::new(self.id.clone(), d.host.clone(), &start_values(&self.settings, n))
-                        };
-                        *self.device.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
                         self.save();
                         tracing::info!(device = %self.key, instance = n, "virtual device factory-reset");
                         after.push((cwmp::event::BOOTSTRAP.into(), String::new()));
@@ -254,13 +252,10 @@ impl Cpe for VirtualCpe {
             )),
             req => {
                 let (n, device) = (self.instance, self.device.clone());
-                let resp = self
-                    .host
-                    .run(move |h| h.serve_virtual(n, &mut device.lock().unwrap_or_else(|e| e.into_inner()), &req))
-                    .await
-                    .unwrap_or_else(|_| {
-                        Body::Fault(Fault::with_string(FaultCode::InternalError, "the host thread stopped"))
-                    });
+                let resp =
+                    self.host.run(move |h| with_copy(&device, |d| h.serve_virtual(n, d, &req))).await.unwrap_or_else(
+                        |_| Body::Fault(Fault::with_string(FaultCode::InternalError, "the host thread stopped")),
+                    );
                 if matches!(
                     resp,
                     Body::SetParameterValuesResponse(_)
@@ -274,6 +269,23 @@ impl Cpe for VirtualCpe {
             }
         }
     }
+}
+
+/// A copy of the device, its lock held only to copy it. The host thread works on copies: it may
+/// block on a vRGW's proxy through the runtime (`ProxyMount`), and a runtime worker waiting
+/// for this lock meanwhile (a connection request, a poll) could leave no worker to drive that
+/// call: the agent would hang. Every change of a device is made on the host thread, one job
+/// after another, so writing the copy back loses nothing.
+fn copy_of(device: &Mutex<VirtualDevice>) -> VirtualDevice {
+    device.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// Runs `f` on a copy of the device (see [`copy_of`]) and keeps what it changed.
+fn with_copy<R>(device: &Mutex<VirtualDevice>, f: impl FnOnce(&mut VirtualDevice) -> R) -> R {
+    let mut d = copy_of(device);
+    let r = f(&mut d);
+    *device.lock().unwrap_or_else(|e| e.into_inner()) = d;
+    r
 }
 
 /// A running virtual device: its loop and how to stop it.
@@ -396,7 +408,7 @@ async fn poll_value_changes(host: &HostHandle, running: &BTreeMap<u32, Running>)
         .run(move |h| {
             polled
                 .iter()
-                .map(|c| h.virtual_value_changes(c.instance, &mut c.device.lock().unwrap_or_else(|e| e.into_inner())))
+                .map(|c| with_copy(&c.device, |d| h.virtual_value_changes(c.instance, d)))
                 .collect::<Vec<bool>>()
         })
         .await

@@ -32,6 +32,7 @@ pub const PROXY_PROTOCOL: &str = "X_VRGW-ORG_XML-RPC";
 const NOT_YET: &[&str] = &["GetQueuedTransfers", "GetAllQueuedTransfers", "CancelTransfer", "GetOptions"];
 
 /// One virtual device: its identity, its host's, and what it holds of its own.
+#[derive(Clone)]
 pub struct VirtualDevice {
     /// Its DeviceId: the host's OUI, the template's ProductClass, the subscriber as serial.
     pub id: DeviceId,

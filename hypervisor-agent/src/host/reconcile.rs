@@ -65,18 +65,41 @@ impl Host {
     /// CPU time, memory and status of every instance, from libvirt.
     /// Nothing while libvirt is not answering: the values read last stay.
     pub fn refresh_stats(&mut self) {
-        if !self.libvirt_answers() {
-            return;
+        let mut after = Some(0);
+        while let Some(a) = after {
+            after = self.refresh_stats_slice(a, usize::MAX);
         }
-        let Ok(slots) = self.state.slots() else { return };
-        for slot in slots {
-            if let (SlotUse::Assigned, Some(n)) = (slot.usage, slot.instance) {
-                if let Err(e) = self.refresh_instance(n, &slot) {
-                    tracing::warn!(instance = n, "reading its state: {e}");
-                }
+    }
+
+    /// [`Host::refresh_stats`] for at most `max` provisioned instances numbered above `after`:
+    /// the last one read when more remain, else None (the pools then updated). The host thread
+    /// reads its instances so, in slices between jobs.
+    pub fn refresh_stats_slice(&mut self, after: u32, max: usize) -> Option<u32> {
+        if !self.libvirt_answers() {
+            return None;
+        }
+        let Ok(slots) = self.state.slots() else { return None };
+        let mut todo: Vec<(u32, Slot)> = slots
+            .into_iter()
+            .filter_map(|s| match (s.usage, s.instance) {
+                (SlotUse::Assigned, Some(n)) if n > after => Some((n, s)),
+                _ => None,
+            })
+            .collect();
+        todo.sort_by_key(|(n, _)| *n);
+        let more = todo.len() > max;
+        let mut last = after;
+        for (n, slot) in todo.into_iter().take(max) {
+            if let Err(e) = self.refresh_instance(n, &slot) {
+                tracing::warn!(instance = n, "reading its state: {e}");
             }
+            last = n;
+        }
+        if more {
+            return Some(last);
         }
         self.update_pools();
+        None
     }
 
     pub(super) fn refresh_instance(&mut self, n: u32, slot: &Slot) -> Result<()> {

@@ -1565,3 +1565,37 @@ fn a_virtual_device_continues_as_the_same_device_on_the_host_its_vrgw_migrates_t
     src.clean();
     clean_after(&lv, &agent, &dir);
 }
+
+#[test]
+fn instances_are_read_in_slices_and_a_round_ends_with_the_last() {
+    let mut b = bed("hvslice");
+    let (t, _) = b.template_and_pool(0);
+    let mut made = Vec::new();
+    for c in 1..=3u32 {
+        let n = b.add(INSTANCE);
+        let ip = format!("{INSTANCE}{n}.");
+        let r = b.set(&[
+            (&format!("{ip}Template"), Value::String(format!("{TEMPLATE}{t}"))),
+            (&format!("{ip}SVLAN"), Value::UnsignedInt(100)),
+            (&format!("{ip}CVLAN"), Value::UnsignedInt(c)),
+        ]);
+        assert!(matches!(r, Body::SetParameterValuesResponse(_)), "{r:?}");
+        made.push(n);
+    }
+    // What a read sets, cleared, then read back slice by slice.
+    for n in &made {
+        b.host.set_internal(&format!("{INSTANCE}{n}.ManagementAddress"), Value::String(String::new()));
+    }
+    // Read from the tree itself: a GetParameterValues would read every instance first.
+    let address = |b: &mut Bed, n: u32| match b.host.model.root().value(&format!("{INSTANCE}{n}.ManagementAddress")) {
+        Some(Value::String(s)) => s,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(b.host.refresh_stats_slice(0, 2), Some(made[1]), "two read, more to come");
+    assert!(!address(&mut b, made[0]).is_empty());
+    assert!(!address(&mut b, made[1]).is_empty());
+    assert!(address(&mut b, made[2]).is_empty(), "not in this slice");
+    assert_eq!(b.host.refresh_stats_slice(made[1], 2), None, "the last slice ends the round");
+    assert!(!address(&mut b, made[2]).is_empty());
+    b.clean();
+}
