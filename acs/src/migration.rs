@@ -276,6 +276,9 @@ struct Source {
     uri: String,
     /// The instance's own ManagementMode (`Template` when it follows its template's).
     management_mode: String,
+    /// Whether the source shows the vRGW's tree in its own model (Embedded or Both, the
+    /// instance's mode or its template's): what the configuration can be copied from.
+    embedded: bool,
 }
 
 fn param(result: &Json, name: &str) -> Option<String> {
@@ -541,6 +544,16 @@ impl Run {
             domain: param(&r, &p.domain()).unwrap_or_default(),
             uri: self.registered(&src, &param(&r, &v.migration_uri()).unwrap_or_default()),
             management_mode: param(&r, &p.management_mode()).unwrap_or_default(),
+            embedded: {
+                let own = param(&r, &p.management_mode()).unwrap_or_default();
+                let effective = match own.as_str() {
+                    "" | "Template" => Template::split(&template)
+                        .and_then(|(row, _)| param(&r, &Template::at(row).management_mode()))
+                        .unwrap_or_default(),
+                    _ => own,
+                };
+                effective != "Virtual"
+            },
         };
         if s.domain.is_empty() {
             return Err(format!("instance {n} of {src} has no running vRGW to migrate"));
@@ -609,24 +622,40 @@ impl Run {
             return Err(format!("{dst} could not prepare: {why}"));
         }
         let dst_domain = param(&r, &q.domain()).unwrap_or_default();
+        // ColdContext: the key the source seals what travels with the vRGW to (its
+        // configuration with its secrets, its virtual device's state); the ACS carries the
+        // sealed text and cannot read it.
+        let dst_key = param(&r, &q.migration().key()).unwrap_or_default();
 
         if mode == MigrationMode::ColdContext {
-            self.note("copying the configuration");
-            if let Err(e) = self.copy_configuration(m).await {
+            // Value by value beforehand, for a short switch-over, where the source shows its
+            // vRGW's tree (a virtual device alone shows none: its context carries it all).
+            if s.embedded {
+                self.note("copying the configuration");
+                if let Err(e) = self.copy_configuration(m).await {
+                    self.undo_target(m).await;
+                    return Err(e);
+                }
+            } else if dst_key.is_empty() {
                 self.undo_target(m).await;
-                return Err(e);
+                return Err(format!(
+                    "{dst} offers no key for the context, and instance {n} of {src} is a virtual device alone: its configuration cannot be carried"
+                ));
             }
         }
 
         self.note("starting at the source");
         let mp = Migration::at(n);
-        let start = vec![
+        let start: Vec<ParameterValue> = [
             string(mp.mode(), mode.as_str()),
             string(mp.peer(), &dst_uri),
             string(mp.peer_domain(), &dst_domain),
             string(mp.peer_host(), &dst),
-            string(mp.command(), MigrationCommand::Start.as_str()),
-        ];
+        ]
+        .into_iter()
+        .chain((mode == MigrationMode::ColdContext && !dst_key.is_empty()).then(|| string(mp.peer_key(), &dst_key)))
+        .chain([string(mp.command(), MigrationCommand::Start.as_str())])
+        .collect();
         match self.set(&src, start).await {
             Ok(_) => {}
             Err(e) => {
@@ -661,7 +690,23 @@ impl Run {
         }
 
         self.note("completing at the target");
-        let done = self.command(&dst, m, MigrationCommand::Complete).await;
+        let context = param(r, &mp.context()).unwrap_or_default();
+        let done = if mode == MigrationMode::ColdContext && !context.is_empty() {
+            // The sealed context goes with the command that opens it.
+            let qm = q.migration();
+            match self
+                .set(
+                    &dst,
+                    vec![string(qm.context(), &context), string(qm.command(), MigrationCommand::Complete.as_str())],
+                )
+                .await
+            {
+                Ok(_) => self.task(&dst, TaskSpec::get(vec![qm.into()])).await,
+                Err(e) => Err(e),
+            }
+        } else {
+            self.command(&dst, m, MigrationCommand::Complete).await
+        };
         let status = done.as_ref().ok().and_then(|r| status_in(r, &q.migration()));
         if status != Some(MigrationStatus::Completed) {
             let why = match &done {

@@ -400,6 +400,9 @@ P	PeerDomain	w	string	size=..64	default=
 P	PeerHost	w	string	size=..256	default=
 P	Command	w	string	enum=None|Prepare|Start|Complete|Abort	default=None
 P	Status	r	string	enum=None|Prepared|Migrating|Stopped|Completed|Aborted|Error	default=None	notify=forceEnabled
+P	Key	r	string	size=..64	default=
+P	PeerKey	w	string	size=..64	default=
+P	Context	w	string	size=..262144	default=
 P	Progress	r	unsignedInt	range=0..100	default=0
 P	Error	r	string	size=..1024	default=
 P	StartTime	r	dateTime	default=0001-01-01T00:00:00Z

@@ -435,6 +435,21 @@ impl Migration {
         format!("{}Status", self.0)
     }
 
+    /// `Key`: string, readOnly.
+    pub fn key(&self) -> String {
+        format!("{}Key", self.0)
+    }
+
+    /// `PeerKey`: string, readWrite.
+    pub fn peer_key(&self) -> String {
+        format!("{}PeerKey", self.0)
+    }
+
+    /// `Context`: string, readWrite.
+    pub fn context(&self) -> String {
+        format!("{}Context", self.0)
+    }
+
     /// `Progress`: unsignedInt, readOnly.
     pub fn progress(&self) -> String {
         format!("{}Progress", self.0)

@@ -19,6 +19,7 @@ pub mod domain;
 pub mod host;
 pub mod metrics;
 pub mod proxy;
+pub mod seal;
 pub mod secrets;
 pub mod session;
 pub mod state;

@@ -106,26 +106,51 @@ fn ovs_bindings(prefix: &str) -> Vec<String> {
         .collect()
 }
 
+/// Two hosts `a` and `b` (agent processes on libvirt's test driver, with the management
+/// networks `10.NET.0.0/16` and `10.NET.128.0/16`) under one ACS, in `root/a` and `root/b`;
+/// their bridges are removed when it is dropped.
+struct Hosts {
+    rt: tokio::runtime::Runtime,
+    nbi: NbiClient<'static>,
+    dirs: (std::path::PathBuf, std::path::PathBuf),
+    ids: (String, String),
+    names: (String, String),
+    daemons: (test_support::Daemon, test_support::Daemon),
+}
+
+impl Hosts {
+    fn start(root: &TempDir, a: &str, b: &str, net: u8) -> Hosts {
+        let (da, db) = (root.join("a"), root.join("b"));
+        std::fs::create_dir_all(&da).expect("dir");
+        std::fs::create_dir_all(&db).expect("dir");
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+        let (cwmp, nbi) = start_acs_for(&rt, root, &[a, b], None);
+        agent_config(&da, a, cwmp, a, &format!("10.{net}.0.0/16"), "");
+        agent_config(&db, b, cwmp, b, &format!("10.{net}.128.0/16"), "");
+        let daemons = (start_agent(AGENT_BIN, &da), start_agent(AGENT_BIN, &db));
+        Hosts { rt, nbi, dirs: (da, db), ids: (id(a), id(b)), names: (a.into(), b.into()), daemons }
+    }
+}
+
+impl Drop for Hosts {
+    fn drop(&mut self) {
+        for p in [&self.names.0, &self.names.1] {
+            for br in ["trunk", "park", "s300"] {
+                let _ = Command::new("ovs-vsctl").args(["--if-exists", "del-br", &format!("{p}-{br}")]).status();
+            }
+        }
+    }
+}
+
 #[test]
 fn context_based_migration_through_the_nbi_and_its_failures() {
     let tag = std::process::id() % 1000;
     let root = TempDir::new("hv-mig");
-    let (a, b) = (format!("ma{tag}"), format!("mb{tag}"));
-    let (da, db) = (root.join("a"), root.join("b"));
-    std::fs::create_dir_all(&da).expect("dir");
-    std::fs::create_dir_all(&db).expect("dir");
-    let cleanup = |p: &str| {
-        for br in ["trunk", "park", "s300"] {
-            let _ = Command::new("ovs-vsctl").args(["--if-exists", "del-br", &format!("{p}-{br}")]).status();
-        }
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    let (cwmp, nbi) = start_acs_for(&rt, &root, &[&a, &b], None);
-    agent_config(&da, &a, cwmp, &a, "10.251.0.0/16", "");
-    agent_config(&db, &b, cwmp, &b, "10.251.128.0/16", "");
-    let _ga = start_agent(AGENT_BIN, &da);
-    let mut gb = start_agent(AGENT_BIN, &db);
-    let (ia, ib) = (id(&a), id(&b));
+    let mut h = Hosts::start(&root, &format!("ma{tag}"), &format!("mb{tag}"), 251);
+    let (rt, nbi) = (&h.rt, h.nbi);
+    let (da, db) = h.dirs.clone();
+    let (ia, ib) = h.ids.clone();
+    let (a, b) = h.names.clone();
 
     rt.block_on(async {
         nbi.wait_device(&ia, &da.join("agent.log")).await;
@@ -189,7 +214,7 @@ fn context_based_migration_through_the_nbi_and_its_failures() {
         assert_eq!(instances(nbi, &ib).await, vec![(m, "sub-7".to_string(), "Running".to_string())]);
 
         // To an agent that is down: the step times out, nothing runs late when it returns.
-        gb.kill();
+        h.daemons.1.kill();
         // A live migration between hosts the ACS has not registered (no [[hosts]] entry): refused
         // at once, whatever the hosts report as their MigrationURI.
         let (s, v) = nbi
@@ -204,7 +229,7 @@ fn context_based_migration_through_the_nbi_and_its_failures() {
         let r = migrate(nbi, &ib, m, &ia, "cold-context", 3).await;
         assert_eq!(r["status"], "failed", "{r}");
         assert!(r["error"].as_str().unwrap_or("").contains("did not answer"), "{r}");
-        gb = start_agent(AGENT_BIN, &db);
+        h.daemons.1 = start_agent(AGENT_BIN, &db);
         // Until its BOOT Inform told the ACS its new connection-request address.
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -222,7 +247,107 @@ fn context_based_migration_through_the_nbi_and_its_failures() {
         let (_, list) = nbi.call(Method::GET, "/migrations", None).await;
         assert_eq!(list.as_array().map(Vec::len), Some(3));
     });
-    drop(gb);
-    cleanup(&a);
-    cleanup(&b);
+}
+
+/// The device's record in the ACS.
+async fn device(nbi: NbiClient<'_>, id: &str) -> Value {
+    let (s, d) = nbi.call(Method::GET, &format!("/devices?query={}", enc(&json!({"_id": id}).to_string())), None).await;
+    assert_eq!(s, 200, "{d}");
+    d[0].clone()
+}
+
+#[test]
+fn a_virtual_device_alone_moves_cold_by_context_and_stays_one_device() {
+    let tag = std::process::id() % 1000;
+    let root = TempDir::new("hv-migvd");
+    let h = Hosts::start(&root, &format!("va{tag}"), &format!("vb{tag}"), 249);
+    let (rt, nbi) = (&h.rt, h.nbi);
+    let (da, db) = h.dirs.clone();
+    let (ia, ib) = h.ids.clone();
+    let b = h.names.1.clone();
+    let logs = || format!("{}\n{}", test_support::agent::plain_log(&da), test_support::agent::plain_log(&db));
+
+    rt.block_on(async {
+        nbi.wait_device(&ia, &da.join("agent.log")).await;
+        nbi.wait_device(&ib, &db.join("agent.log")).await;
+        for (host, pool) in [(&ia, 0), (&ib, 1)] {
+            setup_host(nbi, host, pool).await;
+            let (s, v) = nbi
+                .task(
+                    host,
+                    json!({"name": "setParameterValues", "parameterValues": [
+                    [format!("{VIRT}Template.1.ManagementMode"), "Virtual"], [format!("{VIRT}Template.1.ProductClass"), "vRGW"]]}),
+                )
+                .await;
+            assert_eq!(s, 200, "{v}");
+        }
+        let (s, v) = nbi
+            .task(
+                &ia,
+                json!({"name": "addObject", "objectName": format!("{VIRT}Instance."),
+            "parameterValues": [["Subscriber", "carol"], ["Template", format!("{VIRT}Template.1")],
+                                ["SVLAN", "300", "xsd:unsignedInt"], ["CVLAN", "18", "xsd:unsignedInt"]]}),
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+        let n = v["result"]["instance"].as_u64().expect("instance") as u32;
+        let vd = "00A0B1-vRGW-carol";
+        nbi.wait_device(vd, &da.join("agent.log")).await;
+        // Set through the device itself: a value and a secret (read back empty, so only what
+        // travels sealed can carry it).
+        let ssid = "Device.WiFi.SSID.1.SSID";
+        let (s, v) = nbi
+            .task(
+                vd,
+                json!({"name": "setParameterValues", "parameterValues": [[ssid, "moved-with-me"],
+                ["Device.WiFi.AccessPoint.1.Security.KeyPassphrase", "correct horse battery"]]}),
+            )
+            .await;
+        assert_eq!((s, v["status"].as_str()), (200, Some("done")), "{v}\n{}", logs());
+        let before = device(nbi, vd).await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while get(nbi, &ib, vec![format!("{VIRT}Pool.1.Ready")]).await[0].1 != "1" {
+            assert!(Instant::now() < deadline, "B's pool never filled");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+
+        let r = migrate(nbi, &ia, n, &ib, "cold-context", 20).await;
+        assert_eq!(r["status"], "completed", "{r}\n{}", logs());
+        assert!(r.get("copied_parameters").is_none(), "nothing copied value by value: {r}");
+        assert!(instances(nbi, &ia).await.is_empty());
+
+        // The same device continues from B: its sessions come from there (ProxierInfo), it did
+        // not bootstrap again, and its settings came with it.
+        let proxier = "Device.DeviceInfo.ProxierInfo.SerialNumber";
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (s, v) = nbi.task(vd, json!({"name": "getParameterValues", "parameterNames": [proxier, ssid]})).await;
+            assert_eq!(s, 200, "{v}");
+            let d = device(nbi, vd).await;
+            if d["Device"]["DeviceInfo"]["ProxierInfo"]["SerialNumber"]["_value"] == b.as_str() {
+                assert_eq!(d["Device"]["WiFi"]["SSID"]["1"]["SSID"]["_value"], "moved-with-me", "{d}");
+                assert_eq!(d["_lastBootstrap"], before["_lastBootstrap"], "bootstrapped again: {d}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "the device never spoke from B: {d}\n{}", logs());
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let (_, devs) = nbi.call(Method::GET, "/devices", None).await;
+        let carol: Vec<String> = devs
+            .as_array()
+            .expect("devices")
+            .iter()
+            .filter_map(|d| d["_id"].as_str())
+            .filter(|d| d.ends_with("-carol"))
+            .map(str::to_string)
+            .collect();
+        assert_eq!(carol, vec![vd.to_string()], "one device, never two");
+        // The secret reached B's agent (sealed on the way): its store of the vRGW's profile
+        // has it, which the agent pushes to the vRGW's proxy.
+        let mut stored = Vec::new();
+        for f in ["agent.db", "agent.db-wal"] {
+            stored.extend(std::fs::read(db.join(f)).unwrap_or_default());
+        }
+        assert!(String::from_utf8_lossy(&stored).contains("correct horse battery"), "{}", logs());
+    });
 }

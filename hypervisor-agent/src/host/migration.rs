@@ -289,6 +289,10 @@ impl Host {
                 self.state.set_slot(slot.id, SlotUse::Incoming, Some(n))?;
                 self.compute.resume(&slot.domain).during("resuming the domain")?;
                 self.attach(n, &slot)?;
+                // What travels with the vRGW comes sealed to this key, through the ACS.
+                let opener = crate::seal::Opener::new().map_err(|e| HostError::Refused(e.to_string()))?;
+                self.set_internal(&Migration::at(n).key(), Value::String(opener.public_key()));
+                self.openers.insert(n, opener);
                 tracing::info!(instance = n, slot = slot.id, "a pooled vRGW takes the configuration, unbound");
             }
         }
@@ -358,6 +362,16 @@ impl Host {
                 self.mig_status(n, MigrationStatus::Stopped, "");
             }
             MigrationMode::ColdContext => {
+                // Sealed to the destination's key, or nothing travels this way (an ACS that
+                // copies the configuration value by value, as before).
+                let peer_key = self.string(&Migration::at(n).peer_key());
+                let context = match (&profile, peer_key.is_empty()) {
+                    (Some(p), false) => crate::seal::seal(&peer_key, p.as_bytes()).map_err(|e| {
+                        HostError::InvalidValue { name: Migration::at(n).peer_key(), reason: e.to_string() }
+                    })?,
+                    _ => String::new(),
+                };
+                self.set_internal(&Migration::at(n).context(), Value::String(context));
                 self.state.set_slot(slot.id, SlotUse::Outgoing, Some(n))?;
                 self.compute.suspend(&slot.domain).during("suspending the domain")?;
                 self.vlan.unbind(&port).during("unbinding the port")?;
@@ -420,7 +434,34 @@ impl Host {
                 self.compute.start(&slot.domain).during("starting the domain")?;
                 slot
             }
-            MigrationMode::ColdContext => self.state.slot_of(n)?.ok_or_else(|| HostError::NoSlot(n))?,
+            MigrationMode::ColdContext => {
+                let slot = self.state.slot_of(n)?.ok_or_else(|| HostError::NoSlot(n))?;
+                let sealed = self.string(&Migration::at(n).context());
+                if !sealed.is_empty() {
+                    let opener = self.openers.remove(&n).ok_or_else(|| {
+                        HostError::Refused(
+                            "the key this context was sealed to is gone (the agent restarted since Prepare): abort and migrate again"
+                                .into(),
+                        )
+                    })?;
+                    let plain = opener.open(&sealed).map_err(|e| HostError::InvalidValue {
+                        name: Migration::at(n).context(),
+                        reason: e.to_string(),
+                    })?;
+                    let json = String::from_utf8(plain).map_err(|_| HostError::InvalidValue {
+                        name: Migration::at(n).context(),
+                        reason: "the opened context is not UTF-8".into(),
+                    })?;
+                    if let Some(m) = self.mounts.get(&n) {
+                        m.detach();
+                    }
+                    self.adopt_profile(n, &json);
+                    self.set_internal(&Migration::at(n).context(), Value::String(String::new()));
+                    self.set_internal(&Migration::at(n).key(), Value::String(String::new()));
+                    tracing::info!(instance = n, "the sealed context opened: configuration and device state taken");
+                }
+                slot
+            }
         };
         let port = self.lan_port(slot.id);
         self.vlan.bind(&port, s, c).during("binding the port")?;
@@ -464,6 +505,7 @@ impl Host {
     }
 
     fn abort(&mut self, n: u32, mode: MigrationMode, slot: Option<Slot>) -> Result<()> {
+        self.openers.remove(&n);
         let Some(slot) = slot else {
             // Destination, nothing made yet (ColdImage prepared, or a failed prepare).
             self.mig_status(n, MigrationStatus::Aborted, "");

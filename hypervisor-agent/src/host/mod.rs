@@ -130,6 +130,10 @@ pub struct Host {
     live: migration::LiveJobs,
     /// When their progress was last read.
     progress_at: std::time::Instant,
+    /// ColdContext destinations: the private half of each prepared instance's `Migration.Key`
+    /// (memory only: an agent restarted before Complete cannot open the context; the
+    /// migration is aborted and started again).
+    openers: std::collections::BTreeMap<u32, crate::seal::Opener>,
 }
 
 impl std::fmt::Debug for Host {
@@ -209,6 +213,7 @@ impl Host {
             warming: Default::default(),
             live: Default::default(),
             progress_at: std::time::Instant::now(),
+            openers: std::collections::BTreeMap::new(),
         };
         let uri = host.cfg.migration_uri.clone().unwrap_or_default();
         host.set_internal(&Virtualization::at().migration_uri(), Value::String(uri));

@@ -1498,6 +1498,26 @@ fn a_virtual_device_s_reboot_restarts_its_vrgw_and_its_factory_reset_returns_it_
     b.clean();
 }
 
+/// Instance `n`'s virtual device on `b` as its sessions left it after `sets` (name, value,
+/// ParameterKey) through it, saved in the host's store.
+fn virtual_device_after(b: &mut Bed, n: u32, sets: &[(&str, &str, &str)]) -> crate::vdevice::VirtualDevice {
+    let id = b.host.virtual_device_id(n).expect("a virtual device");
+    let start = crate::vdevice::Start {
+        acs_url: "http://127.0.0.1:9/".into(),
+        connection_request_url: format!("http://127.0.0.1:7548/vd/{n}"),
+        cr_username: "vd".into(),
+        cr_password: "factory".into(),
+        periodic_inform_interval: 300,
+    };
+    let mut dev = crate::vdevice::VirtualDevice::new(id.clone(), b.host.device_id(), &start);
+    for (name, v, key) in sets {
+        let r = b.host.serve_virtual(n, &mut dev, &spv(name, v, key));
+        assert!(matches!(r, Body::SetParameterValuesResponse(_)), "{name}: {r:?}");
+    }
+    b.host.state().save_virtual_device(&id.key(), &dev.snapshot()).expect("save");
+    dev
+}
+
 #[test]
 fn a_virtual_device_continues_as_the_same_device_on_the_host_its_vrgw_migrates_to() {
     let mut src = bed("hvvdms");
@@ -1508,21 +1528,12 @@ fn a_virtual_device_continues_as_the_same_device_on_the_host_its_vrgw_migrates_t
     let id = src.host.virtual_device_id(n).expect("a virtual device");
     // The source's virtual device as its sessions left it: the ACS set its connection-request
     // credentials and a ParameterKey, and a value of its vRGW.
-    let start = crate::vdevice::Start {
-        acs_url: "http://127.0.0.1:9/".into(),
-        connection_request_url: format!("http://127.0.0.1:7548/vd/{n}"),
-        cr_username: "vd".into(),
-        cr_password: "factory".into(),
-        periodic_inform_interval: 300,
-    };
-    let mut dev = crate::vdevice::VirtualDevice::new(id.clone(), src.host.device_id(), &start);
-    let r =
-        src.host.serve_virtual(n, &mut dev, &spv("Device.ManagementServer.ConnectionRequestUsername", "acs-set", "k7"));
-    assert!(matches!(r, Body::SetParameterValuesResponse(_)), "{r:?}");
     let min = "Device.DHCPv4.Server.Pool.1.MinAddress";
-    let r = src.host.serve_virtual(n, &mut dev, &spv(min, "192.168.1.70", "k8"));
-    assert!(matches!(r, Body::SetParameterValuesResponse(_)), "{r:?}");
-    src.host.state().save_virtual_device(&id.key(), &dev.snapshot()).expect("save");
+    virtual_device_after(
+        &mut src,
+        n,
+        &[("Device.ManagementServer.ConnectionRequestUsername", "acs-set", "k7"), (min, "192.168.1.70", "k8")],
+    );
 
     // What travels with the vRGW, and what the destination keeps of it.
     let carried = src.host.carried(n, false).expect("carried");
@@ -1598,4 +1609,96 @@ fn instances_are_read_in_slices_and_a_round_ends_with_the_last() {
     assert_eq!(b.host.refresh_stats_slice(made[1], 2), None, "the last slice ends the round");
     assert!(!address(&mut b, made[2]).is_empty());
     b.clean();
+}
+
+#[test]
+fn a_virtual_device_alone_moves_cold_by_a_context_sealed_to_the_destination() {
+    let mut src = bed("hvvdcs");
+    let mut dst = bed("hvvdcd");
+    host_identity(&mut src, "h1");
+    host_identity(&mut dst, "h2");
+    let n = virtual_instance(&mut src, "sub-11", 11, "vRGW");
+    let id = src.host.virtual_device_id(n).expect("a virtual device");
+    // What its sessions left: credentials and a ParameterKey the ACS set, a DHCP pool and the
+    // Wi-Fi passphrase (a hidden value: read back empty, so never copied by value).
+    let pass = "Device.WiFi.AccessPoint.1.Security.KeyPassphrase";
+    let min = "Device.DHCPv4.Server.Pool.1.MinAddress";
+    virtual_device_after(
+        &mut src,
+        n,
+        &[
+            ("Device.ManagementServer.ConnectionRequestPassword", "acs-set-pw", "k1"),
+            (min, "192.168.1.80", "k2"),
+            (pass, "correct horse battery", "k3"),
+        ],
+    );
+
+    // The destination prepares a pooled vRGW and offers a key; a second row (another
+    // migration) has a key of its own.
+    let (td, _) = dst.template_and_pool(2);
+    let (m, r) = incoming(&mut dst, td, 100, 11, "ColdContext", "", "");
+    assert!(matches!(r, Body::SetParameterValuesResponse(_)), "{r:?}");
+    let (other, _) = incoming(&mut dst, td, 100, 12, "ColdContext", "", "");
+    let q = format!("{INSTANCE}{m}.Migration.");
+    assert_eq!(dst.s(&format!("{q}Status")), "Prepared", "{}", dst.s(&format!("{q}Error")));
+    let key = dst.s(&format!("{q}Key"));
+    assert_eq!(key.len(), 44, "an X25519 public key in base64: {key:?}");
+    assert_ne!(dst.s(&format!("{INSTANCE}{other}.Migration.Key")), key);
+    let r = dst.set(&[(&format!("{INSTANCE}{m}.ManagementMode"), Value::String("Virtual".into()))]);
+    assert!(matches!(r, Body::SetParameterValuesResponse(_)), "{r:?}");
+
+    // The source seals what travels to it when it lets go.
+    let p = format!("{INSTANCE}{n}.Migration.");
+    let r = src.set(&[
+        (&format!("{p}Mode"), Value::String("ColdContext".into())),
+        (&format!("{p}PeerKey"), Value::String(key.clone())),
+        (&format!("{p}Command"), Value::String("Start".into())),
+    ]);
+    assert!(matches!(r, Body::SetParameterValuesResponse(_)), "{r:?}");
+    assert_eq!(src.s(&format!("{p}Status")), "Stopped", "{}", src.s(&format!("{p}Error")));
+    let sealed = src.s(&format!("{p}Context"));
+    assert!(sealed.len() > 100, "{sealed:?}");
+    for secret in ["correct horse battery", "acs-set-pw", "192.168.1.80"] {
+        assert!(!sealed.contains(secret), "{secret} in the clear");
+    }
+
+    let complete = |b: &mut Bed, row: u32| {
+        let q = format!("{INSTANCE}{row}.Migration.");
+        let r = b.set(&[
+            (&format!("{q}Mode"), Value::String("ColdContext".into())),
+            (&format!("{q}Context"), Value::String(sealed.clone())),
+            (&format!("{q}Command"), Value::String("Complete".into())),
+        ]);
+        assert!(matches!(r, Body::SetParameterValuesResponse(_)), "{r:?}");
+        (b.s(&format!("{q}Status")), b.s(&format!("{q}Error")))
+    };
+    // Brought to another row (sealed to another key): refused with the reason, not taken.
+    let (status, error) = complete(&mut dst, other);
+    assert_eq!(status, "Error");
+    assert!(error.contains("does not open with this host's key"), "{error}");
+    assert_eq!(dst.bindings().len(), 0, "nothing bound: {:?}", dst.bindings());
+    command(&mut dst, other, "ColdContext", "Abort");
+
+    // Its own row opens it: configuration, secrets and the device's state came.
+    let (status, error) = complete(&mut dst, m);
+    assert_eq!(status, "Completed", "{error}");
+    assert_eq!(dst.s(&format!("{q}Context")), "", "used once");
+    assert_eq!(dst.s(&format!("{q}Key")), "", "used once");
+    let tree = Tree::restore(datamodel::Schema::vrgw(), dst.host.mounts[&m].profile()).expect("profile");
+    assert_eq!(tree.value(pass), Some(Value::String("correct horse battery".into())));
+    assert_eq!(tree.value(min), Some(Value::String("192.168.1.80".into())));
+    let came = dst.host.state().virtual_device(&super::arrived_key(m)).expect("read").expect("the device's state came");
+    assert_eq!(came["key"].as_str(), Some(id.key().as_str()));
+    assert_eq!(came["booted"].as_bool(), Some(true), "a cold move starts another vRGW: 1 BOOT there");
+    let here = crate::vdevice::VirtualDevice::restore(id.clone(), dst.host.device_id(), came["state"].clone())
+        .expect("restore");
+    assert_eq!(here.management("ParameterKey"), Some(Value::String("k3".into())));
+    assert_eq!(
+        here.management("ConnectionRequestPassword"),
+        Some(Value::String("acs-set-pw".into())),
+        "the credentials the ACS set came along"
+    );
+    assert_eq!(dst.host.virtual_device_id(m), Some(id), "the same DeviceId there");
+    dst.clean();
+    src.clean();
 }
