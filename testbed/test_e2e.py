@@ -193,6 +193,23 @@ class Testbed(unittest.TestCase):
             s, subs = self.api.call("GET", "/subscribers")
             self.assertEqual(s, 200)
             self.assertEqual([x.get("gateway") for x in subs if x["_id"] == sub], [vd.device])
+            # A firmware Download to that DeviceId: the vRGW is rebuilt from the new image (its
+            # SoftwareVersion names the new release) and keeps its settings (the pool above).
+            version = "Device.DeviceInfo.SoftwareVersion"
+            self.assertTrue(vd.get([version])[version].endswith("+tb.1"), "the image's own release")
+            fw = image.firmware_variant(image.image_dir(), "tb.2")
+            self.assertEqual(vd.put_file("vrgw-tb.2.img", fw, "1 Firmware Upgrade Image", "00A0B1", "vRGW"), 200)
+            vd.task({"name": "download", "file": "vrgw-tb.2.img"}, timeout_ms=180000)
+
+            def running_tb2():
+                try:
+                    return vd.get([version]).get(version, "").endswith("+tb.2")
+                except sh.Failed:
+                    return False  # its session came while the vRGW restarted
+            sh.wait_for("the vRGW answering on its new firmware", running_tb2, 120, 2)
+            lease = homenet.dhcp(2, timeout=90)
+            self.assertIsNotNone(lease, "home 2 got no lease from the rebuilt vRGW")
+            self.assertTrue(in_range(lease["ip"], "192.168.1.60", "192.168.1.69"), lease)
         finally:
             # Back as it was, for the tests after this one: embedded only, settings through the host.
             vd.set([(pool + "MinAddress", "192.168.1.100"), (pool + "MaxAddress", "192.168.1.199")])

@@ -356,6 +356,105 @@ async fn a_subscriber_whose_gateway_is_physical_uses_the_same_pages() {
     assert_eq!(value(&gw, "Device.DHCPv4.Server.Pool.1.MinAddress"), "192.168.1.20");
 }
 
+/// A subscriber whose gateway is a TR-098 gateway (`InternetGatewayDevice.`): the same pages,
+/// its current values shown under their TR-181 labels, the settings applied under TR-098's names
+/// (the WPA2 passphrase to `PreSharedKey.1.KeyPassphrase`, the mode as `BeaconType` 11i), and
+/// what TR-098 has no name for (WPA3, fixed addresses) refused on the page with nothing saved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_whose_gateway_speaks_tr098_uses_the_same_pages() {
+    let dir = TempDir::new("acs-portal-098");
+    let acs = AcsCommand::new(env!("CARGO_BIN_EXE_acs"), &dir.join("acs.db"), TOKEN).portal("127.0.0.1:0").start();
+    let oss = NbiClient::new(acs.nbi, TOKEN);
+    let gw = acs.sim_tr098("erin-gw").await;
+    gw.session(&[]).await.expect("the gateway's BOOTSTRAP");
+    let dev = gw.device_id();
+    let body = json!({"password": "erin-password", "gateway": dev});
+    assert_eq!(oss.call(Method::PUT, "/subscribers/erin", Some(body)).await.0, 201);
+    let read = format!("/devices/{}/tasks?connection_request&timeout=10000", enc(&dev));
+    let lan = "InternetGatewayDevice.LANDevice.1.";
+    let (s, _) =
+        oss.call(Method::POST, &read, Some(json!({"name": "getParameterValues", "parameterNames": [lan]}))).await;
+    assert_eq!(s, 200);
+    let hcm = format!("{lan}LANHostConfigManagement.");
+    let wlan = format!("{lan}WLANConfiguration.1.");
+    let pool_before = value(&gw, &format!("{hcm}MinAddress"));
+    assert!(!pool_before.is_empty());
+
+    let mut b = Browser::new(&acs);
+    assert_eq!(b.login("erin", "erin-password").await.status, 303);
+    let page = b.req("GET", "/lan", &[]).await;
+    assert!(page.text().contains(&format!("value=\"{pool_before}\"")), "the gateway's pool: {}", page.text());
+    let csrf = Browser::csrf(&page.text());
+    let lan_form = |leases: &'static str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("lan_address", value(&gw, &format!("{hcm}IPInterface.1.IPInterfaceIPAddress"))),
+            ("lan_mask", "255.255.255.0".to_string()),
+            ("pool_min", "192.168.1.20".to_string()),
+            ("pool_max", "192.168.1.29".to_string()),
+            ("lease_hours", "12".to_string()),
+            ("dns_servers", String::new()),
+            ("static_leases", leases.to_string()),
+        ]
+    };
+    // Fixed addresses: TR-098 has no name for them here; refused, nothing saved or sent.
+    let form = lan_form("02:00:00:00:00:01 192.168.1.21");
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = b.req("POST", "/lan", &form).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("takes no fixed addresses"), "{}", r.text());
+    assert_eq!(value(&gw, &format!("{hcm}MinAddress")), pool_before);
+    let (_, subs) = oss.call(Method::GET, "/subscribers", None).await;
+    assert_eq!(subs[0]["profile"].get("values"), None, "nothing saved: {subs}");
+
+    let form = lan_form("");
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = b.req("POST", "/lan", &form).await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    let location = r.headers.get("location").and_then(|l| l.to_str().ok()).expect("location").to_string();
+    let done = follow_apply(&mut b, &location).await;
+    assert!(done.contains("Done: your gateway uses the new settings."), "{done}");
+    assert_eq!(value(&gw, &format!("{hcm}MinAddress")), "192.168.1.20");
+    assert_eq!(value(&gw, &format!("{hcm}MaxAddress")), "192.168.1.29");
+    assert_eq!(value(&gw, &format!("{hcm}DHCPLeaseTime")), "43200");
+
+    // Wi-Fi: WPA3 refused; WPA2 with a passphrase goes under TR-098's names.
+    let page = b.req("GET", "/wifi", &[]).await;
+    let csrf = Browser::csrf(&page.text());
+    let wifi = |mode: &'static str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("ssid", "erin-home".to_string()),
+            ("wifi_enable", "on".to_string()),
+            ("security", mode.to_string()),
+            ("passphrase", "correct horse battery".to_string()),
+        ]
+    };
+    let form = wifi("WPA3-Personal");
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = b.req("POST", "/wifi", &form).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("offers WPA2 or an open network, not WPA3-Personal"), "{}", r.text());
+    assert!(!r.text().contains("correct horse battery"), "the passphrase is not echoed");
+    assert_ne!(value(&gw, &format!("{wlan}SSID")), "erin-home");
+    let form = wifi("WPA2-Personal");
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = b.req("POST", "/wifi", &form).await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    let location = r.headers.get("location").and_then(|l| l.to_str().ok()).expect("location").to_string();
+    let done = follow_apply(&mut b, &location).await;
+    assert!(done.contains("Done: your gateway uses the new settings."), "{done}");
+    assert_eq!(value(&gw, &format!("{wlan}SSID")), "erin-home");
+    assert_eq!(value(&gw, &format!("{wlan}BeaconType")), "11i");
+    assert_eq!(value(&gw, &format!("{wlan}IEEE11iAuthenticationMode")), "PSKAuthentication");
+    let secret = gw.with_model_mut(|m| m.root().value(&format!("{wlan}PreSharedKey.1.KeyPassphrase")));
+    assert_eq!(secret, Some(Value::String("correct horse battery".into())));
+    // The page shows the mode back under its TR-181 label.
+    let page = b.req("GET", "/wifi", &[]).await;
+    assert!(page.text().contains("value=\"erin-home\""), "{}", page.text());
+    assert!(page.text().contains("<option value=\"WPA2-Personal\" selected"), "{}", page.text());
+}
+
 /// Attack: a host that reports another host's subscriber on an instance of its own gets nothing
 /// of that subscriber (no profile, no Wi-Fi passphrase), and the subscriber's vRGW stays where the
 /// ACS placed it.

@@ -6,8 +6,6 @@
 //! units fetched from a package server, reported with DUStateChangeComplete. What the ACS
 //! records is asserted: task results and faults, stored files, the device's Events.
 
-use std::time::{Duration, Instant};
-
 use bytes::Bytes;
 use hyper::{Method, Request, StatusCode};
 use serde_json::{json, Value};
@@ -39,24 +37,11 @@ async fn run(oss: &NbiClient<'_>, sim: &acs::sim::SimCpe, body: Value) -> Value 
 
 /// The task `_id` as GET /tasks shows it, once it is done or faulted (at most 20 s).
 async fn finished(oss: &NbiClient<'_>, id: &Value) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let t = task(oss, id).await;
-        if t["status"] == json!("done") || t["status"] == json!("fault") {
-            return t;
-        }
-        assert!(Instant::now() < deadline, "task {id} never finished: {t}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    oss.finished(id, 20).await
 }
 
 async fn task(oss: &NbiClient<'_>, id: &Value) -> Value {
-    let id = id.as_str().map(str::to_string).unwrap_or_else(|| id.to_string());
-    // Naming `status` lists done tasks too.
-    let query = json!({"_id": id, "status": {"$exists": true}});
-    let (s, t) = oss.call(Method::GET, &format!("/tasks?{}", q(query)), None).await;
-    assert_eq!(s, 200, "{t}");
-    t[0].clone()
+    oss.task_status(id).await
 }
 
 /// The CommandKey the ACS sent task `t` under (`task-<id>-<attempt>`).

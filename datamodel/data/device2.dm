@@ -389,6 +389,7 @@ P	Domain	r	string	size=..64	default=
 P	Status	r	string	enum=Defining|Starting|Running|Suspended|Stopped|Migrating|Migrated|Error	default=Defining
 P	RequestedState	w	string	enum=Running|Suspended|Stopped	default=Running
 P	ManagementMode	w	string	enum=Template|Embedded|Virtual|Both	default=Template
+P	Firmware	r	string	size=..1024	default=
 P	CPUTime	r	unsignedLong	default=0	notify=canDeny
 P	MemoryKiB	r	unsignedInt	default=0	notify=canDeny
 P	ManagementAddress	r	string	dt=IPAddress	size=..45	default=

@@ -344,6 +344,11 @@ impl Instance {
         format!("{}ManagementMode", self.0)
     }
 
+    /// `Firmware`: string, readOnly.
+    pub fn firmware(&self) -> String {
+        format!("{}Firmware", self.0)
+    }
+
     /// `CPUTime`: unsignedLong, readOnly.
     pub fn cpu_time(&self) -> String {
         format!("{}CPUTime", self.0)

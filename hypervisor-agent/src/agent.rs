@@ -332,15 +332,7 @@ impl Agent {
         if name.is_empty() || name.contains('/') || name.starts_with('.') {
             return Err(format!("refusing the target file name {name:?}"));
         }
-        let mut conn = http_shell::client::Connection::open(&d.url, self.tls.clone(), http_shell::cpe::CONNECT_TIMEOUT)
-            .await
-            .map_err(|e| e.to_string())?;
-        let req = conn.request(hyper::Method::GET, conn.path(), Bytes::new()).map_err(|e| e.to_string())?;
-        let reply = conn.exchange(req, None).await.map_err(|e| e.to_string())?;
-        let (status, bytes) = (reply.status.as_u16(), reply.body);
-        if status != 200 {
-            return Err(format!("{}: HTTP {status}", d.url));
-        }
+        let bytes = fetch(&d.url, self.tls.clone()).await?;
         std::fs::create_dir_all(&self.cfg.download_dir).map_err(|e| e.to_string())?;
         let path = self.cfg.download_dir.join(&name);
         let tmp = self.cfg.download_dir.join(format!(".{name}.part"));
@@ -533,6 +525,19 @@ impl Cpe for Agent {
 
     async fn carry_out(&self, req: Body, after: &mut Vec<(String, String)>) -> Body {
         self.host_carry_out(req, after).await
+    }
+}
+
+/// GETs a Download's URL: its body, or why not (the status of an answer other than 200).
+pub(crate) async fn fetch(url: &str, tls: Option<http_shell::client::TlsConnector>) -> Result<Bytes, String> {
+    let mut conn = http_shell::client::Connection::open(url, tls, http_shell::cpe::CONNECT_TIMEOUT)
+        .await
+        .map_err(|e| e.to_string())?;
+    let req = conn.request(hyper::Method::GET, conn.path(), Bytes::new()).map_err(|e| e.to_string())?;
+    let reply = conn.exchange(req, None).await.map_err(|e| e.to_string())?;
+    match reply.status.as_u16() {
+        200 => Ok(reply.body),
+        status => Err(format!("{}: HTTP {status}", url.split('?').next().unwrap_or(url))),
     }
 }
 

@@ -117,6 +117,10 @@ pub struct Config {
     pub overlay_dir: PathBuf,
     /// Where Download puts files.
     pub download_dir: PathBuf,
+    /// Where firmware images downloaded to virtual devices are kept, by hash (default
+    /// `download_dir/firmware`): QEMU's user must be able to reach it (a kernel template's
+    /// instances boot the initramfs from there, a disk template's overlays are made over it).
+    pub firmware_dir: Option<PathBuf>,
     /// The port of each vRGW's proxy.
     pub proxy_port: u16,
     /// QEMU TCG's translation cache per vRGW, MiB.
@@ -188,6 +192,7 @@ impl Default for Config {
             wan_bridge: "vrgw-wan".into(),
             overlay_dir: PathBuf::from("/var/lib/vrgw/overlays"),
             download_dir: PathBuf::from("/var/lib/vrgw/downloads"),
+            firmware_dir: None,
             proxy_port: 8730,
             tb_cache_mib: Some(16),
             port_prefix: "vrgw".into(),
@@ -444,6 +449,7 @@ pub async fn run_with(
         start_rate: config.virtual_start_rate.max(1),
         // As many as run at once in the usual case; more are opened and closed when needed.
         pool: http_shell::cpe::Pool::new(16),
+        firmware_dir: config.firmware_dir.clone().unwrap_or_else(|| config.download_dir.join("firmware")),
     });
     let virtuals = tokio::spawn(crate::vagent::supervise(
         handle.clone(),

@@ -16,6 +16,7 @@ pub mod agent;
 pub mod compute;
 pub mod daemon;
 pub mod domain;
+pub mod firmware;
 pub mod host;
 pub mod metrics;
 pub mod proxy;

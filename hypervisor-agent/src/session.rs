@@ -40,7 +40,7 @@ pub struct LoopState {
     /// Failed sessions in a row.
     retry_count: AtomicU32,
     /// The device's own requests for the next session (TransferComplete).
-    own: Mutex<Vec<Body>>,
+    own: OwnQueue,
     /// Sessions completed (for tests and logs).
     pub sessions: AtomicU32,
 }
@@ -53,15 +53,32 @@ impl LoopState {
 
     /// Queues a request of the device's own for its next session.
     pub fn push_own(&self, b: Body) {
-        self.own.lock().unwrap_or_else(|e| e.into_inner()).push(b);
+        self.own.push(b);
+    }
+
+    /// Its queue of own requests, for work that ends after the session that started it (a
+    /// download in the background).
+    pub fn own_queue(&self) -> OwnQueue {
+        self.own.clone()
     }
 
     fn take_own(&self) -> Vec<Body> {
-        std::mem::take(&mut *self.own.lock().unwrap_or_else(|e| e.into_inner()))
+        std::mem::take(&mut *self.own.0.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     fn put_back(&self, own: impl IntoIterator<Item = Body>) {
-        self.own.lock().unwrap_or_else(|e| e.into_inner()).extend(own);
+        self.own.0.lock().unwrap_or_else(|e| e.into_inner()).extend(own);
+    }
+}
+
+/// A device's own requests for its next session (TransferComplete), shared.
+#[derive(Debug, Clone, Default)]
+pub struct OwnQueue(Arc<Mutex<Vec<Body>>>);
+
+impl OwnQueue {
+    /// Queues one.
+    pub fn push(&self, b: Body) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(b);
     }
 }
 

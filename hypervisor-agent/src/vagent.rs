@@ -43,6 +43,9 @@ pub struct Settings {
     pub start_rate: u32,
     /// Idle connections to the ACS, shared by every virtual device's sessions.
     pub pool: http_shell::cpe::Pool,
+    /// Where firmware images downloaded to virtual devices are kept (by hash, see
+    /// [`crate::firmware::store`]).
+    pub firmware_dir: std::path::PathBuf,
 }
 
 impl std::fmt::Debug for Settings {
@@ -68,6 +71,8 @@ pub struct VirtualCpe {
     pub verifier: Verifier,
     /// Its connection requests' rate limit.
     pub cr_bucket: crate::agent::CrBucket,
+    /// A Download under way (one at a time).
+    downloading: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for VirtualCpe {
@@ -246,7 +251,8 @@ impl Cpe for VirtualCpe {
                 });
                 Body::ScheduleInformResponse(cwmp::ScheduleInformResponse {})
             }
-            Body::Download(_) | Body::Upload(_) | Body::ScheduleDownload(_) => Body::Fault(Fault::with_string(
+            Body::Download(d) => self.download(d),
+            Body::Upload(_) | Body::ScheduleDownload(_) => Body::Fault(Fault::with_string(
                 FaultCode::MethodNotSupported,
                 format!("{} of a virtual device is not available yet", req.method_name()),
             )),
@@ -268,6 +274,96 @@ impl Cpe for VirtualCpe {
                 resp
             }
         }
+    }
+}
+
+impl VirtualCpe {
+    /// A Download: a firmware image ("1 Firmware Upgrade Image") its vRGW is rebuilt from,
+    /// after the session (DownloadResponse status 1), `DelaySeconds` later. The outcome comes as
+    /// TransferComplete in the session that informs "7 TRANSFER COMPLETE" and "M Download"
+    /// (and "1 BOOT" when the vRGW restarted on it). A file that is no firmware image, or of the
+    /// other kind than the template boots, fails with 9018 and changes nothing.
+    fn download(&self, d: cwmp::Download) -> Body {
+        if d.file_type != "1 Firmware Upgrade Image" {
+            return Body::Fault(Fault::with_string(
+                FaultCode::InvalidArguments,
+                format!("FileType {:?}: a virtual device takes \"1 Firmware Upgrade Image\" only", d.file_type),
+            ));
+        }
+        if !d.url.starts_with("http://") && !d.url.starts_with("https://") {
+            return Body::Fault(Fault::new(FaultCode::UnsupportedTransferProtocol));
+        }
+        if self.downloading.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Body::Fault(Fault::with_string(FaultCode::ResourcesExceeded, "a download is under way"));
+        }
+        let (host, settings, key, n) = (self.host.clone(), self.settings.clone(), self.key.clone(), self.instance);
+        let (loop_state_wake, busy) = (self.loop_state.wake.clone(), self.downloading.clone());
+        let own = self.loop_state.own_queue();
+        tracing::info!(device = %key, instance = n, delay_s = d.delay_seconds, "firmware download accepted");
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(u64::from(d.delay_seconds))).await;
+            let started = now_secs();
+            let outcome = install(&host, &settings, n, &d.url).await;
+            let (fault, booted) = match outcome {
+                Ok(path) => {
+                    tracing::info!(device = %key, instance = n, firmware = %path.display(), "firmware installed");
+                    (cwmp::TransferFault::none(), true)
+                }
+                Err((code, why, booted)) => {
+                    tracing::warn!(device = %key, instance = n, code, "firmware download failed: {why}");
+                    (cwmp::TransferFault { code, string: why }, booted)
+                }
+            };
+            own.push(Body::TransferComplete(cwmp::TransferComplete {
+                command_key: d.command_key.clone(),
+                fault,
+                start_time: DateTime::from_unix(started),
+                complete_time: DateTime::from_unix(now_secs()),
+            }));
+            let mut events =
+                vec![(cwmp::event::TRANSFER_COMPLETE, String::new()), (cwmp::event::M_DOWNLOAD, d.command_key)];
+            if booted {
+                events.push((cwmp::event::BOOT, String::new()));
+            }
+            for (code, command_key) in events {
+                if let Err(e) = host.shared().state().push_event_of(&key, code, &command_key) {
+                    tracing::error!(device = %key, event = code, "queueing: {e}");
+                }
+            }
+            busy.store(false, std::sync::atomic::Ordering::SeqCst);
+            loop_state_wake.notify_one();
+        });
+        Body::DownloadResponse(cwmp::DownloadResponse {
+            status: 1,
+            start_time: DateTime::unknown(),
+            complete_time: DateTime::unknown(),
+        })
+    }
+}
+
+/// Fetches, checks, stores and installs a firmware image for instance `n`: its path, or the
+/// TransferComplete fault (code, why, whether the vRGW restarted anyway).
+async fn install(
+    host: &HostHandle,
+    settings: &Settings,
+    n: u32,
+    url: &str,
+) -> Result<std::path::PathBuf, (u32, String, bool)> {
+    let bytes = crate::agent::fetch(url, settings.tls.clone()).await.map_err(|e| (9016, e, false))?;
+    let kind = crate::firmware::kind(&bytes).map_err(|e| (9018, e.to_string(), false))?;
+    let dir = settings.firmware_dir.clone();
+    let path = tokio::task::spawn_blocking(move || crate::firmware::store(&dir, &bytes, kind))
+        .await
+        .map_err(|e| (9002, e.to_string(), false))?
+        .map_err(|e| (9010, format!("storing the image: {e}"), false))?;
+    let at = path.clone();
+    match host.run(move |h| h.install_firmware(n, &at)).await {
+        Ok(Ok(())) => Ok(path),
+        // Of the other kind than the template boots: nothing changed.
+        Ok(Err(crate::host::HostError::Refused(why))) => Err((9018, why, false)),
+        // The rebuild failed: the previous firmware was put back (the vRGW restarted).
+        Ok(Err(e)) => Err((9010, e.to_string(), true)),
+        Err(_) => Err((9002, "the host thread stopped".into(), false)),
     }
 }
 
@@ -495,6 +591,7 @@ pub(crate) async fn start(
         loop_state: LoopState::default(),
         verifier: Verifier::new("hypervisor-agent", secret),
         cr_bucket: Default::default(),
+        downloading: Default::default(),
     });
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
     let looping = cpe.clone();

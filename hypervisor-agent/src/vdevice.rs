@@ -27,8 +27,8 @@ const PROXIER: &str = "Device.DeviceInfo.ProxierInfo.";
 /// value: TR-181's list names only home-network protocols).
 pub const PROXY_PROTOCOL: &str = "X_VRGW-ORG_XML-RPC";
 
-/// The methods of [`datamodel::rpc::METHODS`] a virtual device does not answer yet (its
-/// transfer queue comes with Download).
+/// The methods of [`datamodel::rpc::METHODS`] a virtual device does not answer yet (it keeps
+/// no transfer queue: one Download at a time, refused with 9004 while one is under way).
 const NOT_YET: &[&str] = &["GetQueuedTransfers", "GetAllQueuedTransfers", "CancelTransfer", "GetOptions"];
 
 /// One virtual device: its identity, its host's, and what it holds of its own.
@@ -237,7 +237,7 @@ impl VirtualDevice {
                     .iter()
                     .filter(|m| !NOT_YET.contains(m))
                     // Carried out by the agent on the vRGW itself.
-                    .chain(&["Reboot", "FactoryReset"])
+                    .chain(&["Reboot", "FactoryReset", "Download"])
                     .map(|m| m.to_string())
                     .collect(),
             })),
@@ -555,9 +555,13 @@ mod tests {
         let Body::GetRPCMethodsResponse(m) = d.serve(&mut vrgw, &Body::GetRPCMethods(cwmp::GetRPCMethods {})) else {
             panic!("methods")
         };
-        for (method, served) in
-            [("Reboot", true), ("FactoryReset", true), ("ScheduleInform", true), ("CancelTransfer", false)]
-        {
+        for (method, served) in [
+            ("Reboot", true),
+            ("FactoryReset", true),
+            ("Download", true),
+            ("ScheduleInform", true),
+            ("CancelTransfer", false),
+        ] {
             assert_eq!(m.method_list.iter().any(|x| x == method), served, "{method}: {:?}", m.method_list);
         }
         let req = Body::GetParameterNames(GetParameterNames { parameter_path: "Device.".into(), next_level: true });

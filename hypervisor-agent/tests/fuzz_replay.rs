@@ -209,3 +209,28 @@ fn write_context_seeds() {
         std::fs::write(dir.join(name), sealed).expect("seed");
     }
 }
+
+#[path = "../../fuzz/props/firmware_kind.rs"]
+mod firmware_prop;
+
+#[test]
+fn firmware_kind_corpus_and_mutants_keep_the_property() {
+    const TOKENS: &[&[u8]] = &[b"QFI\xfb", b"\x1f\x8b", b"070701", b"\0\0\0\x03", b"\0\0\0\x04", b"\xff", b"\0"];
+    let (ok, total) = replay::replay("firmware_kind", 3, 400, TOKENS, firmware_prop::check_firmware_kind);
+    assert!(ok > 0 && ok < total, "{ok} of {total} mutants were taken as firmware");
+}
+
+/// Writes the seed corpus of `firmware_kind`: a qcow2 header of each version QEMU reads, and
+/// an initramfs.
+#[test]
+#[ignore]
+fn write_firmware_seeds() {
+    use hypervisor_agent::firmware::testing::{initramfs, qcow2};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/firmware_kind");
+    std::fs::create_dir_all(&dir).expect("corpus dir");
+    for (name, bytes) in
+        [("qcow2-v2", qcow2(2)), ("qcow2-v3", qcow2(3)), ("initramfs", initramfs(b"#!/bin/sh\necho vrgw 2\n"))]
+    {
+        std::fs::write(dir.join(name), bytes).expect("seed");
+    }
+}

@@ -300,3 +300,84 @@ fn one_oss_script_configures_and_reboots_a_physical_gateway_and_a_vrgw_alike() {
         assert!(gateway.take_requests().iter().any(|r| r == "Reboot"));
     });
 }
+
+#[test]
+fn a_firmware_download_rebuilds_the_vrgw_keeps_its_settings_and_reports_transfer_complete() {
+    let dir = TempDir::new("hv-vdfw");
+    let (rt, _cwmp, nbi, _bridges, _agent) = start(&dir, "host-fw");
+    let log = || test_support::agent::plain_log(&dir);
+
+    rt.block_on(async {
+        let host = "00A0B1-vRGW%2DHost-host%2Dfw";
+        nbi.wait_device(host, &dir.join("agent.log")).await;
+        let n = virtual_vrgw(&nbi, host, "erin", 9, &log()).await;
+        let vd = "00A0B1-vRGW-erin";
+        nbi.wait_device(vd, &dir.join("agent.log")).await;
+        let min = "Device.DHCPv4.Server.Pool.1.MinAddress";
+        let (s, v) =
+            nbi.task(vd, json!({"name": "setParameterValues", "parameterValues": [[min, "192.168.1.61"]]})).await;
+        assert_eq!((s, v["status"].as_str()), (200, Some("done")), "{v}\n{}", log());
+        let firmware = format!("{VIRT}Instance.{n}.Firmware");
+        let firmware_of = || async {
+            let (s, v) = nbi.task(host, json!({"name": "getParameterValues", "parameterNames": [firmware]})).await;
+            assert_eq!(s, 200, "{v}");
+            cached(&device(&nbi, host).await, &firmware)
+        };
+        // The images, stored in the ACS as an OSS stores them.
+        let put = |name: &'static str, content: Vec<u8>| {
+            let meta = [("fileType", "1 Firmware Upgrade Image"), ("oui", "00A0B1"), ("productClass", "vRGW")];
+            let nbi = &nbi;
+            async move {
+                let r = nbi.send_bytes(Method::PUT, &format!("/files/{name}"), &meta, content.into()).await;
+                assert_eq!(r.status, 200, "{:?}", r.json);
+            }
+        };
+        put("vrgw-2.img", hypervisor_agent::firmware::testing::initramfs(b"#!/bin/sh\necho vrgw 2\n")).await;
+        put("not-firmware.img", b"<html>a login page</html>".to_vec()).await;
+        let download = |file: &'static str| {
+            let nbi = &nbi;
+            async move {
+                let (s, t) = nbi.task(vd, json!({"name": "download", "file": file})).await;
+                assert!(s == 200 || s == 202, "{s} {t}");
+                nbi.finished(&t["_id"], 30).await
+            }
+        };
+
+        // Not an image: TransferComplete with 9018 and why; nothing changed.
+        let t = download("not-firmware.img").await;
+        assert_eq!(t["status"], "fault", "{t}\n{}", log());
+        let (_, faults) =
+            nbi.call(Method::GET, &format!("/faults?query={}", enc(&json!({"device": vd}).to_string())), None).await;
+        let fault = faults.as_array().and_then(|f| f.iter().find(|f| f["task"] == t["_id"])).cloned();
+        let fault = fault.unwrap_or_else(|| panic!("no fault recorded: {faults}"));
+        assert_eq!(fault["code"], "cwmp.9018", "{fault}");
+        assert!(fault["message"].as_str().is_some_and(|m| m.contains("neither a qcow2 disk image")), "{fault}");
+        assert_eq!(firmware_of().await, "");
+
+        // An initramfs: the vRGW is rebuilt from it, the device informs 1 BOOT, 7 TRANSFER
+        // COMPLETE and M Download, and its settings stayed.
+        let booted = device(&nbi, vd).await["_lastBoot"].clone();
+        // The ACS keeps the time of a boot to the second.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let t = download("vrgw-2.img").await;
+        assert_eq!(t["status"], "done", "{t}\n{}", log());
+        let installed = firmware_of().await;
+        assert!(installed.starts_with(&dir.join("downloads/firmware").display().to_string()), "{installed}");
+        assert!(installed.ends_with(".initrd.img"), "{installed}");
+        assert_eq!(
+            std::fs::read(&installed).expect("the stored image"),
+            hypervisor_agent::firmware::testing::initramfs(b"#!/bin/sh\necho vrgw 2\n")
+        );
+        let events = |l: &str| {
+            l.contains(&format!("device={vd}"))
+                && l.contains("1 BOOT")
+                && l.contains("7 TRANSFER COMPLETE")
+                && l.contains("M Download")
+        };
+        assert!(log().lines().any(events), "{}", log());
+        assert_ne!(device(&nbi, vd).await["_lastBoot"], booted);
+        let (s, v) = nbi.task(vd, json!({"name": "getParameterValues", "parameterNames": [min]})).await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(cached(&device(&nbi, vd).await, min), "192.168.1.61");
+    });
+}

@@ -282,7 +282,7 @@ pub fn start_acs_for(
         }])
         .collect();
     file.cwmp.session_timeout_secs = Some(300);
-    file.cwmp.file_base_url = Some("http://127.0.0.1:9/files".into());
+    // Unset: devices download from the ACS's own CWMP listener.
     file.nbi.tokens = vec![TOKEN.into()];
     if let Some((cert, key)) = tls {
         (file.cwmp.tls_cert, file.cwmp.tls_key) = (Some(cert.to_path_buf()), Some(key.to_path_buf()));

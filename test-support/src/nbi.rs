@@ -89,6 +89,29 @@ impl<'t> NbiClient<'t> {
         self.call(Method::POST, &path, Some(body)).await
     }
 
+    /// The task `id` as GET /tasks shows it (done tasks too).
+    pub async fn task_status(&self, id: &Value) -> Value {
+        let id = id.as_str().map(str::to_string).unwrap_or_else(|| id.to_string());
+        // Naming `status` lists done tasks too.
+        let query = json!({"_id": id, "status": {"$exists": true}});
+        let (s, t) = self.call(Method::GET, &format!("/tasks?query={}", enc(&query.to_string())), None).await;
+        assert_eq!(s, 200, "{t}");
+        t[0].clone()
+    }
+
+    /// The task `id` once it is done or faulted (at most `secs` seconds, else a panic).
+    pub async fn finished(&self, id: &Value, secs: u64) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let t = self.task_status(id).await;
+            if t["status"] == json!("done") || t["status"] == json!("fault") {
+                return t;
+            }
+            assert!(Instant::now() < deadline, "task {id} never finished: {t}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Waits (up to 20 s) until the ACS knows device `id`; else panics with the log at `log`.
     pub async fn wait_device(&self, id: &str, log: &Path) {
         let deadline = Instant::now() + Duration::from_secs(20);

@@ -191,6 +191,8 @@ def agent_up(i, agent_bin=None, uplink_if=None):
         'wan_bridge = "%s"' % WAN_BRIDGE,
         'overlay_dir = "%s"' % os.path.join(sh.STATE, "overlays", host(i)),
         'download_dir = "%s"' % os.path.join(RUN, "downloads-" + host(i)),
+        # Firmware downloaded to virtual devices: where QEMU's user can read it, as the images.
+        'firmware_dir = "%s"' % os.path.join(sh.STATE, "firmware", host(i)),
         'console_log_dir = "%s"' % consoles,
         'periodic_inform_interval = 60',
     ]) + "\n")

@@ -260,7 +260,9 @@ def build(name="vrgw-small", force=False):
 
     # Our init scripts and the files the daemons expect.
     for f, dest, mode in [("inittab", "etc/inittab", 0o644), ("rc.sh", "etc/rc.sh", 0o755),
-                          ("proxy.sh", "etc/proxy.sh", 0o755), ("udhcpc.sh", "etc/udhcpc.sh", 0o755)]:
+                          ("proxy.sh", "etc/proxy.sh", 0o755), ("udhcpc.sh", "etc/udhcpc.sh", 0o755),
+                          # The image's release: the proxy's SoftwareVersion names it.
+                          ("vrgw-release", "etc/vrgw-release", 0o644)]:
         cpio.add_file(dest, slurp(os.path.join(GUEST, f)), mode)
     cpio.add_file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n")
     cpio.add_file("etc/group", b"root:x:0:\nnogroup:x:65534:\n")
@@ -299,6 +301,18 @@ def build(name="vrgw-small", force=False):
     sh.say("guest image %s: kernel %s, initramfs %.1f MiB (%.1f MiB unpacked), %d modules" % (
         out_dir, kver, len(initrd) / 2**20, len(raw) / 2**20, len(order)))
     return out_dir
+
+
+def firmware_variant(out_dir, release):
+    """A firmware image for a Download: the image's initramfs with another release, as the kernel
+    reads it (a second gzip'd newc archive after the first: its files replace the first's). The
+    bytes."""
+    extra = Cpio()
+    extra.add_file("etc/vrgw-release", (release + "\n").encode())
+    buf = io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb", compresslevel=9, mtime=0) as z:
+        z.write(extra.bytes())
+    return slurp(os.path.join(out_dir, "initrd.img")) + buf.getvalue()
 
 
 def measure_boot(out_dir, runs=3, memory_kib=106496):

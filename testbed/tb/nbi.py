@@ -31,6 +31,18 @@ class Nbi:
             except ValueError:
                 return e.code, raw.decode(errors="replace")
 
+    def put_file(self, name, data, file_type, oui="", product_class=""):
+        """Stores a file in the ACS (PUT /files/NAME) as an OSS does; its HTTP status."""
+        headers = {"Authorization": "Bearer " + self.token, "fileType": file_type, "oui": oui,
+                   "productClass": product_class}
+        req = urllib.request.Request(self.base + "/files/" + urllib.parse.quote(name), method="PUT", data=data,
+                                     headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+
     def device_known(self):
         try:
             s, v = self.call("GET", "/devices?query=" + urllib.parse.quote(json.dumps({"_id": self.device})),

@@ -62,7 +62,7 @@ def down(purge=False):
         if os.path.isdir(os.path.join(RUN, "consoles")):
             shutil.copytree(os.path.join(RUN, "consoles"), os.path.join(last, "consoles"), dirs_exist_ok=True)
         sh.say("kept the logs of this run in " + last)
-    for d in ("run", "homes", "overlays", "images", "secrets"):
+    for d in ("run", "homes", "overlays", "images", "firmware", "secrets"):
         shutil.rmtree(os.path.join(sh.STATE, d), ignore_errors=True)
     try:
         os.unlink(HOMES_FILE)

@@ -23,9 +23,22 @@ pub fn factory_defaults(instance_id: &str) -> Tree {
     datamodel::factory::vrgw(instance_id)
 }
 
+/// The guest image's release, one line, written by the image's build (testbed/tb/image.py).
+pub const RELEASE_FILE: &str = "/etc/vrgw-release";
+
+/// `SoftwareVersion`: the proxy's version, with the image's release as build metadata when
+/// the image names one (`0.1.0+tb.2`): a firmware Download changes it.
+pub fn software_version(release: Option<&str>) -> String {
+    match release.map(str::trim).filter(|r| !r.is_empty()) {
+        Some(r) => format!("{}+{}", env!("CARGO_PKG_VERSION"), r.lines().next().unwrap_or(r)),
+        None => env!("CARGO_PKG_VERSION").to_string(),
+    }
+}
+
 /// Serves DeviceInfo's live values from the system.
 pub fn install_live_values(t: &mut Tree) {
-    let _ = t.set_internal("Device.DeviceInfo.SoftwareVersion", s(env!("CARGO_PKG_VERSION")));
+    let release = std::fs::read_to_string(RELEASE_FILE).ok();
+    let _ = t.set_internal("Device.DeviceInfo.SoftwareVersion", s(&software_version(release.as_deref())));
     let _ = t.set_internal("Device.DeviceInfo.Manufacturer", s("vRGW Project"));
     let _ = t.set_internal("Device.DeviceInfo.ProductClass", s("vRGW"));
     t.bind_getter(
@@ -140,4 +153,18 @@ pub fn save(path: &Path, tree: &Tree, key: &str) -> std::io::Result<()> {
     let p = Persisted { version: 1, parameter_key: key.to_string(), tree: tree.snapshot() };
     let json = serde_json::to_vec_pretty(&p).map_err(std::io::Error::other)?;
     crate::files::write_atomic(path, &json)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::software_version;
+
+    #[test]
+    fn the_software_version_names_the_images_release_when_it_has_one() {
+        let v = env!("CARGO_PKG_VERSION");
+        assert_eq!(software_version(None), v);
+        assert_eq!(software_version(Some("  \n")), v);
+        assert_eq!(software_version(Some("tb.2\n")), format!("{v}+tb.2"));
+        assert_eq!(software_version(Some("tb.3\nsecond line\n")), format!("{v}+tb.3"));
+    }
 }

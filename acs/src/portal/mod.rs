@@ -452,13 +452,22 @@ impl Portal {
         logged(profiles::locate(self.acs.store.as_ref(), subscriber), "where the subscriber's vRGW is").flatten()
     }
 
+    /// The data model of the subscriber's gateway (TR-181 when the store cannot say).
+    fn model(&self, at: &Location) -> profiles::Model {
+        logged(profiles::model_of(self.acs.store.as_ref(), at), "the gateway's data model")
+            .unwrap_or(profiles::Model::Tr181)
+    }
+
+    /// The gateway's cached values under its `Device.` (a TR-098 gateway's under the TR-181
+    /// names the pages read, see [`profiles::tr098::from_tr098`]).
     fn cache(&self, at: &Location) -> Vec<CachedParam> {
         let prefix = at.instance_path();
-        logged(self.acs.store.params(&at.device), "the gateway's current values (the page shows none)")
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|p| p.name.starts_with(&prefix))
-            .collect()
+        let all = logged(self.acs.store.params(&at.device), "the gateway's current values (the page shows none)")
+            .unwrap_or_default();
+        if self.model(at) == profiles::Model::Tr098 {
+            return profiles::tr098::from_tr098(all);
+        }
+        all.into_iter().filter(|p| p.name.starts_with(&prefix)).collect()
     }
 
     async fn wake(&self, device: &str) -> Result<(), String> {
@@ -481,12 +490,11 @@ impl Portal {
         };
         // Fresh state and leases, when the host answers within a few seconds.
         let base = at.device_path();
-        let spec = TaskSpec::get(
-            at.status_param()
-                .into_iter()
-                .chain([format!("{base}Hosts."), format!("{base}IP.Interface.1.IPv4Address.1.")])
-                .collect(),
-        );
+        let reads = match self.model(&at) {
+            profiles::Model::Tr098 => profiles::tr098::status_reads(),
+            profiles::Model::Tr181 => vec![format!("{base}Hosts."), format!("{base}IP.Interface.1.IPv4Address.1.")],
+        };
+        let spec = TaskSpec::get(at.status_param().into_iter().chain(reads).collect());
         let mut fresh = false;
         if let Some(task) =
             logged(self.acs.store.enqueue(&at.device, &spec.into(), now()), "the status page's fresh read")
@@ -627,6 +635,31 @@ impl Portal {
                 );
             }
         };
+        // A TR-098 gateway has no name for some settings: refused here rather than lost.
+        if let Some(at) = at.as_ref().filter(|a| self.model(a) == profiles::Model::Tr098) {
+            let mut state = FormState { values: form.clone(), ..FormState::default() };
+            for f in fields.iter().filter(|f| !f.param.is_empty()) {
+                if let Some(why) = merged.values.get(f.param).and_then(|v| profiles::tr098::unsupported(f.param, v)) {
+                    state.errors.insert(f.name.to_string(), format!("Your gateway cannot do this: {why}."));
+                }
+            }
+            let leases = form.get("static_leases").is_some_and(|l| !l.trim().is_empty());
+            if fields.iter().any(|f| f.name == "static_leases") && leases {
+                state.errors.insert(
+                    "static_leases".into(),
+                    "Your gateway cannot do this: a TR-098 gateway takes no fixed addresses from here.".into(),
+                );
+            }
+            if !state.errors.is_empty() {
+                tracing::info!(subscriber = %w.session.subscriber, device = %at.device, page = path,
+                    errors = ?state.errors.keys().collect::<Vec<_>>(), "portal: settings a TR-098 gateway cannot take");
+                state.values.remove("passphrase");
+                return html(
+                    Refusal::BadValues.status(),
+                    pages::settings(title, path, &w.session.csrf, fields, &state, None),
+                );
+            }
+        }
         let store = self.acs.store.as_ref();
         if let Err(e) = store.set_profile(&w.session.subscriber, &merged) {
             tracing::error!("portal: saving a profile: {e}");
@@ -671,6 +704,7 @@ impl Portal {
         let csrf = &w.session.csrf;
         let back = if query.get("back").map(String::as_str) == Some("wifi") { "/wifi" } else { "/lan" };
         let Some(at) = self.locate(&w.session.subscriber) else { return redirect(back) };
+        let base = profiles::base_of(&at, self.model(&at));
         let ids: Vec<i64> =
             query.get("tasks").map(|s| s.split(',').filter_map(|i| i.parse().ok()).collect()).unwrap_or_default();
         let store = self.acs.store.as_ref();
@@ -680,7 +714,7 @@ impl Portal {
         for id in ids {
             // Only this subscriber's own profile tasks: on their host, about their instance.
             let Some(Some(t)) = logged(store.task(id), "a task of the applying page") else { continue };
-            let mine = t.device == at.device && t.order.profile && t.order.spec.mentions(&at.device_path());
+            let mine = t.device == at.device && t.order.profile && t.order.spec.mentions(&base);
             if !mine {
                 continue;
             }
@@ -694,7 +728,7 @@ impl Portal {
                         if f.detail.is_empty() {
                             f.message
                         } else {
-                            format!("{} ({})", f.message, f.detail.replace(&at.device_path(), ""))
+                            format!("{} ({})", f.message, f.detail.replace(&base, ""))
                         }
                     }));
                 }

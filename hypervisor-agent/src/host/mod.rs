@@ -325,7 +325,8 @@ impl Host {
             let dir = image.trim_end_matches('/');
             Boot::Kernel {
                 kernel: format!("{dir}/vmlinuz"),
-                initrd: format!("{dir}/initrd.img"),
+                // A firmware a Download installed replaces the template's initramfs.
+                initrd: self.firmware_of(slot).unwrap_or_else(|| format!("{dir}/initrd.img")),
                 cmdline: "console=ttyS0 quiet".into(),
             }
         };
@@ -380,13 +381,20 @@ impl Host {
         })
     }
 
-    /// An image-based template's instance needs its overlay over the template's base image.
-    fn compose_image(&self, spec: &DomainSpec, template: u32) -> Result<()> {
+    /// The firmware a Download installed for the instance `slot` serves, if any
+    /// (`Instance.{i}.Firmware`).
+    fn firmware_of(&self, slot: &Slot) -> Option<String> {
+        slot.instance.map(|n| self.string(&Instance::at(n).firmware())).filter(|f| !f.is_empty())
+    }
+
+    /// An image-based template's instance needs its overlay over the template's base image (or
+    /// over the firmware a Download installed for it).
+    fn compose_image(&self, spec: &DomainSpec, slot: &Slot) -> Result<()> {
         let Boot::Disk { overlay } = &spec.boot else { return Ok(()) };
         if std::path::Path::new(overlay).exists() {
             return Ok(());
         }
-        let base = self.string(&Template::at(template).image());
+        let base = self.firmware_of(slot).unwrap_or_else(|| self.string(&Template::at(slot.template).image()));
         std::fs::create_dir_all(&self.cfg.overlay_dir)
             .map_err(|source| HostError::Io { op: "making the overlay folder", source })?;
         let out = std::process::Command::new("qemu-img")

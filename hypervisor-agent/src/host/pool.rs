@@ -61,7 +61,7 @@ impl Host {
         let mgmt = |id: u32| self.mgmt_address(id);
         let slot = self.state.new_slot(&self.cfg.agent_id, template, Some(pool), &mgmt, &Self::secret())?;
         let spec = self.spec(&slot, &park)?;
-        self.compose_image(&spec, template)?;
+        self.compose_image(&spec, &slot)?;
         self.define_domain(&spec)?;
         self.compute.start(&slot.domain).during("starting the domain")?;
         if self.cfg.pool_warmup.is_some() {

@@ -120,7 +120,7 @@ impl Host {
                 let mgmt = |id: u32| self.mgmt_address(id);
                 let slot = self.state.new_slot(&self.cfg.agent_id, template, None, &mgmt, &Self::secret())?;
                 let spec = self.spec(&slot, &nic)?;
-                self.compose_image(&spec, template)?;
+                self.compose_image(&spec, &slot)?;
                 self.define_domain(&spec)?;
                 self.state.set_slot(slot.id, SlotUse::Assigned, Some(n))?;
                 self.compute.start(&slot.domain).during("starting the domain")?;

@@ -41,7 +41,7 @@ impl Host {
                     let w = self.wanted(n);
                     let nic = self.vlan.lan_nic(Some((w.svlan, w.cvlan))).during("choosing the LAN bridge")?;
                     let spec = self.spec(&slot, &nic)?;
-                    self.compose_image(&spec, slot.template)?;
+                    self.compose_image(&spec, &slot)?;
                     self.define_domain(&spec)?;
                     if w.requested != Some(RequestedState::Stopped) {
                         self.compute.start(&slot.domain).during("starting the domain")?;

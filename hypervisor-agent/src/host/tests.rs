@@ -1558,6 +1558,7 @@ fn a_virtual_device_continues_as_the_same_device_on_the_host_its_vrgw_migrates_t
         periodic_inform_interval: 300,
         start_rate: 50,
         pool: http_shell::cpe::Pool::new(1),
+        firmware_dir: std::env::temp_dir(),
     });
     let start = crate::vagent::start(&handle, &settings, m, id.clone(), &host_id, false, std::time::Duration::ZERO);
     let running = rt.block_on(start).expect("started");
@@ -1701,4 +1702,53 @@ fn a_virtual_device_alone_moves_cold_by_a_context_sealed_to_the_destination() {
     assert_eq!(dst.host.virtual_device_id(m), Some(id), "the same DeviceId there");
     dst.clean();
     src.clean();
+}
+
+#[test]
+fn a_firmware_rebuilds_the_vrgw_from_it_and_keeps_its_configuration() {
+    use crate::compute::Compute as _;
+    use crate::firmware::{store, testing as fw, Kind};
+    let mut b = bed("hvfw");
+    host_identity(&mut b, "h1");
+    let n = virtual_instance(&mut b, "dave", 21, "vRGW");
+    let min = "Device.DHCPv4.Server.Pool.1.MinAddress";
+    virtual_device_after(&mut b, n, &[(min, "192.168.1.90", "k1")]);
+    let firmware = format!("{INSTANCE}{n}.Firmware");
+    let domain = b.s(&format!("{INSTANCE}{n}.Domain"));
+    let xml = |b: &Bed| b.lv.xml(&domain, false).expect("xml").expect("defined");
+    let before = xml(&b);
+    assert!(before.contains("/var/lib/vrgw/images/base/initrd.img"), "{before}");
+
+    // A disk image for this kernel template: refused with why, nothing changed.
+    let dir = b.dir.join("firmware");
+    let disk = store(&dir, &fw::qcow2(3), Kind::Disk).expect("stored");
+    let e = b.host.install_firmware(n, &disk).expect_err("the other kind");
+    assert!(e.to_string().contains("a disk image for a template that boots a kernel"), "{e}");
+    assert_eq!(b.s(&firmware), "");
+    assert_eq!(xml(&b), before);
+
+    // An initramfs: the domain is rebuilt to boot it with the template's kernel and runs.
+    let initrd = store(&dir, &fw::initramfs(b"v2"), Kind::Initramfs).expect("stored");
+    let path = initrd.display().to_string();
+    b.host.install_firmware(n, &initrd).expect("installed");
+    assert_eq!(b.s(&firmware), path);
+    let after = xml(&b);
+    assert!(after.contains(&format!("<initrd>{path}</initrd>")), "{after}");
+    assert!(after.contains("<kernel>/var/lib/vrgw/images/base/vmlinuz</kernel>"), "{after}");
+    assert_eq!(b.owned(), vec![(domain.clone(), DomState::Running)]);
+    assert_eq!(b.bindings().iter().map(|x| (x.svlan, x.cvlan)).collect::<Vec<_>>(), vec![(100, 21)]);
+    // Its configuration stays: the profile the new vRGW's proxy gets.
+    let tree = Tree::restore(datamodel::Schema::vrgw(), b.host.mounts[&n].profile()).expect("profile");
+    assert_eq!(tree.value(min), Some(Value::String("192.168.1.90".into())));
+
+    // Kept across the agent's restart (and a domain defined again by the reconciliation
+    // boots the same firmware).
+    let mut b = b.reopen();
+    assert_eq!(b.s(&firmware), path);
+    b.lv.stop(&domain).expect("stopped behind the agent's back");
+    b.lv.undefine(&domain).expect("and undefined");
+    assert_eq!(b.lv.state(&domain).expect("state"), None, "gone");
+    b.host.reconcile().expect("reconciled");
+    assert!(xml(&b).contains(&format!("<initrd>{path}</initrd>")));
+    b.clean();
 }

@@ -224,6 +224,75 @@ impl Host {
         Ok(())
     }
 
+    /// Makes instance `n`'s vRGW run `image` (a firmware a Download to its virtual device
+    /// stored, see [`crate::firmware`]): `Instance.{i}.Firmware` names it, and the domain is
+    /// rebuilt from it (stopped, its overlay made again over it for a disk template, defined,
+    /// started); the configuration stays, as its profile goes to the new vRGW's proxy once it
+    /// answers. A firmware of the other kind than the template's boot is refused, and a failed
+    /// rebuild puts the previous firmware back.
+    pub fn install_firmware(&mut self, n: u32, image: &std::path::Path) -> Result<()> {
+        let slot = self
+            .state
+            .slot_of(n)?
+            .filter(|s| s.usage == SlotUse::Assigned)
+            .ok_or_else(|| HostError::Refused(format!("instance {n} has no vRGW running on this host")))?;
+        let path = image.display().to_string();
+        let disk_template = self.string(&Template::at(slot.template).image()).ends_with(".qcow2");
+        let kind = crate::firmware::Kind::of_path(&path);
+        if disk_template != (kind == crate::firmware::Kind::Disk) {
+            return Err(HostError::Refused(format!(
+                "a {} for a template that boots {}",
+                if kind == crate::firmware::Kind::Disk { "disk image" } else { "initramfs" },
+                if disk_template { "a disk image" } else { "a kernel and an initramfs" }
+            )));
+        }
+        let firmware = Instance::at(n).firmware();
+        let previous = self.string(&firmware);
+        self.set_internal(&firmware, cwmp::Value::String(path.clone()));
+        match self.rebuild(n, &slot) {
+            Ok(()) => {
+                self.save()?;
+                tracing::info!(instance = n, firmware = %path, "vRGW rebuilt from a new firmware");
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(instance = n, firmware = %path, "rebuilding the vRGW: {e}; back to its previous firmware");
+                self.set_internal(&firmware, cwmp::Value::String(previous));
+                if let Err(again) = self.rebuild(n, &slot) {
+                    tracing::error!(instance = n, "rebuilding the vRGW on its previous firmware: {again}");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Stops instance `n`'s domain, defines it again from its template and firmware (a disk
+    /// template's overlay made again), starts it and points its mount at it.
+    fn rebuild(&mut self, n: u32, slot: &crate::state::Slot) -> Result<()> {
+        if let Some(DomState::Running | DomState::Paused) =
+            self.compute.state(&slot.domain).during("reading the domain's state")?
+        {
+            self.compute.stop(&slot.domain).during("stopping the domain")?;
+        }
+        let w = self.wanted(n);
+        let nic = self.vlan.lan_nic(Some((w.svlan, w.cvlan))).during("choosing the LAN bridge")?;
+        let spec = self.spec(slot, &nic)?;
+        if let crate::domain::Boot::Disk { overlay } = &spec.boot {
+            match std::fs::remove_file(overlay) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(HostError::Io { op: "removing the old overlay", source: e })
+                }
+                _ => {}
+            }
+        }
+        self.compose_image(&spec, slot)?;
+        self.define_domain(&spec)?;
+        self.compute.start(&slot.domain).during("starting the domain")?;
+        self.attach(n, slot)?;
+        self.converge_only(&[n]);
+        Ok(())
+    }
+
     /// Returns instance `n`'s vRGW to its factory configuration (its virtual device's
     /// FactoryReset): the profile becomes the vRGW's defaults (what the ACS sets at the BOOTSTRAP
     /// that follows comes on top: presets, the subscriber's web-form profile), the proxy resets

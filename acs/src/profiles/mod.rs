@@ -23,6 +23,8 @@
 //!   "static_leases": [["02:00:00:00:00:01", "192.168.1.20"], ...]}`; paths are relative to the
 //! vRGW's `Device.`; `static_leases` absent means "not managed".
 
+pub mod tr098;
+
 use serde_json::{json, Value as Json};
 
 use std::collections::BTreeMap;
@@ -156,6 +158,34 @@ impl Location {
 /// A gateway's own data model.
 const DEVICE: &str = "Device.";
 
+/// The data model a subscriber's gateway speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Model {
+    /// TR-181 (`Device.`): every vRGW, and TR-181 gateways.
+    Tr181,
+    /// TR-098 (`InternetGatewayDevice.`): a gateway of its own whose Inform said so.
+    Tr098,
+}
+
+/// The data model of the gateway at `at`, as the ACS's cache of the device shows it (a vRGW
+/// under its host is TR-181).
+pub fn model_of(store: &dyn Store, at: &Location) -> Result<Model, StoreError> {
+    if !at.is_device() {
+        return Ok(Model::Tr181);
+    }
+    let tr098 = store.params(&at.device)?.iter().any(|p| p.name.starts_with(tr098::ROOT));
+    Ok(if tr098 { Model::Tr098 } else { Model::Tr181 })
+}
+
+/// What task specs that touch the gateway at `at` name: its instance (or `Device.`, or
+/// `InternetGatewayDevice.` for a TR-098 gateway).
+pub fn base_of(at: &Location, model: Model) -> String {
+    match model {
+        Model::Tr098 => tr098::ROOT.into(),
+        Model::Tr181 => at.device_path(),
+    }
+}
+
 /// The instance whose `Subscriber` `name` is.
 fn instance_of(name: &str) -> Option<u32> {
     let (n, rest) = Instance::split(name)?;
@@ -227,6 +257,9 @@ pub fn record(
 /// The tasks that bring the vRGW at `at` to `profile`: one setParameterValues with every value,
 /// then deleteObject/addObject for static leases that differ from what the cache shows.
 pub fn tasks_for(store: &dyn Store, at: &Location, profile: &Profile) -> Result<Vec<TaskSpec>, StoreError> {
+    if model_of(store, at)? == Model::Tr098 {
+        return Ok(tr098_tasks(at, profile));
+    }
     let base = at.device_path();
     let mut out = Vec::new();
     if !profile.values.is_empty() {
@@ -269,6 +302,30 @@ pub fn tasks_for(store: &dyn Store, at: &Location, profile: &Profile) -> Result<
         }
     }
     Ok(out)
+}
+
+/// The same for a TR-098 gateway: one setParameterValues under its TR-098 names. What TR-098
+/// has no name for (WPA3, fixed addresses, the firewall level) is left out and logged; the web
+/// form refuses it for such a gateway before it is saved.
+fn tr098_tasks(at: &Location, profile: &Profile) -> Vec<TaskSpec> {
+    let mut list = Vec::new();
+    for (rel, v) in &profile.values {
+        match tr098::to_tr098(rel, v) {
+            Some(pairs) => {
+                list.extend(pairs.into_iter().map(|(name, v)| ParameterValue::new(format!("{}{name}", tr098::ROOT), v)))
+            }
+            None => tracing::warn!(device = %at.device, setting = %rel, "not applied: {}",
+                tr098::unsupported(rel, v).unwrap_or_default()),
+        }
+    }
+    if profile.static_leases.as_ref().is_some_and(|l| !l.is_empty()) {
+        tracing::warn!(device = %at.device, "fixed addresses not applied: a TR-098 gateway has no setting for them here");
+    }
+    if list.is_empty() {
+        Vec::new()
+    } else {
+        vec![TaskSpec::set(list)]
+    }
 }
 
 /// Queues the profile of `subscriber` for their vRGW at `at` and records it as applied there;

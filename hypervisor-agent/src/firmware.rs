@@ -1,0 +1,197 @@
+//! Firmware images a Download brings to a virtual CWMP device ("1 Firmware Upgrade Image"):
+//! what kind of image a file is, read from its content (never its name), and where the agent
+//! keeps it. A vRGW's firmware is either a qcow2 disk image (a disk template's instances get
+//! their overlay over it) or a gzip'd newc initramfs (a kernel template's instances boot it with
+//! the template's kernel). Anything else is refused before anything changes.
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+
+/// The kinds of firmware image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A qcow2 disk image (version 2 or 3).
+    Disk,
+    /// A gzip'd newc cpio archive: an initramfs.
+    Initramfs,
+}
+
+impl Kind {
+    /// The file-name ending the agent stores it under; [`Kind::of_path`] reads it back.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Kind::Disk => "qcow2",
+            Kind::Initramfs => "initrd.img",
+        }
+    }
+
+    /// The kind of a stored firmware, by the ending [`store`] gave it.
+    pub fn of_path(path: &str) -> Kind {
+        if path.ends_with(".qcow2") {
+            Kind::Disk
+        } else {
+            Kind::Initramfs
+        }
+    }
+}
+
+/// Why a file is not a firmware image.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotFirmware {
+    /// Empty.
+    #[error("the file is empty")]
+    Empty,
+    /// A qcow2 header of a version QEMU does not read.
+    #[error("a qcow2 image of version {0} (2 or 3 expected)")]
+    Qcow2Version(u32),
+    /// gzip, but not an intact gzip stream of a newc cpio archive.
+    #[error("gzip data that is not a newc cpio archive (an initramfs): {0}")]
+    NotInitramfs(String),
+    /// Neither.
+    #[error("neither a qcow2 disk image nor a gzip'd newc initramfs (it starts with {0})")]
+    Unknown(String),
+}
+
+const QCOW2_MAGIC: &[u8] = b"QFI\xfb";
+const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
+const NEWC_MAGIC: &[u8] = b"070701";
+/// A newc header: its magic and 13 fields of 8 hex digits.
+const NEWC_HEADER: usize = 110;
+
+/// What kind of firmware `bytes` is. The whole gzip stream is read through (its CRC checked),
+/// so a cut or altered initramfs is refused here rather than at the guest's boot.
+pub fn kind(bytes: &[u8]) -> Result<Kind, NotFirmware> {
+    if bytes.is_empty() {
+        return Err(NotFirmware::Empty);
+    }
+    if bytes.starts_with(QCOW2_MAGIC) {
+        let version = bytes.get(4..8).map_or(0, |v| u32::from_be_bytes([v[0], v[1], v[2], v[3]]));
+        return match version {
+            2 | 3 => Ok(Kind::Disk),
+            v => Err(NotFirmware::Qcow2Version(v)),
+        };
+    }
+    if bytes.starts_with(GZIP_MAGIC) {
+        let mut gz = flate2::read::MultiGzDecoder::new(bytes);
+        let mut header = [0u8; NEWC_HEADER];
+        gz.read_exact(&mut header).map_err(|e| NotFirmware::NotInitramfs(e.to_string()))?;
+        if !header.starts_with(NEWC_MAGIC) || !header[6..].iter().all(u8::is_ascii_hexdigit) {
+            return Err(NotFirmware::NotInitramfs("no newc header at its start".into()));
+        }
+        std::io::copy(&mut gz, &mut std::io::sink()).map_err(|e| NotFirmware::NotInitramfs(e.to_string()))?;
+        return Ok(Kind::Initramfs);
+    }
+    let start: String = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    Err(NotFirmware::Unknown(start))
+}
+
+/// Stores a firmware image in `dir` under its SHA-256 and kind (`HASH.qcow2`,
+/// `HASH.initrd.img`; the same image downloaded twice is kept once), readable by QEMU's user
+/// (an image is no secret); its path.
+pub fn store(dir: &Path, bytes: &[u8], kind: Kind) -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+    let hash: String =
+        ring::digest::digest(&ring::digest::SHA256, bytes).as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let path = dir.join(format!("{hash}.{}", kind.extension()));
+    if !path.exists() {
+        let tmp = dir.join(format!(".{hash}.part"));
+        std::fs::write(&tmp, bytes)?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))?;
+        std::fs::rename(&tmp, &path)?;
+    }
+    Ok(path)
+}
+
+/// Images made for tests (here and in the agent's integration tests and the testbed's).
+pub mod testing {
+    use super::QCOW2_MAGIC;
+    use std::io::Write as _;
+
+    /// A gzip'd newc archive of one file (`init`, `content`) and the trailer.
+    pub fn initramfs(content: &[u8]) -> Vec<u8> {
+        let mut cpio = Vec::new();
+        for (name, data, mode) in [("init", content, 0o100_755u32), ("TRAILER!!!", &b""[..], 0)] {
+            let namesize = name.len() + 1;
+            write!(
+                cpio,
+                "070701{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
+                1,
+                mode,
+                0,
+                0,
+                1,
+                0,
+                data.len(),
+                0,
+                0,
+                0,
+                0,
+                namesize,
+                0
+            )
+            .expect("header");
+            cpio.extend_from_slice(name.as_bytes());
+            cpio.push(0);
+            while cpio.len() % 4 != 0 {
+                cpio.push(0);
+            }
+            cpio.extend_from_slice(data);
+            while cpio.len() % 4 != 0 {
+                cpio.push(0);
+            }
+        }
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&cpio).expect("gzip");
+        gz.finish().expect("gzip")
+    }
+
+    /// The first bytes of a qcow2 image of `version`.
+    pub fn qcow2(version: u32) -> Vec<u8> {
+        let mut b = QCOW2_MAGIC.to_vec();
+        b.extend_from_slice(&version.to_be_bytes());
+        b.extend_from_slice(&[0; 96]);
+        b
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{initramfs, qcow2};
+    use super::*;
+    use std::io::Write as _;
+
+    #[test]
+    fn images_are_known_by_their_content_and_anything_else_is_refused_with_why() {
+        assert_eq!(kind(&qcow2(3)), Ok(Kind::Disk));
+        assert_eq!(kind(&qcow2(2)), Ok(Kind::Disk));
+        assert_eq!(kind(&qcow2(4)), Err(NotFirmware::Qcow2Version(4)));
+        let initrd = initramfs(b"#!/bin/sh\necho v2\n");
+        assert_eq!(kind(&initrd), Ok(Kind::Initramfs));
+        assert_eq!(kind(b""), Err(NotFirmware::Empty));
+        assert_eq!(kind(b"<html>404</html>"), Err(NotFirmware::Unknown("3c68746d6c3e3430".into())));
+        // Cut: the gzip stream ends early.
+        assert!(matches!(kind(&initrd[..initrd.len() - 9]), Err(NotFirmware::NotInitramfs(_))));
+        // gzip of something else.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&[b'x'; 200]).expect("gzip");
+        let other = gz.finish().expect("gzip");
+        assert_eq!(kind(&other), Err(NotFirmware::NotInitramfs("no newc header at its start".into())));
+    }
+
+    #[test]
+    fn an_image_is_stored_once_under_its_hash_and_kind() {
+        let dir = std::env::temp_dir().join(format!("hv-fw-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let img = initramfs(b"v2");
+        let a = store(&dir, &img, Kind::Initramfs).expect("stored");
+        let b = store(&dir, &img, Kind::Initramfs).expect("stored");
+        assert_eq!(a, b);
+        assert!(a.display().to_string().ends_with(".initrd.img"));
+        assert_eq!(Kind::of_path(&a.display().to_string()), Kind::Initramfs);
+        assert_eq!(std::fs::read(&a).expect("read"), img);
+        assert_eq!(std::fs::read_dir(&dir).expect("dir").count(), 1, "no part file left");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
