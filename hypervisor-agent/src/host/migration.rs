@@ -407,7 +407,7 @@ impl Host {
                     .and_then(|x| identity_of(&x))
                     .and_then(|i| i.profile)
                 {
-                    self.adopt_profile(n, &profile);
+                    self.adopt_profile(n, &profile, MigrationMode::Live);
                 }
                 slot
             }
@@ -426,7 +426,7 @@ impl Host {
                 self.state.set_slot(slot.id, SlotUse::Incoming, Some(n))?;
                 let slot = self.state.slot_of(n)?.ok_or_else(|| HostError::NoSlot(n))?;
                 if let Some(p) = &id.profile {
-                    self.adopt_profile(n, p);
+                    self.adopt_profile(n, p, MigrationMode::ColdImage);
                 }
                 let nic = self.vlan.lan_nic(Some((s, c))).during("choosing the LAN bridge")?;
                 let spec = self.spec(&slot, &nic)?;
@@ -455,7 +455,7 @@ impl Host {
                     if let Some(m) = self.mounts.get(&n) {
                         m.detach();
                     }
-                    self.adopt_profile(n, &json);
+                    self.adopt_profile(n, &json, MigrationMode::ColdContext);
                     self.set_internal(&Migration::at(n).context(), Value::String(String::new()));
                     self.set_internal(&Migration::at(n).key(), Value::String(String::new()));
                     tracing::info!(instance = n, "the sealed context opened: configuration and device state taken");
@@ -491,9 +491,11 @@ impl Host {
         Ok(())
     }
 
-    /// The instance's mount takes this configuration (a profile snapshot as JSON).
-    fn adopt_profile(&mut self, n: u32, json: &str) {
-        let tree = self.arrived(n, json).and_then(|snap| Tree::restore(Schema::vrgw(), snap));
+    /// The instance's mount takes this configuration (a profile snapshot as JSON, see
+    /// [`Host::arrived`]; `mode` says whether the domain, and so its firmware, came along).
+    fn adopt_profile(&mut self, n: u32, json: &str, mode: MigrationMode) {
+        let take_firmware = mode != MigrationMode::ColdContext;
+        let tree = self.arrived(n, json, take_firmware).and_then(|snap| Tree::restore(Schema::vrgw(), snap));
         match tree {
             Ok(t) => {
                 let m = ProxyMount::with_profile(self.rt.clone(), t).with_deadlines(self.cfg.proxy_deadlines);

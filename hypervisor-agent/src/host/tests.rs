@@ -1539,7 +1539,7 @@ fn a_virtual_device_continues_as_the_same_device_on_the_host_its_vrgw_migrates_t
     let carried = src.host.carried(n, false).expect("carried");
     let m = virtual_instance(&mut dst, "carol", 11, "vRGW");
     assert_ne!(m, 0);
-    let profile = dst.host.arrived(m, &carried).expect("arrived");
+    let profile = dst.host.arrived(m, &carried, true).expect("arrived");
     let tree = Tree::restore(datamodel::Schema::vrgw(), profile).expect("profile");
     assert_eq!(tree.value(min), Some(Value::String("192.168.1.70".into())));
     assert_eq!(dst.host.virtual_device_id(m), Some(id.clone()), "the same DeviceId on the other host");
@@ -1740,6 +1740,33 @@ fn a_firmware_rebuilds_the_vrgw_from_it_and_keeps_its_configuration() {
     // Its configuration stays: the profile the new vRGW's proxy gets.
     let tree = Tree::restore(datamodel::Schema::vrgw(), b.host.mounts[&n].profile()).expect("profile");
     assert_eq!(tree.value(min), Some(Value::String("192.168.1.90".into())));
+
+    // It goes with the vRGW to another host: taken where the domain came along and the image
+    // is there (Live, ColdImage), not by a pooled vRGW (ColdContext).
+    let carried = b.host.carried(n, true).expect("carried");
+    let v: serde_json::Value = serde_json::from_str(&carried).expect("json");
+    assert_eq!(v["firmware"], path.as_str());
+    let template = b.s(&format!("{INSTANCE}{n}.Template"));
+    let another = |b: &mut Bed, subscriber: &str, cvlan: u32| {
+        let k = b.add(INSTANCE);
+        let ip = format!("{INSTANCE}{k}.");
+        let r = b.set(&[
+            (&format!("{ip}Subscriber"), Value::String(subscriber.into())),
+            (&format!("{ip}Template"), Value::String(template.clone())),
+            (&format!("{ip}SVLAN"), Value::UnsignedInt(100)),
+            (&format!("{ip}CVLAN"), Value::UnsignedInt(cvlan)),
+        ]);
+        assert!(matches!(r, Body::SetParameterValuesResponse(_)), "{r:?}");
+        k
+    };
+    let m = another(&mut b, "frank", 22);
+    let profile = b.host.arrived(m, &carried, true).expect("arrived");
+    assert_eq!(b.s(&format!("{INSTANCE}{m}.Firmware")), path);
+    let tree = Tree::restore(datamodel::Schema::vrgw(), profile).expect("profile");
+    assert_eq!(tree.value(min), Some(Value::String("192.168.1.90".into())));
+    let k = another(&mut b, "gina", 23);
+    b.host.arrived(k, &carried, false).expect("arrived");
+    assert_eq!(b.s(&format!("{INSTANCE}{k}.Firmware")), "");
 
     // Kept across the agent's restart (and a domain defined again by the reconciliation
     // boots the same firmware).

@@ -101,31 +101,52 @@ impl Host {
                     None
                 }
             });
-        let json = match own {
-            None => serde_json::to_string(&profile),
-            Some((key, state)) => serde_json::to_string(&serde_json::json!({
-                "profile": profile,
-                "virtual_device": {"key": key, "state": state, "booted": booted},
-            })),
+        let firmware = self.string(&Instance::at(n).firmware());
+        let json = if own.is_none() && firmware.is_empty() {
+            serde_json::to_string(&profile)
+        } else {
+            let mut j = serde_json::json!({ "profile": profile });
+            if let Some((key, state)) = own {
+                j["virtual_device"] = serde_json::json!({"key": key, "state": state, "booted": booted});
+            }
+            if !firmware.is_empty() {
+                j["firmware"] = serde_json::Value::String(firmware);
+            }
+            serde_json::to_string(&j)
         };
         json.inspect_err(|e| tracing::error!(instance = n, "the configuration does not go along: {e}")).ok()
     }
 
     /// The profile that came with instance `n`'s vRGW from another host (see [`Host::carried`]);
     /// a virtual device's state that came with it is kept as [`arrived_key`]`(n)` until its
-    /// device starts here.
-    pub(super) fn arrived(&mut self, n: u32, json: &str) -> std::result::Result<datamodel::tree::Snapshot, String> {
+    /// device starts here. The firmware a Download installed at the source becomes this
+    /// instance's when `take_firmware` (its domain came along, Live or ColdImage) and the image is
+    /// at the same path here; otherwise the vRGW runs its template's image here, and says so.
+    pub(super) fn arrived(
+        &mut self,
+        n: u32,
+        json: &str,
+        take_firmware: bool,
+    ) -> std::result::Result<datamodel::tree::Snapshot, String> {
         let v: serde_json::Value = serde_json::from_str(json).map_err(|e| e.to_string())?;
-        let profile = match v.get("virtual_device") {
-            Some(own) => {
-                if let Err(e) = self.state.save_virtual_device(&arrived_key(n), own) {
-                    tracing::error!(instance = n, "the virtual device's state that came along is not kept: {e}");
-                }
-                v.get("profile").cloned().unwrap_or_default()
+        if v.get("virtual_device").is_none() && v.get("firmware").is_none() {
+            return serde_json::from_value(v).map_err(|e| e.to_string());
+        }
+        if let Some(own) = v.get("virtual_device") {
+            if let Err(e) = self.state.save_virtual_device(&arrived_key(n), own) {
+                tracing::error!(instance = n, "the virtual device's state that came along is not kept: {e}");
             }
-            None => v,
-        };
-        serde_json::from_value(profile).map_err(|e| e.to_string())
+        }
+        if let Some(firmware) = v["firmware"].as_str().filter(|f| !f.is_empty()) {
+            if take_firmware && std::path::Path::new(firmware).is_file() {
+                self.set_internal(&Instance::at(n).firmware(), cwmp::Value::String(firmware.to_string()));
+                tracing::info!(instance = n, firmware, "the vRGW's firmware came along");
+            } else {
+                tracing::warn!(instance = n, firmware,
+                    "the vRGW's firmware is not on this host (or a pooled vRGW took over): it runs its template's image here; download the firmware to it again");
+            }
+        }
+        serde_json::from_value(v.get("profile").cloned().unwrap_or_default()).map_err(|e| e.to_string())
     }
 
     /// `ManagementServer.VirtualDevice`: one row per virtual device, kept in step; and the
