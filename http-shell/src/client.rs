@@ -318,8 +318,13 @@ impl Connection {
         Ok(())
     }
 
-    /// Sends `req` and reads the whole answer; the head must come within `timeout`.
-    pub async fn exchange(&mut self, req: Request<Full<Bytes>>, timeout: Option<Duration>) -> Result<Reply, Error> {
+    /// Sends `req` on the connection (opened again if the server closed it) and waits for the
+    /// answer's head, within `timeout` if given.
+    async fn head(
+        &mut self,
+        req: Request<Full<Bytes>>,
+        timeout: Option<Duration>,
+    ) -> Result<Response<Incoming>, Error> {
         if self.send.is_closed() || self.send.ready().await.is_err() {
             self.reopen().await?;
         }
@@ -336,10 +341,46 @@ impl Connection {
                 },
             }
         };
-        let resp = match timeout {
+        match timeout {
             Some(t) => tokio::time::timeout(t, send).await.map_err(|_| Error::Timeout(t))?,
             None => send.await,
-        }?;
+        }
+    }
+
+    /// Sends `req` and writes the body of a 2xx answer to `out` as it arrives, at most `max`
+    /// bytes (more is [`Error::Body`], and what was written stays for the caller to remove);
+    /// the status and the body's length (0, nothing read, for any other status).
+    pub async fn exchange_into<W: tokio::io::AsyncWrite + Unpin>(
+        &mut self,
+        req: Request<Full<Bytes>>,
+        out: &mut W,
+        max: u64,
+    ) -> Result<(StatusCode, u64), Error> {
+        use tokio::io::AsyncWriteExt as _;
+        let resp = self.head(req, None).await?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Ok((status, 0));
+        }
+        let mut body = resp.into_body();
+        let mut n: u64 = 0;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| Error::Body(chain(&e)))?;
+            if let Ok(data) = frame.into_data() {
+                n += data.len() as u64;
+                if n > max {
+                    return Err(Error::Body(format!("more than {max} bytes")));
+                }
+                out.write_all(&data).await.map_err(|e| Error::Body(format!("writing it: {e}")))?;
+            }
+        }
+        out.flush().await.map_err(|e| Error::Body(format!("writing it: {e}")))?;
+        Ok((status, n))
+    }
+
+    /// Sends `req` and reads the whole answer; the head must come within `timeout`.
+    pub async fn exchange(&mut self, req: Request<Full<Bytes>>, timeout: Option<Duration>) -> Result<Reply, Error> {
+        let resp = self.head(req, timeout).await?;
         let (parts, body) = resp.into_parts();
         let body = body.collect().await.map_err(|e| Error::Transport(e.to_string()))?.to_bytes();
         Ok(Reply { status: parts.status, headers: parts.headers, body })

@@ -46,6 +46,8 @@ pub struct AgentConfig {
     pub cr_password: String,
     /// Where Download puts files.
     pub download_dir: std::path::PathBuf,
+    /// The largest file a Download may bring, bytes.
+    pub download_max_bytes: u64,
     /// PeriodicInformInterval until the ACS sets one, seconds.
     pub periodic_inform_interval: u32,
 }
@@ -332,12 +334,14 @@ impl Agent {
         if name.is_empty() || name.contains('/') || name.starts_with('.') {
             return Err(format!("refusing the target file name {name:?}"));
         }
-        let bytes = fetch(&d.url, self.tls.clone()).await?;
-        std::fs::create_dir_all(&self.cfg.download_dir).map_err(|e| e.to_string())?;
+        let part = fetch_to_file(&d.url, self.tls.clone(), &self.cfg.download_dir, self.cfg.download_max_bytes)
+            .await
+            .map_err(|(_, e)| e)?;
         let path = self.cfg.download_dir.join(&name);
-        let tmp = self.cfg.download_dir.join(format!(".{name}.part"));
-        std::fs::write(&tmp, &bytes).map_err(|e| e.to_string())?;
-        std::fs::rename(&tmp, &path).map_err(|e| e.to_string())?;
+        std::fs::rename(&part, &path).map_err(|e| {
+            let _ = std::fs::remove_file(&part);
+            e.to_string()
+        })?;
         Ok(path)
     }
 
@@ -528,16 +532,42 @@ impl Cpe for Agent {
     }
 }
 
-/// GETs a Download's URL: its body, or why not (the status of an answer other than 200).
-pub(crate) async fn fetch(url: &str, tls: Option<http_shell::client::TlsConnector>) -> Result<Bytes, String> {
+/// GETs a Download's URL into a new file in `dir` (`.fetch-RANDOM.part`, 0600), as the body
+/// arrives: at most `max` bytes. Its path, or the TransferComplete fault code and why (9016:
+/// no answer, or not 200; 9017: the body cut off, over `max`, or not writable), nothing left
+/// behind. The URL's query (the ACS's signature) is never in the reason.
+pub(crate) async fn fetch_to_file(
+    url: &str,
+    tls: Option<http_shell::client::TlsConnector>,
+    dir: &std::path::Path,
+    max: u64,
+) -> Result<std::path::PathBuf, (u32, String)> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let shown = url.split('?').next().unwrap_or(url);
     let mut conn = http_shell::client::Connection::open(url, tls, http_shell::cpe::CONNECT_TIMEOUT)
         .await
-        .map_err(|e| e.to_string())?;
-    let req = conn.request(hyper::Method::GET, conn.path(), Bytes::new()).map_err(|e| e.to_string())?;
-    let reply = conn.exchange(req, None).await.map_err(|e| e.to_string())?;
-    match reply.status.as_u16() {
-        200 => Ok(reply.body),
-        status => Err(format!("{}: HTTP {status}", url.split('?').next().unwrap_or(url))),
+        .map_err(|e| (9016, e.to_string()))?;
+    let req = conn.request(hyper::Method::GET, conn.path(), Bytes::new()).map_err(|e| (9016, e.to_string()))?;
+    std::fs::create_dir_all(dir).map_err(|e| (9017, format!("{}: {e}", dir.display())))?;
+    let part = dir.join(format!(".fetch-{}.part", http_shell::random_hex(8)));
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(crate::secrets::FILE_MODE)
+        .open(&part)
+        .map_err(|e| (9017, format!("{}: {e}", part.display())))?;
+    let mut out = tokio::fs::File::from_std(file);
+    let got = conn.exchange_into(req, &mut out, max).await;
+    drop(out);
+    let fail = |code: u32, why: String| {
+        let _ = std::fs::remove_file(&part);
+        Err((code, why))
+    };
+    match got {
+        Ok((status, _)) if status == hyper::StatusCode::OK => Ok(part),
+        Ok((status, _)) => fail(9016, format!("{shown}: HTTP {}", status.as_u16())),
+        Err(e @ http_shell::client::Error::Body(_)) => fail(9017, format!("{shown}: {e}")),
+        Err(e) => fail(9016, format!("{shown}: {e}")),
     }
 }
 

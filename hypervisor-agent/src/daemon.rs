@@ -121,6 +121,9 @@ pub struct Config {
     /// `download_dir/firmware`): QEMU's user must be able to reach it (a kernel template's
     /// instances boot the initramfs from there, a disk template's overlays are made over it).
     pub firmware_dir: Option<PathBuf>,
+    /// The largest file a Download may bring (the host's, or a firmware image to a virtual
+    /// device), MiB; a larger one fails with 9017 and leaves nothing behind.
+    pub download_max_mib: u64,
     /// The port of each vRGW's proxy.
     pub proxy_port: u16,
     /// QEMU TCG's translation cache per vRGW, MiB.
@@ -193,6 +196,7 @@ impl Default for Config {
             overlay_dir: PathBuf::from("/var/lib/vrgw/overlays"),
             download_dir: PathBuf::from("/var/lib/vrgw/downloads"),
             firmware_dir: None,
+            download_max_mib: 8192,
             proxy_port: 8730,
             tb_cache_mib: Some(16),
             port_prefix: "vrgw".into(),
@@ -311,6 +315,7 @@ impl Config {
             cr_username: self.cr_username.clone(),
             cr_password: self.cr_password.clone(),
             download_dir: self.download_dir.clone(),
+            download_max_bytes: self.download_max_mib.saturating_mul(1 << 20),
             periodic_inform_interval: self.periodic_inform_interval,
         }
     }
@@ -450,6 +455,7 @@ pub async fn run_with(
         // As many as run at once in the usual case; more are opened and closed when needed.
         pool: http_shell::cpe::Pool::new(16),
         firmware_dir: config.firmware_dir.clone().unwrap_or_else(|| config.download_dir.join("firmware")),
+        download_max_bytes: config.download_max_mib.saturating_mul(1 << 20),
     });
     let virtuals = tokio::spawn(crate::vagent::supervise(
         handle.clone(),

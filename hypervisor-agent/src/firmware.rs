@@ -4,7 +4,7 @@
 //! their overlay over it) or a gzip'd newc initramfs (a kernel template's instances boot it with
 //! the template's kernel). Anything else is refused before anything changes.
 
-use std::io::Read as _;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// The kinds of firmware image.
@@ -50,6 +50,9 @@ pub enum NotFirmware {
     /// Neither.
     #[error("neither a qcow2 disk image nor a gzip'd newc initramfs (it starts with {0})")]
     Unknown(String),
+    /// The downloaded file could not be read back.
+    #[error("reading the file: {0}")]
+    Unreadable(String),
 }
 
 const QCOW2_MAGIC: &[u8] = b"QFI\xfb";
@@ -61,18 +64,34 @@ const NEWC_HEADER: usize = 110;
 /// What kind of firmware `bytes` is. The whole gzip stream is read through (its CRC checked),
 /// so a cut or altered initramfs is refused here rather than at the guest's boot.
 pub fn kind(bytes: &[u8]) -> Result<Kind, NotFirmware> {
-    if bytes.is_empty() {
+    kind_of(bytes)
+}
+
+/// The same, read from `r` (a file as it was downloaded): only a qcow2 header is read of a
+/// disk image, a gzip stream is read through.
+pub fn kind_of(mut r: impl Read) -> Result<Kind, NotFirmware> {
+    let mut head = [0u8; 8];
+    let mut got = 0;
+    while got < head.len() {
+        match r.read(&mut head[got..]) {
+            Ok(0) => break,
+            Ok(k) => got += k,
+            Err(e) => return Err(NotFirmware::Unreadable(e.to_string())),
+        }
+    }
+    let head = &head[..got];
+    if head.is_empty() {
         return Err(NotFirmware::Empty);
     }
-    if bytes.starts_with(QCOW2_MAGIC) {
-        let version = bytes.get(4..8).map_or(0, |v| u32::from_be_bytes([v[0], v[1], v[2], v[3]]));
+    if head.starts_with(QCOW2_MAGIC) {
+        let version = head.get(4..8).map_or(0, |v| u32::from_be_bytes([v[0], v[1], v[2], v[3]]));
         return match version {
             2 | 3 => Ok(Kind::Disk),
             v => Err(NotFirmware::Qcow2Version(v)),
         };
     }
-    if bytes.starts_with(GZIP_MAGIC) {
-        let mut gz = flate2::read::MultiGzDecoder::new(bytes);
+    if head.starts_with(GZIP_MAGIC) {
+        let mut gz = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(head.chain(r)));
         let mut header = [0u8; NEWC_HEADER];
         gz.read_exact(&mut header).map_err(|e| NotFirmware::NotInitramfs(e.to_string()))?;
         if !header.starts_with(NEWC_MAGIC) || !header[6..].iter().all(u8::is_ascii_hexdigit) {
@@ -81,8 +100,34 @@ pub fn kind(bytes: &[u8]) -> Result<Kind, NotFirmware> {
         std::io::copy(&mut gz, &mut std::io::sink()).map_err(|e| NotFirmware::NotInitramfs(e.to_string()))?;
         return Ok(Kind::Initramfs);
     }
-    let start: String = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let start: String = head.iter().map(|b| format!("{b:02x}")).collect();
     Err(NotFirmware::Unknown(start))
+}
+
+/// Stores the downloaded file `part` (in `dir`) as [`store`] does, without reading it into
+/// memory: hashed as it is read, then renamed into place (or removed, when that image is
+/// there already).
+pub fn store_file(dir: &Path, part: &Path, kind: Kind) -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut f = std::fs::File::open(part)?;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let k = f.read(&mut buf)?;
+        if k == 0 {
+            break;
+        }
+        ctx.update(&buf[..k]);
+    }
+    let hash: String = ctx.finish().as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let path = dir.join(format!("{hash}.{}", kind.extension()));
+    if path.exists() {
+        std::fs::remove_file(part)?;
+    } else {
+        std::fs::set_permissions(part, std::fs::Permissions::from_mode(0o644))?;
+        std::fs::rename(part, &path)?;
+    }
+    Ok(path)
 }
 
 /// Stores a firmware image in `dir` under its SHA-256 and kind (`HASH.qcow2`,
@@ -178,6 +223,31 @@ mod tests {
         gz.write_all(&[b'x'; 200]).expect("gzip");
         let other = gz.finish().expect("gzip");
         assert_eq!(kind(&other), Err(NotFirmware::NotInitramfs("no newc header at its start".into())));
+    }
+
+    #[test]
+    fn a_downloaded_file_is_told_and_stored_without_being_read_whole() {
+        let dir = std::env::temp_dir().join(format!("hv-fwfile-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let img = initramfs(b"v3");
+        let part = dir.join(".fetch-1.part");
+        std::fs::write(&part, &img).expect("part");
+        let kind = kind_of(std::fs::File::open(&part).expect("open")).expect("an initramfs");
+        assert_eq!(kind, Kind::Initramfs);
+        let stored = store_file(&dir, &part, kind).expect("stored");
+        assert!(!part.exists(), "renamed into place");
+        // The same name as the image stored from memory, and once.
+        let again = dir.join(".fetch-2.part");
+        std::fs::write(&again, &img).expect("part");
+        assert_eq!(store_file(&dir, &again, kind).expect("stored"), stored);
+        assert!(!again.exists(), "a second copy is removed");
+        assert_eq!(store(&dir, &img, kind).expect("stored"), stored);
+        assert_eq!(std::fs::read_dir(&dir).expect("dir").count(), 1);
+        // Short files.
+        assert_eq!(kind_of(&b"QFI"[..]), Err(NotFirmware::Unknown("514649".into())));
+        assert_eq!(kind_of(&b""[..]), Err(NotFirmware::Empty));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

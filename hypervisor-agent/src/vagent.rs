@@ -46,6 +46,8 @@ pub struct Settings {
     /// Where firmware images downloaded to virtual devices are kept (by hash, see
     /// [`crate::firmware::store`]).
     pub firmware_dir: std::path::PathBuf,
+    /// The largest image a Download may bring, bytes.
+    pub download_max_bytes: u64,
 }
 
 impl std::fmt::Debug for Settings {
@@ -349,13 +351,25 @@ async fn install(
     n: u32,
     url: &str,
 ) -> Result<std::path::PathBuf, (u32, String, bool)> {
-    let bytes = crate::agent::fetch(url, settings.tls.clone()).await.map_err(|e| (9016, e, false))?;
-    let kind = crate::firmware::kind(&bytes).map_err(|e| (9018, e.to_string(), false))?;
     let dir = settings.firmware_dir.clone();
-    let path = tokio::task::spawn_blocking(move || crate::firmware::store(&dir, &bytes, kind))
+    let part = crate::agent::fetch_to_file(url, settings.tls.clone(), &dir, settings.download_max_bytes)
         .await
-        .map_err(|e| (9002, e.to_string(), false))?
-        .map_err(|e| (9010, format!("storing the image: {e}"), false))?;
+        .map_err(|(code, why)| (code, why, false))?;
+    // Told by its content, then kept by its hash: read from the file, never whole in memory.
+    let checked = tokio::task::spawn_blocking(move || {
+        let kind = std::fs::File::open(&part)
+            .map_err(|e| crate::firmware::NotFirmware::Unreadable(e.to_string()))
+            .and_then(crate::firmware::kind_of);
+        match kind {
+            Ok(kind) => crate::firmware::store_file(&dir, &part, kind)
+                .map_err(|e| (9010, format!("storing the image: {e}"), false)),
+            Err(e) => {
+                let _ = std::fs::remove_file(&part);
+                Err((9018, e.to_string(), false))
+            }
+        }
+    });
+    let path = checked.await.map_err(|e| (9002, e.to_string(), false))??;
     let at = path.clone();
     match host.run(move |h| h.install_firmware(n, &at)).await {
         Ok(Ok(())) => Ok(path),

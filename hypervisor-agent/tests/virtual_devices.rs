@@ -32,13 +32,22 @@ fn start(
     dir: &TempDir,
     agent: &str,
 ) -> (tokio::runtime::Runtime, std::net::SocketAddr, NbiClient<'static>, Bridges, Daemon) {
+    start_with(dir, agent, "")
+}
+
+/// [`start`] with `extra` lines in the agent's configuration.
+fn start_with(
+    dir: &TempDir,
+    agent: &str,
+    extra: &str,
+) -> (tokio::runtime::Runtime, std::net::SocketAddr, NbiClient<'static>, Bridges, Daemon) {
     let tag = std::process::id() % 1000;
     let prefix = format!("hv{}{tag}", &agent[agent.len() - 1..]);
     let bridges = Bridges(prefix.clone());
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let (cwmp_addr, nbi) = start_acs(&rt, dir, agent);
     let net = 10 + (tag + u32::from(agent.as_bytes()[agent.len() - 1])) % 200;
-    agent_config(dir, agent, cwmp_addr, &prefix, &format!("10.252.{net}.0/24"), "");
+    agent_config(dir, agent, cwmp_addr, &prefix, &format!("10.252.{net}.0/24"), extra);
     let daemon = start_agent(AGENT_BIN, dir);
     (rt, cwmp_addr, nbi, bridges, daemon)
 }
@@ -304,7 +313,8 @@ fn one_oss_script_configures_and_reboots_a_physical_gateway_and_a_vrgw_alike() {
 #[test]
 fn a_firmware_download_rebuilds_the_vrgw_keeps_its_settings_and_reports_transfer_complete() {
     let dir = TempDir::new("hv-vdfw");
-    let (rt, _cwmp, nbi, _bridges, _agent) = start(&dir, "host-fw");
+    // Downloads of at most 1 MiB.
+    let (rt, _cwmp, nbi, _bridges, _agent) = start_with(&dir, "host-fw", "download_max_mib = 1\n");
     let log = || test_support::agent::plain_log(&dir);
 
     rt.block_on(async {
@@ -379,5 +389,24 @@ fn a_firmware_download_rebuilds_the_vrgw_keeps_its_settings_and_reports_transfer
         let (s, v) = nbi.task(vd, json!({"name": "getParameterValues", "parameterNames": [min]})).await;
         assert_eq!(s, 200, "{v}");
         assert_eq!(cached(&device(&nbi, vd).await, min), "192.168.1.61");
+
+        // Larger than the agent takes: 9017 as the body passes the limit, nothing left behind,
+        // the vRGW still on the image it had.
+        put("too-big.img", vec![0x1f; (1 << 20) + 1]).await;
+        let t = download("too-big.img").await;
+        assert_eq!(t["status"], "fault", "{t}\n{}", log());
+        let (_, faults) =
+            nbi.call(Method::GET, &format!("/faults?query={}", enc(&json!({"device": vd}).to_string())), None).await;
+        let fault = faults.as_array().and_then(|f| f.iter().find(|f| f["task"] == t["_id"])).cloned();
+        let fault = fault.unwrap_or_else(|| panic!("no fault recorded: {faults}"));
+        assert_eq!(fault["code"], "cwmp.9017", "{fault}");
+        assert!(fault["message"].as_str().is_some_and(|m| m.contains("more than 1048576 bytes")), "{fault}");
+        assert!(!fault["message"].as_str().unwrap_or("").contains("sig="), "no signature in the reason: {fault}");
+        let kept: Vec<String> = std::fs::read_dir(dir.join("downloads/firmware"))
+            .expect("firmware dir")
+            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect();
+        assert_eq!(kept.len(), 1, "only the installed image: {kept:?}");
+        assert_eq!(firmware_of().await, installed);
     });
 }

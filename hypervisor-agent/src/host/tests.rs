@@ -1559,6 +1559,7 @@ fn a_virtual_device_continues_as_the_same_device_on_the_host_its_vrgw_migrates_t
         start_rate: 50,
         pool: http_shell::cpe::Pool::new(1),
         firmware_dir: std::env::temp_dir(),
+        download_max_bytes: 1 << 20,
     });
     let start = crate::vagent::start(&handle, &settings, m, id.clone(), &host_id, false, std::time::Duration::ZERO);
     let running = rt.block_on(start).expect("started");
