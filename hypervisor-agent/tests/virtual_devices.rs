@@ -229,6 +229,14 @@ fn cached(device: &serde_json::Value, path: &str) -> String {
     v["_value"].as_str().map_or_else(|| v["_value"].to_string(), str::to_string)
 }
 
+/// The fault the ACS recorded for task `task` of device `id` (a panic when there is none).
+async fn fault_of(nbi: &NbiClient<'_>, id: &str, task: &serde_json::Value) -> serde_json::Value {
+    let (_, faults) =
+        nbi.call(Method::GET, &format!("/faults?query={}", enc(&json!({"device": id}).to_string())), None).await;
+    let fault = faults.as_array().and_then(|f| f.iter().find(|f| &f["task"] == task)).cloned();
+    fault.unwrap_or_else(|| panic!("no fault recorded: {faults}"))
+}
+
 async fn device(nbi: &NbiClient<'_>, id: &str) -> serde_json::Value {
     let (s, d) = nbi.call(Method::GET, &format!("/devices?query={}", enc(&json!({"_id": id}).to_string())), None).await;
     assert_eq!(s, 200, "{d}");
@@ -356,10 +364,7 @@ fn a_firmware_download_rebuilds_the_vrgw_keeps_its_settings_and_reports_transfer
         // Not an image: TransferComplete with 9018 and why; nothing changed.
         let t = download("not-firmware.img").await;
         assert_eq!(t["status"], "fault", "{t}\n{}", log());
-        let (_, faults) =
-            nbi.call(Method::GET, &format!("/faults?query={}", enc(&json!({"device": vd}).to_string())), None).await;
-        let fault = faults.as_array().and_then(|f| f.iter().find(|f| f["task"] == t["_id"])).cloned();
-        let fault = fault.unwrap_or_else(|| panic!("no fault recorded: {faults}"));
+        let fault = fault_of(&nbi, vd, &t["_id"]).await;
         assert_eq!(fault["code"], "cwmp.9018", "{fault}");
         assert!(fault["message"].as_str().is_some_and(|m| m.contains("neither a qcow2 disk image")), "{fault}");
         assert_eq!(firmware_of().await, "");
@@ -395,10 +400,7 @@ fn a_firmware_download_rebuilds_the_vrgw_keeps_its_settings_and_reports_transfer
         put("too-big.img", vec![0x1f; (1 << 20) + 1]).await;
         let t = download("too-big.img").await;
         assert_eq!(t["status"], "fault", "{t}\n{}", log());
-        let (_, faults) =
-            nbi.call(Method::GET, &format!("/faults?query={}", enc(&json!({"device": vd}).to_string())), None).await;
-        let fault = faults.as_array().and_then(|f| f.iter().find(|f| f["task"] == t["_id"])).cloned();
-        let fault = fault.unwrap_or_else(|| panic!("no fault recorded: {faults}"));
+        let fault = fault_of(&nbi, vd, &t["_id"]).await;
         assert_eq!(fault["code"], "cwmp.9017", "{fault}");
         assert!(fault["message"].as_str().is_some_and(|m| m.contains("more than 1048576 bytes")), "{fault}");
         assert!(!fault["message"].as_str().unwrap_or("").contains("sig="), "no signature in the reason: {fault}");
