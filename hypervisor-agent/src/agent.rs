@@ -183,10 +183,11 @@ impl Agent {
         .map_err(|e| e.to_string())?;
         let mut secret = [0u8; 32];
         http_shell::fill_random(&mut secret);
+        let loop_state = LoopState::with_own(kept_own_requests(&host, ""));
         Ok(Arc::new(Agent {
             cfg,
             host,
-            loop_state: LoopState::default(),
+            loop_state,
             verifier: Verifier::new("hypervisor-agent", secret),
             cr_bucket: CrBucket::default(),
             tls,
@@ -530,6 +531,25 @@ impl Cpe for Agent {
     async fn carry_out(&self, req: Body, after: &mut Vec<(String, String)>) -> Body {
         self.host_carry_out(req, after).await
     }
+}
+
+/// Device `device`'s own requests (`""` the host), kept in the agent's state across restarts:
+/// a TransferComplete the ACS has not answered yet is sent again after one.
+pub(crate) fn kept_own_requests(host: &HostHandle, device: &str) -> crate::session::OwnQueue {
+    let restored = host.shared().state().own_requests(device).unwrap_or_else(|e| {
+        tracing::error!(device, "the kept TransferCompletes could not be read: {e}");
+        Vec::new()
+    });
+    if !restored.is_empty() {
+        tracing::info!(device, count = restored.len(), "TransferComplete kept from before the restart goes again");
+    }
+    let (h, d) = (host.clone(), device.to_string());
+    let saver: crate::session::OwnSaver = Arc::new(move |own: &[Body]| {
+        if let Err(e) = h.shared().state().save_own_requests(&d, own) {
+            tracing::error!(device = %d, "keeping the TransferCompletes: {e}");
+        }
+    });
+    crate::session::OwnQueue::kept(saver, restored)
 }
 
 /// GETs a Download's URL into a new file in `dir` (`.fetch-RANDOM.part`, 0600), as the body

@@ -62,23 +62,81 @@ impl LoopState {
         self.own.clone()
     }
 
+    /// A loop state whose own requests are kept by `own` (see [`OwnQueue::kept`]).
+    pub fn with_own(own: OwnQueue) -> LoopState {
+        LoopState { own, ..LoopState::default() }
+    }
+
     fn take_own(&self) -> Vec<Body> {
-        std::mem::take(&mut *self.own.0.lock().unwrap_or_else(|e| e.into_inner()))
+        self.own.take()
     }
 
     fn put_back(&self, own: impl IntoIterator<Item = Body>) {
-        self.own.0.lock().unwrap_or_else(|e| e.into_inner()).extend(own);
+        self.own.put_back(own);
     }
 }
 
-/// A device's own requests for its next session (TransferComplete), shared.
-#[derive(Debug, Clone, Default)]
-pub struct OwnQueue(Arc<Mutex<Vec<Body>>>);
+/// Keeps a device's own requests where a restarted agent finds them (TR-069 3.7.1.5: a
+/// TransferComplete goes to the ACS until it answered, across reboots): given the queued and
+/// in-flight requests after every change that matters.
+pub type OwnSaver = Arc<dyn Fn(&[Body]) + Send + Sync>;
+
+/// A device's own requests for its next session (TransferComplete), shared: those queued, and
+/// those a session under way carries (kept until it ends, so a crash loses neither).
+#[derive(Clone, Default)]
+pub struct OwnQueue {
+    items: Arc<Mutex<(Vec<Body>, Vec<Body>)>>,
+    saver: Option<OwnSaver>,
+}
+
+impl std::fmt::Debug for OwnQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let g = self.items.lock().unwrap_or_else(|e| e.into_inner());
+        f.debug_struct("OwnQueue").field("queued", &g.0.len()).field("in_flight", &g.1.len()).finish()
+    }
+}
 
 impl OwnQueue {
+    /// A queue kept by `saver`, starting with `restored` (what it kept before a restart).
+    pub fn kept(saver: OwnSaver, restored: Vec<Body>) -> OwnQueue {
+        OwnQueue { items: Arc::new(Mutex::new((restored, Vec::new()))), saver: Some(saver) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Vec<Body>, Vec<Body>)> {
+        self.items.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn save(&self, g: &(Vec<Body>, Vec<Body>)) {
+        if let Some(saver) = &self.saver {
+            let all: Vec<Body> = g.1.iter().chain(&g.0).cloned().collect();
+            saver(&all);
+        }
+    }
+
     /// Queues one.
     pub fn push(&self, b: Body) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(b);
+        let mut g = self.lock();
+        g.0.push(b);
+        self.save(&g);
+    }
+
+    /// Takes the queued ones for a session (they stay kept until [`OwnQueue::session_ended`]).
+    fn take(&self) -> Vec<Body> {
+        let mut g = self.lock();
+        let taken = std::mem::take(&mut g.0);
+        g.1 = taken.clone();
+        taken
+    }
+
+    fn put_back(&self, own: impl IntoIterator<Item = Body>) {
+        self.lock().0.extend(own);
+    }
+
+    /// The session ended: what was not answered is queued again (put back), the rest is gone.
+    fn session_ended(&self) {
+        let mut g = self.lock();
+        g.1.clear();
+        self.save(&g);
     }
 }
 
@@ -181,8 +239,10 @@ pub async fn session<C: Cpe>(cpe: &C) -> Result<(), SessionFailure> {
     let basic = http_shell::cpe::Basic::WhenOffered;
     let (url, user, pass) = (settings.url, settings.username, settings.password);
     let opened = http_shell::cpe::Link::open(settings.pool, url, settings.tls.clone(), user, pass, basic).await;
-    let mut link =
-        opened.map_err(|e| SessionFailure::Transport(e.to_string())).inspect_err(|_| state.put_back(own.clone()))?;
+    let mut link = opened.map_err(|e| SessionFailure::Transport(e.to_string())).inspect_err(|_| {
+        state.put_back(own.clone());
+        state.own.session_ended();
+    })?;
     let mut after: Vec<(String, String)> = Vec::new();
     let mut answered_own = 0;
     let result = async {
@@ -217,6 +277,7 @@ pub async fn session<C: Cpe>(cpe: &C) -> Result<(), SessionFailure> {
         // The device's own requests not answered go again next time.
         state.put_back(own.into_iter().skip(answered_own));
     }
+    state.own.session_ended();
     result?;
     if let Some(pool) = settings.pool {
         link.finish(pool, url);
@@ -225,4 +286,48 @@ pub async fn session<C: Cpe>(cpe: &C) -> Result<(), SessionFailure> {
         cpe.trigger(&code, &key).await;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tc(key: &str) -> Body {
+        Body::TransferComplete(cwmp::TransferComplete {
+            command_key: key.into(),
+            fault: cwmp::TransferFault::none(),
+            start_time: cwmp::DateTime::unknown(),
+            complete_time: cwmp::DateTime::unknown(),
+        })
+    }
+
+    fn keys(list: &[Body]) -> Vec<String> {
+        list.iter()
+            .map(|b| match b {
+                Body::TransferComplete(t) => t.command_key.clone(),
+                other => other.method_name().to_string(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn own_requests_stay_kept_while_a_session_carries_them_and_go_when_answered() {
+        let kept: Arc<Mutex<Vec<String>>> = Arc::default();
+        let k = kept.clone();
+        let saver: OwnSaver = Arc::new(move |own: &[Body]| *k.lock().expect("lock") = keys(own));
+        let q = OwnQueue::kept(saver, vec![tc("restored")]);
+        q.push(tc("a"));
+        assert_eq!(*kept.lock().expect("lock"), ["restored", "a"]);
+        // A session takes them: still kept (an agent killed now sends them again).
+        assert_eq!(keys(&q.take()), ["restored", "a"]);
+        q.push(tc("b"));
+        assert_eq!(*kept.lock().expect("lock"), ["restored", "a", "b"], "in flight and queued");
+        // It ends with "a" unanswered: "restored" is gone, "a" and "b" stay.
+        q.put_back(vec![tc("a")]);
+        q.session_ended();
+        assert_eq!(*kept.lock().expect("lock"), ["b", "a"]);
+        assert_eq!(keys(&q.take()), ["b", "a"]);
+        q.session_ended();
+        assert_eq!(*kept.lock().expect("lock"), Vec::<String>::new());
+    }
 }

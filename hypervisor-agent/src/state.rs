@@ -210,6 +210,43 @@ impl State {
         Ok(())
     }
 
+    /// Device `device`'s own requests kept for its next session (TransferComplete; `""` the
+    /// host), as [`State::save_own_requests`] left them. One that cannot be read back is
+    /// logged and left out.
+    pub fn own_requests(&self, device: &str) -> Result<Vec<cwmp::Body>> {
+        let Some(text) = self.meta(&own_key(device))? else { return Ok(Vec::new()) };
+        let list: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap_or_default();
+        Ok(list
+            .iter()
+            .filter_map(|v| {
+                let t = |k: &str| v[k].as_str().and_then(cwmp::DateTime::parse);
+                let tc = cwmp::TransferComplete {
+                    command_key: v["command_key"].as_str()?.to_string(),
+                    fault: cwmp::TransferFault {
+                        code: u32::try_from(v["fault"]["code"].as_u64()?).ok()?,
+                        string: v["fault"]["string"].as_str().unwrap_or_default().to_string(),
+                    },
+                    start_time: t("start_time").unwrap_or_else(cwmp::DateTime::unknown),
+                    complete_time: t("complete_time").unwrap_or_else(cwmp::DateTime::unknown),
+                };
+                Some(cwmp::Body::TransferComplete(tc))
+            })
+            .collect())
+    }
+
+    /// Keeps device `device`'s own requests (see [`State::own_requests`]); only
+    /// TransferComplete is one.
+    pub fn save_own_requests(&self, device: &str, own: &[cwmp::Body]) -> Result<()> {
+        let list: Vec<serde_json::Value> = own
+            .iter()
+            .filter_map(|b| match b {
+                cwmp::Body::TransferComplete(tc) => serde_json::to_value(tc).ok(),
+                _ => None,
+            })
+            .collect();
+        self.set_meta(&own_key(device), &serde_json::Value::Array(list).to_string())
+    }
+
     /// Queues an Inform event of the host (a single-instance event code replaces an earlier one).
     pub fn push_event(&self, code: &str, command_key: &str) -> Result<()> {
         self.push_event_of(HOST, code, command_key)
@@ -282,6 +319,7 @@ impl State {
         let tx = db.unchecked_transaction()?;
         tx.execute("DELETE FROM virtual_devices WHERE device = ?1", [device])?;
         tx.execute("DELETE FROM events WHERE device = ?1", [device])?;
+        tx.execute("DELETE FROM meta WHERE key = ?1", [own_key(device)])?;
         tx.commit()?;
         Ok(())
     }
@@ -442,6 +480,11 @@ impl State {
     }
 }
 
+/// Where a device's own requests are kept in `meta`.
+fn own_key(device: &str) -> String {
+    format!("own/{device}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -451,6 +494,32 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("dir");
         dir.join("agent.db")
+    }
+
+    #[test]
+    fn transfer_completes_are_kept_per_device_across_a_reopen_and_forgotten_with_it() {
+        let path = temp("own");
+        let st = State::open(&path).expect("open");
+        let vd = "00A0B1-vRGW-alice";
+        let tc = |key: &str, code: u32| {
+            cwmp::Body::TransferComplete(cwmp::TransferComplete {
+                command_key: key.into(),
+                fault: cwmp::TransferFault { code, string: if code == 0 { String::new() } else { "why".into() } },
+                start_time: cwmp::DateTime::from_unix(1_800_000_000),
+                complete_time: cwmp::DateTime::from_unix(1_800_000_007),
+            })
+        };
+        assert_eq!(st.own_requests(vd).expect("none yet"), Vec::new());
+        st.save_own_requests(vd, &[tc("fw-1", 0), tc("fw-2", 9018)]).expect("kept");
+        st.save_own_requests("", &[tc("host-1", 0)]).expect("kept");
+        drop(st);
+        let st = State::open(&path).expect("reopen");
+        assert_eq!(st.own_requests(vd).expect("read"), vec![tc("fw-1", 0), tc("fw-2", 9018)]);
+        assert_eq!(st.own_requests("").expect("read"), vec![tc("host-1", 0)]);
+        st.drop_virtual_device(vd).expect("forgotten");
+        assert_eq!(st.own_requests(vd).expect("read"), Vec::new());
+        assert_eq!(st.own_requests("").expect("read"), vec![tc("host-1", 0)], "the host's stay");
+        let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
     }
 
     #[test]

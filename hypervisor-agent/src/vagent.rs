@@ -602,7 +602,7 @@ pub(crate) async fn start(
         device: Arc::new(Mutex::new(device)),
         host: host.clone(),
         settings: settings.clone(),
-        loop_state: LoopState::default(),
+        loop_state: LoopState::with_own(crate::agent::kept_own_requests(host, &key)),
         verifier: Verifier::new("hypervisor-agent", secret),
         cr_bucket: Default::default(),
         downloading: Default::default(),

@@ -321,8 +321,10 @@ fn a_virtual_device_alone_moves_cold_by_context_and_stays_one_device() {
         let proxier = "Device.DeviceInfo.ProxierInfo.SerialNumber";
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
+            // 202 until the device's first session from B: the ACS's connection request still
+            // goes to its address at A, where it no longer answers; the task waits for it.
             let (s, v) = nbi.task(vd, json!({"name": "getParameterValues", "parameterNames": [proxier, ssid]})).await;
-            assert_eq!(s, 200, "{v}");
+            assert!(s == 200 || s == 202, "{s} {v}");
             let d = device(nbi, vd).await;
             if d["Device"]["DeviceInfo"]["ProxierInfo"]["SerialNumber"]["_value"] == b.as_str() {
                 assert_eq!(d["Device"]["WiFi"]["SSID"]["1"]["SSID"]["_value"], "moved-with-me", "{d}");

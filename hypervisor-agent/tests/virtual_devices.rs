@@ -412,3 +412,38 @@ fn a_firmware_download_rebuilds_the_vrgw_keeps_its_settings_and_reports_transfer
         assert_eq!(firmware_of().await, installed);
     });
 }
+
+/// TR-069 3.7.1.5: a TransferComplete goes to the ACS until it answered it, across restarts. One
+/// the agent kept before it stopped (its state holds it) reaches the ACS in the agent's first
+/// session after it starts, and is then no longer kept.
+#[test]
+fn a_transfer_complete_kept_before_a_restart_reaches_the_acs_after_it() {
+    use hypervisor_agent::state::State;
+    let dir = TempDir::new("hv-kept");
+    let kept = cwmp::Body::TransferComplete(cwmp::TransferComplete {
+        command_key: "before-the-restart".into(),
+        fault: cwmp::TransferFault::none(),
+        start_time: cwmp::DateTime::from_unix(1_800_000_000),
+        complete_time: cwmp::DateTime::from_unix(1_800_000_005),
+    });
+    State::open(&dir.join("agent.db"))
+        .expect("state")
+        .save_own_requests("", std::slice::from_ref(&kept))
+        .expect("kept");
+    assert_eq!(State::open(&dir.join("agent.db")).expect("state").own_requests("").expect("read"), vec![kept]);
+    let (rt, _cwmp, nbi, _bridges, _agent) = start(&dir, "host-kept");
+    let log = || test_support::agent::plain_log(&dir);
+    rt.block_on(async {
+        nbi.wait_device("00A0B1-vRGW%2DHost-host%2Dkept", &dir.join("agent.log")).await;
+        assert!(log().contains("TransferComplete kept from before the restart goes again"), "{}", log());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = State::open(&dir.join("agent.db")).expect("state").own_requests("").expect("read");
+            if left.is_empty() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "never answered: {left:?}\n{}", log());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+}
