@@ -489,11 +489,35 @@ fn own_key(device: &str) -> String {
 mod tests {
     use super::*;
 
-    fn temp(name: &str) -> std::path::PathBuf {
+    /// A store's path in a folder of its own, removed with it when dropped.
+    struct TempDb(std::path::PathBuf);
+
+    impl std::ops::Deref for TempDb {
+        type Target = Path;
+        fn deref(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl AsRef<Path> for TempDb {
+        fn as_ref(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDb {
+        fn drop(&mut self) {
+            if let Some(dir) = self.0.parent() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+    }
+
+    fn temp(name: &str) -> TempDb {
         let dir = std::env::temp_dir().join(format!("hv-state-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("dir");
-        dir.join("agent.db")
+        TempDb(dir.join("agent.db"))
     }
 
     #[test]
@@ -519,7 +543,6 @@ mod tests {
         st.drop_virtual_device(vd).expect("forgotten");
         assert_eq!(st.own_requests(vd).expect("read"), Vec::new());
         assert_eq!(st.own_requests("").expect("read"), vec![tc("host-1", 0)], "the host's stay");
-        let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
     }
 
     #[test]
