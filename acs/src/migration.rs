@@ -382,8 +382,20 @@ impl Run {
     /// Sets `Migration.Command` of instance `n` on `device`; returns its `Migration.` values
     /// read after it.
     async fn command(&self, device: &str, n: u32, cmd: MigrationCommand) -> Result<Json, String> {
+        self.command_with(device, n, cmd, Vec::new()).await
+    }
+
+    /// The same, `values` set in the same request (what the command acts on).
+    async fn command_with(
+        &self,
+        device: &str,
+        n: u32,
+        cmd: MigrationCommand,
+        mut values: Vec<ParameterValue>,
+    ) -> Result<Json, String> {
         let m = Migration::at(n);
-        self.set(device, vec![string(m.command(), cmd.as_str())]).await?;
+        values.push(string(m.command(), cmd.as_str()));
+        self.set(device, values).await?;
         self.task(device, TaskSpec::get(vec![m.into()])).await
     }
 
@@ -690,23 +702,10 @@ impl Run {
         }
 
         self.note("completing at the target");
-        let context = param(r, &mp.context()).unwrap_or_default();
-        let done = if mode == MigrationMode::ColdContext && !context.is_empty() {
-            // The sealed context goes with the command that opens it.
-            let qm = q.migration();
-            match self
-                .set(
-                    &dst,
-                    vec![string(qm.context(), &context), string(qm.command(), MigrationCommand::Complete.as_str())],
-                )
-                .await
-            {
-                Ok(_) => self.task(&dst, TaskSpec::get(vec![qm.into()])).await,
-                Err(e) => Err(e),
-            }
-        } else {
-            self.command(&dst, m, MigrationCommand::Complete).await
-        };
+        // ColdContext: the sealed context goes with the command that opens it.
+        let context = param(r, &mp.context()).filter(|c| mode == MigrationMode::ColdContext && !c.is_empty());
+        let carried = context.map(|c| string(q.migration().context(), &c)).into_iter().collect();
+        let done = self.command_with(&dst, m, MigrationCommand::Complete, carried).await;
         let status = done.as_ref().ok().and_then(|r| status_in(r, &q.migration()));
         if status != Some(MigrationStatus::Completed) {
             let why = match &done {

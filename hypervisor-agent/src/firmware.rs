@@ -61,15 +61,10 @@ const NEWC_MAGIC: &[u8] = b"070701";
 /// A newc header: its magic and 13 fields of 8 hex digits.
 const NEWC_HEADER: usize = 110;
 
-/// What kind of firmware `bytes` is. The whole gzip stream is read through (its CRC checked),
-/// so a cut or altered initramfs is refused here rather than at the guest's boot.
-pub fn kind(bytes: &[u8]) -> Result<Kind, NotFirmware> {
-    kind_of(bytes)
-}
-
-/// The same, read from `r` (a file as it was downloaded): only a qcow2 header is read of a
-/// disk image, a gzip stream is read through.
-pub fn kind_of(mut r: impl Read) -> Result<Kind, NotFirmware> {
+/// What kind of firmware the file `r` reads is (a downloaded file, or bytes): only a qcow2
+/// header is read of a disk image; a gzip stream is read through (its CRC checked), so a cut or
+/// altered initramfs is refused here rather than at the guest's boot.
+pub fn kind(mut r: impl Read) -> Result<Kind, NotFirmware> {
     let mut head = [0u8; 8];
     let mut got = 0;
     while got < head.len() {
@@ -104,11 +99,14 @@ pub fn kind_of(mut r: impl Read) -> Result<Kind, NotFirmware> {
     Err(NotFirmware::Unknown(start))
 }
 
-/// Stores the downloaded file `part` (in `dir`) as [`store`] does, without reading it into
-/// memory: hashed as it is read, then renamed into place (or removed, when that image is
-/// there already).
-pub fn store_file(dir: &Path, part: &Path, kind: Kind) -> std::io::Result<PathBuf> {
+/// Stores the downloaded file `part` (in `dir`) under its SHA-256 and kind (`HASH.qcow2`,
+/// `HASH.initrd.img`; the same image downloaded twice is kept once), readable by QEMU's user
+/// (an image is no secret, and `dir` is made 0755 for it to be reached); its path. The file is
+/// hashed as it is read, never whole in memory, then renamed into place (or removed, when that
+/// image is there already).
+pub fn store(dir: &Path, part: &Path, kind: Kind) -> std::io::Result<PathBuf> {
     use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     let mut f = std::fs::File::open(part)?;
     let mut buf = vec![0u8; 1 << 16];
@@ -126,25 +124,6 @@ pub fn store_file(dir: &Path, part: &Path, kind: Kind) -> std::io::Result<PathBu
     } else {
         std::fs::set_permissions(part, std::fs::Permissions::from_mode(0o644))?;
         std::fs::rename(part, &path)?;
-    }
-    Ok(path)
-}
-
-/// Stores a firmware image in `dir` under its SHA-256 and kind (`HASH.qcow2`,
-/// `HASH.initrd.img`; the same image downloaded twice is kept once), readable by QEMU's user
-/// (an image is no secret); its path.
-pub fn store(dir: &Path, bytes: &[u8], kind: Kind) -> std::io::Result<PathBuf> {
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::create_dir_all(dir)?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
-    let hash: String =
-        ring::digest::digest(&ring::digest::SHA256, bytes).as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    let path = dir.join(format!("{hash}.{}", kind.extension()));
-    if !path.exists() {
-        let tmp = dir.join(format!(".{hash}.part"));
-        std::fs::write(&tmp, bytes)?;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))?;
-        std::fs::rename(&tmp, &path)?;
     }
     Ok(path)
 }
@@ -192,6 +171,14 @@ pub mod testing {
         gz.finish().expect("gzip")
     }
 
+    /// `bytes` stored in `dir` as a downloaded image is ([`super::store`]); its path.
+    pub fn stored(dir: &std::path::Path, bytes: &[u8], kind: super::Kind) -> std::path::PathBuf {
+        std::fs::create_dir_all(dir).expect("firmware dir");
+        let part = dir.join(".fetch-test.part");
+        std::fs::write(&part, bytes).expect("part");
+        super::store(dir, &part, kind).expect("stored")
+    }
+
     /// The first bytes of a qcow2 image of `version`.
     pub fn qcow2(version: u32) -> Vec<u8> {
         let mut b = QCOW2_MAGIC.to_vec();
@@ -203,26 +190,26 @@ pub mod testing {
 
 #[cfg(test)]
 mod tests {
-    use super::testing::{initramfs, qcow2};
+    use super::testing::{initramfs, qcow2, stored};
     use super::*;
     use std::io::Write as _;
 
     #[test]
     fn images_are_known_by_their_content_and_anything_else_is_refused_with_why() {
-        assert_eq!(kind(&qcow2(3)), Ok(Kind::Disk));
-        assert_eq!(kind(&qcow2(2)), Ok(Kind::Disk));
-        assert_eq!(kind(&qcow2(4)), Err(NotFirmware::Qcow2Version(4)));
+        assert_eq!(kind(&qcow2(3)[..]), Ok(Kind::Disk));
+        assert_eq!(kind(&qcow2(2)[..]), Ok(Kind::Disk));
+        assert_eq!(kind(&qcow2(4)[..]), Err(NotFirmware::Qcow2Version(4)));
         let initrd = initramfs(b"#!/bin/sh\necho v2\n");
-        assert_eq!(kind(&initrd), Ok(Kind::Initramfs));
-        assert_eq!(kind(b""), Err(NotFirmware::Empty));
-        assert_eq!(kind(b"<html>404</html>"), Err(NotFirmware::Unknown("3c68746d6c3e3430".into())));
+        assert_eq!(kind(&initrd[..]), Ok(Kind::Initramfs));
+        assert_eq!(kind(&b""[..]), Err(NotFirmware::Empty));
+        assert_eq!(kind(&b"<html>404</html>"[..]), Err(NotFirmware::Unknown("3c68746d6c3e3430".into())));
         // Cut: the gzip stream ends early.
         assert!(matches!(kind(&initrd[..initrd.len() - 9]), Err(NotFirmware::NotInitramfs(_))));
         // gzip of something else.
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(&[b'x'; 200]).expect("gzip");
         let other = gz.finish().expect("gzip");
-        assert_eq!(kind(&other), Err(NotFirmware::NotInitramfs("no newc header at its start".into())));
+        assert_eq!(kind(&other[..]), Err(NotFirmware::NotInitramfs("no newc header at its start".into())));
     }
 
     #[test]
@@ -233,20 +220,20 @@ mod tests {
         let img = initramfs(b"v3");
         let part = dir.join(".fetch-1.part");
         std::fs::write(&part, &img).expect("part");
-        let kind = kind_of(std::fs::File::open(&part).expect("open")).expect("an initramfs");
-        assert_eq!(kind, Kind::Initramfs);
-        let stored = store_file(&dir, &part, kind).expect("stored");
+        let k = kind(std::fs::File::open(&part).expect("open")).expect("an initramfs");
+        assert_eq!(k, Kind::Initramfs);
+        let first = store(&dir, &part, k).expect("stored");
         assert!(!part.exists(), "renamed into place");
-        // The same name as the image stored from memory, and once.
+        // The same image again: the same name, kept once.
         let again = dir.join(".fetch-2.part");
         std::fs::write(&again, &img).expect("part");
-        assert_eq!(store_file(&dir, &again, kind).expect("stored"), stored);
+        assert_eq!(store(&dir, &again, k).expect("stored"), first);
         assert!(!again.exists(), "a second copy is removed");
-        assert_eq!(store(&dir, &img, kind).expect("stored"), stored);
+        assert_eq!(stored(&dir, &img, k), first);
         assert_eq!(std::fs::read_dir(&dir).expect("dir").count(), 1);
         // Short files.
-        assert_eq!(kind_of(&b"QFI"[..]), Err(NotFirmware::Unknown("514649".into())));
-        assert_eq!(kind_of(&b""[..]), Err(NotFirmware::Empty));
+        assert_eq!(kind(&b"QFI"[..]), Err(NotFirmware::Unknown("514649".into())));
+        assert_eq!(kind(&b""[..]), Err(NotFirmware::Empty));
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -255,8 +242,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("hv-fw-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let img = initramfs(b"v2");
-        let a = store(&dir, &img, Kind::Initramfs).expect("stored");
-        let b = store(&dir, &img, Kind::Initramfs).expect("stored");
+        let a = stored(&dir, &img, Kind::Initramfs);
+        let b = stored(&dir, &img, Kind::Initramfs);
         assert_eq!(a, b);
         assert!(a.display().to_string().ends_with(".initrd.img"));
         assert_eq!(Kind::of_path(&a.display().to_string()), Kind::Initramfs);

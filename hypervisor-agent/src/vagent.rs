@@ -359,10 +359,11 @@ async fn install(
     let checked = tokio::task::spawn_blocking(move || {
         let kind = std::fs::File::open(&part)
             .map_err(|e| crate::firmware::NotFirmware::Unreadable(e.to_string()))
-            .and_then(crate::firmware::kind_of);
+            .and_then(crate::firmware::kind);
         match kind {
-            Ok(kind) => crate::firmware::store_file(&dir, &part, kind)
-                .map_err(|e| (9010, format!("storing the image: {e}"), false)),
+            Ok(kind) => {
+                crate::firmware::store(&dir, &part, kind).map_err(|e| (9010, format!("storing the image: {e}"), false))
+            }
             Err(e) => {
                 let _ = std::fs::remove_file(&part);
                 Err((9018, e.to_string(), false))

@@ -464,7 +464,7 @@ impl Portal {
         let prefix = at.instance_path();
         let all = logged(self.acs.store.params(&at.device), "the gateway's current values (the page shows none)")
             .unwrap_or_default();
-        if self.model(at) == profiles::Model::Tr098 {
+        if profiles::model_in(at, &all) == profiles::Model::Tr098 {
             return profiles::tr098::from_tr098(all);
         }
         all.into_iter().filter(|p| p.name.starts_with(&prefix)).collect()

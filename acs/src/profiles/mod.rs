@@ -173,8 +173,16 @@ pub fn model_of(store: &dyn Store, at: &Location) -> Result<Model, StoreError> {
     if !at.is_device() {
         return Ok(Model::Tr181);
     }
-    let tr098 = store.params(&at.device)?.iter().any(|p| p.name.starts_with(tr098::ROOT));
-    Ok(if tr098 { Model::Tr098 } else { Model::Tr181 })
+    Ok(model_in(at, &store.params(&at.device)?))
+}
+
+/// The same, from the device's cached values already read.
+pub fn model_in(at: &Location, params: &[crate::store::CachedParam]) -> Model {
+    if at.is_device() && params.iter().any(|p| p.name.starts_with(tr098::ROOT)) {
+        Model::Tr098
+    } else {
+        Model::Tr181
+    }
 }
 
 /// What task specs that touch the gateway at `at` name: its instance (or `Device.`, or
@@ -257,7 +265,10 @@ pub fn record(
 /// The tasks that bring the vRGW at `at` to `profile`: one setParameterValues with every value,
 /// then deleteObject/addObject for static leases that differ from what the cache shows.
 pub fn tasks_for(store: &dyn Store, at: &Location, profile: &Profile) -> Result<Vec<TaskSpec>, StoreError> {
-    if model_of(store, at)? == Model::Tr098 {
+    // The device's cached values, read once: what tells a TR-098 gateway, and the static
+    // leases it has.
+    let cached = if at.is_device() || profile.static_leases.is_some() { store.params(&at.device)? } else { Vec::new() };
+    if model_in(at, &cached) == Model::Tr098 {
         return Ok(tr098_tasks(at, profile));
     }
     let base = at.device_path();
@@ -272,7 +283,7 @@ pub fn tasks_for(store: &dyn Store, at: &Location, profile: &Profile) -> Result<
             wanted.iter().map(|(mac, ip)| (mac.to_ascii_lowercase(), ip.clone())).collect();
         let table = format!("{base}{POOL}StaticAddress.");
         let mut rows: std::collections::BTreeMap<u32, (String, String)> = Default::default();
-        for p in store.params(&at.device)? {
+        for p in &cached {
             let Some(rest) = p.name.strip_prefix(&table) else { continue };
             let Some((n, field)) = rest.split_once('.') else { continue };
             let Ok(n) = n.parse::<u32>() else { continue };

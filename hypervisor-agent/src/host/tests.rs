@@ -1708,7 +1708,7 @@ fn a_virtual_device_alone_moves_cold_by_a_context_sealed_to_the_destination() {
 #[test]
 fn a_firmware_rebuilds_the_vrgw_from_it_and_keeps_its_configuration() {
     use crate::compute::Compute as _;
-    use crate::firmware::{store, testing as fw, Kind};
+    use crate::firmware::{testing as fw, Kind};
     let mut b = bed("hvfw");
     host_identity(&mut b, "h1");
     let n = virtual_instance(&mut b, "dave", 21, "vRGW");
@@ -1722,14 +1722,14 @@ fn a_firmware_rebuilds_the_vrgw_from_it_and_keeps_its_configuration() {
 
     // A disk image for this kernel template: refused with why, nothing changed.
     let dir = b.dir.join("firmware");
-    let disk = store(&dir, &fw::qcow2(3), Kind::Disk).expect("stored");
+    let disk = fw::stored(&dir, &fw::qcow2(3), Kind::Disk);
     let e = b.host.install_firmware(n, &disk).expect_err("the other kind");
     assert!(e.to_string().contains("a disk image for a template that boots a kernel"), "{e}");
     assert_eq!(b.s(&firmware), "");
     assert_eq!(xml(&b), before);
 
     // An initramfs: the domain is rebuilt to boot it with the template's kernel and runs.
-    let initrd = store(&dir, &fw::initramfs(b"v2"), Kind::Initramfs).expect("stored");
+    let initrd = fw::stored(&dir, &fw::initramfs(b"v2"), Kind::Initramfs);
     let path = initrd.display().to_string();
     b.host.install_firmware(n, &initrd).expect("installed");
     assert_eq!(b.s(&firmware), path);
