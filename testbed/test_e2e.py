@@ -51,6 +51,10 @@ def leftovers():
              if d.startswith(naming.HOST + "-")]
     if os.path.exists(naming.PKI):
         left.append(naming.PKI)
+    # Containers' roots and their controllers.
+    with open("/proc/self/mountinfo") as f:
+        left += [l.split()[4] for l in f if l.split()[4].startswith(naming.OVERLAYS)]
+    left += ["libvirt_lxc %s" % p for p in sh.run(["pgrep", "-f", "libvirt_lxc"], check=False).split()]
     for f in ["acs.pid"] + ["%s.pid" % naming.agent_name(i) for i in range(1, naming.MAX_HOSTS + 1)] + \
             ["libvirt-%s.pid" % naming.host(i) for i in range(1, naming.MAX_HOSTS + 1)]:
         if daemons.pid_alive(os.path.join(naming.RUN, f)):
@@ -64,7 +68,9 @@ class Testbed(unittest.TestCase):
         sh.need_root()
         teardown.down()
         cls.addClassCleanup(teardown.down)
-        cls.api = bringup.up(homes=2, pool=1, lease_timeout=300, hosts=2)
+        # Homes 1 and 2 on VMs, home 3 on a container (mixed: a template and a pool of each flavor on
+        # each host).
+        cls.api = bringup.up(homes=3, pool=1, lease_timeout=300, hosts=2, flavor="mixed")
         cls.inst = {k: h["instance"] for k, h in homenet.load_homes().items()}
 
     def hosts_of(self, home):
@@ -150,10 +156,12 @@ class Testbed(unittest.TestCase):
             sh.wait_for("home %d reaching the internet" % k, lambda: homenet.ping(k, naming.INET_ADDR, wait=2), 30, 0.5)
 
     def test_3_homes_cannot_reach_each_other(self):
-        a, b = homenet.read_lease(1)["ip"], homenet.read_lease(2)["ip"]
-        self.assertTrue(homenet.ping(1, "192.168.1.1"), "control: home 1 reaches its own vRGW")
-        self.assertFalse(homenet.ping(1, b, count=2), "home 1 reached home 2's address")
-        self.assertFalse(homenet.ping(2, a, count=2), "home 2 reached home 1's address")
+        ips = {k: homenet.read_lease(k)["ip"] for k in (1, 2, 3)}
+        for k in (1, 3):
+            self.assertTrue(homenet.ping(k, "192.168.1.1"), "control: home %d reaches its own vRGW" % k)
+        # VM to VM, VM to container, container to VM.
+        for a, b in ((1, 2), (2, 1), (1, 3), (3, 1)):
+            self.assertFalse(homenet.ping(a, ips[b], count=2), "home %d reached home %d's address" % (a, b))
 
     def test_4_a_pool_change_through_the_nbi_shows_in_that_homes_next_lease_only(self):
         before2 = homenet.read_lease(2)["ip"]
@@ -228,6 +236,61 @@ class Testbed(unittest.TestCase):
         self.api.set([("%s%d.RequestedState" % (INST, i), "Running")])
         sh.wait_for("home 1's vRGW answering again", lambda: homenet.ping(1, "192.168.1.1"), 30, 0.5)
         self.assertEqual(self.api.get(["%s%d.Status" % (INST, i)])["%s%d.Status" % (INST, i)], "Running")
+
+    def test_5c_a_container_vrgw_serves_its_home_as_a_vm_does(self):
+        """Home 3's vRGW is a container (its template's Flavor is Container: libvirt's LXC driver,
+        the same image's files as its root, the host's kernel), managed through the same data
+        model: its lease over Q-in-Q, a DHCP change through the NBI, suspend and resume, a live
+        migration refused with the reason, cold image-based and context-based migrations that
+        keep its settings."""
+        i = self.inst[3]
+        row = "%s%d." % (INST, i)
+        dom = self.api.get([row + "Domain"])[row + "Domain"]
+        self.assertEqual(status.domains_of(1, ("container",)).get(dom), "running")
+        self.assertNotIn(dom, status.domains_of(1, ("vm",)))
+        mac = homenet.home_mac(3)
+        lease = homenet.read_lease(3)
+        self.assertIsNotNone(lease, "home 3 has no lease")
+        self.assertEqual(lease["mac"], mac)
+        self.assertTrue(in_range(lease["ip"], "192.168.1.100", "192.168.1.199"), lease)
+        hosts = self.hosts_of(3)
+        self.assertIn(mac, hosts)
+        self.assertNotIn(homenet.home_mac(1), hosts)
+        self.assertTrue(homenet.ping(3, naming.INET_ADDR, wait=2), "home 3 reaches the internet through its NAT")
+        # A DHCP change through the NBI shows in its next lease.
+        pool = row + "Device.DHCPv4.Server.Pool.1."
+        self.api.set([(pool + "MinAddress", "192.168.1.70"), (pool + "MaxAddress", "192.168.1.79")])
+        lease = homenet.dhcp(3, timeout=60)
+        self.assertIsNotNone(lease, "home 3 got no lease after the change")
+        self.assertTrue(in_range(lease["ip"], "192.168.1.70", "192.168.1.79"), lease)
+        # Suspended (frozen) and resumed through the data model.
+        self.api.set([(row + "RequestedState", "Suspended")])
+        self.assertEqual(self.api.get([row + "Status"])[row + "Status"], "Suspended")
+        self.assertEqual(status.domains_of(1, ("container",)).get(dom), "paused")
+        self.assertFalse(homenet.ping(3, "192.168.1.1", count=3), "a suspended container answered")
+        self.api.set([(row + "RequestedState", "Running")])
+        sh.wait_for("home 3's vRGW answering again", lambda: homenet.ping(3, "192.168.1.1"), 30, 0.5)
+        # Live: refused with the reason, and it stays where it runs.
+        rec = migrate.migrate(3, 2, "live")
+        self.assertEqual(rec["status"], "failed", rec)
+        self.assertIn("cannot migrate live", rec.get("error", ""), rec)
+        self.assert_one_place(3, 1)
+        # Cold, image-based to host 2, then context-based back: the settings travel.
+        rec = migrate.migrate(3, 2, "cold-image")
+        self.assertEqual(rec["status"], "completed", rec)
+        n2 = self.assert_one_place(3, 2)
+        moved = "%s%d.Device.DHCPv4.Server.Pool.1." % (INST, n2)
+        on2 = nbi.Nbi(self.api.base, self.api.token, naming.device(2))
+        self.assertEqual(on2.get([moved + "MaxAddress"])[moved + "MaxAddress"], "192.168.1.79")
+        self.assertTrue(in_range(homenet.read_lease(3)["ip"], "192.168.1.70", "192.168.1.79"))
+        rec = migrate.migrate(3, 1, "cold-context")
+        self.assertEqual(rec["status"], "completed", rec)
+        n1 = self.assert_one_place(3, 1)
+        self.assertTrue(in_range(homenet.read_lease(3)["ip"], "192.168.1.70", "192.168.1.79"))
+        back = "%s%d." % (INST, n1)
+        dom = self.api.get([back + "Domain"])[back + "Domain"]
+        self.assertEqual(status.domains_of(1, ("container",)).get(dom), "running")
+        self.inst[3] = n1
 
     def test_6_a_subscriber_changes_pool_and_ssid_on_the_web_form(self):
         # Playwright (npm) drives Debian's Chromium through the form; then the change is checked
@@ -435,8 +498,8 @@ class Testbed(unittest.TestCase):
                         rows.append((r["Subscriber"], i, n))
             return sorted(rows)
         before = subscribers()
-        self.assertEqual([sub for sub, _, _ in before], ["home-1", "home-2"], before)
-        bringup.up(homes=2, pool=1, lease_timeout=120)
+        self.assertEqual([sub for sub, _, _ in before], ["home-1", "home-2", "home-3"], before)
+        bringup.up(homes=3, pool=1, lease_timeout=120, flavor="mixed")
         self.assertEqual(subscribers(), before, "a second up provisioned or moved a home again")
 
     def test_9_down_removes_everything_also_after_a_partial_up(self):

@@ -366,7 +366,7 @@ O	Device.X_VRGW-ORG_Virtualization.Template.{i}.	w	min=0	max=unbounded	entries=T
 P	Alias	w1	string	dt=Alias	size=..64
 P	Name	w	string	size=0..64	default=
 P	Image	w	string	size=..1024	default=
-P	Flavor	w	string	enum=VM|Native	default=VM
+P	Flavor	w	string	enum=VM|Container	default=VM
 P	MemoryKiB	w	unsignedInt	range=16384..16777216	default=98304
 P	ManagementMode	w	string	enum=Embedded|Virtual|Both	default=Embedded
 P	ProductClass	w	string	size=1..64	default=vRGW

@@ -536,21 +536,21 @@ pub enum Flavor {
     #[default]
     #[serde(rename = "VM")]
     Vm,
-    /// `Native`.
-    Native,
+    /// `Container`.
+    Container,
 }
 
 impl Flavor {
     /// The parameter's path template.
     pub const PARAMETER: &'static str = "Device.X_VRGW-ORG_Virtualization.Template.{i}.Flavor";
     /// Every value, in the XML's order.
-    pub const ALL: [Flavor; 2] = [Flavor::Vm, Flavor::Native];
+    pub const ALL: [Flavor; 2] = [Flavor::Vm, Flavor::Container];
 
     /// The value as the data model spells it.
     pub const fn as_str(self) -> &'static str {
         match self {
             Flavor::Vm => "VM",
-            Flavor::Native => "Native",
+            Flavor::Container => "Container",
         }
     }
 }
@@ -561,8 +561,8 @@ impl FromStr for Flavor {
     fn from_str(s: &str) -> Result<Flavor, UnknownValue> {
         match s {
             "VM" => Ok(Flavor::Vm),
-            "Native" => Ok(Flavor::Native),
-            _ => Err(UnknownValue { parameter: Self::PARAMETER, expected: "VM, Native", value: s.to_string() }),
+            "Container" => Ok(Flavor::Container),
+            _ => Err(UnknownValue { parameter: Self::PARAMETER, expected: "VM, Container", value: s.to_string() }),
         }
     }
 }

@@ -30,6 +30,9 @@ pub enum ComputeError {
     /// What libvirt said.
     #[error("libvirt: {0}")]
     Libvirt(String),
+    /// A container domain on a host whose agent has no LXC connection.
+    #[error("this host runs no containers: the agent has no LXC connection (its `lxc` setting)")]
+    NoContainers,
     /// libvirt did not answer a call within its deadline; calls fail at once until it answers.
     #[error(
         "libvirt at {uri} is not answering (for {secs} s); host operations that need it are refused until it answers"
@@ -590,6 +593,206 @@ impl Compute for Libvirt {
     }
 }
 
+/// Each domain on the libvirt connection of its flavor: VMs on one (QEMU), containers on
+/// another (LXC), the host's code unaware of it. A domain is defined where its spec's boot says
+/// ([`Boot::Container`](crate::domain::Boot::Container) or not); calls by name go to the connection that holds it (remembered
+/// from definitions and [`Compute::owned`], else asked, the containers' connection first);
+/// `owned` is both connections' domains. With no containers' connection every call goes to
+/// the VMs' and a container spec is refused ([`ComputeError::NoContainers`]). Both may be one
+/// connection (libvirt's test driver serves both kinds of domain in tests).
+pub struct Routed {
+    vms: Arc<dyn Compute>,
+    containers: Option<Arc<dyn Compute>>,
+    /// Whether each domain seen is a container.
+    known: Mutex<std::collections::HashMap<String, bool>>,
+}
+
+impl std::fmt::Debug for Routed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Routed").field("containers", &self.containers.is_some()).finish()
+    }
+}
+
+impl Routed {
+    /// VMs on `vms`, containers on `containers` (none: this host runs no containers).
+    pub fn new(vms: Arc<dyn Compute>, containers: Option<Arc<dyn Compute>>) -> Routed {
+        Routed { vms, containers, known: Default::default() }
+    }
+
+    fn remember(&self, name: &str, container: bool) {
+        self.known.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), container);
+    }
+
+    fn forget(&self, name: &str) {
+        self.known.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
+    }
+
+    /// The connection that holds domain `name` (the VMs' when neither does).
+    fn of(&self, name: &str) -> Result<&dyn Compute> {
+        let Some(ct) = &self.containers else { return Ok(&*self.vms) };
+        let known = self.known.lock().unwrap_or_else(|e| e.into_inner()).get(name).copied();
+        let container = match known {
+            Some(c) => c,
+            None => {
+                let c = ct.state(name)?.is_some();
+                if c || self.vms.state(name)?.is_some() {
+                    self.remember(name, c);
+                }
+                c
+            }
+        };
+        Ok(if container { &**ct } else { &*self.vms })
+    }
+}
+
+impl Routed {
+    /// A frozen container's processes stop, not its network namespace: the kernel there still
+    /// answers pings and forwards its home's traffic (NAT). So while a container is suspended
+    /// the host ends of its NICs are down, and it serves nothing, as a paused VM does. Nothing
+    /// to do for a VM, or for an interface that is not on this host (libvirt's test driver).
+    fn container_links(&self, c: &dyn Compute, name: &str, up: bool) -> Result<()> {
+        if self.containers.is_none() {
+            return Ok(());
+        }
+        let Some(xml) = c.xml(name, false)? else { return Err(ComputeError::NoDomain(name.to_string())) };
+        if !is_container_xml(&xml) {
+            return Ok(());
+        }
+        for dev in target_devs(&xml) {
+            if !std::path::Path::new("/sys/class/net").join(&dev).exists() {
+                continue;
+            }
+            let out = std::process::Command::new("ip")
+                .args(["link", "set", "dev", &dev, if up { "up" } else { "down" }])
+                .output()
+                .map_err(|e| ComputeError::Libvirt(format!("ip link set {dev}: {e}")))?;
+            if !out.status.success() {
+                return Err(ComputeError::Libvirt(format!(
+                    "ip link set {dev} {}: {}",
+                    if up { "up" } else { "down" },
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether a domain XML (libvirt's) is a container's: an init to run, no machine to boot.
+fn is_container_xml(xml: &str) -> bool {
+    xml.contains(">exe</type>")
+}
+
+/// The `<target dev='...'/>` of every interface of a live domain XML.
+fn target_devs(xml: &str) -> Vec<String> {
+    interfaces(xml).filter_map(target_of).collect()
+}
+
+/// The text of each `<interface>` element of a domain XML.
+fn interfaces(xml: &str) -> impl Iterator<Item = &str> {
+    xml.split("<interface").skip(1).filter_map(|iface| iface.find("</interface>").map(|end| &iface[..end]))
+}
+
+/// The `<target dev='...'/>` in an interface's text.
+fn target_of(iface: &str) -> Option<String> {
+    let at = iface.find("<target dev=")? + "<target dev=".len();
+    let q = iface[at..].chars().next()?;
+    let rest = &iface[at + 1..];
+    Some(rest[..rest.find(q)?].to_string())
+}
+
+/// The LXC driver of the libvirtd a `qemu…` URI names (`qemu+tls://h/system` is
+/// `lxc+tls://h/system`): where a migration peer keeps its containers.
+pub fn lxc_uri_of(uri: &str) -> Option<String> {
+    uri.strip_prefix("qemu").map(|rest| format!("lxc{rest}"))
+}
+
+impl Compute for Routed {
+    fn define(&self, spec: &DomainSpec) -> Result<()> {
+        let container = matches!(spec.boot, crate::domain::Boot::Container { .. });
+        let target = match (container, &self.containers) {
+            (true, None) => return Err(ComputeError::NoContainers),
+            (true, Some(ct)) => &**ct,
+            (false, _) => &*self.vms,
+        };
+        target.define(spec)?;
+        self.remember(&spec.name, container);
+        Ok(())
+    }
+    fn start(&self, name: &str) -> Result<()> {
+        self.of(name)?.start(name)
+    }
+    fn suspend(&self, name: &str) -> Result<()> {
+        let c = self.of(name)?;
+        c.suspend(name)?;
+        self.container_links(c, name, false)
+    }
+    fn resume(&self, name: &str) -> Result<()> {
+        let c = self.of(name)?;
+        self.container_links(c, name, true)?;
+        c.resume(name)
+    }
+    fn stop(&self, name: &str) -> Result<()> {
+        self.of(name)?.stop(name)
+    }
+    fn undefine(&self, name: &str) -> Result<()> {
+        self.of(name)?.undefine(name)?;
+        self.forget(name);
+        Ok(())
+    }
+    fn state(&self, name: &str) -> Result<Option<DomState>> {
+        self.of(name)?.state(name)
+    }
+    fn stats(&self, name: &str) -> Result<Stats> {
+        self.of(name)?.stats(name)
+    }
+    fn owned(&self, agent: &str) -> Result<Vec<OwnedDomain>> {
+        let mut all = self.vms.owned(agent)?;
+        let Some(ct) = &self.containers else { return Ok(all) };
+        if Arc::ptr_eq(ct, &self.vms) {
+            return Ok(all);
+        }
+        for d in &all {
+            self.remember(&d.name, false);
+        }
+        let containers = ct.owned(agent)?;
+        for d in &containers {
+            self.remember(&d.name, true);
+        }
+        all.extend(containers);
+        all.sort_by_key(|d| d.owner.slot);
+        Ok(all)
+    }
+    fn port_of(&self, name: &str, mac: &str) -> Result<Option<String>> {
+        self.of(name)?.port_of(name, mac)
+    }
+    fn xml(&self, name: &str, inactive: bool) -> Result<Option<String>> {
+        self.of(name)?.xml(name, inactive)
+    }
+    fn peer_xml(&self, uri: &str, name: &str, inactive: bool) -> Result<Option<String>> {
+        match self.vms.peer_xml(uri, name, inactive)? {
+            Some(x) => Ok(Some(x)),
+            None => match (&self.containers, lxc_uri_of(uri)) {
+                (Some(ct), Some(lxc)) => ct.peer_xml(&lxc, name, inactive),
+                _ => Ok(None),
+            },
+        }
+    }
+    fn migrate_live(&self, name: &str, uri: &str, migrate_uri: &str, dest_xml: &str) -> Result<LiveMigration> {
+        self.of(name)?.migrate_live(name, uri, migrate_uri, dest_xml)
+    }
+    fn job_progress(&self, name: &str) -> Result<Option<u32>> {
+        self.of(name)?.job_progress(name)
+    }
+    fn answering(&self) -> Result<()> {
+        self.vms.answering()?;
+        match &self.containers {
+            Some(ct) => ct.answering(),
+            None => Ok(()),
+        }
+    }
+}
+
 fn xml_flags(inactive: bool) -> u32 {
     let mut f = virt::sys::VIR_DOMAIN_XML_SECURE | virt::sys::VIR_DOMAIN_XML_MIGRATABLE;
     if inactive {
@@ -692,17 +895,9 @@ fn parse_rawstats(text: &str) -> LiveMigration {
 
 /// In a live domain XML, the `<target dev='...'/>` of the interface whose MAC is `mac`.
 fn target_dev_for_mac(xml: &str, mac: &str) -> Option<String> {
-    xml.split("<interface").skip(1).find_map(|iface| {
-        let iface = &iface[..iface.find("</interface>")?];
-        let has_mac = iface.contains(&format!("address='{mac}'")) || iface.contains(&format!("address=\"{mac}\""));
-        if !has_mac {
-            return None;
-        }
-        let at = iface.find("<target dev=")? + "<target dev=".len();
-        let q = iface[at..].chars().next()?;
-        let rest = &iface[at + 1..];
-        Some(rest[..rest.find(q)?].to_string())
-    })
+    interfaces(xml)
+        .find(|iface| iface.contains(&format!("address='{mac}'")) || iface.contains(&format!("address=\"{mac}\"")))
+        .and_then(target_of)
 }
 
 #[cfg(test)]
@@ -840,11 +1035,58 @@ mod tests {
     }
 
     #[test]
+    fn routed_sends_each_domain_to_the_connection_of_its_flavor() {
+        // Two hypervisors that share nothing: libvirt's test driver from a file of our own.
+        let node = std::env::temp_dir().join(format!("routed-node-{}.xml", std::process::id()));
+        std::fs::write(&node, "<node/>").expect("node file");
+        let uri = |_: ()| format!("test://{}", node.display());
+        let vms: Arc<dyn Compute> = Arc::new(Libvirt::open(&uri(())).expect("vms"));
+        let cts: Arc<dyn Compute> = Arc::new(Libvirt::open(&uri(())).expect("containers"));
+        let agent = "compute-routed";
+        let vm = spec(agent, 1);
+        let mut ct = spec(agent, 2);
+        ct.boot = Boot::Container { root: "/nonexistent/root".into() };
+        // No containers' connection: a container is refused, a VM defined.
+        let alone = Routed::new(vms.clone(), None);
+        assert_eq!(alone.define(&ct), Err(ComputeError::NoContainers));
+        assert_eq!(alone.state(&ct.name).expect("state"), None, "nothing defined anywhere");
+        let routed = Routed::new(vms.clone(), Some(cts.clone()));
+        routed.define(&vm).expect("vm");
+        routed.define(&ct).expect("container");
+        assert_eq!(vms.state(&vm.name).expect("state"), Some(DomState::ShutOff));
+        assert_eq!(vms.state(&ct.name).expect("state"), None, "the container is not on the VMs' connection");
+        assert_eq!(cts.state(&ct.name).expect("state"), Some(DomState::ShutOff));
+        // By name, each to its own, also for a router that has not seen them defined (a restart).
+        let fresh = Routed::new(vms.clone(), Some(cts.clone()));
+        fresh.start(&ct.name).expect("start the container");
+        fresh.start(&vm.name).expect("start the vm");
+        fresh.suspend(&ct.name).expect("freeze");
+        assert_eq!(cts.state(&ct.name).expect("state"), Some(DomState::Paused));
+        assert_eq!(vms.state(&vm.name).expect("state"), Some(DomState::Running));
+        let owned: Vec<(String, DomState)> =
+            fresh.owned(agent).expect("owned").into_iter().map(|d| (d.name, d.state)).collect();
+        assert_eq!(owned, vec![(vm.name.clone(), DomState::Running), (ct.name.clone(), DomState::Paused)]);
+        assert!(fresh.xml(&ct.name, true).expect("xml").expect("defined").contains(">exe</type>"));
+        fresh.undefine(&ct.name).expect("undefine");
+        assert_eq!(cts.state(&ct.name).expect("state"), None);
+        assert_eq!(fresh.state(&ct.name).expect("state"), None, "gone from both");
+        fresh.undefine(&vm.name).expect("undefine");
+        let _ = std::fs::remove_file(&node);
+        assert_eq!(
+            lxc_uri_of("qemu+tls://10.98.0.1/system?pkipath=/p").as_deref(),
+            Some("lxc+tls://10.98.0.1/system?pkipath=/p")
+        );
+        assert_eq!(lxc_uri_of("test:///default"), None);
+    }
+
+    #[test]
     fn finds_the_switch_port_by_mac() {
         let xml = "<domain><devices><interface type='bridge'><mac address='02:00:00:00:01:00'/>\
                    <target dev='vnet4'/></interface><interface type='bridge'>\
                    <mac address='02:00:00:00:01:01'/><target dev='vnet5'/></interface></devices></domain>";
         assert_eq!(target_dev_for_mac(xml, "02:00:00:00:01:01").as_deref(), Some("vnet5"));
         assert_eq!(target_dev_for_mac(xml, "02:00:00:00:01:09"), None);
+        assert_eq!(target_devs(xml), vec!["vnet4".to_string(), "vnet5".to_string()]);
+        assert!(!is_container_xml(xml));
     }
 }

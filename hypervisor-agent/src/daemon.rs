@@ -15,7 +15,7 @@ use serde::Deserialize;
 use tokio::net::TcpListener;
 
 use crate::agent::{Agent, AgentConfig};
-use crate::compute::{Deadlines, Libvirt};
+use crate::compute::{Compute, Deadlines, Libvirt, Routed};
 use crate::host::{Host, HostConfig};
 use crate::state::State;
 use crate::vlan::linux::Linux;
@@ -99,6 +99,11 @@ pub struct Config {
     pub libvirt: String,
     /// Domain type of the vRGWs (`qemu`, `kvm`; `test` on the test driver).
     pub domain_type: String,
+    /// libvirt URI of the LXC driver container vRGWs (templates of `Flavor` `Container`) run
+    /// on: `lxc:///system`, or the same libvirtd as `libvirt` over the network
+    /// (`lxc+tls://HOST/system`); the same URI as `libvirt` on the test driver. None (the
+    /// default): this host runs no containers.
+    pub lxc: Option<String>,
     /// `ovs` (Open vSwitch) or `linux` (rtnetlink).
     pub vlan_backend: String,
     /// Prefix of the Open vSwitch bridges.
@@ -186,6 +191,7 @@ impl Default for Config {
             product_class: "vRGW-Host".into(),
             libvirt: "qemu:///system".into(),
             domain_type: "qemu".into(),
+            lxc: None,
             vlan_backend: "ovs".into(),
             ovs_prefix: "vrgw".into(),
             linux_prefix: "vr".into(),
@@ -255,6 +261,9 @@ impl Config {
         if let Some(o) = &self.secret_file_owner {
             owner(o)?;
         }
+        if let Some(u) = self.lxc.as_deref().filter(|u| !u.contains("://")) {
+            return bad(format!("lxc: {u:?} is not a libvirt URI"));
+        }
         if let Some(p) = self.migration_peers.iter().find(|p| !p.contains("://")) {
             return bad(format!("migration_peers: {p:?} is not a libvirt URI"));
         }
@@ -271,6 +280,11 @@ impl Config {
         Ok(HostConfig {
             agent_id: self.agent_id.clone(),
             domain_type: self.domain_type.clone(),
+            container_type: self
+                .lxc
+                .as_deref()
+                .filter(|u| !u.is_empty())
+                .map(|u| if u.starts_with("test:") || u.starts_with("test+") { "test" } else { "lxc" }.to_string()),
             mgmt_bridge: self.mgmt_bridge.clone(),
             mgmt_base,
             mgmt_prefix,
@@ -400,10 +414,21 @@ pub async fn run_with(
         tokio::task::spawn_blocking(move || -> Result<Host, Error> {
             let open = |what: String| move |e: String| Error::Open { what, reason: e };
             let state = State::open(&c.db).map_err(|e| open(format!("state {}", c.db.display()))(e.to_string()))?;
-            let compute = Arc::new(
-                Libvirt::open_with(&c.libvirt, Deadlines::with_change(Duration::from_secs(c.libvirt_timeout_seconds)))
+            let deadlines = Deadlines::with_change(Duration::from_secs(c.libvirt_timeout_seconds));
+            let vms: Arc<dyn Compute> = Arc::new(
+                Libvirt::open_with(&c.libvirt, deadlines)
                     .map_err(|e| open(format!("libvirt {}", c.libvirt))(e.to_string()))?,
             );
+            // Containers on the LXC driver; the same connection when it is the same URI (the
+            // test driver serves both kinds of domain).
+            let containers: Option<Arc<dyn Compute>> = match c.lxc.as_deref().filter(|u| !u.is_empty()) {
+                None => None,
+                Some(u) if u == c.libvirt => Some(vms.clone()),
+                Some(u) => Some(Arc::new(
+                    Libvirt::open_with(u, deadlines).map_err(|e| open(format!("libvirt {u}"))(e.to_string()))?,
+                )),
+            };
+            let compute = Arc::new(Routed::new(vms, containers));
             let vlan: Arc<dyn VlanBackend> = match (c.vlan_backend.as_str(), &c.trunk_uplink) {
                 ("linux", Some(up)) => Arc::new(
                     Linux::new(&c.linux_prefix, up, rt.clone())

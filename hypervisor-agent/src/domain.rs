@@ -42,7 +42,21 @@ pub enum Boot {
         /// The overlay's path.
         overlay: String,
     },
+    /// A container (libvirt's LXC driver): the host's kernel, namespaces and cgroups of its own.
+    Container {
+        /// The directory served as its root: an overlay of the template's shared root file
+        /// system with a writable layer of the instance's own (`crate::rootfs`).
+        root: String,
+    },
 }
+
+/// The program a container vRGW starts as its init (in the guest image: it sets the container
+/// up as the VM's `/etc/rc.sh` does a VM, then runs busybox's init).
+pub const CONTAINER_INIT: &str = "/sbin/vrgw-container-init";
+
+/// Where a container vRGW finds its proxy's secret: a read-only bind mount of the secret file
+/// the agent wrote (owner-only, root's in the container as on the host).
+pub const CONTAINER_SECRET: &str = "/.vrgw-secret";
 
 /// One NIC.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -421,7 +435,7 @@ fn esc(s: &str) -> String {
     out
 }
 
-fn nic(out: &mut String, n: &Nic) {
+fn nic(out: &mut String, n: &Nic, guest: Option<&str>) {
     let _ = write!(out, "<interface type='bridge'><source bridge='{}'/>", esc(&n.bridge));
     if n.openvswitch {
         out.push_str("<virtualport type='openvswitch'/>");
@@ -435,37 +449,27 @@ fn nic(out: &mut String, n: &Nic) {
     if let Some(t) = &n.target {
         let _ = write!(out, "<target dev='{}'/>", esc(t));
     }
-    out.push_str("<model type='virtio'/><driver><host csum='off'/><guest csum='off'/></driver></interface>");
+    match guest {
+        // A container's NIC is a veth pair: the name inside is given, and checksums are the
+        // container's to switch off (the vRGW's init does: see testbed/guest/container-init).
+        Some(g) => {
+            let _ = write!(out, "<guest dev='{}'/></interface>", esc(g));
+        }
+        None => {
+            out.push_str("<model type='virtio'/><driver><host csum='off'/><guest csum='off'/></driver></interface>")
+        }
+    }
 }
 
 impl DomainSpec {
     /// The domain XML.
     pub fn to_xml(&self) -> String {
-        let mut x = String::with_capacity(2048);
-        let _ = write!(
-            x,
-            "<domain type='{}'><name>{}</name><memory unit='KiB'>{}</memory><vcpu>{}</vcpu>",
-            esc(&self.kind),
-            esc(&self.name),
-            self.memory_kib,
-            self.vcpus
-        );
-        if let Some(u) = &self.uuid {
-            let _ = write!(x, "<uuid>{}</uuid>", esc(u));
+        if let Boot::Container { root } = &self.boot {
+            return self.container_xml(root);
         }
-        let profile = self.profile.as_deref().map(|p| format!(" profile='{}'", hex(p))).unwrap_or_default();
-        let _ = write!(
-            x,
-            "<metadata><vrgw:owner xmlns:vrgw='{META_NS}' agent='{}' slot='{}' secret='{}'{profile}/></metadata>",
-            esc(&self.owner.agent),
-            self.owner.slot,
-            esc(&self.secret)
-        );
-        let _ = write!(
-            x,
-            "<sysinfo type='smbios'><oemStrings><entry>vrgw.mgmt={}</entry></oemStrings></sysinfo>",
-            esc(&self.mgmt_address)
-        );
+        let mut x = String::with_capacity(2048);
+        self.head_xml(&mut x);
+        self.identity_xml(&mut x);
         let _ = write!(
             x,
             "<sysinfo type='fwcfg'><entry name='{SECRET_FW_CFG}' file='{}'/></sysinfo>",
@@ -500,15 +504,79 @@ impl DomainSpec {
                 esc(overlay)
             );
         }
-        nic(&mut x, &self.mgmt);
-        nic(&mut x, &self.lan);
-        nic(&mut x, &self.wan);
+        nic(&mut x, &self.mgmt, None);
+        nic(&mut x, &self.lan, None);
+        nic(&mut x, &self.wan, None);
         match &self.console_log {
             Some(f) => {
                 let _ = write!(x, "<serial type='pty'><log file='{}' append='off'/></serial>", esc(f));
             }
             None => x.push_str("<serial type='pty'/>"),
         }
+        x.push_str("<console type='pty'/></devices></domain>");
+        x
+    }
+}
+
+impl DomainSpec {
+    /// What every domain starts with: type, name, memory, CPUs, UUID and the ownership mark.
+    fn head_xml(&self, x: &mut String) {
+        let _ = write!(
+            x,
+            "<domain type='{}'><name>{}</name><memory unit='KiB'>{}</memory><vcpu>{}</vcpu>",
+            esc(&self.kind),
+            esc(&self.name),
+            self.memory_kib,
+            self.vcpus
+        );
+        if let Some(u) = &self.uuid {
+            let _ = write!(x, "<uuid>{}</uuid>", esc(u));
+        }
+        let profile = self.profile.as_deref().map(|p| format!(" profile='{}'", hex(p))).unwrap_or_default();
+        let _ = write!(
+            x,
+            "<metadata><vrgw:owner xmlns:vrgw='{META_NS}' agent='{}' slot='{}' secret='{}'{profile}/></metadata>",
+            esc(&self.owner.agent),
+            self.owner.slot,
+            esc(&self.secret)
+        );
+    }
+
+    /// The management address as an SMBIOS OEM string: where [`identity_of`] reads it back
+    /// (libvirt keeps it for a container too, which has no firmware to show it).
+    fn identity_xml(&self, x: &mut String) {
+        let _ = write!(
+            x,
+            "<sysinfo type='smbios'><oemStrings><entry>vrgw.mgmt={}</entry></oemStrings></sysinfo>",
+            esc(&self.mgmt_address)
+        );
+    }
+
+    /// A container's domain XML (libvirt LXC): its root file system, its init with the
+    /// management address in its environment (public, as a VM's kernel command line is), the
+    /// secret file bound read-only, the same three NICs named inside as the VM's init names
+    /// them, CPU shares by its VCPUs (its memory is its cgroup's limit).
+    fn container_xml(&self, root: &str) -> String {
+        let mut x = String::with_capacity(2048);
+        self.head_xml(&mut x);
+        self.identity_xml(&mut x);
+        let _ = write!(
+            x,
+            "<os><type>exe</type><init>{CONTAINER_INIT}</init><initenv name='VRGW_MGMT'>{}</initenv></os>",
+            esc(&self.mgmt_address)
+        );
+        let _ = write!(x, "<cputune><shares>{}</shares></cputune>", 1024 * u64::from(self.vcpus.max(1)));
+        x.push_str("<on_poweroff>destroy</on_poweroff><on_reboot>restart</on_reboot><on_crash>destroy</on_crash>");
+        let _ =
+            write!(x, "<devices><filesystem type='mount'><source dir='{}'/><target dir='/'/></filesystem>", esc(root));
+        let _ = write!(
+            x,
+            "<filesystem type='mount'><source dir='{}'/><target dir='{CONTAINER_SECRET}'/><readonly/></filesystem>",
+            esc(&self.secret_file)
+        );
+        nic(&mut x, &self.mgmt, Some("mgmt"));
+        nic(&mut x, &self.lan, Some("lan"));
+        nic(&mut x, &self.wan, Some("wan"));
         x.push_str("<console type='pty'/></devices></domain>");
         x
     }
@@ -664,6 +732,38 @@ mod tests {
         disk.boot = Boot::Disk { overlay: "/var/lib/vrgw/overlays/4.qcow2".into() };
         let x = disk.to_xml();
         assert!(x.contains("<source file='/var/lib/vrgw/overlays/4.qcow2'/>") && !x.contains("<kernel>"));
+    }
+
+    #[test]
+    fn a_container_gets_its_root_its_secret_file_and_its_address_not_a_kernel() {
+        let mut s = spec(5);
+        s.kind = "lxc".into();
+        s.uuid = Some("6f1c7a52-3c1e-4b3a-9d7e-2f5b8c9a0d15".into());
+        s.boot = Boot::Container { root: "/var/lib/vrgw/overlays/vrgw-5/root".into() };
+        let x = s.to_xml();
+        for needle in [
+            "<domain type='lxc'>",
+            "<os><type>exe</type><init>/sbin/vrgw-container-init</init><initenv name='VRGW_MGMT'>10.99.0.5/24</initenv></os>",
+            "<filesystem type='mount'><source dir='/var/lib/vrgw/overlays/vrgw-5/root'/><target dir='/'/></filesystem>",
+            "<source dir='/var/lib/vrgw/secrets/vrgw-5'/><target dir='/.vrgw-secret'/><readonly/>",
+            "<vlan><tag id='7'/></vlan><mac address='02:01:00:00:05:01'/><target dev='vrgwl-5'/><guest dev='lan'/></interface>",
+            "<guest dev='mgmt'/>",
+            "<guest dev='wan'/>",
+            "<cputune><shares>1024</shares></cputune>",
+            "<entry>vrgw.mgmt=10.99.0.5/24</entry>",
+        ] {
+            assert!(x.contains(needle), "{needle} missing from {x}");
+        }
+        for absent in ["<kernel>", "fwcfg", "<model type='virtio'/>", "<serial", "tb-cache"] {
+            assert!(!x.contains(absent), "{absent} in a container's XML: {x}");
+        }
+        // The secret itself rides in the mark only, as for a VM; the identity reads back the same.
+        assert_eq!(x.matches("00112233445566778899aabbccddeeff").count(), 1, "{x}");
+        let id = identity_of(&x).expect("a vRGW");
+        assert_eq!((id.mgmt_address.as_str(), id.macs.len()), ("10.99.0.5/24", 3));
+        let mut hostile = s.clone();
+        hostile.boot = Boot::Container { root: "/a'/><target dir='/etc".into() };
+        assert!(hostile.to_xml().contains("<source dir='/a&apos;/&gt;&lt;target dir=&apos;/etc'/>"));
     }
 
     #[test]

@@ -10,7 +10,9 @@
 //! agent's SQLite store; [`domain`] writes and reads libvirt domain XML; [`secrets`] makes the
 //! files that hold secrets owner-only; [`vdevice`] is a vRGW's data model as a CWMP device of its
 //! own (TR-069 Annex J.2) and [`vagent`] runs each as a CWMP device toward the ACS; [`session`]
-//! is the session loop both the host and its virtual devices use.
+//! is the session loop both the host and its virtual devices use; [`rootfs`] composes a container
+//! vRGW's root file system, and [`compute::Routed`] sends each domain to the libvirt driver of
+//! its flavor (QEMU for VMs, LXC for containers).
 
 pub mod agent;
 pub mod compute;
@@ -20,6 +22,7 @@ pub mod firmware;
 pub mod host;
 pub mod metrics;
 pub mod proxy;
+pub mod rootfs;
 pub mod seal;
 pub mod secrets;
 pub mod session;

@@ -5,14 +5,17 @@ import os
 import time
 
 from . import daemons, homenet, image, plumbing, provisioning, services, sh
-from .naming import HOSTS_FILE, MAX_HOSTS, RUN, SVLAN, TRUNK_MTU, cvlan, home_ns, hosts_up, uplink_of
+from .naming import FLAVORS, HOSTS_FILE, MAX_HOSTS, RUN, SVLAN, TRUNK_MTU, cvlan, home_ns, hosts_up, uplink_of
 
 
-def up(homes=3, pool=2, lease_timeout=240, uplink=None, hosts=1):
+def up(homes=3, pool=2, lease_timeout=240, uplink=None, hosts=1, flavor="vm"):
     """Everything, in order; with a real trunk NIC (`uplink`), no emulated access node or homes:
     the subscribers are provisioned and real homes behind the real access node lease. With
     `hosts` > 1, more virtualization hosts (each a libvirtd and an agent of its own, a trunk to
-    the same access node) with the same template and a pool each; the homes start on host 1."""
+    the same access node) with the same templates and a pool of each; the homes start on host 1.
+    `flavor`: the homes' vRGWs are VMs, containers, or both (`mixed`: naming.flavor_of)."""
+    if flavor not in FLAVORS:
+        raise sh.Failed("--flavor is one of " + ", ".join(FLAVORS))
     sh.need_root()
     if not 1 <= hosts <= MAX_HOSTS:
         raise sh.Failed("--hosts is 1 to %d" % MAX_HOSTS)
@@ -34,13 +37,13 @@ def up(homes=3, pool=2, lease_timeout=240, uplink=None, hosts=1):
     api = daemons.stack_up(uplink, hosts)
     sh.say("step 6/6: subscribers through the NBI, homes, leases")
     moved = {sub: (i, n) for sub, (i, n, _) in provisioning.where(api).items() if i != 1}
-    instances = provisioning.provision(api, img, homes, pool, moved)
+    instances = provisioning.provision(api, img, homes, pool, moved, flavor=flavor)
     for sub, (i, n) in moved.items():
         if sub.startswith("home-") and sub[5:].isdigit():
             instances[int(sub[5:])] = n
     for i in range(2, hosts + 1):
         # Their pools keep the size they were given (a re-run for host 1's pool leaves them).
-        provisioning.provision(daemons.agent_up(i), img, 0, pool, resize=False)
+        provisioning.provision(daemons.agent_up(i), img, 0, pool, resize=False, flavor=flavor)
     known = homenet.load_homes()
     for k in range(1, homes + 1):
         if not uplink:

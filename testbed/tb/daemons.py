@@ -11,8 +11,8 @@ import time
 
 from . import nbi, sh
 from .naming import (
-    CR_PORT, CWMP_PORT, MAX_HOSTS, MGMT_BRIDGE, NBI_PORT, PORTAL_PORT, RUN, WAN_BRIDGE, agent_name, device, host,
-    host_uri, mgmt_network, uplink_of)
+    CR_PORT, CWMP_PORT, MAX_HOSTS, MGMT_BRIDGE, NBI_PORT, OVERLAYS, PORTAL_PORT, RUN, WAN_BRIDGE, agent_name, device, host,
+    host_uri, lxc_uri, mgmt_network, uplink_of)
 
 
 def pid_alive(pidfile):
@@ -173,6 +173,8 @@ def agent_up(i, agent_bin=None, uplink_if=None):
         'db = "%s"' % os.path.join(RUN, name + ".db"),
         'agent_id = "%s"' % host(i),
         'libvirt = "%s"' % host_uri(i),
+        # Container vRGWs on the same libvirtd's LXC driver.
+        'lxc = "%s"' % lxc_uri(i),
         'migration_uri = "%s"' % host_uri(i),
         # QEMU runs as libvirt-qemu and libvirt does not chown (dynamic_ownership = 0): the
         # fw_cfg file that carries each vRGW's proxy secret is given to that user (still 0600).
@@ -189,7 +191,7 @@ def agent_up(i, agent_bin=None, uplink_if=None):
         'mgmt_bridge = "%s"' % MGMT_BRIDGE,
         'mgmt_network = "%s"' % mgmt_network(i),
         'wan_bridge = "%s"' % WAN_BRIDGE,
-        'overlay_dir = "%s"' % os.path.join(sh.STATE, "overlays", host(i)),
+        'overlay_dir = "%s"' % os.path.join(OVERLAYS, host(i)),
         'download_dir = "%s"' % os.path.join(RUN, "downloads-" + host(i)),
         # Firmware downloaded to virtual devices: where QEMU's user can read it, as the images.
         'firmware_dir = "%s"' % os.path.join(sh.STATE, "firmware", host(i)),

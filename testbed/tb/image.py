@@ -27,7 +27,8 @@ KERNEL_META = "linux-image-amd64"
 # only), virtio networking, then nftables with NAT and conntrack.
 MODULES = ["qemu_fw_cfg", "virtio_net", "virtio_pci", "nf_tables", "nft_chain_nat", "nft_masq", "nft_nat", "nft_ct",
            "nft_reject_inet", "nf_conntrack"]
-PROGRAMS = {"/usr/sbin/dnsmasq": "dnsmasq-base", "/usr/sbin/nft": "nftables"}
+# ethtool: a container vRGW turns transmit checksum offload off on its veth NICs (container-init).
+PROGRAMS = {"/usr/sbin/dnsmasq": "dnsmasq-base", "/usr/sbin/nft": "nftables", "/sbin/ethtool": "ethtool"}
 GUEST = os.path.join(sh.REPO, "testbed", "guest")
 LIBDIRS = ["lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "lib64", "lib", "usr/lib"]
 
@@ -118,6 +119,25 @@ class Cpio:
     def add_symlink(self, path, target):
         self.entries[path.lstrip("/")] = (stat.S_IFLNK | 0o777, target.encode())
 
+    def unpack(self, root, skip=None):
+        """Writes the entries as files under `root` (owners: the caller's, root here), those
+        under `skip` left out."""
+        for name in sorted(self.entries):
+            if skip and name.startswith(skip):
+                continue
+            mode, data = self.entries[name]
+            path = os.path.join(root, name)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            if stat.S_ISDIR(mode):
+                os.makedirs(path, exist_ok=True)
+                os.chmod(path, stat.S_IMODE(mode))
+            elif stat.S_ISLNK(mode):
+                os.symlink(data.decode(), path)
+            else:
+                with open(path, "wb") as f:
+                    f.write(data)
+                os.chmod(path, stat.S_IMODE(mode))
+
     def bytes(self):
         # Every parent directory exists.
         for p in list(self.entries):
@@ -158,7 +178,8 @@ def build(name="vrgw-small", force=False):
         try:
             m = json.loads(sh.read(manifest_path))
             if m.get("proxy_sha256") == proxy_sum and m.get("guest_sha256") == guest_sum and \
-                    os.path.exists(os.path.join(out_dir, "initrd.img")):
+                    os.path.exists(os.path.join(out_dir, "initrd.img")) and \
+                    os.path.exists(os.path.join(out_dir, "rootfs", "sbin", "vrgw-container-init")):
                 return out_dir
         except ValueError:
             pass
@@ -261,6 +282,9 @@ def build(name="vrgw-small", force=False):
     # Our init scripts and the files the daemons expect.
     for f, dest, mode in [("inittab", "etc/inittab", 0o644), ("rc.sh", "etc/rc.sh", 0o755),
                           ("proxy.sh", "etc/proxy.sh", 0o755), ("udhcpc.sh", "etc/udhcpc.sh", 0o755),
+                          # The same image is a container vRGW's root (rootfs/, below).
+                          ("container-init", "sbin/vrgw-container-init", 0o755),
+                          ("container-inittab", "etc/container-inittab", 0o644),
                           # The image's release: the proxy's SoftwareVersion names it.
                           ("vrgw-release", "etc/vrgw-release", 0o644)]:
         cpio.add_file(dest, slurp(os.path.join(GUEST, f)), mode)
@@ -281,6 +305,16 @@ def build(name="vrgw-small", force=False):
         f.write(initrd)
     os.chmod(tmp, 0o644)
     os.replace(tmp, os.path.join(out_dir, "initrd.img"))
+    # The container flavor's root: the same files, unpacked (the kernel's modules are the host's).
+    rootfs_tmp = os.path.join(out_dir, "rootfs.new")
+    shutil.rmtree(rootfs_tmp, ignore_errors=True)
+    cpio.unpack(rootfs_tmp, skip="lib/modules/")
+    old_rootfs = os.path.join(out_dir, "rootfs.old")
+    shutil.rmtree(old_rootfs, ignore_errors=True)
+    if os.path.exists(os.path.join(out_dir, "rootfs")):
+        # Containers running over it keep the old one until they stop.
+        os.rename(os.path.join(out_dir, "rootfs"), old_rootfs)
+    os.rename(rootfs_tmp, os.path.join(out_dir, "rootfs"))
     shutil.copyfile(os.path.join(stage, "boot", "vmlinuz-" + kver), os.path.join(out_dir, "vmlinuz"))
     os.chmod(os.path.join(out_dir, "vmlinuz"), 0o644)
     manifest = {

@@ -86,13 +86,25 @@ def locate(home):
     return got[0], got[1]
 
 
-def pool_ready(host_index):
+def template_name(host_index, n):
+    """The Name of the template instance `n` of host `host_index` was made from."""
     a = daemons.api_from_files(host_index)
-    key = nbi.VIRT + "Pool.1.Ready"
+    v = a.get([nbi.VIRT + "Template.", "%sInstance.%d.Template" % (nbi.VIRT, n)], timeout_ms=15000)
+    ref = v.get("%sInstance.%d.Template" % (nbi.VIRT, n), "").rstrip(".")
+    return v.get(ref + ".Name", "")
+
+
+def pool_ready(host_index, template=provisioning.TEMPLATE_NAME):
+    """Suspended vRGWs ready in host `host_index`'s pool of the template named `template`."""
+    a = daemons.api_from_files(host_index)
     try:
-        return int(a.get([key], timeout_ms=15000).get(key, "0"))
+        v = a.get([nbi.VIRT + "Template.", nbi.VIRT + "Pool."], timeout_ms=15000)
+        for k, r in nbi.rows(v, nbi.VIRT + "Pool.").items():
+            if v.get(r.get("Template", "").rstrip(".") + ".Name") == template:
+                return int(r.get("Ready", "0"))
     except (sh.Failed, OSError, ValueError):
-        return 0
+        pass
+    return 0
 
 
 def migrate(home, to_host, mode, step_timeout=60, wait=300, on_step=None, wait_pool=True):
@@ -103,7 +115,8 @@ def migrate(home, to_host, mode, step_timeout=60, wait=300, on_step=None, wait_p
     if i == to_host:
         raise sh.Failed("home-%d's vRGW is on %s already" % (home, naming.host(i)))
     if mode == "cold-context" and wait_pool:
-        sh.wait_for("a pooled vRGW on %s" % naming.host(to_host), lambda: pool_ready(to_host) > 0, 600, 2)
+        t = template_name(i, n)
+        sh.wait_for("a pooled vRGW (%s) on %s" % (t, naming.host(to_host)), lambda: pool_ready(to_host, t) > 0, 600, 2)
     a = api()
     s, v = a.call("POST", "/devices/%s/instances/%d/migrate" % (urllib.parse.quote(naming.device(i)), n),
                   {"target": naming.device(to_host), "mode": mode, "stepTimeout": step_timeout})

@@ -62,6 +62,23 @@ def host_uri(i):
     return "qemu+tls://%s/system?pkipath=%s" % (host_addr(i), CLIENT_PKI)
 
 
+def lxc_uri(i):
+    """Host i's LXC driver: the same libvirtd as host_uri(i), its containers."""
+    return "lxc" + host_uri(i)[len("qemu"):]
+
+
+FLAVORS = ("vm", "container", "mixed")
+OVERLAYS = os.path.join(sh.STATE, "overlays")  # each host's disk overlays and container layers
+
+
+def flavor_of(home, flavor, homes):
+    """The flavor of home `home`'s vRGW: `mixed` gives the first half of the homes VMs and the
+    rest containers (of three homes, home 3 is a container)."""
+    if flavor == "mixed":
+        return "vm" if home <= (homes + 1) // 2 else "container"
+    return flavor
+
+
 def device(i):
     """Host i's agent as the ACS names it: 00A0B1-vRGW%2DHost-tbh<i>."""
     return device_id("00A0B1", "vRGW-Host", host(i))

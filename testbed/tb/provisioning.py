@@ -2,12 +2,18 @@
 web-form accounts, each host's pool; and where each subscriber's vRGW runs, as the hosts report
 it."""
 
+import os
+
 from . import daemons, nbi, sh
-from .naming import SVLAN, cvlan, device, host, hosts_up
+from .naming import SVLAN, cvlan, device, flavor_of, host, hosts_up
 
 
 TEMPLATE_NAME = "vrgw-small"
 GUEST_MEMORY_KIB = 106496           # 104 MiB: Debian's kernel plus our 14.6 MiB initramfs
+# The container flavor: the same image's files as its root (rootfs/), the host's kernel; the
+# memory is its cgroup's limit (the proxy, dnsmasq and busybox use about 10 MiB).
+CT_TEMPLATE_NAME = "vrgw-ct"
+CT_MEMORY_KIB = 65536
 
 
 def inventory(api):
@@ -16,24 +22,41 @@ def inventory(api):
             nbi.rows(v, nbi.VIRT + "Instance."))
 
 
-def provision(api, img, homes, pool_size, elsewhere=(), resize=True):
-    """Template, subscribers home-1..home-`homes` (those not served by another host, `elsewhere`)
-    and the pool on the host `api` manages (an existing pool keeps its size unless `resize`)."""
-    templates, pools, instances = inventory(api)
-    t = next((n for n, r in templates.items() if r.get("Name") == TEMPLATE_NAME), None)
+def template(api, flavor, img, templates=None):
+    """The row of the template of `flavor` ("vm" or "container") on the host `api` manages, made
+    when missing."""
+    if templates is None:
+        templates = inventory(api)[0]
+    name = TEMPLATE_NAME if flavor == "vm" else CT_TEMPLATE_NAME
+    t = next((n for n, r in templates.items() if r.get("Name") == name), None)
     if t is None:
-        t = api.add(nbi.VIRT + "Template.", [("Name", TEMPLATE_NAME), ("Image", img),
-                                             ("MemoryKiB", str(GUEST_MEMORY_KIB), "xsd:unsignedInt"),
+        image, memory = (img, GUEST_MEMORY_KIB) if flavor == "vm" else (os.path.join(img, "rootfs"), CT_MEMORY_KIB)
+        t = api.add(nbi.VIRT + "Template.", [("Name", name), ("Image", image),
+                                             ("Flavor", "VM" if flavor == "vm" else "Container"),
+                                             ("MemoryKiB", str(memory), "xsd:unsignedInt"),
                                              ("VCPUs", "1", "xsd:unsignedInt")])
-        sh.say("NBI: template %d (%s, %d KiB)" % (t, img, GUEST_MEMORY_KIB))
-    tref = "%sTemplate.%d" % (nbi.VIRT, t)
+        sh.say("NBI: template %d %s (%s, %s, %d KiB)" % (t, name, flavor, image, memory))
+        templates[t] = {"Name": name}
+    return t
+
+
+def provision(api, img, homes, pool_size, elsewhere=(), resize=True, flavor="vm"):
+    """Templates, subscribers home-1..home-`homes` (those not served by another host, `elsewhere`)
+    and a pool per template on the host `api` manages (an existing pool keeps its size unless
+    `resize`). Each home's vRGW is a VM or a container as `flavor` says (naming.flavor_of); a host
+    of `mixed` gets both templates and both pools."""
+    templates, pools, instances = inventory(api)
+    kinds = ["vm", "container"] if flavor == "mixed" else [flavor]
+    trefs = {f: "%sTemplate.%d" % (nbi.VIRT, template(api, f, img, templates)) for f in kinds}
     by_sub = {r.get("Subscriber"): n for n, r in instances.items()}
     for k in range(1, homes + 1):
         sub = "home-%d" % k
         if sub in by_sub or sub in elsewhere:
             continue
-        sh.progress("NBI: provisioning subscriber", k, homes, "%s on S-VLAN %d / C-VLAN %d" % (sub, SVLAN, cvlan(k)))
-        by_sub[sub] = api.add(nbi.VIRT + "Instance.", [("Template", tref), ("Subscriber", sub),
+        f = flavor_of(k, flavor, homes)
+        sh.progress("NBI: provisioning subscriber", k, homes, "%s on S-VLAN %d / C-VLAN %d (%s)" % (
+            sub, SVLAN, cvlan(k), "VM" if f == "vm" else "container"))
+        by_sub[sub] = api.add(nbi.VIRT + "Instance.", [("Template", trefs[f]), ("Subscriber", sub),
                                                         ("SVLAN", str(SVLAN), "xsd:unsignedInt"),
                                                         ("CVLAN", str(cvlan(k)), "xsd:unsignedInt")])
     # Each subscriber's account on the customer web form (password kept in run/, mode 0600).
@@ -42,13 +65,15 @@ def provision(api, img, homes, pool_size, elsewhere=(), resize=True):
         s, v = api.call("PUT", "/subscribers/" + sub, {"password": portal_password(k)})
         if s not in (200, 201):
             raise sh.Failed("NBI: web-form account for %s: HTTP %s %s" % (sub, s, v))
-    p = next((n for n, r in pools.items() if r.get("Template", "").rstrip(".") == tref), None)
-    if p is None:
-        p = api.add(nbi.VIRT + "Pool.", [("Template", tref), ("Enable", "true", "xsd:boolean"),
-                                         ("TargetSize", str(pool_size), "xsd:unsignedInt")])
-        sh.say("NBI: pool %d of %d suspended vRGWs (fills in the background)" % (p, pool_size))
-    elif resize and pools[p].get("TargetSize") != str(pool_size):
-        api.set([("%sPool.%d.TargetSize" % (nbi.VIRT, p), str(pool_size), "xsd:unsignedInt")])
+    for f, tref in trefs.items():
+        p = next((n for n, r in pools.items() if r.get("Template", "").rstrip(".") == tref), None)
+        if p is None:
+            p = api.add(nbi.VIRT + "Pool.", [("Template", tref), ("Enable", "true", "xsd:boolean"),
+                                             ("TargetSize", str(pool_size), "xsd:unsignedInt")])
+            sh.say("NBI: pool %d of %d suspended %s (fills in the background)" % (
+                p, pool_size, "VMs" if f == "vm" else "containers"))
+        elif resize and pools[p].get("TargetSize") != str(pool_size):
+            api.set([("%sPool.%d.TargetSize" % (nbi.VIRT, p), str(pool_size), "xsd:unsignedInt")])
     return {k: by_sub.get("home-%d" % k) for k in range(1, homes + 1)}
 
 

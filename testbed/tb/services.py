@@ -8,12 +8,14 @@ import signal
 import subprocess
 
 from . import daemons, pki, plumbing, sh
-from .naming import RUN, host, host_addr, host_dir, host_uri
+from .naming import OVERLAYS, RUN, host, host_addr, host_dir, host_uri, lxc_uri
 
 
 PACKAGES = [
     ("ovs-vsctl", "openvswitch-switch"), ("virsh", "libvirt-clients"), ("libvirtd", "libvirt-daemon-system"),
     ("/usr/lib/x86_64-linux-gnu/libvirt/connection-driver/libvirt_driver_qemu.so", "libvirt-daemon-driver-qemu"),
+    # Container vRGWs (--flavor container|mixed): libvirt's LXC driver in the same libvirtd.
+    ("/usr/lib/x86_64-linux-gnu/libvirt/connection-driver/libvirt_driver_lxc.so", "libvirt-daemon-driver-lxc"),
     ("qemu-system-x86_64", "qemu-system-x86"), ("busybox", "busybox"), ("dnsmasq", "dnsmasq-base"),
     ("nft", "nftables"), ("ip", "iproute2"), ("ethtool", "ethtool"), ("iperf3", "iperf3"), ("tcpdump", "tcpdump"), ("chromium", "chromium"),
     ("pkg-config", "pkg-config"), ("/usr/include/libvirt/libvirt.h", "libvirt-dev"), ("readelf", "binutils"),
@@ -65,6 +67,33 @@ def system_libvirtd():
                     lambda: sh.ok(["virsh", "-c", "qemu:///system", "version"], timeout=10), 60, 0.5)
 
 
+def shared_overlays():
+    """The folder of the hosts' container layers as a shared mount: the overlay an agent mounts
+    there for a container's root propagates into its libvirtd's mount namespace (a slave of it),
+    where the LXC driver binds it into the container. (On a host with systemd, where / is shared
+    and the agent and libvirtd see the same mounts, nothing like this is needed.)"""
+    os.makedirs(OVERLAYS, exist_ok=True)
+    if not is_mount_point(OVERLAYS):
+        sh.run(["mount", "--bind", OVERLAYS, OVERLAYS])
+    sh.run(["mount", "--make-shared", OVERLAYS])
+
+
+def is_mount_point(path):
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == path for line in f)
+
+
+def unmount_overlays():
+    """Every mount under the hosts' layers folder (containers' roots), deepest first, then the
+    folder's own."""
+    with open("/proc/self/mountinfo") as f:
+        points = [l.split()[4] for l in f if l.split()[4] == OVERLAYS or l.split()[4].startswith(OVERLAYS + "/")]
+    for p in sorted(set(points), key=len, reverse=True):
+        sh.run(["umount", "-l", p], check=False)
+    if points:
+        sh.say("unmounted %d container roots and the layers folder" % (len(set(points)) - 1))
+
+
 def libvirt_up(i):
     """Host i's own libvirtd and virtlogd: a mount namespace in which libvirt's configuration,
     state, cache, log and run folders are private (the design brief's recipe), listening for
@@ -92,7 +121,13 @@ def libvirt_up(i):
             # testbed's certificates, the source's client certificate checked.
             f.write('migrate_tls_x509_cert_dir = "%s"\nmigrate_tls_x509_verify = 1\n' % pki.qemu_pki(i))
     sh.write(os.path.join(etc, "libvirtd.conf"), pki.libvirtd_conf(i))
+    shared_overlays()
+    # In the namespace: mounts private but the layers folder (a slave of the host's, see
+    # shared_overlays); the cgroup v2 mount of the hybrid layout out of sight, which libvirt's LXC
+    # driver cannot use ("Unable to create directory /sys/fs/cgroup/unified"; design brief §4).
     script = (
+        "mount --make-rslave / && "
+        "{{ ! mountpoint -q /sys/fs/cgroup/unified || umount -l /sys/fs/cgroup/unified; }} && "
         "mount --bind /run/openvswitch {d}/ovs && mount -t tmpfs tmpfs /run && "
         "mkdir -p /run/openvswitch /run/libvirt && mount --bind {d}/ovs /run/openvswitch && "
         "mount --bind {d}/etc /etc/libvirt && mount --bind {d}/lib /var/lib/libvirt && "
@@ -101,7 +136,7 @@ def libvirt_up(i):
     os.makedirs(RUN, mode=0o700, exist_ok=True)
     os.chmod(RUN, 0o700)  # it holds secrets (tokens, configuration files, databases)
     with open(os.path.join(RUN, "libvirt-%s.log" % host(i)), "a") as log:
-        p = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", script], stdout=log,
+        p = subprocess.Popen(["unshare", "-m", "--propagation", "unchanged", "sh", "-c", script], stdout=log,
                              stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
     sh.write(pidfile, "%d\n" % p.pid)
     sh.wait_for("libvirtd of %s answering on %s" % (host(i), uri),
@@ -132,14 +167,16 @@ def libvirt_down(i):
     pid = daemons.pid_alive(pidfile)
     if not pid:
         return
-    uri = host_uri(i)
-    if sh.ok(["virsh", "-c", uri, "version"], timeout=10):
-        names = sh.run(["virsh", "-c", uri, "list", "--all", "--name"], check=False).split()
-        for n in names:
-            sh.run(["virsh", "-c", uri, "destroy", n], check=False)
-            sh.run(["virsh", "-c", uri, "undefine", n, "--nvram"], check=False)
-        if names:
-            sh.say("host %s: removed %d domains" % (host(i), len(names)))
+    for uri in (host_uri(i), lxc_uri(i)):
+        if sh.ok(["virsh", "-c", uri, "version"], timeout=10):
+            names = sh.run(["virsh", "-c", uri, "list", "--all", "--name"], check=False).split()
+            for n in names:
+                sh.run(["virsh", "-c", uri, "destroy", n], check=False)
+                sh.run(["virsh", "-c", uri, "undefine", n] + (["--nvram"] if uri.startswith("qemu") else []),
+                       check=False)
+            if names:
+                sh.say("host %s: removed %d %s" % (host(i), len(names),
+                                                   "domains" if uri.startswith("qemu") else "containers"))
     for p in mount_ns_pids(pid) + [pid]:
         try:
             os.kill(p, signal.SIGKILL)

@@ -4,15 +4,17 @@ vRGW, each host's libvirt domains, and where the NBI, CWMP, web form and logs ar
 import os
 
 from . import homenet, provisioning, sh
-from .naming import CWMP_PORT, NBI_PORT, PORTAL_PORT, RUN, device, host, host_uri, hosts_up
+from .naming import CWMP_PORT, NBI_PORT, PORTAL_PORT, RUN, device, host, host_uri, hosts_up, lxc_uri
 
 
-def domains_of(i):
+def domains_of(i, kinds=("vm", "container")):
+    """Host i's domains and their states: its VMs (QEMU) and its containers (LXC)."""
     domains = {}
-    for line in sh.run(["virsh", "-c", host_uri(i), "list", "--all"], check=False).splitlines()[2:]:
-        f = line.split()
-        if len(f) >= 3:
-            domains[f[1]] = " ".join(f[2:])
+    for uri in [host_uri(i)] * ("vm" in kinds) + [lxc_uri(i)] * ("container" in kinds):
+        for line in sh.run(["virsh", "-c", uri, "list", "--all"], check=False).splitlines()[2:]:
+            f = line.split()
+            if len(f) >= 3:
+                domains[f[1]] = " ".join(f[2:])
     return domains
 
 
@@ -44,9 +46,11 @@ def print_status(api=None):
         print(fmt % (r["home"], r["netns"], r["host"], r["instance"], "%d/%d" % (r["svlan"], r["cvlan"]), r["lease"],
                      r["status"], r["mgmt"]))
     for i in range(1, hosts_up() + 1):
-        mine = {d: st for d, st in domains_of(i).items()}
-        print("domains on %s (%s): %s" % (host(i), host_uri(i),
-                                          ", ".join("%s (%s)" % (d, mine[d]) for d in sorted(mine)) or "none"))
+        for kind, uri in (("vm", host_uri(i)), ("container", lxc_uri(i))):
+            mine = domains_of(i, (kind,))
+            if mine or kind == "vm":
+                print("%s on %s (%s): %s" % ("VMs" if kind == "vm" else "containers", host(i), uri.split("?")[0],
+                                             ", ".join("%s (%s)" % (d, mine[d]) for d in sorted(mine)) or "none"))
     print("NBI:  http://127.0.0.1:%d  (token in %s)" % (NBI_PORT, os.path.join(RUN, "nbi-token")))
     for i in range(1, hosts_up() + 1):
         print("CWMP: http://127.0.0.1:%d  (hypervisor agent %s, device %s)" % (CWMP_PORT, host(i), device(i)))

@@ -25,6 +25,7 @@ def down(purge=False):
                 pass
     for i in range(1, MAX_HOSTS + 1):
         services.libvirt_down(i)
+    services.unmount_overlays()
     shutil.rmtree(os.path.join(sh.STATE, "hosts"), ignore_errors=True)
     if os.path.isdir(PKI):
         # The CA's key goes with the testbed that made it; the next up makes a new CA.

@@ -3,7 +3,7 @@
 //!
 //! | who / what                                             | variant                          | fault |
 //! |--------------------------------------------------------|----------------------------------|-------|
-//! | the agent's store, libvirt, the switch, a proxy, a peer host, images, threads | `State`, `Libvirt`, `Switch`, `Proxy`, `Peer`, `Image`, `Io`, `DomainMissing`, `NoSlot` | 9002 |
+//! | the agent's store, libvirt, the switch, a proxy, a peer host, images, container roots, threads | `State`, `Libvirt`, `Switch`, `Proxy`, `Peer`, `Image`, `Rootfs`, `Io`, `DomainMissing`, `NoSlot` | 9002 |
 //! | a SetParameterValues refused whole (each parameter named) | `InvalidArguments`            | 9003  |
 //! | no capacity for it (an empty pool)                     | `ResourcesExceeded`              | 9004  |
 //! | a path that names nothing                              | `NotFound`                       | 9005  |
@@ -56,6 +56,9 @@ pub enum HostError {
     /// An instance's disk image could not be made (`qemu-img`).
     #[error("qemu-img: {0}")]
     Image(String),
+    /// A container's root file system could not be made, mounted or removed.
+    #[error("the container's root file system: {0}")]
+    Rootfs(#[from] crate::rootfs::RootfsError),
     /// The operating system refused `op` (a folder, a process, a thread).
     #[error("{op}: {source}")]
     Io {
@@ -109,6 +112,7 @@ impl HostError {
             | HostError::Proxy(_)
             | HostError::Peer { .. }
             | HostError::Image(_)
+            | HostError::Rootfs(_)
             | HostError::Io { .. }
             | HostError::NoSlot(_) => FaultCode::InternalError,
             HostError::InvalidArguments { .. } => FaultCode::InvalidArguments,

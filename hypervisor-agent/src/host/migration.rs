@@ -242,12 +242,25 @@ impl Host {
         Ok((peer, id))
     }
 
+    /// Refuses a live migration of a container: libvirt's LXC driver migrates nothing (9.0 has
+    /// no migration support for it; docs/containers.md says what was tried).
+    fn no_live_container(&self, template: u32, mode: MigrationMode, n: u32) -> Result<()> {
+        if mode == MigrationMode::Live && self.is_container(template) {
+            return Err(HostError::InvalidValue {
+                name: Migration::at(n).mode(),
+                reason: "a container vRGW cannot migrate live (libvirt's LXC driver has no migration): use ColdImage or ColdContext".into(),
+            });
+        }
+        Ok(())
+    }
+
     fn prepare(&mut self, n: u32, mode: MigrationMode) -> Result<()> {
         let started = Instant::now();
         self.set_internal(&Migration::at(n).start_time(), now());
         self.set_internal(&Migration::at(n).progress(), Value::UnsignedInt(0));
         self.watch_status(n);
         let (template, s, c) = self.wanted_vlans(n)?;
+        self.no_live_container(template, mode, n)?;
         match mode {
             MigrationMode::None => return Err(Self::no_mode(n)),
             MigrationMode::Live => {
@@ -303,6 +316,7 @@ impl Host {
 
     fn start_outgoing(&mut self, n: u32, mode: MigrationMode) -> Result<()> {
         let slot = self.state.slot_of(n)?.ok_or_else(|| HostError::NoSlot(n))?;
+        self.no_live_container(slot.template, mode, n)?;
         let started = Instant::now();
         self.set_internal(&Migration::at(n).start_time(), now());
         self.set_internal(&Migration::at(n).progress(), Value::UnsignedInt(0));
@@ -430,6 +444,7 @@ impl Host {
                 }
                 let nic = self.vlan.lan_nic(Some((s, c))).during("choosing the LAN bridge")?;
                 let spec = self.spec(&slot, &nic)?;
+                self.compose_image(&spec, &slot)?;
                 self.define_domain(&spec)?;
                 self.compute.start(&slot.domain).during("starting the domain")?;
                 slot

@@ -32,7 +32,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use cwmp::Value;
-use datamodel::virtualization::{Instance, InstanceStatus, Pool, RequestedState, Template, Virtualization};
+use datamodel::virtualization::{Flavor, Instance, InstanceStatus, Pool, RequestedState, Template, Virtualization};
 use datamodel::{DataModel, Schema, Tree};
 
 use crate::compute::Compute;
@@ -48,6 +48,9 @@ pub struct HostConfig {
     pub agent_id: String,
     /// libvirt domain type: `qemu` (TCG), `kvm`, or `test` with libvirt's test driver.
     pub domain_type: String,
+    /// libvirt domain type of container vRGWs (`lxc`, or `test` on the test driver); `None`:
+    /// this host runs no containers (a `Container` template is refused).
+    pub container_type: Option<String>,
     /// Host-only bridge of the management NICs.
     pub mgmt_bridge: String,
     /// Management network: slot `n` gets `base + 1 + n` (the agent itself is `base + 1`).
@@ -56,7 +59,7 @@ pub struct HostConfig {
     pub mgmt_prefix: u8,
     /// Bridge of the WAN NICs.
     pub wan_bridge: String,
-    /// Where instance disk overlays are made (image composition).
+    /// Where instance disk overlays (`DOMAIN.qcow2`) and container layers (`DOMAIN/`) are made.
     pub overlay_dir: PathBuf,
     /// TCG translation-block cache for `qemu` domains, MiB.
     pub tb_cache_mib: Option<u32>,
@@ -319,7 +322,15 @@ impl Host {
             return Err(HostError::NotFound(t.path().to_string()));
         }
         let image = self.string(&t.image());
-        let boot = if image.ends_with(".qcow2") {
+        let container = self.is_container(slot.template);
+        let kind = match (container, &self.cfg.container_type) {
+            (false, _) => self.cfg.domain_type.clone(),
+            (true, Some(k)) => k.clone(),
+            (true, None) => return Err(HostError::Refused(Self::NO_CONTAINERS.into())),
+        };
+        let boot = if container {
+            Boot::Container { root: crate::rootfs::root_of(&self.layer_dir(&slot.domain)).display().to_string() }
+        } else if image.ends_with(".qcow2") {
             Boot::Disk { overlay: self.cfg.overlay_dir.join(format!("{}.qcow2", slot.domain)).display().to_string() }
         } else {
             let dir = image.trim_end_matches('/');
@@ -341,7 +352,7 @@ impl Host {
         };
         Ok(DomainSpec {
             name: slot.domain.clone(),
-            kind: self.cfg.domain_type.clone(),
+            kind,
             memory_kib: u64::from(self.uint(&format!("{t}MemoryKiB")).max(16384)),
             vcpus: self.uint(&format!("{t}VCPUs")).max(1),
             boot,
@@ -370,11 +381,12 @@ impl Host {
             secret: slot.secret.clone(),
             secret_file: self.secret_file(&slot.domain).display().to_string(),
             owner: Owner { agent: self.cfg.agent_id.clone(), slot: slot.id },
-            tb_cache_mib: if self.cfg.domain_type == "qemu" { self.cfg.tb_cache_mib } else { None },
+            tb_cache_mib: if self.cfg.domain_type == "qemu" && !container { self.cfg.tb_cache_mib } else { None },
             console_log: self
                 .cfg
                 .console_log_dir
                 .as_ref()
+                .filter(|_| !container)
                 .map(|d| d.join(format!("{}.console.log", slot.domain)).display().to_string()),
             uuid: (!slot.uuid.is_empty()).then(|| slot.uuid.clone()),
             profile: None,
@@ -387,9 +399,33 @@ impl Host {
         slot.instance.map(|n| self.string(&Instance::at(n).firmware())).filter(|f| !f.is_empty())
     }
 
+    /// Why a container template cannot run here.
+    const NO_CONTAINERS: &'static str =
+        "this host runs no containers: its agent has no LXC connection (the `lxc` setting)";
+
+    /// Whether `template`'s instances are containers (`Flavor` `Container`).
+    fn is_container(&self, template: u32) -> bool {
+        self.string(&Template::at(template).flavor()).parse::<Flavor>() == Ok(Flavor::Container)
+    }
+
+    /// The folder of a container domain's writable layer.
+    fn layer_dir(&self, domain: &str) -> PathBuf {
+        self.cfg.overlay_dir.join(domain)
+    }
+
+    /// A container's root: its writable layer over its template's root, mounted (again after
+    /// the host restarted; nothing to do when it is mounted).
+    fn mount_root(&self, slot: &Slot) -> Result<()> {
+        let base = self.string(&Template::at(slot.template).image());
+        Ok(crate::rootfs::mount(&self.layer_dir(&slot.domain), std::path::Path::new(&base))?)
+    }
+
     /// An image-based template's instance needs its overlay over the template's base image (or
-    /// over the firmware a Download installed for it).
+    /// over the firmware a Download installed for it); a container its root.
     fn compose_image(&self, spec: &DomainSpec, slot: &Slot) -> Result<()> {
+        if let Boot::Container { .. } = &spec.boot {
+            return self.mount_root(slot);
+        }
         let Boot::Disk { overlay } = &spec.boot else { return Ok(()) };
         if std::path::Path::new(overlay).exists() {
             return Ok(());
@@ -468,6 +504,7 @@ impl Host {
         }
         let overlay = self.cfg.overlay_dir.join(format!("{}.qcow2", slot.domain));
         let _ = std::fs::remove_file(overlay);
+        crate::rootfs::remove(&self.layer_dir(&slot.domain))?;
         self.forget_slot(slot)?;
         Ok(())
     }

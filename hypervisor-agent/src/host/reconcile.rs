@@ -18,6 +18,12 @@ impl Host {
         let instances = self.model.root().instances(Instance::TABLE);
         for slot in self.state.slots()? {
             let exists = owned.iter().any(|d| d.name == slot.domain);
+            if exists && self.is_container(slot.template) && slot.usage != SlotUse::Deleting {
+                // A container's root is a mount, gone after the host restarted.
+                if let Err(e) = self.mount_root(&slot) {
+                    tracing::error!(slot = slot.id, domain = %slot.domain, "{e}");
+                }
+            }
             match slot.usage {
                 SlotUse::Creating | SlotUse::Deleting => {
                     tracing::warn!(slot = slot.id, usage = ?slot.usage, "finishing an interrupted operation: removing");

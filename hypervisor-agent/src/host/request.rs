@@ -4,7 +4,7 @@
 use cwmp::{Body, SetParameterValuesResponse, Value};
 use datamodel::SetPlan;
 
-use datamodel::virtualization::{Instance, Pool, Template, Virtualization};
+use datamodel::virtualization::{Flavor, Instance, Pool, Template, Virtualization};
 
 use super::{instance_row, row, Host, HostError, Result};
 use crate::proxy::ProxyMount;
@@ -176,6 +176,14 @@ impl Host {
                 }
                 continue;
             }
+            if let Some((t, rest)) = Template::split(&pv.name) {
+                if rest == Template::relative().flavor() {
+                    if let Some(why) = self.flavor_refused(t, &pv.value)? {
+                        refuse(&mut faults, &pv.name, why);
+                    }
+                }
+                continue;
+            }
             let instance_template =
                 Instance::split(&pv.name).filter(|(_, rest)| *rest == Instance::relative().template()).map(|(n, _)| n);
             let is_instance_template = instance_template.is_some();
@@ -202,6 +210,24 @@ impl Host {
             return self.model.plan_set(values, parameter_key).map_err(HostError::DataModel);
         }
         Err(HostError::InvalidArguments { total: values.len(), refused: faults })
+    }
+
+    /// Why template `t` cannot take this `Flavor`, if it cannot: containers on a host with no
+    /// LXC connection, or another flavor under domains already made from it.
+    fn flavor_refused(&self, t: u32, value: &Value) -> Result<Option<String>> {
+        let Value::String(v) = value else { return Ok(None) };
+        let Ok(flavor) = v.parse::<Flavor>() else { return Ok(None) }; // the model's own 9007
+        if flavor == Flavor::Container && self.cfg.container_type.is_none() {
+            return Ok(Some(Self::NO_CONTAINERS.into()));
+        }
+        let same = self.is_container(t) == (flavor == Flavor::Container);
+        if !same && self.state.slots()?.iter().any(|s| s.template == t) {
+            return Ok(Some(
+                "the flavor of a template cannot change while vRGWs made from it exist (instances or pool members)"
+                    .into(),
+            ));
+        }
+        Ok(None)
     }
 
     /// Applies a validated SetParameterValues: the instances' parts through their vRGWs, all at

@@ -27,6 +27,7 @@ fn cfg(agent: &str, dir: &std::path::Path) -> HostConfig {
     HostConfig {
         agent_id: agent.into(),
         domain_type: "test".into(),
+        container_type: Some("test".into()),
         mgmt_bridge: "vrgw-mgmt".into(),
         mgmt_base: Ipv4Addr::new(10, 99, 0, 0),
         mgmt_prefix: 16,
@@ -1778,5 +1779,129 @@ fn a_firmware_rebuilds_the_vrgw_from_it_and_keeps_its_configuration() {
     assert_eq!(b.lv.state(&domain).expect("state"), None, "gone");
     b.host.reconcile().expect("reconciled");
     assert!(xml(&b).contains(&format!("<initrd>{path}</initrd>")));
+    b.clean();
+}
+
+/// The reason given for each refused parameter of a SetParameterValues.
+fn reasons(b: &Body) -> Vec<String> {
+    match b {
+        Body::Fault(f) => f.set_parameter_values_faults.iter().map(|p| p.string.clone()).collect(),
+        other => panic!("expected a fault, got {other:?}"),
+    }
+}
+
+#[test]
+fn container_templates_give_each_vrgw_a_writable_layer_over_the_shared_root() {
+    let mut b = bed("hvct");
+    let base = crate::rootfs::tests::base_in(&b.dir);
+    let t = b.add(TEMPLATE);
+    let tp = format!("{TEMPLATE}{t}");
+    let pool = b.add(POOL);
+    let r = b.set(&[
+        (&format!("{tp}.Name"), Value::String("ct".into())),
+        (&format!("{tp}.Image"), Value::String(base.display().to_string())),
+        (&format!("{tp}.Flavor"), Value::String("Container".into())),
+        (&format!("{tp}.MemoryKiB"), Value::UnsignedInt(32768)),
+        (&format!("{tp}.VCPUs"), Value::UnsignedInt(2)),
+        (&format!("{POOL}{pool}.Template"), Value::String(tp.clone())),
+        (&format!("{POOL}{pool}.TargetSize"), Value::UnsignedInt(1)),
+        (&format!("{POOL}{pool}.Enable"), Value::Boolean(true)),
+    ]);
+    assert!(matches!(r, Body::SetParameterValuesResponse(_)), "{r:?}");
+    b.fill();
+    assert_eq!(b.owned(), vec![("hvct-1".to_string(), DomState::Paused)], "a frozen container waits in the pool");
+    // Two subscribers: the pooled container, then a cold start.
+    let mut rows = Vec::new();
+    for c in [21, 22] {
+        let i = b.add(INSTANCE);
+        let ip = format!("{INSTANCE}{i}.");
+        let r = b.set(&[
+            (&format!("{ip}Template"), Value::String(tp.clone())),
+            (&format!("{ip}SVLAN"), Value::UnsignedInt(100)),
+            (&format!("{ip}CVLAN"), Value::UnsignedInt(c)),
+        ]);
+        assert!(matches!(r, Body::SetParameterValuesResponse(_)), "{r:?}");
+        assert_eq!(b.s(&format!("{ip}Status")), "Running", "{}", b.s(&format!("{ip}LastError")));
+        rows.push(i);
+    }
+    let domains: Vec<String> = rows.iter().map(|i| b.s(&format!("{INSTANCE}{i}.Domain"))).collect();
+    assert_eq!(domains, vec!["hvct-1".to_string(), "hvct-2".to_string()]);
+    let overlays = b.dir.join("overlays");
+    let layer = |d: &str| overlays.join(d);
+    let roots: Vec<PathBuf> = domains.iter().map(|d| crate::rootfs::root_of(&layer(d))).collect();
+    for (d, root) in domains.iter().zip(&roots) {
+        assert!(crate::rootfs::is_mounted(root), "{} mounted", root.display());
+        // What libvirt was given: a container of the template's resources on that root, its
+        // NICs named inside, the secret bound read-only, the address in its init's environment.
+        let xml = b.lv.xml(d, true).expect("xml").expect("defined");
+        for needle in [
+            ">exe</type>".to_string(),
+            format!("<init>{}</init>", crate::domain::CONTAINER_INIT),
+            format!("<source dir='{}'/>", root.display()),
+            format!("<target dir='{}'/>", crate::domain::CONTAINER_SECRET),
+            "<guest dev='lan'/>".to_string(),
+            "<initenv name='VRGW_MGMT'>10.99.0.".to_string(),
+            "<shares>2048</shares>".to_string(),
+            "<memory unit='KiB'>32768</memory>".to_string(),
+        ] {
+            assert!(xml.contains(&needle), "{needle} missing from {xml}");
+        }
+        assert!(!xml.contains("<kernel>") && !xml.contains("fwcfg"), "{xml}");
+        assert!(crate::domain::identity_of(&xml).is_some(), "read back as a vRGW (migrations): {xml}");
+    }
+    // Both see the template's root; what one writes stays in its own layer.
+    std::fs::write(roots[0].join("shared.txt"), "changed by the first\n").expect("write");
+    assert_eq!(std::fs::read_to_string(roots[1].join("shared.txt")).expect("read"), "from the template\n");
+    assert_eq!(std::fs::read_to_string(base.join("shared.txt")).expect("read"), "from the template\n");
+    // A container's root is mounted again when the agent starts after the host restarted.
+    let out = std::process::Command::new("umount").arg(&roots[1]).status().expect("umount");
+    assert!(out.success());
+    let mut b = b.reopen();
+    assert!(crate::rootfs::is_mounted(&roots[1]), "mounted again by the reconciliation");
+    assert_eq!(std::fs::read_to_string(roots[0].join("shared.txt")).expect("read"), "changed by the first\n");
+    // Its flavor cannot change under vRGWs made from it.
+    let r = b.set(&[(&format!("{tp}.Flavor"), Value::String("VM".into()))]);
+    assert_eq!(fault_names(&r), vec![(format!("{tp}.Flavor"), 9007)]);
+    assert!(reasons(&r)[0].contains("cannot change"), "{r:?}");
+    // Live migration is refused with the reason; nothing is made.
+    let (m, _) = incoming(&mut b, t, 100, 44, "Live", "test:///default", "hvct-1");
+    let q = format!("{INSTANCE}{m}.");
+    assert_eq!(b.s(&format!("{q}Migration.Status")), "Error");
+    assert!(
+        b.s(&format!("{q}Migration.Error")).contains("cannot migrate live"),
+        "{}",
+        b.s(&format!("{q}Migration.Error"))
+    );
+    assert_eq!(b.owned().len(), 2);
+    // A deleted instance's layer goes with it; the shared root stays.
+    for i in rows {
+        let r = b.host.handle(&Body::DeleteObject(DeleteObject {
+            object_name: format!("{INSTANCE}{i}."),
+            parameter_key: "k".into(),
+        }));
+        assert!(matches!(r, Body::DeleteObjectResponse(_)), "{r:?}");
+    }
+    for (d, root) in domains.iter().zip(&roots) {
+        assert!(!crate::rootfs::is_mounted(root) && !layer(d).exists(), "{d}'s layer removed");
+    }
+    assert!(base.join("shared.txt").exists());
+    b.set(&[(&format!("{POOL}{pool}.Enable"), Value::Boolean(false))]);
+    b.fill();
+    assert!(b.owned().is_empty());
+    b.clean();
+}
+
+#[test]
+fn a_host_without_an_lxc_connection_refuses_container_templates() {
+    let mut b = bed_with("hvnoct", |c| c.container_type = None);
+    let t = b.add(TEMPLATE);
+    let flavor = format!("{TEMPLATE}{t}.Flavor");
+    let r = b.set(&[(&flavor, Value::String("Container".into()))]);
+    assert_eq!(fault_names(&r), vec![(flavor.clone(), 9007)]);
+    assert!(reasons(&r)[0].contains("no LXC connection"), "{r:?}");
+    assert_eq!(b.s(&flavor), "VM", "nothing changed");
+    // An unknown flavor is the data model's own refusal.
+    let r = b.set(&[(&flavor, Value::String("Native".into()))]);
+    assert_eq!(fault_names(&r), vec![(flavor.clone(), 9007)]);
     b.clean();
 }

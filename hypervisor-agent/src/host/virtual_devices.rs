@@ -257,6 +257,11 @@ impl Host {
             .slot_of(n)?
             .filter(|s| s.usage == SlotUse::Assigned)
             .ok_or_else(|| HostError::Refused(format!("instance {n} has no vRGW running on this host")))?;
+        if self.is_container(slot.template) {
+            return Err(HostError::Refused(
+                "a container vRGW runs its template's root file system; firmware images are for VM templates".into(),
+            ));
+        }
         let path = image.display().to_string();
         let disk_template = self.string(&Template::at(slot.template).image()).ends_with(".qcow2");
         let kind = crate::firmware::Kind::of_path(&path);
