@@ -371,6 +371,7 @@ P	MemoryKiB	w	unsignedInt	range=16384..16777216	default=98304
 P	ManagementMode	w	string	enum=Embedded|Virtual|Both	default=Embedded
 P	ProductClass	w	string	size=1..64	default=vRGW
 P	VCPUs	w	unsignedInt	range=1..64	default=1
+P	MaxProcesses	w	unsignedInt	range=16..65536	default=256
 O	Device.X_VRGW-ORG_Virtualization.Pool.{i}.	w	min=0	max=unbounded	entries=PoolNumberOfEntries	enable=Enable	key=Alias	fkey=Template
 P	Alias	w1	string	dt=Alias	size=..64
 P	Enable	w	boolean	default=false

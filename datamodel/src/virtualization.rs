@@ -175,6 +175,11 @@ impl Template {
     pub fn vcpus(&self) -> String {
         format!("{}VCPUs", self.0)
     }
+
+    /// `MaxProcesses`: unsignedInt, readWrite.
+    pub fn max_processes(&self) -> String {
+        format!("{}MaxProcesses", self.0)
+    }
 }
 
 impl fmt::Display for Template {

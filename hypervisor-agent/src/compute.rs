@@ -678,6 +678,72 @@ impl Routed {
     }
 }
 
+impl Routed {
+    /// A started container's limit of processes, which libvirt's XML cannot say (see
+    /// [`set_pids_limit`]). A failure is logged, not fatal: the vRGW runs, without that limit.
+    fn container_limits(&self, c: &dyn Compute, name: &str) {
+        if self.containers.is_none() {
+            return;
+        }
+        let xml = match c.xml(name, false) {
+            Ok(Some(x)) => x,
+            _ => return,
+        };
+        let (Some(max), true) = (crate::domain::max_processes_of(&xml), xml.contains("type='lxc'")) else { return };
+        match set_pids_limit(std::path::Path::new(CGROUP_ROOT), name, max) {
+            Ok(moved) => tracing::debug!(domain = name, max, moved, "container's process limit set"),
+            Err(e) => tracing::warn!(domain = name, "the container runs without its process limit: {e}"),
+        }
+    }
+}
+
+/// Where the cgroup v1 hierarchies are mounted.
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// Sets container `name`'s limit of processes in the cgroup v1 hierarchy under `root`: libvirt
+/// puts an LXC domain's processes in cgroups of the controllers it manages (cpu, cpuacct,
+/// memory, freezer...), not of pids, so the agent makes `pids/vrgw/NAME`, sets its `pids.max`
+/// and moves the container's processes there (found in libvirt's cpuacct cgroup of the domain,
+/// `machine/lxc-PID-NAME.libvirt-lxc`); what they start later stays there. How many it moved.
+fn set_pids_limit(root: &std::path::Path, name: &str, max: u32) -> std::io::Result<usize> {
+    use std::io::{Error, ErrorKind};
+    let acct = libvirt_cgroup_of(&root.join("cpuacct/machine"), name).ok_or_else(|| {
+        Error::new(ErrorKind::NotFound, format!("no cgroup of {name} under {}/cpuacct/machine", root.display()))
+    })?;
+    let dir = root.join("pids/vrgw").join(name);
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("pids.max"), max.to_string())?;
+    let mut moved = std::collections::BTreeSet::new();
+    // Twice: a process its init started while the first pass ran is moved by the second.
+    for _ in 0..2 {
+        for pid in std::fs::read_to_string(acct.join("cgroup.procs"))?.lines().map(str::trim) {
+            if pid.is_empty() || moved.contains(pid) {
+                continue;
+            }
+            match std::fs::write(dir.join("cgroup.procs"), pid) {
+                Ok(()) => {
+                    moved.insert(pid.to_string());
+                }
+                // Gone since it was listed (ESRCH).
+                Err(e) if e.raw_os_error() == Some(3) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(moved.len())
+}
+
+/// The cgroup libvirt's LXC driver made for domain `name` under `root` (`lxc-PID-NAME.libvirt-lxc`).
+fn libvirt_cgroup_of(root: &std::path::Path, name: &str) -> Option<std::path::PathBuf> {
+    std::fs::read_dir(root).ok()?.filter_map(|e| e.ok()).map(|e| e.path()).find(|p| {
+        let Some(f) = p.file_name().and_then(|f| f.to_str()) else { return false };
+        f.strip_prefix("lxc-")
+            .and_then(|r| r.strip_suffix(".libvirt-lxc"))
+            .and_then(|r| r.split_once('-'))
+            .is_some_and(|(pid, n)| pid.bytes().all(|b| b.is_ascii_digit()) && n == name)
+    })
+}
+
 /// Whether a domain XML (libvirt's) is a container's: an init to run, no machine to boot.
 fn is_container_xml(xml: &str) -> bool {
     xml.contains(">exe</type>")
@@ -720,7 +786,10 @@ impl Compute for Routed {
         Ok(())
     }
     fn start(&self, name: &str) -> Result<()> {
-        self.of(name)?.start(name)
+        let c = self.of(name)?;
+        c.start(name)?;
+        self.container_limits(c, name);
+        Ok(())
     }
     fn suspend(&self, name: &str) -> Result<()> {
         let c = self.of(name)?;
@@ -738,6 +807,10 @@ impl Compute for Routed {
     fn undefine(&self, name: &str) -> Result<()> {
         self.of(name)?.undefine(name)?;
         self.forget(name);
+        if self.containers.is_some() {
+            // Its process limit's cgroup, if it had one (empty once it stopped).
+            let _ = std::fs::remove_dir(std::path::Path::new(CGROUP_ROOT).join("pids/vrgw").join(name));
+        }
         Ok(())
     }
     fn state(&self, name: &str) -> Result<Option<DomState>> {
@@ -941,6 +1014,7 @@ mod tests {
             console_log: None,
             uuid: None,
             profile: None,
+            max_processes: None,
         }
     }
 
@@ -1088,5 +1162,30 @@ mod tests {
         assert_eq!(target_dev_for_mac(xml, "02:00:00:00:01:09"), None);
         assert_eq!(target_devs(xml), vec!["vnet4".to_string(), "vnet5".to_string()]);
         assert!(!is_container_xml(xml));
+        // A container's pids cgroup by its exact name (not one whose name ends the same).
+        let root = std::env::temp_dir().join(format!("pids-cgroups-{}", std::process::id()));
+        for d in [
+            "lxc-41-xhost-1.libvirt-lxc",
+            "lxc-42-host-11.libvirt-lxc",
+            "lxc-43-host-1.libvirt-lxc",
+            "qemu-1-host-1.libvirt-qemu",
+        ] {
+            std::fs::create_dir_all(root.join(d)).expect("dir");
+        }
+        assert_eq!(libvirt_cgroup_of(&root, "host-1"), Some(root.join("lxc-43-host-1.libvirt-lxc")));
+        assert_eq!(libvirt_cgroup_of(&root, "host-2"), None);
+        let _ = std::fs::remove_dir_all(&root);
+        // The limit, and the container's processes moved under it (here plain files stand for
+        // the hierarchy's control files, so the last one written is what the file holds).
+        let root = std::env::temp_dir().join(format!("cgroups-{}", std::process::id()));
+        let acct = root.join("cpuacct/machine/lxc-40-host-1.libvirt-lxc");
+        std::fs::create_dir_all(&acct).expect("dir");
+        std::fs::write(acct.join("cgroup.procs"), "4001\n4002\n").expect("procs");
+        assert_eq!(set_pids_limit(&root, "host-1", 256).expect("limit"), 2);
+        let pids = root.join("pids/vrgw/host-1");
+        assert_eq!(std::fs::read_to_string(pids.join("pids.max")).expect("max"), "256");
+        assert_eq!(std::fs::read_to_string(pids.join("cgroup.procs")).expect("procs"), "4002");
+        assert!(set_pids_limit(&root, "host-2", 256).is_err(), "no cgroup of that container: an error, not a guess");
+        let _ = std::fs::remove_dir_all(&root);
     }
 }

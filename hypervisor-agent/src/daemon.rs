@@ -389,6 +389,30 @@ fn raise_nofile() {
     }
 }
 
+/// Fewer inotify instances than this for all of root's processes is logged as too few for a
+/// host of container vRGWs.
+const INOTIFY_INSTANCES_WANTED: u64 = 4096;
+
+/// Host limits a host of container vRGWs outgrows, checked at the start: every container's
+/// processes run as the host's root (no user namespaces), so per-user limits are shared by all of
+/// them. Each vRGW's dnsmasq takes an inotify instance (it watches resolv.conf); at Debian's
+/// default of 128 the 120-odd-th container's dnsmasq fails ("failed to create inotify: Too many
+/// open files", seen at 125 containers here), its proxy keeping the configuration before.
+fn container_limits() {
+    let path = "/proc/sys/fs/inotify/max_user_instances";
+    match std::fs::read_to_string(path).map(|s| s.trim().parse::<u64>()) {
+        Ok(Ok(n)) if n < INOTIFY_INSTANCES_WANTED => tracing::warn!(
+            max_user_instances = n,
+            "fs.inotify.max_user_instances is {n}: each container vRGW's dnsmasq takes one, shared with all of \
+             root's processes, so past about {} containers their DHCP and DNS fail; raise it (sysctl \
+             fs.inotify.max_user_instances={INOTIFY_INSTANCES_WANTED} or more)",
+            n.saturating_sub(8)
+        ),
+        Ok(Ok(n)) => tracing::debug!(max_user_instances = n, "inotify instances for containers"),
+        _ => tracing::warn!("{path} could not be read; container vRGWs may outgrow the host's inotify limit"),
+    }
+}
+
 /// Runs the agent with connection requests on `listener` until `shutdown` completes. Call it
 /// inside a multi-threaded tokio runtime: the host's own thread blocks on it for the VLAN
 /// backend's netlink calls.
@@ -407,6 +431,9 @@ pub async fn run_with(
     let config = config.check()?;
     let host_cfg = config.host_config()?;
     raise_nofile();
+    if config.lxc.as_deref().is_some_and(|u| !u.is_empty()) {
+        container_limits();
+    }
     let rt = tokio::runtime::Handle::current();
     // libvirt, the store and the VLAN backend are opened off the runtime's threads: they block.
     let opened = {

@@ -120,6 +120,10 @@ pub struct DomainSpec {
     /// The instance's configuration travelling with the domain to another host (a profile
     /// snapshot as JSON), kept in the ownership mark as hex.
     pub profile: Option<String>,
+    /// A container's limit of processes (its pids cgroup), kept in the ownership mark: libvirt's
+    /// domain XML has no such limit, so the agent sets it when the container starts
+    /// ([`max_processes_of`]).
+    pub max_processes: Option<u32>,
 }
 
 /// What identifies a vRGW across hosts, read back from its domain XML.
@@ -389,6 +393,13 @@ pub fn identity_of(xml: &str) -> Option<Identity> {
     })
 }
 
+/// The limit of processes a container's ownership mark carries (`pids`), if any.
+pub fn max_processes_of(xml: &str) -> Option<u32> {
+    let found = read_domain(xml)?;
+    let [mark] = found.owners.as_slice() else { return None };
+    mark.get("pids")?.parse().ok()
+}
+
 /// `xml` with attribute `name` of our ownership mark set to `value` (hex or digits, written as
 /// is), the mark's other attributes kept; `None` when the document is not one with exactly one
 /// mark (read as [`identity_of`] reads it).
@@ -533,9 +544,10 @@ impl DomainSpec {
             let _ = write!(x, "<uuid>{}</uuid>", esc(u));
         }
         let profile = self.profile.as_deref().map(|p| format!(" profile='{}'", hex(p))).unwrap_or_default();
+        let pids = self.max_processes.map(|n| format!(" pids='{n}'")).unwrap_or_default();
         let _ = write!(
             x,
-            "<metadata><vrgw:owner xmlns:vrgw='{META_NS}' agent='{}' slot='{}' secret='{}'{profile}/></metadata>",
+            "<metadata><vrgw:owner xmlns:vrgw='{META_NS}' agent='{}' slot='{}' secret='{}'{profile}{pids}/></metadata>",
             esc(&self.owner.agent),
             self.owner.slot,
             esc(&self.secret)
@@ -657,6 +669,7 @@ mod tests {
             console_log: Some(format!("/var/log/libvirt/qemu/vrgw-{slot}.console.log")),
             uuid: None,
             profile: None,
+            max_processes: None,
         }
     }
 
@@ -738,6 +751,7 @@ mod tests {
     fn a_container_gets_its_root_its_secret_file_and_its_address_not_a_kernel() {
         let mut s = spec(5);
         s.kind = "lxc".into();
+        s.max_processes = Some(128);
         s.uuid = Some("6f1c7a52-3c1e-4b3a-9d7e-2f5b8c9a0d15".into());
         s.boot = Boot::Container { root: "/var/lib/vrgw/overlays/vrgw-5/root".into() };
         let x = s.to_xml();
@@ -760,6 +774,9 @@ mod tests {
         // The secret itself rides in the mark only, as for a VM; the identity reads back the same.
         assert_eq!(x.matches("00112233445566778899aabbccddeeff").count(), 1, "{x}");
         let id = identity_of(&x).expect("a vRGW");
+        assert_eq!(max_processes_of(&x), Some(128));
+        assert_eq!(max_processes_of(&x.replace("'", "\"")), Some(128), "libvirt's quotes");
+        assert_eq!(max_processes_of(&spec(1).to_xml()), None);
         assert_eq!((id.mgmt_address.as_str(), id.macs.len()), ("10.99.0.5/24", 3));
         let mut hostile = s.clone();
         hostile.boot = Boot::Container { root: "/a'/><target dir='/etc".into() };

@@ -73,6 +73,7 @@ fn spec(slot: u32) -> DomainSpec {
         console_log: Some(format!("/var/log/libvirt/qemu/vrgw-{slot}.console.log")),
         uuid: Some(format!("6f1c2b1e-0d4a-4c55-9a7e-00000000000{}", slot % 10)),
         profile: None,
+        max_processes: None,
     }
 }
 
@@ -158,6 +159,13 @@ fn write_seeds() {
     s.lan.openvswitch = false;
     s.lan.vlan = None;
     specs.push(("with-profile-utf8", s));
+    // A container: its root and secret bound, its NICs named inside, its process limit in the mark.
+    let mut s = spec(5);
+    s.boot = Boot::Container { root: "/var/lib/vrgw/overlays/vrgw-5/root".into() };
+    s.tb_cache_mib = None;
+    s.console_log = None;
+    s.max_processes = Some(256);
+    specs.push(("container", s));
     for (name, s) in &specs {
         std::fs::write(dir.join(format!("{name}.xml")), s.to_xml()).expect("seed");
         // As libvirt returns it: its test driver, which parses and re-serialises the whole

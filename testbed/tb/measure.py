@@ -43,9 +43,11 @@ def cpu_times():
 
 
 def domain_stats():
-    """{domain: (cpu_ns, qemu_rss_kib)} for the testbed's running domains, from libvirt (cpu.time,
-    balloon.rss: the QEMU process's resident memory); /proc when libvirt does not say."""
-    out = {}
+    """{domain: (cpu_ns, memory_kib)} for the testbed's running domains: a VM's from libvirt
+    (cpu.time, balloon.rss: the QEMU process's resident memory; /proc when libvirt does not say),
+    a container's from its cgroups (cpuacct.usage; the memory cgroup's usage: what its processes
+    hold and the page cache charged to it), as libvirt's LXC driver has no domain statistics."""
+    out = container_stats()
     text = sh.run(["virsh", "-c", naming.LIBVIRT, "domstats", "--cpu-total", "--balloon", "--state"], check=False)
     name = None
     for line in text.splitlines():
@@ -67,6 +69,22 @@ def domain_stats():
         if guest in out and not out[guest][1]:
             out[guest][1] = rss
     return {k: tuple(v) for k, v in out.items()}
+
+
+def container_stats():
+    out = {}
+    root = "/sys/fs/cgroup/cpuacct/machine"
+    for d in os.listdir(root) if os.path.isdir(root) else []:
+        if not (d.startswith("lxc-") and d.endswith(".libvirt-lxc")):
+            continue
+        name = d[len("lxc-"):-len(".libvirt-lxc")].split("-", 1)[1]
+        try:
+            cpu = int(sh.read(os.path.join(root, d, "cpuacct.usage")).strip())
+            mem = int(sh.read(os.path.join("/sys/fs/cgroup/memory/machine", d, "memory.usage_in_bytes")).strip())
+        except (OSError, ValueError):
+            continue
+        out[name] = [cpu, mem // 1024]
+    return out
 
 
 def process_rss_kib(pidfile):
@@ -149,22 +167,23 @@ def run_traffic(homes, profile, duration):
     return rows, busy, per_vm
 
 
-def traffic(ns, profiles, duration, out_dir, progress=True):
-    """The data-plane experiment for each N in `ns`: CSV files in `out_dir`."""
+def traffic(ns, profiles, duration, out_dir, progress=True, flavor="vm"):
+    """The data-plane experiment for each N in `ns`, the homes' vRGWs of `flavor`: CSV files in
+    `out_dir`."""
     os.makedirs(out_dir, exist_ok=True)
     flows = open(os.path.join(out_dir, "flows.csv"), "w", newline="")
     hosts = open(os.path.join(out_dir, "host.csv"), "w", newline="")
     vms = open(os.path.join(out_dir, "vrgw.csv"), "w", newline="")
     fw = csv.DictWriter(flows, ["n", "profile", "home", "service", "mbps", "required_mbps", "loss_percent", "error"])
     hw = csv.DictWriter(hosts, ["n", "profile", "host_cpu_percent", "cores"])
-    vw = csv.DictWriter(vms, ["n", "profile", "domain", "cpu_percent_of_one_core", "qemu_rss_kib"])
+    vw = csv.DictWriter(vms, ["n", "profile", "domain", "cpu_percent_of_one_core", "memory_kib"])
     for w in (fw, hw, vw):
         w.writeheader()
     total = len(ns) * len(profiles)
     i = 0
     try:
         for n in ns:
-            bringup.up(homes=n, pool=0, lease_timeout=600)
+            bringup.up(homes=n, pool=0, lease_timeout=600, flavor=flavor)
             homes = list(range(1, n + 1))
             mine = {naming.HOST + "-%d" % s for s in slots_of(homes)}
             for profile in profiles:
@@ -179,7 +198,7 @@ def traffic(ns, profiles, duration, out_dir, progress=True):
                 for name, (cpu, rss) in sorted(per_vm.items()):
                     if name in mine:
                         vw.writerow({"n": n, "profile": profile, "domain": name,
-                                     "cpu_percent_of_one_core": round(cpu, 1), "qemu_rss_kib": rss})
+                                     "cpu_percent_of_one_core": round(cpu, 1), "memory_kib": rss})
                 for f in (flows, hosts, vms):
                     f.flush()
                 worst = max((float(r["loss_percent"] or 0) for r in rows), default=0)
@@ -227,35 +246,38 @@ def pool_state(api, pool):
     return int(v[p + "Ready"]), v[p + "Status"]
 
 
-def paused_domains():
-    """The testbed's suspended domains, as libvirt sees them (a pool's booted vRGWs)."""
-    names = sh.run(["virsh", "-c", naming.LIBVIRT, "list", "--state-paused", "--name"], check=False).split()
+def paused_domains(flavor="vm"):
+    """The testbed's suspended domains of `flavor`, as libvirt sees them (a pool's booted vRGWs)."""
+    uri = naming.LIBVIRT if flavor == "vm" else naming.lxc_uri(1)
+    names = sh.run(["virsh", "-c", uri, "list", "--state-paused", "--name"], check=False).split()
     return [n for n in names if n.startswith(naming.HOST + "-")]
 
 
-def wait_pool(api, pool, size, timeout=900):
+def wait_pool(api, pool, size, timeout=900, flavor="vm"):
     """Seconds until `size` pool domains are booted and suspended. Watched through libvirt, not
     the NBI: while many guests boot under TCG, asking the agent every second would only slow it."""
     t0 = time.monotonic()
-    sh.wait_for("pool %d reaching %d booted vRGWs" % (pool, size), lambda: len(paused_domains()) >= size,
+    sh.wait_for("pool %d reaching %d booted vRGWs" % (pool, size), lambda: len(paused_domains(flavor)) >= size,
                 timeout, 1.0)
     secs = time.monotonic() - t0
     sh.wait_for("pool %d reporting %d ready" % (pool, size), lambda: pool_state(api, pool)[0] >= size, 300, 5.0)
     return secs
 
 
-def management(out_dir, runs=5, pool_fill=10):
-    """Management-plane timings, each over `runs` repetitions: CSV in `out_dir`."""
+def management(out_dir, runs=5, pool_fill=10, flavor="vm"):
+    """Management-plane timings of `flavor`'s template, each over `runs` repetitions: CSV in
+    `out_dir`."""
     api = daemons.api_from_files()
     templates, pools, _ = provisioning.inventory(api)
-    t = next(n for n, r in templates.items() if r.get("Name") == provisioning.TEMPLATE_NAME)
+    name = provisioning.TEMPLATE_NAME if flavor == "vm" else provisioning.CT_TEMPLATE_NAME
+    t = next(n for n, r in templates.items() if r.get("Name") == name)
     tref = "%sTemplate.%d" % (nbi.VIRT, t)
     pool = next(n for n, r in pools.items() if r.get("Template", "").rstrip(".") == tref)
     pp = "%sPool.%d." % (nbi.VIRT, pool)
     rows = []
     extra = max(homenet.load_homes()) + 1 if homenet.load_homes() else 1
     try:
-        _management(api, pool, pp, tref, rows, extra, runs, pool_fill)
+        _management(api, pool, pp, tref, rows, extra, runs, pool_fill, flavor)
     finally:
         # What was measured is kept even when a later step fails.
         with open(os.path.join(out_dir, "management.csv"), "w", newline="") as f:
@@ -265,7 +287,7 @@ def management(out_dir, runs=5, pool_fill=10):
     return rows
 
 
-def _management(api, pool, pp, tref, rows, extra, runs, pool_fill):
+def _management(api, pool, pp, tref, rows, extra, runs, pool_fill, flavor):
 
     def record(what, seconds, detail=""):
         rows.append({"measure": what, "seconds": round(seconds, 3), "detail": detail})
@@ -275,7 +297,7 @@ def _management(api, pool, pp, tref, rows, extra, runs, pool_fill):
         for r in range(runs):
             api.set([(pp + "TargetSize", "1" if mode == "pool" else "0", "xsd:unsignedInt")])
             if mode == "pool":
-                wait_pool(api, pool, 1)
+                wait_pool(api, pool, 1, flavor=flavor)
             else:
                 sh.wait_for("the pool empty", lambda: pool_state(api, pool)[0] == 0, 120, 1.0)
             sh.progress("management", r + 1, runs, "addObject to first lease, %s" % mode)
@@ -302,13 +324,14 @@ def _management(api, pool, pp, tref, rows, extra, runs, pool_fill):
     # Filling a pool of `pool_fill` from empty.
     sh.wait_for("the pool empty", lambda: pool_state(api, pool)[0] == 0, 120, 1.0)
     api.set([(pp + "TargetSize", str(pool_fill), "xsd:unsignedInt")])
-    record("fill_pool_%d" % pool_fill, wait_pool(api, pool, pool_fill, timeout=1800))
-    # Memory: the agent, the ACS, each vRGW's QEMU, the proxy inside a vRGW.
+    record("fill_pool_%d" % pool_fill, wait_pool(api, pool, pool_fill, timeout=1800, flavor=flavor))
+    # Memory: the agent, the ACS, each vRGW's QEMU (or container), the proxy inside a vRGW.
     rows.append({"measure": "agent_rss_kib", "seconds": "",
                  "detail": process_rss_kib(os.path.join(naming.RUN, "agent.pid"))})
     rows.append({"measure": "acs_rss_kib", "seconds": "", "detail": process_rss_kib(os.path.join(naming.RUN, "acs.pid"))})
     for name, (_, rss) in sorted(domain_stats().items()):
-        rows.append({"measure": "qemu_rss_kib", "seconds": "", "detail": "%s %d" % (name, rss)})
+        rows.append({"measure": "qemu_rss_kib" if flavor == "vm" else "container_memory_kib", "seconds": "",
+                     "detail": "%s %d" % (name, rss)})
     rss, dns = proxy_rss()
     rows.append({"measure": "proxy_rss_kib", "seconds": "", "detail": rss})
     rows.append({"measure": "proxy_dnsmasq_rss_kib", "seconds": "", "detail": dns})

@@ -72,13 +72,14 @@ def main(d):
     for what, data, col, ylabel, name in [
         ("Host CPU", host, "host_cpu_percent", "host CPU busy (% of all cores)", "host-cpu.png"),
         ("CPU per vRGW", vrgw, "cpu_percent_of_one_core", "CPU per vRGW (% of one core, mean)", "vrgw-cpu.png"),
-        ("Memory per vRGW", vrgw, "qemu_rss_kib", "QEMU resident memory per vRGW (MiB, mean)", "vrgw-memory.png"),
+        ("Memory per vRGW", vrgw, "memory_kib", "memory per vRGW (MiB, mean): QEMU RSS or container cgroup",
+         "vrgw-memory.png"),
     ]:
         fig, ax = plt.subplots(figsize=(7, 3.6))
         for profile in sorted({r["profile"] for r in data}):
             pr = [r for r in data if r["profile"] == profile]
             ns = sorted({int(r["n"]) for r in pr})
-            scale = 1 / 1024 if col == "qemu_rss_kib" else 1
+            scale = 1 / 1024 if col == "memory_kib" else 1
             ys = [statistics.mean(float(r[col]) * scale for r in pr if int(r["n"]) == n) for n in ns]
             ax.plot(ns, ys, marker="o", label="%s user" % profile)
             ax.set_xticks(ns)
@@ -100,7 +101,7 @@ def main(d):
 
 def summary(d, flows, host, vrgw):
     """summary.md: the tables docs/results.md shows, computed from the CSV files."""
-    out = ["| N | profile | per home, mean (Mbit/s) | min home | needed | Internet TCP mean | UDP services at rate* | worst UDP loss | host CPU | CPU per vRGW | QEMU RSS per vRGW |",
+    out = ["| N | profile | per home, mean (Mbit/s) | min home | needed | Internet TCP mean | UDP services at rate* | worst UDP loss | host CPU | CPU per vRGW | memory per vRGW |",
            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for profile in sorted({r["profile"] for r in flows}):
         for n in sorted({int(r["n"]) for r in flows if r["profile"] == profile}):
@@ -116,7 +117,7 @@ def summary(d, flows, host, vrgw):
             hc = next((r["host_cpu_percent"] for r in host if r["profile"] == profile and int(r["n"]) == n), "")
             vr = [r for r in vrgw if r["profile"] == profile and int(r["n"]) == n]
             cpu = statistics.mean(float(r["cpu_percent_of_one_core"]) for r in vr) if vr else 0
-            rss = statistics.mean(int(r["qemu_rss_kib"]) for r in vr) / 1024 if vr else 0
+            rss = statistics.mean(int(r["memory_kib"]) for r in vr) / 1024 if vr else 0
             out.append("| %d | %s | %.1f | %.1f | %.1f | %.1f | %d/%d%s | %.1f %% | %s %% | %.0f %% | %.0f MiB |" % (
                 n, profile, statistics.mean(per), min(per), need, tcp, at_rate, len(udp),
                 " (%d flows failed)" % failed if failed else "", loss, hc, cpu, rss))
@@ -132,9 +133,10 @@ def summary(d, flows, host, vrgw):
         out += ["", "| memory | resident |", "| --- | --- |"]
         for r in m:
             if not r["seconds"]:
-                if r["measure"] == "qemu_rss_kib":
+                if r["measure"] in ("qemu_rss_kib", "container_memory_kib"):
                     name, kib = r["detail"].split()
-                    out.append("| QEMU of %s | %.0f MiB |" % (name, int(kib) / 1024))
+                    out.append("| %s of %s | %.1f MiB |" % ("QEMU" if r["measure"] == "qemu_rss_kib" else "container",
+                                                          name, int(kib) / 1024))
                 else:
                     out.append("| %s | %.1f MiB |" % (r["measure"].replace("_rss_kib", ""), int(r["detail"]) / 1024))
     p = os.path.join(d, "summary.md")

@@ -390,6 +390,7 @@ impl Host {
                 .map(|d| d.join(format!("{}.console.log", slot.domain)).display().to_string()),
             uuid: (!slot.uuid.is_empty()).then(|| slot.uuid.clone()),
             profile: None,
+            max_processes: container.then(|| self.uint(&t.max_processes())).filter(|n| *n > 0),
         })
     }
 

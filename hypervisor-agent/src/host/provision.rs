@@ -106,14 +106,30 @@ impl Host {
         };
         let slot = match taken {
             Some(slot) => {
-                // Rebind its LAN port, record the assignment, resume.
+                // Rebind its LAN port, record the assignment, resume; each step's time logged
+                // (testbed/activation reads them).
+                let t = std::time::Instant::now();
                 self.vlan.bind(&self.lan_port(slot.id), s, c).during("binding the port")?;
+                let bind_ms = ms_since(t);
+                let t = std::time::Instant::now();
                 self.define_domain(&self.spec(&slot, &nic)?)?;
                 self.state.set_slot(slot.id, SlotUse::Assigned, Some(n))?;
+                let define_ms = ms_since(t);
+                let t = std::time::Instant::now();
                 if requested == Some(RequestedState::Running) {
                     self.compute.resume(&slot.domain).during("resuming the domain")?;
                 }
-                tracing::info!(instance = n, slot = slot.id, svlan = s, cvlan = c, "provisioned from the pool");
+                let resume_ms = ms_since(t);
+                tracing::info!(
+                    instance = n,
+                    slot = slot.id,
+                    svlan = s,
+                    cvlan = c,
+                    bind_ms,
+                    define_ms,
+                    resume_ms,
+                    "provisioned from the pool"
+                );
                 slot
             }
             None => {
@@ -155,4 +171,9 @@ impl Host {
         tracing::info!(instance = n, slot = slot.id, "released");
         Ok(())
     }
+}
+
+/// Milliseconds since `t`, to a tenth.
+fn ms_since(t: std::time::Instant) -> f64 {
+    (t.elapsed().as_secs_f64() * 10_000.0).round() / 10.0
 }

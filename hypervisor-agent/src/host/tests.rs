@@ -1843,6 +1843,8 @@ fn container_templates_give_each_vrgw_a_writable_layer_over_the_shared_root() {
             "<initenv name='VRGW_MGMT'>10.99.0.".to_string(),
             "<shares>2048</shares>".to_string(),
             "<memory unit='KiB'>32768</memory>".to_string(),
+            // The template's process limit, which the agent sets in the container's cgroup.
+            "pids=\"256\"".to_string(),
         ] {
             assert!(xml.contains(&needle), "{needle} missing from {xml}");
         }

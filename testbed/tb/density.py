@@ -1,0 +1,233 @@
+"""Many idle container vRGWs on one host (testbed/density): subscribers added through the NBI in
+bulk (tasks queued, then one connection request: the ACS runs them in one session), each a running
+container vRGW with its proxy, dnsmasq and three NICs on the switch, no traffic; at each stage
+what the vRGWs' processes hold (PSS), the CPU of the host and of the agent, libvirtd and Open
+vSwitch at rest, and a GetParameterValues of the whole host through the NBI (every vRGW's data
+model, through its proxy). At the end every subscriber it added is deleted the same way, and the
+host's memory per vRGW is MemAvailable's rise then, per vRGW (processes, page tables, sockets,
+veths, namespaces, all of it). A run that stopped half-way is taken up again: the subscribers it
+added are counted first."""
+
+import csv
+import json
+import os
+import time
+import urllib.parse
+
+from . import activation, migrate, naming, nbi, sh
+
+CVLAN_BASE = 100                    # subscriber k of this run is on C-VLAN 100 + k (homes use 11..)
+
+
+def meminfo(key="MemAvailable"):
+    for line in sh.read("/proc/meminfo").splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def cpu_ticks():
+    """(busy, total) jiffies of the whole host."""
+    f = [int(x) for x in sh.read("/proc/stat").splitlines()[0].split()[1:]]
+    idle = f[3] + f[4]
+    return sum(f) - idle, sum(f)
+
+
+def proc_ticks(pid):
+    try:
+        f = sh.read("/proc/%d/stat" % pid).rsplit(")", 1)[1].split()
+        return int(f[11]) + int(f[12])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def pids_named(name):
+    out = []
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                if sh.read("/proc/%s/comm" % p).strip() == name:
+                    out.append(int(p))
+            except OSError:
+                pass
+    return out
+
+
+def pss_kib(pid):
+    try:
+        for line in sh.read("/proc/%d/smaps_rollup" % pid).splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def container_pss():
+    """PSS (KiB) of every container's processes and of their libvirt_lxc controllers."""
+    controllers = pids_named("libvirt_lxc")
+    inside = []
+    for c in controllers:
+        try:
+            kids = sh.read("/proc/%d/task/%d/children" % (c, c)).split()
+        except OSError:
+            kids = []
+        stack = [int(k) for k in kids]
+        while stack:
+            p = stack.pop()
+            inside.append(p)
+            try:
+                stack += [int(k) for k in sh.read("/proc/%d/task/%d/children" % (p, p)).split()]
+            except OSError:
+                pass
+    return sum(pss_kib(p) for p in controllers), sum(pss_kib(p) for p in inside), len(controllers)
+
+
+def queue(api, body):
+    s, v = api.call("POST", "/devices/%s/tasks" % urllib.parse.quote(api.device), body, timeout=60)
+    if s not in (200, 202):
+        raise sh.Failed("NBI: queuing %s: HTTP %s %s" % (body.get("name"), s, v))
+
+
+def pending(api):
+    """Tasks of the host still queued or running; a task that faulted fails the run."""
+    query = {"device": api.device}
+    s, v = api.call("GET", "/tasks?query=" + urllib.parse.quote(json.dumps(query)), timeout=120)
+    if s != 200 or not isinstance(v, list):
+        return -1
+    faulted = [t for t in v if t.get("fault")]
+    if faulted:
+        raise sh.Failed("a queued task faulted: %s" % json.dumps(faulted[0])[:600])
+    return len(v)
+
+
+def running_containers():
+    out = sh.run(["virsh", "-c", naming.lxc_uri(1), "list", "--state-running", "--name"], check=False)
+    return len([n for n in out.split() if n.startswith(naming.host(1) + "-")])
+
+
+def add_subscribers(api, tref, start, count):
+    """Subscribers density-START+1 .. START+COUNT, queued as tasks, then run in one session."""
+    for k in range(start + 1, start + count + 1):
+        queue(api, {"name": "addObject", "objectName": nbi.VIRT + "Instance.",
+                    "parameterValues": [["Template", tref], ["Subscriber", "density-%d" % k],
+                                        ["SVLAN", str(naming.SVLAN), "xsd:unsignedInt"],
+                                        ["CVLAN", str(CVLAN_BASE + k), "xsd:unsignedInt"]]})
+    t0 = time.monotonic()
+    wake(api)
+    sh.wait_for("%d subscribers' vRGWs running" % (start + count),
+                lambda: pending(api) == 0 and running_containers() >= start + count, 7200, 5)
+    return time.monotonic() - t0
+
+
+def wake(api):
+    """One connection request: the agent's session runs the queue. (A session under way, a
+    periodic one say, takes the queued tasks as well; then this request waits, and that is fine.)"""
+    try:
+        api.call("POST", "/devices/%s/tasks?connection_request&timeout=3000" % urllib.parse.quote(api.device),
+                 {"name": "getParameterValues", "parameterNames": ["Device.DeviceInfo.UpTime"]}, timeout=60)
+    except OSError as e:
+        sh.say("the connection request's task did not come back within 60 s (%s); the queue runs anyway" % e)
+
+
+def ours(api):
+    """{subscriber: instance} of the subscribers a density run added."""
+    v = api.get([nbi.VIRT + "Instance."], timeout_ms=600000)
+    return {r["Subscriber"]: n for n, r in nbi.rows(v, nbi.VIRT + "Instance.").items()
+            if r.get("Subscriber", "").startswith("density-")}
+
+
+def remove_all(api):
+    """Deletes every subscriber a density run added, in bulk; seconds it took."""
+    mine = ours(api)
+    for n in sorted(mine.values()):
+        queue(api, {"name": "deleteObject", "objectName": "%s%d." % (nbi.VIRT, n)})
+    t0 = time.monotonic()
+    wake(api)
+    sh.wait_for("%d subscribers deleted" % len(mine), lambda: pending(api) == 0 and running_containers() <= 1,
+                7200, 5)
+    return time.monotonic() - t0, len(mine)
+
+
+def at_rest(seconds=30):
+    """Host, agent, libvirtd and ovs-vswitchd CPU (per cent of one core) over `seconds`."""
+    agent = int(sh.read(os.path.join(naming.RUN, "agent.pid")).strip())
+    procs = {"agent": [agent], "libvirtd": pids_named("libvirtd"), "ovs-vswitchd": pids_named("ovs-vswitchd"),
+             "libvirt_lxc": pids_named("libvirt_lxc")}
+    b0, t0 = cpu_ticks()
+    p0 = {k: sum(proc_ticks(p) for p in v) for k, v in procs.items()}
+    w0 = time.monotonic()
+    time.sleep(seconds)
+    b1, t1 = cpu_ticks()
+    dt = time.monotonic() - w0
+    hz = os.sysconf("SC_CLK_TCK")
+    out = {"host_cpu_percent": round(100.0 * (b1 - b0) / max(1, t1 - t0), 1)}
+    for k, v in procs.items():
+        out[k + "_cpu_percent"] = round(100.0 * (sum(proc_ticks(p) for p in v) - p0[k]) / hz / dt, 1)
+    return out
+
+
+def whole_host_gpv(api):
+    t0 = time.monotonic()
+    r = api.task({"name": "getParameterValues", "parameterNames": ["Device."]}, timeout_ms=1800000)
+    return time.monotonic() - t0, len(r.get("parameters", []))
+
+
+def measure(stages=(100, 1000), out=None, rest=30):
+    api = migrate.api()
+    tref, pool = activation.template_and_pool(api, "container")
+    api.set([("%sPool.%d.TargetSize" % (nbi.VIRT, pool), "0", "xsd:unsignedInt")])
+    sh.wait_for("the container pool empty", lambda: migrate.pool_ready(1, activation.name_of("container")) == 0,
+                300, 1)
+    have = len(ours(api))
+    base_running = running_containers() - have  # the homes' own vRGWs
+    if have:
+        sh.say("taking up a run that stopped: %d of its subscribers are there" % have)
+    rows = []
+    for n in [s for s in stages if s > have] or [have]:
+        secs = add_subscribers(api, tref, have, n - have) if n > have else 0.0
+        have = n
+        time.sleep(20)  # their proxies up, their profiles pushed
+        ctl, inside, count = container_pss()
+        row = {"vrgws": n, "add_seconds": round(secs, 1), "mem_available_kib": meminfo(),
+               "pss_per_container_kib": round(inside / max(1, count)),
+               "pss_per_controller_kib": round(ctl / max(1, count)),
+               "containers_running": running_containers() - base_running,
+               "agent_rss_kib": activation_rss(os.path.join(naming.RUN, "agent.pid"))}
+        row.update(at_rest(rest))
+        gpv_s, params = whole_host_gpv(api)
+        row.update({"gpv_whole_host_seconds": round(gpv_s, 2), "gpv_parameters": params})
+        rows.append(row)
+        sh.say("%d idle container vRGWs: %s" % (n, json.dumps(row)))
+        write(out, rows)
+    secs, count = remove_all(api)
+    time.sleep(20)
+    base = meminfo()
+    for r in rows:
+        r["host_mem_per_vrgw_kib"] = round((base - r["mem_available_kib"]) / r["vrgws"])
+        r["delete_all_seconds"] = round(secs, 1)
+    sh.say("deleted %d subscribers in %.0f s; host memory per idle vRGW: %s KiB" % (
+        count, secs, ", ".join("%d at %d" % (r["host_mem_per_vrgw_kib"], r["vrgws"]) for r in rows)))
+    write(out, rows)
+    return rows
+
+
+def write(out, rows):
+    if out and rows:
+        os.makedirs(out, exist_ok=True)
+        keys = list(dict.fromkeys(k for r in rows for k in r))
+        with open(os.path.join(out, "density.csv"), "w", newline="") as f:
+            w = csv.DictWriter(f, keys)
+            w.writeheader()
+            w.writerows(rows)
+
+
+def activation_rss(pidfile):
+    try:
+        pid = int(sh.read(pidfile).strip())
+        for line in sh.read("/proc/%d/status" % pid).splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
