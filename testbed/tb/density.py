@@ -14,7 +14,7 @@ import os
 import time
 import urllib.parse
 
-from . import activation, migrate, naming, nbi, sh
+from . import activation, homenet, migrate, naming, nbi, sh
 
 CVLAN_BASE = 100                    # subscriber k of this run is on C-VLAN 100 + k (homes use 11..)
 
@@ -131,10 +131,17 @@ def wake(api):
 
 
 def ours(api):
-    """{subscriber: instance} of the subscribers a density run added."""
-    v = api.get([nbi.VIRT + "Instance."], timeout_ms=600000)
-    return {r["Subscriber"]: n for n, r in nbi.rows(v, nbi.VIRT + "Instance.").items()
-            if r.get("Subscriber", "").startswith("density-")}
+    """The instances a density run added: every instance of host 1 but the homes', from the
+    agent's store (a GetParameterValues of the Instance table would bring every vRGW's data
+    model along: at 500 vRGWs more than the ACS takes in one message)."""
+    import sqlite3
+    homes = {h["instance"] for h in homenet.load_homes().values()}
+    db = sqlite3.connect(os.path.join(naming.RUN, "agent.db"))
+    try:
+        rows = db.execute("SELECT instance FROM slots WHERE usage = 'assigned' AND instance IS NOT NULL").fetchall()
+    finally:
+        db.close()
+    return {n: n for (n,) in rows if n not in homes}
 
 
 def remove_all(api):
