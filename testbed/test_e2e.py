@@ -54,12 +54,21 @@ def leftovers():
     # Containers' roots and their controllers.
     with open("/proc/self/mountinfo") as f:
         left += [l.split()[4] for l in f if l.split()[4].startswith(naming.OVERLAYS)]
-    left += ["libvirt_lxc %s" % p for p in sh.run(["pgrep", "-f", "libvirt_lxc"], check=False).split()]
+    left += ["libvirt_lxc %s" % p for p in sh.run(["pgrep", "-f", "libvirt_lxc"], check=False).split() if running(p)]
     for f in ["acs.pid"] + ["%s.pid" % naming.agent_name(i) for i in range(1, naming.MAX_HOSTS + 1)] + \
             ["libvirt-%s.pid" % naming.host(i) for i in range(1, naming.MAX_HOSTS + 1)]:
         if daemons.pid_alive(os.path.join(naming.RUN, f)):
             left.append(f)
     return left
+
+
+def running(pid):
+    """Whether process `pid` runs: not gone, not a zombie (an exited controller whose parent, a
+    killed libvirtd, left it to init to reap: it holds nothing but its number)."""
+    try:
+        return sh.read("/proc/%s/stat" % pid).rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 class Testbed(unittest.TestCase):

@@ -34,6 +34,14 @@ def pid_alive(pidfile):
     return pid
 
 
+def pid_state(pid):
+    """A process's state letter (R, S, Z...), or None when there is no such process."""
+    try:
+        return sh.read("/proc/%d/stat" % pid).rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
 def kill(pidfile, name):
     pid = pid_alive(pidfile)
     if pid:

@@ -163,7 +163,7 @@ def lxc_controllers_gone(i):
     own) exit a moment after `virsh destroy` returns: waited for, and killed after 10 s."""
     def mine():
         out = sh.run(["pgrep", "-f", "libvirt_lxc --name %s-" % host(i)], check=False).split()
-        return [int(p) for p in out if p.isdigit()]
+        return [int(p) for p in out if p.isdigit() and daemons.pid_state(int(p)) not in (None, "Z")]
     try:
         sh.wait_for("the containers of %s stopping" % host(i), lambda: not mine(), 10, 0.2)
     except sh.Failed:

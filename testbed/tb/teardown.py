@@ -50,6 +50,9 @@ def down(purge=False):
         sh.run(["ip", "link", "del", name], check=False)
     if links:
         sh.say("removed interfaces " + " ".join(links))
+    # Container controllers still exiting (each host's were waited for; a last look for all).
+    for i in range(1, MAX_HOSTS + 1):
+        services.lxc_controllers_gone(i)
     # The logs of the last runs stay (the three latest, in last-logs/TIME/).
     last = os.path.join(sh.STATE, "last-logs", time.strftime("%Y%m%d-%H%M%S"))
     if os.path.isdir(RUN) and any(f.endswith(".log") for f in os.listdir(RUN)):
