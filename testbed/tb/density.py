@@ -14,7 +14,7 @@ import os
 import time
 import urllib.parse
 
-from . import activation, homenet, migrate, naming, nbi, sh
+from . import activation, homenet, measure, migrate, naming, nbi, sh
 
 CVLAN_BASE = 100                    # subscriber k of this run is on C-VLAN 100 + k (homes use 11..)
 
@@ -24,13 +24,6 @@ def meminfo(key="MemAvailable"):
         if line.startswith(key + ":"):
             return int(line.split()[1])
     return 0
-
-
-def cpu_ticks():
-    """(busy, total) jiffies of the whole host."""
-    f = [int(x) for x in sh.read("/proc/stat").splitlines()[0].split()[1:]]
-    idle = f[3] + f[4]
-    return sum(f) - idle, sum(f)
 
 
 def proc_ticks(pid):
@@ -161,11 +154,11 @@ def at_rest(seconds=30):
     agent = int(sh.read(os.path.join(naming.RUN, "agent.pid")).strip())
     procs = {"agent": [agent], "libvirtd": pids_named("libvirtd"), "ovs-vswitchd": pids_named("ovs-vswitchd"),
              "libvirt_lxc": pids_named("libvirt_lxc")}
-    b0, t0 = cpu_ticks()
+    b0, t0 = measure.cpu_times()
     p0 = {k: sum(proc_ticks(p) for p in v) for k, v in procs.items()}
     w0 = time.monotonic()
     time.sleep(seconds)
-    b1, t1 = cpu_ticks()
+    b1, t1 = measure.cpu_times()
     dt = time.monotonic() - w0
     hz = os.sysconf("SC_CLK_TCK")
     out = {"host_cpu_percent": round(100.0 * (b1 - b0) / max(1, t1 - t0), 1)}
@@ -200,7 +193,7 @@ def measure(stages=(100, 1000), out=None, rest=30):
                "pss_per_container_kib": round(inside / max(1, count)),
                "pss_per_controller_kib": round(ctl / max(1, count)),
                "containers_running": running_containers() - base_running,
-               "agent_rss_kib": activation_rss(os.path.join(naming.RUN, "agent.pid"))}
+               "agent_rss_kib": measure.process_rss_kib(os.path.join(naming.RUN, "agent.pid"))}
         row.update(at_rest(rest))
         gpv_s, params = whole_host_gpv(api)
         row.update({"gpv_whole_host_seconds": round(gpv_s, 2), "gpv_parameters": params})
@@ -228,13 +221,3 @@ def write(out, rows):
             w.writeheader()
             w.writerows(rows)
 
-
-def activation_rss(pidfile):
-    try:
-        pid = int(sh.read(pidfile).strip())
-        for line in sh.read("/proc/%d/status" % pid).splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return 0
