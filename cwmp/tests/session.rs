@@ -307,3 +307,67 @@ fn requests_queued_in_answer_to_a_response_go_out_in_the_same_session() {
     assert_eq!(posts, ["Inform", "(empty)", "GetParameterValuesResponse", "RebootResponse"]);
     assert!(acs.is_done() && cpe.is_done());
 }
+
+#[test]
+fn an_answer_larger_than_an_acs_takes_becomes_fault_9004_and_the_session_goes_on() {
+    let now = Instant::now();
+    let small = Limits { max_items: 3, max_body: 2_000, ..Limits::default() };
+    let cfg = CpeConfig { send_limits: small, ..CpeConfig::default() };
+    let mut cpe = CpeSession::new(cfg, inform(&["6 CONNECTION REQUEST"]), vec![], now);
+    let _ = cpe.poll_transmit();
+    let resp =
+        Envelope::new(CwmpNs::V1_2, Some("cpe-1".into()), Body::InformResponse(InformResponse { max_envelopes: 1 }));
+    cpe.handle_response(200, resp.encode().as_bytes(), now);
+    assert_eq!(cpe.poll_transmit(), Some(Transmit::Empty));
+    let gpv = |id: &str| {
+        let req = Body::GetParameterValues(GetParameterValues { parameter_names: vec!["Device.".into()] });
+        Envelope::new(CwmpNs::V1_2, Some(id.into()), req).encode()
+    };
+    let answer = |n: usize, len: usize| {
+        Body::GetParameterValuesResponse(GetParameterValuesResponse {
+            parameter_list: (0..n)
+                .map(|i| ParameterValue::new(format!("Device.P{i}"), Value::String("x".repeat(len))))
+                .collect(),
+        })
+    };
+    let sent = |cpe: &mut CpeSession| {
+        let Some(Transmit::Envelope(x)) = cpe.poll_transmit() else { panic!("nothing sent") };
+        Envelope::decode(x.as_bytes(), &Limits::default()).expect("decodes")
+    };
+    // Within the limits: sent as it is.
+    cpe.handle_response(200, gpv("a1").as_bytes(), now);
+    while cpe.poll_event().is_some() {}
+    cpe.respond(answer(3, 10), now).expect("respond");
+    let env = sent(&mut cpe);
+    assert_eq!(env.header.id.as_deref(), Some("a1"));
+    assert!(matches!(env.body, Body::GetParameterValuesResponse(r) if r.parameter_list.len() == 3));
+    // More items than allowed: 9004 naming the count, under the request's ID.
+    cpe.handle_response(200, gpv("a2").as_bytes(), now);
+    while cpe.poll_event().is_some() {}
+    cpe.respond(answer(4, 10), now).expect("respond");
+    let env = sent(&mut cpe);
+    assert_eq!(env.header.id.as_deref(), Some("a2"));
+    match env.body {
+        Body::Fault(f) => {
+            assert_eq!(f.code, FaultCode::ResourcesExceeded);
+            assert!(f.string.contains("4 parameters, more than the 3"), "{}", f.string);
+        }
+        other => panic!("expected 9004, got {other:?}"),
+    }
+    // Few items but too many bytes: 9004 naming the size.
+    cpe.handle_response(200, gpv("a3").as_bytes(), now);
+    while cpe.poll_event().is_some() {}
+    cpe.respond(answer(2, 1_500), now).expect("respond");
+    match sent(&mut cpe).body {
+        Body::Fault(f) => {
+            assert_eq!(f.code, FaultCode::ResourcesExceeded);
+            assert!(f.string.contains("more than the 2000"), "{}", f.string);
+        }
+        other => panic!("expected 9004, got {other:?}"),
+    }
+    // The session goes on to its end (its empty POST went out before).
+    cpe.handle_response(204, b"", now);
+    assert!(cpe.is_done());
+    let events: Vec<_> = std::iter::from_fn(|| cpe.poll_event()).collect();
+    assert_eq!(events.last(), Some(&CpeEvent::Ended { unsent: vec![] }));
+}

@@ -14,11 +14,61 @@ use crate::schema::{Access, ObjectDef, Schema};
 /// Computes a live value for a parameter (its concrete path is passed in).
 pub type Getter = Arc<dyn Fn(&str) -> Option<Value> + Send + Sync>;
 
+/// A table's bookkeeping: the next instance number and the live ones.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Table {
+pub struct Table {
     next: u32,
     live: BTreeSet<u32>,
 }
+
+/// One stored piece of a tree's state, at its path (see [`Snapshot::rows`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Row {
+    /// A parameter's value.
+    Value(Value),
+    /// A table (the path ends with its name and a dot).
+    Table(Table),
+    /// A write-once parameter that was written.
+    WrittenOnce,
+}
+
+/// The kind of a [`Row`], which with its path keys it (a parameter's value and the fact that it
+/// was written once share a path).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Part {
+    /// [`Row::Value`].
+    Value,
+    /// [`Row::Table`].
+    Table,
+    /// [`Row::WrittenOnce`].
+    WrittenOnce,
+}
+
+impl Part {
+    /// A short stable name, for storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Part::Value => "v",
+            Part::Table => "t",
+            Part::WrittenOnce => "o",
+        }
+    }
+}
+
+impl Row {
+    /// Its kind.
+    pub fn part(&self) -> Part {
+        match self {
+            Row::Value(_) => Part::Value,
+            Row::Table(_) => Part::Table,
+            Row::WrittenOnce => Part::WrittenOnce,
+        }
+    }
+}
+
+/// The rows that changed since the last [`Tree::take_changes`]: each as it is now, `None` when
+/// it is gone. Applied to the rows stored before, it gives the tree's [`Snapshot::rows`].
+pub type Changes = BTreeMap<(Part, String), Option<Row>>;
 
 /// What a partial path names.
 enum Target {
@@ -35,6 +85,8 @@ pub struct Tree {
     tables: HashMap<String, Table>,
     written_once: HashSet<String>,
     getters: HashMap<String, Getter>,
+    /// The rows changed since changes were last taken, when they are tracked.
+    journal: Option<BTreeSet<(Part, String)>>,
 }
 
 impl std::fmt::Debug for Tree {
@@ -60,6 +112,7 @@ impl Tree {
             tables: HashMap::new(),
             written_once: HashSet::new(),
             getters: HashMap::new(),
+            journal: None,
         };
         if !t.schema.objects.is_empty() {
             let root = t.schema.objects[0].path.clone();
@@ -86,13 +139,17 @@ impl Tree {
         }
         for &pi in &o.params {
             let p = &schema.params[pi];
-            self.values.insert(format!("{prefix}{}", p.name), p.default_value());
+            let path = format!("{prefix}{}", p.name);
+            self.touch(Part::Value, &path);
+            self.values.insert(path, p.default_value());
         }
         for &ci in &o.children {
             let c = &schema.objects[ci];
             let name = child_name(&o.path, c);
             if c.multi {
-                self.tables.insert(format!("{prefix}{name}."), Table { next: 1, live: BTreeSet::new() });
+                let path = format!("{prefix}{name}.");
+                self.touch(Part::Table, &path);
+                self.tables.insert(path, Table { next: 1, live: BTreeSet::new() });
             } else {
                 self.create_object(&format!("{prefix}{name}."), ci);
             }
@@ -367,9 +424,11 @@ impl Tree {
         for (k, v) in values {
             if let Ok(p) = Path::parse(&k) {
                 if self.schema.param(&p.template).is_some_and(|d| d.access == Access::WriteOnce) {
+                    self.touch(Part::WrittenOnce, &k);
                     self.written_once.insert(k.clone());
                 }
             }
+            self.touch(Part::Value, &k);
             self.values.insert(k, v);
         }
     }
@@ -383,7 +442,10 @@ impl Tree {
             .filter(|_| self.values.contains_key(path))
             .ok_or_else(|| fault(FaultCode::InvalidParameterName, format!("no parameter {path}")))?;
         let v = def.check(&value).map_err(|(c, m)| fault(c, m))?;
-        self.values.insert(path.to_string(), v);
+        if self.values.get(path) != Some(&v) {
+            self.touch(Part::Value, path);
+            self.values.insert(path.to_string(), v);
+        }
         Ok(())
     }
 
@@ -418,6 +480,7 @@ impl Tree {
         let n = t.next;
         t.next += 1;
         t.live.insert(n);
+        self.touch(Part::Table, path);
         let prefix = format!("{path}{n}.");
         self.create_object(&prefix, row_idx);
         let alias = format!("{prefix}Alias");
@@ -459,10 +522,20 @@ impl Tree {
             .map(|(k, _)| k.clone())
             .collect();
         for k in doomed {
+            self.touch(Part::Value, &k);
             self.values.remove(&k);
         }
-        self.tables.retain(|k, _| !k.starts_with(path));
-        self.written_once.retain(|k| !k.starts_with(path));
+        let tables: Vec<String> = self.tables.keys().filter(|k| k.starts_with(path)).cloned().collect();
+        let once: Vec<String> = self.written_once.iter().filter(|k| k.starts_with(path)).cloned().collect();
+        for k in tables {
+            self.touch(Part::Table, &k);
+            self.tables.remove(&k);
+        }
+        for k in once {
+            self.touch(Part::WrittenOnce, &k);
+            self.written_once.remove(&k);
+        }
+        self.touch(Part::Table, &table);
         if let Some(t) = self.tables.get_mut(&table) {
             t.live.remove(&n);
         }
@@ -492,6 +565,36 @@ pub struct Snapshot {
     written_once: BTreeSet<String>,
 }
 
+impl Snapshot {
+    /// The state as rows keyed by path, for a store that keeps each row apart (and then writes
+    /// only what [`Tree::take_changes`] reports).
+    pub fn rows(&self) -> impl Iterator<Item = (&str, Row)> {
+        let values = self.values.iter().map(|(k, v)| (k.as_str(), Row::Value(v.clone())));
+        let tables = self.tables.iter().map(|(k, t)| (k.as_str(), Row::Table(t.clone())));
+        let once = self.written_once.iter().map(|k| (k.as_str(), Row::WrittenOnce));
+        values.chain(tables).chain(once)
+    }
+
+    /// The state from rows as [`Snapshot::rows`] gave them (checked by [`Tree::restore`]).
+    pub fn from_rows(rows: impl IntoIterator<Item = (String, Row)>) -> Snapshot {
+        let mut s = Snapshot { values: BTreeMap::new(), tables: BTreeMap::new(), written_once: BTreeSet::new() };
+        for (path, row) in rows {
+            match row {
+                Row::Value(v) => {
+                    s.values.insert(path, v);
+                }
+                Row::Table(t) => {
+                    s.tables.insert(path, t);
+                }
+                Row::WrittenOnce => {
+                    s.written_once.insert(path);
+                }
+            }
+        }
+        s
+    }
+}
+
 impl PartialEq for Table {
     fn eq(&self, other: &Table) -> bool {
         self.next == other.next && self.live == other.live
@@ -503,6 +606,36 @@ impl Tree {
     /// defaults of parameters never written.
     pub fn stored_values(&self) -> impl Iterator<Item = (&str, &Value)> {
         self.values.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// Starts (or restarts) recording which rows change, for [`Tree::take_changes`]: what lets
+    /// a large tree be persisted by its changes rather than whole.
+    pub fn track_changes(&mut self) {
+        self.journal = Some(BTreeSet::new());
+    }
+
+    /// The rows changed since tracking started or changes were last taken, as they are now
+    /// (`None`: gone); empty when changes are not tracked.
+    pub fn take_changes(&mut self) -> Changes {
+        let Some(journal) = self.journal.as_mut() else { return Changes::new() };
+        let touched = std::mem::take(journal);
+        touched
+            .into_iter()
+            .map(|(part, path)| {
+                let row = match part {
+                    Part::Value => self.values.get(&path).cloned().map(Row::Value),
+                    Part::Table => self.tables.get(&path).cloned().map(Row::Table),
+                    Part::WrittenOnce => self.written_once.contains(&path).then_some(Row::WrittenOnce),
+                };
+                ((part, path), row)
+            })
+            .collect()
+    }
+
+    fn touch(&mut self, part: Part, path: &str) {
+        if let Some(j) = self.journal.as_mut() {
+            j.insert((part, path.to_string()));
+        }
     }
 
     /// The state to persist.
@@ -536,6 +669,7 @@ impl Tree {
             tables: snap.tables.into_iter().collect(),
             written_once: snap.written_once.into_iter().collect(),
             getters: HashMap::new(),
+            journal: None,
         })
     }
 }

@@ -76,6 +76,8 @@ struct Inner {
     synced: bool,
     /// After a missed deadline: not called again before this, and the next wait.
     stalled: Option<(Instant, Duration)>,
+    /// The profile was replaced whole since [`ProxyMount::take_changed`] was last asked.
+    replaced: bool,
 }
 
 /// One instance's mount. Cheap to clone: clones share the profile and the connection.
@@ -129,12 +131,10 @@ impl ProxyMount {
     }
 
     /// A mount with a stored profile.
-    pub fn with_profile(rt: tokio::runtime::Handle, profile: Tree) -> ProxyMount {
-        ProxyMount {
-            inner: Arc::new(Mutex::new(Inner { profile, target: None, client: None, synced: false, stalled: None })),
-            rt,
-            deadlines: Deadlines::default(),
-        }
+    pub fn with_profile(rt: tokio::runtime::Handle, mut profile: Tree) -> ProxyMount {
+        profile.track_changes();
+        let inner = Inner { profile, target: None, client: None, synced: false, stalled: None, replaced: false };
+        ProxyMount { inner: Arc::new(Mutex::new(inner)), rt, deadlines: Deadlines::default() }
     }
 
     /// The same mount with other deadlines (tests).
@@ -150,6 +150,13 @@ impl ProxyMount {
     /// The profile, for persisting.
     pub fn profile(&self) -> datamodel::tree::Snapshot {
         self.lock().profile.snapshot()
+    }
+
+    /// Whether the profile changed since this was last asked: whether it needs persisting.
+    pub fn take_changed(&self) -> bool {
+        let mut g = self.lock();
+        let changed = !g.profile.take_changes().is_empty();
+        std::mem::take(&mut g.replaced) || changed
     }
 
     /// Points the mount at a running instance's proxy; the profile is pushed at the next
@@ -313,6 +320,8 @@ impl ProxyMount {
         }
         let mut g = self.lock();
         g.profile = factory;
+        g.profile.track_changes();
+        g.replaced = true;
         g.synced = false;
         Ok(())
     }

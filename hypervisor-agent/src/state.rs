@@ -11,6 +11,7 @@
 use std::path::Path;
 use std::sync::Mutex;
 
+use datamodel::tree::Row;
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// A failed state operation.
@@ -127,6 +128,11 @@ const MIGRATIONS: &[&str] = &[
     "CREATE TABLE virtual_devices (device TEXT PRIMARY KEY, snapshot TEXT NOT NULL);
      ALTER TABLE events ADD COLUMN device TEXT NOT NULL DEFAULT '';
      CREATE INDEX events_device ON events (device, id);",
+    // The host model kept row by row (a parameter's value, a table, a write-once mark), so that
+    // a change writes what changed: the one-row snapshot before made every change O(host).
+    // The old row is read until the first save replaces it.
+    "CREATE TABLE model_rows (part TEXT NOT NULL, path TEXT NOT NULL, row TEXT NOT NULL, PRIMARY KEY (part, path))
+     WITHOUT ROWID;",
 ];
 
 /// The host's own events in the queue (a virtual device's are under its DeviceId).
@@ -324,20 +330,71 @@ impl State {
         Ok(())
     }
 
-    /// The stored data-model snapshot.
+    /// The stored data-model snapshot: its rows, or (a store not saved since the model was
+    /// kept row by row) the one-row snapshot of before.
     pub fn model(&self) -> Result<Option<datamodel::tree::Snapshot>> {
-        let s: Option<String> =
-            self.db().query_row("SELECT snapshot FROM model WHERE id = 1", [], |r| r.get(0)).optional()?;
+        let db = self.db();
+        let mut st = db.prepare("SELECT path, row FROM model_rows")?;
+        let rows: Vec<(String, String)> =
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+        if !rows.is_empty() {
+            let rows = rows
+                .into_iter()
+                .map(|(path, row)| {
+                    let row: Row = serde_json::from_str(&row).map_err(|e| StateError::Model(format!("{path}: {e}")))?;
+                    Ok((path, row))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            return Ok(Some(datamodel::tree::Snapshot::from_rows(rows)));
+        }
+        let s: Option<String> = db.query_row("SELECT snapshot FROM model WHERE id = 1", [], |r| r.get(0)).optional()?;
         s.map(|s| serde_json::from_str(&s).map_err(|e| StateError::Model(e.to_string()))).transpose()
     }
 
-    /// Replaces the stored data-model snapshot.
+    /// Replaces the stored data model with this snapshot, whole (one transaction).
     pub fn save_model(&self, snap: &datamodel::tree::Snapshot) -> Result<()> {
-        let s = serde_json::to_string(snap).map_err(|e| StateError::Model(e.to_string()))?;
-        self.db().execute(
-            "INSERT INTO model (id, snapshot) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET snapshot = ?1",
-            [s],
-        )?;
+        let db = self.db();
+        let tx = db.unchecked_transaction()?;
+        tx.execute("DELETE FROM model_rows", [])?;
+        tx.execute("DELETE FROM model", [])?;
+        {
+            let mut st = tx.prepare_cached("INSERT INTO model_rows (part, path, row) VALUES (?1, ?2, ?3)")?;
+            for (path, row) in snap.rows() {
+                let text = serde_json::to_string(&row).map_err(|e| StateError::Model(e.to_string()))?;
+                st.execute(params![row.part().as_str(), path, text])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Writes the rows of the data model that changed (`Tree::take_changes`) over those stored
+    /// (one transaction).
+    pub fn save_model_changes(&self, changes: &datamodel::tree::Changes) -> Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let db = self.db();
+        let tx = db.unchecked_transaction()?;
+        {
+            let mut put = tx.prepare_cached(
+                "INSERT INTO model_rows (part, path, row) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (part, path) DO UPDATE SET row = ?3",
+            )?;
+            let mut drop = tx.prepare_cached("DELETE FROM model_rows WHERE part = ?1 AND path = ?2")?;
+            for ((part, path), row) in changes {
+                match row {
+                    Some(row) => {
+                        let text = serde_json::to_string(row).map_err(|e| StateError::Model(e.to_string()))?;
+                        put.execute(params![part.as_str(), path, text])?;
+                    }
+                    None => {
+                        drop.execute(params![part.as_str(), path])?;
+                    }
+                }
+            }
+        }
+        tx.commit()?;
         Ok(())
     }
 
@@ -362,6 +419,26 @@ impl State {
         for (n, snap) in profiles {
             let s = serde_json::to_string(snap).map_err(|e| StateError::Model(e.to_string()))?;
             tx.execute("INSERT INTO profiles (instance, snapshot) VALUES (?1, ?2)", params![n, s])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Keeps these instances' profiles and forgets those of `gone` (one transaction; the others
+    /// untouched).
+    pub fn save_some_profiles(&self, changed: &[(u32, datamodel::tree::Snapshot)], gone: &[u32]) -> Result<()> {
+        let db = self.db();
+        let tx = db.unchecked_transaction()?;
+        for (n, snap) in changed {
+            let s = serde_json::to_string(snap).map_err(|e| StateError::Model(e.to_string()))?;
+            tx.execute(
+                "INSERT INTO profiles (instance, snapshot) VALUES (?1, ?2)
+                 ON CONFLICT (instance) DO UPDATE SET snapshot = ?2",
+                params![n, s],
+            )?;
+        }
+        for n in gone {
+            tx.execute("DELETE FROM profiles WHERE instance = ?1", [n])?;
         }
         tx.commit()?;
         Ok(())
@@ -572,6 +649,40 @@ mod tests {
         assert_eq!(st.virtual_device(vd).expect("read"), None);
         assert!(st.events_of(vd).expect("vd").is_empty());
         assert_eq!(codes(st.events().expect("host")), ["1 BOOT"], "the host's stay");
+    }
+
+    #[test]
+    fn the_model_is_kept_row_by_row_and_an_old_one_row_store_is_read_then_replaced() {
+        use datamodel::{Schema, Tree};
+        let path = temp("model-rows");
+        let mut t = Tree::new(Schema::host());
+        let instances = "Device.X_VRGW-ORG_Virtualization.Instance.";
+        t.add_object(instances).expect("1");
+        // A store of before: the model as one row.
+        {
+            let s = State::open(&path).expect("open");
+            let json = serde_json::to_string(&t.snapshot()).expect("json");
+            s.db().execute("INSERT INTO model (id, snapshot) VALUES (1, ?1)", [json]).expect("old row");
+        }
+        let s = State::open(&path).expect("reopen");
+        assert_eq!(s.model().expect("read").as_ref(), Some(&t.snapshot()), "the old row is read");
+        // The first save writes every row and drops the old one; then only changes.
+        s.save_model(&t.snapshot()).expect("full");
+        let old: i64 = s.db().query_row("SELECT count(*) FROM model", [], |r| r.get(0)).expect("count");
+        assert_eq!(old, 0);
+        t.track_changes();
+        t.add_object(instances).expect("2");
+        t.delete_object(&format!("{instances}1.")).expect("delete 1");
+        let changes = t.take_changes();
+        assert!(!changes.is_empty());
+        let rows =
+            |s: &State| -> i64 { s.db().query_row("SELECT count(*) FROM model_rows", [], |r| r.get(0)).expect("n") };
+        let before = rows(&s);
+        s.save_model_changes(&changes).expect("changes");
+        drop(s);
+        let s = State::open(&path).expect("reopen");
+        assert_eq!(s.model().expect("read"), Some(t.snapshot()), "stored rows plus changes are the model");
+        assert_eq!(rows(&s), before, "one instance's rows in for another's out");
     }
 
     #[test]

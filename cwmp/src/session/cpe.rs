@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::SessionError;
-use crate::{Body, CwmpVersion, Envelope, Fault, Header, Inform, Limits, Role};
+use crate::{Body, CwmpVersion, Envelope, Fault, FaultCode, Header, Inform, Limits, Role};
 
 /// What the CPE session needs to know.
 #[derive(Debug, Clone)]
@@ -20,6 +20,17 @@ pub struct CpeConfig {
     pub session_timeout: Duration,
     /// Limits on what the ACS sends.
     pub limits: Limits,
+    /// Limits on what the CPE sends (an ACS's defaults: larger answers it would refuse, and the
+    /// session with them). An answer over them is replaced by fault 9004 that says so.
+    pub send_limits: Limits,
+}
+
+/// Fault 9004 for an answer too large to send: `why` says how large.
+fn too_large(why: &str) -> Body {
+    Body::Fault(Fault::with_string(
+        FaultCode::ResourcesExceeded,
+        format!("the answer would hold {why}; ask for fewer parameters at a time (a narrower path)"),
+    ))
 }
 
 impl Default for CpeConfig {
@@ -28,6 +39,7 @@ impl Default for CpeConfig {
             supported_versions: CwmpVersion::ALL.to_vec(),
             session_timeout: Duration::from_secs(30),
             limits: Limits::default(),
+            send_limits: Limits::default(),
         }
     }
 }
@@ -245,7 +257,17 @@ impl CpeSession {
     pub fn respond(&mut self, response: Body, now: Instant) -> Result<(), SessionError> {
         match std::mem::replace(&mut self.state, State::Done) {
             State::ExpectHostResponse { id } => {
-                self.send(id, response);
+                let response = self.within_limits(response);
+                self.send(id.clone(), response);
+                let size = match &self.transmit {
+                    Some(Transmit::Envelope(x)) => x.len(),
+                    _ => 0,
+                };
+                let max = self.config.send_limits.max_body;
+                if size > max {
+                    let why = format!("{size} bytes, more than the {max} one message may carry");
+                    self.send(id, too_large(&why));
+                }
                 self.state = State::ExpectAcsMessage;
                 self.deadline = Some(now + self.config.session_timeout);
                 Ok(())
@@ -255,6 +277,23 @@ impl CpeSession {
                 Err(SessionError::Misuse("respond without a pending ACS request"))
             }
         }
+    }
+
+    /// `response`, or fault 9004 when it has more items than an ACS takes (a GetParameterValues
+    /// of a whole host of a thousand vRGWs, say): the ACS learns why, and the session goes on.
+    /// ([`CpeSession::respond`] checks the encoded size the same way.)
+    fn within_limits(&self, response: Body) -> Body {
+        let max = &self.config.send_limits;
+        let items = match &response {
+            Body::GetParameterValuesResponse(r) => r.parameter_list.len(),
+            Body::GetParameterNamesResponse(r) => r.parameter_list.len(),
+            Body::GetParameterAttributesResponse(r) => r.parameter_list.len(),
+            _ => 0,
+        };
+        if items > max.max_items {
+            return too_large(&format!("{items} parameters, more than the {} one message may carry", max.max_items));
+        }
+        response
     }
 
     fn fresh_id(&mut self) -> String {

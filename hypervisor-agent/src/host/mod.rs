@@ -119,6 +119,10 @@ pub struct Host {
     pub model: DataModel,
     /// Each instance's own data model, also mounted in `model`.
     mounts: std::collections::BTreeMap<u32, ProxyMount>,
+    /// The instances whose profiles the store holds (written by the last save).
+    profiles_saved: std::collections::BTreeSet<u32>,
+    /// The next save writes everything (the host just opened, or a save failed half-way).
+    full_save: bool,
     /// The store, the values the CWMP side reads, and changed parameters under notification not
     /// yet reported in an Inform (see `view`).
     shared: Shared,
@@ -163,6 +167,7 @@ impl Host {
             None => Tree::new(Schema::host()),
         };
         let mut model = DataModel::new(tree);
+        model.root_mut().track_changes();
         if let Some(k) = state.meta("ParameterKey")? {
             let _ = model.set_parameter_values(&[], &k);
         }
@@ -207,6 +212,8 @@ impl Host {
         let mut host = Host {
             model,
             mounts,
+            profiles_saved: Default::default(),
+            full_save: true,
             shared: Shared::new(state.clone()),
             rt,
             state,
@@ -290,8 +297,24 @@ impl Host {
         }
     }
 
-    fn save(&self) -> Result<()> {
-        self.state.save_model(&self.model.root().snapshot())?;
+    /// Persists the host model, the notification attributes, the profiles and the ParameterKey:
+    /// the model's changed rows and the changed profiles only, or everything after the host
+    /// opened or a save failed (what that save did not write is then not lost).
+    fn save(&mut self) -> Result<()> {
+        let r = self.save_changes();
+        if r.is_err() {
+            self.full_save = true;
+        }
+        r
+    }
+
+    fn save_changes(&mut self) -> Result<()> {
+        let changes = self.model.root_mut().take_changes();
+        if self.full_save {
+            self.state.save_model(&self.model.root().snapshot())?;
+        } else {
+            self.state.save_model_changes(&changes)?;
+        }
         let attrs: Vec<serde_json::Value> = self
             .model
             .attributes()
@@ -299,10 +322,22 @@ impl Host {
             .map(|(name, n, access)| serde_json::json!([name, n.code(), access]))
             .collect();
         self.state.set_meta("attributes", &serde_json::Value::Array(attrs).to_string())?;
-        let profiles: Vec<(u32, datamodel::tree::Snapshot)> =
-            self.mounts.iter().map(|(n, m)| (*n, m.profile())).collect();
-        self.state.save_profiles(&profiles)?;
+        let mut changed = Vec::new();
+        for (n, m) in &self.mounts {
+            // Asked of every mount, so that each one's record of changes starts over.
+            if m.take_changed() || self.full_save || !self.profiles_saved.contains(n) {
+                changed.push((*n, m.profile()));
+            }
+        }
+        if self.full_save {
+            self.state.save_profiles(&changed)?;
+        } else {
+            let gone: Vec<u32> = self.profiles_saved.iter().filter(|n| !self.mounts.contains_key(n)).copied().collect();
+            self.state.save_some_profiles(&changed, &gone)?;
+        }
+        self.profiles_saved = self.mounts.keys().copied().collect();
         self.state.set_meta("ParameterKey", self.model.parameter_key())?;
+        self.full_save = false;
         Ok(())
     }
 

@@ -6,7 +6,7 @@ use cwmp::Value;
 use datamodel::virtualization::{Instance, InstanceStatus, RequestedState};
 
 use super::{During, Host, Result};
-use crate::compute::DomState;
+use crate::compute::{DomState, Polled};
 use crate::state::{Slot, SlotUse};
 
 impl Host {
@@ -94,10 +94,16 @@ impl Host {
             .collect();
         todo.sort_by_key(|(n, _)| *n);
         let more = todo.len() > max;
+        todo.truncate(max);
+        // One listing and one call per domain for the slice (not four calls per domain).
+        let names: Vec<String> = todo.iter().map(|(_, s)| s.domain.clone()).collect();
+        let polled = self.compute.poll(&names).during("reading the domains' states");
         let mut last = after;
-        for (n, slot) in todo.into_iter().take(max) {
-            if let Err(e) = self.refresh_instance(n, &slot) {
-                tracing::warn!(instance = n, "reading its state: {e}");
+        for (n, slot) in todo {
+            // A failed read leaves the values read last.
+            match &polled {
+                Ok(p) => self.show_polled(n, &slot, p.get(&slot.domain).copied()),
+                Err(e) => tracing::warn!(instance = n, "reading its state: {e}"),
             }
             last = n;
         }
@@ -108,22 +114,34 @@ impl Host {
         None
     }
 
+    /// Instance `n`'s status, address, domain and (unless shut off) CPU time and memory, read
+    /// from libvirt now.
     pub(super) fn refresh_instance(&mut self, n: u32, slot: &Slot) -> Result<()> {
-        let i = Instance::at(n);
         let st = self.compute.state(&slot.domain).during("reading the domain's state")?;
+        let stats = match st {
+            Some(s) if s != DomState::ShutOff => {
+                Some(self.compute.stats(&slot.domain).during("reading the domain's statistics")?)
+            }
+            _ => None,
+        };
+        self.show_polled(n, slot, st.map(|state| Polled { state, stats }));
+        Ok(())
+    }
+
+    /// Shows what libvirt said of instance `n`'s domain (`None`: there is no such domain).
+    fn show_polled(&mut self, n: u32, slot: &Slot, polled: Option<Polled>) {
+        let i = Instance::at(n);
         // A domain between two states (starting, shutting down) keeps the status it had.
-        if let Some(status) = st.map_or(Some(InstanceStatus::Error), DomState::status) {
+        if let Some(status) = polled.map_or(Some(InstanceStatus::Error), |p| p.state.status()) {
             self.set_status(n, status);
         }
         let ip = slot.mgmt_address.split('/').next().unwrap_or("").to_string();
         self.set_internal(&i.management_address(), Value::String(ip));
         self.set_internal(&i.domain(), Value::String(slot.domain.clone()));
-        if st.is_some_and(|s| s != DomState::ShutOff) {
-            let stats = self.compute.stats(&slot.domain).during("reading the domain's statistics")?;
+        if let Some(stats) = polled.and_then(|p| p.stats) {
             self.set_internal(&i.cpu_time(), Value::UnsignedLong(stats.cpu_time_ns / 1_000_000));
             self.set_internal(&i.memory_kib(), Value::UnsignedInt(u32::try_from(stats.memory_kib).unwrap_or(u32::MAX)));
         }
-        Ok(())
     }
 
     /// Pushes their profiles to instances whose proxies answer and do not have them yet (a

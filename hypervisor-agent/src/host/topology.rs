@@ -1,6 +1,8 @@
 //! The TR-181 topology mirror: the trunk, its VLAN terminations and the embedded devices,
 //! kept in step with the switch bindings of the instances.
 
+use std::collections::{HashMap, HashSet};
+
 use cwmp::Value;
 
 use datamodel::virtualization::Instance;
@@ -49,12 +51,18 @@ impl Host {
             },
         };
         let vt = "Device.Ethernet.VLANTermination.";
+        // Rows by alias (sets and maps throughout: a host has a row per subscriber, and this
+        // runs after every change of an instance).
+        let mut row_of: HashMap<String, u32> = HashMap::new();
         let rows: Vec<(u32, String)> =
             self.model.root().instances(vt).into_iter().map(|i| (i, self.string(&format!("{vt}{i}.Alias")))).collect();
+        for (i, alias) in &rows {
+            row_of.entry(alias.clone()).or_insert(*i);
+        }
         let mut svlans: Vec<u16> = bound.iter().map(|b| b.1).collect();
         svlans.sort_unstable();
         svlans.dedup();
-        let wanted_aliases: Vec<String> = svlans
+        let wanted_aliases: HashSet<String> = svlans
             .iter()
             .map(|s| format!("svlan-{s}"))
             .chain(bound.iter().map(|(_, s, c)| format!("cvlan-{s}-{c}")))
@@ -64,49 +72,62 @@ impl Host {
             let ours = alias.starts_with("svlan-") || alias.starts_with("cvlan-");
             if ours && !wanted_aliases.contains(alias) {
                 let _ = self.model.root_mut().delete_object_internal(&format!("{vt}{i}."));
+                row_of.remove(alias);
             }
         }
-        let row_of = |host: &Host, alias: &str| -> Option<u32> {
-            host.model.root().instances(vt).into_iter().find(|i| host.string(&format!("{vt}{i}.Alias")) == alias)
-        };
-        let add = |host: &mut Host, alias: &str, vlan: u16, tpid: u32, lower: String| {
-            if row_of(host, alias).is_some() {
+        let mut add = |host: &mut Host, alias: String, vlan: u16, tpid: u32, lower: String| {
+            if row_of.contains_key(&alias) {
                 return;
             }
             match host.model.root_mut().add_object_internal(vt) {
                 Ok(i) => {
                     let p = format!("{vt}{i}.");
-                    host.set_internal(&format!("{p}Alias"), Value::String(alias.into()));
-                    host.set_internal(&format!("{p}Name"), Value::String(alias.into()));
+                    host.set_internal(&format!("{p}Alias"), Value::String(alias.clone()));
+                    host.set_internal(&format!("{p}Name"), Value::String(alias.clone()));
                     host.set_internal(&format!("{p}VLANID"), Value::UnsignedInt(u32::from(vlan)));
                     host.set_internal(&format!("{p}TPID"), Value::UnsignedInt(tpid));
                     host.set_internal(&format!("{p}LowerLayers"), Value::String(lower));
                     host.set_internal(&format!("{p}Enable"), Value::Boolean(true));
                     host.set_internal(&format!("{p}Status"), Value::String("Up".into()));
+                    row_of.insert(alias, i);
                 }
                 Err(f) => tracing::error!(alias, "VLAN termination row: {}", f.string),
             }
         };
         for s in &svlans {
-            add(self, &format!("svlan-{s}"), *s, 0x88A8, format!("{eth}{trunk}"));
+            add(self, format!("svlan-{s}"), *s, 0x88A8, format!("{eth}{trunk}"));
         }
+        let svlan_rows: HashMap<u16, u32> = svlans
+            .iter()
+            .filter_map(|s| {
+                let alias = format!("svlan-{s}");
+                let i = self
+                    .model
+                    .root()
+                    .instances(vt)
+                    .into_iter()
+                    .find(|i| self.string(&format!("{vt}{i}.Alias")) == alias)?;
+                Some((*s, i))
+            })
+            .collect();
         for (_, s, c) in &bound {
-            let lower = row_of(self, &format!("svlan-{s}")).map(|i| format!("{vt}{i}")).unwrap_or_default();
-            add(self, &format!("cvlan-{s}-{c}"), *c, 0x8100, lower);
+            let lower = svlan_rows.get(s).map(|i| format!("{vt}{i}")).unwrap_or_default();
+            add(self, format!("cvlan-{s}-{c}"), *c, 0x8100, lower);
         }
         // Embedded devices: one per provisioned instance managed so (Annex J.3); the others are
         // virtual devices of their own (Annex J.2).
         self.sync_virtual_devices();
         bound.retain(|(n, _, _)| self.embedded(*n));
         let ed = "Device.ManagementServer.EmbeddedDevice.";
-        let refs: Vec<String> = bound.iter().map(|(n, _, _)| Instance::at(*n).device().path().to_string()).collect();
+        let refs: HashSet<String> =
+            bound.iter().map(|(n, _, _)| Instance::at(*n).device().path().to_string()).collect();
         for i in self.model.root().instances(ed) {
             let r = self.string(&format!("{ed}{i}.Reference"));
             if !refs.contains(&r) {
                 let _ = self.model.root_mut().delete_object_internal(&format!("{ed}{i}."));
             }
         }
-        let have: Vec<String> =
+        let have: HashSet<String> =
             self.model.root().instances(ed).into_iter().map(|i| self.string(&format!("{ed}{i}.Reference"))).collect();
         for (n, _, _) in &bound {
             let reference = Instance::at(*n).device().path().to_string();
