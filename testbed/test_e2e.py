@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""End to end on the testbed: two homes, two vRGW VMs under libvirt/QEMU, Q-in-Q through Open
-vSwitch, everything driven through the ACS's NBI as an OSS would.
+"""End to end on the testbed: four homes, two on vRGW VMs under libvirt/QEMU and two on vRGW
+containers under libvirt LXC, Q-in-Q through Open vSwitch, two hosts, everything driven through the
+ACS's NBI as an OSS would.
 
 It runs testbed/down first and last (also when something fails), so it replaces a testbed that
 was up. Needs root. `VRGW_TESTBED_PROFILE=debug` uses debug builds (scripts/test does).
@@ -71,15 +72,20 @@ def running(pid):
         return False
 
 
+HOMES = 4
+# Each home and the other home of its flavor (1 and 2 on VMs, 3 and 4 on containers).
+PAIR = {1: 2, 2: 1, 3: 4, 4: 3}
+
+
 class Testbed(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         sh.need_root()
         teardown.down()
         cls.addClassCleanup(teardown.down)
-        # Homes 1 and 2 on VMs, home 3 on a container (mixed: a template and a pool of each flavor on
-        # each host).
-        cls.api = bringup.up(homes=3, pool=1, lease_timeout=300, hosts=2, flavor="mixed")
+        # Homes 1 and 2 on VMs, homes 3 and 4 on containers (mixed: a template and a pool of each
+        # flavor on each host).
+        cls.api = bringup.up(homes=HOMES, pool=1, lease_timeout=300, hosts=2, flavor="mixed")
         cls.inst = {k: h["instance"] for k, h in homenet.load_homes().items()}
 
     def hosts_of(self, home):
@@ -136,8 +142,8 @@ class Testbed(unittest.TestCase):
             return repr(e).encode()
 
     def test_1_each_home_gets_its_lease_from_its_own_vrgw_over_qinq(self):
-        macs = {k: homenet.home_mac(k) for k in (1, 2)}
-        for k in (1, 2):
+        macs = {k: homenet.home_mac(k) for k in PAIR}
+        for k in PAIR:
             lease = homenet.read_lease(k)
             self.assertIsNotNone(lease, "home %d has no lease" % k)
             self.assertEqual(lease["mac"], macs[k])
@@ -145,7 +151,7 @@ class Testbed(unittest.TestCase):
             self.assertEqual(lease["router"], "192.168.1.1")
             hosts = self.hosts_of(k)
             self.assertIn(macs[k], hosts, "vRGW of home %d does not list it among its hosts" % k)
-            self.assertNotIn(macs[3 - k], hosts, "vRGW of home %d leased to the other home" % k)
+            self.assertNotIn(macs[PAIR[k]], hosts, "vRGW of home %d leased to home %d" % (k, PAIR[k]))
         # The trunk carries the home's frames with an 802.1ad outer tag (S-VLAN) over an 802.1Q
         # inner tag (its C-VLAN).
         cap = subprocess.Popen(["tcpdump", "-enli", naming.AN_TRUNK], stdout=subprocess.PIPE,
@@ -160,16 +166,16 @@ class Testbed(unittest.TestCase):
     def test_2_homes_reach_the_internet_through_their_vrgws_nat(self):
         # The internet namespace has no route to 192.168.1.0/24: only NAT brings replies back.
         self.assertNotIn("192.168.1.", sh.run(["ip", "route"], netns=naming.INET_NS))
-        for k in (1, 2):
+        for k in PAIR:
             # A vRGW serves its LAN as soon as its proxy runs; its WAN lease may come a little later.
             sh.wait_for("home %d reaching the internet" % k, lambda: homenet.ping(k, naming.INET_ADDR, wait=2), 30, 0.5)
 
     def test_3_homes_cannot_reach_each_other(self):
-        ips = {k: homenet.read_lease(k)["ip"] for k in (1, 2, 3)}
+        ips = {k: homenet.read_lease(k)["ip"] for k in PAIR}
         for k in (1, 3):
             self.assertTrue(homenet.ping(k, "192.168.1.1"), "control: home %d reaches its own vRGW" % k)
-        # VM to VM, VM to container, container to VM.
-        for a, b in ((1, 2), (2, 1), (1, 3), (3, 1)):
+        # VM to VM, VM to container, container to VM, container to container.
+        for a, b in ((1, 2), (2, 1), (1, 3), (3, 1), (3, 4), (4, 3)):
             self.assertFalse(homenet.ping(a, ips[b], count=2), "home %d reached home %d's address" % (a, b))
 
     def test_4_a_pool_change_through_the_nbi_shows_in_that_homes_next_lease_only(self):
@@ -276,12 +282,16 @@ class Testbed(unittest.TestCase):
         self.assertIn(mac, hosts)
         self.assertNotIn(homenet.home_mac(1), hosts)
         self.assertTrue(homenet.ping(3, naming.INET_ADDR, wait=2), "home 3 reaches the internet through its NAT")
-        # A DHCP change through the NBI shows in its next lease.
+        # A DHCP change through the NBI shows in its next lease, and not in the other container's.
+        before4 = homenet.read_lease(4)["ip"]
         pool = row + "Device.DHCPv4.Server.Pool.1."
         self.api.set([(pool + "MinAddress", "192.168.1.70"), (pool + "MaxAddress", "192.168.1.79")])
         lease = homenet.dhcp(3, timeout=60)
         self.assertIsNotNone(lease, "home 3 got no lease after the change")
         self.assertTrue(in_range(lease["ip"], "192.168.1.70", "192.168.1.79"), lease)
+        lease4 = homenet.dhcp(4, timeout=60)
+        self.assertIsNotNone(lease4, "home 4 got no lease")
+        self.assertEqual(lease4["ip"], before4, "home 4 keeps its address")
         # Suspended (frozen) and resumed through the data model.
         self.api.set([(row + "RequestedState", "Suspended")])
         self.assertEqual(self.api.get([row + "Status"])[row + "Status"], "Suspended")
@@ -517,8 +527,8 @@ class Testbed(unittest.TestCase):
                         rows.append((r["Subscriber"], i, n))
             return sorted(rows)
         before = subscribers()
-        self.assertEqual([sub for sub, _, _ in before], ["home-1", "home-2", "home-3"], before)
-        bringup.up(homes=3, pool=1, lease_timeout=120, flavor="mixed")
+        self.assertEqual([sub for sub, _, _ in before], ["home-%d" % k for k in PAIR], before)
+        bringup.up(homes=HOMES, pool=1, lease_timeout=120, flavor="mixed")
         self.assertEqual(subscribers(), before, "a second up provisioned or moved a home again")
 
     def test_9_down_removes_everything_also_after_a_partial_up(self):

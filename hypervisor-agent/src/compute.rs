@@ -666,6 +666,20 @@ impl Routed {
         self.known.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
     }
 
+    /// Freezes running container `name` before it is powered off: libvirt's LXC driver kills a
+    /// frozen container's processes with SIGKILL at once (about 65 ms here), a running one's with
+    /// SIGTERM first and SIGKILL 1.6 s later, which its init (busybox's, with its 2 s shutdown)
+    /// always outlasts: 1.9 s per container, half an hour for a thousand. Nothing for a VM.
+    fn freeze_first(&self, c: &dyn Compute, name: &str) {
+        let container =
+            self.containers.is_some() && self.known.lock().unwrap_or_else(|e| e.into_inner()).get(name) == Some(&true);
+        if container && c.state(name).ok().flatten() == Some(DomState::Running) {
+            if let Err(e) = c.suspend(name) {
+                tracing::debug!(domain = name, "not frozen before it is stopped: {e}");
+            }
+        }
+    }
+
     /// The connection that holds domain `name` (the VMs' when neither does).
     fn of(&self, name: &str) -> Result<&dyn Compute> {
         let Some(ct) = &self.containers else { return Ok(&*self.vms) };
@@ -841,10 +855,14 @@ impl Compute for Routed {
         c.resume(name)
     }
     fn stop(&self, name: &str) -> Result<()> {
-        self.of(name)?.stop(name)
+        let c = self.of(name)?;
+        self.freeze_first(c, name);
+        c.stop(name)
     }
     fn undefine(&self, name: &str) -> Result<()> {
-        self.of(name)?.undefine(name)?;
+        let c = self.of(name)?;
+        self.freeze_first(c, name);
+        c.undefine(name)?;
         self.forget(name);
         if self.containers.is_some() {
             // Its process limit's cgroup, if it had one (empty once it stopped).

@@ -19,6 +19,7 @@
 //! recorded in it) and is not called again until a backoff (`retry`: 5 s, doubling to 60 s) has passed;
 //! then [`ProxyMount::sync`] tries it again and pushes what changed meanwhile.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -78,6 +79,8 @@ struct Inner {
     stalled: Option<(Instant, Duration)>,
     /// The profile was replaced whole since [`ProxyMount::take_changed`] was last asked.
     replaced: bool,
+    /// Values read ahead for the request being served, by the path asked ([`read_all`]).
+    read_ahead: HashMap<String, Result<Vec<ParameterValue>, Fault>>,
 }
 
 /// One instance's mount. Cheap to clone: clones share the profile and the connection.
@@ -133,7 +136,15 @@ impl ProxyMount {
     /// A mount with a stored profile.
     pub fn with_profile(rt: tokio::runtime::Handle, mut profile: Tree) -> ProxyMount {
         profile.track_changes();
-        let inner = Inner { profile, target: None, client: None, synced: false, stalled: None, replaced: false };
+        let inner = Inner {
+            profile,
+            target: None,
+            client: None,
+            synced: false,
+            stalled: None,
+            replaced: false,
+            read_ahead: HashMap::new(),
+        };
         ProxyMount { inner: Arc::new(Mutex::new(inner)), rt, deadlines: Deadlines::default() }
     }
 
@@ -150,6 +161,12 @@ impl ProxyMount {
     /// The profile, for persisting.
     pub fn profile(&self) -> datamodel::tree::Snapshot {
         self.lock().profile.snapshot()
+    }
+
+    /// How many values the profile holds (fewer than the vRGW's live data model, which adds
+    /// its status rows).
+    pub fn profile_len(&self) -> usize {
+        self.lock().profile.stored_values().count()
     }
 
     /// Whether the profile changed since this was last asked: whether it needs persisting.
@@ -389,21 +406,15 @@ fn writable_values(t: &Tree) -> Vec<ParameterValue> {
 
 impl Handler for ProxyMount {
     fn get(&self, path: &str) -> Result<Vec<ParameterValue>, Fault> {
+        if let Some(read) = self.lock().read_ahead.remove(path) {
+            return read;
+        }
         match self.live() {
             Some((c, url)) => {
                 let list = self
                     .call(&c, &proxy_api::GET, Paths(vec![path.into()]), self.deadlines.read)
                     .map_err(|e| self.fault_of(&url, e))?;
-                list.into_iter()
-                    .map(|w| {
-                        ParameterValue::try_from(w).map_err(|f| {
-                            Fault::with_string(
-                                FaultCode::InternalError,
-                                format!("the proxy at {url} sent a malformed value: {f}"),
-                            )
-                        })
-                    })
-                    .collect()
+                values_from(&url, list)
             }
             None => self.lock().profile.get(path),
         }
@@ -528,6 +539,74 @@ pub fn apply_all(
         Some(f) if refused.is_empty() => f,
         _ => plan.refused(refused),
     })
+}
+
+/// The values a proxy sent, checked.
+fn values_from(url: &str, list: Vec<WireValue>) -> Result<Vec<ParameterValue>, Fault> {
+    list.into_iter()
+        .map(|w| {
+            ParameterValue::try_from(w).map_err(|f| {
+                Fault::with_string(FaultCode::InternalError, format!("the proxy at {url} sent a malformed value: {f}"))
+            })
+        })
+        .collect()
+}
+
+/// How many reads [`read_all`] keeps in flight at once.
+const READS_IN_FLIGHT: usize = 32;
+
+/// Reads each (mount, path) from its vRGW's proxy, many at once, and keeps each answer in its
+/// mount for the request being served (its `get` of that path takes it): a GetParameterValues of
+/// a host's many vRGWs waits for the slowest proxy rather than for all of them in turn (500
+/// proxies one after another took longer than the ACS waits for an answer). Mounts whose proxy
+/// does not have the profile yet are left out (they answer from their profiles). What is not
+/// taken is dropped by [`forget_reads`].
+pub fn read_all(rt: &tokio::runtime::Handle, reads: Vec<(ProxyMount, String)>) {
+    let live: Vec<(ProxyMount, String, xmlrpc::Client, String)> = reads
+        .into_iter()
+        .filter_map(|(m, path)| {
+            let (c, url) = m.live()?;
+            Some((m, path, c, url))
+        })
+        .collect();
+    if live.len() < 2 {
+        return;
+    }
+    let gate = Arc::new(tokio::sync::Semaphore::new(READS_IN_FLIGHT));
+    let tasks: Vec<_> = live
+        .into_iter()
+        .map(|(m, path, c, url)| {
+            let gate = gate.clone();
+            rt.spawn(async move {
+                let _permit = gate.acquire_owned().await;
+                let read = within(m.deadlines.read, call(&c, &proxy_api::GET, Paths(vec![path.clone()])))
+                    .await
+                    .map_err(|e| m.fault_of(&url, e))
+                    .and_then(|list| values_from(&url, list));
+                m.lock().read_ahead.insert(path, read);
+            })
+        })
+        .collect();
+    rt.block_on(async {
+        for t in tasks {
+            let _ = t.await;
+        }
+    });
+}
+
+impl ProxyMount {
+    /// Whether values read ahead wait to be taken (tests).
+    #[cfg(test)]
+    pub fn has_read_ahead(&self) -> bool {
+        !self.lock().read_ahead.is_empty()
+    }
+}
+
+/// Drops what [`read_all`] read and the request did not take.
+pub fn forget_reads<'a>(mounts: impl IntoIterator<Item = &'a ProxyMount>) {
+    for m in mounts {
+        m.lock().read_ahead.clear();
+    }
 }
 
 /// Sends each mount its values, every call in flight at once; the outcomes in order.

@@ -134,7 +134,7 @@ def provisioned_line(instance, since_wall):
 
 def template_and_pool(api, flavor):
     """(template ref, pool row) of `flavor`'s template on host 1."""
-    templates, pools, _ = provisioning.inventory(api)
+    templates, pools, _ = provisioning.inventory(api, instances=False)
     name = provisioning.TEMPLATE_NAME if flavor == "vm" else provisioning.CT_TEMPLATE_NAME
     t = next((n for n, r in templates.items() if r.get("Name") == name), None)
     if t is None:

@@ -3,10 +3,12 @@ bulk (tasks queued, then one connection request: the ACS runs them in one sessio
 container vRGW with its proxy, dnsmasq and three NICs on the switch, no traffic; at each stage
 what the vRGWs' processes hold (PSS), the CPU of the host and of the agent, libvirtd and Open
 vSwitch at rest, and a GetParameterValues of the whole host through the NBI (every vRGW's data
-model, through its proxy). At the end every subscriber it added is deleted the same way, and the
-host's memory per vRGW is MemAvailable's rise then, per vRGW (processes, page tables, sockets,
-veths, namespaces, all of it). A run that stopped half-way is taken up again: the subscribers it
-added are counted first."""
+model, through its proxy: in one request, which a large host refuses with 9004, and in pages of
+PAGE instances as an OSS reads a large host). The host's memory per vRGW is MemAvailable's fall
+from before the first subscriber was added, per vRGW (processes, page tables, sockets, veths,
+namespaces, all of it). At the end every subscriber it added is deleted the same way (unless
+keep). A run that stopped half-way is taken up again: the subscribers it added are counted
+first, and the memory before is read once they are deleted."""
 
 import csv
 import json
@@ -14,7 +16,8 @@ import os
 import time
 import urllib.parse
 
-from . import activation, homenet, measure, migrate, naming, nbi, sh
+from . import activation, homenet, migrate, naming, nbi, sh
+from . import measure as meter
 
 CVLAN_BASE = 100                    # subscriber k of this run is on C-VLAN 100 + k (homes use 11..)
 
@@ -141,11 +144,10 @@ def remove_all(api):
     """Deletes every subscriber a density run added, in bulk; seconds it took."""
     mine = ours(api)
     for n in sorted(mine.values()):
-        queue(api, {"name": "deleteObject", "objectName": "%s%d." % (nbi.VIRT, n)})
+        queue(api, {"name": "deleteObject", "objectName": "%sInstance.%d." % (nbi.VIRT, n)})
     t0 = time.monotonic()
     wake(api)
-    sh.wait_for("%d subscribers deleted" % len(mine), lambda: pending(api) == 0 and running_containers() <= 1,
-                7200, 5)
+    sh.wait_for("%d subscribers deleted" % len(mine), lambda: pending(api) == 0 and not ours(api), 7200, 5)
     return time.monotonic() - t0, len(mine)
 
 
@@ -154,11 +156,11 @@ def at_rest(seconds=30):
     agent = int(sh.read(os.path.join(naming.RUN, "agent.pid")).strip())
     procs = {"agent": [agent], "libvirtd": pids_named("libvirtd"), "ovs-vswitchd": pids_named("ovs-vswitchd"),
              "libvirt_lxc": pids_named("libvirt_lxc")}
-    b0, t0 = measure.cpu_times()
+    b0, t0 = meter.cpu_times()
     p0 = {k: sum(proc_ticks(p) for p in v) for k, v in procs.items()}
     w0 = time.monotonic()
     time.sleep(seconds)
-    b1, t1 = measure.cpu_times()
+    b1, t1 = meter.cpu_times()
     dt = time.monotonic() - w0
     hz = os.sysconf("SC_CLK_TCK")
     out = {"host_cpu_percent": round(100.0 * (b1 - b0) / max(1, t1 - t0), 1)}
@@ -167,13 +169,65 @@ def at_rest(seconds=30):
     return out
 
 
-def whole_host_gpv(api):
+PAGE = 25                           # instances per GetParameterValues when the host is read in pages
+
+
+def whole_host_gpv(api, limit=900):
+    """GetParameterValues of `Device.` in one request: (seconds, parameters, None), or (seconds,
+    0, the fault's message) when the agent refused it (9004: an answer larger than one message
+    may carry). The ACS retries a 9004 later (GenieACS's transient faults): the task is deleted
+    once it has faulted."""
+    body = {"name": "getParameterValues", "parameterNames": ["Device."]}
     t0 = time.monotonic()
-    r = api.task({"name": "getParameterValues", "parameterNames": ["Device."]}, timeout_ms=1800000)
-    return time.monotonic() - t0, len(r.get("parameters", []))
+    # A short wait for the connection request: the task is then followed until it is done or
+    # faulted (the NBI's own wait would go on through the ACS's retries of a 9004).
+    path = "/devices/%s/tasks?connection_request&timeout=5000" % urllib.parse.quote(api.device)
+    s, v = api.call("POST", path, body, timeout=120)
+    while True:
+        if not isinstance(v, dict):
+            raise sh.Failed("NBI: the whole host's read: HTTP %s %s" % (s, v))
+        if v.get("status") == "done":
+            return time.monotonic() - t0, len((v.get("result") or {}).get("parameters", [])), None
+        if v.get("fault"):
+            secs = time.monotonic() - t0
+            api.call("DELETE", "/tasks/%s" % v["_id"], None, timeout=60)
+            f = v["fault"]
+            return secs, 0, "%s %s" % (f.get("code", ""), f.get("message", ""))
+        if time.monotonic() - t0 > limit:
+            raise sh.Failed("the whole host's read did not end within %d s: %s" % (limit, json.dumps(v)[:300]))
+        time.sleep(1)
+        state = api.task_state(v.get("_id"))
+        if state is None:
+            raise sh.Failed("the whole host's read: task %s is gone" % v.get("_id"))
+        v = state
 
 
-def measure(stages=(100, 1000), out=None, rest=30):
+def paged_host_gpv(api):
+    """The whole host read as an OSS would read a large one: `Device.` but the instance table in
+    one request, then the instances PAGE at a time (each with its vRGW's whole data model, read
+    from its proxy). Seconds, parameters, requests."""
+    import sqlite3
+    db = sqlite3.connect(os.path.join(naming.RUN, "agent.db"))
+    try:
+        instances = sorted(n for (n,) in db.execute(
+            "SELECT instance FROM slots WHERE usage = 'assigned' AND instance IS NOT NULL"))
+    finally:
+        db.close()
+    t0 = time.monotonic()
+    params, requests = 0, 0
+    top = ["Device.%s" % p for p in ("DeviceInfo.", "ManagementServer.", "Ethernet.")]
+    top.append(nbi.VIRT + "Template.")
+    top.append(nbi.VIRT + "Pool.")
+    pages = [top] + [["%sInstance.%d." % (nbi.VIRT, n) for n in instances[k:k + PAGE]]
+                     for k in range(0, len(instances), PAGE)]
+    for names in pages:
+        r = api.task({"name": "getParameterValues", "parameterNames": names}, timeout_ms=600000)
+        params += len(r.get("parameters", []))
+        requests += 1
+    return time.monotonic() - t0, params, requests
+
+
+def measure(stages=(100, 1000), out=None, rest=30, keep=False):
     api = migrate.api()
     tref, pool = activation.template_and_pool(api, "container")
     api.set([("%sPool.%d.TargetSize" % (nbi.VIRT, pool), "0", "xsd:unsignedInt")])
@@ -183,8 +237,11 @@ def measure(stages=(100, 1000), out=None, rest=30):
     base_running = running_containers() - have  # the homes' own vRGWs
     if have:
         sh.say("taking up a run that stopped: %d of its subscribers are there" % have)
+    # The host's memory without the run's vRGWs (a run taken up again measures it after
+    # removing them: below).
+    base = None if have else meminfo()
     rows = []
-    for n in [s for s in stages if s > have] or [have]:
+    for n in [s for s in stages if s >= have] or [have]:
         secs = add_subscribers(api, tref, have, n - have) if n > have else 0.0
         have = n
         time.sleep(20)  # their proxies up, their profiles pushed
@@ -193,21 +250,36 @@ def measure(stages=(100, 1000), out=None, rest=30):
                "pss_per_container_kib": round(inside / max(1, count)),
                "pss_per_controller_kib": round(ctl / max(1, count)),
                "containers_running": running_containers() - base_running,
-               "agent_rss_kib": measure.process_rss_kib(os.path.join(naming.RUN, "agent.pid"))}
+               "agent_rss_kib": meter.process_rss_kib(os.path.join(naming.RUN, "agent.pid"))}
         row.update(at_rest(rest))
-        gpv_s, params = whole_host_gpv(api)
-        row.update({"gpv_whole_host_seconds": round(gpv_s, 2), "gpv_parameters": params})
+        gpv_s, params, refused = whole_host_gpv(api)
+        # A refused read's time is the ACS's (its retries of a transient fault), not the agent's.
+        row.update({"gpv_whole_host_seconds": "" if refused else round(gpv_s, 2), "gpv_parameters": params,
+                    "gpv_refused": (refused or "")[:200]})
+        paged_s, paged_params, requests = paged_host_gpv(api)
+        row.update({"gpv_paged_seconds": round(paged_s, 2), "gpv_paged_parameters": paged_params,
+                    "gpv_paged_requests": requests})
         rows.append(row)
         sh.say("%d idle container vRGWs: %s" % (n, json.dumps(row)))
         write(out, rows)
-    secs, count = remove_all(api)
-    time.sleep(20)
-    base = meminfo()
+    if keep:
+        sh.say("the %d subscribers stay (--keep); testbed/down removes them" % have)
+        if base is None:
+            write(out, rows)
+            return rows
+        secs, count = None, 0
+    else:
+        secs, count = remove_all(api)
+        time.sleep(20)
+        if base is None:
+            base = meminfo()
     for r in rows:
         r["host_mem_per_vrgw_kib"] = round((base - r["mem_available_kib"]) / r["vrgws"])
-        r["delete_all_seconds"] = round(secs, 1)
-    sh.say("deleted %d subscribers in %.0f s; host memory per idle vRGW: %s KiB" % (
-        count, secs, ", ".join("%d at %d" % (r["host_mem_per_vrgw_kib"], r["vrgws"]) for r in rows)))
+        r["delete_all_seconds"] = "" if secs is None else round(secs, 1)
+    if secs is not None:
+        sh.say("deleted %d subscribers in %.0f s" % (count, secs))
+    sh.say("host memory per idle vRGW: %s KiB" % (
+        ", ".join("%d at %d" % (r["host_mem_per_vrgw_kib"], r["vrgws"]) for r in rows)))
     write(out, rows)
     return rows
 

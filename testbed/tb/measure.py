@@ -4,8 +4,9 @@ vRGWs; and the management plane's timings. Writes CSV files; `tb/plot.py` draws 
 
 Traffic is downstream, from the internet namespace through each vRGW (NAT) to its home, all homes
 at once: iperf3 clients in the homes with `-R` (the server in the internet namespace sends), UDP at
-the profile's rates for telephony (G.711-sized datagrams), SDTV and HDTV, and one uncapped TCP flow
-for Internet.
+the profile's rates for telephony (G.711-sized datagrams), SDTV and HDTV, and one TCP flow for
+Internet: uncapped (as much as it gets), or with `cap_internet` paced at the profile's rate, so that
+each home asks for its profile and no more.
 """
 
 import csv
@@ -97,9 +98,10 @@ def process_rss_kib(pidfile):
     return 0
 
 
-def run_traffic(homes, profile, duration):
-    """One run: every service of every home at once for `duration` s. Returns per-flow rows and
-    the host's and domains' CPU use."""
+def run_traffic(homes, profile, duration, cap_internet=False):
+    """One run: every service of every home at once for `duration` s (the Internet flow paced at
+    the profile's rate when `cap_internet`). Returns per-flow rows and the host's and domains' CPU
+    use."""
     rates = PROFILES[profile]
     servers = []
     for k in homes:
@@ -116,6 +118,8 @@ def run_traffic(homes, profile, duration):
                     "-R", "-t", str(duration), "-J", "--connect-timeout", "5000"]
             if s != "internet":
                 args += ["-u", "-b", "%gM" % rates[s], "-l", str(DATAGRAM[s])]
+            elif cap_internet:
+                args += ["-b", "%gM" % rates[s]]
             clients[(k, s)] = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     results = {}
     # One deadline for all: a client that hangs (its control connection starved) must not make
@@ -167,7 +171,7 @@ def run_traffic(homes, profile, duration):
     return rows, busy, per_vm
 
 
-def traffic(ns, profiles, duration, out_dir, progress=True, flavor="vm"):
+def traffic(ns, profiles, duration, out_dir, progress=True, flavor="vm", cap_internet=False):
     """The data-plane experiment for each N in `ns`, the homes' vRGWs of `flavor`: CSV files in
     `out_dir`."""
     os.makedirs(out_dir, exist_ok=True)
@@ -190,7 +194,7 @@ def traffic(ns, profiles, duration, out_dir, progress=True, flavor="vm"):
                 i += 1
                 if progress:
                     sh.progress("traffic", i, total, "%d vRGWs, %s profile, %d s" % (n, profile, duration))
-                rows, busy, per_vm = run_traffic(homes, profile, duration)
+                rows, busy, per_vm = run_traffic(homes, profile, duration, cap_internet)
                 for r in rows:
                     fw.writerow(dict(r, n=n, profile=profile))
                 hw.writerow({"n": n, "profile": profile, "host_cpu_percent": round(busy, 1),

@@ -16,10 +16,13 @@ CT_TEMPLATE_NAME = "vrgw-ct"
 CT_MEMORY_KIB = 65536
 
 
-def inventory(api):
-    v = api.get([nbi.VIRT])
+def inventory(api, instances=True):
+    """(templates, pools, instances) of the host `api` manages, each by row number. Without
+    `instances`, their table is not read (with it, every vRGW's data model comes along: on a host
+    of hundreds more than one CWMP message carries, which the agent refuses with 9004)."""
+    v = api.get([nbi.VIRT] if instances else [nbi.VIRT + "Template.", nbi.VIRT + "Pool."])
     return (nbi.rows(v, nbi.VIRT + "Template."), nbi.rows(v, nbi.VIRT + "Pool."),
-            nbi.rows(v, nbi.VIRT + "Instance."))
+            nbi.rows(v, nbi.VIRT + "Instance.") if instances else {})
 
 
 def template(api, flavor, img, templates=None):

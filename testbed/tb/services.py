@@ -202,10 +202,14 @@ def libvirt_down(i):
         if sh.ok(["virsh", "-c", uri, "version"], timeout=10):
             names = sh.run(["virsh", "-c", uri, "list", "--all", "--name"], check=False).split()
             nvram = " --nvram" if uri.startswith("qemu") else ""
+            # A container is frozen first: libvirt kills a frozen one's processes at once, a
+            # running one's 1.6 s after asking them to end (its init takes 2 s to).
+            freeze = "" if uri.startswith("qemu") else "suspend %s; "
             # One virsh (one TLS connection) per hundred domains: a thousand containers go in
             # seconds, not in a thousand handshakes.
             for k in range(0, len(names), 100):
-                cmds = "; ".join("destroy %s; undefine %s%s" % (n, n, nvram) for n in names[k:k + 100])
+                cmds = "; ".join((freeze % n if freeze else "") + "destroy %s; undefine %s%s" % (n, n, nvram)
+                                 for n in names[k:k + 100])
                 sh.run(["virsh", "-c", uri, cmds], check=False, timeout=600)
             if names:
                 sh.say("host %s: removed %d %s" % (host(i), len(names),

@@ -490,6 +490,28 @@ fn settings_before_the_vrgw_runs_live_in_its_profile_and_survive_restarts() {
 }
 
 #[test]
+fn a_read_of_more_vrgws_than_one_answer_carries_is_refused_at_once() {
+    let mut b = bed("hvbig");
+    let instances: Vec<u32> = (0..3).map(|_| b.add(INSTANCE)).collect();
+    // Three vRGWs' data models (their profiles: about 200 values each) exceed the tests' limit
+    // of 500 parameters: refused with 9004 saying so, before any proxy is asked.
+    let r = b.host.handle(&Body::GetParameterValues(GetParameterValues { parameter_names: vec![INSTANCE.into()] }));
+    match r {
+        Body::Fault(f) => {
+            assert_eq!(f.code, cwmp::FaultCode::ResourcesExceeded);
+            assert!(f.string.contains("more than the 500 one message may carry"), "{}", f.string);
+        }
+        other => panic!("expected 9004, got {other:?}"),
+    }
+    // One vRGW's is answered.
+    let one = format!("{INSTANCE}{}.Device.", instances[0]);
+    let r = b.host.handle(&Body::GetParameterValues(GetParameterValues { parameter_names: vec![one.clone()] }));
+    let Body::GetParameterValuesResponse(r) = r else { panic!("GPV {one}: {r:?}") };
+    assert!(r.parameter_list.len() > 100 && r.parameter_list.iter().all(|p| p.name.starts_with(&one)));
+    b.clean();
+}
+
+#[test]
 fn notification_attributes_survive_restarts() {
     let mut b = bed("hvattr");
     let (_, pool) = b.template_and_pool(0);
@@ -718,16 +740,18 @@ impl Meeting {
     }
 }
 
-/// A stand-in for a vRGW's proxy at `addr`, speaking the contract: `health`, `get` (nothing),
-/// `set`, `validate`, and `try_set`, which refuses the parameters named in `refuse` (9007) and
-/// first waits for `meet` calls to be in flight at once (recording whether they were). It runs
-/// on a thread of its own, as a vRGW would (its waiting blocks nobody else).
+/// A stand-in for a vRGW's proxy at `addr`, speaking the contract: `health`, `get` (nothing;
+/// once `gets` is armed, its `UpTime` of `id` after meeting as `try_set` does), `set`,
+/// `validate`, and `try_set`, which refuses the parameters named in `refuse` (9007) and first
+/// waits for `meet` calls to be in flight at once (recording whether they were). It runs on a
+/// thread of its own, as a vRGW would (its waiting blocks nobody else).
 fn stand_in(
     addr: &str,
     refuse: Arc<std::sync::Mutex<Vec<String>>>,
     meeting: Arc<Meeting>,
     meet: usize,
     met: Arc<std::sync::Mutex<Vec<bool>>>,
+    (gets, id): (Arc<std::sync::atomic::AtomicBool>, u32),
 ) -> Calls {
     use proxy_api::{Health, NoParams, Paths, SetParams, ValidateParams, WireFault, WireValue};
     let calls: Calls = Default::default();
@@ -747,8 +771,15 @@ fn stand_in(
             rss_kib: 1,
         })
     });
-    let m = proxy_api::GET;
-    server.register_typed(m.name, m.help, m.signature, |_: Paths| Ok(Vec::<WireValue>::new()));
+    let (m, meeting2, met2) = (proxy_api::GET, meeting.clone(), met.clone());
+    server.register_typed(m.name, m.help, m.signature, move |_: Paths| {
+        if !gets.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(Vec::<WireValue>::new());
+        }
+        let overlapped = meeting2.meet(meet);
+        met2.lock().unwrap_or_else(|e| e.into_inner()).push(overlapped);
+        Ok(vec![WireValue::from(&ParameterValue::new("Device.DeviceInfo.UpTime", Value::UnsignedInt(id)))])
+    });
     let (m, c) = (proxy_api::SET, calls.clone());
     server.register_typed(m.name, m.help, m.signature, move |p: SetParams| {
         log(&c, "set", &p.values);
@@ -798,6 +829,7 @@ fn a_set_reaches_each_vrgw_in_one_call_all_at_once_all_or_nothing() {
     let meeting = Arc::new(Meeting::default());
     let met: Arc<std::sync::Mutex<Vec<bool>>> = Default::default();
     let refuse: Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let gets: Arc<std::sync::atomic::AtomicBool> = Default::default();
     let mut instances = Vec::new();
     let mut proxies = Vec::new();
     for c in 1..=2u32 {
@@ -813,7 +845,7 @@ fn a_set_reaches_each_vrgw_in_one_call_all_at_once_all_or_nothing() {
         let addr = format!("{}:18741", slot.mgmt_address.split('/').next().expect("address"));
         // Only the second vRGW refuses what it is told to refuse.
         let refuse = if c == 2 { refuse.clone() } else { Default::default() };
-        proxies.push(stand_in(&addr, refuse, meeting.clone(), 2, met.clone()));
+        proxies.push(stand_in(&addr, refuse, meeting.clone(), 2, met.clone(), (gets.clone(), c)));
         instances.push(n);
     }
     assert_eq!(b.host.sync_proxies(), 2, "both stand-ins got their profiles");
@@ -871,6 +903,30 @@ fn a_set_reaches_each_vrgw_in_one_call_all_at_once_all_or_nothing() {
     };
     assert_eq!(profile(&b, instances[0])[0].value, Value::Int(7200), "the profile keeps the applied value");
     assert_eq!(profile(&b, instances[1])[0].value, Value::Int(7300));
+
+    // A read of both vRGWs' data models in one GetParameterValues: both proxies asked at once,
+    // each answer under its own instance.
+    *meeting.in_flight.lock().expect("meeting") = 0;
+    met.lock().expect("met").clear();
+    gets.store(true, std::sync::atomic::Ordering::SeqCst);
+    let r = b.host.handle(&Body::GetParameterValues(GetParameterValues { parameter_names: vec![INSTANCE.into()] }));
+    gets.store(false, std::sync::atomic::Ordering::SeqCst);
+    let Body::GetParameterValuesResponse(r) = r else { panic!("GPV: {r:?}") };
+    let uptimes: Vec<(String, Value)> = r
+        .parameter_list
+        .into_iter()
+        .filter(|p| p.name.ends_with("Device.DeviceInfo.UpTime"))
+        .map(|p| (p.name, p.value))
+        .collect();
+    assert_eq!(
+        uptimes,
+        vec![
+            (format!("{INSTANCE}{}.Device.DeviceInfo.UpTime", instances[0]), Value::UnsignedInt(1)),
+            (format!("{INSTANCE}{}.Device.DeviceInfo.UpTime", instances[1]), Value::UnsignedInt(2)),
+        ]
+    );
+    assert_eq!(std::mem::take(&mut *met.lock().expect("met")), vec![true, true], "the two reads overlapped");
+    assert!(b.host.mounts.values().all(|m| !m.has_read_ahead()), "nothing read ahead is kept");
     b.clean();
 }
 
@@ -1447,7 +1503,14 @@ fn a_virtual_device_s_reboot_restarts_its_vrgw_and_its_factory_reset_returns_it_
     let err = b.s(&format!("{INSTANCE}{n}.LastError"));
     let slot = b.host.state().slot_of(n).expect("slot").unwrap_or_else(|| panic!("not provisioned: {err}"));
     let addr = format!("{}:18743", slot.mgmt_address.split('/').next().expect("address"));
-    let proxy = stand_in(&addr, Default::default(), Arc::new(Meeting::default()), 1, Default::default());
+    let proxy = stand_in(
+        &addr,
+        Default::default(),
+        Arc::new(Meeting::default()),
+        1,
+        Default::default(),
+        (Default::default(), 1),
+    );
     assert_eq!(b.host.sync_proxies(), 1);
     assert_eq!(calls_of(&proxy).iter().map(|c| c.0.as_str()).collect::<Vec<_>>(), vec!["set"]);
     let id = b.host.virtual_device_id(n).expect("a virtual device");
