@@ -75,44 +75,32 @@ impl Host {
                 row_of.remove(alias);
             }
         }
-        let mut add = |host: &mut Host, alias: String, vlan: u16, tpid: u32, lower: String| {
-            if row_of.contains_key(&alias) {
-                return;
-            }
-            match host.model.root_mut().add_object_internal(vt) {
-                Ok(i) => {
-                    let p = format!("{vt}{i}.");
-                    host.set_internal(&format!("{p}Alias"), Value::String(alias.clone()));
-                    host.set_internal(&format!("{p}Name"), Value::String(alias.clone()));
-                    host.set_internal(&format!("{p}VLANID"), Value::UnsignedInt(u32::from(vlan)));
-                    host.set_internal(&format!("{p}TPID"), Value::UnsignedInt(tpid));
-                    host.set_internal(&format!("{p}LowerLayers"), Value::String(lower));
-                    host.set_internal(&format!("{p}Enable"), Value::Boolean(true));
-                    host.set_internal(&format!("{p}Status"), Value::String("Up".into()));
-                    row_of.insert(alias, i);
+        let add =
+            |host: &mut Host, row_of: &mut HashMap<String, u32>, alias: String, vlan: u16, tpid: u32, lower: String| {
+                if row_of.contains_key(&alias) {
+                    return;
                 }
-                Err(f) => tracing::error!(alias, "VLAN termination row: {}", f.string),
-            }
-        };
+                match host.model.root_mut().add_object_internal(vt) {
+                    Ok(i) => {
+                        let p = format!("{vt}{i}.");
+                        host.set_internal(&format!("{p}Alias"), Value::String(alias.clone()));
+                        host.set_internal(&format!("{p}Name"), Value::String(alias.clone()));
+                        host.set_internal(&format!("{p}VLANID"), Value::UnsignedInt(u32::from(vlan)));
+                        host.set_internal(&format!("{p}TPID"), Value::UnsignedInt(tpid));
+                        host.set_internal(&format!("{p}LowerLayers"), Value::String(lower));
+                        host.set_internal(&format!("{p}Enable"), Value::Boolean(true));
+                        host.set_internal(&format!("{p}Status"), Value::String("Up".into()));
+                        row_of.insert(alias, i);
+                    }
+                    Err(f) => tracing::error!(alias, "VLAN termination row: {}", f.string),
+                }
+            };
         for s in &svlans {
-            add(self, format!("svlan-{s}"), *s, 0x88A8, format!("{eth}{trunk}"));
+            add(self, &mut row_of, format!("svlan-{s}"), *s, 0x88A8, format!("{eth}{trunk}"));
         }
-        let svlan_rows: HashMap<u16, u32> = svlans
-            .iter()
-            .filter_map(|s| {
-                let alias = format!("svlan-{s}");
-                let i = self
-                    .model
-                    .root()
-                    .instances(vt)
-                    .into_iter()
-                    .find(|i| self.string(&format!("{vt}{i}.Alias")) == alias)?;
-                Some((*s, i))
-            })
-            .collect();
         for (_, s, c) in &bound {
-            let lower = svlan_rows.get(s).map(|i| format!("{vt}{i}")).unwrap_or_default();
-            add(self, format!("cvlan-{s}-{c}"), *c, 0x8100, lower);
+            let lower = row_of.get(&format!("svlan-{s}")).map(|i| format!("{vt}{i}")).unwrap_or_default();
+            add(self, &mut row_of, format!("cvlan-{s}-{c}"), *c, 0x8100, lower);
         }
         // Embedded devices: one per provisioned instance managed so (Annex J.3); the others are
         // virtual devices of their own (Annex J.2).
