@@ -170,6 +170,9 @@ async fn faults_have_genieacs_ids_shapes_retries_and_deletion() {
         json!({"name": "setParameterValues", "parameterValues": [["Device.DeviceInfo.UpTime", 5, "xsd:unsignedInt"]]});
     let line = status_line(acs.nbi, "POST", &path, &body.to_string()).await;
     assert_eq!(line, "HTTP/1.1 202 Task faulted");
+    // The NBI answers when the task faults, before the device ends that session; a retry made
+    // while it is still open would run the task again in it. Wait for its end.
+    sim.idle().await;
     let (_, faults) = oss.call(Method::GET, "/faults", None).await;
     let fault = faults[0].clone();
     let task_id = fault["task"].as_str().expect("the task's id").to_string();
