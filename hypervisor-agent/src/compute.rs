@@ -131,11 +131,15 @@ pub trait Compute: Send + Sync {
     fn state(&self, name: &str) -> Result<Option<DomState>>;
     /// CPU time and memory of a domain.
     fn stats(&self, name: &str) -> Result<Stats>;
-    /// The state of each of these domains and the statistics of those not shut off, in one
-    /// listing and one call per domain (a name missing from the answer: no such domain); what
-    /// the agent's periodic poll asks, rather than [`Compute::state`] and [`Compute::stats`]
-    /// (four calls per domain, two of them lookups).
+    /// The state of each of these domains and the statistics of those not shut off, in two
+    /// calls per domain (a name missing from the answer: no such domain), rather than
+    /// [`Compute::state`] and [`Compute::stats`] (four calls per domain, two of them lookups).
     fn poll(&self, names: &[String]) -> Result<HashMap<String, Polled>>;
+    /// Every domain's state, from one listing per state (four calls, however many domains there
+    /// are, and one more per domain in none of libvirt's three main states): what the agent's
+    /// periodic poll reads of all its domains each round. A domain that changes state between
+    /// two listings may be in both or in neither.
+    fn states(&self) -> Result<HashMap<String, DomState>>;
     /// Every domain carrying `agent`'s mark.
     fn owned(&self, agent: &str) -> Result<Vec<OwnedDomain>>;
     /// The host-side device name of a running domain's NIC with this MAC (the switch port).
@@ -524,17 +528,14 @@ impl Compute for Libvirt {
     }
 
     fn poll(&self, names: &[String]) -> Result<HashMap<String, Polled>> {
-        let wanted: std::collections::HashSet<String> = names.iter().cloned().collect();
+        let names = names.to_vec();
         self.read("poll", move |c| {
             let mut out = HashMap::new();
-            for d in c.list_all_domains(0)? {
-                let name = d.get_name()?;
-                if !wanted.contains(&name) {
-                    continue;
-                }
+            for name in names {
+                let Some(d) = Self::lookup(c, &name)? else { continue };
                 let info = match d.get_info() {
                     Ok(info) => info,
-                    // Gone since the listing.
+                    // Gone since the lookup.
                     Err(e) if e.code() == ErrorNumber::NoDomain => continue,
                     Err(e) => return Err(e.into()),
                 };
@@ -542,6 +543,37 @@ impl Compute for Libvirt {
                 let stats = (state != DomState::ShutOff)
                     .then_some(Stats { cpu_time_ns: info.cpu_time, memory_kib: info.memory });
                 out.insert(name, Polled { state, stats });
+            }
+            Ok(out)
+        })
+    }
+
+    fn states(&self) -> Result<HashMap<String, DomState>> {
+        use virt::sys::{
+            VIR_CONNECT_LIST_DOMAINS_OTHER, VIR_CONNECT_LIST_DOMAINS_PAUSED, VIR_CONNECT_LIST_DOMAINS_RUNNING,
+            VIR_CONNECT_LIST_DOMAINS_SHUTOFF,
+        };
+        self.read("states", |c| {
+            let mut out = HashMap::new();
+            let listed = [
+                (VIR_CONNECT_LIST_DOMAINS_RUNNING, DomState::Running),
+                (VIR_CONNECT_LIST_DOMAINS_PAUSED, DomState::Paused),
+                (VIR_CONNECT_LIST_DOMAINS_SHUTOFF, DomState::ShutOff),
+            ];
+            for (flag, state) in listed {
+                for d in c.list_all_domains(flag)? {
+                    out.insert(d.get_name()?, state);
+                }
+            }
+            // Crashed, starting, shutting down, pm-suspended: asked one by one (rare).
+            for d in c.list_all_domains(VIR_CONNECT_LIST_DOMAINS_OTHER)? {
+                match d.get_state() {
+                    Ok((state, _)) => {
+                        out.insert(d.get_name()?, dom_state(state));
+                    }
+                    Err(e) if e.code() == ErrorNumber::NoDomain => {}
+                    Err(e) => return Err(e.into()),
+                }
             }
             Ok(out)
         })
@@ -877,9 +909,26 @@ impl Compute for Routed {
         self.of(name)?.stats(name)
     }
     fn poll(&self, names: &[String]) -> Result<HashMap<String, Polled>> {
-        let mut all = self.vms.poll(names)?;
+        let Some(ct) = self.containers.as_ref().filter(|ct| !Arc::ptr_eq(ct, &self.vms)) else {
+            return self.vms.poll(names);
+        };
+        // Each name asked of its own connection (one that has no such domain costs a lookup).
+        let (mut vms, mut cts) = (Vec::new(), Vec::new());
+        for name in names {
+            match self.of(name) {
+                Ok(c) if std::ptr::addr_eq(c, &**ct) => cts.push(name.clone()),
+                // Unknown to both, or not answering: the VMs' connection says so.
+                _ => vms.push(name.clone()),
+            }
+        }
+        let mut all = self.vms.poll(&vms)?;
+        all.extend(ct.poll(&cts)?);
+        Ok(all)
+    }
+    fn states(&self) -> Result<HashMap<String, DomState>> {
+        let mut all = self.vms.states()?;
         if let Some(ct) = self.containers.as_ref().filter(|ct| !Arc::ptr_eq(ct, &self.vms)) {
-            all.extend(ct.poll(names)?);
+            all.extend(ct.states()?);
         }
         Ok(all)
     }
@@ -1140,6 +1189,12 @@ mod tests {
         assert!(!polled.contains_key("compute-poll-none"), "no such domain: not in the answer");
         // Only the names asked for (the test driver's own domain "test" runs too).
         assert_eq!(polled.len(), 3);
+        // Every domain's state from the listings, the driver's own among them.
+        let states = lv.states().expect("states");
+        let ours: Vec<Option<&DomState>> = [&up.name, &off.name, &asleep.name].map(|n| states.get(n)).to_vec();
+        assert_eq!(ours, vec![Some(&DomState::Running), Some(&DomState::ShutOff), Some(&DomState::Paused)]);
+        assert_eq!(states.get("test"), Some(&DomState::Running));
+        assert!(!states.contains_key("compute-poll-none"));
         for s in [&up, &off, &asleep] {
             lv.undefine(&s.name).expect("undefine");
         }
@@ -1236,6 +1291,12 @@ mod tests {
         let states: Vec<(String, DomState)> =
             [&vm.name, &ct.name].into_iter().map(|n| (n.clone(), polled[n].state)).collect();
         assert_eq!(states, owned, "one poll reads each from its own connection");
+        let listed = fresh.states().expect("states of both connections");
+        assert_eq!(
+            (listed.get(&vm.name), listed.get(&ct.name)),
+            (Some(&DomState::Running), Some(&DomState::Paused)),
+            "both connections listed"
+        );
         assert!(fresh.xml(&ct.name, true).expect("xml").expect("defined").contains(">exe</type>"));
         fresh.undefine(&ct.name).expect("undefine");
         assert_eq!(cts.state(&ct.name).expect("state"), None);

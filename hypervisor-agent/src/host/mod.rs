@@ -123,6 +123,10 @@ pub struct Host {
     profiles_saved: std::collections::BTreeSet<u32>,
     /// The next save writes everything (the host just opened, or a save failed half-way).
     full_save: bool,
+    /// The periodic poll's round under way ([`Host::refresh_stats_slice`]).
+    round: reconcile::PollRound,
+    /// Instances whose CPU time and memory one round of the periodic poll reads at most.
+    stats_per_round: usize,
     /// The store, the values the CWMP side reads, and changed parameters under notification not
     /// yet reported in an Inform (see `view`).
     shared: Shared,
@@ -214,6 +218,8 @@ impl Host {
             mounts,
             profiles_saved: Default::default(),
             full_save: true,
+            round: Default::default(),
+            stats_per_round: STATS_PER_ROUND,
             shared: Shared::new(state.clone()),
             rt,
             state,
@@ -545,6 +551,10 @@ impl Host {
         Ok(())
     }
 }
+
+/// Instances whose CPU time and memory one round of the periodic poll reads at most (2 s
+/// apart: each instance's are at most 20 s old at a thousand instances).
+const STATS_PER_ROUND: usize = 100;
 
 mod error;
 mod migration;

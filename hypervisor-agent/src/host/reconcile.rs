@@ -68,44 +68,93 @@ impl Host {
         Ok(())
     }
 
-    /// CPU time, memory and status of every instance, from libvirt.
-    /// Nothing while libvirt is not answering: the values read last stay.
-    pub fn refresh_stats(&mut self) {
-        let mut after = Some(0);
-        while let Some(a) = after {
-            after = self.refresh_stats_slice(a, usize::MAX);
+    /// Status, CPU time and memory of the instances a GetParameterValues of `names` covers (a
+    /// path above the Instance table covers them all), read from libvirt now, 50 domains per
+    /// call. Nothing while libvirt is not answering: the values read last stay.
+    pub fn refresh_named(&mut self, names: &[String]) {
+        if !self.libvirt_answers() {
+            return;
         }
+        let Ok(slots) = self.state.slots() else { return };
+        let covered = |n: u32| {
+            let row = Instance::at(n);
+            names.iter().any(|name| row.path().starts_with(name.as_str()) || name.starts_with(row.path()))
+        };
+        let todo: Vec<(u32, Slot)> = assigned(slots).into_iter().filter(|(n, _)| covered(*n)).collect();
+        for chunk in todo.chunks(50) {
+            let names: Vec<String> = chunk.iter().map(|(_, s)| s.domain.clone()).collect();
+            match self.compute.poll(&names).during("reading the domains' states") {
+                Ok(polled) => {
+                    for (n, slot) in chunk {
+                        self.show_polled(*n, slot, polled.get(&slot.domain).copied());
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!("reading the instances' states: {e}");
+                    return;
+                }
+            }
+        }
+        self.update_pools();
     }
 
-    /// [`Host::refresh_stats`] for at most `max` provisioned instances numbered above `after`:
-    /// the last one read when more remain, else None (the pools then updated). The host thread
-    /// reads its instances so, in slices between jobs.
+    /// One slice of the periodic poll: at most `max` provisioned instances numbered above
+    /// `after`; the last one read when more remain, else None (the pools then updated). The host
+    /// thread reads its instances so, in slices between jobs.
+    ///
+    /// A round (`after` 0) begins with every domain's state from a few listings
+    /// ([`Compute::states`]); then each slice reads, one domain at a time, the CPU time and
+    /// memory of the instances due for them this round (at most `stats_per_round`, going round
+    /// the instances: at a thousand domains, reading them all every round cost libvirtd a third
+    /// of a core) and the state of any the listings missed (one changing state between two
+    /// listings, or gone). Nothing while libvirt is not answering: the values read last stay.
     pub fn refresh_stats_slice(&mut self, after: u32, max: usize) -> Option<u32> {
         if !self.libvirt_answers() {
             return None;
         }
         let Ok(slots) = self.state.slots() else { return None };
-        let mut todo: Vec<(u32, Slot)> = slots
-            .into_iter()
-            .filter_map(|s| match (s.usage, s.instance) {
-                (SlotUse::Assigned, Some(n)) if n > after => Some((n, s)),
-                _ => None,
-            })
-            .collect();
-        todo.sort_by_key(|(n, _)| *n);
+        let mut todo = assigned(slots);
+        if after == 0 {
+            match self.compute.states().during("listing the domains' states") {
+                Ok(states) => self.round.states = states,
+                Err(e) => {
+                    tracing::warn!("reading the domains' states: {e}");
+                    return None;
+                }
+            }
+            let numbers: Vec<u32> = todo.iter().map(|(n, _)| *n).collect();
+            self.round.stats_due = self.round.next_due(&numbers, self.stats_per_round);
+        }
+        todo.retain(|(n, _)| *n > after);
         let more = todo.len() > max;
         todo.truncate(max);
-        // One listing and one call per domain for the slice (not four calls per domain).
-        let names: Vec<String> = todo.iter().map(|(_, s)| s.domain.clone()).collect();
-        let polled = self.compute.poll(&names).during("reading the domains' states");
+        let ask: Vec<String> = todo
+            .iter()
+            .filter(|(n, s)| self.round.stats_due.contains(n) || !self.round.states.contains_key(&s.domain))
+            .map(|(_, s)| s.domain.clone())
+            .collect();
+        let polled = if ask.is_empty() {
+            Ok(std::collections::HashMap::new())
+        } else {
+            self.compute.poll(&ask).during("reading the domains' states")
+        };
         let mut last = after;
         for (n, slot) in todo {
-            // A failed read leaves the values read last.
-            match &polled {
-                Ok(p) => self.show_polled(n, &slot, p.get(&slot.domain).copied()),
-                Err(e) => tracing::warn!(instance = n, "reading its state: {e}"),
-            }
             last = n;
+            let seen = if ask.contains(&slot.domain) {
+                match &polled {
+                    Ok(p) => p.get(&slot.domain).copied(),
+                    // A failed read leaves the values read last.
+                    Err(e) => {
+                        tracing::warn!(instance = n, "reading its state: {e}");
+                        continue;
+                    }
+                }
+            } else {
+                // Its statistics stay those read last.
+                self.round.states.get(&slot.domain).map(|&state| Polled { state, stats: None })
+            };
+            self.show_polled(n, &slot, seen);
         }
         if more {
             return Some(last);
@@ -167,5 +216,43 @@ impl Host {
             self.set_internal(&Instance::at(n).last_error(), Value::String(why));
         }
         synced
+    }
+}
+
+/// The provisioned instances' numbers and slots, in order.
+fn assigned(slots: Vec<Slot>) -> Vec<(u32, Slot)> {
+    let mut out: Vec<(u32, Slot)> = slots
+        .into_iter()
+        .filter_map(|s| match (s.usage, s.instance) {
+            (SlotUse::Assigned, Some(n)) => Some((n, s)),
+            _ => None,
+        })
+        .collect();
+    out.sort_by_key(|(n, _)| *n);
+    out
+}
+
+/// The periodic poll's round under way.
+#[derive(Debug, Default)]
+pub(super) struct PollRound {
+    /// Every domain's state, listed when the round began.
+    states: std::collections::HashMap<String, DomState>,
+    /// The instances whose statistics this round reads.
+    stats_due: std::collections::BTreeSet<u32>,
+    /// The last instance whose statistics a round read: the next round goes on after it.
+    cursor: u32,
+}
+
+impl PollRound {
+    /// The next `per_round` of `numbers` (in order) after the cursor, from the start again past
+    /// the end; all of them when they are no more.
+    fn next_due(&mut self, numbers: &[u32], per_round: usize) -> std::collections::BTreeSet<u32> {
+        if numbers.len() <= per_round {
+            return numbers.iter().copied().collect();
+        }
+        let from = numbers.partition_point(|n| *n <= self.cursor);
+        let due: Vec<u32> = numbers[from..].iter().chain(&numbers[..from]).take(per_round).copied().collect();
+        self.cursor = due.last().copied().unwrap_or(0);
+        due.into_iter().collect()
     }
 }

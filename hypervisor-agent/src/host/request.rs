@@ -102,7 +102,7 @@ impl Host {
                     return Body::Fault(fault);
                 }
             };
-            self.refresh_stats();
+            self.refresh_named(&r.parameter_names);
         }
         let resp = match plan {
             Some(plan) => self.apply_set(plan),

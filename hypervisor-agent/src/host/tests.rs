@@ -1643,9 +1643,8 @@ fn a_virtual_device_continues_as_the_same_device_on_the_host_its_vrgw_migrates_t
     clean_after(&lv, &agent, &dir);
 }
 
-#[test]
-fn instances_are_read_in_slices_and_a_round_ends_with_the_last() {
-    let mut b = bed("hvslice");
+/// Three subscribers' instances (C-VLANs 1 to 3 on S-VLAN 100), on a template without a pool.
+fn three_subscribers(b: &mut Bed) -> Vec<u32> {
     let (t, _) = b.template_and_pool(0);
     let mut made = Vec::new();
     for c in 1..=3u32 {
@@ -1659,6 +1658,13 @@ fn instances_are_read_in_slices_and_a_round_ends_with_the_last() {
         assert!(matches!(r, Body::SetParameterValuesResponse(_)), "{r:?}");
         made.push(n);
     }
+    made
+}
+
+#[test]
+fn instances_are_read_in_slices_and_a_round_ends_with_the_last() {
+    let mut b = bed("hvslice");
+    let made = three_subscribers(&mut b);
     // What a read sets, cleared, then read back slice by slice.
     for n in &made {
         b.host.set_internal(&format!("{INSTANCE}{n}.ManagementAddress"), Value::String(String::new()));
@@ -1674,6 +1680,59 @@ fn instances_are_read_in_slices_and_a_round_ends_with_the_last() {
     assert!(address(&mut b, made[2]).is_empty(), "not in this slice");
     assert_eq!(b.host.refresh_stats_slice(made[1], 2), None, "the last slice ends the round");
     assert!(!address(&mut b, made[2]).is_empty());
+    b.clean();
+}
+
+#[test]
+fn a_round_reads_every_state_and_some_statistics_in_turn_and_a_read_refreshes_what_it_names() {
+    let mut b = bed("hvround");
+    let made = three_subscribers(&mut b);
+    b.host.stats_per_round = 2;
+    // What a read sets, cleared; read back from the tree itself (a GetParameterValues reads).
+    let clear = |b: &mut Bed| {
+        for n in &made {
+            b.host.set_internal(&format!("{INSTANCE}{n}.CPUTime"), Value::UnsignedLong(0));
+            b.host.set_internal(&format!("{INSTANCE}{n}.Status"), Value::String("Error".into()));
+        }
+    };
+    let seen = |b: &Bed, n: u32| {
+        let root = b.host.model.root();
+        let cpu = match root.value(&format!("{INSTANCE}{n}.CPUTime")) {
+            Some(Value::UnsignedLong(ms)) => ms,
+            other => panic!("{other:?}"),
+        };
+        let status = match root.value(&format!("{INSTANCE}{n}.Status")) {
+            Some(Value::String(s)) => s,
+            other => panic!("{other:?}"),
+        };
+        (cpu > 0, status)
+    };
+    let running = || "Running".to_string();
+    // Round 1: every state from the listings, the statistics of the first two.
+    clear(&mut b);
+    assert_eq!(b.host.refresh_stats_slice(0, usize::MAX), None);
+    let round: Vec<(bool, String)> = made.iter().map(|n| seen(&b, *n)).collect();
+    assert_eq!(round, vec![(true, running()), (true, running()), (false, running())]);
+    // Round 2 goes on: the third, then the first again.
+    clear(&mut b);
+    assert_eq!(b.host.refresh_stats_slice(0, usize::MAX), None);
+    let round: Vec<(bool, String)> = made.iter().map(|n| seen(&b, *n)).collect();
+    assert_eq!(round, vec![(true, running()), (false, running()), (true, running())]);
+    // A domain the listings did not show (gone behind the agent's back) is asked for by name,
+    // and shown as an error.
+    let gone = b.host.model.root().value(&format!("{INSTANCE}{}.Domain", made[1]));
+    let Some(Value::String(gone)) = gone else { panic!("{gone:?}") };
+    b.host.compute.undefine(&gone).expect("undefine behind the agent's back");
+    clear(&mut b);
+    assert_eq!(b.host.refresh_stats_slice(0, usize::MAX), None);
+    assert_eq!(seen(&b, made[1]), (false, "Error".to_string()));
+    assert_eq!(seen(&b, made[0]).1, running());
+    // A GetParameterValues reads from libvirt the instances it names, and only those.
+    clear(&mut b);
+    assert!(matches!(b.get(&format!("{INSTANCE}{}.CPUTime", made[2])), Value::UnsignedLong(ms) if ms > 0));
+    assert_eq!(seen(&b, made[0]), (false, "Error".to_string()), "not named: not read");
+    b.get(&format!("{INSTANCE}{}.", made[0]));
+    assert_eq!(seen(&b, made[0]), (true, running()));
     b.clean();
 }
 
