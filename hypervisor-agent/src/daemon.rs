@@ -389,27 +389,54 @@ fn raise_nofile() {
     }
 }
 
-/// Fewer inotify instances than this for all of root's processes is logged as too few for a
-/// host of container vRGWs.
-const INOTIFY_INSTANCES_WANTED: u64 = 4096;
+/// Host limits a host of container vRGWs outgrows (sysctl, least wanted, what goes wrong below
+/// it), checked at the start. Every container's processes run as the host's root (no user
+/// namespaces), so per-user limits are shared by all of them, and every vRGW's management NIC is
+/// a port of one Linux bridge.
+const HOST_LIMITS: &[(&str, u64, &str)] = &[
+    (
+        "fs.inotify.max_user_instances",
+        4096,
+        "each container vRGW's dnsmasq takes an inotify instance (it watches resolv.conf), shared with all \
+         of root's processes: past the limit their DHCP and DNS fail (seen at 125 containers with \
+         Debian's 128)",
+    ),
+    (
+        "net.core.netdev_max_backlog",
+        4096,
+        "a broadcast on the management bridge is queued once per port on one CPU's backlog: ports past \
+         the limit lose their copy, so those vRGWs miss the host's ARP requests and their proxies are \
+         unreachable (seen at 1,000 containers with the default 1,000: \"No route to host\")",
+    ),
+    (
+        "net.ipv4.neigh.default.gc_thresh3",
+        4096,
+        "the host keeps an ARP entry for each vRGW whose proxy it calls: past the limit, \"neighbour \
+         table overflow\" and calls that fail",
+    ),
+];
 
-/// Host limits a host of container vRGWs outgrows, checked at the start: every container's
-/// processes run as the host's root (no user namespaces), so per-user limits are shared by all of
-/// them. Each vRGW's dnsmasq takes an inotify instance (it watches resolv.conf); at Debian's
-/// default of 128 the 120-odd-th container's dnsmasq fails ("failed to create inotify: Too many
-/// open files", seen at 125 containers here), its proxy keeping the configuration before.
+/// The limits of [`HOST_LIMITS`] below what a host of containers wants, as `read` gives them
+/// (a sysctl's name to its value; `None`: unreadable), each with its warning.
+fn limits_below(read: impl Fn(&str) -> Option<u64>) -> Vec<String> {
+    HOST_LIMITS
+        .iter()
+        .filter_map(|(name, wanted, why)| match read(name) {
+            Some(n) if n >= *wanted => None,
+            Some(n) => Some(format!("{name} is {n}: {why}; raise it (sysctl {name}={wanted} or more)")),
+            None => Some(format!("{name} could not be read: {why}")),
+        })
+        .collect()
+}
+
+/// Logs each host limit a host of container vRGWs outgrows (see [`HOST_LIMITS`]).
 fn container_limits() {
-    let path = "/proc/sys/fs/inotify/max_user_instances";
-    match std::fs::read_to_string(path).map(|s| s.trim().parse::<u64>()) {
-        Ok(Ok(n)) if n < INOTIFY_INSTANCES_WANTED => tracing::warn!(
-            max_user_instances = n,
-            "fs.inotify.max_user_instances is {n}: each container vRGW's dnsmasq takes one, shared with all of \
-             root's processes, so past about {} containers their DHCP and DNS fail; raise it (sysctl \
-             fs.inotify.max_user_instances={INOTIFY_INSTANCES_WANTED} or more)",
-            n.saturating_sub(8)
-        ),
-        Ok(Ok(n)) => tracing::debug!(max_user_instances = n, "inotify instances for containers"),
-        _ => tracing::warn!("{path} could not be read; container vRGWs may outgrow the host's inotify limit"),
+    let read = |name: &str| {
+        let path = format!("/proc/sys/{}", name.replace('.', "/"));
+        std::fs::read_to_string(path).ok()?.trim().parse::<u64>().ok()
+    };
+    for warning in limits_below(read) {
+        tracing::warn!("{warning}");
     }
 }
 
@@ -567,5 +594,21 @@ mod tests {
         let c =
             Config { secret_file_owner: Some("nobody-at-all".into()), cr_password: "p".into(), ..Config::default() };
         assert!(c.check().is_err(), "refused when the configuration is checked");
+    }
+
+    #[test]
+    fn host_limits_below_what_containers_want_are_named_with_their_sysctl() {
+        let host = |name: &str| match name {
+            "fs.inotify.max_user_instances" => Some(128),
+            "net.core.netdev_max_backlog" => Some(1000),
+            "net.ipv4.neigh.default.gc_thresh3" => Some(16384),
+            _ => None,
+        };
+        let warned = limits_below(host);
+        assert_eq!(warned.len(), 2, "{warned:?}");
+        assert!(warned[0].starts_with("fs.inotify.max_user_instances is 128: "), "{}", warned[0]);
+        assert!(warned[1].contains("sysctl net.core.netdev_max_backlog=4096"), "{}", warned[1]);
+        assert!(limits_below(|_| Some(1 << 20)).is_empty(), "a host above them all: nothing said");
+        assert_eq!(limits_below(|_| None).len(), HOST_LIMITS.len(), "unreadable: each said");
     }
 }

@@ -38,12 +38,22 @@ def install():
 def start_services(hosts=1):
     """Open vSwitch, and each host's libvirtd and virtlogd."""
     sh.run([os.path.join(sh.REPO, "scripts", "start-ovs")], timeout=60)
-    # Container vRGWs run as the host's root, sharing its per-user limits: each one's dnsmasq
-    # takes an inotify instance, and Debian's default of 128 stops the 120-odd-th (the agent
-    # warns at its start; docs/containers.md).
-    if int(sh.read("/proc/sys/fs/inotify/max_user_instances").strip()) < 8192:
-        sh.run(["sysctl", "-q", "-w", "fs.inotify.max_user_instances=8192"])
-        sh.say("fs.inotify.max_user_instances = 8192 (container vRGWs' dnsmasq take one each)")
+    # Limits a host of many container vRGWs outgrows (the agent warns at its start below what it
+    # wants; docs/containers.md): each one's dnsmasq takes an inotify instance of root's, and
+    # Debian's default of 128 stops the 120-odd-th; a broadcast on the management bridge is queued
+    # once per port on one CPU's backlog (default 1,000: at a thousand vRGWs the last ports miss
+    # the host's ARP requests); the host keeps an ARP entry per vRGW it calls (default at most
+    # 1,024).
+    for name, value, why in [
+            ("fs.inotify.max_user_instances", 8192, "container vRGWs' dnsmasq take one each"),
+            ("net.core.netdev_max_backlog", 16384, "a broadcast is queued once per bridge port"),
+            ("net.ipv4.neigh.default.gc_thresh1", 4096, "an ARP entry per vRGW the host calls"),
+            ("net.ipv4.neigh.default.gc_thresh2", 8192, "an ARP entry per vRGW the host calls"),
+            ("net.ipv4.neigh.default.gc_thresh3", 16384, "an ARP entry per vRGW the host calls")]:
+        path = "/proc/sys/" + name.replace(".", "/")
+        if int(sh.read(path).strip()) < value:
+            sh.run(["sysctl", "-q", "-w", "%s=%d" % (name, value)])
+            sh.say("%s = %d (%s)" % (name, value, why))
     # Without udev, /dev/kvm stays root-only; libvirt then decides KVM "vanished" and probes QEMU
     # again on every domain start (about 50 s each). Give it the group udev would.
     if os.path.exists("/dev/kvm"):

@@ -103,7 +103,7 @@ impl Host {
     /// thread reads its instances so, in slices between jobs.
     ///
     /// A round (`after` 0) begins with every domain's state from a few listings
-    /// ([`Compute::states`]); then each slice reads, one domain at a time, the CPU time and
+    /// ([`crate::compute::Compute::states`]); then each slice reads, one domain at a time, the CPU time and
     /// memory of the instances due for them this round (at most `stats_per_round`, going round
     /// the instances: at a thousand domains, reading them all every round cost libvirtd a third
     /// of a core) and the state of any the listings missed (one changing state between two
