@@ -103,11 +103,13 @@ impl Host {
     /// thread reads its instances so, in slices between jobs.
     ///
     /// A round (`after` 0) begins with every domain's state from a few listings
-    /// ([`crate::compute::Compute::states`]); then each slice reads, one domain at a time, the CPU time and
-    /// memory of the instances due for them this round (at most `stats_per_round`, going round
-    /// the instances: at a thousand domains, reading them all every round cost libvirtd a third
-    /// of a core) and the state of any the listings missed (one changing state between two
-    /// listings, or gone). Nothing while libvirt is not answering: the values read last stay.
+    /// ([`crate::compute::Compute::states`]); then each slice reads, one domain at a time, the
+    /// CPU time and memory of the instances due for them this round (at most `stats_per_round`,
+    /// going round the instances: at a thousand domains, reading them all every round cost
+    /// libvirtd a third of a core) and the state of any whose listed state differs from the
+    /// status shown or that the listings missed (one changing state between two listings, or
+    /// gone): a listing never overrides what a job showed after it. Nothing while libvirt is not
+    /// answering: the values read last stay.
     pub fn refresh_stats_slice(&mut self, after: u32, max: usize) -> Option<u32> {
         if !self.libvirt_answers() {
             return None;
@@ -128,9 +130,16 @@ impl Host {
         todo.retain(|(n, _)| *n > after);
         let more = todo.len() > max;
         todo.truncate(max);
+        // Asked by name: those due for statistics, and those whose listed state is not the
+        // status shown (a change, to be confirmed: a job between two slices may have changed the
+        // domain since the listing), is between two states, or was not listed.
         let ask: Vec<String> = todo
             .iter()
-            .filter(|(n, s)| self.round.stats_due.contains(n) || !self.round.states.contains_key(&s.domain))
+            .filter(|(n, s)| {
+                let listed = self.round.states.get(&s.domain).and_then(|st| st.status());
+                self.round.stats_due.contains(n)
+                    || listed.is_none_or(|st| self.string(&Instance::at(*n).status()) != st.as_str())
+            })
             .map(|(_, s)| s.domain.clone())
             .collect();
         let polled = if ask.is_empty() {
@@ -151,7 +160,7 @@ impl Host {
                     }
                 }
             } else {
-                // Its statistics stay those read last.
+                // Its status unchanged; its statistics stay those read last.
                 self.round.states.get(&slot.domain).map(|&state| Polled { state, stats: None })
             };
             self.show_polled(n, &slot, seen);
