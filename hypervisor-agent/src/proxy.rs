@@ -305,6 +305,12 @@ impl ProxyMount {
                 _ => return Err(Fault::with_string(FaultCode::InternalError, "the vRGW's proxy is not attached")),
             }
         };
+        if socket_addr(&url).is_some_and(|a| !on_link(a.ip())) {
+            return Err(Fault::with_string(
+                FaultCode::InternalError,
+                format!("the vRGW's proxy at {url} is on none of this host's networks: not called"),
+            ));
+        }
         self.call(&client, &proxy_api::ANNOUNCE, NoParams, self.deadlines.change).map_err(|e| self.fault_of(&url, e))
     }
 
@@ -382,14 +388,65 @@ impl ProxyMount {
 /// Whether the proxy at `url` (`http://IP:PORT/...`) accepts a TCP connection within `deadline`;
 /// true when the URL is not of that form (the call then decides).
 fn answers_quickly(url: &str, deadline: Duration) -> bool {
-    let Some(addr) = url
-        .strip_prefix("http://")
-        .and_then(|r| r.split('/').next())
-        .and_then(|hp| hp.parse::<std::net::SocketAddr>().ok())
-    else {
+    let Some(addr) = socket_addr(url) else { return true };
+    on_link(addr.ip()) && std::net::TcpStream::connect_timeout(&addr, deadline).is_ok()
+}
+
+fn socket_addr(url: &str) -> Option<std::net::SocketAddr> {
+    url.strip_prefix("http://").and_then(|r| r.split('/').next()).and_then(|hp| hp.parse().ok())
+}
+
+/// Whether `ip` is on one of this host's own networks (a route without a gateway in the main
+/// table, `/proc/net/route`, read at most every 10 s) or loopback. A vRGW's management NIC is a
+/// port of the host's management bridge, so its proxy is always on-link: an address behind a
+/// router is a misconfiguration (a management network the host has no interface on), and the
+/// agent sends it nothing, rather than letting the default route carry its calls off the host
+/// (logged once).
+fn on_link(ip: std::net::IpAddr) -> bool {
+    static ROUTES: std::sync::Mutex<Option<(Instant, Routes)>> = std::sync::Mutex::new(None);
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let std::net::IpAddr::V4(v4) = ip else { return ip.is_loopback() };
+    if v4.is_loopback() {
         return true;
-    };
-    std::net::TcpStream::connect_timeout(&addr, deadline).is_ok()
+    }
+    let a = u32::from(v4);
+    let mut g = ROUTES.lock().unwrap_or_else(|e| e.into_inner());
+    if g.as_ref().is_none_or(|(at, _)| at.elapsed() > Duration::from_secs(10)) {
+        let table = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
+        *g = Some((Instant::now(), on_link_routes(&table)));
+    }
+    let found = g.as_ref().is_some_and(|(_, routes)| routes.iter().any(|(net, mask)| a & mask == *net));
+    if !found && !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(
+            address = %ip,
+            "a vRGW's proxy address is on none of this host's networks (no interface has an address there): \
+             its proxies are not called (check management_network and the management bridge's address)"
+        );
+    }
+    found
+}
+
+/// On-link IPv4 networks: (network, mask) in host order.
+type Routes = Vec<(u32, u32)>;
+
+/// The on-link IPv4 routes of a `/proc/net/route` table: (network, mask) in host order, for
+/// each route that is up, has no gateway and is not a reject (unreachable, prohibit) route.
+fn on_link_routes(table: &str) -> Routes {
+    const RTF_UP: u32 = 0x1;
+    const RTF_GATEWAY: u32 = 0x2;
+    const RTF_REJECT: u32 = 0x200;
+    let hex = |f: &str| u32::from_str_radix(f, 16).ok();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (dest, gateway, flags, mask) = (hex(f.get(1)?)?, hex(f.get(2)?)?, hex(f.get(3)?)?, hex(f.get(7)?)?);
+            let usable = flags & RTF_UP != 0 && flags & (RTF_GATEWAY | RTF_REJECT) == 0 && gateway == 0;
+            // The kernel prints each address as the native word of its network-order bytes.
+            usable.then(|| (u32::from_be(dest), u32::from_be(mask)))
+        })
+        .collect()
 }
 
 /// Every writable parameter the profile holds a value for (the factory configuration and what
@@ -626,6 +683,23 @@ fn send_all(rt: &tokio::runtime::Handle, parts: Vec<(ProxyMount, Vec<ParameterVa
 #[cfg(test)]
 mod tests {
     use super::answers_quickly;
+
+    #[test]
+    fn only_on_link_networks_are_called() {
+        // A default route through a gateway, an on-link /24, an unreachable /16, a bridge's /16.
+        let table = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+                     eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
+                     eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
+                     *\t0000FA0A\t00000000\t0201\t0\t0\t0\t0000FFFF\t0\t0\t0\n\
+                     tb-mgmt\t0000630A\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n";
+        let routes = super::on_link_routes(table);
+        let net = |a: [u8; 4], bits: u32| (u32::from(std::net::Ipv4Addr::from(a)), u32::MAX << (32 - bits));
+        assert_eq!(routes, vec![net([192, 0, 2, 0], 24), net([10, 99, 0, 0], 16)]);
+        // Loopback always; an address only the default route reaches: never.
+        assert!(super::on_link("127.0.0.1".parse().expect("ip")));
+        assert!(!super::on_link("203.0.113.7".parse().expect("ip")), "routed off the host: not called");
+        assert!(!answers_quickly("http://203.0.113.7:8730/RPC2", super::Deadlines::default().connect));
+    }
 
     #[test]
     fn a_proxy_that_does_not_answer_is_given_up_on_quickly() {
