@@ -349,7 +349,7 @@ def firmware_variant(out_dir, release):
     return slurp(os.path.join(out_dir, "initrd.img")) + buf.getvalue()
 
 
-def measure_boot(out_dir, runs=3, memory_kib=106496):
+def measure_boot(out_dir, runs=3, memory_kib=131072):
     """Boots the image `runs` times under libvirt (qemu:///system, TCG unless VRGW_TESTBED_KVM=1)
     on a bridge of its own and times `virsh create` to the proxy accepting connections; also
     reads QEMU's resident memory once booted. Returns {"boot_s": [...], "qemu_rss_kib": [...]}."""
